@@ -1,0 +1,5 @@
+"""``python -m gsomia``."""
+
+from gsomia.cli import main
+
+raise SystemExit(main())

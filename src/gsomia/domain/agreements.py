@@ -1,0 +1,516 @@
+"""Agreements and their lifecycle, derived from events for any instant (DESIGN §3).
+
+Status is never stored: :func:`derive_timeline` replays an agreement's events and returns
+the piecewise-constant sequence of states. The reference case is the Japan–Korea GSOMIA,
+Art. 21: in force from the latter written notification; one-year term, automatically
+extended annually unless either party gives written notice ninety days in advance; after
+termination, information already provided stays protected (Art. 21.4).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+
+from gsomia.domain.instants import add_years, local_date, require_aware, start_of_day
+from gsomia.domain.markings import EquivalenceTable
+from gsomia.domain.topics import Scope
+from gsomia.errors import InvalidInput
+
+BEGINNING = datetime.min.replace(tzinfo=UTC)
+
+
+class EventKind(StrEnum):
+    """What can happen to an agreement."""
+
+    SIGNATURE = "signature"
+    ENTRY_INTO_FORCE = "entry_into_force"
+    NOTICE = "notice"
+    SUSPENSION = "suspension"
+    REVIVAL = "revival"
+    WITHDRAWAL = "withdrawal"
+    TERMINATION = "termination"
+    AMENDMENT = "amendment"
+
+
+# Order of events that share an instant: an agreement is signed before it enters into
+# force; a notice is given before it is suspended, revived or withdrawn.
+_SAME_INSTANT_ORDER = {k: i for i, k in enumerate(EventKind)}
+
+
+class State(StrEnum):
+    """Derived state of an agreement at an instant."""
+
+    NOT_YET_IN_FORCE = "not_yet_in_force"
+    IN_FORCE = "in_force"
+    NOTICE_PENDING = "notice_pending"
+    NOTICE_SUSPENDED = "notice_suspended"
+    TERMINATED = "terminated"
+    EXPIRED = "expired"
+
+    @property
+    def in_force(self) -> bool:
+        """In force: information may flow (a pending or suspended notice does not stop it)."""
+        return self in (State.IN_FORCE, State.NOTICE_PENDING, State.NOTICE_SUSPENDED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgreementEvent:
+    """Something that happened (or, in a what-if, might have happened) to an agreement.
+
+    ``at`` is when it happened; for a notice, when it was *received* (Art. 21.3 counts
+    from receipt). ``effective`` is the instant a revival or termination names.
+    ``changes`` carries an amendment's new scope or maximum level.
+    """
+
+    id: str
+    agreement: str
+    kind: EventKind
+    at: datetime
+    by: str | None = None
+    effective: datetime | None = None
+    note: str = ""
+    source: str = ""
+    hypothetical: bool = False
+    changes: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.id.strip():
+            raise InvalidInput("an agreement event needs an id")
+        object.__setattr__(self, "at", require_aware(self.at, f"event {self.id}"))
+        if self.effective is not None:
+            object.__setattr__(self, "effective", require_aware(self.effective, f"event {self.id} effective"))
+
+    def sort_key(self) -> tuple[datetime, int, str]:
+        """Chronological order, ties broken by kind then id."""
+        return (self.at, _SAME_INSTANT_ORDER[self.kind], self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """A fixed term from entry into force, optionally renewed.
+
+    ``years``: length of the first term. ``renewal_years``: length of each automatic
+    extension (GSOMIA Art. 21.3: one year), or None if the agreement simply expires.
+    """
+
+    years: int
+    renewal_years: int | None = 1
+
+    def __post_init__(self) -> None:
+        if self.years < 1 or (self.renewal_years is not None and self.renewal_years < 1):
+            raise InvalidInput("term and renewal lengths are whole years, at least 1")
+
+
+class Reckoning(StrEnum):
+    """How a termination notice period is counted."""
+
+    BEFORE_TERM_END = "before_term_end"  # GSOMIA Art. 21.3: N days before the term's end
+    AFTER_RECEIPT = "after_receipt"  # agreements without a term: ends N days after receipt
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeRule:
+    """The termination notice period and how it is reckoned."""
+
+    days: int
+    reckoning: Reckoning = Reckoning.BEFORE_TERM_END
+
+    def __post_init__(self) -> None:
+        if self.days < 0:
+            raise InvalidInput("a notice period cannot be negative")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Agreement:
+    """A security agreement or arrangement between parties.
+
+    ``direct``: whether members exchange with each other under it. A hub arrangement such as
+    TISA has ``direct=False`` and a ``hub``: members exchange only through the hub, each leg
+    protected by the bilateral agreement between its two ends (TISA para. 3–4).
+    ``articles`` maps a provision (``equivalence``, ``third_party``, ``termination``,
+    ``protection``, ``loss``) to the article that states it, for reasons and reports.
+    """
+
+    id: str
+    name: str
+    parties: tuple[str, ...]
+    kind: str = "bilateral"
+    legally_binding: bool = True
+    timezone: str = "UTC"
+    term: Term | None = None
+    notice: NoticeRule | None = None
+    scope: Scope = field(default_factory=lambda: Scope.of("*"))
+    max_level: str | None = None
+    equivalence: EquivalenceTable | None = None
+    direct: bool = True
+    hub: str | None = None
+    consent_required: bool = True
+    relay_delay: timedelta | None = None
+    post_termination_protection: bool = True
+    articles: Mapping[str, str] = field(default_factory=dict)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if len(set(self.parties)) != len(self.parties) or len(self.parties) < 2:
+            raise InvalidInput(f"agreement {self.id}: needs at least two distinct parties")
+        if self.hub is not None and self.hub not in self.parties:
+            raise InvalidInput(f"agreement {self.id}: relay hub {self.hub} is not one of its parties")
+        if self.notice and self.notice.reckoning is Reckoning.BEFORE_TERM_END and self.term is None:
+            raise InvalidInput(f"agreement {self.id}: a notice counted before the term's end needs a term")
+
+    def cite(self, provision: str) -> str:
+        """``JPN-KOR-GSOMIA Art. 4`` or just the agreement id if the article is unknown."""
+        art = self.articles.get(provision)
+        return f"{self.id} {art}" if art else self.id
+
+    def has(self, party: str) -> bool:
+        """True if ``party`` is a party to this agreement."""
+        return party in self.parties
+
+    # --- calendar (Art. 21.3) -------------------------------------------------------------
+
+    def term_boundaries_after(self, entry: datetime, at: datetime) -> tuple[datetime, datetime] | None:
+        """The current term ``(start, end)`` containing ``at``, for an agreement in force
+        since ``entry``; None without a term. Terms end at 00:00 local on the anniversary."""
+        if self.term is None:
+            return None
+        start_day = local_date(entry, self.timezone)
+        start = entry
+        end_day = add_years(start_day, self.term.years)
+        end = start_of_day(end_day, self.timezone)
+        if self.term.renewal_years is None:
+            return (start, end)
+        k = 0
+        while end <= at:
+            k += 1
+            start = end
+            end = start_of_day(add_years(end_day, k * self.term.renewal_years), self.timezone)
+        return (start, end)
+
+    def next_term_end(self, term_end: datetime) -> datetime | None:
+        """The end of the term after the one ending at ``term_end`` (None if no renewal)."""
+        if self.term is None or self.term.renewal_years is None:
+            return None
+        day = local_date(term_end, self.timezone)
+        return start_of_day(add_years(day, self.term.renewal_years), self.timezone)
+
+    def notice_deadline(self, term_end: datetime) -> date | None:
+        """Last day a notice can be received to end the agreement at ``term_end``.
+
+        The term's last day is the day before the anniversary; the notice must arrive the
+        notice period before it: for the 2019 term, 2019-11-22 − 90 days = 2019-08-24.
+        """
+        if self.notice is None or self.notice.reckoning is not Reckoning.BEFORE_TERM_END:
+            return None
+        last_day = local_date(term_end, self.timezone) - timedelta(days=1)
+        return last_day - timedelta(days=self.notice.days)
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeAssessment:
+    """How a notice received at ``received`` is reckoned."""
+
+    received: datetime
+    deadline: date | None
+    in_time: bool | None
+    ends_at: datetime
+
+
+def assess_notice(
+    agreement: Agreement, entry: datetime, received: datetime, effective: datetime | None = None
+) -> NoticeAssessment:
+    """When a termination notice received at ``received`` ends ``agreement``.
+
+    A notice received by the deadline ends it when the current term ends; a late notice
+    ends it when the following term ends (Art. 21.3). Without a term the period runs from
+    the day of receipt: it ends at 00:00 local after ``days`` full days. Without any known
+    notice rule the notice takes effect on the date it names, or when received.
+    """
+    rule = agreement.notice
+    if rule is None:
+        return NoticeAssessment(received, None, None, effective or received)
+    if rule.reckoning is Reckoning.AFTER_RECEIPT:
+        end_day = local_date(received, agreement.timezone) + timedelta(days=rule.days + 1)
+        return NoticeAssessment(received, None, None, start_of_day(end_day, agreement.timezone))
+    bounds = agreement.term_boundaries_after(entry, received)
+    assert bounds is not None  # noqa: S101 - Agreement.__post_init__ requires a term here
+    _start, term_end = bounds
+    deadline = agreement.notice_deadline(term_end)
+    assert deadline is not None  # noqa: S101 - a term and a notice rule give a deadline
+    in_time = local_date(received, agreement.timezone) <= deadline
+    if in_time:
+        return NoticeAssessment(received, deadline, True, term_end)
+    following = agreement.next_term_end(term_end)
+    return NoticeAssessment(received, deadline, False, following or term_end)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A stretch of time from ``start`` during which the state does not change.
+
+    ``ends_at``: when a pending notice (or a term without renewal) will end the agreement.
+    ``cause``: id of the event that opened the segment (None for a derived end).
+    """
+
+    start: datetime
+    state: State
+    ends_at: datetime | None = None
+    cause: str | None = None
+    notice: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """An event that cannot apply in the state it meets (e.g. a suspension with no notice
+    pending). Validation reports these; the lifecycle ignores the event rather than guess."""
+
+    event: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """The derived lifecycle of one agreement: states over time, from its events."""
+
+    agreement: Agreement
+    events: tuple[AgreementEvent, ...]
+    segments: tuple[Segment, ...]
+    entry: datetime | None
+    anomalies: tuple[Anomaly, ...]
+    _starts: list[datetime] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_starts", [s.start for s in self.segments])
+
+    def segment_at(self, at: datetime) -> Segment:
+        """The segment in effect at ``at``."""
+        return self.segments[bisect.bisect_right(self._starts, at) - 1]
+
+    def state_at(self, at: datetime) -> State:
+        """The state at ``at``."""
+        return self.segments[bisect.bisect_right(self._starts, at) - 1].state
+
+    def change_points(self) -> tuple[datetime, ...]:
+        """Instants at which the state changes."""
+        return tuple(self._starts[1:])
+
+    def in_force_windows(self) -> list[tuple[datetime, datetime | None]]:
+        """Maximal half-open intervals during which the agreement is in force."""
+        out: list[tuple[datetime, datetime | None]] = []
+        open_start: datetime | None = None
+        for seg in self.segments:
+            if seg.state.in_force and open_start is None:
+                open_start = seg.start
+            elif not seg.state.in_force and open_start is not None:
+                out.append((open_start, seg.start))
+                open_start = None
+        if open_start is not None:
+            out.append((open_start, None))
+        return out
+
+    def term_at(self, at: datetime) -> tuple[datetime, datetime] | None:
+        """The term containing ``at`` while in force, else None."""
+        if self.entry is None or not self.state_at(at).in_force:
+            return None
+        return self.agreement.term_boundaries_after(self.entry, at)
+
+    def terms_at(self, at: datetime) -> tuple[Scope, str | None]:
+        """Scope and maximum level in effect at ``at``, after amendments (Art. 21.2)."""
+        scope, max_level = self.agreement.scope, self.agreement.max_level
+        for ev in self.events:
+            if ev.kind is EventKind.AMENDMENT and (ev.effective or ev.at) <= at:
+                new_scope = ev.changes.get("scope")
+                if isinstance(new_scope, Scope):
+                    scope = new_scope
+                if "max_level" in ev.changes:
+                    new_max = ev.changes["max_level"]
+                    max_level = new_max if isinstance(new_max, str) else None
+        return scope, max_level
+
+    def term_change_points(self) -> tuple[datetime, ...]:
+        """Instants at which an amendment changes the scope or maximum level."""
+        return tuple(
+            sorted({ev.effective or ev.at for ev in self.events if ev.kind is EventKind.AMENDMENT and ev.changes})
+        )
+
+
+def derive_timeline(agreement: Agreement, events: Iterable[AgreementEvent]) -> Timeline:
+    """Replay ``events`` of ``agreement`` into a :class:`Timeline` (pure, total).
+
+    Events that do not fit the state they meet are recorded as anomalies and otherwise
+    ignored; validation turns anomalies into errors so nothing is loaded on a guess.
+    """
+    evs = tuple(sorted((e for e in events if e.agreement == agreement.id), key=AgreementEvent.sort_key))
+    segments: list[Segment] = [Segment(BEGINNING, State.NOT_YET_IN_FORCE)]
+    anomalies: list[Anomaly] = []
+    entry: datetime | None = None
+    signed = False
+    signers: set[str | None] = set()
+    state = State.NOT_YET_IN_FORCE
+    pending_notice: AgreementEvent | None = None
+    scheduled_end: datetime | None = None  # a pending notice's end, or expiry without renewal
+    end_state = State.TERMINATED
+
+    def push(at: datetime, new_state: State, ends_at: datetime | None, cause: str | None) -> None:
+        nonlocal state
+        state = new_state
+        notice_id = pending_notice.id if pending_notice is not None else None
+        if segments[-1].start == at:
+            segments[-1] = Segment(at, new_state, ends_at, cause, notice_id)
+        else:
+            segments.append(Segment(at, new_state, ends_at, cause, notice_id))
+
+    def expiry_without_renewal() -> datetime | None:
+        if entry is None or agreement.term is None or agreement.term.renewal_years is not None:
+            return None
+        bounds = agreement.term_boundaries_after(entry, entry)
+        return bounds[1] if bounds else None
+
+    for ev in evs:
+        if scheduled_end is not None and scheduled_end <= ev.at and state.in_force:
+            push(scheduled_end, end_state, None, None)
+            scheduled_end = None
+        if state in (State.TERMINATED, State.EXPIRED):
+            anomalies.append(Anomaly(ev.id, f"{ev.kind} after the agreement ended ({state})"))
+            continue
+        if ev.by is not None and not agreement.has(ev.by):
+            anomalies.append(Anomaly(ev.id, f"{ev.by} is not a party to {agreement.id}"))
+            continue
+        kind = ev.kind
+        if kind is EventKind.SIGNATURE:
+            # A multilateral text is signed party by party (TISA: USA on 23 Dec 2014, the
+            # others on 26 Dec); only the same signer signing twice is an anomaly.
+            if ev.by in signers:
+                anomalies.append(Anomaly(ev.id, "already signed" + (f" by {ev.by}" if ev.by else "")))
+            signers.add(ev.by)
+            signed = True
+        elif kind is EventKind.ENTRY_INTO_FORCE:
+            if entry is not None:
+                anomalies.append(Anomaly(ev.id, "a second entry into force"))
+                continue
+            if ev.effective is not None and ev.effective != ev.at:
+                anomalies.append(
+                    Anomaly(ev.id, "an entry into force takes effect when it happens: give that instant as 'at'")
+                )
+                continue
+            entry = ev.at
+            expiry = expiry_without_renewal()
+            if expiry is not None:
+                scheduled_end, end_state = expiry, State.EXPIRED
+            push(entry, State.IN_FORCE, expiry, ev.id)
+        elif kind is EventKind.NOTICE:
+            if state not in (State.IN_FORCE, State.NOTICE_SUSPENDED):
+                anomalies.append(Anomaly(ev.id, f"a notice needs the agreement in force, not {state}"))
+                continue
+            if ev.by is None:
+                anomalies.append(Anomaly(ev.id, "a notice must say which party gave it (by PARTY)"))
+                continue
+            assert entry is not None  # noqa: S101 - in force implies an entry into force
+            assessed = assess_notice(agreement, entry, ev.at, ev.effective)
+            expiry = expiry_without_renewal()
+            pending_notice = ev
+            if assessed.ends_at <= ev.at:  # takes effect on receipt
+                scheduled_end = None
+                push(ev.at, State.TERMINATED, None, ev.id)
+                continue
+            if expiry is not None and expiry < assessed.ends_at:
+                scheduled_end, end_state = expiry, State.EXPIRED
+            else:
+                scheduled_end, end_state = assessed.ends_at, State.TERMINATED
+            push(ev.at, State.NOTICE_PENDING, scheduled_end, ev.id)
+        elif kind is EventKind.SUSPENSION:
+            if state is not State.NOTICE_PENDING:
+                anomalies.append(Anomaly(ev.id, f"nothing to suspend: no notice is pending ({state})"))
+                continue
+            scheduled_end = expiry_without_renewal()
+            end_state = State.EXPIRED
+            push(ev.at, State.NOTICE_SUSPENDED, scheduled_end, ev.id)
+        elif kind is EventKind.REVIVAL:
+            if state is not State.NOTICE_SUSPENDED:
+                anomalies.append(Anomaly(ev.id, f"nothing to revive: no notice is suspended ({state})"))
+                continue
+            if ev.effective is None or ev.effective < ev.at:
+                anomalies.append(
+                    Anomaly(
+                        ev.id, "a revival must name when it takes effect (effective INSTANT, not before the revival)"
+                    )
+                )
+                continue
+            scheduled_end, end_state = ev.effective, State.TERMINATED
+            push(ev.at, State.NOTICE_PENDING, scheduled_end, ev.id)
+        elif kind is EventKind.WITHDRAWAL:
+            if state not in (State.NOTICE_PENDING, State.NOTICE_SUSPENDED):
+                anomalies.append(Anomaly(ev.id, f"nothing to withdraw: no notice is pending or suspended ({state})"))
+                continue
+            pending_notice = None
+            scheduled_end = expiry_without_renewal()
+            end_state = State.EXPIRED
+            push(ev.at, State.IN_FORCE, scheduled_end, ev.id)
+        elif kind is EventKind.TERMINATION:
+            if not state.in_force:
+                anomalies.append(Anomaly(ev.id, f"cannot terminate an agreement that is {state}"))
+                continue
+            when = ev.effective or ev.at
+            if when <= ev.at:
+                scheduled_end = None
+                push(ev.at, State.TERMINATED, None, ev.id)
+            else:
+                pending_notice = ev
+                scheduled_end, end_state = when, State.TERMINATED
+                push(ev.at, State.NOTICE_PENDING, when, ev.id)
+        elif kind is EventKind.AMENDMENT and not state.in_force and not signed:
+            anomalies.append(Anomaly(ev.id, "an amendment needs a signed agreement"))
+    if scheduled_end is not None and state.in_force:
+        push(scheduled_end, end_state, None, None)
+    return Timeline(agreement, evs, tuple(segments), entry, tuple(anomalies))
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """An agreement's derived status at an instant (what ``gsomia status`` shows)."""
+
+    agreement: Agreement
+    at: datetime
+    state: State
+    since: datetime | None
+    term: tuple[datetime, datetime] | None
+    notice_deadline: date | None
+    ends_at: datetime | None
+    notice: str | None
+    events: tuple[AgreementEvent, ...]
+
+    @property
+    def in_force(self) -> bool:
+        """True while information may flow under the agreement."""
+        return self.state.in_force
+
+
+def status_at(timeline: Timeline, at: datetime) -> Status:
+    """Derive the status of ``timeline``'s agreement at ``at``.
+
+    ``ends_at`` is the scheduled end while in force (a pending notice, or expiry without
+    renewal), or the instant it ended once terminated or expired. ``notice_deadline`` is
+    the last day a notice could still be received to end it at the current term's end.
+    """
+    at = require_aware(at)
+    seg = timeline.segment_at(at)
+    term = timeline.term_at(at)
+    deadline = timeline.agreement.notice_deadline(term[1]) if term else None
+    ends_at = (
+        seg.ends_at if seg.state.in_force else (seg.start if seg.state in (State.TERMINATED, State.EXPIRED) else None)
+    )
+    return Status(
+        agreement=timeline.agreement,
+        at=at,
+        state=seg.state,
+        since=None if seg.start == BEGINNING else seg.start,
+        term=term,
+        notice_deadline=deadline,
+        ends_at=ends_at,
+        notice=seg.notice,
+        events=tuple(e for e in timeline.events if e.at <= at),
+    )

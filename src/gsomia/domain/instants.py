@@ -1,0 +1,122 @@
+"""Instants, dates and zones.
+
+Every instant in the domain is a timezone-aware ``datetime`` normalised to UTC. Calendar
+rules (term ends, notice deadlines) are computed in an agreement's own zone (DESIGN §3).
+Nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from gsomia.errors import InvalidInput
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DURATION = re.compile(r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$")
+
+
+@lru_cache(maxsize=64)
+def zone(name: str) -> ZoneInfo:
+    """Return the IANA zone ``name``.
+
+    Raises:
+        InvalidInput: if the zone is unknown.
+    """
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise InvalidInput(f"unknown time zone {name!r} (use an IANA name such as Asia/Seoul)") from e
+
+
+def require_aware(at: datetime, what: str = "instant") -> datetime:
+    """Return ``at`` in UTC.
+
+    Raises:
+        InvalidInput: if ``at`` is naive: a naive time is a clock problem, and the
+            domain denies rather than guesses (DESIGN §3 rule 7).
+    """
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidInput(f"{what} {at.isoformat()} has no time zone; give an offset such as +09:00")
+    return at.astimezone(UTC)
+
+
+def parse_instant(text: str, default_zone: str) -> datetime:
+    """Parse ISO 8601 with an offset, or a bare date read as 00:00 in ``default_zone``.
+
+    Raises:
+        InvalidInput: if the text is neither, or a date-time has no offset.
+    """
+    raw = text.strip()
+    if _DATE_ONLY.match(raw):
+        try:
+            d = date.fromisoformat(raw)
+        except ValueError as e:
+            raise InvalidInput(f"invalid date {raw!r}: {e}") from e
+        return start_of_day(d, default_zone)
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise InvalidInput(
+            f"invalid instant {raw!r}: use ISO 8601 with an offset (2019-11-22T18:00+09:00) or a date"
+        ) from e
+    if parsed.tzinfo is None:
+        raise InvalidInput(f"instant {raw!r} has no offset; add one such as +09:00, or give a bare date")
+    return parsed.astimezone(UTC)
+
+
+def start_of_day(d: date, zone_name: str) -> datetime:
+    """00:00 local on ``d`` in ``zone_name``, as a UTC instant."""
+    return datetime(d.year, d.month, d.day, tzinfo=zone(zone_name)).astimezone(UTC)
+
+
+def local_date(at: datetime, zone_name: str) -> date:
+    """The calendar date of ``at`` in ``zone_name``."""
+    return at.astimezone(zone(zone_name)).date()
+
+
+def add_years(d: date, years: int) -> date:
+    """``d`` plus whole years; 29 February falls back to 28 February."""
+    try:
+        return d.replace(year=d.year + years)
+    except ValueError:
+        return d.replace(year=d.year + years, day=28)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse an ISO 8601 duration of days/hours/minutes/seconds (``PT6H``, ``P1DT2H``).
+
+    Raises:
+        InvalidInput: if the text is not such a duration.
+    """
+    m = _DURATION.match(text.strip())
+    if not m or text.strip() in ("P", "PT"):
+        raise InvalidInput(f"invalid duration {text!r}: use ISO 8601 such as PT6H or P1D")
+    parts = {k: int(v) if v else 0 for k, v in m.groupdict().items()}
+    return timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+
+
+def format_duration(delta: timedelta) -> str:
+    """Render a timedelta as an ISO 8601 duration (``PT6H``); zero is ``PT0S``."""
+    total = int(delta.total_seconds())
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    out = "P" + (f"{days}D" if days else "")
+    clock = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (f"{seconds}S" if seconds else "")
+    if clock:
+        out += "T" + clock
+    return out if out != "P" else "PT0S"
+
+
+def iso(at: datetime | None, zone_name: str | None = None) -> str | None:
+    """ISO 8601 text of ``at``, shown in ``zone_name`` when given, else UTC."""
+    if at is None:
+        return None
+    shown = at.astimezone(zone(zone_name)) if zone_name else at.astimezone(UTC)
+    # 2019-11-23T00:00+09:00 rather than …T00:00:00+09:00 when there are no seconds
+    if shown.second == 0 and shown.microsecond == 0:
+        return shown.isoformat(timespec="minutes")
+    return shown.isoformat()

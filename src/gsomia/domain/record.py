@@ -1,0 +1,254 @@
+"""The record: parties, agreements, their events, topics, reports and provisions.
+
+A :class:`Record` is a plain value. :func:`compile_network` turns it into a
+:class:`Network`, the index every decision reads (timelines derived once, agreements
+indexed by pair). A what-if is applied to a record, giving another record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from gsomia.domain.agreements import Agreement, AgreementEvent, Anomaly, Timeline, derive_timeline
+from gsomia.domain.instants import require_aware
+from gsomia.domain.parties import Party
+from gsomia.errors import InvalidInput, UnknownEntity
+
+
+@dataclass(frozen=True, slots=True)
+class Caveats:
+    """An originator's own release caveats (rule 4).
+
+    ``rel_to``: only these parties may receive it (None: no REL TO list). ``noforn``: no
+    foreign release at all. ``orcon``: originator-controlled, so every onward release needs
+    consent for this very report (a standing consent does not apply).
+    """
+
+    rel_to: frozenset[str] | None = None
+    noforn: bool = False
+    orcon: bool = False
+
+    def allows(self, party: str) -> bool:
+        """True if these caveats let ``party`` receive the report."""
+        if self.noforn:
+            return False
+        return self.rel_to is None or party in self.rel_to
+
+    def describe(self) -> str:
+        """``REL TO JPN, USA; ORCON`` or empty."""
+        parts = []
+        if self.noforn:
+            parts.append("NOFORN")
+        if self.rel_to is not None:
+            parts.append("REL TO " + ", ".join(sorted(self.rel_to)))
+        if self.orcon:
+            parts.append("ORCON")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """One item of classified military information, as the record knows it."""
+
+    id: str
+    originator: str
+    topic: str
+    level: str
+    created: datetime
+    title: str = ""
+    caveats: Caveats = field(default_factory=Caveats)
+    recipients: tuple[str, ...] | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "created", require_aware(self.created, f"report {self.id}"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Provision:
+    """Information provided under an agreement: ``count`` items in ``[start, end)``.
+
+    ``dated``: a single exchange whose day (or instant) is known, as opposed to a count
+    known only to fall within a period. Counted as known once ``end`` has passed.
+    """
+
+    id: str
+    agreement: str
+    count: int
+    start: datetime
+    end: datetime
+    dated: bool = False
+    by: str | None = None
+    note: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise InvalidInput(f"provision {self.id}: count must be at least 1")
+        if self.end < self.start:
+            raise InvalidInput(f"provision {self.id}: ends before it starts")
+
+
+@dataclass(frozen=True, slots=True)
+class WhatIf:
+    """A named set of hypothetical events added to, and recorded events removed from, a record."""
+
+    name: str
+    add: tuple[AgreementEvent, ...] = ()
+    drop: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """True if it changes nothing."""
+        return not self.add and not self.drop
+
+    def describe(self) -> str:
+        """One line: ``drop jpn-kor-2019-suspension; add JPN-KOR-GSOMIA notice …``."""
+        parts = [f"drop {d}" for d in self.drop]
+        parts += [
+            f"add {e.agreement} {e.kind} {e.at.isoformat()}"
+            + (f" by {e.by}" if e.by else "")
+            + (f" effective {e.effective.isoformat()}" if e.effective else "")
+            for e in self.add
+        ]
+        return "; ".join(parts) or "no change"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Question:
+    """A scenario's main what-if question (the impact report asks it by default)."""
+
+    title: str
+    agreement: str
+    parties: tuple[str, ...]
+    whatif: WhatIf
+    stats_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """Everything the engine reasons over. ``timezone`` reads bare dates typed by a user."""
+
+    name: str
+    title: str = ""
+    timezone: str = "UTC"
+    parties: Mapping[str, Party]
+    agreements: Mapping[str, Agreement]
+    events: tuple[AgreementEvent, ...] = ()
+    topics: Mapping[str, str] = field(default_factory=dict)
+    reports: tuple[Report, ...] = ()
+    provisions: tuple[Provision, ...] = ()
+    assumptions: tuple[str, ...] = ()
+    window: tuple[datetime, datetime] | None = None
+    question: Question | None = None
+
+    def party(self, pid: str) -> Party:
+        """The party ``pid``.
+
+        Raises:
+            UnknownEntity: if there is none.
+        """
+        try:
+            return self.parties[pid]
+        except KeyError:
+            raise UnknownEntity(f"unknown party {pid!r} (known: {', '.join(sorted(self.parties))})") from None
+
+    def agreement(self, aid: str) -> Agreement:
+        """The agreement ``aid``.
+
+        Raises:
+            UnknownEntity: if there is none.
+        """
+        try:
+            return self.agreements[aid]
+        except KeyError:
+            raise UnknownEntity(f"unknown agreement {aid!r} (known: {', '.join(sorted(self.agreements))})") from None
+
+    def event(self, eid: str) -> AgreementEvent:
+        """The event ``eid``.
+
+        Raises:
+            UnknownEntity: if there is none.
+        """
+        for e in self.events:
+            if e.id == eid:
+                return e
+        raise UnknownEntity(f"unknown event {eid!r}")
+
+
+def apply_whatif(record: Record, whatif: WhatIf) -> Record:
+    """The record with ``whatif`` applied.
+
+    Raises:
+        UnknownEntity: a dropped event, or an added event's agreement or party, is unknown.
+        InvalidInput: an added event reuses an id, or cannot apply (e.g. a suspension with
+            no notice pending): a what-if is checked like recorded history.
+    """
+    known = {e.id for e in record.events}
+    for d in whatif.drop:
+        if d not in known:
+            raise UnknownEntity(f"cannot drop event {d!r}: no such recorded event")
+    kept = tuple(e for e in record.events if e.id not in set(whatif.drop))
+    ids = {e.id for e in kept}
+    added: list[AgreementEvent] = []
+    for e in whatif.add:
+        record.agreement(e.agreement)
+        if e.by is not None:
+            record.party(e.by)
+        if e.id in ids:
+            raise InvalidInput(f"what-if event id {e.id!r} is already used")
+        ids.add(e.id)
+        added.append(e if e.hypothetical else replace(e, hypothetical=True))
+    new = replace(record, events=kept + tuple(added))
+    touched = {e.agreement for e in added}
+    anomalies = [
+        a
+        for aid in sorted(touched)
+        for a in derive_timeline(new.agreements[aid], new.events).anomalies
+        if a.event in {e.id for e in added}
+    ]
+    if anomalies:
+        raise InvalidInput("; ".join(f"what-if event {a.event}: {a.message}" for a in anomalies))
+    return new
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """A compiled record: each agreement's timeline and agreements indexed by pair."""
+
+    record: Record
+    timelines: Mapping[str, Timeline]
+    direct: Mapping[tuple[str, str], tuple[str, ...]]
+    relays: Mapping[tuple[str, str], tuple[str, ...]]
+
+    def anomalies(self) -> list[Anomaly]:
+        """Every anomaly in every timeline."""
+        return [a for t in self.timelines.values() for a in t.anomalies]
+
+
+def compile_network(record: Record) -> Network:
+    """Derive every timeline and index agreements by ordered pair of parties."""
+    by_agreement: dict[str, list[AgreementEvent]] = {aid: [] for aid in record.agreements}
+    for e in record.events:
+        by_agreement.setdefault(e.agreement, []).append(e)
+    timelines = {aid: derive_timeline(a, by_agreement[aid]) for aid, a in record.agreements.items()}
+    direct: dict[tuple[str, str], list[str]] = {}
+    relays: dict[tuple[str, str], list[str]] = {}
+    for aid in sorted(record.agreements):
+        a = record.agreements[aid]
+        for p in a.parties:
+            for q in a.parties:
+                if p == q:
+                    continue
+                if a.direct:
+                    direct.setdefault((p, q), []).append(aid)
+                if a.hub is not None and a.hub not in (p, q):
+                    relays.setdefault((p, q), []).append(aid)
+    return Network(
+        record=record,
+        timelines=timelines,
+        direct={k: tuple(v) for k, v in direct.items()},
+        relays={k: tuple(v) for k, v in relays.items()},
+    )

@@ -1,0 +1,139 @@
+"""Shared fixtures: the bundled scenario, and a throwaway PostgreSQL cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from gsomia.domain.instants import parse_instant
+from gsomia.domain.record import Network, Record, WhatIf, apply_whatif, compile_network
+from gsomia.scenario.loader import bundled_scenarios, parse_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = bundled_scenarios()["japan-korea-2019"]
+
+
+def kst(text: str) -> datetime:
+    """An instant typed in Korea's zone (bare dates at 00:00 KST)."""
+    return parse_instant(text, "Asia/Seoul")
+
+
+@pytest.fixture(scope="session")
+def record() -> Record:
+    return parse_scenario(SCENARIO.read_text(encoding="utf-8"), str(SCENARIO)).record
+
+
+@pytest.fixture(scope="session")
+def net(record: Record) -> Network:
+    return compile_network(record)
+
+
+@pytest.fixture(scope="session")
+def no_suspension(record: Record) -> Network:
+    """The record had Korea not suspended its notice."""
+    return compile_network(apply_whatif(record, WhatIf("no-suspension", drop=("jpn-kor-2019-suspension",))))
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+    return str(candidates[0]) if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1, started with initdb/pg_ctl.
+
+    Under CI=true a missing PostgreSQL fails the run: the PostgreSQL tests must run there.
+    """
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        message = "PostgreSQL (initdb, pg_ctl) not found: install Debian's postgresql package"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    base = Path(tempfile.mkdtemp(prefix="gsomia-pg-"))
+    data = base / "data"
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root: run the cluster as 'postgres'
+        runuser = shutil.which("runuser")
+        if runuser is None:
+            pytest.fail("running as root and 'runuser' is missing: cannot start PostgreSQL as another user")
+        shutil.chown(base, "postgres", "postgres")
+        prefix = [runuser, "-u", "postgres", "--"]
+    port = _free_port()
+    log = base / "server.log"
+    subprocess.run(
+        [*prefix, initdb, "-D", str(data), "-U", "gsomia", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
+        check=True,
+        capture_output=True,
+    )
+    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c full_page_writes=off"
+    subprocess.run(
+        [*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(log), "-w", "-t", "60", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        subprocess.run(
+            [*prefix, _pg_bin("createdb") or "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "gsomia", "gsomia"],
+            check=True,
+            capture_output=True,
+        )
+        yield f"postgresql+psycopg://gsomia@127.0.0.1:{port}/gsomia"
+    finally:
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], check=False, capture_output=True
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_pg(pg_url: str) -> Iterator[str]:
+    """An empty database in the throwaway cluster, one per test."""
+    import psycopg
+
+    name = f"t_{os.getpid()}_{next(_counter)}"
+    admin = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield pg_url.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _count() -> Iterator[int]:
+    n = 0
+    while True:
+        n += 1
+        yield n
+
+
+_counter = _count()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every storage test runs on both backends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'gsomia.db'}"
+    return str(request.getfixturevalue("fresh_pg"))

@@ -1,0 +1,166 @@
+"""Release decisions: rules 1–7, routes and marking translation on the bundled record."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+import pytest
+from tests.conftest import kst
+
+from gsomia.domain.agreements import AgreementEvent, EventKind
+from gsomia.domain.policy import Allow, Deny, Rule
+from gsomia.domain.record import Caveats, Network, Record, WhatIf, apply_whatif, compile_network
+from gsomia.domain.routing import Decision, ReleaseRequest, Route, enforce, explain
+from gsomia.errors import ReleaseDenied
+
+
+def ask(net: Network, o: str, r: str, topic: str, level: str, at: str | datetime | None, **caveats: object) -> Route:
+    when = kst(at) if isinstance(at, str) else at
+    return explain(
+        net, ReleaseRequest(originator=o, recipient=r, topic=topic, level=level, at=when, caveats=Caveats(**caveats))
+    )  # type: ignore[arg-type]
+
+
+def test_direct_under_the_gsomia_with_art_4_marking(net: Network) -> None:
+    r = ask(net, "JPN", "KOR", "dprk.missile.launch", "極秘", "2019-11-22T10:00+09:00")
+    assert r.decision is Decision.DIRECT
+    assert r.path == ("JPN", "KOR") and r.agreements == ("JPN-KOR-GSOMIA",)
+    assert r.marking is not None
+    assert (r.marking.originator, r.marking.recipient_level, r.marking.common_level) == (
+        "JPN",
+        "군사II급비밀",
+        "SECRET",
+    )
+    assert r.marking.banner() == "군사II급비밀 (JPN 極秘)"
+    assert isinstance(r.verdict, Allow)
+
+
+def test_without_suspension_missile_launch_relays_via_usa_under_tisa(no_suspension: Network) -> None:
+    r = ask(no_suspension, "JPN", "KOR", "dprk.missile.launch", "極秘", "2019-12-01")
+    assert r.decision is Decision.RELAY
+    assert r.path == ("JPN", "USA", "KOR")
+    assert r.via == "USA" and r.arrangement == "TISA"
+    assert r.consent_required is True
+    assert r.marking is not None and r.marking.recipient_level == "군사II급비밀"
+    assert r.agreements == ("TISA", "JPN-USA-GSOMIA", "KOR-USA-1987")
+    assert r.delay.total_seconds() > 0
+    assert any("modelling assumption" in a for a in r.assumptions)
+    assert any(x.rule is Rule.IN_FORCE and "JPN-KOR-GSOMIA is terminated" in x.message for x in r.reasons)
+    assert any(x.rule is Rule.THIRD_PARTY and "consent" in x.message for x in r.reasons)
+
+
+def test_without_suspension_military_movement_is_denied_by_tisa_scope(no_suspension: Network) -> None:
+    r = ask(no_suspension, "JPN", "KOR", "dprk.military.movement", "極秘", "2019-12-01")
+    assert r.decision is Decision.DENY
+    assert any(x.rule is Rule.SCOPE and x.agreement == "TISA" for x in r.reasons)
+    assert any(x.rule is Rule.IN_FORCE and x.agreement == "JPN-KOR-GSOMIA" for x in r.reasons)
+
+
+def test_kimitsu_is_denied_under_the_gsomia_citing_the_art_4_table(net: Network) -> None:
+    r = ask(net, "JPN", "KOR", "dprk.missile.launch", "機密", "2018-06-01")
+    assert r.decision is Decision.DENY
+    level = [x for x in r.reasons if x.rule is Rule.LEVEL and x.agreement == "JPN-KOR-GSOMIA"]
+    assert level and "Art. 4" in level[0].message and "機密" in level[0].message
+    # nor can it go round the exclusion through the hub: TISA's maximum is SECRET
+    assert any(x.rule is Rule.LEVEL and x.agreement == "TISA" for x in r.reasons)
+    with pytest.raises(ReleaseDenied) as exc:
+        enforce(net, r.request)
+    assert exc.value.reasons == r.reasons
+
+
+def test_kimitsu_goes_to_the_usa_at_top_secret(net: Network) -> None:
+    r = ask(net, "JPN", "USA", "dprk.missile.launch", "機密", "2018-06-01")
+    assert r.decision is Decision.DIRECT
+    assert r.marking is not None and r.marking.recipient_level == "TOP SECRET"
+
+
+def test_before_the_gsomia_only_tisa_carries_missile_launches(net: Network) -> None:
+    r = ask(net, "JPN", "KOR", "dprk.missile.launch", "極秘", "2016-11-22")
+    assert r.decision is Decision.RELAY and r.via == "USA"
+    assert ask(net, "JPN", "KOR", "dprk.military.movement", "極秘", "2016-11-22").decision is Decision.DENY
+
+
+def test_relay_onward_leg_is_checked_at_its_own_instant(record: Record) -> None:
+    # TISA ends at 02:00 KST on 2020-01-01 (hypothetically), with the GSOMIA already gone:
+    # a relay whose onward leg (4 h later) would fall after that is refused.
+    end_tisa = AgreementEvent(
+        id="tisa-end", agreement="TISA", kind=EventKind.TERMINATION, at=kst("2020-01-01T02:00+09:00")
+    )
+    net = compile_network(apply_whatif(record, WhatIf("w", add=(end_tisa,), drop=("jpn-kor-2019-suspension",))))
+    ok = ask(net, "JPN", "KOR", "dprk.missile.launch", "極秘", "2019-12-31T21:00+09:00")
+    assert ok.decision is Decision.RELAY
+    assert ok.legs[1].at == kst("2020-01-01T01:00+09:00")
+    late = ask(net, "JPN", "KOR", "dprk.missile.launch", "極秘", "2019-12-31T23:00+09:00")
+    assert late.decision is Decision.DENY
+    assert any(x.agreement == "TISA" and x.rule is Rule.IN_FORCE and "terminated" in x.message for x in late.reasons)
+
+
+@pytest.mark.parametrize(
+    ("o", "r", "topic", "level", "at", "fragment"),
+    [
+        ("XXX", "KOR", "dprk.missile.launch", "極秘", "2019-01-01", "unknown originator"),
+        ("JPN", "KOR", "dprk.missile.launch", "TOP SECRET", "2019-01-01", "not a level of JPN"),
+        ("JPN", "KOR", "dprk.weather", "極秘", "2019-01-01", "unknown topic"),
+        ("JPN", "KOR", "Not A Topic", "極秘", "2019-01-01", "malformed topic"),
+        ("JPN", "JPN", "dprk.missile.launch", "極秘", "2019-01-01", "itself"),
+    ],
+)
+def test_rule_7_unknown_facts_deny(
+    net: Network, o: str, r: str, topic: str, level: str, at: str, fragment: str
+) -> None:
+    route = ask(net, o, r, topic, level, at)
+    assert route.decision is Decision.DENY
+    assert all(x.rule is Rule.KNOWN for x in route.reasons)
+    assert any(fragment in x.message for x in route.reasons)
+
+
+def test_rule_7_a_clock_problem_denies(net: Network) -> None:
+    naive = datetime(2019, 1, 1)  # noqa: DTZ001 - the point of the test
+    route = ask(net, "JPN", "KOR", "dprk.missile.launch", "極秘", naive)
+    assert route.decision is Decision.DENY and "time zone" in route.reasons[0].message
+    assert ask(net, "JPN", "KOR", "dprk.missile.launch", "極秘", None).decision is Decision.DENY
+
+
+def test_rule_4_caveats(net: Network) -> None:
+    r = ask(net, "JPN", "KOR", "dprk.missile.launch", "極秘", "2018-06-01", rel_to=frozenset({"USA"}))
+    assert r.decision is Decision.DENY and any(x.rule is Rule.CAVEATS for x in r.reasons)
+    assert ask(net, "JPN", "USA", "dprk.missile.launch", "極秘", "2018-06-01", noforn=True).decision is Decision.DENY
+    # REL TO the recipient but not the hub: no relay
+    r = ask(net, "JPN", "KOR", "dprk.missile.launch", "極秘", "2016-01-01", rel_to=frozenset({"KOR"}))
+    assert r.decision is Decision.DENY
+    assert any(x.rule is Rule.CAVEATS and "relay hub USA" in x.message for x in r.reasons)
+
+
+def test_orcon_relay_needs_per_report_consent(no_suspension: Network) -> None:
+    r = ask(no_suspension, "JPN", "KOR", "dprk.missile.launch", "極秘", "2019-12-01", orcon=True)
+    assert r.decision is Decision.RELAY and r.per_report_consent
+
+
+def test_rule_5_no_competent_authority_denies(record: Record) -> None:
+    kor = replace(record.parties["KOR"], authority=None)
+    net = compile_network(replace(record, parties={**record.parties, "KOR": kor}))
+    r = ask(net, "JPN", "KOR", "dprk.missile.launch", "極秘", "2018-06-01")
+    assert r.decision is Decision.DENY and any(x.rule is Rule.AUTHORITY for x in r.reasons)
+
+
+def test_no_agreement_at_all(net: Network) -> None:
+    r = ask(net, "FRA", "DEU", "dprk.missile.launch", "SECRET", "2022-01-01")
+    assert r.decision is Decision.DENY
+    assert isinstance(r.verdict, Deny) and r.verdict.reasons
+
+
+def test_not_yet_in_force_ukraine(net: Network) -> None:
+    r = ask(net, "JPN", "UKR", "dprk.missile.launch", "極秘", "2025-01-01")
+    assert r.decision is Decision.DENY
+    assert any("not yet in force" in x.message for x in r.reasons)
+
+
+def test_explain_never_raises_even_on_garbage(net: Network) -> None:
+    r = explain(net, ReleaseRequest(originator="", recipient="", topic="", level="", at=None))
+    assert r.decision is Decision.DENY and r.reasons
+
+
+def test_deny_requires_a_reason() -> None:
+    with pytest.raises(ValueError, match="at least one reason"):
+        Deny(())
