@@ -1,0 +1,190 @@
+"""Scenario files: schema, file:line errors for every problem, canonical digest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from tests.conftest import SCENARIO, kst
+
+from gsomia.errors import InvalidInput, Problem, UnknownEntity, ValidationFailed
+from gsomia.scenario.loader import json_schema, parse_event_spec, parse_scenario, parse_whatif, read_file, read_yaml
+
+MINIMAL = """\
+scenario:
+  name: tiny
+  timezone: Asia/Seoul
+topics:
+  - {id: dprk.missile.launch}
+parties:
+  - id: JPN
+    name: Japan
+    ladder:
+      - {name: 極秘, rank: 2}
+      - {name: 秘, rank: 3}
+    authority: {name: MOD, cleared_to: 極秘}
+  - id: KOR
+    name: Korea
+    ladder:
+      - {name: 군사II급비밀, rank: 2}
+    authority: {name: MND, cleared_to: 군사II급비밀}
+agreements:
+  - id: JK
+    name: jk
+    parties: [JPN, KOR]
+    common_levels: [SECRET]
+    max_level: SECRET
+    equivalence:
+      SECRET: {JPN: [極秘], KOR: [군사II급비밀]}
+events:
+  - {id: jk-signature, agreement: JK, kind: signature, at: "2016-11-23"}
+  - {id: jk-eif, agreement: JK, kind: entry_into_force, at: "2016-11-23"}
+"""
+
+
+def problems_of(text: str) -> list[Problem]:
+    with pytest.raises(ValidationFailed) as exc:
+        parse_scenario(text, "s.yaml")
+    return list(exc.value.problems)
+
+
+def test_bundled_scenario_is_valid_and_cites_sources() -> None:
+    loaded = parse_scenario(SCENARIO.read_text(encoding="utf-8"), str(SCENARIO))
+    rec = loaded.record
+    assert set(rec.parties) >= {"JPN", "KOR", "USA", "NATO", "AUS", "GBR", "FRA", "IND", "ITA", "DEU"}
+    assert {"JPN-KOR-GSOMIA", "TISA", "KOR-USA-1987", "JPN-USA-GSOMIA"} <= set(rec.agreements)
+    ids = {e.id for e in rec.events}
+    assert {
+        "jpn-kor-gsomia-signature",
+        "jpn-kor-2019-notice",
+        "jpn-kor-2019-suspension",
+        "jpn-kor-2023-withdrawal",
+    } <= ids
+    notice = rec.event("jpn-kor-2019-notice")
+    assert notice.at == kst("2019-08-23T15:30+09:00") and notice.by == "KOR"
+    # every fact carries a confidence tag
+    tags = ("[V", "[R", "[I", "[M")
+    for e in rec.events:
+        assert any(t in e.source for t in tags), e.id
+    for r in rec.reports:
+        assert any(t in r.source for t in tags), r.id
+    for p in rec.provisions:
+        assert any(t in p.source for t in tags), p.id
+    for a in rec.agreements.values():
+        assert any(t in a.source for t in tags), a.id
+    tisa = rec.agreements["TISA"]
+    assert tisa.hub == "USA" and not tisa.legally_binding and not tisa.direct
+    assert tisa.relay_delay is not None and any("TISA relay delay" in x and "assumption" in x for x in rec.assumptions)
+
+
+def test_the_bundled_scenario_matches_the_published_schema() -> None:
+    data, _ = read_yaml(SCENARIO.read_text(encoding="utf-8"))
+    jsonschema.validate(data, json_schema())
+
+
+def test_shipped_schema_file_is_current() -> None:
+    shipped = Path(__file__).resolve().parents[3] / "src/gsomia/scenario/scenario.schema.json"
+    assert json.loads(shipped.read_text(encoding="utf-8")) == json_schema(), (
+        "regenerate: gsomia scenario schema > src/gsomia/scenario/scenario.schema.json"
+    )
+
+
+def test_minimal_is_valid() -> None:
+    assert parse_scenario(MINIMAL).record.name == "tiny"
+
+
+def test_digest_is_canonical_and_stable() -> None:
+    a = parse_scenario(MINIMAL).digest
+    b = parse_scenario(
+        MINIMAL.replace("  - {id: dprk.missile.launch}", "  - {id: dprk.missile.launch, description: ''}")
+    ).digest
+    assert a == parse_scenario(MINIMAL).digest
+    assert a == b  # defaults do not change the canonical document
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "fragment"),
+    [
+        (("parties: [JPN, KOR]", "parties: [JPN, XXX]"), 21, "unknown party 'XXX'"),
+        (("KOR: [군사II급비밀]}", "KOR: [군사I급비밀]}"), 25, "not in KOR's ladder"),
+        (("max_level: SECRET", "max_level: TOP SECRET"), 23, "not one of common_levels"),
+        (('at: "2016-11-23"}\n  - {id: jk-eif', 'at: "2016-11-24"}\n  - {id: jk-eif'), 28, "before the signature"),
+        (
+            (
+                'kind: entry_into_force, at: "2016-11-23"}',
+                'kind: entry_into_force, at: "2016-11-23"}\n  - {id: jk-eif2, agreement: JK, kind: entry_into_force, at: "2017-01-01"}',
+            ),
+            29,
+            "second entry into force",
+        ),
+        (("    name: jk\n", "    name: jk\n    hub: USA\n    relay_delay: PT1H\n"), 21, "hub USA is not a party"),
+        (("name: Japan", "name: Japan\n    colour: red"), 9, "unknown field 'colour'"),
+        (("cleared_to: 極秘", "cleared_to: 機密"), 12, "not in JPN's ladder"),
+        (
+            ('at: "2016-11-23"}\n  - {id: jk-eif', 'at: "23/11/2016"}\n  - {id: jk-eif'),
+            27,
+            "String should match pattern",
+        ),
+        (("timezone: Asia/Seoul", "timezone: Mars/Olympus"), 3, "unknown time zone"),
+        (("{id: jk-signature, agreement: JK", "{id: jk-signature, agreement: NOPE"), 27, "unknown agreement 'NOPE'"),
+    ],
+)
+def test_every_problem_has_its_line(edit: tuple[str, str], line: int, fragment: str) -> None:
+    assert edit[0] in MINIMAL
+    found = problems_of(MINIMAL.replace(edit[0], edit[1], 1))
+    assert any(fragment in p.message and p.line == line and p.file == "s.yaml" for p in found), found
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    text = MINIMAL.replace("parties: [JPN, KOR]", "parties: [JPN, XXX]").replace("cleared_to: 極秘", "cleared_to: 機密")
+    found = problems_of(text)
+    assert len(found) >= 2
+    assert str(found[0]).startswith("s.yaml:")
+
+
+def test_yaml_syntax_and_duplicate_keys() -> None:
+    assert problems_of("scenario: [unclosed\n")[0].line is not None
+    dup = problems_of(MINIMAL.replace("  name: tiny\n", "  name: tiny\n  name: again\n"))
+    assert dup[0].line == 3 and "duplicate key" in dup[0].message
+
+
+def test_norway_is_not_false() -> None:
+    # YAML 1.1 reads NO as false; gsomia reads only true/false as booleans
+    text = MINIMAL.replace("  - id: KOR\n    name: Korea", "  - id: NO\n    name: Norway").replace("KOR", "NO")
+    assert "NO" in parse_scenario(text).record.parties
+
+
+def test_read_file_refuses_binary(tmp_path: Path) -> None:
+    p = tmp_path / "bad.yaml"
+    p.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InvalidInput, match="not UTF-8"):
+        read_file(p)
+    with pytest.raises(InvalidInput, match="cannot read"):
+        read_file(tmp_path / "missing.yaml")
+
+
+def test_event_spec_parsing() -> None:
+    rec = parse_scenario(MINIMAL).record
+    e = parse_event_spec("JK notice 2019-08-25T12:00+09:00 by KOR", rec)
+    assert e.by == "KOR" and e.hypothetical and e.at == kst("2019-08-25T12:00+09:00")
+    e = parse_event_spec("JK revival 2020-01-01 by KOR effective 2020-02-01", rec, 2)
+    assert e.effective == kst("2020-02-01") and e.id == "whatif-2"
+    with pytest.raises(UnknownEntity):
+        parse_event_spec("NOPE notice 2019-01-01", rec)
+    with pytest.raises(InvalidInput, match="KIND must be one of"):
+        parse_event_spec("JK explode 2019-01-01", rec)
+    with pytest.raises(InvalidInput, match="expected"):
+        parse_event_spec("JK notice", rec)
+    with pytest.raises(InvalidInput, match="offset"):
+        parse_event_spec("JK notice 2019-01-01T10:00", rec)
+
+
+def test_whatif_file_problems_have_lines() -> None:
+    rec = parse_scenario(MINIMAL).record
+    w = parse_whatif("name: w\ndrop: [jk-eif]\n", rec)
+    assert w.drop == ("jk-eif",)
+    with pytest.raises(ValidationFailed) as exc:
+        parse_whatif("name: w\ndrop:\n  - nope\n", rec, "w.yaml")
+    assert exc.value.problems[0].line == 3
