@@ -1,0 +1,395 @@
+"""Analysis use cases: status, routes, coverage, gaps, statistics, what-if and the impact report.
+
+The record is read from the store once per version and compiled once; what-ifs are applied
+on top in memory. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from gsomia.domain.agreements import State, Status, status_at
+from gsomia.domain.coverage import CoverageIndex, Flow, Gap, coverage_at, gaps, pairs_of
+from gsomia.domain.instants import parse_instant
+from gsomia.domain.record import Caveats, Network, Question, Record, WhatIf, apply_whatif, compile_network
+from gsomia.domain.routing import ReleaseRequest, Route, explain
+from gsomia.domain.stats import ProvisionStats, provision_stats
+from gsomia.domain.whatif import FlowChange, ReplayedReport, compare_flows, replay_reports
+from gsomia.errors import InvalidInput, StorageError, UnknownEntity
+from gsomia.scenario.loader import LoadedScenario, parse_event_spec, parse_scenario_document, parse_whatif
+
+
+class RecordSource(Protocol):
+    """What analysis needs from storage."""
+
+    def read_document(self) -> dict[str, Any] | None:
+        """The stored scenario document, or None."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WhatIfSpec:
+    """A what-if as a user gives it: a file's text, ``--add-event`` specs, ``--drop-event`` ids."""
+
+    file_text: str | None = None
+    file_name: str = ""
+    add: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+    name: str = ""
+
+    @property
+    def empty(self) -> bool:
+        """True if it asks for nothing."""
+        return self.file_text is None and not self.add and not self.drop
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A record and its compiled network and coverage index."""
+
+    record: Record
+    network: Network
+    index: CoverageIndex
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The record with and without a what-if, over a period, for some pairs and topics."""
+
+    whatif: WhatIf
+    start: datetime
+    end: datetime
+    pairs: tuple[tuple[str, str], ...]
+    topics: tuple[str, ...]
+    changes: tuple[FlowChange, ...]
+    gaps_before: tuple[Gap, ...]
+    gaps_after: tuple[Gap, ...]
+    reports: tuple[ReplayedReport, ...]
+    no_longer_apply: tuple[tuple[str, str], ...]
+
+    @property
+    def rerouted(self) -> list[FlowChange]:
+        """Intervals where a direct flow becomes a relay."""
+        return [c for c in self.changes if c.kind == "rerouted"]
+
+    @property
+    def stopped(self) -> list[FlowChange]:
+        """Intervals where a flow has no route any more."""
+        return [c for c in self.changes if c.kind == "stopped"]
+
+    @property
+    def changed_reports(self) -> list[ReplayedReport]:
+        """Past reports whose route would have differed."""
+        return [r for r in self.reports if r.changed]
+
+
+@dataclass(frozen=True, slots=True)
+class ImpactReport:
+    """Everything ``gsomia report`` shows, computed from the record."""
+
+    record: Record
+    question: Question
+    timeline: tuple[Status, ...]
+    deadlines: tuple[tuple[datetime, Any], ...]
+    stats_then: ProvisionStats | None
+    stats_now: ProvisionStats
+    whatif: Comparison
+    recorded_gaps: tuple[Gap, ...]
+    assumptions: tuple[str, ...]
+    generated_at: datetime
+    database: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+
+class AnalysisService:
+    """Read-side use cases over the stored record."""
+
+    def __init__(self, source: RecordSource, *, clock: Callable[[], datetime], database: str = "") -> None:
+        self._source = source
+        self._clock = clock
+        self.database = database
+        self._lock = threading.Lock()
+        self._cached: tuple[str, Compiled] | None = None
+
+    # --- the record ------------------------------------------------------------------------
+
+    def _load(self) -> LoadedScenario:
+        doc = self._source.read_document()
+        if doc is None:
+            raise StorageError("no scenario is loaded: run 'gsomia scenario load japan-korea-2019' (or 'make demo')")
+        return parse_scenario_document(doc)
+
+    def compiled(self) -> Compiled:
+        """The current record, compiled (cached until the stored record changes).
+
+        Raises:
+            StorageError: if no scenario is loaded or the database fails.
+        """
+        loaded = self._load()
+        with self._lock:
+            if self._cached is not None and self._cached[0] == loaded.digest:
+                return self._cached[1]
+            net = compile_network(loaded.record)
+            compiled = Compiled(loaded.record, net, CoverageIndex(net))
+            self._cached = (loaded.digest, compiled)
+            return compiled
+
+    def invalidate(self) -> None:
+        """Forget the cached record (after a write)."""
+        with self._lock:
+            self._cached = None
+
+    def now(self) -> datetime:
+        """The service clock."""
+        return self._clock()
+
+    def instant(self, text: str | None, *, agreement: str | None = None) -> datetime:
+        """Parse a user instant; a bare date is read in ``agreement``'s zone (else the
+        scenario's). None means now.
+
+        Raises:
+            InvalidInput: if the text is not an instant.
+        """
+        if text is None:
+            return self._clock()
+        rec = self.compiled().record
+        zone_name = rec.agreement(agreement).timezone if agreement else rec.timezone
+        return parse_instant(text, zone_name)
+
+    def whatif(self, spec: WhatIfSpec) -> WhatIf:
+        """Turn a user's what-if into domain form.
+
+        Raises:
+            ValidationFailed: if a what-if file has problems.
+            InvalidInput, UnknownEntity: if an ``--add-event`` or ``--drop-event`` is wrong.
+        """
+        record = self.compiled().record
+        base = parse_whatif(spec.file_text, record, spec.file_name) if spec.file_text is not None else WhatIf("")
+        added = list(base.add)
+        for i, text in enumerate(spec.add, start=1):
+            added.append(parse_event_spec(text, record, len(base.add) + i))
+        name = spec.name or base.name or ("what-if" if (added or spec.drop or base.drop) else "")
+        return WhatIf(name, tuple(added), tuple(base.drop) + tuple(spec.drop))
+
+    def with_whatif(self, whatif: WhatIf) -> Compiled:
+        """The record with ``whatif`` applied, compiled.
+
+        Raises:
+            InvalidInput, UnknownEntity: if the what-if cannot apply.
+        """
+        base = self.compiled()
+        if whatif.empty:
+            return base
+        record = apply_whatif(base.record, whatif)
+        net = compile_network(record)
+        return Compiled(record, net, CoverageIndex(net))
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def status(self, at: datetime, whatif: WhatIf | None = None, agreement: str | None = None) -> list[Status]:
+        """Every agreement's status at ``at`` (or one agreement's).
+
+        Raises:
+            UnknownEntity: for an unknown agreement.
+        """
+        c = self.with_whatif(whatif or WhatIf(""))
+        ids = [c.record.agreement(agreement).id] if agreement else sorted(c.record.agreements)
+        return [status_at(c.network.timelines[a], at) for a in ids]
+
+    def route(
+        self,
+        originator: str,
+        recipient: str,
+        *,
+        topic: str,
+        level: str,
+        at: datetime,
+        caveats: Caveats | None = None,
+        whatif: WhatIf | None = None,
+    ) -> Route:
+        """Decide one release (never raises for a refusal: the route says deny and why)."""
+        c = self.with_whatif(whatif or WhatIf(""))
+        req = ReleaseRequest(
+            originator=originator, recipient=recipient, topic=topic, level=level, at=at, caveats=caveats or Caveats()
+        )
+        return explain(c.network, req)
+
+    def _pairs(self, record: Record, pair: str | None, parties: Sequence[str] | None = None) -> list[tuple[str, str]]:
+        if pair:
+            parts = pair.replace("->", ",").replace(">", ",").split(",")
+            if len(parts) != 2:
+                raise InvalidInput(f"--pair {pair!r}: use ORIGINATOR,RECIPIENT such as JPN,KOR")
+            o, r = (record.party(p.strip().upper()).id for p in parts)
+            if o == r:
+                raise InvalidInput("--pair needs two different parties")
+            return [(o, r)]
+        return pairs_of(parties or [p for p, v in record.parties.items() if v.ladder])
+
+    def _topics(self, record: Record, topic: str | None) -> list[str]:
+        if topic is None:
+            if not record.topics:
+                raise InvalidInput("this scenario has no topic catalogue: give --topic")
+            return sorted(record.topics)
+        if record.topics and topic not in record.topics:
+            raise UnknownEntity(f"unknown topic {topic!r} (known: {', '.join(sorted(record.topics))})")
+        return [topic]
+
+    def coverage(
+        self, at: datetime, *, topic: str | None = None, pair: str | None = None, whatif: WhatIf | None = None
+    ) -> list[Flow]:
+        """Coverage of every ordered pair × topic at ``at``.
+
+        Raises:
+            UnknownEntity: for an unknown topic or party.
+        """
+        c = self.with_whatif(whatif or WhatIf(""))
+        return coverage_at(c.index, at, self._pairs(c.record, pair), self._topics(c.record, topic))
+
+    def window(self) -> tuple[datetime, datetime]:
+        """The scenario's analysis window (default period for gaps and reports).
+
+        Raises:
+            InvalidInput: if the scenario defines none.
+        """
+        rec = self.compiled().record
+        if rec.window is None:
+            raise InvalidInput("this scenario defines no analysis window: give --from and --to")
+        return rec.window
+
+    def gaps(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        topic: str | None = None,
+        pair: str | None = None,
+        whatif: WhatIf | None = None,
+    ) -> list[Gap]:
+        """Every interval in ``[start, end)`` with no route.
+
+        Raises:
+            InvalidInput: if the period is empty.
+        """
+        if end <= start:
+            raise InvalidInput("--to must be after --from")
+        c = self.with_whatif(whatif or WhatIf(""))
+        return gaps(c.index, start, end, self._pairs(c.record, pair), self._topics(c.record, topic))
+
+    def stats(self, agreement: str | None, at: datetime) -> list[ProvisionStats]:
+        """Provisions by year under ``agreement`` (or every agreement with any), as known at ``at``.
+
+        Raises:
+            UnknownEntity: for an unknown agreement.
+        """
+        c = self.compiled()
+        rec = c.record
+        ids = [rec.agreement(agreement).id] if agreement is not None else sorted({p.agreement for p in rec.provisions})
+        out = []
+        for aid in ids:
+            tl = c.network.timelines[aid]
+            out.append(provision_stats(aid, rec.provisions, at, tl.agreement.timezone, in_force_from=tl.entry))
+        return out
+
+    def compare(
+        self,
+        whatif: WhatIf,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        parties: Sequence[str] | None = None,
+        topic: str | None = None,
+    ) -> Comparison:
+        """The record with and without ``whatif``.
+
+        Raises:
+            InvalidInput, UnknownEntity: if the what-if cannot apply.
+        """
+        base = self.compiled()
+        alt = self.with_whatif(whatif)
+        lo, hi = (start, end) if start and end else self.window()
+        pairs = self._pairs(base.record, None, parties)
+        topics = self._topics(base.record, topic)
+        changes = compare_flows(base.index, alt.index, lo, hi, pairs, topics)
+        before = gaps(base.index, lo, hi, pairs, topics)
+        after = gaps(alt.index, lo, hi, pairs, topics)
+        selected = [r for r in base.record.reports if not parties or r.originator in parties]
+        replayed = replay_reports(base.network, alt.network, selected)
+        if parties:
+            replayed = [r for r in replayed if r.recipient in parties]
+        dropped = {a.event for a in base.network.anomalies()}
+        stale = tuple((a.event, a.message) for a in alt.network.anomalies() if a.event not in dropped)
+        return Comparison(
+            whatif,
+            lo,
+            hi,
+            tuple(pairs),
+            tuple(topics),
+            tuple(changes),
+            tuple(before),
+            tuple(after),
+            tuple(replayed),
+            stale,
+        )
+
+    def report(self, whatif: WhatIf | None = None) -> ImpactReport:
+        """The impact report of the scenario's question (or of ``whatif`` when given).
+
+        Raises:
+            InvalidInput: if the scenario has no question and no what-if is given.
+        """
+        c = self.compiled()
+        rec = c.record
+        q = rec.question
+        if q is None and (whatif is None or whatif.empty):
+            raise InvalidInput("this scenario asks no question: give --whatif, --add-event or --drop-event")
+        if q is None:
+            parties = tuple(sorted(rec.parties))[:2]
+            first = sorted(rec.agreements)[0]
+            q = Question(title=whatif.describe() if whatif else "", agreement=first, parties=parties, whatif=WhatIf(""))
+        if whatif is not None and not whatif.empty:
+            q = Question(
+                title=f"What if: {whatif.describe()}",
+                agreement=q.agreement,
+                parties=q.parties,
+                whatif=whatif,
+                stats_at=q.stats_at,
+            )
+        tl = c.network.timelines[q.agreement]
+        points = [e.at for e in tl.events] + [s.start for s in tl.segments[1:]]
+        timeline = tuple(status_at(tl, t) for t in sorted(set(points)))
+        deadlines = []
+        lo, hi = self.window()
+        if tl.entry is not None:
+            t = max(tl.entry, lo)
+            while t < hi:
+                term = tl.agreement.term_boundaries_after(tl.entry, t)
+                if term is None:
+                    break
+                if tl.state_at(t) is not State.NOT_YET_IN_FORCE:
+                    deadlines.append((term[1], tl.agreement.notice_deadline(term[1])))
+                t = term[1]
+        now = self._clock()
+        stats_then = None
+        if q.stats_at is not None:
+            stats_then = provision_stats(
+                q.agreement, rec.provisions, q.stats_at, tl.agreement.timezone, in_force_from=tl.entry
+            )
+        stats_now = provision_stats(q.agreement, rec.provisions, now, tl.agreement.timezone, in_force_from=tl.entry)
+        comparison = self.compare(q.whatif, parties=q.parties)
+        return ImpactReport(
+            record=rec,
+            question=q,
+            timeline=timeline,
+            deadlines=tuple(deadlines),
+            stats_then=stats_then,
+            stats_now=stats_now,
+            whatif=comparison,
+            recorded_gaps=comparison.gaps_before,
+            assumptions=rec.assumptions,
+            generated_at=now,
+            database=self.database,
+        )

@@ -1,0 +1,135 @@
+"""Engines and migrations for SQLite (the embedded default) and PostgreSQL.
+
+SQLite runs in WAL mode with a busy timeout; write transactions start with
+``BEGIN IMMEDIATE`` so two writers never deadlock on a lock upgrade. PostgreSQL runs the
+migrations under an advisory lock, so several API workers can start at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from gsomia.errors import InvalidInput, StorageError
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK = 0x6750_6D69  # arbitrary constant: "gPmi"
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` (use psycopg 3) and plain SQLite paths.
+
+    Raises:
+        InvalidInput: for a URL SQLAlchemy cannot parse or a backend gsomia does not support.
+    """
+    if "://" not in url:
+        url = f"sqlite:///{Path(url).expanduser()}"
+    try:
+        parsed = make_url(url)
+    except ArgumentError as e:
+        raise InvalidInput(f"invalid database URL {url!r}: {e}") from e
+    backend = parsed.get_backend_name()
+    if backend == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if backend not in ("sqlite", "postgresql"):
+        raise InvalidInput(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql://…")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create(url: str, *, sqlite_synchronous: str = "NORMAL", pool_size: int = 5) -> Engine:
+    """Create an engine for ``url``; for SQLite, create the file's folder.
+
+    Raises:
+        InvalidInput: for a bad URL.
+        StorageError: if the SQLite folder cannot be created.
+    """
+    url = normalise_url(url)
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:":
+            try:
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StorageError(f"cannot create the database folder {Path(db).parent}: {e.strerror}") from e
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    else:
+        kwargs["pool_size"] = pool_size
+        kwargs["pool_pre_ping"] = True
+    engine = create_engine(url, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        _sqlite_setup(engine, sqlite_synchronous)
+    return engine
+
+
+def _sqlite_setup(engine: Engine, synchronous: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("gsomia_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the latest revision (idempotent).
+
+    Raises:
+        StorageError: if the database cannot be reached or a migration fails.
+    """
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+            try:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                conn.commit()
+            finally:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+                    conn.commit()
+    except SQLAlchemyError as e:
+        raise StorageError(f"cannot open or migrate the database: {_short(e)}") from e
+
+
+def _short(e: SQLAlchemyError) -> str:
+    """The first line of a driver error, without SQL or parameters."""
+    orig = getattr(e, "orig", None)
+    msg = str(orig if orig is not None else e).strip().splitlines()
+    return msg[0] if msg else type(e).__name__
+
+
+@contextmanager
+def storage_errors(what: str) -> Iterator[None]:
+    """Turn SQLAlchemy errors into :class:`StorageError` naming ``what`` failed.
+
+    Raises:
+        StorageError: on any database error.
+    """
+    try:
+        yield
+    except SQLAlchemyError as e:
+        log.debug("storage error during %s", what, exc_info=True)
+        raise StorageError(f"{what} failed: {_short(e)}") from e

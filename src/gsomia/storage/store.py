@@ -1,0 +1,276 @@
+"""The record store: the one scenario a database holds, and what happens to it over time.
+
+Every write is one transaction: it lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session
+
+from gsomia.errors import Conflict, StorageError
+from gsomia.storage import db
+from gsomia.storage.schema import EventRow, ProvisionRow, ReportRow, ScenarioRow
+
+_TIME_FIELDS = ("at", "effective")
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioSummary:
+    """What a database holds."""
+
+    name: str
+    title: str
+    digest: str
+    loaded_at: datetime
+    events: int
+    operator_events: int
+    reports: int
+    provisions: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOutcome:
+    """Result of loading a scenario: ``created``, ``replaced`` or ``unchanged``."""
+
+    outcome: str
+    summary: ScenarioSummary
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredEvent:
+    """An agreement event in storage form (instants as aware UTC datetimes)."""
+
+    id: str
+    agreement: str
+    kind: str
+    at: datetime
+    by: str | None = None
+    effective: datetime | None = None
+    changes: Mapping[str, Any] | None = None
+    note: str = ""
+    source: str = ""
+    origin: str = "scenario"
+
+
+class Store:
+    """SQLAlchemy-backed storage for the record (SQLite or PostgreSQL, same code)."""
+
+    def __init__(self, url: str, **engine_options: Any) -> None:
+        self.url = db.normalise_url(url)
+        self.engine: Engine = db.create(self.url, **engine_options)
+        self._writer = self.engine.execution_options(gsomia_write=True)
+        db.migrate(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def describe(self) -> str:
+        """The database URL with any password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Release every connection."""
+        self.engine.dispose()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only session.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        with db.storage_errors("reading the database"), Session(self.engine) as s:
+            yield s
+
+    @contextmanager
+    def writing(self, what: str = "writing to the database") -> Iterator[Session]:
+        """A session whose changes commit together on exit, or not at all.
+
+        Raises:
+            StorageError: on any database error (the transaction is rolled back).
+        """
+        with db.storage_errors(what), Session(self._writer) as s, s.begin():
+            yield s
+
+    # --- scenario ----------------------------------------------------------------------
+
+    def summary(self) -> ScenarioSummary | None:
+        """What the database holds, or None if it is empty."""
+        with self.reading() as s:
+            return self._summary(s)
+
+    def _require_summary(self, s: Session) -> ScenarioSummary:
+        summary = self._summary(s)
+        if summary is None:
+            raise StorageError("the scenario row vanished during the transaction")
+        return summary
+
+    def _summary(self, s: Session) -> ScenarioSummary | None:
+        row = s.scalars(select(ScenarioRow)).first()
+        if row is None:
+            return None
+        count_ev = s.scalar(select(func.count()).select_from(EventRow)) or 0
+        count_op = s.scalar(select(func.count()).select_from(EventRow).where(EventRow.origin == "operator")) or 0
+        count_rep = s.scalar(select(func.count()).select_from(ReportRow)) or 0
+        count_prov = s.scalar(select(func.count()).select_from(ProvisionRow)) or 0
+        return ScenarioSummary(
+            row.name, row.title, row.digest, row.loaded_at, count_ev, count_op, count_rep, count_prov
+        )
+
+    def load_scenario(
+        self,
+        *,
+        name: str,
+        title: str,
+        digest: str,
+        definitions: Mapping[str, Any],
+        events: Sequence[StoredEvent],
+        reports: Sequence[Mapping[str, Any]],
+        provisions: Sequence[Mapping[str, Any]],
+        replace: bool = False,
+        now: datetime,
+    ) -> LoadOutcome:
+        """Store a validated scenario in one transaction.
+
+        Loading the same scenario again changes nothing. Loading a changed version of the
+        same scenario replaces its definitions, events, reports and provisions; events an
+        operator recorded are kept. Another scenario is refused unless ``replace``.
+
+        Raises:
+            Conflict: the database holds another scenario and ``replace`` is false.
+            StorageError: on any database error; nothing is written.
+        """
+        with self.writing("loading the scenario") as s:
+            current = s.scalars(select(ScenarioRow)).first()
+            if current is not None and current.name != name and not replace:
+                raise Conflict(
+                    f"this database holds scenario {current.name!r}; use another --db, or --replace to discard it"
+                )
+            if current is not None and current.name == name and current.digest == digest:
+                return LoadOutcome("unchanged", self._require_summary(s))
+            outcome = "created" if current is None else "replaced"
+            if current is not None and current.name != name:
+                s.execute(delete(EventRow))
+            else:
+                s.execute(delete(EventRow).where(EventRow.origin == "scenario"))
+            s.execute(delete(ReportRow))
+            s.execute(delete(ProvisionRow))
+            s.execute(delete(ScenarioRow))
+            s.flush()
+            s.add(
+                ScenarioRow(id=1, name=name, title=title, digest=digest, definitions=dict(definitions), loaded_at=now)
+            )
+            clash = set(s.scalars(select(EventRow.id)).all()) & {e.id for e in events}
+            if clash:
+                raise Conflict(f"scenario events reuse ids of recorded operator events: {', '.join(sorted(clash))}")
+            s.add_all(_event_row(e, i, now) for i, e in enumerate(events))
+            s.add_all(ReportRow(id=str(r["id"]), seq=i, doc=dict(r)) for i, r in enumerate(reports))
+            s.add_all(
+                ProvisionRow(id=str(p["id"]), seq=i, agreement=str(p["agreement"]), doc=dict(p))
+                for i, p in enumerate(provisions)
+            )
+            s.flush()
+            return LoadOutcome(outcome, self._require_summary(s))
+
+    def read_document(self) -> dict[str, Any] | None:
+        """The scenario as a document (definitions, then events, reports and provisions,
+        in load order, operator events last), or None if the database is empty.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        with self.reading() as s:
+            row = s.scalars(select(ScenarioRow)).first()
+            if row is None:
+                return None
+            doc = dict(row.definitions)
+            events = s.scalars(select(EventRow).order_by(EventRow.origin.desc(), EventRow.seq)).all()
+            doc["events"] = [_event_doc(e) for e in events]
+            doc["reports"] = [r.doc for r in s.scalars(select(ReportRow).order_by(ReportRow.seq)).all()]
+            doc["provisions"] = [p.doc for p in s.scalars(select(ProvisionRow).order_by(ProvisionRow.seq)).all()]
+            return doc
+
+    def events(self) -> list[StoredEvent]:
+        """Every stored agreement event, scenario events first."""
+        with self.reading() as s:
+            rows = s.scalars(select(EventRow).order_by(EventRow.origin.desc(), EventRow.seq)).all()
+            return [_stored(r) for r in rows]
+
+    def add_event(self, event: StoredEvent, *, now: datetime, session: Session | None = None) -> None:
+        """Record an operator's agreement event (in ``session``'s transaction if given).
+
+        Raises:
+            Conflict: if the id is already used.
+            StorageError: on any database error, or if no scenario is loaded.
+        """
+
+        def _add(s: Session) -> None:
+            if s.scalars(select(ScenarioRow.id)).first() is None:
+                raise StorageError("no scenario is loaded: run 'gsomia scenario load' first")
+            if s.get(EventRow, event.id) is not None:
+                raise Conflict(f"event id {event.id!r} is already used")
+            seq = (s.scalar(select(func.max(EventRow.seq))) or 0) + 1
+            s.add(_event_row(event, seq, now))
+            s.flush()
+
+        if session is not None:
+            _add(session)
+            return
+        with self.writing("recording the event") as s:
+            _add(s)
+
+
+def _event_row(e: StoredEvent, seq: int, now: datetime) -> EventRow:
+    return EventRow(
+        id=e.id,
+        seq=seq,
+        agreement=e.agreement,
+        kind=e.kind,
+        at=e.at,
+        by=e.by,
+        effective=e.effective,
+        changes=dict(e.changes) if e.changes else None,
+        note=e.note,
+        source=e.source,
+        origin=e.origin,
+        recorded_at=now.astimezone(UTC),
+    )
+
+
+def _stored(r: EventRow) -> StoredEvent:
+    return StoredEvent(
+        id=r.id,
+        agreement=r.agreement,
+        kind=r.kind,
+        at=r.at,
+        by=r.by,
+        effective=r.effective,
+        changes=r.changes,
+        note=r.note,
+        source=r.source,
+        origin=r.origin,
+    )
+
+
+def _event_doc(r: EventRow) -> dict[str, Any]:
+    doc: dict[str, Any] = {"id": r.id, "agreement": r.agreement, "kind": r.kind, "at": r.at.isoformat()}
+    if r.by:
+        doc["by"] = r.by
+    if r.effective is not None:
+        doc["effective"] = r.effective.isoformat()
+    if r.changes:
+        doc["changes"] = r.changes
+    if r.note:
+        doc["note"] = r.note
+    if r.source:
+        doc["source"] = r.source
+    return doc
