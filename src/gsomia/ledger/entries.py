@@ -1,0 +1,79 @@
+"""The bytes a ledger entry contributes to the Merkle tree.
+
+An entry is a JSON object. What is hashed is its RFC 8785 (JSON Canonicalization Scheme)
+encoding, never the JSON it arrived as, so every party that holds the same entry computes
+the same leaf hash (RFC 9162 §2.1.1 leaf: ``SHA-256(0x00 || entry bytes)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import rfc8785
+
+from gsomia.errors import InvalidInput
+from gsomia.ledger.merkle import leaf_hash
+
+__all__ = ["entry_bytes", "entry_leaf_hash"]
+
+
+def entry_bytes(entry: Mapping[str, Any]) -> bytes:
+    """The RFC 8785 canonical JSON encoding of an entry.
+
+    Nested mappings and sequences (tuples included) are encoded as JSON objects and
+    arrays; RFC 8785 §3.2.2.3 limits numbers to IEEE 754 doubles, so integers beyond
+    ±(2**53 - 1), NaN and infinities are refused.
+
+    Args:
+        entry: A JSON object with string keys.
+
+    Returns:
+        The canonical UTF-8 bytes.
+
+    Raises:
+        InvalidInput: The entry is not a mapping or holds something JSON cannot encode
+            canonically.
+    """
+    if not isinstance(entry, Mapping):
+        raise InvalidInput("a ledger entry must be a JSON object")
+    try:
+        encoded: bytes = rfc8785.dumps(_plain(entry, depth=0))
+    except rfc8785.CanonicalizationError as e:
+        raise InvalidInput(f"ledger entry cannot be canonicalised (RFC 8785): {e}") from e
+    return encoded
+
+
+def entry_leaf_hash(entry: Mapping[str, Any]) -> bytes:
+    """The Merkle leaf hash of an entry: ``SHA-256(0x00 || entry_bytes(entry))``.
+
+    Args:
+        entry: A JSON object with string keys.
+
+    Returns:
+        The 32-byte leaf hash.
+
+    Raises:
+        InvalidInput: The entry cannot be canonically encoded.
+    """
+    return leaf_hash(entry_bytes(entry))
+
+
+# Deeper nesting than this is a malformed entry, not a reason to exhaust the stack.
+_MAX_DEPTH = 64
+
+
+def _plain(value: Any, *, depth: int) -> Any:
+    """Turn mappings into dicts and tuples into lists, the only containers rfc8785 takes."""
+    if depth > _MAX_DEPTH:
+        raise InvalidInput("ledger entry is nested too deeply")
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput("ledger entry keys must be strings")
+            out[key] = _plain(item, depth=depth + 1)
+        return out
+    if isinstance(value, list | tuple):
+        return [_plain(item, depth=depth + 1) for item in value]
+    return value
