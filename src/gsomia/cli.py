@@ -402,6 +402,40 @@ def scenario_schema() -> None:
     _emit_json(ScenarioService.schema())
 
 
+@scenario_cli.command("synthetic")
+def scenario_synthetic(
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="File to write (YAML).")],
+    parties: Annotated[int, typer.Option(help="Number of parties.")] = 200,
+    agreements: Annotated[int, typer.Option(help="Number of agreements (bilateral plus hub arrangements).")] = 2000,
+    years: Annotated[int, typer.Option(help="Years of events, from 2015.")] = 10,
+    topics: Annotated[int, typer.Option(help="Number of topics.")] = 10,
+    hubs: Annotated[int, typer.Option(help="How many of the agreements are hub arrangements.")] = 40,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same network).")] = 1,
+) -> None:
+    """Write a synthetic network (for benchmarks and load tests; no fact in it is real)."""
+    import yaml  # noqa: PLC0415
+
+    from gsomia.scenario.synthetic import synthetic_document  # noqa: PLC0415
+
+    with _errors():
+        try:
+            doc = synthetic_document(
+                parties=parties, agreements=agreements, years=years, topics=topics, hubs=hubs, seed=seed
+            )
+        except ValueError as e:
+            raise InvalidInput(str(e)) from e
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+        text = yaml.dump(doc, Dumper=dumper, allow_unicode=True, sort_keys=False, width=200)
+        try:
+            out_file.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise InvalidInput(f"cannot write {out_file}: {e.strerror}") from e
+        err.print(
+            f"wrote {out_file}: {parties} parties, {len(doc['agreements'])} agreements, {len(doc['events'])} events",
+            markup=False,
+        )
+
+
 @scenario_cli.command("list")
 def scenario_list(as_json: AsJson = False) -> None:
     """List the scenarios bundled with gsomia."""
@@ -712,6 +746,28 @@ def whatif_cmd(
         for ev, why in c.no_longer_apply:
             out.print(f"  recorded event {ev} no longer applies: {why}", markup=False)
         out.print("* relay delays are modelling assumptions.", markup=False)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", envvar="GSOMIA_HOST", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", envvar="GSOMIA_PORT", help="Port to listen on.")] = 8000,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the API (OpenAPI at /docs) on HOST:PORT until interrupted."""
+    import uvicorn  # noqa: PLC0415 - only the server needs it
+
+    from gsomia.api.app import create_app  # noqa: PLC0415
+
+    with _errors():
+        app = _app()
+        summary = app.store.summary()
+        err.print(
+            f"gsomia {__version__} serving {summary.name if summary else 'an empty database'} from "
+            f"{app.store.describe()} on http://{host}:{port} (API docs at /docs)",
+            markup=False,
+        )
+        uvicorn.run(create_app(app), host=host, port=port, log_level=log_level, access_log=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from tests.conftest import SCENARIO, kst
 
 from gsomia.bootstrap import Settings, build
 from gsomia.errors import Conflict, InvalidInput, StorageError
 from gsomia.storage.store import Store, StoredEvent
+from tests.conftest import SCENARIO, kst
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 

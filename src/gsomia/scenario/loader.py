@@ -38,7 +38,10 @@ _T = TypeVar("_T")
 # --- YAML with line numbers ------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when available
+
+
+class _Loader(_Base):  # type: ignore[misc]
     """SafeLoader that keeps dates and times as strings: instants are parsed by gsomia,
     with their zones, not by YAML."""
 
@@ -48,7 +51,7 @@ class _Loader(yaml.SafeLoader):
 # itself, with their zones.
 _Loader.yaml_implicit_resolvers = {
     k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for k, v in _Base.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
@@ -589,6 +592,10 @@ def parse_scenario(text: str, file: str = "") -> LoadedScenario:
         ValidationFailed: listing every problem, each with file and line.
     """
     data, lines = read_yaml(text, file)
+    return _parse_data(data, lines, file)
+
+
+def _parse_data(data: Any, lines: dict[Path_, int], file: str, *, canonical: bool = True) -> LoadedScenario:
     col = _Collector(file, lines, [])
     if not isinstance(data, dict):
         raise ValidationFailed(
@@ -603,7 +610,11 @@ def parse_scenario(text: str, file: str = "") -> LoadedScenario:
     if record is None:
         raise ValidationFailed(col.problems)
     document = doc.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return LoadedScenario(record, document, digest_of(document))
+    if canonical:
+        return LoadedScenario(record, document, digest_of(document))
+    # a stored document only needs an identity for caching, not the RFC 8785 digest
+    quick = hashlib.sha256(json.dumps(document, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return LoadedScenario(record, document, quick)
 
 
 def parse_scenario_document(document: dict[str, Any]) -> LoadedScenario:
@@ -612,7 +623,7 @@ def parse_scenario_document(document: dict[str, Any]) -> LoadedScenario:
     Raises:
         ValidationFailed: if the stored document no longer validates.
     """
-    return parse_scenario(json.dumps(document, ensure_ascii=False), "<stored scenario>")
+    return _parse_data(document, {}, "<stored scenario>", canonical=False)
 
 
 def parse_whatif(text: str, record: Record, file: str = "") -> WhatIf:

@@ -26,6 +26,10 @@ from gsomia.scenario.loader import LoadedScenario, parse_event_spec, parse_scena
 class RecordSource(Protocol):
     """What analysis needs from storage."""
 
+    def version(self) -> str | None:
+        """A token that changes whenever the stored record changes, or None if empty."""
+        ...
+
     def read_document(self) -> dict[str, Any] | None:
         """The stored scenario document, or None."""
         ...
@@ -129,13 +133,15 @@ class AnalysisService:
         Raises:
             StorageError: if no scenario is loaded or the database fails.
         """
-        loaded = self._load()
+        token = self._source.version()
         with self._lock:
-            if self._cached is not None and self._cached[0] == loaded.digest:
+            if self._cached is not None and token is not None and self._cached[0] == token:
                 return self._cached[1]
+            loaded = self._load()
             net = compile_network(loaded.record)
             compiled = Compiled(loaded.record, net, CoverageIndex(net))
-            self._cached = (loaded.digest, compiled)
+            if token is not None:
+                self._cached = (token, compiled)
             return compiled
 
     def invalidate(self) -> None:

@@ -181,6 +181,19 @@ class Store:
             s.flush()
             return LoadOutcome(outcome, self._require_summary(s))
 
+    def version(self) -> str | None:
+        """A cheap token that changes whenever the stored record changes (None if empty).
+
+        Raises:
+            StorageError: on any database error.
+        """
+        with self.reading() as s:
+            row = s.execute(select(ScenarioRow.digest, ScenarioRow.loaded_at)).first()
+            if row is None:
+                return None
+            count, last = s.execute(select(func.count(), func.max(EventRow.seq))).one()
+            return f"{row[0]}:{row[1].isoformat()}:{count}:{last}"
+
     def read_document(self) -> dict[str, Any] | None:
         """The scenario as a document (definitions, then events, reports and provisions,
         in load order, operator events last), or None if the database is empty.

@@ -6,7 +6,6 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from tests.conftest import kst
 
 from gsomia.domain.agreements import (
     Agreement,
@@ -22,6 +21,7 @@ from gsomia.domain.agreements import (
 )
 from gsomia.domain.record import Network, Record, WhatIf, apply_whatif, compile_network
 from gsomia.errors import InvalidInput, UnknownEntity
+from tests.conftest import kst
 
 GSOMIA = "JPN-KOR-GSOMIA"
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import kst
-
 from gsomia.domain.coverage import CoverageIndex, coverage_at, earlier, gaps, intersect, union
 from gsomia.domain.record import Network
 from gsomia.domain.whatif import compare_flows, replay_reports
+from tests.conftest import kst
 
 D = datetime(2020, 1, 1, tzinfo=UTC)
 

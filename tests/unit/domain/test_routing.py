@@ -6,13 +6,13 @@ from dataclasses import replace
 from datetime import datetime
 
 import pytest
-from tests.conftest import kst
 
 from gsomia.domain.agreements import AgreementEvent, EventKind
 from gsomia.domain.policy import Allow, Deny, Rule
 from gsomia.domain.record import Caveats, Network, Record, WhatIf, apply_whatif, compile_network
 from gsomia.domain.routing import Decision, ReleaseRequest, Route, enforce, explain
 from gsomia.errors import ReleaseDenied
+from tests.conftest import kst
 
 
 def ask(net: Network, o: str, r: str, topic: str, level: str, at: str | datetime | None, **caveats: object) -> Route:

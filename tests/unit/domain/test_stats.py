@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
-from tests.conftest import kst
 
 from gsomia.domain.record import Record
 from gsomia.domain.stats import kendall_s, mann_kendall, provision_stats
+from tests.conftest import kst
 
 
 def test_gsomia_provisions_as_known_when_korea_announced(record: Record) -> None:

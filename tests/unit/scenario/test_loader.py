@@ -7,10 +7,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from tests.conftest import SCENARIO, kst
 
 from gsomia.errors import InvalidInput, Problem, UnknownEntity, ValidationFailed
 from gsomia.scenario.loader import json_schema, parse_event_spec, parse_scenario, parse_whatif, read_file, read_yaml
+from tests.conftest import SCENARIO, kst
 
 MINIMAL = """\
 scenario:

@@ -1,0 +1,255 @@
+"""Read-only analysis endpoints (status, routes, coverage, gaps, statistics, what-if, report).
+
+Each handler parses its query, calls one service, and renders with the shared views: the
+same JSON the CLI prints with ``--json``. What-ifs are given in the query string
+(``drop=EVENT_ID`` and ``add='AGREEMENT KIND INSTANT [by PARTY] [effective INSTANT]'``,
+both repeatable), so a what-if view is shareable as a URL.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from gsomia.bootstrap import App
+from gsomia.domain.instants import format_duration, iso
+from gsomia.domain.record import Caveats, WhatIf
+from gsomia.services import views
+from gsomia.services.analysis import WhatIfSpec
+
+router = APIRouter(prefix="/api/v1", tags=["analysis"])
+
+Drop = Annotated[list[str] | None, Query(description="Id of a recorded agreement event to leave out (repeatable).")]
+Add = Annotated[
+    list[str] | None,
+    Query(description="Hypothetical event 'AGREEMENT KIND INSTANT [by PARTY] [effective INSTANT]' (repeatable)."),
+]
+At = Annotated[str | None, Query(description="ISO 8601 instant with offset, or a date; default: now.")]
+
+
+def _app(request: Request) -> App:
+    app: App = request.app.state.gsomia
+    return app
+
+
+def _whatif(app: App, drop: list[str] | None, add: list[str] | None) -> WhatIf:
+    return app.analysis.whatif(WhatIfSpec(add=tuple(add or ()), drop=tuple(drop or ())))
+
+
+@router.get("/scenario", summary="The loaded scenario: parties, agreements, topics, window, assumptions")
+def scenario(request: Request) -> dict[str, Any]:
+    """Definitions of the loaded scenario, for clients that draw the network."""
+    app = _app(request)
+    rec = app.analysis.compiled().record
+    z = rec.timezone
+    return {
+        "name": rec.name,
+        "title": rec.title,
+        "timezone": z,
+        "database": app.store.describe(),
+        "window": {"from": iso(rec.window[0], z), "to": iso(rec.window[1], z)} if rec.window else None,
+        "assumptions": list(rec.assumptions),
+        "question": {
+            "title": rec.question.title,
+            "agreement": rec.question.agreement,
+            "parties": list(rec.question.parties),
+            "drop": list(rec.question.whatif.drop),
+            "stats_at": iso(rec.question.stats_at, z),
+        }
+        if rec.question
+        else None,
+        "topics": [{"id": t, "description": d} for t, d in sorted(rec.topics.items())],
+        "parties": [
+            {
+                "id": p.id,
+                "name": p.name,
+                "kind": p.kind,
+                "ladder": [{"name": lv.name, "rank": lv.rank, "english": lv.english} for lv in p.ladder.levels],
+                "authority": {"name": p.authority.name, "cleared_to": p.authority.cleared_to} if p.authority else None,
+            }
+            for p in sorted(rec.parties.values(), key=lambda x: x.id)
+        ],
+        "agreements": [
+            {
+                "id": a.id,
+                "name": a.name,
+                "parties": list(a.parties),
+                "kind": a.kind,
+                "legally_binding": a.legally_binding,
+                "timezone": a.timezone,
+                "direct": a.direct,
+                "hub": a.hub,
+                "scope": a.scope.describe(),
+                "max_level": a.max_level,
+                "relay_delay": format_duration(a.relay_delay) if a.relay_delay else None,
+                "consent_required": a.consent_required,
+                "term_years": a.term.years if a.term else None,
+                "notice_days": a.notice.days if a.notice else None,
+                "articles": dict(a.articles),
+                "source": a.source,
+            }
+            for a in sorted(rec.agreements.values(), key=lambda x: x.id)
+        ],
+    }
+
+
+@router.get("/events", summary="Every recorded agreement event")
+def events(request: Request) -> list[dict[str, Any]]:
+    """Agreement events in time order."""
+    rec = _app(request).analysis.compiled().record
+    return [
+        views.event_json(e, rec.agreements[e.agreement].timezone)
+        for e in sorted(rec.events, key=lambda e: e.sort_key())
+    ]
+
+
+@router.get("/reports", summary="The record's past reports (e.g. DPRK launch tracks)")
+def reports(request: Request) -> list[dict[str, Any]]:
+    """Past reports of the record, in time order."""
+    rec = _app(request).analysis.compiled().record
+    return [
+        {
+            "id": r.id,
+            "originator": r.originator,
+            "topic": r.topic,
+            "level": r.level,
+            "created": iso(r.created, rec.timezone),
+            "title": r.title,
+            "source": r.source,
+        }
+        for r in sorted(rec.reports, key=lambda r: r.created)
+    ]
+
+
+@router.get("/provisions", summary="Information provided under each agreement, as recorded")
+def provisions(request: Request) -> list[dict[str, Any]]:
+    """Provisions (exchange counts) in time order."""
+    rec = _app(request).analysis.compiled().record
+    return [
+        {
+            "id": p.id,
+            "agreement": p.agreement,
+            "count": p.count,
+            "start": iso(p.start, rec.timezone),
+            "end": iso(p.end, rec.timezone),
+            "dated": p.dated,
+            "by": p.by,
+            "note": p.note,
+            "source": p.source,
+        }
+        for p in sorted(rec.provisions, key=lambda p: p.start)
+    ]
+
+
+@router.get("/status", summary="Each agreement's derived state at an instant")
+def status(
+    request: Request, at: At = None, agreement: str | None = None, drop: Drop = None, add: Add = None
+) -> list[dict[str, Any]]:
+    """Same as ``gsomia status --json``."""
+    app = _app(request)
+    when = app.analysis.instant(at, agreement=agreement)
+    return [views.status_json(s) for s in app.analysis.status(when, _whatif(app, drop, add), agreement)]
+
+
+@router.get("/route", summary="Decide one release: direct, relay or deny, with reasons")
+def route(
+    request: Request,
+    originator: str,
+    recipient: str,
+    topic: str,
+    level: str,
+    at: At = None,
+    rel_to: Annotated[str | None, Query(description="REL TO parties, comma-separated")] = None,
+    noforn: bool = False,
+    orcon: bool = False,
+    drop: Drop = None,
+    add: Add = None,
+) -> dict[str, Any]:
+    """Same as ``gsomia route --json``."""
+    app = _app(request)
+    rel = frozenset(p.strip().upper() for p in rel_to.split(",") if p.strip()) if rel_to else None
+    r = app.analysis.route(
+        originator.upper(),
+        recipient.upper(),
+        topic=topic,
+        level=level,
+        at=app.analysis.instant(at),
+        caveats=Caveats(rel_to=rel, noforn=noforn, orcon=orcon),
+        whatif=_whatif(app, drop, add),
+    )
+    return views.route_json(r, app.analysis.compiled().record.timezone)
+
+
+@router.get("/coverage", summary="Coverage of every ordered pair and topic at an instant")
+def coverage(
+    request: Request,
+    at: At = None,
+    topic: str | None = None,
+    pair: str | None = None,
+    drop: Drop = None,
+    add: Add = None,
+) -> list[dict[str, Any]]:
+    """Same as ``gsomia coverage --json``."""
+    app = _app(request)
+    rows = app.analysis.coverage(app.analysis.instant(at), topic=topic, pair=pair, whatif=_whatif(app, drop, add))
+    return [views.flow_json(f) for f in rows]
+
+
+@router.get("/gaps", summary="Intervals with no route, per pair and topic")
+def gaps(
+    request: Request,
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+    pair: str | None = None,
+    topic: str | None = None,
+    drop: Drop = None,
+    add: Add = None,
+) -> list[dict[str, Any]]:
+    """Same as ``gsomia gaps --json``."""
+    app = _app(request)
+    lo, hi = (app.analysis.instant(start), app.analysis.instant(end)) if start and end else app.analysis.window()
+    rows = app.analysis.gaps(lo, hi, topic=topic, pair=pair, whatif=_whatif(app, drop, add))
+    z = app.analysis.compiled().record.timezone
+    return [views.gap_json(g, z) for g in rows]
+
+
+@router.get("/stats", summary="Provisions by year with a trend test")
+def stats(request: Request, agreement: str | None = None, at: At = None) -> list[dict[str, Any]]:
+    """Same as ``gsomia stats --json`` (always a list here)."""
+    app = _app(request)
+    rec = app.analysis.compiled().record
+    rows = app.analysis.stats(agreement, app.analysis.instant(at, agreement=agreement))
+    return [views.stats_json(s, rec.agreements[s.agreement].timezone) for s in rows]
+
+
+@router.get("/whatif", summary="Compare the record with and without a what-if")
+def whatif(
+    request: Request,
+    drop: Drop = None,
+    add: Add = None,
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+    parties: Annotated[str | None, Query(description="only flows among these parties, comma-separated")] = None,
+    topic: str | None = None,
+) -> dict[str, Any]:
+    """Same as ``gsomia whatif --json``."""
+    app = _app(request)
+    w = _whatif(app, drop, add)
+    chosen = [p.strip().upper() for p in parties.split(",") if p.strip()] if parties else None
+    c = app.analysis.compare(
+        w,
+        start=app.analysis.instant(start) if start else None,
+        end=app.analysis.instant(end) if end else None,
+        parties=chosen,
+        topic=topic,
+    )
+    return views.comparison_json(c, app.analysis.compiled().record)
+
+
+@router.get("/report", summary="The impact report of the scenario's question (or of a what-if)")
+def report(request: Request, drop: Drop = None, add: Add = None) -> dict[str, Any]:
+    """Same as ``gsomia report --json``."""
+    app = _app(request)
+    w = _whatif(app, drop, add)
+    return views.report_json(app.analysis.report(w if not w.empty else None))

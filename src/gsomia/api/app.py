@@ -1,0 +1,30 @@
+"""The HTTP application: FastAPI over the services built by the composition root."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from gsomia import __version__
+from gsomia.api import analysis, problems
+from gsomia.bootstrap import App
+
+DESCRIPTION = """The gsomia exchange and analysis API.
+
+Errors are RFC 9457 `application/problem+json`. Instants are ISO 8601 with an offset (a bare
+date is read in the agreement's, else the scenario's, zone). What-ifs are query parameters
+(`drop`, `add`), so any analysis view can be shared as a URL."""
+
+
+def create_app(app: App) -> FastAPI:
+    """Build the FastAPI application around an already wired :class:`App`."""
+    api = FastAPI(title="gsomia", version=__version__, description=DESCRIPTION, docs_url="/docs", redoc_url=None)
+    api.state.gsomia = app
+    problems.install(api)
+    api.include_router(analysis.router)
+
+    @api.get("/healthz", tags=["meta"], summary="Liveness and database reachability")
+    def healthz() -> dict[str, str]:
+        summary = app.store.summary()
+        return {"status": "ok", "scenario": summary.name if summary else "", "database": app.store.describe()}
+
+    return api

@@ -1,0 +1,101 @@
+"""A live ``gsomia serve`` on 127.0.0.1, over a real socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A running server process and how to reach it."""
+
+    url: str
+    db: str
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log: Path
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=20)
+
+
+def start_server(db: str, workdir: Path, extra_env: dict[str, str] | None = None) -> Server:
+    """Start ``gsomia serve`` and wait until /healthz answers (polling readiness, not sleeping)."""
+    port = free_port()
+    env = {**os.environ, "GSOMIA_DB": db, "GSOMIA_DATA_DIR": str(workdir), **(extra_env or {})}
+    log = workdir / f"server-{port}.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gsomia",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text(errors='replace')}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return Server(url, db, proc, env, log)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)  # readiness poll interval, not a wait for a result
+    proc.kill()
+    raise RuntimeError(f"server did not become ready:\n{log.read_text(errors='replace')}")
+
+
+@pytest.fixture(scope="module")
+def scenario_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite database with the bundled scenario loaded."""
+    path = tmp_path_factory.mktemp("served") / "g.db"
+    url = f"sqlite:///{path}"
+    subprocess.run(
+        [sys.executable, "-m", "gsomia", "scenario", "load", "japan-korea-2019"],
+        env={**os.environ, "GSOMIA_DB": url},
+        check=True,
+        capture_output=True,
+    )
+    return url
+
+
+@pytest.fixture(scope="module")
+def server(scenario_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = start_server(scenario_db, tmp_path_factory.mktemp("srv"))
+    yield s
+    s.stop()
