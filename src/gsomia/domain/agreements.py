@@ -283,8 +283,41 @@ class Timeline:
     anomalies: tuple[Anomaly, ...]
     _starts: list[datetime] = field(init=False, repr=False, compare=False)
 
+    _term_starts: list[datetime] = field(init=False, repr=False, compare=False)
+    _term_values: list[tuple[Scope, str | None]] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "_starts", [s.start for s in self.segments])
+        # scope and maximum level as amended over time (Art. 21.2), as sorted pieces
+        starts, values = [BEGINNING], [(self.agreement.scope, self.agreement.max_level)]
+        for ev in self.events:
+            if ev.kind is not EventKind.AMENDMENT or not ev.changes:
+                continue
+            when = ev.effective or ev.at
+            scope, max_level = values[-1]
+            new_scope = ev.changes.get("scope")
+            if isinstance(new_scope, Scope):
+                scope = new_scope
+            if "max_level" in ev.changes:
+                new_max = ev.changes["max_level"]
+                max_level = new_max if isinstance(new_max, str) else None
+            if when == starts[-1]:
+                values[-1] = (scope, max_level)
+            else:
+                starts.append(when)
+                values.append((scope, max_level))
+        object.__setattr__(self, "_term_starts", starts)
+        object.__setattr__(self, "_term_values", values)
+
+    @property
+    def starts(self) -> list[datetime]:
+        """Start instants of the segments (sorted; for bisection)."""
+        return self._starts
+
+    @property
+    def term_starts(self) -> list[datetime]:
+        """Start instants of the scope/maximum pieces (sorted; for bisection)."""
+        return self._term_starts
 
     def segment_at(self, at: datetime) -> Segment:
         """The segment in effect at ``at``."""
@@ -320,22 +353,23 @@ class Timeline:
 
     def terms_at(self, at: datetime) -> tuple[Scope, str | None]:
         """Scope and maximum level in effect at ``at``, after amendments (Art. 21.2)."""
-        scope, max_level = self.agreement.scope, self.agreement.max_level
-        for ev in self.events:
-            if ev.kind is EventKind.AMENDMENT and (ev.effective or ev.at) <= at:
-                new_scope = ev.changes.get("scope")
-                if isinstance(new_scope, Scope):
-                    scope = new_scope
-                if "max_level" in ev.changes:
-                    new_max = ev.changes["max_level"]
-                    max_level = new_max if isinstance(new_max, str) else None
-        return scope, max_level
+        return self._term_values[bisect.bisect_right(self._term_starts, at) - 1]
+
+    def segment_index(self, at: datetime) -> int:
+        """Index of the segment in effect at ``at``."""
+        return bisect.bisect_right(self._starts, at) - 1
+
+    def term_index(self, at: datetime) -> int:
+        """Index of the scope/maximum piece in effect at ``at`` (see :meth:`terms_at`)."""
+        return bisect.bisect_right(self._term_starts, at) - 1
+
+    def term_piece(self, index: int) -> tuple[Scope, str | None]:
+        """The scope and maximum level of piece ``index``."""
+        return self._term_values[index]
 
     def term_change_points(self) -> tuple[datetime, ...]:
         """Instants at which an amendment changes the scope or maximum level."""
-        return tuple(
-            sorted({ev.effective or ev.at for ev in self.events if ev.kind is EventKind.AMENDMENT and ev.changes})
-        )
+        return tuple(self._term_starts[1:])
 
 
 def derive_timeline(agreement: Agreement, events: Iterable[AgreementEvent]) -> Timeline:

@@ -154,6 +154,10 @@ class CoverageIndex:
 
     # -- per agreement --------------------------------------------------------------------
 
+    def pieces(self, aid: str) -> list[tuple[datetime, datetime, Scope, str | None]]:
+        """Windows in which ``aid`` is in force, each with its scope and maximum level."""
+        return [(p.start, p.end, p.scope, p.max_level) for p in self._pieces[aid]]
+
     def feasible(self, aid: str, max_level: str | None, sender: str, receiver: str) -> bool:
         """Some level can go ``sender`` → ``receiver`` under ``aid`` at ``max_level``
         (rule 3), and the receiver's authority is cleared for it (rule 5)."""

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from gsomia.domain.agreements import Agreement, State, Timeline
+from gsomia.domain.agreements import Agreement, Segment, State
 from gsomia.domain.instants import iso
 from gsomia.domain.markings import Marking
 from gsomia.domain.record import Caveats, Record
-from gsomia.domain.topics import check_topic
+from gsomia.domain.topics import Scope, check_topic
 
 
 class Rule(StrEnum):
@@ -99,32 +99,32 @@ def rule_known(
 # --- rules 1–3 and 5, for one leg under one agreement ---------------------------------
 
 
-def rule_in_force(timeline: Timeline, at: datetime) -> Reason | None:
-    """Rule 1: the agreement is in force at ``at``."""
-    state = timeline.state_at(at)
+def rule_in_force(agreement: Agreement, segment: Segment) -> Reason | None:
+    """Rule 1: the agreement is in force during ``segment`` of its timeline.
+
+    The reason depends on the segment only (not on the instant asked about), so it can be
+    computed once per segment.
+    """
+    state = segment.state
     if state.in_force:
         return None
-    a = timeline.agreement
-    when = iso(at, a.timezone)
+    a = agreement
     if state is State.NOT_YET_IN_FORCE:
-        msg = f"{a.id} is not yet in force at {when}"
+        msg = f"{a.id} is not yet in force"
     else:
-        seg = timeline.segment_at(at)
         msg = (
-            f"{a.id} is {state} since {iso(seg.start, a.timezone)} ({a.cite('termination')}); "
+            f"{a.id} is {state} since {iso(segment.start, a.timezone)} ({a.cite('termination')}); "
             f"information already provided stays protected"
             + (f" ({a.cite('protection')})" if a.post_termination_protection else "")
         )
     return Reason(Rule.IN_FORCE, msg, a.id)
 
 
-def rule_scope(timeline: Timeline, topic: str, at: datetime) -> Reason | None:
-    """Rule 2: the topic is within the agreement's scope at ``at``."""
-    scope, _max = timeline.terms_at(at)
+def rule_scope(agreement: Agreement, scope: Scope, topic: str) -> Reason | None:
+    """Rule 2: the topic is within the agreement's scope (as amended at the instant)."""
     if scope.covers(topic):
         return None
-    a = timeline.agreement
-    return Reason(Rule.SCOPE, f"{topic} is outside the scope of {a.id} ({scope.describe()})", a.id)
+    return Reason(Rule.SCOPE, f"{topic} is outside the scope of {agreement.id} ({scope.describe()})", agreement.id)
 
 
 def rule_level(

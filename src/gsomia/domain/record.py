@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from gsomia.domain.agreements import Agreement, AgreementEvent, Anomaly, Timeline, derive_timeline
 from gsomia.domain.instants import require_aware
@@ -222,6 +223,8 @@ class Network:
     timelines: Mapping[str, Timeline]
     direct: Mapping[tuple[str, str], tuple[str, ...]]
     relays: Mapping[tuple[str, str], tuple[str, ...]]
+    # memoised pure results (rule outcomes per segment, topic and level), owned by routing
+    memo: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def anomalies(self) -> list[Anomaly]:
         """Every anomaly in every timeline."""

@@ -50,6 +50,11 @@ class Scope:
         """Build a scope from prefixes."""
         return cls(frozenset(entries))
 
+    @property
+    def prefixes(self) -> frozenset[str]:
+        """The prefixes, normalised (``dprk.missile.*`` is ``dprk.missile``)."""
+        return self._set
+
     def covers(self, topic: str) -> bool:
         """True if ``topic`` falls under one of the prefixes."""
         return not self._set.isdisjoint(prefixes(topic))
