@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -168,6 +168,19 @@ def _whatif(app: App, file: Path | None, add: list[str] | None, drop: list[str] 
 
         text = read_file(file)
     return app.analysis.whatif(WhatIfSpec(text, str(file or ""), tuple(add or ()), tuple(drop or ())))
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr for long pair-level work (only on a terminal)."""
+    if total < 2000 or not err.is_terminal:
+        yield None
+        return
+    from rich.progress import Progress  # noqa: PLC0415
+
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
 
 
 def _zone(app: App) -> str:
@@ -606,7 +619,8 @@ def coverage(
         app = _app()
         w = _whatif(app, whatif, add_event, drop_event)
         when = app.analysis.instant(at)
-        rows = app.analysis.coverage(when, topic=topic, pair=pair, whatif=w)
+        with _progress(app.analysis.pair_count(pair), "coverage") as progress:
+            rows = app.analysis.coverage(when, topic=topic, pair=pair, whatif=w, progress=progress)
         if as_json:
             _emit_json([views.flow_json(f) for f in rows])
             return
@@ -640,7 +654,8 @@ def gaps(
         if (start is None) != (end is None):
             raise InvalidInput("give both --from and --to, or neither (the scenario's window)")
         lo, hi = (app.analysis.instant(start), app.analysis.instant(end)) if start and end else app.analysis.window()
-        rows = app.analysis.gaps(lo, hi, topic=topic, pair=pair, whatif=w)
+        with _progress(app.analysis.pair_count(pair), "gaps") as progress:
+            rows = app.analysis.gaps(lo, hi, topic=topic, pair=pair, whatif=w, progress=progress)
         z = _zone(app)
         if as_json:
             _emit_json([views.gap_json(g, z) for g in rows])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -292,6 +292,12 @@ class CoverageIndex:
         return out
 
 
+Progress = Callable[[int], None]
+"""Called with the number of pairs done since the last call (for progress bars)."""
+
+_STEP = 500
+
+
 def pairs_of(parties: Iterable[str]) -> list[tuple[str, str]]:
     """Every ordered pair of distinct parties."""
     ps = sorted(parties)
@@ -299,12 +305,18 @@ def pairs_of(parties: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def coverage_at(
-    index: CoverageIndex, at: datetime, pairs: Sequence[tuple[str, str]], topics: Sequence[str]
+    index: CoverageIndex,
+    at: datetime,
+    pairs: Sequence[tuple[str, str]],
+    topics: Sequence[str],
+    progress: Progress | None = None,
 ) -> list[Flow]:
     """Coverage for every pair × topic at ``at``."""
     net = index.net
     out: list[Flow] = []
-    for o, r in pairs:
+    for n, (o, r) in enumerate(pairs, start=1):
+        if progress is not None and n % _STEP == 0:
+            progress(_STEP)
         if (o, r) not in net.direct and (o, r) not in net.relays:
             out.extend(Flow(o, r, t, "none") for t in topics)
             continue
@@ -313,12 +325,19 @@ def coverage_at(
 
 
 def gaps(
-    index: CoverageIndex, lo: datetime, hi: datetime, pairs: Sequence[tuple[str, str]], topics: Sequence[str]
+    index: CoverageIndex,
+    lo: datetime,
+    hi: datetime,
+    pairs: Sequence[tuple[str, str]],
+    topics: Sequence[str],
+    progress: Progress | None = None,
 ) -> list[Gap]:
     """Every interval in ``[lo, hi)`` with no route, per pair × topic."""
     net = index.net
     out: list[Gap] = []
-    for o, r in pairs:
+    for n, (o, r) in enumerate(pairs, start=1):
+        if progress is not None and n % _STEP == 0:
+            progress(_STEP)
         if (o, r) not in net.direct and (o, r) not in net.relays:
             out.extend(Gap(o, r, t, lo, hi) for t in topics)
             continue

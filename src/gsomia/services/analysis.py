@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from gsomia.domain.agreements import State, Status, status_at
-from gsomia.domain.coverage import CoverageIndex, Flow, Gap, coverage_at, gaps, pairs_of
+from gsomia.domain.coverage import CoverageIndex, Flow, Gap, Progress, coverage_at, gaps, pairs_of
 from gsomia.domain.instants import parse_instant
 from gsomia.domain.record import Caveats, Network, Question, Record, WhatIf, apply_whatif, compile_network
 from gsomia.domain.routing import ReleaseRequest, Route, explain
@@ -244,8 +244,18 @@ class AnalysisService:
             raise UnknownEntity(f"unknown topic {topic!r} (known: {', '.join(sorted(record.topics))})")
         return [topic]
 
+    def pair_count(self, pair: str | None = None) -> int:
+        """How many ordered pairs a pair-level query will visit (for progress bars)."""
+        return len(self._pairs(self.compiled().record, pair))
+
     def coverage(
-        self, at: datetime, *, topic: str | None = None, pair: str | None = None, whatif: WhatIf | None = None
+        self,
+        at: datetime,
+        *,
+        topic: str | None = None,
+        pair: str | None = None,
+        whatif: WhatIf | None = None,
+        progress: Progress | None = None,
     ) -> list[Flow]:
         """Coverage of every ordered pair × topic at ``at``.
 
@@ -253,7 +263,7 @@ class AnalysisService:
             UnknownEntity: for an unknown topic or party.
         """
         c = self.with_whatif(whatif or WhatIf(""))
-        return coverage_at(c.index, at, self._pairs(c.record, pair), self._topics(c.record, topic))
+        return coverage_at(c.index, at, self._pairs(c.record, pair), self._topics(c.record, topic), progress)
 
     def window(self) -> tuple[datetime, datetime]:
         """The scenario's analysis window (default period for gaps and reports).
@@ -274,6 +284,7 @@ class AnalysisService:
         topic: str | None = None,
         pair: str | None = None,
         whatif: WhatIf | None = None,
+        progress: Progress | None = None,
     ) -> list[Gap]:
         """Every interval in ``[start, end)`` with no route.
 
@@ -283,7 +294,7 @@ class AnalysisService:
         if end <= start:
             raise InvalidInput("--to must be after --from")
         c = self.with_whatif(whatif or WhatIf(""))
-        return gaps(c.index, start, end, self._pairs(c.record, pair), self._topics(c.record, topic))
+        return gaps(c.index, start, end, self._pairs(c.record, pair), self._topics(c.record, topic), progress)
 
     def stats(self, agreement: str | None, at: datetime) -> list[ProvisionStats]:
         """Provisions by year under ``agreement`` (or every agreement with any), as known at ``at``.
