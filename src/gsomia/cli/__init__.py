@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -22,6 +23,7 @@ from gsomia.bootstrap import App, Settings, build
 from gsomia.domain.coverage import Flow
 from gsomia.domain.instants import format_duration, iso
 from gsomia.domain.record import Caveats, WhatIf
+from gsomia.domain.whatif import FlowChange
 from gsomia.errors import (
     Conflict,
     GsomiaError,
@@ -227,6 +229,15 @@ def report(
             _render_report(r)
 
 
+def _grouped(changes: list[FlowChange]) -> dict[tuple[Any, ...], list[str]]:
+    """Changes that differ only by topic, grouped: one line per pair, route and interval."""
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for x in changes:
+        key = (x.originator, x.recipient, x.after_via, x.after_delay, x.after_agreement, x.start, x.end)
+        groups.setdefault(key, []).append(x.topic)
+    return groups
+
+
 def _render_report(r: ImpactReport) -> None:
     rec = r.record
     a = rec.agreements[r.question.agreement]
@@ -280,27 +291,25 @@ def _render_report(r: ImpactReport) -> None:
     out.print(f"[bold]3. {r.question.title}[/bold] — what-if: {c.whatif.describe()}", markup=True)
     pairs = " and ".join(f"{o}→{d}" for o, d in c.pairs)
     out.print(f"  flows {pairs}, {iso(c.start, rec.timezone)} to {iso(c.end, rec.timezone)}", markup=False)
+    z0 = rec.timezone
+
+    def until(end: datetime) -> str:
+        return "the end of the analysis window" if end == c.end else (iso(end, z0) or "")
+
     if c.rerouted:
-        out.print(
-            "  [bold]Rerouted[/bold] (direct → relay; the originator's prior written consent is required for each relay):"
-        )
-        for x in c.rerouted:
-            arr = rec.agreements.get(
-                next((aid for aid in rec.agreements if rec.agreements[aid].hub == x.after_via), ""), None
-            )
+        out.print("  [bold]Rerouted[/bold] (direct → relay; each relay needs the originator's prior written consent):")
+        for (o, d, via, delay, arr_id, start, end), topics in _grouped(c.rerouted).items():
+            arr = rec.agreements.get(arr_id or "")
             consent = "consent required" if arr is None or arr.consent_required else "no consent needed"
             out.print(
-                f"    {x.originator}→{x.recipient} {x.topic}: via {x.after_via} (+{format_duration(x.after_delay)} assumed), {consent}; "
-                f"{iso(x.start, rec.timezone)} → {iso(x.end, rec.timezone)}",
+                f"    {o}→{d} via {via} under {arr_id} (+{format_duration(delay)}, a modelling assumption), {consent}, "
+                f"from {iso(start, z0)} to {until(end)}: {', '.join(topics)}",
                 markup=False,
             )
     if c.stopped:
         out.print("  [bold]No route at all[/bold] (gaps opened by the what-if):")
-        for x in c.stopped:
-            out.print(
-                f"    {x.originator}→{x.recipient} {x.topic}: {iso(x.start, rec.timezone)} → {iso(x.end, rec.timezone)}",
-                markup=False,
-            )
+        for (o, d, _via, _delay, _arr, start, end), topics in _grouped(c.stopped).items():
+            out.print(f"    {o}→{d} from {iso(start, z0)} to {until(end)}: {', '.join(topics)}", markup=False)
     if not c.changes:
         out.print("  No flow between these parties changes.")
     changed = c.changed_reports

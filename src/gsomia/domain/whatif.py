@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from gsomia.domain.coverage import CoverageIndex, FlowSegment
@@ -25,6 +25,7 @@ class FlowChange:
     after: str
     after_via: str | None
     after_delay: timedelta
+    after_agreement: str | None = None
 
     @property
     def kind(self) -> str:
@@ -53,21 +54,12 @@ def _overlay(a: Sequence[FlowSegment], b: Sequence[FlowSegment]) -> list[FlowCha
                 == (x.route, x.via, y.route, y.via)
             ):
                 prev = out[-1]
-                out[-1] = FlowChange(
-                    prev.originator,
-                    prev.recipient,
-                    prev.topic,
-                    prev.start,
-                    e,
-                    prev.before,
-                    prev.before_via,
-                    prev.after,
-                    prev.after_via,
-                    prev.after_delay,
-                )
+                out[-1] = replace(prev, end=e)
             else:
                 out.append(
-                    FlowChange(x.originator, x.recipient, x.topic, s, e, x.route, x.via, y.route, y.via, y.delay)
+                    FlowChange(
+                        x.originator, x.recipient, x.topic, s, e, x.route, x.via, y.route, y.via, y.delay, y.agreement
+                    )
                 )
         if a[i].end < b[j].end:
             i += 1
