@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from gsomia import __version__
-from gsomia.api import analysis, problems
+from gsomia.api import analysis, exchange, ledger, problems
+from gsomia.api.middleware import BodyLimit, ExerciseStamp
 from gsomia.bootstrap import App
 
 DESCRIPTION = """The gsomia exchange and analysis API.
@@ -21,10 +24,20 @@ def create_app(app: App) -> FastAPI:
     api.state.gsomia = app
     problems.install(api)
     api.include_router(analysis.router)
+    api.include_router(ledger.router)
+    api.include_router(exchange.router)
+    api.add_middleware(BodyLimit, max_bytes=app.settings.max_body_bytes)
+    api.add_middleware(ExerciseStamp, info=app.exchange.clock.info)
 
     @api.get("/healthz", tags=["meta"], summary="Liveness and database reachability")
-    def healthz() -> dict[str, str]:
+    def healthz() -> dict[str, Any]:
         summary = app.store.summary()
-        return {"status": "ok", "scenario": summary.name if summary else "", "database": app.store.describe()}
+        exercise = app.exchange.clock.info()
+        return {
+            "status": "ok",
+            "scenario": summary.name if summary else "",
+            "database": app.store.describe(),
+            "exercise": exercise.as_dict() if exercise else None,
+        }
 
     return api

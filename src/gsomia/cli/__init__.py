@@ -20,6 +20,8 @@ from rich.table import Table
 
 from gsomia import __version__
 from gsomia.bootstrap import App, Settings, build
+from gsomia.cli.exchange import client_cli, keys_cli, principals_cli
+from gsomia.cli.ledger import ledger_cli
 from gsomia.domain.coverage import Flow
 from gsomia.domain.instants import format_duration, iso
 from gsomia.domain.record import Caveats, WhatIf
@@ -74,6 +76,10 @@ scenario_cli = typer.Typer(
     help="Validate, load and describe scenario files.", no_args_is_help=True, rich_markup_mode=None
 )
 cli.add_typer(scenario_cli, name="scenario")
+cli.add_typer(ledger_cli, name="ledger")
+cli.add_typer(client_cli, name="client")
+cli.add_typer(keys_cli, name="keys")
+cli.add_typer(principals_cli, name="principals")
 
 
 class _State:
@@ -777,6 +783,22 @@ def serve(
     host: Annotated[str, typer.Option("--host", envvar="GSOMIA_HOST", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", envvar="GSOMIA_PORT", help="Port to listen on.")] = 8000,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    exercise_clock: Annotated[
+        str | None,
+        typer.Option(
+            "--exercise-clock",
+            envvar="GSOMIA_EXERCISE_CLOCK",
+            help="Exercise mode: start the exchange clock at this instant (e.g. 2019-11-22T10:00+09:00).",
+        ),
+    ] = None,
+    exercise_whatif: Annotated[
+        Path | None,
+        typer.Option(
+            "--exercise-whatif",
+            envvar="GSOMIA_EXERCISE_WHATIF",
+            help="Exercise mode: apply this what-if file (drop:, add:) to every decision.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the API (OpenAPI at /docs) on HOST:PORT until interrupted."""
     import uvicorn  # noqa: PLC0415 - only the server needs it
@@ -784,6 +806,9 @@ def serve(
     from gsomia.api.app import create_app  # noqa: PLC0415
 
     with _errors():
+        if exercise_clock or exercise_whatif:
+            # --db has GSOMIA_DB as its envvar, so db=None here means neither was given
+            _state.app = build(Settings(db=_state.db, exercise_clock=exercise_clock, exercise_whatif=exercise_whatif))
         app = _app()
         summary = app.store.summary()
         err.print(
@@ -791,7 +816,18 @@ def serve(
             f"{app.store.describe()} on http://{host}:{port} (API docs at /docs)",
             markup=False,
         )
-        uvicorn.run(create_app(app), host=host, port=port, log_level=log_level, access_log=False)
+        exercise = app.exchange.clock.info()
+        if exercise is not None:
+            err.print(f"EXERCISE MODE: {exercise.header()} (every response says so)", markup=False)
+        uvicorn.run(
+            create_app(app),
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

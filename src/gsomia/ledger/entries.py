@@ -3,10 +3,17 @@
 An entry is a JSON object. What is hashed is its RFC 8785 (JSON Canonicalization Scheme)
 encoding, never the JSON it arrived as, so every party that holds the same entry computes
 the same leaf hash (RFC 9162 §2.1.1 leaf: ``SHA-256(0x00 || entry bytes)``).
+
+Entries made only of strings, integers within ±(2**53 - 1), booleans, nulls, arrays and objects
+with ASCII member names (every entry the exchange writes) take a fast path: for them RFC 8785
+is exactly the standard library's sorted, compact, non-ASCII-preserving JSON (§3.2.2.2 string
+escapes match, §3.2.3 sorting by UTF-16 code units equals sorting by code points for ASCII
+names, and there are no numbers to format). Anything else goes through ``rfc8785``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,8 +44,15 @@ def entry_bytes(entry: Mapping[str, Any]) -> bytes:
     """
     if not isinstance(entry, Mapping):
         raise InvalidInput("a ledger entry must be a JSON object")
+    fast = [True]
+    plain = _plain(entry, depth=0, fast=fast)
+    if fast[0]:
+        try:
+            return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: let rfc8785 decide
     try:
-        encoded: bytes = rfc8785.dumps(_plain(entry, depth=0))
+        encoded: bytes = rfc8785.dumps(plain)
     except rfc8785.CanonicalizationError as e:
         raise InvalidInput(f"ledger entry cannot be canonicalised (RFC 8785): {e}") from e
     return encoded
@@ -63,8 +77,13 @@ def entry_leaf_hash(entry: Mapping[str, Any]) -> bytes:
 _MAX_DEPTH = 64
 
 
-def _plain(value: Any, *, depth: int) -> Any:
-    """Turn mappings into dicts and tuples into lists, the only containers rfc8785 takes."""
+_FAST_SCALARS = (str, bool, type(None))
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def _plain(value: Any, *, depth: int, fast: list[bool]) -> Any:
+    """Turn mappings into dicts and tuples into lists, the only containers rfc8785 takes;
+    clear ``fast[0]`` on anything the fast path does not cover (see the module docstring)."""
     if depth > _MAX_DEPTH:
         raise InvalidInput("ledger entry is nested too deeply")
     if isinstance(value, Mapping):
@@ -72,8 +91,15 @@ def _plain(value: Any, *, depth: int) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidInput("ledger entry keys must be strings")
-            out[key] = _plain(item, depth=depth + 1)
+            if not key.isascii():
+                fast[0] = False
+            out[key] = _plain(item, depth=depth + 1, fast=fast)
         return out
     if isinstance(value, list | tuple):
-        return [_plain(item, depth=depth + 1) for item in value]
+        return [_plain(item, depth=depth + 1, fast=fast) for item in value]
+    if type(value) is int:
+        if not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+            fast[0] = False
+    elif not isinstance(value, _FAST_SCALARS):
+        fast[0] = False
     return value

@@ -1,0 +1,386 @@
+"""Exchange endpoints: submit reports, the inbox (paged and streamed), deliveries and their
+acknowledgement, consents, incidents (Art. 17), public keys, operator agreement events,
+statistics and exercise mode.
+
+Every endpoint needs a bearer token. Handlers parse the request, call one service and return
+its answer; who may do what is decided by the services (:mod:`gsomia.services.access`).
+Request bodies reject unknown fields (422). Errors are RFC 9457 problems.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, FastAPI, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from gsomia.api.auth import Caller
+from gsomia.bootstrap import App
+from gsomia.crypto import PublicKeys
+from gsomia.errors import InvalidInput
+from gsomia.services.agreements import EventSpec
+from gsomia.services.standing import StandingConsentSpec
+from gsomia.services.submissions import ReportSubmission
+
+STREAM_POLL_SECONDS = 1.0
+"""How often an event stream re-reads the store without a wake-up (items from other workers)."""
+
+
+@asynccontextmanager
+async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
+    app: App = api.state.gsomia
+    app.exchange.start()  # the consent-expiry sweep
+    # Everything built at start-up (the compiled record, routes, modules) lives as long as the
+    # server: keep it out of the collector's full passes, which would otherwise pause requests.
+    gc.freeze()
+    yield
+    app.exchange.consents.stop_sweeper()
+
+
+router = APIRouter(prefix="/api/v1", tags=["exchange"], lifespan=_lifespan)
+
+
+def _app(request: Request) -> App:
+    app: App = request.app.state.gsomia
+    return app
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# --- reports -------------------------------------------------------------------------------
+
+
+class CaveatsIn(_Strict):
+    """The originator's caveats (rule 4)."""
+
+    rel_to: list[str] | None = Field(description="REL TO list of party ids, or null for none.")
+    noforn: bool
+    orcon: bool = Field(description="Originator-controlled: every relay needs consent for this very report.")
+
+
+class ReportIn(_Strict):
+    """The report as signed: every member is required, so the signed bytes are unambiguous."""
+
+    id: str = Field(description="Unique id chosen by the originator (idempotency key).")
+    originator: str
+    topic: str
+    level: str = Field(description="A level of the originator's national ladder, e.g. 極秘.")
+    caveats: CaveatsIn
+    created: str = Field(description="ISO 8601 instant with offset.")
+    recipients: list[str] | None = Field(description="Recipients, or null for every other party.")
+    content_type: str
+    payload: str = Field(description="The payload, base64.")
+
+
+class SubmissionIn(_Strict):
+    """A signed report: the signature is over the RFC 8785 canonical bytes of ``report``."""
+
+    report: ReportIn
+    signature: str = Field(description="base64 signature by the originator's signing key.")
+    key: str = Field(description="Fingerprint of the originator's registered public keys.")
+
+
+@router.post(
+    "/reports",
+    status_code=201,
+    summary="Submit a signed report; every recipient is decided and delivered in one commit",
+    responses={200: {"description": "The same report was submitted before: the stored result."}},
+)
+async def submit(request: Request, body: SubmissionIn, caller: Caller, response: Response) -> dict[str, Any]:
+    """Verify, decide every recipient at the exchange clock, encrypt, wrap per recipient, ledger."""
+    sub = ReportSubmission(report=body.report.model_dump(mode="json"), signature=body.signature, key=body.key)
+    result = await _app(request).exchange.submissions.submit_async(caller, sub)
+    if not result.created:
+        response.status_code = 200
+    return result.body
+
+
+@router.get("/reports/{report_id}", summary="The current result of one of your reports")
+def report(request: Request, report_id: str, caller: Caller) -> dict[str, Any]:
+    """Decisions, deliveries and consent states per recipient (originator only)."""
+    return _app(request).exchange.submissions.result(caller, report_id)
+
+
+# --- inbox and deliveries --------------------------------------------------------------------
+
+
+@router.get("/inbox", summary="Your inbox: deliveries, consent requests and incident notices, in order")
+def inbox(
+    request: Request,
+    caller: Caller,
+    cursor: Annotated[str | None, Query(description="Continue after this cursor (next_cursor of a page).")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """``{"items": [...], "next_cursor"}``; ``next_cursor`` is null when there is nothing more now."""
+    after = _cursor(cursor)
+    items, last = _app(request).exchange.inbox.inbox(caller, after=after, limit=limit)
+    return {"items": items, "next_cursor": str(last) if len(items) == limit else None, "cursor": str(last)}
+
+
+def _cursor(text: str | None) -> int:
+    if text is None or text == "":
+        return 0
+    if not text.isdigit():
+        raise InvalidInput("cursor: use a next_cursor value from a previous page")
+    return int(text)
+
+
+@router.get(
+    "/inbox/stream",
+    summary="Server-sent events: each new inbox item as soon as it is committed",
+    response_class=EventSourceResponse,
+)
+async def stream(
+    request: Request,
+    caller: Caller,
+    last_event_id: Annotated[str | None, Header(description="Resume after this event id.")] = None,
+    cursor: Annotated[str | None, Query(description="Resume after this cursor (as Last-Event-ID).")] = None,
+) -> EventSourceResponse:
+    """Events ``delivery``, ``consent_request``, ``incident``, ``incident_update``; the event id is
+    the inbox cursor. Without ``Last-Event-ID`` or ``cursor`` the stream starts with new items."""
+    exchange = _app(request).exchange
+    resume = last_event_id if last_event_id is not None else cursor
+    # Subscribe before reading where to start, so an item committed in between is not missed.
+    subscription = exchange.notifier.subscribe(caller.party or "")
+    try:
+        after = await run_in_threadpool(exchange.inbox.stream_start, caller, _cursor(resume) if resume else None)
+    except BaseException:
+        subscription.close()
+        raise
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        nonlocal after
+        try:
+            yield ServerSentEvent(comment="gsomia inbox stream", retry=2000)
+            while True:
+                # Read in the loop itself: one indexed query, cheaper than a hop to a worker thread,
+                # and the event goes out as soon as the loop gets to it.
+                items, after = exchange.inbox.inbox(caller, after=after, limit=500, states=False)
+                for item in items:
+                    payload = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+                    yield ServerSentEvent(payload, event=item["type"], id=str(item["seq"]))
+                if len(items) == 500:
+                    continue
+                await subscription.wait(STREAM_POLL_SECONDS)
+        finally:
+            subscription.close()
+
+    return EventSourceResponse(events(), ping=15)
+
+
+@router.get("/deliveries/{delivery_id}", summary="Fetch a delivery (attests need-to-know)")
+def delivery(request: Request, delivery_id: str, caller: Caller) -> dict[str, Any]:
+    """The marking, the payload ciphertext and the content key wrapped to your key; decrypt locally."""
+    return _app(request).exchange.inbox.delivery(caller, delivery_id)
+
+
+class AckIn(_Strict):
+    """An acknowledgement: the recipient attests need-to-know (rule 5)."""
+
+    need_to_know: bool
+
+
+@router.post("/deliveries/{delivery_id}/ack", summary="Acknowledge receipt (attests need-to-know)")
+def ack(request: Request, delivery_id: str, body: AckIn, caller: Caller) -> dict[str, Any]:
+    """Ledgered once; acknowledging again returns the same acknowledgement."""
+    return _app(request).exchange.inbox.acknowledge(caller, delivery_id, need_to_know=body.need_to_know)
+
+
+# --- incidents -----------------------------------------------------------------------------
+
+
+class IncidentIn(_Strict):
+    """A loss or compromise report (Art. 17)."""
+
+    kind: Literal["loss", "compromise", "possible_compromise"]
+    description: str = Field(min_length=1, max_length=8000)
+
+
+@router.post("/deliveries/{delivery_id}/incidents", status_code=201, summary="Report loss or compromise (Art. 17)")
+def file_incident(request: Request, delivery_id: str, body: IncidentIn, caller: Caller) -> dict[str, Any]:
+    """The originator is told at once (an inbox item)."""
+    return _app(request).exchange.inbox.file_incident(caller, delivery_id, kind=body.kind, description=body.description)
+
+
+@router.get("/incidents/{incident_id}", summary="An incident and its updates")
+def incident(request: Request, incident_id: str, caller: Caller) -> dict[str, Any]:
+    """For the reporting recipient and the originator."""
+    return _app(request).exchange.inbox.incident(caller, incident_id)
+
+
+class IncidentUpdateIn(_Strict):
+    """An investigation result and the measures taken."""
+
+    result: str = Field(default="", max_length=8000)
+    measures: str = Field(default="", max_length=8000)
+
+
+@router.post("/incidents/{incident_id}/updates", status_code=201, summary="Append results and measures")
+def update_incident(request: Request, incident_id: str, body: IncidentUpdateIn, caller: Caller) -> dict[str, Any]:
+    """By the reporter or the originator; the other side is told."""
+    return _app(request).exchange.inbox.update_incident(caller, incident_id, result=body.result, measures=body.measures)
+
+
+# --- consents ------------------------------------------------------------------------------
+
+
+@router.get("/consents", summary="Consent requests for relays of your reports")
+def consents(
+    request: Request,
+    caller: Caller,
+    state: Annotated[
+        Literal["pending", "granted", "refused", "expired", "all"], Query(description="Which to list.")
+    ] = "pending",
+) -> dict[str, Any]:
+    """Pending ones by default; expired requests are expired (and ledgered) first."""
+    items = _app(request).exchange.consents.consents(caller, state=None if state == "all" else state)
+    return {"consents": items}
+
+
+class ConsentAnswerIn(_Strict):
+    """The originator's answer."""
+
+    decision: Literal["grant", "refuse"]
+    reason: str = Field(default="", max_length=2000)
+
+
+@router.post("/consents/{consent_id}", summary="Grant or refuse a relay")
+def answer(request: Request, consent_id: str, body: ConsentAnswerIn, caller: Caller) -> dict[str, Any]:
+    """A grant decides the relay again now; if it still holds, the hub's and the onward
+    deliveries are made, each ledgered; otherwise the answer says why the relay was refused."""
+    return _app(request).exchange.consents.answer(
+        caller, consent_id, grant=body.decision == "grant", reason=body.reason
+    )
+
+
+class StandingConsentIn(_Strict):
+    """A standing consent: relays of a topic prefix to a recipient, for a period."""
+
+    topic_prefix: str = Field(description="e.g. dprk.missile, or * for every topic.")
+    recipient: str
+    hub: str | None = None
+    valid_from: str | None = Field(default=None, description="ISO 8601 instant; default: now.")
+    valid_until: str
+    note: str = Field(default="", max_length=2000)
+
+
+@router.post("/standing-consents", status_code=201, summary="Give a standing consent")
+def add_standing(request: Request, body: StandingConsentIn, caller: Caller) -> dict[str, Any]:
+    """Relays it covers are released at once (never for ORCON reports)."""
+    spec = StandingConsentSpec(**body.model_dump())
+    return _app(request).exchange.standing.add(caller, spec)
+
+
+@router.get("/standing-consents", summary="Your standing consents")
+def standing(request: Request, caller: Caller) -> dict[str, Any]:
+    """Revoked ones included, with ``revoked_at``."""
+    return {"standing_consents": _app(request).exchange.standing.list(caller)}
+
+
+@router.delete("/standing-consents/{standing_id}", summary="Revoke a standing consent")
+def revoke_standing(request: Request, standing_id: str, caller: Caller) -> dict[str, Any]:
+    """Idempotent; ledgered once."""
+    return _app(request).exchange.standing.revoke(caller, standing_id)
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+class PublicKeysIn(_Strict):
+    """A party's public keys, as ``gsomia keys generate`` prints them."""
+
+    party: str
+    profile: Literal["classic", "cnsa2"]
+    signing_key: str
+    encryption_key: str
+    fingerprint: str | None = None
+
+
+@router.put("/parties/{party}/keys", summary="Register your public keys (never a private key)")
+def register_keys(
+    request: Request, party: str, body: PublicKeysIn, caller: Caller, response: Response
+) -> dict[str, Any]:
+    """A party registers its own keys (an operator may register any party's); earlier keys retire."""
+    keys = PublicKeys.from_dict(body.model_dump(exclude_none=True))
+    registered, new = _app(request).exchange.identity.register_keys(caller, party, keys)
+    response.status_code = 201 if new else 200
+    return {"party": party, **registered.as_dict()}
+
+
+@router.get("/parties/{party}/keys", summary="A party's public keys")
+def public_keys(request: Request, party: str, caller: Caller) -> dict[str, Any]:
+    """Public keys only: what a client needs to verify an originator's signature."""
+    keys = _app(request).exchange.identity.public_keys(caller, party)
+    return {"party": party, "keys": [k.as_dict() for k in keys]}
+
+
+@router.get("/whoami", summary="Who the token belongs to")
+def whoami(caller: Caller) -> dict[str, Any]:
+    """``{"id", "name", "role", "party"}``."""
+    return {"id": caller.id, "name": caller.name, "role": caller.role.value, "party": caller.party}
+
+
+# --- operator ------------------------------------------------------------------------------
+
+
+class EventIn(_Strict):
+    """An agreement event (the same fields as a scenario file's event)."""
+
+    kind: Literal[
+        "signature",
+        "entry_into_force",
+        "notice",
+        "suspension",
+        "revival",
+        "withdrawal",
+        "termination",
+        "amendment",
+    ]
+    at: str | None = Field(default=None, description="When it happened (a notice: when received); default: now.")
+    by: str | None = None
+    effective: str | None = None
+    note: str = ""
+    source: str = ""
+    id: str | None = Field(default=None, description="Event id; default: a fresh one.")
+    changes: dict[str, Any] | None = None
+
+
+@router.post("/agreements/{agreement_id}/events", status_code=201, summary="Record an agreement event (operator)")
+def record_event(request: Request, agreement_id: str, body: EventIn, caller: Caller) -> dict[str, Any]:
+    """Changes decisions from now on; deliveries already made keep their markings (Art. 21.4)."""
+    return _app(request).exchange.agreements.record_event(caller, agreement_id, EventSpec(**body.model_dump()))
+
+
+@router.get("/exchange/stats", summary="Exchange counts (auditor, operator): never content")
+def stats(request: Request, caller: Caller) -> dict[str, Any]:
+    """Reports, decisions by outcome, deliveries by state, consents by state, incidents, pairs."""
+    return _app(request).exchange.inbox.stats(caller)
+
+
+class ClockIn(_Strict):
+    """Where to move the exercise clock."""
+
+    at: str = Field(description="ISO 8601 instant with offset; never earlier than the exercise clock.")
+
+
+@router.get("/exercise", summary="Whether exercise mode is on, and the exchange clock")
+def exercise(request: Request, caller: Caller) -> dict[str, Any]:
+    """``{"exercise": bool, "clock", "whatif"}``."""
+    clock = _app(request).exchange.clock
+    info = clock.info()
+    return {"exercise": info is not None, "clock": clock.now().isoformat(), "whatif": info.whatif if info else None}
+
+
+@router.post("/exercise/clock", summary="Move the exercise clock forward (operator, exercise mode only)")
+def set_clock(request: Request, body: ClockIn, caller: Caller) -> dict[str, Any]:
+    """Never backwards; consent requests that run out are expired at once."""
+    at = _app(request).exchange.agreements.advance_clock(caller, body.at)
+    return {"exercise": True, "clock": at.isoformat()}

@@ -1,0 +1,96 @@
+"""Ledger endpoints: the signed checkpoint, the key, entries, inclusion and consistency proofs.
+
+Everything here is what an auditor needs to check the exchange from outside: fetch the latest
+checkpoint (a C2SP tlog-checkpoint signed note, ``text/plain``), the exchange's public key,
+the entries themselves, and RFC 9162 §2.1.3 / §2.1.4 proofs against any past tree size.
+``gsomia ledger verify --url`` uses exactly these. Errors are RFC 9457 problems
+(:mod:`gsomia.api.problems`): an index or size beyond the ledger is a 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import PlainTextResponse
+
+from gsomia.api.auth import ledger_reader
+from gsomia.bootstrap import App
+from gsomia.services.ledger import PAGE_LIMIT
+
+# Every ledger endpoint's dependencies, in one place: a bearer token of a party, an operator or
+# an auditor (the ledger holds digests and decisions, never payloads).
+DEPENDENCIES: list[Any] = [Depends(ledger_reader)]
+
+
+@asynccontextmanager
+async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
+    # Startup: load (or create) the checkpoint key and rebuild the tree from the stored leaf
+    # hashes before the first request, so no request pays for it.
+    app: App = api.state.gsomia
+    app.ledger.open()
+    yield
+
+
+router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"], dependencies=DEPENDENCIES, lifespan=_lifespan)
+
+Index = Annotated[int, Query(ge=0, description="Zero-based entry (leaf) index.")]
+Size = Annotated[int | None, Query(ge=0, description="Tree size; default: the current size.")]
+
+
+def _app(request: Request) -> App:
+    app: App = request.app.state.gsomia
+    return app
+
+
+@router.get(
+    "/checkpoint",
+    summary="The latest signed checkpoint (C2SP tlog-checkpoint signed note)",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+def checkpoint(request: Request) -> PlainTextResponse:
+    """The signed note: origin, tree size, base64 root hash, a blank line, the signature line."""
+    note = _app(request).ledger.checkpoint()
+    return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
+
+
+@router.get("/key", summary="The exchange's checkpoint verification key")
+def key(request: Request) -> dict[str, str]:
+    """``{"name", "key_id", "public_key", "algorithm", "vkey"}``; pin it to verify checkpoints."""
+    return _app(request).ledger.public_key()
+
+
+@router.get("/entries", summary="Entries in index order, a page at a time")
+def entries(
+    request: Request,
+    start: Annotated[int, Query(ge=0, description="First index to return.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT, description=f"Page size, at most {PAGE_LIMIT}.")] = 100,
+) -> dict[str, Any]:
+    """``{"start", "limit", "entries": [...], "next"}``; ``next`` is null after the last entry."""
+    rows = _app(request).ledger.entries(start, limit)
+    return {"start": start, "limit": limit, "entries": rows, "next": start + len(rows) if len(rows) == limit else None}
+
+
+@router.get("/entries/{index}", summary="One entry, with its leaf hash")
+def entry(request: Request, index: int) -> dict[str, Any]:
+    """``{"index", "entry", "leaf_hash", "recorded_at"}``."""
+    return _app(request).ledger.entry(index)
+
+
+@router.get("/proof/inclusion", summary="Inclusion proof of an entry (RFC 9162 §2.1.3)")
+def inclusion(request: Request, index: Index, size: Size = None) -> dict[str, Any]:
+    """``{"index", "size", "leaf_hash", "proof", "root"}``, plus the signed checkpoint at the current size."""
+    return _app(request).ledger.inclusion(index, size)
+
+
+@router.get("/proof/consistency", summary="Consistency proof between two tree sizes (RFC 9162 §2.1.4)")
+def consistency(
+    request: Request,
+    old: Annotated[int, Query(ge=0, description="The older tree size (e.g. of a checkpoint you kept).")],
+    new: Size = None,
+) -> dict[str, Any]:
+    """``{"old", "new", "proof", "old_root", "new_root"}``, plus the signed checkpoint at the current size."""
+    return _app(request).ledger.consistency(old, new)

@@ -1,0 +1,516 @@
+"""``gsomia client``, ``gsomia keys`` and ``gsomia principals``.
+
+- ``client``: talk to a running exchange over HTTP as a party, operator or auditor (``--url``,
+  ``--token`` or ``GSOMIA_URL``, ``GSOMIA_TOKEN``). Private keys never leave this machine:
+  reports are signed here, and deliveries are decrypted here.
+- ``keys``: generate a party's key pairs into a 0600 file; show its public half.
+- ``principals``: local administration of API tokens, directly on the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+from rich.table import Table
+
+import gsomia.cli as root
+from gsomia.crypto import PartyKeys, Profile, PublicKeys, read_private_keyfile, sign, verify, write_private_keyfile
+from gsomia.errors import (
+    BadSignature,
+    Conflict,
+    GsomiaError,
+    InvalidInput,
+    NotAuthenticated,
+    NotPermitted,
+    PayloadTooLarge,
+    StorageError,
+    UnknownEntity,
+)
+from gsomia.ledger.entries import entry_bytes  # the one canonical (RFC 8785) encoder
+from gsomia.services.access import Role
+from gsomia.services.exchange import open_delivery
+
+client_cli = typer.Typer(
+    help="Use a running exchange: submit, inbox, fetch and decrypt, acknowledge, consents, incidents, watch.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+keys_cli = typer.Typer(help="Generate a party's key pairs (kept on this machine, mode 0600).", no_args_is_help=True)
+principals_cli = typer.Typer(
+    help="Administer API tokens on the local database (add shows the token once).", no_args_is_help=True
+)
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (a stable contract) instead of text.")]
+KeyFile = Annotated[Path, typer.Option("--key", help="Your private key file (from 'gsomia keys generate').")]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+# --- HTTP client -----------------------------------------------------------------------------
+
+
+class _State:
+    url: str = DEFAULT_URL
+    token: str | None = None
+
+
+_state = _State()
+
+_BY_STATUS: dict[int, type[GsomiaError]] = {
+    401: NotAuthenticated,
+    403: NotPermitted,
+    404: UnknownEntity,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: InvalidInput,
+}
+
+
+def _raise_problem(response: httpx.Response) -> NoReturn:
+    try:
+        body = response.json()
+        detail = str(body.get("detail") or body.get("title") or response.reason_phrase)
+        errors = body.get("errors") or []
+        if errors:
+            detail += ": " + "; ".join(f"{'.'.join(e.get('loc', [])[1:])}: {e.get('message')}" for e in errors[:5])
+    except ValueError:
+        detail = response.text.strip()[:200] or response.reason_phrase
+    if response.status_code == 400 and "signature" in detail:
+        raise BadSignature()
+    cls = _BY_STATUS.get(response.status_code)
+    if cls is None:
+        cls = StorageError if response.status_code >= 500 else InvalidInput
+    raise cls(f"{detail} (HTTP {response.status_code})")
+
+
+@contextmanager
+def _client() -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {_state.token}"} if _state.token else {}
+    try:
+        with httpx.Client(base_url=_state.url.rstrip("/"), headers=headers, timeout=30.0) as c:
+            yield c
+    except httpx.TransportError as e:
+        raise StorageError(f"cannot reach the exchange at {_state.url}: {e}; is 'gsomia serve' running?") from e
+
+
+def _call(method: str, path: str, **kwargs: Any) -> Any:
+    with _client() as c:
+        response = c.request(method, path, **kwargs)
+    if response.status_code >= 400:
+        _raise_problem(response)
+    return response.json()
+
+
+@client_cli.callback()
+def _client_root(
+    url: Annotated[str, typer.Option("--url", envvar="GSOMIA_URL", help="The exchange's address.")] = DEFAULT_URL,
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="GSOMIA_TOKEN", help="Your API token (or GSOMIA_TOKEN).")
+    ] = None,
+) -> None:
+    _state.url = url
+    _state.token = token
+
+
+def _keys(path: Path) -> PartyKeys:
+    return read_private_keyfile(path)
+
+
+# --- client commands -------------------------------------------------------------------------
+
+
+@client_cli.command("register")
+def register_cmd(key: KeyFile, as_json: AsJson = False) -> None:
+    """Register the public half of your key file with the exchange (the private half stays here)."""
+    with root._errors():
+        keys = _keys(key)
+        public = keys.public_keys().to_dict()
+        body = _call("PUT", f"/api/v1/parties/{keys.party}/keys", json=public)
+        if as_json:
+            root._emit_json(body)
+        else:
+            root.out.print(f"registered {keys.party} {keys.profile.value} keys {body['fingerprint']}", markup=False)
+
+
+@client_cli.command("submit")
+def submit_cmd(
+    key: KeyFile,
+    topic: Annotated[str, typer.Option("--topic", help="e.g. dprk.missile.launch")],
+    level: Annotated[str, typer.Option("--level", help="A level of your national ladder, e.g. 極秘.")],
+    payload: Annotated[Path, typer.Option("--payload", help="File with the payload (any bytes).")],
+    recipient: Annotated[
+        list[str] | None, typer.Option("--recipient", help="A recipient (repeatable); default: every party.")
+    ] = None,
+    rel_to: Annotated[str | None, typer.Option("--rel-to", help="REL TO list, comma-separated.")] = None,
+    noforn: Annotated[bool, typer.Option("--noforn", help="No foreign release at all.")] = False,
+    orcon: Annotated[bool, typer.Option("--orcon", help="Every relay needs consent for this report.")] = False,
+    report_id: Annotated[str | None, typer.Option("--id", help="Report id (default: a fresh one).")] = None,
+    content_type: Annotated[str, typer.Option("--content-type")] = "application/octet-stream",
+    as_json: AsJson = False,
+) -> None:
+    """Sign a report with your key and submit it; show what happened for each recipient."""
+    with root._errors():
+        keys = _keys(key)
+        try:
+            data = payload.read_bytes()
+        except OSError as e:
+            raise InvalidInput(f"cannot read {payload}: {e.strerror}") from e
+        report = {
+            "id": report_id or f"{keys.party.lower()}-{secrets.token_hex(8)}",
+            "originator": keys.party,
+            "topic": topic,
+            "level": level,
+            "caveats": {
+                "rel_to": [p.strip() for p in rel_to.split(",") if p.strip()] if rel_to else None,
+                "noforn": noforn,
+                "orcon": orcon,
+            },
+            "created": datetime.now(UTC).isoformat(),
+            "recipients": list(recipient) if recipient else None,
+            "content_type": content_type,
+            "payload": base64.b64encode(data).decode("ascii"),
+        }
+        signature = sign(keys, entry_bytes(report))
+        body = {
+            "report": report,
+            "signature": base64.b64encode(signature).decode("ascii"),
+            "key": keys.fingerprint(),
+        }
+        result = _call("POST", "/api/v1/reports", json=body)
+        if as_json:
+            root._emit_json(result)
+            return
+        root.out.print(f"report {result['report']} (ledger entry {result['leaf_index']})", markup=False)
+        table = Table("recipient", "outcome", "route", "marking", "delivery / consent", show_edge=False)
+        for r in result["recipients"]:
+            route = " → ".join(r["path"]) if r["path"] else "-"
+            mark = r["marking"]["banner"] if r["decision"] != "deny" else "-"
+            ids = ", ".join(d["id"] for d in r["deliveries"])
+            if r["consent"]:
+                ids = (ids + ", " if ids else "") + f"consent {r['consent']['id']} ({r['consent']['state']})"
+            why = r["reasons"][0]["message"] if r["outcome"] in ("denied", "no_key") and r["reasons"] else ""
+            table.add_row(r["recipient"], r["outcome"], why or route, mark or "-", ids or "-")
+        root.out.print(table)
+
+
+@client_cli.command("inbox")
+def inbox_cmd(
+    cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after this cursor.")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 100,
+    as_json: AsJson = False,
+) -> None:
+    """Your deliveries, consent requests and incident notices, oldest first."""
+    with root._errors():
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        page = _call("GET", "/api/v1/inbox", params=params)
+        if as_json:
+            root._emit_json(page)
+            return
+        table = Table("#", "type", "id", "report", "from", "marking / subject", "via", "state", show_edge=False)
+        for item in page["items"]:
+            table.add_row(*_inbox_row(item))
+        root.out.print(table)
+        if page["next_cursor"]:
+            root.err.print(f"more: gsomia client inbox --cursor {page['next_cursor']}", markup=False)
+
+
+def _inbox_row(item: dict[str, Any]) -> list[str]:
+    kind = item["type"]
+    if kind == "delivery":
+        return [
+            str(item["seq"]),
+            kind,
+            item["id"],
+            item["report"],
+            item["originator"],
+            item["marking"]["banner"],
+            item.get("via") or "-",
+            item.get("state", ""),
+        ]
+    if kind == "consent_request":
+        subject = f"relay to {item['recipient']} via {item['hub']} ({item['topic']}, {item['level']})"
+        return [str(item["seq"]), kind, item["id"], item["report"], "-", subject, item["hub"], "pending"]
+    subject = item.get("kind") or item.get("result") or ""
+    who = item.get("reporter") or item.get("by") or "-"
+    ref = item.get("id") or item.get("incident") or ""
+    return [str(item["seq"]), kind, ref, item.get("report", "-"), who, subject, "-", "-"]
+
+
+@client_cli.command("fetch")
+def fetch_cmd(
+    delivery: Annotated[str, typer.Argument(help="Delivery id (from the inbox).")],
+    key: KeyFile,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the payload to FILE.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Fetch a delivery (attesting need-to-know), check the originator's signature, decrypt it
+    with your key here, and print its marking banner then the payload."""
+    with root._errors():
+        keys = _keys(key)
+        view = _call("GET", f"/api/v1/deliveries/{delivery}")
+        payload = open_delivery(view, keys)
+        origin = view["origin"]
+        signer = _call("GET", f"/api/v1/parties/{origin['report']['originator']}/keys")
+        signed = {**origin["report"], "payload": base64.b64encode(payload).decode("ascii")}
+        _check_origin(signer["keys"], origin["key"], entry_bytes(signed), origin["signature"])
+        if out_file is not None:
+            out_file.write_bytes(payload)
+        if as_json:
+            root._emit_json(
+                {
+                    "delivery": view["id"],
+                    "report": view["report"],
+                    "marking": view["marking"],
+                    "via": view["via"],
+                    "signature": "verified",
+                    "payload_file": str(out_file) if out_file else None,
+                    "payload": None if out_file else payload.decode("utf-8", errors="replace"),
+                }
+            )
+            return
+        via = f" via {view['via']}" if view["via"] else ""
+        root.out.print(f"{view['marking']['banner']}{via}", markup=False)
+        root.err.print(
+            f"delivery {view['id']} of report {view['report']}: originator's signature verified", markup=False
+        )
+        if out_file is not None:
+            root.out.print(f"payload written to {out_file} ({len(payload)} bytes)", markup=False)
+        else:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(payload + (b"" if payload.endswith(b"\n") else b"\n"))
+
+
+def _check_origin(registered: list[dict[str, Any]], fingerprint: str, message: bytes, signature: str) -> None:
+    for doc in registered:
+        if doc.get("fingerprint") == fingerprint:
+            public = PublicKeys.from_dict({k: doc[k] for k in ("party", "profile", "signing_key", "encryption_key")})
+            verify(public, message, base64.b64decode(signature))
+            return
+    raise BadSignature()
+
+
+@client_cli.command("ack")
+def ack_cmd(delivery: Annotated[str, typer.Argument(help="Delivery id.")], as_json: AsJson = False) -> None:
+    """Acknowledge receipt of a delivery, attesting your need-to-know (rule 5)."""
+    with root._errors():
+        body = _call("POST", f"/api/v1/deliveries/{delivery}/ack", json={"need_to_know": True})
+        if as_json:
+            root._emit_json(body)
+        else:
+            root.out.print(f"acknowledged {body['id']} at {body['acked_at']} (ledger entry {body['leaf_index']})")
+
+
+@client_cli.command("consents")
+def consents_cmd(
+    state: Annotated[str, typer.Option("--state", help="pending, granted, refused, expired or all.")] = "pending",
+    as_json: AsJson = False,
+) -> None:
+    """Consent requests for relays of your reports."""
+    with root._errors():
+        body = _call("GET", "/api/v1/consents", params={"state": state})
+        if as_json:
+            root._emit_json(body)
+            return
+        table = Table("id", "report", "relay", "topic", "level", "state", "expires", show_edge=False)
+        for c in body["consents"]:
+            relay = f"→ {c['hub']} → {c['recipient']} ({c['arrangement']})"
+            table.add_row(
+                c["id"], c["report"], relay, c.get("topic", ""), c.get("level", ""), c["state"], c["expires_at"]
+            )
+        root.out.print(table)
+
+
+@client_cli.command("consent")
+def consent_cmd(
+    consent: Annotated[str, typer.Argument(help="Consent request id.")],
+    decision: Annotated[str, typer.Argument(help="grant or refuse.")],
+    reason: Annotated[str, typer.Option("--reason")] = "",
+    as_json: AsJson = False,
+) -> None:
+    """Grant or refuse a relay of your report."""
+    with root._errors():
+        if decision not in ("grant", "refuse"):
+            raise InvalidInput("decision must be grant or refuse")
+        body = _call("POST", f"/api/v1/consents/{consent}", json={"decision": decision, "reason": reason})
+        if as_json:
+            root._emit_json(body)
+            return
+        outcome = body.get("outcome") or {}
+        if body["state"] == "granted" and outcome.get("relayed"):
+            root.out.print(f"granted: relayed, deliveries {', '.join(outcome['deliveries'])}", markup=False)
+        elif body["state"] == "granted":
+            reasons = "; ".join(r["message"] for r in outcome.get("reasons", []))
+            root.out.print(f"granted, but the relay was refused: {reasons}", markup=False)
+        else:
+            root.out.print(f"{body['state']}", markup=False)
+
+
+@client_cli.command("incident")
+def incident_cmd(
+    delivery: Annotated[str, typer.Argument(help="Delivery id.")],
+    kind: Annotated[str, typer.Option("--kind", help="loss, compromise or possible_compromise.")],
+    description: Annotated[str, typer.Option("--description")],
+    as_json: AsJson = False,
+) -> None:
+    """Report the loss or compromise of a delivery (Art. 17); the originator is told at once."""
+    with root._errors():
+        body = _call(
+            "POST", f"/api/v1/deliveries/{delivery}/incidents", json={"kind": kind, "description": description}
+        )
+        if as_json:
+            root._emit_json(body)
+        else:
+            root.out.print(f"incident {body['id']} filed; {body['originator']} has been told", markup=False)
+
+
+@client_cli.command("watch")
+def watch_cmd(
+    cursor: Annotated[str | None, typer.Option("--cursor", help="Replay items after this cursor first.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Print inbox items as they are committed (server-sent events); reconnects, Ctrl-C stops."""
+    last = cursor
+    with root._errors():
+        try:
+            while True:
+                last = _watch_once(last, as_json=as_json)
+                time.sleep(1.0)  # the server went away: reconnect after a pause
+        except KeyboardInterrupt:
+            return
+
+
+def _watch_once(last: str | None, *, as_json: bool) -> str | None:
+    headers = {"Accept": "text/event-stream"}
+    if last:
+        headers["Last-Event-ID"] = last
+    try:
+        with _client() as c, c.stream("GET", "/api/v1/inbox/stream", headers=headers, timeout=None) as response:
+            if response.status_code >= 400:
+                response.read()
+                _raise_problem(response)
+            root.err.print(f"watching {_state.url} (Ctrl-C to stop)", markup=False)
+            data: list[str] = []
+            event_id = None
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+                elif line.startswith("id:"):
+                    event_id = line[3:].strip()
+                elif line == "" and data:
+                    item = json.loads("\n".join(data))
+                    data = []
+                    last = event_id or last
+                    if as_json:
+                        sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
+                    else:
+                        sys.stdout.write("  ".join(_inbox_row(item)) + "\n")
+                    sys.stdout.flush()
+    except StorageError as e:
+        root.err.print(f"{e}; retrying", markup=False)
+    except httpx.HTTPError as e:
+        root.err.print(f"stream interrupted ({type(e).__name__}); reconnecting", markup=False)
+    return last
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+@keys_cli.command("generate")
+def keys_generate(
+    party: Annotated[str, typer.Argument(help="Your party id, e.g. JPN.")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="Where to write the private key file (0600).")],
+    profile: Annotated[str, typer.Option("--profile", help="classic (Ed25519, X25519) or cnsa2.")] = "classic",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing key file.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Generate a signing and an encryption key pair into a new 0600 file. Only the public half
+    ever goes to the exchange ('gsomia client register --key FILE')."""
+    with root._errors():
+        keys = PartyKeys.generate(party, Profile.parse(profile))
+        write_private_keyfile(out_file, keys, overwrite=force)
+        public = {**keys.public_keys().to_dict(), "fingerprint": keys.fingerprint()}
+        if as_json:
+            root._emit_json({"file": str(out_file), "public": public})
+            return
+        root.out.print(f"wrote {out_file} (mode 0600): {party} {profile} keys {keys.fingerprint()}", markup=False)
+        root.err.print(f"register the public keys with: gsomia client register --key {out_file}", markup=False)
+
+
+@keys_cli.command("show")
+def keys_show(path: Annotated[Path, typer.Argument(help="A private key file.")], as_json: AsJson = False) -> None:
+    """Show the public half of a key file (never the private keys)."""
+    with root._errors():
+        keys = read_private_keyfile(path)
+        public = {**keys.public_keys().to_dict(), "fingerprint": keys.fingerprint()}
+        if as_json:
+            root._emit_json(public)
+            return
+        for k, v in public.items():
+            root.out.print(f"{k:<15} {v}", markup=False)
+
+
+# --- principals --------------------------------------------------------------------------------
+
+
+@principals_cli.command("add")
+def principals_add(
+    role: Annotated[str, typer.Option("--role", help="party, operator or auditor.")],
+    name: Annotated[str, typer.Option("--name", help="Who holds the token, e.g. 'JPN MoD liaison desk'.")],
+    party: Annotated[str | None, typer.Option("--party", help="The party a party principal acts for.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create a principal and print its token once (only its SHA-256 is stored)."""
+    with root._errors():
+        issued = root._app().exchange.identity.add_principal(role=Role.parse(role), name=name, party=party)
+        p = issued.principal
+        if as_json:
+            root._emit_json({"id": p.id, "name": p.name, "role": p.role.value, "party": p.party, "token": issued.token})
+            return
+        root.err.print(f"created {p.describe()} as {p.id}; the token is shown only now:", markup=False)
+        sys.stdout.write(issued.token + "\n")
+
+
+@principals_cli.command("list")
+def principals_list(as_json: AsJson = False) -> None:
+    """Every principal (never a token)."""
+    with root._errors():
+        rows = root._app().exchange.identity.principals()
+        docs = [
+            {
+                "id": r.principal.id,
+                "name": r.principal.name,
+                "role": r.principal.role.value,
+                "party": r.principal.party,
+                "created_at": r.created_at.isoformat(),
+                "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+            }
+            for r in rows
+        ]
+        if as_json:
+            root._emit_json(docs)
+            return
+        table = Table("id", "role", "party", "name", "created", "revoked", show_edge=False)
+        for d in docs:
+            table.add_row(d["id"], d["role"], d["party"] or "-", d["name"], d["created_at"], d["revoked_at"] or "-")
+        root.out.print(table)
+
+
+@principals_cli.command("revoke")
+def principals_revoke(principal_id: Annotated[str, typer.Argument(help="Principal id (from list).")]) -> None:
+    """Revoke a principal's token (takes effect within a second on running servers)."""
+    with root._errors():
+        info = root._app().exchange.identity.revoke(principal_id)
+        root.out.print(f"revoked {info.principal.describe()} ({principal_id})", markup=False)

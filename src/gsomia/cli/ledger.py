@@ -1,0 +1,442 @@
+"""``gsomia ledger``: checkpoints, exports, proofs and verification of the exchange's ledger.
+
+``verify`` re-derives every leaf from the entry bytes (from the local store, an export file
+or a server over HTTP), rebuilds the RFC 9162 tree, checks the signed checkpoint and, given
+an older checkpoint you kept (``--since``), detects rollback and forks. It names the first bad
+entry, checkpoint or proof element and exits 8. Verifying an export or a proof needs no
+database.
+
+Errors and exit codes come from :mod:`gsomia.cli` (one table for the whole command line).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+import gsomia.cli as root
+from gsomia.errors import InvalidInput, LedgerInvalid, NotAuthenticated
+from gsomia.ledger.checkpoint import parse_note
+from gsomia.ledger.entries import entry_bytes
+from gsomia.services.ledger import PAGE_LIMIT
+from gsomia.services.ledger_audit import (
+    EntryProblem,
+    ExportReader,
+    LedgerKey,
+    VerifyReport,
+    verify_ledger,
+    verify_proof,
+)
+
+ledger_cli = typer.Typer(
+    help="The exchange's tamper-evident ledger: signed checkpoints, exports, proofs and verification.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (a stable contract) instead of text.")]
+_PROGRESS_MIN = 10_000  # below this a progress bar only flickers
+
+
+# --- checkpoint, key, export, proof ----------------------------------------------------------------
+
+
+@ledger_cli.command("checkpoint")
+def checkpoint_cmd(
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Save the signed note to FILE (keep it for --since).")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Print (or save) the current signed checkpoint of the local ledger (C2SP tlog-checkpoint)."""
+    with root._errors():
+        note = root._app().ledger.checkpoint()
+        if out_file is not None:
+            _write(out_file, note.encode("utf-8"))
+        if as_json:
+            cp, _sigs = parse_note(note)
+            root._emit_json(
+                {"origin": cp.origin, "size": cp.size, "root": _b64(cp.root_hash), "note": note, "file": _str(out_file)}
+            )
+        elif out_file is None:
+            sys.stdout.write(note)
+        else:
+            sys.stderr.write(f"saved the checkpoint to {out_file}\n")
+
+
+@ledger_cli.command("key")
+def key_cmd(
+    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="Save the key (JSON) to FILE.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Print the exchange's checkpoint verification key (pin it for 'ledger verify --key')."""
+    with root._errors():
+        key = root._app().ledger.public_key()
+        if out_file is not None:
+            _write(out_file, (json.dumps(key, indent=2) + "\n").encode("utf-8"))
+        if as_json:
+            root._emit_json(key)
+        else:
+            sys.stdout.write(f"{key['vkey']}\n")
+
+
+@ledger_cli.command("export")
+def export_cmd(
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="File to write (JSON lines).")],
+    as_json: AsJson = False,
+) -> None:
+    """Write every entry and the checkpoint that covers them, for offline 'ledger verify --export'."""
+    with root._errors():
+        ledger = root._app().ledger
+        tmp = out_file.with_name(f".{out_file.name}.tmp")
+        try:
+            with tmp.open("wb") as fh:
+                count = ledger.export(fh)
+            tmp.replace(out_file)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise InvalidInput(f"cannot write {out_file}: {e.strerror}") from e
+        if as_json:
+            root._emit_json({"file": str(out_file), "entries": count, "origin": ledger.origin})
+        else:
+            sys.stderr.write(f"wrote {count} entries and their checkpoint to {out_file}\n")
+
+
+@ledger_cli.command("proof")
+def proof_cmd(
+    index: Annotated[int | None, typer.Option("--index", help="Inclusion proof of entry N.", min=0)] = None,
+    size: Annotated[
+        int | None, typer.Option("--size", help="...in the tree of this size (default: current).", min=0)
+    ] = None,
+    old: Annotated[int | None, typer.Option("--old", help="Consistency proof from this older size.", min=0)] = None,
+    new: Annotated[int | None, typer.Option("--new", help="...to this size (default: current).", min=0)] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="Save the proof (JSON) to FILE.")] = None,
+) -> None:
+    """Print an inclusion proof (--index N) or a consistency proof (--old M) as JSON.
+
+    At the current size the proof carries the signed checkpoint (and an inclusion proof its
+    entry), so 'gsomia ledger verify --proof FILE --key KEY' checks it offline."""
+    with root._errors():
+        if (index is None) == (old is None):
+            raise InvalidInput("give exactly one of --index N (inclusion) or --old M (consistency)")
+        ledger = root._app().ledger
+        if index is not None:
+            doc = ledger.inclusion(index, size)
+            doc["entry"] = ledger.entry(index)["entry"]
+        else:
+            assert old is not None  # noqa: S101 - checked above
+            doc = ledger.consistency(old, new)
+        if out_file is not None:
+            _write(out_file, (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+            sys.stderr.write(f"saved the proof to {out_file}\n")
+        else:
+            root._emit_json(doc)
+
+
+# --- verify ---------------------------------------------------------------------------------------
+
+
+@ledger_cli.command("verify")
+def verify_cmd(
+    export: Annotated[
+        Path | None, typer.Option("--export", help="Verify this export file (offline, no database).")
+    ] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Verify the ledger a server publishes at URL.")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="GSOMIA_TOKEN", help="API token for --url (any role; or GSOMIA_TOKEN)."),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="The latest signed checkpoint to check against (default: the source's)."),
+    ] = None,
+    since: Annotated[
+        Path | None,
+        typer.Option("--since", help="An older checkpoint you kept: detects rollback and forks."),
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option("--key", help="The exchange's key: JSON from 'gsomia ledger key --json', or a vkey line."),
+    ] = None,
+    key_b64: Annotated[
+        str | None, typer.Option("--key-b64", help="The exchange's Ed25519 public key, base64 of 32 bytes.")
+    ] = None,
+    proof: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--proof",
+            help="Also check this proof (from 'gsomia ledger proof'). Without --export or --url, "
+            "check only the proofs, offline. Repeatable.",
+        ),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Re-derive every leaf, rebuild the tree, check the signed checkpoint and consistency with a
+    checkpoint you kept. Names the first bad entry, checkpoint or proof element; exit code 8.
+
+    The source is the local database unless --export or --url is given."""
+    with root._errors():
+        if export is not None and url is not None:
+            raise InvalidInput("give at most one of --export FILE and --url URL")
+        if key_file is not None and key_b64 is not None:
+            raise InvalidInput("give at most one of --key FILE and --key-b64 KEY")
+        latest = _read_text(checkpoint, "checkpoint") if checkpoint else None
+        kept = _read_text(since, "kept checkpoint") if since else None
+        proofs = [_read_json(p) for p in proof or ()]
+        key_text = _read_text(key_file, "key") if key_file else key_b64
+
+        def pin(note: str | None, default_origin: Callable[[], str]) -> LedgerKey | None:
+            # A bare base64 key is named by the log's origin (tlog-checkpoint §Signatures).
+            return None if key_text is None else LedgerKey.parse(key_text, name=_origin(note) or default_origin())
+
+        if export is not None:
+            report = _verify_export(export, pin, latest, kept, proofs)
+        elif url is not None:
+            report = _verify_url(url, token, pin, latest, kept, proofs)
+        elif proofs:
+            carried = proofs[0].get("checkpoint") if isinstance(proofs[0], dict) else None
+            report = _verify_proofs(pin(latest or carried, _env_origin), latest, kept, proofs)
+        else:
+            ledger = root._app().ledger
+            pinned = pin(latest, lambda: ledger.origin)
+            with _progress(ledger.stored_count()) as tick:
+                report = ledger.verify(key=pinned, checkpoint=latest, since=kept, proofs=proofs, progress=tick)
+        _render(report, as_json)
+
+
+Pin = Callable[[str | None, Callable[[], str]], LedgerKey | None]
+
+
+def _verify_export(path: Path, pin: Pin, latest: str | None, kept: str | None, proofs: Sequence[Any]) -> VerifyReport:
+    reader = ExportReader.open(path)
+    try:
+        header = reader.header
+        pinned = pin(latest or header.checkpoint, lambda: header.origin)
+        key = pinned or header.key
+        if pinned is None:
+            _warn_unpinned(f"the export {path}")
+        with _progress(header.size) as tick:
+            return verify_ledger(
+                reader.batches(),
+                key=key,
+                key_pinned=pinned is not None,
+                checkpoint=latest or header.checkpoint,
+                since=kept,
+                proofs=proofs,
+                source=f"export {path.name}",
+                progress=tick,
+            )
+    finally:
+        reader.close()
+
+
+def _verify_url(
+    url: str, token: str | None, pin: Pin, latest: str | None, kept: str | None, proofs: Sequence[Any]
+) -> VerifyReport:
+    with _Server(url, token) as server:
+        note = latest or server.text("/checkpoint")
+        pinned = pin(note, _env_origin)
+        if pinned is None:
+            _warn_unpinned(url)
+            key = LedgerKey.parse(json.dumps(server.json("/key")))
+        else:
+            key = pinned
+        try:
+            size = parse_note(note)[0].size
+        except LedgerInvalid:
+            size = 0  # verify_ledger reports the malformed checkpoint
+        with _progress(size) as tick:
+            return verify_ledger(
+                server.entries(size),
+                key=key,
+                key_pinned=pinned is not None,
+                checkpoint=note,
+                since=kept,
+                proofs=proofs,
+                served_consistency=server.consistency,
+                source=url,
+                progress=tick,
+            )
+
+
+def _verify_proofs(
+    pinned: LedgerKey | None, latest: str | None, kept: str | None, proofs: Sequence[Any]
+) -> VerifyReport:
+    if pinned is None:
+        raise InvalidInput("a proof alone cannot tell which key to trust: pass --key FILE or --key-b64 KEY")
+    report: VerifyReport | None = None
+    for doc in proofs:
+        report = verify_proof(doc, key=pinned, checkpoint=latest, since=kept)
+        if not report.ok:
+            return report
+    assert report is not None  # noqa: S101 - proofs is not empty
+    return report
+
+
+def _render(report: VerifyReport, as_json: bool) -> None:
+    if as_json:
+        root._emit_json(report.as_dict())
+    elif report.ok:
+        cp = report.checkpoint
+        key = report.key
+        head = f"ledger verified ({report.source})"
+        if cp is not None:
+            head += f": {cp.origin} size {cp.size} root {_b64(cp.root_hash)}"
+        if key is not None:
+            head += f", signed by {key.name} ({key.key_id.hex()}{'' if report.key_pinned else ', not pinned'})"
+        # plain writes: a verdict line must never be wrapped
+        sys.stdout.write(head + "\n" + "".join(f"  ok: {check}\n" for check in report.checks))
+    if report.problem is not None:
+        raise LedgerInvalid(report.problem.message)
+
+
+def _origin(note: str | None) -> str | None:
+    if note is None:
+        return None
+    try:
+        return parse_note(note)[0].origin
+    except LedgerInvalid:
+        return None  # reported when the checkpoint itself is verified
+
+
+def _env_origin() -> str:
+    from gsomia.bootstrap import Settings  # noqa: PLC0415 - settings only, never the database
+
+    return Settings().ledger_origin
+
+
+def _warn_unpinned(where: str) -> None:
+    sys.stderr.write(
+        f"warning: the key comes from {where} itself; pass --key (from 'gsomia ledger key --json') to pin it\n"
+    )
+
+
+# --- HTTP source ------------------------------------------------------------------------------------
+
+
+class _Server:
+    """The ledger endpoints of a gsomia server (see :mod:`gsomia.api.ledger`)."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url = url.rstrip("/")
+        # The ledger endpoints need a bearer token (any role): --token or GSOMIA_TOKEN, as for 'gsomia client'.
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._client = httpx.Client(base_url=self.url + "/api/v1/ledger", timeout=60.0, headers=headers)
+
+    def __enter__(self) -> _Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.close()
+
+    def _get(self, path: str, params: dict[str, int] | None = None) -> httpx.Response:
+        try:
+            response = self._client.get(path, params=params)
+        except httpx.HTTPError as e:
+            raise InvalidInput(f"cannot reach {self.url}: {e}; check --url") from e
+        if response.status_code != 200:
+            detail = ""
+            if response.headers.get("content-type", "").startswith("application/problem+json"):
+                detail = f": {response.json().get('detail', '')}"
+            if response.status_code in (401, 403):
+                raise NotAuthenticated(
+                    f"{self.url} refused to serve the ledger ({response.status_code}{detail}); pass --token"
+                )
+            raise LedgerInvalid(f"{self.url}: GET {path} answered {response.status_code}{detail}")
+        return response
+
+    def text(self, path: str) -> str:
+        return self._get(path).text
+
+    def json(self, path: str, params: dict[str, int] | None = None) -> Any:
+        try:
+            return self._get(path, params).json()
+        except ValueError as e:
+            raise LedgerInvalid(f"{self.url}: GET {path} did not answer JSON") from e
+
+    def entries(self, size: int) -> Iterator[list[tuple[int, bytes, bytes | None]]]:
+        start = 0
+        while start < size:
+            page = self.json("/entries", {"start": start, "limit": min(PAGE_LIMIT, size - start)})
+            rows = page.get("entries") if isinstance(page, dict) else None
+            if not isinstance(rows, list) or not rows:
+                return  # verify_ledger reports the missing entries
+            batch: list[tuple[int, bytes, bytes | None]] = []
+            for offset, row in enumerate(rows):
+                expected = start + offset
+                try:
+                    index = row["index"]
+                    body = entry_bytes(row["entry"])
+                    leaf = base64.b64decode(row["leaf_hash"], validate=True)
+                except (KeyError, TypeError, binascii.Error, InvalidInput) as e:
+                    raise EntryProblem(f"{self.url}: entry {expected} is malformed ({e})", index=expected) from None
+                batch.append((index, body, leaf))
+            yield batch
+            start += len(rows)
+
+    def consistency(self, old: int, new: int) -> list[bytes]:
+        doc = self.json("/proof/consistency", {"old": old, "new": new})
+        try:
+            return [base64.b64decode(h, validate=True) for h in doc["proof"]]
+        except (KeyError, TypeError, binascii.Error) as e:
+            raise LedgerInvalid(f"{self.url}: the consistency proof {old} -> {new} is malformed") from e
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
+    """A Rich progress bar on stderr for long verifications, only when stderr is a terminal."""
+    if total < _PROGRESS_MIN or not sys.stderr.isatty():
+        yield None
+        return
+    columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=root.err) as bar:
+        task = bar.add_task("entries", total=total)
+
+        def tick(done: int) -> None:
+            bar.update(task, completed=done)
+
+        yield tick
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as e:
+        raise InvalidInput(f"cannot write {path}: {e.strerror}") from e
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise InvalidInput(f"cannot read the {what} file {path}: {reason}") from e
+
+
+def _read_json(path: Path) -> Any:
+    text = _read_text(path, "proof")
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise InvalidInput(f"proof file {path} is not JSON: {e}") from e

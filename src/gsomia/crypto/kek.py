@@ -1,0 +1,94 @@
+"""The exchange's key-encryption key (KEK): it seals every report's content key at rest.
+
+The KEK comes from the setting ``GSOMIA_KEK`` (base64 of 32 bytes), or from a file in the data
+directory (``exchange.kek``) created with mode 0600 on first use and refused on read if group
+or others may access it. Without the KEK the stored payloads cannot be read, so an operator
+must back the file up (or provide the setting from a secret store).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from gsomia.crypto.envelope import KEY_LENGTH
+from gsomia.crypto.keys import _create_0600, _fsync_directory
+from gsomia.errors import InvalidInput
+
+__all__ = ["load_or_create_kek", "parse_kek"]
+
+log = logging.getLogger(__name__)
+
+_MAX_BYTES = 256
+
+
+def parse_kek(text: str, what: str = "GSOMIA_KEK") -> bytes:
+    """Decode a base64 KEK.
+
+    Raises:
+        InvalidInput: it is not base64 of exactly 32 bytes (the message never shows the value).
+    """
+    try:
+        raw = base64.b64decode(text.strip().encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as e:
+        raise InvalidInput(f"{what}: not valid base64") from e
+    if len(raw) != KEY_LENGTH:
+        raise InvalidInput(f"{what}: a key-encryption key is {KEY_LENGTH} bytes, got {len(raw)}")
+    return raw
+
+
+def _read(path: Path) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise InvalidInput(f"cannot open the key-encryption key {path}: {e.strerror}") from e
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidInput(f"key-encryption key {path} is not a regular file")
+        if st.st_mode & 0o077:
+            raise InvalidInput(
+                f"key-encryption key {path} is accessible by group or others "
+                f"(mode {stat.S_IMODE(st.st_mode):04o}): run `chmod 600 {path}` and try again"
+            )
+        raw = f.read(_MAX_BYTES + 1)
+    try:
+        return parse_kek(raw.decode("ascii"), str(path))
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"key-encryption key {path}: not base64 text") from e
+
+
+def load_or_create_kek(path: Path) -> bytes:
+    """Read the KEK file, creating it (mode 0600, fresh random key) if it does not exist.
+
+    Safe when several workers start at once: exactly one creates the file.
+
+    Raises:
+        InvalidInput: the file exists but is unsafe or invalid, or cannot be created.
+    """
+    if not path.exists():
+        data = (base64.b64encode(secrets.token_bytes(KEY_LENGTH)).decode("ascii") + "\n").encode("ascii")
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _create_0600(tmp, data)
+            try:
+                os.link(tmp, path)
+                _fsync_directory(path.parent)
+                log.warning(
+                    "generated a key-encryption key in %s (mode 0600); back it up: without it the stored "
+                    "payloads cannot be read. Set GSOMIA_KEK to supply one instead.",
+                    path,
+                )
+            except FileExistsError:
+                pass  # another worker created it first: use theirs
+        except OSError as e:
+            raise InvalidInput(f"cannot create the key-encryption key {path}: {e.strerror}") from e
+        finally:
+            tmp.unlink(missing_ok=True)
+    return _read(path)

@@ -1,0 +1,134 @@
+"""Agreement events recorded by an operator over the API (issue 3, part 6).
+
+A notice, suspension, revival, withdrawal, amendment or termination recorded here changes the
+decisions made from the next instant on, because release decisions derive an agreement's
+status from its events. Deliveries already made are never touched: they keep their markings
+and handling rules (Japan–Korea GSOMIA Art. 21.4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gsomia.domain.agreements import status_at
+from gsomia.domain.instants import parse_instant
+from gsomia.errors import StorageError, UnknownEntity
+from gsomia.scenario.loader import parse_scenario_document
+from gsomia.services import views
+from gsomia.services.access import Action, Principal, authorize
+from gsomia.services.committer import Outcome
+from gsomia.services.exchange import UTC_ZONE, ExchangeContext, new_id, t
+from gsomia.storage.exchange import Tx
+from gsomia.storage.store import StoredEvent
+
+__all__ = ["AgreementService", "EventSpec"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventSpec:
+    """An agreement event as an operator records it (instants as ISO 8601 text)."""
+
+    kind: str
+    at: str | None = None
+    by: str | None = None
+    effective: str | None = None
+    note: str = ""
+    source: str = ""
+    id: str | None = None
+    changes: dict[str, Any] | None = None
+
+
+class AgreementService:
+    """Record agreement events that change future release decisions at once."""
+
+    def __init__(self, ctx: ExchangeContext) -> None:
+        self.ctx = ctx
+
+    def record_event(self, principal: Principal, agreement_id: str, spec: EventSpec) -> dict[str, Any]:
+        """Validate and record an operator's agreement event, with its ledger entry.
+
+        The event is checked exactly as a scenario file's event would be (kind, instants,
+        the notifying party), against the stored record.
+
+        Raises:
+            NotPermitted: the principal is not an operator.
+            UnknownEntity: no such agreement.
+            ValidationFailed: the event is not valid for this agreement.
+            Conflict: the event id is already used.
+            StorageError: if no scenario is loaded or the database fails.
+        """
+        authorize(principal, Action.RECORD_EVENT)
+        ctx = self.ctx
+        document = ctx.store.read_document()
+        if document is None:
+            raise StorageError("no scenario is loaded: run 'gsomia scenario load' first")
+        known = {str(a.get("id")) for a in document.get("agreements", [])}
+        if agreement_id not in known:
+            raise UnknownEntity(f"unknown agreement {agreement_id!r} (known: {', '.join(sorted(known))})")
+        now = ctx.clock.now()
+        event_id = spec.id or new_id("op")
+        doc: dict[str, Any] = {"id": event_id, "agreement": agreement_id, "kind": spec.kind, "at": spec.at or t(now)}
+        for name in ("by", "effective", "note", "source", "changes"):
+            value = getattr(spec, name)
+            if value:
+                doc[name] = value
+        loaded = parse_scenario_document({**document, "events": [*document.get("events", []), doc]})
+        event = next(e for e in loaded.record.events if e.id == event_id)
+        stored = StoredEvent(
+            id=event.id,
+            agreement=event.agreement,
+            kind=event.kind.value,
+            at=event.at,
+            by=event.by,
+            effective=event.effective,
+            changes=dict(spec.changes) if spec.changes else None,  # JSON as given; validated above
+            note=event.note,
+            source=event.source,
+            origin="operator",
+        )
+
+        def job(s: Tx) -> Outcome[int]:
+            ctx.store.add_event(stored, now=now, session=s)
+            leaf = ctx.ledger.append(
+                s,
+                ctx.entry(
+                    "agreement_event",
+                    now,
+                    {
+                        "event": stored.id,
+                        "agreement": stored.agreement,
+                        "kind": stored.kind,
+                        "event_at": t(stored.at),
+                        "by": stored.by,
+                        "effective": t(stored.effective) if stored.effective else None,
+                        "recorded_by": principal.id,
+                    },
+                ),
+            )
+            # Later actions in this batch were prepared on the old record: make them decide again.
+            ctx.records.invalidate()
+            return Outcome(leaf, (ctx.records.invalidate,))
+
+        leaf = ctx.committer.run(job)
+        net = ctx.records.network()
+        status = status_at(net.timelines[agreement_id], ctx.clock.now())
+        return {
+            "event": views.event_json(event, UTC_ZONE),
+            "leaf_index": leaf,
+            "status": views.status_json(status),
+        }
+
+    def advance_clock(self, principal: Principal, at: str) -> datetime:
+        """Move the exercise clock forward to ``at`` (operator, exercise mode only).
+
+        Consent requests that run out by then are expired at once (by the sweep).
+
+        Raises:
+            NotPermitted: the principal is not an operator, or exercise mode is off.
+            Conflict: ``at`` is before the exercise clock.
+            InvalidInput: ``at`` is not an instant with an offset.
+        """
+        authorize(principal, Action.SET_CLOCK)
+        return self.ctx.clock.advance(parse_instant(at, UTC_ZONE))

@@ -1,0 +1,425 @@
+"""Principals, API tokens and parties' public keys; demo credentials.
+
+Tokens are 256-bit random strings (``secrets.token_urlsafe(32)``) shown once; the store keeps
+only their SHA-256. The exchange stores only public keys: private keys are generated and kept
+on the party's side (``gsomia keys generate``), so the server never holds one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from gsomia.crypto import PartyKeys, Profile, PublicKeys, read_private_keyfile, write_private_keyfile
+from gsomia.domain.instants import iso
+from gsomia.errors import InvalidInput, NotAuthenticated, UnknownEntity
+from gsomia.services.access import Action, Principal, Role, authorize
+from gsomia.storage.exchange import ExchangeRepo, PartyKeyRow, PrincipalRow
+from gsomia.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "gsm_"  # noqa: S105 - a marker that lets secret scanners find leaked tokens, not a secret
+_NAME_MAX = 128
+
+
+def token_hash(token: str) -> str:
+    """SHA-256 (hex) of a token: what the store keeps."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IssuedToken:
+    """A new principal and its token, which is shown this once and never stored."""
+
+    principal: Principal
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrincipalInfo:
+    """A principal as an administrator lists it (never the token)."""
+
+    principal: Principal
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegisteredKeys:
+    """A party's registered public keys."""
+
+    keys: PublicKeys
+    registered_at: datetime
+    registered_by: str
+    retired_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON shape: the public keys, their fingerprint and registration."""
+        return {
+            **self.keys.to_dict(),
+            "fingerprint": self.keys.fingerprint(),
+            "registered_at": iso(self.registered_at),
+            "current": self.retired_at is None,
+        }
+
+
+def _principal(row: PrincipalRow) -> Principal:
+    return Principal(id=row.id, name=row.name, role=Role(row.role), party=row.party)
+
+
+def _registered(row: PartyKeyRow) -> RegisteredKeys:
+    keys = PublicKeys.from_dict(
+        {
+            "party": row.party,
+            "profile": row.profile,
+            "signing_key": row.signing_key,
+            "encryption_key": row.encryption_key,
+        }
+    )
+    return RegisteredKeys(
+        keys=keys, registered_at=row.registered_at, registered_by=row.registered_by, retired_at=row.retired_at
+    )
+
+
+class IdentityService:
+    """Principals, authentication and the registry of parties' public keys."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], datetime],
+        known_parties: Callable[[], frozenset[str] | None] = lambda: None,
+        cache_seconds: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._known_parties = known_parties
+        self._ttl = cache_seconds
+        self._lock = threading.Lock()
+        self._tokens: dict[str, tuple[float, Principal | None]] = {}
+        self._keys: dict[str, RegisteredKeys] = {}
+        self._current: dict[str, RegisteredKeys] = {}
+        self._keys_loaded = -1.0
+        self.keys_generation = 0
+
+    # --- principals ----------------------------------------------------------------------
+
+    def _check_party(self, party: str) -> None:
+        known = self._known_parties()
+        if known is not None and party not in known:
+            raise UnknownEntity(f"unknown party {party!r} (known: {', '.join(sorted(known))})")
+
+    def add_principal(self, *, role: Role | str, name: str, party: str | None = None) -> IssuedToken:
+        """Create a principal and its token (shown once).
+
+        Raises:
+            InvalidInput: for a bad role, name or party id.
+            UnknownEntity: for a party the loaded scenario does not know.
+            StorageError: on a database failure.
+        """
+        role = Role.parse(str(role))
+        name = name.strip()
+        if not name or len(name) > _NAME_MAX:
+            raise InvalidInput(f"a principal needs a name of 1 to {_NAME_MAX} characters")
+        principal = Principal(id=f"p-{secrets.token_hex(8)}", name=name, role=role, party=party)
+        if party is not None:
+            self._check_party(party)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        row = {
+            "id": principal.id,
+            "name": name,
+            "role": role.value,
+            "party": party,
+            "token_hash": token_hash(token),
+            "created_at": self._clock(),
+            "revoked_at": None,
+        }
+        with self._store.writing("adding a principal") as s:
+            ExchangeRepo.insert(s, "principals", [row])
+        return IssuedToken(principal=principal, token=token)
+
+    def principals(self) -> list[PrincipalInfo]:
+        """Every principal (never a token).
+
+        Raises:
+            StorageError: on a database failure.
+        """
+        with self._store.reading() as s:
+            return [
+                PrincipalInfo(principal=_principal(r), created_at=r.created_at, revoked_at=r.revoked_at)
+                for r in ExchangeRepo.principals(s)
+            ]
+
+    def revoke(self, principal_id: str) -> PrincipalInfo:
+        """Revoke a principal's token (idempotent).
+
+        Raises:
+            UnknownEntity: for an unknown principal id.
+            StorageError: on a database failure.
+        """
+        now = self._clock()
+        with self._store.writing("revoking a principal") as s:
+            row = ExchangeRepo.principal(s, principal_id)
+            if row is None:
+                raise UnknownEntity(f"no principal {principal_id!r}")
+            if row.revoked_at is None:
+                ExchangeRepo.update(s, "principals", {"id": principal_id}, {"revoked_at": now})
+                row.revoked_at = now
+            info = PrincipalInfo(principal=_principal(row), created_at=row.created_at, revoked_at=row.revoked_at)
+        with self._lock:
+            self._tokens.clear()
+        return info
+
+    def authenticate(self, token: str | None) -> Principal:
+        """The principal holding ``token``.
+
+        Answers are cached for about a second, so a revocation made by another process
+        takes effect within that time (at once in this process).
+
+        Raises:
+            NotAuthenticated: no token, an unknown token or a revoked one (one message for all).
+            StorageError: on a database failure.
+        """
+        if not token:
+            raise NotAuthenticated("this endpoint needs a bearer token (Authorization: Bearer …)")
+        digest = token_hash(token)
+        now = time.monotonic()
+        cached = self._tokens.get(digest)
+        if cached is not None and cached[0] > now:
+            principal = cached[1]
+        else:
+            with self._store.reading() as s:
+                row = ExchangeRepo.principal_by_token_hash(s, digest)
+                principal = _principal(row) if row is not None and row.revoked_at is None else None
+            with self._lock:
+                if len(self._tokens) > 10_000:
+                    self._tokens.clear()
+                self._tokens[digest] = (now + self._ttl, principal)
+        if principal is None:
+            raise NotAuthenticated("the token is unknown or revoked")
+        return principal
+
+    # --- keys ----------------------------------------------------------------------------
+
+    def _refresh_keys(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._keys_loaded < self._ttl:
+            return
+        with self._store.reading() as s:
+            current = [_registered(r) for r in ExchangeRepo.current_keys(s)]
+        with self._lock:
+            for reg in current:
+                self._keys[reg.keys.fingerprint()] = reg
+            fresh = {reg.keys.party: reg for reg in current}
+            if fresh != self._current:
+                self.keys_generation += 1
+            self._current = fresh
+            self._keys_loaded = now
+
+    def current_keys(self, party: str) -> PublicKeys | None:
+        """``party``'s current public keys (what content keys are wrapped to), or None.
+
+        Raises:
+            StorageError: on a database failure.
+        """
+        self._refresh_keys()
+        reg = self._current.get(party)
+        return reg.keys if reg is not None else None
+
+    def signing_key(self, fingerprint: str, party: str) -> PublicKeys | None:
+        """The current public keys of ``party`` with this fingerprint, or None (unknown,
+        retired, or another party's).
+
+        Raises:
+            StorageError: on a database failure.
+        """
+        self._refresh_keys()
+        reg = self._current.get(party)
+        if reg is None or reg.keys.fingerprint() != fingerprint.lower():
+            return None
+        return reg.keys
+
+    def register_keys(self, principal: Principal, party: str, keys: PublicKeys) -> tuple[RegisteredKeys, bool]:
+        """Register ``keys`` as ``party``'s current public keys; earlier ones are retired.
+
+        Registering the current keys again changes nothing. Returns the registration and
+        whether it is new.
+
+        Raises:
+            NotPermitted: a party registering another party's keys, or an auditor.
+            InvalidInput: the keys name another party than the one in the path.
+            UnknownEntity: for a party the loaded scenario does not know.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.REGISTER_KEYS, acting_for=party)
+        if keys.party != party:
+            raise InvalidInput(f"these keys are {keys.party}'s, not {party}'s")
+        self._check_party(party)
+        now = self._clock()
+        fp = keys.fingerprint()
+        with self._store.writing("registering public keys") as s:
+            existing = ExchangeRepo.key(s, fp)
+            if existing is not None and existing.retired_at is None:
+                return _registered(existing), False
+            if existing is not None:
+                raise InvalidInput("these keys were registered before and retired; generate new keys")
+            for old in ExchangeRepo.current_keys(s, party):
+                ExchangeRepo.update(s, "party_keys", {"fingerprint": old.fingerprint}, {"retired_at": now})
+            d = keys.to_dict()
+            row = {
+                "fingerprint": fp,
+                "party": party,
+                "profile": d["profile"],
+                "signing_key": d["signing_key"],
+                "encryption_key": d["encryption_key"],
+                "registered_at": now,
+                "registered_by": principal.id,
+                "retired_at": None,
+            }
+            ExchangeRepo.insert(s, "party_keys", [row])
+        self._refresh_keys(force=True)
+        log.info("registered %s keys %s for %s", keys.profile, fp[:16], party)
+        return RegisteredKeys(keys=keys, registered_at=now, registered_by=principal.id), True
+
+    def public_keys(self, principal: Principal, party: str) -> list[RegisteredKeys]:
+        """``party``'s registered public keys, current first (never a private key).
+
+        Raises:
+            NotPermitted: if the principal may not read keys.
+            UnknownEntity: if the party has registered no keys.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.READ_KEYS)
+        with self._store.reading() as s:
+            rows = ExchangeRepo.current_keys(s, party)
+        if not rows:
+            raise UnknownEntity(f"{party} has registered no public keys")
+        return [_registered(r) for r in rows]
+
+
+# --- demo credentials ----------------------------------------------------------------------
+
+DEMO_PARTIES = ("JPN", "KOR", "USA")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoCredentials:
+    """Where the demo's key files and tokens are, and how to use them."""
+
+    directory: Path
+    tokens_file: Path
+    key_files: dict[str, Path]
+    tokens: dict[str, str] = field(repr=False)
+    url: str
+
+    def instructions(self) -> list[str]:
+        """Lines to print: what was issued and example ``gsomia client`` commands."""
+        jpn, kor = self.key_files["JPN"], self.key_files["KOR"]
+        lines = [
+            f"Demo credentials in {self.directory} (tokens in {self.tokens_file.name}, mode 0600):",
+        ]
+        for who, token in self.tokens.items():
+            key = f"  key file {self.key_files[who]}" if who in self.key_files else ""
+            lines.append(f"  {who:<9} token {token}{key}")
+        lines += [
+            "",
+            "Try, in another shell:",
+            f"  export GSOMIA_URL={self.url}",
+            '  echo \'{"track": "example"}\' > track.json',
+            f"  GSOMIA_TOKEN={self.tokens['JPN']} gsomia client submit --key {jpn} "
+            "--topic dprk.missile.launch --level 極秘 --payload track.json",
+            f"  GSOMIA_TOKEN={self.tokens['KOR']} gsomia client inbox",
+            f"  GSOMIA_TOKEN={self.tokens['KOR']} gsomia client fetch DELIVERY_ID --key {kor}",
+            f"  GSOMIA_TOKEN={self.tokens['KOR']} gsomia client watch",
+        ]
+        return lines
+
+
+def write_secret_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600 from the first byte, replacing it atomically.
+
+    Raises:
+        InvalidInput: if the file cannot be written.
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise InvalidInput(f"cannot write {path}: {e.strerror}") from e
+
+
+def _demo_principal(identity: IdentityService, token: str | None) -> Principal | None:
+    try:
+        return identity.authenticate(token)
+    except NotAuthenticated:
+        return None
+
+
+def issue_demo_credentials(
+    identity: IdentityService, data_dir: Path, *, url: str = "http://127.0.0.1:8000"
+) -> DemoCredentials:
+    """Issue demo principals and keys (idempotent): parties JPN, KOR and USA, an operator and an
+    auditor; key files for the three parties under ``data_dir/demo/`` (0600) with their public
+    keys registered; tokens in ``data_dir/demo/tokens.json`` (0600).
+
+    Run again, it keeps key files and tokens that still work and replaces the rest.
+
+    Raises:
+        InvalidInput: if a file cannot be written or an existing key file is unreadable.
+        StorageError: on a database failure.
+    """
+    directory = data_dir / "demo"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tokens_file = directory / "tokens.json"
+    tokens: dict[str, str] = {}
+    if tokens_file.exists():
+        try:
+            loaded = json.loads(tokens_file.read_text(encoding="utf-8"))
+            tokens = {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            tokens = {}
+    wanted: list[tuple[str, Role, str | None]] = [(p, Role.PARTY, p) for p in DEMO_PARTIES]
+    wanted += [("operator", Role.OPERATOR, None), ("auditor", Role.AUDITOR, None)]
+    changed = False
+    principals: dict[str, Principal] = {}
+    for who, role, party in wanted:
+        principal = _demo_principal(identity, tokens.get(who))
+        if principal is None or principal.role is not role or principal.party != party:
+            issued = identity.add_principal(role=role, name=f"demo {who}", party=party)
+            tokens[who] = issued.token
+            principal = issued.principal
+            changed = True
+        principals[who] = principal
+    if changed or not tokens_file.exists():
+        write_secret_file(tokens_file, (json.dumps(tokens, indent=2) + "\n").encode("utf-8"))
+    key_files: dict[str, Path] = {}
+    for party in DEMO_PARTIES:
+        path = directory / f"{party}.keys"
+        if path.exists():
+            keys = read_private_keyfile(path)
+        else:
+            keys = PartyKeys.generate(party, Profile.CLASSIC)
+            write_private_keyfile(path, keys)
+        identity.register_keys(principals[party], party, keys.public_keys())
+        key_files[party] = path
+    return DemoCredentials(directory=directory, tokens_file=tokens_file, key_files=key_files, tokens=tokens, url=url)

@@ -1,0 +1,379 @@
+"""The recipient's side: fetching and acknowledging deliveries, the inbox, loss and compromise
+reports (Japan–Korea GSOMIA Art. 17), and exchange statistics for auditors.
+
+Every delivery, consent request and incident notice is also an item in a party's inbox, in
+commit order; ``GET /api/v1/inbox`` pages through them by sequence number and the event
+stream pushes them as their transactions commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from gsomia.errors import InvalidInput, UnknownEntity
+from gsomia.services.access import Action, Principal, authorize
+from gsomia.services.committer import Outcome
+from gsomia.services.exchange import ExchangeContext, Rows, new_id, t
+from gsomia.storage.exchange import DeliveryRow, ExchangeRepo, IncidentRow, IncidentUpdateRow, SubmittedReportRow, Tx
+
+__all__ = ["INCIDENT_KINDS", "InboxService"]
+
+INCIDENT_KINDS = ("loss", "compromise", "possible_compromise")
+_TEXT_MAX = 8000
+
+
+class InboxService:
+    """Deliveries, acknowledgements, the inbox, incidents and statistics."""
+
+    def __init__(self, ctx: ExchangeContext) -> None:
+        self.ctx = ctx
+
+    # --- deliveries ------------------------------------------------------------------------
+
+    def delivery(self, principal: Principal, delivery_id: str) -> dict[str, Any]:
+        """A delivery as its recipient fetches it: marking, ciphertext, wrapped key and the
+        originator's signed report metadata. The first fetch marks it fetched.
+
+        Fetching attests the recipient's need-to-know (rule 5).
+
+        Raises:
+            NotPermitted: the role may not read deliveries (operator, auditor).
+            UnknownEntity: no such delivery, or another party's.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.READ_DELIVERY)
+        with self.ctx.store.reading() as s:
+            d = ExchangeRepo.delivery(s, delivery_id)
+            authorize(
+                principal,
+                Action.READ_DELIVERY,
+                owners=[d.recipient] if d else [],
+                thing="delivery",
+                thing_id=delivery_id,
+            )
+            assert d is not None  # noqa: S101 - authorize raised for a missing delivery
+            report = ExchangeRepo.report(s, d.report_id)
+            if report is None:
+                raise UnknownEntity(f"no delivery {delivery_id!r}")
+            state, fetched_at = d.state, d.fetched_at
+            view = self._delivery_view(d, report)
+        if state == "ready":
+            now = self.ctx.clock.now()
+            fetched_at = self.ctx.committer.run(lambda s: self._mark_fetched(s, delivery_id, now))
+            view["state"] = "fetched"
+        view["fetched_at"] = t(fetched_at) if fetched_at else None
+        return view
+
+    @staticmethod
+    def _mark_fetched(s: Tx, delivery_id: str, now: datetime) -> Outcome[datetime]:
+        n = ExchangeRepo.update(
+            s, "deliveries", {"id": delivery_id, "state": "ready"}, {"state": "fetched", "fetched_at": now}
+        )
+        if n == 0:
+            d = ExchangeRepo.delivery(s, delivery_id)
+            return Outcome(d.fetched_at if d is not None and d.fetched_at is not None else now)
+        return Outcome(now)
+
+    @staticmethod
+    def _delivery_view(d: DeliveryRow, report: SubmittedReportRow) -> dict[str, Any]:
+        signed = {
+            "id": report.id,
+            "originator": report.originator,
+            "topic": report.topic,
+            "level": report.level,
+            "caveats": report.caveats,
+            "created": report.created,
+            "recipients": report.recipients,
+            "content_type": report.content_type,
+        }
+        return {
+            "id": d.id,
+            "report": d.report_id,
+            "originator": d.originator,
+            "topic": report.topic,
+            "marking": d.marking,
+            "via": d.via,
+            "purpose": d.purpose,
+            "state": d.state,
+            "leaf_index": d.leaf_index,
+            "created_at": t(d.created_at),
+            "acked_at": t(d.acked_at) if d.acked_at else None,
+            "content_type": report.content_type,
+            "payload_ciphertext": base64.b64encode(report.payload).decode("ascii"),
+            "wrapped_key": base64.b64encode(d.wrapped_key).decode("ascii"),
+            "profile": d.profile,
+            "key": d.key_fingerprint,
+            "origin": {"report": signed, "signature": report.signature, "key": report.key, "digest": report.digest},
+        }
+
+    def acknowledge(self, principal: Principal, delivery_id: str, *, need_to_know: bool) -> dict[str, Any]:
+        """Acknowledge receipt of a delivery, attesting need-to-know (rule 5); ledgered. Idempotent.
+
+        Raises:
+            InvalidInput: the need-to-know attestation is missing.
+            NotPermitted: the role may not acknowledge.
+            UnknownEntity: no such delivery, or another party's.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.ACK)
+        if not need_to_know:
+            raise InvalidInput('acknowledging a delivery attests need-to-know (rule 5): send {"need_to_know": true}')
+        now = self.ctx.clock.now()
+        return self.ctx.committer.run(lambda s: self._ack(s, principal, delivery_id, now))
+
+    def _ack(self, s: Tx, principal: Principal, delivery_id: str, now: datetime) -> Outcome[dict[str, Any]]:
+        d = ExchangeRepo.delivery(s, delivery_id)
+        authorize(principal, Action.ACK, owners=[d.recipient] if d else [], thing="delivery", thing_id=delivery_id)
+        assert d is not None  # noqa: S101 - authorize raised for a missing delivery
+        if d.acked_at is None:
+            leaf = self.ctx.ledger.append(
+                s,
+                self.ctx.entry(
+                    "ack",
+                    now,
+                    {"delivery": d.id, "report": d.report_id, "recipient": d.recipient, "need_to_know": True},
+                ),
+            )
+            values = {"state": "acknowledged", "acked_at": now, "ack_leaf_index": leaf}
+            values |= {"fetched_at": d.fetched_at or now}
+            ExchangeRepo.update(s, "deliveries", {"id": d.id}, values)
+            d.acked_at, d.ack_leaf_index, d.state = now, leaf, "acknowledged"
+        return Outcome(
+            {
+                "id": d.id,
+                "state": d.state,
+                "acked_at": t(d.acked_at),
+                "leaf_index": d.ack_leaf_index,
+            }
+        )
+
+    # --- inbox -----------------------------------------------------------------------------
+
+    def inbox(
+        self, principal: Principal, *, after: int = 0, limit: int = 100, states: bool = True
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Up to ``limit`` of the caller's inbox items after sequence ``after``, and the
+        sequence to continue from. ``states`` adds each delivery's current state (a stream
+        leaves it out: its items are new).
+
+        Raises:
+            NotPermitted: the principal is not a party.
+            InvalidInput: a bad cursor or limit.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.READ_INBOX)
+        assert principal.party is not None  # noqa: S101 - only parties may read an inbox
+        if after < 0 or not 1 <= limit <= 1000:
+            raise InvalidInput("cursor must be ≥ 0 and limit between 1 and 1000")
+        with self.ctx.store.reading() as s:
+            events = ExchangeRepo.inbox(s, principal.party, after, limit)
+            wanted = [e.ref for e in events if e.kind == "delivery"] if states else []
+            current = ExchangeRepo.delivery_states(s, wanted)
+        items = []
+        for e in events:
+            item = {"seq": e.seq, **e.body}
+            if e.ref in current:
+                item["state"] = current[e.ref]
+            items.append(item)
+        return items, (events[-1].seq if events else after)
+
+    def stream_start(self, principal: Principal, resume: int | None) -> int:
+        """Where a new event stream of the caller's inbox starts: after ``resume`` if given,
+        else after the newest item now (the stream then carries only new items).
+
+        Raises:
+            NotPermitted: the principal is not a party.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.READ_INBOX)
+        if resume is not None:
+            return resume
+        with self.ctx.store.reading() as s:
+            return ExchangeRepo.last_inbox_seq(s)
+
+    def stats(self, principal: Principal) -> dict[str, Any]:
+        """Exchange counts for auditors and operators (no payload, no key, no report content).
+
+        Raises:
+            NotPermitted: for a party.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.READ_STATS)
+        with self.ctx.store.reading() as s:
+            return ExchangeRepo.counts(s)
+
+    # --- incidents (Art. 17) ---------------------------------------------------------------
+
+    def file_incident(self, principal: Principal, delivery_id: str, *, kind: str, description: str) -> dict[str, Any]:
+        """File a loss or compromise report on a delivery (by its recipient); the originator
+        is told at once (an inbox item). Ledgered with digests of the text, not the text.
+
+        Raises:
+            InvalidInput: an unknown kind or an empty or overlong description.
+            NotPermitted: the principal is not a party.
+            UnknownEntity: no such delivery, or another party's.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.FILE_INCIDENT)
+        if kind not in INCIDENT_KINDS:
+            raise InvalidInput(f"kind must be one of {', '.join(INCIDENT_KINDS)}")
+        description = description.strip()
+        if not description or len(description) > _TEXT_MAX:
+            raise InvalidInput(f"description: 1 to {_TEXT_MAX} characters")
+        ctx = self.ctx
+        now = ctx.clock.now()
+
+        def job(s: Tx) -> Outcome[dict[str, Any]]:
+            d = ExchangeRepo.delivery(s, delivery_id)
+            authorize(
+                principal,
+                Action.FILE_INCIDENT,
+                owners=[d.recipient] if d else [],
+                thing="delivery",
+                thing_id=delivery_id,
+            )
+            assert d is not None  # noqa: S101 - authorize raised for a missing delivery
+            iid = new_id("i")
+            leaf = ctx.ledger.append(
+                s,
+                ctx.entry(
+                    "incident",
+                    now,
+                    {
+                        "action": "filed",
+                        "incident": iid,
+                        "delivery": d.id,
+                        "report": d.report_id,
+                        "reporter": d.recipient,
+                        "originator": d.originator,
+                        "kind": kind,
+                        "description_sha256": _digest(description),
+                    },
+                ),
+            )
+            row = {
+                "id": iid,
+                "delivery_id": d.id,
+                "report_id": d.report_id,
+                "reporter": d.recipient,
+                "originator": d.originator,
+                "kind": kind,
+                "description": description,
+                "created_at": now,
+                "leaf_index": leaf,
+            }
+            rows = Rows()
+            rows.add("incidents", row)
+            view = _incident_view(IncidentRow(**row), [])
+            rows.inbox(d.originator, "incident", iid, {"type": "incident", **view}, now)
+            rows.flush(s)
+            return rows.outcome(ctx, view)
+
+        return ctx.committer.run(job)
+
+    def update_incident(self, principal: Principal, incident_id: str, *, result: str, measures: str) -> dict[str, Any]:
+        """Append an investigation result and measures to an incident (by its reporter or the
+        originator); the other side is told. Ledgered with digests of the text.
+
+        Raises:
+            InvalidInput: both texts empty, or one overlong.
+            NotPermitted: the principal is not a party.
+            UnknownEntity: no such incident, or another party's.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.FOLLOW_INCIDENT)
+        result, measures = result.strip(), measures.strip()
+        if not (result or measures) or max(len(result), len(measures)) > _TEXT_MAX:
+            raise InvalidInput(f"give a result or measures, each at most {_TEXT_MAX} characters")
+        assert principal.party is not None  # noqa: S101 - only parties follow incidents
+        by = principal.party
+        ctx = self.ctx
+        now = ctx.clock.now()
+
+        def job(s: Tx) -> Outcome[dict[str, Any]]:
+            inc = ExchangeRepo.incident(s, incident_id)
+            owners = [inc.reporter, inc.originator] if inc else []
+            authorize(principal, Action.FOLLOW_INCIDENT, owners=owners, thing="incident", thing_id=incident_id)
+            assert inc is not None  # noqa: S101 - authorize raised for a missing incident
+            leaf = ctx.ledger.append(
+                s,
+                ctx.entry(
+                    "incident",
+                    now,
+                    {
+                        "action": "update",
+                        "incident": inc.id,
+                        "by": by,
+                        "result_sha256": _digest(result),
+                        "measures_sha256": _digest(measures),
+                    },
+                ),
+            )
+            row = {
+                "incident_id": inc.id,
+                "by": by,
+                "result": result,
+                "measures": measures,
+                "created_at": now,
+                "leaf_index": leaf,
+            }
+            ExchangeRepo.insert(s, "incident_updates", [row])
+            updates = ExchangeRepo.incident_updates(s, inc.id)
+            view = _incident_view(inc, updates)
+            rows = Rows()
+            update_view = _update_view(updates[-1])
+            for party in {inc.reporter, inc.originator} - {by}:
+                body = {"type": "incident_update", "incident": inc.id, "delivery": inc.delivery_id, **update_view}
+                rows.inbox(party, "incident_update", inc.id, body, now)
+            rows.flush(s)
+            return rows.outcome(ctx, view)
+
+        return ctx.committer.run(job)
+
+    def incident(self, principal: Principal, incident_id: str) -> dict[str, Any]:
+        """An incident with its updates (for its reporter and the originator).
+
+        Raises:
+            NotPermitted: the principal is not a party.
+            UnknownEntity: no such incident, or another party's.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.FOLLOW_INCIDENT)
+        with self.ctx.store.reading() as s:
+            inc = ExchangeRepo.incident(s, incident_id)
+            owners = [inc.reporter, inc.originator] if inc else []
+            authorize(principal, Action.FOLLOW_INCIDENT, owners=owners, thing="incident", thing_id=incident_id)
+            assert inc is not None  # noqa: S101 - authorize raised for a missing incident
+            return _incident_view(inc, ExchangeRepo.incident_updates(s, inc.id))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _update_view(u: IncidentUpdateRow) -> dict[str, Any]:
+    return {
+        "by": u.by,
+        "result": u.result,
+        "measures": u.measures,
+        "created_at": t(u.created_at),
+        "leaf_index": u.leaf_index,
+    }
+
+
+def _incident_view(inc: IncidentRow, updates: list[IncidentUpdateRow]) -> dict[str, Any]:
+    return {
+        "id": inc.id,
+        "delivery": inc.delivery_id,
+        "report": inc.report_id,
+        "reporter": inc.reporter,
+        "originator": inc.originator,
+        "kind": inc.kind,
+        "description": inc.description,
+        "created_at": t(inc.created_at),
+        "leaf_index": inc.leaf_index,
+        "updates": [_update_view(u) for u in updates],
+    }

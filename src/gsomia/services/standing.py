@@ -1,0 +1,187 @@
+"""Standing consents: an originator's prior approval of relays of a topic prefix to a
+recipient (optionally through one hub) for a period (DESIGN §2 "Consent"; rule 6).
+
+A relay decision that a standing consent covers is released at once, never for an ORCON
+report, which needs consent for the very report.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gsomia.domain.instants import parse_instant
+from gsomia.errors import InvalidInput
+from gsomia.services.access import Action, Principal, authorize
+from gsomia.services.committer import Outcome
+from gsomia.services.exchange import UTC_ZONE, ExchangeContext, new_id, t
+from gsomia.storage.exchange import ExchangeRepo, StandingConsentRow, Tx
+
+__all__ = ["StandingConsentService", "StandingConsentSpec", "matching_standing", "topic_matches"]
+
+_PREFIX = re.compile(r"\*|[a-z0-9_]+(\.[a-z0-9_]+)*")
+
+
+def topic_matches(prefix: str, topic: str) -> bool:
+    """True if ``topic`` falls under ``prefix`` (``*`` is every topic; ``dprk.missile`` covers
+    ``dprk.missile.launch``)."""
+    return prefix in ("*", topic) or topic.startswith(prefix + ".")
+
+
+def matching_standing(
+    standing: Sequence[StandingConsentRow], *, topic: str, recipient: str, hub: str
+) -> StandingConsentRow | None:
+    """The first standing consent (already valid at the decision instant) that covers a relay."""
+    for sc in standing:
+        if sc.recipient == recipient and (sc.hub is None or sc.hub == hub) and topic_matches(sc.topic_prefix, topic):
+            return sc
+    return None
+
+
+def standing_summary(sc: StandingConsentRow) -> dict[str, Any]:
+    """A standing consent as its originator sees it."""
+    return {
+        "id": sc.id,
+        "originator": sc.originator,
+        "topic_prefix": sc.topic_prefix,
+        "recipient": sc.recipient,
+        "hub": sc.hub,
+        "valid_from": t(sc.valid_from),
+        "valid_until": t(sc.valid_until),
+        "note": sc.note or None,
+        "revoked_at": t(sc.revoked_at) if sc.revoked_at else None,
+        "leaf_index": sc.leaf_index,
+    }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StandingConsentSpec:
+    """A standing consent as an originator asks for it."""
+
+    topic_prefix: str
+    recipient: str
+    hub: str | None = None
+    valid_from: str | None = None
+    valid_until: str
+    note: str = ""
+
+
+class StandingConsentService:
+    """Give, list and revoke standing consents (each ledgered)."""
+
+    def __init__(self, ctx: ExchangeContext) -> None:
+        self.ctx = ctx
+
+    def add(self, principal: Principal, spec: StandingConsentSpec) -> dict[str, Any]:
+        """Record a standing consent of the caller (as originator); ledgered.
+
+        Raises:
+            NotPermitted: the principal is not a party.
+            InvalidInput: a bad topic prefix, unknown recipient or hub, or an empty period.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.MANAGE_STANDING)
+        assert principal.party is not None  # noqa: S101 - only parties manage standing consents
+        ctx = self.ctx
+        record = ctx.records.record()
+        if not _PREFIX.fullmatch(spec.topic_prefix):
+            raise InvalidInput("topic_prefix: a dotted topic prefix such as dprk.missile, or *")
+        for what, party in (("recipient", spec.recipient), ("hub", spec.hub)):
+            if party is not None and party not in record.parties:
+                raise InvalidInput(f"{what}: unknown party {party!r}")
+        if spec.recipient == principal.party:
+            raise InvalidInput("recipient: a standing consent names another party")
+        now = ctx.clock.now()
+        start = parse_instant(spec.valid_from, UTC_ZONE) if spec.valid_from else now
+        until = parse_instant(spec.valid_until, UTC_ZONE)
+        if until <= start:
+            raise InvalidInput("valid_until must be after valid_from")
+        sid = new_id("sc")
+        originator = principal.party
+
+        def job(s: Tx) -> Outcome[dict[str, Any]]:
+            leaf = ctx.ledger.append(
+                s,
+                ctx.entry(
+                    "consent",
+                    now,
+                    {
+                        "action": "standing_granted",
+                        "standing_consent": sid,
+                        "originator": originator,
+                        "topic_prefix": spec.topic_prefix,
+                        "recipient": spec.recipient,
+                        "hub": spec.hub,
+                        "valid_from": t(start),
+                        "valid_until": t(until),
+                    },
+                ),
+            )
+            row = {
+                "id": sid,
+                "originator": originator,
+                "topic_prefix": spec.topic_prefix,
+                "recipient": spec.recipient,
+                "hub": spec.hub,
+                "valid_from": start,
+                "valid_until": until,
+                "note": spec.note,
+                "created_at": now,
+                "revoked_at": None,
+                "leaf_index": leaf,
+            }
+            ExchangeRepo.insert(s, "standing_consents", [row])
+            return Outcome(standing_summary(StandingConsentRow(**row)))
+
+        return ctx.committer.run(job)
+
+    def list(self, principal: Principal) -> list[dict[str, Any]]:
+        """The caller's standing consents (revoked ones included, marked).
+
+        Raises:
+            NotPermitted: the principal is not a party.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.MANAGE_STANDING)
+        assert principal.party is not None  # noqa: S101 - only parties manage standing consents
+        with self.ctx.store.reading() as s:
+            return [standing_summary(sc) for sc in ExchangeRepo.standing_consents(s, [principal.party], active_at=None)]
+
+    def revoke(self, principal: Principal, standing_id: str) -> dict[str, Any]:
+        """Revoke one of the caller's standing consents (idempotent); ledgered.
+
+        Raises:
+            NotPermitted: the principal is not a party.
+            UnknownEntity: no such standing consent, or another party's.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.MANAGE_STANDING)
+        ctx = self.ctx
+        now = ctx.clock.now()
+
+        def job(s: Tx) -> Outcome[dict[str, Any]]:
+            sc = ExchangeRepo.standing_consent(s, standing_id)
+            authorize(
+                principal,
+                Action.MANAGE_STANDING,
+                owners=[sc.originator] if sc else [],
+                thing="standing consent",
+                thing_id=standing_id,
+            )
+            assert sc is not None  # noqa: S101 - authorize raised for a missing one
+            if sc.revoked_at is None:
+                ctx.ledger.append(
+                    s,
+                    ctx.entry(
+                        "consent",
+                        now,
+                        {"action": "standing_revoked", "standing_consent": sc.id, "originator": sc.originator},
+                    ),
+                )
+                ExchangeRepo.update(s, "standing_consents", {"id": sc.id}, {"revoked_at": now})
+                sc.revoked_at = now
+            return Outcome(standing_summary(sc))
+
+        return ctx.committer.run(job)

@@ -1,0 +1,456 @@
+"""Exchange tables and the queries over them: principals, public keys, reports, decisions,
+deliveries, consents, incidents and the per-party inbox.
+
+Writes take the caller's session, so a state change and its ledger entry commit in the same
+transaction (DESIGN §4). Rows that are written in bulk (a submission writes a report, its
+decisions, deliveries and inbox events at once) go through SQLAlchemy Core ``executemany``;
+reads return mapped rows. Payloads are stored only as ciphertext, content keys only sealed
+under the exchange's key-encryption key, and party keys only as public keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from gsomia.storage.schema import Base, UTCDateTime
+
+__all__ = [
+    "ConsentRow",
+    "DecisionRow",
+    "DeliveryRow",
+    "ExchangeRepo",
+    "InboxEventRow",
+    "IncidentRow",
+    "IncidentUpdateRow",
+    "PartyKeyRow",
+    "PrincipalRow",
+    "StandingConsentRow",
+    "SubmittedReportRow",
+    "Tx",
+]
+
+Tx = Session
+"""The transaction handle services pass through (they never call it themselves)."""
+
+_WRITER_LOCK = 0x6750_6D78  # PostgreSQL advisory lock serialising exchange writers ("gPmx")
+
+
+class PrincipalRow(Base):
+    """A party, operator or auditor account; only the SHA-256 of its token is stored."""
+
+    __tablename__ = "principals"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    party: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PartyKeyRow(Base):
+    """A party's registered public keys (never a private key); the current set has no ``retired_at``."""
+
+    __tablename__ = "party_keys"
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    party: Mapped[str] = mapped_column(String(16), index=True)
+    profile: Mapped[str] = mapped_column(String(16))
+    signing_key: Mapped[str] = mapped_column(Text)
+    encryption_key: Mapped[str] = mapped_column(Text)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    registered_by: Mapped[str] = mapped_column(String(40))
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SubmittedReportRow(Base):
+    """A submitted report: signed metadata, payload ciphertext and its sealed content key."""
+
+    __tablename__ = "exchange_reports"
+    id: Mapped[str] = mapped_column(String(96), primary_key=True)
+    originator: Mapped[str] = mapped_column(String(16), index=True)
+    topic: Mapped[str] = mapped_column(String(128))
+    level: Mapped[str] = mapped_column(String(64))
+    caveats: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created: Mapped[str] = mapped_column(String(64))
+    recipients: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    content_type: Mapped[str] = mapped_column(String(128))
+    digest: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(Text)
+    key: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_key: Mapped[bytes] = mapped_column(LargeBinary)
+    payload_size: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    leaf_index: Mapped[int] = mapped_column(Integer)
+
+
+class DecisionRow(Base):
+    """The release decision for one recipient of a report, with its route and reasons."""
+
+    __tablename__ = "exchange_decisions"
+    __table_args__ = (UniqueConstraint("report_id", "recipient", name="uq_exchange_decisions_report_recipient"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[str] = mapped_column(String(96), ForeignKey("exchange_reports.id"))
+    recipient: Mapped[str] = mapped_column(String(16))
+    decision: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(32))
+    route: Mapped[dict[str, Any]] = mapped_column(JSON)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    leaf_index: Mapped[int] = mapped_column(Integer)
+
+
+class DeliveryRow(Base):
+    """A released report on its way to one party: the content key wrapped to that party."""
+
+    __tablename__ = "deliveries"
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    report_id: Mapped[str] = mapped_column(String(96), ForeignKey("exchange_reports.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(16), index=True)
+    originator: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(16))
+    via: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    consent_id: Mapped[str | None] = mapped_column(String(48), nullable=True)
+    marking: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    profile: Mapped[str] = mapped_column(String(16))
+    key_fingerprint: Mapped[str] = mapped_column(String(64))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    leaf_index: Mapped[int] = mapped_column(Integer)
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ack_leaf_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class ConsentRow(Base):
+    """A request for the originator's consent to a relay, and its answer."""
+
+    __tablename__ = "consents"
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    report_id: Mapped[str] = mapped_column(String(96), ForeignKey("exchange_reports.id"), index=True)
+    originator: Mapped[str] = mapped_column(String(16), index=True)
+    recipient: Mapped[str] = mapped_column(String(16))
+    hub: Mapped[str] = mapped_column(String(16))
+    arrangement: Mapped[str] = mapped_column(String(64))
+    per_report: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(48), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    standing_id: Mapped[str | None] = mapped_column(String(48), nullable=True)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    leaf_index: Mapped[int] = mapped_column(Integer)
+    resolution_leaf_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class StandingConsentRow(Base):
+    """An originator's standing consent: relays of a topic prefix to a recipient, for a period."""
+
+    __tablename__ = "standing_consents"
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    originator: Mapped[str] = mapped_column(String(16), index=True)
+    topic_prefix: Mapped[str] = mapped_column(String(128))
+    recipient: Mapped[str] = mapped_column(String(16))
+    hub: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    leaf_index: Mapped[int] = mapped_column(Integer)
+
+
+class IncidentRow(Base):
+    """A loss or compromise report on a delivery (Japan–Korea GSOMIA Art. 17)."""
+
+    __tablename__ = "incidents"
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(48), ForeignKey("deliveries.id"), index=True)
+    report_id: Mapped[str] = mapped_column(String(96))
+    reporter: Mapped[str] = mapped_column(String(16))
+    originator: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    leaf_index: Mapped[int] = mapped_column(Integer)
+
+
+class IncidentUpdateRow(Base):
+    """An investigation result or measure appended to an incident."""
+
+    __tablename__ = "incident_updates"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[str] = mapped_column(String(48), ForeignKey("incidents.id"), index=True)
+    by: Mapped[str] = mapped_column(String(16))
+    result: Mapped[str] = mapped_column(Text, default="")
+    measures: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    leaf_index: Mapped[int] = mapped_column(Integer)
+
+
+class InboxEventRow(Base):
+    """One item in a party's inbox (a delivery, consent request or incident notice), in commit order."""
+
+    __tablename__ = "inbox_events"
+    __table_args__ = (Index("ix_inbox_events_party_seq", "party", "seq"),)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    party: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str] = mapped_column(String(96))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+_TABLES: dict[str, Any] = {
+    "reports": SubmittedReportRow.__table__,
+    "decisions": DecisionRow.__table__,
+    "deliveries": DeliveryRow.__table__,
+    "consents": ConsentRow.__table__,
+    "standing_consents": StandingConsentRow.__table__,
+    "incidents": IncidentRow.__table__,
+    "incident_updates": IncidentUpdateRow.__table__,
+    "inbox_events": InboxEventRow.__table__,
+    "principals": PrincipalRow.__table__,
+    "party_keys": PartyKeyRow.__table__,
+}
+
+
+class ExchangeRepo:
+    """Queries over the exchange tables. Stateless: every method takes the session to use."""
+
+    # --- writing -------------------------------------------------------------------------
+
+    @staticmethod
+    def serialize_writers(s: Tx) -> None:
+        """Make concurrent exchange writers (several API workers) take turns.
+
+        SQLite already serialises them (``BEGIN IMMEDIATE``); on PostgreSQL an advisory
+        transaction lock keeps inbox sequence numbers in commit order, so a reader that
+        resumes after sequence N never misses an item committed later with a smaller one.
+        """
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _WRITER_LOCK})
+
+    @staticmethod
+    def insert(s: Tx, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert ``rows`` into the exchange table named ``table`` (one ``executemany``).
+
+        Raises:
+            KeyError: for a table name that is not an exchange table (a programming error).
+        """
+        if rows:
+            # Core on the session's connection: no ORM unit of work for bulk rows.
+            s.connection().execute(insert(_TABLES[table]), [dict(r) for r in rows])
+
+    @staticmethod
+    def update(s: Tx, table: str, key: Mapping[str, Any], values: Mapping[str, Any]) -> int:
+        """Set ``values`` on the rows of ``table`` matching every ``key`` column; the row count.
+
+        Raises:
+            KeyError: for an unknown table name.
+        """
+        t = _TABLES[table]
+        stmt = update(t).where(*(t.c[k] == v for k, v in key.items())).values(**values)
+        result = s.execute(stmt)
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    # --- principals and keys -------------------------------------------------------------
+
+    @staticmethod
+    def principal_by_token_hash(s: Tx, token_hash: str) -> PrincipalRow | None:
+        """The principal holding the token with this SHA-256 (revoked ones included)."""
+        return s.scalars(select(PrincipalRow).where(PrincipalRow.token_hash == token_hash)).first()
+
+    @staticmethod
+    def principals(s: Tx) -> list[PrincipalRow]:
+        """Every principal, oldest first."""
+        return list(s.scalars(select(PrincipalRow).order_by(PrincipalRow.created_at, PrincipalRow.id)).all())
+
+    @staticmethod
+    def principal(s: Tx, principal_id: str) -> PrincipalRow | None:
+        """One principal by id."""
+        return s.get(PrincipalRow, principal_id)
+
+    @staticmethod
+    def current_keys(s: Tx, party: str | None = None) -> list[PartyKeyRow]:
+        """Every party's current public keys (or one party's)."""
+        q = select(PartyKeyRow).where(PartyKeyRow.retired_at.is_(None))
+        if party is not None:
+            q = q.where(PartyKeyRow.party == party)
+        return list(s.scalars(q).all())
+
+    @staticmethod
+    def key(s: Tx, fingerprint: str) -> PartyKeyRow | None:
+        """Registered public keys by fingerprint (current or retired)."""
+        return s.get(PartyKeyRow, fingerprint)
+
+    # --- reports, decisions, deliveries --------------------------------------------------
+
+    @staticmethod
+    def reports(s: Tx, ids: Iterable[str]) -> dict[str, SubmittedReportRow]:
+        """The stored reports among ``ids``, by id."""
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        rows = s.scalars(select(SubmittedReportRow).where(SubmittedReportRow.id.in_(wanted))).all()
+        return {r.id: r for r in rows}
+
+    @staticmethod
+    def report_digests(s: Tx, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """``id -> (digest, originator)`` of the stored reports among ``ids`` (one query)."""
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        t = SubmittedReportRow.__table__
+        q = select(t.c.id, t.c.digest, t.c.originator).where(t.c.id.in_(wanted))
+        return {str(i): (str(d), str(o)) for i, d, o in s.connection().execute(q).all()}
+
+    @staticmethod
+    def report(s: Tx, report_id: str) -> SubmittedReportRow | None:
+        """One stored report."""
+        return s.get(SubmittedReportRow, report_id)
+
+    @staticmethod
+    def decisions(s: Tx, report_id: str) -> list[DecisionRow]:
+        """The decisions on a report, in the order they were made."""
+        return list(s.scalars(select(DecisionRow).where(DecisionRow.report_id == report_id).order_by(DecisionRow.id)))
+
+    @staticmethod
+    def deliveries_of_report(s: Tx, report_id: str) -> list[DeliveryRow]:
+        """Every delivery of a report, oldest first."""
+        q = select(DeliveryRow).where(DeliveryRow.report_id == report_id).order_by(DeliveryRow.leaf_index)
+        return list(s.scalars(q))
+
+    @staticmethod
+    def delivery(s: Tx, delivery_id: str) -> DeliveryRow | None:
+        """One delivery."""
+        return s.get(DeliveryRow, delivery_id)
+
+    @staticmethod
+    def delivery_states(s: Tx, ids: Iterable[str]) -> dict[str, str]:
+        """Current state of each delivery among ``ids``."""
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        return dict(s.execute(select(DeliveryRow.id, DeliveryRow.state).where(DeliveryRow.id.in_(wanted))).all())
+
+    # --- consents ------------------------------------------------------------------------
+
+    @staticmethod
+    def consent(s: Tx, consent_id: str) -> ConsentRow | None:
+        """One consent request."""
+        return s.get(ConsentRow, consent_id)
+
+    @staticmethod
+    def consents_of_report(s: Tx, report_id: str) -> list[ConsentRow]:
+        """Consent requests raised by a report."""
+        return list(s.scalars(select(ConsentRow).where(ConsentRow.report_id == report_id)))
+
+    @staticmethod
+    def consents(s: Tx, originator: str, state: str | None) -> list[ConsentRow]:
+        """An originator's consent requests (optionally only those in ``state``), oldest first."""
+        q = select(ConsentRow).where(ConsentRow.originator == originator)
+        if state is not None:
+            q = q.where(ConsentRow.state == state)
+        return list(s.scalars(q.order_by(ConsentRow.requested_at, ConsentRow.id)))
+
+    @staticmethod
+    def due_consents(s: Tx, now: datetime, originator: str | None = None) -> list[ConsentRow]:
+        """Pending consent requests whose time ran out at ``now``."""
+        q = select(ConsentRow).where(ConsentRow.state == "pending", ConsentRow.expires_at <= now)
+        if originator is not None:
+            q = q.where(ConsentRow.originator == originator)
+        return list(s.scalars(q.order_by(ConsentRow.expires_at)))
+
+    @staticmethod
+    def standing_consents(s: Tx, originators: Iterable[str], *, active_at: datetime | None) -> list[StandingConsentRow]:
+        """Standing consents of ``originators`` (only those valid at ``active_at`` if given)."""
+        q = select(StandingConsentRow).where(StandingConsentRow.originator.in_(list(set(originators))))
+        if active_at is not None:
+            q = q.where(
+                StandingConsentRow.revoked_at.is_(None),
+                StandingConsentRow.valid_from <= active_at,
+                StandingConsentRow.valid_until > active_at,
+            )
+        return list(s.scalars(q.order_by(StandingConsentRow.created_at, StandingConsentRow.id)))
+
+    @staticmethod
+    def standing_consent(s: Tx, standing_id: str) -> StandingConsentRow | None:
+        """One standing consent."""
+        return s.get(StandingConsentRow, standing_id)
+
+    # --- incidents -----------------------------------------------------------------------
+
+    @staticmethod
+    def incident(s: Tx, incident_id: str) -> IncidentRow | None:
+        """One incident."""
+        return s.get(IncidentRow, incident_id)
+
+    @staticmethod
+    def incident_updates(s: Tx, incident_id: str) -> list[IncidentUpdateRow]:
+        """An incident's updates, oldest first."""
+        q = select(IncidentUpdateRow).where(IncidentUpdateRow.incident_id == incident_id)
+        return list(s.scalars(q.order_by(IncidentUpdateRow.id)))
+
+    # --- inbox ---------------------------------------------------------------------------
+
+    @staticmethod
+    def inbox(s: Tx, party: str, after: int, limit: int) -> list[InboxEventRow]:
+        """Up to ``limit`` of ``party``'s inbox items after sequence number ``after``."""
+        q = (
+            select(InboxEventRow)
+            .where(InboxEventRow.party == party, InboxEventRow.seq > after)
+            .order_by(InboxEventRow.seq)
+            .limit(limit)
+        )
+        return list(s.scalars(q))
+
+    @staticmethod
+    def last_inbox_seq(s: Tx) -> int:
+        """The highest inbox sequence number (0 if empty): a cheap change token."""
+        return int(s.scalar(select(func.max(InboxEventRow.seq))) or 0)
+
+    # --- statistics ----------------------------------------------------------------------
+
+    @staticmethod
+    def counts(s: Tx) -> dict[str, Any]:
+        """Counts for auditors: reports, decisions by outcome, deliveries by state, consents
+        by state, incidents; no payload, key or report content."""
+
+        def grouped(col: Any) -> dict[str, int]:
+            return {str(k): int(v) for k, v in s.execute(select(col, func.count()).group_by(col)).all()}
+
+        pairs = s.execute(
+            select(DeliveryRow.originator, DeliveryRow.recipient, func.count()).group_by(
+                DeliveryRow.originator, DeliveryRow.recipient
+            )
+        ).all()
+        return {
+            "reports": int(s.scalar(select(func.count()).select_from(SubmittedReportRow)) or 0),
+            "decisions": grouped(DecisionRow.outcome),
+            "deliveries": grouped(DeliveryRow.state),
+            "consents": grouped(ConsentRow.state),
+            "incidents": int(s.scalar(select(func.count()).select_from(IncidentRow)) or 0),
+            "pairs": [{"originator": o, "recipient": r, "deliveries": int(n)} for o, r, n in pairs],
+        }

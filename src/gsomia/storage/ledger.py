@@ -1,0 +1,277 @@
+"""Ledger rows: one row per Merkle leaf, appended in the caller's write transaction.
+
+Each row holds the leaf's index, its RFC 9162 §2.1.1 leaf hash and the entry's RFC 8785
+bytes (the leaf data), so the tree can be rebuilt from the hashes alone (fast start) and the
+hashes re-derived from the bodies (full verification).
+
+Index allocation is gap-free with any number of writers: the next index is ``max + 1`` read
+under a lock held until the transaction ends. On SQLite the write transaction already holds
+the database's write lock (``BEGIN IMMEDIATE``, see :mod:`gsomia.storage.db`); on PostgreSQL
+a transaction-level advisory lock on a constant key serialises appenders, and is released
+by the commit or rollback. Holding the lock when an index is allocated means every lower
+index is already committed, which is what lets the in-memory tree catch up from the
+database whenever it sees a gap.
+
+The rows themselves are written just before the outermost commit, in one multi-row insert
+(SQLAlchemy's ``before_commit``): appending costs no round trip, and a group commit of many
+actions writes all their entries at once. The caller learns about its leaves only after the
+commit (``on_commit``, from ``after_commit``); the leaves of a rolled-back transaction or of a
+rolled-back savepoint are dropped (``after_soft_rollback``) and never written or reported.
+
+Full scans (start-up rebuild, verification) read through the driver's own cursor: they are
+the hot path of a million-entry ledger, and SQLAlchemy's row objects would triple their cost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, LargeBinary, event, func, insert, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
+
+from gsomia.errors import StorageError
+from gsomia.storage.schema import Base, UTCDateTime
+from gsomia.storage.store import Store
+
+__all__ = ["CommittedLeaves", "LedgerEntryRow", "LedgerTable", "Session", "StoredEntry"]
+
+log = logging.getLogger(__name__)
+
+# Arbitrary constant advisory-lock key ("gLdg"); distinct from the migration lock in db.py.
+_LEDGER_LOCK = 0x674C_6467
+_PENDING = "gsomia.ledger.pending"
+
+CommittedLeaves = Callable[[Sequence[tuple[int, bytes]]], None]
+"""Called after a commit with the ``(index, leaf hash)`` pairs that transaction added."""
+
+
+class LedgerEntryRow(Base):
+    """One ledger entry: leaf ``idx`` of the Merkle tree."""
+
+    __tablename__ = "ledger_entries"
+    # INTEGER PRIMARY KEY on SQLite makes the index the rowid (no second b-tree); BIGINT elsewhere.
+    idx: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    )
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """A ledger row as read back."""
+
+    index: int
+    leaf_hash: bytes
+    body: bytes
+    recorded_at: datetime
+
+
+@dataclass(slots=True)
+class _Leaf:
+    index: int
+    leaf_hash: bytes
+    body: bytes
+    recorded_at: datetime
+    transaction: SessionTransaction
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Leaves a session has inserted but not yet committed."""
+
+    on_commit: CommittedLeaves
+    leaves: list[_Leaf] = field(default_factory=list)
+
+
+class LedgerTable:
+    """Reads and appends of ``ledger_entries`` over one :class:`Store`."""
+
+    def __init__(self, store: Store) -> None:
+        """Use ``store``'s engine (its migrations create the table)."""
+        self._store = store
+
+    # --- appending ----------------------------------------------------------------------------
+
+    def append(
+        self, session: Session, *, body: bytes, leaf_hash: bytes, recorded_at: datetime, on_commit: CommittedLeaves
+    ) -> int:
+        """Insert one entry in ``session``'s open write transaction and return its index.
+
+        Args:
+            session: A session from :meth:`Store.writing`, inside its transaction.
+            body: The entry's RFC 8785 bytes.
+            leaf_hash: ``SHA-256(0x00 || body)``.
+            recorded_at: When the entry was recorded (aware).
+            on_commit: Told the leaves after the transaction commits; never if it rolls back.
+
+        Returns:
+            The entry's index (its leaf index in the tree).
+
+        Raises:
+            StorageError: ``session`` is not an open write transaction from
+                :meth:`Store.writing`, or the database fails.
+        """
+        if not isinstance(session, Session) or not session.in_transaction():
+            raise StorageError("a ledger entry can only be appended inside Store.writing() (no open transaction)")
+        try:
+            connection = session.connection()
+        except SQLAlchemyError as e:
+            raise StorageError(f"a ledger entry cannot be appended: {e}") from e
+        if not connection.get_execution_options().get("gsomia_write", False):
+            # A read session would allocate its index without the write lock (see module doc).
+            raise StorageError("a ledger entry can only be appended inside Store.writing(), not Store.reading()")
+        pending = session.info.get(_PENDING)
+        if pending is None:
+            pending = _Pending(on_commit=on_commit)
+            session.info[_PENDING] = pending
+            event.listen(session, "before_commit", _before_commit)
+            event.listen(session, "after_commit", _after_commit)
+            event.listen(session, "after_soft_rollback", _after_soft_rollback)
+        elif pending.on_commit != on_commit:
+            raise StorageError("one transaction cannot append to two ledgers")
+        if pending.leaves:
+            index = pending.leaves[-1].index + 1
+        else:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LEDGER_LOCK})
+            last = connection.execute(select(func.max(LedgerEntryRow.idx))).scalar()
+            index = 0 if last is None else int(last) + 1
+        transaction = session.get_nested_transaction() or session.get_transaction()
+        if transaction is None:  # pragma: no cover - in_transaction() was checked above
+            raise StorageError("the ledger append lost its transaction")
+        pending.leaves.append(_Leaf(index, leaf_hash, body, recorded_at, transaction))
+        return index
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        """Number of stored entries (``max(idx) + 1`` when there is no gap).
+
+        Raises:
+            StorageError: on any database error.
+        """
+        with self._store.reading() as s:
+            last = s.execute(select(func.max(LedgerEntryRow.idx))).scalar()
+            return 0 if last is None else int(last) + 1
+
+    def leaf_hashes(self, start: int = 0) -> list[tuple[int, bytes]]:
+        """Every stored ``(index, leaf hash)`` from ``start`` on, in index order.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        out: list[tuple[int, bytes]] = []
+        for rows in self._raw("SELECT idx, leaf_hash FROM ledger_entries WHERE idx > {} ORDER BY idx LIMIT {}", start):
+            out.extend(rows)
+        return out
+
+    def get(self, index: int) -> StoredEntry | None:
+        """The entry at ``index``, or None.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        found = self.range(index, 1)
+        return found[0] if found else None
+
+    def range(self, start: int, limit: int) -> list[StoredEntry]:
+        """Up to ``limit`` entries with index ``>= start``, in index order.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        with self._store.reading() as s:
+            rows = s.execute(
+                select(LedgerEntryRow.idx, LedgerEntryRow.leaf_hash, LedgerEntryRow.body, LedgerEntryRow.recorded_at)
+                .where(LedgerEntryRow.idx >= start)
+                .order_by(LedgerEntryRow.idx)
+                .limit(limit)
+            ).all()
+        return [StoredEntry(int(i), bytes(h), bytes(b), at) for i, h, b, at in rows]
+
+    def scan(self, *, batch: int = 50_000) -> Iterator[list[tuple[int, bytes, bytes]]]:
+        """Every ``(index, body, leaf hash)``, in index order, ``batch`` rows at a time.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        sql = "SELECT idx, body, leaf_hash FROM ledger_entries WHERE idx > {} ORDER BY idx LIMIT {}"
+        yield from self._raw(sql, 0, batch=batch)
+
+    def _raw(self, sql: str, start: int, *, batch: int = 100_000) -> Iterator[list[Any]]:
+        """Rows of ``sql`` (first column: idx) from ``start`` on, keyset-paginated, through the
+        driver's cursor. All pages come from one read transaction; rows are never updated, so
+        on PostgreSQL (a snapshot per statement) a later page can only add rows appended since.
+        """
+        with self._store.reading() as s:
+            connection = s.connection()
+            mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+            query = sql.format(mark, mark)
+            dbapi_error = connection.dialect.loaded_dbapi.Error
+            cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                after = start - 1
+                while True:
+                    cursor.execute(query, (after, batch))
+                    rows = cursor.fetchall()
+                    if not rows:
+                        return
+                    yield rows
+                    after = rows[-1][0]
+            except dbapi_error as e:
+                raise StorageError(
+                    f"reading the ledger failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                ) from e
+            finally:
+                cursor.close()
+
+
+def _before_commit(session: Session) -> None:
+    # Also fires when a savepoint is released: write only at the outermost commit.
+    pending: _Pending | None = session.info.get(_PENDING)
+    if pending is None or not pending.leaves or session.get_nested_transaction() is not None:
+        return
+    session.connection().execute(
+        insert(LedgerEntryRow),
+        [
+            {"idx": leaf.index, "leaf_hash": leaf.leaf_hash, "body": leaf.body, "recorded_at": leaf.recorded_at}
+            for leaf in pending.leaves
+        ],
+    )
+
+
+def _after_commit(session: Session) -> None:
+    # Also fires when a savepoint is released: the leaves are durable only at the outermost commit.
+    pending: _Pending | None = session.info.get(_PENDING)
+    if pending is None or not pending.leaves or session.get_nested_transaction() is not None:
+        return
+    leaves = [(leaf.index, leaf.leaf_hash) for leaf in pending.leaves]
+    pending.leaves.clear()
+    try:
+        pending.on_commit(leaves)
+    except Exception:  # the rows are committed: raising here would tell the caller it failed
+        log.exception("ledger: could not record committed leaves %d..%d in memory", leaves[0][0], leaves[-1][0])
+
+
+def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    # Fires for the outermost rollback and for each savepoint rolled back: drop the leaves
+    # inserted in the rolled-back transaction or in any savepoint nested inside it.
+    pending: _Pending | None = session.info.get(_PENDING)
+    if pending is None or not pending.leaves:
+        return
+    pending.leaves[:] = [leaf for leaf in pending.leaves if not _inside(leaf.transaction, previous_transaction)]
+
+
+def _inside(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False

@@ -1,0 +1,98 @@
+"""Group commit: many actions, one transaction; a refused action writes nothing and does not
+fail the others; callers hear back only after the commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gsomia.errors import Conflict
+from gsomia.services.committer import GroupCommitter, Outcome
+from gsomia.storage.exchange import ExchangeRepo, Tx
+from gsomia.storage.store import Store
+
+NOW = datetime(2026, 11, 27, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(f"sqlite:///{tmp_path / 'g.db'}")
+    yield s
+    s.close()
+
+
+def principal_row(i: int) -> dict[str, Any]:
+    return {
+        "id": f"p-{i}",
+        "name": f"n{i}",
+        "role": "auditor",
+        "party": None,
+        "token_hash": f"{i:064d}",
+        "created_at": NOW,
+        "revoked_at": None,
+    }
+
+
+def test_a_batch_keeps_the_good_items_and_refuses_the_bad_one_whole(store: Store) -> None:
+    committed: list[int] = []
+
+    def handler(s: Tx, items: list[int]) -> list[Outcome[int] | Exception]:
+        out: list[Outcome[int] | Exception] = []
+        for i in items:
+            if i == 3:
+                out.append(Conflict("three is refused"))
+                continue
+            ExchangeRepo.insert(s, "principals", [principal_row(i)])
+            out.append(Outcome(i, (lambda i=i: committed.append(i),)))
+        return out
+
+    committer = GroupCommitter(store)
+    futures = [committer.submit_batched(handler, i) for i in range(6)]
+    results = []
+    for f in futures:
+        try:
+            results.append(f.result(timeout=30))
+        except Conflict as e:
+            results.append(str(e))
+    committer.close()
+    assert results == [0, 1, 2, "three is refused", 4, 5]
+    assert sorted(committed) == [0, 1, 2, 4, 5]
+    with store.reading() as s:
+        assert sorted(p.id for p in ExchangeRepo.principals(s)) == ["p-0", "p-1", "p-2", "p-4", "p-5"]
+
+
+def test_a_handler_that_raises_is_retried_item_by_item(store: Store) -> None:
+    def handler(s: Tx, items: list[int]) -> list[Outcome[int] | Exception]:
+        for i in items:
+            ExchangeRepo.insert(s, "principals", [principal_row(i if i != 2 else 1)])  # 2 clashes with 1
+        return [Outcome(i) for i in items]
+
+    committer = GroupCommitter(store)
+    futures = [committer.submit_batched(handler, i) for i in (1, 2, 3)]
+    outcomes = []
+    for f in futures:
+        try:
+            outcomes.append(f.result(timeout=30))
+        except Exception as e:  # noqa: BLE001 - the clash's error, whatever the driver calls it
+            outcomes.append(type(e).__name__)
+    committer.close()
+    assert outcomes[0] == 1
+    assert outcomes[2] == 3
+    assert isinstance(outcomes[1], str)
+    with store.reading() as s:
+        assert sorted(p.id for p in ExchangeRepo.principals(s)) == ["p-1", "p-3"]
+
+
+def test_plain_actions_raise_their_own_errors(store: Store) -> None:
+    def bad(_s: Tx) -> Outcome[None]:
+        raise Conflict("no")
+
+    committer = GroupCommitter(store)
+    with pytest.raises(Conflict):
+        committer.run(bad)
+    assert committer.run(lambda s: Outcome(ExchangeRepo.last_inbox_seq(s))) == 0
+    committer.close()
