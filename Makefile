@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
+DEMO_PORT ?= 8000
 
-.PHONY: demo test lint bench install install-dev clean serve
+.PHONY: demo test lint bench install install-dev clean serve web
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +23,12 @@ $(VENV)/.installed-dev: $(VENV)/bin/python pyproject.toml constraints.txt
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-## demo: load the bundled 2019 Japan–Korea scenario into the default SQLite database and print the impact report
+## demo: load the bundled 2019 Japan–Korea scenario into the default SQLite database, print the impact report,
+## then serve the dashboard and the API on http://127.0.0.1:$(DEMO_PORT)/ until Ctrl-C
 demo: install
 	$(BIN)/gsomia demo
+	@echo "gsomia: dashboard at http://127.0.0.1:$(DEMO_PORT)/ (API reference at /docs); Ctrl-C stops it"
+	$(BIN)/gsomia serve --port $(DEMO_PORT) --log-level warning
 
 ## test: the whole suite, PostgreSQL included (a throwaway cluster the fixtures start)
 test: install-dev
@@ -39,6 +43,11 @@ lint: install-dev
 ## bench: the engine benchmark (decisions/s against Cedar, coverage and gaps on 200 parties)
 bench: install-dev
 	$(BIN)/python bench/decisions.py
+
+## web: rebuild the dashboard's assets from web/ (Cytoscape.js, ECharts, Swagger UI from npm, bundled by
+## esbuild) into src/gsomia/web/static; they are committed, so only needed after changing web/ (needs Node and npm)
+web:
+	cd web && npm ci && npm run build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import FastAPI
 
 from gsomia import __version__
-from gsomia.api import analysis, exchange, ledger, problems
+from gsomia.api import analysis, dashboard, exchange, ledger, problems
 from gsomia.api.middleware import BodyLimit, ExerciseStamp
 from gsomia.bootstrap import App
+from gsomia.web import routes as web
 
 DESCRIPTION = """The gsomia exchange and analysis API.
 
@@ -20,14 +21,16 @@ date is read in the agreement's, else the scenario's, zone). What-ifs are query 
 
 def create_app(app: App) -> FastAPI:
     """Build the FastAPI application around an already wired :class:`App`."""
-    api = FastAPI(title="gsomia", version=__version__, description=DESCRIPTION, docs_url="/docs", redoc_url=None)
+    api = FastAPI(title="gsomia", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None)
     api.state.gsomia = app
     problems.install(api)
     api.include_router(analysis.router)
     api.include_router(ledger.router)
+    api.include_router(dashboard.router)
     api.include_router(exchange.router)
     api.add_middleware(BodyLimit, max_bytes=app.settings.max_body_bytes)
     api.add_middleware(ExerciseStamp, info=app.exchange.clock.info)
+    web.install(api)  # dashboard at /, assets at /static, /docs from local files, security headers on everything
 
     @api.get("/healthz", tags=["meta"], summary="Liveness and database reachability")
     def healthz() -> dict[str, Any]:

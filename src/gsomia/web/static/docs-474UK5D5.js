@@ -1,0 +1,1 @@
+var e=document.getElementById("swagger-ui");window.SwaggerUIBundle({url:e.dataset.openapi,domNode:e,deepLinking:!0,validatorUrl:null,presets:[window.SwaggerUIBundle.presets.apis],layout:"BaseLayout"});

@@ -1,0 +1,111 @@
+// Coverage matrix at the instant shown, for one topic: rows are originators, columns
+// recipients, each cell the route a report would take (direct, relay via a hub with the
+// modelled delay, or none), from /api/v1/matrix. Below it, the gap intervals of the focus
+// pairs over the scenario's window (also drawn on the timeline).
+
+import { get, aborted } from './api.js';
+import { whatifParams } from './state.js';
+import { h, fill, $, routeCell, table, assumptionMark } from './dom.js';
+
+// Scenarios with more parties show the focus parties only (a 200 × 200 table helps nobody).
+const MAX_ALL = 30;
+
+export class CoverageView {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.abort = null;
+  }
+
+  async render() {
+    const ctx = this.ctx;
+    const all = ctx.scenario.parties.length <= MAX_ALL;
+    const params = whatifParams(ctx.state, {
+      at: ctx.state.at,
+      topic: ctx.state.topic,
+      parties: all ? '' : ctx.focus().join(','),
+    });
+    this.abort?.abort();
+    this.abort = new AbortController();
+    let m;
+    let gaps;
+    try {
+      [m, gaps] = await Promise.all([get('/api/v1/matrix', params, { signal: this.abort.signal }), ctx.gaps()]);
+    } catch (err) {
+      if (!aborted(err)) ctx.report(err);
+      return;
+    }
+    const cell = new Map(m.flows.map((f) => [`${f.from}>${f.to}`, f]));
+    const head = h(
+      'tr',
+      {},
+      h('td', { class: 'corner' }, h('span', {}, 'from ↓ / to →')),
+      m.parties.map((p) => h('th', { scope: 'col', title: ctx.partyName(p) }, p)),
+    );
+    const body = m.parties.map((o) =>
+      h(
+        'tr',
+        {},
+        h('th', { scope: 'row', title: ctx.partyName(o) }, o),
+        m.parties.map((r) => {
+          if (o === r) return h('td', { class: 'self', 'aria-label': 'same party' }, '·');
+          const f = cell.get(`${o}>${r}`);
+          if (!f) return h('td', {}, '');
+          return h(
+            'td',
+            { class: `cell-${f.route}`, dataset: { from: o, to: r, route: f.route, via: f.via ?? '' } },
+            routeCell(f.route, f.via, f.delay, f.agreement),
+          );
+        }),
+      ),
+    );
+    const relays = m.flows.filter((f) => f.route === 'relay').length;
+    fill(
+      $('#matrix-wrap'),
+      h(
+        'table',
+        { id: 'matrix', class: 'matrix', dataset: { at: m.at, topic: m.topic } },
+        h('caption', {}, `Coverage of ${m.topic} at ${m.at}: rows are originators, columns recipients.`),
+        h('thead', {}, head),
+        h('tbody', {}, body),
+      ),
+    );
+    fill(
+      $('#matrix-notes'),
+      all ? null : h('p', { class: 'note' }, `This scenario has ${ctx.scenario.parties.length} parties: the matrix shows the focus parties (change them above).`),
+      h(
+        'p',
+        { class: 'note' },
+        h('span', { class: 'route route-direct' }, 'direct'),
+        ' under an agreement in force between the two; ',
+        h('span', { class: 'route route-relay' }, 'relay'),
+        ' through a hub arrangement (needs the originator’s consent); ',
+        h('span', { class: 'route route-none' }, 'none'),
+        ': a gap. ',
+        relays ? ['Relay delays ', assumptionMark(), ' are modelling assumptions (a scenario parameter of the arrangement), not sourced figures.'] : null,
+      ),
+    );
+
+    const whatif = ctx.whatifActive();
+    const shown = gaps.gaps_after;
+    const recorded = new Set(gaps.gaps_before.map((g) => JSON.stringify(g)));
+    fill(
+      $('#gaps-wrap'),
+      h('h3', {}, `Gap intervals among ${ctx.focus().join(', ')}: ${ctx.state.topic}`),
+      h('p', { class: 'note' }, `Over the scenario's window ${gaps.start} – ${gaps.end}${whatif ? ', with the what-if applied (new gaps marked)' : ''}. Also drawn on the timeline.`),
+      table({
+        id: 'gaps-table',
+        cls: 'data compact',
+        head: ['From', 'To', 'Topic', 'Start', 'End', ...(whatif ? [''] : [])],
+        rows: shown.map((g) =>
+          h(
+            'tr',
+            { dataset: { from: g.from, to: g.to, topic: g.topic, start: g.start } },
+            [g.from, g.to, g.topic, g.start, g.end].map((c) => h('td', {}, c)),
+            whatif ? h('td', {}, recorded.has(JSON.stringify(g)) ? '' : h('span', { class: 'tag whatif' }, 'new')) : null,
+          ),
+        ),
+        empty: 'No gap: every focus pair has a route for this topic throughout.',
+      }),
+    );
+  }
+}

@@ -1,0 +1,116 @@
+// Small DOM and formatting helpers. Everything is built with createElement/textContent:
+// no innerHTML (so no markup injection from data) and no style attributes (the page runs
+// under a Content-Security-Policy without 'unsafe-inline'; colours come from classes).
+
+/**
+ * Create an element. `attrs`: `class`, `text`, `dataset` (object), `on<event>` (listener),
+ * anything else is set as an attribute (`true` → empty attribute, null/false → omitted).
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === 'class') el.className = value;
+    else if (key === 'text') el.textContent = value;
+    else if (key === 'dataset') Object.assign(el.dataset, value);
+    else if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+/** Replace the children of `el`. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+
+/** A table from a header row and body rows (arrays of cells or ready <tr> elements). */
+export function table({ caption, head, rows, cls, id, empty = 'None.' }) {
+  const body = rows.length
+    ? rows.map((r) => (r instanceof Node ? r : h('tr', {}, r.map((c) => (c instanceof Node && c.tagName === 'TD' ? c : h('td', {}, c))))))
+    : [h('tr', {}, h('td', { colspan: head.length, class: 'empty' }, empty))];
+  return h(
+    'table',
+    { class: cls, id },
+    caption ? h('caption', {}, caption) : null,
+    h('thead', {}, h('tr', {}, head.map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, body),
+  );
+}
+
+export const STATE_LABEL = {
+  in_force: 'in force',
+  notice_pending: 'notice pending',
+  notice_suspended: 'notice suspended',
+  terminated: 'terminated',
+  expired: 'expired',
+  not_yet_in_force: 'not yet in force',
+};
+export const STATES = Object.keys(STATE_LABEL);
+
+export const KIND_LABEL = {
+  signature: 'signature',
+  entry_into_force: 'entry into force',
+  notice: 'notice of termination',
+  suspension: 'notice suspended',
+  revival: 'notice revived',
+  withdrawal: 'notice withdrawn',
+  termination: 'termination',
+  amendment: 'amendment',
+};
+
+/** A coloured state badge (colour from the `st-…` class in app.css). */
+export const stateBadge = (state) => h('span', { class: `badge st-${state}` }, STATE_LABEL[state] ?? state);
+
+/** ISO 8601 duration (PT4H, P1DT2H30M) → "4 h", "1 d 2 h 30 min". */
+export function duration(iso) {
+  if (!iso) return '';
+  const m = /^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/.exec(iso);
+  if (!m) return iso;
+  const parts = [];
+  if (m[1]) parts.push(`${m[1]} d`);
+  if (m[2]) parts.push(`${m[2]} h`);
+  if (m[3]) parts.push(`${m[3]} min`);
+  if (m[4]) parts.push(`${m[4]} s`);
+  return parts.join(' ') || '0 s';
+}
+
+/** Milliseconds since the epoch of an ISO 8601 instant with offset (as the API writes them). */
+export const ms = (iso) => (iso ? Date.parse(iso) : NaN);
+
+/** The marker of a modelling assumption, linked to the assumptions list in the footer. */
+export const assumptionMark = () =>
+  h('a', { href: '#assumptions', class: 'assumption-mark', title: 'Modelling assumption: see the assumptions below' }, '*');
+
+/** Text of a route: "direct (AGREEMENT)", "relay via USA (+4 h*)", "none". */
+export function routeCell(route, via, delay, agreement) {
+  if (route === 'direct') return h('span', { class: 'route route-direct', title: agreement ?? '' }, 'direct');
+  if (route === 'relay')
+    return h(
+      'span',
+      { class: 'route route-relay', title: agreement ? `relayed under ${agreement}` : '' },
+      `relay via ${via}`,
+      delay ? [` (+${duration(delay)}`, assumptionMark(), ')'] : null,
+    );
+  return h('span', { class: 'route route-none' }, 'none');
+}
+
+/** Run `fn` once `wait` ms after the last call. */
+export function debounce(fn, wait) {
+  let timer = 0;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), wait);
+  };
+}
