@@ -24,11 +24,9 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 ## demo: load the bundled 2019 Japan–Korea scenario into the default SQLite database, print the impact report,
-## then serve the dashboard and the API on http://127.0.0.1:$(DEMO_PORT)/ until Ctrl-C
+## issue demo credentials, then serve the dashboard and the exchange on http://127.0.0.1:$(DEMO_PORT)/ until Ctrl-C
 demo: install
-	$(BIN)/gsomia demo
-	@echo "gsomia: dashboard at http://127.0.0.1:$(DEMO_PORT)/ (API reference at /docs); Ctrl-C stops it"
-	$(BIN)/gsomia serve --port $(DEMO_PORT) --log-level warning
+	$(BIN)/gsomia demo --port $(DEMO_PORT)
 
 ## test: the whole suite, PostgreSQL included (a throwaway cluster the fixtures start)
 test: install-dev

@@ -258,3 +258,52 @@ def test_schema_prints_json_schema() -> None:
 def test_help_teaches() -> None:
     p = subprocess.run([sys.executable, "-m", "gsomia", "--help"], capture_output=True, text=True, check=True)
     assert "gsomia demo" in p.stdout and "--json" in p.stdout
+
+
+def test_demo_loads_reports_and_issues_credentials(tmp_path: Path) -> None:
+    env = {**os.environ, "GSOMIA_DB": f"sqlite:///{tmp_path / 'd.db'}", "GSOMIA_DATA_DIR": str(tmp_path)}
+    p = subprocess.run(
+        [sys.executable, "-m", "gsomia", "demo", "--no-serve", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
+    )
+    assert p.returncode == 0, p.stderr
+    data = json.loads(p.stdout)
+    assert data["stats_then"]["total"] == 29 and data["demo"]["url"] == "http://127.0.0.1:8000"
+    tokens = json.loads((tmp_path / "demo" / "tokens.json").read_text(encoding="utf-8"))
+    assert set(tokens) == {"JPN", "KOR", "USA", "operator", "auditor"}
+    assert (tmp_path / "demo" / "tokens.json").stat().st_mode & 0o077 == 0
+    assert all((tmp_path / "demo" / f"{p}.keys").stat().st_mode & 0o077 == 0 for p in ("JPN", "KOR", "USA"))
+    again = subprocess.run(
+        [sys.executable, "-m", "gsomia", "demo", "--no-serve", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
+    )
+    assert (
+        again.returncode == 0 and json.loads((tmp_path / "demo" / "tokens.json").read_text(encoding="utf-8")) == tokens
+    )
+
+
+def test_demo_refuses_a_busy_port_before_doing_anything(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, "GSOMIA_DB": f"sqlite:///{tmp_path / 'd.db'}", "GSOMIA_DATA_DIR": str(tmp_path)}
+        p = subprocess.run(
+            [sys.executable, "-m", "gsomia", "demo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    assert p.returncode == 4 and "give another --port" in p.stderr

@@ -201,18 +201,57 @@ def _zone(app: App) -> str:
 @cli.command()
 def demo(
     as_json: AsJson = False,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Then serve the dashboard, the API and the exchange.")
+    ] = True,
+    host: Annotated[str, typer.Option("--host", envvar="GSOMIA_HOST", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", envvar="GSOMIA_PORT", help="Port to listen on.")] = 8000,
 ) -> None:
-    """Load the bundled scenario 'japan-korea-2019' into the database and print the impact report."""
+    """The whole tour: load the bundled scenario 'japan-korea-2019', print the impact report, issue
+    demo credentials (JPN, KOR, USA, an operator, an auditor) and serve the dashboard and the
+    exchange on HOST:PORT until interrupted (--no-serve stops after the credentials)."""
+    from gsomia.services.identity import issue_demo_credentials  # noqa: PLC0415
+
     with _errors():
         app = _app()
+        if serve_after:
+            _check_port_free(host, port)
         loaded, outcome = app.scenarios.load("japan-korea-2019")
         if not as_json:
             err.print(f"scenario {loaded.record.name}: {outcome.outcome} in {app.store.describe()}", markup=False)
         report = app.analysis.report()
+        url = f"http://{host}:{port}"
+        credentials = issue_demo_credentials(app.exchange.identity, app.settings.data_dir, url=url)
         if as_json:
-            _emit_json(views.report_json(report))
+            data = views.report_json(report)
+            data["demo"] = {
+                "url": url,
+                "directory": str(credentials.directory),
+                "tokens_file": str(credentials.tokens_file),
+            }
+            _emit_json(data)
         else:
             _render_report(report)
+            out.print()
+            out.rule("demo credentials")
+            for line in credentials.instructions():
+                out.print(line, markup=False)
+        if serve_after:
+            err.print(
+                f"\ngsomia: dashboard at {url}/  ·  API reference at {url}/docs  ·  Ctrl-C stops it", markup=False
+            )
+            _serve(app, host, port, "warning")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse early, with the fix, if the port is taken (rather than after the report)."""
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise InvalidInput(f"cannot listen on {host}:{port} ({e.strerror}): give another --port") from e
 
 
 @cli.command()
@@ -800,11 +839,8 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the API (OpenAPI at /docs) on HOST:PORT until interrupted."""
-    import uvicorn  # noqa: PLC0415 - only the server needs it
-
-    from gsomia.api.app import create_app  # noqa: PLC0415
-
+    """Serve the dashboard (at /), the API (OpenAPI at /docs) and the exchange on HOST:PORT until
+    interrupted."""
     with _errors():
         if exercise_clock or exercise_whatif:
             # --db has GSOMIA_DB as its envvar, so db=None here means neither was given
@@ -819,15 +855,23 @@ def serve(
         exercise = app.exchange.clock.info()
         if exercise is not None:
             err.print(f"EXERCISE MODE: {exercise.header()} (every response says so)", markup=False)
-        uvicorn.run(
-            create_app(app),
-            host=host,
-            port=port,
-            log_level=log_level,
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-        )
+        _serve(app, host, port, log_level)
+
+
+def _serve(app: App, host: str, port: int, log_level: str) -> None:
+    import uvicorn  # noqa: PLC0415 - only the server needs it
+
+    from gsomia.api.app import create_app  # noqa: PLC0415
+
+    uvicorn.run(
+        create_app(app),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
