@@ -281,13 +281,15 @@ class Timeline:
     segments: tuple[Segment, ...]
     entry: datetime | None
     anomalies: tuple[Anomaly, ...]
-    _starts: list[datetime] = field(init=False, repr=False, compare=False)
+    # start instants of the segments and of the scope/maximum pieces (sorted, for bisection;
+    # plain attributes because routing reads them on every decision)
+    starts: list[datetime] = field(init=False, repr=False, compare=False)
 
-    _term_starts: list[datetime] = field(init=False, repr=False, compare=False)
+    term_starts: list[datetime] = field(init=False, repr=False, compare=False)
     _term_values: list[tuple[Scope, str | None]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_starts", [s.start for s in self.segments])
+        object.__setattr__(self, "starts", [s.start for s in self.segments])
         # scope and maximum level as amended over time (Art. 21.2), as sorted pieces
         starts, values = [BEGINNING], [(self.agreement.scope, self.agreement.max_level)]
         for ev in self.events:
@@ -306,30 +308,20 @@ class Timeline:
             else:
                 starts.append(when)
                 values.append((scope, max_level))
-        object.__setattr__(self, "_term_starts", starts)
+        object.__setattr__(self, "term_starts", starts)
         object.__setattr__(self, "_term_values", values)
-
-    @property
-    def starts(self) -> list[datetime]:
-        """Start instants of the segments (sorted; for bisection)."""
-        return self._starts
-
-    @property
-    def term_starts(self) -> list[datetime]:
-        """Start instants of the scope/maximum pieces (sorted; for bisection)."""
-        return self._term_starts
 
     def segment_at(self, at: datetime) -> Segment:
         """The segment in effect at ``at``."""
-        return self.segments[bisect.bisect_right(self._starts, at) - 1]
+        return self.segments[bisect.bisect_right(self.starts, at) - 1]
 
     def state_at(self, at: datetime) -> State:
         """The state at ``at``."""
-        return self.segments[bisect.bisect_right(self._starts, at) - 1].state
+        return self.segments[bisect.bisect_right(self.starts, at) - 1].state
 
     def change_points(self) -> tuple[datetime, ...]:
         """Instants at which the state changes."""
-        return tuple(self._starts[1:])
+        return tuple(self.starts[1:])
 
     def in_force_windows(self) -> list[tuple[datetime, datetime | None]]:
         """Maximal half-open intervals during which the agreement is in force."""
@@ -353,15 +345,15 @@ class Timeline:
 
     def terms_at(self, at: datetime) -> tuple[Scope, str | None]:
         """Scope and maximum level in effect at ``at``, after amendments (Art. 21.2)."""
-        return self._term_values[bisect.bisect_right(self._term_starts, at) - 1]
+        return self._term_values[bisect.bisect_right(self.term_starts, at) - 1]
 
     def segment_index(self, at: datetime) -> int:
         """Index of the segment in effect at ``at``."""
-        return bisect.bisect_right(self._starts, at) - 1
+        return bisect.bisect_right(self.starts, at) - 1
 
     def term_index(self, at: datetime) -> int:
         """Index of the scope/maximum piece in effect at ``at`` (see :meth:`terms_at`)."""
-        return bisect.bisect_right(self._term_starts, at) - 1
+        return bisect.bisect_right(self.term_starts, at) - 1
 
     def term_piece(self, index: int) -> tuple[Scope, str | None]:
         """The scope and maximum level of piece ``index``."""
@@ -369,7 +361,7 @@ class Timeline:
 
     def term_change_points(self) -> tuple[datetime, ...]:
         """Instants at which an amendment changes the scope or maximum level."""
-        return tuple(self._term_starts[1:])
+        return tuple(self.term_starts[1:])
 
 
 def derive_timeline(agreement: Agreement, events: Iterable[AgreementEvent]) -> Timeline:

@@ -205,6 +205,22 @@ class _RelayOption:
     reasons: list[Reason]
 
 
+def _arrangement_refuses(
+    net: Network, aid: str, first: tuple[int, int], onward: tuple[int, int], req: ReleaseRequest
+) -> tuple[Reason, ...]:
+    """Rules 1–3 on the arrangement itself, at both legs' segments and pieces."""
+    reasons: list[Reason] = []
+    for seg, piece in (first, onward) if onward != first else (first,):
+        for r in (_in_force(net, aid, seg), _scope(net, aid, piece, req.topic)):
+            if r is not None:
+                reasons.append(r)
+    if net.timelines[aid].agreement.equivalence is not None:
+        lv = _level(net, aid, first[1], req.originator, req.level, req.recipient)
+        if not isinstance(lv, Marking):
+            reasons.extend(r for r in lv if r.rule is Rule.LEVEL)
+    return _unique(reasons)
+
+
 def _relay_through(net: Network, aid: str, req: ReleaseRequest, at: datetime) -> _RelayOption:
     """Try relaying ``req`` through the hub of arrangement ``aid``: the arrangement must be
     in force and cover the topic at both legs' instants, its own table must allow the level,
@@ -215,19 +231,23 @@ def _relay_through(net: Network, aid: str, req: ReleaseRequest, at: datetime) ->
     assert hub is not None  # noqa: S101 - net.relays lists only arrangements with a hub
     delay = arr.relay_delay or ZERO
     onward = at + delay
-    reasons: list[Reason] = []
-    for when in (at, onward) if delay else (at,):
-        piece = tl.term_index(when)
-        for r in (_in_force(net, aid, tl.segment_index(when)), _scope(net, aid, piece, req.topic)):
-            if r is not None:
-                reasons.append(r)
+    starts, ts = tl.starts, tl.term_starts
+    s0, s1 = bisect_right(starts, at) - 1, bisect_right(starts, onward) - 1
+    p0, p1 = (bisect_right(ts, at) - 1, bisect_right(ts, onward) - 1) if len(ts) > 1 else (0, 0)
+    arr_key = ("arrangement", aid, s0, s1, p0, p1, req.topic, req.originator, req.level, req.recipient)
+    refused = net.memo.get(arr_key)
+    if refused is None:
+        refused = _arrangement_refuses(net, aid, (s0, p0), (s1, p1), req)
+        net.memo[arr_key] = refused
+    if refused:
+        # the arrangement itself refuses (not in force, topic or level outside it): its legs
+        # are not examined, since no relay under it can exist
+        return _RelayOption(None, list(refused))
     marking: Marking | None = None
     if arr.equivalence is not None:
-        lv = _level(net, aid, tl.term_index(at), req.originator, req.level, req.recipient)
-        if isinstance(lv, Marking):
-            marking = lv
-        else:
-            reasons.extend(r for r in lv if r.rule is Rule.LEVEL)
+        lv = _level(net, aid, p0, req.originator, req.level, req.recipient)
+        marking = lv if isinstance(lv, Marking) else None
+    reasons: list[Reason] = []
     r4 = rule_caveats(req.caveats, hub, role="relay hub")
     if r4 is not None:
         reasons.append(r4)
@@ -353,7 +373,7 @@ def _decide(net: Network, req: ReleaseRequest) -> Route:
             )
             net.memo[relay_key] = none_relays
         reasons.append(none_relays)
-    return Route(decision=Decision.DENY, request=req, reasons=_unique(reasons))
+    return Route(Decision.DENY, req, (), (), (), None, None, False, False, None, ZERO, (), _unique(reasons))
 
 
 def _unique(reasons: list[Reason]) -> tuple[Reason, ...]:
