@@ -23,11 +23,11 @@ import httpx
 import pytest
 
 from gsomia.bootstrap import Settings, build
+from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.ledger.entries import entry_leaf_hash
 from gsomia.ledger.merkle import verify_consistency, verify_inclusion
 from gsomia.services.access import Role
 from gsomia.services.ledger import LedgerService
-from gsomia.services.ledger_audit import LedgerKey
 from gsomia.storage.store import Store
 from tests.integration.conftest import Server, start_server
 

@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.ledger.entries import entry_bytes, entry_leaf_hash
 from gsomia.services.ledger import LedgerService
-from gsomia.services.ledger_audit import ExportReader, LedgerKey, verify_ledger
+from gsomia.services.ledger_audit import verify_ledger
+from gsomia.services.ledger_export import ExportReader
 from gsomia.storage.ledger import LedgerEntryRow
 from gsomia.storage.store import Store
 

@@ -21,7 +21,7 @@ from sqlalchemy import delete, select, update
 
 from gsomia.errors import LedgerInvalid
 from gsomia.ledger.entries import entry_bytes, entry_leaf_hash
-from gsomia.ledger.merkle import MerkleTree
+from gsomia.ledger.tree import MerkleTree
 from gsomia.services.ledger import LedgerService
 from gsomia.storage.ledger import LedgerEntryRow, Session
 from gsomia.storage.store import Store

@@ -15,8 +15,8 @@ from fastapi import APIRouter, Query, Request
 
 from gsomia.api.analysis import Add, At, Drop
 from gsomia.bootstrap import App
-from gsomia.domain.agreements import BEGINNING
 from gsomia.domain.instants import iso
+from gsomia.domain.lifecycle import BEGINNING
 from gsomia.domain.record import WhatIf
 from gsomia.services import views
 from gsomia.services.analysis import WhatIfSpec

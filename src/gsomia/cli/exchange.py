@@ -25,6 +25,7 @@ import typer
 from rich.table import Table
 
 import gsomia.cli as root
+from gsomia.cli.options import AsJson
 from gsomia.crypto import PartyKeys, Profile, PublicKeys, read_private_keyfile, sign, verify, write_private_keyfile
 from gsomia.errors import (
     BadSignature,
@@ -51,7 +52,6 @@ principals_cli = typer.Typer(
     help="Administer API tokens on the local database (add shows the token once).", no_args_is_help=True
 )
 
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (a stable contract) instead of text.")]
 KeyFile = Annotated[Path, typer.Option("--key", help="Your private key file (from 'gsomia keys generate').")]
 
 DEFAULT_URL = "http://127.0.0.1:8000"

@@ -25,18 +25,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 import gsomia.cli as root
+from gsomia.cli.options import AsJson
+from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.errors import InvalidInput, LedgerInvalid, NotAuthenticated
-from gsomia.ledger.checkpoint import parse_note
+from gsomia.ledger.checkpoint import b64, parse_note
 from gsomia.ledger.entries import entry_bytes
 from gsomia.services.ledger import PAGE_LIMIT
-from gsomia.services.ledger_audit import (
-    EntryProblem,
-    ExportReader,
-    LedgerKey,
-    VerifyReport,
-    verify_ledger,
-    verify_proof,
-)
+from gsomia.services.ledger_audit import EntryProblem, VerifyReport, verify_ledger, verify_proof
+from gsomia.services.ledger_export import ExportReader
 
 ledger_cli = typer.Typer(
     help="The exchange's tamper-evident ledger: signed checkpoints, exports, proofs and verification.",
@@ -44,7 +40,6 @@ ledger_cli = typer.Typer(
     rich_markup_mode=None,
 )
 
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (a stable contract) instead of text.")]
 _PROGRESS_MIN = 10_000  # below this a progress bar only flickers
 
 
@@ -66,7 +61,7 @@ def checkpoint_cmd(
         if as_json:
             cp, _sigs = parse_note(note)
             root._emit_json(
-                {"origin": cp.origin, "size": cp.size, "root": _b64(cp.root_hash), "note": note, "file": _str(out_file)}
+                {"origin": cp.origin, "size": cp.size, "root": b64(cp.root_hash), "note": note, "file": _str(out_file)}
             )
         elif out_file is None:
             sys.stdout.write(note)
@@ -291,7 +286,7 @@ def _render(report: VerifyReport, as_json: bool) -> None:
         key = report.key
         head = f"ledger verified ({report.source})"
         if cp is not None:
-            head += f": {cp.origin} size {cp.size} root {_b64(cp.root_hash)}"
+            head += f": {cp.origin} size {cp.size} root {b64(cp.root_hash)}"
         if key is not None:
             head += f", signed by {key.name} ({key.key_id.hex()}{'' if report.key_pinned else ', not pinned'})"
         # plain writes: a verdict line must never be wrapped
@@ -409,10 +404,6 @@ def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
             bar.update(task, completed=done)
 
         yield tick
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 def _str(path: Path | None) -> str | None:

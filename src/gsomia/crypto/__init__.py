@@ -18,14 +18,8 @@ from gsomia.crypto.envelope import (
     unwrap_key,
     wrap_key,
 )
-from gsomia.crypto.keys import (
-    KEYFILE_FORMAT,
-    HybridKemPrivateKey,
-    PartyKeys,
-    PublicKeys,
-    read_private_keyfile,
-    write_private_keyfile,
-)
+from gsomia.crypto.keyfile import read_private_keyfile, write_private_keyfile
+from gsomia.crypto.keys import KEYFILE_FORMAT, HybridKemPrivateKey, PartyKeys, PublicKeys
 from gsomia.crypto.profiles import DEFAULT_PROFILE, Profile, ProfileSpec, hpke_suite, spec
 from gsomia.crypto.signing import ExchangeSigner, sign, verify, verify_exchange_signature
 

@@ -17,7 +17,7 @@ import stat
 from pathlib import Path
 
 from gsomia.crypto.envelope import KEY_LENGTH
-from gsomia.crypto.keys import _create_0600, _fsync_directory
+from gsomia.crypto.keyfile import link_private_file
 from gsomia.errors import InvalidInput
 
 __all__ = ["load_or_create_kek", "parse_kek"]
@@ -73,22 +73,18 @@ def load_or_create_kek(path: Path) -> bytes:
     """
     if not path.exists():
         data = (base64.b64encode(secrets.token_bytes(KEY_LENGTH)).decode("ascii") + "\n").encode("ascii")
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _create_0600(tmp, data)
             try:
-                os.link(tmp, path)
-                _fsync_directory(path.parent)
+                link_private_file(path, data)
+            except FileExistsError:
+                pass  # another worker created it first: use theirs
+            else:
                 log.warning(
                     "generated a key-encryption key in %s (mode 0600); back it up: without it the stored "
                     "payloads cannot be read. Set GSOMIA_KEK to supply one instead.",
                     path,
                 )
-            except FileExistsError:
-                pass  # another worker created it first: use theirs
         except OSError as e:
             raise InvalidInput(f"cannot create the key-encryption key {path}: {e.strerror}") from e
-        finally:
-            tmp.unlink(missing_ok=True)
     return _read(path)

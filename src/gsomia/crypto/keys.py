@@ -1,10 +1,9 @@
-"""A party's key pairs, its public keys as the exchange stores them, and private key files.
+"""A party's key pairs and its public keys as the exchange stores them.
 
 Each party holds one signing key (originator signatures) and one encryption key (content keys
 are wrapped to it by HPKE), both of one :class:`~gsomia.crypto.profiles.Profile`. The exchange
 stores only :class:`PublicKeys`; :class:`PartyKeys` lives in a private key file on the
-party's side, written with mode 0600 and refused on read if group or others may access it
-(the same rule OpenSSH applies to identity files).
+party's side (:mod:`gsomia.crypto.keyfile`).
 
 Encodings (all base64, RFC 4648 §4, in JSON):
 
@@ -19,17 +18,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import errno
 import hashlib
-import json
-import logging
-import os
-import secrets
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import rfc8785
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -47,15 +39,9 @@ __all__ = [
     "PartyKeys",
     "PublicKeys",
     "SigningPrivateKey",
-    "read_private_keyfile",
-    "write_private_keyfile",
 ]
 
-_log = logging.getLogger(__name__)
-
 KEYFILE_FORMAT = "gsomia-private-keys/v1"
-# A key file is a few kilobytes; anything far larger is not one (and is not read into memory).
-_MAX_KEYFILE_BYTES = 64 * 1024
 _MLKEM1024_PUBLIC = 1568  # FIPS 203 Table 3
 _MLKEM_SEED = 64  # FIPS 203 §7.1: d || z
 _P384_POINT = 97  # 0x04 || X || Y, 48 bytes each
@@ -368,7 +354,7 @@ class PartyKeys:
 
         Returns:
             A JSON-ready mapping. It holds secrets: write it only with
-            :func:`write_private_keyfile`.
+            :func:`~gsomia.crypto.keyfile.write_private_keyfile`.
         """
         signing: dict[str, str]
         encryption: dict[str, str]
@@ -470,126 +456,3 @@ def _load_encryption(profile: Profile, value: object) -> EncryptionPrivateKey:
         return HybridKemPrivateKey(mlkem=mlkem.MLKEM1024PrivateKey.from_seed_bytes(seed), p384=p384)
     except (ValueError, TypeError, UnsupportedAlgorithm) as e:
         raise InvalidInput(f"the {profile.value} encryption key does not decode") from e
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Make the new directory entry durable (a rename is only persistent once its directory is).
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _create_0600(path: Path, data: bytes) -> None:
-    # O_EXCL: never reuse (or follow a symlink to) an existing file; 0600 from the first byte,
-    # so the secret is never readable by others, not even between create and chmod.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # umask can only clear bits; this is belt and braces
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_private_keyfile(path: str | os.PathLike[str], keys: PartyKeys, *, overwrite: bool = False) -> Path:
-    """Write ``keys`` to a new private key file with mode 0600.
-
-    The file is written to a temporary name in the same directory (created exclusively, mode
-    0600), flushed to disk, then published in one step: hard-linked into place when
-    ``overwrite`` is false (fails if the name exists, with no race) or renamed over the old
-    file when it is true. A reader never sees a partly written key file.
-
-    Args:
-        path: where to write the key file.
-        keys: the key set to store.
-        overwrite: replace an existing file instead of refusing.
-
-    Returns:
-        The path written.
-
-    Raises:
-        InvalidInput: the file exists and ``overwrite`` is false, or it cannot be written.
-    """
-    target = Path(path)
-    data = (json.dumps(keys.to_private_dict(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
-    try:
-        _create_0600(tmp, data)
-    except OSError as e:
-        raise InvalidInput(f"cannot create key file {target}: {e.strerror}") from e
-    try:
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise InvalidInput(
-                    f"key file {target} already exists; refusing to overwrite it (use overwrite/--force)"
-                ) from None
-            except OSError as e:
-                if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-                    raise
-                # The filesystem has no hard links: create the target itself, still exclusively.
-                _log.debug("hard links unsupported in %s (%s); writing key file in place", target.parent, e)
-                try:
-                    _create_0600(target, data)
-                except FileExistsError:
-                    raise InvalidInput(
-                        f"key file {target} already exists; refusing to overwrite it (use overwrite/--force)"
-                    ) from None
-        _fsync_directory(target.parent)
-    except OSError as e:
-        raise InvalidInput(f"cannot write key file {target}: {e.strerror}") from e
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
-
-
-def read_private_keyfile(path: str | os.PathLike[str]) -> PartyKeys:
-    """Read a key file written by :func:`write_private_keyfile`.
-
-    Args:
-        path: the key file.
-
-    Returns:
-        The key set.
-
-    Raises:
-        InvalidInput: the file is missing, not a regular file, accessible by group or others
-            (the message says to ``chmod 600`` it), too large, or not a valid key file.
-    """
-    target = Path(path)
-    try:
-        # O_NONBLOCK: opening a FIFO planted at the path must not hang; it is rejected below.
-        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise InvalidInput(f"key file {target} does not exist") from None
-    except OSError as e:
-        raise InvalidInput(f"cannot open key file {target}: {e.strerror}") from e
-    with os.fdopen(fd, "rb") as f:
-        # fstat the open descriptor, not the path, so the checked file is the file read.
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise InvalidInput(f"key file {target} is not a regular file")
-        if st.st_mode & 0o077:
-            mode = stat.S_IMODE(st.st_mode)
-            raise InvalidInput(
-                f"key file {target} is accessible by group or others (mode {mode:04o}); "
-                f"it holds private keys: run `chmod 600 {target}` and try again"
-            )
-        raw = f.read(_MAX_KEYFILE_BYTES + 1)
-    if len(raw) > _MAX_KEYFILE_BYTES:
-        raise InvalidInput(f"key file {target} is larger than {_MAX_KEYFILE_BYTES} bytes; it is not a gsomia key file")
-    try:
-        document = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise InvalidInput(f"key file {target} is not valid JSON") from e
-    try:
-        return PartyKeys.from_private_dict(document)
-    except InvalidInput as e:
-        raise InvalidInput(f"key file {target}: {e}") from e

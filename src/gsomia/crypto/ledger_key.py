@@ -1,8 +1,8 @@
-"""The exchange's ledger key file: the Ed25519 key that signs ledger checkpoints.
+"""The exchange's ledger key: the Ed25519 key that signs ledger checkpoints, and its public half.
 
 The key lives in one file (by default ``exchange-ledger.key`` in the data directory), created
 with mode 0600 on first use and refused on read if group or others may access it, the same
-rules as party key files (:mod:`gsomia.crypto.keys`). The file is JSON::
+rules as party key files (:mod:`gsomia.crypto.keyfile`). The file is JSON::
 
     {"format": "gsomia-exchange-ledger-key/v1", "algorithm": "ed25519",
      "created": "2026-11-27T09:00:00Z", "private_key": "<base64 of 32 bytes>",
@@ -10,6 +10,9 @@ rules as party key files (:mod:`gsomia.crypto.keys`). The file is JSON::
 
 The private key is RFC 8032 §5.1.5's 32-byte seed; the public key is stored beside it only
 so that a corrupted file is detected (it must match the one derived from the seed).
+
+:class:`LedgerKey` is the public half as it is published and as auditors pin it: a
+signed-note key name (the log's origin) and the Ed25519 public key.
 """
 
 from __future__ import annotations
@@ -18,16 +21,29 @@ import base64
 import binascii
 import json
 import os
-import secrets
-import stat
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gsomia.crypto.keys import _create_0600, _fsync_directory
-from gsomia.crypto.signing import ExchangeSigner
+from gsomia.crypto.keyfile import link_private_file, read_private_json
+from gsomia.crypto.signing import ExchangeSigner, verify_exchange_signature
 from gsomia.errors import InvalidInput
+from gsomia.ledger.checkpoint import (
+    ED25519_SIGNATURE_TYPE,
+    Checkpoint,
+    b64,
+    ed25519_key_id,
+    open_note,
+    strict_b64decode,
+)
 
-__all__ = ["LEDGER_KEYFILE_FORMAT", "load_or_create_ledger_key", "read_ledger_keyfile", "write_ledger_keyfile"]
+__all__ = [
+    "LEDGER_KEYFILE_FORMAT",
+    "LedgerKey",
+    "load_or_create_ledger_key",
+    "read_ledger_keyfile",
+    "write_ledger_keyfile",
+]
 
 LEDGER_KEYFILE_FORMAT = "gsomia-exchange-ledger-key/v1"
 _MAX_BYTES = 4096  # a ledger key file is about 200 bytes
@@ -67,18 +83,12 @@ def write_ledger_keyfile(path: str | os.PathLike[str], signer: ExchangeSigner, *
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as e:
         raise InvalidInput(f"cannot create the folder of the ledger key {target}: {e.strerror}") from e
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
     try:
-        _create_0600(tmp, data)
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            raise InvalidInput(f"ledger key file {target} already exists; refusing to overwrite it") from None
-        _fsync_directory(target.parent)
+        link_private_file(target, data)
+    except FileExistsError:
+        raise InvalidInput(f"ledger key file {target} already exists; refusing to overwrite it") from None
     except OSError as e:
         raise InvalidInput(f"cannot write ledger key file {target}: {e.strerror}") from e
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 
@@ -96,30 +106,9 @@ def read_ledger_keyfile(path: str | os.PathLike[str]) -> ExchangeSigner:
             (the message says to ``chmod 600`` it), or not a valid ledger key file.
     """
     target = Path(path)
-    try:
-        # O_NONBLOCK: a FIFO planted at the path must not hang the server; it is rejected below.
-        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise InvalidInput(f"ledger key file {target} does not exist") from None
-    except OSError as e:
-        raise InvalidInput(f"cannot open ledger key file {target}: {e.strerror}") from e
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise InvalidInput(f"ledger key file {target} is not a regular file")
-        if st.st_mode & 0o077:
-            mode = stat.S_IMODE(st.st_mode)
-            raise InvalidInput(
-                f"ledger key file {target} is accessible by group or others (mode {mode:04o}); "
-                f"it holds the exchange's private key: run `chmod 600 {target}` and try again"
-            )
-        raw = f.read(_MAX_BYTES + 1)
-    if len(raw) > _MAX_BYTES:
-        raise InvalidInput(f"ledger key file {target} is larger than {_MAX_BYTES} bytes; it is not a ledger key file")
-    try:
-        document = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise InvalidInput(f"ledger key file {target} is not valid JSON") from e
+    document = read_private_json(
+        target, what="ledger key file", holds="the exchange's private key", limit=_MAX_BYTES, kind="a ledger key file"
+    )
     if not isinstance(document, dict) or set(document) != _MEMBERS:
         raise InvalidInput(f"ledger key file {target}: expected exactly the members {sorted(_MEMBERS)}")
     if document["format"] != LEDGER_KEYFILE_FORMAT or document["algorithm"] != "ed25519":
@@ -172,3 +161,105 @@ def _unb64(value: object, target: Path, member: str) -> bytes:
     except (binascii.Error, UnicodeEncodeError) as e:
         # Name the member only: the value may be secret.
         raise InvalidInput(f"ledger key file {target}: {member} is not valid base64") from e
+
+
+# --- the public half ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerKey:
+    """The exchange's checkpoint verification key: a signed-note key name and an Ed25519 key.
+
+    Attributes:
+        name: The signed-note key name; tlog-checkpoint §Signatures says it SHOULD be the
+            log's origin, and gsomia always makes it so.
+        public_key: The 32-byte RFC 8032 public key.
+    """
+
+    name: str
+    public_key: bytes
+    key_id: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.public_key, bytes) or len(self.public_key) != 32:
+            raise InvalidInput("a ledger public key is 32 bytes (Ed25519)")
+        # ed25519_key_id checks the name (signed-note §Format) and derives the 4-byte key ID.
+        object.__setattr__(self, "key_id", ed25519_key_id(self.name, self.public_key))
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        """True only if ``signature`` is this key's Ed25519 signature of ``message``."""
+        return verify_exchange_signature(self.public_key, message, signature)
+
+    def open(self, note: str | bytes) -> Checkpoint:
+        """Verify a signed checkpoint with this key and return it.
+
+        Raises:
+            LedgerInvalid: the note is malformed or not validly signed by this key.
+        """
+        return open_note(note, self.name, self.key_id, self.verify)
+
+    def vkey(self) -> str:
+        """The Go ``note`` verifier key: ``<name>+<key ID hex>+<base64(0x01 || key)>``."""
+        return f"{self.name}+{self.key_id.hex()}+{b64(bytes([ED25519_SIGNATURE_TYPE]) + self.public_key)}"
+
+    def to_dict(self) -> dict[str, str]:
+        """The key as ``GET /api/v1/ledger/key`` and ``gsomia ledger key --json`` publish it."""
+        return {
+            "name": self.name,
+            "key_id": self.key_id.hex(),
+            "public_key": b64(self.public_key),
+            "algorithm": "ed25519",
+            "vkey": self.vkey(),
+        }
+
+    @classmethod
+    def parse(cls, text: str, *, name: str | None = None) -> LedgerKey:
+        """Read a key as published: the JSON of :meth:`to_dict`, a vkey line, or bare base64.
+
+        Args:
+            text: The key text (surrounding whitespace is ignored).
+            name: The key name for bare base64 (the log's origin); ignored otherwise.
+
+        Returns:
+            The key.
+
+        Raises:
+            InvalidInput: the text is none of those forms, or a key ID does not match.
+        """
+        text = text.strip()
+        if text.startswith("{"):
+            try:
+                doc = json.loads(text)
+            except ValueError as e:
+                raise InvalidInput("ledger key: not valid JSON") from e
+            if not isinstance(doc, dict):
+                raise InvalidInput("ledger key: expected a JSON object with name and public_key")
+            raw = strict_b64decode(doc.get("public_key"))
+            key_name = doc.get("name")
+            if raw is None or not isinstance(key_name, str):
+                raise InvalidInput("ledger key: expected a JSON object with name and base64 public_key")
+            if doc.get("algorithm", "ed25519") != "ed25519":
+                raise InvalidInput(f"ledger key: unsupported algorithm {doc.get('algorithm')!r}; expected ed25519")
+            key = cls(name=key_name, public_key=raw)
+            claimed = doc.get("key_id")
+            if claimed is not None and claimed != key.key_id.hex():
+                raise InvalidInput("ledger key: key_id does not match the name and public key")
+            return key
+        bare = strict_b64decode(text)
+        if "+" in text and (bare is None or len(bare) != 32):  # base64 has "+" too: a bare key wins
+            parts = text.split("+", 2)  # the base64 key may itself contain "+"
+            raw = strict_b64decode(parts[2]) if len(parts) == 3 else None
+            if raw is None or len(raw) != 33 or raw[0] != ED25519_SIGNATURE_TYPE:
+                raise InvalidInput("ledger key: a vkey is NAME+KEYID+base64(0x01 || 32-byte Ed25519 key)")
+            key = cls(name=parts[0], public_key=raw[1:])
+            if parts[1] != key.key_id.hex():
+                raise InvalidInput("ledger key: the vkey's key ID does not match its name and key")
+            return key
+        raw = bare
+        if raw is None or len(raw) != 32:
+            raise InvalidInput(
+                "ledger key: give the JSON from 'gsomia ledger key --json', a vkey, or base64 of 32 bytes"
+            )
+        if name is None:
+            raise InvalidInput("ledger key: a bare base64 key needs the log's origin as its name")
+        return cls(name=name, public_key=raw)

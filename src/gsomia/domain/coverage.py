@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from gsomia.domain.agreements import BEGINNING
+from gsomia.domain.lifecycle import BEGINNING
 from gsomia.domain.record import Network
 from gsomia.domain.topics import Scope
 

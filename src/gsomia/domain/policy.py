@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from gsomia.domain.agreements import Agreement, Segment, State
+from gsomia.domain.agreements import Agreement
 from gsomia.domain.instants import iso
+from gsomia.domain.lifecycle import Segment, State
 from gsomia.domain.markings import Marking
 from gsomia.domain.record import Caveats, Record
 from gsomia.domain.topics import Scope, check_topic

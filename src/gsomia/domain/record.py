@@ -12,8 +12,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from gsomia.domain.agreements import Agreement, AgreementEvent, Anomaly, Timeline, derive_timeline
+from gsomia.domain.agreements import Agreement, AgreementEvent
 from gsomia.domain.instants import require_aware
+from gsomia.domain.lifecycle import Anomaly, Timeline, derive_timeline
 from gsomia.domain.parties import Party
 from gsomia.errors import InvalidInput, UnknownEntity
 

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_SIGNATURES",
     "Checkpoint",
     "NoteSignature",
+    "b64",
     "ed25519_key_id",
     "open_note",
     "open_signed_note",
@@ -41,6 +42,7 @@ __all__ = [
     "parse_signed_note",
     "sign_note",
     "sign_signed_note",
+    "strict_b64decode",
 ]
 
 ED25519_SIGNATURE_TYPE = 0x01
@@ -109,7 +111,7 @@ class Checkpoint:
         Returns:
             UTF-8 text, one line per field, each ending in a newline.
         """
-        root_b64 = base64.b64encode(self.root_hash).decode("ascii")
+        root_b64 = b64(self.root_hash)
         lines = (self.origin, str(self.size), root_b64, *self.extensions)
         return "".join(line + "\n" for line in lines).encode("utf-8")
 
@@ -158,7 +160,7 @@ def sign_signed_note(text: str, name: str, key_id: bytes, sign: Callable[[bytes]
     signature = sign(text.encode("utf-8"))
     if not isinstance(signature, bytes) or not signature:
         raise InvalidInput("the signer returned no signature")
-    blob = base64.b64encode(key_id + signature).decode("ascii")
+    blob = b64(key_id + signature)
     return f"{text}\n{_SIG_PREFIX}{name} {blob}\n"
 
 
@@ -311,7 +313,7 @@ def _parse_checkpoint(body: str) -> Checkpoint:
     size = int(size_line)
     if size > _MAX_TREE_SIZE:
         raise LedgerInvalid("checkpoint size does not fit in 64 bits")
-    root_hash = _strict_b64decode(root_line)
+    root_hash = strict_b64decode(root_line)
     if root_hash is None or len(root_hash) != _ROOT_SIZE:
         raise LedgerInvalid("checkpoint root hash is not base64 of 32 bytes")
     if any(not line for line in extensions):
@@ -327,15 +329,24 @@ def _parse_signature_line(line: str) -> NoteSignature:
     if len(fields) != 2 or not _is_key_name(fields[0]):
         raise LedgerInvalid("signed note has a malformed signature line")
     name, blob = fields
-    raw = _strict_b64decode(blob)
+    raw = strict_b64decode(blob)
     if raw is None or len(raw) <= _KEY_ID_SIZE:
         raise LedgerInvalid("signed note has a malformed signature")
     return NoteSignature(name=name, key_id=raw[:_KEY_ID_SIZE], signature=raw[_KEY_ID_SIZE:])
 
 
-def _strict_b64decode(value: str) -> bytes | None:
-    """RFC 4648 §4 base64 with padding and canonical trailing bits, or None."""
-    if not _BASE64.fullmatch(value):
+def b64(data: bytes) -> str:
+    """Standard base64 (RFC 4648 §4), as checkpoints, signed notes and proofs carry hashes."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def strict_b64decode(value: object) -> bytes | None:
+    """RFC 4648 §4 base64 with padding and canonical trailing bits, or None.
+
+    One spelling per value (RFC 4648 §3.5 canonical encoding): an edited text that still
+    decodes to the same bytes is refused too. Anything but a string is None as well.
+    """
+    if not isinstance(value, str) or not _BASE64.fullmatch(value):
         return None
     try:
         raw = base64.b64decode(value, validate=True)

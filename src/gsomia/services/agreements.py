@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gsomia.domain.agreements import status_at
 from gsomia.domain.instants import parse_instant
+from gsomia.domain.lifecycle import status_at
 from gsomia.errors import StorageError, UnknownEntity
 from gsomia.scenario.loader import parse_scenario_document
 from gsomia.services import views

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from gsomia.domain.agreements import State, Status, status_at
 from gsomia.domain.coverage import CoverageIndex, Flow, Gap, Progress, coverage_at, gaps, pairs_of
 from gsomia.domain.instants import parse_instant
+from gsomia.domain.lifecycle import State, Status, status_at
 from gsomia.domain.record import Caveats, Network, Question, Record, WhatIf, apply_whatif, compile_network
 from gsomia.domain.routing import ReleaseRequest, Route, explain
 from gsomia.domain.stats import ProvisionStats, provision_stats

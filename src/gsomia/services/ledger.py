@@ -25,19 +25,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from gsomia.crypto.ledger_key import load_or_create_ledger_key
+from gsomia.crypto.ledger_key import LedgerKey, load_or_create_ledger_key
 from gsomia.crypto.signing import ExchangeSigner
 from gsomia.errors import InvalidInput, LedgerInvalid, UnknownEntity
-from gsomia.ledger.checkpoint import Checkpoint, sign_note
+from gsomia.ledger.checkpoint import Checkpoint, b64, sign_note
 from gsomia.ledger.entries import entry_bytes
-from gsomia.ledger.merkle import MerkleTree, leaf_hash
-from gsomia.services.ledger_audit import (
-    EXPORT_FORMAT,
-    LedgerKey,
-    VerifyReport,
-    b64,
-    verify_ledger,
-)
+from gsomia.ledger.merkle import leaf_hash
+from gsomia.ledger.tree import MerkleTree
+from gsomia.services.ledger_audit import VerifyReport, verify_ledger
+from gsomia.services.ledger_export import EXPORT_FORMAT
 from gsomia.storage.ledger import LedgerTable, Session, StoredEntry
 from gsomia.storage.store import Store
 
@@ -432,7 +428,7 @@ class LedgerService:
 
     def export(self, out: IO[bytes]) -> int:
         """Write every entry and the checkpoint that covers them (JSON lines, see
-        :class:`~gsomia.services.ledger_audit.ExportReader`).
+        :class:`~gsomia.services.ledger_export.ExportReader`).
 
         Returns:
             The number of entries written.

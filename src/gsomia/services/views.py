@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from gsomia.domain.agreements import AgreementEvent, Status
+from gsomia.domain.agreements import AgreementEvent
 from gsomia.domain.coverage import Flow, Gap
 from gsomia.domain.instants import format_duration, iso
+from gsomia.domain.lifecycle import Status
 from gsomia.domain.record import Record
 from gsomia.domain.routing import Route
 from gsomia.domain.stats import ProvisionStats

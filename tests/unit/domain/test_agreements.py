@@ -7,18 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from gsomia.domain.agreements import (
-    Agreement,
-    AgreementEvent,
-    EventKind,
-    NoticeRule,
-    Reckoning,
-    State,
-    Term,
-    assess_notice,
-    derive_timeline,
-    status_at,
-)
+from gsomia.domain.agreements import Agreement, AgreementEvent, EventKind, NoticeRule, Reckoning, Term, assess_notice
+from gsomia.domain.lifecycle import State, derive_timeline, status_at
 from gsomia.domain.record import Network, Record, WhatIf, apply_whatif, compile_network
 from gsomia.errors import InvalidInput, UnknownEntity
 from tests.conftest import kst

@@ -8,15 +8,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gsomia.domain.agreements import (
-    Agreement,
-    AgreementEvent,
-    EventKind,
-    NoticeRule,
-    Term,
-    derive_timeline,
-)
+from gsomia.domain.agreements import Agreement, AgreementEvent, EventKind, NoticeRule, Term
 from gsomia.domain.coverage import CoverageIndex, contains
+from gsomia.domain.lifecycle import derive_timeline
 from gsomia.domain.markings import EquivalenceTable
 from gsomia.domain.record import Network, Record, compile_network
 from gsomia.domain.routing import Decision, ReleaseRequest, explain

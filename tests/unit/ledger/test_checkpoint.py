@@ -30,7 +30,8 @@ from gsomia.ledger.checkpoint import (
     sign_note,
     sign_signed_note,
 )
-from gsomia.ledger.merkle import EMPTY_ROOT, MerkleTree, leaf_hash
+from gsomia.ledger.merkle import EMPTY_ROOT, leaf_hash
+from gsomia.ledger.tree import MerkleTree
 
 ORIGIN = "gsomia.example/ledger"
 ROOT = MerkleTree.from_leaf_hashes([leaf_hash(b"%d" % i) for i in range(10)]).root()

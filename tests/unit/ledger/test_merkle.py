@@ -10,18 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gsomia.errors import InvalidInput, LedgerInvalid
-from gsomia.ledger import merkle
-from gsomia.ledger.merkle import (
-    EMPTY_ROOT,
-    MerkleTree,
-    consistency_proof,
-    inclusion_proof,
-    leaf_hash,
-    node_hash,
-    root,
-    verify_consistency,
-    verify_inclusion,
-)
+from gsomia.ledger import tree as merkle_tree
+from gsomia.ledger.merkle import EMPTY_ROOT, leaf_hash, node_hash, root, verify_consistency, verify_inclusion
+from gsomia.ledger.tree import MerkleTree, consistency_proof, inclusion_proof
 
 MAX_LEAVES = 300
 
@@ -364,7 +355,7 @@ def test_tree_refuses_bad_leaves_and_sizes() -> None:
 
 
 def test_ragged_edge_cache_is_bounded_and_transparent(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(merkle, "_CACHE_LIMIT", 4)
+    monkeypatch.setattr(merkle_tree, "_CACHE_LIMIT", 4)
     leaves = make_leaves(MAX_LEAVES, salt=3)
     tree = MerkleTree.from_leaf_hashes(leaves)
     for n in range(1, MAX_LEAVES + 1, 7):

@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 
 from gsomia.errors import InvalidInput, Problem, UnknownEntity, ValidationFailed
-from gsomia.scenario.loader import json_schema, parse_event_spec, parse_scenario, parse_whatif, read_file, read_yaml
+from gsomia.scenario.loader import json_schema, parse_event_spec, parse_scenario, parse_whatif, read_file
+from gsomia.scenario.yamlfile import read_yaml
 from tests.conftest import SCENARIO, kst
 
 MINIMAL = """\

@@ -1,0 +1,136 @@
+"""YAML with line numbers, and the problems found in a file, each with its line.
+
+:func:`read_yaml` parses YAML into plain data and a map from every path in it to its line;
+a :class:`Collector` turns a path into ``FILE:LINE`` when a problem is found there, so
+validation lists every problem at once, each where it is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import ValidationError
+
+from gsomia.errors import GsomiaError, Problem, ValidationFailed
+
+__all__ = ["Collector", "Path_", "pydantic_problems", "read_yaml"]
+
+Path_ = tuple[str | int, ...]
+_T = TypeVar("_T")
+
+
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when available
+
+
+class _Loader(_Base):  # type: ignore[misc]
+    """SafeLoader that keeps dates and times as strings: instants are parsed by gsomia,
+    with their zones, not by YAML."""
+
+
+# YAML 1.1 would read `on`, `no` or `NO` (Norway) as booleans and dates as timestamps;
+# gsomia reads only true/false as booleans (the YAML 1.2 core schema) and parses instants
+# itself, with their zones.
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")]
+    for k, v in _Base.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int], loader: _Loader) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for k, v in node.value:
+            key = loader.construct_object(k)
+            if key in out:
+                raise ValidationFailed([Problem(f"duplicate key {key!r}", _dotted(path), k.start_mark.line + 1)])
+            out[key] = _to_python(v, (*path, key), lines, loader)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(v, (*path, i), lines, loader) for i, v in enumerate(node.value)]
+    return loader.construct_object(node)
+
+
+def _dotted(path: Path_) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def read_yaml(text: str, file: str = "") -> tuple[Any, dict[Path_, int]]:
+    """Parse YAML text into Python data and a map from each path to its line.
+
+    Raises:
+        ValidationFailed: on a YAML syntax error or a duplicate key.
+    """
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        lines: dict[Path_, int] = {}
+        data = _to_python(node, (), lines, loader) if node is not None else None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        raise ValidationFailed([Problem(f"YAML syntax: {e.problem}", "", mark.line + 1 if mark else None, file)]) from e
+    except yaml.YAMLError as e:
+        raise ValidationFailed([Problem(f"YAML: {e}", file=file)]) from e
+    except ValidationFailed as e:
+        raise ValidationFailed([Problem(p.message, p.path, p.line, file) for p in e.problems]) from e
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+# --- problems ------------------------------------------------------------------------------
+
+
+@dataclass
+class Collector:
+    """The problems found in one file, each placed at the line of the nearest path that has one.
+
+    Attributes:
+        file: the file's name, for messages.
+        lines: the line of every path, from :func:`read_yaml` (empty for a stored document).
+        problems: what was found so far.
+    """
+
+    file: str
+    lines: dict[Path_, int]
+    problems: list[Problem]
+
+    def add(self, path: Path_, message: str) -> None:
+        """Record a problem at ``path`` (or, if it has no line, at its nearest ancestor's)."""
+        line = None
+        p = path
+        while True:
+            if p in self.lines:
+                line = self.lines[p]
+                break
+            if not p:
+                break
+            p = p[:-1]
+        self.problems.append(Problem(message, _dotted(path), line, self.file))
+
+    def guard(self, path: Path_, fn: Callable[[], _T]) -> _T | None:
+        """Call ``fn``; record a gsomia error it raises as a problem at ``path`` and return None."""
+        try:
+            return fn()
+        except GsomiaError as e:
+            self.add(path, str(e))
+            return None
+
+
+def pydantic_problems(err: ValidationError, col: Collector) -> None:
+    """Record each schema error of ``err`` at its path, in words a scenario author knows."""
+    for item in err.errors():
+        loc = tuple(x for x in item["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        msg = item["msg"]
+        if item["type"] == "extra_forbidden":
+            msg = f"unknown field {loc[-1]!r}" if loc else "unknown field"
+        elif item["type"] == "missing":
+            msg = f"missing field {loc[-1]!r}" if loc else "missing field"
+        col.add(tuple(loc), msg)

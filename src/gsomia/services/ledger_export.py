@@ -1,0 +1,133 @@
+"""The ledger export file: a JSON header line, then one JSON line per entry, in index order.
+
+``gsomia ledger export`` writes it (:meth:`~gsomia.services.ledger.LedgerService.export`);
+:class:`ExportReader` reads it back for :func:`~gsomia.services.ledger_audit.verify_ledger`,
+which trusts nothing in it but what the exchange's key signed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from gsomia.crypto.ledger_key import LedgerKey
+from gsomia.errors import InvalidInput, LedgerInvalid
+from gsomia.services.ledger_audit import Batch, EntryProblem
+
+__all__ = ["EXPORT_FORMAT", "ExportHeader", "ExportReader"]
+
+EXPORT_FORMAT = "gsomia-ledger-export/v1"
+"""First line of an export: a JSON header; then one JSON line per entry, in index order."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportHeader:
+    """The first line of an export."""
+
+    origin: str
+    size: int
+    key: LedgerKey
+    checkpoint: str
+
+
+class ExportReader:
+    """Reads an export written by ``gsomia ledger export``: a header line, then entries.
+
+    Each entry line is ``{"index": N, "leaf_hash": base64, "body": base64 of the RFC 8785
+    bytes}``. Lines are decoded lazily, in batches, so a large export is verified in bounded
+    memory.
+    """
+
+    def __init__(self, stream: IO[bytes], *, name: str) -> None:
+        """Read the header from ``stream``.
+
+        Raises:
+            LedgerInvalid: the header is missing or malformed.
+        """
+        self._stream = stream
+        self.name = name
+        first = stream.readline()
+        try:
+            doc = json.loads(first)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
+            raise LedgerInvalid(f"{name}: not a gsomia ledger export (its first line must be a {EXPORT_FORMAT} header)")
+        try:
+            key_doc = doc["key"]
+            self.header = ExportHeader(
+                origin=str(doc["origin"]),
+                size=int(doc["size"]),
+                key=LedgerKey.parse(json.dumps(key_doc)),
+                checkpoint=str(doc["checkpoint"]),
+            )
+        except (KeyError, TypeError, ValueError, InvalidInput) as e:
+            raise LedgerInvalid(f"{name}: malformed export header ({e})") from None
+
+    @classmethod
+    def open(cls, path: Path) -> ExportReader:
+        """Open an export file.
+
+        Raises:
+            InvalidInput: the file cannot be read.
+            LedgerInvalid: it is not an export.
+        """
+        try:
+            stream = path.open("rb")
+        except OSError as e:
+            raise InvalidInput(f"cannot read export {path}: {e.strerror}") from e
+        try:
+            return cls(stream, name=str(path))
+        except BaseException:
+            stream.close()
+            raise
+
+    def close(self) -> None:
+        """Close the file."""
+        self._stream.close()
+
+    def batches(self, size: int = 20_000) -> Iterator[Batch]:
+        """The entries, ``size`` at a time.
+
+        Raises:
+            EntryProblem: a line cannot be decoded (naming the line and the entry).
+        """
+        batch: list[tuple[int, bytes, bytes | None]] = []
+        expected = 0
+        loads = json.loads
+        for line_no, line in enumerate(self._stream, start=2):
+            if not line.strip():
+                continue
+            try:
+                doc = loads(line)
+                index = doc["index"]
+                body = _canonical_b64(doc["body"])
+                leaf = _canonical_b64(doc["leaf_hash"])
+            except (ValueError, KeyError, TypeError, binascii.Error) as e:
+                raise EntryProblem(
+                    f"{self.name} line {line_no} (entry {expected}): malformed entry line ({type(e).__name__}); "
+                    "the export was altered or truncated",
+                    index=expected,
+                ) from None
+            if type(index) is not int:
+                raise EntryProblem(f"{self.name} line {line_no}: 'index' must be an integer", index=expected)
+            batch.append((index, body, leaf))
+            expected += 1
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def _canonical_b64(text: str) -> bytes:
+    """Strict base64: one spelling per value, so no edit of the text goes unnoticed."""
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise ValueError("non-canonical base64")
+    return raw
