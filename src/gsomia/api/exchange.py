@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -31,15 +32,26 @@ from gsomia.services.submissions import ReportSubmission
 STREAM_POLL_SECONDS = 1.0
 """How often an event stream re-reads the store without a wake-up (items from other workers)."""
 
+GC_THRESHOLDS = (10_000, 20, 20)
+"""The collector's generation thresholds while serving (why and how much: ADR 3)."""
+
 
 @asynccontextmanager
 async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
     app: App = api.state.gsomia
     app.exchange.start()  # the consent-expiry sweep
-    # Everything built at start-up (the compiled record, routes, modules) lives as long as the
-    # server: keep it out of the collector's full passes, which would otherwise pause requests.
+    await run_in_threadpool(app.exchange.warm)  # the compiled record and the keys, before any request
+    # Everything built at start-up (the compiled record, the Merkle tree, routes, modules) lives
+    # as long as the server: keep it out of the collector's passes, which would otherwise pause
+    # requests. A request allocates thousands of short-lived objects that reference counting
+    # frees; with the default thresholds (700, 10, 10) the collector ran every few requests and
+    # took about 7% of the CPU under load, so young objects are collected less often.
+    gc.collect()
     gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
     yield
+    gc.set_threshold(*thresholds)
     app.exchange.consents.stop_sweeper()
 
 
@@ -94,13 +106,13 @@ class SubmissionIn(_Strict):
     summary="Submit a signed report; every recipient is decided and delivered in one commit",
     responses={200: {"description": "The same report was submitted before: the stored result."}},
 )
-async def submit(request: Request, body: SubmissionIn, caller: Caller, response: Response) -> dict[str, Any]:
+async def submit(request: Request, body: SubmissionIn, caller: Caller) -> JSONResponse:
     """Verify, decide every recipient at the exchange clock, encrypt, wrap per recipient, ledger."""
     sub = ReportSubmission(report=body.report.model_dump(mode="json"), signature=body.signature, key=body.key)
     result = await _app(request).exchange.submissions.submit_async(caller, sub)
-    if not result.created:
-        response.status_code = 200
-    return result.body
+    # The body is plain JSON values built by the service: encoded once by the standard library,
+    # without a second pass through a response model (the hottest endpoint).
+    return JSONResponse(result.body, status_code=201 if result.created else 200)
 
 
 @router.get("/reports/{report_id}", summary="The current result of one of your reports")

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from gsomia.errors import StorageError
@@ -49,10 +49,33 @@ by one, so one bad item cannot fail the others."""
 
 @dataclass(slots=True)
 class _Job:
+    """A queued action, and whom to answer: a thread waiting on ``future``, or a coroutine
+    awaiting ``waiter`` on the event loop ``loop``."""
+
     action: Callable[[Tx], Outcome[Any]] | None
     handler: BatchHandler | None = None
     item: Any = None
-    future: Future[Any] = field(default_factory=Future)
+    future: Future[Any] | None = None
+    waiter: asyncio.Future[Any] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> bool:
+        """False if the caller gave up before the writer got to the job (it is then skipped)."""
+        if self.waiter is not None:
+            return not self.waiter.cancelled()  # a read of a flag the loop only ever sets
+        assert self.future is not None  # noqa: S101 - a job has one kind of caller
+        return self.future.set_running_or_notify_cancel()
+
+
+def _answer(replies: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """On the event loop: resolve the awaiting coroutines of one batch."""
+    for waiter, value, error in replies:
+        if waiter.done():  # cancelled meanwhile; the commit stands
+            continue
+        if error is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(value)
 
 
 _STOP = object()
@@ -93,9 +116,9 @@ class GroupCommitter:
             StorageError: if the committer is closed.
         """
         self._ensure_started()
-        job = _Job(action)
-        self._queue.put(job)
-        return job.future
+        future: Future[T] = Future()
+        self._queue.put(_Job(action, future=future))
+        return future
 
     def submit_batched(self, handler: BatchHandler, item: Any) -> Future[Any]:
         """Queue ``item`` for ``handler``, which runs all items queued together in one call.
@@ -104,9 +127,18 @@ class GroupCommitter:
             StorageError: if the committer is closed.
         """
         self._ensure_started()
-        job = _Job(None, handler, item)
+        future: Future[Any] = Future()
+        self._queue.put(_Job(None, handler, item, future=future))
+        return future
+
+    def _submit_async(self, job: _Job) -> asyncio.Future[Any]:
+        # An asyncio future answered on its own loop, once per batch (see _reply): cheaper
+        # than a thread-safe future chained to the loop for every request.
+        self._ensure_started()
+        job.loop = asyncio.get_running_loop()
+        job.waiter = job.loop.create_future()
         self._queue.put(job)
-        return job.future
+        return job.waiter
 
     def run(self, action: Callable[[Tx], Outcome[T]]) -> T:
         """Run ``action`` and wait for its commit.
@@ -122,7 +154,8 @@ class GroupCommitter:
         Raises:
             GsomiaError: whatever the action raised, or StorageError if the commit failed.
         """
-        return await asyncio.wrap_future(self.submit(action))
+        result: T = await self._submit_async(_Job(action))
+        return result
 
     async def run_batched_async(self, handler: BatchHandler, item: Any) -> Any:
         """Queue ``item`` for ``handler`` and await its commit without blocking the event loop.
@@ -131,7 +164,7 @@ class GroupCommitter:
             GsomiaError: whatever the handler returned for the item, or StorageError if the
                 commit failed.
         """
-        return await asyncio.wrap_future(self.submit_batched(handler, item))
+        return await self._submit_async(_Job(None, handler, item))
 
     def close(self) -> None:
         """Finish the queued actions, then stop the writer."""
@@ -172,11 +205,12 @@ class GroupCommitter:
             last_commit = time.monotonic()
 
     def _commit(self, batch: list[_Job]) -> None:
+        live = [j for j in batch if j.start()]
         results: list[tuple[_Job, Outcome[Any] | None, BaseException | None]] = []
         try:
             with self._store.writing("committing exchange actions") as s:
                 ExchangeRepo.serialize_writers(s)
-                for handler, jobs in _groups([j for j in batch if j.future.set_running_or_notify_cancel()]):
+                for handler, jobs in _groups(live):
                     if handler is None:
                         results.extend(_run_one(s, job) for job in jobs)
                     else:
@@ -184,15 +218,14 @@ class GroupCommitter:
         except Exception as e:  # noqa: BLE001 - a failed commit fails every job in the batch
             log.warning("a group commit of %d action(s) failed: %s", len(batch), e)
             failure = e if isinstance(e, StorageError) else StorageError(f"the commit failed: {e}")
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(failure)
+            _reply([(job, None, failure) for job in live])
             return
         self.batches += 1
         self.actions += len(results)
+        replies: list[tuple[_Job, Any, BaseException | None]] = []
         for job, outcome, error in results:
             if error is not None:
-                job.future.set_exception(error)
+                replies.append((job, None, error))
                 continue
             assert outcome is not None  # noqa: S101 - set together with error above
             for hook in outcome.after_commit:
@@ -200,14 +233,37 @@ class GroupCommitter:
                     hook()
                 except Exception:  # a notification must never undo a commit
                     log.exception("an after-commit hook failed")
-            job.future.set_result(outcome.value)
+            replies.append((job, outcome.value, None))
+        _reply(replies)
+
+
+def _reply(replies: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    """Answer every caller of a batch: threads at once, each event loop with one callback."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
+    for job, value, error in replies:
+        if job.waiter is not None and job.loop is not None:
+            by_loop.setdefault(job.loop, []).append((job.waiter, value, error))
+        elif job.future is not None:
+            if error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(value)
+    for loop, answers in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_answer, answers)
+        except RuntimeError:  # the loop has closed: nobody is waiting any more
+            log.debug("%d answer(s) for a closed event loop dropped", len(answers))
 
 
 def _groups(jobs: list[_Job]) -> list[tuple[BatchHandler | None, list[_Job]]]:
-    """Consecutive jobs of the same batch handler form one group; plain actions stand alone."""
+    """Consecutive jobs of the same batch handler form one group; plain actions stand alone.
+
+    Handlers are compared by equality, not identity: a service passes a bound method
+    (``self._commit_many``), and every attribute access makes a new bound-method object.
+    """
     groups: list[tuple[BatchHandler | None, list[_Job]]] = []
     for job in jobs:
-        if job.handler is not None and groups and groups[-1][0] is job.handler:
+        if job.handler is not None and groups and groups[-1][0] == job.handler:
             groups[-1][1].append(job)
         else:
             groups.append((job.handler, [job]))

@@ -188,6 +188,10 @@ class RecordCache:
             self._checked = now
             return self._network
 
+    def warm(self) -> bool:
+        """Whether :meth:`network` would answer from memory now (no database read, no compiling)."""
+        return self._network is not None and time.monotonic() - self._checked < self._ttl
+
     def record(self) -> Record:
         """The record behind :meth:`network`."""
         return self.network().record

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gsomia.crypto.kek import load_or_create_kek, parse_kek
 from gsomia.domain.instants import parse_instant
+from gsomia.errors import GsomiaError
 from gsomia.scenario.loader import read_file
 from gsomia.services.agreements import AgreementService
 from gsomia.services.analysis import AnalysisService
@@ -68,6 +69,23 @@ class Exchange:
     def start(self) -> None:
         """Start the background work a server needs (the consent-expiry sweep)."""
         self.consents.start_sweeper()
+
+    def warm(self) -> None:
+        """Compile the record and read the parties' public keys now, so the first submissions
+        do not pay for it (a server calls this at start-up, before it freezes the heap).
+
+        An empty database, or an exercise what-if that does not apply, is left for the first
+        request to report.
+
+        Raises:
+            StorageError: if the database fails while the keys are read.
+        """
+        try:
+            record = self.context.records.record()
+        except GsomiaError:
+            return
+        for party in record.parties:
+            self.identity.current_keys(party)
 
     def close(self) -> None:
         """Stop the sweep and finish queued writes."""

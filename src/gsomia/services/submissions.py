@@ -137,6 +137,11 @@ class SubmissionService:
 
     def _prepare(self, principal: Principal, sub: ReportSubmission) -> _Prepared:
         ctx = self.ctx
+        # Generations first, what they count after: a record or key change that lands while
+        # this runs then shows as a mismatch at commit (and the report is decided again),
+        # never as a decision on the old record stamped with the new generation.
+        generation = ctx.records.generation
+        keys_generation = ctx.identity.keys_generation
         rep = sub.report
         originator = _text(rep, "originator", max_len=16)
         authorize(principal, Action.SUBMIT, acting_for=originator)
@@ -155,8 +160,6 @@ class SubmissionService:
         # The signature holds; now check what it says (rule 7: nothing on a guess).
         net = ctx.records.network()
         record = net.record
-        generation = ctx.records.generation
-        keys_generation = ctx.identity.keys_generation
         _check_known(record, [originator], "report.originator")
         party = record.parties[originator]
         level = _text(rep, "level", max_len=64)
@@ -274,7 +277,13 @@ class SubmissionService:
             StorageError: the database failed; nothing was written.
         """
         for _attempt in range(5):
-            prepared = await asyncio.to_thread(self._prepare, principal, sub)
+            if self.ctx.records.warm():
+                # CPU work only (signature, decisions, AES, HPKE), and `cryptography` holds the
+                # GIL throughout: a worker thread would run no faster, only add two thread
+                # hops and a GIL hand-over per request.
+                prepared = self._prepare(principal, sub)
+            else:  # the record needs re-reading (and maybe compiling): keep the loop free
+                prepared = await asyncio.to_thread(self._prepare, principal, sub)
             try:
                 done: SubmissionResult = await self.ctx.committer.run_batched_async(self._commit_many, prepared)
             except _Stale:

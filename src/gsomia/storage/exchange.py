@@ -235,6 +235,8 @@ _TABLES: dict[str, Any] = {
     "party_keys": PartyKeyRow.__table__,
 }
 
+_INSERTS: dict[str, Any] = {name: insert(table) for name, table in _TABLES.items()}
+
 
 class ExchangeRepo:
     """Queries over the exchange tables. Stateless: every method takes the session to use."""
@@ -260,8 +262,9 @@ class ExchangeRepo:
             KeyError: for a table name that is not an exchange table (a programming error).
         """
         if rows:
-            # Core on the session's connection: no ORM unit of work for bulk rows.
-            s.connection().execute(insert(_TABLES[table]), [dict(r) for r in rows])
+            # Core on the session's connection: no ORM unit of work for bulk rows, and one
+            # statement object per table (its compiled form is found in the cache at once).
+            s.connection().execute(_INSERTS[table], rows if isinstance(rows, list) else list(rows))
 
     @staticmethod
     def update(s: Tx, table: str, key: Mapping[str, Any], values: Mapping[str, Any]) -> int:

@@ -3,6 +3,8 @@ fail the others; callers hear back only after the commit."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,3 +98,61 @@ def test_plain_actions_raise_their_own_errors(store: Store) -> None:
         committer.run(bad)
     assert committer.run(lambda s: Outcome(ExchangeRepo.last_inbox_seq(s))) == 0
     committer.close()
+
+
+def test_a_service_method_gets_every_item_queued_together_in_one_call(store: Store) -> None:
+    # Services queue with a bound method (self._commit_many), a new object at every access:
+    # the items must still reach one call, so a burst costs one query and one insert per table.
+    class Service:
+        def __init__(self) -> None:
+            self.calls: list[list[int]] = []
+
+        def commit_many(self, s: Tx, items: list[int]) -> list[Outcome[int] | Exception]:
+            ExchangeRepo.insert(s, "principals", [principal_row(i) for i in items])
+            self.calls.append(list(items))
+            return [Outcome(i) for i in items]
+
+    service = Service()
+    committer = GroupCommitter(store)
+    running, release = threading.Event(), threading.Event()
+
+    def hold(_s: Tx) -> Outcome[None]:
+        running.set()
+        release.wait(timeout=30)
+        return Outcome(None)
+
+    held = committer.submit(hold)
+    assert running.wait(timeout=30)
+    futures = [committer.submit_batched(service.commit_many, i) for i in range(5)]  # queued behind `hold`
+    release.set()
+    held.result(timeout=30)
+    assert [f.result(timeout=30) for f in futures] == [0, 1, 2, 3, 4]
+    committer.close()
+    assert service.calls == [[0, 1, 2, 3, 4]]
+
+
+def test_coroutines_hear_back_after_the_commit_each_with_its_own_outcome(store: Store) -> None:
+    def handler(s: Tx, items: list[int]) -> list[Outcome[int] | Exception]:
+        out: list[Outcome[int] | Exception] = []
+        for i in items:
+            if i == 2:
+                out.append(Conflict("two is refused"))
+                continue
+            ExchangeRepo.insert(s, "principals", [principal_row(i)])
+            out.append(Outcome(i))
+        return out
+
+    committer = GroupCommitter(store)
+
+    async def submit_all() -> list[object]:
+        return await asyncio.gather(
+            *(committer.run_batched_async(handler, i) for i in range(4)), return_exceptions=True
+        )
+
+    answers = asyncio.run(submit_all())
+    committer.close()
+    assert answers[:2] == [0, 1]
+    assert isinstance(answers[2], Conflict)
+    assert answers[3] == 3
+    with store.reading() as s:  # every answered success is durable; the refusal wrote nothing
+        assert sorted(p.id for p in ExchangeRepo.principals(s)) == ["p-0", "p-1", "p-3"]
