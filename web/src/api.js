@@ -8,11 +8,12 @@ export class ApiError extends Error {
   }
 }
 
-/** GET `path` with `params` (URLSearchParams or object); rejects with ApiError on a problem. */
-export async function get(path, params, { signal } = {}) {
+/** GET `path` with `params` (URLSearchParams or object); rejects with ApiError on a problem.
+ * `headers` are added to the request (e.g. Authorization), `cache` is fetch's cache mode. */
+export async function get(path, params, { signal, headers, cache } = {}) {
   const query = params instanceof URLSearchParams ? params : new URLSearchParams(params ?? {});
   const qs = query.toString();
-  const res = await fetch(qs ? `${path}?${qs}` : path, { signal, headers: { Accept: 'application/json' } });
+  const res = await fetch(qs ? `${path}?${qs}` : path, { signal, cache, headers: { Accept: 'application/json', ...headers } });
   if (!res.ok) {
     let problem;
     try {

@@ -1,10 +1,12 @@
 // Exchange statistics: provisions by year (and by month where dated) per agreement, as known
 // at a chosen instant, with the trend test exactly as the API states it (method, statistic,
-// p-value, and its note on what the test can and cannot show with so few years).
+// p-value, and its note on what the test can and cannot show with so few years); below them,
+// the live exchange's own counts for an auditor or operator (live.js).
 
 import { get, aborted } from './api.js';
 import { base, chart, css } from './charts.js';
 import { h, fill, $, table } from './dom.js';
+import { LiveExchange } from './live.js';
 
 export class StatsView {
   constructor(ctx) {
@@ -12,10 +14,12 @@ export class StatsView {
     this.abort = null;
     this.years = null;
     this.months = null;
+    this.live = new LiveExchange(ctx);
   }
 
   async render() {
     const ctx = this.ctx;
+    this.live.start();
     $('#stats-at').value = ctx.state.stats_at ?? '';
     this.abort?.abort();
     this.abort = new AbortController();
@@ -139,5 +143,6 @@ export class StatsView {
   resize() {
     this.years?.resize();
     this.months?.resize();
+    this.live.resize();
   }
 }
