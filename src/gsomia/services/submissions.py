@@ -337,43 +337,29 @@ class SubmissionService:
             "noforn": p.caveats.noforn,
             "orcon": p.caveats.orcon,
         }
-        leaf = ctx.ledger.append(
-            s,
-            ctx.entry(
-                "submission",
-                p.at,
-                {
-                    "report": p.id,
-                    "originator": p.originator,
-                    "topic": p.topic,
-                    "level": p.level,
-                    "caveats": caveats,
-                    "created": p.report["created"],
-                    "recipients": p.report.get("recipients"),
-                    "content_type": p.report["content_type"],
-                    "payload_size": p.payload_size,
-                    "digest": p.digest,
-                    "key": p.key,
-                },
-            ),
-        )
+        # what the ledger records of a submission (a digest, never the payload), and the row
+        # that adds the sealed payload and signature to it
+        described = {
+            "originator": p.originator,
+            "topic": p.topic,
+            "level": p.level,
+            "caveats": caveats,
+            "created": p.report["created"],
+            "recipients": p.report.get("recipients"),
+            "content_type": p.report["content_type"],
+            "payload_size": p.payload_size,
+            "digest": p.digest,
+            "key": p.key,
+        }
+        leaf = ctx.ledger.append(s, ctx.entry("submission", p.at, {"report": p.id, **described}))
         rows.add(
             "reports",
             {
                 "id": p.id,
-                "originator": p.originator,
-                "topic": p.topic,
-                "level": p.level,
-                "caveats": caveats,
-                "created": p.report["created"],
-                "recipients": p.report.get("recipients"),
-                "content_type": p.report["content_type"],
-                "digest": p.digest,
+                **described,
                 "signature": p.signature,
-                "key": p.key,
                 "payload": p.payload_ct,
                 "sealed_key": p.sealed_key,
-                "payload_size": p.payload_size,
                 "received_at": p.at,
                 "leaf_index": leaf,
             },
