@@ -52,7 +52,7 @@ import rfc8785
 
 from gsomia.bootstrap import Settings, build
 from gsomia.crypto import PartyKeys, delivery_info, new_content_key, sign, wrap_key
-from gsomia.services.access import Role
+from gsomia.services.exchange.access import Role
 
 GOAL_RATE = 2500.0
 GOAL_P99_MS = 50.0

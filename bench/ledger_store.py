@@ -40,7 +40,7 @@ from pathlib import Path
 
 from gsomia.ledger.entries import entry_bytes
 from gsomia.ledger.merkle import verify_inclusion
-from gsomia.services.ledger import LedgerService
+from gsomia.services.ledger.service import LedgerService
 from gsomia.storage.store import Store
 
 GOAL_REVERIFY = 300_000  # entries/s

@@ -1,21 +1,39 @@
-"""The composition root: settings in, wired services out. Nothing is built at import time."""
+"""The composition root: settings in, wired services out. Nothing is built at import time.
+
+Nothing here starts a thread or touches a key until it is used: a CLI command that only reads
+the record never creates the KEK file or the writer thread.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import platformdirs
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gsomia.services.analysis import AnalysisService
-from gsomia.services.exchange_setup import Exchange, ExchangeOptions, build_exchange
-from gsomia.services.ledger import DEFAULT_ORIGIN, LedgerService
-from gsomia.services.scenarios import ScenarioService
+from gsomia.crypto.kek import load_or_create_kek, parse_kek
+from gsomia.domain.instants import parse_instant
+from gsomia.scenario.loader import read_file
+from gsomia.services.analysis.scenarios import ScenarioService
+from gsomia.services.analysis.service import AnalysisService
+from gsomia.services.exchange import Exchange
+from gsomia.services.exchange.clock import ExchangeClock
+from gsomia.services.exchange.context import ExchangeConfig, ExchangeContext, RecordCache
+from gsomia.services.exchange.deliveries import DeliveryService
+from gsomia.services.exchange.identity import IdentityService
+from gsomia.services.exchange.incidents import IncidentService
+from gsomia.services.exchange.notify import Notifier
+from gsomia.services.exchange.operator import OperatorService
+from gsomia.services.exchange.relays import ConsentService
+from gsomia.services.exchange.standing import StandingConsentService
+from gsomia.services.exchange.submissions import SubmissionService
+from gsomia.services.ledger.service import DEFAULT_ORIGIN, LedgerService
 from gsomia.storage.store import Store
+from gsomia.storage.writer import GroupCommitter
 
 
 def default_data_dir() -> Path:
@@ -94,14 +112,71 @@ def build(settings: Settings | None = None, *, clock: Callable[[], datetime] = s
     analysis = AnalysisService(store, clock=clock, database=store.describe())
     scenarios = ScenarioService(store, clock=clock, on_change=analysis.invalidate)
     ledger = LedgerService(store, key_file=settings.ledger_key_path(), origin=settings.ledger_origin, clock=clock)
-    options = ExchangeOptions(
-        data_dir=settings.data_dir,
-        kek=settings.kek.get_secret_value() if settings.kek else None,
-        exercise_clock=settings.exercise_clock,
-        exercise_whatif=settings.exercise_whatif,
-        consent_ttl_hours=settings.consent_ttl_hours,
-        consent_sweep_seconds=settings.consent_sweep_seconds,
-        group_commit_max=settings.group_commit_max,
-    )
-    exchange = build_exchange(options, store=store, analysis=analysis, ledger=ledger, clock=clock)
+    exchange = build_exchange(settings, store=store, analysis=analysis, ledger=ledger, clock=clock)
     return App(settings=settings, store=store, analysis=analysis, scenarios=scenarios, ledger=ledger, exchange=exchange)
+
+
+def build_exchange(
+    settings: Settings,
+    *,
+    store: Store,
+    analysis: AnalysisService,
+    ledger: LedgerService,
+    clock: Callable[[], datetime],
+) -> Exchange:
+    """Wire the exchange's use cases over ``store`` and ``ledger``.
+
+    Raises:
+        InvalidInput: a bad KEK setting, exercise clock, or an unreadable exercise what-if file.
+    """
+    start = parse_instant(settings.exercise_clock, "UTC") if settings.exercise_clock else None
+    whatif_file = settings.exercise_whatif
+    whatif_text = read_file(whatif_file) if whatif_file is not None else None
+    whatif_name = whatif_file.name if whatif_file is not None else ""
+    exchange_clock = ExchangeClock(system=clock, exercise_start=start, whatif_name=whatif_name)
+    records = RecordCache(analysis, whatif_text=whatif_text, whatif_name=whatif_name)
+
+    def known_parties() -> frozenset[str] | None:
+        if store.summary() is None:
+            return None
+        return frozenset(records.record().parties)
+
+    identity = IdentityService(store, clock=clock, known_parties=known_parties)
+    context = ExchangeContext(
+        store=store,
+        committer=GroupCommitter(store, max_batch=settings.group_commit_max),
+        ledger=ledger,
+        identity=identity,
+        clock=exchange_clock,
+        records=records,
+        kek=_kek_source(settings),
+        notifier=Notifier(),
+        config=ExchangeConfig(
+            consent_ttl=timedelta(hours=settings.consent_ttl_hours), sweep_seconds=settings.consent_sweep_seconds
+        ),
+    )
+    return Exchange(
+        context=context,
+        identity=identity,
+        submissions=SubmissionService(context),
+        consents=ConsentService(context),
+        standing=StandingConsentService(context),
+        deliveries=DeliveryService(context),
+        incidents=IncidentService(context),
+        operator=OperatorService(context),
+    )
+
+
+def _kek_source(settings: Settings) -> Callable[[], bytes]:
+    """Where the key-encryption key comes from: the setting (checked now), or the data
+    directory's ``exchange.kek`` (read, or created with mode 0600, on first use).
+
+    Raises:
+        InvalidInput: the KEK setting is not base64 of 32 bytes.
+    """
+    if settings.kek is not None:
+        key = parse_kek(settings.kek.get_secret_value())
+        return lambda: key
+    path = settings.data_dir / "exchange.kek"
+    return lambda: load_or_create_kek(path)
+

@@ -18,7 +18,7 @@ import rfc8785
 
 from gsomia.bootstrap import Settings, build
 from gsomia.crypto import PartyKeys, sign, write_private_keyfile
-from gsomia.services.access import Role
+from gsomia.services.exchange.access import Role
 from tests.integration.conftest import Server, start_server
 
 PARTIES = ("JPN", "KOR", "USA")

@@ -13,9 +13,9 @@ import rfc8785
 from gsomia.bootstrap import Settings, build
 from gsomia.crypto import PartyKeys, sign
 from gsomia.errors import Conflict
-from gsomia.services.access import Role
-from gsomia.services.exchange import open_delivery
-from gsomia.services.submissions import ReportSubmission
+from gsomia.services.exchange.access import Role
+from gsomia.services.exchange.context import open_delivery
+from gsomia.services.exchange.submissions import ReportSubmission
 
 
 def test_the_exchange_on_every_backend(db_url: str, tmp_path: Path) -> None:
@@ -62,23 +62,23 @@ def test_the_exchange_on_every_backend(db_url: str, tmp_path: Path) -> None:
         (pending,) = ex.consents.consents(principals["JPN"])
         granted = ex.consents.answer(principals["JPN"], pending["id"], grant=True)
         assert granted["outcome"]["relayed"] is True
-        items, _cursor = ex.inbox.inbox(principals["KOR"])
+        items, _cursor = ex.deliveries.inbox(principals["KOR"])
         (delivery,) = [i for i in items if i["type"] == "delivery"]
-        view = ex.inbox.delivery(principals["KOR"], delivery["id"])
+        view = ex.deliveries.delivery(principals["KOR"], delivery["id"])
         assert view["via"] == "USA"
         assert open_delivery(view, keys["KOR"]) == b"track"
-        usa_items, _ = ex.inbox.inbox(principals["USA"])
+        usa_items, _ = ex.deliveries.inbox(principals["USA"])
         usa_direct = next(i for i in usa_items if i["purpose"] == "direct")
-        usa_view = ex.inbox.delivery(principals["USA"], usa_direct["id"])
+        usa_view = ex.deliveries.delivery(principals["USA"], usa_direct["id"])
         assert usa_view["profile"] == "cnsa2"
         assert open_delivery(usa_view, keys["USA"]) == b"track"
-        ack = ex.inbox.acknowledge(principals["KOR"], delivery["id"], need_to_know=True)
+        ack = ex.deliveries.acknowledge(principals["KOR"], delivery["id"], need_to_know=True)
         assert ack["state"] == "acknowledged"
-        incident = ex.inbox.file_incident(principals["KOR"], delivery["id"], kind="loss", description="lost")
-        ex.inbox.update_incident(principals["JPN"], incident["id"], result="found", measures="")
-        jpn_items, _ = ex.inbox.inbox(principals["JPN"])
+        incident = ex.incidents.file_incident(principals["KOR"], delivery["id"], kind="loss", description="lost")
+        ex.incidents.update_incident(principals["JPN"], incident["id"], result="found", measures="")
+        jpn_items, _ = ex.deliveries.inbox(principals["JPN"])
         assert [i["type"] for i in jpn_items] == ["consent_request", "incident"]
-        stats = ex.inbox.stats(ex.identity.authenticate(ex.identity.add_principal(role=Role.AUDITOR, name="a").token))
+        stats = ex.deliveries.stats(ex.identity.authenticate(ex.identity.add_principal(role=Role.AUDITOR, name="a").token))
         assert stats["reports"] == 1
         assert stats["deliveries"] == {"acknowledged": 1, "fetched": 1, "ready": 1}
         assert app.ledger.verify().problem is None

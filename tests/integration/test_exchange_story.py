@@ -19,7 +19,7 @@ import pytest
 
 from gsomia.crypto import delivery_info, unwrap_key
 from gsomia.errors import DecryptionFailed
-from gsomia.services.exchange import open_delivery
+from gsomia.services.exchange.context import open_delivery
 from tests.integration.exchange_support import Exchange, sse, start_exchange, wait_for
 
 pytestmark = pytest.mark.slow

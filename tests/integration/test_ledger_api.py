@@ -26,8 +26,8 @@ from gsomia.bootstrap import Settings, build
 from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.ledger.entries import entry_leaf_hash
 from gsomia.ledger.merkle import verify_consistency, verify_inclusion
-from gsomia.services.access import Role
-from gsomia.services.ledger import LedgerService
+from gsomia.services.exchange.access import Role
+from gsomia.services.ledger.service import LedgerService
 from gsomia.storage.store import Store
 from tests.integration.conftest import Server, start_server
 

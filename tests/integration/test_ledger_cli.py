@@ -20,10 +20,9 @@ import pytest
 from sqlalchemy import select, update
 
 from gsomia.crypto.ledger_key import LedgerKey
+from gsomia.ledger.audit import verify_ledger
 from gsomia.ledger.entries import entry_bytes, entry_leaf_hash
-from gsomia.services.ledger import LedgerService
-from gsomia.services.ledger_audit import verify_ledger
-from gsomia.services.ledger_export import ExportReader
+from gsomia.services.ledger.service import LedgerService, open_export
 from gsomia.storage.ledger import LedgerEntryRow
 from gsomia.storage.store import Store
 
@@ -128,7 +127,7 @@ def test_every_byte_of_an_exported_entry_is_covered(workdir: Path, tmp_path: Pat
     def verdict(data: bytes) -> Any:
         path = tmp_path / "t.jsonl"
         path.write_bytes(data)
-        reader = ExportReader.open(path)
+        reader = open_export(path)
         try:
             return verify_ledger(
                 reader.batches(), key=key, checkpoint=reader.header.checkpoint, source="export"

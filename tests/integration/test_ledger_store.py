@@ -22,7 +22,7 @@ from sqlalchemy import delete, select, update
 from gsomia.errors import LedgerInvalid
 from gsomia.ledger.entries import entry_bytes, entry_leaf_hash
 from gsomia.ledger.tree import MerkleTree
-from gsomia.services.ledger import LedgerService
+from gsomia.services.ledger.service import LedgerService
 from gsomia.storage.ledger import LedgerEntryRow, Session
 from gsomia.storage.store import Store
 
@@ -140,7 +140,7 @@ WRITER = textwrap.dedent(
     import sys
     from datetime import UTC, datetime
     from pathlib import Path
-    from gsomia.services.ledger import LedgerService
+    from gsomia.services.ledger.service import LedgerService
     from gsomia.storage.store import Store
 
     url, key, worker = sys.argv[1], sys.argv[2], int(sys.argv[3])

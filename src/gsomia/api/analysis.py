@@ -15,8 +15,8 @@ from fastapi import APIRouter, Query, Request
 from gsomia.bootstrap import App
 from gsomia.domain.instants import format_duration, iso
 from gsomia.domain.record import Caveats, WhatIf
-from gsomia.services import views
-from gsomia.services.analysis import WhatIfSpec
+from gsomia.services.analysis import presenters as views
+from gsomia.services.analysis.service import WhatIfSpec
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
 

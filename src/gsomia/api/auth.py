@@ -1,6 +1,6 @@
 """The one dependency that resolves the caller: ``Authorization: Bearer TOKEN`` → a principal.
 
-What the principal may do is decided by :func:`gsomia.services.access.authorize`, which every
+What the principal may do is decided by :func:`gsomia.services.exchange.access.authorize`, which every
 exchange service calls; route handlers never branch on roles themselves.
 """
 
@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from gsomia.bootstrap import App
-from gsomia.services.access import Action, Principal, authorize
+from gsomia.services.exchange.access import Action, Principal, authorize
 
 
 def _bearer(request: Request) -> str | None:

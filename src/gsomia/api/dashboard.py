@@ -18,8 +18,8 @@ from gsomia.bootstrap import App
 from gsomia.domain.instants import iso
 from gsomia.domain.lifecycle import BEGINNING
 from gsomia.domain.record import WhatIf
-from gsomia.services import views
-from gsomia.services.analysis import WhatIfSpec
+from gsomia.services.analysis import presenters as views
+from gsomia.services.analysis.service import WhatIfSpec
 
 router = APIRouter(prefix="/api/v1", tags=["dashboard"])
 

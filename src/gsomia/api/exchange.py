@@ -3,7 +3,7 @@ acknowledgement, consents, incidents (Art. 17), public keys, operator agreement 
 statistics and exercise mode.
 
 Every endpoint needs a bearer token. Handlers parse the request, call one service and return
-its answer; who may do what is decided by the services (:mod:`gsomia.services.access`).
+its answer; who may do what is decided by the services (:mod:`gsomia.services.exchange.access`).
 Request bodies reject unknown fields (422). Errors are RFC 9457 problems.
 """
 
@@ -25,9 +25,9 @@ from gsomia.api.auth import Caller
 from gsomia.bootstrap import App
 from gsomia.crypto import PublicKeys
 from gsomia.errors import InvalidInput
-from gsomia.services.agreements import EventSpec
-from gsomia.services.standing import StandingConsentSpec
-from gsomia.services.submissions import ReportSubmission
+from gsomia.services.exchange.operator import EventSpec
+from gsomia.services.exchange.standing import StandingConsentSpec
+from gsomia.services.exchange.submissions import ReportSubmission
 
 STREAM_POLL_SECONDS = 1.0
 """How often an event stream re-reads the store without a wake-up (items from other workers)."""
@@ -133,7 +133,7 @@ def inbox(
 ) -> dict[str, Any]:
     """``{"items": [...], "next_cursor"}``; ``next_cursor`` is null when there is nothing more now."""
     after = _cursor(cursor)
-    items, last = _app(request).exchange.inbox.inbox(caller, after=after, limit=limit)
+    items, last = _app(request).exchange.deliveries.inbox(caller, after=after, limit=limit)
     return {"items": items, "next_cursor": str(last) if len(items) == limit else None, "cursor": str(last)}
 
 
@@ -163,7 +163,7 @@ async def stream(
     # Subscribe before reading where to start, so an item committed in between is not missed.
     subscription = exchange.notifier.subscribe(caller.party or "")
     try:
-        after = await run_in_threadpool(exchange.inbox.stream_start, caller, _cursor(resume) if resume else None)
+        after = await run_in_threadpool(exchange.deliveries.stream_start, caller, _cursor(resume) if resume else None)
     except BaseException:
         subscription.close()
         raise
@@ -175,7 +175,7 @@ async def stream(
             while True:
                 # Read in the loop itself: one indexed query, cheaper than a hop to a worker thread,
                 # and the event goes out as soon as the loop gets to it.
-                items, after = exchange.inbox.inbox(caller, after=after, limit=500, states=False)
+                items, after = exchange.deliveries.inbox(caller, after=after, limit=500, states=False)
                 for item in items:
                     payload = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
                     yield ServerSentEvent(payload, event=item["type"], id=str(item["seq"]))
@@ -191,7 +191,7 @@ async def stream(
 @router.get("/deliveries/{delivery_id}", summary="Fetch a delivery (attests need-to-know)")
 def delivery(request: Request, delivery_id: str, caller: Caller) -> dict[str, Any]:
     """The marking, the payload ciphertext and the content key wrapped to your key; decrypt locally."""
-    return _app(request).exchange.inbox.delivery(caller, delivery_id)
+    return _app(request).exchange.deliveries.delivery(caller, delivery_id)
 
 
 class AckIn(_Strict):
@@ -203,7 +203,7 @@ class AckIn(_Strict):
 @router.post("/deliveries/{delivery_id}/ack", summary="Acknowledge receipt (attests need-to-know)")
 def ack(request: Request, delivery_id: str, body: AckIn, caller: Caller) -> dict[str, Any]:
     """Ledgered once; acknowledging again returns the same acknowledgement."""
-    return _app(request).exchange.inbox.acknowledge(caller, delivery_id, need_to_know=body.need_to_know)
+    return _app(request).exchange.deliveries.acknowledge(caller, delivery_id, need_to_know=body.need_to_know)
 
 
 # --- incidents -----------------------------------------------------------------------------
@@ -219,13 +219,13 @@ class IncidentIn(_Strict):
 @router.post("/deliveries/{delivery_id}/incidents", status_code=201, summary="Report loss or compromise (Art. 17)")
 def file_incident(request: Request, delivery_id: str, body: IncidentIn, caller: Caller) -> dict[str, Any]:
     """The originator is told at once (an inbox item)."""
-    return _app(request).exchange.inbox.file_incident(caller, delivery_id, kind=body.kind, description=body.description)
+    return _app(request).exchange.incidents.file_incident(caller, delivery_id, kind=body.kind, description=body.description)
 
 
 @router.get("/incidents/{incident_id}", summary="An incident and its updates")
 def incident(request: Request, incident_id: str, caller: Caller) -> dict[str, Any]:
     """For the reporting recipient and the originator."""
-    return _app(request).exchange.inbox.incident(caller, incident_id)
+    return _app(request).exchange.incidents.incident(caller, incident_id)
 
 
 class IncidentUpdateIn(_Strict):
@@ -238,7 +238,7 @@ class IncidentUpdateIn(_Strict):
 @router.post("/incidents/{incident_id}/updates", status_code=201, summary="Append results and measures")
 def update_incident(request: Request, incident_id: str, body: IncidentUpdateIn, caller: Caller) -> dict[str, Any]:
     """By the reporter or the originator; the other side is told."""
-    return _app(request).exchange.inbox.update_incident(caller, incident_id, result=body.result, measures=body.measures)
+    return _app(request).exchange.incidents.update_incident(caller, incident_id, result=body.result, measures=body.measures)
 
 
 # --- consents ------------------------------------------------------------------------------
@@ -368,13 +368,13 @@ class EventIn(_Strict):
 @router.post("/agreements/{agreement_id}/events", status_code=201, summary="Record an agreement event (operator)")
 def record_event(request: Request, agreement_id: str, body: EventIn, caller: Caller) -> dict[str, Any]:
     """Changes decisions from now on; deliveries already made keep their markings (Art. 21.4)."""
-    return _app(request).exchange.agreements.record_event(caller, agreement_id, EventSpec(**body.model_dump()))
+    return _app(request).exchange.operator.record_event(caller, agreement_id, EventSpec(**body.model_dump()))
 
 
 @router.get("/exchange/stats", summary="Exchange counts (auditor, operator): never content")
 def stats(request: Request, caller: Caller) -> dict[str, Any]:
     """Reports, decisions by outcome, deliveries by state, consents by state, incidents, pairs."""
-    return _app(request).exchange.inbox.stats(caller)
+    return _app(request).exchange.deliveries.stats(caller)
 
 
 class ClockIn(_Strict):
@@ -394,5 +394,5 @@ def exercise(request: Request, caller: Caller) -> dict[str, Any]:
 @router.post("/exercise/clock", summary="Move the exercise clock forward (operator, exercise mode only)")
 def set_clock(request: Request, body: ClockIn, caller: Caller) -> dict[str, Any]:
     """Never backwards; consent requests that run out are expired at once."""
-    at = _app(request).exchange.agreements.advance_clock(caller, body.at)
+    at = _app(request).exchange.operator.advance_clock(caller, body.at)
     return {"exercise": True, "clock": at.isoformat()}

@@ -18,7 +18,7 @@ from fastapi.responses import PlainTextResponse
 
 from gsomia.api.auth import ledger_reader
 from gsomia.bootstrap import App
-from gsomia.services.ledger import PAGE_LIMIT
+from gsomia.services.ledger.service import PAGE_LIMIT
 
 # Every ledger endpoint's dependencies, in one place: a bearer token of a party, an operator or
 # an auditor (the ledger holds digests and decisions, never payloads).

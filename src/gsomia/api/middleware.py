@@ -12,7 +12,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gsomia.api.problems import problem
-from gsomia.services.clock import ExerciseInfo
+from gsomia.services.exchange.clock import ExerciseInfo
 
 EXERCISE_HEADER = "Gsomia-Exercise"
 

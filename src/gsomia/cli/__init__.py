@@ -40,7 +40,7 @@ from gsomia.errors import (
     UnknownEntity,
     ValidationFailed,
 )
-from gsomia.services import views
+from gsomia.services.analysis import presenters as views
 
 EXIT_CODES: dict[type[GsomiaError], int] = {
     ValidationFailed: 3,
@@ -154,7 +154,7 @@ def demo(
     """The whole tour: load the bundled scenario 'japan-korea-2019', print the impact report, issue
     demo credentials (JPN, KOR, USA, an operator, an auditor) and serve the dashboard and the
     exchange on HOST:PORT until interrupted (--no-serve stops after the credentials)."""
-    from gsomia.services.identity import issue_demo_credentials  # noqa: PLC0415
+    from gsomia.services.exchange.identity import issue_demo_credentials  # noqa: PLC0415
 
     with _errors():
         app = _app()

@@ -22,8 +22,8 @@ from gsomia.domain.coverage import Flow
 from gsomia.domain.instants import format_duration, iso
 from gsomia.domain.record import Caveats, WhatIf
 from gsomia.errors import InvalidInput
-from gsomia.services import views
-from gsomia.services.analysis import WhatIfSpec
+from gsomia.services.analysis import presenters as views
+from gsomia.services.analysis.service import WhatIfSpec
 
 
 def read_whatif(app: App, file: Path | None, add: list[str] | None, drop: list[str] | None) -> WhatIf:

@@ -39,8 +39,8 @@ from gsomia.errors import (
     UnknownEntity,
 )
 from gsomia.ledger.entries import entry_bytes  # the one canonical (RFC 8785) encoder
-from gsomia.services.access import Role
-from gsomia.services.exchange import open_delivery
+from gsomia.services.exchange.access import Role
+from gsomia.services.exchange.context import open_delivery
 
 client_cli = typer.Typer(
     help="Use a running exchange: submit, inbox, fetch and decrypt, acknowledge, consents, incidents, watch.",

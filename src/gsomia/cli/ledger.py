@@ -28,11 +28,10 @@ import gsomia.cli as root
 from gsomia.cli.options import AsJson
 from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.errors import InvalidInput, LedgerInvalid, NotAuthenticated
+from gsomia.ledger.audit import EntryProblem, VerifyReport, verify_ledger, verify_proof
 from gsomia.ledger.checkpoint import b64, parse_note
 from gsomia.ledger.entries import entry_bytes
-from gsomia.services.ledger import PAGE_LIMIT
-from gsomia.services.ledger_audit import EntryProblem, VerifyReport, verify_ledger, verify_proof
-from gsomia.services.ledger_export import ExportReader
+from gsomia.services.ledger.service import PAGE_LIMIT, open_export
 
 ledger_cli = typer.Typer(
     help="The exchange's tamper-evident ledger: signed checkpoints, exports, proofs and verification.",
@@ -213,7 +212,7 @@ Pin = Callable[[str | None, Callable[[], str]], LedgerKey | None]
 
 
 def _verify_export(path: Path, pin: Pin, latest: str | None, kept: str | None, proofs: Sequence[Any]) -> VerifyReport:
-    reader = ExportReader.open(path)
+    reader = open_export(path)
     try:
         header = reader.header
         pinned = pin(latest or header.checkpoint, lambda: header.origin)

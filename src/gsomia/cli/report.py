@@ -15,8 +15,8 @@ from gsomia.cli.analysis import read_whatif
 from gsomia.cli.options import AddEvent, AsJson, DropEvent, WhatIfFile
 from gsomia.domain.instants import format_duration, iso
 from gsomia.domain.whatif import FlowChange
-from gsomia.services import views
-from gsomia.services.analysis import ImpactReport
+from gsomia.services.analysis import presenters as views
+from gsomia.services.analysis.service import ImpactReport
 
 
 def report_cmd(

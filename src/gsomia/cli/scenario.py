@@ -26,7 +26,7 @@ def scenario_validate(
     as_json: AsJson = False,
 ) -> None:
     """Check a scenario file and list every problem as FILE:LINE: message. Loads nothing."""
-    from gsomia.services.scenarios import ScenarioService  # noqa: PLC0415 - no database needed
+    from gsomia.services.analysis.scenarios import ScenarioService  # noqa: PLC0415 - no database needed
 
     try:
         loaded = ScenarioService.validate(file)
@@ -98,7 +98,7 @@ def scenario_load(
 @scenario_cli.command("schema")
 def scenario_schema() -> None:
     """Print the JSON Schema of scenario files."""
-    from gsomia.services.scenarios import ScenarioService  # noqa: PLC0415 - no database needed
+    from gsomia.services.analysis.scenarios import ScenarioService  # noqa: PLC0415 - no database needed
 
     root._emit_json(ScenarioService.schema())
 

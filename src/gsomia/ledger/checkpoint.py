@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from gsomia.errors import InvalidInput, LedgerInvalid
 
@@ -34,10 +34,12 @@ __all__ = [
     "MAX_SIGNATURES",
     "Checkpoint",
     "NoteSignature",
+    "NoteVerifier",
     "b64",
     "ed25519_key_id",
     "open_note",
     "open_signed_note",
+    "open_with",
     "parse_note",
     "parse_signed_note",
     "sign_note",
@@ -61,6 +63,29 @@ _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 # signed-note §Format: no ASCII control characters other than newline.
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
+
+
+class NoteVerifier(Protocol):
+    """A signed-note verifier key, as the pure ledger code needs it: the ``crypto`` adapter's
+    keys implement it, so checkpoint and proof checking never touch a key themselves."""
+
+    @property
+    def name(self) -> str:
+        """The key name (signed-note §Format); for a log's own key, its origin."""
+        ...
+
+    @property
+    def key_id(self) -> bytes:
+        """The 4-byte key ID (signed-note §Format)."""
+        ...
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        """True only if ``signature`` is this key's signature of ``message``."""
+        ...
+
+    def to_dict(self) -> dict[str, str]:
+        """The key as published (for reports)."""
+        ...
 
 
 class NoteSignature(NamedTuple):
@@ -298,6 +323,17 @@ def open_note(
     if origin is not None and checkpoint.origin != origin:
         raise LedgerInvalid("checkpoint is for another log")
     return checkpoint
+
+
+def open_with(key: NoteVerifier, text: str | bytes) -> Checkpoint:
+    """Verify a signed checkpoint with ``key`` and return it (:func:`open_note` with the
+    key's name, ID and signature check).
+
+    Raises:
+        InvalidInput: the key's name or ID is invalid.
+        LedgerInvalid: the note is malformed or not validly signed by ``key``.
+    """
+    return open_note(text, key.name, key.key_id, key.verify)
 
 
 def _parse_checkpoint(body: str) -> Checkpoint:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gsomia.errors import InvalidInput, NotPermitted, UnknownEntity
-from gsomia.services.access import Action, Principal, Role, allowed, authorize
+from gsomia.services.exchange.access import Action, Principal, Role, allowed, authorize
 
 JPN = Principal(id="p-1", name="JPN desk", role=Role.PARTY, party="JPN")
 KOR = Principal(id="p-2", name="KOR desk", role=Role.PARTY, party="KOR")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gsomia.errors import Conflict, NotPermitted
-from gsomia.services.clock import ExchangeClock
+from gsomia.services.exchange.clock import ExchangeClock
 
 
 class FakeSystem:

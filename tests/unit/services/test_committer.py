@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from gsomia.errors import Conflict
-from gsomia.services.committer import GroupCommitter, Outcome
 from gsomia.storage.exchange import ExchangeRepo, Tx
 from gsomia.storage.store import Store
+from gsomia.storage.writer import GroupCommitter, Outcome
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 

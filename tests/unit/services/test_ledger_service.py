@@ -22,12 +22,12 @@ import pytest
 
 from gsomia.crypto.ledger_key import LedgerKey, read_ledger_keyfile
 from gsomia.errors import InvalidInput, StorageError, UnknownEntity
+from gsomia.ledger.audit import verify_ledger, verify_proof
 from gsomia.ledger.checkpoint import parse_note
 from gsomia.ledger.entries import entry_bytes, entry_leaf_hash
 from gsomia.ledger.merkle import verify_consistency, verify_inclusion
 from gsomia.ledger.tree import MerkleTree
-from gsomia.services.ledger import LedgerService
-from gsomia.services.ledger_audit import verify_ledger, verify_proof
+from gsomia.services.ledger.service import LedgerService
 from gsomia.storage.ledger import Session
 from gsomia.storage.store import Store
 

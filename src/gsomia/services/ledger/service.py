@@ -28,12 +28,12 @@ from typing import IO, Any
 from gsomia.crypto.ledger_key import LedgerKey, load_or_create_ledger_key
 from gsomia.crypto.signing import ExchangeSigner
 from gsomia.errors import InvalidInput, LedgerInvalid, UnknownEntity
+from gsomia.ledger.audit import VerifyReport, verify_ledger
 from gsomia.ledger.checkpoint import Checkpoint, b64, sign_note
 from gsomia.ledger.entries import entry_bytes
+from gsomia.ledger.export import EXPORT_FORMAT, ExportReader
 from gsomia.ledger.merkle import leaf_hash
 from gsomia.ledger.tree import MerkleTree
-from gsomia.services.ledger_audit import VerifyReport, verify_ledger
-from gsomia.services.ledger_export import EXPORT_FORMAT
 from gsomia.storage.ledger import LedgerTable, Session, StoredEntry
 from gsomia.storage.store import Store
 
@@ -43,6 +43,7 @@ __all__ = [
     "MAX_ENTRY_BYTES",
     "PAGE_LIMIT",
     "LedgerService",
+    "open_export",
 ]
 
 log = logging.getLogger(__name__)
@@ -428,7 +429,7 @@ class LedgerService:
 
     def export(self, out: IO[bytes]) -> int:
         """Write every entry and the checkpoint that covers them (JSON lines, see
-        :class:`~gsomia.services.ledger_export.ExportReader`).
+        :class:`~gsomia.ledger.export.ExportReader`).
 
         Returns:
             The number of entries written.
@@ -478,7 +479,7 @@ class LedgerService:
         proofs: Sequence[Mapping[str, Any]] = (),
         progress: Callable[[int], None] | None = None,
     ) -> VerifyReport:
-        """Re-derive the stored ledger and check it (see :func:`~gsomia.services.ledger_audit.verify_ledger`).
+        """Re-derive the stored ledger and check it (see :func:`~gsomia.ledger.audit.verify_ledger`).
 
         Args:
             key: The key to trust; default: this exchange's own key file.
@@ -519,6 +520,24 @@ class LedgerService:
             StorageError: on any database error.
         """
         return self._table.count()
+
+
+def open_export(path: Path) -> ExportReader:
+    """Open an export file written by :meth:`LedgerService.export` (close it when done).
+
+    Raises:
+        InvalidInput: the file cannot be read.
+        LedgerInvalid: it is not an export, or its header is malformed.
+    """
+    try:
+        stream = path.open("rb")
+    except OSError as e:
+        raise InvalidInput(f"cannot read export {path}: {e.strerror}") from e
+    try:
+        return ExportReader(stream, name=str(path), parse_key=LedgerKey.parse)
+    except BaseException:
+        stream.close()
+        raise
 
 
 def _b64b(data: bytes) -> bytes:

@@ -1,7 +1,7 @@
 """The ledger export file: a JSON header line, then one JSON line per entry, in index order.
 
 ``gsomia ledger export`` writes it (:meth:`~gsomia.services.ledger.LedgerService.export`);
-:class:`ExportReader` reads it back for :func:`~gsomia.services.ledger_audit.verify_ledger`,
+:class:`ExportReader` reads it back for :func:`~gsomia.ledger.audit.verify_ledger`,
 which trusts nothing in it but what the exchange's key signed.
 """
 
@@ -10,14 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
-from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.errors import InvalidInput, LedgerInvalid
-from gsomia.services.ledger_audit import Batch, EntryProblem
+from gsomia.ledger.audit import Batch, EntryProblem
+from gsomia.ledger.checkpoint import NoteVerifier
 
 __all__ = ["EXPORT_FORMAT", "ExportHeader", "ExportReader"]
 
@@ -31,7 +30,7 @@ class ExportHeader:
 
     origin: str
     size: int
-    key: LedgerKey
+    key: NoteVerifier
     checkpoint: str
 
 
@@ -43,8 +42,9 @@ class ExportReader:
     memory.
     """
 
-    def __init__(self, stream: IO[bytes], *, name: str) -> None:
-        """Read the header from ``stream``.
+    def __init__(self, stream: IO[bytes], *, name: str, parse_key: Callable[[str], NoteVerifier]) -> None:
+        """Read the header from ``stream``; ``parse_key`` reads the key it names (the JSON of
+        ``GET /api/v1/ledger/key``), so this module never handles a key itself.
 
         Raises:
             LedgerInvalid: the header is missing or malformed.
@@ -63,29 +63,11 @@ class ExportReader:
             self.header = ExportHeader(
                 origin=str(doc["origin"]),
                 size=int(doc["size"]),
-                key=LedgerKey.parse(json.dumps(key_doc)),
+                key=parse_key(json.dumps(key_doc)),
                 checkpoint=str(doc["checkpoint"]),
             )
         except (KeyError, TypeError, ValueError, InvalidInput) as e:
             raise LedgerInvalid(f"{name}: malformed export header ({e})") from None
-
-    @classmethod
-    def open(cls, path: Path) -> ExportReader:
-        """Open an export file.
-
-        Raises:
-            InvalidInput: the file cannot be read.
-            LedgerInvalid: it is not an export.
-        """
-        try:
-            stream = path.open("rb")
-        except OSError as e:
-            raise InvalidInput(f"cannot read export {path}: {e.strerror}") from e
-        try:
-            return cls(stream, name=str(path))
-        except BaseException:
-            stream.close()
-            raise
 
     def close(self) -> None:
         """Close the file."""

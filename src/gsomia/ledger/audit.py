@@ -9,12 +9,12 @@ checks inclusion and consistency proofs (§2.1.3.2, §2.1.4.2). :func:`verify_pr
 proof alone, offline, against signed checkpoints.
 
 Both have the two faces of a policy check: they return a :class:`VerifyReport` that names
-the first problem (:class:`~gsomia.services.ledger_proofs.Finding`) and never raise for a bad
+the first problem (:class:`~gsomia.ledger.proofs.Finding`) and never raise for a bad
 ledger; :meth:`VerifyReport.enforce` raises :class:`~gsomia.errors.LedgerInvalid`.
 
 The key comes from :mod:`gsomia.crypto.ledger_key`, proofs are checked by
-:mod:`gsomia.services.ledger_proofs`, and export files are read by
-:mod:`gsomia.services.ledger_export`.
+:mod:`gsomia.ledger.proofs`, and export files are read by
+:mod:`gsomia.ledger.export`.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
-from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.errors import LedgerInvalid
-from gsomia.ledger.checkpoint import Checkpoint, b64
+from gsomia.ledger.checkpoint import Checkpoint, NoteVerifier, b64
 from gsomia.ledger.merkle import verify_consistency
+from gsomia.ledger.proofs import Finding, Stop, check_proof, compare_proof, open_checkpoint
 from gsomia.ledger.tree import MerkleTree
-from gsomia.services.ledger_proofs import Finding, Stop, check_proof, compare_proof, open_checkpoint
 
 __all__ = ["Batch", "EntryProblem", "VerifyReport", "verify_ledger", "verify_proof"]
 
@@ -54,7 +53,7 @@ class VerifyReport:
     """What was verified, and the first problem found (``problem is None`` when all is well)."""
 
     source: str
-    key: LedgerKey | None
+    key: NoteVerifier | None
     key_pinned: bool
     entries: int = 0
     checkpoint: Checkpoint | None = None
@@ -104,7 +103,7 @@ class VerifyReport:
 def verify_ledger(
     batches: Iterable[Batch],
     *,
-    key: LedgerKey,
+    key: NoteVerifier,
     checkpoint: str | bytes | None,
     source: str,
     key_pinned: bool = True,
@@ -164,7 +163,7 @@ def verify_ledger(
 def verify_proof(
     doc: Mapping[str, Any],
     *,
-    key: LedgerKey,
+    key: NoteVerifier,
     checkpoint: str | bytes | None = None,
     since: str | bytes | None = None,
 ) -> VerifyReport:
@@ -199,7 +198,7 @@ def verify_proof(
 @dataclass(slots=True, kw_only=True)
 class _Progress:
     source: str
-    key: LedgerKey
+    key: NoteVerifier
     key_pinned: bool
     entries: int = 0
     checkpoint: Checkpoint | None = None
@@ -221,7 +220,7 @@ class _Progress:
         )
 
 
-def _kept(key: LedgerKey, since: str | bytes, cp: Checkpoint | None) -> Checkpoint:
+def _kept(key: NoteVerifier, since: str | bytes, cp: Checkpoint | None) -> Checkpoint:
     old = open_checkpoint(key, since, "kept-checkpoint", "your kept checkpoint")
     if cp is None:
         return old

@@ -16,14 +16,14 @@ from gsomia.domain.instants import parse_instant
 from gsomia.domain.lifecycle import status_at
 from gsomia.errors import StorageError, UnknownEntity
 from gsomia.scenario.loader import parse_scenario_document
-from gsomia.services import views
-from gsomia.services.access import Action, Principal, authorize
-from gsomia.services.committer import Outcome
-from gsomia.services.exchange import UTC_ZONE, ExchangeContext, new_id, t
+from gsomia.services.analysis import presenters as views
+from gsomia.services.exchange.access import Action, Principal, authorize
+from gsomia.services.exchange.context import UTC_ZONE, ExchangeContext, new_id, t
 from gsomia.storage.exchange import Tx
 from gsomia.storage.store import StoredEvent
+from gsomia.storage.writer import Outcome
 
-__all__ = ["AgreementService", "EventSpec"]
+__all__ = ["EventSpec", "OperatorService"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,8 +40,9 @@ class EventSpec:
     changes: dict[str, Any] | None = None
 
 
-class AgreementService:
-    """Record agreement events that change future release decisions at once."""
+class OperatorService:
+    """Operator actions: agreement events that change future release decisions at once, and the
+    exercise clock."""
 
     def __init__(self, ctx: ExchangeContext) -> None:
         self.ctx = ctx

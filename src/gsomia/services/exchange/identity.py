@@ -22,7 +22,7 @@ from pathlib import Path
 from gsomia.crypto import PartyKeys, Profile, PublicKeys, read_private_keyfile, write_private_keyfile
 from gsomia.domain.instants import iso
 from gsomia.errors import InvalidInput, NotAuthenticated, UnknownEntity
-from gsomia.services.access import Action, Principal, Role, authorize
+from gsomia.services.exchange.access import Action, Principal, Role, authorize
 from gsomia.storage.exchange import ExchangeRepo, PartyKeyRow, PrincipalRow
 from gsomia.storage.store import Store
 

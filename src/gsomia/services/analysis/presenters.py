@@ -17,7 +17,7 @@ from gsomia.domain.record import Record
 from gsomia.domain.routing import Route
 from gsomia.domain.stats import ProvisionStats
 from gsomia.domain.whatif import FlowChange
-from gsomia.services.analysis import Comparison, ImpactReport
+from gsomia.services.analysis.service import Comparison, ImpactReport
 
 
 def event_json(e: AgreementEvent, zone: str) -> dict[str, Any]:

@@ -20,10 +20,9 @@ from gsomia.domain.instants import format_duration
 from gsomia.domain.record import Caveats
 from gsomia.domain.routing import Decision, ReleaseRequest, Route, explain
 from gsomia.errors import Conflict, InvalidInput
-from gsomia.services import views
-from gsomia.services.access import Action, Principal, authorize
-from gsomia.services.committer import Outcome
-from gsomia.services.exchange import (
+from gsomia.services.analysis import presenters as views
+from gsomia.services.exchange.access import Action, Principal, authorize
+from gsomia.services.exchange.context import (
     UTC_ZONE,
     DeliveryWrap,
     ExchangeContext,
@@ -34,6 +33,7 @@ from gsomia.services.exchange import (
     t,
 )
 from gsomia.storage.exchange import ConsentRow, ExchangeRepo, StandingConsentRow, SubmittedReportRow, Tx
+from gsomia.storage.writer import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -32,13 +32,13 @@ from gsomia.domain.instants import iso
 from gsomia.domain.markings import Marking
 from gsomia.domain.record import Network, Record, WhatIf
 from gsomia.errors import InvalidInput
-from gsomia.services.analysis import AnalysisService, WhatIfSpec
-from gsomia.services.clock import ExchangeClock
-from gsomia.services.committer import GroupCommitter, Outcome
-from gsomia.services.identity import IdentityService
-from gsomia.services.notify import Notifier
+from gsomia.services.analysis.service import AnalysisService, WhatIfSpec
+from gsomia.services.exchange.clock import ExchangeClock
+from gsomia.services.exchange.identity import IdentityService
+from gsomia.services.exchange.notify import Notifier
 from gsomia.storage.exchange import DeliveryRow, ExchangeRepo, Tx
 from gsomia.storage.store import Store
+from gsomia.storage.writer import GroupCommitter, Outcome
 
 __all__ = [
     "DeliveryWrap",

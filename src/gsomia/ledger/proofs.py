@@ -3,7 +3,7 @@
 An inclusion proof (RFC 9162 §2.1.3.2) or a consistency proof (§2.1.4.2) is checked against
 the root a signature vouches for: the checkpoint the proof carries, one the auditor gives,
 or the root of the re-derived tree. The first thing that fails is a :class:`Finding`;
-checks raise :class:`Stop` with it, and :mod:`gsomia.services.ledger_audit` turns it into
+checks raise :class:`Stop` with it, and :mod:`gsomia.ledger.audit` turns it into
 the report.
 """
 
@@ -13,9 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.errors import InvalidInput, LedgerInvalid
-from gsomia.ledger.checkpoint import Checkpoint, strict_b64decode
+from gsomia.ledger.checkpoint import Checkpoint, NoteVerifier, open_with, strict_b64decode
 from gsomia.ledger.entries import entry_leaf_hash
 from gsomia.ledger.merkle import HASH_SIZE, verify_consistency, verify_inclusion
 from gsomia.ledger.tree import MerkleTree
@@ -55,10 +54,10 @@ class Stop(Exception):
         self.finding = finding
 
 
-def open_checkpoint(key: LedgerKey, note: str | bytes, kind: str, what: str) -> Checkpoint:
+def open_checkpoint(key: NoteVerifier, note: str | bytes, kind: str, what: str) -> Checkpoint:
     """Verify a signed checkpoint with ``key``, or stop with a finding of ``kind`` naming ``what``."""
     try:
-        return key.open(note)
+        return open_with(key, note)
     except (LedgerInvalid, InvalidInput) as e:
         raise Stop(
             Finding(kind=kind, message=f"{what} does not verify with key {key.name} ({key.key_id.hex()}): {e}")
@@ -118,7 +117,7 @@ def _int(doc: Mapping[str, Any], member: str, what: str) -> int:
 
 
 def _signed_root(
-    doc: Mapping[str, Any], size: int, key: LedgerKey, checkpoint: Checkpoint | None, tree: MerkleTree | None, what: str
+    doc: Mapping[str, Any], size: int, key: NoteVerifier, checkpoint: Checkpoint | None, tree: MerkleTree | None, what: str
 ) -> bytes:
     """The root of the tree at ``size`` that a signature (or the re-derived tree) vouches for."""
     kind = what.replace(" ", "-")
@@ -150,7 +149,7 @@ def _signed_root(
 def check_proof(
     doc: Mapping[str, Any],
     *,
-    key: LedgerKey,
+    key: NoteVerifier,
     checkpoint: Checkpoint | None,
     since: Checkpoint | None,
     tree: MerkleTree | None,
@@ -180,7 +179,7 @@ def check_proof(
 
 
 def _check_inclusion(
-    doc: Mapping[str, Any], *, key: LedgerKey, checkpoint: Checkpoint | None, tree: MerkleTree | None
+    doc: Mapping[str, Any], *, key: NoteVerifier, checkpoint: Checkpoint | None, tree: MerkleTree | None
 ) -> None:
     what = "inclusion proof"
     index = _int(doc, "index", what)
@@ -238,7 +237,7 @@ def _check_inclusion(
 def _check_consistency(
     doc: Mapping[str, Any],
     *,
-    key: LedgerKey,
+    key: NoteVerifier,
     checkpoint: Checkpoint | None,
     since: Checkpoint | None,
     tree: MerkleTree | None,

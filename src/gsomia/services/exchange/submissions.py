@@ -26,11 +26,9 @@ from gsomia.domain.record import Caveats, Record
 from gsomia.domain.routing import Decision, ReleaseRequest, Route, explain
 from gsomia.errors import BadSignature, Conflict, InvalidInput
 from gsomia.ledger.entries import entry_bytes  # the one canonical (RFC 8785) encoder
-from gsomia.services import views
-from gsomia.services.access import Action, Principal, authorize
-from gsomia.services.committer import Outcome
-from gsomia.services.consents import consent_summary, open_consent
-from gsomia.services.exchange import (
+from gsomia.services.analysis import presenters as views
+from gsomia.services.exchange.access import Action, Principal, authorize
+from gsomia.services.exchange.context import (
     UTC_ZONE,
     DeliveryWrap,
     ExchangeContext,
@@ -42,8 +40,10 @@ from gsomia.services.exchange import (
     payload_aad,
     t,
 )
-from gsomia.services.standing import matching_standing
+from gsomia.services.exchange.relays import consent_summary, open_consent
+from gsomia.services.exchange.standing import matching_standing
 from gsomia.storage.exchange import ExchangeRepo, SubmittedReportRow, Tx
+from gsomia.storage.writer import Outcome
 
 __all__ = ["ReportSubmission", "SubmissionResult", "SubmissionService"]
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from gsomia.domain.instants import parse_instant
 from gsomia.errors import InvalidInput
-from gsomia.services.access import Action, Principal, authorize
-from gsomia.services.committer import Outcome
-from gsomia.services.exchange import UTC_ZONE, ExchangeContext, new_id, t
+from gsomia.services.exchange.access import Action, Principal, authorize
+from gsomia.services.exchange.context import UTC_ZONE, ExchangeContext, new_id, t
 from gsomia.storage.exchange import ExchangeRepo, StandingConsentRow, Tx
+from gsomia.storage.writer import Outcome
 
 __all__ = ["StandingConsentService", "StandingConsentSpec", "matching_standing", "topic_matches"]
 

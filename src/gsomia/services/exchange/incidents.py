@@ -1,0 +1,201 @@
+"""Loss and compromise reports on deliveries (Japan–Korea GSOMIA Art. 17) and their follow-up.
+
+A recipient files an incident on a delivery; the originator is told at once (an inbox item).
+Either side appends investigation results and measures; the other side is told. Each step is
+ledgered with digests of the text, never the text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from gsomia.errors import InvalidInput
+from gsomia.services.exchange.access import Action, Principal, authorize
+from gsomia.services.exchange.context import ExchangeContext, Rows, new_id, t
+from gsomia.storage.exchange import ExchangeRepo, IncidentRow, IncidentUpdateRow, Tx
+from gsomia.storage.writer import Outcome
+
+__all__ = ["INCIDENT_KINDS", "IncidentService"]
+
+INCIDENT_KINDS = ("loss", "compromise", "possible_compromise")
+_TEXT_MAX = 8000
+
+
+class IncidentService:
+    """File, follow and read incidents."""
+
+    def __init__(self, ctx: ExchangeContext) -> None:
+        self.ctx = ctx
+
+    def file_incident(self, principal: Principal, delivery_id: str, *, kind: str, description: str) -> dict[str, Any]:
+        """File a loss or compromise report on a delivery (by its recipient); the originator
+        is told at once (an inbox item). Ledgered with digests of the text, not the text.
+
+        Raises:
+            InvalidInput: an unknown kind or an empty or overlong description.
+            NotPermitted: the principal is not a party.
+            UnknownEntity: no such delivery, or another party's.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.FILE_INCIDENT)
+        if kind not in INCIDENT_KINDS:
+            raise InvalidInput(f"kind must be one of {', '.join(INCIDENT_KINDS)}")
+        description = description.strip()
+        if not description or len(description) > _TEXT_MAX:
+            raise InvalidInput(f"description: 1 to {_TEXT_MAX} characters")
+        ctx = self.ctx
+        now = ctx.clock.now()
+
+        def job(s: Tx) -> Outcome[dict[str, Any]]:
+            d = ExchangeRepo.delivery(s, delivery_id)
+            authorize(
+                principal,
+                Action.FILE_INCIDENT,
+                owners=[d.recipient] if d else [],
+                thing="delivery",
+                thing_id=delivery_id,
+            )
+            assert d is not None  # noqa: S101 - authorize raised for a missing delivery
+            iid = new_id("i")
+            leaf = ctx.ledger.append(
+                s,
+                ctx.entry(
+                    "incident",
+                    now,
+                    {
+                        "action": "filed",
+                        "incident": iid,
+                        "delivery": d.id,
+                        "report": d.report_id,
+                        "reporter": d.recipient,
+                        "originator": d.originator,
+                        "kind": kind,
+                        "description_sha256": _digest(description),
+                    },
+                ),
+            )
+            row = {
+                "id": iid,
+                "delivery_id": d.id,
+                "report_id": d.report_id,
+                "reporter": d.recipient,
+                "originator": d.originator,
+                "kind": kind,
+                "description": description,
+                "created_at": now,
+                "leaf_index": leaf,
+            }
+            rows = Rows()
+            rows.add("incidents", row)
+            view = _incident_view(IncidentRow(**row), [])
+            rows.inbox(d.originator, "incident", iid, {"type": "incident", **view}, now)
+            rows.flush(s)
+            return rows.outcome(ctx, view)
+
+        return ctx.committer.run(job)
+
+    def update_incident(self, principal: Principal, incident_id: str, *, result: str, measures: str) -> dict[str, Any]:
+        """Append an investigation result and measures to an incident (by its reporter or the
+        originator); the other side is told. Ledgered with digests of the text.
+
+        Raises:
+            InvalidInput: both texts empty, or one overlong.
+            NotPermitted: the principal is not a party.
+            UnknownEntity: no such incident, or another party's.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.FOLLOW_INCIDENT)
+        result, measures = result.strip(), measures.strip()
+        if not (result or measures) or max(len(result), len(measures)) > _TEXT_MAX:
+            raise InvalidInput(f"give a result or measures, each at most {_TEXT_MAX} characters")
+        assert principal.party is not None  # noqa: S101 - only parties follow incidents
+        by = principal.party
+        ctx = self.ctx
+        now = ctx.clock.now()
+
+        def job(s: Tx) -> Outcome[dict[str, Any]]:
+            inc = ExchangeRepo.incident(s, incident_id)
+            owners = [inc.reporter, inc.originator] if inc else []
+            authorize(principal, Action.FOLLOW_INCIDENT, owners=owners, thing="incident", thing_id=incident_id)
+            assert inc is not None  # noqa: S101 - authorize raised for a missing incident
+            leaf = ctx.ledger.append(
+                s,
+                ctx.entry(
+                    "incident",
+                    now,
+                    {
+                        "action": "update",
+                        "incident": inc.id,
+                        "by": by,
+                        "result_sha256": _digest(result),
+                        "measures_sha256": _digest(measures),
+                    },
+                ),
+            )
+            row = {
+                "incident_id": inc.id,
+                "by": by,
+                "result": result,
+                "measures": measures,
+                "created_at": now,
+                "leaf_index": leaf,
+            }
+            ExchangeRepo.insert(s, "incident_updates", [row])
+            updates = ExchangeRepo.incident_updates(s, inc.id)
+            view = _incident_view(inc, updates)
+            rows = Rows()
+            update_view = _update_view(updates[-1])
+            for party in {inc.reporter, inc.originator} - {by}:
+                body = {"type": "incident_update", "incident": inc.id, "delivery": inc.delivery_id, **update_view}
+                rows.inbox(party, "incident_update", inc.id, body, now)
+            rows.flush(s)
+            return rows.outcome(ctx, view)
+
+        return ctx.committer.run(job)
+
+    def incident(self, principal: Principal, incident_id: str) -> dict[str, Any]:
+        """An incident with its updates (for its reporter and the originator).
+
+        Raises:
+            NotPermitted: the principal is not a party.
+            UnknownEntity: no such incident, or another party's.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.FOLLOW_INCIDENT)
+        with self.ctx.store.reading() as s:
+            inc = ExchangeRepo.incident(s, incident_id)
+            owners = [inc.reporter, inc.originator] if inc else []
+            authorize(principal, Action.FOLLOW_INCIDENT, owners=owners, thing="incident", thing_id=incident_id)
+            assert inc is not None  # noqa: S101 - authorize raised for a missing incident
+            return _incident_view(inc, ExchangeRepo.incident_updates(s, inc.id))
+
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _update_view(u: IncidentUpdateRow) -> dict[str, Any]:
+    return {
+        "by": u.by,
+        "result": u.result,
+        "measures": u.measures,
+        "created_at": t(u.created_at),
+        "leaf_index": u.leaf_index,
+    }
+
+
+def _incident_view(inc: IncidentRow, updates: list[IncidentUpdateRow]) -> dict[str, Any]:
+    return {
+        "id": inc.id,
+        "delivery": inc.delivery_id,
+        "report": inc.report_id,
+        "reporter": inc.reporter,
+        "originator": inc.originator,
+        "kind": inc.kind,
+        "description": inc.description,
+        "created_at": t(inc.created_at),
+        "leaf_index": inc.leaf_index,
+        "updates": [_update_view(u) for u in updates],
+    }
