@@ -22,12 +22,13 @@ from gsomia.services.analysis.scenarios import ScenarioService
 from gsomia.services.analysis.service import AnalysisService
 from gsomia.services.exchange import Exchange
 from gsomia.services.exchange.clock import ExchangeClock
-from gsomia.services.exchange.context import ExchangeConfig, ExchangeContext, RecordCache
+from gsomia.services.exchange.context import ExchangeConfig, ExchangeContext
 from gsomia.services.exchange.deliveries import DeliveryService
 from gsomia.services.exchange.identity import IdentityService
 from gsomia.services.exchange.incidents import IncidentService
 from gsomia.services.exchange.notify import Notifier
 from gsomia.services.exchange.operator import OperatorService
+from gsomia.services.exchange.records import RecordCache
 from gsomia.services.exchange.relays import ConsentService
 from gsomia.services.exchange.standing import StandingConsentService
 from gsomia.services.exchange.submissions import SubmissionService

@@ -11,10 +11,10 @@ import pytest
 import rfc8785
 
 from gsomia.bootstrap import Settings, build
+from gsomia.client.opening import open_delivery
 from gsomia.crypto import PartyKeys, sign
 from gsomia.errors import Conflict
 from gsomia.services.exchange.access import Role
-from gsomia.services.exchange.context import open_delivery
 from gsomia.services.exchange.submissions import ReportSubmission
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from gsomia.client.opening import open_delivery
 from gsomia.crypto import delivery_info, unwrap_key
 from gsomia.errors import DecryptionFailed
-from gsomia.services.exchange.context import open_delivery
 from tests.integration.exchange_support import Exchange, sse, start_exchange, wait_for
 
 pytestmark = pytest.mark.slow

@@ -26,6 +26,7 @@ from rich.table import Table
 
 import gsomia.cli as root
 from gsomia.cli.options import AsJson
+from gsomia.client.opening import open_delivery
 from gsomia.crypto import PartyKeys, Profile, PublicKeys, read_private_keyfile, sign, verify, write_private_keyfile
 from gsomia.errors import (
     BadSignature,
@@ -40,7 +41,6 @@ from gsomia.errors import (
 )
 from gsomia.ledger.entries import entry_bytes  # the one canonical (RFC 8785) encoder
 from gsomia.services.exchange.access import Role
-from gsomia.services.exchange.context import open_delivery
 
 client_cli = typer.Typer(
     help="Use a running exchange: submit, inbox, fetch and decrypt, acknowledge, consents, incidents, watch.",

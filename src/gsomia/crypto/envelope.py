@@ -34,11 +34,13 @@ from gsomia.errors import DecryptionFailed, InvalidInput
 __all__ = [
     "KEY_LENGTH",
     "NONCE_LENGTH",
+    "content_key_aad",
     "decrypt_payload",
     "delivery_info",
     "encrypt_payload",
     "new_content_key",
     "open_at_rest",
+    "payload_aad",
     "seal_at_rest",
     "unwrap_key",
     "wrap_key",
@@ -164,6 +166,16 @@ def decrypt_payload(content_key: bytes, blob: bytes, aad: bytes) -> bytes:
         InvalidInput: ``content_key`` is not 32 bytes.
     """
     return _open(content_key, blob, aad, "content key")
+
+
+def payload_aad(report_id: str) -> bytes:
+    """Associated data binding a payload ciphertext to its report id (recipients use it too)."""
+    return b"gsomia/payload/v1\x00" + report_id.encode("utf-8")
+
+
+def content_key_aad(report_id: str) -> bytes:
+    """Associated data binding a content key sealed at rest to its report id."""
+    return b"gsomia/content-key/v1\x00" + report_id.encode("utf-8")
 
 
 def delivery_info(delivery_id: str, recipient: str) -> bytes:

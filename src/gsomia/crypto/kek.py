@@ -9,13 +9,13 @@ must back the file up (or provide the setting from a secret store).
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 import os
 import secrets
 import stat
 from pathlib import Path
 
+from gsomia.codec import b64decode
 from gsomia.crypto.envelope import KEY_LENGTH
 from gsomia.crypto.keyfile import link_private_file
 from gsomia.errors import InvalidInput
@@ -33,10 +33,7 @@ def parse_kek(text: str, what: str = "GSOMIA_KEK") -> bytes:
     Raises:
         InvalidInput: it is not base64 of exactly 32 bytes (the message never shows the value).
     """
-    try:
-        raw = base64.b64decode(text.strip().encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError) as e:
-        raise InvalidInput(f"{what}: not valid base64") from e
+    raw = b64decode(text.strip(), what)
     if len(raw) != KEY_LENGTH:
         raise InvalidInput(f"{what}: a key-encryption key is {KEY_LENGTH} bytes, got {len(raw)}")
     return raw

@@ -16,8 +16,6 @@ Encodings (all base64, RFC 4648 §4, in JSON):
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, mlkem, x25519
 
+from gsomia.codec import b64decode, b64encode
 from gsomia.crypto.profiles import Profile, spec
 from gsomia.domain.parties import PARTY_ID
 from gsomia.errors import InvalidInput
@@ -107,20 +106,6 @@ def _check_created(created: object) -> datetime:
     if not isinstance(created, datetime) or created.tzinfo is None or created.utcoffset() is None:
         raise InvalidInput("a key set's creation time must be a timezone-aware datetime")
     return created.astimezone(UTC)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(value: object, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{what}: expected a base64 string")
-    try:
-        return base64.b64decode(value.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError) as e:
-        # The message names the field only: the value may be secret.
-        raise InvalidInput(f"{what}: not valid base64") from e
 
 
 def _require_length(data: bytes, length: int, what: str) -> None:
@@ -204,8 +189,8 @@ class PublicKeys:
         return {
             "party": self.party,
             "profile": self.profile.value,
-            "signing_key": _b64(self.signing_key),
-            "encryption_key": _b64(self.encryption_key),
+            "signing_key": b64encode(self.signing_key),
+            "encryption_key": b64encode(self.encryption_key),
         }
 
     @classmethod
@@ -238,8 +223,8 @@ class PublicKeys:
         keys = cls(
             party=party,
             profile=Profile.parse(data["profile"]),
-            signing_key=_unb64(data["signing_key"], "signing_key"),
-            encryption_key=_unb64(data["encryption_key"], "encryption_key"),
+            signing_key=b64decode(data["signing_key"], "signing_key"),
+            encryption_key=b64decode(data["encryption_key"], "encryption_key"),
         )
         claimed = data.get("fingerprint")
         if claimed is not None and (not isinstance(claimed, str) or claimed.lower() != keys.fingerprint()):
@@ -360,16 +345,16 @@ class PartyKeys:
         encryption: dict[str, str]
         sk, ek = self.signing_key, self.encryption_key
         if isinstance(sk, ed25519.Ed25519PrivateKey):
-            signing = {"ed25519": _b64(sk.private_bytes_raw())}
+            signing = {"ed25519": b64encode(sk.private_bytes_raw())}
         else:
-            signing = {"mldsa87_seed": _b64(sk.private_bytes_raw())}
+            signing = {"mldsa87_seed": b64encode(sk.private_bytes_raw())}
         if isinstance(ek, x25519.X25519PrivateKey):
-            encryption = {"x25519": _b64(ek.private_bytes_raw())}
+            encryption = {"x25519": b64encode(ek.private_bytes_raw())}
         else:
             der = ek.p384.private_bytes(
                 serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
-            encryption = {"mlkem1024_seed": _b64(ek.mlkem.private_bytes_raw()), "p384_pkcs8": _b64(der)}
+            encryption = {"mlkem1024_seed": b64encode(ek.mlkem.private_bytes_raw()), "p384_pkcs8": b64encode(der)}
         return {
             "format": KEYFILE_FORMAT,
             "party": self.party,
@@ -431,10 +416,10 @@ def _members(value: object, names: set[str], what: str) -> Mapping[str, object]:
 def _load_signing(profile: Profile, value: object) -> SigningPrivateKey:
     try:
         if profile is Profile.CLASSIC:
-            raw = _unb64(_members(value, {"ed25519"}, "signing")["ed25519"], "signing.ed25519")
+            raw = b64decode(_members(value, {"ed25519"}, "signing")["ed25519"], "signing.ed25519")
             _require_length(raw, _ED25519_PRIVATE, "signing.ed25519")
             return ed25519.Ed25519PrivateKey.from_private_bytes(raw)
-        seed = _unb64(_members(value, {"mldsa87_seed"}, "signing")["mldsa87_seed"], "signing.mldsa87_seed")
+        seed = b64decode(_members(value, {"mldsa87_seed"}, "signing")["mldsa87_seed"], "signing.mldsa87_seed")
         _require_length(seed, _MLDSA_SEED, "signing.mldsa87_seed")
         return mldsa.MLDSA87PrivateKey.from_seed_bytes(seed)
     except (ValueError, TypeError, UnsupportedAlgorithm) as e:
@@ -444,13 +429,13 @@ def _load_signing(profile: Profile, value: object) -> SigningPrivateKey:
 def _load_encryption(profile: Profile, value: object) -> EncryptionPrivateKey:
     try:
         if profile is Profile.CLASSIC:
-            raw = _unb64(_members(value, {"x25519"}, "encryption")["x25519"], "encryption.x25519")
+            raw = b64decode(_members(value, {"x25519"}, "encryption")["x25519"], "encryption.x25519")
             _require_length(raw, _X25519_PRIVATE, "encryption.x25519")
             return x25519.X25519PrivateKey.from_private_bytes(raw)
         parts = _members(value, {"mlkem1024_seed", "p384_pkcs8"}, "encryption")
-        seed = _unb64(parts["mlkem1024_seed"], "encryption.mlkem1024_seed")
+        seed = b64decode(parts["mlkem1024_seed"], "encryption.mlkem1024_seed")
         _require_length(seed, _MLKEM_SEED, "encryption.mlkem1024_seed")
-        p384 = serialization.load_der_private_key(_unb64(parts["p384_pkcs8"], "encryption.p384_pkcs8"), password=None)
+        p384 = serialization.load_der_private_key(b64decode(parts["p384_pkcs8"], "encryption.p384_pkcs8"), password=None)
         if not isinstance(p384, ec.EllipticCurvePrivateKey):
             raise InvalidInput("encryption.p384_pkcs8: not an elliptic-curve key")
         return HybridKemPrivateKey(mlkem=mlkem.MLKEM1024PrivateKey.from_seed_bytes(seed), p384=p384)

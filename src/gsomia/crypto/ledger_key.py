@@ -18,13 +18,13 @@ signed-note key name (the log's origin) and the Ed25519 public key.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gsomia.codec import b64decode, b64decode_or_none
 from gsomia.crypto.keyfile import link_private_file, read_private_json
 from gsomia.crypto.signing import ExchangeSigner, verify_exchange_signature
 from gsomia.errors import InvalidInput
@@ -34,7 +34,6 @@ from gsomia.ledger.checkpoint import (
     b64,
     ed25519_key_id,
     open_note,
-    strict_b64decode,
 )
 
 __all__ = [
@@ -115,12 +114,12 @@ def read_ledger_keyfile(path: str | os.PathLike[str]) -> ExchangeSigner:
         raise InvalidInput(
             f"ledger key file {target}: unsupported format {document['format']!r}; expected {LEDGER_KEYFILE_FORMAT!r}"
         )
-    private = _unb64(document["private_key"], target, "private_key")
+    private = b64decode(document["private_key"], f"ledger key file {target}: private_key")
     try:
         signer = ExchangeSigner.from_private_bytes(private)
     except InvalidInput as e:
         raise InvalidInput(f"ledger key file {target}: {e}") from e
-    if _unb64(document["public_key"], target, "public_key") != signer.public_key_raw():
+    if b64decode(document["public_key"], f"ledger key file {target}: public_key") != signer.public_key_raw():
         raise InvalidInput(
             f"ledger key file {target}: the public key does not match the private key; the file is corrupt"
         )
@@ -151,16 +150,6 @@ def load_or_create_ledger_key(path: str | os.PathLike[str], *, created: datetime
                 raise
             # Another worker created it between our check and our link: use theirs.
     return read_ledger_keyfile(target)
-
-
-def _unb64(value: object, target: Path, member: str) -> bytes:
-    if not isinstance(value, str):
-        raise InvalidInput(f"ledger key file {target}: {member} must be a base64 string")
-    try:
-        return base64.b64decode(value.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError) as e:
-        # Name the member only: the value may be secret.
-        raise InvalidInput(f"ledger key file {target}: {member} is not valid base64") from e
 
 
 # --- the public half ---------------------------------------------------------------------------
@@ -234,7 +223,7 @@ class LedgerKey:
                 raise InvalidInput("ledger key: not valid JSON") from e
             if not isinstance(doc, dict):
                 raise InvalidInput("ledger key: expected a JSON object with name and public_key")
-            raw = strict_b64decode(doc.get("public_key"))
+            raw = b64decode_or_none(doc.get("public_key"))
             key_name = doc.get("name")
             if raw is None or not isinstance(key_name, str):
                 raise InvalidInput("ledger key: expected a JSON object with name and base64 public_key")
@@ -245,10 +234,10 @@ class LedgerKey:
             if claimed is not None and claimed != key.key_id.hex():
                 raise InvalidInput("ledger key: key_id does not match the name and public key")
             return key
-        bare = strict_b64decode(text)
+        bare = b64decode_or_none(text)
         if "+" in text and (bare is None or len(bare) != 32):  # base64 has "+" too: a bare key wins
             parts = text.split("+", 2)  # the base64 key may itself contain "+"
-            raw = strict_b64decode(parts[2]) if len(parts) == 3 else None
+            raw = b64decode_or_none(parts[2]) if len(parts) == 3 else None
             if raw is None or len(raw) != 33 or raw[0] != ED25519_SIGNATURE_TYPE:
                 raise InvalidInput("ledger key: a vkey is NAME+KEYID+base64(0x01 || 32-byte Ed25519 key)")
             key = cls(name=parts[0], public_key=raw[1:])

@@ -120,3 +120,11 @@ def iso(at: datetime | None, zone_name: str | None = None) -> str | None:
     if shown.second == 0 and shown.microsecond == 0:
         return shown.isoformat(timespec="minutes")
     return shown.isoformat()
+
+
+def utc_iso(at: datetime) -> str:
+    """ISO 8601 text of ``at`` in UTC: how ledger entries and the exchange's API carry instants."""
+    shown = at.astimezone(UTC)
+    if shown.second == 0 and shown.microsecond == 0:
+        return shown.isoformat(timespec="minutes")
+    return shown.isoformat()

@@ -7,13 +7,13 @@ which trusts nothing in it but what the exchange's key signed.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from gsomia.codec import b64decode_or_none
 from gsomia.errors import InvalidInput, LedgerInvalid
 from gsomia.ledger.audit import Batch, EntryProblem
 from gsomia.ledger.checkpoint import NoteVerifier
@@ -107,9 +107,9 @@ class ExportReader:
             yield batch
 
 
-def _canonical_b64(text: str) -> bytes:
+def _canonical_b64(text: object) -> bytes:
     """Strict base64: one spelling per value, so no edit of the text goes unnoticed."""
-    raw = base64.b64decode(text, validate=True)
-    if base64.b64encode(raw).decode("ascii") != text:
-        raise ValueError("non-canonical base64")
+    raw = b64decode_or_none(text)
+    if raw is None:
+        raise ValueError("not canonical base64")
     return raw

@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gsomia.codec import b64decode_or_none
 from gsomia.errors import InvalidInput, LedgerInvalid
-from gsomia.ledger.checkpoint import Checkpoint, NoteVerifier, open_with, strict_b64decode
+from gsomia.ledger.checkpoint import Checkpoint, NoteVerifier, open_with
 from gsomia.ledger.entries import entry_leaf_hash
 from gsomia.ledger.merkle import HASH_SIZE, verify_consistency, verify_inclusion
 from gsomia.ledger.tree import MerkleTree
@@ -95,7 +96,7 @@ def _hashes(doc: Mapping[str, Any], what: str, index: int | None) -> list[bytes]
         raise Stop(Finding(kind=kind, index=index, message=f"{what}: 'proof' must be a list of base64 hashes"))
     out: list[bytes] = []
     for k, item in enumerate(raw):
-        value = strict_b64decode(item)
+        value = b64decode_or_none(item)
         if value is None or len(value) != HASH_SIZE:
             raise Stop(
                 Finding(
@@ -184,7 +185,7 @@ def _check_inclusion(
     what = "inclusion proof"
     index = _int(doc, "index", what)
     size = _int(doc, "size", what)
-    leaf = strict_b64decode(doc.get("leaf_hash"))
+    leaf = b64decode_or_none(doc.get("leaf_hash"))
     if leaf is None or len(leaf) != HASH_SIZE:
         raise Stop(
             Finding(kind="inclusion-proof", index=index, message=f"{what}: 'leaf_hash' is not base64 of 32 bytes")
@@ -204,7 +205,7 @@ def _check_inclusion(
                 )
             )
     root = _signed_root(doc, size, key, checkpoint, tree, what)
-    claimed_root = strict_b64decode(doc.get("root")) if "root" in doc else root
+    claimed_root = b64decode_or_none(doc.get("root")) if "root" in doc else root
     if claimed_root != root:
         raise Stop(
             Finding(

@@ -10,9 +10,10 @@ under the exchange's key-encryption key, and party keys only as public keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -31,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from gsomia.domain.states import ConsentState
 from gsomia.storage.schema import Base, UTCDateTime
 
 __all__ = [
@@ -41,6 +43,17 @@ __all__ = [
     "InboxEventRow",
     "IncidentRow",
     "IncidentUpdateRow",
+    "NewConsent",
+    "NewDecision",
+    "NewDelivery",
+    "NewInboxItem",
+    "NewIncident",
+    "NewIncidentUpdate",
+    "NewPartyKey",
+    "NewPrincipal",
+    "NewReport",
+    "NewRow",
+    "NewStandingConsent",
     "PartyKeyRow",
     "PrincipalRow",
     "StandingConsentRow",
@@ -222,6 +235,220 @@ class InboxEventRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+# --- typed new rows --------------------------------------------------------------------------
+#
+# What services write: one frozen value per row, checked by mypy, turned into the plain dict
+# that a Core ``executemany`` takes (no ORM unit of work for bulk rows). A unit test checks
+# that each one names exactly its table's columns.
+
+
+def _columns(cls: type) -> tuple[str, ...]:
+    names: tuple[str, ...] = cls.__dict__.get("_COLUMNS", ())
+    if not names:
+        names = tuple(f.name for f in fields(cls))
+        type.__setattr__(cls, "_COLUMNS", names)
+    return names
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _NewRow:
+    TABLE: ClassVar[str]
+
+    def as_row(self) -> dict[str, Any]:
+        """The row as column values."""
+        return {name: getattr(self, name) for name in _columns(type(self))}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewReport(_NewRow):
+    """A submitted report (see :class:`SubmittedReportRow`)."""
+
+    TABLE: ClassVar[str] = "reports"
+    id: str
+    originator: str
+    topic: str
+    level: str
+    caveats: dict[str, Any]
+    created: str
+    recipients: list[str] | None
+    content_type: str
+    digest: str
+    signature: str
+    key: str
+    payload: bytes = field(repr=False)
+    sealed_key: bytes = field(repr=False)
+    payload_size: int
+    received_at: datetime
+    leaf_index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewDecision(_NewRow):
+    """A release decision for one recipient (see :class:`DecisionRow`)."""
+
+    TABLE: ClassVar[str] = "decisions"
+    report_id: str
+    recipient: str
+    decision: str
+    outcome: str
+    route: dict[str, Any]
+    decided_at: datetime
+    leaf_index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewDelivery(_NewRow):
+    """A delivery (see :class:`DeliveryRow`)."""
+
+    TABLE: ClassVar[str] = "deliveries"
+    id: str
+    report_id: str
+    recipient: str
+    originator: str
+    purpose: str
+    via: str | None
+    consent_id: str | None
+    marking: dict[str, Any]
+    state: str
+    profile: str
+    key_fingerprint: str
+    wrapped_key: bytes = field(repr=False)
+    created_at: datetime
+    leaf_index: int
+    fetched_at: datetime | None = None
+    acked_at: datetime | None = None
+    ack_leaf_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewConsent(_NewRow):
+    """A consent request (see :class:`ConsentRow`)."""
+
+    TABLE: ClassVar[str] = "consents"
+    id: str
+    report_id: str
+    originator: str
+    recipient: str
+    hub: str
+    arrangement: str
+    per_report: bool
+    state: str
+    requested_at: datetime
+    expires_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    reason: str
+    standing_id: str | None
+    outcome: dict[str, Any] | None
+    leaf_index: int
+    resolution_leaf_index: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewStandingConsent(_NewRow):
+    """A standing consent (see :class:`StandingConsentRow`)."""
+
+    TABLE: ClassVar[str] = "standing_consents"
+    id: str
+    originator: str
+    topic_prefix: str
+    recipient: str
+    hub: str | None
+    valid_from: datetime
+    valid_until: datetime
+    note: str
+    created_at: datetime
+    revoked_at: datetime | None
+    leaf_index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewIncident(_NewRow):
+    """A loss or compromise report (see :class:`IncidentRow`)."""
+
+    TABLE: ClassVar[str] = "incidents"
+    id: str
+    delivery_id: str
+    report_id: str
+    reporter: str
+    originator: str
+    kind: str
+    description: str
+    created_at: datetime
+    leaf_index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewIncidentUpdate(_NewRow):
+    """An update of an incident (see :class:`IncidentUpdateRow`)."""
+
+    TABLE: ClassVar[str] = "incident_updates"
+    incident_id: str
+    by: str
+    result: str
+    measures: str
+    created_at: datetime
+    leaf_index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewInboxItem(_NewRow):
+    """An item of a party's inbox (see :class:`InboxEventRow`)."""
+
+    TABLE: ClassVar[str] = "inbox_events"
+    party: str
+    kind: str
+    ref: str
+    body: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewPrincipal(_NewRow):
+    """A principal (see :class:`PrincipalRow`)."""
+
+    TABLE: ClassVar[str] = "principals"
+    id: str
+    name: str
+    role: str
+    party: str | None
+    token_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewPartyKey(_NewRow):
+    """A party's registered public keys (see :class:`PartyKeyRow`)."""
+
+    TABLE: ClassVar[str] = "party_keys"
+    fingerprint: str
+    party: str
+    profile: str
+    signing_key: str
+    encryption_key: str
+    registered_at: datetime
+    registered_by: str
+    retired_at: datetime | None = None
+
+
+NewRow = (
+    NewReport
+    | NewDecision
+    | NewDelivery
+    | NewConsent
+    | NewStandingConsent
+    | NewIncident
+    | NewIncidentUpdate
+    | NewInboxItem
+    | NewPrincipal
+    | NewPartyKey
+)
+"""Any row a service adds."""
+
+_PARENTS_FIRST = ("reports", "decisions", "consents", "deliveries", "incidents", "incident_updates")
+
+
 _TABLES: dict[str, Any] = {
     "reports": SubmittedReportRow.__table__,
     "decisions": DecisionRow.__table__,
@@ -255,16 +482,22 @@ class ExchangeRepo:
             s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _WRITER_LOCK})
 
     @staticmethod
-    def insert(s: Tx, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert ``rows`` into the exchange table named ``table`` (one ``executemany``).
+    def add(s: Tx, rows: Iterable[NewRow]) -> None:
+        """Insert ``rows``, one ``executemany`` per table, parents before children.
 
-        Raises:
-            KeyError: for a table name that is not an exchange table (a programming error).
+        Core on the session's connection: no ORM unit of work for bulk rows, and one statement
+        object per table (its compiled form is found in the cache at once).
         """
-        if rows:
-            # Core on the session's connection: no ORM unit of work for bulk rows, and one
-            # statement object per table (its compiled form is found in the cache at once).
-            s.connection().execute(_INSERTS[table], rows if isinstance(rows, list) else list(rows))
+        by_table: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_table.setdefault(row.TABLE, []).append(row.as_row())
+        if not by_table:
+            return
+        conn = s.connection()
+        for table in (*_PARENTS_FIRST, *(t for t in by_table if t not in _PARENTS_FIRST)):
+            batch = by_table.get(table)
+            if batch:
+                conn.execute(_INSERTS[table], batch)
 
     @staticmethod
     def update(s: Tx, table: str, key: Mapping[str, Any], values: Mapping[str, Any]) -> int:
@@ -381,7 +614,7 @@ class ExchangeRepo:
     @staticmethod
     def due_consents(s: Tx, now: datetime, originator: str | None = None) -> list[ConsentRow]:
         """Pending consent requests whose time ran out at ``now``."""
-        q = select(ConsentRow).where(ConsentRow.state == "pending", ConsentRow.expires_at <= now)
+        q = select(ConsentRow).where(ConsentRow.state == ConsentState.PENDING, ConsentRow.expires_at <= now)
         if originator is not None:
             q = q.where(ConsentRow.originator == originator)
         return list(s.scalars(q.order_by(ConsentRow.expires_at)))

@@ -8,18 +8,88 @@ stream pushes them as their transactions commit.
 
 from __future__ import annotations
 
-import base64
+import hashlib
 from datetime import datetime
 from typing import Any
 
+from gsomia.domain.instants import utc_iso
+from gsomia.domain.markings import Marking
+from gsomia.domain.states import DeliveryPurpose, DeliveryState
 from gsomia.errors import InvalidInput, UnknownEntity
 from gsomia.services.exchange.access import Action, Principal, authorize
-from gsomia.services.exchange.context import ExchangeContext, t
-from gsomia.storage.exchange import DeliveryRow, ExchangeRepo, SubmittedReportRow, Tx
+from gsomia.services.exchange.context import DeliveryWrap, ExchangeContext, Pending
+from gsomia.services.exchange.presenters import delivery_marking, delivery_view
+from gsomia.storage.exchange import ExchangeRepo, NewDelivery, Tx
 from gsomia.storage.writer import Outcome
 
-__all__ = ["DeliveryService"]
+__all__ = ["DeliveryService", "add_delivery"]
 
+
+def add_delivery(
+    ctx: ExchangeContext,
+    s: Tx,
+    rows: Pending,
+    *,
+    wrap: DeliveryWrap,
+    report_id: str,
+    originator: str,
+    topic: str,
+    marking: Marking,
+    purpose: DeliveryPurpose,
+    via: str | None,
+    consent_id: str | None,
+    at: datetime,
+) -> dict[str, Any]:
+    """Ledger and queue one delivery and its inbox item; return its summary."""
+    mark = delivery_marking(marking)
+    leaf = ctx.ledger.append(
+        s,
+        ctx.entry(
+            "delivery",
+            at,
+            {
+                "delivery": wrap.delivery_id,
+                "report": report_id,
+                "originator": originator,
+                "recipient": wrap.party,
+                "purpose": purpose,
+                "via": via,
+                "marking": mark,
+                "key": wrap.fingerprint,
+                "wrapped_key_sha256": hashlib.sha256(wrap.wrapped).hexdigest(),
+            },
+        ),
+    )
+    rows.add(
+        NewDelivery(
+            id=wrap.delivery_id,
+            report_id=report_id,
+            recipient=wrap.party,
+            originator=originator,
+            purpose=purpose,
+            via=via,
+            consent_id=consent_id,
+            marking=mark,
+            state=DeliveryState.READY,
+            profile=wrap.profile,
+            key_fingerprint=wrap.fingerprint,
+            wrapped_key=wrap.wrapped,
+            created_at=at,
+            leaf_index=leaf,
+        )
+    )
+    summary = {
+        "id": wrap.delivery_id,
+        "recipient": wrap.party,
+        "purpose": purpose,
+        "via": via,
+        "marking": mark,
+        "leaf_index": leaf,
+        "created_at": utc_iso(at),
+    }
+    body = {"type": "delivery", "report": report_id, "originator": originator, "topic": topic, **summary}
+    rows.inbox(wrap.party, "delivery", wrap.delivery_id, body, at)
+    return summary
 
 
 class DeliveryService:
@@ -56,55 +126,26 @@ class DeliveryService:
             if report is None:
                 raise UnknownEntity(f"no delivery {delivery_id!r}")
             state, fetched_at = d.state, d.fetched_at
-            view = self._delivery_view(d, report)
-        if state == "ready":
+            view = delivery_view(d, report)
+        if state == DeliveryState.READY:
             now = self.ctx.clock.now()
             fetched_at = self.ctx.committer.run(lambda s: self._mark_fetched(s, delivery_id, now))
-            view["state"] = "fetched"
-        view["fetched_at"] = t(fetched_at) if fetched_at else None
+            view["state"] = DeliveryState.FETCHED
+        view["fetched_at"] = utc_iso(fetched_at) if fetched_at else None
         return view
 
     @staticmethod
     def _mark_fetched(s: Tx, delivery_id: str, now: datetime) -> Outcome[datetime]:
         n = ExchangeRepo.update(
-            s, "deliveries", {"id": delivery_id, "state": "ready"}, {"state": "fetched", "fetched_at": now}
+            s,
+            "deliveries",
+            {"id": delivery_id, "state": DeliveryState.READY},
+            {"state": DeliveryState.FETCHED, "fetched_at": now},
         )
         if n == 0:
             d = ExchangeRepo.delivery(s, delivery_id)
             return Outcome(d.fetched_at if d is not None and d.fetched_at is not None else now)
         return Outcome(now)
-
-    @staticmethod
-    def _delivery_view(d: DeliveryRow, report: SubmittedReportRow) -> dict[str, Any]:
-        signed = {
-            "id": report.id,
-            "originator": report.originator,
-            "topic": report.topic,
-            "level": report.level,
-            "caveats": report.caveats,
-            "created": report.created,
-            "recipients": report.recipients,
-            "content_type": report.content_type,
-        }
-        return {
-            "id": d.id,
-            "report": d.report_id,
-            "originator": d.originator,
-            "topic": report.topic,
-            "marking": d.marking,
-            "via": d.via,
-            "purpose": d.purpose,
-            "state": d.state,
-            "leaf_index": d.leaf_index,
-            "created_at": t(d.created_at),
-            "acked_at": t(d.acked_at) if d.acked_at else None,
-            "content_type": report.content_type,
-            "payload_ciphertext": base64.b64encode(report.payload).decode("ascii"),
-            "wrapped_key": base64.b64encode(d.wrapped_key).decode("ascii"),
-            "profile": d.profile,
-            "key": d.key_fingerprint,
-            "origin": {"report": signed, "signature": report.signature, "key": report.key, "digest": report.digest},
-        }
 
     def acknowledge(self, principal: Principal, delivery_id: str, *, need_to_know: bool) -> dict[str, Any]:
         """Acknowledge receipt of a delivery, attesting need-to-know (rule 5); ledgered. Idempotent.
@@ -134,15 +175,15 @@ class DeliveryService:
                     {"delivery": d.id, "report": d.report_id, "recipient": d.recipient, "need_to_know": True},
                 ),
             )
-            values = {"state": "acknowledged", "acked_at": now, "ack_leaf_index": leaf}
+            values = {"state": DeliveryState.ACKNOWLEDGED, "acked_at": now, "ack_leaf_index": leaf}
             values |= {"fetched_at": d.fetched_at or now}
             ExchangeRepo.update(s, "deliveries", {"id": d.id}, values)
-            d.acked_at, d.ack_leaf_index, d.state = now, leaf, "acknowledged"
+            d.acked_at, d.ack_leaf_index, d.state = now, leaf, DeliveryState.ACKNOWLEDGED
         return Outcome(
             {
                 "id": d.id,
                 "state": d.state,
-                "acked_at": t(d.acked_at),
+                "acked_at": utc_iso(d.acked_at),
                 "leaf_index": d.ack_leaf_index,
             }
         )

@@ -23,7 +23,7 @@ from gsomia.crypto import PartyKeys, Profile, PublicKeys, read_private_keyfile, 
 from gsomia.domain.instants import iso
 from gsomia.errors import InvalidInput, NotAuthenticated, UnknownEntity
 from gsomia.services.exchange.access import Action, Principal, Role, authorize
-from gsomia.storage.exchange import ExchangeRepo, PartyKeyRow, PrincipalRow
+from gsomia.storage.exchange import ExchangeRepo, NewPartyKey, NewPrincipal, PartyKeyRow, PrincipalRow
 from gsomia.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -136,17 +136,16 @@ class IdentityService:
         if party is not None:
             self._check_party(party)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        row = {
-            "id": principal.id,
-            "name": name,
-            "role": role.value,
-            "party": party,
-            "token_hash": token_hash(token),
-            "created_at": self._clock(),
-            "revoked_at": None,
-        }
+        row = NewPrincipal(
+            id=principal.id,
+            name=name,
+            role=role.value,
+            party=party,
+            token_hash=token_hash(token),
+            created_at=self._clock(),
+        )
         with self._store.writing("adding a principal") as s:
-            ExchangeRepo.insert(s, "principals", [row])
+            ExchangeRepo.add(s, [row])
         return IssuedToken(principal=principal, token=token)
 
     def principals(self) -> list[PrincipalInfo]:
@@ -277,17 +276,16 @@ class IdentityService:
             for old in ExchangeRepo.current_keys(s, party):
                 ExchangeRepo.update(s, "party_keys", {"fingerprint": old.fingerprint}, {"retired_at": now})
             d = keys.to_dict()
-            row = {
-                "fingerprint": fp,
-                "party": party,
-                "profile": d["profile"],
-                "signing_key": d["signing_key"],
-                "encryption_key": d["encryption_key"],
-                "registered_at": now,
-                "registered_by": principal.id,
-                "retired_at": None,
-            }
-            ExchangeRepo.insert(s, "party_keys", [row])
+            row = NewPartyKey(
+                fingerprint=fp,
+                party=party,
+                profile=d["profile"],
+                signing_key=d["signing_key"],
+                encryption_key=d["encryption_key"],
+                registered_at=now,
+                registered_by=principal.id,
+            )
+            ExchangeRepo.add(s, [row])
         self._refresh_keys(force=True)
         log.info("registered %s keys %s for %s", keys.profile, fp[:16], party)
         return RegisteredKeys(keys=keys, registered_at=now, registered_by=principal.id), True

@@ -12,8 +12,9 @@ from typing import Any
 
 from gsomia.errors import InvalidInput
 from gsomia.services.exchange.access import Action, Principal, authorize
-from gsomia.services.exchange.context import ExchangeContext, Rows, new_id, t
-from gsomia.storage.exchange import ExchangeRepo, IncidentRow, IncidentUpdateRow, Tx
+from gsomia.services.exchange.context import ExchangeContext, Pending, new_id
+from gsomia.services.exchange.presenters import incident_view, update_view
+from gsomia.storage.exchange import ExchangeRepo, NewIncident, NewIncidentUpdate, Tx
 from gsomia.storage.writer import Outcome
 
 __all__ = ["INCIDENT_KINDS", "IncidentService"]
@@ -75,20 +76,20 @@ class IncidentService:
                     },
                 ),
             )
-            row = {
-                "id": iid,
-                "delivery_id": d.id,
-                "report_id": d.report_id,
-                "reporter": d.recipient,
-                "originator": d.originator,
-                "kind": kind,
-                "description": description,
-                "created_at": now,
-                "leaf_index": leaf,
-            }
-            rows = Rows()
-            rows.add("incidents", row)
-            view = _incident_view(IncidentRow(**row), [])
+            row = NewIncident(
+                id=iid,
+                delivery_id=d.id,
+                report_id=d.report_id,
+                reporter=d.recipient,
+                originator=d.originator,
+                kind=kind,
+                description=description,
+                created_at=now,
+                leaf_index=leaf,
+            )
+            rows = Pending()
+            rows.add(row)
+            view = incident_view(row, [])
             rows.inbox(d.originator, "incident", iid, {"type": "incident", **view}, now)
             rows.flush(s)
             return rows.outcome(ctx, view)
@@ -133,21 +134,20 @@ class IncidentService:
                     },
                 ),
             )
-            row = {
-                "incident_id": inc.id,
-                "by": by,
-                "result": result,
-                "measures": measures,
-                "created_at": now,
-                "leaf_index": leaf,
-            }
-            ExchangeRepo.insert(s, "incident_updates", [row])
+            ExchangeRepo.add(
+                s,
+                [
+                    NewIncidentUpdate(
+                        incident_id=inc.id, by=by, result=result, measures=measures, created_at=now, leaf_index=leaf
+                    )
+                ],
+            )
             updates = ExchangeRepo.incident_updates(s, inc.id)
-            view = _incident_view(inc, updates)
-            rows = Rows()
-            update_view = _update_view(updates[-1])
+            view = incident_view(inc, updates)
+            rows = Pending()
+            latest = update_view(updates[-1])
             for party in {inc.reporter, inc.originator} - {by}:
-                body = {"type": "incident_update", "incident": inc.id, "delivery": inc.delivery_id, **update_view}
+                body = {"type": "incident_update", "incident": inc.id, "delivery": inc.delivery_id, **latest}
                 rows.inbox(party, "incident_update", inc.id, body, now)
             rows.flush(s)
             return rows.outcome(ctx, view)
@@ -168,34 +168,8 @@ class IncidentService:
             owners = [inc.reporter, inc.originator] if inc else []
             authorize(principal, Action.FOLLOW_INCIDENT, owners=owners, thing="incident", thing_id=incident_id)
             assert inc is not None  # noqa: S101 - authorize raised for a missing incident
-            return _incident_view(inc, ExchangeRepo.incident_updates(s, inc.id))
-
+            return incident_view(inc, ExchangeRepo.incident_updates(s, inc.id))
 
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _update_view(u: IncidentUpdateRow) -> dict[str, Any]:
-    return {
-        "by": u.by,
-        "result": u.result,
-        "measures": u.measures,
-        "created_at": t(u.created_at),
-        "leaf_index": u.leaf_index,
-    }
-
-
-def _incident_view(inc: IncidentRow, updates: list[IncidentUpdateRow]) -> dict[str, Any]:
-    return {
-        "id": inc.id,
-        "delivery": inc.delivery_id,
-        "report": inc.report_id,
-        "reporter": inc.reporter,
-        "originator": inc.originator,
-        "kind": inc.kind,
-        "description": inc.description,
-        "created_at": t(inc.created_at),
-        "leaf_index": inc.leaf_index,
-        "updates": [_update_view(u) for u in updates],
-    }

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gsomia.domain.instants import parse_instant
+from gsomia.domain.instants import parse_instant, utc_iso
 from gsomia.domain.lifecycle import status_at
 from gsomia.errors import StorageError, UnknownEntity
 from gsomia.scenario.loader import parse_scenario_document
 from gsomia.services.analysis import presenters as views
 from gsomia.services.exchange.access import Action, Principal, authorize
-from gsomia.services.exchange.context import UTC_ZONE, ExchangeContext, new_id, t
+from gsomia.services.exchange.context import UTC_ZONE, ExchangeContext, new_id
 from gsomia.storage.exchange import Tx
 from gsomia.storage.store import StoredEvent
 from gsomia.storage.writer import Outcome
@@ -70,7 +70,12 @@ class OperatorService:
             raise UnknownEntity(f"unknown agreement {agreement_id!r} (known: {', '.join(sorted(known))})")
         now = ctx.clock.now()
         event_id = spec.id or new_id("op")
-        doc: dict[str, Any] = {"id": event_id, "agreement": agreement_id, "kind": spec.kind, "at": spec.at or t(now)}
+        doc: dict[str, Any] = {
+            "id": event_id,
+            "agreement": agreement_id,
+            "kind": spec.kind,
+            "at": spec.at or utc_iso(now),
+        }
         for name in ("by", "effective", "note", "source", "changes"):
             value = getattr(spec, name)
             if value:
@@ -101,9 +106,9 @@ class OperatorService:
                         "event": stored.id,
                         "agreement": stored.agreement,
                         "kind": stored.kind,
-                        "event_at": t(stored.at),
+                        "event_at": utc_iso(stored.at),
                         "by": stored.by,
-                        "effective": t(stored.effective) if stored.effective else None,
+                        "effective": utc_iso(stored.effective) if stored.effective else None,
                         "recorded_by": principal.id,
                     },
                 ),

@@ -16,23 +16,17 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from gsomia.domain.instants import format_duration
+from gsomia.domain.instants import format_duration, utc_iso
 from gsomia.domain.record import Caveats
 from gsomia.domain.routing import Decision, ReleaseRequest, Route, explain
+from gsomia.domain.states import ConsentState, DeliveryPurpose, ReleaseOutcome
 from gsomia.errors import Conflict, InvalidInput
 from gsomia.services.analysis import presenters as views
 from gsomia.services.exchange.access import Action, Principal, authorize
-from gsomia.services.exchange.context import (
-    UTC_ZONE,
-    DeliveryWrap,
-    ExchangeContext,
-    Rows,
-    add_delivery,
-    decision_entry_route,
-    new_id,
-    t,
-)
-from gsomia.storage.exchange import ConsentRow, ExchangeRepo, StandingConsentRow, SubmittedReportRow, Tx
+from gsomia.services.exchange.context import UTC_ZONE, DeliveryWrap, ExchangeContext, Pending, new_id
+from gsomia.services.exchange.deliveries import add_delivery
+from gsomia.services.exchange.presenters import consent_summary, decision_entry_route
+from gsomia.storage.exchange import ConsentRow, ExchangeRepo, NewConsent, StandingConsentRow, SubmittedReportRow, Tx
 from gsomia.storage.writer import Outcome
 
 log = logging.getLogger(__name__)
@@ -40,35 +34,10 @@ log = logging.getLogger(__name__)
 _REASON_MAX = 2000
 
 
-def consent_summary(c: ConsentRow, report: SubmittedReportRow | None = None) -> dict[str, Any]:
-    """A consent request as its originator (and the submission result) shows it."""
-    out: dict[str, Any] = {
-        "id": c.id,
-        "report": c.report_id,
-        "originator": c.originator,
-        "recipient": c.recipient,
-        "hub": c.hub,
-        "arrangement": c.arrangement,
-        "per_report": c.per_report,
-        "state": c.state,
-        "requested_at": t(c.requested_at),
-        "expires_at": t(c.expires_at),
-        "resolved_at": t(c.resolved_at) if c.resolved_at else None,
-        "reason": c.reason or None,
-        "standing_consent": c.standing_id,
-        "outcome": c.outcome,
-        "leaf_index": c.leaf_index,
-        "resolution_leaf_index": c.resolution_leaf_index,
-    }
-    if report is not None:
-        out |= {"topic": report.topic, "level": report.level}
-    return out
-
-
 def release_relay(
     ctx: ExchangeContext,
     s: Tx,
-    rows: Rows,
+    rows: Pending,
     *,
     report_id: str,
     originator: str,
@@ -98,8 +67,8 @@ def release_relay(
             at=at,
         )
         for wrap, marking, purpose, via in (
-            (hub, route.legs[0].marking, "relay_hub", None),
-            (onward, route.marking, "relay_onward", route.via),
+            (hub, route.legs[0].marking, DeliveryPurpose.RELAY_HUB, None),
+            (onward, route.marking, DeliveryPurpose.RELAY_ONWARD, route.via),
         )
     ]
 
@@ -107,7 +76,7 @@ def release_relay(
 def open_consent(
     ctx: ExchangeContext,
     s: Tx,
-    rows: Rows,
+    rows: Pending,
     *,
     report_id: str,
     originator: str,
@@ -140,7 +109,7 @@ def open_consent(
                 "arrangement": route.arrangement,
                 "per_report": route.per_report_consent,
                 "standing_consent": standing.id if standing else None,
-                "expires_at": t(expires),
+                "expires_at": utc_iso(expires),
             },
         ),
     )
@@ -160,27 +129,27 @@ def open_consent(
             onward=onward,
             at=at,
         )
-    row = {
-        "id": cid,
-        "report_id": report_id,
-        "originator": originator,
-        "recipient": route.request.recipient,
-        "hub": route.via,
-        "arrangement": route.arrangement,
-        "per_report": route.per_report_consent,
-        "state": "granted" if granted else "pending",
-        "requested_at": at,
-        "expires_at": expires,
-        "resolved_at": at if granted else None,
-        "resolved_by": f"standing:{standing.id}" if standing else None,
-        "reason": "standing consent" if granted else "",
-        "standing_id": standing.id if standing else None,
-        "outcome": {"relayed": True, "deliveries": [d["id"] for d in deliveries]} if granted else None,
-        "leaf_index": leaf,
-        "resolution_leaf_index": leaf if granted else None,
-    }
-    rows.add("consents", row)
-    summary = consent_summary(ConsentRow(**row))  # the same shape as a stored one
+    row = NewConsent(
+        id=cid,
+        report_id=report_id,
+        originator=originator,
+        recipient=route.request.recipient,
+        hub=route.via,
+        arrangement=route.arrangement,
+        per_report=route.per_report_consent,
+        state=ConsentState.GRANTED if granted else ConsentState.PENDING,
+        requested_at=at,
+        expires_at=expires,
+        resolved_at=at if granted else None,
+        resolved_by=f"standing:{standing.id}" if standing else None,
+        reason="standing consent" if granted else "",
+        standing_id=standing.id if standing else None,
+        outcome={"relayed": True, "deliveries": [d["id"] for d in deliveries]} if granted else None,
+        leaf_index=leaf,
+        resolution_leaf_index=leaf if granted else None,
+    )
+    rows.add(row)
+    summary = consent_summary(row)  # the same shape as a stored one
     if not granted:
         body = {
             "type": "consent_request",
@@ -192,8 +161,8 @@ def open_consent(
             "topic": topic,
             "level": level,
             "per_report": route.per_report_consent,
-            "requested_at": t(at),
-            "expires_at": t(expires),
+            "requested_at": utc_iso(at),
+            "expires_at": utc_iso(expires),
             "leaf_index": leaf,
         }
         rows.inbox(originator, "consent_request", cid, body, at)
@@ -221,7 +190,7 @@ class ConsentService:
             StorageError: on a database failure.
         """
         authorize(principal, Action.ANSWER_CONSENT)
-        if state not in (None, "pending", "granted", "refused", "expired"):
+        if state is not None and state not in tuple(ConsentState):
             raise InvalidInput("state must be pending, granted, refused or expired")
         assert principal.party is not None  # noqa: S101 - only parties answer consents
         self.expire_due(originator=principal.party)
@@ -261,15 +230,15 @@ class ConsentService:
         c = ExchangeRepo.consent(s, consent_id)
         authorize(principal, Action.ANSWER_CONSENT, owners=[c.originator] if c else [], thing="consent request")
         assert c is not None  # noqa: S101 - authorize raised for a missing consent
-        rows = Rows()
-        if c.state == "pending" and c.expires_at <= now:
+        rows = Pending()
+        if c.state == ConsentState.PENDING and c.expires_at <= now:
             self._expire(s, c)
-            return rows.outcome(ctx, (consent_summary(c), f"consent request {c.id} expired at {t(c.expires_at)}"))
-        if c.state != "pending":
+            return rows.outcome(ctx, (consent_summary(c), f"consent request {c.id} expired at {utc_iso(c.expires_at)}"))
+        if c.state != ConsentState.PENDING:
             return rows.outcome(ctx, (consent_summary(c), f"consent request {c.id} is already {c.state}"))
         report = ExchangeRepo.report(s, c.report_id)
         assert report is not None  # noqa: S101 - a consent's report is a foreign key
-        action = "granted" if grant else "refused"
+        action = ConsentState.GRANTED if grant else ConsentState.REFUSED
         leaf = ctx.ledger.append(
             s,
             ctx.entry(
@@ -296,10 +265,10 @@ class ConsentService:
         )
         if grant:
             c.outcome = self._relay_on_grant(s, rows, c, report, now)
-            decision_outcome = "relayed" if c.outcome.get("relayed") else "relay_refused"
+            decision_outcome = ReleaseOutcome.RELAYED if c.outcome.get("relayed") else ReleaseOutcome.RELAY_REFUSED
         else:
             c.outcome = {"relayed": False, "reasons": [{"rule": "third_party", "message": "the originator refused"}]}
-            decision_outcome = "consent_refused"
+            decision_outcome = ReleaseOutcome.CONSENT_REFUSED
         ExchangeRepo.update(
             s,
             "consents",
@@ -320,7 +289,7 @@ class ConsentService:
         return rows.outcome(ctx, (consent_summary(c, report), ""))
 
     def _relay_on_grant(
-        self, s: Tx, rows: Rows, c: ConsentRow, report: SubmittedReportRow, now: datetime
+        self, s: Tx, rows: Pending, c: ConsentRow, report: SubmittedReportRow, now: datetime
     ) -> dict[str, Any]:
         ctx = self.ctx
         caveats = Caveats(
@@ -362,7 +331,7 @@ class ConsentService:
                     "report": report.id,
                     "originator": report.originator,
                     "recipient": c.recipient,
-                    "outcome": "relayed" if relayed else "relay_refused",
+                    "outcome": ReleaseOutcome.RELAYED if relayed else ReleaseOutcome.RELAY_REFUSED,
                     "consent": c.id,
                     "route": decision_entry_route({**route_json, "reasons": reasons}),
                 },
@@ -412,12 +381,20 @@ class ConsentService:
         ExchangeRepo.update(
             s,
             "consents",
-            {"id": c.id, "state": "pending"},
-            {"state": "expired", "resolved_at": c.expires_at, "reason": reason, "resolution_leaf_index": leaf}
+            {"id": c.id, "state": ConsentState.PENDING},
+            {
+                "state": ConsentState.EXPIRED,
+                "resolved_at": c.expires_at,
+                "reason": reason,
+                "resolution_leaf_index": leaf,
+            }
             | {"outcome": outcome},
         )
         ExchangeRepo.update(
-            s, "decisions", {"report_id": c.report_id, "recipient": c.recipient}, {"outcome": "consent_expired"}
+            s,
+            "decisions",
+            {"report_id": c.report_id, "recipient": c.recipient},
+            {"outcome": ReleaseOutcome.CONSENT_EXPIRED},
         )
         c.state, c.resolved_at, c.reason, c.resolution_leaf_index, c.outcome = (
             "expired",

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gsomia.domain.instants import parse_instant
+from gsomia.domain.instants import parse_instant, utc_iso
 from gsomia.errors import InvalidInput
 from gsomia.services.exchange.access import Action, Principal, authorize
-from gsomia.services.exchange.context import UTC_ZONE, ExchangeContext, new_id, t
-from gsomia.storage.exchange import ExchangeRepo, StandingConsentRow, Tx
+from gsomia.services.exchange.context import UTC_ZONE, ExchangeContext, new_id
+from gsomia.services.exchange.presenters import standing_summary
+from gsomia.storage.exchange import ExchangeRepo, NewStandingConsent, StandingConsentRow, Tx
 from gsomia.storage.writer import Outcome
 
 __all__ = ["StandingConsentService", "StandingConsentSpec", "matching_standing", "topic_matches"]
@@ -38,22 +39,6 @@ def matching_standing(
         if sc.recipient == recipient and (sc.hub is None or sc.hub == hub) and topic_matches(sc.topic_prefix, topic):
             return sc
     return None
-
-
-def standing_summary(sc: StandingConsentRow) -> dict[str, Any]:
-    """A standing consent as its originator sees it."""
-    return {
-        "id": sc.id,
-        "originator": sc.originator,
-        "topic_prefix": sc.topic_prefix,
-        "recipient": sc.recipient,
-        "hub": sc.hub,
-        "valid_from": t(sc.valid_from),
-        "valid_until": t(sc.valid_until),
-        "note": sc.note or None,
-        "revoked_at": t(sc.revoked_at) if sc.revoked_at else None,
-        "leaf_index": sc.leaf_index,
-    }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,26 +99,26 @@ class StandingConsentService:
                         "topic_prefix": spec.topic_prefix,
                         "recipient": spec.recipient,
                         "hub": spec.hub,
-                        "valid_from": t(start),
-                        "valid_until": t(until),
+                        "valid_from": utc_iso(start),
+                        "valid_until": utc_iso(until),
                     },
                 ),
             )
-            row = {
-                "id": sid,
-                "originator": originator,
-                "topic_prefix": spec.topic_prefix,
-                "recipient": spec.recipient,
-                "hub": spec.hub,
-                "valid_from": start,
-                "valid_until": until,
-                "note": spec.note,
-                "created_at": now,
-                "revoked_at": None,
-                "leaf_index": leaf,
-            }
-            ExchangeRepo.insert(s, "standing_consents", [row])
-            return Outcome(standing_summary(StandingConsentRow(**row)))
+            row = NewStandingConsent(
+                id=sid,
+                originator=originator,
+                topic_prefix=spec.topic_prefix,
+                recipient=spec.recipient,
+                hub=spec.hub,
+                valid_from=start,
+                valid_until=until,
+                note=spec.note,
+                created_at=now,
+                revoked_at=None,
+                leaf_index=leaf,
+            )
+            ExchangeRepo.add(s, [row])
+            return Outcome(standing_summary(row))
 
         return ctx.committer.run(job)
 

@@ -21,28 +21,22 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from gsomia.crypto import encrypt_payload, new_content_key, verify
+from gsomia.codec import b64decode
+from gsomia.crypto import encrypt_payload, new_content_key, payload_aad, verify
+from gsomia.domain.instants import utc_iso
 from gsomia.domain.record import Caveats, Record
 from gsomia.domain.routing import Decision, ReleaseRequest, Route, explain
+from gsomia.domain.states import DeliveryPurpose, ReleaseOutcome
 from gsomia.errors import BadSignature, Conflict, InvalidInput
 from gsomia.ledger.entries import entry_bytes  # the one canonical (RFC 8785) encoder
 from gsomia.services.analysis import presenters as views
 from gsomia.services.exchange.access import Action, Principal, authorize
-from gsomia.services.exchange.context import (
-    UTC_ZONE,
-    DeliveryWrap,
-    ExchangeContext,
-    Rows,
-    add_delivery,
-    b64decode,
-    decision_entry_route,
-    delivery_summary,
-    payload_aad,
-    t,
-)
-from gsomia.services.exchange.relays import consent_summary, open_consent
+from gsomia.services.exchange.context import UTC_ZONE, DeliveryWrap, ExchangeContext, Pending
+from gsomia.services.exchange.deliveries import add_delivery
+from gsomia.services.exchange.presenters import consent_summary, decision_entry_route, delivery_summary
+from gsomia.services.exchange.relays import open_consent
 from gsomia.services.exchange.standing import matching_standing
-from gsomia.storage.exchange import ExchangeRepo, SubmittedReportRow, Tx
+from gsomia.storage.exchange import ExchangeRepo, NewDecision, NewReport, SubmittedReportRow, Tx
 from gsomia.storage.writer import Outcome
 
 __all__ = ["ReportSubmission", "SubmissionResult", "SubmissionService"]
@@ -300,7 +294,7 @@ class SubmissionService:
         existing = ExchangeRepo.report_digests(s, [p.id for p in batch])
         out: list[Outcome[SubmissionResult] | Exception] = []
         fresh: dict[str, tuple[_Prepared, int]] = {}
-        rows = Rows()
+        rows = Pending()
         for p in batch:
             stored = existing.get(p.id)
             earlier = fresh.get(p.id)
@@ -330,7 +324,7 @@ class SubmissionService:
             out[first] = replace(out[first], after_commit=rows.outcome(ctx, None).after_commit)  # type: ignore[type-var]
         return out
 
-    def _write(self, s: Tx, rows: Rows, p: _Prepared) -> dict[str, Any]:
+    def _write(self, s: Tx, rows: Pending, p: _Prepared) -> dict[str, Any]:
         ctx = self.ctx
         caveats = {
             "rel_to": sorted(p.caveats.rel_to) if p.caveats.rel_to is not None else None,
@@ -353,16 +347,24 @@ class SubmissionService:
         }
         leaf = ctx.ledger.append(s, ctx.entry("submission", p.at, {"report": p.id, **described}))
         rows.add(
-            "reports",
-            {
-                "id": p.id,
-                **described,
-                "signature": p.signature,
-                "payload": p.payload_ct,
-                "sealed_key": p.sealed_key,
-                "received_at": p.at,
-                "leaf_index": leaf,
-            },
+            NewReport(
+                id=p.id,
+                originator=p.originator,
+                topic=p.topic,
+                level=p.level,
+                caveats=caveats,
+                created=p.report["created"],
+                recipients=p.report.get("recipients"),
+                content_type=p.report["content_type"],
+                payload_size=p.payload_size,
+                digest=p.digest,
+                key=p.key,
+                signature=p.signature,
+                payload=p.payload_ct,
+                sealed_key=p.sealed_key,
+                received_at=p.at,
+                leaf_index=leaf,
+            )
         )
         standing = None
         if any(plan.route.decision is Decision.RELAY for plan in p.plans) and not p.caveats.orcon:
@@ -373,32 +375,32 @@ class SubmissionService:
             "originator": p.originator,
             "digest": p.digest,
             "leaf_index": leaf,
-            "received_at": t(p.at),
+            "received_at": utc_iso(p.at),
             "recipients": recipients,
         }
 
-    def _commit_plan(self, s: Tx, rows: Rows, p: _Prepared, plan: _Plan, standing: Sequence[Any]) -> dict[str, Any]:
+    def _commit_plan(self, s: Tx, rows: Pending, p: _Prepared, plan: _Plan, standing: Sequence[Any]) -> dict[str, Any]:
         ctx = self.ctx
         route = plan.route
         deliveries: list[dict[str, Any]] = []
         consent: dict[str, Any] | None = None
         if route.decision is Decision.DENY:
-            outcome = "denied"
+            outcome = ReleaseOutcome.DENIED
         elif plan.missing_key is not None:
-            outcome = "no_key"
+            outcome = ReleaseOutcome.NO_KEY
         elif route.decision is Decision.DIRECT:
-            outcome = "delivered"
+            outcome = ReleaseOutcome.DELIVERED
         else:
-            outcome = "pending_consent"
+            outcome = ReleaseOutcome.PENDING_CONSENT
         reasons = list(plan.route_json["reasons"])
-        if outcome == "no_key":
+        if outcome is ReleaseOutcome.NO_KEY:
             reasons.append({"rule": "keys", "message": f"{plan.missing_key} has registered no encryption key"})
         route_json = {**plan.route_json, "reasons": reasons}
         match = None
-        if outcome == "pending_consent" and route.via is not None:
+        if outcome is ReleaseOutcome.PENDING_CONSENT and route.via is not None:
             match = matching_standing(standing, topic=p.topic, recipient=plan.recipient, hub=route.via)
             if match is not None:
-                outcome = "relayed"
+                outcome = ReleaseOutcome.RELAYED
         decision_leaf = ctx.ledger.append(
             s,
             ctx.entry(
@@ -409,18 +411,17 @@ class SubmissionService:
             ),
         )
         rows.add(
-            "decisions",
-            {
-                "report_id": p.id,
-                "recipient": plan.recipient,
-                "decision": route.decision.value,
-                "outcome": outcome,
-                "route": route_json,
-                "decided_at": p.at,
-                "leaf_index": decision_leaf,
-            },
+            NewDecision(
+                report_id=p.id,
+                recipient=plan.recipient,
+                decision=route.decision.value,
+                outcome=outcome,
+                route=route_json,
+                decided_at=p.at,
+                leaf_index=decision_leaf,
+            )
         )
-        if outcome == "delivered" and plan.direct is not None and route.marking is not None:
+        if outcome is ReleaseOutcome.DELIVERED and plan.direct is not None and route.marking is not None:
             deliveries.append(
                 add_delivery(
                     ctx,
@@ -431,13 +432,13 @@ class SubmissionService:
                     originator=p.originator,
                     topic=p.topic,
                     marking=route.marking,
-                    purpose="direct",
+                    purpose=DeliveryPurpose.DIRECT,
                     via=None,
                     consent_id=None,
                     at=p.at,
                 )
             )
-        elif outcome in ("pending_consent", "relayed"):
+        elif outcome in (ReleaseOutcome.PENDING_CONSENT, ReleaseOutcome.RELAYED):
             consent, relayed = open_consent(
                 ctx,
                 s,
@@ -467,7 +468,7 @@ class SubmissionService:
         for d in ExchangeRepo.deliveries_of_report(s, report.id):
             if d.consent_id is not None:
                 by_consent.setdefault(d.consent_id, []).append(delivery_summary(d))
-            elif d.purpose == "direct":
+            elif d.purpose == DeliveryPurpose.DIRECT:
                 direct[d.recipient] = delivery_summary(d)
         consents = {c.recipient: c for c in ExchangeRepo.consents_of_report(s, report.id)}
         recipients = []
@@ -491,7 +492,7 @@ class SubmissionService:
             "originator": report.originator,
             "digest": report.digest,
             "leaf_index": report.leaf_index,
-            "received_at": t(report.received_at),
+            "received_at": utc_iso(report.received_at),
             "recipients": recipients,
         }
 

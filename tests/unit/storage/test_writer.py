@@ -8,12 +8,11 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from gsomia.errors import Conflict
-from gsomia.storage.exchange import ExchangeRepo, Tx
+from gsomia.storage.exchange import ExchangeRepo, NewPrincipal, Tx
 from gsomia.storage.store import Store
 from gsomia.storage.writer import GroupCommitter, Outcome
 
@@ -27,16 +26,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-def principal_row(i: int) -> dict[str, Any]:
-    return {
-        "id": f"p-{i}",
-        "name": f"n{i}",
-        "role": "auditor",
-        "party": None,
-        "token_hash": f"{i:064d}",
-        "created_at": NOW,
-        "revoked_at": None,
-    }
+def principal_row(i: int) -> NewPrincipal:
+    return NewPrincipal(id=f"p-{i}", name=f"n{i}", role="auditor", party=None, token_hash=f"{i:064d}", created_at=NOW)
 
 
 def test_a_batch_keeps_the_good_items_and_refuses_the_bad_one_whole(store: Store) -> None:
@@ -48,7 +39,7 @@ def test_a_batch_keeps_the_good_items_and_refuses_the_bad_one_whole(store: Store
             if i == 3:
                 out.append(Conflict("three is refused"))
                 continue
-            ExchangeRepo.insert(s, "principals", [principal_row(i)])
+            ExchangeRepo.add(s, [principal_row(i)])
             out.append(Outcome(i, (lambda i=i: committed.append(i),)))
         return out
 
@@ -70,7 +61,7 @@ def test_a_batch_keeps_the_good_items_and_refuses_the_bad_one_whole(store: Store
 def test_a_handler_that_raises_is_retried_item_by_item(store: Store) -> None:
     def handler(s: Tx, items: list[int]) -> list[Outcome[int] | Exception]:
         for i in items:
-            ExchangeRepo.insert(s, "principals", [principal_row(i if i != 2 else 1)])  # 2 clashes with 1
+            ExchangeRepo.add(s, [principal_row(i if i != 2 else 1)])  # 2 clashes with 1
         return [Outcome(i) for i in items]
 
     committer = GroupCommitter(store)
@@ -108,7 +99,7 @@ def test_a_service_method_gets_every_item_queued_together_in_one_call(store: Sto
             self.calls: list[list[int]] = []
 
         def commit_many(self, s: Tx, items: list[int]) -> list[Outcome[int] | Exception]:
-            ExchangeRepo.insert(s, "principals", [principal_row(i) for i in items])
+            ExchangeRepo.add(s, [principal_row(i) for i in items])
             self.calls.append(list(items))
             return [Outcome(i) for i in items]
 
@@ -138,7 +129,7 @@ def test_coroutines_hear_back_after_the_commit_each_with_its_own_outcome(store: 
             if i == 2:
                 out.append(Conflict("two is refused"))
                 continue
-            ExchangeRepo.insert(s, "principals", [principal_row(i)])
+            ExchangeRepo.add(s, [principal_row(i)])
             out.append(Outcome(i))
         return out
 

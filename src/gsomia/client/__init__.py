@@ -1,0 +1,1 @@
+"""The exchange's HTTP client, for the CLI and the party node."""

@@ -1,0 +1,172 @@
+"""The exchange's JSON shapes: what a party, an operator or an auditor is shown of reports,
+decisions, deliveries, consents, standing consents and incidents. Use cases build values;
+these functions alone say how they look on the wire (docs/protocol.md)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+from gsomia.domain.instants import utc_iso as t
+from gsomia.domain.markings import Marking
+from gsomia.storage.exchange import (
+    ConsentRow,
+    DeliveryRow,
+    IncidentRow,
+    IncidentUpdateRow,
+    NewConsent,
+    NewIncident,
+    NewIncidentUpdate,
+    NewStandingConsent,
+    StandingConsentRow,
+    SubmittedReportRow,
+)
+
+__all__ = [
+    "consent_summary",
+    "decision_entry_route",
+    "delivery_marking",
+    "delivery_summary",
+    "delivery_view",
+    "incident_view",
+    "standing_summary",
+    "update_view",
+]
+
+
+def decision_entry_route(route_json: Mapping[str, Any]) -> dict[str, Any]:
+    """What a decision's ledger entry records of its route: the decision, path, agreements,
+    hub, resulting level and every reason (the full route stays in the decision row)."""
+    marking = route_json.get("marking") or {}
+    return {
+        "decision": route_json["decision"],
+        "path": route_json["path"],
+        "agreements": route_json["agreements"],
+        "arrangement": route_json.get("arrangement"),
+        "via": route_json.get("via"),
+        "level": marking.get("recipient_level"),
+        "reasons": route_json["reasons"],
+    }
+
+
+def delivery_marking(m: Marking) -> dict[str, str]:
+    """What a recipient sees (Art. 4.2): the originator's name and level, and its own level."""
+    return {
+        "originator": m.originator,
+        "originator_level": m.level,
+        "common_level": m.common_level,
+        "level": m.recipient_level,
+        "banner": m.banner(),
+    }
+
+
+def delivery_summary(d: DeliveryRow) -> dict[str, Any]:
+    """A stored delivery's summary, as :func:`add_delivery` returned it."""
+    return {
+        "id": d.id,
+        "recipient": d.recipient,
+        "purpose": d.purpose,
+        "via": d.via,
+        "marking": d.marking,
+        "leaf_index": d.leaf_index,
+        "created_at": t(d.created_at),
+    }
+
+
+def consent_summary(c: ConsentRow | NewConsent, report: SubmittedReportRow | None = None) -> dict[str, Any]:
+    """A consent request as its originator (and the submission result) shows it."""
+    out: dict[str, Any] = {
+        "id": c.id,
+        "report": c.report_id,
+        "originator": c.originator,
+        "recipient": c.recipient,
+        "hub": c.hub,
+        "arrangement": c.arrangement,
+        "per_report": c.per_report,
+        "state": c.state,
+        "requested_at": t(c.requested_at),
+        "expires_at": t(c.expires_at),
+        "resolved_at": t(c.resolved_at) if c.resolved_at else None,
+        "reason": c.reason or None,
+        "standing_consent": c.standing_id,
+        "outcome": c.outcome,
+        "leaf_index": c.leaf_index,
+        "resolution_leaf_index": c.resolution_leaf_index,
+    }
+    if report is not None:
+        out |= {"topic": report.topic, "level": report.level}
+    return out
+
+
+def standing_summary(sc: StandingConsentRow | NewStandingConsent) -> dict[str, Any]:
+    """A standing consent as its originator sees it."""
+    return {
+        "id": sc.id,
+        "originator": sc.originator,
+        "topic_prefix": sc.topic_prefix,
+        "recipient": sc.recipient,
+        "hub": sc.hub,
+        "valid_from": t(sc.valid_from),
+        "valid_until": t(sc.valid_until),
+        "note": sc.note or None,
+        "revoked_at": t(sc.revoked_at) if sc.revoked_at else None,
+        "leaf_index": sc.leaf_index,
+    }
+
+
+def delivery_view(d: DeliveryRow, report: SubmittedReportRow) -> dict[str, Any]:
+    signed = {
+        "id": report.id,
+        "originator": report.originator,
+        "topic": report.topic,
+        "level": report.level,
+        "caveats": report.caveats,
+        "created": report.created,
+        "recipients": report.recipients,
+        "content_type": report.content_type,
+    }
+    return {
+        "id": d.id,
+        "report": d.report_id,
+        "originator": d.originator,
+        "topic": report.topic,
+        "marking": d.marking,
+        "via": d.via,
+        "purpose": d.purpose,
+        "state": d.state,
+        "leaf_index": d.leaf_index,
+        "created_at": t(d.created_at),
+        "acked_at": t(d.acked_at) if d.acked_at else None,
+        "content_type": report.content_type,
+        "payload_ciphertext": base64.b64encode(report.payload).decode("ascii"),
+        "wrapped_key": base64.b64encode(d.wrapped_key).decode("ascii"),
+        "profile": d.profile,
+        "key": d.key_fingerprint,
+        "origin": {"report": signed, "signature": report.signature, "key": report.key, "digest": report.digest},
+    }
+
+
+def update_view(u: IncidentUpdateRow | NewIncidentUpdate) -> dict[str, Any]:
+    return {
+        "by": u.by,
+        "result": u.result,
+        "measures": u.measures,
+        "created_at": t(u.created_at),
+        "leaf_index": u.leaf_index,
+    }
+
+
+def incident_view(inc: IncidentRow | NewIncident, updates: list[IncidentUpdateRow]) -> dict[str, Any]:
+    return {
+        "id": inc.id,
+        "delivery": inc.delivery_id,
+        "report": inc.report_id,
+        "reporter": inc.reporter,
+        "originator": inc.originator,
+        "kind": inc.kind,
+        "description": inc.description,
+        "created_at": t(inc.created_at),
+        "leaf_index": inc.leaf_index,
+        "updates": [update_view(u) for u in updates],
+    }
