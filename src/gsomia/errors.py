@@ -93,3 +93,13 @@ class LedgerInvalid(GsomiaError):
 
 class PayloadTooLarge(GsomiaError):
     """A request body or payload exceeds the configured limit."""
+
+
+class ExchangeUnreachable(GsomiaError):
+    """The exchange could not be reached (refused connection, name resolution, TLS, timeout,
+    a broken stream). Nothing is known to have happened on the server."""
+
+
+class ExchangeError(GsomiaError):
+    """The exchange answered with an error that names no cause gsomia knows (an internal
+    error, or an answer that is not a problem document)."""

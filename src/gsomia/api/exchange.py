@@ -9,20 +9,17 @@ Request bodies reject unknown fields (422). Errors are RFC 9457 problems.
 
 from __future__ import annotations
 
-import gc
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from gsomia.api.auth import Caller
-from gsomia.bootstrap import App
+from gsomia.api.deps import Caller, app_of
 from gsomia.crypto import PublicKeys
 from gsomia.errors import InvalidInput
 from gsomia.services.exchange.operator import EventSpec
@@ -32,35 +29,7 @@ from gsomia.services.exchange.submissions import ReportSubmission
 STREAM_POLL_SECONDS = 1.0
 """How often an event stream re-reads the store without a wake-up (items from other workers)."""
 
-GC_THRESHOLDS = (10_000, 20, 20)
-"""The collector's generation thresholds while serving (why and how much: ADR 3)."""
-
-
-@asynccontextmanager
-async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
-    app: App = api.state.gsomia
-    app.exchange.start()  # the consent-expiry sweep
-    await run_in_threadpool(app.exchange.warm)  # the compiled record and the keys, before any request
-    # Everything built at start-up (the compiled record, the Merkle tree, routes, modules) lives
-    # as long as the server: keep it out of the collector's passes, which would otherwise pause
-    # requests. A request allocates thousands of short-lived objects that reference counting
-    # frees; with the default thresholds (700, 10, 10) the collector ran every few requests and
-    # took about 7% of the CPU under load, so young objects are collected less often.
-    gc.collect()
-    gc.freeze()
-    thresholds = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLDS)
-    yield
-    gc.set_threshold(*thresholds)
-    app.exchange.consents.stop_sweeper()
-
-
-router = APIRouter(prefix="/api/v1", tags=["exchange"], lifespan=_lifespan)
-
-
-def _app(request: Request) -> App:
-    app: App = request.app.state.gsomia
-    return app
+router = APIRouter(prefix="/api/v1", tags=["exchange"])
 
 
 class _Strict(BaseModel):
@@ -109,7 +78,7 @@ class SubmissionIn(_Strict):
 async def submit(request: Request, body: SubmissionIn, caller: Caller) -> JSONResponse:
     """Verify, decide every recipient at the exchange clock, encrypt, wrap per recipient, ledger."""
     sub = ReportSubmission(report=body.report.model_dump(mode="json"), signature=body.signature, key=body.key)
-    result = await _app(request).exchange.submissions.submit_async(caller, sub)
+    result = await app_of(request).exchange.submissions.submit_async(caller, sub)
     # The body is plain JSON values built by the service: encoded once by the standard library,
     # without a second pass through a response model (the hottest endpoint).
     return JSONResponse(result.body, status_code=201 if result.created else 200)
@@ -118,7 +87,7 @@ async def submit(request: Request, body: SubmissionIn, caller: Caller) -> JSONRe
 @router.get("/reports/{report_id}", summary="The current result of one of your reports")
 def report(request: Request, report_id: str, caller: Caller) -> dict[str, Any]:
     """Decisions, deliveries and consent states per recipient (originator only)."""
-    return _app(request).exchange.submissions.result(caller, report_id)
+    return app_of(request).exchange.submissions.result(caller, report_id)
 
 
 # --- inbox and deliveries --------------------------------------------------------------------
@@ -133,7 +102,7 @@ def inbox(
 ) -> dict[str, Any]:
     """``{"items": [...], "next_cursor"}``; ``next_cursor`` is null when there is nothing more now."""
     after = _cursor(cursor)
-    items, last = _app(request).exchange.deliveries.inbox(caller, after=after, limit=limit)
+    items, last = app_of(request).exchange.deliveries.inbox(caller, after=after, limit=limit)
     return {"items": items, "next_cursor": str(last) if len(items) == limit else None, "cursor": str(last)}
 
 
@@ -158,7 +127,7 @@ async def stream(
 ) -> EventSourceResponse:
     """Events ``delivery``, ``consent_request``, ``incident``, ``incident_update``; the event id is
     the inbox cursor. Without ``Last-Event-ID`` or ``cursor`` the stream starts with new items."""
-    exchange = _app(request).exchange
+    exchange = app_of(request).exchange
     resume = last_event_id if last_event_id is not None else cursor
     # Subscribe before reading where to start, so an item committed in between is not missed.
     subscription = exchange.notifier.subscribe(caller.party or "")
@@ -191,7 +160,7 @@ async def stream(
 @router.get("/deliveries/{delivery_id}", summary="Fetch a delivery (attests need-to-know)")
 def delivery(request: Request, delivery_id: str, caller: Caller) -> dict[str, Any]:
     """The marking, the payload ciphertext and the content key wrapped to your key; decrypt locally."""
-    return _app(request).exchange.deliveries.delivery(caller, delivery_id)
+    return app_of(request).exchange.deliveries.delivery(caller, delivery_id)
 
 
 class AckIn(_Strict):
@@ -203,7 +172,7 @@ class AckIn(_Strict):
 @router.post("/deliveries/{delivery_id}/ack", summary="Acknowledge receipt (attests need-to-know)")
 def ack(request: Request, delivery_id: str, body: AckIn, caller: Caller) -> dict[str, Any]:
     """Ledgered once; acknowledging again returns the same acknowledgement."""
-    return _app(request).exchange.deliveries.acknowledge(caller, delivery_id, need_to_know=body.need_to_know)
+    return app_of(request).exchange.deliveries.acknowledge(caller, delivery_id, need_to_know=body.need_to_know)
 
 
 # --- incidents -----------------------------------------------------------------------------
@@ -219,13 +188,13 @@ class IncidentIn(_Strict):
 @router.post("/deliveries/{delivery_id}/incidents", status_code=201, summary="Report loss or compromise (Art. 17)")
 def file_incident(request: Request, delivery_id: str, body: IncidentIn, caller: Caller) -> dict[str, Any]:
     """The originator is told at once (an inbox item)."""
-    return _app(request).exchange.incidents.file_incident(caller, delivery_id, kind=body.kind, description=body.description)
+    return app_of(request).exchange.incidents.file_incident(caller, delivery_id, kind=body.kind, description=body.description)
 
 
 @router.get("/incidents/{incident_id}", summary="An incident and its updates")
 def incident(request: Request, incident_id: str, caller: Caller) -> dict[str, Any]:
     """For the reporting recipient and the originator."""
-    return _app(request).exchange.incidents.incident(caller, incident_id)
+    return app_of(request).exchange.incidents.incident(caller, incident_id)
 
 
 class IncidentUpdateIn(_Strict):
@@ -238,7 +207,7 @@ class IncidentUpdateIn(_Strict):
 @router.post("/incidents/{incident_id}/updates", status_code=201, summary="Append results and measures")
 def update_incident(request: Request, incident_id: str, body: IncidentUpdateIn, caller: Caller) -> dict[str, Any]:
     """By the reporter or the originator; the other side is told."""
-    return _app(request).exchange.incidents.update_incident(caller, incident_id, result=body.result, measures=body.measures)
+    return app_of(request).exchange.incidents.update_incident(caller, incident_id, result=body.result, measures=body.measures)
 
 
 # --- consents ------------------------------------------------------------------------------
@@ -253,7 +222,7 @@ def consents(
     ] = "pending",
 ) -> dict[str, Any]:
     """Pending ones by default; expired requests are expired (and ledgered) first."""
-    items = _app(request).exchange.consents.consents(caller, state=None if state == "all" else state)
+    items = app_of(request).exchange.consents.consents(caller, state=None if state == "all" else state)
     return {"consents": items}
 
 
@@ -268,7 +237,7 @@ class ConsentAnswerIn(_Strict):
 def answer(request: Request, consent_id: str, body: ConsentAnswerIn, caller: Caller) -> dict[str, Any]:
     """A grant decides the relay again now; if it still holds, the hub's and the onward
     deliveries are made, each ledgered; otherwise the answer says why the relay was refused."""
-    return _app(request).exchange.consents.answer(
+    return app_of(request).exchange.consents.answer(
         caller, consent_id, grant=body.decision == "grant", reason=body.reason
     )
 
@@ -288,19 +257,19 @@ class StandingConsentIn(_Strict):
 def add_standing(request: Request, body: StandingConsentIn, caller: Caller) -> dict[str, Any]:
     """Relays it covers are released at once (never for ORCON reports)."""
     spec = StandingConsentSpec(**body.model_dump())
-    return _app(request).exchange.standing.add(caller, spec)
+    return app_of(request).exchange.standing.add(caller, spec)
 
 
 @router.get("/standing-consents", summary="Your standing consents")
 def standing(request: Request, caller: Caller) -> dict[str, Any]:
     """Revoked ones included, with ``revoked_at``."""
-    return {"standing_consents": _app(request).exchange.standing.list(caller)}
+    return {"standing_consents": app_of(request).exchange.standing.list(caller)}
 
 
 @router.delete("/standing-consents/{standing_id}", summary="Revoke a standing consent")
 def revoke_standing(request: Request, standing_id: str, caller: Caller) -> dict[str, Any]:
     """Idempotent; ledgered once."""
-    return _app(request).exchange.standing.revoke(caller, standing_id)
+    return app_of(request).exchange.standing.revoke(caller, standing_id)
 
 
 # --- keys ----------------------------------------------------------------------------------
@@ -322,7 +291,7 @@ def register_keys(
 ) -> dict[str, Any]:
     """A party registers its own keys (an operator may register any party's); earlier keys retire."""
     keys = PublicKeys.from_dict(body.model_dump(exclude_none=True))
-    registered, new = _app(request).exchange.identity.register_keys(caller, party, keys)
+    registered, new = app_of(request).exchange.identity.register_keys(caller, party, keys)
     response.status_code = 201 if new else 200
     return {"party": party, **registered.as_dict()}
 
@@ -330,7 +299,7 @@ def register_keys(
 @router.get("/parties/{party}/keys", summary="A party's public keys")
 def public_keys(request: Request, party: str, caller: Caller) -> dict[str, Any]:
     """Public keys only: what a client needs to verify an originator's signature."""
-    keys = _app(request).exchange.identity.public_keys(caller, party)
+    keys = app_of(request).exchange.identity.public_keys(caller, party)
     return {"party": party, "keys": [k.as_dict() for k in keys]}
 
 
@@ -368,13 +337,13 @@ class EventIn(_Strict):
 @router.post("/agreements/{agreement_id}/events", status_code=201, summary="Record an agreement event (operator)")
 def record_event(request: Request, agreement_id: str, body: EventIn, caller: Caller) -> dict[str, Any]:
     """Changes decisions from now on; deliveries already made keep their markings (Art. 21.4)."""
-    return _app(request).exchange.operator.record_event(caller, agreement_id, EventSpec(**body.model_dump()))
+    return app_of(request).exchange.operator.record_event(caller, agreement_id, EventSpec(**body.model_dump()))
 
 
 @router.get("/exchange/stats", summary="Exchange counts (auditor, operator): never content")
 def stats(request: Request, caller: Caller) -> dict[str, Any]:
     """Reports, decisions by outcome, deliveries by state, consents by state, incidents, pairs."""
-    return _app(request).exchange.deliveries.stats(caller)
+    return app_of(request).exchange.deliveries.stats(caller)
 
 
 class ClockIn(_Strict):
@@ -386,7 +355,7 @@ class ClockIn(_Strict):
 @router.get("/exercise", summary="Whether exercise mode is on, and the exchange clock")
 def exercise(request: Request, caller: Caller) -> dict[str, Any]:
     """``{"exercise": bool, "clock", "whatif"}``."""
-    clock = _app(request).exchange.clock
+    clock = app_of(request).exchange.clock
     info = clock.info()
     return {"exercise": info is not None, "clock": clock.now().isoformat(), "whatif": info.whatif if info else None}
 
@@ -394,5 +363,5 @@ def exercise(request: Request, caller: Caller) -> dict[str, Any]:
 @router.post("/exercise/clock", summary="Move the exercise clock forward (operator, exercise mode only)")
 def set_clock(request: Request, body: ClockIn, caller: Caller) -> dict[str, Any]:
     """Never backwards; consent requests that run out are expired at once."""
-    at = _app(request).exchange.operator.advance_clock(caller, body.at)
+    at = app_of(request).exchange.operator.advance_clock(caller, body.at)
     return {"exercise": True, "clock": at.isoformat()}

@@ -9,15 +9,12 @@ the entries themselves, and RFC 9162 §2.1.3 / §2.1.4 proofs against any past t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 
-from gsomia.api.auth import ledger_reader
-from gsomia.bootstrap import App
+from gsomia.api.deps import app_of, ledger_reader
 from gsomia.services.ledger.service import PAGE_LIMIT
 
 # Every ledger endpoint's dependencies, in one place: a bearer token of a party, an operator or
@@ -25,24 +22,10 @@ from gsomia.services.ledger.service import PAGE_LIMIT
 DEPENDENCIES: list[Any] = [Depends(ledger_reader)]
 
 
-@asynccontextmanager
-async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
-    # Startup: load (or create) the checkpoint key and rebuild the tree from the stored leaf
-    # hashes before the first request, so no request pays for it.
-    app: App = api.state.gsomia
-    app.ledger.open()
-    yield
-
-
-router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"], dependencies=DEPENDENCIES, lifespan=_lifespan)
+router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"], dependencies=DEPENDENCIES)
 
 Index = Annotated[int, Query(ge=0, description="Zero-based entry (leaf) index.")]
 Size = Annotated[int | None, Query(ge=0, description="Tree size; default: the current size.")]
-
-
-def _app(request: Request) -> App:
-    app: App = request.app.state.gsomia
-    return app
 
 
 @router.get(
@@ -53,14 +36,14 @@ def _app(request: Request) -> App:
 )
 def checkpoint(request: Request) -> PlainTextResponse:
     """The signed note: origin, tree size, base64 root hash, a blank line, the signature line."""
-    note = _app(request).ledger.checkpoint()
+    note = app_of(request).ledger.checkpoint()
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
 
 
 @router.get("/key", summary="The exchange's checkpoint verification key")
 def key(request: Request) -> dict[str, str]:
     """``{"name", "key_id", "public_key", "algorithm", "vkey"}``; pin it to verify checkpoints."""
-    return _app(request).ledger.public_key()
+    return app_of(request).ledger.public_key()
 
 
 @router.get("/entries", summary="Entries in index order, a page at a time")
@@ -70,20 +53,20 @@ def entries(
     limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT, description=f"Page size, at most {PAGE_LIMIT}.")] = 100,
 ) -> dict[str, Any]:
     """``{"start", "limit", "entries": [...], "next"}``; ``next`` is null after the last entry."""
-    rows = _app(request).ledger.entries(start, limit)
+    rows = app_of(request).ledger.entries(start, limit)
     return {"start": start, "limit": limit, "entries": rows, "next": start + len(rows) if len(rows) == limit else None}
 
 
 @router.get("/entries/{index}", summary="One entry, with its leaf hash")
 def entry(request: Request, index: int) -> dict[str, Any]:
     """``{"index", "entry", "leaf_hash", "recorded_at"}``."""
-    return _app(request).ledger.entry(index)
+    return app_of(request).ledger.entry(index)
 
 
 @router.get("/proof/inclusion", summary="Inclusion proof of an entry (RFC 9162 §2.1.3)")
 def inclusion(request: Request, index: Index, size: Size = None) -> dict[str, Any]:
     """``{"index", "size", "leaf_hash", "proof", "root"}``, plus the signed checkpoint at the current size."""
-    return _app(request).ledger.inclusion(index, size)
+    return app_of(request).ledger.inclusion(index, size)
 
 
 @router.get("/proof/consistency", summary="Consistency proof between two tree sizes (RFC 9162 §2.1.4)")
@@ -93,4 +76,4 @@ def consistency(
     new: Size = None,
 ) -> dict[str, Any]:
     """``{"old", "new", "proof", "old_root", "new_root"}``, plus the signed checkpoint at the current size."""
-    return _app(request).ledger.consistency(old, new)
+    return app_of(request).ledger.consistency(old, new)

@@ -11,51 +11,24 @@ the analysis commands (:mod:`gsomia.cli.analysis`), the impact report
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from gsomia import __version__
 from gsomia.bootstrap import App, Settings, build
-from gsomia.cli import analysis
+from gsomia.cli import analysis, common
 from gsomia.cli.exchange import client_cli, keys_cli, principals_cli
 from gsomia.cli.ledger import ledger_cli
 from gsomia.cli.options import AsJson, Host, Port
 from gsomia.cli.report import render_report, report_cmd
 from gsomia.cli.scenario import scenario_cli
-from gsomia.errors import (
-    Conflict,
-    GsomiaError,
-    InvalidInput,
-    LedgerInvalid,
-    NotAuthenticated,
-    NotPermitted,
-    StorageError,
-    UnknownEntity,
-    ValidationFailed,
-)
+from gsomia.errors import InvalidInput
 from gsomia.services.analysis import presenters as views
 
-EXIT_CODES: dict[type[GsomiaError], int] = {
-    ValidationFailed: 3,
-    InvalidInput: 4,
-    UnknownEntity: 5,
-    Conflict: 6,
-    StorageError: 7,
-    LedgerInvalid: 8,
-    NotAuthenticated: 9,
-    NotPermitted: 9,
-}
-"""Exit codes by error class; any other gsomia error exits 1, a usage error 2."""
-
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+out, err = common.out, common.err
 
 HELP = """gsomia: release classified reports only where a security agreement in force allows it,
 and answer what happens to the flows if an agreement ends.
@@ -81,45 +54,6 @@ cli.add_typer(keys_cli, name="keys")
 cli.add_typer(principals_cli, name="principals")
 
 
-class _State:
-    db: str | None = None
-    app: App | None = None
-
-
-_state = _State()
-
-
-def _app() -> App:
-    if _state.app is None:
-        settings = Settings(db=_state.db) if _state.db else Settings()
-        _state.app = build(settings)
-    return _state.app
-
-
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-
-
-def _fail(e: GsomiaError) -> NoReturn:
-    # plain writes: an error line must never be wrapped or styled
-    if isinstance(e, ValidationFailed):
-        for p in e.problems:
-            sys.stderr.write(f"{p}\n")
-        sys.stderr.write(f"error: {len(e.problems)} problem(s) found; nothing was loaded\n")
-    else:
-        sys.stderr.write(f"error: {' '.join(str(e).split())}\n")
-    code = next((c for cls, c in EXIT_CODES.items() if isinstance(e, cls)), 1)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except GsomiaError as e:
-        _fail(e)
-
-
 def _version(value: bool) -> None:
     if value:
         sys.stdout.write(f"gsomia {__version__}\n")
@@ -135,8 +69,8 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    _state.db = db
-    _state.app = None
+    common.state.db = db
+    common.state.app = None
 
 
 # --- demo, serve -----------------------------------------------------------------------------
@@ -156,8 +90,8 @@ def demo(
     exchange on HOST:PORT until interrupted (--no-serve stops after the credentials)."""
     from gsomia.services.exchange.identity import issue_demo_credentials  # noqa: PLC0415
 
-    with _errors():
-        app = _app()
+    with common.errors():
+        app = common.app()
         if serve_after:
             _check_port_free(host, port)
         loaded, outcome = app.scenarios.load("japan-korea-2019")
@@ -173,7 +107,7 @@ def demo(
                 "directory": str(credentials.directory),
                 "tokens_file": str(credentials.tokens_file),
             }
-            _emit_json(data)
+            common.emit_json(data)
         else:
             render_report(report)
             out.print()
@@ -232,11 +166,11 @@ def serve(
 ) -> None:
     """Serve the dashboard (at /), the API (OpenAPI at /docs) and the exchange on HOST:PORT until
     interrupted."""
-    with _errors():
+    with common.errors():
         if exercise_clock or exercise_whatif:
             # --db has GSOMIA_DB as its envvar, so db=None here means neither was given
-            _state.app = build(Settings(db=_state.db, exercise_clock=exercise_clock, exercise_whatif=exercise_whatif))
-        app = _app()
+            common.state.app = build(Settings(db=common.state.db, exercise_clock=exercise_clock, exercise_whatif=exercise_whatif))
+        app = common.app()
         summary = app.store.summary()
         err.print(
             f"gsomia {__version__} serving {summary.name if summary else 'an empty database'} from "
@@ -272,7 +206,5 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else 1
     finally:
-        if _state.app is not None:
-            _state.app.close()
-            _state.app = None
+        common.close_app()
     return 0

@@ -15,8 +15,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-import gsomia.cli as root
 from gsomia.bootstrap import App
+from gsomia.cli import common
 from gsomia.cli.options import AddEvent, AsJson, At, DropEvent, Pair, PeriodEnd, PeriodStart, Topic, WhatIfFile
 from gsomia.domain.coverage import Flow
 from gsomia.domain.instants import format_duration, iso
@@ -45,12 +45,12 @@ def read_whatif(app: App, file: Path | None, add: list[str] | None, drop: list[s
 @contextmanager
 def _progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
     """A progress bar on stderr for long pair-level work (only on a terminal)."""
-    if total < 2000 or not root.err.is_terminal:
+    if total < 2000 or not common.err.is_terminal:
         yield None
         return
     from rich.progress import Progress  # noqa: PLC0415
 
-    with Progress(console=root.err, transient=True) as bar:
+    with Progress(console=common.err, transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
 
@@ -69,13 +69,13 @@ def status(
 ) -> None:
     """Each agreement's derived state at an instant: in force, notice pending (and when it ends),
     notice suspended, terminated or expired, with the current term's end and notice deadline."""
-    with root._errors():
-        app = root._app()
+    with common.errors():
+        app = common.app()
         w = read_whatif(app, whatif, add_event, drop_event)
         when = app.analysis.instant(at, agreement=agreement)
         rows = app.analysis.status(when, w, agreement)
         if as_json:
-            root._emit_json([views.status_json(s) for s in rows])
+            common.emit_json([views.status_json(s) for s in rows])
             return
         t = Table(
             title=f"Agreements at {iso(when, _zone(app))}" + (f" — what-if: {w.describe()}" if not w.empty else "")
@@ -93,7 +93,7 @@ def status(
                 s.notice_deadline.isoformat() if s.notice_deadline else "—",
                 iso(s.ends_at, z) or "—",
             )
-        root.out.print(t)
+        common.out.print(t)
 
 
 def _caveats(rel_to: str | None, noforn: bool, orcon: bool) -> Caveats:
@@ -121,8 +121,8 @@ def route(
 ) -> None:
     """Decide one release: direct, relayed through a hub (with consent and modelled delay), or
     denied, with every reason citing the rule and the agreement article behind it."""
-    with root._errors():
-        app = root._app()
+    with common.errors():
+        app = common.app()
         w = read_whatif(app, whatif, add_event, drop_event)
         when = app.analysis.instant(at)
         r = app.analysis.route(
@@ -136,38 +136,38 @@ def route(
         )
         z = _zone(app)
         if as_json:
-            root._emit_json(views.route_json(r, z))
+            common.emit_json(views.route_json(r, z))
             return
         head = {"direct": "[green]DIRECT[/green]", "relay": "[yellow]RELAY[/yellow]", "deny": "[red]DENY[/red]"}[
             str(r.decision)
         ]
-        root.out.print(
+        common.out.print(
             f"{head} {originator.upper()} → {recipient.upper()} · {topic} · {level} · {iso(when, z)}"
             + (f" · what-if: {w.describe()}" if not w.empty else "")
         )
         if r.allowed:
-            root.out.print(f"  path: {' → '.join(r.path)} under {', '.join(r.agreements)}", markup=False)
+            common.out.print(f"  path: {' → '.join(r.path)} under {', '.join(r.agreements)}", markup=False)
             if r.marking:
-                root.out.print(
+                common.out.print(
                     f"  recipient marks it: {r.marking.banner()} (common level {r.marking.common_level})", markup=False
                 )
             for leg in r.legs:
-                root.out.print(
+                common.out.print(
                     f"  leg {leg.sender}→{leg.receiver} under {leg.agreement} at {iso(leg.at, z)}: {leg.marking.level} → {leg.marking.recipient_level}",
                     markup=False,
                 )
             if r.consent_required:
                 kind = "for this very report (ORCON)" if r.per_report_consent else "standing or for this report"
-                root.out.print(f"  consent: the originator's prior written consent is required ({kind})", markup=False)
+                common.out.print(f"  consent: the originator's prior written consent is required ({kind})", markup=False)
             if r.delay:
-                root.out.print(f"  delay: +{format_duration(r.delay)}", markup=False)
+                common.out.print(f"  delay: +{format_duration(r.delay)}", markup=False)
             for a in r.assumptions:
-                root.out.print(f"  assumption: {a}", markup=False)
+                common.out.print(f"  assumption: {a}", markup=False)
         label = "why not a better route" if r.allowed else "reasons"
         if r.reasons:
-            root.out.print(f"  {label}:")
+            common.out.print(f"  {label}:")
             for reason in r.reasons:
-                root.out.print(f"    - {reason}", markup=False)
+                common.out.print(f"    - {reason}", markup=False)
 
 
 def _coverage_table(rows: list[Flow], topic: str) -> Table:
@@ -206,22 +206,22 @@ def coverage(
 ) -> None:
     """For every ordered pair of parties and topic at an instant: direct, relay via a hub
     (+ modelled delay, marked *), or none."""
-    with root._errors():
-        app = root._app()
+    with common.errors():
+        app = common.app()
         w = read_whatif(app, whatif, add_event, drop_event)
         when = app.analysis.instant(at)
         with _progress(app.analysis.pair_count(pair), "coverage") as progress:
             rows = app.analysis.coverage(when, topic=topic, pair=pair, whatif=w, progress=progress)
         if as_json:
-            root._emit_json([views.flow_json(f) for f in rows])
+            common.emit_json([views.flow_json(f) for f in rows])
             return
-        root.out.print(
+        common.out.print(
             f"Coverage at {iso(when, _zone(app))}" + (f" — what-if: {w.describe()}" if not w.empty else ""),
             markup=False,
         )
         for t in sorted({f.topic for f in rows}):
-            root.out.print(_coverage_table(rows, t))
-        root.out.print("* relay delays are modelling assumptions (sources give no figure).", markup=False)
+            common.out.print(_coverage_table(rows, t))
+        common.out.print("* relay delays are modelling assumptions (sources give no figure).", markup=False)
 
 
 def gaps(
@@ -236,8 +236,8 @@ def gaps(
 ) -> None:
     """Every interval with no route at all, per pair and topic, computed exactly from the
     instants at which agreements change (never by sampling days)."""
-    with root._errors():
-        app = root._app()
+    with common.errors():
+        app = common.app()
         w = read_whatif(app, whatif, add_event, drop_event)
         if (start is None) != (end is None):
             raise InvalidInput("give both --from and --to, or neither (the scenario's window)")
@@ -246,15 +246,15 @@ def gaps(
             rows = app.analysis.gaps(lo, hi, topic=topic, pair=pair, whatif=w, progress=progress)
         z = _zone(app)
         if as_json:
-            root._emit_json([views.gap_json(g, z) for g in rows])
+            common.emit_json([views.gap_json(g, z) for g in rows])
             return
         t = Table(title=f"Gaps {iso(lo, z)} → {iso(hi, z)}" + (f" — what-if: {w.describe()}" if not w.empty else ""))
         for col in ("from", "to", "topic", "start", "end"):
             t.add_column(col)
         for g in rows:
             t.add_row(g.originator, g.recipient, g.topic, iso(g.start, z) or "", iso(g.end, z) or "")
-        root.out.print(t)
-        root.out.print(f"{len(rows)} gap interval(s).", markup=False)
+        common.out.print(t)
+        common.out.print(f"{len(rows)} gap interval(s).", markup=False)
 
 
 def stats(
@@ -267,14 +267,14 @@ def stats(
 ) -> None:
     """Information provided under an agreement, by year (and month where dated), with a
     Mann–Kendall trend test whose p-value is exact for few years."""
-    with root._errors():
-        app = root._app()
+    with common.errors():
+        app = common.app()
         when = app.analysis.instant(at, agreement=agreement)
         rows = app.analysis.stats(agreement, when)
         rec = app.analysis.compiled().record
         if as_json:
             data = [views.stats_json(s, rec.agreements[s.agreement].timezone) for s in rows]
-            root._emit_json(data[0] if agreement else data)
+            common.emit_json(data[0] if agreement else data)
             return
         for s in rows:
             z = rec.agreements[s.agreement].timezone
@@ -285,12 +285,12 @@ def stats(
                 mark = " (partial year)" if y in s.partial_years else ""
                 t.add_row(y + mark, str(n))
             t.add_row("total", str(s.total))
-            root.out.print(t)
+            common.out.print(t)
             tr = s.trend
             p = f"p = {tr.p_value:.3f}" if tr.p_value is not None else "no p-value"
-            root.out.print(f"Trend: {tr.method}; S = {tr.statistic}, {p}, {tr.direction}. {tr.note}.", markup=False)
+            common.out.print(f"Trend: {tr.method}; S = {tr.statistic}, {p}, {tr.direction}. {tr.note}.", markup=False)
             if s.missing_years:
-                root.out.print(f"Years with no record (unknown, not zero): {', '.join(s.missing_years)}", markup=False)
+                common.out.print(f"Years with no record (unknown, not zero): {', '.join(s.missing_years)}", markup=False)
 
 
 def whatif_cmd(
@@ -307,8 +307,8 @@ def whatif_cmd(
 ) -> None:
     """Compare the record with and without a what-if: flows rerouted or stopped (with their
     intervals), gaps before and after, and past reports whose route would have changed."""
-    with root._errors():
-        app = root._app()
+    with common.errors():
+        app = common.app()
         w = read_whatif(app, whatif, add_event, drop_event)
         if w.empty:
             raise InvalidInput("give --whatif FILE, --add-event or --drop-event")
@@ -318,10 +318,10 @@ def whatif_cmd(
         c = app.analysis.compare(w, start=lo, end=hi, parties=chosen, topic=topic)
         rec = app.analysis.compiled().record
         if as_json:
-            root._emit_json(views.comparison_json(c, rec))
+            common.emit_json(views.comparison_json(c, rec))
             return
         z = rec.timezone
-        root.out.print(f"What-if {w.name}: {w.describe()}  ({iso(c.start, z)} → {iso(c.end, z)})", markup=False)
+        common.out.print(f"What-if {w.name}: {w.describe()}  ({iso(c.start, z)} → {iso(c.end, z)})", markup=False)
         t = Table()
         for col in ("from", "to", "topic", "change", "before", "after", "start", "end"):
             t.add_column(col)
@@ -331,17 +331,17 @@ def whatif_cmd(
             t.add_row(
                 x.originator, x.recipient, x.topic, x.kind, before, after, iso(x.start, z) or "", iso(x.end, z) or ""
             )
-        root.out.print(t)
-        root.out.print(
+        common.out.print(t)
+        common.out.print(
             f"Gaps: {len(c.gaps_before)} before, {len(c.gaps_after)} after. Past reports replayed: {len(c.reports)}, "
             f"route changed: {len(c.changed_reports)}.",
             markup=False,
         )
         for rr in c.changed_reports:
-            root.out.print(
+            common.out.print(
                 f"  {rr.report.id} → {rr.recipient}: {rr.before.decision} ⇒ {rr.after.decision} {'→'.join(rr.after.path)}",
                 markup=False,
             )
         for ev, why in c.no_longer_apply:
-            root.out.print(f"  recorded event {ev} no longer applies: {why}", markup=False)
-        root.out.print("* relay delays are modelling assumptions.", markup=False)
+            common.out.print(f"  recorded event {ev} no longer applies: {why}", markup=False)
+        common.out.print("* relay delays are modelling assumptions.", markup=False)

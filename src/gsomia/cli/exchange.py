@@ -9,37 +9,24 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.table import Table
 
-import gsomia.cli as root
+from gsomia.cli import common
 from gsomia.cli.options import AsJson
-from gsomia.client.opening import open_delivery
-from gsomia.crypto import PartyKeys, Profile, PublicKeys, read_private_keyfile, sign, verify, write_private_keyfile
-from gsomia.errors import (
-    BadSignature,
-    Conflict,
-    GsomiaError,
-    InvalidInput,
-    NotAuthenticated,
-    NotPermitted,
-    PayloadTooLarge,
-    StorageError,
-    UnknownEntity,
-)
-from gsomia.ledger.entries import entry_bytes  # the one canonical (RFC 8785) encoder
+from gsomia.client.http import DEFAULT_URL, ExchangeClient
+from gsomia.client.opening import open_delivery, verify_origin
+from gsomia.client.reports import ReportDraft, sign_report
+from gsomia.crypto import PartyKeys, Profile, read_private_keyfile, write_private_keyfile
+from gsomia.errors import ExchangeUnreachable, InvalidInput, StorageError
 from gsomia.services.exchange.access import Role
 
 client_cli = typer.Typer(
@@ -54,62 +41,23 @@ principals_cli = typer.Typer(
 
 KeyFile = Annotated[Path, typer.Option("--key", help="Your private key file (from 'gsomia keys generate').")]
 
-DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 # --- HTTP client -----------------------------------------------------------------------------
 
 
-class _State:
+class _Target:
+    """Where ``gsomia client`` talks to, and as whom (set by the group's options)."""
+
     url: str = DEFAULT_URL
     token: str | None = None
 
 
-_state = _State()
-
-_BY_STATUS: dict[int, type[GsomiaError]] = {
-    401: NotAuthenticated,
-    403: NotPermitted,
-    404: UnknownEntity,
-    409: Conflict,
-    413: PayloadTooLarge,
-    422: InvalidInput,
-}
+_target = _Target()
 
 
-def _raise_problem(response: httpx.Response) -> NoReturn:
-    try:
-        body = response.json()
-        detail = str(body.get("detail") or body.get("title") or response.reason_phrase)
-        errors = body.get("errors") or []
-        if errors:
-            detail += ": " + "; ".join(f"{'.'.join(e.get('loc', [])[1:])}: {e.get('message')}" for e in errors[:5])
-    except ValueError:
-        detail = response.text.strip()[:200] or response.reason_phrase
-    if response.status_code == 400 and "signature" in detail:
-        raise BadSignature()
-    cls = _BY_STATUS.get(response.status_code)
-    if cls is None:
-        cls = StorageError if response.status_code >= 500 else InvalidInput
-    raise cls(f"{detail} (HTTP {response.status_code})")
-
-
-@contextmanager
-def _client() -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {_state.token}"} if _state.token else {}
-    try:
-        with httpx.Client(base_url=_state.url.rstrip("/"), headers=headers, timeout=30.0) as c:
-            yield c
-    except httpx.TransportError as e:
-        raise StorageError(f"cannot reach the exchange at {_state.url}: {e}; is 'gsomia serve' running?") from e
-
-
-def _call(method: str, path: str, **kwargs: Any) -> Any:
-    with _client() as c:
-        response = c.request(method, path, **kwargs)
-    if response.status_code >= 400:
-        _raise_problem(response)
-    return response.json()
+def _exchange() -> ExchangeClient:
+    return ExchangeClient(_target.url, token=_target.token)
 
 
 @client_cli.callback()
@@ -119,8 +67,8 @@ def _client_root(
         str | None, typer.Option("--token", envvar="GSOMIA_TOKEN", help="Your API token (or GSOMIA_TOKEN).")
     ] = None,
 ) -> None:
-    _state.url = url
-    _state.token = token
+    _target.url = url
+    _target.token = token
 
 
 def _keys(path: Path) -> PartyKeys:
@@ -133,14 +81,15 @@ def _keys(path: Path) -> PartyKeys:
 @client_cli.command("register")
 def register_cmd(key: KeyFile, as_json: AsJson = False) -> None:
     """Register the public half of your key file with the exchange (the private half stays here)."""
-    with root._errors():
+    with common.errors():
         keys = _keys(key)
         public = keys.public_keys().to_dict()
-        body = _call("PUT", f"/api/v1/parties/{keys.party}/keys", json=public)
+        with _exchange() as exchange:
+            body = exchange.register_keys(keys.party, public)
         if as_json:
-            root._emit_json(body)
+            common.emit_json(body)
         else:
-            root.out.print(f"registered {keys.party} {keys.profile.value} keys {body['fingerprint']}", markup=False)
+            common.out.print(f"registered {keys.party} {keys.profile.value} keys {body['fingerprint']}", markup=False)
 
 
 @client_cli.command("submit")
@@ -160,38 +109,30 @@ def submit_cmd(
     as_json: AsJson = False,
 ) -> None:
     """Sign a report with your key and submit it; show what happened for each recipient."""
-    with root._errors():
+    with common.errors():
         keys = _keys(key)
         try:
             data = payload.read_bytes()
         except OSError as e:
             raise InvalidInput(f"cannot read {payload}: {e.strerror}") from e
-        report = {
-            "id": report_id or f"{keys.party.lower()}-{secrets.token_hex(8)}",
-            "originator": keys.party,
-            "topic": topic,
-            "level": level,
-            "caveats": {
-                "rel_to": [p.strip() for p in rel_to.split(",") if p.strip()] if rel_to else None,
-                "noforn": noforn,
-                "orcon": orcon,
-            },
-            "created": datetime.now(UTC).isoformat(),
-            "recipients": list(recipient) if recipient else None,
-            "content_type": content_type,
-            "payload": base64.b64encode(data).decode("ascii"),
-        }
-        signature = sign(keys, entry_bytes(report))
-        body = {
-            "report": report,
-            "signature": base64.b64encode(signature).decode("ascii"),
-            "key": keys.fingerprint(),
-        }
-        result = _call("POST", "/api/v1/reports", json=body)
+        draft = ReportDraft(
+            id=report_id or f"{keys.party.lower()}-{secrets.token_hex(8)}",
+            topic=topic,
+            level=level,
+            payload=data,
+            created=datetime.now(UTC),
+            recipients=list(recipient) if recipient else None,
+            rel_to=[p.strip() for p in rel_to.split(",") if p.strip()] if rel_to else None,
+            noforn=noforn,
+            orcon=orcon,
+            content_type=content_type,
+        )
+        with _exchange() as exchange:
+            result = exchange.submit(sign_report(keys, draft))
         if as_json:
-            root._emit_json(result)
+            common.emit_json(result)
             return
-        root.out.print(f"report {result['report']} (ledger entry {result['leaf_index']})", markup=False)
+        common.out.print(f"report {result['report']} (ledger entry {result['leaf_index']})", markup=False)
         table = Table("recipient", "outcome", "route", "marking", "delivery / consent", show_edge=False)
         for r in result["recipients"]:
             route = " → ".join(r["path"]) if r["path"] else "-"
@@ -201,7 +142,7 @@ def submit_cmd(
                 ids = (ids + ", " if ids else "") + f"consent {r['consent']['id']} ({r['consent']['state']})"
             why = r["reasons"][0]["message"] if r["outcome"] in ("denied", "no_key") and r["reasons"] else ""
             table.add_row(r["recipient"], r["outcome"], why or route, mark or "-", ids or "-")
-        root.out.print(table)
+        common.out.print(table)
 
 
 @client_cli.command("inbox")
@@ -211,20 +152,18 @@ def inbox_cmd(
     as_json: AsJson = False,
 ) -> None:
     """Your deliveries, consent requests and incident notices, oldest first."""
-    with root._errors():
-        params: dict[str, Any] = {"limit": limit}
-        if cursor:
-            params["cursor"] = cursor
-        page = _call("GET", "/api/v1/inbox", params=params)
+    with common.errors():
+        with _exchange() as exchange:
+            page = exchange.inbox(cursor=cursor, limit=limit)
         if as_json:
-            root._emit_json(page)
+            common.emit_json(page)
             return
         table = Table("#", "type", "id", "report", "from", "marking / subject", "via", "state", show_edge=False)
         for item in page["items"]:
             table.add_row(*_inbox_row(item))
-        root.out.print(table)
+        common.out.print(table)
         if page["next_cursor"]:
-            root.err.print(f"more: gsomia client inbox --cursor {page['next_cursor']}", markup=False)
+            common.err.print(f"more: gsomia client inbox --cursor {page['next_cursor']}", markup=False)
 
 
 def _inbox_row(item: dict[str, Any]) -> list[str]:
@@ -258,18 +197,17 @@ def fetch_cmd(
 ) -> None:
     """Fetch a delivery (attesting need-to-know), check the originator's signature, decrypt it
     with your key here, and print its marking banner then the payload."""
-    with root._errors():
+    with common.errors():
         keys = _keys(key)
-        view = _call("GET", f"/api/v1/deliveries/{delivery}")
-        payload = open_delivery(view, keys)
-        origin = view["origin"]
-        signer = _call("GET", f"/api/v1/parties/{origin['report']['originator']}/keys")
-        signed = {**origin["report"], "payload": base64.b64encode(payload).decode("ascii")}
-        _check_origin(signer["keys"], origin["key"], entry_bytes(signed), origin["signature"])
+        with _exchange() as exchange:
+            view = exchange.delivery(delivery)
+            payload = open_delivery(view, keys)
+            signer = exchange.public_keys(view["origin"]["report"]["originator"])
+        verify_origin(view, payload, signer["keys"])
         if out_file is not None:
             out_file.write_bytes(payload)
         if as_json:
-            root._emit_json(
+            common.emit_json(
                 {
                     "delivery": view["id"],
                     "report": view["report"],
@@ -282,35 +220,27 @@ def fetch_cmd(
             )
             return
         via = f" via {view['via']}" if view["via"] else ""
-        root.out.print(f"{view['marking']['banner']}{via}", markup=False)
-        root.err.print(
+        common.out.print(f"{view['marking']['banner']}{via}", markup=False)
+        common.err.print(
             f"delivery {view['id']} of report {view['report']}: originator's signature verified", markup=False
         )
         if out_file is not None:
-            root.out.print(f"payload written to {out_file} ({len(payload)} bytes)", markup=False)
+            common.out.print(f"payload written to {out_file} ({len(payload)} bytes)", markup=False)
         else:
             sys.stdout.flush()
             sys.stdout.buffer.write(payload + (b"" if payload.endswith(b"\n") else b"\n"))
 
 
-def _check_origin(registered: list[dict[str, Any]], fingerprint: str, message: bytes, signature: str) -> None:
-    for doc in registered:
-        if doc.get("fingerprint") == fingerprint:
-            public = PublicKeys.from_dict({k: doc[k] for k in ("party", "profile", "signing_key", "encryption_key")})
-            verify(public, message, base64.b64decode(signature))
-            return
-    raise BadSignature()
-
-
 @client_cli.command("ack")
 def ack_cmd(delivery: Annotated[str, typer.Argument(help="Delivery id.")], as_json: AsJson = False) -> None:
     """Acknowledge receipt of a delivery, attesting your need-to-know (rule 5)."""
-    with root._errors():
-        body = _call("POST", f"/api/v1/deliveries/{delivery}/ack", json={"need_to_know": True})
+    with common.errors():
+        with _exchange() as exchange:
+            body = exchange.acknowledge(delivery)
         if as_json:
-            root._emit_json(body)
+            common.emit_json(body)
         else:
-            root.out.print(f"acknowledged {body['id']} at {body['acked_at']} (ledger entry {body['leaf_index']})")
+            common.out.print(f"acknowledged {body['id']} at {body['acked_at']} (ledger entry {body['leaf_index']})")
 
 
 @client_cli.command("consents")
@@ -319,10 +249,11 @@ def consents_cmd(
     as_json: AsJson = False,
 ) -> None:
     """Consent requests for relays of your reports."""
-    with root._errors():
-        body = _call("GET", "/api/v1/consents", params={"state": state})
+    with common.errors():
+        with _exchange() as exchange:
+            body = exchange.consents(state=state)
         if as_json:
-            root._emit_json(body)
+            common.emit_json(body)
             return
         table = Table("id", "report", "relay", "topic", "level", "state", "expires", show_edge=False)
         for c in body["consents"]:
@@ -330,7 +261,7 @@ def consents_cmd(
             table.add_row(
                 c["id"], c["report"], relay, c.get("topic", ""), c.get("level", ""), c["state"], c["expires_at"]
             )
-        root.out.print(table)
+        common.out.print(table)
 
 
 @client_cli.command("consent")
@@ -341,21 +272,22 @@ def consent_cmd(
     as_json: AsJson = False,
 ) -> None:
     """Grant or refuse a relay of your report."""
-    with root._errors():
+    with common.errors():
         if decision not in ("grant", "refuse"):
             raise InvalidInput("decision must be grant or refuse")
-        body = _call("POST", f"/api/v1/consents/{consent}", json={"decision": decision, "reason": reason})
+        with _exchange() as exchange:
+            body = exchange.answer_consent(consent, grant=decision == "grant", reason=reason)
         if as_json:
-            root._emit_json(body)
+            common.emit_json(body)
             return
         outcome = body.get("outcome") or {}
         if body["state"] == "granted" and outcome.get("relayed"):
-            root.out.print(f"granted: relayed, deliveries {', '.join(outcome['deliveries'])}", markup=False)
+            common.out.print(f"granted: relayed, deliveries {', '.join(outcome['deliveries'])}", markup=False)
         elif body["state"] == "granted":
             reasons = "; ".join(r["message"] for r in outcome.get("reasons", []))
-            root.out.print(f"granted, but the relay was refused: {reasons}", markup=False)
+            common.out.print(f"granted, but the relay was refused: {reasons}", markup=False)
         else:
-            root.out.print(f"{body['state']}", markup=False)
+            common.out.print(f"{body['state']}", markup=False)
 
 
 @client_cli.command("incident")
@@ -366,14 +298,13 @@ def incident_cmd(
     as_json: AsJson = False,
 ) -> None:
     """Report the loss or compromise of a delivery (Art. 17); the originator is told at once."""
-    with root._errors():
-        body = _call(
-            "POST", f"/api/v1/deliveries/{delivery}/incidents", json={"kind": kind, "description": description}
-        )
+    with common.errors():
+        with _exchange() as exchange:
+            body = exchange.file_incident(delivery, kind=kind, description=description)
         if as_json:
-            root._emit_json(body)
+            common.emit_json(body)
         else:
-            root.out.print(f"incident {body['id']} filed; {body['originator']} has been told", markup=False)
+            common.out.print(f"incident {body['id']} filed; {body['originator']} has been told", markup=False)
 
 
 @client_cli.command("watch")
@@ -383,7 +314,7 @@ def watch_cmd(
 ) -> None:
     """Print inbox items as they are committed (server-sent events); reconnects, Ctrl-C stops."""
     last = cursor
-    with root._errors():
+    with common.errors():
         try:
             while True:
                 last = _watch_once(last, as_json=as_json)
@@ -393,35 +324,18 @@ def watch_cmd(
 
 
 def _watch_once(last: str | None, *, as_json: bool) -> str | None:
-    headers = {"Accept": "text/event-stream"}
-    if last:
-        headers["Last-Event-ID"] = last
     try:
-        with _client() as c, c.stream("GET", "/api/v1/inbox/stream", headers=headers, timeout=None) as response:
-            if response.status_code >= 400:
-                response.read()
-                _raise_problem(response)
-            root.err.print(f"watching {_state.url} (Ctrl-C to stop)", markup=False)
-            data: list[str] = []
-            event_id = None
-            for line in response.iter_lines():
-                if line.startswith("data:"):
-                    data.append(line[5:].lstrip())
-                elif line.startswith("id:"):
-                    event_id = line[3:].strip()
-                elif line == "" and data:
-                    item = json.loads("\n".join(data))
-                    data = []
-                    last = event_id or last
-                    if as_json:
-                        sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
-                    else:
-                        sys.stdout.write("  ".join(_inbox_row(item)) + "\n")
-                    sys.stdout.flush()
-    except StorageError as e:
-        root.err.print(f"{e}; retrying", markup=False)
-    except httpx.HTTPError as e:
-        root.err.print(f"stream interrupted ({type(e).__name__}); reconnecting", markup=False)
+        with _exchange() as exchange:
+            common.err.print(f"watching {_target.url} (Ctrl-C to stop)", markup=False)
+            for event in exchange.events(last_event_id=last):
+                last = event.id or last
+                if as_json:
+                    sys.stdout.write(json.dumps(event.data, ensure_ascii=False) + "\n")
+                else:
+                    sys.stdout.write("  ".join(_inbox_row(event.data)) + "\n")
+                sys.stdout.flush()
+    except (ExchangeUnreachable, StorageError) as e:
+        common.err.print(f"{e}; reconnecting", markup=False)
     return last
 
 
@@ -438,28 +352,28 @@ def keys_generate(
 ) -> None:
     """Generate a signing and an encryption key pair into a new 0600 file. Only the public half
     ever goes to the exchange ('gsomia client register --key FILE')."""
-    with root._errors():
+    with common.errors():
         keys = PartyKeys.generate(party, Profile.parse(profile))
         write_private_keyfile(out_file, keys, overwrite=force)
         public = {**keys.public_keys().to_dict(), "fingerprint": keys.fingerprint()}
         if as_json:
-            root._emit_json({"file": str(out_file), "public": public})
+            common.emit_json({"file": str(out_file), "public": public})
             return
-        root.out.print(f"wrote {out_file} (mode 0600): {party} {profile} keys {keys.fingerprint()}", markup=False)
-        root.err.print(f"register the public keys with: gsomia client register --key {out_file}", markup=False)
+        common.out.print(f"wrote {out_file} (mode 0600): {party} {profile} keys {keys.fingerprint()}", markup=False)
+        common.err.print(f"register the public keys with: gsomia client register --key {out_file}", markup=False)
 
 
 @keys_cli.command("show")
 def keys_show(path: Annotated[Path, typer.Argument(help="A private key file.")], as_json: AsJson = False) -> None:
     """Show the public half of a key file (never the private keys)."""
-    with root._errors():
+    with common.errors():
         keys = read_private_keyfile(path)
         public = {**keys.public_keys().to_dict(), "fingerprint": keys.fingerprint()}
         if as_json:
-            root._emit_json(public)
+            common.emit_json(public)
             return
         for k, v in public.items():
-            root.out.print(f"{k:<15} {v}", markup=False)
+            common.out.print(f"{k:<15} {v}", markup=False)
 
 
 # --- principals --------------------------------------------------------------------------------
@@ -473,21 +387,21 @@ def principals_add(
     as_json: AsJson = False,
 ) -> None:
     """Create a principal and print its token once (only its SHA-256 is stored)."""
-    with root._errors():
-        issued = root._app().exchange.identity.add_principal(role=Role.parse(role), name=name, party=party)
+    with common.errors():
+        issued = common.app().exchange.identity.add_principal(role=Role.parse(role), name=name, party=party)
         p = issued.principal
         if as_json:
-            root._emit_json({"id": p.id, "name": p.name, "role": p.role.value, "party": p.party, "token": issued.token})
+            common.emit_json({"id": p.id, "name": p.name, "role": p.role.value, "party": p.party, "token": issued.token})
             return
-        root.err.print(f"created {p.describe()} as {p.id}; the token is shown only now:", markup=False)
+        common.err.print(f"created {p.describe()} as {p.id}; the token is shown only now:", markup=False)
         sys.stdout.write(issued.token + "\n")
 
 
 @principals_cli.command("list")
 def principals_list(as_json: AsJson = False) -> None:
     """Every principal (never a token)."""
-    with root._errors():
-        rows = root._app().exchange.identity.principals()
+    with common.errors():
+        rows = common.app().exchange.identity.principals()
         docs = [
             {
                 "id": r.principal.id,
@@ -500,17 +414,17 @@ def principals_list(as_json: AsJson = False) -> None:
             for r in rows
         ]
         if as_json:
-            root._emit_json(docs)
+            common.emit_json(docs)
             return
         table = Table("id", "role", "party", "name", "created", "revoked", show_edge=False)
         for d in docs:
             table.add_row(d["id"], d["role"], d["party"] or "-", d["name"], d["created_at"], d["revoked_at"] or "-")
-        root.out.print(table)
+        common.out.print(table)
 
 
 @principals_cli.command("revoke")
 def principals_revoke(principal_id: Annotated[str, typer.Argument(help="Principal id (from list).")]) -> None:
     """Revoke a principal's token (takes effect within a second on running servers)."""
-    with root._errors():
-        info = root._app().exchange.identity.revoke(principal_id)
-        root.out.print(f"revoked {info.principal.describe()} ({principal_id})", markup=False)
+    with common.errors():
+        info = common.app().exchange.identity.revoke(principal_id)
+        common.out.print(f"revoked {info.principal.describe()} ({principal_id})", markup=False)

@@ -11,8 +11,6 @@ Errors and exit codes come from :mod:`gsomia.cli` (one table for the whole comma
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -24,10 +22,12 @@ import httpx
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-import gsomia.cli as root
+from gsomia.cli import common
 from gsomia.cli.options import AsJson
+from gsomia.client.http import ExchangeClient
+from gsomia.codec import b64decode
 from gsomia.crypto.ledger_key import LedgerKey
-from gsomia.errors import InvalidInput, LedgerInvalid, NotAuthenticated
+from gsomia.errors import ExchangeUnreachable, GsomiaError, InvalidInput, LedgerInvalid, NotAuthenticated, NotPermitted
 from gsomia.ledger.audit import EntryProblem, VerifyReport, verify_ledger, verify_proof
 from gsomia.ledger.checkpoint import b64, parse_note
 from gsomia.ledger.entries import entry_bytes
@@ -53,13 +53,13 @@ def checkpoint_cmd(
     as_json: AsJson = False,
 ) -> None:
     """Print (or save) the current signed checkpoint of the local ledger (C2SP tlog-checkpoint)."""
-    with root._errors():
-        note = root._app().ledger.checkpoint()
+    with common.errors():
+        note = common.app().ledger.checkpoint()
         if out_file is not None:
             _write(out_file, note.encode("utf-8"))
         if as_json:
             cp, _sigs = parse_note(note)
-            root._emit_json(
+            common.emit_json(
                 {"origin": cp.origin, "size": cp.size, "root": b64(cp.root_hash), "note": note, "file": _str(out_file)}
             )
         elif out_file is None:
@@ -74,12 +74,12 @@ def key_cmd(
     as_json: AsJson = False,
 ) -> None:
     """Print the exchange's checkpoint verification key (pin it for 'ledger verify --key')."""
-    with root._errors():
-        key = root._app().ledger.public_key()
+    with common.errors():
+        key = common.app().ledger.public_key()
         if out_file is not None:
             _write(out_file, (json.dumps(key, indent=2) + "\n").encode("utf-8"))
         if as_json:
-            root._emit_json(key)
+            common.emit_json(key)
         else:
             sys.stdout.write(f"{key['vkey']}\n")
 
@@ -90,8 +90,8 @@ def export_cmd(
     as_json: AsJson = False,
 ) -> None:
     """Write every entry and the checkpoint that covers them, for offline 'ledger verify --export'."""
-    with root._errors():
-        ledger = root._app().ledger
+    with common.errors():
+        ledger = common.app().ledger
         tmp = out_file.with_name(f".{out_file.name}.tmp")
         try:
             with tmp.open("wb") as fh:
@@ -101,7 +101,7 @@ def export_cmd(
             tmp.unlink(missing_ok=True)
             raise InvalidInput(f"cannot write {out_file}: {e.strerror}") from e
         if as_json:
-            root._emit_json({"file": str(out_file), "entries": count, "origin": ledger.origin})
+            common.emit_json({"file": str(out_file), "entries": count, "origin": ledger.origin})
         else:
             sys.stderr.write(f"wrote {count} entries and their checkpoint to {out_file}\n")
 
@@ -120,10 +120,10 @@ def proof_cmd(
 
     At the current size the proof carries the signed checkpoint (and an inclusion proof its
     entry), so 'gsomia ledger verify --proof FILE --key KEY' checks it offline."""
-    with root._errors():
+    with common.errors():
         if (index is None) == (old is None):
             raise InvalidInput("give exactly one of --index N (inclusion) or --old M (consistency)")
-        ledger = root._app().ledger
+        ledger = common.app().ledger
         if index is not None:
             doc = ledger.inclusion(index, size)
             doc["entry"] = ledger.entry(index)["entry"]
@@ -134,7 +134,7 @@ def proof_cmd(
             _write(out_file, (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
             sys.stderr.write(f"saved the proof to {out_file}\n")
         else:
-            root._emit_json(doc)
+            common.emit_json(doc)
 
 
 # --- verify ---------------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def verify_cmd(
     checkpoint you kept. Names the first bad entry, checkpoint or proof element; exit code 8.
 
     The source is the local database unless --export or --url is given."""
-    with root._errors():
+    with common.errors():
         if export is not None and url is not None:
             raise InvalidInput("give at most one of --export FILE and --url URL")
         if key_file is not None and key_b64 is not None:
@@ -201,7 +201,7 @@ def verify_cmd(
             carried = proofs[0].get("checkpoint") if isinstance(proofs[0], dict) else None
             report = _verify_proofs(pin(latest or carried, _env_origin), latest, kept, proofs)
         else:
-            ledger = root._app().ledger
+            ledger = common.app().ledger
             pinned = pin(latest, lambda: ledger.origin)
             with _progress(ledger.stored_count()) as tick:
                 report = ledger.verify(key=pinned, checkpoint=latest, since=kept, proofs=proofs, progress=tick)
@@ -279,7 +279,7 @@ def _verify_proofs(
 
 def _render(report: VerifyReport, as_json: bool) -> None:
     if as_json:
-        root._emit_json(report.as_dict())
+        common.emit_json(report.as_dict())
     elif report.ok:
         cp = report.checkpoint
         key = report.key
@@ -319,13 +319,13 @@ def _warn_unpinned(where: str) -> None:
 
 
 class _Server:
-    """The ledger endpoints of a gsomia server (see :mod:`gsomia.api.ledger`)."""
+    """The ledger endpoints of a gsomia server (see :mod:`gsomia.api.ledger`), through
+    :class:`~gsomia.client.http.ExchangeClient`."""
 
     def __init__(self, url: str, token: str | None) -> None:
         self.url = url.rstrip("/")
         # The ledger endpoints need a bearer token (any role): --token or GSOMIA_TOKEN, as for 'gsomia client'.
-        headers = {"Authorization": f"Bearer {token}"} if token else None
-        self._client = httpx.Client(base_url=self.url + "/api/v1/ledger", timeout=60.0, headers=headers)
+        self._client = ExchangeClient(self.url, token=token, timeout=60.0)
 
     def __enter__(self) -> _Server:
         return self
@@ -335,19 +335,13 @@ class _Server:
 
     def _get(self, path: str, params: dict[str, int] | None = None) -> httpx.Response:
         try:
-            response = self._client.get(path, params=params)
-        except httpx.HTTPError as e:
-            raise InvalidInput(f"cannot reach {self.url}: {e}; check --url") from e
-        if response.status_code != 200:
-            detail = ""
-            if response.headers.get("content-type", "").startswith("application/problem+json"):
-                detail = f": {response.json().get('detail', '')}"
-            if response.status_code in (401, 403):
-                raise NotAuthenticated(
-                    f"{self.url} refused to serve the ledger ({response.status_code}{detail}); pass --token"
-                )
-            raise LedgerInvalid(f"{self.url}: GET {path} answered {response.status_code}{detail}")
-        return response
+            return self._client.request("GET", "/api/v1/ledger" + path, params=params)
+        except (NotAuthenticated, NotPermitted) as e:
+            raise NotAuthenticated(f"{self.url} refused to serve the ledger ({e}); pass --token") from e
+        except ExchangeUnreachable:
+            raise
+        except GsomiaError as e:
+            raise LedgerInvalid(f"{self.url}: GET {path}: {e}") from e
 
     def text(self, path: str) -> str:
         return self._get(path).text
@@ -371,8 +365,8 @@ class _Server:
                 try:
                     index = row["index"]
                     body = entry_bytes(row["entry"])
-                    leaf = base64.b64decode(row["leaf_hash"], validate=True)
-                except (KeyError, TypeError, binascii.Error, InvalidInput) as e:
+                    leaf = b64decode(row["leaf_hash"], "leaf_hash")
+                except (KeyError, TypeError, InvalidInput) as e:
                     raise EntryProblem(f"{self.url}: entry {expected} is malformed ({e})", index=expected) from None
                 batch.append((index, body, leaf))
             yield batch
@@ -381,8 +375,8 @@ class _Server:
     def consistency(self, old: int, new: int) -> list[bytes]:
         doc = self.json("/proof/consistency", {"old": old, "new": new})
         try:
-            return [base64.b64decode(h, validate=True) for h in doc["proof"]]
-        except (KeyError, TypeError, binascii.Error) as e:
+            return [b64decode(h, "proof") for h in doc["proof"]]
+        except (KeyError, TypeError, InvalidInput) as e:
             raise LedgerInvalid(f"{self.url}: the consistency proof {old} -> {new} is malformed") from e
 
 
@@ -396,7 +390,7 @@ def _progress(total: int) -> Iterator[Callable[[int], None] | None]:
         yield None
         return
     columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=root.err) as bar:
+    with Progress(*columns, console=common.err) as bar:
         task = bar.add_task("entries", total=total)
 
         def tick(done: int) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
-import gsomia.cli as root
+from gsomia.cli import common
 from gsomia.cli.analysis import read_whatif
 from gsomia.cli.options import AddEvent, AsJson, DropEvent, WhatIfFile
 from gsomia.domain.instants import format_duration, iso
@@ -28,12 +28,12 @@ def report_cmd(
     """The impact report: the agreement's derived timeline and deadlines, exchange statistics with
     their trend test, and what the scenario's question (or your what-if) changes: flows rerouted,
     flows stopped, gap intervals and past reports affected."""
-    with root._errors():
-        app = root._app()
+    with common.errors():
+        app = common.app()
         w = read_whatif(app, whatif, add_event, drop_event)
         r = app.analysis.report(w if not w.empty else None)
         if as_json:
-            root._emit_json(views.report_json(r))
+            common.emit_json(views.report_json(r))
         else:
             render_report(r)
 
@@ -51,12 +51,12 @@ def render_report(r: ImpactReport) -> None:
     rec = r.record
     a = rec.agreements[r.question.agreement]
     z = a.timezone
-    root.out.rule(f"gsomia impact report: {rec.title or rec.name}")
-    root.out.print(
+    common.out.rule(f"gsomia impact report: {rec.title or rec.name}")
+    common.out.print(
         f"scenario {rec.name} · database {r.database} · generated {iso(r.generated_at, rec.timezone)}", markup=False
     )
-    root.out.print()
-    root.out.print(f"[bold]1. {a.id}: derived timeline[/bold] ({a.name})")
+    common.out.print()
+    common.out.print(f"[bold]1. {a.id}: derived timeline[/bold] ({a.name})")
     t = Table(show_lines=False)
     for col in ("instant", "event", "state", "ends at", "term end", "notice deadline"):
         t.add_column(col)
@@ -71,14 +71,14 @@ def render_report(r: ImpactReport) -> None:
             iso(s.term[1], z) if s.term else "—",
             s.notice_deadline.isoformat() if s.notice_deadline else "—",
         )
-    root.out.print(t)
+    common.out.print(t)
     if r.deadlines:
-        root.out.print(
+        common.out.print(
             "Term ends and notice deadlines (notice must be received by the deadline to end the agreement at that term end):"
         )
-        root.out.print("  " + "; ".join(f"{(iso(end, z) or '')[:10]} ← {d}" for end, d in r.deadlines), markup=False)
-    root.out.print()
-    root.out.print("[bold]2. Provisions under the agreement, by year[/bold]")
+        common.out.print("  " + "; ".join(f"{(iso(end, z) or '')[:10]} ← {d}" for end, d in r.deadlines), markup=False)
+    common.out.print()
+    common.out.print("[bold]2. Provisions under the agreement, by year[/bold]")
     for label, st in (
         ("as known at " + (iso(r.question.stats_at, z) or ""), r.stats_then),
         ("as known now", r.stats_now),
@@ -86,64 +86,64 @@ def render_report(r: ImpactReport) -> None:
         if st is None:
             continue
         years = ", ".join(f"{y}: {n}" for y, n in st.by_year.items())
-        root.out.print(f"  {label}: {years}; total {st.total}", markup=False)
+        common.out.print(f"  {label}: {years}; total {st.total}", markup=False)
         tr = st.trend
         p = f"p = {tr.p_value:.3f}" if tr.p_value is not None else "no p-value"
-        root.out.print(f"    {tr.method}: S = {tr.statistic}, {p}, direction {tr.direction}. {tr.note}.", markup=False)
+        common.out.print(f"    {tr.method}: S = {tr.statistic}, {p}, direction {tr.direction}. {tr.note}.", markup=False)
         if st.partial_years:
-            root.out.print(
+            common.out.print(
                 f"    partial years: {', '.join(st.partial_years)}; years with no record (unknown, not zero): {', '.join(st.missing_years) or 'none'}",
                 markup=False,
             )
-    root.out.print()
+    common.out.print()
     c = r.whatif
-    root.out.print(f"[bold]3. {r.question.title}[/bold] — what-if: {c.whatif.describe()}", markup=True)
+    common.out.print(f"[bold]3. {r.question.title}[/bold] — what-if: {c.whatif.describe()}", markup=True)
     pairs = " and ".join(f"{o}→{d}" for o, d in c.pairs)
-    root.out.print(f"  flows {pairs}, {iso(c.start, rec.timezone)} to {iso(c.end, rec.timezone)}", markup=False)
+    common.out.print(f"  flows {pairs}, {iso(c.start, rec.timezone)} to {iso(c.end, rec.timezone)}", markup=False)
     z0 = rec.timezone
 
     def until(end: datetime) -> str:
         return "the end of the analysis window" if end == c.end else (iso(end, z0) or "")
 
     if c.rerouted:
-        root.out.print(
+        common.out.print(
             "  [bold]Rerouted[/bold] (direct → relay; each relay needs the originator's prior written consent):"
         )
         for (o, d, via, delay, arr_id, start, end), topics in _grouped(c.rerouted).items():
             arr = rec.agreements.get(arr_id or "")
             consent = "consent required" if arr is None or arr.consent_required else "no consent needed"
-            root.out.print(
+            common.out.print(
                 f"    {o}→{d} via {via} under {arr_id} (+{format_duration(delay)}, a modelling assumption), {consent}, "
                 f"from {iso(start, z0)} to {until(end)}: {', '.join(topics)}",
                 markup=False,
             )
     if c.stopped:
-        root.out.print("  [bold]No route at all[/bold] (gaps opened by the what-if):")
+        common.out.print("  [bold]No route at all[/bold] (gaps opened by the what-if):")
         for (o, d, _via, _delay, _arr, start, end), topics in _grouped(c.stopped).items():
-            root.out.print(f"    {o}→{d} from {iso(start, z0)} to {until(end)}: {', '.join(topics)}", markup=False)
+            common.out.print(f"    {o}→{d} from {iso(start, z0)} to {until(end)}: {', '.join(topics)}", markup=False)
     if not c.changes:
-        root.out.print("  No flow between these parties changes.")
+        common.out.print("  No flow between these parties changes.")
     changed = c.changed_reports
-    root.out.print(f"  Past reports replayed: {len(c.reports)}; route changed for {len(changed)}:")
+    common.out.print(f"  Past reports replayed: {len(c.reports)}; route changed for {len(changed)}:")
     for rr in changed:
-        root.out.print(
+        common.out.print(
             f"    {rr.report.id} ({rr.report.originator}→{rr.recipient}, {rr.report.topic} {rr.report.level}): "
             f"{rr.before.decision} {'→'.join(rr.before.path)} ⇒ {rr.after.decision} {'→'.join(rr.after.path)}",
             markup=False,
         )
     for ev, why in c.no_longer_apply:
-        root.out.print(f"  Recorded event {ev} no longer applies under this what-if: {why}", markup=False)
-    root.out.print()
-    root.out.print("[bold]4. The recorded history[/bold]: gaps between these parties")
+        common.out.print(f"  Recorded event {ev} no longer applies under this what-if: {why}", markup=False)
+    common.out.print()
+    common.out.print("[bold]4. The recorded history[/bold]: gaps between these parties")
     if r.recorded_gaps:
         for g in r.recorded_gaps:
-            root.out.print(
+            common.out.print(
                 f"    {g.originator}→{g.recipient} {g.topic}: {iso(g.start, rec.timezone)} → {iso(g.end, rec.timezone)}",
                 markup=False,
             )
     else:
-        root.out.print("    none")
-    root.out.print()
-    root.out.print("[bold]Assumptions[/bold]")
+        common.out.print("    none")
+    common.out.print()
+    common.out.print("[bold]Assumptions[/bold]")
     for text in r.assumptions:
-        root.out.print(f"  - {text}", markup=False)
+        common.out.print(f"  - {text}", markup=False)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-import gsomia.cli as root
+from gsomia.cli import common
 from gsomia.cli.options import AsJson
 from gsomia.errors import GsomiaError, InvalidInput, ValidationFailed
 
@@ -32,7 +32,7 @@ def scenario_validate(
         loaded = ScenarioService.validate(file)
     except ValidationFailed as e:
         if as_json:
-            root._emit_json(
+            common.emit_json(
                 {
                     "valid": False,
                     "problems": [
@@ -40,10 +40,10 @@ def scenario_validate(
                     ],
                 }
             )
-            raise typer.Exit(root.EXIT_CODES[ValidationFailed]) from None
-        root._fail(e)
+            raise typer.Exit(common.EXIT_CODES[ValidationFailed]) from None
+        common.fail(e)
     except GsomiaError as e:
-        root._fail(e)
+        common.fail(e)
     rec = loaded.record
     summary = {
         "valid": True,
@@ -56,9 +56,9 @@ def scenario_validate(
         "digest": loaded.digest,
     }
     if as_json:
-        root._emit_json(summary)
+        common.emit_json(summary)
     else:
-        root.out.print(
+        common.out.print(
             f"{file}: valid — {rec.name}: {len(rec.parties)} parties, {len(rec.agreements)} agreements, "
             f"{len(rec.events)} events, {len(rec.reports)} reports, {len(rec.provisions)} provisions",
             markup=False,
@@ -72,8 +72,8 @@ def scenario_load(
     as_json: AsJson = False,
 ) -> None:
     """Validate and store a scenario: all-or-nothing, and loading it again changes nothing."""
-    with root._errors():
-        app = root._app()
+    with common.errors():
+        app = common.app()
         _loaded, outcome = app.scenarios.load(file, replace=replace)
         s = outcome.summary
         data = {
@@ -87,9 +87,9 @@ def scenario_load(
             "database": app.store.describe(),
         }
         if as_json:
-            root._emit_json(data)
+            common.emit_json(data)
         else:
-            root.out.print(
+            common.out.print(
                 f"{s.name}: {outcome.outcome} ({s.events} events, {s.reports} reports, {s.provisions} provisions) in {app.store.describe()}",
                 markup=False,
             )
@@ -100,7 +100,7 @@ def scenario_schema() -> None:
     """Print the JSON Schema of scenario files."""
     from gsomia.services.analysis.scenarios import ScenarioService  # noqa: PLC0415 - no database needed
 
-    root._emit_json(ScenarioService.schema())
+    common.emit_json(ScenarioService.schema())
 
 
 @scenario_cli.command("synthetic")
@@ -118,7 +118,7 @@ def scenario_synthetic(
 
     from gsomia.scenario.synthetic import synthetic_document  # noqa: PLC0415
 
-    with root._errors():
+    with common.errors():
         try:
             doc = synthetic_document(
                 parties=parties, agreements=agreements, years=years, topics=topics, hubs=hubs, seed=seed
@@ -131,7 +131,7 @@ def scenario_synthetic(
             out_file.write_text(text, encoding="utf-8")
         except OSError as e:
             raise InvalidInput(f"cannot write {out_file}: {e.strerror}") from e
-        root.err.print(
+        common.err.print(
             f"wrote {out_file}: {parties} parties, {len(doc['agreements'])} agreements, {len(doc['events'])} events",
             markup=False,
         )
@@ -144,7 +144,7 @@ def scenario_list(as_json: AsJson = False) -> None:
 
     found = {k: str(v) for k, v in bundled_scenarios().items()}
     if as_json:
-        root._emit_json(found)
+        common.emit_json(found)
     else:
         for name, path in found.items():
-            root.out.print(f"{name}\t{path}", markup=False)
+            common.out.print(f"{name}\t{path}", markup=False)

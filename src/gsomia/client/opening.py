@@ -1,20 +1,48 @@
 """Opening a delivery on the recipient's own machine: unwrap the content key with the
-recipient's private key (HPKE, RFC 9180) and decrypt the payload (AES-256-GCM). The exchange
-never sees either key (docs/protocol.md §Deliveries)."""
+recipient's private key (HPKE, RFC 9180), decrypt the payload (AES-256-GCM), and check the
+originator's signature over the report as signed. The exchange never sees either key
+(docs/protocol.md §Deliveries).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from gsomia.codec import b64decode
-from gsomia.crypto import PartyKeys, decrypt_payload, delivery_info, payload_aad, unwrap_key
+from gsomia.codec import b64decode, b64encode
+from gsomia.crypto import PartyKeys, PublicKeys, decrypt_payload, delivery_info, payload_aad, unwrap_key, verify
+from gsomia.errors import BadSignature, InvalidInput
+from gsomia.ledger.entries import entry_bytes  # the one canonical (RFC 8785) encoder
 
-__all__ = ["open_delivery"]
+__all__ = ["OpenedDelivery", "open_delivery", "signed_bytes", "verify_origin"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenedDelivery:
+    """A delivery opened and checked: the payload, and what the exchange said about it."""
+
+    view: Mapping[str, Any]
+    payload: bytes = field(repr=False)
+
+    @property
+    def delivery_id(self) -> str:
+        """The delivery's id."""
+        return str(self.view["id"])
+
+    @property
+    def report_id(self) -> str:
+        """The report's id."""
+        return str(self.view["report"])
+
+    @property
+    def banner(self) -> str:
+        """The marking banner in the recipient's ladder, e.g. ``군사II급비밀 (JPN 極秘)``."""
+        return str(self.view["marking"]["banner"])
 
 
 def open_delivery(view: Mapping[str, Any], private: PartyKeys) -> bytes:
-    """Decrypt a fetched delivery with the recipient's private keys (client side).
+    """Decrypt a fetched delivery with the recipient's private keys.
 
     Args:
         view: the delivery as ``GET /api/v1/deliveries/{id}`` returned it.
@@ -32,3 +60,36 @@ def open_delivery(view: Mapping[str, Any], private: PartyKeys) -> bytes:
     did, report_id = str(view.get("id", "")), str(view.get("report", ""))
     content_key = unwrap_key(private, wrapped, delivery_info(did, private.party))
     return decrypt_payload(content_key, blob, payload_aad(report_id))
+
+
+def signed_bytes(report: Mapping[str, Any], payload: bytes) -> bytes:
+    """The bytes the originator signed: the RFC 8785 form of the report with its payload
+    (base64), as ``gsomia client submit`` built it."""
+    return entry_bytes({**report, "payload": b64encode(payload)})
+
+
+def verify_origin(view: Mapping[str, Any], payload: bytes, registered: Sequence[Mapping[str, Any]]) -> None:
+    """Check the originator's signature over the report and its decrypted payload.
+
+    Args:
+        view: the delivery as fetched (its ``origin`` member carries the report as signed,
+            the signature and the fingerprint of the originator's keys).
+        payload: the decrypted payload.
+        registered: the originator's registered public keys
+            (``GET /api/v1/parties/{party}/keys`` → ``keys``).
+
+    Raises:
+        BadSignature: no registered key has that fingerprint, or the signature does not
+            verify (deliberately without detail).
+        InvalidInput: the view is malformed.
+    """
+    origin = view.get("origin")
+    if not isinstance(origin, Mapping) or not isinstance(origin.get("report"), Mapping):
+        raise InvalidInput("delivery: the origin (report as signed, signature, key) is missing")
+    signature = b64decode(origin.get("signature"), "origin.signature")
+    for doc in registered:
+        if doc.get("fingerprint") == origin.get("key"):
+            public = PublicKeys.from_dict({k: doc[k] for k in ("party", "profile", "signing_key", "encryption_key")})
+            verify(public, signed_bytes(origin["report"], payload), signature)
+            return
+    raise BadSignature()

@@ -1,0 +1,110 @@
+"""What every ``gsomia`` command shares: the consoles, the exit codes, JSON output, error
+reporting and the application built from ``--db`` on first use.
+
+Exit codes live here and only here (:data:`EXIT_CODES`); every error is one clear line on
+stderr, except a validation failure, which lists every problem with its file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from gsomia.bootstrap import App, Settings, build
+from gsomia.errors import (
+    Conflict,
+    ExchangeUnreachable,
+    GsomiaError,
+    InvalidInput,
+    LedgerInvalid,
+    NotAuthenticated,
+    NotPermitted,
+    StorageError,
+    UnknownEntity,
+    ValidationFailed,
+)
+
+__all__ = ["EXIT_CODES", "app", "close_app", "emit_json", "err", "errors", "exit_code", "fail", "out", "state"]
+
+EXIT_CODES: dict[type[GsomiaError], int] = {
+    ValidationFailed: 3,
+    InvalidInput: 4,
+    UnknownEntity: 5,
+    Conflict: 6,
+    StorageError: 7,
+    LedgerInvalid: 8,
+    NotAuthenticated: 9,
+    NotPermitted: 9,
+    ExchangeUnreachable: 10,
+}
+"""Exit codes by error class; any other gsomia error exits 1, a usage error 2."""
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+
+class _State:
+    """The ``--db`` the root command was given, and the application built from it."""
+
+    db: str | None = None
+    app: App | None = None
+
+
+state = _State()
+
+
+def app() -> App:
+    """The application for this invocation, built from ``--db`` (or the environment) on first use.
+
+    Raises:
+        InvalidInput: a bad setting.
+        StorageError: the database cannot be opened or migrated.
+    """
+    if state.app is None:
+        settings = Settings(db=state.db) if state.db else Settings()
+        state.app = build(settings)
+    return state.app
+
+
+def close_app() -> None:
+    """Finish queued writes and release the database, if the application was built."""
+    if state.app is not None:
+        state.app.close()
+        state.app = None
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout (the ``--json`` contract)."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def exit_code(e: GsomiaError) -> int:
+    """The exit code of an error (1 when its class has none of its own)."""
+    return next((c for cls, c in EXIT_CODES.items() if isinstance(e, cls)), 1)
+
+
+def fail(e: GsomiaError) -> NoReturn:
+    """Report ``e`` on stderr and exit with its code."""
+    # plain writes: an error line must never be wrapped or styled
+    if isinstance(e, ValidationFailed):
+        for p in e.problems:
+            sys.stderr.write(f"{p}\n")
+        sys.stderr.write(f"error: {len(e.problems)} problem(s) found; nothing was loaded\n")
+    else:
+        sys.stderr.write(f"error: {' '.join(str(e).split())}\n")
+    raise typer.Exit(exit_code(e))
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Turn a gsomia error raised inside into its one-line report and exit code."""
+    try:
+        yield
+    except GsomiaError as e:
+        fail(e)

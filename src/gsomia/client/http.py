@@ -1,0 +1,360 @@
+"""The exchange's HTTP API, as a client: one method per endpoint, errors as gsomia's own.
+
+Every error answer of the exchange is an RFC 9457 ``application/problem+json`` document whose
+``type`` names its cause (``urn:gsomia:problem:not-found``…, docs/protocol.md §Errors). The
+client maps that ``type`` — never the status code or the message text — to the matching class
+of :mod:`gsomia.errors`, so a caller handles a refused signature or a conflict the same way
+whether it happened in this process or on the server. A server that cannot be reached at
+all (refused connection, DNS, TLS, timeout) is :class:`~gsomia.errors.ExchangeUnreachable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from gsomia.client.stream import ServerSentEvent, read_events
+from gsomia.errors import (
+    BadSignature,
+    Conflict,
+    DecryptionFailed,
+    ExchangeError,
+    ExchangeUnreachable,
+    GsomiaError,
+    InvalidInput,
+    LedgerInvalid,
+    NotAuthenticated,
+    NotPermitted,
+    PayloadTooLarge,
+    Problem,
+    ReleaseDenied,
+    StorageError,
+    UnknownEntity,
+    ValidationFailed,
+)
+
+__all__ = ["DEFAULT_URL", "PROBLEM_PREFIX", "ExchangeClient", "error_for_problem"]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+PROBLEM_PREFIX = "urn:gsomia:problem:"
+
+_BY_TYPE: dict[str, type[GsomiaError]] = {
+    "invalid-document": ValidationFailed,
+    "invalid-input": InvalidInput,
+    "invalid-request": InvalidInput,
+    "not-found": UnknownEntity,
+    "conflict": Conflict,
+    "not-authenticated": NotAuthenticated,
+    "forbidden": NotPermitted,
+    "bad-signature": BadSignature,
+    "decryption-failed": DecryptionFailed,
+    "payload-too-large": PayloadTooLarge,
+    "release-denied": ReleaseDenied,
+    "ledger-invalid": LedgerInvalid,
+    "storage-unavailable": StorageError,
+}
+"""Our error class for each problem ``type`` the exchange answers (after the prefix)."""
+
+
+def error_for_problem(status: int, body: object, *, what: str) -> GsomiaError:
+    """The gsomia error that an error answer stands for.
+
+    Args:
+        status: the HTTP status (only shown in the message).
+        body: the decoded problem document (anything else is an :class:`ExchangeError`).
+        what: what was asked, for the message (``GET /api/v1/inbox``).
+
+    Returns:
+        The error to raise.
+    """
+    if not isinstance(body, Mapping):
+        return ExchangeError(f"{what}: the exchange answered HTTP {status} without a problem document")
+    kind = str(body.get("type", ""))
+    detail = " ".join(str(body.get("detail") or body.get("title") or f"HTTP {status}").split())
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors:
+        shown = [_request_error(e) for e in errors[:5] if isinstance(e, Mapping)]
+        detail += ": " + "; ".join(shown)
+    cls = _BY_TYPE.get(kind.removeprefix(PROBLEM_PREFIX)) if kind.startswith(PROBLEM_PREFIX) else None
+    if cls is BadSignature:
+        return BadSignature()
+    if cls is DecryptionFailed:
+        return DecryptionFailed()
+    if cls is ValidationFailed:
+        problems = body.get("problems")
+        items = [
+            Problem(message=str(p.get("message", "")), path=str(p.get("path") or ""), line=_int_or_none(p.get("line")))
+            for p in (problems if isinstance(problems, list) else [])
+            if isinstance(p, Mapping)
+        ]
+        return ValidationFailed(items or [Problem(message=detail)])
+    if cls is ReleaseDenied:
+        reasons = body.get("reasons")
+        shown = reasons if isinstance(reasons, list) else []
+        return ReleaseDenied([str(r.get("message", r)) if isinstance(r, Mapping) else str(r) for r in shown])
+    if cls is None:
+        return ExchangeError(f"{detail} (HTTP {status}, {kind or 'no problem type'})")
+    error: GsomiaError = cls(f"{detail} (HTTP {status})")
+    return error
+
+
+def _request_error(e: Mapping[str, Any]) -> str:
+    loc = e.get("loc")
+    where = ".".join(str(x) for x in loc[1:]) if isinstance(loc, list) else ""
+    return f"{where}: {e.get('message', '')}" if where else str(e.get("message", ""))
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if type(value) is int else None
+
+
+class ExchangeClient:
+    """A client of one exchange, as one principal (its bearer token).
+
+    Use it as a context manager, or call :meth:`close`. ``transport`` lets tests drive an
+    in-process application (``httpx.ASGITransport`` is async; use a WSGI-style or a mock
+    transport) or a real socket alike.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """Prepare a client (no connection is made until the first call).
+
+        Raises:
+            InvalidInput: ``url`` is not an http(s) URL.
+        """
+        self.url = url.rstrip("/")
+        if not self.url.startswith(("http://", "https://")):
+            raise InvalidInput(f"exchange URL {url!r}: give an http:// or https:// address")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+
+    def __enter__(self) -> ExchangeClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._http.close()
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send a request; return the response if it succeeded.
+
+        Raises:
+            ExchangeUnreachable: the exchange could not be reached.
+            GsomiaError: the subclass named by the answer's problem ``type``.
+        """
+        what = f"{method} {path}"
+        try:
+            response = self._http.request(method, path, json=json, params=params, headers=headers)
+        except httpx.TransportError as e:
+            raise ExchangeUnreachable(f"cannot reach the exchange at {self.url} ({what}: {e})") from e
+        if response.status_code >= 400:
+            raise error_for_problem(response.status_code, _json_or_none(response), what=what)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError as e:
+            raise ExchangeError(f"{method} {path}: the exchange did not answer JSON") from e
+
+    # --- identity and keys ----------------------------------------------------------------------
+
+    def whoami(self) -> dict[str, Any]:
+        """Who the token belongs to: ``{"id", "name", "role", "party"}``."""
+        result: dict[str, Any] = self._json("GET", "/api/v1/whoami")
+        return result
+
+    def register_keys(self, party: str, public: Mapping[str, Any]) -> dict[str, Any]:
+        """Register a party's public keys (``PublicKeys.to_dict()``)."""
+        result: dict[str, Any] = self._json("PUT", f"/api/v1/parties/{party}/keys", json=dict(public))
+        return result
+
+    def public_keys(self, party: str) -> dict[str, Any]:
+        """A party's registered public keys: ``{"party", "keys": [...]}``."""
+        result: dict[str, Any] = self._json("GET", f"/api/v1/parties/{party}/keys")
+        return result
+
+    # --- reports ----------------------------------------------------------------------------------
+
+    def submit(self, submission: Mapping[str, Any]) -> dict[str, Any]:
+        """Submit a signed report ``{"report", "signature", "key"}``; the result per recipient."""
+        result: dict[str, Any] = self._json("POST", "/api/v1/reports", json=dict(submission))
+        return result
+
+    def report(self, report_id: str) -> dict[str, Any]:
+        """The current result of one of the caller's reports."""
+        result: dict[str, Any] = self._json("GET", f"/api/v1/reports/{report_id}")
+        return result
+
+    # --- inbox and deliveries -----------------------------------------------------------------------
+
+    def inbox(self, *, cursor: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """A page of the caller's inbox: ``{"items", "next_cursor", "cursor"}``."""
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        result: dict[str, Any] = self._json("GET", "/api/v1/inbox", params=params)
+        return result
+
+    def delivery(self, delivery_id: str) -> dict[str, Any]:
+        """A delivery as its recipient fetches it (ciphertext, wrapped key, signed origin)."""
+        result: dict[str, Any] = self._json("GET", f"/api/v1/deliveries/{delivery_id}")
+        return result
+
+    def acknowledge(self, delivery_id: str) -> dict[str, Any]:
+        """Acknowledge a delivery, attesting need-to-know (rule 5)."""
+        result: dict[str, Any] = self._json(
+            "POST", f"/api/v1/deliveries/{delivery_id}/ack", json={"need_to_know": True}
+        )
+        return result
+
+    def events(self, *, last_event_id: str | None = None) -> Iterator[ServerSentEvent]:
+        """The caller's inbox as server-sent events, from after ``last_event_id`` (or from new
+        items on). The iterator ends when the server closes the stream.
+
+        Raises:
+            ExchangeUnreachable: the exchange could not be reached, or the stream broke.
+            GsomiaError: the subclass named by the answer's problem ``type``.
+        """
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        what = "GET /api/v1/inbox/stream"
+        try:
+            with self._http.stream("GET", "/api/v1/inbox/stream", headers=headers, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_for_problem(response.status_code, _json_or_none(response), what=what)
+                yield from read_events(response.iter_lines())
+        except httpx.TransportError as e:
+            raise ExchangeUnreachable(f"the event stream of {self.url} broke ({e})") from e
+
+    # --- consents ---------------------------------------------------------------------------------
+
+    def consents(self, *, state: str = "pending") -> dict[str, Any]:
+        """Consent requests for relays of the caller's reports: ``{"consents": [...]}``."""
+        result: dict[str, Any] = self._json("GET", "/api/v1/consents", params={"state": state})
+        return result
+
+    def answer_consent(self, consent_id: str, *, grant: bool, reason: str = "") -> dict[str, Any]:
+        """Grant or refuse a relay of one of the caller's reports."""
+        body = {"decision": "grant" if grant else "refuse", "reason": reason}
+        result: dict[str, Any] = self._json("POST", f"/api/v1/consents/{consent_id}", json=body)
+        return result
+
+    def add_standing_consent(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Give a standing consent (topic prefix, recipient, optional hub, validity)."""
+        result: dict[str, Any] = self._json("POST", "/api/v1/standing-consents", json=dict(spec))
+        return result
+
+    def standing_consents(self) -> dict[str, Any]:
+        """The caller's standing consents: ``{"standing_consents": [...]}``."""
+        result: dict[str, Any] = self._json("GET", "/api/v1/standing-consents")
+        return result
+
+    def revoke_standing_consent(self, standing_id: str) -> dict[str, Any]:
+        """Revoke one of the caller's standing consents."""
+        result: dict[str, Any] = self._json("DELETE", f"/api/v1/standing-consents/{standing_id}")
+        return result
+
+    # --- incidents --------------------------------------------------------------------------------
+
+    def file_incident(self, delivery_id: str, *, kind: str, description: str) -> dict[str, Any]:
+        """Report the loss or compromise of a delivery (Art. 17)."""
+        body = {"kind": kind, "description": description}
+        result: dict[str, Any] = self._json("POST", f"/api/v1/deliveries/{delivery_id}/incidents", json=body)
+        return result
+
+    def incident(self, incident_id: str) -> dict[str, Any]:
+        """An incident and its updates."""
+        result: dict[str, Any] = self._json("GET", f"/api/v1/incidents/{incident_id}")
+        return result
+
+    def update_incident(self, incident_id: str, *, result: str = "", measures: str = "") -> dict[str, Any]:
+        """Append an investigation result and measures to an incident."""
+        body = {"result": result, "measures": measures}
+        answer: dict[str, Any] = self._json("POST", f"/api/v1/incidents/{incident_id}/updates", json=body)
+        return answer
+
+    # --- operator and auditor -----------------------------------------------------------------------
+
+    def record_event(self, agreement: str, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Record an agreement event (operator)."""
+        result: dict[str, Any] = self._json("POST", f"/api/v1/agreements/{agreement}/events", json=dict(event))
+        return result
+
+    def exchange_stats(self) -> dict[str, Any]:
+        """Exchange counts (auditor, operator)."""
+        result: dict[str, Any] = self._json("GET", "/api/v1/exchange/stats")
+        return result
+
+    def exercise(self) -> dict[str, Any]:
+        """Whether exercise mode is on, and the exchange clock."""
+        result: dict[str, Any] = self._json("GET", "/api/v1/exercise")
+        return result
+
+    def set_exercise_clock(self, at: str) -> dict[str, Any]:
+        """Move the exercise clock forward (operator)."""
+        result: dict[str, Any] = self._json("POST", "/api/v1/exercise/clock", json={"at": at})
+        return result
+
+    # --- ledger -----------------------------------------------------------------------------------
+
+    def ledger_checkpoint(self) -> str:
+        """The latest signed checkpoint (a C2SP signed note)."""
+        return self.request("GET", "/api/v1/ledger/checkpoint").text
+
+    def ledger_key(self) -> dict[str, Any]:
+        """The exchange's checkpoint verification key, as published."""
+        result: dict[str, Any] = self._json("GET", "/api/v1/ledger/key")
+        return result
+
+    def ledger_entries(self, *, start: int, limit: int) -> dict[str, Any]:
+        """A page of ledger entries: ``{"start", "limit", "entries", "next"}``."""
+        result: dict[str, Any] = self._json("GET", "/api/v1/ledger/entries", params={"start": start, "limit": limit})
+        return result
+
+    def ledger_inclusion(self, index: int, size: int | None = None) -> dict[str, Any]:
+        """The inclusion proof of entry ``index`` (RFC 9162 §2.1.3)."""
+        params: dict[str, int] = {"index": index} | ({"size": size} if size is not None else {})
+        result: dict[str, Any] = self._json("GET", "/api/v1/ledger/proof/inclusion", params=params)
+        return result
+
+    def ledger_consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
+        """The consistency proof between two tree sizes (RFC 9162 §2.1.4)."""
+        params: dict[str, int] = {"old": old} | ({"new": new} if new is not None else {})
+        result: dict[str, Any] = self._json("GET", "/api/v1/ledger/proof/consistency", params=params)
+        return result
+
+
+def _json_or_none(response: httpx.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return None
