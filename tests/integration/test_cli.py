@@ -95,7 +95,8 @@ def test_route_json_contract_relay(db: str) -> None:
     assert r["decision"] == "relay" and r["path"] == ["JPN", "USA", "KOR"] and r["consent_required"] is True
     assert r["marking"] == r["marking"] | {
         "originator": "JPN",
-        "level": "極秘",
+        "originator_level": "極秘",
+        "recipient": "KOR",
         "recipient_level": "군사II급비밀",
         "common_level": "SECRET",
     }

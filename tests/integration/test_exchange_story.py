@@ -71,8 +71,9 @@ def test_nov22_track_goes_to_korea_directly_marked_class_ii(nov22: Exchange) -> 
     assert item["marking"] == {
         "originator": "JPN",
         "originator_level": "極秘",
+        "recipient": "KOR",
+        "recipient_level": "군사II급비밀",
         "common_level": "SECRET",
-        "level": "군사II급비밀",
         "banner": "군사II급비밀 (JPN 極秘)",
     }
     view = nov22.call("KOR", "GET", f"/api/v1/deliveries/{item['id']}").json()
@@ -82,7 +83,7 @@ def test_nov22_track_goes_to_korea_directly_marked_class_ii(nov22: Exchange) -> 
     # the ledger holds the delivery at the leaf index it carries
     entry = nov22.call("auditor", "GET", f"/api/v1/ledger/entries/{view['leaf_index']}").json()["entry"]
     assert (entry["type"], entry["delivery"], entry["recipient"]) == ("delivery", item["id"], "KOR")
-    assert entry["marking"]["level"] == "군사II급비밀"
+    assert entry["marking"]["recipient_level"] == "군사II급비밀"
 
 
 def test_kimitsu_goes_to_the_us_and_never_to_korea(nov22: Exchange) -> None:
@@ -90,7 +91,7 @@ def test_kimitsu_goes_to_the_us_and_never_to_korea(nov22: Exchange) -> None:
     assert r.status_code == 201, r.text
     got = by_recipient(r.json())
     assert got["USA"]["outcome"] == "delivered"
-    assert got["USA"]["deliveries"][0]["marking"]["level"] == "TOP SECRET"
+    assert got["USA"]["deliveries"][0]["marking"]["recipient_level"] == "TOP SECRET"
     assert got["KOR"]["decision"] == "deny"
     assert got["KOR"]["consent"] is None  # not even offered as a relay
     assert any(x["rule"] == "level" for x in got["KOR"]["reasons"])
@@ -122,7 +123,7 @@ def test_terminated_track_is_relayed_through_the_us_only_after_consent(terminate
     assert open_delivery(view, terminated.keys["KOR"]) == TRACK
     # the hub received its own delivery, marked in its own ladder
     hub = [i for i in deliveries_of(terminated, "USA", "track-1201") if i["purpose"] == "relay_hub"]
-    assert hub[0]["marking"]["level"] == "SECRET"
+    assert hub[0]["marking"]["recipient_level"] == "SECRET"
     result = terminated.call("JPN", "GET", "/api/v1/reports/track-1201").json()
     assert by_recipient(result)["KOR"]["outcome"] == "relayed"
 
@@ -252,7 +253,7 @@ def test_stream_pushes_a_delivery_when_it_commits_and_resumes_after_last_event_i
     t.join(20)
     assert received, "no event arrived"
     ev = received[0]
-    assert (ev["event"], ev["data"]["report"], ev["data"]["marking"]["level"]) == (
+    assert (ev["event"], ev["data"]["report"], ev["data"]["marking"]["recipient_level"]) == (
         "delivery",
         "track-pushed",
         "군사II급비밀",

@@ -8,6 +8,21 @@ from dataclasses import dataclass, field
 from gsomia.errors import InvalidInput
 
 PARTY_ID = re.compile(r"^[A-Z][A-Z0-9_-]{1,15}$")
+"""A party id: an ISO 3166 alpha-3 code or a short organisation code (``JPN``, ``NATO``). The one
+grammar of party ids: scenario files (their JSON Schema uses this very pattern), the exchange's
+API and key files all check it. Match it with ``fullmatch`` (``$`` alone would accept a
+trailing newline)."""
+
+
+def check_party_id(value: object, what: str = "party") -> str:
+    """Return ``value`` if it is a well-formed party id.
+
+    Raises:
+        InvalidInput: otherwise (the message names ``what``).
+    """
+    if not isinstance(value, str) or not PARTY_ID.fullmatch(value):
+        raise InvalidInput(f"{what}: {value!r} is not a party id (upper-case letters, digits, - or _; e.g. JPN)")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

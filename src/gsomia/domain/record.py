@@ -15,7 +15,7 @@ from typing import Any
 from gsomia.domain.agreements import Agreement, AgreementEvent
 from gsomia.domain.instants import require_aware
 from gsomia.domain.lifecycle import Anomaly, Timeline, derive_timeline
-from gsomia.domain.parties import Party
+from gsomia.domain.parties import Party, check_party_id
 from gsomia.errors import InvalidInput, UnknownEntity
 
 
@@ -37,6 +37,40 @@ class Caveats:
         if self.noforn:
             return False
         return self.rel_to is None or party in self.rel_to
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON shape of caveats, everywhere the exchange writes them:
+        ``{"rel_to": [sorted party ids] | null, "noforn": bool, "orcon": bool}``."""
+        return {
+            "rel_to": sorted(self.rel_to) if self.rel_to is not None else None,
+            "noforn": self.noforn,
+            "orcon": self.orcon,
+        }
+
+    @classmethod
+    def from_json(cls, doc: object, what: str = "caveats") -> Caveats:
+        """Read caveats from their JSON shape (every member required, each of its type).
+
+        Raises:
+            InvalidInput: the document is not ``{rel_to, noforn, orcon}`` with a list of
+                distinct party ids (or null) and two booleans.
+        """
+        if not isinstance(doc, Mapping) or set(doc) != {"rel_to", "noforn", "orcon"}:
+            raise InvalidInput(f"{what}: expected an object with exactly rel_to, noforn and orcon")
+        rel_to = doc["rel_to"]
+        if rel_to is not None:
+            if not isinstance(rel_to, list):
+                raise InvalidInput(f"{what}.rel_to: expected a list of party ids or null")
+            for i, party in enumerate(rel_to):
+                check_party_id(party, f"{what}.rel_to[{i}]")
+            if len(set(rel_to)) != len(rel_to):
+                raise InvalidInput(f"{what}.rel_to: lists a party twice")
+        for flag in ("noforn", "orcon"):
+            if type(doc[flag]) is not bool:
+                raise InvalidInput(f"{what}.{flag}: expected true or false")
+        return cls(
+            rel_to=frozenset(rel_to) if rel_to is not None else None, noforn=doc["noforn"], orcon=doc["orcon"]
+        )
 
     def describe(self) -> str:
         """``REL TO JPN, USA; ORCON`` or empty."""

@@ -9,17 +9,40 @@ from functools import lru_cache
 from gsomia.errors import InvalidInput
 
 TOPIC = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$")
+"""A topic: a dotted path of lower-case words (``dprk.missile.launch``). The one grammar of
+topics: scenario files (their JSON Schema uses this very pattern), reports submitted to the
+exchange and standing consents all check it. Match it with ``fullmatch``."""
 
 
-def check_topic(topic: str) -> str:
+def check_topic(topic: object, what: str = "topic") -> str:
     """Return ``topic`` if it is a well-formed dotted path.
 
     Raises:
         InvalidInput: otherwise.
     """
-    if not TOPIC.fullmatch(topic):
-        raise InvalidInput(f"topic {topic!r} is not a dotted path of lower-case words (e.g. dprk.missile.launch)")
+    if not isinstance(topic, str) or not TOPIC.fullmatch(topic):
+        raise InvalidInput(f"{what} {topic!r} is not a dotted path of lower-case words (e.g. dprk.missile.launch)")
     return topic
+
+
+def check_topic_prefix(prefix: object, what: str = "topic prefix") -> str:
+    """Return ``prefix`` if it is ``*`` (every topic) or a topic (covering itself and every
+    topic under it).
+
+    Raises:
+        InvalidInput: otherwise.
+    """
+    if prefix == "*":
+        return "*"
+    if not isinstance(prefix, str) or not TOPIC.fullmatch(prefix):
+        raise InvalidInput(f"{what}: a dotted topic prefix such as dprk.missile, or * for every topic")
+    return prefix
+
+
+def topic_matches(prefix: str, topic: str) -> bool:
+    """True if ``topic`` falls under ``prefix`` (``*`` is every topic; ``dprk.missile`` covers
+    ``dprk.missile.launch`` but not ``dprk.missiles``)."""
+    return prefix in ("*", topic) or topic.startswith(prefix + ".")
 
 
 @lru_cache(maxsize=4096)

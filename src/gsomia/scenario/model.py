@@ -12,6 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gsomia.domain.parties import PARTY_ID
+from gsomia.domain.topics import TOPIC
+
 Instant = Annotated[
     str,
     Field(
@@ -21,8 +24,8 @@ Instant = Annotated[
     ),
 ]
 Source = Annotated[str, Field(description="confidence tag and source ids, e.g. '[V S1]' or '[M]'")]
-PartyId = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_-]{1,15}$")]
-TopicId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$")]
+PartyId = Annotated[str, Field(pattern=PARTY_ID.pattern)]
+TopicId = Annotated[str, Field(pattern=TOPIC.pattern)]
 Duration = Annotated[
     str, Field(pattern=r"^P(\d+D)?(T(\d+H)?(\d+M)?(\d+S)?)?$", description="ISO 8601 duration, e.g. PT4H")
 ]

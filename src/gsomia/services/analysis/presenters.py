@@ -13,6 +13,7 @@ from gsomia.domain.agreements import AgreementEvent
 from gsomia.domain.coverage import Flow, Gap
 from gsomia.domain.instants import format_duration, iso
 from gsomia.domain.lifecycle import Status
+from gsomia.domain.markings import Marking
 from gsomia.domain.record import Record
 from gsomia.domain.routing import Route
 from gsomia.domain.stats import ProvisionStats
@@ -57,6 +58,23 @@ def status_json(s: Status) -> dict[str, Any]:
     }
 
 
+def marking_json(m: Marking | None, *, originator: str, originator_level: str, recipient: str) -> dict[str, Any]:
+    """The one JSON shape of a marking (Art. 4.2), wherever one is shown:
+    ``{"originator", "originator_level", "recipient", "recipient_level", "common_level", "banner"}``.
+
+    For a release that is denied there is no translation: the recipient's and the common level
+    and the banner are null.
+    """
+    return {
+        "originator": originator,
+        "originator_level": originator_level,
+        "recipient": recipient,
+        "recipient_level": m.recipient_level if m else None,
+        "common_level": m.common_level if m else None,
+        "banner": m.banner() if m else None,
+    }
+
+
 def route_json(r: Route, zone: str) -> dict[str, Any]:
     """``{"decision", "path", "agreements", "consent_required", "marking", "delay", "assumptions", "reasons", …}``."""
     req = r.request
@@ -73,13 +91,7 @@ def route_json(r: Route, zone: str) -> dict[str, Any]:
         "via": r.via,
         "consent_required": r.consent_required,
         "per_report_consent": r.per_report_consent,
-        "marking": {
-            "originator": req.originator,
-            "level": req.level,
-            "recipient_level": m.recipient_level if m else None,
-            "common_level": m.common_level if m else None,
-            "banner": m.banner() if m else None,
-        },
+        "marking": marking_json(m, originator=req.originator, originator_level=req.level, recipient=req.recipient),
         "delay": format_duration(r.delay),
         "assumptions": list(r.assumptions),
         "legs": [
@@ -88,8 +100,9 @@ def route_json(r: Route, zone: str) -> dict[str, Any]:
                 "to": leg.receiver,
                 "agreement": leg.agreement,
                 "at": iso(leg.at, zone),
-                "level": leg.marking.level,
-                "recipient_level": leg.marking.recipient_level,
+                "marking": marking_json(
+                    leg.marking, originator=leg.marking.originator, originator_level=leg.marking.level, recipient=leg.receiver
+                ),
             }
             for leg in r.legs
         ],

@@ -10,6 +10,7 @@ from typing import Any
 
 from gsomia.domain.instants import utc_iso as t
 from gsomia.domain.markings import Marking
+from gsomia.services.analysis.presenters import marking_json
 from gsomia.storage.exchange import (
     ConsentRow,
     DeliveryRow,
@@ -45,20 +46,14 @@ def decision_entry_route(route_json: Mapping[str, Any]) -> dict[str, Any]:
         "agreements": route_json["agreements"],
         "arrangement": route_json.get("arrangement"),
         "via": route_json.get("via"),
-        "level": marking.get("recipient_level"),
+        "recipient_level": marking.get("recipient_level"),
         "reasons": route_json["reasons"],
     }
 
 
-def delivery_marking(m: Marking) -> dict[str, str]:
-    """What a recipient sees (Art. 4.2): the originator's name and level, and its own level."""
-    return {
-        "originator": m.originator,
-        "originator_level": m.level,
-        "common_level": m.common_level,
-        "level": m.recipient_level,
-        "banner": m.banner(),
-    }
+def delivery_marking(m: Marking) -> dict[str, Any]:
+    """What a recipient sees (Art. 4.2): the marking in its one JSON shape."""
+    return marking_json(m, originator=m.originator, originator_level=m.level, recipient=m.recipient)
 
 
 def delivery_summary(d: DeliveryRow) -> dict[str, Any]:

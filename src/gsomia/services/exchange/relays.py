@@ -292,11 +292,7 @@ class ConsentService:
         self, s: Tx, rows: Pending, c: ConsentRow, report: SubmittedReportRow, now: datetime
     ) -> dict[str, Any]:
         ctx = self.ctx
-        caveats = Caveats(
-            rel_to=frozenset(report.caveats["rel_to"]) if report.caveats.get("rel_to") is not None else None,
-            noforn=bool(report.caveats.get("noforn")),
-            orcon=bool(report.caveats.get("orcon")),
-        )
+        caveats = Caveats.from_json(report.caveats, f"stored caveats of report {report.id}")
         req = ReleaseRequest(
             originator=report.originator,
             recipient=c.recipient,

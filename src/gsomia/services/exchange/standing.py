@@ -7,12 +7,12 @@ report, which needs consent for the very report.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gsomia.domain.instants import parse_instant, utc_iso
+from gsomia.domain.topics import check_topic_prefix, topic_matches
 from gsomia.errors import InvalidInput
 from gsomia.services.exchange.access import Action, Principal, authorize
 from gsomia.services.exchange.context import UTC_ZONE, ExchangeContext, new_id
@@ -20,15 +20,8 @@ from gsomia.services.exchange.presenters import standing_summary
 from gsomia.storage.exchange import ExchangeRepo, NewStandingConsent, StandingConsentRow, Tx
 from gsomia.storage.writer import Outcome
 
-__all__ = ["StandingConsentService", "StandingConsentSpec", "matching_standing", "topic_matches"]
+__all__ = ["StandingConsentService", "StandingConsentSpec", "matching_standing"]
 
-_PREFIX = re.compile(r"\*|[a-z0-9_]+(\.[a-z0-9_]+)*")
-
-
-def topic_matches(prefix: str, topic: str) -> bool:
-    """True if ``topic`` falls under ``prefix`` (``*`` is every topic; ``dprk.missile`` covers
-    ``dprk.missile.launch``)."""
-    return prefix in ("*", topic) or topic.startswith(prefix + ".")
 
 
 def matching_standing(
@@ -71,8 +64,7 @@ class StandingConsentService:
         assert principal.party is not None  # noqa: S101 - only parties manage standing consents
         ctx = self.ctx
         record = ctx.records.record()
-        if not _PREFIX.fullmatch(spec.topic_prefix):
-            raise InvalidInput("topic_prefix: a dotted topic prefix such as dprk.missile, or *")
+        check_topic_prefix(spec.topic_prefix, "topic_prefix")
         for what, party in (("recipient", spec.recipient), ("hub", spec.hub)):
             if party is not None and party not in record.parties:
                 raise InvalidInput(f"{what}: unknown party {party!r}")

@@ -27,6 +27,7 @@ from gsomia.domain.instants import utc_iso
 from gsomia.domain.record import Caveats, Record
 from gsomia.domain.routing import Decision, ReleaseRequest, Route, explain
 from gsomia.domain.states import DeliveryPurpose, ReleaseOutcome
+from gsomia.domain.topics import TOPIC
 from gsomia.errors import BadSignature, Conflict, InvalidInput
 from gsomia.ledger.entries import entry_bytes  # the one canonical (RFC 8785) encoder
 from gsomia.services.analysis import presenters as views
@@ -42,7 +43,6 @@ from gsomia.storage.writer import Outcome
 __all__ = ["ReportSubmission", "SubmissionResult", "SubmissionService"]
 
 REPORT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,95}")
-TOPIC = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)*")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,17 +165,9 @@ class SubmissionService:
         if not TOPIC.fullmatch(topic) or (record.topics and topic not in record.topics):
             known = ", ".join(sorted(record.topics))
             raise InvalidInput(f"report.topic: unknown topic {topic!r} (known: {known})")
-        caveats_doc = rep.get("caveats")
-        if not isinstance(caveats_doc, Mapping):
-            raise InvalidInput("report.caveats: expected an object {rel_to, noforn, orcon}")
-        rel_to = _parties(caveats_doc.get("rel_to"), "report.caveats.rel_to")
-        if rel_to is not None:
-            _check_known(record, rel_to, "report.caveats.rel_to")
-        caveats = Caveats(
-            rel_to=frozenset(rel_to) if rel_to is not None else None,
-            noforn=caveats_doc.get("noforn") is True,
-            orcon=caveats_doc.get("orcon") is True,
-        )
+        caveats = Caveats.from_json(rep.get("caveats"), "report.caveats")
+        if caveats.rel_to is not None:
+            _check_known(record, caveats.rel_to, "report.caveats.rel_to")
         created = _text(rep, "created", max_len=64)
         try:
             created_at = datetime.fromisoformat(created)
@@ -326,11 +318,7 @@ class SubmissionService:
 
     def _write(self, s: Tx, rows: Pending, p: _Prepared) -> dict[str, Any]:
         ctx = self.ctx
-        caveats = {
-            "rel_to": sorted(p.caveats.rel_to) if p.caveats.rel_to is not None else None,
-            "noforn": p.caveats.noforn,
-            "orcon": p.caveats.orcon,
-        }
+        caveats = p.caveats.to_json()
         # what the ledger records of a submission (a digest, never the payload), and the row
         # that adds the sealed payload and signature to it
         described = {
