@@ -16,9 +16,20 @@ import pytest
 from gsomia.domain.instants import parse_instant
 from gsomia.domain.record import Network, Record, WhatIf, apply_whatif, compile_network
 from gsomia.scenario.loader import bundled_scenarios, parse_scenario
+from tests.harness import Harness
+from tests.harness import start as start_harness
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = bundled_scenarios()["japan-korea-2019"]
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    """An exchange in this process on the bundled scenario, the clock at 2019-11-22 10:00 KST
+    (see :mod:`tests.harness`)."""
+    h = start_harness(tmp_path)
+    yield h
+    h.close()
 
 
 def kst(text: str) -> datetime:
