@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 DEMO_PORT ?= 8000
 
-.PHONY: demo test lint bench install install-dev clean serve web
+.PHONY: demo test lint bench install install-dev system-packages clean serve web
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,14 @@ install-dev: $(VENV)/.installed-dev
 demo: install
 	$(BIN)/gsomia demo --port $(DEMO_PORT)
 
-## test: the whole suite, PostgreSQL included (a throwaway cluster the fixtures start)
-test: install-dev
+## test: the whole suite, PostgreSQL and browser included; first installs the Debian packages it needs
+## (scripts/system-packages.sh)
+test: system-packages install-dev
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## system-packages: PostgreSQL, Chromium, CJK fonts, Node.js and npm from Debian (as root; otherwise prints the command)
+system-packages:
+	@bash scripts/system-packages.sh
 
 ## lint: ruff, mypy --strict and the import-linter layer contracts
 lint: install-dev
