@@ -28,10 +28,10 @@ install-dev: $(VENV)/.installed-dev
 demo: install
 	$(BIN)/gsomia demo --port $(DEMO_PORT)
 
-## test: the whole suite, PostgreSQL and browser included; first installs the Debian packages it needs
-## (scripts/system-packages.sh)
+## test: the whole suite, PostgreSQL and browser included, with coverage of src/gsomia (subprocesses too);
+## first installs the Debian packages it needs (scripts/system-packages.sh), and fails under the floor in pyproject.toml
 test: system-packages install-dev
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --cov --cov-report=html:artifacts/coverage $(PYTEST_ARGS)
 
 ## system-packages: PostgreSQL, Chromium, CJK fonts, Node.js and npm from Debian (as root; otherwise prints the command)
 system-packages:
@@ -53,4 +53,4 @@ web:
 	cd web && npm ci && npm run build
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts .coverage .coverage.*
