@@ -37,9 +37,10 @@ test: system-packages install-dev
 system-packages:
 	@bash scripts/system-packages.sh
 
-## lint: ruff, mypy --strict and the import-linter layer contracts
+## lint: ruff (check and format), mypy --strict and the import-linter layer contracts
 lint: install-dev
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
