@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 DEMO_PORT ?= 8000
 
-.PHONY: demo test lint bench install install-dev clean serve web
+.PHONY: demo test lint bench install install-dev system-packages clean serve web
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +28,19 @@ install-dev: $(VENV)/.installed-dev
 demo: install
 	$(BIN)/gsomia demo --port $(DEMO_PORT)
 
-## test: the whole suite, PostgreSQL included (a throwaway cluster the fixtures start)
-test: install-dev
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+## test: the whole suite, PostgreSQL and browser included, with coverage of src/gsomia (subprocesses too);
+## first installs the Debian packages it needs (scripts/system-packages.sh), and fails under the floor in pyproject.toml
+test: system-packages install-dev
+	$(BIN)/python -m pytest -q --cov --cov-report=html:artifacts/coverage $(PYTEST_ARGS)
 
-## lint: ruff, mypy --strict and the import-linter layer contracts
+## system-packages: PostgreSQL, Chromium, CJK fonts, Node.js and npm from Debian (as root; otherwise prints the command)
+system-packages:
+	@bash scripts/system-packages.sh
+
+## lint: ruff (check and format), mypy --strict and the import-linter layer contracts
 lint: install-dev
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -48,4 +54,4 @@ web:
 	cd web && npm ci && npm run build
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts .coverage .coverage.*

@@ -2,7 +2,7 @@
 
 Every page is guarded: a request to any host but 127.0.0.1 is refused and fails the test,
 and so does a console error, an uncaught exception or a Content-Security-Policy violation.
-Without Chromium the tests are skipped, except under CI (``CI=true``), where they fail.
+Without Chromium the tests fail and say how to install it.
 """
 
 from __future__ import annotations
@@ -55,10 +55,7 @@ expect.set_options(timeout=15_000)
 def chromium() -> Path:
     """Debian's Chromium (never one Playwright downloads)."""
     if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/system-packages.sh (or: sudo apt-get install -y chromium)")
     return CHROMIUM
 
 

@@ -1,16 +1,15 @@
 """The transparency-dev/merkle test vectors: every happy path verifies, every tampered
 variant (bit flips, garbage, swapped roots, wrong sizes) is rejected.
 
-The vectors are not part of this repository. They are read from ``$GSOMIA_MERKLE_VECTORS``
-or ``../shared/vectors/transparency-dev-merkle/`` next to the repository (``.ci/run`` finds
-them and sets the variable). A fresh clone without them says so and skips only these tests.
+The vectors live in ``tests/data/transparency-dev-merkle/`` (Apache-2.0, upstream commit in
+``COMMIT`` there). A missing folder fails these tests: the ledger's proofs are always checked
+against an independent implementation.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +18,8 @@ import pytest
 from gsomia.errors import InvalidInput, LedgerInvalid
 from gsomia.ledger.merkle import verify_consistency, verify_inclusion
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+VECTOR_ROOT = Path(__file__).resolve().parents[2] / "data" / "transparency-dev-merkle"
 EXPECTED_FILES = 196  # 98 inclusion + 98 consistency at the pinned commit
-
-
-def _vector_root() -> Path:
-    configured = os.environ.get("GSOMIA_MERKLE_VECTORS")
-    if configured:
-        return Path(configured)
-    return REPO_ROOT.parent / "shared" / "vectors" / "transparency-dev-merkle"
-
-
-VECTOR_ROOT = _vector_root()
 TESTDATA = VECTOR_ROOT / "testdata"
 FILES = (
     sorted(
@@ -47,9 +36,9 @@ MISSING = "vectors-missing"
 def _missing() -> None:
     message = (
         f"Merkle test vectors are missing: no testdata/ under {VECTOR_ROOT}. "
-        "Set GSOMIA_MERKLE_VECTORS to the folder that holds transparency-dev/merkle's testdata/."
+        "Restore the folder from git (git checkout -- tests/data/transparency-dev-merkle)."
     )
-    pytest.skip(message)
+    pytest.fail(message)
 
 
 def _b64(value: str | None) -> bytes:
