@@ -122,9 +122,7 @@ class Harness:
     def deliveries(self, party: str, report_id: str | None = None) -> list[dict[str, Any]]:
         """The delivery items of ``party``'s inbox (of one report if given)."""
         return [
-            i
-            for i in self.inbox(party)
-            if i["type"] == "delivery" and (report_id is None or i["report"] == report_id)
+            i for i in self.inbox(party) if i["type"] == "delivery" and (report_id is None or i["report"] == report_id)
         ]
 
     def open(self, party: str, delivery_id: str) -> bytes:

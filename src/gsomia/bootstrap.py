@@ -180,4 +180,3 @@ def _kek_source(settings: Settings) -> Callable[[], bytes]:
         return lambda: key
     path = settings.data_dir / "exchange.kek"
     return lambda: load_or_create_kek(path)
-

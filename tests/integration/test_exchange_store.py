@@ -78,7 +78,9 @@ def test_the_exchange_on_every_backend(db_url: str, tmp_path: Path) -> None:
         ex.incidents.update_incident(principals["JPN"], incident["id"], result="found", measures="")
         jpn_items, _ = ex.deliveries.inbox(principals["JPN"])
         assert [i["type"] for i in jpn_items] == ["consent_request", "incident"]
-        stats = ex.deliveries.stats(ex.identity.authenticate(ex.identity.add_principal(role=Role.AUDITOR, name="a").token))
+        stats = ex.deliveries.stats(
+            ex.identity.authenticate(ex.identity.add_principal(role=Role.AUDITOR, name="a").token)
+        )
         assert stats["reports"] == 1
         assert stats["deliveries"] == {"acknowledged": 1, "fetched": 1, "ready": 1}
         assert app.ledger.verify().problem is None

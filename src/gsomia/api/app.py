@@ -13,6 +13,8 @@ from fastapi.concurrency import run_in_threadpool
 from gsomia import __version__
 from gsomia.api import analysis, dashboard, exchange, ledger, problems
 from gsomia.api.middleware import BodyLimit, ExerciseStamp
+from gsomia.api.schemas import HealthOut, problem_openapi
+from gsomia.api.schemas import problems as problem_responses
 from gsomia.bootstrap import App
 from gsomia.web import routes as web
 
@@ -52,6 +54,17 @@ async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
         app.exchange.stop()
 
 
+def _document_problems(api: FastAPI) -> None:
+    """Generate the OpenAPI document once, with every error answer as problem+json."""
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            api.openapi_schema = problem_openapi(FastAPI.openapi(api))
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(app: App) -> FastAPI:
     """Build the FastAPI application around an already wired :class:`App`."""
     api = FastAPI(
@@ -70,9 +83,16 @@ def create_app(app: App) -> FastAPI:
     api.include_router(exchange.router)
     api.add_middleware(BodyLimit, max_bytes=app.settings.max_body_bytes)
     api.add_middleware(ExerciseStamp, info=app.exchange.clock.info)
+    _document_problems(api)
     web.install(api)  # dashboard at /, assets at /static, /docs from local files, security headers on everything
 
-    @api.get("/healthz", tags=["meta"], summary="Liveness and database reachability")
+    @api.get(
+        "/healthz",
+        tags=["meta"],
+        summary="Liveness and database reachability",
+        response_model=HealthOut,
+        responses=problem_responses(503),
+    )
     def healthz() -> dict[str, Any]:
         summary = app.store.summary()
         exercise = app.exchange.clock.info()

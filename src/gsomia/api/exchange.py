@@ -20,6 +20,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from gsomia.api.deps import Caller, app_of
+from gsomia.api.schemas import (
+    AUTHENTICATED,
+    AckOut,
+    ConsentListOut,
+    ConsentOut,
+    DeliveryOut,
+    ExchangeStatsOut,
+    ExerciseOut,
+    InboxPageOut,
+    IncidentOut,
+    PublicKeysOut,
+    RecordedEventOut,
+    RegisteredKeysOut,
+    StandingConsentListOut,
+    StandingConsentOut,
+    SubmissionOut,
+    WhoamiOut,
+    problems,
+)
 from gsomia.crypto import PublicKeys
 from gsomia.errors import InvalidInput
 from gsomia.services.exchange.operator import EventSpec
@@ -73,7 +92,12 @@ class SubmissionIn(_Strict):
     "/reports",
     status_code=201,
     summary="Submit a signed report; every recipient is decided and delivered in one commit",
-    responses={200: {"description": "The same report was submitted before: the stored result."}},
+    response_model=None,
+    responses={
+        201: {"model": SubmissionOut, "description": "Submitted: the result for every recipient."},
+        200: {"model": SubmissionOut, "description": "The same report was submitted before: the stored result."},
+        **problems(400, *AUTHENTICATED, 409, 413),
+    },
 )
 async def submit(request: Request, body: SubmissionIn, caller: Caller) -> JSONResponse:
     """Verify, decide every recipient at the exchange clock, encrypt, wrap per recipient, ledger."""
@@ -84,7 +108,12 @@ async def submit(request: Request, body: SubmissionIn, caller: Caller) -> JSONRe
     return JSONResponse(result.body, status_code=201 if result.created else 200)
 
 
-@router.get("/reports/{report_id}", summary="The current result of one of your reports")
+@router.get(
+    "/reports/{report_id}",
+    summary="The current result of one of your reports",
+    response_model=SubmissionOut,
+    responses=problems(*AUTHENTICATED, 404),
+)
 def report(request: Request, report_id: str, caller: Caller) -> dict[str, Any]:
     """Decisions, deliveries and consent states per recipient (originator only)."""
     return app_of(request).exchange.submissions.result(caller, report_id)
@@ -93,7 +122,12 @@ def report(request: Request, report_id: str, caller: Caller) -> dict[str, Any]:
 # --- inbox and deliveries --------------------------------------------------------------------
 
 
-@router.get("/inbox", summary="Your inbox: deliveries, consent requests and incident notices, in order")
+@router.get(
+    "/inbox",
+    summary="Your inbox: deliveries, consent requests and incident notices, in order",
+    response_model=InboxPageOut,
+    responses=problems(*AUTHENTICATED),
+)
 def inbox(
     request: Request,
     caller: Caller,
@@ -118,6 +152,14 @@ def _cursor(text: str | None) -> int:
     "/inbox/stream",
     summary="Server-sent events: each new inbox item as soon as it is committed",
     response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "An event stream: each event's name is the item's type, its id the inbox cursor, "
+            "its data the item as JSON.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **problems(*AUTHENTICATED),
+    },
 )
 async def stream(
     request: Request,
@@ -157,7 +199,12 @@ async def stream(
     return EventSourceResponse(events(), ping=15)
 
 
-@router.get("/deliveries/{delivery_id}", summary="Fetch a delivery (attests need-to-know)")
+@router.get(
+    "/deliveries/{delivery_id}",
+    summary="Fetch a delivery (attests need-to-know)",
+    response_model=DeliveryOut,
+    responses=problems(*AUTHENTICATED, 404),
+)
 def delivery(request: Request, delivery_id: str, caller: Caller) -> dict[str, Any]:
     """The marking, the payload ciphertext and the content key wrapped to your key; decrypt locally."""
     return app_of(request).exchange.deliveries.delivery(caller, delivery_id)
@@ -169,7 +216,12 @@ class AckIn(_Strict):
     need_to_know: bool
 
 
-@router.post("/deliveries/{delivery_id}/ack", summary="Acknowledge receipt (attests need-to-know)")
+@router.post(
+    "/deliveries/{delivery_id}/ack",
+    summary="Acknowledge receipt (attests need-to-know)",
+    response_model=AckOut,
+    responses=problems(*AUTHENTICATED, 404, 413),
+)
 def ack(request: Request, delivery_id: str, body: AckIn, caller: Caller) -> dict[str, Any]:
     """Ledgered once; acknowledging again returns the same acknowledgement."""
     return app_of(request).exchange.deliveries.acknowledge(caller, delivery_id, need_to_know=body.need_to_know)
@@ -185,13 +237,26 @@ class IncidentIn(_Strict):
     description: str = Field(min_length=1, max_length=8000)
 
 
-@router.post("/deliveries/{delivery_id}/incidents", status_code=201, summary="Report loss or compromise (Art. 17)")
+@router.post(
+    "/deliveries/{delivery_id}/incidents",
+    status_code=201,
+    summary="Report loss or compromise (Art. 17)",
+    response_model=IncidentOut,
+    responses=problems(*AUTHENTICATED, 404, 413),
+)
 def file_incident(request: Request, delivery_id: str, body: IncidentIn, caller: Caller) -> dict[str, Any]:
     """The originator is told at once (an inbox item)."""
-    return app_of(request).exchange.incidents.file_incident(caller, delivery_id, kind=body.kind, description=body.description)
+    return app_of(request).exchange.incidents.file_incident(
+        caller, delivery_id, kind=body.kind, description=body.description
+    )
 
 
-@router.get("/incidents/{incident_id}", summary="An incident and its updates")
+@router.get(
+    "/incidents/{incident_id}",
+    summary="An incident and its updates",
+    response_model=IncidentOut,
+    responses=problems(*AUTHENTICATED, 404),
+)
 def incident(request: Request, incident_id: str, caller: Caller) -> dict[str, Any]:
     """For the reporting recipient and the originator."""
     return app_of(request).exchange.incidents.incident(caller, incident_id)
@@ -204,16 +269,29 @@ class IncidentUpdateIn(_Strict):
     measures: str = Field(default="", max_length=8000)
 
 
-@router.post("/incidents/{incident_id}/updates", status_code=201, summary="Append results and measures")
+@router.post(
+    "/incidents/{incident_id}/updates",
+    status_code=201,
+    summary="Append results and measures",
+    response_model=IncidentOut,
+    responses=problems(*AUTHENTICATED, 404, 413),
+)
 def update_incident(request: Request, incident_id: str, body: IncidentUpdateIn, caller: Caller) -> dict[str, Any]:
     """By the reporter or the originator; the other side is told."""
-    return app_of(request).exchange.incidents.update_incident(caller, incident_id, result=body.result, measures=body.measures)
+    return app_of(request).exchange.incidents.update_incident(
+        caller, incident_id, result=body.result, measures=body.measures
+    )
 
 
 # --- consents ------------------------------------------------------------------------------
 
 
-@router.get("/consents", summary="Consent requests for relays of your reports")
+@router.get(
+    "/consents",
+    summary="Consent requests for relays of your reports",
+    response_model=ConsentListOut,
+    responses=problems(*AUTHENTICATED),
+)
 def consents(
     request: Request,
     caller: Caller,
@@ -233,7 +311,12 @@ class ConsentAnswerIn(_Strict):
     reason: str = Field(default="", max_length=2000)
 
 
-@router.post("/consents/{consent_id}", summary="Grant or refuse a relay")
+@router.post(
+    "/consents/{consent_id}",
+    summary="Grant or refuse a relay",
+    response_model=ConsentOut,
+    responses=problems(*AUTHENTICATED, 404, 409, 413),
+)
 def answer(request: Request, consent_id: str, body: ConsentAnswerIn, caller: Caller) -> dict[str, Any]:
     """A grant decides the relay again now; if it still holds, the hub's and the onward
     deliveries are made, each ledgered; otherwise the answer says why the relay was refused."""
@@ -253,20 +336,36 @@ class StandingConsentIn(_Strict):
     note: str = Field(default="", max_length=2000)
 
 
-@router.post("/standing-consents", status_code=201, summary="Give a standing consent")
+@router.post(
+    "/standing-consents",
+    status_code=201,
+    summary="Give a standing consent",
+    response_model=StandingConsentOut,
+    responses=problems(*AUTHENTICATED, 413),
+)
 def add_standing(request: Request, body: StandingConsentIn, caller: Caller) -> dict[str, Any]:
     """Relays it covers are released at once (never for ORCON reports)."""
     spec = StandingConsentSpec(**body.model_dump())
     return app_of(request).exchange.standing.add(caller, spec)
 
 
-@router.get("/standing-consents", summary="Your standing consents")
+@router.get(
+    "/standing-consents",
+    summary="Your standing consents",
+    response_model=StandingConsentListOut,
+    responses=problems(*AUTHENTICATED),
+)
 def standing(request: Request, caller: Caller) -> dict[str, Any]:
     """Revoked ones included, with ``revoked_at``."""
     return {"standing_consents": app_of(request).exchange.standing.list(caller)}
 
 
-@router.delete("/standing-consents/{standing_id}", summary="Revoke a standing consent")
+@router.delete(
+    "/standing-consents/{standing_id}",
+    summary="Revoke a standing consent",
+    response_model=StandingConsentOut,
+    responses=problems(*AUTHENTICATED, 404),
+)
 def revoke_standing(request: Request, standing_id: str, caller: Caller) -> dict[str, Any]:
     """Idempotent; ledgered once."""
     return app_of(request).exchange.standing.revoke(caller, standing_id)
@@ -285,7 +384,16 @@ class PublicKeysIn(_Strict):
     fingerprint: str | None = None
 
 
-@router.put("/parties/{party}/keys", summary="Register your public keys (never a private key)")
+@router.put(
+    "/parties/{party}/keys",
+    summary="Register your public keys (never a private key)",
+    response_model=RegisteredKeysOut,
+    responses={
+        201: {"model": RegisteredKeysOut, "description": "Registered; earlier keys retired."},
+        200: {"description": "These keys were already the party's current keys."},
+        **problems(*AUTHENTICATED, 404, 413),
+    },
+)
 def register_keys(
     request: Request, party: str, body: PublicKeysIn, caller: Caller, response: Response
 ) -> dict[str, Any]:
@@ -296,14 +404,19 @@ def register_keys(
     return {"party": party, **registered.as_dict()}
 
 
-@router.get("/parties/{party}/keys", summary="A party's public keys")
+@router.get(
+    "/parties/{party}/keys",
+    summary="A party's public keys",
+    response_model=PublicKeysOut,
+    responses=problems(*AUTHENTICATED, 404),
+)
 def public_keys(request: Request, party: str, caller: Caller) -> dict[str, Any]:
     """Public keys only: what a client needs to verify an originator's signature."""
     keys = app_of(request).exchange.identity.public_keys(caller, party)
     return {"party": party, "keys": [k.as_dict() for k in keys]}
 
 
-@router.get("/whoami", summary="Who the token belongs to")
+@router.get("/whoami", summary="Who the token belongs to", response_model=WhoamiOut, responses=problems(*AUTHENTICATED))
 def whoami(caller: Caller) -> dict[str, Any]:
     """``{"id", "name", "role", "party"}``."""
     return {"id": caller.id, "name": caller.name, "role": caller.role.value, "party": caller.party}
@@ -334,13 +447,24 @@ class EventIn(_Strict):
     changes: dict[str, Any] | None = None
 
 
-@router.post("/agreements/{agreement_id}/events", status_code=201, summary="Record an agreement event (operator)")
+@router.post(
+    "/agreements/{agreement_id}/events",
+    status_code=201,
+    summary="Record an agreement event (operator)",
+    response_model=RecordedEventOut,
+    responses=problems(*AUTHENTICATED, 404, 409, 413),
+)
 def record_event(request: Request, agreement_id: str, body: EventIn, caller: Caller) -> dict[str, Any]:
     """Changes decisions from now on; deliveries already made keep their markings (Art. 21.4)."""
     return app_of(request).exchange.operator.record_event(caller, agreement_id, EventSpec(**body.model_dump()))
 
 
-@router.get("/exchange/stats", summary="Exchange counts (auditor, operator): never content")
+@router.get(
+    "/exchange/stats",
+    summary="Exchange counts (auditor, operator): never content",
+    response_model=ExchangeStatsOut,
+    responses=problems(*AUTHENTICATED),
+)
 def stats(request: Request, caller: Caller) -> dict[str, Any]:
     """Reports, decisions by outcome, deliveries by state, consents by state, incidents, pairs."""
     return app_of(request).exchange.deliveries.stats(caller)
@@ -352,7 +476,12 @@ class ClockIn(_Strict):
     at: str = Field(description="ISO 8601 instant with offset; never earlier than the exercise clock.")
 
 
-@router.get("/exercise", summary="Whether exercise mode is on, and the exchange clock")
+@router.get(
+    "/exercise",
+    summary="Whether exercise mode is on, and the exchange clock",
+    response_model=ExerciseOut,
+    responses=problems(*AUTHENTICATED),
+)
 def exercise(request: Request, caller: Caller) -> dict[str, Any]:
     """``{"exercise": bool, "clock", "whatif"}``."""
     clock = app_of(request).exchange.clock
@@ -360,7 +489,12 @@ def exercise(request: Request, caller: Caller) -> dict[str, Any]:
     return {"exercise": info is not None, "clock": clock.now().isoformat(), "whatif": info.whatif if info else None}
 
 
-@router.post("/exercise/clock", summary="Move the exercise clock forward (operator, exercise mode only)")
+@router.post(
+    "/exercise/clock",
+    summary="Move the exercise clock forward (operator, exercise mode only)",
+    response_model=ExerciseOut,
+    responses=problems(*AUTHENTICATED, 409, 413),
+)
 def set_clock(request: Request, body: ClockIn, caller: Caller) -> dict[str, Any]:
     """Never backwards; consent requests that run out are expired at once."""
     at = app_of(request).exchange.operator.advance_clock(caller, body.at)

@@ -15,6 +15,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from gsomia.api.deps import app_of, ledger_reader
+from gsomia.api.schemas import (
+    AUTHENTICATED,
+    ConsistencyProofOut,
+    InclusionProofOut,
+    LedgerEntryOut,
+    LedgerKeyOut,
+    LedgerPageOut,
+    problems,
+)
 from gsomia.services.ledger.service import PAGE_LIMIT
 
 # Every ledger endpoint's dependencies, in one place: a bearer token of a party, an operator or
@@ -32,7 +41,7 @@ Size = Annotated[int | None, Query(ge=0, description="Tree size; default: the cu
     "/checkpoint",
     summary="The latest signed checkpoint (C2SP tlog-checkpoint signed note)",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}}},
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **problems(*AUTHENTICATED)},
 )
 def checkpoint(request: Request) -> PlainTextResponse:
     """The signed note: origin, tree size, base64 root hash, a blank line, the signature line."""
@@ -40,13 +49,23 @@ def checkpoint(request: Request) -> PlainTextResponse:
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
 
 
-@router.get("/key", summary="The exchange's checkpoint verification key")
+@router.get(
+    "/key",
+    summary="The exchange's checkpoint verification key",
+    response_model=LedgerKeyOut,
+    responses=problems(*AUTHENTICATED),
+)
 def key(request: Request) -> dict[str, str]:
     """``{"name", "key_id", "public_key", "algorithm", "vkey"}``; pin it to verify checkpoints."""
     return app_of(request).ledger.public_key()
 
 
-@router.get("/entries", summary="Entries in index order, a page at a time")
+@router.get(
+    "/entries",
+    summary="Entries in index order, a page at a time",
+    response_model=LedgerPageOut,
+    responses=problems(*AUTHENTICATED, 409),
+)
 def entries(
     request: Request,
     start: Annotated[int, Query(ge=0, description="First index to return.")] = 0,
@@ -57,19 +76,34 @@ def entries(
     return {"start": start, "limit": limit, "entries": rows, "next": start + len(rows) if len(rows) == limit else None}
 
 
-@router.get("/entries/{index}", summary="One entry, with its leaf hash")
+@router.get(
+    "/entries/{index}",
+    summary="One entry, with its leaf hash",
+    response_model=LedgerEntryOut,
+    responses=problems(*AUTHENTICATED, 404, 409),
+)
 def entry(request: Request, index: int) -> dict[str, Any]:
     """``{"index", "entry", "leaf_hash", "recorded_at"}``."""
     return app_of(request).ledger.entry(index)
 
 
-@router.get("/proof/inclusion", summary="Inclusion proof of an entry (RFC 9162 §2.1.3)")
+@router.get(
+    "/proof/inclusion",
+    summary="Inclusion proof of an entry (RFC 9162 §2.1.3)",
+    response_model=InclusionProofOut,
+    responses=problems(*AUTHENTICATED, 404, 409),
+)
 def inclusion(request: Request, index: Index, size: Size = None) -> dict[str, Any]:
     """``{"index", "size", "leaf_hash", "proof", "root"}``, plus the signed checkpoint at the current size."""
     return app_of(request).ledger.inclusion(index, size)
 
 
-@router.get("/proof/consistency", summary="Consistency proof between two tree sizes (RFC 9162 §2.1.4)")
+@router.get(
+    "/proof/consistency",
+    summary="Consistency proof between two tree sizes (RFC 9162 §2.1.4)",
+    response_model=ConsistencyProofOut,
+    responses=problems(*AUTHENTICATED, 404, 409),
+)
 def consistency(
     request: Request,
     old: Annotated[int, Query(ge=0, description="The older tree size (e.g. of a checkpoint you kept).")],

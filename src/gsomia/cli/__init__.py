@@ -169,7 +169,9 @@ def serve(
     with common.errors():
         if exercise_clock or exercise_whatif:
             # --db has GSOMIA_DB as its envvar, so db=None here means neither was given
-            common.state.app = build(Settings(db=common.state.db, exercise_clock=exercise_clock, exercise_whatif=exercise_whatif))
+            common.state.app = build(
+                Settings(db=common.state.db, exercise_clock=exercise_clock, exercise_whatif=exercise_whatif)
+            )
         app = common.app()
         summary = app.store.summary()
         err.print(

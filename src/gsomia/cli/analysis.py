@@ -158,7 +158,9 @@ def route(
                 )
             if r.consent_required:
                 kind = "for this very report (ORCON)" if r.per_report_consent else "standing or for this report"
-                common.out.print(f"  consent: the originator's prior written consent is required ({kind})", markup=False)
+                common.out.print(
+                    f"  consent: the originator's prior written consent is required ({kind})", markup=False
+                )
             if r.delay:
                 common.out.print(f"  delay: +{format_duration(r.delay)}", markup=False)
             for a in r.assumptions:
@@ -290,7 +292,9 @@ def stats(
             p = f"p = {tr.p_value:.3f}" if tr.p_value is not None else "no p-value"
             common.out.print(f"Trend: {tr.method}; S = {tr.statistic}, {p}, {tr.direction}. {tr.note}.", markup=False)
             if s.missing_years:
-                common.out.print(f"Years with no record (unknown, not zero): {', '.join(s.missing_years)}", markup=False)
+                common.out.print(
+                    f"Years with no record (unknown, not zero): {', '.join(s.missing_years)}", markup=False
+                )
 
 
 def whatif_cmd(

@@ -42,7 +42,6 @@ principals_cli = typer.Typer(
 KeyFile = Annotated[Path, typer.Option("--key", help="Your private key file (from 'gsomia keys generate').")]
 
 
-
 # --- HTTP client -----------------------------------------------------------------------------
 
 
@@ -391,7 +390,9 @@ def principals_add(
         issued = common.app().exchange.identity.add_principal(role=Role.parse(role), name=name, party=party)
         p = issued.principal
         if as_json:
-            common.emit_json({"id": p.id, "name": p.name, "role": p.role.value, "party": p.party, "token": issued.token})
+            common.emit_json(
+                {"id": p.id, "name": p.name, "role": p.role.value, "party": p.party, "token": issued.token}
+            )
             return
         common.err.print(f"created {p.describe()} as {p.id}; the token is shown only now:", markup=False)
         sys.stdout.write(issued.token + "\n")

@@ -48,14 +48,30 @@ def _grouped(changes: list[FlowChange]) -> dict[tuple[Any, ...], list[str]]:
 
 
 def render_report(r: ImpactReport) -> None:
+    """Print the impact report: the agreement's derived timeline, the provisions under it, the
+    what-if's rerouted and stopped flows, the recorded gaps and every assumption."""
     rec = r.record
-    a = rec.agreements[r.question.agreement]
-    z = a.timezone
     common.out.rule(f"gsomia impact report: {rec.title or rec.name}")
     common.out.print(
         f"scenario {rec.name} · database {r.database} · generated {iso(r.generated_at, rec.timezone)}", markup=False
     )
     common.out.print()
+    _timeline_section(r)
+    common.out.print()
+    _provisions_section(r)
+    common.out.print()
+    _whatif_section(r)
+    common.out.print()
+    _recorded_section(r)
+    common.out.print()
+    common.out.print("[bold]Assumptions[/bold]")
+    for text in r.assumptions:
+        common.out.print(f"  - {text}", markup=False)
+
+
+def _timeline_section(r: ImpactReport) -> None:
+    a = r.record.agreements[r.question.agreement]
+    z = a.timezone
     common.out.print(f"[bold]1. {a.id}: derived timeline[/bold] ({a.name})")
     t = Table(show_lines=False)
     for col in ("instant", "event", "state", "ends at", "term end", "notice deadline"):
@@ -77,7 +93,10 @@ def render_report(r: ImpactReport) -> None:
             "Term ends and notice deadlines (notice must be received by the deadline to end the agreement at that term end):"
         )
         common.out.print("  " + "; ".join(f"{(iso(end, z) or '')[:10]} ← {d}" for end, d in r.deadlines), markup=False)
-    common.out.print()
+
+
+def _provisions_section(r: ImpactReport) -> None:
+    z = r.record.agreements[r.question.agreement].timezone
     common.out.print("[bold]2. Provisions under the agreement, by year[/bold]")
     for label, st in (
         ("as known at " + (iso(r.question.stats_at, z) or ""), r.stats_then),
@@ -89,13 +108,18 @@ def render_report(r: ImpactReport) -> None:
         common.out.print(f"  {label}: {years}; total {st.total}", markup=False)
         tr = st.trend
         p = f"p = {tr.p_value:.3f}" if tr.p_value is not None else "no p-value"
-        common.out.print(f"    {tr.method}: S = {tr.statistic}, {p}, direction {tr.direction}. {tr.note}.", markup=False)
+        common.out.print(
+            f"    {tr.method}: S = {tr.statistic}, {p}, direction {tr.direction}. {tr.note}.", markup=False
+        )
         if st.partial_years:
             common.out.print(
                 f"    partial years: {', '.join(st.partial_years)}; years with no record (unknown, not zero): {', '.join(st.missing_years) or 'none'}",
                 markup=False,
             )
-    common.out.print()
+
+
+def _whatif_section(r: ImpactReport) -> None:
+    rec = r.record
     c = r.whatif
     common.out.print(f"[bold]3. {r.question.title}[/bold] — what-if: {c.whatif.describe()}", markup=True)
     pairs = " and ".join(f"{o}→{d}" for o, d in c.pairs)
@@ -133,17 +157,15 @@ def render_report(r: ImpactReport) -> None:
         )
     for ev, why in c.no_longer_apply:
         common.out.print(f"  Recorded event {ev} no longer applies under this what-if: {why}", markup=False)
-    common.out.print()
+
+
+def _recorded_section(r: ImpactReport) -> None:
+    z = r.record.timezone
     common.out.print("[bold]4. The recorded history[/bold]: gaps between these parties")
     if r.recorded_gaps:
         for g in r.recorded_gaps:
             common.out.print(
-                f"    {g.originator}→{g.recipient} {g.topic}: {iso(g.start, rec.timezone)} → {iso(g.end, rec.timezone)}",
-                markup=False,
+                f"    {g.originator}→{g.recipient} {g.topic}: {iso(g.start, z)} → {iso(g.end, z)}", markup=False
             )
     else:
         common.out.print("    none")
-    common.out.print()
-    common.out.print("[bold]Assumptions[/bold]")
-    for text in r.assumptions:
-        common.out.print(f"  - {text}", markup=False)

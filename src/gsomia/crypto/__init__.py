@@ -1,4 +1,4 @@
-"""Crypto adapter: keys, signatures and envelopes, all from ``cryptography`` (DESIGN §4).
+"""Crypto adapter: keys, signatures and envelopes, all from ``cryptography`` (docs/design.md §4).
 
 With ``storage``, the only package allowed to import ``cryptography``; everything above it
 uses the names re-exported here. Failures are opaque (:class:`~gsomia.errors.BadSignature`,

@@ -1,4 +1,4 @@
-"""Payload encryption at rest and per-recipient key wrapping (DESIGN §4).
+"""Payload encryption at rest and per-recipient key wrapping (docs/design.md §4).
 
 A report's payload is encrypted once under a fresh 32-byte content key
 (:func:`encrypt_payload`). The exchange keeps the content key sealed under its key-encryption

@@ -435,7 +435,9 @@ def _load_encryption(profile: Profile, value: object) -> EncryptionPrivateKey:
         parts = _members(value, {"mlkem1024_seed", "p384_pkcs8"}, "encryption")
         seed = b64decode(parts["mlkem1024_seed"], "encryption.mlkem1024_seed")
         _require_length(seed, _MLKEM_SEED, "encryption.mlkem1024_seed")
-        p384 = serialization.load_der_private_key(b64decode(parts["p384_pkcs8"], "encryption.p384_pkcs8"), password=None)
+        p384 = serialization.load_der_private_key(
+            b64decode(parts["p384_pkcs8"], "encryption.p384_pkcs8"), password=None
+        )
         if not isinstance(p384, ec.EllipticCurvePrivateKey):
             raise InvalidInput("encryption.p384_pkcs8: not an elliptic-curve key")
         return HybridKemPrivateKey(mlkem=mlkem.MLKEM1024PrivateKey.from_seed_bytes(seed), p384=p384)

@@ -1,6 +1,6 @@
 """Crypto profiles: which signature scheme and which HPKE suite a party's keys use.
 
-Two profiles (DESIGN §4):
+Two profiles (docs/design.md §4):
 
 - ``classic``: Ed25519 signatures (RFC 8032); HPKE (RFC 9180) with DHKEM(X25519, HKDF-SHA256),
   HKDF-SHA256 and AES-256-GCM.

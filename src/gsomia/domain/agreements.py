@@ -1,4 +1,4 @@
-"""Agreements, the events that happen to them, and their calendar (DESIGN §3).
+"""Agreements, the events that happen to them, and their calendar (docs/design.md §3).
 
 The reference case is the Japan–Korea GSOMIA, Art. 21: in force from the latter written
 notification; one-year term, automatically extended annually unless either party gives

@@ -1,4 +1,4 @@
-"""Coverage at an instant and gaps over a period, as exact intervals (DESIGN §2).
+"""Coverage at an instant and gaps over a period, as exact intervals (docs/design.md §2).
 
 Coverage asks, for an ordered pair of parties and a topic, whether *some* classified
 level of that topic can flow: directly, relayed through a hub (with its modelled delay),

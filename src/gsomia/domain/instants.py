@@ -1,7 +1,7 @@
 """Instants, dates and zones.
 
 Every instant in the domain is a timezone-aware ``datetime`` normalised to UTC. Calendar
-rules (term ends, notice deadlines) are computed in an agreement's own zone (DESIGN §3).
+rules (term ends, notice deadlines) are computed in an agreement's own zone (docs/design.md §3).
 Nothing here reads the clock.
 """
 
@@ -36,7 +36,7 @@ def require_aware(at: datetime, what: str = "instant") -> datetime:
 
     Raises:
         InvalidInput: if ``at`` is naive: a naive time is a clock problem, and the
-            domain denies rather than guesses (DESIGN §3 rule 7).
+            domain denies rather than guesses (docs/design.md §3 rule 7).
     """
     if at.tzinfo is None or at.utcoffset() is None:
         raise InvalidInput(f"{what} {at.isoformat()} has no time zone; give an offset such as +09:00")

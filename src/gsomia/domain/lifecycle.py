@@ -1,4 +1,4 @@
-"""An agreement's lifecycle, derived from its events for any instant (DESIGN §3).
+"""An agreement's lifecycle, derived from its events for any instant (docs/design.md §3).
 
 Status is never stored: :func:`derive_timeline` replays an agreement's events and returns
 the piecewise-constant sequence of states; :func:`status_at` reads it at an instant. The

@@ -1,4 +1,4 @@
-"""Release rules 1–7 of DESIGN §3, each a named unit returning the reasons it fails.
+"""Release rules 1–7 of docs/design.md §3, each a named unit returning the reasons it fails.
 
 A rule returns ``None`` when it holds, or a :class:`Reason` naming itself and the agreement
 (and article) behind it. Decisions combine them in :mod:`gsomia.domain.routing`.
@@ -19,7 +19,7 @@ from gsomia.domain.topics import Scope, check_topic
 
 
 class Rule(StrEnum):
-    """The seven release rules (DESIGN §3), by name."""
+    """The seven release rules (docs/design.md §3), by name."""
 
     IN_FORCE = "in_force"  # 1: an agreement (or chain, for a relay) is in force
     SCOPE = "scope"  # 2: the topic is in the agreement's scope
@@ -31,7 +31,7 @@ class Rule(StrEnum):
 
     @property
     def number(self) -> int:
-        """The rule's number in DESIGN §3."""
+        """The rule's number in docs/design.md §3."""
         return list(Rule).index(self) + 1
 
 

@@ -68,9 +68,7 @@ class Caveats:
         for flag in ("noforn", "orcon"):
             if type(doc[flag]) is not bool:
                 raise InvalidInput(f"{what}.{flag}: expected true or false")
-        return cls(
-            rel_to=frozenset(rel_to) if rel_to is not None else None, noforn=doc["noforn"], orcon=doc["orcon"]
-        )
+        return cls(rel_to=frozenset(rel_to) if rel_to is not None else None, noforn=doc["noforn"], orcon=doc["orcon"])
 
     def describe(self) -> str:
         """``REL TO JPN, USA; ORCON`` or empty."""

@@ -1,4 +1,4 @@
-"""Release decisions and routes: direct, relayed through a hub, or denied (DESIGN §3).
+"""Release decisions and routes: direct, relayed through a hub, or denied (docs/design.md §3).
 
 Routing prefers a direct agreement; otherwise the cheapest relay (fewest hops, then least
 modelled delay) through an arrangement's hub, with the originator's consent. Each leg is
@@ -88,6 +88,28 @@ class Route(NamedTuple):
     delay: timedelta = ZERO
     assumptions: tuple[str, ...] = ()
     reasons: tuple[Reason, ...] = ()
+
+    @classmethod
+    def direct(cls, req: ReleaseRequest, leg: Leg) -> Route:
+        """A direct release under ``leg``'s agreement, marked as that leg translates it."""
+        # positional construction: this is the hottest line of the exchange
+        return cls(
+            Decision.DIRECT,
+            req,
+            (leg.sender, leg.receiver),
+            (leg.agreement,),
+            (leg,),
+            None,
+            None,
+            False,
+            False,
+            leg.marking,
+        )
+
+    @classmethod
+    def deny(cls, req: ReleaseRequest, reasons: tuple[Reason, ...]) -> Route:
+        """A denial, with every rule that failed."""
+        return cls(Decision.DENY, req, (), (), (), None, None, False, False, None, ZERO, (), reasons)
 
     @property
     def allowed(self) -> bool:
@@ -303,11 +325,7 @@ def explain(net: Network, req: ReleaseRequest) -> Route:
     try:
         return _decide(net, req)
     except Exception as e:  # noqa: BLE001 - explain is total by contract; deny, never crash
-        return Route(
-            decision=Decision.DENY,
-            request=req,
-            reasons=(Reason(Rule.KNOWN, f"the decision could not be computed: {e}"),),
-        )
+        return Route.deny(req, (Reason(Rule.KNOWN, f"the decision could not be computed: {e}"),))
 
 
 def enforce(net: Network, req: ReleaseRequest) -> Route:
@@ -327,32 +345,20 @@ def _decide(net: Network, req: ReleaseRequest) -> Route:
     # instants are normally UTC already (parse_instant normalises); anything else is checked
     if at is None or (at.tzinfo is not UTC and (at.tzinfo is None or at.utcoffset() is None)):
         known = rule_known(net.record, req.originator, req.recipient, req.topic, req.level, at)
-        return Route(decision=Decision.DENY, request=req, reasons=tuple(known))
+        return Route.deny(req, tuple(known))
     key = ("r7", req.originator, req.recipient, req.topic, req.level)
     known_memo = net.memo.get(key)
     if known_memo is None:
         known_memo = tuple(rule_known(net.record, req.originator, req.recipient, req.topic, req.level, at))
         net.memo[key] = known_memo
     if known_memo:
-        return Route(decision=Decision.DENY, request=req, reasons=known_memo)
+        return Route.deny(req, known_memo)
     caveats = req.caveats
     blocked_by_caveats = None if caveats is _NO_CAVEATS else rule_caveats(caveats, req.recipient)
     reasons: list[Reason] = [blocked_by_caveats] if blocked_by_caveats else []
     leg, why = _legs_between(net, req.originator, req.recipient, req.topic, req.level, at)
     if leg is not None and blocked_by_caveats is None:
-        # positional construction: this is the hottest line of the exchange
-        return Route(
-            Decision.DIRECT,
-            req,
-            (leg.sender, leg.receiver),
-            (leg.agreement,),
-            (leg,),
-            None,
-            None,
-            False,
-            False,
-            leg.marking,
-        )
+        return Route.direct(req, leg)
     reasons.extend(why)
     best: Route | None = None
     relays = net.relays.get((req.originator, req.recipient), ())
@@ -373,7 +379,7 @@ def _decide(net: Network, req: ReleaseRequest) -> Route:
             )
             net.memo[relay_key] = none_relays
         reasons.append(none_relays)
-    return Route(Decision.DENY, req, (), (), (), None, None, False, False, None, ZERO, (), _unique(reasons))
+    return Route.deny(req, _unique(reasons))
 
 
 def _unique(reasons: list[Reason]) -> tuple[Reason, ...]:

@@ -1,4 +1,4 @@
-"""The states of the exchange's objects, as the domain names them (DESIGN §2).
+"""The states of the exchange's objects, as the domain names them (docs/design.md §2).
 
 Each is a ``StrEnum``: its value is what the API, the ledger and the database carry, so a
 member can be written wherever its text could.
@@ -21,7 +21,7 @@ class ReleaseOutcome(StrEnum):
     NO_KEY = "no_key"
     """Allowed, but the recipient (or the hub) has registered no encryption key."""
     PENDING_CONSENT = "pending_consent"
-    """A relay that waits for the originator's consent (DESIGN §3 rule 6)."""
+    """A relay that waits for the originator's consent (docs/design.md §3 rule 6)."""
     RELAYED = "relayed"
     """A relay released: the hub's and the onward deliveries were made."""
     RELAY_REFUSED = "relay_refused"
@@ -49,7 +49,7 @@ class DeliveryPurpose(StrEnum):
 
 
 class ConsentState(StrEnum):
-    """A consent request's state (DESIGN §2 "Consent")."""
+    """A consent request's state (docs/design.md §2 "Consent")."""
 
     PENDING = "pending"
     GRANTED = "granted"

@@ -118,7 +118,12 @@ def _int(doc: Mapping[str, Any], member: str, what: str) -> int:
 
 
 def _signed_root(
-    doc: Mapping[str, Any], size: int, key: NoteVerifier, checkpoint: Checkpoint | None, tree: MerkleTree | None, what: str
+    doc: Mapping[str, Any],
+    size: int,
+    key: NoteVerifier,
+    checkpoint: Checkpoint | None,
+    tree: MerkleTree | None,
+    what: str,
 ) -> bytes:
     """The root of the tree at ``size`` that a signature (or the re-derived tree) vouches for."""
     kind = what.replace(" ", "-")

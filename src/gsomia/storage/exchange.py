@@ -2,7 +2,7 @@
 deliveries, consents, incidents and the per-party inbox.
 
 Writes take the caller's session, so a state change and its ledger entry commit in the same
-transaction (DESIGN §4). Rows that are written in bulk (a submission writes a report, its
+transaction (docs/design.md §4). Rows that are written in bulk (a submission writes a report, its
 decisions, deliveries and inbox events at once) go through SQLAlchemy Core ``executemany``;
 reads return mapped rows. Payloads are stored only as ciphertext, content keys only sealed
 under the exchange's key-encryption key, and party keys only as public keys.

@@ -101,7 +101,10 @@ def route_json(r: Route, zone: str) -> dict[str, Any]:
                 "agreement": leg.agreement,
                 "at": iso(leg.at, zone),
                 "marking": marking_json(
-                    leg.marking, originator=leg.marking.originator, originator_level=leg.marking.level, recipient=leg.receiver
+                    leg.marking,
+                    originator=leg.marking.originator,
+                    originator_level=leg.marking.level,
+                    recipient=leg.receiver,
                 ),
             }
             for leg in r.legs

@@ -1,6 +1,6 @@
 """Who may do what: principals, roles and the one policy function every action goes through.
 
-Roles (issue 3, part 2):
+Roles (docs/design.md §7):
 
 - ``party``: acts for exactly one party. It submits reports as that party, reads its own
   inbox and deliveries, answers consent requests for its own reports, files and follows

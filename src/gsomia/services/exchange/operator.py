@@ -1,4 +1,4 @@
-"""Agreement events recorded by an operator over the API (issue 3, part 6).
+"""Operator actions: agreement events recorded over the API, and the exercise clock.
 
 A notice, suspension, revival, withdrawal, amendment or termination recorded here changes the
 decisions made from the next instant on, because release decisions derive an agreement's

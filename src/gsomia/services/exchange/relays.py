@@ -1,4 +1,4 @@
-"""Relays and the originator's consent (DESIGN §3 rule 6; TISA para. 4).
+"""Relays and the originator's consent (docs/design.md §3 rule 6; TISA para. 4).
 
 A relay decision opens a consent request to the originator, unless a standing consent covers
 it (originator, topic prefix, recipient, optionally hub, validity window; never for ORCON,

@@ -1,5 +1,5 @@
 """Standing consents: an originator's prior approval of relays of a topic prefix to a
-recipient (optionally through one hub) for a period (DESIGN §2 "Consent"; rule 6).
+recipient (optionally through one hub) for a period (docs/design.md §2 "Consent"; rule 6).
 
 A relay decision that a standing consent covers is released at once, never for an ORCON
 report, which needs consent for the very report.
@@ -21,7 +21,6 @@ from gsomia.storage.exchange import ExchangeRepo, NewStandingConsent, StandingCo
 from gsomia.storage.writer import Outcome
 
 __all__ = ["StandingConsentService", "StandingConsentSpec", "matching_standing"]
-
 
 
 def matching_standing(

@@ -1,7 +1,7 @@
 """The ledger as a service: append entries in the caller's transaction, serve checkpoints and proofs.
 
 Every state change of the exchange is an entry (a JSON object with a ``type``); its RFC 8785
-bytes are a leaf of an RFC 9162 Merkle tree (DESIGN §4). The entry row is written in the
+bytes are a leaf of an RFC 9162 Merkle tree (docs/design.md §4). The entry row is written in the
 caller's own write transaction, so a state change and its entry commit together or not at
 all; the in-memory tree learns the leaf only after that commit (see
 :mod:`gsomia.storage.ledger`), so a rolled-back transaction never leaves a leaf in memory.
@@ -52,7 +52,7 @@ DEFAULT_ORIGIN = "gsomia.local/ledger"
 """The log's origin line (tlog-checkpoint §Note text) unless settings name another."""
 
 ENTRY_TYPES = frozenset({"agreement_event", "submission", "decision", "consent", "delivery", "ack", "incident"})
-"""What an entry's ``type`` may be: every kind of state change the exchange records (issue 3)."""
+"""What an entry's ``type`` may be: every kind of state change the exchange records."""
 
 MAX_ENTRY_BYTES = 1 << 20
 """An entry records a state change, never a payload: a megabyte is far more than enough."""

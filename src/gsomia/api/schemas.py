@@ -1,0 +1,428 @@
+"""The API's response bodies, as OpenAPI shows them and as every answer is checked against.
+
+Each model forbids members it does not name, so a response that drifts from its documented
+shape fails loudly in the tests instead of losing a member on the way out. Instants are ISO
+8601 text with an offset; durations ISO 8601 (``PT4H``); bytes standard base64.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gsomia.domain.states import ConsentState, DeliveryPurpose, DeliveryState, ReleaseOutcome
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class ProblemOut(BaseModel):
+    """An RFC 9457 problem: every error answer. ``type`` names the cause
+    (``urn:gsomia:problem:not-found``…); clients map it, never the status or the text."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(description="urn:gsomia:problem:<cause>")
+    title: str
+    status: int
+    detail: str
+
+
+_PROBLEM_TEXT = {
+    400: "Bad request: a signature or ciphertext that does not verify (bad-signature, decryption-failed).",
+    401: "No valid bearer token (not-authenticated).",
+    403: "The caller's role may not do this, or it would act for another party (forbidden).",
+    404: "No such object, or another party's (not-found).",
+    405: "The method is not allowed on this resource (method-not-allowed).",
+    409: "A conflict with what is stored (conflict).",
+    413: "The request body is larger than the configured limit (payload-too-large).",
+    422: "The request is malformed (invalid-request, invalid-input, invalid-document).",
+    503: "The database is unavailable; nothing was changed (storage-unavailable).",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the problem answers a route gives (their media type and
+    schema are set by :func:`problem_openapi`)."""
+    return {s: {"description": _PROBLEM_TEXT[s]} for s in statuses}
+
+
+def problem_openapi(spec: dict[str, Any]) -> dict[str, Any]:
+    """Make every error response of ``spec`` what the server really sends: an RFC 9457
+    ``application/problem+json`` document (:class:`ProblemOut`), whatever the framework's own
+    default for request validation errors says."""
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = ProblemOut.model_json_schema(ref_template="#/components/schemas/{model}")
+    ref = {"$ref": "#/components/schemas/Problem"}
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": ref}}
+                    response.setdefault("description", _PROBLEM_TEXT.get(int(status), "An error"))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return spec
+
+
+AUTHENTICATED = (401, 403, 422, 503)
+"""What any route with a bearer token may answer besides success."""
+
+
+# --- shared shapes --------------------------------------------------------------------------------
+
+
+class ReasonOut(_Out):
+    """One rule that decided a release, with the article behind it."""
+
+    rule: str
+    message: str
+    agreement: str | None = None
+
+
+class MarkingOut(_Out):
+    """The one marking shape (Art. 4.2): the originator's level and the recipient's own
+    equivalent, e.g. banner ``군사II급비밀 (JPN 極秘)``. Null levels and banner: no translation
+    (a denied release)."""
+
+    originator: str
+    originator_level: str
+    recipient: str
+    recipient_level: str | None
+    common_level: str | None
+    banner: str | None
+
+
+class LegOut(_Out):
+    """One leg of a route, checked at its own instant."""
+
+    from_: str = Field(alias="from")
+    to: str
+    agreement: str
+    at: str | None
+    marking: MarkingOut
+
+
+class DeliverySummaryOut(_Out):
+    """A delivery as the originator's submission result shows it."""
+
+    id: str
+    recipient: str
+    purpose: DeliveryPurpose
+    via: str | None
+    marking: MarkingOut
+    leaf_index: int
+    created_at: str
+
+
+class ConsentOut(_Out):
+    """A consent request for a relay, and its answer."""
+
+    id: str
+    report: str
+    originator: str
+    recipient: str
+    hub: str
+    arrangement: str
+    per_report: bool
+    state: ConsentState
+    requested_at: str
+    expires_at: str
+    resolved_at: str | None
+    reason: str | None
+    standing_consent: str | None
+    outcome: dict[str, Any] | None = Field(description="{relayed, deliveries | reasons, delay}")
+    leaf_index: int
+    resolution_leaf_index: int | None
+    topic: str | None = None
+    level: str | None = Field(default=None, description="The report's level in the originator's ladder.")
+
+
+class RecipientOut(_Out):
+    """What happened for one recipient of a report: the decision (a route) and its outcome."""
+
+    recipient: str
+    outcome: ReleaseOutcome
+    decision: Literal["direct", "relay", "deny"]
+    originator: str
+    topic: str
+    at: str | None
+    path: list[str]
+    agreements: list[str]
+    arrangement: str | None
+    via: str | None
+    consent_required: bool
+    per_report_consent: bool
+    marking: MarkingOut
+    delay: str
+    assumptions: list[str]
+    legs: list[LegOut]
+    reasons: list[ReasonOut]
+    leaf_index: int
+    deliveries: list[DeliverySummaryOut]
+    consent: ConsentOut | None
+
+
+class SubmissionOut(_Out):
+    """A submitted report's result: every recipient decided, delivered or waiting for consent."""
+
+    report: str
+    originator: str
+    digest: str
+    leaf_index: int
+    received_at: str
+    recipients: list[RecipientOut]
+
+
+# --- inbox and deliveries -------------------------------------------------------------------------
+
+
+class InboxItemOut(BaseModel):
+    """One inbox item, in commit order: ``type`` is ``delivery``, ``consent_request``,
+    ``incident`` or ``incident_update``; ``seq`` is its cursor."""
+
+    model_config = ConfigDict(extra="allow")
+    seq: int
+    type: Literal["delivery", "consent_request", "incident", "incident_update"]
+
+
+class InboxPageOut(_Out):
+    """A page of the inbox; ``next_cursor`` is null when there is nothing more now."""
+
+    items: list[InboxItemOut]
+    next_cursor: str | None
+    cursor: str
+
+
+class SignedOriginOut(_Out):
+    """The report as its originator signed it (without the payload), the signature and the
+    fingerprint of the keys it was made with: a recipient checks it after decrypting."""
+
+    report: dict[str, Any]
+    signature: str
+    key: str
+    digest: str
+
+
+class DeliveryOut(_Out):
+    """A delivery as its recipient fetches it: decrypt locally (docs/protocol.md §Deliveries)."""
+
+    id: str
+    report: str
+    originator: str
+    topic: str
+    marking: MarkingOut
+    via: str | None
+    purpose: DeliveryPurpose
+    state: DeliveryState
+    leaf_index: int
+    created_at: str
+    acked_at: str | None
+    fetched_at: str | None
+    content_type: str
+    payload_ciphertext: str
+    wrapped_key: str
+    profile: str
+    key: str
+    origin: SignedOriginOut
+
+
+class AckOut(_Out):
+    """An acknowledgement, attesting need-to-know (rule 5)."""
+
+    id: str
+    state: DeliveryState
+    acked_at: str | None
+    leaf_index: int | None
+
+
+class IncidentUpdateOut(_Out):
+    """Results and measures appended to an incident."""
+
+    by: str
+    result: str
+    measures: str
+    created_at: str
+    leaf_index: int
+
+
+class IncidentOut(_Out):
+    """A loss or compromise report (Art. 17) and its updates."""
+
+    id: str
+    delivery: str
+    report: str
+    reporter: str
+    originator: str
+    kind: Literal["loss", "compromise", "possible_compromise"]
+    description: str
+    created_at: str
+    leaf_index: int
+    updates: list[IncidentUpdateOut]
+
+
+# --- consents ---------------------------------------------------------------------------------------
+
+
+class ConsentListOut(_Out):
+    """Consent requests for relays of the caller's reports."""
+
+    consents: list[ConsentOut]
+
+
+class StandingConsentOut(_Out):
+    """A standing consent: relays of a topic prefix to a recipient, for a period."""
+
+    id: str
+    originator: str
+    topic_prefix: str
+    recipient: str
+    hub: str | None
+    valid_from: str
+    valid_until: str
+    note: str | None
+    revoked_at: str | None
+    leaf_index: int
+
+
+class StandingConsentListOut(_Out):
+    """The caller's standing consents (revoked ones included)."""
+
+    standing_consents: list[StandingConsentOut]
+
+
+# --- identity and keys -------------------------------------------------------------------------------
+
+
+class WhoamiOut(_Out):
+    """Who a token belongs to."""
+
+    id: str
+    name: str
+    role: Literal["party", "operator", "auditor"]
+    party: str | None
+
+
+class RegisteredKeysOut(_Out):
+    """A party's registered public keys (never a private key)."""
+
+    party: str
+    profile: Literal["classic", "cnsa2"]
+    signing_key: str
+    encryption_key: str
+    fingerprint: str
+    registered_at: str | None
+    current: bool
+
+
+class PublicKeysOut(_Out):
+    """A party's public keys."""
+
+    party: str
+    keys: list[RegisteredKeysOut]
+
+
+# --- operator, auditor, exercise ----------------------------------------------------------------------
+
+
+class RecordedEventOut(_Out):
+    """An agreement event an operator recorded, its ledger entry and the agreement's state now."""
+
+    event: dict[str, Any]
+    leaf_index: int
+    status: dict[str, Any]
+
+
+class PairCountOut(_Out):
+    """Deliveries from one party to another."""
+
+    originator: str
+    recipient: str
+    deliveries: int
+
+
+class ExchangeStatsOut(_Out):
+    """Exchange counts for auditors and operators: never content."""
+
+    reports: int
+    decisions: dict[str, int]
+    deliveries: dict[str, int]
+    consents: dict[str, int]
+    incidents: int
+    pairs: list[PairCountOut]
+
+
+class ExerciseOut(_Out):
+    """Whether exercise mode is on, and the exchange clock."""
+
+    exercise: bool
+    clock: str
+    whatif: str | None = None
+
+
+# --- ledger --------------------------------------------------------------------------------------------
+
+
+class LedgerKeyOut(_Out):
+    """The exchange's checkpoint verification key (pin it)."""
+
+    name: str
+    key_id: str
+    public_key: str
+    algorithm: Literal["ed25519"]
+    vkey: str
+
+
+class LedgerEntryOut(_Out):
+    """One ledger entry, its leaf hash and when it was recorded."""
+
+    index: int
+    entry: dict[str, Any]
+    leaf_hash: str
+    recorded_at: str
+
+
+class LedgerPageOut(_Out):
+    """A page of entries; ``next`` is null after the last entry."""
+
+    start: int
+    limit: int
+    entries: list[LedgerEntryOut]
+    next: int | None
+
+
+class InclusionProofOut(_Out):
+    """An inclusion proof (RFC 9162 §2.1.3), with the signed checkpoint at the current size."""
+
+    index: int
+    size: int
+    leaf_hash: str
+    proof: list[str]
+    root: str
+    checkpoint: str | None = None
+
+
+class ConsistencyProofOut(_Out):
+    """A consistency proof (RFC 9162 §2.1.4), with the signed checkpoint at the current size."""
+
+    old: int
+    new: int
+    proof: list[str]
+    old_root: str
+    new_root: str
+    checkpoint: str | None = None
+
+
+class HealthOut(_Out):
+    """Liveness and database reachability."""
+
+    status: Literal["ok"]
+    scenario: str
+    database: str
+    exercise: dict[str, str | None] | None
