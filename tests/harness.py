@@ -131,7 +131,7 @@ class Harness:
         view = self.exchange.deliveries.delivery(self.principals[party], delivery_id)
         payload = open_delivery(view, self.keys[party])
         originator = view["origin"]["report"]["originator"]
-        registered = self.exchange.identity.public_keys(self.principals[party], originator)
+        registered = self.exchange.keys.history(self.principals[party], originator)
         verify_origin(view, payload, [k.as_dict() for k in registered])
         return payload
 
@@ -156,7 +156,7 @@ def start(
         issued = identity.add_principal(role=Role.PARTY, name=f"{party} desk", party=party)
         principals[party], tokens[party] = issued.principal, issued.token
         keys[party] = PartyKeys.generate(party, (profiles or {}).get(party, Profile.CLASSIC))
-        identity.register_keys(issued.principal, party, keys[party].public_keys())
+        app.exchange.keys.register(issued.principal, party, keys[party].public_keys())
     for role in (Role.OPERATOR, Role.AUDITOR):
         issued = identity.add_principal(role=role, name=f"the {role}")
         principals[role.value], tokens[role.value] = issued.principal, issued.token

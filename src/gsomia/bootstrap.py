@@ -26,6 +26,7 @@ from gsomia.services.exchange.context import ExchangeConfig, ExchangeContext
 from gsomia.services.exchange.deliveries import DeliveryService
 from gsomia.services.exchange.identity import IdentityService
 from gsomia.services.exchange.incidents import IncidentService
+from gsomia.services.exchange.keys import KeyService
 from gsomia.services.exchange.notify import Notifier
 from gsomia.services.exchange.operator import OperatorService
 from gsomia.services.exchange.records import RecordCache
@@ -156,9 +157,11 @@ def build_exchange(
             consent_ttl=timedelta(hours=settings.consent_ttl_hours), sweep_seconds=settings.consent_sweep_seconds
         ),
     )
+    context.committer.on_begin = context.begin
     return Exchange(
         context=context,
         identity=identity,
+        keys=KeyService(context),
         submissions=SubmissionService(context),
         consents=ConsentService(context),
         standing=StandingConsentService(context),

@@ -22,6 +22,10 @@ from gsomia.services.exchange.access import Role
 from tests.integration.conftest import Server, start_server
 
 PARTIES = ("JPN", "KOR", "USA")
+SCENARIO_PARTIES = ("JPN", "KOR", "USA", "NATO", "AUS", "GBR", "FRA", "IND", "ITA", "DEU", "UKR")
+"""Every party of the bundled scenario: a report names its recipients, and "every eligible
+party" is this list without the originator."""
+_EVERY = object()
 STORY_TOPIC = "dprk.missile.launch"
 
 
@@ -83,7 +87,7 @@ def report_doc(
     report_id: str | None = None,
     topic: str = STORY_TOPIC,
     level: str = "極秘",
-    recipients: list[str] | None = None,
+    recipients: list[str] | object | None = _EVERY,
     rel_to: list[str] | None = None,
     orcon: bool = False,
     payload: bytes = b'{"track": [[39.0, 125.7, 0], [40.1, 133.2, 950]]}',
@@ -96,7 +100,7 @@ def report_doc(
         "level": level,
         "caveats": {"rel_to": rel_to, "noforn": False, "orcon": orcon},
         "created": created,
-        "recipients": recipients,
+        "recipients": [p for p in SCENARIO_PARTIES if p != originator] if recipients is _EVERY else recipients,
         "content_type": "application/json",
         "payload": base64.b64encode(payload).decode(),
     }

@@ -191,7 +191,18 @@ def test_a_party_cannot_submit_or_register_keys_as_another(world: World, role: s
 def test_public_keys_are_public_only(world: World) -> None:
     keys = world.ex.call("KOR", "GET", "/api/v1/parties/JPN/keys").json()["keys"]
     assert {frozenset(k) for k in keys} == {
-        frozenset({"party", "profile", "signing_key", "encryption_key", "fingerprint", "registered_at", "current"})
+        frozenset(
+            {
+                "party",
+                "profile",
+                "signing_key",
+                "encryption_key",
+                "fingerprint",
+                "registered_at",
+                "retired_at",
+                "current",
+            }
+        )
     }
     private = world.ex.keys["JPN"].to_private_dict()
     text = str(keys)

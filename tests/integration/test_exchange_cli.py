@@ -73,7 +73,7 @@ def test_a_party_submits_consents_and_the_recipient_fetches_and_decrypts(ex: Exc
     (delivery,) = [i for i in items if i["type"] == "delivery"]
     fetched = client(ex, "KOR", "fetch", delivery["id"], "--key", str(kor_keys))
     banner, body = fetched.stdout.split("\n", 1)
-    assert banner == "군사II급비밀 (JPN 極秘) via USA"
+    assert banner == "EXERCISE 군사II급비밀 (JPN 極秘) via USA"  # the exchange runs an exercise
     assert body == TRACK
     assert "signature verified" in fetched.stderr
     # USA's key cannot open it, and USA cannot even fetch it
@@ -95,6 +95,8 @@ def test_errors_are_one_line_with_the_exit_code_of_their_cause(ex: Exchange, tmp
         "dprk.missile.launch",
         "--payload",
         str(payload),
+        "--recipient",
+        "KOR",
     ]
     p = client(ex, "JPN", *args, "--level", "TOP SECRET", code=4)
     assert p.stderr.startswith("error: report.level: 'TOP SECRET' is not a level of JPN")

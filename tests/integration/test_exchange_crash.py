@@ -65,7 +65,7 @@ def test_sigkill_under_load_loses_nothing_that_was_acknowledged(tmp_path: Path) 
             assert stored.status_code == 200, f"{report_id} was acknowledged but is missing"
             assert stored.json() == result
             assert entries[result["leaf_index"]]["report"] == report_id
-            assert entries[result["leaf_index"]]["digest"] == result["digest"]
+            assert entries[result["leaf_index"]]["commitment"] == result["commitment"]
             for rec in result["recipients"]:
                 assert rec["outcome"] == "delivered", rec
                 assert entries[rec["leaf_index"]]["type"] == "decision"

@@ -63,7 +63,7 @@ def test_exercise_mode_is_never_hidden(nov22: Exchange) -> None:
 
 
 def test_nov22_track_goes_to_korea_directly_marked_class_ii(nov22: Exchange) -> None:
-    r = nov22.submit("JPN", report_id="track-1122", payload=TRACK)
+    r = nov22.submit("JPN", report_id="track-1122", recipients=["KOR", "USA"], payload=TRACK)
     assert r.status_code == 201, r.text
     kor = by_recipient(r.json())["KOR"]
     assert (kor["decision"], kor["outcome"], kor["agreements"]) == ("direct", "delivered", ["JPN-KOR-GSOMIA"])
@@ -74,7 +74,8 @@ def test_nov22_track_goes_to_korea_directly_marked_class_ii(nov22: Exchange) -> 
         "recipient": "KOR",
         "recipient_level": "군사II급비밀",
         "common_level": "SECRET",
-        "banner": "군사II급비밀 (JPN 極秘)",
+        "banner": "EXERCISE 군사II급비밀 (JPN 極秘)",  # the exchange runs an exercise
+        "exercise": True,
     }
     view = nov22.call("KOR", "GET", f"/api/v1/deliveries/{item['id']}").json()
     assert view["via"] is None
@@ -101,7 +102,9 @@ def test_kimitsu_goes_to_the_us_and_never_to_korea(nov22: Exchange) -> None:
 
 def test_terminated_track_is_relayed_through_the_us_only_after_consent(terminated: Exchange) -> None:
     assert "whatif=exercise-whatif.yaml" in terminated.call(None, "GET", "/healthz").headers["Gsomia-Exercise"]
-    r = terminated.submit("JPN", report_id="track-1201", payload=TRACK, created="2019-12-01T09:58:00+09:00")
+    r = terminated.submit(
+        "JPN", report_id="track-1201", recipients=["KOR", "USA"], payload=TRACK, created="2019-12-01T09:58:00+09:00"
+    )
     assert r.status_code == 201, r.text
     got = by_recipient(r.json())
     assert got["USA"]["outcome"] == "delivered"
@@ -118,7 +121,8 @@ def test_terminated_track_is_relayed_through_the_us_only_after_consent(terminate
 
     (item,) = deliveries_of(terminated, "KOR", "track-1201")
     assert item["via"] == "USA"
-    assert item["marking"]["banner"] == "군사II급비밀 (JPN 極秘)"
+    assert item["marking"]["banner"] == "EXERCISE 군사II급비밀 (JPN 極秘)"  # made under an exercise
+    assert item["exercise"] is True and item["marking"]["exercise"] is True
     view = terminated.call("KOR", "GET", f"/api/v1/deliveries/{item['id']}").json()
     assert open_delivery(view, terminated.keys["KOR"]) == TRACK
     # the hub received its own delivery, marked in its own ladder
@@ -138,7 +142,9 @@ def test_refused_consent_releases_nothing_and_is_ledgered(terminated: Exchange) 
     assert deliveries_of(terminated, "KOR", "track-refused") == []
     assert deliveries_of(terminated, "USA", "track-refused") == []
     entry = terminated.call("auditor", "GET", f"/api/v1/ledger/entries/{answer.json()['resolution_leaf_index']}")
-    assert (entry.json()["entry"]["action"], entry.json()["entry"]["reason"]) == ("refused", "source protection")
+    ledgered = entry.json()["entry"]
+    assert ledgered["action"] == "refused" and "reason" not in ledgered  # the text stays the originator's
+    assert len(ledgered["reason_commitment"]) == 64
     again = terminated.call("JPN", "POST", f"/api/v1/consents/{consent['id']}", json={"decision": "grant"})
     assert again.status_code == 409
 
@@ -226,7 +232,7 @@ def test_operator_event_changes_future_decisions_and_past_deliveries_keep_their_
         assert by_recipient(after.json())["KOR"]["decision"] == "relay"  # TISA, via USA
         # Art. 21.4: what was provided stays protected, with its marking, and still opens
         view = ex.call("KOR", "GET", f"/api/v1/deliveries/{item['id']}").json()
-        assert view["marking"]["banner"] == "군사II급비밀 (JPN 極秘)"
+        assert view["marking"]["banner"] == "EXERCISE 군사II급비밀 (JPN 極秘)"
         assert open_delivery(view, ex.keys["KOR"])
         entry = ex.call("auditor", "GET", f"/api/v1/ledger/entries/{recorded.json()['leaf_index']}").json()["entry"]
         assert (entry["type"], entry["kind"], entry["agreement"]) == ("agreement_event", "amendment", "JPN-KOR-GSOMIA")

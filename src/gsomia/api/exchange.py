@@ -399,7 +399,7 @@ def register_keys(
 ) -> dict[str, Any]:
     """A party registers its own keys (an operator may register any party's); earlier keys retire."""
     keys = PublicKeys.from_dict(body.model_dump(exclude_none=True))
-    registered, new = app_of(request).exchange.identity.register_keys(caller, party, keys)
+    registered, new = app_of(request).exchange.keys.register(caller, party, keys)
     response.status_code = 201 if new else 200
     return {"party": party, **registered.as_dict()}
 
@@ -412,7 +412,7 @@ def register_keys(
 )
 def public_keys(request: Request, party: str, caller: Caller) -> dict[str, Any]:
     """Public keys only: what a client needs to verify an originator's signature."""
-    keys = app_of(request).exchange.identity.public_keys(caller, party)
+    keys = app_of(request).exchange.keys.history(caller, party)
     return {"party": party, "keys": [k.as_dict() for k in keys]}
 
 

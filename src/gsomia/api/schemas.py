@@ -99,6 +99,12 @@ class MarkingOut(_Out):
     banner: str | None
 
 
+class DeliveryMarkingOut(MarkingOut):
+    """A delivery's marking; made under an exercise, its banner starts with ``EXERCISE``."""
+
+    exercise: bool = False
+
+
 class LegOut(_Out):
     """One leg of a route, checked at its own instant."""
 
@@ -116,7 +122,7 @@ class DeliverySummaryOut(_Out):
     recipient: str
     purpose: DeliveryPurpose
     via: str | None
-    marking: MarkingOut
+    marking: DeliveryMarkingOut
     leaf_index: int
     created_at: str
 
@@ -170,11 +176,13 @@ class RecipientOut(_Out):
 
 
 class SubmissionOut(_Out):
-    """A submitted report's result: every recipient decided, delivered or waiting for consent."""
+    """A submitted report's result: every recipient decided, delivered or waiting for consent.
+    ``commitment`` is the ledger's salted commitment to the signed report
+    (docs/protocol.md §Commitments)."""
 
     report: str
     originator: str
-    digest: str
+    commitment: str
     leaf_index: int
     received_at: str
     recipients: list[RecipientOut]
@@ -189,7 +197,7 @@ class InboxItemOut(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     seq: int
-    type: Literal["delivery", "consent_request", "incident", "incident_update"]
+    type: Literal["delivery", "consent_request", "incident", "incident_update", "keys"]
 
 
 class InboxPageOut(_Out):
@@ -201,13 +209,18 @@ class InboxPageOut(_Out):
 
 
 class SignedOriginOut(_Out):
-    """The report as its originator signed it (without the payload), the signature and the
-    fingerprint of the keys it was made with: a recipient checks it after decrypting."""
+    """The report exactly as its originator signed it (without the payload), the signature,
+    the fingerprint of the keys it was made with and when the exchange received it (the key
+    must have been valid then), and the ledger's commitment to it with its salt and the
+    submission entry's index: a recipient checks all of it after decrypting."""
 
     report: dict[str, Any]
     signature: str
     key: str
-    digest: str
+    received_at: str
+    commitment: str
+    salt: str | None = Field(description="null for a report stored before commitments were salted")
+    leaf_index: int
 
 
 class DeliveryOut(_Out):
@@ -217,15 +230,15 @@ class DeliveryOut(_Out):
     report: str
     originator: str
     topic: str
-    marking: MarkingOut
+    marking: DeliveryMarkingOut
     via: str | None
     purpose: DeliveryPurpose
     state: DeliveryState
     leaf_index: int
     created_at: str
     acked_at: str | None
-    fetched_at: str | None
     content_type: str
+    format: Literal[1, 2] = Field(description="2: payload AAD binds originator and id (docs/protocol.md)")
     payload_ciphertext: str
     wrapped_key: str
     profile: str
@@ -250,6 +263,7 @@ class IncidentUpdateOut(_Out):
     measures: str
     created_at: str
     leaf_index: int
+    salt: str | None
 
 
 class IncidentOut(_Out):
@@ -264,6 +278,7 @@ class IncidentOut(_Out):
     description: str
     created_at: str
     leaf_index: int
+    salt: str | None
     updates: list[IncidentUpdateOut]
 
 
@@ -318,6 +333,7 @@ class RegisteredKeysOut(_Out):
     encryption_key: str
     fingerprint: str
     registered_at: str | None
+    retired_at: str | None
     current: bool
 
 

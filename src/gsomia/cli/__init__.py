@@ -99,7 +99,7 @@ def demo(
             err.print(f"scenario {loaded.record.name}: {outcome.outcome} in {app.store.describe()}", markup=False)
         report = app.analysis.report()
         url = f"http://{host}:{port}"
-        credentials = issue_demo_credentials(app.exchange.identity, app.settings.data_dir, url=url)
+        credentials = issue_demo_credentials(app.exchange.identity, app.exchange.keys, app.settings.data_dir, url=url)
         if as_json:
             data = views.report_json(report)
             data["demo"] = {

@@ -98,8 +98,16 @@ def submit_cmd(
     level: Annotated[str, typer.Option("--level", help="A level of your national ladder, e.g. 極秘.")],
     payload: Annotated[Path, typer.Option("--payload", help="File with the payload (any bytes).")],
     recipient: Annotated[
-        list[str] | None, typer.Option("--recipient", help="A recipient (repeatable); default: every party.")
+        list[str] | None,
+        typer.Option("--recipient", help="A recipient (repeatable). Recipients are always named (need-to-know)."),
     ] = None,
+    all_eligible: Annotated[
+        bool,
+        typer.Option(
+            "--all-eligible",
+            help="Name every other party of the loaded scenario as a recipient (each is still decided on its own).",
+        ),
+    ] = False,
     rel_to: Annotated[str | None, typer.Option("--rel-to", help="REL TO list, comma-separated.")] = None,
     noforn: Annotated[bool, typer.Option("--noforn", help="No foreign release at all.")] = False,
     orcon: Annotated[bool, typer.Option("--orcon", help="Every relay needs consent for this report.")] = False,
@@ -114,13 +122,17 @@ def submit_cmd(
             data = payload.read_bytes()
         except OSError as e:
             raise InvalidInput(f"cannot read {payload}: {e.strerror}") from e
+        if bool(recipient) == all_eligible:
+            raise InvalidInput("name the recipients: --recipient PARTY (repeatable), or --all-eligible for every party")
+        with _exchange() as exchange:
+            recipients = list(recipient or []) or [p for p in exchange.parties() if p != keys.party]
         draft = ReportDraft(
             id=report_id or f"{keys.party.lower()}-{secrets.token_hex(8)}",
             topic=topic,
             level=level,
             payload=data,
             created=datetime.now(UTC),
-            recipients=list(recipient) if recipient else None,
+            recipients=recipients,
             rel_to=[p.strip() for p in rel_to.split(",") if p.strip()] if rel_to else None,
             noforn=noforn,
             orcon=orcon,

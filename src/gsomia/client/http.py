@@ -200,6 +200,11 @@ class ExchangeClient:
         result: dict[str, Any] = self._json("GET", f"/api/v1/parties/{party}/keys")
         return result
 
+    def parties(self) -> list[str]:
+        """The ids of the parties of the exchange's scenario."""
+        scenario = self._json("GET", "/api/v1/scenario")
+        return [str(p["id"]) for p in scenario.get("parties", [])]
+
     # --- reports ----------------------------------------------------------------------------------
 
     def submit(self, submission: Mapping[str, Any]) -> dict[str, Any]:

@@ -57,9 +57,10 @@ def open_delivery(view: Mapping[str, Any], private: PartyKeys) -> bytes:
     """
     wrapped = b64decode(view.get("wrapped_key"), "wrapped_key")
     blob = b64decode(view.get("payload_ciphertext"), "payload_ciphertext")
-    did, report_id = str(view.get("id", "")), str(view.get("report", ""))
+    did, report_id, originator = str(view.get("id", "")), str(view.get("report", "")), str(view.get("originator", ""))
+    version = 1 if view.get("format") == 1 else 2
     content_key = unwrap_key(private, wrapped, delivery_info(did, private.party))
-    return decrypt_payload(content_key, blob, payload_aad(report_id))
+    return decrypt_payload(content_key, blob, payload_aad(originator, report_id, version=version))
 
 
 def signed_bytes(report: Mapping[str, Any], payload: bytes) -> bytes:

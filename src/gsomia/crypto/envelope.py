@@ -168,14 +168,21 @@ def decrypt_payload(content_key: bytes, blob: bytes, aad: bytes) -> bytes:
     return _open(content_key, blob, aad, "content key")
 
 
-def payload_aad(report_id: str) -> bytes:
-    """Associated data binding a payload ciphertext to its report id (recipients use it too)."""
-    return b"gsomia/payload/v1\x00" + report_id.encode("utf-8")
+def payload_aad(originator: str, report_id: str, *, version: int = 2) -> bytes:
+    """Associated data binding a payload ciphertext to its report: the originator and the
+    originator's own id (``gsomia/payload/v2 NUL originator NUL id``); recipients use it too.
+    Version 1 (reports stored before ids were the originator's) bound the id alone."""
+    if version == 1:
+        return b"gsomia/payload/v1\x00" + report_id.encode("utf-8")
+    return b"gsomia/payload/v2\x00" + originator.encode("utf-8") + b"\x00" + report_id.encode("utf-8")
 
 
-def content_key_aad(report_id: str) -> bytes:
-    """Associated data binding a content key sealed at rest to its report id."""
-    return b"gsomia/content-key/v1\x00" + report_id.encode("utf-8")
+def content_key_aad(originator: str, report_id: str, *, version: int = 2) -> bytes:
+    """Associated data binding a content key sealed at rest to its report (as
+    :func:`payload_aad`)."""
+    if version == 1:
+        return b"gsomia/content-key/v1\x00" + report_id.encode("utf-8")
+    return b"gsomia/content-key/v2\x00" + originator.encode("utf-8") + b"\x00" + report_id.encode("utf-8")
 
 
 def delivery_info(delivery_id: str, recipient: str) -> bytes:

@@ -28,6 +28,7 @@ __all__ = [
     "link_private_file",
     "read_private_json",
     "read_private_keyfile",
+    "replace_private_file",
     "write_private_keyfile",
 ]
 
@@ -85,6 +86,25 @@ def link_private_file(target: Path, data: bytes) -> None:
         create_private_file(tmp, data)
         os.link(tmp, target)
         fsync_directory(target.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def replace_private_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600 from the first byte, replacing any file there in
+    one step (a reader sees the old file or the new one, never part of either).
+
+    Raises:
+        InvalidInput: if the file cannot be written.
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(tmp, data)
+        tmp.replace(path)
+        fsync_directory(path.parent)
+    except OSError as e:
+        raise InvalidInput(f"cannot write {path}: {e.strerror}") from e
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -33,7 +33,9 @@ class ReleaseOutcome(StrEnum):
 
 
 class DeliveryState(StrEnum):
-    """Where a delivery stands with its recipient."""
+    """Where a delivery stands with its recipient: ready to fetch (fetching changes nothing),
+    then acknowledged (need-to-know attested, rule 5). ``fetched`` is a state deliveries had
+    when fetching still changed them; no delivery enters it any more."""
 
     READY = "ready"
     FETCHED = "fetched"

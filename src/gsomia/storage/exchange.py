@@ -98,7 +98,8 @@ class SubmittedReportRow(Base):
     """A submitted report: signed metadata, payload ciphertext and its sealed content key."""
 
     __tablename__ = "exchange_reports"
-    id: Mapped[str] = mapped_column(String(96), primary_key=True)
+    # The originator and its own id, "JPN/R-1": report ids are the originator's, never global.
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
     originator: Mapped[str] = mapped_column(String(16), index=True)
     topic: Mapped[str] = mapped_column(String(128))
     level: Mapped[str] = mapped_column(String(64))
@@ -114,6 +115,10 @@ class SubmittedReportRow(Base):
     payload_size: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     leaf_index: Mapped[int] = mapped_column(Integer)
+    # The report object exactly as signed, without its payload (RFC 8785 text), and the salt of
+    # its ledger commitment (served only to the originator and the recipients).
+    signed_report: Mapped[str] = mapped_column(Text)
+    salt: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class DecisionRow(Base):
@@ -122,7 +127,7 @@ class DecisionRow(Base):
     __tablename__ = "exchange_decisions"
     __table_args__ = (UniqueConstraint("report_id", "recipient", name="uq_exchange_decisions_report_recipient"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    report_id: Mapped[str] = mapped_column(String(96), ForeignKey("exchange_reports.id"))
+    report_id: Mapped[str] = mapped_column(String(128), ForeignKey("exchange_reports.id"))
     recipient: Mapped[str] = mapped_column(String(16))
     decision: Mapped[str] = mapped_column(String(16))
     outcome: Mapped[str] = mapped_column(String(32))
@@ -136,7 +141,7 @@ class DeliveryRow(Base):
 
     __tablename__ = "deliveries"
     id: Mapped[str] = mapped_column(String(48), primary_key=True)
-    report_id: Mapped[str] = mapped_column(String(96), ForeignKey("exchange_reports.id"), index=True)
+    report_id: Mapped[str] = mapped_column(String(128), ForeignKey("exchange_reports.id"), index=True)
     recipient: Mapped[str] = mapped_column(String(16), index=True)
     originator: Mapped[str] = mapped_column(String(16))
     purpose: Mapped[str] = mapped_column(String(16))
@@ -159,7 +164,7 @@ class ConsentRow(Base):
 
     __tablename__ = "consents"
     id: Mapped[str] = mapped_column(String(48), primary_key=True)
-    report_id: Mapped[str] = mapped_column(String(96), ForeignKey("exchange_reports.id"), index=True)
+    report_id: Mapped[str] = mapped_column(String(128), ForeignKey("exchange_reports.id"), index=True)
     originator: Mapped[str] = mapped_column(String(16), index=True)
     recipient: Mapped[str] = mapped_column(String(16))
     hub: Mapped[str] = mapped_column(String(16))
@@ -175,6 +180,7 @@ class ConsentRow(Base):
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     leaf_index: Mapped[int] = mapped_column(Integer)
     resolution_leaf_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason_salt: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class StandingConsentRow(Base):
@@ -200,13 +206,14 @@ class IncidentRow(Base):
     __tablename__ = "incidents"
     id: Mapped[str] = mapped_column(String(48), primary_key=True)
     delivery_id: Mapped[str] = mapped_column(String(48), ForeignKey("deliveries.id"), index=True)
-    report_id: Mapped[str] = mapped_column(String(96))
+    report_id: Mapped[str] = mapped_column(String(128))
     reporter: Mapped[str] = mapped_column(String(16))
     originator: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(32))
     description: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     leaf_index: Mapped[int] = mapped_column(Integer)
+    salt: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class IncidentUpdateRow(Base):
@@ -220,6 +227,7 @@ class IncidentUpdateRow(Base):
     measures: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     leaf_index: Mapped[int] = mapped_column(Integer)
+    salt: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class InboxEventRow(Base):
@@ -230,7 +238,7 @@ class InboxEventRow(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     party: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(32))
-    ref: Mapped[str] = mapped_column(String(96))
+    ref: Mapped[str] = mapped_column(String(128))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -280,6 +288,8 @@ class NewReport(_NewRow):
     payload_size: int
     received_at: datetime
     leaf_index: int
+    signed_report: str
+    salt: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -342,6 +352,7 @@ class NewConsent(_NewRow):
     outcome: dict[str, Any] | None
     leaf_index: int
     resolution_leaf_index: int | None
+    reason_salt: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -376,6 +387,7 @@ class NewIncident(_NewRow):
     description: str
     created_at: datetime
     leaf_index: int
+    salt: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -389,6 +401,7 @@ class NewIncidentUpdate(_NewRow):
     measures: str
     created_at: datetime
     leaf_index: int
+    salt: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -519,6 +532,13 @@ class ExchangeRepo:
         return s.scalars(select(PrincipalRow).where(PrincipalRow.token_hash == token_hash)).first()
 
     @staticmethod
+    def principal_active(s: Tx, principal_id: str) -> bool:
+        """Whether the principal exists and its token is not revoked."""
+        t = PrincipalRow.__table__
+        revoked = s.execute(select(t.c.revoked_at).where(t.c.id == principal_id)).one_or_none()
+        return revoked is not None and revoked[0] is None
+
+    @staticmethod
     def principals(s: Tx) -> list[PrincipalRow]:
         """Every principal, oldest first."""
         return list(s.scalars(select(PrincipalRow).order_by(PrincipalRow.created_at, PrincipalRow.id)).all())
@@ -535,6 +555,12 @@ class ExchangeRepo:
         if party is not None:
             q = q.where(PartyKeyRow.party == party)
         return list(s.scalars(q).all())
+
+    @staticmethod
+    def keys_of(s: Tx, party: str) -> list[PartyKeyRow]:
+        """Every key registration of ``party`` (current and retired), oldest first."""
+        q = select(PartyKeyRow).where(PartyKeyRow.party == party).order_by(PartyKeyRow.registered_at)
+        return list(s.scalars(q))
 
     @staticmethod
     def key(s: Tx, fingerprint: str) -> PartyKeyRow | None:

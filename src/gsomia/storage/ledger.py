@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, event, func, insert, select, text
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, event, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
@@ -38,7 +38,16 @@ from gsomia.errors import StorageError
 from gsomia.storage.schema import Base, UTCDateTime
 from gsomia.storage.store import Store
 
-__all__ = ["CommittedLeaves", "LedgerEntryRow", "LedgerTable", "Session", "StoredEntry"]
+__all__ = [
+    "PUBLIC",
+    "CommittedLeaves",
+    "LedgerEntryRow",
+    "LedgerMetaRow",
+    "LedgerTable",
+    "LedgerVisibilityRow",
+    "Session",
+    "StoredEntry",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +72,28 @@ class LedgerEntryRow(Base):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+PUBLIC = "*"
+"""The visibility of an entry every principal may read (an agreement event, a public key)."""
+
+
+class LedgerVisibilityRow(Base):
+    """Who may read ledger entry ``idx`` besides auditors and operators: a party, or everyone
+    (:data:`PUBLIC`). Not part of the tree: it can grow after the entry (a relay granted later
+    shows the hub and the recipient the report's submission entry)."""
+
+    __tablename__ = "ledger_visibility"
+    party: Mapped[str] = mapped_column(String(16), primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+
+
+class LedgerMetaRow(Base):
+    """Facts about this log (its origin line)."""
+
+    __tablename__ = "ledger_meta"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEntry:
     """A ledger row as read back."""
@@ -80,6 +111,7 @@ class _Leaf:
     body: bytes
     recorded_at: datetime
     transaction: SessionTransaction
+    parties: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -100,7 +132,14 @@ class LedgerTable:
     # --- appending ----------------------------------------------------------------------------
 
     def append(
-        self, session: Session, *, body: bytes, leaf_hash: bytes, recorded_at: datetime, on_commit: CommittedLeaves
+        self,
+        session: Session,
+        *,
+        body: bytes,
+        leaf_hash: bytes,
+        recorded_at: datetime,
+        on_commit: CommittedLeaves,
+        parties: Sequence[str] = (),
     ) -> int:
         """Insert one entry in ``session``'s open write transaction and return its index.
 
@@ -110,6 +149,8 @@ class LedgerTable:
             leaf_hash: ``SHA-256(0x00 || body)``.
             recorded_at: When the entry was recorded (aware).
             on_commit: Told the leaves after the transaction commits; never if it rolls back.
+            parties: The parties that may read the entry (:data:`PUBLIC` for everyone);
+                auditors and operators read every entry.
 
         Returns:
             The entry's index (its leaf index in the tree).
@@ -146,8 +187,51 @@ class LedgerTable:
         transaction = session.get_nested_transaction() or session.get_transaction()
         if transaction is None:  # pragma: no cover - in_transaction() was checked above
             raise StorageError("the ledger append lost its transaction")
-        pending.leaves.append(_Leaf(index, leaf_hash, body, recorded_at, transaction))
+        pending.leaves.append(_Leaf(index, leaf_hash, body, recorded_at, transaction, tuple(dict.fromkeys(parties))))
         return index
+
+    @staticmethod
+    def share(session: Session, index: int, parties: Sequence[str]) -> None:
+        """Let ``parties`` read the committed entry ``index`` too (in ``session``'s transaction).
+
+        Raises:
+            StorageError: on any database error.
+        """
+        known = set(
+            session.scalars(
+                select(LedgerVisibilityRow.party).where(
+                    LedgerVisibilityRow.idx == index, LedgerVisibilityRow.party.in_(list(parties))
+                )
+            )
+        )
+        fresh = [{"party": p, "idx": index} for p in dict.fromkeys(parties) if p not in known]
+        if fresh:
+            session.connection().execute(insert(LedgerVisibilityRow), fresh)
+
+    # --- the log's own facts ------------------------------------------------------------------
+
+    def meta(self, name: str) -> str | None:
+        """A stored fact about this log, or None.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        with self._store.reading() as s:
+            return s.scalar(select(LedgerMetaRow.value).where(LedgerMetaRow.name == name))
+
+    def set_meta_once(self, name: str, value: str) -> str:
+        """Store ``value`` under ``name`` unless a value is there already; return the stored one
+        (several processes starting at once agree on the first).
+
+        Raises:
+            StorageError: on any database error.
+        """
+        with self._store.writing("recording the ledger's origin") as s:
+            current = s.scalar(select(LedgerMetaRow.value).where(LedgerMetaRow.name == name))
+            if current is not None:
+                return str(current)
+            s.add(LedgerMetaRow(name=name, value=value))
+        return value
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -181,20 +265,37 @@ class LedgerTable:
         found = self.range(index, 1)
         return found[0] if found else None
 
-    def range(self, start: int, limit: int) -> list[StoredEntry]:
-        """Up to ``limit`` entries with index ``>= start``, in index order.
+    def range(self, start: int, limit: int, *, party: str | None = None) -> list[StoredEntry]:
+        """Up to ``limit`` entries with index ``>= start``, in index order; only those ``party``
+        may read when it is given.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        q = select(LedgerEntryRow.idx, LedgerEntryRow.leaf_hash, LedgerEntryRow.body, LedgerEntryRow.recorded_at)
+        q = q.where(LedgerEntryRow.idx >= start)
+        if party is not None:
+            readable = select(LedgerVisibilityRow.idx).where(
+                LedgerVisibilityRow.party.in_([party, PUBLIC]), LedgerVisibilityRow.idx >= start
+            )
+            q = q.where(LedgerEntryRow.idx.in_(readable))
+        with self._store.reading() as s:
+            rows = s.execute(q.order_by(LedgerEntryRow.idx).limit(limit)).all()
+        return [StoredEntry(int(i), bytes(h), bytes(b), at) for i, h, b, at in rows]
+
+    def readable(self, index: int, party: str) -> bool:
+        """Whether ``party`` may read entry ``index``.
 
         Raises:
             StorageError: on any database error.
         """
         with self._store.reading() as s:
-            rows = s.execute(
-                select(LedgerEntryRow.idx, LedgerEntryRow.leaf_hash, LedgerEntryRow.body, LedgerEntryRow.recorded_at)
-                .where(LedgerEntryRow.idx >= start)
-                .order_by(LedgerEntryRow.idx)
-                .limit(limit)
-            ).all()
-        return [StoredEntry(int(i), bytes(h), bytes(b), at) for i, h, b, at in rows]
+            found = s.scalar(
+                select(LedgerVisibilityRow.idx).where(
+                    LedgerVisibilityRow.idx == index, LedgerVisibilityRow.party.in_([party, PUBLIC])
+                )
+            )
+        return found is not None
 
     def scan(self, *, batch: int = 50_000) -> Iterator[list[tuple[int, bytes, bytes]]]:
         """Every ``(index, body, leaf hash)``, in index order, ``batch`` rows at a time.
@@ -238,13 +339,17 @@ def _before_commit(session: Session) -> None:
     pending: _Pending | None = session.info.get(_PENDING)
     if pending is None or not pending.leaves or session.get_nested_transaction() is not None:
         return
-    session.connection().execute(
+    connection = session.connection()
+    connection.execute(
         insert(LedgerEntryRow),
         [
             {"idx": leaf.index, "leaf_hash": leaf.leaf_hash, "body": leaf.body, "recorded_at": leaf.recorded_at}
             for leaf in pending.leaves
         ],
     )
+    visible = [{"party": p, "idx": leaf.index} for leaf in pending.leaves for p in leaf.parties]
+    if visible:
+        connection.execute(insert(LedgerVisibilityRow), visible)
 
 
 def _after_commit(session: Session) -> None:

@@ -95,3 +95,21 @@ class ProvisionRow(Base):
     seq: Mapped[int] = mapped_column(Integer)
     agreement: Mapped[str] = mapped_column(String(64), index=True)
     doc: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class StateRow(Base):
+    """The one row of versions every process checks inside its write transaction.
+
+    Each counter moves, in the same transaction, with what it stands for: ``record`` with the
+    stored record (a scenario load, an agreement event), ``keys`` with the parties' public
+    keys, ``principals`` with tokens (a revocation). ``last_commit_at`` is the latest instant
+    an exchange write was stamped with: the next one never precedes it, so instants run in
+    commit order whatever the clocks of several processes say.
+    """
+
+    __tablename__ = "exchange_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_version: Mapped[int] = mapped_column(Integer, default=0)
+    keys_version: Mapped[int] = mapped_column(Integer, default=0)
+    principals_version: Mapped[int] = mapped_column(Integer, default=0)
+    last_commit_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

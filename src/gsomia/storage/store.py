@@ -11,14 +11,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from gsomia.errors import Conflict, StorageError
 from gsomia.storage import db
-from gsomia.storage.schema import EventRow, ProvisionRow, ReportRow, ScenarioRow
+from gsomia.storage.schema import EventRow, ProvisionRow, ReportRow, ScenarioRow, StateRow
 
 _TIME_FIELDS = ("at", "effective")
+_VERSIONS = "gsomia.storage.versions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,16 @@ class LoadOutcome:
 
     outcome: str
     summary: ScenarioSummary
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Versions:
+    """The stored versions (see :class:`~gsomia.storage.schema.StateRow`), read in one transaction."""
+
+    record: int
+    keys: int
+    principals: int
+    last_commit_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +111,44 @@ class Store:
         """
         with db.storage_errors(what), Session(self._writer) as s, s.begin():
             yield s
+
+    # --- versions ----------------------------------------------------------------------
+
+    @staticmethod
+    def versions(s: Session) -> Versions:
+        """The stored versions as ``s``'s transaction sees them (read once per session, and
+        again after :meth:`bump`).
+
+        Raises:
+            StorageError: the state row is missing (the migrations create it).
+        """
+        cached: Versions | None = s.info.get(_VERSIONS)
+        if cached is not None:
+            return cached
+        t = StateRow.__table__
+        row = s.execute(
+            select(t.c.record_version, t.c.keys_version, t.c.principals_version, t.c.last_commit_at).where(t.c.id == 1)
+        ).one_or_none()
+        if row is None:
+            raise StorageError("the exchange state row is missing: the database was not migrated by gsomia")
+        record, keys, principals, last = row
+        found = Versions(record=int(record), keys=int(keys), principals=int(principals), last_commit_at=last)
+        s.info[_VERSIONS] = found
+        return found
+
+    @staticmethod
+    def bump(s: Session, *names: str) -> None:
+        """Move the named versions (``record``, ``keys``, ``principals``) on by one, in ``s``'s
+        transaction, so every process's next commit sees the change."""
+        values = {f"{n}_version": getattr(StateRow, f"{n}_version") + 1 for n in names}
+        s.execute(update(StateRow).where(StateRow.id == 1).values(**values))
+        s.info.pop(_VERSIONS, None)
+
+    @staticmethod
+    def stamp(s: Session, at: datetime) -> None:
+        """Record ``at`` as the latest commit instant, in ``s``'s transaction."""
+        s.execute(update(StateRow).where(StateRow.id == 1).values(last_commit_at=at))
+        s.info.pop(_VERSIONS, None)
 
     # --- scenario ----------------------------------------------------------------------
 
@@ -179,24 +228,38 @@ class Store:
                 for i, p in enumerate(provisions)
             )
             s.flush()
+            self.bump(s, "record")
             return LoadOutcome(outcome, self._require_summary(s))
 
     def version(self) -> str | None:
-        """A cheap token that changes whenever the stored record changes (None if empty).
+        """A token that changes whenever the stored record changes (None if empty): the stored
+        record version, which every scenario load and recorded event moves in its own
+        transaction.
 
         Raises:
             StorageError: on any database error.
         """
         with self.reading() as s:
-            row = s.execute(select(ScenarioRow.digest, ScenarioRow.loaded_at)).first()
-            if row is None:
-                return None
-            count, last = s.execute(select(func.count(), func.max(EventRow.seq))).one()
-            return f"{row[0]}:{row[1].isoformat()}:{count}:{last}"
+            return self._version(s)
+
+    def _version(self, s: Session) -> str | None:
+        if s.execute(select(ScenarioRow.id)).scalar() is None:
+            return None
+        return str(self.versions(s).record)
 
     def read_document(self) -> dict[str, Any] | None:
         """The scenario as a document (definitions, then events, reports and provisions,
         in load order, operator events last), or None if the database is empty.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        found = self.read_versioned_document()
+        return found[0] if found is not None else None
+
+    def read_versioned_document(self) -> tuple[dict[str, Any], str] | None:
+        """The scenario as a document and the :meth:`version` it has, read in one transaction,
+        or None if the database is empty.
 
         Raises:
             StorageError: on any database error.
@@ -210,7 +273,7 @@ class Store:
             doc["events"] = [_event_doc(e) for e in events]
             doc["reports"] = [r.doc for r in s.scalars(select(ReportRow).order_by(ReportRow.seq)).all()]
             doc["provisions"] = [p.doc for p in s.scalars(select(ProvisionRow).order_by(ProvisionRow.seq)).all()]
-            return doc
+            return doc, str(self.versions(s).record)
 
     def events(self) -> list[StoredEvent]:
         """Every stored agreement event, scenario events first."""
@@ -234,6 +297,7 @@ class Store:
             seq = (s.scalar(select(func.max(EventRow.seq))) or 0) + 1
             s.add(_event_row(event, seq, now))
             s.flush()
+            self.bump(s, "record")
 
         if session is not None:
             _add(session)

@@ -98,6 +98,8 @@ class GroupCommitter:
         self._closed = False
         self.batches = 0
         self.actions = 0
+        self.on_begin: Callable[[Tx], None] | None = None
+        """Called at the start of every transaction, before any action (outside their savepoints)."""
 
     def _ensure_started(self) -> None:
         if self._thread is not None:
@@ -210,6 +212,8 @@ class GroupCommitter:
         try:
             with self._store.writing("committing exchange actions") as s:
                 ExchangeRepo.serialize_writers(s)
+                if self.on_begin is not None:
+                    self.on_begin(s)
                 for handler, jobs in _groups(live):
                     if handler is None:
                         results.extend(_run_one(s, job) for job in jobs)

@@ -34,6 +34,10 @@ class RecordSource(Protocol):
         """The stored scenario document, or None."""
         ...
 
+    def read_versioned_document(self) -> tuple[dict[str, Any], str] | None:
+        """The stored scenario document and its version, read together, or None."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class WhatIfSpec:
@@ -58,6 +62,8 @@ class Compiled:
     record: Record
     network: Network
     index: CoverageIndex
+    version: str = ""
+    """The stored record's version this was compiled from (empty for a what-if's record)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +143,18 @@ class AnalysisService:
         with self._lock:
             if self._cached is not None and token is not None and self._cached[0] == token:
                 return self._cached[1]
-            loaded = self._load()
+            # The document and its version in one read: a change committed meanwhile is either
+            # in both or in neither, so the cache never labels a record with another's version.
+            found = self._source.read_versioned_document()
+            if found is None:
+                raise StorageError(
+                    "no scenario is loaded: run 'gsomia scenario load japan-korea-2019' (or 'make demo')"
+                )
+            doc, version = found
+            loaded = parse_scenario_document(doc)
             net = compile_network(loaded.record)
-            compiled = Compiled(loaded.record, net, CoverageIndex(net))
-            if token is not None:
-                self._cached = (token, compiled)
+            compiled = Compiled(loaded.record, net, CoverageIndex(net), version)
+            self._cached = (version, compiled)
             return compiled
 
     def invalidate(self) -> None:

@@ -15,6 +15,7 @@ from gsomia.services.exchange.context import ExchangeContext
 from gsomia.services.exchange.deliveries import DeliveryService
 from gsomia.services.exchange.identity import IdentityService
 from gsomia.services.exchange.incidents import IncidentService
+from gsomia.services.exchange.keys import KeyService
 from gsomia.services.exchange.notify import Notifier
 from gsomia.services.exchange.operator import OperatorService
 from gsomia.services.exchange.relays import ConsentService
@@ -30,6 +31,7 @@ class Exchange:
 
     context: ExchangeContext
     identity: IdentityService
+    keys: KeyService
     submissions: SubmissionService
     consents: ConsentService
     standing: StandingConsentService

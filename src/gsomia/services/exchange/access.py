@@ -52,6 +52,9 @@ class Principal:
     name: str
     role: Role
     party: str | None = None
+    version: int = -1
+    """The stored principals version when this principal was authenticated: a write checks the
+    token again only if some token was revoked since (-1: always check)."""
 
     def __post_init__(self) -> None:
         if self.role is Role.PARTY:

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from gsomia.crypto import content_key_aad, delivery_info, open_at_rest, seal_at_rest, wrap_key
 from gsomia.domain.instants import utc_iso
+from gsomia.errors import NotAuthenticated
+from gsomia.services.exchange.access import Principal
 from gsomia.services.exchange.clock import ExchangeClock
 from gsomia.services.exchange.identity import IdentityService
 from gsomia.services.exchange.notify import Notifier
 from gsomia.services.exchange.records import RecordCache
 from gsomia.storage.exchange import ExchangeRepo, NewInboxItem, NewRow, Tx
-from gsomia.storage.store import Store
+from gsomia.storage.store import Store, Versions
 from gsomia.storage.writer import GroupCommitter, Outcome
 
 __all__ = [
@@ -32,18 +34,47 @@ __all__ = [
     "ExchangeContext",
     "Ledger",
     "Pending",
+    "Stale",
     "new_id",
+    "report_key",
+    "split_report_key",
 ]
 
 UTC_ZONE = "UTC"
 
 
 class Ledger(Protocol):
-    """What the exchange needs from the ledger: append an entry in the caller's transaction."""
+    """What the exchange needs from the ledger: append an entry in the caller's transaction,
+    saying which parties may read it, and let more parties read an entry later."""
 
-    def append(self, session: Any, entry: Mapping[str, Any]) -> int:
-        """Append ``entry``; return its leaf index."""
+    def append(self, session: Any, entry: Mapping[str, Any], *, parties: Sequence[str]) -> int:
+        """Append ``entry``, readable by ``parties`` (and auditors and operators); return its index."""
         ...
+
+    def share(self, session: Any, index: int, parties: Sequence[str]) -> None:
+        """Let ``parties`` read entry ``index`` too."""
+        ...
+
+
+class Stale(Exception):
+    """What an action was prepared on (the record, the keys) changed before its transaction: the
+    action must be prepared again on the record as committed. Never reaches a caller: each use
+    case prepares again (a few times at most) when it sees it."""
+
+
+def report_key(originator: str, report_id: str) -> str:
+    """The stored key of a report: its originator and the originator's own id (``JPN/R-1``).
+    Report ids are the originator's: two parties may use the same id."""
+    return f"{originator}/{report_id}"
+
+
+def split_report_key(key: str) -> tuple[str, str]:
+    """``(originator, id)`` of a stored report key."""
+    originator, _, report_id = key.partition("/")
+    return originator, report_id
+
+
+_INSTANT = "gsomia.exchange.instant"
 
 
 class _IdSource:
@@ -124,21 +155,23 @@ class ExchangeContext:
             self._kek = self._kek_source()
         return self._kek
 
-    def seal(self, report_id: str, content_key: bytes) -> bytes:
-        """Seal a content key under the KEK (loaded, or created, on first use).
+    def seal(self, key: str, content_key: bytes) -> bytes:
+        """Seal a content key under the KEK (loaded, or created, on first use), bound to the
+        report stored under ``key`` (``JPN/R-1``).
 
         Raises:
             InvalidInput: the KEK setting or file is invalid.
         """
-        return seal_at_rest(self._key(), content_key, content_key_aad(report_id))
+        return seal_at_rest(self._key(), content_key, content_key_aad(*split_report_key(key)))
 
-    def unseal(self, report_id: str, sealed: bytes) -> bytes:
-        """Open a content key sealed by :meth:`seal`.
+    def unseal(self, key: str, sealed: bytes, *, version: int = 2) -> bytes:
+        """Open a content key sealed by :meth:`seal` (``version`` 1: a report stored before
+        report ids were the originator's).
 
         Raises:
             DecryptionFailed: if it does not open (another KEK, tampered row).
         """
-        return open_at_rest(self._key(), sealed, content_key_aad(report_id))
+        return open_at_rest(self._key(), sealed, content_key_aad(*split_report_key(key), version=version))
 
     def entry(self, kind: str, at: datetime, fields: Mapping[str, Any]) -> dict[str, Any]:
         """A ledger entry of ``kind`` at ``at``; entries made in exercise mode say so."""
@@ -146,6 +179,77 @@ class ExchangeContext:
         if self.clock.exercise:
             out["exercise"] = True
         return out
+
+    def append(self, s: Tx, kind: str, at: datetime, fields: Mapping[str, Any], *, parties: Sequence[str]) -> int:
+        """Append a ledger entry of ``kind`` (see :meth:`entry`), readable by ``parties``; its index."""
+        return self.ledger.append(s, self.entry(kind, at, fields), parties=parties)
+
+    # --- inside the writer's transaction -------------------------------------------------------
+
+    def versions(self, s: Tx) -> Versions:
+        """The stored versions as this transaction sees them (read once per transaction, and
+        again after an action of the same transaction moved one)."""
+        return Store.versions(s)
+
+    def bump(self, s: Tx, *names: str) -> None:
+        """Move stored versions on (``record``, ``keys``, ``principals``) in this transaction."""
+        Store.bump(s, *names)
+
+    def require_record(self, s: Tx, version: str) -> None:
+        """Stop with :class:`Stale` unless the record decided on (``version``, from
+        :meth:`RecordCache.current`) is the record this transaction sees.
+
+        Raises:
+            Stale: the stored record changed since.
+        """
+        stored = str(self.versions(s).record)
+        if stored != version:
+            self.records.invalidate()
+            raise Stale(f"the record changed ({version} → {stored})")
+
+    def require_keys(self, s: Tx, version: int) -> None:
+        """Stop with :class:`Stale` unless the keys wrapped to (``version``) are the keys this
+        transaction sees.
+
+        Raises:
+            Stale: keys were registered or retired since.
+        """
+        if self.versions(s).keys != version:
+            self.identity.forget_keys()
+            raise Stale("public keys changed")
+
+    def require_principal(self, s: Tx, principal: Principal) -> None:
+        """Refuse the action of a principal whose token was revoked, by any process, before this
+        transaction (checked against the stored principals version, so it costs a query only
+        when some token was revoked since the caller was authenticated).
+
+        Raises:
+            NotAuthenticated: the token was revoked.
+        """
+        if self.versions(s).principals == principal.version:
+            return
+        if not ExchangeRepo.principal_active(s, principal.id):
+            self.identity.forget_tokens()
+            raise NotAuthenticated("the token is unknown or revoked")
+
+    def begin(self, s: Tx) -> None:
+        """At the start of each writer transaction (before any action and outside their
+        savepoints): read the stored versions and fix the transaction's instant."""
+        s.info.pop(_INSTANT, None)
+        self.instant(s)
+
+    def instant(self, s: Tx) -> datetime:
+        """The instant this transaction decides and stamps at: the exchange clock, never earlier
+        than the instant of any earlier commit (by this process or another), so instants run in
+        commit order. One instant for every action of a transaction."""
+        at: datetime | None = s.info.get(_INSTANT)
+        if at is None:
+            now = self.clock.now()
+            last = self.versions(s).last_commit_at
+            at = now if last is None or now >= last else last
+            Store.stamp(s, at)
+            s.info[_INSTANT] = at
+        return at
 
     def wrap_for(self, party: str, content_key: bytes) -> DeliveryWrap | None:
         """Wrap ``content_key`` to ``party``'s current key under a fresh delivery id (None if

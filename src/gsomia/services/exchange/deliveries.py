@@ -17,7 +17,7 @@ from gsomia.domain.markings import Marking
 from gsomia.domain.states import DeliveryPurpose, DeliveryState
 from gsomia.errors import InvalidInput, UnknownEntity
 from gsomia.services.exchange.access import Action, Principal, authorize
-from gsomia.services.exchange.context import DeliveryWrap, ExchangeContext, Pending
+from gsomia.services.exchange.context import DeliveryWrap, ExchangeContext, Pending, split_report_key
 from gsomia.services.exchange.presenters import delivery_marking, delivery_view
 from gsomia.storage.exchange import ExchangeRepo, NewDelivery, Tx
 from gsomia.storage.writer import Outcome
@@ -31,39 +31,46 @@ def add_delivery(
     rows: Pending,
     *,
     wrap: DeliveryWrap,
-    report_id: str,
-    originator: str,
+    report: str,
     topic: str,
     marking: Marking,
     purpose: DeliveryPurpose,
     via: str | None,
     consent_id: str | None,
+    submission_leaf: int,
     at: datetime,
 ) -> dict[str, Any]:
-    """Ledger and queue one delivery and its inbox item; return its summary."""
-    mark = delivery_marking(marking)
-    leaf = ctx.ledger.append(
+    """Ledger and queue one delivery of the report stored under ``report`` and its inbox item;
+    return its summary.
+
+    The delivery's entry is readable by the originator, the recipient and, for the onward
+    leg of a relay, the hub; the recipient may from now on read the report's submission entry
+    too (to check the commitment to what it receives).
+    """
+    originator, report_id = split_report_key(report)
+    mark = delivery_marking(marking, exercise=ctx.clock.exercise)
+    leaf = ctx.append(
         s,
-        ctx.entry(
-            "delivery",
-            at,
-            {
-                "delivery": wrap.delivery_id,
-                "report": report_id,
-                "originator": originator,
-                "recipient": wrap.party,
-                "purpose": purpose,
-                "via": via,
-                "marking": mark,
-                "key": wrap.fingerprint,
-                "wrapped_key_sha256": hashlib.sha256(wrap.wrapped).hexdigest(),
-            },
-        ),
+        "delivery",
+        at,
+        {
+            "delivery": wrap.delivery_id,
+            "report": report_id,
+            "originator": originator,
+            "recipient": wrap.party,
+            "purpose": purpose,
+            "via": via,
+            "marking": mark,
+            "key": wrap.fingerprint,
+            "wrapped_key_sha256": hashlib.sha256(wrap.wrapped).hexdigest(),
+        },
+        parties=[originator, wrap.party] + ([via] if via else []),
     )
+    ctx.ledger.share(s, submission_leaf, [wrap.party])
     rows.add(
         NewDelivery(
             id=wrap.delivery_id,
-            report_id=report_id,
+            report_id=report,
             recipient=wrap.party,
             originator=originator,
             purpose=purpose,
@@ -88,6 +95,8 @@ def add_delivery(
         "created_at": utc_iso(at),
     }
     body = {"type": "delivery", "report": report_id, "originator": originator, "topic": topic, **summary}
+    if ctx.clock.exercise:
+        body["exercise"] = True
     rows.inbox(wrap.party, "delivery", wrap.delivery_id, body, at)
     return summary
 
@@ -101,10 +110,9 @@ class DeliveryService:
     # --- deliveries ------------------------------------------------------------------------
 
     def delivery(self, principal: Principal, delivery_id: str) -> dict[str, Any]:
-        """A delivery as its recipient fetches it: marking, ciphertext, wrapped key and the
-        originator's signed report metadata. The first fetch marks it fetched.
-
-        Fetching attests the recipient's need-to-know (rule 5).
+        """A delivery as its recipient fetches it: marking, ciphertext, wrapped key, the report
+        as its originator signed it, and the salt of the ledger's commitment to it. Reading
+        changes nothing (the acknowledgement attests need-to-know, rule 5, and is ledgered).
 
         Raises:
             NotPermitted: the role may not read deliveries (operator, auditor).
@@ -125,27 +133,7 @@ class DeliveryService:
             report = ExchangeRepo.report(s, d.report_id)
             if report is None:
                 raise UnknownEntity(f"no delivery {delivery_id!r}")
-            state, fetched_at = d.state, d.fetched_at
-            view = delivery_view(d, report)
-        if state == DeliveryState.READY:
-            now = self.ctx.clock.now()
-            fetched_at = self.ctx.committer.run(lambda s: self._mark_fetched(s, delivery_id, now))
-            view["state"] = DeliveryState.FETCHED
-        view["fetched_at"] = utc_iso(fetched_at) if fetched_at else None
-        return view
-
-    @staticmethod
-    def _mark_fetched(s: Tx, delivery_id: str, now: datetime) -> Outcome[datetime]:
-        n = ExchangeRepo.update(
-            s,
-            "deliveries",
-            {"id": delivery_id, "state": DeliveryState.READY},
-            {"state": DeliveryState.FETCHED, "fetched_at": now},
-        )
-        if n == 0:
-            d = ExchangeRepo.delivery(s, delivery_id)
-            return Outcome(d.fetched_at if d is not None and d.fetched_at is not None else now)
-        return Outcome(now)
+            return delivery_view(d, report)
 
     def acknowledge(self, principal: Principal, delivery_id: str, *, need_to_know: bool) -> dict[str, Any]:
         """Acknowledge receipt of a delivery, attesting need-to-know (rule 5); ledgered. Idempotent.
@@ -159,24 +147,31 @@ class DeliveryService:
         authorize(principal, Action.ACK)
         if not need_to_know:
             raise InvalidInput('acknowledging a delivery attests need-to-know (rule 5): send {"need_to_know": true}')
-        now = self.ctx.clock.now()
-        return self.ctx.committer.run(lambda s: self._ack(s, principal, delivery_id, now))
+        return self.ctx.committer.run(lambda s: self._ack(s, principal, delivery_id))
 
-    def _ack(self, s: Tx, principal: Principal, delivery_id: str, now: datetime) -> Outcome[dict[str, Any]]:
+    def _ack(self, s: Tx, principal: Principal, delivery_id: str) -> Outcome[dict[str, Any]]:
+        ctx = self.ctx
         d = ExchangeRepo.delivery(s, delivery_id)
         authorize(principal, Action.ACK, owners=[d.recipient] if d else [], thing="delivery", thing_id=delivery_id)
         assert d is not None  # noqa: S101 - authorize raised for a missing delivery
+        ctx.require_principal(s, principal)
         if d.acked_at is None:
-            leaf = self.ctx.ledger.append(
+            now = ctx.instant(s)
+            originator, report_id = split_report_key(d.report_id)
+            leaf = ctx.append(
                 s,
-                self.ctx.entry(
-                    "ack",
-                    now,
-                    {"delivery": d.id, "report": d.report_id, "recipient": d.recipient, "need_to_know": True},
-                ),
+                "ack",
+                now,
+                {
+                    "delivery": d.id,
+                    "report": report_id,
+                    "originator": originator,
+                    "recipient": d.recipient,
+                    "need_to_know": True,
+                },
+                parties=[d.recipient, originator],
             )
             values = {"state": DeliveryState.ACKNOWLEDGED, "acked_at": now, "ack_leaf_index": leaf}
-            values |= {"fetched_at": d.fetched_at or now}
             ExchangeRepo.update(s, "deliveries", {"id": d.id}, values)
             d.acked_at, d.ack_leaf_index, d.state = now, leaf, DeliveryState.ACKNOWLEDGED
         return Outcome(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -18,12 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from gsomia.crypto import PartyKeys, Profile, PublicKeys, read_private_keyfile, write_private_keyfile
-from gsomia.domain.instants import iso
+from gsomia.crypto.keyfile import replace_private_file
+from gsomia.domain.instants import utc_iso
 from gsomia.errors import InvalidInput, NotAuthenticated, UnknownEntity
-from gsomia.services.exchange.access import Action, Principal, Role, authorize
-from gsomia.storage.exchange import ExchangeRepo, NewPartyKey, NewPrincipal, PartyKeyRow, PrincipalRow
+from gsomia.services.exchange.access import Principal, Role
+from gsomia.storage.exchange import ExchangeRepo, NewPrincipal, PartyKeyRow, PrincipalRow
 from gsomia.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -64,20 +65,24 @@ class RegisteredKeys:
     retired_at: datetime | None = None
 
     def as_dict(self) -> dict[str, object]:
-        """JSON shape: the public keys, their fingerprint and registration."""
+        """JSON shape: the public keys, their fingerprint and validity. A report is verified
+        with the key that was valid when the exchange received it:
+        ``registered_at <= received_at < retired_at`` (no ``retired_at``: still current)."""
         return {
             **self.keys.to_dict(),
             "fingerprint": self.keys.fingerprint(),
-            "registered_at": iso(self.registered_at),
+            "registered_at": utc_iso(self.registered_at),
+            "retired_at": utc_iso(self.retired_at) if self.retired_at else None,
             "current": self.retired_at is None,
         }
 
 
-def _principal(row: PrincipalRow) -> Principal:
-    return Principal(id=row.id, name=row.name, role=Role(row.role), party=row.party)
+def _principal(row: PrincipalRow, version: int = -1) -> Principal:
+    return Principal(id=row.id, name=row.name, role=Role(row.role), party=row.party, version=version)
 
 
-def _registered(row: PartyKeyRow) -> RegisteredKeys:
+def registered_keys(row: PartyKeyRow) -> RegisteredKeys:
+    """A stored key registration as a value."""
     keys = PublicKeys.from_dict(
         {
             "party": row.party,
@@ -89,6 +94,14 @@ def _registered(row: PartyKeyRow) -> RegisteredKeys:
     return RegisteredKeys(
         keys=keys, registered_at=row.registered_at, registered_by=row.registered_by, retired_at=row.retired_at
     )
+
+
+class KeyRegistry(Protocol):
+    """What demo credentials need to register a party's public keys."""
+
+    def register(self, principal: Principal, party: str, keys: PublicKeys) -> tuple[RegisteredKeys, bool]:
+        """Register ``keys`` for ``party``."""
+        ...
 
 
 class IdentityService:
@@ -108,14 +121,19 @@ class IdentityService:
         self._ttl = cache_seconds
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[float, Principal | None]] = {}
-        self._keys: dict[str, RegisteredKeys] = {}
         self._current: dict[str, RegisteredKeys] = {}
         self._keys_loaded = -1.0
-        self.keys_generation = 0
+        self.keys_version = -1
+        """The stored keys version of the keys last read (a write compares it with the stored one)."""
 
     # --- principals ----------------------------------------------------------------------
 
-    def _check_party(self, party: str) -> None:
+    def check_party(self, party: str) -> None:
+        """Refuse a party the loaded scenario does not know.
+
+        Raises:
+            UnknownEntity: for an unknown party.
+        """
         known = self._known_parties()
         if known is not None and party not in known:
             raise UnknownEntity(f"unknown party {party!r} (known: {', '.join(sorted(known))})")
@@ -134,7 +152,7 @@ class IdentityService:
             raise InvalidInput(f"a principal needs a name of 1 to {_NAME_MAX} characters")
         principal = Principal(id=f"p-{secrets.token_hex(8)}", name=name, role=role, party=party)
         if party is not None:
-            self._check_party(party)
+            self.check_party(party)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         row = NewPrincipal(
             id=principal.id,
@@ -174,6 +192,7 @@ class IdentityService:
                 raise UnknownEntity(f"no principal {principal_id!r}")
             if row.revoked_at is None:
                 ExchangeRepo.update(s, "principals", {"id": principal_id}, {"revoked_at": now})
+                Store.bump(s, "principals")
                 row.revoked_at = now
             info = PrincipalInfo(principal=_principal(row), created_at=row.created_at, revoked_at=row.revoked_at)
         with self._lock:
@@ -200,7 +219,8 @@ class IdentityService:
         else:
             with self._store.reading() as s:
                 row = ExchangeRepo.principal_by_token_hash(s, digest)
-                principal = _principal(row) if row is not None and row.revoked_at is None else None
+                version = Store.versions(s).principals
+                principal = _principal(row, version) if row is not None and row.revoked_at is None else None
             with self._lock:
                 if len(self._tokens) > 10_000:
                     self._tokens.clear()
@@ -209,6 +229,29 @@ class IdentityService:
             raise NotAuthenticated("the token is unknown or revoked")
         return principal
 
+    def forget_tokens(self) -> None:
+        """Authenticate every token against the store again (a revocation was seen)."""
+        with self._lock:
+            self._tokens.clear()
+
+    def is_active(self, principal: Principal) -> bool:
+        """Whether ``principal``'s token still holds (answered from the cache of
+        :meth:`authenticate` for about a second; at once after a revocation in this process).
+
+        Raises:
+            StorageError: on a database failure.
+        """
+        now = time.monotonic()
+        key = "id:" + principal.id
+        cached = self._tokens.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1] is not None
+        with self._store.reading() as s:
+            active = ExchangeRepo.principal_active(s, principal.id)
+        with self._lock:
+            self._tokens[key] = (now + self._ttl, principal if active else None)
+        return active
+
     # --- keys ----------------------------------------------------------------------------
 
     def _refresh_keys(self, *, force: bool = False) -> None:
@@ -216,15 +259,17 @@ class IdentityService:
         if not force and now - self._keys_loaded < self._ttl:
             return
         with self._store.reading() as s:
-            current = [_registered(r) for r in ExchangeRepo.current_keys(s)]
+            current = [registered_keys(r) for r in ExchangeRepo.current_keys(s)]
+            version = Store.versions(s).keys
         with self._lock:
-            for reg in current:
-                self._keys[reg.keys.fingerprint()] = reg
-            fresh = {reg.keys.party: reg for reg in current}
-            if fresh != self._current:
-                self.keys_generation += 1
-            self._current = fresh
+            self._current = {reg.keys.party: reg for reg in current}
+            self.keys_version = version
             self._keys_loaded = now
+
+    def forget_keys(self) -> None:
+        """Read the registered keys again on next use (a write found them changed)."""
+        with self._lock:
+            self._keys_loaded = -1.0
 
     def current_keys(self, party: str) -> PublicKeys | None:
         """``party``'s current public keys (what content keys are wrapped to), or None.
@@ -238,7 +283,8 @@ class IdentityService:
 
     def signing_key(self, fingerprint: str, party: str) -> PublicKeys | None:
         """The current public keys of ``party`` with this fingerprint, or None (unknown,
-        retired, or another party's).
+        retired, or another party's): a report is signed with the key valid when it is
+        submitted.
 
         Raises:
             StorageError: on a database failure.
@@ -248,62 +294,6 @@ class IdentityService:
         if reg is None or reg.keys.fingerprint() != fingerprint.lower():
             return None
         return reg.keys
-
-    def register_keys(self, principal: Principal, party: str, keys: PublicKeys) -> tuple[RegisteredKeys, bool]:
-        """Register ``keys`` as ``party``'s current public keys; earlier ones are retired.
-
-        Registering the current keys again changes nothing. Returns the registration and
-        whether it is new.
-
-        Raises:
-            NotPermitted: a party registering another party's keys, or an auditor.
-            InvalidInput: the keys name another party than the one in the path.
-            UnknownEntity: for a party the loaded scenario does not know.
-            StorageError: on a database failure.
-        """
-        authorize(principal, Action.REGISTER_KEYS, acting_for=party)
-        if keys.party != party:
-            raise InvalidInput(f"these keys are {keys.party}'s, not {party}'s")
-        self._check_party(party)
-        now = self._clock()
-        fp = keys.fingerprint()
-        with self._store.writing("registering public keys") as s:
-            existing = ExchangeRepo.key(s, fp)
-            if existing is not None and existing.retired_at is None:
-                return _registered(existing), False
-            if existing is not None:
-                raise InvalidInput("these keys were registered before and retired; generate new keys")
-            for old in ExchangeRepo.current_keys(s, party):
-                ExchangeRepo.update(s, "party_keys", {"fingerprint": old.fingerprint}, {"retired_at": now})
-            d = keys.to_dict()
-            row = NewPartyKey(
-                fingerprint=fp,
-                party=party,
-                profile=d["profile"],
-                signing_key=d["signing_key"],
-                encryption_key=d["encryption_key"],
-                registered_at=now,
-                registered_by=principal.id,
-            )
-            ExchangeRepo.add(s, [row])
-        self._refresh_keys(force=True)
-        log.info("registered %s keys %s for %s", keys.profile, fp[:16], party)
-        return RegisteredKeys(keys=keys, registered_at=now, registered_by=principal.id), True
-
-    def public_keys(self, principal: Principal, party: str) -> list[RegisteredKeys]:
-        """``party``'s registered public keys, current first (never a private key).
-
-        Raises:
-            NotPermitted: if the principal may not read keys.
-            UnknownEntity: if the party has registered no keys.
-            StorageError: on a database failure.
-        """
-        authorize(principal, Action.READ_KEYS)
-        with self._store.reading() as s:
-            rows = ExchangeRepo.current_keys(s, party)
-        if not rows:
-            raise UnknownEntity(f"{party} has registered no public keys")
-        return [_registered(r) for r in rows]
 
 
 # --- demo credentials ----------------------------------------------------------------------
@@ -344,28 +334,6 @@ class DemoCredentials:
         return lines
 
 
-def write_secret_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 from the first byte, replacing it atomically.
-
-    Raises:
-        InvalidInput: if the file cannot be written.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise InvalidInput(f"cannot write {path}: {e.strerror}") from e
-
-
 def _demo_principal(identity: IdentityService, token: str | None) -> Principal | None:
     try:
         return identity.authenticate(token)
@@ -374,7 +342,7 @@ def _demo_principal(identity: IdentityService, token: str | None) -> Principal |
 
 
 def issue_demo_credentials(
-    identity: IdentityService, data_dir: Path, *, url: str = "http://127.0.0.1:8000"
+    identity: IdentityService, keys_service: KeyRegistry, data_dir: Path, *, url: str = "http://127.0.0.1:8000"
 ) -> DemoCredentials:
     """Issue demo principals and keys (idempotent): parties JPN, KOR and USA, an operator and an
     auditor; key files for the three parties under ``data_dir/demo/`` (0600) with their public
@@ -409,7 +377,7 @@ def issue_demo_credentials(
             changed = True
         principals[who] = principal
     if changed or not tokens_file.exists():
-        write_secret_file(tokens_file, (json.dumps(tokens, indent=2) + "\n").encode("utf-8"))
+        replace_private_file(tokens_file, (json.dumps(tokens, indent=2) + "\n").encode("utf-8"))
     key_files: dict[str, Path] = {}
     for party in DEMO_PARTIES:
         path = directory / f"{party}.keys"
@@ -418,6 +386,6 @@ def issue_demo_credentials(
         else:
             keys = PartyKeys.generate(party, Profile.CLASSIC)
             write_private_keyfile(path, keys)
-        identity.register_keys(principals[party], party, keys.public_keys())
+        keys_service.register(principals[party], party, keys.public_keys())
         key_files[party] = path
     return DemoCredentials(directory=directory, tokens_file=tokens_file, key_files=key_files, tokens=tokens, url=url)

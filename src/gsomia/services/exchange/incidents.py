@@ -2,18 +2,19 @@
 
 A recipient files an incident on a delivery; the originator is told at once (an inbox item).
 Either side appends investigation results and measures; the other side is told. Each step is
-ledgered with digests of the text, never the text.
+ledgered with salted commitments to the text, never the text.
 """
 
 from __future__ import annotations
 
-import hashlib
+import secrets
 from typing import Any
 
 from gsomia.errors import InvalidInput
 from gsomia.services.exchange.access import Action, Principal, authorize
-from gsomia.services.exchange.context import ExchangeContext, Pending, new_id
+from gsomia.services.exchange.context import ExchangeContext, Pending, new_id, split_report_key
 from gsomia.services.exchange.presenters import incident_view, update_view
+from gsomia.services.exchange.relays import text_commitment
 from gsomia.storage.exchange import ExchangeRepo, NewIncident, NewIncidentUpdate, Tx
 from gsomia.storage.writer import Outcome
 
@@ -31,7 +32,7 @@ class IncidentService:
 
     def file_incident(self, principal: Principal, delivery_id: str, *, kind: str, description: str) -> dict[str, Any]:
         """File a loss or compromise report on a delivery (by its recipient); the originator
-        is told at once (an inbox item). Ledgered with digests of the text, not the text.
+        is told at once (an inbox item). Ledgered with salted commitments to the text, never the text.
 
         Raises:
             InvalidInput: an unknown kind or an empty or overlong description.
@@ -46,7 +47,6 @@ class IncidentService:
         if not description or len(description) > _TEXT_MAX:
             raise InvalidInput(f"description: 1 to {_TEXT_MAX} characters")
         ctx = self.ctx
-        now = ctx.clock.now()
 
         def job(s: Tx) -> Outcome[dict[str, Any]]:
             d = ExchangeRepo.delivery(s, delivery_id)
@@ -58,23 +58,25 @@ class IncidentService:
                 thing_id=delivery_id,
             )
             assert d is not None  # noqa: S101 - authorize raised for a missing delivery
+            ctx.require_principal(s, principal)
+            now = ctx.instant(s)
             iid = new_id("i")
-            leaf = ctx.ledger.append(
+            salt = secrets.token_bytes(32)
+            leaf = ctx.append(
                 s,
-                ctx.entry(
-                    "incident",
-                    now,
-                    {
-                        "action": "filed",
-                        "incident": iid,
-                        "delivery": d.id,
-                        "report": d.report_id,
-                        "reporter": d.recipient,
-                        "originator": d.originator,
-                        "kind": kind,
-                        "description_sha256": _digest(description),
-                    },
-                ),
+                "incident",
+                now,
+                {
+                    "action": "filed",
+                    "incident": iid,
+                    "delivery": d.id,
+                    "report": split_report_key(d.report_id)[1],
+                    "reporter": d.recipient,
+                    "originator": d.originator,
+                    "kind": kind,
+                    "description_commitment": text_commitment(salt, "description", description),
+                },
+                parties=[d.recipient, d.originator],
             )
             row = NewIncident(
                 id=iid,
@@ -86,6 +88,7 @@ class IncidentService:
                 description=description,
                 created_at=now,
                 leaf_index=leaf,
+                salt=salt,
             )
             rows = Pending()
             rows.add(row)
@@ -98,7 +101,7 @@ class IncidentService:
 
     def update_incident(self, principal: Principal, incident_id: str, *, result: str, measures: str) -> dict[str, Any]:
         """Append an investigation result and measures to an incident (by its reporter or the
-        originator); the other side is told. Ledgered with digests of the text.
+        originator); the other side is told. Ledgered with salted commitments to the texts.
 
         Raises:
             InvalidInput: both texts empty, or one overlong.
@@ -113,35 +116,32 @@ class IncidentService:
         assert principal.party is not None  # noqa: S101 - only parties follow incidents
         by = principal.party
         ctx = self.ctx
-        now = ctx.clock.now()
 
         def job(s: Tx) -> Outcome[dict[str, Any]]:
             inc = ExchangeRepo.incident(s, incident_id)
             owners = [inc.reporter, inc.originator] if inc else []
             authorize(principal, Action.FOLLOW_INCIDENT, owners=owners, thing="incident", thing_id=incident_id)
             assert inc is not None  # noqa: S101 - authorize raised for a missing incident
-            leaf = ctx.ledger.append(
+            ctx.require_principal(s, principal)
+            now = ctx.instant(s)
+            salt = secrets.token_bytes(32)
+            leaf = ctx.append(
                 s,
-                ctx.entry(
-                    "incident",
-                    now,
-                    {
-                        "action": "update",
-                        "incident": inc.id,
-                        "by": by,
-                        "result_sha256": _digest(result),
-                        "measures_sha256": _digest(measures),
-                    },
-                ),
+                "incident",
+                now,
+                {
+                    "action": "update",
+                    "incident": inc.id,
+                    "by": by,
+                    "result_commitment": text_commitment(salt, "result", result),
+                    "measures_commitment": text_commitment(salt, "measures", measures),
+                },
+                parties=[inc.reporter, inc.originator],
             )
-            ExchangeRepo.add(
-                s,
-                [
-                    NewIncidentUpdate(
-                        incident_id=inc.id, by=by, result=result, measures=measures, created_at=now, leaf_index=leaf
-                    )
-                ],
+            update = NewIncidentUpdate(
+                incident_id=inc.id, by=by, result=result, measures=measures, created_at=now, leaf_index=leaf, salt=salt
             )
+            ExchangeRepo.add(s, [update])
             updates = ExchangeRepo.incident_updates(s, inc.id)
             view = incident_view(inc, updates)
             rows = Pending()
@@ -169,7 +169,3 @@ class IncidentService:
             authorize(principal, Action.FOLLOW_INCIDENT, owners=owners, thing="incident", thing_id=incident_id)
             assert inc is not None  # noqa: S101 - authorize raised for a missing incident
             return incident_view(inc, ExchangeRepo.incident_updates(s, inc.id))
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -20,6 +20,7 @@ from gsomia.services.analysis import presenters as views
 from gsomia.services.exchange.access import Action, Principal, authorize
 from gsomia.services.exchange.context import UTC_ZONE, ExchangeContext, new_id
 from gsomia.storage.exchange import Tx
+from gsomia.storage.ledger import PUBLIC
 from gsomia.storage.store import StoredEvent
 from gsomia.storage.writer import Outcome
 
@@ -96,25 +97,26 @@ class OperatorService:
         )
 
         def job(s: Tx) -> Outcome[int]:
-            ctx.store.add_event(stored, now=now, session=s)
-            leaf = ctx.ledger.append(
+            ctx.require_principal(s, principal)
+            recorded = ctx.instant(s)
+            # The stored record version moves with the event: every later action, in this
+            # transaction or another process's, sees it and decides on the new record.
+            ctx.store.add_event(stored, now=recorded, session=s)
+            leaf = ctx.append(
                 s,
-                ctx.entry(
-                    "agreement_event",
-                    now,
-                    {
-                        "event": stored.id,
-                        "agreement": stored.agreement,
-                        "kind": stored.kind,
-                        "event_at": utc_iso(stored.at),
-                        "by": stored.by,
-                        "effective": utc_iso(stored.effective) if stored.effective else None,
-                        "recorded_by": principal.id,
-                    },
-                ),
+                "agreement_event",
+                recorded,
+                {
+                    "event": stored.id,
+                    "agreement": stored.agreement,
+                    "kind": stored.kind,
+                    "event_at": utc_iso(stored.at),
+                    "by": stored.by,
+                    "effective": utc_iso(stored.effective) if stored.effective else None,
+                    "recorded_by": principal.id,
+                },
+                parties=[PUBLIC],
             )
-            # Later actions in this batch were prepared on the old record: make them decide again.
-            ctx.records.invalidate()
             return Outcome(leaf, (ctx.records.invalidate,))
 
         leaf = ctx.committer.run(job)

@@ -4,10 +4,11 @@ these functions alone say how they look on the wire (docs/protocol.md)."""
 
 from __future__ import annotations
 
-import base64
+import json
 from collections.abc import Mapping
 from typing import Any
 
+from gsomia.codec import b64encode
 from gsomia.domain.instants import utc_iso as t
 from gsomia.domain.markings import Marking
 from gsomia.services.analysis.presenters import marking_json
@@ -51,9 +52,15 @@ def decision_entry_route(route_json: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def delivery_marking(m: Marking) -> dict[str, Any]:
-    """What a recipient sees (Art. 4.2): the marking in its one JSON shape."""
-    return marking_json(m, originator=m.originator, originator_level=m.level, recipient=m.recipient)
+def delivery_marking(m: Marking, *, exercise: bool = False) -> dict[str, Any]:
+    """What a recipient sees (Art. 4.2): the marking in its one JSON shape. A delivery made
+    under an exercise says so in its banner (``EXERCISE 군사II급비밀 (JPN 極秘)``) and in
+    ``exercise``, so it is never taken for real traffic."""
+    out = marking_json(m, originator=m.originator, originator_level=m.level, recipient=m.recipient)
+    if exercise:
+        out["banner"] = f"EXERCISE {out['banner']}"
+    out["exercise"] = exercise
+    return out
 
 
 def delivery_summary(d: DeliveryRow) -> dict[str, Any]:
@@ -73,7 +80,7 @@ def consent_summary(c: ConsentRow | NewConsent, report: SubmittedReportRow | Non
     """A consent request as its originator (and the submission result) shows it."""
     out: dict[str, Any] = {
         "id": c.id,
-        "report": c.report_id,
+        "report": _local(c.report_id),
         "originator": c.originator,
         "recipient": c.recipient,
         "hub": c.hub,
@@ -111,19 +118,16 @@ def standing_summary(sc: StandingConsentRow | NewStandingConsent) -> dict[str, A
 
 
 def delivery_view(d: DeliveryRow, report: SubmittedReportRow) -> dict[str, Any]:
-    signed = {
-        "id": report.id,
-        "originator": report.originator,
-        "topic": report.topic,
-        "level": report.level,
-        "caveats": report.caveats,
-        "created": report.created,
-        "recipients": report.recipients,
-        "content_type": report.content_type,
-    }
+    """A delivery as its recipient fetches it (docs/protocol.md §Deliveries): the marking, the
+    payload ciphertext, the content key wrapped to the recipient, and ``origin``: the report as
+    its originator signed it (without the payload), the signature, the fingerprint of the key
+    that signed it, when the exchange received it, the ledger's commitment and its salt, and the
+    index of the submission entry that holds the commitment."""
+    legacy = not report.salt  # stored before reports were kept as signed
+    signed = json.loads(report.signed_report) if report.signed_report else {}
     return {
         "id": d.id,
-        "report": d.report_id,
+        "report": _local(d.report_id),
         "originator": d.originator,
         "topic": report.topic,
         "marking": d.marking,
@@ -134,11 +138,20 @@ def delivery_view(d: DeliveryRow, report: SubmittedReportRow) -> dict[str, Any]:
         "created_at": t(d.created_at),
         "acked_at": t(d.acked_at) if d.acked_at else None,
         "content_type": report.content_type,
-        "payload_ciphertext": base64.b64encode(report.payload).decode("ascii"),
-        "wrapped_key": base64.b64encode(d.wrapped_key).decode("ascii"),
+        "format": 1 if legacy else 2,
+        "payload_ciphertext": b64encode(report.payload),
+        "wrapped_key": b64encode(d.wrapped_key),
         "profile": d.profile,
         "key": d.key_fingerprint,
-        "origin": {"report": signed, "signature": report.signature, "key": report.key, "digest": report.digest},
+        "origin": {
+            "report": signed,
+            "signature": report.signature,
+            "key": report.key,
+            "received_at": t(report.received_at),
+            "commitment": report.digest,
+            "salt": b64encode(report.salt) if report.salt else None,
+            "leaf_index": report.leaf_index,
+        },
     }
 
 
@@ -149,6 +162,7 @@ def update_view(u: IncidentUpdateRow | NewIncidentUpdate) -> dict[str, Any]:
         "measures": u.measures,
         "created_at": t(u.created_at),
         "leaf_index": u.leaf_index,
+        "salt": b64encode(u.salt) if u.salt else None,
     }
 
 
@@ -156,12 +170,18 @@ def incident_view(inc: IncidentRow | NewIncident, updates: list[IncidentUpdateRo
     return {
         "id": inc.id,
         "delivery": inc.delivery_id,
-        "report": inc.report_id,
+        "report": _local(inc.report_id),
         "reporter": inc.reporter,
         "originator": inc.originator,
         "kind": inc.kind,
         "description": inc.description,
         "created_at": t(inc.created_at),
         "leaf_index": inc.leaf_index,
+        "salt": b64encode(inc.salt) if inc.salt else None,
         "updates": [update_view(u) for u in updates],
     }
+
+
+def _local(key: str) -> str:
+    """The originator's own id of a stored report key (``JPN/R-1`` → ``R-1``)."""
+    return key.partition("/")[2] or key

@@ -1,5 +1,9 @@
 """The record the exchange decides on: the stored record with the exercise what-if applied,
-compiled once per change and shared by every use case."""
+compiled once per change and shared by every use case.
+
+The compiled network carries the stored version it was compiled from, so a write can check,
+inside its own transaction, that it decides on the record as committed
+(:meth:`~gsomia.services.exchange.context.ExchangeContext.require_record`)."""
 
 from __future__ import annotations
 
@@ -16,8 +20,9 @@ class RecordCache:
     """The record the exchange decides on: the stored record with the exercise what-if applied,
     compiled once per change (never re-parsed per request).
 
-    ``generation`` changes whenever the compiled network does, so a decision prepared on an
-    older record can be detected and made again.
+    :meth:`current` gives the stored version of the record behind the network (the stored
+    record counter), compared inside each write transaction with the version the database
+    holds then.
     """
 
     def __init__(
@@ -31,7 +36,7 @@ class RecordCache:
         self._checked = -1.0
         self._base: object = None
         self._network: Network | None = None
-        self.generation = 0
+        self._version = ""
 
     def network(self) -> Network:
         """The compiled network to decide on.
@@ -53,9 +58,24 @@ class RecordCache:
                 else:
                     self._network = base.network
                 self._base = base
-                self.generation += 1
+                self._version = base.version
             self._checked = now
             return self._network
+
+    def current(self) -> tuple[Network, str]:
+        """The network to decide on and the stored version it was compiled from, together.
+
+        Raises:
+            StorageError: if no scenario is loaded.
+            ValidationFailed: if the exercise what-if does not apply to the record.
+        """
+        with self._lock:
+            net = self._network
+            if net is not None and time.monotonic() - self._checked < self._ttl:
+                return net, self._version
+        net = self.network()
+        with self._lock:
+            return net, self._version
 
     def warm(self) -> bool:
         """Whether :meth:`network` would answer from memory now (no database read, no compiling)."""
@@ -66,12 +86,12 @@ class RecordCache:
         return self.network().record
 
     def invalidate(self) -> None:
-        """Re-read the record on next use (after an agreement event was recorded)."""
+        """Re-read the record on next use (after an agreement event, or when a write found the
+        stored record newer than this one)."""
         with self._lock:
             self._analysis.invalidate()
             self._checked = -1.0
             self._base = None
-            self.generation += 1
 
     def whatif(self) -> WhatIf | None:
         """The exercise what-if, parsed (None outside exercise mode)."""

@@ -2,68 +2,93 @@
 
 A relay decision opens a consent request to the originator, unless a standing consent covers
 it (originator, topic prefix, recipient, optionally hub, validity window; never for ORCON,
-which needs consent for the very report). On grant the relay is decided again at that instant
-(each leg is checked when it happens): if it is still a relay through the same hub, the hub's
-delivery and the onward delivery are created, each ledgered; otherwise the relay is refused
-with the reasons. A request nobody answers expires after ``consent_ttl`` of exchange time,
-checked when consents are read or answered and by a periodic sweep.
+which needs consent for the very report). On grant the relay is decided again inside the
+writer's transaction, on the record as committed and at that transaction's instant (each leg
+is checked when it happens): if it is still a relay through the same hub, the hub's delivery
+and the onward delivery are created, each ledgered; otherwise the relay is refused with the
+reasons. A request nobody answers expires after ``consent_ttl`` of exchange time, checked
+when consents are read or answered and by a periodic sweep.
+
+The originator's reason for an answer is its own text: the ledger holds a salted commitment
+to it, never the text.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import secrets
 import threading
 from datetime import datetime
 from typing import Any
 
 from gsomia.domain.instants import format_duration, utc_iso
-from gsomia.domain.record import Caveats
+from gsomia.domain.record import Caveats, Network
 from gsomia.domain.routing import Decision, ReleaseRequest, Route, explain
 from gsomia.domain.states import ConsentState, DeliveryPurpose, ReleaseOutcome
 from gsomia.errors import Conflict, InvalidInput
 from gsomia.services.analysis import presenters as views
 from gsomia.services.exchange.access import Action, Principal, authorize
-from gsomia.services.exchange.context import UTC_ZONE, DeliveryWrap, ExchangeContext, Pending, new_id
+from gsomia.services.exchange.context import (
+    UTC_ZONE,
+    DeliveryWrap,
+    ExchangeContext,
+    Pending,
+    Stale,
+    new_id,
+    split_report_key,
+)
 from gsomia.services.exchange.deliveries import add_delivery
 from gsomia.services.exchange.presenters import consent_summary, decision_entry_route
 from gsomia.storage.exchange import ConsentRow, ExchangeRepo, NewConsent, StandingConsentRow, SubmittedReportRow, Tx
 from gsomia.storage.writer import Outcome
 
+__all__ = ["ConsentService", "open_consent", "text_commitment"]
+
 log = logging.getLogger(__name__)
 
 _REASON_MAX = 2000
+_ATTEMPTS = 5
 
 
-def release_relay(
+def text_commitment(salt: bytes, label: str, text: str) -> str:
+    """A salted commitment to a free text: ``HMAC-SHA256(key=salt, label || 0x00 || UTF-8
+    text)`` in hex; the label (``reason``, ``description``, ``result``, ``measures``) keeps the
+    commitments to two texts under one salt apart."""
+    return hmac.new(salt, label.encode("ascii") + b"\x00" + text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _release_relay(
     ctx: ExchangeContext,
     s: Tx,
     rows: Pending,
     *,
-    report_id: str,
-    originator: str,
+    report: str,
     topic: str,
     route: Route,
     consent_id: str,
-    hub: DeliveryWrap,
-    onward: DeliveryWrap,
+    wraps: tuple[DeliveryWrap, DeliveryWrap],
+    submission_leaf: int,
     at: datetime,
 ) -> list[dict[str, Any]]:
     """Create the hub's delivery and the onward delivery of a relay, each ledgered."""
     assert route.marking is not None  # noqa: S101 - a relay route has a marking
     assert route.legs  # noqa: S101 - and its legs
+    hub, onward = wraps
     return [
         add_delivery(
             ctx,
             s,
             rows,
             wrap=wrap,
-            report_id=report_id,
-            originator=originator,
+            report=report,
             topic=topic,
             marking=marking,
             purpose=purpose,
             via=via,
             consent_id=consent_id,
+            submission_leaf=submission_leaf,
             at=at,
         )
         for wrap, marking, purpose, via in (
@@ -78,60 +103,59 @@ def open_consent(
     s: Tx,
     rows: Pending,
     *,
-    report_id: str,
-    originator: str,
+    report: str,
     topic: str,
     level: str,
     route: Route,
     at: datetime,
     standing: StandingConsentRow | None,
     wraps: tuple[DeliveryWrap | None, DeliveryWrap | None],
+    submission_leaf: int,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Open the consent request of a relay decision (ledgered), or grant it at once under
     ``standing`` and release the relay. Returns the consent summary and any deliveries."""
     assert route.via is not None  # noqa: S101 - relay routes name their hub
     assert route.arrangement is not None  # noqa: S101 - and their arrangement
+    originator, report_id = split_report_key(report)
     cid = new_id("c")
     granted = standing is not None
     expires = at + ctx.config.consent_ttl
-    leaf = ctx.ledger.append(
+    leaf = ctx.append(
         s,
-        ctx.entry(
-            "consent",
-            at,
-            {
-                "action": "granted" if granted else "requested",
-                "consent": cid,
-                "report": report_id,
-                "originator": originator,
-                "recipient": route.request.recipient,
-                "hub": route.via,
-                "arrangement": route.arrangement,
-                "per_report": route.per_report_consent,
-                "standing_consent": standing.id if standing else None,
-                "expires_at": utc_iso(expires),
-            },
-        ),
+        "consent",
+        at,
+        {
+            "action": "granted" if granted else "requested",
+            "consent": cid,
+            "report": report_id,
+            "originator": originator,
+            "recipient": route.request.recipient,
+            "hub": route.via,
+            "arrangement": route.arrangement,
+            "per_report": route.per_report_consent,
+            "standing_consent": standing.id if standing else None,
+            "expires_at": utc_iso(expires),
+        },
+        parties=[originator],
     )
     deliveries: list[dict[str, Any]] = []
     hub, onward = wraps
     if granted and hub is not None and onward is not None:
-        deliveries = release_relay(
+        deliveries = _release_relay(
             ctx,
             s,
             rows,
-            report_id=report_id,
-            originator=originator,
+            report=report,
             topic=topic,
             route=route,
             consent_id=cid,
-            hub=hub,
-            onward=onward,
+            wraps=(hub, onward),
+            submission_leaf=submission_leaf,
             at=at,
         )
     row = NewConsent(
         id=cid,
-        report_id=report_id,
+        report_id=report,
         originator=originator,
         recipient=route.request.recipient,
         hub=route.via,
@@ -170,7 +194,7 @@ def open_consent(
 
 
 class ConsentService:
-    """Consent requests, their answers and expiry; standing consents."""
+    """Consent requests, their answers and expiry."""
 
     def __init__(self, ctx: ExchangeContext) -> None:
         self.ctx = ctx
@@ -204,11 +228,13 @@ class ConsentService:
     def answer(self, principal: Principal, consent_id: str, *, grant: bool, reason: str = "") -> dict[str, Any]:
         """Grant or refuse a consent request (by the report's originator); ledgered.
 
-        A grant decides the relay again at this instant; if it is no longer a relay through
-        the same hub, the relay is refused with the reasons (the answer says so).
+        A grant decides the relay again, inside the transaction that records it, on the record
+        as committed and at that transaction's instant; if it is no longer a relay through the
+        same hub, the relay is refused with the reasons (the answer says so).
 
         Raises:
             NotPermitted: the principal is not a party.
+            NotAuthenticated: the principal's token was revoked before the commit.
             UnknownEntity: no such consent request, or another party's.
             Conflict: it was already answered or has expired.
             InvalidInput: the reason is too long.
@@ -217,19 +243,38 @@ class ConsentService:
         authorize(principal, Action.ANSWER_CONSENT)
         if len(reason) > _REASON_MAX:
             raise InvalidInput(f"reason: at most {_REASON_MAX} characters")
-        now = self.ctx.clock.now()
-        view, conflict = self.ctx.committer.run(lambda s: self._answer(s, principal, consent_id, grant, reason, now))
-        if conflict:
-            raise Conflict(conflict)
-        return view
+        for _attempt in range(_ATTEMPTS):
+            net, version = self.ctx.records.current()
+
+            def job(s: Tx, net: Network = net, version: str = version) -> Outcome[tuple[dict[str, Any], str]]:
+                return self._answer(s, principal, consent_id, grant, reason, net, version)
+
+            try:
+                view, conflict = self.ctx.committer.run(job)
+            except Stale:
+                continue
+            if conflict:
+                raise Conflict(conflict)
+            return view
+        raise Conflict("the record kept changing while this answer was recorded; answer again")
 
     def _answer(
-        self, s: Tx, principal: Principal, consent_id: str, grant: bool, reason: str, now: datetime
+        self,
+        s: Tx,
+        principal: Principal,
+        consent_id: str,
+        grant: bool,
+        reason: str,
+        net: Network,
+        version: str,
     ) -> Outcome[tuple[dict[str, Any], str]]:
         ctx = self.ctx
         c = ExchangeRepo.consent(s, consent_id)
         authorize(principal, Action.ANSWER_CONSENT, owners=[c.originator] if c else [], thing="consent request")
         assert c is not None  # noqa: S101 - authorize raised for a missing consent
+        ctx.require_principal(s, principal)
+        ctx.require_record(s, version)
+        now = ctx.instant(s)
         rows = Pending()
         if c.state == ConsentState.PENDING and c.expires_at <= now:
             self._expire(s, c)
@@ -239,22 +284,22 @@ class ConsentService:
         report = ExchangeRepo.report(s, c.report_id)
         assert report is not None  # noqa: S101 - a consent's report is a foreign key
         action = ConsentState.GRANTED if grant else ConsentState.REFUSED
-        leaf = ctx.ledger.append(
+        salt = secrets.token_bytes(32)
+        leaf = ctx.append(
             s,
-            ctx.entry(
-                "consent",
-                now,
-                {
-                    "action": action,
-                    "consent": c.id,
-                    "report": c.report_id,
-                    "originator": c.originator,
-                    "recipient": c.recipient,
-                    "hub": c.hub,
-                    "by": principal.id,
-                    "reason": reason,
-                },
-            ),
+            "consent",
+            now,
+            {
+                "action": action,
+                "consent": c.id,
+                "report": split_report_key(c.report_id)[1],
+                "originator": c.originator,
+                "recipient": c.recipient,
+                "hub": c.hub,
+                "by": principal.id,
+                "reason_commitment": text_commitment(salt, "reason", reason),
+            },
+            parties=[c.originator],
         )
         c.state, c.resolved_at, c.resolved_by, c.reason, c.resolution_leaf_index = (
             action,
@@ -264,7 +309,7 @@ class ConsentService:
             leaf,
         )
         if grant:
-            c.outcome = self._relay_on_grant(s, rows, c, report, now)
+            c.outcome = self._relay_on_grant(s, rows, c, report, net, now)
             decision_outcome = ReleaseOutcome.RELAYED if c.outcome.get("relayed") else ReleaseOutcome.RELAY_REFUSED
         else:
             c.outcome = {"relayed": False, "reasons": [{"rule": "third_party", "message": "the originator refused"}]}
@@ -280,6 +325,7 @@ class ConsentService:
                 "reason": reason,
                 "resolution_leaf_index": leaf,
                 "outcome": c.outcome,
+                "reason_salt": salt,
             },
         )
         ExchangeRepo.update(
@@ -289,7 +335,7 @@ class ConsentService:
         return rows.outcome(ctx, (consent_summary(c, report), ""))
 
     def _relay_on_grant(
-        self, s: Tx, rows: Pending, c: ConsentRow, report: SubmittedReportRow, now: datetime
+        self, s: Tx, rows: Pending, c: ConsentRow, report: SubmittedReportRow, net: Network, now: datetime
     ) -> dict[str, Any]:
         ctx = self.ctx
         caveats = Caveats.from_json(report.caveats, f"stored caveats of report {report.id}")
@@ -301,77 +347,81 @@ class ConsentService:
             at=now,
             caveats=caveats,
         )
-        route = explain(ctx.records.network(), req)
+        route = explain(net, req)
         route_json = views.route_json(route, UTC_ZONE)
-        reasons = list(route_json["reasons"])
-        hub = onward = None
+        reasons = route_json["reasons"]
+        wraps = None
         if route.decision is not Decision.RELAY or route.via != c.hub:
             now_is = f"{route.decision} via {route.via}" if route.via else str(route.decision)
             reasons.append(
                 {"rule": "third_party", "message": f"at consent the route is {now_is}, not a relay via {c.hub}"}
             )
         else:
-            content_key = ctx.unseal(report.id, report.sealed_key)
-            hub = ctx.wrap_for(c.hub, content_key)
-            onward = ctx.wrap_for(c.recipient, content_key)
-            for party, wrap in ((c.hub, hub), (c.recipient, onward)):
-                if wrap is None:
-                    reasons.append({"rule": "keys", "message": f"{party} has registered no encryption key"})
-        relayed = hub is not None and onward is not None
-        ctx.ledger.append(
+            wraps = self._wrap_relay(report, c, reasons)
+        ctx.append(
             s,
-            ctx.entry(
-                "decision",
-                now,
-                {
-                    "report": report.id,
-                    "originator": report.originator,
-                    "recipient": c.recipient,
-                    "outcome": ReleaseOutcome.RELAYED if relayed else ReleaseOutcome.RELAY_REFUSED,
-                    "consent": c.id,
-                    "route": decision_entry_route({**route_json, "reasons": reasons}),
-                },
-            ),
+            "decision",
+            now,
+            {
+                "report": split_report_key(report.id)[1],
+                "originator": report.originator,
+                "recipient": c.recipient,
+                "outcome": ReleaseOutcome.RELAYED if wraps else ReleaseOutcome.RELAY_REFUSED,
+                "consent": c.id,
+                "route": decision_entry_route(route_json),
+            },
+            parties=[report.originator],
         )
-        if not relayed:
+        if wraps is None:
             return {"relayed": False, "reasons": reasons}
-        assert hub is not None  # noqa: S101 - relayed means both wraps exist
-        assert onward is not None  # noqa: S101
-        deliveries = release_relay(
+        deliveries = _release_relay(
             ctx,
             s,
             rows,
-            report_id=report.id,
-            originator=report.originator,
+            report=report.id,
             topic=report.topic,
             route=route,
             consent_id=c.id,
-            hub=hub,
-            onward=onward,
+            wraps=wraps,
+            submission_leaf=report.leaf_index,
             at=now,
         )
         return {"relayed": True, "deliveries": [d["id"] for d in deliveries], "delay": format_duration(route.delay)}
+
+    def _wrap_relay(
+        self, report: SubmittedReportRow, c: ConsentRow, reasons: list[dict[str, str]]
+    ) -> tuple[DeliveryWrap, DeliveryWrap] | None:
+        """The content key wrapped to the hub and to the recipient, or None (with the reason)
+        if either has registered no key."""
+        ctx = self.ctx
+        content_key = ctx.unseal(report.id, report.sealed_key, version=2 if report.salt else 1)
+        hub = ctx.wrap_for(c.hub, content_key)
+        onward = ctx.wrap_for(c.recipient, content_key)
+        for party, wrap in ((c.hub, hub), (c.recipient, onward)):
+            if wrap is None:
+                reasons.append({"rule": "keys", "message": f"{party} has registered no encryption key"})
+        return (hub, onward) if hub is not None and onward is not None else None
 
     # --- expiry ----------------------------------------------------------------------------
 
     def _expire(self, s: Tx, c: ConsentRow) -> None:
         ctx = self.ctx
         reason = f"no answer within {format_duration(ctx.config.consent_ttl)}"
-        leaf = ctx.ledger.append(
+        leaf = ctx.append(
             s,
-            ctx.entry(
-                "consent",
-                c.expires_at,
-                {
-                    "action": "expired",
-                    "consent": c.id,
-                    "report": c.report_id,
-                    "originator": c.originator,
-                    "recipient": c.recipient,
-                    "hub": c.hub,
-                    "reason": reason,
-                },
-            ),
+            "consent",
+            ctx.instant(s),
+            {
+                "action": "expired",
+                "consent": c.id,
+                "report": split_report_key(c.report_id)[1],
+                "originator": c.originator,
+                "recipient": c.recipient,
+                "hub": c.hub,
+                "expired_at": utc_iso(c.expires_at),
+                "reason": reason,
+            },
+            parties=[c.originator],
         )
         outcome = {"relayed": False, "reasons": [{"rule": "third_party", "message": reason}]}
         ExchangeRepo.update(
@@ -393,7 +443,7 @@ class ConsentService:
             {"outcome": ReleaseOutcome.CONSENT_EXPIRED},
         )
         c.state, c.resolved_at, c.reason, c.resolution_leaf_index, c.outcome = (
-            "expired",
+            ConsentState.EXPIRED,
             c.expires_at,
             reason,
             leaf,
@@ -406,10 +456,9 @@ class ConsentService:
         Raises:
             StorageError: on a database failure.
         """
-        now = self.ctx.clock.now()
 
         def job(s: Tx) -> Outcome[int]:
-            due = ExchangeRepo.due_consents(s, now, originator)
+            due = ExchangeRepo.due_consents(s, self.ctx.instant(s), originator)
             for c in due:
                 self._expire(s, c)
             return Outcome(len(due))

@@ -69,31 +69,34 @@ class StandingConsentService:
                 raise InvalidInput(f"{what}: unknown party {party!r}")
         if spec.recipient == principal.party:
             raise InvalidInput("recipient: a standing consent names another party")
-        now = ctx.clock.now()
-        start = parse_instant(spec.valid_from, UTC_ZONE) if spec.valid_from else now
+        given_start = parse_instant(spec.valid_from, UTC_ZONE) if spec.valid_from else None
         until = parse_instant(spec.valid_until, UTC_ZONE)
-        if until <= start:
+        if given_start is not None and until <= given_start:
             raise InvalidInput("valid_until must be after valid_from")
         sid = new_id("sc")
         originator = principal.party
 
         def job(s: Tx) -> Outcome[dict[str, Any]]:
-            leaf = ctx.ledger.append(
+            ctx.require_principal(s, principal)
+            now = ctx.instant(s)
+            start = given_start or now
+            if until <= start:
+                raise InvalidInput("valid_until must be after valid_from (default: now)")
+            leaf = ctx.append(
                 s,
-                ctx.entry(
-                    "consent",
-                    now,
-                    {
-                        "action": "standing_granted",
-                        "standing_consent": sid,
-                        "originator": originator,
-                        "topic_prefix": spec.topic_prefix,
-                        "recipient": spec.recipient,
-                        "hub": spec.hub,
-                        "valid_from": utc_iso(start),
-                        "valid_until": utc_iso(until),
-                    },
-                ),
+                "consent",
+                now,
+                {
+                    "action": "standing_granted",
+                    "standing_consent": sid,
+                    "originator": originator,
+                    "topic_prefix": spec.topic_prefix,
+                    "recipient": spec.recipient,
+                    "hub": spec.hub,
+                    "valid_from": utc_iso(start),
+                    "valid_until": utc_iso(until),
+                },
+                parties=[originator],
             )
             row = NewStandingConsent(
                 id=sid,
@@ -135,7 +138,6 @@ class StandingConsentService:
         """
         authorize(principal, Action.MANAGE_STANDING)
         ctx = self.ctx
-        now = ctx.clock.now()
 
         def job(s: Tx) -> Outcome[dict[str, Any]]:
             sc = ExchangeRepo.standing_consent(s, standing_id)
@@ -147,14 +149,15 @@ class StandingConsentService:
                 thing_id=standing_id,
             )
             assert sc is not None  # noqa: S101 - authorize raised for a missing one
+            ctx.require_principal(s, principal)
             if sc.revoked_at is None:
-                ctx.ledger.append(
+                now = ctx.instant(s)
+                ctx.append(
                     s,
-                    ctx.entry(
-                        "consent",
-                        now,
-                        {"action": "standing_revoked", "standing_consent": sc.id, "originator": sc.originator},
-                    ),
+                    "consent",
+                    now,
+                    {"action": "standing_revoked", "standing_consent": sc.id, "originator": sc.originator},
+                    parties=[sc.originator],
                 )
                 ExchangeRepo.update(s, "standing_consents", {"id": sc.id}, {"revoked_at": now})
                 sc.revoked_at = now

@@ -1,22 +1,31 @@
 """Submitting a report: verify, decide every recipient, encrypt, wrap, deliver, ledger, commit.
 
-A submission is checked (the originator's signature over the RFC 8785 bytes of the report,
-its marking against the originator's ladder, its topic and parties), encrypted (a fresh
-AES-256-GCM content key, sealed under the exchange's KEK) and decided for every recipient at
-the exchange clock with the core engine; the content key is wrapped by HPKE to each allowed
-recipient, all before the writer sees it. The writer stores the report, its decisions,
-deliveries and consent requests with their ledger entries in one transaction (group commit),
-and the originator is answered only after that commit.
+Outside the writer, a submission is checked (the originator's signature over the RFC 8785
+bytes of the report, its marking against the originator's ladder, its topic and parties),
+encrypted (a fresh AES-256-GCM content key, sealed under the exchange's KEK), decided for
+every recipient on the record the exchange holds now, and its content key wrapped by HPKE to
+every party that decision needs: the CPU work, done before the writer sees it.
+
+Inside the writer's transaction the submission is decided again, on the record as committed
+(its stored version is checked first) and at the transaction's own instant, which never
+precedes an earlier commit's. Only if that decision is the one prepared are the report, its
+decisions, deliveries and consent requests written with their ledger entries; otherwise the
+submission is prepared again. The originator is answered only after the commit.
+
+Report ids are the originator's own: the report is stored under ``ORIGINATOR/ID``. The report
+is kept exactly as signed (its canonical text), and the ledger holds only a salted commitment
+to the signed bytes, which the originator and the recipients (who get the salt) can check
+and nobody else can guess.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
+import hmac
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -24,25 +33,42 @@ from typing import Any
 from gsomia.codec import b64decode
 from gsomia.crypto import encrypt_payload, new_content_key, payload_aad, verify
 from gsomia.domain.instants import utc_iso
-from gsomia.domain.record import Caveats, Record
+from gsomia.domain.record import Caveats, Network, Record
 from gsomia.domain.routing import Decision, ReleaseRequest, Route, explain
 from gsomia.domain.states import DeliveryPurpose, ReleaseOutcome
 from gsomia.domain.topics import TOPIC
-from gsomia.errors import BadSignature, Conflict, InvalidInput
+from gsomia.errors import BadSignature, Conflict, GsomiaError, InvalidInput
 from gsomia.ledger.entries import entry_bytes  # the one canonical (RFC 8785) encoder
 from gsomia.services.analysis import presenters as views
 from gsomia.services.exchange.access import Action, Principal, authorize
-from gsomia.services.exchange.context import UTC_ZONE, DeliveryWrap, ExchangeContext, Pending
+from gsomia.services.exchange.context import (
+    UTC_ZONE,
+    DeliveryWrap,
+    ExchangeContext,
+    Pending,
+    Stale,
+    report_key,
+)
 from gsomia.services.exchange.deliveries import add_delivery
 from gsomia.services.exchange.presenters import consent_summary, decision_entry_route, delivery_summary
 from gsomia.services.exchange.relays import open_consent
 from gsomia.services.exchange.standing import matching_standing
-from gsomia.storage.exchange import ExchangeRepo, NewDecision, NewReport, SubmittedReportRow, Tx
+from gsomia.storage.exchange import ExchangeRepo, NewDecision, NewReport, StandingConsentRow, SubmittedReportRow, Tx
 from gsomia.storage.writer import Outcome
 
-__all__ = ["ReportSubmission", "SubmissionResult", "SubmissionService"]
+__all__ = ["ReportSubmission", "SubmissionResult", "SubmissionService", "commitment"]
 
 REPORT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,95}")
+_ATTEMPTS = 5
+
+
+def commitment(salt: bytes, signed: bytes) -> str:
+    """The ledger's commitment to a report: ``HMAC-SHA256(key=salt, signed bytes)`` in hex.
+
+    With a 32-byte random salt it hides the report (nobody without the salt can test a guess
+    of its payload against it) and binds it (nobody can find other bytes with the same value).
+    """
+    return hmac.new(salt, signed, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,37 +91,53 @@ class SubmissionResult:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Plan:
+    """One recipient's decision, and the content key wrapped to every party it needs."""
+
     recipient: str
     route: Route
-    route_json: dict[str, Any]
     direct: DeliveryWrap | None = None
     hub: DeliveryWrap | None = None
     onward: DeliveryWrap | None = None
     missing_key: str | None = None
 
+    def same_release(self, other: Route) -> bool:
+        """Whether ``other`` releases the same way (decision, hub and agreements): the wraps
+        prepared for this plan then serve it."""
+        r = self.route
+        return (r.decision, r.via, r.agreements) == (other.decision, other.via, other.agreements)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Prepared:
+class _Checked:
+    """A submission's signed content, checked."""
+
     id: str
     originator: str
     topic: str
     level: str
     caveats: Caveats
-    report: Mapping[str, Any]
-    digest: str
-    signature: str = field(repr=False)
+    recipients: tuple[str, ...]
+    payload: bytes = field(repr=False)
+    signed: bytes = field(repr=False)
     key: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Prepared:
+    key: str
+    checked: _Checked
+    report: Mapping[str, Any]
+    principal: Principal
+    signature: str = field(repr=False)
+    signed_report: str
+    salt: bytes = field(repr=False)
+    commitment: str
     payload_ct: bytes = field(repr=False)
     sealed_key: bytes = field(repr=False)
-    payload_size: int
-    at: datetime
+    network: Network = field(repr=False)
+    record_version: str
+    keys_version: int
     plans: tuple[_Plan, ...]
-    generation: int
-    keys_generation: int
-
-
-class _Stale(Exception):
-    """The record or the keys changed between preparing a submission and committing it."""
 
 
 def _text(report: Mapping[str, Any], name: str, *, max_len: int = 256) -> str:
@@ -105,17 +147,24 @@ def _text(report: Mapping[str, Any], name: str, *, max_len: int = 256) -> str:
     return value
 
 
-def _parties(value: object, what: str) -> tuple[str, ...] | None:
+def _recipients(value: object, record: Record, originator: str) -> tuple[str, ...]:
+    """The named recipients: explicit, known, distinct, not the originator (need-to-know)."""
     if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
-        raise InvalidInput(f"{what}: expected a list of party ids or null")
+        raise InvalidInput(
+            "report.recipients: name every recipient (need-to-know); to send to every party an agreement "
+            "allows, list them ('gsomia client submit --all-eligible' does)"
+        )
+    if not isinstance(value, list) or not value or not all(isinstance(p, str) for p in value):
+        raise InvalidInput("report.recipients: expected a non-empty list of party ids")
     if len(set(value)) != len(value):
-        raise InvalidInput(f"{what}: lists a party twice")
+        raise InvalidInput("report.recipients: lists a party twice")
+    _check_known(record, value, "report.recipients")
+    if originator in value:
+        raise InvalidInput("report.recipients: the originator cannot be a recipient of its own report")
     return tuple(value)
 
 
-def _check_known(record: Record, parties: Iterable[str], what: str) -> None:
+def _check_known(record: Record, parties: Sequence[str] | frozenset[str], what: str) -> None:
     unknown = sorted(set(parties) - set(record.parties))
     if unknown:
         raise InvalidInput(f"{what}: unknown part{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}")
@@ -127,15 +176,14 @@ class SubmissionService:
     def __init__(self, ctx: ExchangeContext) -> None:
         self.ctx = ctx
 
-    # --- submit ----------------------------------------------------------------------------
+    # --- preparing (outside the writer) --------------------------------------------------------
 
-    def _prepare(self, principal: Principal, sub: ReportSubmission) -> _Prepared:
-        ctx = self.ctx
-        # Generations first, what they count after: a record or key change that lands while
-        # this runs then shows as a mismatch at commit (and the report is decided again),
-        # never as a decision on the old record stamped with the new generation.
-        generation = ctx.records.generation
-        keys_generation = ctx.identity.keys_generation
+    def _check(self, principal: Principal, sub: ReportSubmission, record: Record) -> _Checked:
+        """Authorise, verify the signature, then check what it says (rule 7: nothing on a guess).
+
+        Raises:
+            NotPermitted, BadSignature, InvalidInput: as :meth:`submit_async`.
+        """
         rep = sub.report
         originator = _text(rep, "originator", max_len=16)
         authorize(principal, Action.SUBMIT, acting_for=originator)
@@ -143,107 +191,114 @@ class SubmissionService:
         if not REPORT_ID.fullmatch(report_id):
             raise InvalidInput("report.id: use 1 to 96 letters, digits and . _ : - (starting with a letter or digit)")
         try:
-            signature = base64.b64decode(sub.signature.encode("ascii"), validate=True)
-        except (binascii.Error, UnicodeEncodeError):
+            signature = b64decode(sub.signature, "signature")
+        except InvalidInput:
             raise BadSignature() from None
-        keys = ctx.identity.signing_key(sub.key, originator)
+        keys = self.ctx.identity.signing_key(sub.key, originator)
         if keys is None:
             raise BadSignature()
-        canonical = entry_bytes(dict(rep))
-        verify(keys, canonical, signature)
-        # The signature holds; now check what it says (rule 7: nothing on a guess).
-        net = ctx.records.network()
-        record = net.record
+        signed = entry_bytes(dict(rep))
+        verify(keys, signed, signature)
         _check_known(record, [originator], "report.originator")
-        party = record.parties[originator]
         level = _text(rep, "level", max_len=64)
-        if level not in party.ladder:
+        ladder = record.parties[originator].ladder
+        if level not in ladder:
             raise InvalidInput(
-                f"report.level: {level!r} is not a level of {originator} (levels: {', '.join(party.ladder.names())})"
+                f"report.level: {level!r} is not a level of {originator} (levels: {', '.join(ladder.names())})"
             )
         topic = _text(rep, "topic", max_len=128)
         if not TOPIC.fullmatch(topic) or (record.topics and topic not in record.topics):
-            known = ", ".join(sorted(record.topics))
-            raise InvalidInput(f"report.topic: unknown topic {topic!r} (known: {known})")
+            raise InvalidInput(f"report.topic: unknown topic {topic!r} (known: {', '.join(sorted(record.topics))})")
         caveats = Caveats.from_json(rep.get("caveats"), "report.caveats")
         if caveats.rel_to is not None:
             _check_known(record, caveats.rel_to, "report.caveats.rel_to")
         created = _text(rep, "created", max_len=64)
         try:
-            created_at = datetime.fromisoformat(created)
+            created_at: datetime | None = datetime.fromisoformat(created)
         except ValueError:
             created_at = None
         if created_at is None or created_at.tzinfo is None:
             raise InvalidInput("report.created: expected an ISO 8601 instant with a UTC offset")
         _text(rep, "content_type", max_len=128)
-        named = _parties(rep.get("recipients"), "report.recipients")
-        if named is not None:
-            _check_known(record, named, "report.recipients")
-            if originator in named:
-                raise InvalidInput("report.recipients: the originator cannot be a recipient of its own report")
-            if not named:
-                raise InvalidInput("report.recipients: name at least one recipient, or null for every party")
-        recipients = named if named is not None else tuple(sorted(p for p in record.parties if p != originator))
-        if len(recipients) > ctx.config.max_recipients:
-            raise InvalidInput(f"report.recipients: at most {ctx.config.max_recipients} recipients")
-        payload = b64decode(rep.get("payload"), "report.payload")
-        at = ctx.clock.now()
-        content_key = new_content_key()
-        plans = []
-        for recipient in recipients:
-            req = ReleaseRequest(
-                originator=originator, recipient=recipient, topic=topic, level=level, at=at, caveats=caveats
-            )
-            route = explain(net, req)
-            plans.append(self._plan(route, content_key))
-        return _Prepared(
+        recipients = _recipients(rep.get("recipients"), record, originator)
+        if len(recipients) > self.ctx.config.max_recipients:
+            raise InvalidInput(f"report.recipients: at most {self.ctx.config.max_recipients} recipients")
+        return _Checked(
             id=report_id,
             originator=originator,
             topic=topic,
             level=level,
             caveats=caveats,
-            report=rep,
-            digest=hashlib.sha256(canonical).hexdigest(),
-            signature=sub.signature,
+            recipients=recipients,
+            payload=b64decode(rep.get("payload"), "report.payload"),
+            signed=signed,
             key=keys.fingerprint(),
-            payload_ct=encrypt_payload(content_key, payload, payload_aad(report_id)),
-            sealed_key=ctx.seal(report_id, content_key),
-            payload_size=len(payload),
-            at=at,
-            plans=tuple(plans),
-            generation=generation,
-            keys_generation=keys_generation,
+        )
+
+    def _prepare(self, principal: Principal, sub: ReportSubmission) -> _Prepared:
+        ctx = self.ctx
+        # The network and the keys with the stored versions they were read at: the writer
+        # compares those with the versions its transaction sees.
+        net, record_version = ctx.records.current()
+        checked = self._check(principal, sub, net.record)
+        keys_version = ctx.identity.keys_version
+        key = report_key(checked.originator, checked.id)
+        content_key = new_content_key()
+        salt = secrets.token_bytes(32)
+        at = ctx.clock.now()
+        plans = tuple(self._plan(explain(net, self._request(checked, r, at)), content_key) for r in checked.recipients)
+        unsigned = {k: v for k, v in sub.report.items() if k != "payload"}
+        return _Prepared(
+            key=key,
+            checked=checked,
+            report=sub.report,
+            principal=principal,
+            signature=sub.signature,
+            signed_report=entry_bytes(unsigned).decode("utf-8"),
+            salt=salt,
+            commitment=commitment(salt, checked.signed),
+            payload_ct=encrypt_payload(content_key, checked.payload, payload_aad(checked.originator, checked.id)),
+            sealed_key=ctx.seal(key, content_key),
+            network=net,
+            record_version=record_version,
+            keys_version=keys_version,
+            plans=plans,
+        )
+
+    @staticmethod
+    def _request(c: _Checked, recipient: str, at: datetime) -> ReleaseRequest:
+        return ReleaseRequest(
+            originator=c.originator, recipient=recipient, topic=c.topic, level=c.level, at=at, caveats=c.caveats
         )
 
     def _plan(self, route: Route, content_key: bytes) -> _Plan:
         ctx = self.ctx
         recipient = route.request.recipient
-        rj = views.route_json(route, UTC_ZONE)
         if route.decision is Decision.DIRECT:
             wrap = ctx.wrap_for(recipient, content_key)
-            return _Plan(
-                recipient=recipient, route=route, route_json=rj, direct=wrap, missing_key=None if wrap else recipient
-            )
+            return _Plan(recipient=recipient, route=route, direct=wrap, missing_key=None if wrap else recipient)
         if route.decision is Decision.RELAY and route.via is not None:
             # Wrapped now so a standing consent can release at once; discarded if one does not.
             hub = ctx.wrap_for(route.via, content_key)
             onward = ctx.wrap_for(recipient, content_key)
             missing = None if hub and onward else (route.via if hub is None else recipient)
-            return _Plan(recipient=recipient, route=route, route_json=rj, hub=hub, onward=onward, missing_key=missing)
-        return _Plan(recipient=recipient, route=route, route_json=rj)
+            return _Plan(recipient=recipient, route=route, hub=hub, onward=onward, missing_key=missing)
+        return _Plan(recipient=recipient, route=route)
+
+    # --- submitting -------------------------------------------------------------------------
 
     def submit(self, principal: Principal, sub: ReportSubmission) -> SubmissionResult:
         """Submit a report and wait for its commit (see :meth:`submit_async`).
 
         Raises:
-            NotPermitted, BadSignature, InvalidInput, Conflict, StorageError: as
-            :meth:`submit_async`.
+            NotPermitted, NotAuthenticated, BadSignature, InvalidInput, Conflict, StorageError:
+            as :meth:`submit_async`.
         """
-        for _attempt in range(5):
+        for _attempt in range(_ATTEMPTS):
             prepared = self._prepare(principal, sub)
             try:
                 result: SubmissionResult = self.ctx.committer.submit_batched(self._commit_many, prepared).result()
-            except _Stale:
+            except Stale:
                 continue
             return result
         raise Conflict("the record kept changing while this report was decided; submit it again")
@@ -251,18 +306,19 @@ class SubmissionService:
     async def submit_async(self, principal: Principal, sub: ReportSubmission) -> SubmissionResult:
         """Submit a report: verify, decide every recipient, encrypt, deliver, ledger, commit.
 
-        Idempotent by report id: the same signed report again returns the stored result
-        (``created`` false); another report under a used id is refused.
+        Idempotent by report id (the originator's): the same signed report again returns the
+        stored result (``created`` false); another report under a used id is refused.
 
         Raises:
             NotPermitted: the principal is not the report's originator.
+            NotAuthenticated: the principal's token was revoked before the commit.
             BadSignature: the signature does not verify with the originator's current key
                 (deliberately without detail).
             InvalidInput: the marking, topic, parties or payload are not valid.
-            Conflict: the id was used for a different report.
+            Conflict: the id was used for a different report of the same originator.
             StorageError: the database failed; nothing was written.
         """
-        for _attempt in range(5):
+        for _attempt in range(_ATTEMPTS):
             if self.ctx.records.warm():
                 # CPU work only (signature, decisions, AES, HPKE), and `cryptography` holds the
                 # GIL throughout: a worker thread would run no faster, only add two thread
@@ -272,10 +328,12 @@ class SubmissionService:
                 prepared = await asyncio.to_thread(self._prepare, principal, sub)
             try:
                 done: SubmissionResult = await self.ctx.committer.run_batched_async(self._commit_many, prepared)
-            except _Stale:
+            except Stale:
                 continue
             return done
         raise Conflict("the record kept changing while this report was decided; submit it again")
+
+    # --- committing (inside the writer's transaction) ---------------------------------------------
 
     def _commit_many(self, s: Tx, batch: list[_Prepared]) -> list[Outcome[SubmissionResult] | Exception]:
         """Store every submission queued together: one existence query, one insert per table.
@@ -283,132 +341,165 @@ class SubmissionService:
         Every check comes before any write, so a refused submission has written nothing.
         """
         ctx = self.ctx
-        existing = ExchangeRepo.report_digests(s, [p.id for p in batch])
+        existing = ExchangeRepo.report_digests(s, [p.key for p in batch])
         out: list[Outcome[SubmissionResult] | Exception] = []
         fresh: dict[str, tuple[_Prepared, int]] = {}
         rows = Pending()
         for p in batch:
-            stored = existing.get(p.id)
-            earlier = fresh.get(p.id)
-            if stored is not None or earlier is not None:
-                if stored is not None:
-                    digest, originator = stored
-                else:
-                    assert earlier is not None  # noqa: S101 - one of the two is set
-                    digest, originator = earlier[0].digest, earlier[0].originator
-                if digest != p.digest or originator != p.originator:
-                    out.append(Conflict(f"report id {p.id!r} was already used for a different report"))
-                elif earlier is not None:
-                    out.append(out[earlier[1]])  # the same report twice in one batch: one result
-                else:
-                    row = ExchangeRepo.report(s, p.id)
-                    assert row is not None  # noqa: S101 - found by report_digests in this transaction
-                    out.append(Outcome(SubmissionResult(created=False, body=self._stored_result(s, row))))
+            seen = existing.get(p.key)
+            earlier = fresh.get(p.key)
+            if seen is not None or earlier is not None:
+                out.append(self._again(s, p, seen, earlier, out))
                 continue
-            if p.generation != ctx.records.generation or p.keys_generation != ctx.identity.keys_generation:
-                out.append(_Stale())
+            try:
+                plans = self._decide_again(s, p)
+            except (Stale, GsomiaError) as e:
+                out.append(e)
                 continue
-            fresh[p.id] = (p, len(out))
-            out.append(Outcome(SubmissionResult(created=True, body=self._write(s, rows, p))))
+            fresh[p.key] = (p, len(out))
+            out.append(Outcome(SubmissionResult(created=True, body=self._write(s, rows, p, plans))))
         rows.flush(s)
         first = next((i for i, o in enumerate(out) if isinstance(o, Outcome) and o.value.created), None)
         if first is not None:  # one wake-up for the whole batch
             out[first] = replace(out[first], after_commit=rows.outcome(ctx, None).after_commit)  # type: ignore[type-var]
         return out
 
-    def _write(self, s: Tx, rows: Pending, p: _Prepared) -> dict[str, Any]:
+    def _again(
+        self,
+        s: Tx,
+        p: _Prepared,
+        seen: tuple[str, str] | None,
+        earlier: tuple[_Prepared, int] | None,
+        out: list[Outcome[SubmissionResult] | Exception],
+    ) -> Outcome[SubmissionResult] | Exception:
+        """A report id used before: the stored result if it is the same signed report, else a
+        conflict. Compared on the signed bytes (through the stored commitment's salt), so the
+        same report signed again — a retry — is recognised, and nothing else is."""
+        if earlier is not None:
+            if earlier[0].checked.signed != p.checked.signed:
+                return Conflict(f"report id {p.checked.id!r} was already used for a different report")
+            return out[earlier[1]]  # the same report twice in one batch: one result
+        row = ExchangeRepo.report(s, p.key)
+        assert row is not None  # noqa: S101 - found by report_digests in this transaction
+        if not row.salt or not hmac.compare_digest(commitment(row.salt, p.checked.signed), row.digest):
+            return Conflict(f"report id {p.checked.id!r} was already used for a different report")
+        return Outcome(SubmissionResult(created=False, body=self._stored_result(s, row)))
+
+    def _decide_again(self, s: Tx, p: _Prepared) -> tuple[_Plan, ...]:
+        """The plans, decided again on the record as committed at this transaction's instant.
+
+        Raises:
+            Stale: the record, the keys or a decision changed since the submission was prepared.
+            NotAuthenticated: the submitter's token was revoked meanwhile.
+        """
         ctx = self.ctx
-        caveats = p.caveats.to_json()
-        # what the ledger records of a submission (a digest, never the payload), and the row
-        # that adds the sealed payload and signature to it
-        described = {
-            "originator": p.originator,
-            "topic": p.topic,
-            "level": p.level,
-            "caveats": caveats,
-            "created": p.report["created"],
-            "recipients": p.report.get("recipients"),
-            "content_type": p.report["content_type"],
-            "payload_size": p.payload_size,
-            "digest": p.digest,
-            "key": p.key,
-        }
-        leaf = ctx.ledger.append(s, ctx.entry("submission", p.at, {"report": p.id, **described}))
+        ctx.require_principal(s, p.principal)
+        ctx.require_record(s, p.record_version)
+        ctx.require_keys(s, p.keys_version)
+        at = ctx.instant(s)
+        plans = []
+        for plan in p.plans:
+            route = explain(p.network, self._request(p.checked, plan.recipient, at))
+            if not plan.same_release(route):
+                raise Stale(f"the decision for {plan.recipient} changed by {utc_iso(at)}")
+            plans.append(replace(plan, route=route))
+        return tuple(plans)
+
+    def _write(self, s: Tx, rows: Pending, p: _Prepared, plans: tuple[_Plan, ...]) -> dict[str, Any]:
+        ctx = self.ctx
+        c = p.checked
+        at = ctx.instant(s)
+        leaf = ctx.append(
+            s,
+            "submission",
+            at,
+            {
+                "report": c.id,
+                "originator": c.originator,
+                "topic": c.topic,
+                "level": c.level,
+                "caveats": c.caveats.to_json(),
+                "content_type": p.report["content_type"],
+                "payload_size": len(c.payload),
+                "commitment": p.commitment,
+                "key": c.key,
+            },
+            parties=[c.originator],
+        )
         rows.add(
             NewReport(
-                id=p.id,
-                originator=p.originator,
-                topic=p.topic,
-                level=p.level,
-                caveats=caveats,
+                id=p.key,
+                originator=c.originator,
+                topic=c.topic,
+                level=c.level,
+                caveats=c.caveats.to_json(),
                 created=p.report["created"],
-                recipients=p.report.get("recipients"),
+                recipients=list(c.recipients),
                 content_type=p.report["content_type"],
-                payload_size=p.payload_size,
-                digest=p.digest,
-                key=p.key,
+                payload_size=len(c.payload),
+                digest=p.commitment,
+                key=c.key,
                 signature=p.signature,
                 payload=p.payload_ct,
                 sealed_key=p.sealed_key,
-                received_at=p.at,
+                received_at=at,
                 leaf_index=leaf,
+                signed_report=p.signed_report,
+                salt=p.salt,
             )
         )
-        standing = None
-        if any(plan.route.decision is Decision.RELAY for plan in p.plans) and not p.caveats.orcon:
-            standing = ExchangeRepo.standing_consents(s, [p.originator], active_at=p.at)
-        recipients = [self._commit_plan(s, rows, p, plan, standing or []) for plan in p.plans]
+        standing: list[StandingConsentRow] = []
+        if any(plan.route.decision is Decision.RELAY for plan in plans) and not c.caveats.orcon:
+            standing = ExchangeRepo.standing_consents(s, [c.originator], active_at=at)
+        recipients = [self._commit_plan(s, rows, p, plan, leaf, standing) for plan in plans]
         return {
-            "report": p.id,
-            "originator": p.originator,
-            "digest": p.digest,
+            "report": c.id,
+            "originator": c.originator,
+            "commitment": p.commitment,
             "leaf_index": leaf,
-            "received_at": utc_iso(p.at),
+            "received_at": utc_iso(at),
             "recipients": recipients,
         }
 
-    def _commit_plan(self, s: Tx, rows: Pending, p: _Prepared, plan: _Plan, standing: Sequence[Any]) -> dict[str, Any]:
+    def _commit_plan(
+        self, s: Tx, rows: Pending, p: _Prepared, plan: _Plan, submission_leaf: int, standing: Sequence[Any]
+    ) -> dict[str, Any]:
         ctx = self.ctx
+        c = p.checked
+        at = ctx.instant(s)
         route = plan.route
-        deliveries: list[dict[str, Any]] = []
-        consent: dict[str, Any] | None = None
-        if route.decision is Decision.DENY:
-            outcome = ReleaseOutcome.DENIED
-        elif plan.missing_key is not None:
-            outcome = ReleaseOutcome.NO_KEY
-        elif route.decision is Decision.DIRECT:
-            outcome = ReleaseOutcome.DELIVERED
-        else:
-            outcome = ReleaseOutcome.PENDING_CONSENT
-        reasons = list(plan.route_json["reasons"])
+        outcome = _outcome(plan)
+        route_json = views.route_json(route, UTC_ZONE)
         if outcome is ReleaseOutcome.NO_KEY:
-            reasons.append({"rule": "keys", "message": f"{plan.missing_key} has registered no encryption key"})
-        route_json = {**plan.route_json, "reasons": reasons}
+            route_json["reasons"].append(
+                {"rule": "keys", "message": f"{plan.missing_key} has registered no encryption key"}
+            )
         match = None
         if outcome is ReleaseOutcome.PENDING_CONSENT and route.via is not None:
-            match = matching_standing(standing, topic=p.topic, recipient=plan.recipient, hub=route.via)
+            match = matching_standing(standing, topic=c.topic, recipient=plan.recipient, hub=route.via)
             if match is not None:
                 outcome = ReleaseOutcome.RELAYED
-        decision_leaf = ctx.ledger.append(
+        decision_leaf = ctx.append(
             s,
-            ctx.entry(
-                "decision",
-                p.at,
-                {"report": p.id, "originator": p.originator, "recipient": plan.recipient, "outcome": outcome}
-                | {"route": decision_entry_route(route_json)},
-            ),
+            "decision",
+            at,
+            {"report": c.id, "originator": c.originator, "recipient": plan.recipient, "outcome": outcome}
+            | {"route": decision_entry_route(route_json)},
+            parties=[c.originator],
         )
         rows.add(
             NewDecision(
-                report_id=p.id,
+                report_id=p.key,
                 recipient=plan.recipient,
                 decision=route.decision.value,
                 outcome=outcome,
                 route=route_json,
-                decided_at=p.at,
+                decided_at=at,
                 leaf_index=decision_leaf,
             )
         )
+        deliveries: list[dict[str, Any]] = []
+        consent: dict[str, Any] | None = None
         if outcome is ReleaseOutcome.DELIVERED and plan.direct is not None and route.marking is not None:
             deliveries.append(
                 add_delivery(
@@ -416,14 +507,14 @@ class SubmissionService:
                     s,
                     rows,
                     wrap=plan.direct,
-                    report_id=p.id,
-                    originator=p.originator,
-                    topic=p.topic,
+                    report=p.key,
+                    topic=c.topic,
                     marking=route.marking,
                     purpose=DeliveryPurpose.DIRECT,
                     via=None,
                     consent_id=None,
-                    at=p.at,
+                    submission_leaf=submission_leaf,
+                    at=at,
                 )
             )
         elif outcome in (ReleaseOutcome.PENDING_CONSENT, ReleaseOutcome.RELAYED):
@@ -431,14 +522,14 @@ class SubmissionService:
                 ctx,
                 s,
                 rows,
-                report_id=p.id,
-                originator=p.originator,
-                topic=p.topic,
-                level=p.level,
+                report=p.key,
+                topic=c.topic,
+                level=c.level,
                 route=route,
-                at=p.at,
+                at=at,
                 standing=match,
                 wraps=(plan.hub, plan.onward),
+                submission_leaf=submission_leaf,
             )
             deliveries.extend(relayed)
         return {
@@ -449,6 +540,8 @@ class SubmissionService:
             "deliveries": deliveries,
             "consent": consent,
         }
+
+    # --- reading ----------------------------------------------------------------------------
 
     def _stored_result(self, s: Tx, report: SubmittedReportRow) -> dict[str, Any]:
         by_consent: dict[str, list[dict[str, Any]]] = {}
@@ -476,25 +569,25 @@ class SubmissionService:
                 }
             )
         return {
-            "report": report.id,
+            "report": report.id.partition("/")[2],
             "originator": report.originator,
-            "digest": report.digest,
+            "commitment": report.digest,
             "leaf_index": report.leaf_index,
             "received_at": utc_iso(report.received_at),
             "recipients": recipients,
         }
 
     def result(self, principal: Principal, report_id: str) -> dict[str, Any]:
-        """The current result of a submitted report, for its originator.
+        """The current result of one of the caller's reports (its own id).
 
         Raises:
             NotPermitted: the principal's role may not read submission results.
-            UnknownEntity: no such report, or another party's.
+            UnknownEntity: no such report of the caller's.
             StorageError: on a database failure.
         """
         authorize(principal, Action.READ_REPORT)
         with self.ctx.store.reading() as s:
-            report = ExchangeRepo.report(s, report_id)
+            report = ExchangeRepo.report(s, report_key(principal.party or "", report_id))
             authorize(
                 principal,
                 Action.READ_REPORT,
@@ -504,3 +597,14 @@ class SubmissionService:
             )
             assert report is not None  # noqa: S101 - authorize raised for a missing report
             return self._stored_result(s, report)
+
+
+def _outcome(plan: _Plan) -> ReleaseOutcome:
+    """What a decision releases, before standing consents are looked at."""
+    if plan.route.decision is Decision.DENY:
+        return ReleaseOutcome.DENIED
+    if plan.missing_key is not None:
+        return ReleaseOutcome.NO_KEY
+    if plan.route.decision is Decision.DIRECT:
+        return ReleaseOutcome.DELIVERED
+    return ReleaseOutcome.PENDING_CONSENT

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 DEFAULT_ORIGIN = "gsomia.local/ledger"
 """The log's origin line (tlog-checkpoint §Note text) unless settings name another."""
 
-ENTRY_TYPES = frozenset({"agreement_event", "submission", "decision", "consent", "delivery", "ack", "incident"})
+ENTRY_TYPES = frozenset({"agreement_event", "submission", "decision", "consent", "delivery", "ack", "incident", "key"})
 """What an entry's ``type`` may be: every kind of state change the exchange records."""
 
 MAX_ENTRY_BYTES = 1 << 20
@@ -139,7 +139,7 @@ class LedgerService:
 
     # --- appending ---------------------------------------------------------------------------------
 
-    def append(self, session: Session, entry: Mapping[str, Any]) -> int:
+    def append(self, session: Session, entry: Mapping[str, Any], *, parties: Sequence[str] = ()) -> int:
         """Append one entry in the caller's open write transaction (``Store.writing()``).
 
         The entry's RFC 8785 bytes are stored as the leaf; the in-memory tree gets the leaf
@@ -149,6 +149,8 @@ class LedgerService:
             session: The session of ``Store.writing()``, inside its transaction.
             entry: The complete entry, a JSON object whose ``type`` is one of
                 :data:`ENTRY_TYPES`. Hash it, never the wire JSON (STYLE).
+            parties: The parties that may read it (``"*"``: everyone); auditors and operators
+                read every entry.
 
         Returns:
             The entry's leaf index (gap-free across every writer).
@@ -176,7 +178,16 @@ class LedgerService:
             leaf_hash=leaf_hash(body),
             recorded_at=self._clock().astimezone(UTC),
             on_commit=self._committed,
+            parties=parties,
         )
+
+    def share(self, session: Session, index: int, parties: Sequence[str]) -> None:
+        """Let ``parties`` read the entry ``index`` too, in the caller's write transaction.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        self._table.share(session, index, parties)
 
     def _committed(self, leaves: Sequence[tuple[int, bytes]]) -> None:
         """After a commit: add the transaction's leaves to the tree, in index order."""
