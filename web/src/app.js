@@ -77,7 +77,11 @@ class Dashboard {
   }
 
   async once(key, load) {
-    if (!this.cache.has(key)) this.cache.set(key, load().catch((err) => (this.cache.delete(key), Promise.reject(err))));
+    if (!this.cache.has(key))
+      this.cache.set(
+        key,
+        load().catch((err) => (this.cache.delete(key), Promise.reject(err))),
+      );
     return this.cache.get(key);
   }
 
@@ -238,7 +242,10 @@ class Dashboard {
     $('#prev-event').addEventListener('click', () => step(-1));
     $('#next-event').addEventListener('click', () => step(1));
 
-    fill($('#topic'), this.scenario.topics.map((t) => h('option', { value: t.id, title: t.description }, t.id)));
+    fill(
+      $('#topic'),
+      this.scenario.topics.map((t) => h('option', { value: t.id, title: t.description }, t.id)),
+    );
     $('#topic').addEventListener('change', (ev) => this.set({ topic: ev.target.value }));
     $('#focus-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -278,7 +285,10 @@ class Dashboard {
       await this.defaults();
       this.react(prev);
     });
-    window.addEventListener('resize', debounce(() => this.views[this.state.view].resize?.(), 150));
+    window.addEventListener(
+      'resize',
+      debounce(() => this.views[this.state.view].resize?.(), 150),
+    );
   }
 
   /** Put the state's values in the controls (unless the user is typing in them). */
@@ -306,7 +316,9 @@ class Dashboard {
             h('strong', {}, 'What-if applied to every view: '),
             h('code', {}, items.join('; ')),
             ' ',
-            this.state.view !== 'whatif' ? h('button', { type: 'button', class: 'small', onclick: () => this.set({ view: 'whatif' }, { push: true }) }, 'Compare') : null,
+            this.state.view !== 'whatif'
+              ? h('button', { type: 'button', class: 'small', onclick: () => this.set({ view: 'whatif' }, { push: true }) }, 'Compare')
+              : null,
             ' ',
             h('button', { type: 'button', class: 'small', onclick: () => this.set({ drop: [], add: [] }, { push: true }) }, 'Back to the record'),
           ]
@@ -383,7 +395,11 @@ class Dashboard {
     fill(
       $('#assumption-list'),
       s.assumptions.map((a) => h('li', {}, a)),
-      h('li', {}, 'Relay delays shown anywhere on this page are the arrangement’s modelled relay delay, a scenario parameter: the sources give no figure.'),
+      h(
+        'li',
+        {},
+        'Relay delays shown anywhere on this page are the arrangement’s modelled relay delay, a scenario parameter: the sources give no figure.',
+      ),
     );
   }
 

@@ -71,7 +71,13 @@ export class CoverageView {
     );
     fill(
       $('#matrix-notes'),
-      all ? null : h('p', { class: 'note' }, `This scenario has ${ctx.scenario.parties.length} parties: the matrix shows the focus parties (change them above).`),
+      all
+        ? null
+        : h(
+            'p',
+            { class: 'note' },
+            `This scenario has ${ctx.scenario.parties.length} parties: the matrix shows the focus parties (change them above).`,
+          ),
       h(
         'p',
         { class: 'note' },
@@ -81,7 +87,9 @@ export class CoverageView {
         ' through a hub arrangement (needs the originator’s consent); ',
         h('span', { class: 'route route-none' }, 'none'),
         ': a gap. ',
-        relays ? ['Relay delays ', assumptionMark(), ' are modelling assumptions (a scenario parameter of the arrangement), not sourced figures.'] : null,
+        relays
+          ? ['Relay delays ', assumptionMark(), ' are modelling assumptions (a scenario parameter of the arrangement), not sourced figures.']
+          : null,
       ),
     );
 
@@ -91,7 +99,11 @@ export class CoverageView {
     fill(
       $('#gaps-wrap'),
       h('h3', {}, `Gap intervals among ${ctx.focus().join(', ')}: ${ctx.state.topic}`),
-      h('p', { class: 'note' }, `Over the scenario's window ${gaps.start} – ${gaps.end}${whatif ? ', with the what-if applied (new gaps marked)' : ''}. Also drawn on the timeline.`),
+      h(
+        'p',
+        { class: 'note' },
+        `Over the scenario's window ${gaps.start} – ${gaps.end}${whatif ? ', with the what-if applied (new gaps marked)' : ''}. Also drawn on the timeline.`,
+      ),
       table({
         id: 'gaps-table',
         cls: 'data compact',

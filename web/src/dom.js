@@ -38,13 +38,29 @@ export const $ = (selector, root = document) => root.querySelector(selector);
 /** A table from a header row and body rows (arrays of cells or ready <tr> elements). */
 export function table({ caption, head, rows, cls, id, empty = 'None.' }) {
   const body = rows.length
-    ? rows.map((r) => (r instanceof Node ? r : h('tr', {}, r.map((c) => (c instanceof Node && c.tagName === 'TD' ? c : h('td', {}, c))))))
+    ? rows.map((r) =>
+        r instanceof Node
+          ? r
+          : h(
+              'tr',
+              {},
+              r.map((c) => (c instanceof Node && c.tagName === 'TD' ? c : h('td', {}, c))),
+            ),
+      )
     : [h('tr', {}, h('td', { colspan: head.length, class: 'empty' }, empty))];
   return h(
     'table',
     { class: cls, id },
     caption ? h('caption', {}, caption) : null,
-    h('thead', {}, h('tr', {}, head.map((c) => h('th', { scope: 'col' }, c)))),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        head.map((c) => h('th', { scope: 'col' }, c)),
+      ),
+    ),
     h('tbody', {}, body),
   );
 }

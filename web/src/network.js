@@ -8,18 +8,7 @@
 import cytoscape from 'cytoscape';
 import { get, aborted } from './api.js';
 import { whatifParams } from './state.js';
-import {
-  h,
-  fill,
-  $,
-  STATES,
-  STATE_LABEL,
-  KIND_LABEL,
-  stateBadge,
-  duration,
-  assumptionMark,
-  table,
-} from './dom.js';
+import { h, fill, $, STATES, STATE_LABEL, KIND_LABEL, stateBadge, duration, assumptionMark, table } from './dom.js';
 
 const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 const cssState = (state) => css(`--st-${state.replaceAll('_', '-')}`);
@@ -62,8 +51,7 @@ function elements(scenario, labelled) {
       edge(a, a.id, a.parties[0], a.parties[1], 'bilateral');
     } else {
       for (let i = 0; i < a.parties.length; i++)
-        for (let j = i + 1; j < a.parties.length; j++)
-          edge(a, `${a.id}::${a.parties[i]}~${a.parties[j]}`, a.parties[i], a.parties[j], 'multi');
+        for (let j = i + 1; j < a.parties.length; j++) edge(a, `${a.id}::${a.parties[i]}~${a.parties[j]}`, a.parties[i], a.parties[j], 'multi');
     }
   }
   return [...nodes, ...edges];
@@ -153,7 +141,11 @@ export class NetworkView {
       $('#legend'),
       h('h3', {}, 'Legend'),
       h('p', { class: 'legend-title' }, 'Agreement state (edge colour)'),
-      h('ul', {}, STATES.map((s) => item(`line st-${s}`, STATE_LABEL[s]))),
+      h(
+        'ul',
+        {},
+        STATES.map((s) => item(`line st-${s}`, STATE_LABEL[s])),
+      ),
       h('p', { class: 'legend-title' }, 'Edge line'),
       h(
         'ul',
@@ -178,7 +170,15 @@ export class NetworkView {
       layout: large
         ? // a ring tight enough to fit the view (by default it avoids label overlap: too wide to read)
           { name: 'circle', animate: false, padding: 24, avoidOverlap: false, radius: Math.max(300, scenario.parties.length * 3.2) }
-        : { name: 'concentric', animate: false, concentric: (n) => (n.data('rank') === 0 ? 2 : 1), levelWidth: () => 1, minNodeSpacing: 60, startAngle: (4 / 3) * Math.PI, padding: 24 },
+        : {
+            name: 'concentric',
+            animate: false,
+            concentric: (n) => (n.data('rank') === 0 ? 2 : 1),
+            levelWidth: () => 1,
+            minNodeSpacing: 60,
+            startAngle: (4 / 3) * Math.PI,
+            padding: 24,
+          },
       minZoom: 0.1,
       maxZoom: 4,
       // Performance for large graphs: draw a texture while panning, skip hidden edges.
@@ -287,7 +287,12 @@ export class NetworkView {
       return;
     }
     const life = this.ctx.lifecycles.get(aid);
-    const dl = (pairs) => h('dl', { class: 'facts' }, pairs.filter(([, v]) => v !== null && v !== undefined && v !== '').map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+    const dl = (pairs) =>
+      h(
+        'dl',
+        { class: 'facts' },
+        pairs.filter(([, v]) => v !== null && v !== undefined && v !== '').map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
+      );
     fill(
       box,
       h('h3', { id: 'details-title', tabindex: '-1' }, a.id),

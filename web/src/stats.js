@@ -113,10 +113,20 @@ export class StatsView {
                     { dataset: { year: y, count: y in s.by_year ? String(s.by_year[y]) : '' } },
                     h('th', { scope: 'row' }, y),
                     h('td', { class: 'num' }, y in s.by_year ? String(s.by_year[y]) : '—'),
-                    h('td', {}, s.missing_years.includes(y) ? 'no record for this year (not zero)' : s.partial_years.includes(y) ? 'part of the year' : ''),
+                    h(
+                      'td',
+                      {},
+                      s.missing_years.includes(y) ? 'no record for this year (not zero)' : s.partial_years.includes(y) ? 'part of the year' : '',
+                    ),
                   ),
                 ),
-              h('tr', { class: 'total', dataset: { total: String(s.total) } }, h('th', { scope: 'row' }, 'Total'), h('td', { class: 'num' }, String(s.total)), h('td', {}, '')),
+              h(
+                'tr',
+                { class: 'total', dataset: { total: String(s.total) } },
+                h('th', { scope: 'row' }, 'Total'),
+                h('td', { class: 'num' }, String(s.total)),
+                h('td', {}, ''),
+              ),
             ],
           }),
           Object.keys(s.by_month).length

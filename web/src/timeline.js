@@ -109,7 +109,11 @@ export class TimelineView {
       return { value: [ms(r.created), reportRow], tip: `${r.title}\n${r.originator} · ${r.topic}\n${r.created}`, at: r.created };
     });
     const provisionItems = provisions.map((p) => {
-      table_.push([p.start, `Exchanges ${p.agreement}`, `${p.count} provided${p.dated ? '' : `, undated, until ${p.end}`}${p.note ? ` (${p.note})` : ''}`]);
+      table_.push([
+        p.start,
+        `Exchanges ${p.agreement}`,
+        `${p.count} provided${p.dated ? '' : `, undated, until ${p.end}`}${p.note ? ` (${p.note})` : ''}`,
+      ]);
       return {
         value: [provisionRows.get(p.agreement), ms(p.start), ms(p.end), p.count],
         tip: `${p.agreement}: ${p.count} provided\n${p.start} – ${p.end}${p.dated ? '' : ' (undated within)'}${p.note ? `\n${p.note}` : ''}`,
@@ -119,8 +123,13 @@ export class TimelineView {
     const gapItems = (list, which) =>
       list.map((g) => {
         const label = `${g.from}→${g.to}`;
-        if (which === 'after' || !whatif) table_.push([g.start, `Gaps ${label}`, `no route for ${g.topic} until ${g.end}${whatif ? ' (with the what-if)' : ''}`]);
-        return { value: [gapRow.get(label), ms(g.start), ms(g.end)], tip: `Gap ${label} ${g.topic}${which === 'after' && whatif ? ' (with the what-if)' : ''}\n${g.start} – ${g.end}`, at: g.start };
+        if (which === 'after' || !whatif)
+          table_.push([g.start, `Gaps ${label}`, `no route for ${g.topic} until ${g.end}${whatif ? ' (with the what-if)' : ''}`]);
+        return {
+          value: [gapRow.get(label), ms(g.start), ms(g.end)],
+          tip: `Gap ${label} ${g.topic}${which === 'after' && whatif ? ' (with the what-if)' : ''}\n${g.start} – ${g.end}`,
+          at: g.start,
+        };
       });
 
     const option = {
@@ -129,7 +138,13 @@ export class TimelineView {
       legend: { top: 0, type: 'scroll', textStyle: { color: css('--fg') } },
       grid: { left: 190, right: 40, top: 44, bottom: 64 },
       xAxis: { type: 'time', min: win.fromMs, max: win.toMs, axisLabel: { hideOverlap: true } },
-      yAxis: { type: 'category', data: rows, inverse: true, axisTick: { show: false }, axisLabel: { fontSize: 11, width: 180, overflow: 'truncate' } },
+      yAxis: {
+        type: 'category',
+        data: rows,
+        inverse: true,
+        axisTick: { show: false },
+        axisLabel: { fontSize: 11, width: 180, overflow: 'truncate' },
+      },
       dataZoom: [
         // weakFilter keeps a band that starts before the visible range and ends inside or after it
         { type: 'slider', xAxisIndex: 0, bottom: 12, height: 22, labelFormatter: '', filterMode: 'weakFilter' },
@@ -153,7 +168,7 @@ export class TimelineView {
           },
         },
         ...Object.entries(events).map(([kind, data]) => ({
-          name: kind === 'derived_end' ? 'derived end' : KIND_LABEL[kind] ?? kind,
+          name: kind === 'derived_end' ? 'derived end' : (KIND_LABEL[kind] ?? kind),
           type: 'scatter',
           symbol: SYMBOL[kind] ?? 'circle',
           symbolSize: 11,
@@ -233,10 +248,7 @@ export class TimelineView {
       ),
     );
     table_.sort((x, y) => ms(x[0]) - ms(y[0]));
-    fill(
-      $('#timeline-table-wrap'),
-      table({ id: 'timeline-table', cls: 'data compact', head: ['When', 'Row', 'What'], rows: table_ }),
-    );
+    fill($('#timeline-table-wrap'), table({ id: 'timeline-table', cls: 'data compact', head: ['When', 'Row', 'What'], rows: table_ }));
   }
 
   /** Move the "instant shown" line without redrawing the rest. */
@@ -250,4 +262,3 @@ export class TimelineView {
     this.chart?.resize();
   }
 }
-
