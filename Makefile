@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 DEMO_PORT ?= 8000
 
-.PHONY: demo test lint bench install install-dev clean serve web
+.PHONY: demo test lint bench install install-dev clean serve web web-check
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,9 @@ install-dev: $(VENV)/.installed-dev
 demo: install
 	$(BIN)/gsomia demo --port $(DEMO_PORT)
 
-## test: the whole suite, PostgreSQL included (a throwaway cluster the fixtures start)
-test: install-dev
+## test: the dashboard's lint and unit tests (web-check), then the whole suite, PostgreSQL included
+## (a throwaway cluster the fixtures start)
+test: install-dev web-check
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 ## lint: ruff, mypy --strict and the import-linter layer contracts
@@ -46,6 +47,10 @@ bench: install-dev
 ## esbuild) into src/gsomia/web/static; they are committed, so only needed after changing web/ (needs Node and npm)
 web:
 	cd web && npm ci && npm run build
+
+## web-check: the dashboard sources' ESLint and Prettier checks and their unit tests (needs Node and npm)
+web-check:
+	cd web && npm ci && npm run lint && npm test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts

@@ -40,5 +40,7 @@ export function base() {
 export function chart(el) {
   const c = echarts.init(el, null, { renderer: 'canvas' });
   window.addEventListener('resize', () => c.resize());
+  // the instance, on its element (no global): lets a test read what the canvas drew
+  el.gsomiaChart = c;
   return c;
 }

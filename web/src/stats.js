@@ -8,6 +8,19 @@ import { base, chart, css } from './charts.js';
 import { h, fill, $, table } from './dom.js';
 import { LiveExchange } from './live.js';
 
+/** What "provision" means where counts are shown (the stats view, the timeline). `ctx` links the tags. */
+export function provisionNote(ctx) {
+  return h(
+    'p',
+    { class: 'note provision-note' },
+    h('dfn', {}, 'Provision'),
+    ctx.tagged(
+      ': one occasion on which classified information was provided under the agreement, as the sources count them — e.g. 29 exchanges from November 2016 to 22 August 2019 [R S32], and in 2017 the 19 went each way [R S32, S34]. ',
+    ),
+    'A count known only for a period is drawn over that period (“undated”); a dated exchange is one day. A year with no record is a hole, not a zero.',
+  );
+}
+
 export class StatsView {
   constructor(ctx) {
     this.ctx = ctx;
@@ -30,6 +43,7 @@ export class StatsView {
       if (!aborted(err)) ctx.report(err);
       return;
     }
+    fill($('#stats-note'), provisionNote(ctx));
     const out = $('#stats-out');
     if (!rows.length) {
       fill(out, h('p', { class: 'note' }, 'No exchanges are recorded in this scenario.'));

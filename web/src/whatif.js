@@ -38,7 +38,7 @@ export class WhatIfView {
           list.map((e) =>
             h(
               'option',
-              { value: e.id, selected: question?.drop.includes(e.id) },
+              { value: e.id, selected: question?.drop.includes(e.id), title: e.note || null },
               `${e.at.slice(0, 16)} ${KIND_LABEL[e.kind] ?? e.kind}${e.by ? ` by ${e.by}` : ''} (${e.id})`,
             ),
           ),
