@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 DEMO_PORT ?= 8000
 
-.PHONY: demo test lint bench install install-dev system-packages clean serve web
+.PHONY: demo test lint bench install install-dev system-packages clean serve web web-check
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,10 @@ install-dev: $(VENV)/.installed-dev
 demo: install
 	$(BIN)/gsomia demo --port $(DEMO_PORT)
 
-## test: the whole suite, PostgreSQL and browser included, with coverage of src/gsomia (subprocesses too);
-## first installs the Debian packages it needs (scripts/system-packages.sh), and fails under the floor in pyproject.toml
-test: system-packages install-dev
+## test: the dashboard's lint and unit tests (web-check), then the whole suite, PostgreSQL and browser included,
+## with coverage of src/gsomia (subprocesses too); first installs the Debian packages it needs
+## (scripts/system-packages.sh), and fails under the floor in pyproject.toml
+test: system-packages install-dev web-check
 	$(BIN)/python -m pytest -q --cov --cov-report=html:artifacts/coverage $(PYTEST_ARGS)
 
 ## system-packages: PostgreSQL, Chromium, CJK fonts, Node.js and npm from Debian (as root; otherwise prints the command)
@@ -52,6 +53,10 @@ bench: install-dev
 ## esbuild) into src/gsomia/web/static; they are committed, so only needed after changing web/ (needs Node and npm)
 web:
 	cd web && npm ci && npm run build
+
+## web-check: the dashboard sources' ESLint and Prettier checks and their unit tests (needs Node and npm)
+web-check:
+	cd web && npm ci && npm run lint && npm test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts .coverage .coverage.*

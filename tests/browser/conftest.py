@@ -40,6 +40,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+PHONE = {"width": 390, "height": 844}
 
 # Reports every CSP violation to the test (Chromium also logs them as console errors).
 REPORT_CSP = """
@@ -103,11 +104,9 @@ class Guard:
         assert not self.errors, f"errors in the page: {self.errors}"
 
 
-@pytest.fixture
-def context(browser: Browser) -> Iterator[tuple[BrowserContext, Guard]]:
-    """A fresh browser context whose pages are all guarded; the guard is checked at the end."""
+def _guarded(browser: Browser, width: int, height: int) -> Iterator[tuple[BrowserContext, Guard]]:
     guard = Guard()
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, service_workers="block")
+    ctx = browser.new_context(viewport={"width": width, "height": height}, service_workers="block")
     ctx.route("**/*", guard.route)
     ctx.expose_function("gsomiaCspViolation", guard.violation)
     ctx.add_init_script(REPORT_CSP)
@@ -123,8 +122,35 @@ def context(browser: Browser) -> Iterator[tuple[BrowserContext, Guard]]:
 
 
 @pytest.fixture
+def context(browser: Browser) -> Iterator[tuple[BrowserContext, Guard]]:
+    """A fresh browser context whose pages are all guarded; the guard is checked at the end."""
+    yield from _guarded(browser, 1400, 1000)
+
+
+@pytest.fixture
 def page(context: tuple[BrowserContext, Guard]) -> Page:
     return context[0].new_page()
+
+
+@pytest.fixture
+def phone_context(browser: Browser) -> Iterator[tuple[BrowserContext, Guard]]:
+    """A guarded context the size of a phone held upright (390 × 844 CSS pixels)."""
+    yield from _guarded(browser, PHONE["width"], PHONE["height"])
+
+
+@pytest.fixture
+def phone(phone_context: tuple[BrowserContext, Guard]) -> Page:
+    return phone_context[0].new_page()
+
+
+def expect_refused(guard: Guard, path: str, status: int, times: int = 1) -> None:
+    """Chromium logs every 4xx response as a console error ("Failed to load resource"): those
+    the test provoked on purpose (``times`` answers with ``status`` to a URL containing
+    ``path``) are expected; any other error still fails the test."""
+    expected = [e for e in guard.errors if f"status of {status}" in e and path in e]
+    assert len(expected) == times, guard.errors
+    for e in expected:
+        guard.errors.remove(e)
 
 
 def shot(page: Page, name: str) -> Path:

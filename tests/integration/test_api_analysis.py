@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from tests.integration.conftest import Server
@@ -76,3 +78,55 @@ def test_openapi_documents_the_analysis_endpoints(server: Server) -> None:
         "/api/v1/stats",
         "/api/v1/whatif",
     } <= set(paths)
+
+
+def test_sources_resolve_the_tags_as_recorded(server: Server) -> None:
+    sources = httpx.get(server.url + "/api/v1/sources").json()
+    by_id = {s["id"]: s for s in sources}
+    assert by_id["S11"] == {
+        "id": "S11",
+        "title": "Japan MOD press release, 29 Dec 2014, on the Trilateral Information Sharing Arrangement",
+        "date": "29 Dec 2014",
+        "links": ["http://www.mod.go.jp/j/press/news/2014/12/29a.html"],
+        "note": None,
+    }
+    # every source id a tag of the record cites is listed
+    events = httpx.get(server.url + "/api/v1/events").json()
+    cited = {sid for e in events for sid in re.findall(r"\bS\d+\b", " ".join(re.findall(r"\[[^\]]*\]", e["source"])))}
+    assert cited and cited <= set(by_id)
+    # the scenario gives each agreement its equivalence table
+    scenario = httpx.get(server.url + "/api/v1/scenario").json()
+    gsomia = next(a for a in scenario["agreements"] if a["id"] == "JPN-KOR-GSOMIA")
+    assert gsomia["common_levels"] == ["SECRET", "CONFIDENTIAL"]
+    assert gsomia["equivalence"]["SECRET"] == {"JPN": ["極秘", "特定秘密"], "KOR": ["군사II급비밀"]}
+
+
+def test_record_reports_beside_the_exchange_reports(server: Server) -> None:
+    new = httpx.get(server.url + "/api/v1/record/reports")
+    assert new.status_code == 200
+    assert new.json() == httpx.get(server.url + "/api/v1/reports").json()
+    assert len(new.json()) == 44 and new.json()[0]["id"] == "r-2016-01-06-nuclear"
+
+
+def test_unknown_coverage_is_not_a_gap(server: Server) -> None:
+    url = server.url + "/api/v1/"
+    pair = {"pair": "KOR,AUS", "topic": "dprk.missile.launch"}
+    assert httpx.get(url + "gaps", params=pair).json() == []
+    assert httpx.get(url + "unknowns", params=pair).json() == [
+        {
+            "from": "KOR",
+            "to": "AUS",
+            "topic": "dprk.missile.launch",
+            "start": "2014-01-01T00:00+09:00",
+            "end": "2024-01-01T00:00+09:00",
+            "agreement": "KOR-AUS-CMI",
+        }
+    ]
+    among = httpx.get(url + "unknowns", params={"parties": "JPN,KOR,USA", "topic": "dprk.missile.launch"}).json()
+    assert among == []
+    cov = httpx.get(url + "coverage", params={"at": "2019-12-01", **pair}).json()
+    assert [(c["route"], c["agreement"]) for c in cov] == [("unknown", "KOR-AUS-CMI")]
+    (status,) = httpx.get(url + "status", params={"at": "2019-12-01", "agreement": "KOR-AUS-CMI"}).json()
+    assert (status["state"], status["unknown"]) == ("not_yet_in_force", True)
+    bad = httpx.get(url + "unknowns", params={"parties": "KOR,XXX"})
+    assert bad.status_code == 404 and bad.headers["content-type"] == "application/problem+json"

@@ -84,3 +84,14 @@ def test_matrix_among_chosen_parties(server: Server) -> None:
 
     unknown = httpx.get(url, params={"topic": "dprk.missile.launch", "parties": "JPN,XXX"})
     assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
+
+
+def test_network_and_lifecycles_say_which_states_are_unknown(server: Server) -> None:
+    r = httpx.get(server.url + "/api/v1/network", params={"at": "2019-12-01"}).json()
+    assert r["unknown"] == ["KOR-AUS-CMI"]
+    assert httpx.get(server.url + "/api/v1/network", params={"at": "2009-01-01"}).json()["unknown"] == []
+    lives = {x["agreement"]: x for x in httpx.get(server.url + "/api/v1/lifecycles").json()}
+    assert lives["KOR-AUS-CMI"]["unknown"] == {"from": "2009-05-30T00:00+09:00"}
+    assert lives["JPN-KOR-GSOMIA"]["unknown"] is None
+    m = httpx.get(server.url + "/api/v1/matrix", params={"topic": "dprk.missile.launch", "at": "2019-12-01"}).json()
+    assert {(f["from"], f["to"]): f["route"] for f in m["flows"]}["AUS", "KOR"] == "unknown"

@@ -5,14 +5,7 @@
 
 import * as echarts from 'echarts/core';
 import { BarChart, CustomChart, ScatterChart } from 'echarts/charts';
-import {
-  AriaComponent,
-  DataZoomComponent,
-  GridComponent,
-  LegendComponent,
-  MarkLineComponent,
-  TooltipComponent,
-} from 'echarts/components';
+import { AriaComponent, DataZoomComponent, GridComponent, LegendComponent, MarkLineComponent, TooltipComponent } from 'echarts/components';
 import { CanvasRenderer } from 'echarts/renderers';
 
 echarts.use([
@@ -47,5 +40,7 @@ export function base() {
 export function chart(el) {
   const c = echarts.init(el, null, { renderer: 'canvas' });
   window.addEventListener('resize', () => c.resize());
+  // the instance, on its element (no global): lets a test read what the canvas drew
+  el.gsomiaChart = c;
   return c;
 }

@@ -1,7 +1,9 @@
 // Coverage matrix at the instant shown, for one topic: rows are originators, columns
 // recipients, each cell the route a report would take (direct, relay via a hub with the
-// modelled delay, or none), from /api/v1/matrix. Below it, the gap intervals of the focus
-// pairs over the scenario's window (also drawn on the timeline).
+// modelled delay, none, or unknown), from /api/v1/matrix. Below it, the gap intervals of the
+// focus pairs over the scenario's window (also drawn on the timeline), and apart from them the
+// intervals whose coverage is unknown: an agreement's entry into force is not recorded, so the
+// record cannot say there is no route, and they are not gaps.
 
 import { get, aborted } from './api.js';
 import { whatifParams } from './state.js';
@@ -28,8 +30,9 @@ export class CoverageView {
     this.abort = new AbortController();
     let m;
     let gaps;
+    let unknowns;
     try {
-      [m, gaps] = await Promise.all([get('/api/v1/matrix', params, { signal: this.abort.signal }), ctx.gaps()]);
+      [m, gaps, unknowns] = await Promise.all([get('/api/v1/matrix', params, { signal: this.abort.signal }), ctx.gaps(), ctx.unknowns()]);
     } catch (err) {
       if (!aborted(err)) ctx.report(err);
       return;
@@ -59,6 +62,7 @@ export class CoverageView {
       ),
     );
     const relays = m.flows.filter((f) => f.route === 'relay').length;
+    const unknownFlows = m.flows.filter((f) => f.route === 'unknown');
     fill(
       $('#matrix-wrap'),
       h(
@@ -71,7 +75,13 @@ export class CoverageView {
     );
     fill(
       $('#matrix-notes'),
-      all ? null : h('p', { class: 'note' }, `This scenario has ${ctx.scenario.parties.length} parties: the matrix shows the focus parties (change them above).`),
+      all
+        ? null
+        : h(
+            'p',
+            { class: 'note' },
+            `This scenario has ${ctx.scenario.parties.length} parties: the matrix shows the focus parties (change them above).`,
+          ),
       h(
         'p',
         { class: 'note' },
@@ -81,7 +91,13 @@ export class CoverageView {
         ' through a hub arrangement (needs the originator’s consent); ',
         h('span', { class: 'route route-none' }, 'none'),
         ': a gap. ',
-        relays ? ['Relay delays ', assumptionMark(), ' are modelling assumptions (a scenario parameter of the arrangement), not sourced figures.'] : null,
+        h('span', { class: 'route route-unknown' }, 'unknown'),
+        ': not a gap — the only agreement that would carry it has no recorded entry into force, so the record cannot tell',
+        unknownFlows.length ? ` (${[...new Set(unknownFlows.map((f) => f.agreement))].join(', ')})` : '',
+        '; nothing is released under it until one is recorded. ',
+        relays
+          ? ['Relay delays ', assumptionMark(), ' are modelling assumptions (a scenario parameter of the arrangement), not sourced figures.']
+          : null,
       ),
     );
 
@@ -91,7 +107,11 @@ export class CoverageView {
     fill(
       $('#gaps-wrap'),
       h('h3', {}, `Gap intervals among ${ctx.focus().join(', ')}: ${ctx.state.topic}`),
-      h('p', { class: 'note' }, `Over the scenario's window ${gaps.start} – ${gaps.end}${whatif ? ', with the what-if applied (new gaps marked)' : ''}. Also drawn on the timeline.`),
+      h(
+        'p',
+        { class: 'note' },
+        `Over the scenario's window ${gaps.start} – ${gaps.end}${whatif ? ', with the what-if applied (new gaps marked)' : ''}. Also drawn on the timeline.`,
+      ),
       table({
         id: 'gaps-table',
         cls: 'data compact',
@@ -106,6 +126,24 @@ export class CoverageView {
         ),
         empty: 'No gap: every focus pair has a route for this topic throughout.',
       }),
+      unknowns.length
+        ? [
+            h('h3', {}, `Coverage not known among ${ctx.focus().join(', ')}: ${ctx.state.topic}`),
+            h('p', { class: 'note' }, 'Not gaps: each pair’s only agreement for this topic has no recorded entry into force.'),
+            table({
+              id: 'unknowns-table',
+              cls: 'data compact',
+              head: ['From', 'To', 'Topic', 'Start', 'End', 'Agreement'],
+              rows: unknowns.map((u) =>
+                h(
+                  'tr',
+                  { dataset: { from: u.from, to: u.to, topic: u.topic, start: u.start } },
+                  [u.from, u.to, u.topic, u.start, u.end, u.agreement].map((c) => h('td', {}, c)),
+                ),
+              ),
+            }),
+          ]
+        : null,
     );
   }
 }

@@ -2,6 +2,8 @@
 // no innerHTML (so no markup injection from data) and no style attributes (the page runs
 // under a Content-Security-Policy without 'unsafe-inline'; colours come from classes).
 
+import { ms } from './instants.js';
+
 /**
  * Create an element. `attrs`: `class`, `text`, `dataset` (object), `on<event>` (listener),
  * anything else is set as an attribute (`true` → empty attribute, null/false → omitted).
@@ -35,17 +37,38 @@ export function fill(el, ...children) {
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 
-/** A table from a header row and body rows (arrays of cells or ready <tr> elements). */
+/** A table from a header row and body rows (arrays of cells or ready <tr> elements), in a scrolling wrapper. */
 export function table({ caption, head, rows, cls, id, empty = 'None.' }) {
   const body = rows.length
-    ? rows.map((r) => (r instanceof Node ? r : h('tr', {}, r.map((c) => (c instanceof Node && c.tagName === 'TD' ? c : h('td', {}, c))))))
+    ? rows.map((r) =>
+        r instanceof Node
+          ? r
+          : h(
+              'tr',
+              {},
+              r.map((c) => (c instanceof Node && c.tagName === 'TD' ? c : h('td', {}, c))),
+            ),
+      )
     : [h('tr', {}, h('td', { colspan: head.length, class: 'empty' }, empty))];
+  // wrapped, so a wide table scrolls inside its card instead of widening the page
   return h(
-    'table',
-    { class: cls, id },
-    caption ? h('caption', {}, caption) : null,
-    h('thead', {}, h('tr', {}, head.map((c) => h('th', { scope: 'col' }, c)))),
-    h('tbody', {}, body),
+    'div',
+    { class: 'table-wrap' },
+    h(
+      'table',
+      { class: cls, id },
+      caption ? h('caption', {}, caption) : null,
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          head.map((c) => h('th', { scope: 'col' }, c)),
+        ),
+      ),
+      h('tbody', {}, body),
+    ),
   );
 }
 
@@ -56,6 +79,9 @@ export const STATE_LABEL = {
   terminated: 'terminated',
   expired: 'expired',
   not_yet_in_force: 'not yet in force',
+  // not a derived state: shown instead of "not yet in force" once signed when no entry into
+  // force is recorded (the API's `unknown`), because the record does not say
+  unknown: 'not known (no entry into force recorded)',
 };
 export const STATES = Object.keys(STATE_LABEL);
 
@@ -68,6 +94,22 @@ export const KIND_LABEL = {
   withdrawal: 'notice withdrawn',
   termination: 'termination',
   amendment: 'amendment',
+};
+
+// Events at the same instant, in the order a reader expects: the entry into force first (the
+// agreement's state starts there), then the signature, then the rest as recorded.
+const KIND_RANK = { entry_into_force: 0, signature: 1 };
+export const eventOrder = (a, b) => ms(a.at) - ms(b.at) || (KIND_RANK[a.kind] ?? 2) - (KIND_RANK[b.kind] ?? 2);
+
+// The release rules of DESIGN §3 by the names the API gives them, with their numbers.
+export const RULES = {
+  in_force: [1, 'agreement in force'],
+  scope: [2, 'topic in scope'],
+  level: [3, 'level and equivalence'],
+  caveats: [4, 'originator’s caveats'],
+  authority: [5, 'recipient’s authority cleared'],
+  third_party: [6, 'third-party release (consent)'],
+  known: [7, 'nothing released on a guess'],
 };
 
 /** A coloured state badge (colour from the `st-…` class in app.css). */
@@ -86,8 +128,7 @@ export function duration(iso) {
   return parts.join(' ') || '0 s';
 }
 
-/** Milliseconds since the epoch of an ISO 8601 instant with offset (as the API writes them). */
-export const ms = (iso) => (iso ? Date.parse(iso) : NaN);
+export { ms };
 
 /** The marker of a modelling assumption, linked to the assumptions list in the footer. */
 export const assumptionMark = () =>
@@ -102,6 +143,12 @@ export function routeCell(route, via, delay, agreement) {
       { class: 'route route-relay', title: agreement ? `relayed under ${agreement}` : '' },
       `relay via ${via}`,
       delay ? [` (+${duration(delay)}`, assumptionMark(), ')'] : null,
+    );
+  if (route === 'unknown')
+    return h(
+      'span',
+      { class: 'route route-unknown', title: agreement ? `${agreement}: no entry into force recorded, so the record cannot tell` : '' },
+      'unknown',
     );
   return h('span', { class: 'route route-none' }, 'none');
 }

@@ -197,9 +197,7 @@ export class LiveExchange {
         h('strong', {}, `${p?.title ?? (status === 401 ? 'Not authenticated' : 'Forbidden')} (HTTP ${status}): `),
         h('span', { id: 'live-problem-detail' }, p?.detail || err.message),
         '. ',
-        status === 403
-          ? 'These counts are for auditor and operator tokens; a party’s token cannot read them. '
-          : '',
+        status === 403 ? 'These counts are for auditor and operator tokens; a party’s token cannot read them. ' : '',
         'The token was not kept: paste another one.',
       );
       $('#live-token').focus();
@@ -244,7 +242,8 @@ export class LiveExchange {
     this.section.dataset.loaded = String(Number(this.section.dataset.loaded ?? 0) + 1);
     this.section.dataset.reports = String(s.reports);
     $('#live-out').hidden = false;
-    $('#live-updated').textContent = `Counts read from the exchange at ${when.toLocaleTimeString([], { hour12: false })} (your clock): ${s.reports} report${s.reports === 1 ? '' : 's'}, ${sum(s.deliveries)} deliveries.`;
+    $('#live-updated').textContent =
+      `Counts read from the exchange at ${when.toLocaleTimeString([], { hour12: false })} (your clock): ${s.reports} report${s.reports === 1 ? '' : 's'}, ${sum(s.deliveries)} deliveries.`;
 
     const figure = (id, label, value, note) =>
       h(
@@ -270,7 +269,13 @@ export class LiveExchange {
         head: [head, 'Meaning', 'Count'],
         empty,
         rows: ordered(counts, known).map(([code, n]) =>
-          h('tr', { dataset: { code, count: String(n) } }, h('th', { scope: 'row' }, h('code', {}, code)), h('td', {}, known[code] ?? ''), h('td', { class: 'num' }, String(n))),
+          h(
+            'tr',
+            { dataset: { code, count: String(n) } },
+            h('th', { scope: 'row' }, h('code', {}, code)),
+            h('td', {}, known[code] ?? ''),
+            h('td', { class: 'num' }, String(n)),
+          ),
         ),
       });
     fill(
@@ -343,7 +348,10 @@ export class LiveExchange {
     );
     this.chart.resize();
     this.drawn = pairs;
-    box.setAttribute('aria-label', `Deliveries per ordered pair: ${pairs.map((p, i) => `${labels[i]} ${p.deliveries}`).join(', ')}; the table beside gives the same numbers.`);
+    box.setAttribute(
+      'aria-label',
+      `Deliveries per ordered pair: ${pairs.map((p, i) => `${labels[i]} ${p.deliveries}`).join(', ')}; the table beside gives the same numbers.`,
+    );
   }
 
   resize() {

@@ -8,18 +8,7 @@
 import cytoscape from 'cytoscape';
 import { get, aborted } from './api.js';
 import { whatifParams } from './state.js';
-import {
-  h,
-  fill,
-  $,
-  STATES,
-  STATE_LABEL,
-  KIND_LABEL,
-  stateBadge,
-  duration,
-  assumptionMark,
-  table,
-} from './dom.js';
+import { h, fill, $, STATES, STATE_LABEL, KIND_LABEL, stateBadge, duration, assumptionMark, table, eventOrder } from './dom.js';
 
 const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 const cssState = (state) => css(`--st-${state.replaceAll('_', '-')}`);
@@ -62,8 +51,7 @@ function elements(scenario, labelled) {
       edge(a, a.id, a.parties[0], a.parties[1], 'bilateral');
     } else {
       for (let i = 0; i < a.parties.length; i++)
-        for (let j = i + 1; j < a.parties.length; j++)
-          edge(a, `${a.id}::${a.parties[i]}~${a.parties[j]}`, a.parties[i], a.parties[j], 'multi');
+        for (let j = i + 1; j < a.parties.length; j++) edge(a, `${a.id}::${a.parties[i]}~${a.parties[j]}`, a.parties[i], a.parties[j], 'multi');
     }
   }
   return [...nodes, ...edges];
@@ -113,6 +101,8 @@ function stylesheet(large) {
   styles.push(
     { selector: 'edge.st-not_yet_in_force', style: { opacity: large ? 0.12 : 0.45, width: 1.5 } },
     { selector: 'edge.st-terminated, edge.st-expired', style: { opacity: large ? 0.35 : 0.8 } },
+    // not known is neither a gap nor a link: a thin line of its own colour, dashed
+    { selector: 'edge.st-unknown', style: { opacity: 0.9, width: large ? 1 : 2, 'line-style': 'dashed', 'line-dash-pattern': [2, 3] } },
     {
       selector: 'edge[label != ""]',
       style: {
@@ -153,7 +143,11 @@ export class NetworkView {
       $('#legend'),
       h('h3', {}, 'Legend'),
       h('p', { class: 'legend-title' }, 'Agreement state (edge colour)'),
-      h('ul', {}, STATES.map((s) => item(`line st-${s}`, STATE_LABEL[s]))),
+      h(
+        'ul',
+        {},
+        STATES.map((s) => item(`line st-${s}`, STATE_LABEL[s])),
+      ),
       h('p', { class: 'legend-title' }, 'Edge line'),
       h(
         'ul',
@@ -178,7 +172,15 @@ export class NetworkView {
       layout: large
         ? // a ring tight enough to fit the view (by default it avoids label overlap: too wide to read)
           { name: 'circle', animate: false, padding: 24, avoidOverlap: false, radius: Math.max(300, scenario.parties.length * 3.2) }
-        : { name: 'concentric', animate: false, concentric: (n) => (n.data('rank') === 0 ? 2 : 1), levelWidth: () => 1, minNodeSpacing: 60, startAngle: (4 / 3) * Math.PI, padding: 24 },
+        : {
+            name: 'concentric',
+            animate: false,
+            concentric: (n) => (n.data('rank') === 0 ? 2 : 1),
+            levelWidth: () => 1,
+            minNodeSpacing: 60,
+            startAngle: (4 / 3) * Math.PI,
+            padding: 24,
+          },
       minZoom: 0.1,
       maxZoom: 4,
       // Performance for large graphs: draw a texture while panning, skip hidden edges.
@@ -192,7 +194,7 @@ export class NetworkView {
       const aid = e.data('agreement');
       this.edgesOf.set(aid, (this.edgesOf.get(aid) ?? this.cy.collection()).union(e));
     });
-    this.cy.on('tap', 'edge', (evt) => this.ctx.set({ agreement: evt.target.data('agreement') }));
+    this.cy.on('tap', 'edge', (evt) => this.select(evt.target.data('agreement')));
     this.cy.on('tap', (evt) => {
       if (evt.target === this.cy) this.ctx.set({ agreement: null });
     });
@@ -207,7 +209,7 @@ export class NetworkView {
       const tr = h(
         'tr',
         { dataset: { agreement: a.id, state: '' } },
-        h('th', { scope: 'row' }, h('button', { type: 'button', class: 'link', onclick: () => this.ctx.set({ agreement: a.id }) }, a.id)),
+        h('th', { scope: 'row' }, h('button', { type: 'button', class: 'link', onclick: () => this.select(a.id) }, a.id)),
         h('td', {}, a.parties.join(', ')),
         h('td', {}, kindText(a)),
         h('td', { class: 'state' }, '…'),
@@ -223,11 +225,21 @@ export class NetworkView {
     );
   }
 
-  /** Show the states of `result` (a /network answer); `t0` is when the user asked for it. */
+  /** The user picked agreement `aid` (an edge or a table row): show its details and, on a
+   * narrow screen, bring them into view. */
+  async select(aid) {
+    this.ctx.set({ agreement: aid });
+    this.pendingScroll = true;
+  }
+
+  /** Show the states of `result` (a /network answer); `t0` is when the user asked for it.
+   * An agreement the answer lists as `unknown` is drawn as not known, not as not in force. */
   apply(result, t0) {
     if (!this.cy) this.build();
     const changed = [];
-    for (const { agreement, state } of result.states) {
+    const unknown = new Set(result.unknown ?? []);
+    for (const { agreement, state: derived } of result.states) {
+      const state = unknown.has(agreement) ? 'unknown' : derived;
       if (this.shown.get(agreement) !== state) changed.push([agreement, state]);
     }
     this.cy.batch(() => {
@@ -287,7 +299,15 @@ export class NetworkView {
       return;
     }
     const life = this.ctx.lifecycles.get(aid);
-    const dl = (pairs) => h('dl', { class: 'facts' }, pairs.filter(([, v]) => v !== null && v !== undefined && v !== '').map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+    const tagged = this.ctx.tagged;
+    const dl = (pairs) =>
+      h(
+        'dl',
+        { class: 'facts' },
+        pairs.filter(([, v]) => v !== null && v !== undefined && v !== '').map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
+      );
+    const kindOf = (id) => life?.events.find((e) => e.id === id)?.kind;
+    const shownState = status.unknown ? 'unknown' : status.state;
     fill(
       box,
       h('h3', { id: 'details-title', tabindex: '-1' }, a.id),
@@ -300,12 +320,25 @@ export class NetworkView {
         a.relay_delay ? ['Relay delay', [duration(a.relay_delay), ' ', assumptionMark(), ' modelling assumption']] : [null, null],
         ['Term', a.term_years ? `${a.term_years} year(s), renewed automatically` : 'none'],
         ['Notice period', a.notice_days !== null ? `${a.notice_days} days` : null],
-        ['Source', a.source],
+        ['Source', tagged(a.source)],
       ]),
+      this.equivalence(a),
       h('h4', {}, `At ${status.at}`),
       dl([
-        ['State', stateBadge(status.state)],
-        ['Since', status.since ?? 'before any recorded event'],
+        [
+          'State',
+          [
+            stateBadge(shownState),
+            status.unknown
+              ? h(
+                  'span',
+                  { class: 'note' },
+                  ' signed, but no entry into force is recorded: the record cannot tell whether it is in force, so this is not a gap',
+                )
+              : null,
+          ],
+        ],
+        ['Since', status.since ?? (life?.entry ? 'until its entry into force' : 'no entry into force recorded')],
         ['Current term ends', status.term_end ?? '—'],
         ['Notice deadline for that term', status.notice_deadline ?? '—'],
         ['Ends at', status.ends_at ?? 'no end scheduled'],
@@ -321,9 +354,13 @@ export class NetworkView {
               h(
                 'tr',
                 { dataset: { state: s.state, start: s.start ?? '' } },
-                h('td', {}, s.start ?? 'before any event'),
+                h('td', {}, s.start ?? (life.entry ? 'until the entry into force' : 'from the start')),
                 h('td', {}, stateBadge(s.state)),
-                h('td', {}, s.cause ?? (s.start ? 'derived: the notice ran out / term ended' : '')),
+                h(
+                  'td',
+                  {},
+                  s.cause ? `${KIND_LABEL[kindOf(s.cause)] ?? 'event'} (${s.cause})` : s.start ? 'derived: the notice ran out / term ended' : '',
+                ),
                 h('td', {}, s.ends_at ?? ''),
               ),
             ),
@@ -331,21 +368,67 @@ export class NetworkView {
         : null,
       h('h4', {}, 'Events up to this instant'),
       table({
-        cls: 'data compact',
+        cls: 'data compact events',
+        id: 'details-events',
         head: ['At', 'Event', 'By', 'Effective', 'Note'],
-        rows: status.events.map((e) => [
-          e.at,
-          [KIND_LABEL[e.kind] ?? e.kind, e.hypothetical ? h('span', { class: 'tag hypothetical' }, 'what-if') : null],
-          e.by ?? '',
-          e.effective ?? '',
-          [e.note, e.source ? h('span', { class: 'source' }, ` ${e.source}`) : null],
-        ]),
+        rows: [...status.events]
+          .sort(eventOrder)
+          .map((e) =>
+            h(
+              'tr',
+              { dataset: { event: e.id, kind: e.kind } },
+              h('td', {}, e.at),
+              h('td', {}, KIND_LABEL[e.kind] ?? e.kind, e.hypothetical ? h('span', { class: 'tag hypothetical' }, 'what-if') : null),
+              h('td', {}, e.by ?? ''),
+              h('td', {}, e.effective ?? ''),
+              h('td', { class: 'event-note' }, tagged(e.note), e.source ? h('span', { class: 'source' }, ' ', tagged(e.source)) : null),
+            ),
+          ),
         empty: 'No event up to this instant.',
       }),
       life?.anomalies.length
         ? h('p', { class: 'warning' }, 'Events that cannot apply: ', life.anomalies.map((x) => `${x.event} (${x.message})`).join('; '))
         : null,
     );
+    if (this.pendingScroll) {
+      this.pendingScroll = false;
+      this.ctx.bringIntoView(box);
+    }
+  }
+
+  /** The agreement's equivalence table (Art. 4.2 for the GSOMIA): for each common level, each
+   * party's national levels, the first being the one its recipients stamp. */
+  equivalence(a) {
+    const where = a.articles?.equivalence ? ` (${a.articles.equivalence})` : '';
+    if (!a.common_levels?.length)
+      return [
+        h('h4', {}, 'Equivalence'),
+        h('p', { class: 'note', id: 'details-equivalence' }, 'No equivalence table is recorded: no level is releasable under it.'),
+      ];
+    const maxRank = a.common_levels.indexOf(a.max_level);
+    const rows = a.common_levels.map((c, i) => {
+      const above = maxRank < 0 || i < maxRank;
+      return h(
+        'tr',
+        { dataset: { common: c }, class: above ? 'above-max' : null },
+        a.parties.map((p) => h('td', {}, (a.equivalence[c]?.[p] ?? []).join(' / ') || '—')),
+        h('th', { scope: 'row' }, c, above ? h('span', { class: 'note' }, ' above the maximum: not releasable') : null),
+      );
+    });
+    return [
+      h('h4', {}, `Equivalence${where}`),
+      table({ cls: 'data compact equivalence', id: 'details-equivalence', head: [...a.parties, 'Common level'], rows }),
+      h(
+        'p',
+        { class: 'note' },
+        `Each row is one equivalence, e.g. ${this.example(a)}; a recipient marks what it receives with its own level and the originator’s (${a.articles?.equivalence ?? 'Art. 4.2'}).`,
+      ),
+    ];
+  }
+
+  example(a) {
+    const c = a.max_level ?? a.common_levels[0];
+    return [...a.parties.map((p) => a.equivalence[c]?.[p]?.[0]).filter(Boolean), c].join(' ↔ ');
   }
 
   resize() {

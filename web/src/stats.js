@@ -8,6 +8,19 @@ import { base, chart, css } from './charts.js';
 import { h, fill, $, table } from './dom.js';
 import { LiveExchange } from './live.js';
 
+/** What "provision" means where counts are shown (the stats view, the timeline). `ctx` links the tags. */
+export function provisionNote(ctx) {
+  return h(
+    'p',
+    { class: 'note provision-note' },
+    h('dfn', {}, 'Provision'),
+    ctx.tagged(
+      ': one occasion on which classified information was provided under the agreement, as the sources count them — e.g. 29 exchanges from November 2016 to 22 August 2019 [R S32], and in 2017 the 19 went each way [R S32, S34]. ',
+    ),
+    'A count known only for a period is drawn over that period (“undated”); a dated exchange is one day. A year with no record is a hole, not a zero.',
+  );
+}
+
 export class StatsView {
   constructor(ctx) {
     this.ctx = ctx;
@@ -30,6 +43,7 @@ export class StatsView {
       if (!aborted(err)) ctx.report(err);
       return;
     }
+    fill($('#stats-note'), provisionNote(ctx));
     const out = $('#stats-out');
     if (!rows.length) {
       fill(out, h('p', { class: 'note' }, 'No exchanges are recorded in this scenario.'));
@@ -113,10 +127,20 @@ export class StatsView {
                     { dataset: { year: y, count: y in s.by_year ? String(s.by_year[y]) : '' } },
                     h('th', { scope: 'row' }, y),
                     h('td', { class: 'num' }, y in s.by_year ? String(s.by_year[y]) : '—'),
-                    h('td', {}, s.missing_years.includes(y) ? 'no record for this year (not zero)' : s.partial_years.includes(y) ? 'part of the year' : ''),
+                    h(
+                      'td',
+                      {},
+                      s.missing_years.includes(y) ? 'no record for this year (not zero)' : s.partial_years.includes(y) ? 'part of the year' : '',
+                    ),
                   ),
                 ),
-              h('tr', { class: 'total', dataset: { total: String(s.total) } }, h('th', { scope: 'row' }, 'Total'), h('td', { class: 'num' }, String(s.total)), h('td', {}, '')),
+              h(
+                'tr',
+                { class: 'total', dataset: { total: String(s.total) } },
+                h('th', { scope: 'row' }, 'Total'),
+                h('td', { class: 'num' }, String(s.total)),
+                h('td', {}, ''),
+              ),
             ],
           }),
           Object.keys(s.by_month).length

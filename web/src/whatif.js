@@ -35,16 +35,32 @@ export class WhatIfView {
         h(
           'optgroup',
           { label: aid },
-          list.map((e) => h('option', { value: e.id, selected: question?.drop.includes(e.id) }, `${e.at.slice(0, 16)} ${KIND_LABEL[e.kind] ?? e.kind}${e.by ? ` by ${e.by}` : ''} (${e.id})`)),
+          list.map((e) =>
+            h(
+              'option',
+              { value: e.id, selected: question?.drop.includes(e.id), title: e.note || null },
+              `${e.at.slice(0, 16)} ${KIND_LABEL[e.kind] ?? e.kind}${e.by ? ` by ${e.by}` : ''} (${e.id})`,
+            ),
+          ),
         ),
       ),
     );
     const agreementSelect = $('#add-agreement');
-    fill(agreementSelect, ctx.scenario.agreements.map((a) => h('option', { value: a.id }, a.id)));
-    fill($('#add-kind'), ADD_KINDS.map((k) => h('option', { value: k }, KIND_LABEL[k] ?? k)));
+    fill(
+      agreementSelect,
+      ctx.scenario.agreements.map((a) => h('option', { value: a.id }, a.id)),
+    );
+    fill(
+      $('#add-kind'),
+      ADD_KINDS.map((k) => h('option', { value: k }, KIND_LABEL[k] ?? k)),
+    );
     const byOptions = () => {
       const a = ctx.agreement(agreementSelect.value);
-      fill($('#add-by'), h('option', { value: '' }, '—'), (a?.parties ?? []).map((p) => h('option', { value: p }, p)));
+      fill(
+        $('#add-by'),
+        h('option', { value: '' }, '—'),
+        (a?.parties ?? []).map((p) => h('option', { value: p }, p)),
+      );
     };
     agreementSelect.addEventListener('change', byOptions);
     byOptions();
@@ -68,7 +84,9 @@ export class WhatIfView {
         return;
       }
       const by = $('#add-by').value;
-      const spec = [agreementSelect.value, $('#add-kind').value, at, by ? `by ${by}` : '', effective ? `effective ${effective}` : ''].filter(Boolean).join(' ');
+      const spec = [agreementSelect.value, $('#add-kind').value, at, by ? `by ${by}` : '', effective ? `effective ${effective}` : '']
+        .filter(Boolean)
+        .join(' ');
       ctx.set({ add: [...ctx.state.add, spec] }, { push: true });
     });
     this.formReady = true;
@@ -85,7 +103,15 @@ export class WhatIfView {
     fill(
       $('#whatif-items'),
       items.length
-        ? items.map((it) => h('li', {}, h('code', {}, it.text), ' ', h('button', { type: 'button', class: 'small', onclick: () => ctx.set(it.remove, { push: true }) }, 'remove')))
+        ? items.map((it) =>
+            h(
+              'li',
+              {},
+              h('code', {}, it.text),
+              ' ',
+              h('button', { type: 'button', class: 'small', onclick: () => ctx.set(it.remove, { push: true }) }, 'remove'),
+            ),
+          )
         : h('li', { class: 'hint' }, 'Nothing yet: drop a recorded event or add a hypothetical one.'),
     );
     const out = $('#whatif-out');
@@ -163,7 +189,13 @@ export class WhatIfView {
         empty: 'No flow changes.',
       }),
       c.changes.some((x) => x.after.route === 'relay') || changedReports.some((r) => r.after.decision === 'relay')
-        ? h('p', { class: 'note' }, 'Relay delays ', assumptionMark(), ' are modelling assumptions: the arrangement’s modelled relay delay, which no source quantifies.')
+        ? h(
+            'p',
+            { class: 'note' },
+            'Relay delays ',
+            assumptionMark(),
+            ' are modelling assumptions: the arrangement’s modelled relay delay, which no source quantifies.',
+          )
         : null,
       h(
         'div',
@@ -172,13 +204,25 @@ export class WhatIfView {
           'div',
           {},
           h('h4', {}, 'Gaps as recorded'),
-          table({ id: 'gaps-before', cls: 'data compact', head: ['Flow', 'Topic', 'Interval', ''], rows: gapRows(c.gaps_before, after, 'closed'), empty: 'No gap.' }),
+          table({
+            id: 'gaps-before',
+            cls: 'data compact',
+            head: ['Flow', 'Topic', 'Interval', ''],
+            rows: gapRows(c.gaps_before, after, 'closed'),
+            empty: 'No gap.',
+          }),
         ),
         h(
           'div',
           {},
           h('h4', {}, 'Gaps with the what-if'),
-          table({ id: 'gaps-after', cls: 'data compact', head: ['Flow', 'Topic', 'Interval', ''], rows: gapRows(c.gaps_after, before, 'new'), empty: 'No gap.' }),
+          table({
+            id: 'gaps-after',
+            cls: 'data compact',
+            head: ['Flow', 'Topic', 'Interval', ''],
+            rows: gapRows(c.gaps_after, before, 'new'),
+            empty: 'No gap.',
+          }),
         ),
       ),
       h('h4', {}, 'Past reports whose route would have changed'),
@@ -203,7 +247,11 @@ export class WhatIfView {
       c.no_longer_apply.length
         ? [
             h('h4', {}, 'Recorded events that would no longer apply'),
-            h('ul', {}, c.no_longer_apply.map((x) => h('li', {}, h('code', {}, x.event), `: ${x.why}`))),
+            h(
+              'ul',
+              {},
+              c.no_longer_apply.map((x) => h('li', {}, h('code', {}, x.event), `: ${x.why}`)),
+            ),
           ]
         : null,
     );

@@ -88,6 +88,11 @@ def scenario(request: Request) -> dict[str, Any]:
                 "notice_days": a.notice.days if a.notice else None,
                 "articles": dict(a.articles),
                 "source": a.source,
+                # the Art. 4.2-style table: common level → party → national levels (first is stamped)
+                "common_levels": list(a.equivalence.common) if a.equivalence else [],
+                "equivalence": {c: {p: list(lv) for p, lv in row.items()} for c, row in a.equivalence.rows.items()}
+                if a.equivalence
+                else {},
             }
             for a in sorted(rec.agreements.values(), key=lambda x: x.id)
         ],
@@ -104,9 +109,15 @@ def events(request: Request) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/reports", summary="The record's past reports (e.g. DPRK launch tracks)")
+@router.get("/reports", summary="The record's past reports (kept for older clients: use /record/reports)")
 def reports(request: Request) -> list[dict[str, Any]]:
-    """Past reports of the record, in time order."""
+    """Past reports of the record, in time order (same as ``GET /api/v1/record/reports``)."""
+    return record_reports(request)
+
+
+@router.get("/record/reports", summary="The record's past reports (e.g. DPRK launch tracks)")
+def record_reports(request: Request) -> list[dict[str, Any]]:
+    """Past reports of the scenario's record, in time order (not the exchange's submissions)."""
     rec = _app(request).analysis.compiled().record
     return [
         {
@@ -120,6 +131,13 @@ def reports(request: Request) -> list[dict[str, Any]]:
         }
         for r in sorted(rec.reports, key=lambda r: r.created)
     ]
+
+
+@router.get("/sources", summary="The sources the record's tags cite ([V S11] cites S11), as recorded")
+def sources(request: Request) -> list[dict[str, Any]]:
+    """The scenario's sources list in its order: id, title, date as given, links as recorded."""
+    rec = _app(request).analysis.compiled().record
+    return [views.source_json(s) for s in rec.sources]
 
 
 @router.get("/provisions", summary="Information provided under each agreement, as recorded")
@@ -212,6 +230,27 @@ def gaps(
     rows = app.analysis.gaps(lo, hi, topic=topic, pair=pair, whatif=_whatif(app, drop, add))
     z = app.analysis.compiled().record.timezone
     return [views.gap_json(g, z) for g in rows]
+
+
+@router.get("/unknowns", summary="Intervals whose coverage is unknown (an entry into force not recorded): not gaps")
+def unknowns(
+    request: Request,
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+    pair: str | None = None,
+    parties: Annotated[str | None, Query(description="only pairs among these parties, comma-separated")] = None,
+    topic: str | None = None,
+    drop: Drop = None,
+    add: Add = None,
+) -> list[dict[str, Any]]:
+    """``[{"from", "to", "topic", "start", "end", "agreement"}]``: where a pair has no route in the
+    record only because ``agreement``'s entry into force is not recorded (default period: the window)."""
+    app = _app(request)
+    lo, hi = (app.analysis.instant(start), app.analysis.instant(end)) if start and end else app.analysis.window()
+    chosen = [p.strip().upper() for p in parties.split(",") if p.strip()] if parties else None
+    rows = app.analysis.unknowns(lo, hi, topic=topic, pair=pair, parties=chosen, whatif=_whatif(app, drop, add))
+    z = app.analysis.compiled().record.timezone
+    return [views.unknown_json(u, z) for u in rows]
 
 
 @router.get("/stats", summary="Provisions by year with a trend test")

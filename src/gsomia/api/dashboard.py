@@ -9,6 +9,7 @@ What-ifs are query parameters as everywhere else (``drop``, ``add``).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -37,15 +38,25 @@ def _whatif(app: App, drop: list[str] | None, add: list[str] | None) -> WhatIf:
     return app.analysis.whatif(WhatIfSpec(add=tuple(add or ()), drop=tuple(drop or ())))
 
 
+def _start(at: datetime, zone: str) -> str | None:
+    """An instant, or None for the beginning of time (before any event)."""
+    return None if at == BEGINNING else iso(at, zone)
+
+
 @router.get("/network", summary="Every agreement's state at an instant, compactly (the network view's time slider)")
 def network(request: Request, at: At = None, drop: Drop = None, add: Add = None) -> dict[str, Any]:
-    """``{"at", "states": [{"agreement", "state"}]}``: the states of ``/status`` without their details,
-    so that moving the slider over 2,000 agreements costs a few kilobytes."""
+    """``{"at", "states": [{"agreement", "state"}], "unknown": [agreement]}``: the states of ``/status``
+    without their details, so that moving the slider over 2,000 agreements costs a few kilobytes;
+    ``unknown`` lists the agreements whose state is not known then (no entry into force recorded)."""
     app = _app(request)
     when = app.analysis.instant(at)
     rows = app.analysis.status(when, _whatif(app, drop, add))
     zone = app.analysis.compiled().record.timezone
-    return {"at": iso(when, zone), "states": [{"agreement": s.agreement.id, "state": str(s.state)} for s in rows]}
+    return {
+        "at": iso(when, zone),
+        "states": [{"agreement": s.agreement.id, "state": str(s.state)} for s in rows],
+        "unknown": [s.agreement.id for s in rows if s.unknown],
+    }
 
 
 @router.get(
@@ -60,7 +71,8 @@ def lifecycles(
 ) -> list[dict[str, Any]]:
     """One entry per agreement: ``segments`` (``start``, ``state``, ``ends_at``, ``cause``, ``notice``;
     the first starts at ``null``, i.e. before any event; a segment with no ``cause`` is a derived end,
-    such as a termination when a notice runs out) and the ``events`` replayed (hypothetical ones marked).
+    such as a termination when a notice runs out) and the ``events`` replayed (hypothetical ones marked);
+    ``unknown`` is ``{"from"}`` when no entry into force is recorded (the state is not known from then).
     ``parties`` keeps the agreements that involve any of them."""
     app = _app(request)
     compiled = app.analysis.with_whatif(_whatif(app, drop, add))
@@ -77,9 +89,11 @@ def lifecycles(
             {
                 "agreement": aid,
                 "entry": iso(tl.entry, zone),
+                # no entry into force recorded: the state is not known from "from" (null: from the start)
+                "unknown": None if tl.unknown_from is None else {"from": _start(tl.unknown_from, zone)},
                 "segments": [
                     {
-                        "start": None if s.start == BEGINNING else iso(s.start, zone),
+                        "start": _start(s.start, zone),
                         "state": str(s.state),
                         "ends_at": iso(s.ends_at, zone),
                         "cause": s.cause,

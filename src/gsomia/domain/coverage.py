@@ -5,6 +5,11 @@ level of that topic can flow: directly, relayed through a hub (with its modelled
 or not at all. ``route`` answers for one given level; a pair is covered directly exactly
 when some level of the originator's ladder is released directly.
 
+A fourth answer, ``unknown``, is not a gap: the pair has no route in the record only
+because an agreement between them that would carry the topic has no recorded entry into
+force (see :attr:`~gsomia.domain.lifecycle.Timeline.unknown_from`). The record is silent
+there, so no gap is claimed; releases are still denied (rule 7).
+
 Gaps are computed from the instants at which agreements change state (and those instants
 shifted back by a relay's delay, since the onward leg is checked later), never by sampling:
 every agreement contributes the half-open windows during which it is in force, split where
@@ -90,7 +95,7 @@ class Flow:
     originator: str
     recipient: str
     topic: str
-    route: str  # direct | relay | none
+    route: str  # direct | relay | none | unknown
     via: str | None = None
     delay: timedelta = ZERO
     agreement: str | None = None
@@ -140,6 +145,7 @@ class CoverageIndex:
         self._starts: dict[str, list[datetime]] = {}
         self._feasible: dict[tuple[str, str | None, str, str], bool] = {}
         self._direct: dict[tuple[str, str, str], list[Interval]] = {}
+        self._unknown_from = {aid: tl.unknown_from for aid, tl in net.timelines.items()}
         for aid, tl in net.timelines.items():
             pieces: list[_Piece] = []
             cuts = tl.term_change_points()
@@ -219,6 +225,34 @@ class CoverageIndex:
             self._direct[key] = hit
         return hit
 
+    def _unknown_agreement(self, aid: str, topic: str, o: str, r: str) -> bool:
+        """``aid``'s entry into force is not recorded, and it would carry ``topic`` from
+        ``o`` to ``r`` if it were in force (scope and levels as defined, no amendment can
+        have applied before an entry into force)."""
+        if self._unknown_from[aid] is None:
+            return False
+        agreement = self.net.record.agreements[aid]
+        return agreement.scope.covers(topic) and self.feasible(aid, agreement.max_level, o, r)
+
+    def unknown_windows(self, o: str, r: str, topic: str) -> list[Interval]:
+        """Where ``o`` → ``r`` for ``topic`` depends on a direct agreement whose entry into
+        force is not recorded (unknown from its signature on)."""
+        return union(
+            *(
+                [(start, FOREVER)]
+                for aid in self.net.direct.get((o, r), ())
+                if (start := self._unknown_from[aid]) is not None and self._unknown_agreement(aid, topic, o, r)
+            )
+        )
+
+    def _unknown_for(self, o: str, r: str, topic: str, at: datetime) -> str | None:
+        """The agreement that makes ``o`` → ``r`` unknown at ``at`` (see :meth:`unknown_windows`)."""
+        for aid in self.net.direct.get((o, r), ()):
+            start = self._unknown_from[aid]
+            if start is not None and at >= start and self._unknown_agreement(aid, topic, o, r):
+                return aid
+        return None
+
     def relay_windows(self, o: str, r: str, topic: str, aid: str) -> list[Interval]:
         """Where ``o`` can give ``topic`` to ``r`` through the hub of arrangement ``aid``."""
         arr = self.net.record.agreements[aid]
@@ -252,23 +286,30 @@ class CoverageIndex:
                 and (best is None or delay < best.delay)
             ):
                 best = Flow(o, r, topic, "relay", via=hub, delay=delay, agreement=aid)
-        return best or Flow(o, r, topic, "none")
+        if best is not None:
+            return best
+        unknown = self._unknown_for(o, r, topic, at)
+        if unknown is not None:
+            return Flow(o, r, topic, "unknown", agreement=unknown)
+        return Flow(o, r, topic, "none")
 
     def segments(self, o: str, r: str, topic: str, lo: datetime, hi: datetime) -> list[FlowSegment]:
         """The coverage of ``o`` → ``r`` for ``topic`` over ``[lo, hi)``, as maximal
-        segments of constant route."""
+        segments of constant route (``unknown`` where there is no route only because an
+        entry into force is not recorded)."""
         direct = clip(self.direct_windows(o, r, topic), lo, hi)
+        unknown = clip(self.unknown_windows(o, r, topic), lo, hi)
         relays: list[tuple[timedelta, str, str, list[Interval]]] = []
         for aid in self.net.relays.get((o, r), ()):
             w = clip(self.relay_windows(o, r, topic, aid), lo, hi)
             if w:
                 arr = self.net.record.agreements[aid]
                 relays.append((arr.relay_delay or ZERO, aid, arr.hub or "", w))
-        if not direct and not relays:
+        if not direct and not relays and not unknown:
             return [FlowSegment(o, r, topic, lo, hi, "none")]
         relays.sort()
         cuts = {lo, hi}
-        for s, e in direct:
+        for s, e in [*direct, *unknown]:
             cuts.update((s, e))
         for *_x, w in relays:
             for s, e in w:
@@ -284,6 +325,9 @@ class CoverageIndex:
                     if contains(w, s):
                         seg = FlowSegment(o, r, topic, s, e, "relay", hub, delay, aid)
                         break
+                else:
+                    if contains(unknown, s):
+                        seg = FlowSegment(o, r, topic, s, e, "unknown", agreement=self._unknown_for(o, r, topic, s))
             if out and (out[-1].route, out[-1].via, out[-1].agreement) == (seg.route, seg.via, seg.agreement):
                 prev = out[-1]
                 out[-1] = FlowSegment(o, r, topic, prev.start, e, prev.route, prev.via, prev.delay, prev.agreement)
@@ -332,7 +376,8 @@ def gaps(
     topics: Sequence[str],
     progress: Progress | None = None,
 ) -> list[Gap]:
-    """Every interval in ``[lo, hi)`` with no route, per pair × topic."""
+    """Every interval in ``[lo, hi)`` with no route, per pair × topic (an ``unknown``
+    interval is not a gap: see :func:`unknowns`)."""
     net = index.net
     out: list[Gap] = []
     for n, (o, r) in enumerate(pairs, start=1):
@@ -343,4 +388,24 @@ def gaps(
             continue
         for t in topics:
             out.extend(Gap(o, r, t, s.start, s.end) for s in index.segments(o, r, t, lo, hi) if s.route == "none")
+    return out
+
+
+def unknowns(
+    index: CoverageIndex,
+    lo: datetime,
+    hi: datetime,
+    pairs: Sequence[tuple[str, str]],
+    topics: Sequence[str],
+) -> list[FlowSegment]:
+    """Every interval in ``[lo, hi)`` whose coverage is unknown, per pair × topic: no route
+    in the record only because an agreement's entry into force is not recorded."""
+    net = index.net
+    out: list[FlowSegment] = []
+    for o, r in pairs:
+        if (o, r) not in net.direct:
+            continue
+        for t in topics:
+            if index.unknown_windows(o, r, t):
+                out.extend(s for s in index.segments(o, r, t, lo, hi) if s.route == "unknown")
     return out

@@ -152,6 +152,27 @@ class Timeline:
         """Instants at which an amendment changes the scope or maximum level."""
         return tuple(self.term_starts[1:])
 
+    @property
+    def unknown_from(self) -> datetime | None:
+        """From when the agreement's state is not known, or None if it is known throughout.
+
+        An agreement with no recorded entry into force (KOR-AUS-CMI: signed in 2009, the
+        date it entered into force not read) is derived as not yet in force, but after its
+        signature that is a gap in the record, not a fact: it may well be in force. So its
+        state is unknown from its first signature (from the beginning if nothing about it
+        is recorded), and coverage must not report a gap there (DESIGN §3, rule 7 still
+        denies any release under it: nothing is released on a guess).
+        """
+        if self.entry is not None:
+            return None
+        signed = [e.at for e in self.events if e.kind is EventKind.SIGNATURE]
+        return min(signed) if signed else BEGINNING
+
+    def unknown_at(self, at: datetime) -> bool:
+        """True if the state at ``at`` is not known (see :attr:`unknown_from`)."""
+        start = self.unknown_from
+        return start is not None and at >= start
+
 
 def derive_timeline(agreement: Agreement, events: Iterable[AgreementEvent]) -> Timeline:
     """Replay ``events`` of ``agreement`` into a :class:`Timeline` (pure, total).
@@ -297,6 +318,7 @@ class Status:
     ends_at: datetime | None
     notice: str | None
     events: tuple[AgreementEvent, ...]
+    unknown: bool = False  # no entry into force recorded: the derived state is not a known fact
 
     @property
     def in_force(self) -> bool:
@@ -328,4 +350,5 @@ def status_at(timeline: Timeline, at: datetime) -> Status:
         ends_at=ends_at,
         notice=seg.notice,
         events=tuple(e for e in timeline.events if e.at <= at),
+        unknown=timeline.unknown_at(at),
     )

@@ -7,6 +7,7 @@ indexed by pair). A what-if is applied to a record, giving another record.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -150,6 +151,38 @@ class WhatIf:
         return "; ".join(parts) or "no change"
 
 
+# A source tag is a bracketed group such as "[V S11]", "[R S35, S37]" or "[V S46 month; M day]":
+# the confidence letters, then source ids (S and a number) among free words ("YTN, KBS via
+# §8.3" names no source id and cites nothing in the sources list).
+_TAG = re.compile(r"\[[^\[\]]*\]")
+_SOURCE_ID = re.compile(r"\bS[0-9]+\b")
+
+
+def cited_source_ids(text: str) -> tuple[str, ...]:
+    """The source ids cited by the tags in ``text``, in order, each once (``[R S35, S37]`` → S35, S37)."""
+    found = (sid for tag in _TAG.findall(text) for sid in _SOURCE_ID.findall(tag))
+    return tuple(dict.fromkeys(found))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceEntry:
+    """One entry of the record's sources list, which the tags cite by id, as its author recorded it.
+
+    ``date`` is the date as the list writes it ("22 Aug 2019", "Aug 2019"), not parsed: a
+    source's date is a citation detail, never used in a rule. ``links`` are as recorded.
+    """
+
+    id: str
+    title: str
+    date: str = ""
+    links: tuple[str, ...] = ()
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not _SOURCE_ID.fullmatch(self.id):
+            raise InvalidInput(f"source id {self.id!r}: use S and a number, as tags cite it (e.g. S11)")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Question:
     """A scenario's main what-if question (the impact report asks it by default)."""
@@ -177,6 +210,7 @@ class Record:
     assumptions: tuple[str, ...] = ()
     window: tuple[datetime, datetime] | None = None
     question: Question | None = None
+    sources: tuple[SourceEntry, ...] = ()
 
     def party(self, pid: str) -> Party:
         """The party ``pid``.

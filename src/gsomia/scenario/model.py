@@ -203,6 +203,18 @@ class ProvisionDoc(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class SourceDoc(_Strict):
+    """An entry of the sources list that tags cite by id (``[V S11]`` cites ``S11``), as recorded."""
+
+    id: Annotated[str, Field(pattern=r"^S[0-9]+$", description="S and a number, as tags cite it")]
+    title: str = Field(min_length=1, description="title or description of the source")
+    date: str = Field(default="", description="its date as the list gives it (e.g. '22 Aug 2019'), if any")
+    links: list[Annotated[str, Field(pattern=r"^https?://\S+$")]] = Field(
+        default_factory=list, description="addresses as recorded"
+    )
+    note: str = ""
+
+
 class ScenarioDoc(_Strict):
     """A gsomia scenario file."""
 
@@ -213,6 +225,10 @@ class ScenarioDoc(_Strict):
     events: list[EventDoc] = Field(default_factory=list)
     reports: list[ReportDoc] = Field(default_factory=list)
     provisions: list[ProvisionDoc] = Field(default_factory=list)
+    sources: list[SourceDoc] = Field(
+        default_factory=list,
+        description="the sources the tags cite; when given, every source id a tag cites must be listed",
+    )
 
 
 class WhatIfDoc(_Strict):

@@ -15,7 +15,17 @@ from gsomia.domain.agreements import Agreement, AgreementEvent, EventKind, Notic
 from gsomia.domain.instants import local_date, parse_duration, parse_instant, zone
 from gsomia.domain.markings import EquivalenceTable
 from gsomia.domain.parties import CompetentAuthority, Ladder, Level, Party
-from gsomia.domain.record import Caveats, Provision, Question, Record, Report, WhatIf, compile_network
+from gsomia.domain.record import (
+    Caveats,
+    Provision,
+    Question,
+    Record,
+    Report,
+    SourceEntry,
+    WhatIf,
+    cited_source_ids,
+    compile_network,
+)
 from gsomia.domain.topics import Scope, scope_entries_valid
 from gsomia.errors import GsomiaError
 from gsomia.scenario.model import AgreementDoc, EventDoc, PartyDoc, QuestionDoc, ScenarioDoc
@@ -371,6 +381,8 @@ def build_record(doc: ScenarioDoc, col: Collector) -> Record | None:
         else:
             window = (lo, hi)
 
+    sources = _sources(col, doc)
+
     asked = header.question
     if asked is not None:
         if asked.agreement not in declared:
@@ -392,6 +404,7 @@ def build_record(doc: ScenarioDoc, col: Collector) -> Record | None:
         provisions=tuple(provisions),
         assumptions=tuple(header.assumptions),
         window=window,
+        sources=sources,
     )
     for anomaly in compile_network(record).anomalies():
         col.add(event_paths.get(anomaly.event, ("events",)), f"event {anomaly.event}: {anomaly.message}")
@@ -400,6 +413,42 @@ def build_record(doc: ScenarioDoc, col: Collector) -> Record | None:
         if question is not None:
             record = replace(record, question=question)
     return None if col.problems else record
+
+
+def _sources(col: Collector, doc: ScenarioDoc) -> tuple[SourceEntry, ...]:
+    """The sources list; when the scenario gives one, every source id cited by a tag anywhere
+    in the file must be in it (a scenario without a list cites nothing checkable)."""
+    entries: list[SourceEntry] = []
+    listed: set[str] = set()
+    for i, sdoc in enumerate(doc.sources):
+        if sdoc.id in listed:
+            col.add(("sources", i, "id"), f"duplicate source id {sdoc.id!r}")
+            continue
+        listed.add(sdoc.id)
+        try:
+            entries.append(
+                SourceEntry(id=sdoc.id, title=sdoc.title, date=sdoc.date, links=tuple(sdoc.links), note=sdoc.note)
+            )
+        except GsomiaError as e:
+            col.add(("sources", i), str(e))
+    if not doc.sources:
+        return ()
+    data = doc.model_dump(mode="json", by_alias=True, exclude={"sources"})
+
+    def walk(value: object, path: Path_) -> None:
+        if isinstance(value, str):
+            for sid in cited_source_ids(value):
+                if sid not in listed:
+                    col.add(path, f"the tag cites source {sid}, which is not in the sources list")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, (*path, key))
+        elif isinstance(value, list):
+            for n, item in enumerate(value):
+                walk(item, (*path, n))
+
+    walk(data, ())
+    return tuple(entries)
 
 
 def _question(col: Collector, doc: QuestionDoc, record: Record) -> Question | None:

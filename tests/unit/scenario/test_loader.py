@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from gsomia.domain.record import cited_source_ids
 from gsomia.errors import InvalidInput, Problem, UnknownEntity, ValidationFailed
 from gsomia.scenario.loader import json_schema, parse_event_spec, parse_scenario, parse_whatif, read_file
 from gsomia.scenario.yamlfile import read_yaml
@@ -189,3 +190,50 @@ def test_whatif_file_problems_have_lines() -> None:
     with pytest.raises(ValidationFailed) as exc:
         parse_whatif("name: w\ndrop:\n  - nope\n", rec, "w.yaml")
     assert exc.value.problems[0].line == 3
+
+
+SOURCED = (
+    MINIMAL.replace(
+        '  - {id: jk-eif, agreement: JK, kind: entry_into_force, at: "2016-11-23"}',
+        '  - {id: jk-eif, agreement: JK, kind: entry_into_force, at: "2016-11-23", source: "[V S1 Art 21.1, S4]"}',
+    )
+    + """\
+sources:
+  - {id: S1, title: "GSOMIA English text, p.10", links: ["https://example.org/s1"]}
+  - id: S4
+    title: "MOFA Japan press release, 22 Aug 2019"
+    date: "22 Aug 2019"
+"""
+)
+
+
+def test_the_bundled_scenario_lists_every_source_it_cites() -> None:
+    rec = parse_scenario(SCENARIO.read_text(encoding="utf-8"), str(SCENARIO)).record
+    listed = {s.id: s for s in rec.sources}
+    s11 = listed["S11"]
+    assert s11.title.startswith("Japan MOD press release, 29 Dec 2014")
+    assert (s11.date, s11.links) == ("29 Dec 2014", ("http://www.mod.go.jp/j/press/news/2014/12/29a.html",))
+    assert len(listed["S17"].links) == 3
+    cited = {sid for e in rec.events for sid in cited_source_ids(e.source)}
+    assert cited <= set(listed) and {"S1", "S4", "S20", "S21"} <= cited
+
+
+def test_cited_source_ids_reads_only_s_ids_inside_tags() -> None:
+    assert cited_source_ids("[V S14 para 1]") == ("S14",)
+    assert cited_source_ids("[R S35, S37] and [V S11; S35]") == ("S35", "S37", "S11")
+    assert cited_source_ids("[R YTN, KBS via §8.3]") == ()
+    assert cited_source_ids("S11 outside a tag; [M]") == ()
+
+
+def test_a_tag_citing_an_unlisted_source_is_a_problem_with_its_line() -> None:
+    assert [s.id for s in parse_scenario(SOURCED).record.sources] == ["S1", "S4"]
+    found = problems_of(SOURCED.replace("[V S1 Art 21.1, S4]", "[V S1 Art 21.1, S44]"))
+    assert [(p.line, p.path) for p in found if "S44" in p.message] == [(28, "events.1.source")]
+    dup = problems_of(SOURCED.replace("  - id: S4\n", "  - id: S1\n"))
+    assert any("duplicate source id 'S1'" in p.message and p.line == 31 for p in dup), dup
+    bad = problems_of(SOURCED.replace("https://example.org/s1", "javascript:alert(1)"))
+    assert any(p.line == 30 and p.path.startswith("sources.0.links") for p in bad), bad
+    # without a sources list nothing is checked: tags may cite a reference kept elsewhere
+    assert parse_scenario(
+        MINIMAL.replace("agreement: JK, kind: signature,", "agreement: JK, kind: signature, source: '[R S99]',")
+    )

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from gsomia.domain.agreements import AgreementEvent
-from gsomia.domain.coverage import Flow, Gap
+from gsomia.domain.coverage import Flow, FlowSegment, Gap
 from gsomia.domain.instants import format_duration, iso
 from gsomia.domain.lifecycle import Status
 from gsomia.domain.markings import Marking
-from gsomia.domain.record import Record
+from gsomia.domain.record import Record, SourceEntry
 from gsomia.domain.routing import Route
 from gsomia.domain.stats import ProvisionStats
 from gsomia.domain.whatif import FlowChange
@@ -55,6 +55,7 @@ def status_json(s: Status) -> dict[str, Any]:
         "legally_binding": a.legally_binding,
         "at": iso(s.at, z),
         "events": [event_json(e, z) for e in s.events],
+        "unknown": s.unknown,
     }
 
 
@@ -135,6 +136,24 @@ def gap_json(g: Gap, zone: str) -> dict[str, Any]:
         "start": iso(g.start, zone),
         "end": iso(g.end, zone),
     }
+
+
+def unknown_json(u: FlowSegment, zone: str) -> dict[str, Any]:
+    """``{"from", "to", "topic", "start", "end", "agreement"}``: an interval whose coverage is
+    unknown (``agreement``'s entry into force is not recorded), which is not a gap."""
+    return {
+        "from": u.originator,
+        "to": u.recipient,
+        "topic": u.topic,
+        "start": iso(u.start, zone),
+        "end": iso(u.end, zone),
+        "agreement": u.agreement,
+    }
+
+
+def source_json(s: SourceEntry) -> dict[str, Any]:
+    """``{"id", "title", "date", "links", "note"}``: an entry of the sources list, as recorded."""
+    return {"id": s.id, "title": s.title, "date": s.date or None, "links": list(s.links), "note": s.note or None}
 
 
 def stats_json(s: ProvisionStats, zone: str) -> dict[str, Any]:

@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from gsomia.domain.coverage import CoverageIndex, Flow, Gap, Progress, coverage_at, gaps, pairs_of
+from gsomia.domain.coverage import (
+    CoverageIndex,
+    Flow,
+    FlowSegment,
+    Gap,
+    Progress,
+    coverage_at,
+    gaps,
+    pairs_of,
+    unknowns,
+)
 from gsomia.domain.instants import parse_instant
 from gsomia.domain.lifecycle import State, Status, status_at
 from gsomia.domain.record import Caveats, Network, Question, Record, WhatIf, apply_whatif, compile_network
@@ -308,6 +318,29 @@ class AnalysisService:
             raise InvalidInput("--to must be after --from")
         c = self.with_whatif(whatif or WhatIf(""))
         return gaps(c.index, start, end, self._pairs(c.record, pair), self._topics(c.record, topic), progress)
+
+    def unknowns(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        topic: str | None = None,
+        pair: str | None = None,
+        parties: Sequence[str] | None = None,
+        whatif: WhatIf | None = None,
+    ) -> list[FlowSegment]:
+        """Every interval in ``[start, end)`` whose coverage is unknown (an agreement's entry
+        into force is not recorded): not gaps, listed apart from them.
+
+        Raises:
+            InvalidInput: if the period is empty.
+            UnknownEntity: for an unknown topic or party.
+        """
+        if end <= start:
+            raise InvalidInput("--to must be after --from")
+        c = self.with_whatif(whatif or WhatIf(""))
+        chosen = [c.record.party(p).id for p in parties] if parties else None
+        return unknowns(c.index, start, end, self._pairs(c.record, pair, chosen), self._topics(c.record, topic))
 
     def stats(self, agreement: str | None, at: datetime) -> list[ProvisionStats]:
         """Provisions by year under ``agreement`` (or every agreement with any), as known at ``at``.
