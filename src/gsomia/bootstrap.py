@@ -33,7 +33,7 @@ from gsomia.services.exchange.records import RecordCache
 from gsomia.services.exchange.relays import ConsentService
 from gsomia.services.exchange.standing import StandingConsentService
 from gsomia.services.exchange.submissions import SubmissionService
-from gsomia.services.ledger.service import DEFAULT_ORIGIN, LedgerService
+from gsomia.services.ledger.service import LedgerService
 from gsomia.storage.store import Store
 from gsomia.storage.writer import GroupCommitter
 
@@ -54,7 +54,11 @@ class Settings(BaseSettings):
     ledger_key_file: Path | None = Field(
         default=None, description="checkpoint key; default: DATA_DIR/exchange-ledger.key"
     )
-    ledger_origin: str = Field(default=DEFAULT_ORIGIN, description="the ledger's origin line and signed-note key name")
+    ledger_origin: str | None = Field(
+        default=None,
+        description="the ledger's origin line and signed-note key name; default: generated at the first start "
+        "(gsomia/ and 16 random hex digits) and recorded in the database",
+    )
     kek: SecretStr | None = Field(
         default=None, description="key-encryption key, base64 of 32 bytes; default: DATA_DIR/exchange.kek"
     )
@@ -114,6 +118,7 @@ def build(settings: Settings | None = None, *, clock: Callable[[], datetime] = s
     analysis = AnalysisService(store, clock=clock, database=store.describe())
     scenarios = ScenarioService(store, clock=clock, on_change=analysis.invalidate)
     ledger = LedgerService(store, key_file=settings.ledger_key_path(), origin=settings.ledger_origin, clock=clock)
+    ledger.origin  # noqa: B018 - named (and recorded, at the first start) before any entry is written
     exchange = build_exchange(settings, store=store, analysis=analysis, ledger=ledger, clock=clock)
     return App(settings=settings, store=store, analysis=analysis, scenarios=scenarios, ledger=ledger, exchange=exchange)
 

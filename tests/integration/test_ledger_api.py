@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -42,9 +43,10 @@ def entry(n: int, recipient: str = "KOR") -> dict[str, Any]:
     return {"type": "consent", "report": f"r-{n}", "recipient": recipient, "granted": True, "n": n}
 
 
-def fill(workdir: Path, n: int, start: int = 0, recipient: str = "KOR") -> None:
+def fill(workdir: Path, n: int, start: int = 0, recipient: str = "KOR", origin: str | None = None) -> None:
     store = Store(f"sqlite:///{workdir / 'g.db'}")
-    ledger = LedgerService(store, key_file=workdir / "exchange-ledger.key", clock=clock)
+    ledger = LedgerService(store, key_file=workdir / "exchange-ledger.key", clock=clock, origin=origin)
+    assert ledger.origin  # named at the first start, as a server does
     with store.writing() as s:
         for i in range(start, start + n):
             ledger.append(s, entry(i, recipient))
@@ -113,7 +115,8 @@ def test_the_key_is_created_at_startup_with_mode_0600(tmp_path: Path) -> None:
         key_file = tmp_path / "exchange-ledger.key"
         assert key_file.exists() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
         r = served.get("/checkpoint")
-        assert r.status_code == 200 and r.text.startswith("gsomia.local/ledger\n0\n")
+        # the log names itself at its first start: no two deployments share an origin
+        assert r.status_code == 200 and re.match(r"gsomia/[0-9a-f]{16}\n0\n", r.text), r.text
     finally:
         served.server.stop()
 
@@ -132,7 +135,7 @@ def test_checkpoint_is_a_signed_note_verifiable_with_the_published_key(live: Liv
     key_doc = live.get("/key").json()
     assert set(key_doc) == {"name", "key_id", "public_key", "algorithm", "vkey"} and key_doc["algorithm"] == "ed25519"
     cp = LedgerKey.parse(json.dumps(key_doc)).open(r.text)
-    assert cp.origin == "gsomia.local/ledger" and cp.size >= 30
+    assert re.fullmatch(r"gsomia/[0-9a-f]{16}", cp.origin) and cp.size >= 30
 
 
 def test_entries_are_paginated_and_capped(live: Live) -> None:
@@ -192,17 +195,18 @@ def test_a_client_detects_rollback_and_fork(live: Live, tmp_path: Path) -> None:
     key.write_text(live.get("/key").text)
     kept = tmp_path / "kept"
     kept.write_text(live.get("/checkpoint").text)
-    size = LedgerKey.parse(key.read_text()).open(kept.read_text()).size
-    # The same exchange key over an older copy of the database: an older tree.
+    checkpoint = LedgerKey.parse(key.read_text()).open(kept.read_text())
+    size, origin = checkpoint.size, checkpoint.origin
+    # The same exchange key and log over an older copy of the database: an older tree.
     older = tmp_path / "older"
     older.mkdir()
     shutil.copy(live.workdir / "exchange-ledger.key", older / "exchange-ledger.key")
-    fill(older, size - 5)
+    fill(older, size - 5, origin=origin)
     # ... and over another history, longer than the kept one: a fork.
     forked = tmp_path / "forked"
     forked.mkdir()
     shutil.copy(live.workdir / "exchange-ledger.key", forked / "exchange-ledger.key")
-    fill(forked, size + 2, recipient="USA")
+    fill(forked, size + 2, recipient="USA", origin=origin)
     for folder, expected in ((older, "error: rollback: "), (forked, "error: fork: ")):
         other = serve(folder)
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,9 +52,10 @@ def run(workdir: Path, *args: str, db: str | None = None, code: int = 0) -> subp
     return p
 
 
-def fill(workdir: Path, n: int, start: int = 0, make: Any = entry) -> None:
+def fill(workdir: Path, n: int, start: int = 0, make: Any = entry, origin: str | None = None) -> None:
     store = Store(f"sqlite:///{workdir / 'g.db'}")
-    ledger = LedgerService(store, key_file=workdir / "exchange-ledger.key", clock=clock)
+    ledger = LedgerService(store, key_file=workdir / "exchange-ledger.key", clock=clock, origin=origin)
+    assert ledger.origin  # named at the first start, as a server does
     with store.writing() as s:
         for i in range(start, start + n):
             ledger.append(s, make(i))
@@ -76,13 +78,15 @@ def flip_b64(text: str, position: int = 0) -> str:
 
 def test_checkpoint_key_and_verify_of_the_local_store(workdir: Path) -> None:
     note = run(workdir, "ledger", "checkpoint").stdout
-    assert note.startswith("gsomia.local/ledger\n12\n") and "\n\n— gsomia.local/ledger " in note
+    origin = note.split("\n", 1)[0]
+    assert re.fullmatch(r"gsomia/[0-9a-f]{16}", origin) and note.startswith(f"{origin}\n12\n")
+    assert f"\n\n— {origin} " in note
     cp = json.loads(run(workdir, "ledger", "checkpoint", "--json").stdout)
     assert (cp["size"], cp["note"]) == (12, note)
     key = json.loads(run(workdir, "ledger", "key", "--json").stdout)
     assert run(workdir, "ledger", "key").stdout.strip() == key["vkey"]
     text = run(workdir, "ledger", "verify").stdout
-    assert text.startswith("ledger verified (the store): gsomia.local/ledger size 12 root ")
+    assert text.startswith(f"ledger verified (the store): {origin} size 12 root ")
     report = json.loads(run(workdir, "ledger", "verify", "--json").stdout)
     assert report["ok"] is True and report["entries"] == 12 and report["problem"] is None
     assert report["key"]["public_key"] == key["public_key"] and report["key_pinned"] is True
@@ -170,7 +174,7 @@ def test_tampering_makes_verify_fail_and_name_it(workdir: Path, tmp_path: Path) 
     p = verify_edited(1 + 9, lambda d: d.update(leaf_hash=flip_b64(d["leaf_hash"], 31)))
     assert p.stderr.startswith("error: entry 9: ")
     p = verify_edited(0, lambda d: d.update(checkpoint=d["checkpoint"].replace("\n12\n", "\n11\n")))
-    assert p.stderr.startswith("error: the checkpoint does not verify with key gsomia.local/ledger")
+    assert p.stderr.startswith("error: the checkpoint does not verify with key gsomia/")
     # An entry and its leaf hash altered together: the signed root exposes it.
     forged = {**entry(3), "recipient": "USA"}
     body, leaf = entry_bytes(forged), entry_leaf_hash(forged)
@@ -210,7 +214,8 @@ def test_a_kept_checkpoint_detects_rollback_and_fork(workdir: Path, tmp_path: Pa
     fork = tmp_path / "fork"
     fork.mkdir()
     shutil.copy(workdir / "exchange-ledger.key", fork / "exchange-ledger.key")
-    fill(fork, 20, make=lambda i: {**entry(i), "recipient": "USA"} if i == 2 else entry(i))
+    origin = json.loads(Path(key).read_text())["name"]  # the same log's name, as a copy would have
+    fill(fork, 20, make=lambda i: {**entry(i), "recipient": "USA"} if i == 2 else entry(i), origin=origin)
     run(fork, "ledger", "export", "--out", str(tmp_path / "fork.jsonl"))
     p = run(
         workdir, "ledger", "verify", "--export", str(tmp_path / "fork.jsonl"), "--key", key,

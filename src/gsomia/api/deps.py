@@ -13,9 +13,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gsomia.bootstrap import App
-from gsomia.services.exchange.access import Action, Principal, authorize
+from gsomia.services.exchange.access import Action, Principal, authorize, ledger_party
 
-__all__ = ["BEARER", "Caller", "app_of", "ledger_reader", "principal"]
+__all__ = ["BEARER", "Caller", "LedgerScope", "app_of", "ledger_reader", "ledger_scope", "principal"]
 
 BEARER = HTTPBearer(
     scheme_name="bearer",
@@ -58,3 +58,19 @@ async def ledger_reader(caller: Caller) -> Principal:
     """
     authorize(caller, Action.READ_LEDGER)
     return caller
+
+
+async def ledger_scope(caller: Annotated[Principal, Depends(ledger_reader)]) -> str | None:
+    """Whose ledger entries the caller may read: a party only those about it (its reports,
+    deliveries, consents, incidents, and the public ones); auditors and operators every entry
+    (metadata only: the ledger never holds a payload).
+
+    Raises:
+        NotAuthenticated: no valid token.
+        NotPermitted: the role may not read the ledger.
+    """
+    return ledger_party(caller)
+
+
+LedgerScope = Annotated[str | None, Depends(ledger_scope)]
+"""A route parameter: the party whose entries the caller may read, or None for all."""

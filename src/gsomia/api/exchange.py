@@ -45,9 +45,6 @@ from gsomia.services.exchange.operator import EventSpec
 from gsomia.services.exchange.standing import StandingConsentSpec
 from gsomia.services.exchange.submissions import ReportSubmission
 
-STREAM_POLL_SECONDS = 1.0
-"""How often an event stream re-reads the store without a wake-up (items from other workers)."""
-
 router = APIRouter(prefix="/api/v1", tags=["exchange"])
 
 
@@ -180,21 +177,10 @@ async def stream(
         raise
 
     async def events() -> AsyncIterator[ServerSentEvent]:
-        nonlocal after
-        try:
-            yield ServerSentEvent(comment="gsomia inbox stream", retry=2000)
-            while True:
-                # Read in the loop itself: one indexed query, cheaper than a hop to a worker thread,
-                # and the event goes out as soon as the loop gets to it.
-                items, after = exchange.deliveries.inbox(caller, after=after, limit=500, states=False)
-                for item in items:
-                    payload = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
-                    yield ServerSentEvent(payload, event=item["type"], id=str(item["seq"]))
-                if len(items) == 500:
-                    continue
-                await subscription.wait(STREAM_POLL_SECONDS)
-        finally:
-            subscription.close()
+        yield ServerSentEvent(comment="gsomia inbox stream", retry=2000)
+        async for item in exchange.deliveries.follow(caller, after=after, subscription=subscription):
+            payload = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+            yield ServerSentEvent(payload, event=item["type"], id=str(item["seq"]))
 
     return EventSourceResponse(events(), ping=15)
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 
-from gsomia.api.deps import app_of, ledger_reader
+from gsomia.api.deps import LedgerScope, app_of, ledger_reader
 from gsomia.api.schemas import (
     AUTHENTICATED,
     ConsistencyProofOut,
@@ -68,12 +68,15 @@ def key(request: Request) -> dict[str, str]:
 )
 def entries(
     request: Request,
+    scope: LedgerScope,
     start: Annotated[int, Query(ge=0, description="First index to return.")] = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT, description=f"Page size, at most {PAGE_LIMIT}.")] = 100,
 ) -> dict[str, Any]:
-    """``{"start", "limit", "entries": [...], "next"}``; ``next`` is null after the last entry."""
-    rows = app_of(request).ledger.entries(start, limit)
-    return {"start": start, "limit": limit, "entries": rows, "next": start + len(rows) if len(rows) == limit else None}
+    """``{"start", "limit", "entries": [...], "next"}``; ``next`` is null after the last entry.
+    A party sees only the entries about it (indices then skip); auditors and operators all."""
+    rows = app_of(request).ledger.entries(start, limit, reader=scope)
+    following = rows[-1]["index"] + 1 if len(rows) == limit else None
+    return {"start": start, "limit": limit, "entries": rows, "next": following}
 
 
 @router.get(
@@ -82,9 +85,9 @@ def entries(
     response_model=LedgerEntryOut,
     responses=problems(*AUTHENTICATED, 404, 409),
 )
-def entry(request: Request, index: int) -> dict[str, Any]:
-    """``{"index", "entry", "leaf_hash", "recorded_at"}``."""
-    return app_of(request).ledger.entry(index)
+def entry(request: Request, index: int, scope: LedgerScope) -> dict[str, Any]:
+    """``{"index", "entry", "body", "leaf_hash", "recorded_at"}``; another party's entry is a 404."""
+    return app_of(request).ledger.entry(index, reader=scope)
 
 
 @router.get(
@@ -93,9 +96,10 @@ def entry(request: Request, index: int) -> dict[str, Any]:
     response_model=InclusionProofOut,
     responses=problems(*AUTHENTICATED, 404, 409),
 )
-def inclusion(request: Request, index: Index, size: Size = None) -> dict[str, Any]:
-    """``{"index", "size", "leaf_hash", "proof", "root"}``, plus the signed checkpoint at the current size."""
-    return app_of(request).ledger.inclusion(index, size)
+def inclusion(request: Request, index: Index, scope: LedgerScope, size: Size = None) -> dict[str, Any]:
+    """``{"index", "size", "leaf_hash", "proof", "root"}``, plus the signed checkpoint at the
+    current size; a party gets proofs of the entries about it only (another's is a 404)."""
+    return app_of(request).ledger.inclusion(index, size, reader=scope)
 
 
 @router.get(

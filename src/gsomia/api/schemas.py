@@ -400,6 +400,7 @@ class LedgerEntryOut(_Out):
 
     index: int
     entry: dict[str, Any]
+    body: str = Field(description="The leaf data exactly as hashed: base64 of the entry's RFC 8785 bytes.")
     leaf_hash: str
     recorded_at: str
 

@@ -28,9 +28,10 @@ from gsomia.client.http import ExchangeClient
 from gsomia.codec import b64decode
 from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.errors import ExchangeUnreachable, GsomiaError, InvalidInput, LedgerInvalid, NotAuthenticated, NotPermitted
-from gsomia.ledger.audit import EntryProblem, VerifyReport, verify_ledger, verify_proof
+from gsomia.ledger.audit import EntryProblem, VerifyReport, verify_entries, verify_ledger, verify_proof
 from gsomia.ledger.checkpoint import b64, parse_note
 from gsomia.ledger.entries import entry_bytes
+from gsomia.services.exchange.audit import RowFinding, audit_rows
 from gsomia.services.ledger.service import PAGE_LIMIT, open_export
 
 ledger_cli = typer.Typer(
@@ -201,10 +202,14 @@ def verify_cmd(
             carried = proofs[0].get("checkpoint") if isinstance(proofs[0], dict) else None
             report = _verify_proofs(pin(latest or carried, _env_origin), latest, kept, proofs)
         else:
-            ledger = common.app().ledger
-            pinned = pin(latest, lambda: ledger.origin)
-            with _progress(ledger.stored_count()) as tick:
-                report = ledger.verify(key=pinned, checkpoint=latest, since=kept, proofs=proofs, progress=tick)
+            app = common.app()
+            pinned = pin(latest, lambda: app.ledger.origin)
+            with _progress(app.ledger.stored_count()) as tick:
+                report = app.ledger.verify(key=pinned, checkpoint=latest, since=kept, proofs=proofs, progress=tick)
+            # The rows the exchange serves must say what the ledger says (each names its entry).
+            rows = audit_rows(app.exchange.context) if report.ok else None
+            _render(report, as_json, rows=rows, rows_checked=report.ok)
+            return
         _render(report, as_json)
 
 
@@ -249,6 +254,21 @@ def _verify_url(
             size = parse_note(note)[0].size
         except LedgerInvalid:
             size = 0  # verify_ledger reports the malformed checkpoint
+        party = server.party()
+        if party is not None:
+            # A party reads only the entries about it: it checks those are in the signed log.
+            with _progress(size) as tick:
+                return verify_entries(
+                    server.entries(size, dense=False),
+                    key=key,
+                    key_pinned=pinned is not None,
+                    checkpoint=note,
+                    since=kept,
+                    inclusion=server.inclusion,
+                    consistency=lambda old, new: server.json("/proof/consistency", {"old": old, "new": new}),
+                    source=f"{url} (entries readable by {party})",
+                    progress=tick,
+                )
         with _progress(size) as tick:
             return verify_ledger(
                 server.entries(size),
@@ -277,9 +297,13 @@ def _verify_proofs(
     return report
 
 
-def _render(report: VerifyReport, as_json: bool) -> None:
+def _render(report: VerifyReport, as_json: bool, *, rows: RowFinding | None = None, rows_checked: bool = False) -> None:
     if as_json:
-        common.emit_json(report.as_dict())
+        doc = report.as_dict()
+        if rows_checked:
+            doc["rows"] = {"ok": rows is None, "problem": str(rows) if rows else None}
+            doc["ok"] = doc["ok"] and rows is None
+        common.emit_json(doc)
     elif report.ok:
         cp = report.checkpoint
         key = report.key
@@ -289,9 +313,14 @@ def _render(report: VerifyReport, as_json: bool) -> None:
         if key is not None:
             head += f", signed by {key.name} ({key.key_id.hex()}{'' if report.key_pinned else ', not pinned'})"
         # plain writes: a verdict line must never be wrapped
-        sys.stdout.write(head + "\n" + "".join(f"  ok: {check}\n" for check in report.checks))
+        lines = [f"  ok: {check}" for check in report.checks]
+        if rows_checked and rows is None:
+            lines.append("  ok: every row the exchange serves matches its ledger entry")
+        sys.stdout.write(head + "\n" + "".join(line + "\n" for line in lines))
     if report.problem is not None:
         raise LedgerInvalid(report.problem.message)
+    if rows is not None:
+        raise LedgerInvalid(f"{rows}: the database was altered after the fact; the ledger holds what happened")
 
 
 def _origin(note: str | None) -> str | None:
@@ -306,7 +335,13 @@ def _origin(note: str | None) -> str | None:
 def _env_origin() -> str:
     from gsomia.bootstrap import Settings  # noqa: PLC0415 - settings only, never the database
 
-    return Settings().ledger_origin
+    origin = Settings().ledger_origin
+    if origin is None:
+        raise InvalidInput(
+            "a bare base64 key needs the log's origin: give a checkpoint (--checkpoint), the key as JSON or a "
+            "vkey (gsomia ledger key --json), or set GSOMIA_LEDGER_ORIGIN"
+        )
+    return origin
 
 
 def _warn_unpinned(where: str) -> None:
@@ -352,7 +387,17 @@ class _Server:
         except ValueError as e:
             raise LedgerInvalid(f"{self.url}: GET {path} did not answer JSON") from e
 
-    def entries(self, size: int) -> Iterator[list[tuple[int, bytes, bytes | None]]]:
+    def party(self) -> str | None:
+        """The party the token acts for (None for an auditor or operator, who read every entry)."""
+        who = self._client.whoami()
+        return str(who["party"]) if who.get("role") == "party" and who.get("party") else None
+
+    def inclusion(self, index: int, size: int) -> Any:
+        return self.json("/proof/inclusion", {"index": index, "size": size})
+
+    def entries(self, size: int, *, dense: bool = True) -> Iterator[list[tuple[int, bytes, bytes | None]]]:
+        """The served entries below ``size``, a page at a time; ``dense`` (every entry, for an
+        auditor) checks nothing was skipped, otherwise indices skip the entries not readable."""
         start = 0
         while start < size:
             page = self.json("/entries", {"start": start, "limit": min(PAGE_LIMIT, size - start)})
@@ -364,13 +409,17 @@ class _Server:
                 expected = start + offset
                 try:
                     index = row["index"]
-                    body = entry_bytes(row["entry"])
+                    # the leaf data exactly as served; its parsed form only for servers that send no body
+                    body = b64decode(row["body"], "body") if "body" in row else entry_bytes(row["entry"])
                     leaf = b64decode(row["leaf_hash"], "leaf_hash")
                 except (KeyError, TypeError, InvalidInput) as e:
                     raise EntryProblem(f"{self.url}: entry {expected} is malformed ({e})", index=expected) from None
                 batch.append((index, body, leaf))
             yield batch
-            start += len(rows)
+            following = page.get("next")
+            if not isinstance(following, int) or following <= start:
+                return
+            start = following if not dense else start + len(rows)
 
     def consistency(self, old: int, new: int) -> list[bytes]:
         doc = self.json("/proof/consistency", {"old": old, "new": new})

@@ -6,8 +6,11 @@ originator's signature over the report as signed. The exchange never sees either
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from gsomia.codec import b64decode, b64encode
@@ -70,27 +73,51 @@ def signed_bytes(report: Mapping[str, Any], payload: bytes) -> bytes:
 
 
 def verify_origin(view: Mapping[str, Any], payload: bytes, registered: Sequence[Mapping[str, Any]]) -> None:
-    """Check the originator's signature over the report and its decrypted payload.
+    """Check the originator's signature over the report and its decrypted payload, with the
+    key that was valid when the exchange received the report, and the ledger's commitment to it.
 
     Args:
         view: the delivery as fetched (its ``origin`` member carries the report as signed,
-            the signature and the fingerprint of the originator's keys).
+            the signature, the fingerprint of the signing keys, when the exchange received
+            the report, the ledger's commitment and its salt).
         payload: the decrypted payload.
-        registered: the originator's registered public keys
-            (``GET /api/v1/parties/{party}/keys`` → ``keys``).
+        registered: the originator's registered public keys with their validity
+            (``GET /api/v1/parties/{party}/keys`` → ``keys``), current and retired.
 
     Raises:
-        BadSignature: no registered key has that fingerprint, or the signature does not
-            verify (deliberately without detail).
+        BadSignature: no registered key has that fingerprint, the key was not valid when the
+            report was received, the signature does not verify, or the commitment does not
+            match (deliberately without detail).
         InvalidInput: the view is malformed.
     """
     origin = view.get("origin")
     if not isinstance(origin, Mapping) or not isinstance(origin.get("report"), Mapping):
         raise InvalidInput("delivery: the origin (report as signed, signature, key) is missing")
     signature = b64decode(origin.get("signature"), "origin.signature")
+    received = _instant(origin.get("received_at"))
+    message = signed_bytes(origin["report"], payload)
     for doc in registered:
-        if doc.get("fingerprint") == origin.get("key"):
-            public = PublicKeys.from_dict({k: doc[k] for k in ("party", "profile", "signing_key", "encryption_key")})
-            verify(public, signed_bytes(origin["report"], payload), signature)
-            return
+        if doc.get("fingerprint") != origin.get("key"):
+            continue
+        start, end = _instant(doc.get("registered_at")), _instant(doc.get("retired_at"))
+        if received is None or start is None or received < start or (end is not None and received >= end):
+            raise BadSignature()
+        public = PublicKeys.from_dict({k: doc[k] for k in ("party", "profile", "signing_key", "encryption_key")})
+        verify(public, message, signature)
+        salt = origin.get("salt")
+        if salt is not None and not hmac.compare_digest(
+            hmac.new(b64decode(salt, "origin.salt"), message, hashlib.sha256).hexdigest(), str(origin.get("commitment"))
+        ):
+            raise BadSignature()
+        return
     raise BadSignature()
+
+
+def _instant(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
+from gsomia.codec import b64decode_or_none
 from gsomia.errors import LedgerInvalid
 from gsomia.ledger.checkpoint import Checkpoint, NoteVerifier, b64
 from gsomia.ledger.merkle import verify_consistency
 from gsomia.ledger.proofs import Finding, Stop, check_proof, compare_proof, open_checkpoint
 from gsomia.ledger.tree import MerkleTree
 
-__all__ = ["Batch", "EntryProblem", "VerifyReport", "verify_ledger", "verify_proof"]
+__all__ = ["Batch", "EntryProblem", "VerifyReport", "verify_entries", "verify_ledger", "verify_proof"]
 
 Batch = Sequence[tuple[int, bytes, bytes | None]]
 """``(index, entry bytes, recorded leaf hash or None)`` rows, in index order."""
@@ -193,6 +194,94 @@ def verify_proof(
     except Stop as stop:
         return state.report(stop.finding)
     return state.report(None)
+
+
+def verify_entries(
+    batches: Iterable[Batch],
+    *,
+    key: NoteVerifier,
+    checkpoint: str | bytes,
+    source: str,
+    inclusion: Callable[[int, int], Mapping[str, Any]],
+    consistency: Callable[[int, int], Mapping[str, Any]],
+    key_pinned: bool = True,
+    since: str | bytes | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Check the entries a party may read, without the others: each entry's leaf hash, and its
+    inclusion proof against the signed checkpoint; and the checkpoint's consistency with an
+    older one the party kept (no rollback, no fork).
+
+    A party sees only the ledger entries about it, so it cannot re-derive the whole tree as an
+    auditor does (:func:`verify_ledger`); what it can prove is that every entry it was shown is
+    in the one log the exchange signed, and that the log only grew.
+
+    Args:
+        batches: The readable entries, in index order (indices skip the others').
+        key: The exchange's checkpoint key.
+        checkpoint: The latest signed checkpoint.
+        source: Where the entries come from, for messages.
+        inclusion: ``inclusion(index, size)`` → the source's inclusion proof document.
+        consistency: ``consistency(old, new)`` → the source's consistency proof document.
+        key_pinned: False when the key came from the source itself.
+        since: An older signed checkpoint the party kept.
+        progress: Called with the number of entries checked so far.
+
+    Returns:
+        The report; its ``problem`` names the first failure.
+    """
+    state = _Progress(source=source, key=key, key_pinned=key_pinned)
+    try:
+        cp = open_checkpoint(key, checkpoint, "checkpoint", "the checkpoint")
+        state.checkpoint = cp
+        state.checks.append("checkpoint signature")
+        old = _kept(key, since, cp) if since is not None else None
+        state.since = old
+        if old is not None and old.size < cp.size:
+            check_proof(consistency(old.size, cp.size), key=key, checkpoint=cp, since=old, tree=None)
+            state.checks.append(f"your kept checkpoint (size {old.size}) is a prefix of the checkpoint")
+        checked = 0
+        for batch in batches:
+            for index, body, recorded in batch:
+                if index >= cp.size:
+                    continue  # newer than the checkpoint: checked against the next one
+                proof = inclusion(index, cp.size)
+                _check_included(index, body, recorded, proof, source)
+                check_proof(proof, key=key, checkpoint=cp, since=old, tree=None)
+                checked += 1
+            state.entries = checked
+            if progress is not None:
+                progress(checked)
+        state.proofs = checked
+        state.checks.append(f"{checked} entries readable here are in the signed log")
+    except EntryProblem as e:
+        return state.report(Finding(kind="entry", index=e.index, message=str(e)))
+    except LedgerInvalid as e:
+        return state.report(Finding(kind="source", message=str(e)))
+    except Stop as stop:
+        return state.report(stop.finding)
+    return state.report(None)
+
+
+def _check_included(index: int, body: bytes, recorded: bytes | None, proof: Mapping[str, Any], source: str) -> None:
+    """The entry hashes to its recorded leaf hash, and the proof is a proof of that leaf."""
+    leaf = sha256(b"\x00" + body).digest()
+    if recorded is not None and recorded != leaf:
+        raise Stop(
+            Finding(
+                kind="entry",
+                index=index,
+                message=f"entry {index}: its bytes do not hash to its recorded leaf hash in {source}",
+            )
+        )
+    if b64decode_or_none(proof.get("leaf_hash")) != leaf:
+        raise Stop(
+            Finding(
+                kind="inclusion-proof",
+                index=index,
+                message=f"inclusion proof for entry {index}: not a proof of the entry {source} served",
+            )
+        )
 
 
 @dataclass(slots=True, kw_only=True)

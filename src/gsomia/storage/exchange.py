@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -60,6 +60,8 @@ __all__ = [
     "SubmittedReportRow",
     "Tx",
 ]
+
+_R = TypeVar("_R", bound=Base)
 
 Tx = Session
 """The transaction handle services pass through (they never call it themselves)."""
@@ -523,6 +525,12 @@ class ExchangeRepo:
         stmt = update(t).where(*(t.c[k] == v for k, v in key.items())).values(**values)
         result = s.execute(stmt)
         return int(getattr(result, "rowcount", 0) or 0)
+
+    @staticmethod
+    def all(s: Tx, row_type: type[_R]) -> list[_R]:
+        """Every row of an exchange table, in primary-key order (for audits)."""
+        keys = list(row_type.__mapper__.primary_key)
+        return list(s.scalars(select(row_type).order_by(*keys)))
 
     # --- principals and keys -------------------------------------------------------------
 

@@ -161,3 +161,10 @@ def authorize(
         raise NotPermitted(f"{principal.describe()} may act only for its own party, not for {acting_for}")
     if owners is not None and principal.role is Role.PARTY and principal.party not in set(owners):
         raise UnknownEntity(f"no {thing} {thing_id!r}".replace(" ''", ""))
+
+
+def ledger_party(principal: Principal) -> str | None:
+    """Whose ledger entries ``principal`` may read: its own party's (a party sees the entries
+    about its reports, deliveries, consents and incidents, and the public ones), or None for
+    every entry (auditors and operators: metadata, never a payload)."""
+    return principal.party if principal.role is Role.PARTY else None

@@ -9,6 +9,7 @@ stream pushes them as their transactions commit.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -18,11 +19,16 @@ from gsomia.domain.states import DeliveryPurpose, DeliveryState
 from gsomia.errors import InvalidInput, UnknownEntity
 from gsomia.services.exchange.access import Action, Principal, authorize
 from gsomia.services.exchange.context import DeliveryWrap, ExchangeContext, Pending, split_report_key
+from gsomia.services.exchange.notify import Subscription
 from gsomia.services.exchange.presenters import delivery_marking, delivery_view
 from gsomia.storage.exchange import ExchangeRepo, NewDelivery, Tx
 from gsomia.storage.writer import Outcome
 
-__all__ = ["DeliveryService", "add_delivery"]
+__all__ = ["STREAM_POLL_SECONDS", "DeliveryService", "add_delivery"]
+
+STREAM_POLL_SECONDS = 1.0
+"""How often an inbox stream re-reads the store (and checks the caller's token) without a
+wake-up: items committed by another process, a token revoked elsewhere."""
 
 
 def add_delivery(
@@ -212,6 +218,29 @@ class DeliveryService:
                 item["state"] = current[e.ref]
             items.append(item)
         return items, (events[-1].seq if events else after)
+
+    async def follow(
+        self, principal: Principal, *, after: int, subscription: Subscription
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The caller's inbox items after ``after``, then each new one as it is committed, for as
+        long as the caller's token holds: the token is checked before every read, so a
+        revocation (by any process) ends the stream within :data:`STREAM_POLL_SECONDS`.
+
+        Raises:
+            StorageError: on a database failure.
+        """
+        identity = self.ctx.identity
+        try:
+            while identity.is_active(principal, fresh=True):
+                # Read on the event loop itself: one indexed query, cheaper than a hop to a
+                # worker thread, and the item goes out as soon as the loop gets to it.
+                items, after = self.inbox(principal, after=after, limit=500, states=False)
+                for item in items:
+                    yield item
+                if len(items) < 500:
+                    await subscription.wait(STREAM_POLL_SECONDS)
+        finally:
+            subscription.close()
 
     def stream_start(self, principal: Principal, resume: int | None) -> int:
         """Where a new event stream of the caller's inbox starts: after ``resume`` if given,

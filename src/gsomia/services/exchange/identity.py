@@ -234,9 +234,9 @@ class IdentityService:
         with self._lock:
             self._tokens.clear()
 
-    def is_active(self, principal: Principal) -> bool:
-        """Whether ``principal``'s token still holds (answered from the cache of
-        :meth:`authenticate` for about a second; at once after a revocation in this process).
+    def is_active(self, principal: Principal, *, fresh: bool = False) -> bool:
+        """Whether ``principal``'s token still holds: from the store when ``fresh``, else
+        answered from a cache for about a second (at once after a revocation in this process).
 
         Raises:
             StorageError: on a database failure.
@@ -244,7 +244,7 @@ class IdentityService:
         now = time.monotonic()
         key = "id:" + principal.id
         cached = self._tokens.get(key)
-        if cached is not None and cached[0] > now:
+        if not fresh and cached is not None and cached[0] > now:
             return cached[1] is not None
         with self._store.reading() as s:
             active = ExchangeRepo.principal_active(s, principal.id)

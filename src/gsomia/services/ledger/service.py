@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -38,8 +39,8 @@ from gsomia.storage.ledger import LedgerTable, Session, StoredEntry
 from gsomia.storage.store import Store
 
 __all__ = [
-    "DEFAULT_ORIGIN",
     "ENTRY_TYPES",
+    "LEGACY_ORIGIN",
     "MAX_ENTRY_BYTES",
     "PAGE_LIMIT",
     "LedgerService",
@@ -48,8 +49,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ORIGIN = "gsomia.local/ledger"
-"""The log's origin line (tlog-checkpoint §Note text) unless settings name another."""
+LEGACY_ORIGIN = "gsomia.local/ledger"
+"""The origin every deployment shared before each log named itself: kept by a log that already
+has entries under it, so the checkpoints it signed stay verifiable."""
 
 ENTRY_TYPES = frozenset({"agreement_event", "submission", "decision", "consent", "delivery", "ack", "incident", "key"})
 """What an entry's ``type`` may be: every kind of state change the exchange records."""
@@ -69,7 +71,7 @@ class LedgerService:
         store: Store,
         *,
         key_file: Path,
-        origin: str = DEFAULT_ORIGIN,
+        origin: str | None = None,
         clock: Callable[[], datetime],
     ) -> None:
         """Wire the service; nothing is read until first use (or :meth:`open`).
@@ -78,19 +80,20 @@ class LedgerService:
             store: The database.
             key_file: The exchange's checkpoint key file (created on first use if absent).
             origin: The log's origin, also the signed-note key name (tlog-checkpoint
-                §Signatures: the key name SHOULD be the origin).
+                §Signatures: the key name SHOULD be the origin). None: the origin this log
+                recorded at its first start (``gsomia/`` and 16 random hex digits, so no two
+                deployments sign checkpoints of one name).
             clock: Now, for ``recorded_at`` and the key's creation time.
 
         Raises:
             InvalidInput: ``origin`` is not a valid origin line and key name.
         """
-        if not isinstance(origin, str) or not origin or any(c.isspace() or c == "+" for c in origin):
-            raise InvalidInput(
-                f"ledger origin {origin!r}: use a non-empty name without spaces or '+', e.g. example.org/ledger"
-            )
+        if origin is not None:
+            _check_origin(origin)
         self._table = LedgerTable(store)
         self._key_file = Path(key_file)
-        self._origin = origin
+        self._configured = origin
+        self._origin: str | None = None
         self._clock = clock
         self._lock = threading.Lock()  # guards the tree, _arrived and _note
         self._load_lock = threading.Lock()
@@ -102,8 +105,31 @@ class LedgerService:
 
     @property
     def origin(self) -> str:
-        """The log's origin line."""
+        """The log's origin line: recorded in the database at the first start (configured, or
+        generated), and the same for every process over that database.
+
+        Raises:
+            InvalidInput: the configured origin is not the one this log recorded.
+            StorageError: on any database error.
+        """
+        if self._origin is None:
+            self._origin = self._recorded_origin()
         return self._origin
+
+    def _recorded_origin(self) -> str:
+        stored = self._table.meta("origin")
+        if stored is None:
+            if self._table.count() > 0:
+                proposed = self._configured or LEGACY_ORIGIN
+            else:
+                proposed = self._configured or f"gsomia/{secrets.token_hex(8)}"
+            stored = self._table.set_meta_once("origin", proposed)
+        if self._configured is not None and self._configured != stored:
+            raise InvalidInput(
+                f"this ledger's origin is {stored!r}, not {self._configured!r} (GSOMIA_LEDGER_ORIGIN): a log keeps "
+                "its name for life, or checkpoints kept by auditors stop verifying"
+            )
+        return stored
 
     # --- startup ----------------------------------------------------------------------------------
 
@@ -274,7 +300,7 @@ class LedgerService:
             with self._load_lock:
                 if self._key is None:
                     signer = load_or_create_ledger_key(self._key_file, created=self._clock())
-                    self._key = LedgerKey(name=self._origin, public_key=signer.public_key_raw())
+                    self._key = LedgerKey(name=self.origin, public_key=signer.public_key_raw())
                     self._signer = signer
                 key = self._key
         return key
@@ -316,17 +342,18 @@ class LedgerService:
         if cached is not None and cached[0] == size:
             return cached[1]
         # Ed25519 is deterministic (RFC 8032 §5.1.6): a cached note is the note we would sign.
-        cp = Checkpoint(origin=self._origin, size=size, root_hash=tree.root(size))
+        cp = Checkpoint(origin=self.origin, size=size, root_hash=tree.root(size))
         note = sign_note(cp, key.name, key.key_id, signer.sign)
         self._note = (size, note)
         return note
 
-    def inclusion(self, index: int, size: int | None = None) -> dict[str, Any]:
+    def inclusion(self, index: int, size: int | None = None, *, reader: str | None = None) -> dict[str, Any]:
         """The inclusion proof of entry ``index`` in the tree at ``size`` (RFC 9162 §2.1.3.1).
 
         Args:
             index: The entry's index.
             size: A past or the current tree size; None means the current size.
+            reader: The party asking: it gets proofs only of the entries about it.
 
         Returns:
             ``{"index", "size", "leaf_hash", "proof": [base64...], "root"}``, plus
@@ -341,6 +368,8 @@ class LedgerService:
         _require_count(index, "entry index")
         if size is not None:
             _require_count(size, "tree size")
+        if reader is not None and not self._table.readable(index, reader):
+            raise UnknownEntity(f"ledger entry {index} does not exist or is not yours to read")
         self.key()
         tree = self._ready(need=max(index + 1, size or 0))
         with self._lock:
@@ -403,37 +432,45 @@ class LedgerService:
                 out["checkpoint"] = self._note_locked()
         return out
 
-    def entry(self, index: int) -> dict[str, Any]:
-        """One entry: ``{"index", "entry", "leaf_hash", "recorded_at"}``.
+    def entry(self, index: int, *, reader: str | None = None) -> dict[str, Any]:
+        """One entry: ``{"index", "entry", "body", "leaf_hash", "recorded_at"}``.
+
+        Args:
+            index: The entry's index.
+            reader: The party asking, who sees only the entries about it (None: every entry,
+                for auditors and operators).
 
         Raises:
             InvalidInput: ``index`` is negative.
-            UnknownEntity: there is no entry ``index``.
+            UnknownEntity: there is no entry ``index``, or ``reader`` may not read it (the
+                same answer, so nobody learns of another party's entries).
             LedgerInvalid: the stored entry does not match its leaf hash (it was altered).
             StorageError: on any database error.
         """
         _require_count(index, "entry index")
         row = self._table.get(index)
-        if row is None or row.index != index:
-            raise UnknownEntity(f"ledger entry {index} does not exist (the ledger has {self._table.count()} entries)")
+        if row is None or row.index != index or (reader is not None and not self._table.readable(index, reader)):
+            raise UnknownEntity(f"ledger entry {index} does not exist or is not yours to read")
         return _entry_dict(row)
 
-    def entries(self, start: int, limit: int) -> list[dict[str, Any]]:
-        """Up to ``limit`` (at most :data:`PAGE_LIMIT`) entries from ``start``, in index order.
+    def entries(self, start: int, limit: int, *, reader: str | None = None) -> list[dict[str, Any]]:
+        """Up to ``limit`` (at most :data:`PAGE_LIMIT`) entries from ``start``, in index order;
+        for a ``reader`` party, only the entries about it.
 
         Raises:
             InvalidInput: ``start`` is negative or ``limit`` is not between 1 and
                 :data:`PAGE_LIMIT`.
-            LedgerInvalid: a stored entry does not match its leaf hash.
+            LedgerInvalid: a stored entry does not match its leaf hash, or entries are missing.
             StorageError: on any database error.
         """
         _require_count(start, "start")
         if type(limit) is not int or not 1 <= limit <= PAGE_LIMIT:
             raise InvalidInput(f"limit must be between 1 and {PAGE_LIMIT}")
-        rows = self._table.range(start, limit)
-        for offset, row in enumerate(rows):
-            if row.index != start + offset:
-                raise _hole(start + offset)
+        rows = self._table.range(start, limit, party=reader)
+        if reader is None:
+            for offset, row in enumerate(rows):
+                if row.index != start + offset:
+                    raise _hole(start + offset)
         return [_entry_dict(r) for r in rows]
 
     # --- export and verification ---------------------------------------------------------------
@@ -458,7 +495,7 @@ class LedgerService:
             size = self._tree.size
         header = {
             "format": EXPORT_FORMAT,
-            "origin": self._origin,
+            "origin": self.origin,
             "size": size,
             "key": key.to_dict(),
             "checkpoint": note,
@@ -551,6 +588,13 @@ def open_export(path: Path) -> ExportReader:
         raise
 
 
+def _check_origin(origin: str) -> None:
+    if not isinstance(origin, str) or not origin or any(c.isspace() or c == "+" for c in origin):
+        raise InvalidInput(
+            f"ledger origin {origin!r}: use a non-empty name without spaces or '+', e.g. example.org/ledger"
+        )
+
+
 def _b64b(data: bytes) -> bytes:
     return b64(data).encode("ascii")
 
@@ -592,6 +636,7 @@ def _entry_dict(row: StoredEntry) -> dict[str, Any]:
     return {
         "index": row.index,
         "entry": entry,
+        "body": b64(row.body),
         "leaf_hash": b64(row.leaf_hash),
         "recorded_at": row.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
     }

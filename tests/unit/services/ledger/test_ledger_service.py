@@ -11,6 +11,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import stat
 import threading
 from collections.abc import Iterator
@@ -200,14 +201,16 @@ def test_concurrent_writer_threads_stay_gap_free(store: Store, ledger: LedgerSer
 
 def test_checkpoint_is_a_signed_note_of_the_tree(store: Store, ledger: LedgerService) -> None:
     empty = ledger.checkpoint()
-    assert empty.startswith("gsomia.local/ledger\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n— ")
+    origin = ledger.origin
+    assert re.fullmatch(r"gsomia/[0-9a-f]{16}", origin)
+    assert empty.startswith(f"{origin}\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n— ")
     fill(store, ledger, 5)
     key = LedgerKey.parse(json.dumps(ledger.public_key()))
     cp = key.open(ledger.checkpoint())
     leaves = [entry_leaf_hash(entry(i)) for i in range(5)]
-    assert (cp.origin, cp.size, cp.root_hash) == ("gsomia.local/ledger", 5, MerkleTree.from_leaf_hashes(leaves).root())
+    assert (cp.origin, cp.size, cp.root_hash) == (origin, 5, MerkleTree.from_leaf_hashes(leaves).root())
     published = ledger.public_key()
-    assert published["algorithm"] == "ed25519" and published["vkey"].startswith("gsomia.local/ledger+")
+    assert published["algorithm"] == "ed25519" and published["vkey"].startswith(f"{origin}+")
     assert LedgerKey.parse(published["vkey"]) == key
 
 
@@ -432,3 +435,24 @@ def test_indices_beyond_64_bits_are_invalid_input(store: Store, ledger: LedgerSe
     for call in (lambda: ledger.entry(2**64), lambda: ledger.entries(2**70, 10), lambda: ledger.inclusion(0, 2**64)):
         with pytest.raises(InvalidInput, match="between 0 and"):
             call()
+
+
+def test_each_log_names_itself_once_and_keeps_its_name(store: Store, tmp_path: Path) -> None:
+    first = LedgerService(store, key_file=tmp_path / "k1", clock=clock).origin
+    assert re.fullmatch(r"gsomia/[0-9a-f]{16}", first)
+    # every process over the same database reads the same name
+    assert LedgerService(store, key_file=tmp_path / "k1", clock=clock).origin == first
+    # a configured name that is not the log's is refused, not silently used
+    with pytest.raises(InvalidInput, match="keeps its name for life"):
+        LedgerService(store, key_file=tmp_path / "k1", clock=clock, origin="example.org/other").origin  # noqa: B018
+
+
+def test_a_log_with_entries_from_before_names_keeps_the_old_shared_name(tmp_path: Path) -> None:
+    older = Store(f"sqlite:///{tmp_path / 'older.db'}")
+    try:
+        ledger = LedgerService(older, key_file=tmp_path / "k", clock=clock)
+        with older.writing() as s:
+            ledger.append(s, entry(0))  # written before any origin was recorded
+        assert LedgerService(older, key_file=tmp_path / "k", clock=clock).origin == "gsomia.local/ledger"
+    finally:
+        older.close()
