@@ -70,52 +70,88 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class PgCluster:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (initdb, pg_ctl), with a database ``gsomia``;
+    it can be stopped (``-m immediate``, as a crash) and started again on the same port."""
+
+    def __init__(self, *, durable: bool = False) -> None:
+        initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+        if not initdb or not pg_ctl:
+            pytest.fail(
+                "PostgreSQL (initdb, pg_ctl) not found: run scripts/system-packages.sh "
+                "(or: sudo apt-get install -y postgresql)"
+            )
+        self._pg_ctl = pg_ctl
+        self.base = Path(tempfile.mkdtemp(prefix="gsomia-pg-"))
+        self.data = self.base / "data"
+        self._prefix: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses to run as root: run the cluster as 'postgres'
+            runuser = shutil.which("runuser")
+            if runuser is None:
+                pytest.fail("running as root and 'runuser' is missing: cannot start PostgreSQL as another user")
+            shutil.chown(self.base, "postgres", "postgres")
+            self._prefix = [runuser, "-u", "postgres", "--"]
+        self.port = _free_port()
+        # a cluster that is crashed on purpose keeps fsync on, as production does
+        speed = "" if durable else " -c fsync=off -c full_page_writes=off"
+        self._opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.base}{speed}"
+        subprocess.run(
+            [
+                *self._prefix,
+                initdb,
+                "-D",
+                str(self.data),
+                "-U",
+                "gsomia",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self.start()
+        createdb = _pg_bin("createdb") or "createdb"
+        subprocess.run(
+            [*self._prefix, createdb, "-h", "127.0.0.1", "-p", str(self.port), "-U", "gsomia", "gsomia"],
+            check=True,
+            capture_output=True,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://gsomia@127.0.0.1:{self.port}/gsomia"
+
+    def start(self) -> None:
+        log = str(self.base / "server.log")
+        command = [self._pg_ctl, "-D", str(self.data), "-o", self._opts, "-l", log, "-w", "-t", "60", "start"]
+        subprocess.run([*self._prefix, *command], check=True, capture_output=True)
+
+    def stop(self) -> None:
+        """Stop at once, as a crash would (``pg_ctl stop -m immediate``)."""
+        subprocess.run(
+            [*self._prefix, self._pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+            check=False,
+            capture_output=True,
+        )
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A throwaway PostgreSQL cluster on 127.0.0.1, started with initdb/pg_ctl.
 
     A missing PostgreSQL fails the tests that need it: every storage test runs on both backends.
     """
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.fail(
-            "PostgreSQL (initdb, pg_ctl) not found: run scripts/system-packages.sh "
-            "(or: sudo apt-get install -y postgresql)"
-        )
-    base = Path(tempfile.mkdtemp(prefix="gsomia-pg-"))
-    data = base / "data"
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root: run the cluster as 'postgres'
-        runuser = shutil.which("runuser")
-        if runuser is None:
-            pytest.fail("running as root and 'runuser' is missing: cannot start PostgreSQL as another user")
-        shutil.chown(base, "postgres", "postgres")
-        prefix = [runuser, "-u", "postgres", "--"]
-    port = _free_port()
-    log = base / "server.log"
-    subprocess.run(
-        [*prefix, initdb, "-D", str(data), "-U", "gsomia", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
-        check=True,
-        capture_output=True,
-    )
-    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c full_page_writes=off"
-    subprocess.run(
-        [*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(log), "-w", "-t", "60", "start"],
-        check=True,
-        capture_output=True,
-    )
+    cluster = PgCluster()
     try:
-        subprocess.run(
-            [*prefix, _pg_bin("createdb") or "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "gsomia", "gsomia"],
-            check=True,
-            capture_output=True,
-        )
-        yield f"postgresql+psycopg://gsomia@127.0.0.1:{port}/gsomia"
+        yield cluster.url
     finally:
-        subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], check=False, capture_output=True
-        )
-        shutil.rmtree(base, ignore_errors=True)
+        cluster.destroy()
 
 
 @pytest.fixture

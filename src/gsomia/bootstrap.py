@@ -34,6 +34,7 @@ from gsomia.services.exchange.relays import ConsentService
 from gsomia.services.exchange.standing import StandingConsentService
 from gsomia.services.exchange.submissions import SubmissionService
 from gsomia.services.ledger.service import LedgerService
+from gsomia.storage.channel import Listener
 from gsomia.storage.store import Store
 from gsomia.storage.writer import GroupCommitter
 
@@ -74,6 +75,26 @@ class Settings(BaseSettings):
     )
     consent_sweep_seconds: float = Field(default=30.0, gt=0, description="how often expired consent requests are swept")
     group_commit_max: int = Field(default=256, ge=1, description="most write actions committed in one transaction")
+    db_pool_size: int = Field(
+        default=5, ge=1, le=100, description="PostgreSQL: connections each process keeps (plus one to listen)"
+    )
+    stream_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="how often an inbox stream re-reads the store without a wake-up (and checks its token)",
+    )
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as ``GSOMIA_*`` variables, for worker processes that read their
+        settings from the environment (secrets included: the environment of a process is private
+        to its user)."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is not None:
+                text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+                env[f"GSOMIA_{name.upper()}"] = text
+        return env
 
     def ledger_key_path(self) -> Path:
         """The exchange's checkpoint key file (created with mode 0600 on first use)."""
@@ -114,7 +135,9 @@ def build(settings: Settings | None = None, *, clock: Callable[[], datetime] = s
         StorageError: if the database cannot be opened or migrated.
     """
     settings = settings or Settings()
-    store = Store(settings.database_url(), sqlite_synchronous=settings.sqlite_synchronous)
+    store = Store(
+        settings.database_url(), sqlite_synchronous=settings.sqlite_synchronous, pool_size=settings.db_pool_size
+    )
     analysis = AnalysisService(store, clock=clock, database=store.describe())
     scenarios = ScenarioService(store, clock=clock, on_change=analysis.invalidate)
     ledger = LedgerService(store, key_file=settings.ledger_key_path(), origin=settings.ledger_origin, clock=clock)
@@ -159,7 +182,9 @@ def build_exchange(
         kek=_kek_source(settings),
         notifier=Notifier(),
         config=ExchangeConfig(
-            consent_ttl=timedelta(hours=settings.consent_ttl_hours), sweep_seconds=settings.consent_sweep_seconds
+            consent_ttl=timedelta(hours=settings.consent_ttl_hours),
+            sweep_seconds=settings.consent_sweep_seconds,
+            stream_poll_seconds=settings.stream_poll_seconds,
         ),
     )
     context.committer.on_begin = context.begin
@@ -173,6 +198,7 @@ def build_exchange(
         deliveries=DeliveryService(context),
         incidents=IncidentService(context),
         operator=OperatorService(context),
+        listener=Listener(store.engine, context.notifier.publish) if store.dialect == "postgresql" else None,
     )
 
 

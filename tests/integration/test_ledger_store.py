@@ -23,7 +23,7 @@ from gsomia.errors import LedgerInvalid
 from gsomia.ledger.entries import entry_bytes, entry_leaf_hash
 from gsomia.ledger.tree import MerkleTree
 from gsomia.services.ledger.service import LedgerService
-from gsomia.storage.ledger import LedgerEntryRow, Session
+from gsomia.storage.ledger import LedgerEntryRow, LedgerMetaRow, Session
 from gsomia.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -215,10 +215,16 @@ def test_a_deleted_entry_is_named(store: Store, ledger: LedgerService, key_file:
 def test_a_kept_checkpoint_detects_rollback_and_fork(store: Store, ledger: LedgerService, key_file: Path) -> None:
     fill(store, ledger, 10)
     kept = ledger.checkpoint()
-    # Rollback: the last entries vanish and a restarted exchange signs the shorter tree.
+    # Rollback: the last entries vanish ...
     with store.writing() as s:
         saved = stored(store)[7:]
         s.execute(delete(LedgerEntryRow).where(LedgerEntryRow.idx >= 7))
+    # ... which the exchange itself notices: the latest checkpoint it signed is recorded too
+    noticed = LedgerService(store, key_file=key_file, clock=clock).verify().problem
+    assert noticed is not None and "entries 7..9 are missing" in noticed.message
+    # ... unless that record is rolled back with them: a restarted exchange signs the shorter tree
+    with store.writing() as s:
+        s.execute(delete(LedgerMetaRow).where(LedgerMetaRow.name == "checkpoint"))
     restarted = LedgerService(store, key_file=key_file, clock=clock)
     assert restarted.verify().ok  # self-consistent...
     problem = restarted.verify(since=kept).problem  # ...but older than what the auditor holds
@@ -229,6 +235,8 @@ def test_a_kept_checkpoint_detects_rollback_and_fork(store: Store, ledger: Ledge
         s.add_all(LedgerEntryRow(idx=i, body=b, leaf_hash=h, recorded_at=clock()) for i, b, h in saved)
     forged = {**entry(4), "decision": "deny"}
     set_row(store, 4, body=entry_bytes(forged), leaf_hash=entry_leaf_hash(forged))
+    with store.writing() as s:
+        s.execute(delete(LedgerMetaRow).where(LedgerMetaRow.name == "checkpoint"))
     rewritten = LedgerService(store, key_file=key_file, clock=clock)
     assert rewritten.verify().ok  # a consistent, re-signed lie...
     problem = rewritten.verify(since=kept).problem  # ...that the kept checkpoint exposes

@@ -15,7 +15,7 @@ from gsomia.api import analysis, dashboard, exchange, ledger, problems
 from gsomia.api.middleware import BodyLimit, ExerciseStamp
 from gsomia.api.schemas import HealthOut, problem_openapi
 from gsomia.api.schemas import problems as problem_responses
-from gsomia.bootstrap import App
+from gsomia.bootstrap import App, build
 from gsomia.web import routes as web
 
 DESCRIPTION = """The gsomia exchange and analysis API.
@@ -52,6 +52,17 @@ async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         app.exchange.stop()
+        if getattr(api.state, "owns_app", False):
+            app.close()
+
+
+def factory() -> FastAPI:
+    """The application built from the environment (``GSOMIA_*``), for each worker process of
+    ``gsomia serve --workers N`` (or ``uvicorn --factory gsomia.api.app:factory``); it is closed
+    when the worker shuts down."""
+    api = create_app(build())
+    api.state.owns_app = True
+    return api
 
 
 def _document_problems(api: FastAPI) -> None:
@@ -101,6 +112,8 @@ def create_app(app: App) -> FastAPI:
             "scenario": summary.name if summary else "",
             "database": app.store.describe(),
             "exercise": exercise.as_dict() if exercise else None,
+            "listening": app.exchange.listener.listening.is_set() if app.exchange.listener else None,
+            "streams": app.exchange.notifier.subscribers(),
         }
 
     return api

@@ -20,9 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from gsomia.api.deps import Caller, app_of
+from gsomia.api.problems import describe
 from gsomia.api.schemas import (
     AUTHENTICATED,
     AckOut,
+    BatchOut,
     ConsentListOut,
     ConsentOut,
     DeliveryOut,
@@ -43,7 +45,7 @@ from gsomia.crypto import PublicKeys
 from gsomia.errors import InvalidInput
 from gsomia.services.exchange.operator import EventSpec
 from gsomia.services.exchange.standing import StandingConsentSpec
-from gsomia.services.exchange.submissions import ReportSubmission
+from gsomia.services.exchange.submissions import MAX_BATCH, ReportSubmission, SubmissionResult
 
 router = APIRouter(prefix="/api/v1", tags=["exchange"])
 
@@ -103,6 +105,50 @@ async def submit(request: Request, body: SubmissionIn, caller: Caller) -> JSONRe
     # The body is plain JSON values built by the service: encoded once by the standard library,
     # without a second pass through a response model (the hottest endpoint).
     return JSONResponse(result.body, status_code=201 if result.created else 200)
+
+
+class BatchIn(_Strict):
+    """Many signed reports in one request (a bulk feed pays HTTP once, not per report)."""
+
+    reports: list[SubmissionIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+@router.post(
+    "/report-batches",
+    summary="Submit up to 1,000 signed reports in one request; one result per report",
+    response_model=None,
+    responses={
+        200: {
+            "model": BatchOut,
+            "description": "One result per report, in order: each decided, delivered and ledgered as if "
+            "submitted alone; one refused report fails only itself.",
+        },
+        **problems(*AUTHENTICATED, 413),
+    },
+)
+async def submit_batch(request: Request, body: BatchIn, caller: Caller) -> JSONResponse:
+    """Like ``POST /reports`` for each report, in one request and one commit. The answer is always
+    200 with a result per report (like a TAXII status resource): ``status`` 201 (stored), 200
+    (the same report was stored before) or the error status, with ``result`` or ``problem``."""
+    subs = [
+        ReportSubmission(report=item.report.model_dump(mode="json"), signature=item.signature, key=item.key)
+        for item in body.reports
+    ]
+    answers = await app_of(request).exchange.submissions.submit_many_async(caller, subs)
+    results: list[dict[str, Any]] = []
+    for index, answer in enumerate(answers):
+        if isinstance(answer, SubmissionResult):
+            status = 201 if answer.created else 200
+            results.append({"index": index, "status": status, "result": answer.body, "problem": None})
+        else:
+            problem = describe(answer)
+            results.append({"index": index, "status": problem["status"], "result": None, "problem": problem})
+    counts = {
+        "stored": sum(r["status"] == 201 for r in results),
+        "already_stored": sum(r["status"] == 200 for r in results),
+        "refused": sum(r["status"] >= 400 for r in results),
+    }
+    return JSONResponse({"results": results, "counts": counts})
 
 
 @router.get(

@@ -32,6 +32,10 @@ from gsomia.errors import (
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 
+RETRY_AFTER_SECONDS = 2
+"""What a 503 asks a client to wait before retrying (RFC 9110 §10.2.3): the server reconnects
+to its database by itself."""
+
 STATUS: dict[type[GsomiaError], tuple[int, str]] = {
     ValidationFailed: (422, "invalid-document"),
     InvalidInput: (422, "invalid-input"),
@@ -72,23 +76,41 @@ def problem(status: int, kind: str, detail: str, **extra: Any) -> JSONResponse:
     }
     body.update(extra)
     headers = {"WWW-Authenticate": 'Bearer realm="gsomia"'} if status == 401 else None
+    if status == 503:  # the database is away: nothing was changed, the same request may be retried
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
-def for_error(e: GsomiaError) -> JSONResponse:
-    """The problem response for a gsomia error."""
+def describe(e: GsomiaError) -> dict[str, Any]:
+    """The problem document of a gsomia error (its ``status`` member is the HTTP status)."""
     for cls in type(e).__mro__:
         if cls in STATUS:
             status, kind = STATUS[cls]
             break
     else:
         status, kind = 500, "internal"
-    extra: dict[str, Any] = {}
+    body: dict[str, Any] = {
+        "type": f"urn:gsomia:problem:{kind}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": str(e),
+    }
     if isinstance(e, ValidationFailed):
-        extra["problems"] = [{"message": p.message, "path": p.path, "line": p.line} for p in e.problems]
+        body["problems"] = [{"message": p.message, "path": p.path, "line": p.line} for p in e.problems]
     if isinstance(e, ReleaseDenied):
-        extra["reasons"] = [getattr(r, "as_dict", lambda r=r: {"message": str(r)})() for r in e.reasons]
-    return problem(status, kind, str(e), **extra)
+        body["reasons"] = [getattr(r, "as_dict", lambda r=r: {"message": str(r)})() for r in e.reasons]
+    return body
+
+
+def for_error(e: GsomiaError) -> JSONResponse:
+    """The problem response for a gsomia error."""
+    body = describe(e)
+    return problem(
+        body.pop("status"),
+        body.pop("type").removeprefix("urn:gsomia:problem:"),
+        body.pop("detail"),
+        **{k: v for k, v in body.items() if k != "title"},
+    )
 
 
 def install(app: FastAPI) -> None:

@@ -188,6 +188,30 @@ class SubmissionOut(_Out):
     recipients: list[RecipientOut]
 
 
+class BatchResultOut(_Out):
+    """The result of one report of a batch."""
+
+    index: int = Field(description="The report's position in the request.")
+    status: int = Field(description="201 stored, 200 stored before (the same signed report), or the error status.")
+    result: SubmissionOut | None
+    problem: ProblemOut | None
+
+
+class BatchCountsOut(_Out):
+    """How the reports of a batch fared."""
+
+    stored: int
+    already_stored: int
+    refused: int
+
+
+class BatchOut(_Out):
+    """One result per report of a batch, in order."""
+
+    results: list[BatchResultOut]
+    counts: BatchCountsOut
+
+
 # --- inbox and deliveries -------------------------------------------------------------------------
 
 
@@ -443,3 +467,7 @@ class HealthOut(_Out):
     scenario: str
     database: str
     exercise: dict[str, str | None] | None
+    listening: bool | None = Field(
+        description="PostgreSQL: whether this process hears other processes' commits (null on SQLite)"
+    )
+    streams: int = Field(description="Inbox event streams open on this process")

@@ -11,6 +11,7 @@ the analysis commands (:mod:`gsomia.cli.analysis`), the impact report
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -163,6 +164,18 @@ def serve(
             help="Exercise mode: apply this what-if file (drop:, add:) to every decision.",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            envvar="GSOMIA_WORKERS",
+            min=1,
+            max=64,
+            help="Server processes sharing the port (default: one per core on PostgreSQL, 1 on SQLite). "
+            "Every decision is made inside the transaction that commits it, so any number agree; "
+            "several hosts may serve one PostgreSQL database the same way (docs/deploy.md).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the dashboard (at /), the API (OpenAPI at /docs) and the exchange on HOST:PORT until
     interrupted."""
@@ -182,7 +195,13 @@ def serve(
         exercise = app.exchange.clock.info()
         if exercise is not None:
             err.print(f"EXERCISE MODE: {exercise.header()} (every response says so)", markup=False)
-        _serve(app, host, port, log_level)
+        count = workers or (os.cpu_count() or 1 if app.store.dialect == "postgresql" else 1)
+        if count == 1:
+            _serve(app, host, port, log_level)
+            return
+        err.print(f"{count} worker processes", markup=False)
+        common.close_app()
+        _serve_workers(app.settings, host, port, log_level, count)
 
 
 def _serve(app: App, host: str, port: int, log_level: str) -> None:
@@ -192,6 +211,24 @@ def _serve(app: App, host: str, port: int, log_level: str) -> None:
 
     uvicorn.run(
         create_app(app),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+def _serve_workers(settings: Settings, host: str, port: int, log_level: str, workers: int) -> None:
+    """Serve with ``workers`` processes, each building the application from the environment."""
+    import uvicorn  # noqa: PLC0415 - only the server needs it
+
+    os.environ.update(settings.as_environment())
+    uvicorn.run(
+        "gsomia.api.app:factory",
+        factory=True,
+        workers=workers,
         host=host,
         port=port,
         log_level=log_level,

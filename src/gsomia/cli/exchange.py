@@ -25,9 +25,11 @@ from gsomia.cli.options import AsJson
 from gsomia.client.http import DEFAULT_URL, ExchangeClient
 from gsomia.client.opening import open_delivery, verify_origin
 from gsomia.client.reports import ReportDraft, sign_report
+from gsomia.codec import b64decode
 from gsomia.crypto import PartyKeys, Profile, read_private_keyfile, write_private_keyfile
 from gsomia.errors import ExchangeUnreachable, InvalidInput, StorageError
 from gsomia.services.exchange.access import Role
+from gsomia.services.exchange.submissions import MAX_BATCH
 
 client_cli = typer.Typer(
     help="Use a running exchange: submit, inbox, fetch and decrypt, acknowledge, consents, incidents, watch.",
@@ -154,6 +156,83 @@ def submit_cmd(
             why = r["reasons"][0]["message"] if r["outcome"] in ("denied", "no_key") and r["reasons"] else ""
             table.add_row(r["recipient"], r["outcome"], why or route, mark or "-", ids or "-")
         common.out.print(table)
+
+
+@client_cli.command("submit-batch")
+def submit_batch_cmd(
+    key: KeyFile,
+    batch: Annotated[
+        Path,
+        typer.Argument(
+            help='JSON lines, one report each: {"topic", "level", "recipients": [..], "payload" (text) or '
+            '"payload_base64", optional "id", "rel_to", "noforn", "orcon", "content_type"}.'
+        ),
+    ],
+    as_json: AsJson = False,
+) -> None:
+    """Sign every report of a JSON-lines file with your key and submit them in batches of up to
+    1,000 per request (one commit each); print one line per report. Exits 4 if any was refused."""
+    with common.errors():
+        keys = _keys(key)
+        drafts = _read_batch(batch)
+        bodies = [sign_report(keys, draft) for draft in drafts]
+        results: list[dict[str, Any]] = []
+        with _exchange() as exchange:
+            for start in range(0, len(bodies), MAX_BATCH):
+                answer = exchange.submit_batch(bodies[start : start + MAX_BATCH])
+                results += [{**r, "index": r["index"] + start} for r in answer["results"]]
+        refused = [r for r in results if r["status"] >= 400]
+        if as_json:
+            common.emit_json({"results": results, "refused": len(refused)})
+        else:
+            for r, draft in zip(results, drafts, strict=True):
+                outcome = (
+                    ", ".join(f"{x['recipient']} {x['outcome']}" for x in r["result"]["recipients"])
+                    if r["result"]
+                    else r["problem"]["detail"]
+                )
+                common.out.print(f"{draft.id}  {r['status']}  {outcome}", markup=False)
+        if refused:
+            raise InvalidInput(f"{len(refused)} of {len(results)} reports were refused (see above)")
+
+
+def _read_batch(path: Path) -> list[ReportDraft]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"cannot read {path}: {getattr(e, 'strerror', None) or 'not UTF-8 text'}") from e
+    drafts = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+            payload = (
+                b64decode(doc["payload_base64"], "payload_base64")
+                if "payload_base64" in doc
+                else str(doc["payload"]).encode("utf-8")
+            )
+            drafts.append(
+                ReportDraft(
+                    id=str(doc.get("id") or f"{secrets.token_hex(8)}"),
+                    topic=str(doc["topic"]),
+                    level=str(doc["level"]),
+                    payload=payload,
+                    created=datetime.now(UTC),
+                    recipients=[str(p) for p in doc["recipients"]],
+                    rel_to=[str(p) for p in doc["rel_to"]] if doc.get("rel_to") is not None else None,
+                    noforn=bool(doc.get("noforn", False)),
+                    orcon=bool(doc.get("orcon", False)),
+                    content_type=str(doc.get("content_type", "application/octet-stream")),
+                )
+            )
+        except (ValueError, KeyError, TypeError, InvalidInput) as e:
+            raise InvalidInput(
+                f"{path}:{number}: not a report line ({e}); see 'gsomia client submit-batch --help'"
+            ) from e
+    if not drafts:
+        raise InvalidInput(f"{path} holds no report")
+    return drafts
 
 
 @client_cli.command("inbox")

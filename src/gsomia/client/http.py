@@ -10,7 +10,7 @@ all (refused connection, DNS, TLS, timeout) is :class:`~gsomia.errors.ExchangeUn
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -210,6 +210,14 @@ class ExchangeClient:
     def submit(self, submission: Mapping[str, Any]) -> dict[str, Any]:
         """Submit a signed report ``{"report", "signature", "key"}``; the result per recipient."""
         result: dict[str, Any] = self._json("POST", "/api/v1/reports", json=dict(submission))
+        return result
+
+    def submit_batch(self, submissions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Submit up to 1,000 signed reports in one request: ``{"results": [...], "counts"}``,
+        one result per report (``status`` 201, 200 or the error status, with ``result`` or
+        ``problem``)."""
+        body = {"reports": [dict(sub) for sub in submissions]}
+        result: dict[str, Any] = self._json("POST", "/api/v1/report-batches", json=body)
         return result
 
     def report(self, report_id: str) -> dict[str, Any]:

@@ -290,8 +290,11 @@ class Network:
     timelines: Mapping[str, Timeline]
     direct: Mapping[tuple[str, str], tuple[str, ...]]
     relays: Mapping[tuple[str, str], tuple[str, ...]]
-    # memoised pure results (rule outcomes per segment, topic and level), owned by routing
+    # memoised pure results (rule outcomes per segment, topic and level), owned by routing; the
+    # two looked up on every decision are kept apart, so each stays small and warm in cache
     memo: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
+    legs: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
+    known: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def anomalies(self) -> list[Anomaly]:
         """Every anomaly in every timeline."""

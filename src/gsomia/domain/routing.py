@@ -66,6 +66,10 @@ class Leg(NamedTuple):
     marking: Marking
 
 
+_new = tuple.__new__
+"""Builds a named tuple from all its fields at once, without its generated ``__new__``."""
+
+
 class Route(NamedTuple):
     """A release decision with its path, agreements, marking, delay and reasons.
 
@@ -92,24 +96,30 @@ class Route(NamedTuple):
     @classmethod
     def direct(cls, req: ReleaseRequest, leg: Leg) -> Route:
         """A direct release under ``leg``'s agreement, marked as that leg translates it."""
-        # positional construction: this is the hottest line of the exchange
-        return cls(
-            Decision.DIRECT,
-            req,
-            (leg.sender, leg.receiver),
-            (leg.agreement,),
-            (leg,),
-            None,
-            None,
-            False,
-            False,
-            leg.marking,
+        # positional construction through tuple.__new__: the hottest line of the exchange
+        return _new(
+            cls,
+            (
+                Decision.DIRECT,
+                req,
+                (leg.sender, leg.receiver),
+                (leg.agreement,),
+                (leg,),
+                None,
+                None,
+                False,
+                False,
+                leg.marking,
+                ZERO,
+                (),
+                (),
+            ),
         )
 
     @classmethod
     def deny(cls, req: ReleaseRequest, reasons: tuple[Reason, ...]) -> Route:
         """A denial, with every rule that failed."""
-        return cls(Decision.DENY, req, (), (), (), None, None, False, False, None, ZERO, (), reasons)
+        return _new(cls, (Decision.DENY, req, (), (), (), None, None, False, False, None, ZERO, (), reasons))
 
     @property
     def allowed(self) -> bool:
@@ -190,16 +200,16 @@ def _legs_between(
         return None, [reason]
     reasons: list[Reason] = []
     timelines = net.timelines
-    memo = net.memo
+    legs = net.legs
     for aid in candidates:
         tl = timelines[aid]
         seg = bisect_right(tl.starts, at) - 1
         piece = bisect_right(tl.term_starts, at) - 1 if len(tl.term_starts) > 1 else 0
         leg_key = (aid, seg, piece, topic, sender, level, receiver)
-        outcome = memo.get(leg_key)
+        outcome = legs.get(leg_key)
         if outcome is None:
             outcome = _leg_outcome(net, aid, seg, piece, topic, sender, level, receiver)
-            memo[leg_key] = outcome
+            legs[leg_key] = outcome
         if outcome.__class__ is Marking:
             return Leg(sender, receiver, aid, at, outcome), []
         reasons.extend(outcome)  # type: ignore[arg-type]  # not a Marking, so the reasons
@@ -346,13 +356,18 @@ def _decide(net: Network, req: ReleaseRequest) -> Route:
     if at is None or (at.tzinfo is not UTC and (at.tzinfo is None or at.utcoffset() is None)):
         known = rule_known(net.record, req.originator, req.recipient, req.topic, req.level, at)
         return Route.deny(req, tuple(known))
-    key = ("r7", req.originator, req.recipient, req.topic, req.level)
-    known_memo = net.memo.get(key)
+    key = (req.originator, req.recipient, req.topic, req.level)
+    known_memo = net.known.get(key)
     if known_memo is None:
         known_memo = tuple(rule_known(net.record, req.originator, req.recipient, req.topic, req.level, at))
-        net.memo[key] = known_memo
+        net.known[key] = known_memo
     if known_memo:
         return Route.deny(req, known_memo)
+    pair = (req.originator, req.recipient)
+    relays = net.relays.get(pair, ())
+    if not relays and not net.direct.get(pair):
+        # No agreement of any kind between the two: the same two reasons every time.
+        return Route.deny(req, _unrelated(net, req.originator, req.recipient))
     caveats = req.caveats
     blocked_by_caveats = None if caveats is _NO_CAVEATS else rule_caveats(caveats, req.recipient)
     reasons: list[Reason] = [blocked_by_caveats] if blocked_by_caveats else []
@@ -361,7 +376,6 @@ def _decide(net: Network, req: ReleaseRequest) -> Route:
         return Route.direct(req, leg)
     reasons.extend(why)
     best: Route | None = None
-    relays = net.relays.get((req.originator, req.recipient), ())
     for aid in relays:
         option = _relay_through(net, aid, req, at)
         if option.route is not None and (best is None or option.route.delay < best.delay):
@@ -370,16 +384,30 @@ def _decide(net: Network, req: ReleaseRequest) -> Route:
     if best is not None and blocked_by_caveats is None:
         arrangement = net.timelines[best.arrangement or ""].agreement
         return best._replace(reasons=(*_unique(reasons), rule_third_party(arrangement, best.via or "")))
-    if not relays and not net.direct.get((req.originator, req.recipient)):
-        relay_key = ("no-relay", req.originator, req.recipient)
-        none_relays = net.memo.get(relay_key)
-        if none_relays is None:
-            none_relays = Reason(
-                Rule.THIRD_PARTY, f"no arrangement relays between {req.originator} and {req.recipient}"
-            )
-            net.memo[relay_key] = none_relays
-        reasons.append(none_relays)
+    if not relays and not net.direct.get(pair):
+        reasons.append(_no_relay(net, req.originator, req.recipient))
     return Route.deny(req, _unique(reasons))
+
+
+def _no_relay(net: Network, originator: str, recipient: str) -> Reason:
+    key = ("no-relay", originator, recipient)
+    reason: Reason | None = net.memo.get(key)
+    if reason is None:
+        reason = Reason(Rule.THIRD_PARTY, f"no arrangement relays between {originator} and {recipient}")
+        net.memo[key] = reason
+    return reason
+
+
+def _unrelated(net: Network, originator: str, recipient: str) -> tuple[Reason, ...]:
+    """Why two parties with no agreement and no relaying arrangement between them cannot
+    exchange at all (what the general path would find, computed once per pair)."""
+    key = ("unrelated", originator, recipient)
+    reasons: tuple[Reason, ...] | None = net.memo.get(key)
+    if reasons is None:
+        _leg, why = _legs_between(net, originator, recipient, "", "", datetime.min.replace(tzinfo=UTC))
+        reasons = _unique([*why, _no_relay(net, originator, recipient)])
+        net.memo[key] = reasons
+    return reasons
 
 
 def _unique(reasons: list[Reason]) -> tuple[Reason, ...]:

@@ -24,6 +24,7 @@ the hot path of a million-entry ledger, and SQLAlchemy's row objects would tripl
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 
 # Arbitrary constant advisory-lock key ("gLdg"); distinct from the migration lock in db.py.
 _LEDGER_LOCK = 0x674C_6467
+_CHECKPOINT_LOCK = 0x674C_4350  # "gLCP": one checkpoint signer at a time
 _PENDING = "gsomia.ledger.pending"
 
 CommittedLeaves = Callable[[Sequence[tuple[int, bytes]]], None]
@@ -210,6 +212,35 @@ class LedgerTable:
 
     # --- the log's own facts ------------------------------------------------------------------
 
+    def latest_checkpoint(self, size: int, note: str) -> str:
+        """The latest checkpoint signed over this database: ``note`` (of ``size`` entries) if
+        it is the newest, else the newer one another process stored. Stores ``note`` when it is
+        newer, under a lock, so checkpoints served by any process never go back in size.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        stored = self._stored_checkpoint()
+        if stored is not None and stored[0] >= size:
+            return stored[1]
+        with self._store.writing("recording the latest checkpoint") as s:
+            if s.get_bind().dialect.name == "postgresql":
+                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHECKPOINT_LOCK})
+            row = s.get(LedgerMetaRow, "checkpoint")
+            current = _parse_stored(row.value) if row is not None else None
+            if current is not None and current[0] >= size:
+                return current[1]
+            value = json.dumps({"size": size, "note": note})
+            if row is None:
+                s.add(LedgerMetaRow(name="checkpoint", value=value))
+            else:
+                row.value = value
+        return note
+
+    def _stored_checkpoint(self) -> tuple[int, str] | None:
+        found = self.meta("checkpoint")
+        return _parse_stored(found) if found is not None else None
+
     def meta(self, name: str) -> str | None:
         """A stored fact about this log, or None.
 
@@ -332,6 +363,14 @@ class LedgerTable:
                 ) from e
             finally:
                 cursor.close()
+
+
+def _parse_stored(value: str) -> tuple[int, str] | None:
+    try:
+        doc = json.loads(value)
+        return int(doc["size"]), str(doc["note"])
+    except (ValueError, KeyError, TypeError):
+        return None  # unreadable: the next signer replaces it
 
 
 def _before_commit(session: Session) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Integer, MetaData, String, Text, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -113,3 +113,6 @@ class StateRow(Base):
     keys_version: Mapped[int] = mapped_column(Integer, default=0)
     principals_version: Mapped[int] = mapped_column(Integer, default=0)
     last_commit_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # exercise mode: the exercise clock's offset from the system clock (microseconds), shared by
+    # every process over this database; moved forward only
+    clock_offset_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

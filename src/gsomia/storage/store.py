@@ -52,6 +52,7 @@ class Versions:
     keys: int
     principals: int
     last_commit_at: datetime | None
+    clock_offset_us: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,12 +128,20 @@ class Store:
             return cached
         t = StateRow.__table__
         row = s.execute(
-            select(t.c.record_version, t.c.keys_version, t.c.principals_version, t.c.last_commit_at).where(t.c.id == 1)
+            select(
+                t.c.record_version, t.c.keys_version, t.c.principals_version, t.c.last_commit_at, t.c.clock_offset_us
+            ).where(t.c.id == 1)
         ).one_or_none()
         if row is None:
             raise StorageError("the exchange state row is missing: the database was not migrated by gsomia")
-        record, keys, principals, last = row
-        found = Versions(record=int(record), keys=int(keys), principals=int(principals), last_commit_at=last)
+        record, keys, principals, last, offset = row
+        found = Versions(
+            record=int(record),
+            keys=int(keys),
+            principals=int(principals),
+            last_commit_at=last,
+            clock_offset_us=None if offset is None else int(offset),
+        )
         s.info[_VERSIONS] = found
         return found
 
@@ -142,6 +151,12 @@ class Store:
         transaction, so every process's next commit sees the change."""
         values = {f"{n}_version": getattr(StateRow, f"{n}_version") + 1 for n in names}
         s.execute(update(StateRow).where(StateRow.id == 1).values(**values))
+        s.info.pop(_VERSIONS, None)
+
+    @staticmethod
+    def set_clock_offset(s: Session, offset_us: int) -> None:
+        """Store the exercise clock's offset, in ``s``'s transaction."""
+        s.execute(update(StateRow).where(StateRow.id == 1).values(clock_offset_us=offset_us))
         s.info.pop(_VERSIONS, None)
 
     @staticmethod

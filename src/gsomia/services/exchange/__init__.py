@@ -21,6 +21,7 @@ from gsomia.services.exchange.operator import OperatorService
 from gsomia.services.exchange.relays import ConsentService
 from gsomia.services.exchange.standing import StandingConsentService
 from gsomia.services.exchange.submissions import SubmissionService
+from gsomia.storage.channel import Listener
 
 __all__ = ["Exchange"]
 
@@ -38,6 +39,8 @@ class Exchange:
     deliveries: DeliveryService
     incidents: IncidentService
     operator: OperatorService
+    listener: Listener | None = None
+    """Wake-ups from other processes (PostgreSQL); None on SQLite."""
 
     @property
     def clock(self) -> ExchangeClock:
@@ -50,8 +53,11 @@ class Exchange:
         return self.context.notifier
 
     def start(self) -> None:
-        """Start the background work a server needs (the consent-expiry sweep)."""
+        """Start the background work a server needs: the consent-expiry sweep, and listening
+        for other processes' commits."""
         self.consents.start_sweeper()
+        if self.listener is not None:
+            self.listener.start()
 
     def warm(self) -> None:
         """Compile the record and read the parties' public keys now, so the first submissions
@@ -71,8 +77,10 @@ class Exchange:
             self.identity.current_keys(party)
 
     def stop(self) -> None:
-        """Stop the background work (the sweep); queued writes still finish."""
+        """Stop the background work (the sweep, the listener); queued writes still finish."""
         self.consents.stop_sweeper()
+        if self.listener is not None:
+            self.listener.stop()
 
     def close(self) -> None:
         """Stop the sweep and finish queued writes."""

@@ -101,3 +101,17 @@ class ExchangeClock:
         for listener in self._listeners:
             listener(to)
         return to
+
+    # --- the exercise clock shared by every process over one database -----------------------
+
+    def offset_us(self) -> int | None:
+        """The exercise clock's offset from the system clock, in microseconds (None outside
+        exercise mode): what the store keeps, so every process runs the same exercise clock."""
+        offset = self._offset
+        return None if offset is None else int(offset / timedelta(microseconds=1))
+
+    def adopt(self, offset_us: int) -> None:
+        """Run on the offset another process stored (the first to start, or the last to advance)."""
+        with self._lock:
+            if self._offset is not None:
+                self._offset = timedelta(microseconds=offset_us)

@@ -23,6 +23,7 @@ from gsomia.services.exchange.clock import ExchangeClock
 from gsomia.services.exchange.identity import IdentityService
 from gsomia.services.exchange.notify import Notifier
 from gsomia.services.exchange.records import RecordCache
+from gsomia.storage.channel import announce
 from gsomia.storage.exchange import ExchangeRepo, NewInboxItem, NewRow, Tx
 from gsomia.storage.store import Store, Versions
 from gsomia.storage.writer import GroupCommitter, Outcome
@@ -107,6 +108,8 @@ class ExchangeConfig:
     consent_ttl: timedelta = timedelta(hours=72)
     sweep_seconds: float = 30.0
     max_recipients: int = 64
+    stream_poll_seconds: float = 1.0
+    """How often an inbox stream re-reads the store (and checks its token) without a wake-up."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,9 +237,22 @@ class ExchangeContext:
 
     def begin(self, s: Tx) -> None:
         """At the start of each writer transaction (before any action and outside their
-        savepoints): read the stored versions and fix the transaction's instant."""
+        savepoints): read the stored versions, run on the exercise clock another process may
+        have moved, and fix the transaction's instant."""
         s.info.pop(_INSTANT, None)
+        self.sync_clock(s)
         self.instant(s)
+
+    def sync_clock(self, s: Tx) -> None:
+        """In exercise mode, run on the exercise clock as stored (the first process to start
+        stores it; an operator's advance moves it for every process)."""
+        if self.clock.offset_us() is None:
+            return
+        stored = self.versions(s).clock_offset_us
+        if stored is None:
+            Store.set_clock_offset(s, self.clock.offset_us() or 0)
+        else:
+            self.clock.adopt(stored)
 
     def instant(self, s: Tx) -> datetime:
         """The instant this transaction decides and stamps at: the exchange clock, never earlier
@@ -281,9 +297,12 @@ class Pending:
         self.notify.add(party)
 
     def flush(self, s: Tx) -> None:
-        """Insert every queued row (parents first)."""
+        """Insert every queued row (parents first); the parties whose inboxes changed are
+        announced to every process at the commit."""
         ExchangeRepo.add(s, self.rows)
         self.rows = []
+        if self.notify:
+            announce(s, self.notify)
 
     def outcome(self, ctx: ExchangeContext, value: Any) -> Outcome[Any]:
         """The action's outcome: ``value``, and the wake-ups to send after the commit."""

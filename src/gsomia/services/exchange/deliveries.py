@@ -24,11 +24,7 @@ from gsomia.services.exchange.presenters import delivery_marking, delivery_view
 from gsomia.storage.exchange import ExchangeRepo, NewDelivery, Tx
 from gsomia.storage.writer import Outcome
 
-__all__ = ["STREAM_POLL_SECONDS", "DeliveryService", "add_delivery"]
-
-STREAM_POLL_SECONDS = 1.0
-"""How often an inbox stream re-reads the store (and checks the caller's token) without a
-wake-up: items committed by another process, a token revoked elsewhere."""
+__all__ = ["DeliveryService", "add_delivery"]
 
 
 def add_delivery(
@@ -224,7 +220,7 @@ class DeliveryService:
     ) -> AsyncIterator[dict[str, Any]]:
         """The caller's inbox items after ``after``, then each new one as it is committed, for as
         long as the caller's token holds: the token is checked before every read, so a
-        revocation (by any process) ends the stream within :data:`STREAM_POLL_SECONDS`.
+        revocation (by any process) ends the stream within ``stream_poll_seconds`` (1 s).
 
         Raises:
             StorageError: on a database failure.
@@ -238,7 +234,7 @@ class DeliveryService:
                 for item in items:
                     yield item
                 if len(items) < 500:
-                    await subscription.wait(STREAM_POLL_SECONDS)
+                    await subscription.wait(self.ctx.config.stream_poll_seconds)
         finally:
             subscription.close()
 

@@ -2,8 +2,8 @@
 
 The writer thread calls :meth:`Notifier.publish` once a transaction is durable; each open
 stream of that party wakes at once and reads its new items from the store. Streams also
-re-read on a short timer, which covers items committed by another API worker (a process this
-notifier cannot see).
+re-read on a short timer; on PostgreSQL, commits of other processes arrive through
+:class:`~gsomia.storage.channel.Listener` as well.
 """
 
 from __future__ import annotations
@@ -66,10 +66,14 @@ class Notifier:
                 if not subs:
                     del self._subs[sub.party]
 
-    def publish(self, parties: Iterable[str]) -> None:
-        """Wake every stream of ``parties`` (thread-safe; call after the commit)."""
+    def publish(self, parties: Iterable[str] | None) -> None:
+        """Wake every stream of ``parties`` (every stream if None), thread-safe; call after the
+        commit."""
         with self._lock:
-            targets = [sub for p in set(parties) for sub in self._subs.get(p, ())]
+            if parties is None:
+                targets = [sub for subs in self._subs.values() for sub in subs]
+            else:
+                targets = [sub for p in set(parties) for sub in self._subs.get(p, ())]
         for sub in targets:
             try:
                 sub._wake()

@@ -21,7 +21,7 @@ from gsomia.services.exchange.access import Action, Principal, authorize
 from gsomia.services.exchange.context import UTC_ZONE, ExchangeContext, new_id
 from gsomia.storage.exchange import Tx
 from gsomia.storage.ledger import PUBLIC
-from gsomia.storage.store import StoredEvent
+from gsomia.storage.store import Store, StoredEvent
 from gsomia.storage.writer import Outcome
 
 __all__ = ["EventSpec", "OperatorService"]
@@ -139,4 +139,16 @@ class OperatorService:
             InvalidInput: ``at`` is not an instant with an offset.
         """
         authorize(principal, Action.SET_CLOCK)
-        return self.ctx.clock.advance(parse_instant(at, UTC_ZONE))
+        to = parse_instant(at, UTC_ZONE)
+        ctx = self.ctx
+
+        def job(s: Tx) -> Outcome[datetime]:
+            ctx.require_principal(s, principal)
+            ctx.sync_clock(s)  # another process may have moved it: never move it back
+            moved = ctx.clock.advance(to)
+            offset = ctx.clock.offset_us()
+            if offset is not None:
+                Store.set_clock_offset(s, offset)
+            return Outcome(moved)
+
+        return ctx.committer.run(job)

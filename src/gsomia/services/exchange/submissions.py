@@ -56,10 +56,12 @@ from gsomia.services.exchange.standing import matching_standing
 from gsomia.storage.exchange import ExchangeRepo, NewDecision, NewReport, StandingConsentRow, SubmittedReportRow, Tx
 from gsomia.storage.writer import Outcome
 
-__all__ = ["ReportSubmission", "SubmissionResult", "SubmissionService", "commitment"]
+__all__ = ["MAX_BATCH", "ReportSubmission", "SubmissionResult", "SubmissionService", "commitment"]
 
 REPORT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,95}")
 _ATTEMPTS = 5
+MAX_BATCH = 1000
+"""Most signed reports one batch request may carry."""
 
 
 def commitment(salt: bytes, signed: bytes) -> str:
@@ -332,6 +334,48 @@ class SubmissionService:
                 continue
             return done
         raise Conflict("the record kept changing while this report was decided; submit it again")
+
+    async def submit_many_async(
+        self, principal: Principal, subs: Sequence[ReportSubmission]
+    ) -> list[SubmissionResult | GsomiaError]:
+        """Submit many signed reports in one request: each is checked, decided and stored as if
+        submitted alone, and they reach the writer together (one commit for all, unless the
+        writer's batch limit splits them). One result per report, in order: the stored result,
+        or the error that refused that report alone.
+
+        Raises:
+            InvalidInput: no reports, or more than :data:`MAX_BATCH`.
+        """
+        if not 1 <= len(subs) <= MAX_BATCH:
+            raise InvalidInput(f"a batch holds 1 to {MAX_BATCH} signed reports")
+        results: list[SubmissionResult | GsomiaError | None] = [None] * len(subs)
+        waiting = list(range(len(subs)))
+        for _attempt in range(_ATTEMPTS):
+            prepared: list[tuple[int, _Prepared]] = []
+            for n, i in enumerate(waiting):
+                try:
+                    prepared.append((i, self._prepare(principal, subs[i])))
+                except GsomiaError as e:
+                    results[i] = e
+                if n % 64 == 63:
+                    await asyncio.sleep(0)  # let other requests in between the CPU work
+            answers = await asyncio.gather(
+                *(self.ctx.committer.run_batched_async(self._commit_many, p) for _, p in prepared),
+                return_exceptions=True,
+            )
+            waiting = []
+            for (i, _p), answer in zip(prepared, answers, strict=True):
+                if isinstance(answer, Stale):
+                    waiting.append(i)
+                elif isinstance(answer, (SubmissionResult, GsomiaError)):
+                    results[i] = answer
+                else:  # pragma: no cover - the writer answers with a result or a gsomia error
+                    raise answer
+            if not waiting:
+                break
+        for i in waiting:
+            results[i] = Conflict("the record kept changing while this report was decided; submit it again")
+        return [r if r is not None else Conflict("not decided") for r in results]
 
     # --- committing (inside the writer's transaction) ---------------------------------------------
 

@@ -327,7 +327,12 @@ class LedgerService:
         self.key()
         self.refresh()
         with self._lock:
-            return self._note_locked()
+            size = self._tree.size if self._tree is not None else 0
+            note = self._note_locked()
+        # One signer at a time over the database: the checkpoint served never goes back in size,
+        # whichever process answers (a process that caught up a moment before another commit
+        # serves the newer checkpoint another process signed, not its own older one).
+        return self._table.latest_checkpoint(size, note)
 
     def _note_locked(self) -> str:
         tree = self._tree

@@ -1,6 +1,6 @@
 """What a hostile party tried against the exchange, in process: each finding is closed here.
 
-Over a real socket, the same and the HTTP-level findings: tests/integration/test_trust.py.
+Over a real socket, the same and the HTTP-level findings: tests/integration/test_trust_live.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What a hostile party tried against a live exchange (the bundled scenario, over a real socket):
 each finding with the test that keeps it closed. The in-process ones are in
-tests/unit/services/exchange/test_trust.py."""
+tests/unit/services/exchange/test_exchange_trust.py."""
 
 from __future__ import annotations
 
