@@ -23,7 +23,7 @@ from typing import Any
 
 from gsomia.codec import b64decode
 from gsomia.crypto import encrypt_payload, new_content_key, payload_aad, verify
-from gsomia.domain.instants import utc_iso
+from gsomia.domain.instants import require_supported, utc_iso
 from gsomia.domain.record import Caveats, Record
 from gsomia.domain.routing import Decision, ReleaseRequest, Route, explain
 from gsomia.domain.states import DeliveryPurpose, ReleaseOutcome
@@ -175,6 +175,7 @@ class SubmissionService:
             created_at = None
         if created_at is None or created_at.tzinfo is None:
             raise InvalidInput("report.created: expected an ISO 8601 instant with a UTC offset")
+        require_supported(created_at, "report.created")
         _text(rep, "content_type", max_len=128)
         named = _parties(rep.get("recipients"), "report.recipients")
         if named is not None:
