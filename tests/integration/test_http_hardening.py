@@ -1,8 +1,10 @@
 """What an attacker sends to the exchange over a real socket, and what it must answer: malformed
-cursors and instants at the calendar's edge are 422 (never 500)."""
+cursors and instants at the calendar's edge are 422 (never 500), and JSON bodies with a member
+twice or with NUL or lone surrogates are refused before parsing."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -12,8 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+import rfc8785
 
-from tests.integration.exchange_support import Exchange, start_exchange
+from gsomia.crypto import sign
+from tests.integration.exchange_support import Exchange, report_doc, start_exchange
 
 pytestmark = pytest.mark.slow
 
@@ -143,3 +147,96 @@ def test_the_exercise_clock_cannot_start_out_of_range(tmp_path: Any) -> None:
     )
     assert r.returncode != 0
     assert "out of range" in r.stderr
+
+
+# --- 2. I-JSON request bodies ---------------------------------------------------------------------
+
+
+def _signed_text_with_a_second_level(ex: Exchange, report_id: str) -> str:
+    """A report correctly signed with level 極秘, sent with "level": "秘" before it."""
+    report = report_doc(originator="JPN", report_id=report_id, level="極秘", recipients=["KOR"])
+    keys = ex.keys["JPN"]
+    signature = base64.b64encode(sign(keys, bytes(rfc8785.dumps(report)))).decode()
+    members = json.dumps(report, ensure_ascii=False)[1:-1]
+    report_text = "{" + members.replace('"level": "極秘"', '"level": "秘", "level": "極秘"') + "}"
+    assert report_text.count('"level"') == 2
+    return f'{{"report": {report_text}, "signature": "{signature}", "key": "{keys.fingerprint()}"}}'
+
+
+def test_a_member_given_twice_is_refused_before_the_report_is_read(ex: Exchange) -> None:
+    before = ex.counts()
+    body = _signed_text_with_a_second_level(ex, "dup-level-1")
+    r = ex.call("JPN", "POST", "/api/v1/reports", content=body.encode(), headers={"Content-Type": "application/json"})
+    problem = _problem(r, 422)
+    assert problem["type"] == "urn:gsomia:problem:invalid-request"
+    assert "report.level" in problem["detail"] and "twice" in problem["detail"]
+    assert problem["errors"][0]["loc"] == ["body", "report", "level"]
+    assert ex.counts() == before
+    assert ex.call("JPN", "GET", "/api/v1/reports/dup-level-1").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('{"need_to_know": true, "need_to_know": false}', "need_to_know"),
+        ('{"a": [{"b": {"c": 1, "c": 1}}]}', "a.0.b.c"),
+        ('{"kind": "loss", "description": "x", "kind": "loss"}', "kind"),
+    ],
+)
+def test_duplicate_members_are_refused_at_any_depth(ex: Exchange, text: str, where: str) -> None:
+    r = ex.call("KOR", "POST", "/api/v1/deliveries/d-none/ack", content=text.encode())
+    problem = _problem(r, 422)
+    assert problem["detail"].startswith(f"{where}: member") and "twice" in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        (b'{"need_to_know": true, "x": "a\\u0000b"}', "invalid_text"),  # NUL, escaped
+        (b'{"need_to_know": true, "x\\u0000": 1}', "invalid_text"),  # NUL in a member name
+        (b'{"need_to_know": true, "x": ["\\ud800"]}', "invalid_text"),  # a lone surrogate, escaped
+        (b'{"need_to_know": true, "x": "\xed\xa0\x80"}', "json_invalid"),  # a surrogate in the bytes: not UTF-8
+        (b'{"need_to_know": true, "x": "\xff"}', "json_invalid"),
+        (b'\xef\xbb\xbf{"need_to_know": true}', "json_invalid"),  # a byte-order mark
+        (b'{"need_to_know": NaN}', "json_number"),
+        (b'{"need_to_know": 1e400}', "json_number"),
+        (b'{"need_to_know": 9007199254740993}', "json_number"),
+        (b'{"need_to_know": ' + b"9" * 5000 + b"}", "json_number"),
+        (b"[" * 100 + b"]" * 100, "json_too_deep"),
+        (b"[" * 100_000 + b"]" * 100_000, "json_too_deep"),
+        (b'{"need_to_know": tru', "json_invalid"),
+    ],
+)
+def test_bodies_that_are_not_i_json_are_422(ex: Exchange, body: bytes, kind: str) -> None:
+    r = ex.call("KOR", "POST", "/api/v1/deliveries/d-none/ack", content=body)
+    problem = _problem(r, 422)
+    assert problem["type"] == "urn:gsomia:problem:invalid-request"
+    assert problem["errors"][0]["type"] == kind, problem
+
+
+def test_nul_in_a_query_parameter_or_the_path_is_422(ex: Exchange) -> None:
+    problem = _problem(httpx.get(ex.url + "/api/v1/status", params={"agreement": "JPN\x00KOR"}), 422)
+    assert problem["errors"][0]["loc"] == ["query", "agreement"]
+    _problem(ex.call("JPN", "GET", "/api/v1/reports/r%00x"), 422)
+    _problem(httpx.get(ex.url + "/api/v1/status?agreement=%ED%A0%80"), 422)  # a surrogate: not UTF-8
+
+
+@pytest.mark.postgres
+def test_nul_in_a_body_field_and_in_a_query_parameter_is_422_on_postgresql(
+    fresh_pg: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    pg = start_exchange(tmp_path_factory.mktemp("pg-nul"), db=fresh_pg, exercise_clock="2019-11-22T10:00+09:00")
+    try:
+        before = pg.counts()
+        body = {"topic_prefix": "dprk", "recipient": "KOR", "valid_until": "2020-01-01", "note": "a\x00b"}
+        problem = _problem(pg.call("JPN", "POST", "/api/v1/standing-consents", json=body), 422)
+        assert problem["errors"][0]["loc"] == ["body", "note"]
+        report = pg.signed("JPN", report_id="nul\x00id", recipients=["KOR"])
+        _problem(pg.call("JPN", "POST", "/api/v1/reports", json=report), 422)
+        problem = _problem(pg.call("JPN", "GET", "/api/v1/consents", params={"state": "pending\x00"}), 422)
+        assert problem["errors"][0]["loc"] == ["query", "state"]
+        _problem(pg.call("JPN", "GET", "/api/v1/reports/a%00b"), 422)
+        assert pg.counts() == before
+        assert pg.submit("JPN", recipients=["KOR"]).status_code == 201  # and the exchange still works
+    finally:
+        pg.stop()

@@ -1,12 +1,22 @@
-"""Plain ASGI middleware for the exchange: the request body limit and the exercise stamp.
+"""What stands between a connection and the routes: the request guards and the exercise stamp.
 
-Plain ASGI (not ``BaseHTTPMiddleware``) so streamed responses (server-sent events) pass
-through untouched.
+Plain ASGI middleware (not ``BaseHTTPMiddleware``), so streamed responses (server-sent events)
+pass through untouched:
+
+- :class:`RequestText` refuses a path or query string holding U+0000 or text that is not UTF-8;
+- :class:`BodyLimit` reads a request body within a size limit and refuses a JSON body
+  that is not I-JSON (RFC 7493), before any route parses it;
+- :class:`ExerciseStamp` stamps every response in exercise mode.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
+import urllib.parse
 from collections.abc import Callable
+from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,19 +26,81 @@ from gsomia.services.exchange.clock import ExerciseInfo
 
 EXERCISE_HEADER = "Gsomia-Exercise"
 
+MAX_JSON_DEPTH = 64
+"""The deepest nesting of arrays and objects accepted in a request body (the API's own bodies
+are at most four deep)."""
+
+_SAFE_INTEGER = 2**53 - 1  # I-JSON §2.2: integers beyond ±(2**53 − 1) are not interoperable
+_LONE_SURROGATE_OR_NUL = re.compile(r"[\x00\ud800-\udfff]")
+_CONTENT_LENGTH = re.compile(rb"[0-9]{1,18}")
+
+
+class RequestText:
+    """Refuse with 422 a request whose path or query string holds U+0000, or percent-encoded bytes
+    that are not UTF-8.
+
+    PostgreSQL text cannot store U+0000 (the database would fail on it), and bytes that are not
+    UTF-8 would reach the routes as replacement characters, silently changing the value asked for.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = _text_refusal(scope)
+            if refusal is not None:
+                loc, message = refusal
+                errors = [{"loc": loc, "message": message, "type": "invalid_text"}]
+                await problem(422, "invalid-request", message, errors=errors)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _text_refusal(scope: Scope) -> tuple[list[str], str] | None:
+    """Where and why the path or query string of ``scope`` is refused, or None."""
+    if "\x00" in scope.get("path", ""):
+        return ["path"], "the path contains U+0000 (NUL), which is not allowed"
+    query = scope.get("query_string", b"")
+    if not query:
+        return None
+    try:
+        # The same split and decoding as Starlette's QueryParams, but strict about UTF-8.
+        pairs = urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        return ["query"], "the query string is not UTF-8 once percent-decoded"
+    for name, value in pairs:
+        if "\x00" in name or "\x00" in value:
+            shown = name.replace("\x00", "\\u0000")
+            return ["query", shown], f"query parameter {shown!r} contains U+0000 (NUL), which is not allowed"
+    return None
+
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, judged from ``Content-Length`` before
-    reading and by counting while reading (chunked uploads). The body is buffered up to the
-    limit, then handed on; nothing is parsed or stored from an oversized request."""
+    """Read a request body within limits, then hand it on; refuse it otherwise, before any route
+    parses it, and store nothing from it:
+
+    - over ``max_bytes``: 413, judged from ``Content-Length`` before reading and by counting while
+      reading (chunked uploads);
+    - a JSON body (``application/json``, ``application/*+json`` or no media type) that is not
+      I-JSON (RFC 7493): not UTF-8, not JSON, a member name twice in one object (§2.3: parsers
+      disagree on which one wins, so a signed report could be read one way by the exchange and
+      another by a recipient), a lone surrogate (§2.1) or U+0000 in a string or member name
+      (PostgreSQL text cannot store it), a number beyond IEEE 754 double range or an integer
+      beyond ±(2**53 − 1) (§2.2), or nesting deeper than :data:`MAX_JSON_DEPTH`: 422
+      ``invalid-request``, naming the member.
+    """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse_size(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(
-            413, "payload-too-large", f"the request body is larger than the limit of {self.max_bytes} bytes"
+            413,
+            "payload-too-large",
+            f"the request body is larger than the limit of {self.max_bytes} bytes",
+            headers={"Connection": "close"},  # the unread rest of the body would be read as the next request
         )
         await response(scope, receive, send)
 
@@ -38,12 +110,9 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = -1
+                declared = int(value) if _CONTENT_LENGTH.fullmatch(value) else -1
                 if declared > self.max_bytes:
-                    await self._refuse(scope, receive, send)
+                    await self._refuse_size(scope, receive, send)
                     return
         chunks: list[bytes] = []
         size = 0
@@ -54,12 +123,19 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._refuse(scope, receive, send)
+                await self._refuse_size(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if body and _is_json(scope):
+            refusal = _json_refusal(body)
+            if refusal is not None:
+                loc, reason, kind = refusal
+                errors = [{"loc": ["body", *loc], "message": reason, "type": kind}]
+                await problem(422, "invalid-request", reason, errors=errors)(scope, receive, send)
+                return
         sent = False
 
         async def replay() -> Message:
@@ -70,6 +146,118 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _is_json(scope: Scope) -> bool:
+    """True if the routes would read the body as JSON: a JSON media type, or none at all."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            media: bytes = value.split(b";", 1)[0].strip().lower()
+            return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+    return True
+
+
+class _Refused(Exception):
+    """A request body that is not I-JSON: where (member names and indexes), why, and a type."""
+
+    def __init__(self, loc: list[str], message: str, kind: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+        self.kind = kind
+
+
+class _Members(list[tuple[str, Any]]):
+    """An object's members as parsed, in order, duplicates kept (so the walk can name them)."""
+
+
+def _json_refusal(body: bytes) -> tuple[list[str], str, str] | None:
+    """Why ``body`` is not an I-JSON text (RFC 7493), with where, or None if it is one."""
+    try:
+        text = body.decode("utf-8")  # strict: a surrogate encoded in the bytes is not UTF-8 either
+    except UnicodeDecodeError as e:
+        return (
+            [],
+            f"the request body is not UTF-8 (byte {e.start}); I-JSON texts are UTF-8 (RFC 7493 §2.1)",
+            "json_invalid",
+        )
+    try:
+        doc = json.loads(
+            text, object_pairs_hook=_Members, parse_constant=_no_constant, parse_float=_double, parse_int=_integer
+        )
+        _walk(doc)
+    except _Refused as e:
+        return e.loc, e.message, e.kind
+    except json.JSONDecodeError as e:
+        return [], f"the request body is not JSON: {e.msg} at character {e.pos}", "json_invalid"
+    except RecursionError:
+        return [], _TOO_DEEP, "json_too_deep"
+    return None
+
+
+_TOO_DEEP = f"the request body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _no_constant(name: str) -> Any:
+    raise _Refused([], f"{name} is not a JSON number (RFC 8259 §6)", "json_number")
+
+
+def _double(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused([], f"the number {text[:40]} is beyond IEEE 754 double range (RFC 7493 §2.2)", "json_number")
+    return value
+
+
+def _integer(text: str) -> int:
+    digits = text.lstrip("-")
+    if len(digits) > 16 or int(digits) > _SAFE_INTEGER:  # the length first: int() of 5,000 digits raises
+        raise _Refused([], f"the integer {text[:40]} is beyond ±(2**53 − 1) (RFC 7493 §2.2)", "json_number")
+    return int(text)
+
+
+def _walk(doc: Any) -> None:
+    """Walk ``doc`` without recursion: no member name twice in one object, no lone surrogate or
+    U+0000 in any string or member name, no nesting deeper than :data:`MAX_JSON_DEPTH`.
+
+    Raises:
+        _Refused: at the first such member or string, with where it is.
+    """
+    stack: list[tuple[Any, list[str]]] = [(doc, [])]
+    while stack:
+        value, loc = stack.pop()
+        if isinstance(value, str):
+            _check_text(value, loc)
+            continue
+        if not isinstance(value, list):
+            continue
+        if len(loc) >= MAX_JSON_DEPTH:
+            raise _Refused(loc[:MAX_JSON_DEPTH], _TOO_DEEP, "json_too_deep")
+        if isinstance(value, _Members):
+            seen: set[str] = set()
+            for name, item in value:
+                _check_text(name, [*loc, name])
+                if name in seen:
+                    where = ".".join([*loc, name])
+                    raise _Refused(
+                        [*loc, name],
+                        f"{where}: member {name!r} appears twice in one object (RFC 7493 §2.3)",
+                        "duplicate_member",
+                    )
+                seen.add(name)
+                stack.append((item, [*loc, name]))
+        else:
+            stack.extend((item, [*loc, str(i)]) for i, item in enumerate(value))
+
+
+def _check_text(text: str, loc: list[str]) -> None:
+    found = _LONE_SURROGATE_OR_NUL.search(text)
+    if found is None:
+        return
+    where = ".".join(loc) or "the body"
+    if found.group() == "\x00":
+        raise _Refused(loc, f"{where}: U+0000 (NUL) is not allowed in a string", "invalid_text")
+    raise _Refused(loc, f"{where}: a lone surrogate is not allowed in a string (RFC 7493 §2.1)", "invalid_text")
 
 
 class ExerciseStamp:

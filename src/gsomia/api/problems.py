@@ -6,6 +6,7 @@ HTTP status codes for gsomia's errors live in ``STATUS`` and nowhere else.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -62,8 +63,10 @@ TITLES = {
 }
 
 
-def problem(status: int, kind: str, detail: str, **extra: Any) -> JSONResponse:
-    """A problem+json response."""
+def problem(
+    status: int, kind: str, detail: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """A problem+json response; a 401 carries the bearer challenge."""
     body = {
         "type": f"urn:gsomia:problem:{kind}",
         "title": TITLES.get(status, "Error"),
@@ -71,8 +74,10 @@ def problem(status: int, kind: str, detail: str, **extra: Any) -> JSONResponse:
         "detail": detail,
     }
     body.update(extra)
-    headers = {"WWW-Authenticate": 'Bearer realm="gsomia"'} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    sent = dict(headers or {})
+    if status == 401:
+        sent.setdefault("WWW-Authenticate", 'Bearer realm="gsomia"')
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=sent or None)
 
 
 def for_error(e: GsomiaError) -> JSONResponse:
