@@ -1,6 +1,7 @@
 """What an attacker sends to the exchange over a real socket, and what it must answer: malformed
-cursors and instants at the calendar's edge are 422 (never 500), and JSON bodies with a member
-twice or with NUL or lone surrogates are refused before parsing."""
+cursors and instants at the calendar's edge are 422 (never 500), JSON bodies with a member
+twice or with NUL or lone surrogates are refused before parsing, 405 names the allowed
+methods, HEAD works on every GET resource, and 401 says whether the token was the problem."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 import rfc8785
 
 from gsomia.crypto import sign
-from tests.integration.exchange_support import Exchange, report_doc, start_exchange
+from tests.integration.exchange_support import Exchange, report_doc, start_exchange, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -240,3 +241,101 @@ def test_nul_in_a_body_field_and_in_a_query_parameter_is_422_on_postgresql(
         assert pg.submit("JPN", recipients=["KOR"]).status_code == 201  # and the exchange still works
     finally:
         pg.stop()
+
+
+# --- 3. HTTP semantics ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/healthz", "GET, HEAD"),
+        ("PATCH", "/api/v1/standing-consents", "GET, HEAD, POST"),
+        ("PUT", "/api/v1/reports", "GET, HEAD, POST"),
+        ("DELETE", "/api/v1/parties/JPN/keys", "GET, HEAD, PUT"),
+        ("GET", "/api/v1/deliveries/d-1/ack", "POST"),
+        ("HEAD", "/api/v1/deliveries/d-1/ack", "POST"),
+        ("POST", "/static/app.js", "GET, HEAD"),
+        ("OPTIONS", "/api/v1/status", "GET, HEAD"),
+    ],
+)
+def test_a_405_names_every_allowed_method(ex: Exchange, method: str, path: str, allowed: str) -> None:
+    r = ex.call("JPN", method, path)
+    assert r.status_code == 405
+    assert r.headers["allow"] == allowed
+    if method != "HEAD":
+        assert _problem(r, 405)["type"] == "urn:gsomia:problem:method-not-allowed"
+
+
+def _get_paths(ex: Exchange) -> list[str]:
+    """Every GET resource of the OpenAPI document, path parameters filled in, and the pages."""
+    fill = {"{report_id}": "none", "{delivery_id}": "none", "{incident_id}": "none", "{party}": "JPN", "{index}": "0"}
+    paths = ["/", "/docs", "/static/app.css"]
+    for template, operations in httpx.get(ex.url + "/openapi.json").json()["paths"].items():
+        if "get" in operations:
+            path = template
+            for name, value in fill.items():
+                path = path.replace(name, value)
+            paths.append(path)
+    return paths
+
+
+def test_head_answers_every_get_resource_with_the_same_status_and_headers_and_no_body(ex: Exchange) -> None:
+    varying = {"date", "gsomia-exercise"}
+    paths = _get_paths(ex)
+    assert len(paths) > 30
+    with ex.client("KOR") as c:
+        for path in paths:
+            if path == "/api/v1/inbox/stream":
+                continue  # an endless answer: below
+            params = {"/api/v1/ledger/proof/consistency": {"old": "0"}, "/api/v1/matrix": {"topic": "dprk.nuclear"}}
+            params = params.get(path, {})
+            got = c.get(path, params=params)
+            head = c.head(path, params=params)
+            assert head.status_code == got.status_code, path
+            assert head.content == b"", path
+            same = {k: v for k, v in head.headers.items() if k not in varying}
+            assert same == {k: v for k, v in got.headers.items() if k not in varying}, path
+
+
+def test_head_on_the_event_stream_ends_and_the_connection_serves_the_next_request(ex: Exchange) -> None:
+    with ex.client("KOR") as c:
+        head = c.head("/api/v1/inbox/stream", timeout=10)
+        assert head.status_code == 200 and head.headers["content-type"].startswith("text/event-stream")
+        assert c.get("/api/v1/whoami", timeout=10).json()["party"] == "KOR"
+
+
+def test_401_without_a_token_carries_the_challenge_and_no_error_code(ex: Exchange) -> None:
+    for headers in ({}, {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer"}):
+        r = httpx.get(ex.url + "/api/v1/whoami", headers=headers)
+        _problem(r, 401)
+        assert r.headers["www-authenticate"] == 'Bearer realm="gsomia"'
+
+
+def test_401_for_an_unknown_or_revoked_token_says_invalid_token_and_nothing_more(ex: Exchange) -> None:
+    listed = subprocess.run(
+        [sys.executable, "-m", "gsomia", "principals", "add", "--role", "auditor", "--name", "leaver", "--json"],
+        env=ex.server.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    issued = json.loads(listed.stdout)
+    token = issued["token"]
+    assert httpx.get(ex.url + "/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    subprocess.run(
+        [sys.executable, "-m", "gsomia", "principals", "revoke", issued["id"]],
+        env=ex.server.env,
+        capture_output=True,
+        check=True,
+    )
+
+    def answer(t: str) -> httpx.Response:
+        return httpx.get(ex.url + "/api/v1/whoami", headers={"Authorization": f"Bearer {t}"})
+
+    revoked = wait_for(lambda: (r := answer(token)).status_code == 401 and r, what="the revocation")
+    unknown = answer("gsm_" + "A" * 43)
+    for r in (revoked, unknown):
+        _problem(r, 401)
+        assert r.headers["www-authenticate"] == 'Bearer realm="gsomia", error="invalid_token"'
+    assert revoked.json() == unknown.json()  # which tokens exist does not leak

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from gsomia import __version__
 from gsomia.api import analysis, dashboard, exchange, ledger, problems
-from gsomia.api.middleware import BodyLimit, ExerciseStamp, RequestText
+from gsomia.api.middleware import BodyLimit, ExerciseStamp, HeadAsGet, RequestText
 from gsomia.api.schemas import HealthOut, problem_openapi
 from gsomia.api.schemas import problems as problem_responses
 from gsomia.bootstrap import App
@@ -81,11 +81,12 @@ def create_app(app: App) -> FastAPI:
     api.include_router(ledger.router)
     api.include_router(dashboard.router)
     api.include_router(exchange.router)
-    # Outermost last: the path and query string are checked before the body is read, and the
-    # body before any route parses it.
+    # Outermost last: HEAD becomes GET before anything else sees it; the path and query string
+    # are checked before the body is read, and the body before any route parses it.
     api.add_middleware(BodyLimit, max_bytes=app.settings.max_body_bytes)
     api.add_middleware(RequestText)
     api.add_middleware(ExerciseStamp, info=app.exchange.clock.info)
+    api.add_middleware(HeadAsGet)
     _document_problems(api)
     web.install(api)  # dashboard at /, assets at /static, /docs from local files, security headers on everything
 

@@ -1,8 +1,9 @@
-"""What stands between a connection and the routes: the request guards and the exercise stamp.
+"""What stands between a connection and the routes: the request guards, HEAD and the exercise stamp.
 
 Plain ASGI middleware (not ``BaseHTTPMiddleware``), so streamed responses (server-sent events)
 pass through untouched:
 
+- :class:`HeadAsGet` answers HEAD on every GET resource (RFC 9110 §9.3.2);
 - :class:`RequestText` refuses a path or query string holding U+0000 or text that is not UTF-8;
 - :class:`BodyLimit` reads a request body within a size limit and refuses a JSON body
   that is not I-JSON (RFC 7493), before any route parses it;
@@ -33,6 +34,36 @@ are at most four deep)."""
 _SAFE_INTEGER = 2**53 - 1  # I-JSON §2.2: integers beyond ±(2**53 − 1) are not interoperable
 _LONE_SURROGATE_OR_NUL = re.compile(r"[\x00\ud800-\udfff]")
 _CONTENT_LENGTH = re.compile(rb"[0-9]{1,18}")
+
+
+class HeadAsGet:
+    """Answer HEAD on every GET resource with the GET answer's status and headers and no body
+    (RFC 9110 §9.3.2).
+
+    The request reaches the routes as a GET; the first body message of the answer ends it with
+    an empty body, and later ones are dropped. An endless answer (an event stream) then sees
+    the request as finished (the server reports a disconnect), so it stops.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        finished = False
+
+        async def headless(message: Message) -> None:
+            nonlocal finished
+            if finished:
+                return
+            if message["type"] == "http.response.body":
+                finished = True
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headless)
 
 
 class RequestText:
