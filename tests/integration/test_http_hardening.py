@@ -1,24 +1,29 @@
 """What an attacker sends to the exchange over a real socket, and what it must answer: malformed
 cursors and instants at the calendar's edge are 422 (never 500), JSON bodies with a member
 twice or with NUL or lone surrogates are refused before parsing, 405 names the allowed
-methods, HEAD works on every GET resource, and 401 says whether the token was the problem."""
+methods, HEAD works on every GET resource, 401 says whether the token was the problem, and
+slow clients are cut off."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import rfc8785
 
+from gsomia.api.middleware import BODY_GRACE_SECONDS
 from gsomia.crypto import sign
-from tests.integration.exchange_support import Exchange, report_doc, start_exchange, wait_for
+from tests.integration.exchange_support import Exchange, report_doc, sse, start_exchange, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -339,3 +344,71 @@ def test_401_for_an_unknown_or_revoked_token_says_invalid_token_and_nothing_more
         _problem(r, 401)
         assert r.headers["www-authenticate"] == 'Bearer realm="gsomia", error="invalid_token"'
     assert revoked.json() == unknown.json()  # which tokens exist does not leak
+
+
+# --- 4. slow clients ------------------------------------------------------------------------------
+
+
+def _connect(ex: Exchange) -> socket.socket:
+    url = urlsplit(ex.url)
+    return socket.create_connection((url.hostname or "127.0.0.1", url.port or 80))
+
+
+def _read_until_closed(sock: socket.socket, deadline: float) -> bytes:
+    """Everything the server sends until it closes the connection; fails at ``deadline``."""
+    data = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"the server did not close the connection (got {data[:200]!r})"
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_a_connection_that_sends_its_request_line_slowly_is_closed(ex: Exchange) -> None:
+    with _connect(ex) as sock:
+        sock.sendall(b"GET /api/v1/who")
+        assert _read_until_closed(sock, time.monotonic() + HEADER_TIMEOUT + SLACK) == b""
+
+
+def test_a_connection_that_sends_nothing_is_closed(ex: Exchange) -> None:
+    with _connect(ex) as sock:
+        assert _read_until_closed(sock, time.monotonic() + HEADER_TIMEOUT + SLACK) == b""
+
+
+def test_a_body_that_arrives_too_slowly_is_408_and_the_connection_closes(ex: Exchange) -> None:
+    head = (
+        "POST /api/v1/deliveries/d-none/ack HTTP/1.1\r\nHost: gsomia\r\n"
+        f"Authorization: Bearer {ex.tokens['KOR']}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
+    with _connect(ex) as sock:
+        sock.sendall(head.encode() + b'{"need_to_know": ')
+        answer = _read_until_closed(sock, time.monotonic() + BODY_TIMEOUT + SLACK)
+    status, _, rest = answer.partition(b"\r\n")
+    assert status == b"HTTP/1.1 408 Request Timeout"
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert b"content-type: application/problem+json" in headers.lower()
+    assert json.loads(body)["type"] == "urn:gsomia:problem:request-timeout"
+
+
+def test_an_unread_body_that_arrives_too_slowly_closes_the_connection(ex: Exchange) -> None:
+    head = "GET /healthz HTTP/1.1\r\nHost: gsomia\r\nContent-Length: 100\r\n\r\n"
+    with _connect(ex) as sock:
+        sock.sendall(head.encode() + b"x")
+        answer = _read_until_closed(sock, time.monotonic() + BODY_TIMEOUT + SLACK)
+    assert answer.startswith(b"HTTP/1.1 200 OK")  # answered, then cut off when the body never came
+
+
+def test_an_event_stream_outlives_the_request_timeouts(ex: Exchange) -> None:
+    with sse(ex, "KOR") as events:
+        # Let every request deadline of the stream's own connection pass, then deliver an item
+        # through it: the condition under test is time passing, not a result being ready.
+        time.sleep(HEADER_TIMEOUT + BODY_TIMEOUT + BODY_GRACE_SECONDS + 0.5)
+        assert ex.submit("JPN", report_id="after-timeouts", recipients=["KOR"]).status_code == 201
+        item = next(e for e in events if e["data"].get("report") == "after-timeouts")
+        assert item["event"] == "delivery"

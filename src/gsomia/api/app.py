@@ -83,7 +83,7 @@ def create_app(app: App) -> FastAPI:
     api.include_router(exchange.router)
     # Outermost last: HEAD becomes GET before anything else sees it; the path and query string
     # are checked before the body is read, and the body before any route parses it.
-    api.add_middleware(BodyLimit, max_bytes=app.settings.max_body_bytes)
+    api.add_middleware(BodyLimit, max_bytes=app.settings.max_body_bytes, timeout=app.settings.body_timeout_seconds)
     api.add_middleware(RequestText)
     api.add_middleware(ExerciseStamp, info=app.exchange.clock.info)
     api.add_middleware(HeadAsGet)

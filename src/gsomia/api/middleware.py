@@ -1,17 +1,22 @@
-"""What stands between a connection and the routes: the request guards, HEAD and the exercise stamp.
+"""What stands between a connection and the routes: the request guards, HEAD, the exercise stamp,
+and the connection timeouts.
 
 Plain ASGI middleware (not ``BaseHTTPMiddleware``), so streamed responses (server-sent events)
 pass through untouched:
 
 - :class:`HeadAsGet` answers HEAD on every GET resource (RFC 9110 §9.3.2);
 - :class:`RequestText` refuses a path or query string holding U+0000 or text that is not UTF-8;
-- :class:`BodyLimit` reads a request body within a size limit and refuses a JSON body
+- :class:`BodyLimit` reads a request body within a size and a time limit and refuses a JSON body
   that is not I-JSON (RFC 7493), before any route parses it;
 - :class:`ExerciseStamp` stamps every response in exercise mode.
+
+:func:`guarded_http_protocol` is the server's side: the HTTP protocol with a deadline for a
+request's headers and body, which uvicorn does not have (slow clients, "slowloris").
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -21,6 +26,7 @@ from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gsomia.api.problems import problem
 from gsomia.services.exchange.clock import ExerciseInfo
@@ -113,6 +119,8 @@ class BodyLimit:
 
     - over ``max_bytes``: 413, judged from ``Content-Length`` before reading and by counting while
       reading (chunked uploads);
+    - not complete within ``timeout`` seconds: 408, and the connection is closed (its unread
+      rest cannot be told from the next request);
     - a JSON body (``application/json``, ``application/*+json`` or no media type) that is not
       I-JSON (RFC 7493): not UTF-8, not JSON, a member name twice in one object (§2.3: parsers
       disagree on which one wins, so a signed report could be read one way by the exchange and
@@ -122,9 +130,10 @@ class BodyLimit:
       ``invalid-request``, naming the member.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def _refuse_size(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(
@@ -147,18 +156,29 @@ class BodyLimit:
                     return
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break  # the client went away; the app will see the disconnect
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse_size(scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        break  # the client went away; the app will see the disconnect
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        await self._refuse_size(scope, receive, send)
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            response = problem(
+                408,
+                "request-timeout",
+                f"the request body was not received within {self.timeout:g} seconds",
+                headers={"Connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
         body = b"".join(chunks)
         if body and _is_json(scope):
             refusal = _json_refusal(body)
@@ -311,3 +331,76 @@ class ExerciseStamp:
             await send(message)
 
         await self.app(scope, receive, stamped)
+
+
+BODY_GRACE_SECONDS = 2.0
+"""How much longer than the body timeout the connection waits before closing on an unfinished
+body: time for :class:`BodyLimit` to answer 408 itself first."""
+
+
+class _GuardedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with deadlines for receiving a request.
+
+    uvicorn closes idle keep-alive connections (``timeout_keep_alive``) but waits for ever for
+    the rest of a request that has begun, or for the first byte of a new connection: a client
+    sending its headers a byte at a time holds a connection (and its memory) for as long as it
+    likes. Here, from the moment a connection opens or a request's first byte arrives, its
+    headers must be complete within ``header_timeout`` seconds, else the connection is closed;
+    once they are, its body must be complete within ``body_timeout`` seconds (plus
+    :data:`BODY_GRACE_SECONDS`; :class:`BodyLimit` answers 408 at ``body_timeout`` for a body a
+    route reads), else the connection is closed. Responses are never timed: an event stream
+    stays open as long as its client listens.
+    """
+
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.logger.info("closing a connection whose request did not arrive in time")
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.header_timeout)  # the first request's headers
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._deadline is None:  # a later request on a kept-alive connection
+            self._arm(self.header_timeout)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._arm(self.body_timeout + BODY_GRACE_SECONDS)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm()
+
+
+def guarded_http_protocol(*, header_timeout: float, body_timeout: float) -> type[asyncio.Protocol]:
+    """The HTTP protocol class to give uvicorn (``http=``): httptools, with deadlines for a
+    request's headers and body (see :class:`_GuardedHttpTools`)."""
+    return type(
+        "GuardedHttpToolsProtocol",
+        (_GuardedHttpTools,),
+        {"header_timeout": header_timeout, "body_timeout": body_timeout},
+    )

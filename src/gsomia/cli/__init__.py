@@ -189,6 +189,7 @@ def _serve(app: App, host: str, port: int, log_level: str) -> None:
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
     from gsomia.api.app import create_app  # noqa: PLC0415
+    from gsomia.api.middleware import guarded_http_protocol  # noqa: PLC0415
 
     uvicorn.run(
         create_app(app),
@@ -197,7 +198,10 @@ def _serve(app: App, host: str, port: int, log_level: str) -> None:
         log_level=log_level,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        # httptools, with deadlines for a request's headers and body (uvicorn has none)
+        http=guarded_http_protocol(
+            header_timeout=app.settings.header_timeout_seconds, body_timeout=app.settings.body_timeout_seconds
+        ),
     )
 
 
