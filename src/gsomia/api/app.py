@@ -21,8 +21,10 @@ from gsomia.web import routes as web
 DESCRIPTION = """The gsomia exchange and analysis API.
 
 Errors are RFC 9457 `application/problem+json`. Instants are ISO 8601 with an offset (a bare
-date is read in the agreement's, else the scenario's, zone). What-ifs are query parameters
-(`drop`, `add`), so any analysis view can be shared as a URL."""
+date is read in the agreement's, else the scenario's, zone), in the years 1900 to 2999.
+What-ifs are query parameters (`drop`, `add`), so any analysis view can be shared as a URL.
+Request bodies are I-JSON (RFC 7493): a member name twice in one object, a lone surrogate or
+U+0000 is refused (422), as is U+0000 in a query parameter."""
 
 
 GC_THRESHOLDS = (10_000, 20, 20)
