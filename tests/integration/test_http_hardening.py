@@ -239,8 +239,8 @@ def test_nul_in_a_body_field_and_in_a_query_parameter_is_422_on_postgresql(
         assert problem["errors"][0]["loc"] == ["body", "note"]
         report = pg.signed("JPN", report_id="nul\x00id", recipients=["KOR"])
         _problem(pg.call("JPN", "POST", "/api/v1/reports", json=report), 422)
-        problem = _problem(pg.call("JPN", "GET", "/api/v1/consents", params={"state": "pending\x00"}), 422)
-        assert problem["errors"][0]["loc"] == ["query", "state"]
+        problem = _problem(pg.call("JPN", "GET", "/api/v1/status", params={"agreement": "JPN-KOR-GSOMIA\x00"}), 422)
+        assert problem["errors"][0]["loc"] == ["query", "agreement"]
         _problem(pg.call("JPN", "GET", "/api/v1/reports/a%00b"), 422)
         assert pg.counts() == before
         assert pg.submit("JPN", recipients=["KOR"]).status_code == 201  # and the exchange still works
