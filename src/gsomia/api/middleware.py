@@ -157,16 +157,13 @@ class BodyLimit:
         chunks: list[bytes] = []
         size = 0
         try:
-            async with asyncio.timeout(self.timeout):
-                while True:
+            async with asyncio.timeout(self.timeout):  # only the reading is timed, never the answer
+                while size <= self.max_bytes:
                     message = await receive()
                     if message["type"] != "http.request":
                         break  # the client went away; the app will see the disconnect
                     chunk = message.get("body", b"")
                     size += len(chunk)
-                    if size > self.max_bytes:
-                        await self._refuse_size(scope, receive, send)
-                        return
                     chunks.append(chunk)
                     if not message.get("more_body", False):
                         break
@@ -178,6 +175,9 @@ class BodyLimit:
                 headers={"Connection": "close"},
             )
             await response(scope, receive, send)
+            return
+        if size > self.max_bytes:
+            await self._refuse_size(scope, receive, send)
             return
         body = b"".join(chunks)
         if body and _is_json(scope):
