@@ -58,7 +58,7 @@ CHECKS = [
     unsupported_method,
     allow_header_conformance,
 ]
-EXAMPLES = {GenerationMode.POSITIVE: 150, GenerationMode.NEGATIVE: 80}
+EXAMPLES = {GenerationMode.POSITIVE: 120, GenerationMode.NEGATIVE: 70}
 """Generated requests per operation and mode (the coverage cases come on top)."""
 STREAM_EXAMPLES = 8
 """Fewer for the event stream: a stream with nothing to send is read until :data:`STREAM_SECONDS`."""
