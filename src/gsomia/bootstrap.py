@@ -70,6 +70,17 @@ class Settings(BaseSettings):
         default=None, description="exercise mode: what-if file applied to every decision"
     )
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="largest request body accepted (413 above)")
+    max_batch_bytes: int = Field(
+        default=16 << 20, ge=1024, description="largest batch of signed reports accepted in one request (413 above)"
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a request's headers must arrive within this time, else the connection closes"
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="a request's body must arrive within this time, else 408 and the connection closes",
+    )
     consent_ttl_hours: float = Field(
         default=72.0, gt=0, description="a consent request expires after this much exchange time"
     )

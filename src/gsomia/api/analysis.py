@@ -12,13 +12,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from gsomia.api.schemas import problems
 from gsomia.bootstrap import App
 from gsomia.domain.instants import format_duration, iso
 from gsomia.domain.record import Caveats, WhatIf
 from gsomia.services.analysis import presenters as views
 from gsomia.services.analysis.service import WhatIfSpec
 
-router = APIRouter(prefix="/api/v1", tags=["analysis"])
+router = APIRouter(prefix="/api/v1", tags=["analysis"], responses=problems(404, 503))
 
 Drop = Annotated[list[str] | None, Query(description="Id of a recorded agreement event to leave out (repeatable).")]
 Add = Annotated[

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from gsomia import __version__
 from gsomia.api import analysis, dashboard, exchange, ledger, problems
-from gsomia.api.middleware import BodyLimit, ExerciseStamp
+from gsomia.api.middleware import BodyLimit, ExerciseStamp, HeadAsGet, RequestText
 from gsomia.api.schemas import HealthOut, problem_openapi
 from gsomia.api.schemas import problems as problem_responses
 from gsomia.bootstrap import App, build
@@ -21,8 +21,10 @@ from gsomia.web import routes as web
 DESCRIPTION = """The gsomia exchange and analysis API.
 
 Errors are RFC 9457 `application/problem+json`. Instants are ISO 8601 with an offset (a bare
-date is read in the agreement's, else the scenario's, zone). What-ifs are query parameters
-(`drop`, `add`), so any analysis view can be shared as a URL."""
+date is read in the agreement's, else the scenario's, zone), in the years 1900 to 2999.
+What-ifs are query parameters (`drop`, `add`), so any analysis view can be shared as a URL.
+Request bodies are I-JSON (RFC 7493): a member name twice in one object, a lone surrogate or
+U+0000 is refused (422), as is U+0000 in a query parameter."""
 
 
 GC_THRESHOLDS = (10_000, 20, 20)
@@ -92,8 +94,17 @@ def create_app(app: App) -> FastAPI:
     api.include_router(ledger.router)
     api.include_router(dashboard.router)
     api.include_router(exchange.router)
-    api.add_middleware(BodyLimit, max_bytes=app.settings.max_body_bytes)
+    # Outermost last: HEAD becomes GET before anything else sees it; the path and query string
+    # are checked before the body is read, and the body before any route parses it.
+    api.add_middleware(
+        BodyLimit,
+        max_bytes=app.settings.max_body_bytes,
+        timeout=app.settings.body_timeout_seconds,
+        larger={"/api/v1/report-batches": app.settings.max_batch_bytes},
+    )
+    api.add_middleware(RequestText)
     api.add_middleware(ExerciseStamp, info=app.exchange.clock.info)
+    api.add_middleware(HeadAsGet)
     _document_problems(api)
     web.install(api)  # dashboard at /, assets at /static, /docs from local files, security headers on everything
 

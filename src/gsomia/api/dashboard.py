@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from gsomia.api.analysis import Add, At, Drop
+from gsomia.api.schemas import problems
 from gsomia.bootstrap import App
 from gsomia.domain.instants import iso
 from gsomia.domain.lifecycle import BEGINNING
@@ -22,7 +23,7 @@ from gsomia.domain.record import WhatIf
 from gsomia.services.analysis import presenters as views
 from gsomia.services.analysis.service import WhatIfSpec
 
-router = APIRouter(prefix="/api/v1", tags=["dashboard"])
+router = APIRouter(prefix="/api/v1", tags=["dashboard"], responses=problems(404, 503))
 
 Parties = Annotated[
     str | None, Query(description="Only these parties, comma-separated (default: every party with a ladder).")

@@ -10,6 +10,7 @@ Request bodies reject unknown fields (422). Errors are RFC 9457 problems.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -183,11 +184,16 @@ def inbox(
     return {"items": items, "next_cursor": str(last) if len(items) == limit else None, "cursor": str(last)}
 
 
-def _cursor(text: str | None) -> int:
+_CURSOR = re.compile(r"[0-9]{1,18}")
+"""An inbox cursor: ASCII decimal digits that fit a 64-bit database integer (str.isdigit would
+also accept superscripts and other scripts' digits, and int() has no upper bound)."""
+
+
+def _cursor(text: str | None, name: str = "cursor") -> int:
     if text is None or text == "":
         return 0
-    if not text.isdigit():
-        raise InvalidInput("cursor: use a next_cursor value from a previous page")
+    if not _CURSOR.fullmatch(text):
+        raise InvalidInput(f"{name}: use a next_cursor value from a previous page (up to 18 decimal digits)")
     return int(text)
 
 
@@ -217,7 +223,8 @@ async def stream(
     # Subscribe before reading where to start, so an item committed in between is not missed.
     subscription = exchange.notifier.subscribe(caller.party or "")
     try:
-        after = await run_in_threadpool(exchange.deliveries.stream_start, caller, _cursor(resume) if resume else None)
+        start = _cursor(resume, "Last-Event-ID" if last_event_id is not None else "cursor") if resume else None
+        after = await run_in_threadpool(exchange.deliveries.stream_start, caller, start)
     except BaseException:
         subscription.close()
         raise

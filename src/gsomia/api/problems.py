@@ -6,12 +6,15 @@ HTTP status codes for gsomia's errors live in ``STATUS`` and nowhere else.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from gsomia.errors import (
     BadSignature,
@@ -58,6 +61,7 @@ TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timeout",
     409: "Conflict",
     413: "Payload too large",
     422: "Unprocessable content",
@@ -66,8 +70,18 @@ TITLES = {
 }
 
 
-def problem(status: int, kind: str, detail: str, **extra: Any) -> JSONResponse:
-    """A problem+json response."""
+CHALLENGE = 'Bearer realm="gsomia"'
+"""The ``WWW-Authenticate`` challenge of every 401 (RFC 6750 §3)."""
+
+INVALID_TOKEN = f'{CHALLENGE}, error="invalid_token"'
+"""The challenge when a bearer token was presented but is unknown or revoked (RFC 6750 §3.1).
+Unknown and revoked tokens get the same answer, so it does not tell which tokens exist."""
+
+
+def problem(
+    status: int, kind: str, detail: str, *, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """A problem+json response; a 401 carries the bearer challenge unless ``headers`` has one."""
     body = {
         "type": f"urn:gsomia:problem:{kind}",
         "title": TITLES.get(status, "Error"),
@@ -75,10 +89,12 @@ def problem(status: int, kind: str, detail: str, **extra: Any) -> JSONResponse:
         "detail": detail,
     }
     body.update(extra)
-    headers = {"WWW-Authenticate": 'Bearer realm="gsomia"'} if status == 401 else None
+    sent = dict(headers or {})
+    if status == 401:
+        sent.setdefault("WWW-Authenticate", CHALLENGE)
     if status == 503:  # the database is away: nothing was changed, the same request may be retried
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+        sent.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=sent or None)
 
 
 def describe(e: GsomiaError) -> dict[str, Any]:
@@ -102,25 +118,62 @@ def describe(e: GsomiaError) -> dict[str, Any]:
     return body
 
 
-def for_error(e: GsomiaError) -> JSONResponse:
-    """The problem response for a gsomia error."""
+def for_error(e: GsomiaError, *, token_presented: bool = False) -> JSONResponse:
+    """The problem response for a gsomia error.
+
+    ``token_presented`` says whether the request carried a bearer token: a 401 then says the
+    token is invalid (RFC 6750 §3.1); without one, the challenge carries no error code.
+    """
     body = describe(e)
+    status = body.pop("status")
+    headers = {"WWW-Authenticate": INVALID_TOKEN} if status == 401 and token_presented else None
     return problem(
-        body.pop("status"),
+        status,
         body.pop("type").removeprefix("urn:gsomia:problem:"),
         body.pop("detail"),
+        headers=headers,
         **{k: v for k, v in body.items() if k != "title"},
     )
+
+
+def bearer_presented(request: Request) -> bool:
+    """True if the request carries ``Authorization: Bearer <token>`` with a non-empty token
+    (parsed as the bearer scheme of :mod:`gsomia.api.deps` parses it)."""
+    scheme, credentials = get_authorization_scheme_param(request.headers.get("Authorization"))
+    return scheme.lower() == "bearer" and bool(credentials.strip())
+
+
+_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+"""The methods a route of the API may declare (HEAD follows GET; OPTIONS and TRACE are not served)."""
+
+
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` header value for the resource of ``request``: every method some route of the
+    application accepts on its path (RFC 9110 §10.2.1), and HEAD with GET (answered by
+    :class:`gsomia.api.middleware.HeadAsGet`).
+
+    Routes are asked through their public ``matches``, one method at a time, because included
+    routers hold their routes in their own structures."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Mount):
+            if route.matches(dict(request.scope))[0] is not Match.NONE:
+                methods |= {"GET", "HEAD"}  # the only mount serves static files, which answer GET and HEAD
+            continue
+        methods.update(m for m in _METHODS if route.matches({**request.scope, "method": m})[0] is Match.FULL)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into problem+json."""
 
     @app.exception_handler(GsomiaError)
-    async def _gsomia(_request: Request, exc: GsomiaError) -> JSONResponse:
+    async def _gsomia(request: Request, exc: GsomiaError) -> JSONResponse:
         if isinstance(exc, StorageError):
             log.warning("storage error: %s", exc)
-        return for_error(exc)
+        return for_error(exc, token_presented=isinstance(exc, NotAuthenticated) and bearer_presented(request))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -131,9 +184,14 @@ def install(app: FastAPI) -> None:
         return problem(422, "invalid-request", "the request does not match the API schema", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(exc.status_code, "http")
-        return problem(exc.status_code, kind, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # RFC 9110 §15.5.6: a 405 names the methods the resource allows, all of them (the
+            # framework names only those of the first route that matched the path).
+            headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
+        return problem(exc.status_code, kind, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

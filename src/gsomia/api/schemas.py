@@ -40,6 +40,7 @@ _PROBLEM_TEXT = {
     403: "The caller's role may not do this, or it would act for another party (forbidden).",
     404: "No such object, or another party's (not-found).",
     405: "The method is not allowed on this resource (method-not-allowed).",
+    408: "The request body did not arrive in time; the connection is closed (request-timeout).",
     409: "A conflict with what is stored (conflict).",
     413: "The request body is larger than the configured limit (payload-too-large).",
     422: "The request is malformed (invalid-request, invalid-input, invalid-document).",
@@ -62,7 +63,14 @@ def problem_openapi(spec: dict[str, Any]) -> dict[str, Any]:
     ref = {"$ref": "#/components/schemas/Problem"}
     for operations in spec.get("paths", {}).values():
         for operation in operations.values():
-            for status, response in operation.get("responses", {}).items():
+            responses = operation.setdefault("responses", {})
+            # Answered before any route runs (gsomia.api.middleware): a path or query string that
+            # is not text is 422 everywhere; a body too large, too slow or not I-JSON, wherever
+            # a body is read.
+            implied = ("408", "413", "422") if "requestBody" in operation else ("422",)
+            for status in implied:
+                responses.setdefault(status, {"description": _PROBLEM_TEXT[int(status)]})
+            for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400:
                     response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": ref}}
                     response.setdefault("description", _PROBLEM_TEXT.get(int(status), "An error"))

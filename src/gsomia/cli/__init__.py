@@ -208,6 +208,7 @@ def _serve(app: App, host: str, port: int, log_level: str) -> None:
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
     from gsomia.api.app import create_app  # noqa: PLC0415
+    from gsomia.api.middleware import guarded_http_protocol  # noqa: PLC0415
 
     uvicorn.run(
         create_app(app),
@@ -216,7 +217,10 @@ def _serve(app: App, host: str, port: int, log_level: str) -> None:
         log_level=log_level,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        # httptools, with deadlines for a request's headers and body (uvicorn has none)
+        http=guarded_http_protocol(
+            header_timeout=app.settings.header_timeout_seconds, body_timeout=app.settings.body_timeout_seconds
+        ),
     )
 
 
@@ -224,7 +228,9 @@ def _serve_workers(settings: Settings, host: str, port: int, log_level: str, wor
     """Serve with ``workers`` processes, each building the application from the environment."""
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
-    os.environ.update(settings.as_environment())
+    os.environ.update(settings.as_environment())  # before the guarded protocol reads its deadlines
+    from gsomia.api.middleware import EnvironmentGuardedHttpTools  # noqa: PLC0415
+
     uvicorn.run(
         "gsomia.api.app:factory",
         factory=True,
@@ -234,7 +240,7 @@ def _serve_workers(settings: Settings, host: str, port: int, log_level: str, wor
         log_level=log_level,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=EnvironmentGuardedHttpTools,
     )
 
 

@@ -3,6 +3,12 @@
 Every instant in the domain is a timezone-aware ``datetime`` normalised to UTC. Calendar
 rules (term ends, notice deadlines) are computed in an agreement's own zone (docs/design.md §3).
 Nothing here reads the clock.
+
+Instants a user gives are bounded to the years :data:`FIRST_YEAR` to :data:`LAST_YEAR` (1900 to
+2999), as written, in the instant's own offset or zone: every agreement the product models lies
+far inside, and the bound keeps any instant, shifted into any zone or by a term, a notice period
+or a relay delay, far from the edges of ``datetime`` (years 1 and 9999), where a conversion
+overflows.
 """
 
 from __future__ import annotations
@@ -14,8 +20,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gsomia.errors import InvalidInput
 
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DURATION = re.compile(r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$")
+_DATE_ONLY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_DURATION = re.compile(
+    r"^P(?:(?P<d>[0-9]{1,6})D)?(?:T(?:(?P<h>[0-9]{1,8})H)?(?:(?P<m>[0-9]{1,10})M)?(?:(?P<s>[0-9]{1,12})S)?)?$"
+)
+
+FIRST_YEAR = 1900
+"""The first year of the instants accepted from a user."""
+LAST_YEAR = 2999
+"""The last year of the instants accepted from a user."""
+_RANGE_TEXT = f"give a year from {FIRST_YEAR} to {LAST_YEAR}"
 
 
 @lru_cache(maxsize=64)
@@ -36,18 +50,48 @@ def require_aware(at: datetime, what: str = "instant") -> datetime:
 
     Raises:
         InvalidInput: if ``at`` is naive: a naive time is a clock problem, and the
-            domain denies rather than guesses (docs/design.md §3 rule 7).
+            domain denies rather than guesses (docs/design.md §3 rule 7); or if it cannot be
+            expressed in UTC (an instant at the edge of the calendar).
     """
     if at.tzinfo is None or at.utcoffset() is None:
         raise InvalidInput(f"{what} {at.isoformat()} has no time zone; give an offset such as +09:00")
-    return at.astimezone(UTC)
+    try:
+        return at.astimezone(UTC)
+    except (OverflowError, ValueError) as e:
+        raise InvalidInput(f"{what} {at.isoformat()} is outside the calendar: {_RANGE_TEXT}") from e
+
+
+def supported(at: datetime) -> bool:
+    """True if ``at``'s year, in its own offset, is in the supported range (see the module)."""
+    return FIRST_YEAR <= at.year <= LAST_YEAR
+
+
+def require_supported(at: datetime, what: str = "instant") -> datetime:
+    """Return ``at`` in UTC if it is aware and in the supported range (see the module).
+
+    Raises:
+        InvalidInput: if ``at`` is naive or outside the supported range.
+    """
+    if not supported(at):
+        raise InvalidInput(f"{what} {at.isoformat()} is out of range: {_RANGE_TEXT}")
+    return require_aware(at, what)
+
+
+def _bounded(at: datetime, shown: str) -> datetime:
+    """``at`` (aware) in UTC, or InvalidInput naming ``shown`` if it is outside the supported range."""
+    if not supported(at):
+        raise InvalidInput(f"{shown} is out of range: {_RANGE_TEXT}")
+    return at.astimezone(UTC)  # a year in range is at least a day from the edges: no overflow
 
 
 def parse_instant(text: str, default_zone: str) -> datetime:
     """Parse ISO 8601 with an offset, or a bare date read as 00:00 in ``default_zone``.
 
+    The result lies in the supported range (see the module's docstring).
+
     Raises:
-        InvalidInput: if the text is neither, or a date-time has no offset.
+        InvalidInput: if the text is neither, a date-time has no offset, or the instant is
+            outside the supported range.
     """
     raw = text.strip()
     if _DATE_ONLY.match(raw):
@@ -55,7 +99,7 @@ def parse_instant(text: str, default_zone: str) -> datetime:
             d = date.fromisoformat(raw)
         except ValueError as e:
             raise InvalidInput(f"invalid date {raw!r}: {e}") from e
-        return start_of_day(d, default_zone)
+        return _bounded(datetime(d.year, d.month, d.day, tzinfo=zone(default_zone)), f"date {raw!r}")
     try:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError as e:
@@ -64,12 +108,16 @@ def parse_instant(text: str, default_zone: str) -> datetime:
         ) from e
     if parsed.tzinfo is None:
         raise InvalidInput(f"instant {raw!r} has no offset; add one such as +09:00, or give a bare date")
-    return parsed.astimezone(UTC)
+    return _bounded(parsed, f"instant {raw!r}")
 
 
 def start_of_day(d: date, zone_name: str) -> datetime:
-    """00:00 local on ``d`` in ``zone_name``, as a UTC instant."""
-    return datetime(d.year, d.month, d.day, tzinfo=zone(zone_name)).astimezone(UTC)
+    """00:00 local on ``d`` in ``zone_name``, as a UTC instant.
+
+    Raises:
+        InvalidInput: if the zone is unknown, or the day is at the edge of the calendar.
+    """
+    return require_aware(datetime(d.year, d.month, d.day, tzinfo=zone(zone_name)), f"date {d.isoformat()}")
 
 
 def local_date(at: datetime, zone_name: str) -> date:

@@ -6,6 +6,11 @@ instant (e.g. 2019-11-22T10:00+09:00) and runs on in real time, and a what-if ma
 to the record for every decision. Exercise mode is never hidden: the API stamps every
 response with it and ``/healthz`` reports it. An operator may move the exercise clock
 forward (never backwards), so a rehearsal can jump to the next day without waiting.
+
+The exercise clock is only ever set to an instant in the supported range
+(:func:`gsomia.domain.instants.require_supported`, the years 1900 to 2999): a clock moved to
+the last day of year 9999 would overflow a moment later, and every request after it, the
+health check included, would fail until a restart.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gsomia.domain.instants import iso
+from gsomia.domain.instants import iso, require_supported
 from gsomia.errors import Conflict, InvalidInput, NotPermitted
 
 
@@ -49,11 +54,10 @@ class ExchangeClock:
         """Start the clock.
 
         Raises:
-            InvalidInput: if ``exercise_start`` is naive, or a what-if is named without an
-                exercise clock.
+            InvalidInput: if ``exercise_start`` is naive or outside the supported range.
         """
-        if exercise_start is not None and exercise_start.tzinfo is None:
-            raise InvalidInput("the exercise clock needs an instant with a UTC offset")
+        if exercise_start is not None:
+            exercise_start = _exercise_instant(exercise_start)
         self._system = system
         self._lock = threading.Lock()
         self._offset: timedelta | None = None if exercise_start is None else exercise_start - system()
@@ -87,10 +91,9 @@ class ExchangeClock:
         Raises:
             NotPermitted: outside exercise mode (the real clock is never set).
             Conflict: if ``to`` is before the exercise clock's current instant.
-            InvalidInput: if ``to`` is naive.
+            InvalidInput: if ``to`` is naive or outside the supported range.
         """
-        if to.tzinfo is None:
-            raise InvalidInput("the exercise clock needs an instant with a UTC offset")
+        to = _exercise_instant(to)
         with self._lock:
             if self._offset is None:
                 raise NotPermitted("the exchange clock can be set only in exercise mode (GSOMIA_EXERCISE_CLOCK)")
@@ -115,3 +118,14 @@ class ExchangeClock:
         with self._lock:
             if self._offset is not None:
                 self._offset = timedelta(microseconds=offset_us)
+
+
+def _exercise_instant(at: datetime) -> datetime:
+    """``at`` in UTC, if the exercise clock may be set to it.
+
+    Raises:
+        InvalidInput: if ``at`` is naive or outside the supported range.
+    """
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidInput("the exercise clock needs an instant with a UTC offset")
+    return require_supported(at, "the exercise clock")

@@ -32,7 +32,7 @@ from typing import Any
 
 from gsomia.codec import b64decode
 from gsomia.crypto import encrypt_payload, new_content_key, payload_aad, verify
-from gsomia.domain.instants import utc_iso
+from gsomia.domain.instants import require_supported, utc_iso
 from gsomia.domain.record import Caveats, Network, Record
 from gsomia.domain.routing import Decision, ReleaseRequest, Route, explain
 from gsomia.domain.states import DeliveryPurpose, ReleaseOutcome
@@ -221,6 +221,7 @@ class SubmissionService:
             created_at = None
         if created_at is None or created_at.tzinfo is None:
             raise InvalidInput("report.created: expected an ISO 8601 instant with a UTC offset")
+        require_supported(created_at, "report.created")
         _text(rep, "content_type", max_len=128)
         recipients = _recipients(rep.get("recipients"), record, originator)
         if len(recipients) > self.ctx.config.max_recipients:
