@@ -33,6 +33,7 @@ from gsomia.services.exchange.records import RecordCache
 from gsomia.services.exchange.relays import ConsentService
 from gsomia.services.exchange.standing import StandingConsentService
 from gsomia.services.exchange.submissions import SubmissionService
+from gsomia.services.exchange.witnesses import WitnessService
 from gsomia.services.ledger.service import LedgerService
 from gsomia.storage.channel import Listener
 from gsomia.storage.store import Store
@@ -209,6 +210,7 @@ def build_exchange(
         deliveries=DeliveryService(context),
         incidents=IncidentService(context),
         operator=OperatorService(context),
+        witnesses=WitnessService(context, ledger, clock=clock),
         listener=Listener(store.engine, context.notifier.publish) if store.dialect == "postgresql" else None,
     )
 

@@ -40,6 +40,8 @@ from gsomia.api.schemas import (
     StandingConsentOut,
     SubmissionOut,
     WhoamiOut,
+    WitnessesOut,
+    WitnessOut,
     problems,
 )
 from gsomia.crypto import PublicKeys
@@ -453,6 +455,44 @@ def public_keys(request: Request, party: str, caller: Caller) -> dict[str, Any]:
     """Public keys only: what a client needs to verify an originator's signature."""
     keys = app_of(request).exchange.keys.history(caller, party)
     return {"party": party, "keys": [k.as_dict() for k in keys]}
+
+
+class WitnessIn(_Strict):
+    """A witness's verifier key, as ``gsomia node`` prints it."""
+
+    vkey: str = Field(
+        max_length=400, description="NAME+KEYID+base64(0x04 || Ed25519 public key) (C2SP tlog-cosignature)."
+    )
+
+
+@router.put(
+    "/parties/{party}/witness",
+    summary="Register your node's witness key (it cosigns checkpoints)",
+    response_model=WitnessOut,
+    responses={
+        201: {"model": WitnessOut, "description": "Registered (ledgered); the previous witness is replaced."},
+        200: {"description": "This was already the party's witness."},
+        **problems(*AUTHENTICATED, 404, 409, 413),
+    },
+)
+def register_witness(
+    request: Request, party: str, body: WitnessIn, caller: Caller, response: Response
+) -> dict[str, Any]:
+    """A party registers its own witness (an operator may register any party's); public ledger entry."""
+    witness, new = app_of(request).exchange.witnesses.register(caller, party, body.vkey)
+    response.status_code = 201 if new else 200
+    return witness.to_dict()
+
+
+@router.get(
+    "/witnesses",
+    summary="Every party's witness key",
+    response_model=WitnessesOut,
+    responses=problems(*AUTHENTICATED),
+)
+def witnesses(request: Request, caller: Caller) -> dict[str, Any]:
+    """The keys to pass to ``gsomia ledger verify --witness``; each is also in the ledger."""
+    return {"witnesses": [w.to_dict() for w in app_of(request).exchange.witnesses.witnesses(caller)]}
 
 
 @router.get("/whoami", summary="Who the token belongs to", response_model=WhoamiOut, responses=problems(*AUTHENTICATED))

@@ -13,11 +13,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
 
-from gsomia.api.deps import LedgerScope, app_of, ledger_reader
+from gsomia.api.deps import Caller, LedgerScope, app_of, ledger_reader
 from gsomia.api.schemas import (
     AUTHENTICATED,
     ConsistencyProofOut,
+    CosignatureOut,
     InclusionProofOut,
     LedgerEntryOut,
     LedgerKeyOut,
@@ -47,6 +49,41 @@ def checkpoint(request: Request) -> PlainTextResponse:
     """The signed note: origin, tree size, base64 root hash, a blank line, the signature line."""
     note = app_of(request).ledger.checkpoint()
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
+
+
+@router.get(
+    "/checkpoint/cosigned",
+    summary="A checkpoint with its witnesses' cosignatures (C2SP tlog-cosignature)",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **problems(*AUTHENTICATED, 404)},
+)
+def cosigned_checkpoint(request: Request, size: Size = None) -> PlainTextResponse:
+    """The signed note of ``size`` (default: the largest any witness cosigned): the log's
+    signature line, then one ``cosignature/v1`` line per witness. 404 until a witness cosigns."""
+    note = app_of(request).ledger.cosigned_checkpoint(size)
+    return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
+
+
+class CosignatureIn(BaseModel):
+    """A witness's cosignature of the checkpoint of ``size``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    size: int = Field(ge=0, le=2**63 - 1, description="The tree size of the checkpoint cosigned.")
+    cosignature: str = Field(
+        max_length=1024, description="The signature line: '— NAME base64(key ID || u64 timestamp || signature)'."
+    )
+
+
+@router.post(
+    "/cosignatures",
+    summary="Post your witness's cosignature of a checkpoint",
+    response_model=CosignatureOut,
+    responses=problems(*AUTHENTICATED, 404),
+)
+def cosign(request: Request, body: CosignatureIn, caller: Caller) -> dict[str, Any]:
+    """Recorded only if it verifies, under the caller's party's registered witness key, over this
+    log's checkpoint of that size; 422 otherwise (the witness saw another tree)."""
+    return app_of(request).exchange.witnesses.cosign(caller, body.size, body.cosignature)
 
 
 @router.get(

@@ -427,6 +427,32 @@ class LedgerKeyOut(_Out):
     vkey: str
 
 
+class WitnessOut(_Out):
+    """A party's witness: the key its node cosigns checkpoints with (C2SP tlog-cosignature)."""
+
+    party: str
+    name: str = Field(description="The witness's name, as in its cosignature lines.")
+    key_id: str = Field(description="Hex of the 4-byte key ID: SHA-256(name || LF || 0x04 || key)[:4].")
+    vkey: str = Field(description="The verifier key: NAME+KEYID+base64(0x04 || Ed25519 public key).")
+    registered_at: str
+    leaf_index: int = Field(description="The public ledger entry that records the registration.")
+
+
+class WitnessesOut(_Out):
+    """Every party's current witness."""
+
+    witnesses: list[WitnessOut]
+
+
+class CosignatureOut(_Out):
+    """A cosignature the exchange verified and recorded."""
+
+    size: int
+    witness: str
+    timestamp: int = Field(description="The witness's POSIX time in the cosignature.")
+    checkpoint: str = Field(description="The checkpoint of that size with every cosignature recorded for it.")
+
+
 class LedgerEntryOut(_Out):
     """One ledger entry, its leaf hash and when it was recorded."""
 

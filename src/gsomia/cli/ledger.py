@@ -15,6 +15,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,10 +27,11 @@ from gsomia.cli import common
 from gsomia.cli.options import AsJson
 from gsomia.client.http import ExchangeClient
 from gsomia.codec import b64decode
-from gsomia.crypto.ledger_key import LedgerKey
+from gsomia.crypto.ledger_key import CosignerPublicKey, LedgerKey
 from gsomia.errors import ExchangeUnreachable, GsomiaError, InvalidInput, LedgerInvalid, NotAuthenticated, NotPermitted
 from gsomia.ledger.audit import EntryProblem, VerifyReport, verify_entries, verify_ledger, verify_proof
 from gsomia.ledger.checkpoint import b64, parse_note
+from gsomia.ledger.cosignature import quorum as quorum_of
 from gsomia.ledger.entries import entry_bytes
 from gsomia.services.exchange.audit import RowFinding, audit_rows
 from gsomia.services.ledger.service import PAGE_LIMIT, open_export
@@ -174,10 +176,26 @@ def verify_cmd(
             "check only the proofs, offline. Repeatable.",
         ),
     ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            help="A witness key you trust (NAME+KEYID+BASE64 vkey, or a file of them, one per line). "
+            "The checkpoint its cosignatures are on must be a prefix of the verified ledger. Repeatable.",
+        ),
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option("--quorum", min=1, help="How many of the --witness keys must have cosigned (default: all)."),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Re-derive every leaf, rebuild the tree, check the signed checkpoint and consistency with a
     checkpoint you kept. Names the first bad entry, checkpoint or proof element; exit code 8.
+
+    With --witness, also require a quorum of those witnesses' cosignatures (C2SP
+    tlog-cosignature) on a checkpoint the verified ledger extends: a log that showed you a
+    view nobody else saw fails here.
 
     The source is the local database unless --export or --url is given."""
     with common.errors():
@@ -185,8 +203,19 @@ def verify_cmd(
             raise InvalidInput("give at most one of --export FILE and --url URL")
         if key_file is not None and key_b64 is not None:
             raise InvalidInput("give at most one of --key FILE and --key-b64 KEY")
+        witnesses = _witness_keys(witness or ())
+        need = _quorum(quorum, witnesses, export=export is not None, since=since is not None)
         latest = _read_text(checkpoint, "checkpoint") if checkpoint else None
         kept = _read_text(since, "kept checkpoint") if since else None
+        cosigned: str | None = None
+        if witnesses:
+            if url is not None:
+                with _Server(url, token) as server:
+                    cosigned = server.text("/checkpoint/cosigned")
+            else:
+                cosigned = common.app().ledger.cosigned_checkpoint()
+            witnessed = _check_quorum(cosigned, witnesses, need)
+            kept = cosigned
         proofs = [_read_json(p) for p in proof or ()]
         key_text = _read_text(key_file, "key") if key_file else key_b64
 
@@ -206,11 +235,64 @@ def verify_cmd(
             pinned = pin(latest, lambda: app.ledger.origin)
             with _progress(app.ledger.stored_count()) as tick:
                 report = app.ledger.verify(key=pinned, checkpoint=latest, since=kept, proofs=proofs, progress=tick)
+            if witnesses:
+                report = replace(report, checks=(*report.checks, witnessed))
             # The rows the exchange serves must say what the ledger says (each names its entry).
             rows = audit_rows(app.exchange.context) if report.ok else None
             _render(report, as_json, rows=rows, rows_checked=report.ok)
             return
+        if witnesses:
+            report = replace(report, checks=(*report.checks, witnessed))
         _render(report, as_json)
+
+
+def _witness_keys(given: Sequence[str]) -> list[CosignerPublicKey]:
+    """The witness keys given, each a vkey or a file of vkeys (one per line, # comments)."""
+    keys: list[CosignerPublicKey] = []
+    for item in given:
+        path = Path(item)
+        lines = _read_text(path, "witness keys").splitlines() if "+" not in item and path.is_file() else [item]
+        for line in lines:
+            text = line.strip()
+            if text and not text.startswith("#"):
+                key = CosignerPublicKey.parse(text)
+                if all(k.name != key.name for k in keys):
+                    keys.append(key)
+    return keys
+
+
+def _quorum(quorum: int | None, witnesses: Sequence[CosignerPublicKey], *, export: bool, since: bool) -> int:
+    if not witnesses:
+        if quorum is not None:
+            raise InvalidInput("--quorum counts --witness keys: give the witness keys you trust with --witness")
+        return 0
+    if export:
+        raise InvalidInput("--witness checks the cosigned checkpoint a server serves: use --url URL, not --export")
+    if since:
+        raise InvalidInput("give --since FILE or --witness KEY: the cosigned checkpoint is the kept one then")
+    need = len(witnesses) if quorum is None else quorum
+    if need > len(witnesses):
+        raise InvalidInput(f"--quorum {need} is more than the {len(witnesses)} witness key(s) given")
+    return need
+
+
+def _check_quorum(note: str, witnesses: Sequence[CosignerPublicKey], need: int) -> str:
+    """The check line for a quorum of ``need`` cosignatures on ``note``.
+
+    Raises:
+        LedgerInvalid: fewer of ``witnesses`` cosigned it, or the note is malformed.
+    """
+    body, verified = quorum_of(note, witnesses)
+    size = body.split("\n")[1] if body.count("\n") >= 2 else "?"
+    if len(verified) < need:
+        missing = ", ".join(w.name for w in witnesses if w.name not in verified)
+        raise LedgerInvalid(
+            f"only {len(verified)} of the {need} witness cosignatures required verify on the cosigned checkpoint "
+            f"of size {size} (missing or invalid: {missing})"
+        )
+    return (
+        f"{len(verified)} of {len(witnesses)} witnesses cosigned the checkpoint of size {size}: {', '.join(verified)}"
+    )
 
 
 Pin = Callable[[str | None, Callable[[], str]], LedgerKey | None]

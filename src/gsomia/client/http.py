@@ -365,6 +365,29 @@ class ExchangeClient:
         result: dict[str, Any] = self._json("GET", "/api/v1/ledger/proof/consistency", params=params)
         return result
 
+    # --- witnesses --------------------------------------------------------------------------------
+
+    def register_witness(self, party: str, vkey: str) -> dict[str, Any]:
+        """Register ``party``'s witness key (a ``cosignature/v1`` vkey)."""
+        result: dict[str, Any] = self._json("PUT", f"/api/v1/parties/{party}/witness", json={"vkey": vkey})
+        return result
+
+    def witnesses(self) -> list[dict[str, Any]]:
+        """Every party's current witness: ``[{"party", "name", "key_id", "vkey", ...}]``."""
+        result: list[dict[str, Any]] = self._json("GET", "/api/v1/witnesses")["witnesses"]
+        return result
+
+    def cosign(self, size: int, cosignature: str) -> dict[str, Any]:
+        """Post this party's witness cosignature line of the checkpoint of ``size``."""
+        body = {"size": size, "cosignature": cosignature}
+        result: dict[str, Any] = self._json("POST", "/api/v1/ledger/cosignatures", json=body)
+        return result
+
+    def ledger_cosigned_checkpoint(self, size: int | None = None) -> str:
+        """The checkpoint of ``size`` (default: the largest cosigned) with its cosignature lines."""
+        params = {"size": size} if size is not None else None
+        return self.request("GET", "/api/v1/ledger/checkpoint/cosigned", params=params).text
+
 
 def _json_or_none(response: httpx.Response) -> object:
     try:

@@ -35,9 +35,12 @@ from gsomia.ledger.checkpoint import (
     ed25519_key_id,
     open_note,
 )
+from gsomia.ledger.cosignature import COSIGNATURE_TYPE, cosignature_line, cosigned_message, cosigner_key_id
 
 __all__ = [
     "LEDGER_KEYFILE_FORMAT",
+    "Cosigner",
+    "CosignerPublicKey",
     "LedgerKey",
     "load_or_create_ledger_key",
     "read_ledger_keyfile",
@@ -252,3 +255,67 @@ class LedgerKey:
         if name is None:
             raise InvalidInput("ledger key: a bare base64 key needs the log's origin as its name")
         return cls(name=name, public_key=raw)
+
+
+# --- cosigners (witnesses) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CosignerPublicKey:
+    """A witness's cosigning key, as verifiers pin it: a name and an Ed25519 public key
+    (C2SP tlog-cosignature, ``cosignature/v1``)."""
+
+    name: str
+    public_key: bytes
+    key_id: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c.isspace() or c == "+" for c in self.name):
+            raise InvalidInput(f"cosigner name {self.name!r}: use a name without spaces or '+'")
+        object.__setattr__(self, "key_id", cosigner_key_id(self.name, self.public_key))
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        """True only if ``signature`` is this key's Ed25519 signature of ``message``."""
+        return verify_exchange_signature(self.public_key, message, signature)
+
+    def vkey(self) -> str:
+        """The verifier key: ``<name>+<key ID hex>+<base64(0x04 || key)>``."""
+        return f"{self.name}+{self.key_id.hex()}+{b64(bytes([COSIGNATURE_TYPE]) + self.public_key)}"
+
+    @classmethod
+    def parse(cls, text: str) -> CosignerPublicKey:
+        """Read a cosigner vkey.
+
+        Raises:
+            InvalidInput: it is not ``NAME+KEYID+base64(0x04 || 32-byte key)`` with a matching ID.
+        """
+        parts = text.strip().split("+", 2)
+        raw = b64decode_or_none(parts[2]) if len(parts) == 3 else None
+        if raw is None or len(raw) != 33 or raw[0] != COSIGNATURE_TYPE:
+            raise InvalidInput("witness key: a vkey is NAME+KEYID+base64(0x04 || 32-byte Ed25519 key)")
+        key = cls(name=parts[0], public_key=raw[1:])
+        if parts[1] != key.key_id.hex():
+            raise InvalidInput("witness key: the vkey's key ID does not match its name and key")
+        return key
+
+
+@dataclass(frozen=True, slots=True)
+class Cosigner:
+    """A witness that cosigns checkpoints: its name and Ed25519 signing key."""
+
+    name: str
+    signer: ExchangeSigner
+
+    @property
+    def public(self) -> CosignerPublicKey:
+        """The public half, as verifiers pin it."""
+        return CosignerPublicKey(name=self.name, public_key=self.signer.public_key_raw())
+
+    def cosign(self, body: str, timestamp: int) -> str:
+        """The ``cosignature/v1`` line for a checkpoint body, as of ``timestamp``.
+
+        Raises:
+            InvalidInput: the timestamp is out of range.
+        """
+        signature = self.signer.sign(cosigned_message(body, timestamp))
+        return cosignature_line(self.name, self.public.key_id, timestamp, signature)

@@ -59,6 +59,7 @@ __all__ = [
     "StandingConsentRow",
     "SubmittedReportRow",
     "Tx",
+    "WitnessRow",
 ]
 
 _R = TypeVar("_R", bound=Base)
@@ -94,6 +95,18 @@ class PartyKeyRow(Base):
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     registered_by: Mapped[str] = mapped_column(String(40))
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WitnessRow(Base):
+    """A party's witness: the name and Ed25519 public key its node cosigns checkpoints with
+    (one current witness per party; registering another replaces it)."""
+
+    __tablename__ = "witnesses"
+    party: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    leaf_index: Mapped[int] = mapped_column(Integer)
 
 
 class SubmittedReportRow(Base):
@@ -574,6 +587,33 @@ class ExchangeRepo:
     def key(s: Tx, fingerprint: str) -> PartyKeyRow | None:
         """Registered public keys by fingerprint (current or retired)."""
         return s.get(PartyKeyRow, fingerprint)
+
+    # --- witnesses -------------------------------------------------------------------------
+
+    @staticmethod
+    def witness(s: Tx, party: str) -> WitnessRow | None:
+        """``party``'s current witness."""
+        return s.get(WitnessRow, party)
+
+    @staticmethod
+    def witness_named(s: Tx, name: str) -> WitnessRow | None:
+        """The witness of that name, whichever party's."""
+        return s.scalars(select(WitnessRow).where(WitnessRow.name == name)).first()
+
+    @staticmethod
+    def witnesses(s: Tx) -> list[WitnessRow]:
+        """Every party's current witness, by party."""
+        return list(s.scalars(select(WitnessRow).order_by(WitnessRow.party)))
+
+    @staticmethod
+    def put_witness(s: Tx, *, party: str, name: str, public_key: str, at: datetime, leaf_index: int) -> None:
+        """Make ``name`` ``party``'s witness (replacing the one it had)."""
+        row = s.get(WitnessRow, party)
+        if row is None:
+            s.add(WitnessRow(party=party, name=name, public_key=public_key, registered_at=at, leaf_index=leaf_index))
+        else:
+            row.name, row.public_key, row.registered_at, row.leaf_index = name, public_key, at, leaf_index
+        s.flush()
 
     # --- reports, decisions, deliveries --------------------------------------------------
 

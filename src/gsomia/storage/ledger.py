@@ -42,6 +42,7 @@ from gsomia.storage.store import Store
 __all__ = [
     "PUBLIC",
     "CommittedLeaves",
+    "CosignatureRow",
     "LedgerEntryRow",
     "LedgerMetaRow",
     "LedgerTable",
@@ -94,6 +95,18 @@ class LedgerMetaRow(Base):
     __tablename__ = "ledger_meta"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class CosignatureRow(Base):
+    """A witness's cosignature of the checkpoint of tree size ``size`` (C2SP tlog-cosignature):
+    the signature line, as the witness made it, of the checkpoint this log signed at that size."""
+
+    __tablename__ = "ledger_cosignatures"
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    witness: Mapped[str] = mapped_column(String(200), primary_key=True)
+    line: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +222,40 @@ class LedgerTable:
         fresh = [{"party": p, "idx": index} for p in dict.fromkeys(parties) if p not in known]
         if fresh:
             session.connection().execute(insert(LedgerVisibilityRow), fresh)
+
+    # --- cosignatures -----------------------------------------------------------------------------
+
+    def add_cosignature(self, *, size: int, witness: str, line: str, note: str, at: datetime) -> None:
+        """Keep ``witness``'s cosignature of the checkpoint of ``size`` (replacing an older one of
+        the same witness for that size: a newer timestamp).
+
+        Raises:
+            StorageError: on any database error.
+        """
+        with self._store.writing("recording a cosignature") as s:
+            row = s.get(CosignatureRow, (size, witness))
+            if row is None:
+                s.add(CosignatureRow(size=size, witness=witness, line=line, note=note, recorded_at=at))
+            else:
+                row.line, row.note, row.recorded_at = line, note, at
+
+    def cosigned(self, size: int | None = None) -> tuple[str, list[str]] | None:
+        """The checkpoint note of ``size`` (default: the largest size any witness cosigned) and
+        the cosignature lines of it, or None.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        with self._store.reading() as s:
+            if size is None:
+                size = s.scalar(select(func.max(CosignatureRow.size)))
+                if size is None:
+                    return None
+            rows = s.scalars(select(CosignatureRow).where(CosignatureRow.size == size).order_by(CosignatureRow.witness))
+            found = list(rows)
+        if not found:
+            return None
+        return found[0].note, [r.line for r in found]
 
     # --- the log's own facts ------------------------------------------------------------------
 

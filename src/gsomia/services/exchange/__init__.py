@@ -21,6 +21,7 @@ from gsomia.services.exchange.operator import OperatorService
 from gsomia.services.exchange.relays import ConsentService
 from gsomia.services.exchange.standing import StandingConsentService
 from gsomia.services.exchange.submissions import SubmissionService
+from gsomia.services.exchange.witnesses import WitnessService
 from gsomia.storage.channel import Listener
 
 __all__ = ["Exchange"]
@@ -39,6 +40,7 @@ class Exchange:
     deliveries: DeliveryService
     incidents: IncidentService
     operator: OperatorService
+    witnesses: WitnessService
     listener: Listener | None = None
     """Wake-ups from other processes (PostgreSQL); None on SQLite."""
 

@@ -86,6 +86,8 @@ class Action(StrEnum):
     READ_STATS = "read exchange statistics"
     SET_CLOCK = "set the exercise clock"
     READ_REPORT = "read submission results"
+    REGISTER_WITNESS = "register a witness key"
+    COSIGN = "cosign checkpoints"
 
 
 _ALLOWED: dict[Role, frozenset[Action]] = {
@@ -103,12 +105,15 @@ _ALLOWED: dict[Role, frozenset[Action]] = {
             Action.READ_KEYS,
             Action.READ_LEDGER,
             Action.READ_REPORT,
+            Action.REGISTER_WITNESS,
+            Action.COSIGN,
         }
     ),
     Role.OPERATOR: frozenset(
         {
             Action.RECORD_EVENT,
             Action.REGISTER_KEYS,
+            Action.REGISTER_WITNESS,
             Action.READ_KEYS,
             Action.READ_LEDGER,
             Action.READ_STATS,
@@ -119,7 +124,9 @@ _ALLOWED: dict[Role, frozenset[Action]] = {
 }
 
 # Actions an operator may take for any party (it acts for none); a party only for itself.
-_FOR_ANY_PARTY: dict[Role, frozenset[Action]] = {Role.OPERATOR: frozenset({Action.REGISTER_KEYS})}
+_FOR_ANY_PARTY: dict[Role, frozenset[Action]] = {
+    Role.OPERATOR: frozenset({Action.REGISTER_KEYS, Action.REGISTER_WITNESS})
+}
 
 
 def allowed(role: Role) -> frozenset[Action]:

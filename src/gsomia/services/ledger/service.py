@@ -334,6 +334,56 @@ class LedgerService:
         # serves the newer checkpoint another process signed, not its own older one).
         return self._table.latest_checkpoint(size, note)
 
+    def checkpoint_at(self, size: int) -> str:
+        """The signed checkpoint of the tree at a past or the current ``size``: the note this log
+        signed, or would have signed, at that size (Ed25519 is deterministic).
+
+        Raises:
+            InvalidInput: ``size`` is negative.
+            UnknownEntity: the ledger is not that large (yet).
+            LedgerInvalid: an entry is missing from the store.
+            StorageError: on any database error.
+        """
+        _require_count(size, "tree size")
+        self.key()
+        tree = self._ready(need=size)
+        with self._lock:
+            if size > tree.size:
+                raise UnknownEntity(f"the ledger has {tree.size} entries; there is no tree of size {size} yet")
+            if size == tree.size:
+                return self._note_locked()
+            root = tree.root(size)
+        key, signer = self._key, self._signer
+        assert key is not None  # noqa: S101 - loaded by key()
+        assert signer is not None  # noqa: S101
+        return sign_note(Checkpoint(origin=self.origin, size=size, root_hash=root), key.name, key.key_id, signer.sign)
+
+    def cosigned_checkpoint(self, size: int | None = None) -> str:
+        """The checkpoint of ``size`` (default: the largest any witness cosigned) with every
+        witness's cosignature line after the log's own signature (C2SP tlog-cosignature).
+
+        Raises:
+            InvalidInput: ``size`` is negative.
+            UnknownEntity: no witness has cosigned that checkpoint (or any).
+            StorageError: on any database error.
+        """
+        if size is not None:
+            _require_count(size, "tree size")
+        found = self._table.cosigned(size)
+        if found is None:
+            which = "any checkpoint" if size is None else f"the checkpoint of size {size}"
+            raise UnknownEntity(f"no witness has cosigned {which} yet")
+        note, lines = found
+        return note + "".join(line + "\n" for line in lines)
+
+    def add_cosignature(self, *, size: int, witness: str, line: str, note: str, at: datetime) -> None:
+        """Keep a witness's verified cosignature of the checkpoint ``note`` of ``size``.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        self._table.add_cosignature(size=size, witness=witness, line=line, note=note, at=at)
+
     def _note_locked(self) -> str:
         tree = self._tree
         signer = self._signer

@@ -1,0 +1,186 @@
+"""Witnesses: each party's node cosigns the exchange's checkpoints, and the exchange serves them.
+
+A party registers its witness key (a C2SP ``cosignature/v1`` verifier key, ``NAME+ID+KEY``);
+the registration is a public ledger entry, so a verifier can learn every witness's key from
+the log itself and see when it changed. The party's node then checks each new checkpoint for
+consistency with the last one it cosigned and posts its cosignature of the tree size it saw.
+The exchange accepts a cosignature only if it verifies, under the party's registered witness
+key, over the very checkpoint this log signed at that size: a witness that was shown another
+tree (a fork) cannot have its cosignature recorded here, and anyone holding the cosigned
+checkpoint can check it against the witnesses' keys (``gsomia ledger verify --witness``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from gsomia.crypto.ledger_key import CosignerPublicKey
+from gsomia.domain.instants import utc_iso
+from gsomia.errors import Conflict, GsomiaError, InvalidInput, LedgerInvalid, NotPermitted
+from gsomia.ledger.checkpoint import parse_signed_note
+from gsomia.ledger.cosignature import cosigned_message, split_line
+from gsomia.services.exchange.access import Action, Principal, authorize
+from gsomia.services.exchange.context import ExchangeContext
+from gsomia.services.ledger.service import LedgerService
+from gsomia.storage.exchange import ExchangeRepo, Tx, WitnessRow
+from gsomia.storage.ledger import PUBLIC
+from gsomia.storage.writer import Outcome
+
+__all__ = ["MAX_FUTURE", "Witness", "WitnessService"]
+
+log = logging.getLogger(__name__)
+
+MAX_FUTURE = timedelta(minutes=5)
+"""How far ahead of the exchange's clock a cosignature's timestamp may be (clock skew)."""
+
+MAX_LINE = 1024
+"""The longest cosignature line accepted (a 200-character name and its signature fit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Witness:
+    """A party's registered witness."""
+
+    party: str
+    key: CosignerPublicKey
+    registered_at: datetime
+    leaf_index: int
+
+    def to_dict(self) -> dict[str, object]:
+        """``{"party", "name", "key_id", "vkey", "registered_at", "leaf_index"}``."""
+        return {
+            "party": self.party,
+            "name": self.key.name,
+            "key_id": self.key.key_id.hex(),
+            "vkey": self.key.vkey(),
+            "registered_at": utc_iso(self.registered_at),
+            "leaf_index": self.leaf_index,
+        }
+
+
+def _witness(row: WitnessRow) -> Witness:
+    return Witness(
+        party=row.party,
+        key=CosignerPublicKey.parse(row.public_key),
+        registered_at=row.registered_at,
+        leaf_index=row.leaf_index,
+    )
+
+
+class WitnessService:
+    """Register witness keys (ledgered) and record cosignatures that verify."""
+
+    def __init__(self, ctx: ExchangeContext, ledger: LedgerService, *, clock: Callable[[], datetime]) -> None:
+        self.ctx = ctx
+        self.ledger = ledger
+        self._clock = clock
+
+    def register(self, principal: Principal, party: str, vkey: str) -> tuple[Witness, bool]:
+        """Make the witness key ``vkey`` ``party``'s; the one it had is replaced now.
+
+        Registering the current key again changes nothing. Returns the witness and whether
+        the registration is new.
+
+        Raises:
+            NotPermitted: a party registering another party's witness, or an auditor.
+            InvalidInput: ``vkey`` is not a cosigner verifier key.
+            Conflict: another party's witness has that name.
+            UnknownEntity: a party the loaded scenario does not know.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.REGISTER_WITNESS, acting_for=party)
+        key = CosignerPublicKey.parse(vkey)
+        self.ctx.identity.check_party(party)
+        result: tuple[Witness, bool] = self.ctx.committer.run(lambda s: self._register(s, principal, party, key))
+        if result[1]:
+            log.info("registered witness %s (%s) for %s", key.name, key.key_id.hex(), party)
+        return result
+
+    def _register(
+        self, s: Tx, principal: Principal, party: str, key: CosignerPublicKey
+    ) -> Outcome[tuple[Witness, bool]]:
+        ctx = self.ctx
+        ctx.require_principal(s, principal)
+        current = ExchangeRepo.witness(s, party)
+        if current is not None and current.public_key == key.vkey():
+            return Outcome((_witness(current), False))
+        named = ExchangeRepo.witness_named(s, key.name)
+        if named is not None and named.party != party:
+            raise Conflict(f"another party's witness is named {key.name!r}; choose another name")
+        at = ctx.instant(s)
+        fields = {
+            "action": "witness_registered",
+            "party": party,
+            "witness": key.name,
+            "vkey": key.vkey(),
+            "replaced": current.public_key if current is not None else None,
+            "by": principal.id,
+        }
+        leaf = ctx.append(s, "key", at, fields, parties=[PUBLIC])
+        ExchangeRepo.put_witness(s, party=party, name=key.name, public_key=key.vkey(), at=at, leaf_index=leaf)
+        return Outcome((Witness(party=party, key=key, registered_at=at, leaf_index=leaf), True))
+
+    def witnesses(self, principal: Principal) -> list[Witness]:
+        """Every party's current witness (public keys: anyone who reads the ledger may see them).
+
+        Raises:
+            NotPermitted: the principal may not read the ledger.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.READ_LEDGER)
+        with self.ctx.store.reading() as s:
+            return [_witness(r) for r in ExchangeRepo.witnesses(s)]
+
+    def cosign(self, principal: Principal, size: int, line: str) -> dict[str, object]:
+        """Record the principal's party's witness cosignature of the checkpoint of ``size``.
+
+        Returns ``{"size", "witness", "timestamp", "checkpoint"}`` (the cosigned checkpoint
+        with every cosignature recorded for it so far).
+
+        Raises:
+            NotPermitted: not a party, or a party with no registered witness.
+            InvalidInput: a malformed line, a line by another key than the party's witness,
+                a timestamp too far ahead, or a signature that does not verify over this log's
+                checkpoint of that size.
+            UnknownEntity: the ledger is not that large.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.COSIGN)
+        if len(line) > MAX_LINE:
+            raise InvalidInput(f"a cosignature line is at most {MAX_LINE} characters")
+        try:
+            cosig = split_line(line.strip())
+        except LedgerInvalid as e:
+            raise InvalidInput(str(e)) from None
+        party = principal.party or ""
+        with self.ctx.store.reading() as s:
+            row = ExchangeRepo.witness(s, party)
+        if row is None:
+            raise NotPermitted(f"{party} has no registered witness: PUT /api/v1/parties/{party}/witness first")
+        key = CosignerPublicKey.parse(row.public_key)
+        if cosig.name != key.name or cosig.key_id != key.key_id:
+            raise InvalidInput(f"the cosignature is not by {party}'s witness {key.name} (key ID {key.key_id.hex()})")
+        now = self._clock()
+        if cosig.timestamp > (now + MAX_FUTURE).timestamp():
+            raise InvalidInput("the cosignature's timestamp is ahead of the exchange's clock: check the node's clock")
+        note = self.ledger.checkpoint_at(size)
+        body, _ = parse_signed_note(note)
+        try:
+            message = cosigned_message(body, cosig.timestamp)
+        except GsomiaError as e:
+            raise InvalidInput(str(e)) from None
+        if not key.verify(message, cosig.signature):
+            raise InvalidInput(
+                f"the cosignature does not verify over this ledger's checkpoint of size {size}: "
+                "the witness cosigned another tree, or the line was altered"
+            )
+        self.ledger.add_cosignature(size=size, witness=key.name, line=line.strip(), note=note, at=now)
+        return {
+            "size": size,
+            "witness": key.name,
+            "timestamp": cosig.timestamp,
+            "checkpoint": self.ledger.cosigned_checkpoint(size),
+        }

@@ -1,0 +1,143 @@
+"""Witnesses in process: a party registers its node's cosigning key (a public ledger entry),
+and the exchange records a cosignature only if it verifies over this log's own checkpoint of
+that size under that party's key."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+
+from gsomia.crypto.ledger_key import Cosigner
+from gsomia.crypto.signing import ExchangeSigner
+from gsomia.errors import Conflict, InvalidInput, NotPermitted, UnknownEntity
+from gsomia.ledger.cosignature import quorum
+from tests.harness import Harness
+
+
+def body_of(note: str) -> str:
+    return note.split("\n\n", maxsplit=1)[0] + "\n"
+
+
+def registered(h: Harness, party: str, name: str | None = None) -> Cosigner:
+    w = Cosigner(name or f"{party.lower()}.witness.example", ExchangeSigner.generate())
+    h.exchange.witnesses.register(h.principals[party], party, w.public.vkey())
+    return w
+
+
+def now(h: Harness) -> int:
+    return int(h.clock().timestamp())
+
+
+def test_registration_is_a_public_ledger_entry_and_idempotent(harness: Harness) -> None:
+    w = Cosigner("kor.witness.example", ExchangeSigner.generate())
+    svc = harness.exchange.witnesses
+    first, new = svc.register(harness.principals["KOR"], "KOR", w.public.vkey())
+    assert new
+    again, new_again = svc.register(harness.principals["KOR"], "KOR", w.public.vkey())
+    assert not new_again
+    assert again.leaf_index == first.leaf_index
+    entry = harness.app.ledger.entry(first.leaf_index, reader="JPN")  # every party can read it
+    assert entry["entry"]["action"] == "witness_registered"
+    assert entry["entry"]["vkey"] == w.public.vkey()
+    listed = svc.witnesses(harness.principals["auditor"])
+    assert [x.to_dict()["vkey"] for x in listed] == [w.public.vkey()]
+
+
+def test_a_new_key_replaces_the_old_and_names_it(harness: Harness) -> None:
+    old = registered(harness, "KOR")
+    new = Cosigner("kor.witness.example", ExchangeSigner.generate())
+    w, _ = harness.exchange.witnesses.register(harness.principals["KOR"], "KOR", new.public.vkey())
+    entry = harness.app.ledger.entry(w.leaf_index)["entry"]
+    assert entry["replaced"] == old.public.vkey()
+    size = harness.app.ledger.size()
+    with pytest.raises(InvalidInput, match="not by KOR's witness"):
+        harness.exchange.witnesses.cosign(harness.principals["KOR"], size, old.cosign("x\n1\nAA==\n", now(harness)))
+
+
+def test_a_party_cannot_register_for_another_or_take_another_witness_name(harness: Harness) -> None:
+    w = Cosigner("jpn.witness.example", ExchangeSigner.generate())
+    with pytest.raises(NotPermitted):
+        harness.exchange.witnesses.register(harness.principals["KOR"], "JPN", w.public.vkey())
+    registered(harness, "JPN", "shared.name")
+    with pytest.raises(Conflict, match="another party's witness"):
+        registered(harness, "KOR", "shared.name")
+    with pytest.raises(NotPermitted):
+        harness.exchange.witnesses.register(harness.principals["auditor"], "JPN", w.public.vkey())
+    with pytest.raises(InvalidInput):
+        harness.exchange.witnesses.register(harness.principals["JPN"], "JPN", "not a vkey")
+    # An operator may register any party's witness.
+    harness.exchange.witnesses.register(harness.principals["operator"], "USA", w.public.vkey())
+
+
+def test_a_valid_cosignature_is_recorded_and_served_with_the_checkpoint(harness: Harness) -> None:
+    harness.submit("JPN", recipients=["KOR"])
+    jpn, kor = registered(harness, "JPN"), registered(harness, "KOR")
+    ledger = harness.app.ledger
+    note = ledger.checkpoint()
+    size = int(body_of(note).split("\n")[1])
+    for party, w in (("JPN", jpn), ("KOR", kor)):
+        out = harness.exchange.witnesses.cosign(harness.principals[party], size, w.cosign(body_of(note), now(harness)))
+        assert out["size"] == size
+    cosigned = ledger.cosigned_checkpoint()
+    assert cosigned.startswith(note)
+    assert quorum(cosigned, [jpn.public, kor.public])[1] == [jpn.public.name, kor.public.name]
+    assert ledger.cosigned_checkpoint(size) == cosigned
+
+
+def test_a_cosignature_of_an_older_size_is_checked_against_that_size(harness: Harness) -> None:
+    kor = registered(harness, "KOR")
+    old = harness.app.ledger.checkpoint()
+    old_size = int(body_of(old).split("\n")[1])
+    harness.submit("JPN", recipients=["KOR"])
+    assert harness.app.ledger.size() > old_size
+    harness.exchange.witnesses.cosign(harness.principals["KOR"], old_size, kor.cosign(body_of(old), now(harness)))
+    assert harness.app.ledger.cosigned_checkpoint(old_size).startswith(old)
+    assert harness.app.ledger.checkpoint_at(old_size) == old
+
+
+def test_a_cosignature_of_another_tree_is_refused_and_not_recorded(harness: Harness) -> None:
+    kor = registered(harness, "KOR")
+    note = harness.app.ledger.checkpoint()
+    size = int(body_of(note).split("\n")[1])
+    lines = body_of(note).split("\n")
+    forked = "\n".join([lines[0], lines[1], "A" * 43 + "=", ""])
+    with pytest.raises(InvalidInput, match="another tree"):
+        harness.exchange.witnesses.cosign(harness.principals["KOR"], size, kor.cosign(forked, now(harness)))
+    with pytest.raises(UnknownEntity):
+        harness.app.ledger.cosigned_checkpoint()
+
+
+def test_what_a_hostile_caller_tries_is_refused(harness: Harness) -> None:
+    kor = registered(harness, "KOR")
+    note = harness.app.ledger.checkpoint()
+    size = int(body_of(note).split("\n")[1])
+    svc = harness.exchange.witnesses
+    line = kor.cosign(body_of(note), now(harness))
+    with pytest.raises(NotPermitted, match="no registered witness"):
+        svc.cosign(harness.principals["JPN"], size, line)  # JPN posting KOR's line
+    registered(harness, "JPN")
+    with pytest.raises(InvalidInput, match="not by JPN's witness"):
+        svc.cosign(harness.principals["JPN"], size, line)
+    with pytest.raises(NotPermitted):
+        svc.cosign(harness.principals["auditor"], size, line)
+    with pytest.raises(UnknownEntity):
+        svc.cosign(harness.principals["KOR"], harness.app.ledger.size() + 1, line)
+    with pytest.raises(InvalidInput):
+        svc.cosign(harness.principals["KOR"], size, "\u2014 kor.witness.example AAAA")
+    with pytest.raises(InvalidInput, match="at most"):
+        svc.cosign(harness.principals["KOR"], size, "x" * 2000)
+    ahead = int((harness.clock() + timedelta(hours=1)).timestamp())
+    with pytest.raises(InvalidInput, match="ahead"):
+        svc.cosign(harness.principals["KOR"], size, kor.cosign(body_of(note), ahead))
+    with pytest.raises(UnknownEntity):
+        harness.app.ledger.cosigned_checkpoint()
+
+
+def test_the_ledger_entry_of_a_registration_is_canonical_json(harness: Harness) -> None:
+    w = registered(harness, "USA")
+    index = harness.exchange.witnesses.witnesses(harness.principals["USA"])[0].leaf_index
+    entry = harness.app.ledger.entry(index)
+    assert json.loads(base64.b64decode(entry["body"]))["vkey"] == w.public.vkey()
