@@ -37,6 +37,7 @@ from gsomia.services.exchange.witnesses import WitnessService
 from gsomia.services.ledger.service import LedgerService
 from gsomia.storage.channel import Listener
 from gsomia.storage.store import Store
+from gsomia.storage.traffic import TrafficReader
 from gsomia.storage.writer import GroupCommitter
 
 
@@ -150,7 +151,7 @@ def build(settings: Settings | None = None, *, clock: Callable[[], datetime] = s
     store = Store(
         settings.database_url(), sqlite_synchronous=settings.sqlite_synchronous, pool_size=settings.db_pool_size
     )
-    analysis = AnalysisService(store, clock=clock, database=store.describe())
+    analysis = AnalysisService(store, clock=clock, database=store.describe(), traffic=TrafficReader(store))
     scenarios = ScenarioService(store, clock=clock, on_change=analysis.invalidate)
     ledger = LedgerService(store, key_file=settings.ledger_key_path(), origin=settings.ledger_origin, clock=clock)
     ledger.origin  # noqa: B018 - named (and recorded, at the first start) before any entry is written

@@ -12,12 +12,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from gsomia.api.schemas import problems
+from gsomia.api.deps import Caller
+from gsomia.api.schemas import AUTHENTICATED, problems
 from gsomia.bootstrap import App
 from gsomia.domain.instants import format_duration, iso
 from gsomia.domain.record import Caveats, WhatIf
 from gsomia.services.analysis import presenters as views
 from gsomia.services.analysis.service import WhatIfSpec
+from gsomia.services.exchange.access import Action, authorize
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"], responses=problems(404, 503))
 
@@ -285,6 +287,41 @@ def whatif(
         topic=topic,
     )
     return views.comparison_json(c, app.analysis.compiled().record)
+
+
+@router.get(
+    "/whatif/traffic",
+    summary="The exchange's recorded decisions replayed under a what-if (auditor, operator)",
+    responses=problems(*AUTHENTICATED),
+)
+def whatif_traffic(
+    request: Request,
+    caller: Caller,
+    drop: Drop = None,
+    add: Add = None,
+    start: Annotated[str | None, Query(alias="from", description="only decisions made at or after this instant")] = None,
+    end: Annotated[str | None, Query(alias="to", description="only decisions made before this instant")] = None,
+    parties: Annotated[str | None, Query(description="only decisions among these parties, comma-separated")] = None,
+    topic: str | None = None,
+    reports: Annotated[int, Query(ge=0, le=1000, description="report ids listed per group (drill-down)")] = 20,
+) -> dict[str, Any]:
+    """Same as ``gsomia whatif --traffic --json``: every decision the exchange recorded, decided
+    again at its instant under the what-if and compared with what was recorded, per pair, topic
+    and change (``stopped``, ``rerouted``, ``changed``, ``released``), with the earliest report
+    ids of each group. It reads who sent what topic to whom, so it needs an auditor's or an
+    operator's token (the exchange statistics' permission)."""
+    authorize(caller, Action.READ_STATS)
+    app = _app(request)
+    w = _whatif(app, drop, add)
+    chosen = [p.strip() for p in parties.split(",") if p.strip()] if parties else None
+    selection = app.analysis.traffic_selection(
+        parties=chosen,
+        topic=topic,
+        start=app.analysis.instant(start) if start else None,
+        end=app.analysis.instant(end) if end else None,
+    )
+    replay = app.analysis.traffic(w, selection, keep=reports)
+    return views.traffic_json(replay, app.analysis.compiled().record)
 
 
 @router.get("/report", summary="The impact report of the scenario's question (or of a what-if)")

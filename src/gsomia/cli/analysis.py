@@ -7,19 +7,22 @@ given) and renders the answer as text or ``--json``. Errors and exit codes come 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from gsomia.bootstrap import App
 from gsomia.cli import common
 from gsomia.cli.options import AddEvent, AsJson, At, DropEvent, Pair, PeriodEnd, PeriodStart, Topic, WhatIfFile
+from gsomia.cli.tables import Column, Wide, print_table
 from gsomia.domain.coverage import Flow
 from gsomia.domain.instants import format_duration, iso
+from gsomia.domain.lifecycle import Status
 from gsomia.domain.record import Caveats, WhatIf
 from gsomia.errors import InvalidInput
 from gsomia.services.analysis import presenters as views
@@ -55,6 +58,73 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
         yield lambda n: bar.advance(task, n)
 
 
+# What provision counts count, wherever they are shown (the dashboard says the same).
+PROVISION = (
+    "A provision is one occasion on which classified information was provided under the agreement, "
+    "as the sources count them (e.g. 29 exchanges from November 2016 to 22 August 2019 [R S32]; in 2017 "
+    "the 19 went each way [R S32, S34]); they are the record's counts, not the exchange's own reports. "
+    "A year with no record is unknown, not zero."
+)
+
+
+STATUS_COLUMNS = (
+    Column("agreement"),
+    Column("state"),
+    Column("in force", drop=2),
+    Column("since", drop=1),
+    Column("term end"),
+    Column("notice deadline"),
+    Column("ends at"),
+)
+
+
+def _notice_notes(rows: list[Status]) -> None:
+    """Under the table, each pending or suspended notice with its note: why it is dated as it
+    is (a notice counts from its delivery through the diplomatic channel, Art. 21.3)."""
+    for s in rows:
+        notice = next((e for e in s.events if e.id == s.notice), None)
+        if notice is None:
+            continue
+        z = s.agreement.timezone
+        by = f" by {notice.by}" if notice.by else ""
+        common.out.print(
+            f"{s.agreement.id}: notice {notice.id}{by}, received {iso(notice.at, z)}."
+            + (f" {notice.note}" if notice.note else "")
+            + (f" (event source: {notice.source})" if notice.source else ""),
+            markup=False,
+        )
+
+
+def resolve(app: App, kind: str, typed: str | None, *, party: str | None = None) -> str | None:
+    """The id a user means by ``typed`` (None stays None); an alias or another spelling is
+    accepted and echoed on stderr (``ROK`` is read as ``KOR``), so the answer names what was asked.
+
+    Raises:
+        UnknownEntity: if nothing is known by that name: exit 5, with the closest names.
+    """
+    if typed is None:
+        return None
+    found = app.analysis.resolve(kind, typed, party=party)
+    if found != typed:
+        common.err.print(f"{kind} {typed!r} read as {found}", markup=False)
+    return found
+
+
+def resolve_pair(app: App, pair: str | None) -> str | None:
+    """``--pair ORIGINATOR,RECIPIENT`` with each party resolved (aliases echoed).
+
+    Raises:
+        InvalidInput: if it is not two parties.
+        UnknownEntity: for an unknown party.
+    """
+    if pair is None:
+        return None
+    parts = [p.strip() for p in pair.replace("->", ",").replace(">", ",").split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise InvalidInput(f"--pair {pair!r}: use ORIGINATOR,RECIPIENT such as JPN,KOR")
+    return ",".join(resolve(app, "party", p) or "" for p in parts)
+
+
 def _zone(app: App) -> str:
     return app.analysis.compiled().record.timezone
 
@@ -66,34 +136,36 @@ def status(
     whatif: WhatIfFile = None,
     add_event: AddEvent = None,
     drop_event: DropEvent = None,
+    wide: Wide = False,
 ) -> None:
     """Each agreement's derived state at an instant: in force, notice pending (and when it ends),
     notice suspended, terminated or expired, with the current term's end and notice deadline."""
     with common.errors():
         app = common.app()
+        agreement = resolve(app, "agreement", agreement)
         w = read_whatif(app, whatif, add_event, drop_event)
         when = app.analysis.instant(at, agreement=agreement)
         rows = app.analysis.status(when, w, agreement)
         if as_json:
             common.emit_json([views.status_json(s) for s in rows])
             return
-        t = Table(
-            title=f"Agreements at {iso(when, _zone(app))}" + (f" — what-if: {w.describe()}" if not w.empty else "")
-        )
-        for col in ("agreement", "state", "in force", "since", "term end", "notice deadline", "ends at"):
-            t.add_column(col)
+        title = f"Agreements at {iso(when, _zone(app))}" + (f" — what-if: {w.describe()}" if not w.empty else "")
+        rows_out = []
         for s in rows:
             z = s.agreement.timezone
-            t.add_row(
-                s.agreement.id,
-                str(s.state),
-                "yes" if s.in_force else "no",
-                iso(s.since, z) or "—",
-                iso(s.term[1], z) if s.term else "—",
-                s.notice_deadline.isoformat() if s.notice_deadline else "—",
-                iso(s.ends_at, z) or "—",
+            rows_out.append(
+                [
+                    s.agreement.id,
+                    str(s.state),
+                    "yes" if s.in_force else "no",
+                    iso(s.since, z) or "—",
+                    (iso(s.term[1], z) or "—") if s.term else "—",
+                    s.notice_deadline.isoformat() if s.notice_deadline else "—",
+                    iso(s.ends_at, z) or "—",
+                ]
             )
-        common.out.print(t)
+        print_table(STATUS_COLUMNS, rows_out, title=title, wide=wide)
+        _notice_notes(rows)
 
 
 def _caveats(rel_to: str | None, noforn: bool, orcon: bool) -> Caveats:
@@ -123,11 +195,17 @@ def route(
     denied, with every reason citing the rule and the agreement article behind it."""
     with common.errors():
         app = common.app()
+        originator = resolve(app, "party", originator) or ""
+        recipient = resolve(app, "party", recipient) or ""
+        topic = resolve(app, "topic", topic) or ""
+        level = resolve(app, "level", level, party=originator) or ""
+        if rel_to is not None:
+            rel_to = ",".join(resolve(app, "party", p.strip()) or "" for p in rel_to.split(",") if p.strip())
         w = read_whatif(app, whatif, add_event, drop_event)
         when = app.analysis.instant(at)
         r = app.analysis.route(
-            originator.upper(),
-            recipient.upper(),
+            originator,
+            recipient,
             topic=topic,
             level=level,
             at=when,
@@ -142,7 +220,7 @@ def route(
             str(r.decision)
         ]
         common.out.print(
-            f"{head} {originator.upper()} → {recipient.upper()} · {topic} · {level} · {iso(when, z)}"
+            f"{head} {originator} → {recipient} · {topic} · {level} · {iso(when, z)}"
             + (f" · what-if: {w.describe()}" if not w.empty else "")
         )
         if r.allowed:
@@ -172,15 +250,12 @@ def route(
                 common.out.print(f"    - {reason}", markup=False)
 
 
-def _coverage_table(rows: list[Flow], topic: str) -> Table:
+def _coverage_table(rows: list[Flow], topic: str, wide: bool) -> None:
     parties = sorted({f.originator for f in rows} | {f.recipient for f in rows})
     cell = {(f.originator, f.recipient): f for f in rows if f.topic == topic}
-    t = Table(title=f"{topic}: rows originate, columns receive")
-    t.add_column("from \\ to")
-    for p in parties:
-        t.add_column(p)
+    body = []
     for o in parties:
-        values = []
+        values = [o]
         for r in parties:
             f = cell.get((o, r))
             if o == r or f is None:
@@ -191,8 +266,9 @@ def _coverage_table(rows: list[Flow], topic: str) -> Table:
                 values.append(f"[yellow]via {f.via} +{format_duration(f.delay)}*[/yellow]")
             else:
                 values.append("[red]none[/red]")
-        t.add_row(o, *values)
-    return t
+        body.append(values)
+    columns = [Column("from \\ to"), *(Column(p, whole=False, markup=True) for p in parties)]
+    print_table(columns, body, title=f"{topic}: rows originate, columns receive", wide=wide)
 
 
 def coverage(
@@ -205,11 +281,14 @@ def coverage(
     whatif: WhatIfFile = None,
     add_event: AddEvent = None,
     drop_event: DropEvent = None,
+    wide: Wide = False,
 ) -> None:
     """For every ordered pair of parties and topic at an instant: direct, relay via a hub
     (+ modelled delay, marked *), or none."""
     with common.errors():
         app = common.app()
+        pair = resolve_pair(app, pair)
+        topic = resolve(app, "topic", topic)
         w = read_whatif(app, whatif, add_event, drop_event)
         when = app.analysis.instant(at)
         with _progress(app.analysis.pair_count(pair), "coverage") as progress:
@@ -222,7 +301,7 @@ def coverage(
             markup=False,
         )
         for t in sorted({f.topic for f in rows}):
-            common.out.print(_coverage_table(rows, t))
+            _coverage_table(rows, t, wide)
         common.out.print("* relay delays are modelling assumptions (sources give no figure).", markup=False)
 
 
@@ -235,11 +314,14 @@ def gaps(
     whatif: WhatIfFile = None,
     add_event: AddEvent = None,
     drop_event: DropEvent = None,
+    wide: Wide = False,
 ) -> None:
     """Every interval with no route at all, per pair and topic, computed exactly from the
     instants at which agreements change (never by sampling days)."""
     with common.errors():
         app = common.app()
+        pair = resolve_pair(app, pair)
+        topic = resolve(app, "topic", topic)
         w = read_whatif(app, whatif, add_event, drop_event)
         if (start is None) != (end is None):
             raise InvalidInput("give both --from and --to, or neither (the scenario's window)")
@@ -250,12 +332,14 @@ def gaps(
         if as_json:
             common.emit_json([views.gap_json(g, z) for g in rows])
             return
-        t = Table(title=f"Gaps {iso(lo, z)} → {iso(hi, z)}" + (f" — what-if: {w.describe()}" if not w.empty else ""))
-        for col in ("from", "to", "topic", "start", "end"):
-            t.add_column(col)
-        for g in rows:
-            t.add_row(g.originator, g.recipient, g.topic, iso(g.start, z) or "", iso(g.end, z) or "")
-        common.out.print(t)
+        title = f"Gaps {iso(lo, z)} → {iso(hi, z)}" + (f" — what-if: {w.describe()}" if not w.empty else "")
+        print_table(
+            [Column("from"), Column("to"), Column("topic"), Column("start"), Column("end")],
+            [[g.originator, g.recipient, g.topic, iso(g.start, z) or "", iso(g.end, z) or ""] for g in rows],
+            title=title,
+            wide=wide,
+            key=3,
+        )
         common.out.print(f"{len(rows)} gap interval(s).", markup=False)
 
 
@@ -266,11 +350,13 @@ def stats(
     ] = None,
     at: Annotated[str | None, typer.Option("--at", help="The record as known at this instant (default: now).")] = None,
     as_json: AsJson = False,
+    wide: Wide = False,
 ) -> None:
     """Information provided under an agreement, by year (and month where dated), with a
     Mann–Kendall trend test whose p-value is exact for few years."""
     with common.errors():
         app = common.app()
+        agreement = resolve(app, "agreement", agreement)
         when = app.analysis.instant(at, agreement=agreement)
         rows = app.analysis.stats(agreement, when)
         rec = app.analysis.compiled().record
@@ -280,14 +366,14 @@ def stats(
             return
         for s in rows:
             z = rec.agreements[s.agreement].timezone
-            t = Table(title=f"Provisions under {s.agreement} as known at {iso(s.at, z)}")
-            t.add_column("year")
-            t.add_column("count", justify="right")
-            for y, n in s.by_year.items():
-                mark = " (partial year)" if y in s.partial_years else ""
-                t.add_row(y + mark, str(n))
-            t.add_row("total", str(s.total))
-            common.out.print(t)
+            body = [[y + (" (partial year)" if y in s.partial_years else ""), str(n)] for y, n in s.by_year.items()]
+            body.append(["total", str(s.total)])
+            print_table(
+                [Column("year"), Column("provisions", justify="right")],
+                body,
+                title=f"Provisions under {s.agreement} as known at {iso(s.at, z)}",
+                wide=wide,
+            )
             tr = s.trend
             p = f"p = {tr.p_value:.3f}" if tr.p_value is not None else "no p-value"
             common.out.print(f"Trend: {tr.method}; S = {tr.statistic}, {p}, {tr.direction}. {tr.note}.", markup=False)
@@ -295,6 +381,7 @@ def stats(
                 common.out.print(
                     f"Years with no record (unknown, not zero): {', '.join(s.missing_years)}", markup=False
                 )
+        common.out.print(PROVISION, markup=False)
 
 
 def whatif_cmd(
@@ -307,10 +394,25 @@ def whatif_cmd(
         str | None, typer.Option("--parties", help="Only flows among these parties, comma-separated (e.g. JPN,KOR).")
     ] = None,
     topic: Topic = None,
+    traffic: Annotated[
+        bool,
+        typer.Option(
+            "--traffic",
+            help="Replay every decision the exchange recorded (its own traffic, in this database) under the "
+            "what-if, at the instant it was made: per pair and topic, how many would have stopped, been "
+            "rerouted or released otherwise, and when. --from/--to then bound the decision instants.",
+        ),
+    ] = False,
+    reports: Annotated[
+        int,
+        typer.Option("--reports", min=0, max=10_000, help="With --traffic: report ids listed per group (drill-down)."),
+    ] = 10,
     as_json: AsJson = False,
+    wide: Wide = False,
 ) -> None:
     """Compare the record with and without a what-if: flows rerouted or stopped (with their
-    intervals), gaps before and after, and past reports whose route would have changed."""
+    intervals), gaps before and after, and past reports whose route would have changed; with
+    --traffic, the exchange's own recorded decisions replayed under it."""
     with common.errors():
         app = common.app()
         w = read_whatif(app, whatif, add_event, drop_event)
@@ -318,24 +420,41 @@ def whatif_cmd(
             raise InvalidInput("give --whatif FILE, --add-event or --drop-event")
         lo = app.analysis.instant(start) if start else None
         hi = app.analysis.instant(end) if end else None
-        chosen = [p.strip().upper() for p in parties.split(",")] if parties else None
+        chosen = _party_list(app, parties)
+        topic = resolve(app, "topic", topic)
+        if traffic:
+            _traffic(app, w, chosen, topic, lo, hi, reports, as_json=as_json, wide=wide)
+            return
         c = app.analysis.compare(w, start=lo, end=hi, parties=chosen, topic=topic)
         rec = app.analysis.compiled().record
         if as_json:
             common.emit_json(views.comparison_json(c, rec))
             return
         z = rec.timezone
-        common.out.print(f"What-if {w.name}: {w.describe()}  ({iso(c.start, z)} → {iso(c.end, z)})", markup=False)
-        t = Table()
-        for col in ("from", "to", "topic", "change", "before", "after", "start", "end"):
-            t.add_column(col)
+        common.out.print(f"{_whatif_title(w)}  ({iso(c.start, z)} → {iso(c.end, z)})", markup=False)
+        body = []
         for x in c.changes:
             after = x.after + (f" via {x.after_via} +{format_duration(x.after_delay)}*" if x.after == "relay" else "")
             before = x.before + (f" via {x.before_via}" if x.before_via else "")
-            t.add_row(
-                x.originator, x.recipient, x.topic, x.kind, before, after, iso(x.start, z) or "", iso(x.end, z) or ""
+            body.append(
+                [x.originator, x.recipient, x.topic, x.kind, before, after, iso(x.start, z) or "", iso(x.end, z) or ""]
             )
-        common.out.print(t)
+        print_table(
+            [
+                Column("from"),
+                Column("to"),
+                Column("topic"),
+                Column("change"),
+                Column("before", whole=False, drop=1),
+                Column("after", whole=False),
+                Column("start"),
+                Column("end"),
+            ],
+            body,
+            wide=wide,
+            empty="No flow among these parties changes.",
+            key=3,
+        )
         common.out.print(
             f"Gaps: {len(c.gaps_before)} before, {len(c.gaps_after)} after. Past reports replayed: {len(c.reports)}, "
             f"route changed: {len(c.changed_reports)}.",
@@ -349,3 +468,126 @@ def whatif_cmd(
         for ev, why in c.no_longer_apply:
             common.out.print(f"  recorded event {ev} no longer applies: {why}", markup=False)
         common.out.print("* relay delays are modelling assumptions.", markup=False)
+
+
+def _whatif_title(w: WhatIf) -> str:
+    named = f" {w.name}" if w.name and w.name != "what-if" else ""
+    return f"What-if{named}: {w.describe()}"
+
+
+def _party_list(app: App, parties: str | None) -> list[str] | None:
+    """The parties of a ``--parties`` list (None if not given).
+
+    Raises:
+        UnknownEntity: for an unknown party.
+    """
+    if not parties:
+        return None
+    return [resolve(app, "party", p.strip()) or "" for p in parties.split(",") if p.strip()]
+
+
+_CHANGE_LABEL = {
+    "stopped": "stopped (no route)",
+    "rerouted": "rerouted through a hub",
+    "changed": "released otherwise",
+    "released": "released (was refused)",
+}
+
+
+def _traffic(
+    app: App,
+    w: WhatIf,
+    parties: list[str] | None,
+    topic: str | None,
+    lo: datetime | None,
+    hi: datetime | None,
+    keep: int,
+    *,
+    as_json: bool,
+    wide: bool,
+) -> None:
+    """``whatif --traffic``: the exchange's recorded decisions replayed under ``w``."""
+    selection = app.analysis.traffic_selection(parties=parties, topic=topic, start=lo, end=hi)
+    total = app.analysis.traffic_count(selection)
+    started = time.perf_counter()
+    with _progress(total, "replaying the exchange's decisions") as progress:
+        t = app.analysis.traffic(w, selection, keep=keep, progress=progress)
+    seconds = time.perf_counter() - started
+    rec = app.analysis.compiled().record
+    if as_json:
+        common.emit_json(views.traffic_json(t, rec))
+        return
+    z = rec.timezone
+    i = t.impact
+    span = f", decided {iso(i.first, z)} → {iso(i.last, z)}" if i.first and i.last else ""
+    common.out.print(f"{_whatif_title(w)} — over the exchange's own traffic", markup=False)
+    common.out.print(
+        f"Replayed {i.decisions:,} recorded decisions{span} in {seconds:.1f} s: "
+        + ", ".join(f"{i.count(k):,} {k}" for k in ("stopped", "rerouted", "changed", "released"))
+        + f"; {i.unchanged:,} unchanged.",
+        markup=False,
+    )
+    if not i.decisions:
+        common.out.print("The exchange has recorded no decision here yet.", markup=False)
+        return
+
+    def route(decision: str, via: str | None, delay: str | None = None) -> str:
+        if decision == "relay":
+            return f"relay via {via}" + (f" +{delay}*" if delay else "")
+        return decision
+
+    body = [
+        [
+            g.originator,
+            g.recipient,
+            g.topic,
+            g.kind,
+            route(g.before, g.before_via),
+            route(g.after, g.after_via, format_duration(g.after_delay) if g.after == "relay" else None)
+            + (f" ({g.after_level})" if g.kind == "changed" and g.after_level else ""),
+            f"{g.count:,}",
+            iso(g.first, z) or "",
+            iso(g.last, z) or "",
+        ]
+        for g in i.groups
+    ]
+    print_table(
+        [
+            Column("from"),
+            Column("to"),
+            Column("topic"),
+            Column("change"),
+            Column("recorded", whole=False, drop=1),
+            Column("with the what-if", whole=False),
+            Column("decisions", justify="right"),
+            Column("first"),
+            Column("last"),
+        ],
+        body,
+        wide=wide,
+        empty="No recorded decision would have gone otherwise.",
+        key=3,
+    )
+    if any(g.after == "relay" for g in i.groups):
+        common.out.print("* relay delays are modelling assumptions (sources give no figure).", markup=False)
+    if i.drift:
+        common.out.print(
+            f"Note: {i.drift:,} recorded decisions are already decided otherwise by today's record without the "
+            "what-if (an event recorded since, or an exercise's what-if): their change is not the what-if's alone.",
+            markup=False,
+        )
+    if keep and i.groups:
+        common.out.print(
+            f"Reports (the first {keep} of each group, as stored: ORIGINATOR/ID; --reports N lists more):",
+            markup=False,
+        )
+        rows = [
+            [key, iso(at, z) or "", f"{g.originator}→{g.recipient}", g.topic, g.kind]
+            for g in i.groups
+            for key, at in g.reports
+        ]
+        print_table(
+            [Column("report"), Column("decided at"), Column("pair"), Column("topic"), Column("change")],
+            rows,
+            wide=wide,
+        )

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from gsomia.cli import common
 from gsomia.cli.options import AsJson
+from gsomia.cli.tables import Column, Wide, print_table
 from gsomia.client.http import DEFAULT_URL, ExchangeClient
 from gsomia.client.opening import open_delivery, verify_origin
 from gsomia.client.reports import ReportDraft, sign_report
@@ -116,6 +116,7 @@ def submit_cmd(
     report_id: Annotated[str | None, typer.Option("--id", help="Report id (default: a fresh one).")] = None,
     content_type: Annotated[str, typer.Option("--content-type")] = "application/octet-stream",
     as_json: AsJson = False,
+    wide: Wide = False,
 ) -> None:
     """Sign a report with your key and submit it; show what happened for each recipient."""
     with common.errors():
@@ -146,7 +147,7 @@ def submit_cmd(
             common.emit_json(result)
             return
         common.out.print(f"report {result['report']} (ledger entry {result['leaf_index']})", markup=False)
-        table = Table("recipient", "outcome", "route", "marking", "delivery / consent", show_edge=False)
+        rows = []
         for r in result["recipients"]:
             route = " → ".join(r["path"]) if r["path"] else "-"
             mark = r["marking"]["banner"] if r["decision"] != "deny" else "-"
@@ -154,8 +155,18 @@ def submit_cmd(
             if r["consent"]:
                 ids = (ids + ", " if ids else "") + f"consent {r['consent']['id']} ({r['consent']['state']})"
             why = r["reasons"][0]["message"] if r["outcome"] in ("denied", "no_key") and r["reasons"] else ""
-            table.add_row(r["recipient"], r["outcome"], why or route, mark or "-", ids or "-")
-        common.out.print(table)
+            rows.append([r["recipient"], r["outcome"], why or route, mark or "-", ids or "-"])
+        print_table(
+            [
+                Column("recipient"),
+                Column("outcome"),
+                Column("route", whole=False),
+                Column("marking", whole=False),
+                Column("delivery / consent", whole=False),
+            ],
+            rows,
+            wide=wide,
+        )
 
 
 @client_cli.command("submit-batch")
@@ -240,6 +251,7 @@ def inbox_cmd(
     cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after this cursor.")] = None,
     limit: Annotated[int, typer.Option("--limit")] = 100,
     as_json: AsJson = False,
+    wide: Wide = False,
 ) -> None:
     """Your deliveries, consent requests and incident notices, oldest first."""
     with common.errors():
@@ -248,10 +260,20 @@ def inbox_cmd(
         if as_json:
             common.emit_json(page)
             return
-        table = Table("#", "type", "id", "report", "from", "marking / subject", "via", "state", show_edge=False)
-        for item in page["items"]:
-            table.add_row(*_inbox_row(item))
-        common.out.print(table)
+        print_table(
+            [
+                Column("#", justify="right"),
+                Column("type"),
+                Column("id"),
+                Column("report"),
+                Column("from", drop=2),
+                Column("marking / subject", whole=False),
+                Column("via", drop=1),
+                Column("state"),
+            ],
+            [_inbox_row(item) for item in page["items"]],
+            wide=wide,
+        )
         if page["next_cursor"]:
             common.err.print(f"more: gsomia client inbox --cursor {page['next_cursor']}", markup=False)
 
@@ -337,6 +359,7 @@ def ack_cmd(delivery: Annotated[str, typer.Argument(help="Delivery id.")], as_js
 def consents_cmd(
     state: Annotated[str, typer.Option("--state", help="pending, granted, refused, expired or all.")] = "pending",
     as_json: AsJson = False,
+    wide: Wide = False,
 ) -> None:
     """Consent requests for relays of your reports."""
     with common.errors():
@@ -345,13 +368,30 @@ def consents_cmd(
         if as_json:
             common.emit_json(body)
             return
-        table = Table("id", "report", "relay", "topic", "level", "state", "expires", show_edge=False)
-        for c in body["consents"]:
-            relay = f"→ {c['hub']} → {c['recipient']} ({c['arrangement']})"
-            table.add_row(
-                c["id"], c["report"], relay, c.get("topic", ""), c.get("level", ""), c["state"], c["expires_at"]
-            )
-        common.out.print(table)
+        print_table(
+            [
+                Column("id"),
+                Column("report"),
+                Column("relay", whole=False),
+                Column("topic"),
+                Column("level"),
+                Column("state"),
+                Column("expires"),
+            ],
+            [
+                [
+                    c["id"],
+                    c["report"],
+                    f"→ {c['hub']} → {c['recipient']} ({c['arrangement']})",
+                    c.get("topic", ""),
+                    c.get("level", ""),
+                    c["state"],
+                    c["expires_at"],
+                ]
+                for c in body["consents"]
+            ],
+            wide=wide,
+        )
 
 
 @client_cli.command("consent")
@@ -490,7 +530,7 @@ def principals_add(
 
 
 @principals_cli.command("list")
-def principals_list(as_json: AsJson = False) -> None:
+def principals_list(as_json: AsJson = False, wide: Wide = False) -> None:
     """Every principal (never a token)."""
     with common.errors():
         rows = common.app().exchange.identity.principals()
@@ -508,10 +548,28 @@ def principals_list(as_json: AsJson = False) -> None:
         if as_json:
             common.emit_json(docs)
             return
-        table = Table("id", "role", "party", "name", "created", "revoked", show_edge=False)
-        for d in docs:
-            table.add_row(d["id"], d["role"], d["party"] or "-", d["name"], d["created_at"], d["revoked_at"] or "-")
-        common.out.print(table)
+        print_table(
+            [
+                Column("id"),
+                Column("role"),
+                Column("party"),
+                Column("name", whole=False),
+                Column("created", drop=1),
+                Column("revoked"),
+            ],
+            [
+                [
+                    str(d["id"]),
+                    str(d["role"]),
+                    d["party"] or "-",
+                    str(d["name"]),
+                    str(d["created_at"]),
+                    d["revoked_at"] or "-",
+                ]
+                for d in docs
+            ],
+            wide=wide,
+        )
 
 
 @principals_cli.command("revoke")

@@ -89,10 +89,15 @@ class Party:
     ladder: Ladder
     authority: CompetentAuthority | None = None
     source: str = ""
+    aliases: tuple[str, ...] = ()
+    """Other codes a user may type for it (``ROK`` for ``KOR``); never used in a decision."""
 
     def __post_init__(self) -> None:
         if not PARTY_ID.fullmatch(self.id):
             raise InvalidInput(f"party id {self.id!r}: use an ISO 3166 alpha-3 code or a short upper-case org code")
+        for alias in self.aliases:
+            if not PARTY_ID.fullmatch(alias) or alias == self.id:
+                raise InvalidInput(f"party {self.id}: alias {alias!r} is not an upper-case code other than its id")
         if self.authority is not None and self.authority.cleared_to not in self.ladder:
             raise InvalidInput(
                 f"party {self.id}: competent authority cleared to {self.authority.cleared_to!r}, "

@@ -16,6 +16,7 @@ from typing import Any
 from gsomia.domain.agreements import Agreement, AgreementEvent
 from gsomia.domain.instants import require_aware
 from gsomia.domain.lifecycle import Anomaly, Timeline, derive_timeline
+from gsomia.domain.names import suggestions, unknown_message
 from gsomia.domain.parties import Party, check_party_id
 from gsomia.errors import InvalidInput, UnknownEntity
 
@@ -212,38 +213,93 @@ class Record:
     question: Question | None = None
     sources: tuple[SourceEntry, ...] = ()
 
+    @property
+    def aliases(self) -> dict[str, str]:
+        """Every party alias a user may type, and the party id it stands for."""
+        return {a: p.id for p in self.parties.values() for a in p.aliases}
+
     def party(self, pid: str) -> Party:
-        """The party ``pid``.
+        """The party ``pid``: its id, or (as a user types it) the id or an alias in any case.
 
         Raises:
-            UnknownEntity: if there is none.
+            UnknownEntity: if there is none; the message lists the known ids and aliases and
+                the closest matches.
         """
-        try:
-            return self.parties[pid]
-        except KeyError:
-            raise UnknownEntity(f"unknown party {pid!r} (known: {', '.join(sorted(self.parties))})") from None
+        found = self.parties.get(pid)
+        if found is not None:
+            return found
+        folded = pid.strip().upper()
+        target = folded if folded in self.parties else self.aliases.get(folded)
+        if target is not None:
+            return self.parties[target]
+        raise UnknownEntity(unknown_message("party", pid, self.parties, aliases=self.aliases))
 
     def agreement(self, aid: str) -> Agreement:
-        """The agreement ``aid``.
+        """The agreement ``aid`` (its id in any case).
 
         Raises:
-            UnknownEntity: if there is none.
+            UnknownEntity: if there is none; the message lists the known ids and the closest.
         """
-        try:
-            return self.agreements[aid]
-        except KeyError:
-            raise UnknownEntity(f"unknown agreement {aid!r} (known: {', '.join(sorted(self.agreements))})") from None
+        found = self.agreements.get(aid)
+        if found is not None:
+            return found
+        folded = {a.casefold(): a for a in self.agreements}.get(aid.strip().casefold())
+        if folded is not None:
+            return self.agreements[folded]
+        raise UnknownEntity(unknown_message("agreement", aid, self.agreements))
+
+    def topic(self, tid: str) -> str:
+        """The catalogue's topic ``tid`` (in any case); any well-formed topic if there is no catalogue.
+
+        Raises:
+            UnknownEntity: if the catalogue has no such topic; the message lists it and the closest.
+        """
+        if not self.topics or tid in self.topics:
+            return tid
+        folded = {t.casefold(): t for t in self.topics}.get(tid.strip().casefold())
+        if folded is not None:
+            return folded
+        raise UnknownEntity(unknown_message("topic", tid, self.topics))
+
+    def level(self, pid: str, name: str) -> str:
+        """The level of party ``pid``'s ladder a user means by ``name``: the national name, or
+        (in any case) its English name, such as ``gokuhi`` for 極秘.
+
+        Raises:
+            UnknownEntity: for an unknown party, or a name that is not in its ladder; the
+                message lists the ladder with the English names and the closest.
+        """
+        party = self.party(pid)
+        ladder = party.ladder
+        if name in ladder:
+            return name
+        folded = name.strip().casefold()
+        for lv in ladder.levels:
+            if folded in (lv.name.casefold(), lv.english.casefold()):
+                return lv.name
+        names = {lv.name: lv.name for lv in ladder.levels}
+        english = {lv.english: lv.name for lv in ladder.levels if lv.english}
+        listing = ", ".join(f"{lv.name} ({lv.english})" if lv.english else lv.name for lv in ladder.levels)
+        raise UnknownEntity(_level_message(party.id, name, names, english, listing))
 
     def event(self, eid: str) -> AgreementEvent:
         """The event ``eid``.
 
         Raises:
-            UnknownEntity: if there is none.
+            UnknownEntity: if there is none; the message names the closest ids.
         """
         for e in self.events:
             if e.id == eid:
                 return e
-        raise UnknownEntity(f"unknown event {eid!r}")
+        raise UnknownEntity(unknown_message("event", eid, (e.id for e in self.events)))
+
+
+def _level_message(pid: str, name: str, names: dict[str, str], english: dict[str, str], listing: str) -> str:
+    """An unknown level: the closest national or English names, each shown as the national one."""
+    close = [english.get(c, c) for c in suggestions(name, [*names, *english])]
+    close = list(dict.fromkeys(close))
+    guess = f": did you mean {' or '.join(close)}?" if close else ""
+    return f"unknown level of {pid} {name!r}{guess} (its ladder: {listing})"
 
 
 def apply_whatif(record: Record, whatif: WhatIf) -> Record:
@@ -257,7 +313,7 @@ def apply_whatif(record: Record, whatif: WhatIf) -> Record:
     known = {e.id for e in record.events}
     for d in whatif.drop:
         if d not in known:
-            raise UnknownEntity(f"cannot drop event {d!r}: no such recorded event")
+            raise UnknownEntity(f"cannot drop event: {unknown_message('recorded event', d, known)}")
     kept = tuple(e for e in record.events if e.id not in set(whatif.drop))
     ids = {e.id for e in kept}
     added: list[AgreementEvent] = []

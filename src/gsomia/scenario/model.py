@@ -89,6 +89,11 @@ class PartyDoc(_Strict):
 
     id: PartyId
     name: str
+    aliases: list[PartyId] = Field(
+        default_factory=list,
+        description="Other codes a user may type for this party (ROK for KOR): accepted on the command line "
+        "and echoed, never in signed reports or the exchange's API.",
+    )
     kind: Literal["state", "intl_org", "threat_actor"] = "state"
     ladder: list[LevelDoc] = Field(default_factory=list)
     authority: AuthorityDoc | None = None

@@ -225,10 +225,31 @@ def _party(col: Collector, path: Path_, doc: PartyDoc) -> Party | None:
             return None
         authority = CompetentAuthority(doc.authority.name, doc.authority.cleared_to)
     try:
-        return Party(id=doc.id, name=doc.name, kind=doc.kind, ladder=ladder, authority=authority, source=doc.source)
+        return Party(
+            id=doc.id,
+            name=doc.name,
+            kind=doc.kind,
+            ladder=ladder,
+            authority=authority,
+            source=doc.source,
+            aliases=tuple(doc.aliases),
+        )
     except GsomiaError as e:
         col.add(path, str(e))
         return None
+
+
+def _check_aliases(col: Collector, docs: list[PartyDoc]) -> None:
+    """An alias names one party only, and never another party's id."""
+    ids = {p.id for p in docs}
+    owner: dict[str, str] = {}
+    for i, p in enumerate(docs):
+        for j, alias in enumerate(p.aliases):
+            path: Path_ = ("parties", i, "aliases", j)
+            if alias in ids:
+                col.add(path, f"alias {alias!r} is a party id")
+            elif owner.setdefault(alias, p.id) != p.id:
+                col.add(path, f"alias {alias!r} already names {owner[alias]}")
 
 
 def build_record(doc: ScenarioDoc, col: Collector) -> Record | None:
@@ -256,6 +277,7 @@ def build_record(doc: ScenarioDoc, col: Collector) -> Record | None:
         party = _party(col, path, pdoc)
         if party is not None:
             parties[pdoc.id] = party
+    _check_aliases(col, doc.parties)
 
     agreements: dict[str, Agreement] = {}
     for i, a in enumerate(doc.agreements):

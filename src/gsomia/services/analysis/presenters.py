@@ -14,11 +14,12 @@ from gsomia.domain.coverage import Flow, FlowSegment, Gap
 from gsomia.domain.instants import format_duration, iso
 from gsomia.domain.lifecycle import Status
 from gsomia.domain.markings import Marking
-from gsomia.domain.record import Record, SourceEntry
+from gsomia.domain.record import Record, SourceEntry, WhatIf
 from gsomia.domain.routing import Route
 from gsomia.domain.stats import ProvisionStats
+from gsomia.domain.traffic import KINDS, TrafficGroup
 from gsomia.domain.whatif import FlowChange
-from gsomia.services.analysis.service import Comparison, ImpactReport
+from gsomia.services.analysis.service import Comparison, ImpactReport, TrafficReplay
 
 
 def event_json(e: AgreementEvent, zone: str) -> dict[str, Any]:
@@ -250,4 +251,68 @@ def report_json(r: ImpactReport) -> dict[str, Any]:
         "whatif": comparison_json(r.whatif, rec),
         "recorded_gaps": [gap_json(g, rec.timezone) for g in r.recorded_gaps],
         "assumptions": list(r.assumptions),
+    }
+
+
+def whatif_json(w: WhatIf, record: Record) -> dict[str, Any]:
+    """``{"name", "description", "add", "drop"}``: a what-if as the comparisons show it."""
+    return {
+        "name": w.name,
+        "description": w.describe(),
+        "add": [event_json(e, record.agreements[e.agreement].timezone) for e in w.add],
+        "drop": list(w.drop),
+    }
+
+
+def traffic_group_json(g: TrafficGroup, zone: str) -> dict[str, Any]:
+    """Recorded decisions of one pair and topic that change the same way under a what-if."""
+    return {
+        "from": g.originator,
+        "to": g.recipient,
+        "topic": g.topic,
+        "change": g.kind,
+        "recorded": {"decision": g.before, "via": g.before_via},
+        "whatif": {
+            "decision": g.after,
+            "via": g.after_via,
+            "delay": format_duration(g.after_delay) if g.after == "relay" else None,
+            "recipient_level": g.after_level,
+        },
+        "decisions": g.count,
+        "first": iso(g.first, zone),
+        "last": iso(g.last, zone),
+        "outcomes": dict(sorted(g.outcomes.items())),
+        "without_whatif": g.without_whatif,
+        "reports": [{"report": key, "decided_at": iso(at, zone)} for key, at in g.reports],
+    }
+
+
+def traffic_json(t: TrafficReplay, record: Record) -> dict[str, Any]:
+    """The exchange's recorded decisions replayed under a what-if: ``{"whatif", "selection",
+    "decisions", "changed": {kind: n}, "unchanged", "drift", "groups": [...], "assumptions"}``."""
+    z = record.timezone
+    i = t.impact
+    sel = t.selection
+    relays = sorted({(g.after_via, g.after_delay) for g in i.groups if g.after == "relay"}, key=str)
+    return {
+        "whatif": whatif_json(t.whatif, record),
+        "selection": {
+            "parties": list(sel.parties) if sel.parties is not None else None,
+            "topic": sel.topic,
+            "from": iso(sel.start, z),
+            "to": iso(sel.end, z),
+        },
+        "decisions": i.decisions,
+        "first": iso(i.first, z),
+        "last": iso(i.last, z),
+        "changed": {k: i.count(k) for k in KINDS},
+        "unchanged": i.unchanged,
+        "drift": i.drift,
+        "batches": i.distinct,
+        "reports_per_group": t.keep,
+        "groups": [traffic_group_json(g, z) for g in i.groups],
+        "assumptions": [
+            f"relay delay {format_duration(d)} through {via} is a modelling assumption: no source quantifies it"
+            for via, d in relays
+        ],
     }

@@ -7,7 +7,7 @@ on top in memory. Nothing here writes.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -28,8 +28,9 @@ from gsomia.domain.lifecycle import State, Status, status_at
 from gsomia.domain.record import Caveats, Network, Question, Record, WhatIf, apply_whatif, compile_network
 from gsomia.domain.routing import ReleaseRequest, Route, explain
 from gsomia.domain.stats import ProvisionStats, provision_stats
+from gsomia.domain.traffic import TrafficImpact, TrafficRow, TrafficSelection, replay_traffic
 from gsomia.domain.whatif import FlowChange, ReplayedReport, compare_flows, replay_reports
-from gsomia.errors import InvalidInput, StorageError, UnknownEntity
+from gsomia.errors import InvalidInput, StorageError
 from gsomia.scenario.loader import LoadedScenario, parse_event_spec, parse_scenario_document, parse_whatif
 
 
@@ -47,6 +48,40 @@ class RecordSource(Protocol):
     def read_versioned_document(self) -> tuple[dict[str, Any], str] | None:
         """The stored scenario document and its version, read together, or None."""
         ...
+
+
+class TrafficSource(Protocol):
+    """The exchange's recorded decisions, as the traffic replay reads them."""
+
+    def key(self, at: datetime) -> Any:
+        """The stored form of ``at`` (see :class:`StoredForms`)."""
+        ...
+
+    def instant(self, key: Any) -> datetime:
+        """The instant of a stored form."""
+        ...
+
+    def caveats(self, stored: Any) -> Caveats:
+        """The caveats of a stored form."""
+        ...
+
+    def count(self, selection: TrafficSelection | None = None) -> int:
+        """How many recorded decisions ``selection`` holds."""
+        ...
+
+    def pages(self, selection: TrafficSelection | None = None, *, page_size: int = ...) -> Iterator[list[TrafficRow]]:
+        """The recorded decisions, in the order they were made, a page at a time."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficReplay:
+    """The exchange's recorded decisions replayed under a what-if."""
+
+    whatif: WhatIf
+    selection: TrafficSelection
+    impact: TrafficImpact
+    keep: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +163,16 @@ class ImpactReport:
 class AnalysisService:
     """Read-side use cases over the stored record."""
 
-    def __init__(self, source: RecordSource, *, clock: Callable[[], datetime], database: str = "") -> None:
+    def __init__(
+        self,
+        source: RecordSource,
+        *,
+        clock: Callable[[], datetime],
+        database: str = "",
+        traffic: TrafficSource | None = None,
+    ) -> None:
         self._source = source
+        self._traffic = traffic
         self._clock = clock
         self.database = database
         self._lock = threading.Lock()
@@ -263,9 +306,27 @@ class AnalysisService:
             if not record.topics:
                 raise InvalidInput("this scenario has no topic catalogue: give --topic")
             return sorted(record.topics)
-        if record.topics and topic not in record.topics:
-            raise UnknownEntity(f"unknown topic {topic!r} (known: {', '.join(sorted(record.topics))})")
-        return [topic]
+        return [record.topic(topic)]
+
+    def resolve(self, kind: str, typed: str, *, party: str | None = None) -> str:
+        """The id a user means by ``typed``: a ``party`` (its id or an alias, in any case), an
+        ``agreement`` or a ``topic`` (in any case), or a ``level`` of ``party``'s ladder (its
+        national or English name).
+
+        Raises:
+            UnknownEntity: if nothing is known by that name (the message names the closest).
+            InvalidInput: for an unknown kind.
+        """
+        rec = self.compiled().record
+        if kind == "party":
+            return rec.party(typed).id
+        if kind == "agreement":
+            return rec.agreement(typed).id
+        if kind == "topic":
+            return rec.topic(typed)
+        if kind == "level" and party is not None:
+            return rec.level(party, typed)
+        raise InvalidInput(f"cannot resolve a {kind}")
 
     def pair_count(self, pair: str | None = None) -> int:
         """How many ordered pairs a pair-level query will visit (for progress bars)."""
@@ -397,6 +458,73 @@ class AnalysisService:
             tuple(replayed),
             stale,
         )
+
+    def traffic_selection(
+        self,
+        *,
+        parties: Sequence[str] | None = None,
+        topic: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> TrafficSelection:
+        """Which recorded decisions a traffic replay reads.
+
+        Raises:
+            UnknownEntity: for an unknown party or topic.
+            InvalidInput: if the period is empty.
+        """
+        rec = self.compiled().record
+        chosen = tuple(rec.party(p).id for p in parties) if parties else None
+        if topic is not None:
+            self._topics(rec, topic)
+        if start is not None and end is not None and end <= start:
+            raise InvalidInput("--to must be after --from")
+        return TrafficSelection(parties=chosen, topic=topic, start=start, end=end)
+
+    def traffic_count(self, selection: TrafficSelection) -> int:
+        """How many recorded decisions a replay of ``selection`` will read (for progress bars).
+
+        Raises:
+            StorageError: if the database fails or holds no exchange.
+        """
+        return self._traffic_source().count(selection)
+
+    def traffic(
+        self,
+        whatif: WhatIf,
+        selection: TrafficSelection | None = None,
+        *,
+        keep: int = 20,
+        progress: Progress | None = None,
+    ) -> TrafficReplay:
+        """Replay every decision the exchange recorded (in ``selection``) under ``whatif``: each
+        is decided again at the instant it was made and compared with what was recorded.
+
+        Raises:
+            InvalidInput, UnknownEntity: if the what-if cannot apply.
+            StorageError: if the database fails.
+        """
+        if keep < 0:
+            raise InvalidInput("keep must be 0 or more")
+        source = self._traffic_source()
+        base = self.compiled()
+        alt = self.with_whatif(whatif)
+        chosen = selection or TrafficSelection()
+        impact = replay_traffic(
+            base.network,
+            alt.network,
+            source.pages(chosen),
+            selection=chosen,
+            keep=keep,
+            progress=progress,
+            forms=source,
+        )
+        return TrafficReplay(whatif, chosen, impact, keep)
+
+    def _traffic_source(self) -> TrafficSource:
+        if self._traffic is None:
+            raise StorageError("this database holds no exchange traffic")
+        return self._traffic
 
     def report(self, whatif: WhatIf | None = None) -> ImpactReport:
         """The impact report of the scenario's question (or of ``whatif`` when given).
