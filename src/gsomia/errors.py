@@ -18,6 +18,10 @@ class InvalidInput(GsomiaError):
     """A value supplied by a user or a file is malformed (bad instant, bad id, bad event)."""
 
 
+class KeysRetired(InvalidInput):
+    """Public keys that were registered before and have since been retired (never current again)."""
+
+
 class UnknownEntity(GsomiaError):
     """A named party, agreement, level, topic, event or object does not exist."""
 

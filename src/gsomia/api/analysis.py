@@ -67,6 +67,7 @@ def scenario(request: Request) -> dict[str, Any]:
             {
                 "id": p.id,
                 "name": p.name,
+                "aliases": list(p.aliases),
                 "kind": p.kind,
                 "ladder": [{"name": lv.name, "rank": lv.rank, "english": lv.english} for lv in p.ladder.levels],
                 "authority": {"name": p.authority.name, "cleared_to": p.authority.cleared_to} if p.authority else None,
@@ -299,7 +300,9 @@ def whatif_traffic(
     caller: Caller,
     drop: Drop = None,
     add: Add = None,
-    start: Annotated[str | None, Query(alias="from", description="only decisions made at or after this instant")] = None,
+    start: Annotated[
+        str | None, Query(alias="from", description="only decisions made at or after this instant")
+    ] = None,
     end: Annotated[str | None, Query(alias="to", description="only decisions made before this instant")] = None,
     parties: Annotated[str | None, Query(description="only decisions among these parties, comma-separated")] = None,
     topic: str | None = None,

@@ -85,13 +85,24 @@ def demo(
     ] = True,
     host: Host = "127.0.0.1",
     port: Port = 8000,
+    reset: Annotated[
+        bool,
+        typer.Option(
+            "--reset",
+            help="Start afresh: first delete the SQLite database (its scenario, every report, delivery, consent "
+            "and ledger entry) and the demo credentials. Refused for PostgreSQL.",
+        ),
+    ] = False,
 ) -> None:
     """The whole tour: load the bundled scenario 'japan-korea-2019', print the impact report, issue
     demo credentials (JPN, KOR, USA, an operator, an auditor) and serve the dashboard and the
-    exchange on HOST:PORT until interrupted (--no-serve stops after the credentials)."""
+    exchange on HOST:PORT until interrupted (--no-serve stops after the credentials). Run again,
+    it keeps what still works; --reset starts from an empty database."""
     from gsomia.services.exchange.identity import issue_demo_credentials  # noqa: PLC0415
 
     with common.errors():
+        if reset:
+            _reset_demo()
         app = common.app()
         if serve_after:
             _check_port_free(host, port)
@@ -114,12 +125,42 @@ def demo(
             out.print()
             out.rule("demo credentials")
             for line in credentials.instructions():
-                out.print(line, markup=False)
+                out.print(line, markup=False, soft_wrap=True)
         if serve_after:
             err.print(
                 f"\ngsomia: dashboard at {url}/  ·  API reference at {url}/docs  ·  Ctrl-C stops it", markup=False
             )
             _serve(app, host, port, "warning")
+
+
+def _reset_demo() -> None:
+    """Delete the demo's SQLite database (with its WAL files) and its credentials folder.
+
+    Raises:
+        InvalidInput: for a database that is not a SQLite file, or a file that cannot be removed.
+    """
+    import shutil  # noqa: PLC0415
+
+    from gsomia.storage.db import sqlite_file  # noqa: PLC0415
+
+    common.close_app()
+    settings = Settings(db=common.state.db) if common.state.db else Settings()
+    path = sqlite_file(settings.database_url())
+    if path is None:
+        raise InvalidInput("--reset deletes a SQLite database only; drop and recreate a PostgreSQL database yourself")
+    removed = []
+    try:
+        for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if f.exists():
+                f.unlink()
+                removed.append(str(f))
+        demo_dir = settings.data_dir / "demo"
+        if demo_dir.exists():
+            shutil.rmtree(demo_dir)
+            removed.append(f"{demo_dir}/")
+    except OSError as e:
+        raise InvalidInput(f"cannot reset the demo: {e.strerror} ({e.filename})") from e
+    err.print(f"reset: removed {', '.join(removed) or 'nothing (no demo yet)'}", markup=False)
 
 
 def _check_port_free(host: str, port: int) -> None:

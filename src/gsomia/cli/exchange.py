@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 import time
@@ -20,6 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from gsomia.cli import common
+from gsomia.cli.names import ScenarioNames
 from gsomia.cli.options import AsJson
 from gsomia.cli.tables import Column, Wide, print_table
 from gsomia.client.http import DEFAULT_URL, ExchangeClient
@@ -128,7 +130,12 @@ def submit_cmd(
         if bool(recipient) == all_eligible:
             raise InvalidInput("name the recipients: --recipient PARTY (repeatable), or --all-eligible for every party")
         with _exchange() as exchange:
-            recipients = list(recipient or []) or [p for p in exchange.parties() if p != keys.party]
+            names = ScenarioNames(exchange.scenario())
+        recipients = names.parties_of(recipient) if recipient else [p for p in names.parties if p != keys.party]
+        topic = names.topic(topic)
+        level = names.level(keys.party, level)
+        if rel_to is not None:
+            rel_to = ",".join(names.parties_of([p.strip() for p in rel_to.split(",") if p.strip()]))
         draft = ReportDraft(
             id=report_id or f"{keys.party.lower()}-{secrets.token_hex(8)}",
             topic=topic,
@@ -481,8 +488,14 @@ def keys_generate(
     as_json: AsJson = False,
 ) -> None:
     """Generate a signing and an encryption key pair into a new 0600 file. Only the public half
-    ever goes to the exchange ('gsomia client register --key FILE')."""
+    ever goes to the exchange ('gsomia client register --key FILE'). With GSOMIA_URL set, the
+    party is checked against the exchange's scenario first (an alias such as ROK is read as KOR)."""
     with common.errors():
+        url = os.environ.get("GSOMIA_URL")
+        if url:
+            # the exchange is known: generate keys only for a party its scenario names
+            with ExchangeClient(url) as exchange:
+                party = ScenarioNames(exchange.scenario()).party(party)
         keys = PartyKeys.generate(party, Profile.parse(profile))
         write_private_keyfile(out_file, keys, overwrite=force)
         public = {**keys.public_keys().to_dict(), "fingerprint": keys.fingerprint()}
@@ -518,7 +531,14 @@ def principals_add(
 ) -> None:
     """Create a principal and print its token once (only its SHA-256 is stored)."""
     with common.errors():
-        issued = common.app().exchange.identity.add_principal(role=Role.parse(role), name=name, party=party)
+        app = common.app()
+        if party is not None and app.store.summary() is not None:
+            # the party as the loaded scenario knows it: an alias is read as its id, a typo exits 5
+            found = app.analysis.resolve("party", party)
+            if found != party:
+                common.err.print(f"party {party!r} read as {found}", markup=False)
+            party = found
+        issued = app.exchange.identity.add_principal(role=Role.parse(role), name=name, party=party)
         p = issued.principal
         if as_json:
             common.emit_json(

@@ -202,8 +202,12 @@ class ExchangeClient:
 
     def parties(self) -> list[str]:
         """The ids of the parties of the exchange's scenario."""
-        scenario = self._json("GET", "/api/v1/scenario")
-        return [str(p["id"]) for p in scenario.get("parties", [])]
+        return [str(p["id"]) for p in self.scenario().get("parties", [])]
+
+    def scenario(self) -> dict[str, Any]:
+        """The exchange's scenario: parties (with aliases and ladders), agreements, topics."""
+        scenario: dict[str, Any] = self._json("GET", "/api/v1/scenario")
+        return scenario
 
     # --- reports ----------------------------------------------------------------------------------
 

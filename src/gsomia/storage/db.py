@@ -46,6 +46,18 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL (None for PostgreSQL or an in-memory database).
+
+    Raises:
+        InvalidInput: for a URL that does not parse.
+    """
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
 def create(url: str, *, sqlite_synchronous: str = "NORMAL", pool_size: int = 5) -> Engine:
     """Create an engine for ``url``; for SQLite, create the file's folder.
 

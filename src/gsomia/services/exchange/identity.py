@@ -22,7 +22,7 @@ from typing import Protocol
 from gsomia.crypto import PartyKeys, Profile, PublicKeys, read_private_keyfile, write_private_keyfile
 from gsomia.crypto.keyfile import replace_private_file
 from gsomia.domain.instants import utc_iso
-from gsomia.errors import InvalidInput, NotAuthenticated, UnknownEntity
+from gsomia.errors import InvalidInput, KeysRetired, NotAuthenticated, UnknownEntity
 from gsomia.services.exchange.access import Principal, Role
 from gsomia.storage.exchange import ExchangeRepo, NewPrincipal, PartyKeyRow, PrincipalRow
 from gsomia.storage.store import Store
@@ -326,7 +326,7 @@ class DemoCredentials:
             f"  export GSOMIA_URL={self.url}",
             '  echo \'{"track": "example"}\' > track.json',
             f"  GSOMIA_TOKEN={self.tokens['JPN']} gsomia client submit --key {jpn} "
-            "--topic dprk.missile.launch --level 極秘 --payload track.json",
+            "--topic dprk.missile.launch --level 極秘 --payload track.json --recipient KOR",
             f"  GSOMIA_TOKEN={self.tokens['KOR']} gsomia client inbox",
             f"  GSOMIA_TOKEN={self.tokens['KOR']} gsomia client fetch DELIVERY_ID --key {kor}",
             f"  GSOMIA_TOKEN={self.tokens['KOR']} gsomia client watch",
@@ -341,6 +341,20 @@ def _demo_principal(identity: IdentityService, token: str | None) -> Principal |
         return None
 
 
+def _register_demo_keys(keys_service: KeyRegistry, principal: Principal, party: str, path: Path) -> bool:
+    """Register the keys of ``path`` as ``party``'s; False if they were retired since.
+
+    Raises:
+        InvalidInput: if the key file is unreadable or names another party.
+        StorageError: on a database failure.
+    """
+    try:
+        keys_service.register(principal, party, read_private_keyfile(path).public_keys())
+    except KeysRetired:
+        return False
+    return True
+
+
 def issue_demo_credentials(
     identity: IdentityService, keys_service: KeyRegistry, data_dir: Path, *, url: str = "http://127.0.0.1:8000"
 ) -> DemoCredentials:
@@ -348,7 +362,8 @@ def issue_demo_credentials(
     auditor; key files for the three parties under ``data_dir/demo/`` (0600) with their public
     keys registered; tokens in ``data_dir/demo/tokens.json`` (0600).
 
-    Run again, it keeps key files and tokens that still work and replaces the rest.
+    Run again, it keeps key files and tokens that still work and replaces the rest (a party that
+    registered other keys since has retired the demo's, which are then generated afresh).
 
     Raises:
         InvalidInput: if a file cannot be written or an existing key file is unreadable.
@@ -381,11 +396,10 @@ def issue_demo_credentials(
     key_files: dict[str, Path] = {}
     for party in DEMO_PARTIES:
         path = directory / f"{party}.keys"
-        if path.exists():
-            keys = read_private_keyfile(path)
-        else:
-            keys = PartyKeys.generate(party, Profile.CLASSIC)
-            write_private_keyfile(path, keys)
-        keys_service.register(principals[party], party, keys.public_keys())
+        current = path.exists() and _register_demo_keys(keys_service, principals[party], party, path)
+        if not current:
+            # new demo keys: none yet, or the party registered others since (which retired these)
+            write_private_keyfile(path, PartyKeys.generate(party, Profile.CLASSIC), overwrite=True)
+            _register_demo_keys(keys_service, principals[party], party, path)
         key_files[party] = path
     return DemoCredentials(directory=directory, tokens_file=tokens_file, key_files=key_files, tokens=tokens, url=url)

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from gsomia.crypto import PublicKeys
 from gsomia.domain.instants import utc_iso
-from gsomia.errors import InvalidInput, UnknownEntity
+from gsomia.errors import InvalidInput, KeysRetired, UnknownEntity
 from gsomia.services.exchange.access import Action, Principal, Role, authorize
 from gsomia.services.exchange.context import ExchangeContext, Pending
 from gsomia.services.exchange.identity import RegisteredKeys, registered_keys
@@ -42,8 +42,8 @@ class KeyService:
 
         Raises:
             NotPermitted: a party registering another party's keys, or an auditor.
-            InvalidInput: the keys name another party than the one asked for, or were
-                registered before and retired.
+            InvalidInput: the keys name another party than the one asked for.
+            KeysRetired: the keys were registered before and retired.
             UnknownEntity: for a party the loaded scenario does not know.
             StorageError: on a database failure.
         """
@@ -65,7 +65,7 @@ class KeyService:
         if existing is not None and existing.retired_at is None:
             return Outcome((registered_keys(existing), False))
         if existing is not None:
-            raise InvalidInput("these keys were registered before and retired; generate new keys")
+            raise KeysRetired("these keys were registered before and retired; generate new keys")
         at = ctx.instant(s)
         party = keys.party
         retired = [old.fingerprint for old in ExchangeRepo.current_keys(s, party)]
