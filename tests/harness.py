@@ -141,12 +141,14 @@ def start(
     *,
     at: str = NOV22,
     profiles: dict[str, Profile] | None = None,
+    db: str | None = None,
     **settings: Any,
 ) -> Harness:
-    """A harness on a fresh SQLite database in ``tmp_path`` with the bundled scenario loaded,
-    the clock at ``at`` and every party's keys registered."""
+    """A harness on a fresh database (SQLite in ``tmp_path`` unless ``db`` names another) with
+    the bundled scenario loaded, the clock at ``at`` and every party's keys registered."""
     clock = TestClock(parse_instant(at, "UTC"))
-    app = build(Settings(db=f"sqlite:///{tmp_path / 'exchange.db'}", data_dir=tmp_path, **settings), clock=clock)
+    url = db or f"sqlite:///{tmp_path / 'exchange.db'}"
+    app = build(Settings(db=url, data_dir=tmp_path, **settings), clock=clock)
     app.scenarios.load("japan-korea-2019")
     identity = app.exchange.identity
     keys: dict[str, PartyKeys] = {}

@@ -8,13 +8,20 @@ from collections.abc import Iterable, Mapping
 
 __all__ = ["suggestions", "unknown_message"]
 
+_ALIKE = 0.75
+_ALIKE_SHORT = 0.6  # one letter in three differs: ROC for ROK
+_SHORT = 4
+
 
 def suggestions(value: str, known: Iterable[str], *, aliases: Mapping[str, str] | None = None, n: int = 3) -> list[str]:
     """Up to ``n`` known names close to ``value``, best first.
 
     A name that starts with, or contains, what was typed comes first (``dprk.missile`` →
-    ``dprk.missile.launch``), then spelling neighbours (difflib's ratio), all compared without
-    regard to case; an alias that matches suggests the name it stands for.
+    ``dprk.missile.launch``), then spelling neighbours: names, or their beginnings as long as
+    what was typed, that difflib finds at least 75% alike (60% for a code of four letters
+    or fewer) (``dprk.missle`` →
+    ``dprk.missile.launch``), all compared without regard to case; an alias that matches
+    suggests the name it stands for.
     """
     names = sorted(set(known))
     folded = value.casefold()
@@ -35,8 +42,15 @@ def suggestions(value: str, known: Iterable[str], *, aliases: Mapping[str, str] 
     by_fold = {name.casefold(): name for name in names}
     for alias, target in (aliases or {}).items():
         by_fold.setdefault(alias.casefold(), target)
-    for match in difflib.get_close_matches(folded, list(by_fold), n=n, cutoff=0.6):
-        add(by_fold[match])
+    scored = []
+    for name, target in by_fold.items():
+        whole = difflib.SequenceMatcher(None, folded, name).ratio()
+        start = difflib.SequenceMatcher(None, folded, name[: len(folded) + 1]).ratio()
+        score = max(whole, start)
+        if score >= (_ALIKE if len(folded) > _SHORT else _ALIKE_SHORT):
+            scored.append((-score, target))
+    for _score, target in sorted(scored):
+        add(target)
     return found[:n]
 
 
