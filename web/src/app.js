@@ -428,7 +428,10 @@ class Dashboard {
     }
     document.title = `gsomia — ${$(`#tab-${view}`).textContent} — ${this.scenario.name}`;
     this.showWhatifBanner();
-    if (!this.dirty.has(view)) this.views[view].resize?.();
+    if (!this.dirty.has(view)) {
+      this.views[view].resize?.();
+      this.views[view].shown?.(); // e.g. a token set in another view since it was drawn
+    }
     this.renderIfDirty();
   }
 

@@ -49,7 +49,7 @@ function ordered(counts, known) {
 const sum = (counts) => Object.values(counts ?? {}).reduce((a, b) => a + b, 0);
 
 /** The stored token, or null (sessionStorage may be unavailable: then nothing is kept). */
-function storedToken() {
+export function storedToken() {
   try {
     return sessionStorage.getItem(STORAGE_KEY);
   } catch {

@@ -2,21 +2,173 @@
 // with and without them (GET /api/v1/whatif): flows that stop or reroute, gaps before and
 // after, past reports whose route would have changed. The what-if lives in the URL
 // (`drop`, `add`), so the comparison is shareable and every other view applies it too.
+//
+// Below it, the same what-if over the exchange's own traffic (GET /api/v1/whatif/traffic):
+// every decision the exchange recorded, decided again at its instant. That reads who sent what
+// to whom, so it runs only when asked, with the auditor's or operator's token the Live
+// exchange section keeps for this tab, sent only in the Authorization header.
 
 import { get, aborted } from './api.js';
-import { whatifParams } from './state.js';
+import { whatifParams, hasWhatif } from './state.js';
 import { h, fill, $, KIND_LABEL, routeCell, table, assumptionMark } from './dom.js';
+import { storedToken } from './live.js';
 
 const ADD_KINDS = ['notice', 'suspension', 'revival', 'withdrawal', 'termination', 'entry_into_force', 'signature', 'amendment'];
 
 const routeOf = (r) => routeCell(r.decision === 'deny' ? 'none' : r.decision, r.via, r.delay, r.arrangement ?? r.agreements?.[0]);
 const gapKey = (g) => `${g.from}>${g.to}|${g.topic}|${g.start}|${g.end}`;
+const decisionRoute = (d) => (d === 'deny' ? 'none' : d);
+// what each change of a recorded decision means, in the order they are listed
+const TRAFFIC_KINDS = {
+  stopped: 'stopped',
+  rerouted: 'rerouted',
+  changed: 'released differently',
+  released: 'released though refused as recorded',
+};
+const REPORTS_PER_GROUP = 20;
 
 export class WhatIfView {
   constructor(ctx) {
     this.ctx = ctx;
     this.abort = null;
     this.formReady = false;
+    this.traffic = null; // the what-if (as its query) the traffic replay shown belongs to
+    this.trafficAbort = null;
+  }
+
+  /** The token the Live exchange section keeps for this tab, if any. */
+  token() {
+    return storedToken() ?? this.ctx.views.stats?.live?.token ?? null;
+  }
+
+  /** The traffic section: shown with a what-if; its result dropped when the what-if changes. */
+  showTraffic(hasItems) {
+    const section = $('#whatif-traffic');
+    section.hidden = !hasItems;
+    const key = whatifParams(this.ctx.state, {}).toString();
+    if (this.traffic !== key) {
+      this.trafficAbort?.abort();
+      this.traffic = null;
+      fill($('#traffic-out'));
+      section.dataset.state = 'idle';
+    }
+    const token = this.token();
+    $('#traffic-run').disabled = !token;
+    section.dataset.token = token ? 'set' : 'none';
+  }
+
+  /** The view is shown again without being redrawn: the token may have been set or dropped. */
+  shown() {
+    if (this.formReady) this.showTraffic(hasWhatif(this.ctx.state));
+  }
+
+  /** Replay the exchange's recorded decisions under the current what-if. */
+  async replayTraffic() {
+    const ctx = this.ctx;
+    const token = this.token();
+    const section = $('#whatif-traffic');
+    const out = $('#traffic-out');
+    if (!token) return;
+    const params = whatifParams(ctx.state, { reports: String(REPORTS_PER_GROUP) });
+    this.trafficAbort?.abort();
+    this.trafficAbort = new AbortController();
+    section.dataset.state = 'loading';
+    fill(out, h('p', { class: 'note' }, 'Replaying every recorded decision…'));
+    let t;
+    try {
+      t = await get('/api/v1/whatif/traffic', params, { signal: this.trafficAbort.signal, headers: { Authorization: `Bearer ${token}` } });
+    } catch (err) {
+      if (aborted(err)) return;
+      section.dataset.state = 'refused';
+      fill(
+        out,
+        h(
+          'p',
+          { class: 'warning', id: 'traffic-problem' },
+          h('strong', {}, `The exchange refused the replay${err.status ? ` (HTTP ${err.status})` : ''}: `),
+          h('span', { id: 'traffic-problem-detail' }, err.message),
+        ),
+      );
+      return;
+    }
+    this.traffic = whatifParams(ctx.state, {}).toString();
+    section.dataset.state = 'ok';
+    fill(out, this.trafficResult(t));
+  }
+
+  trafficResult(t) {
+    // stopped and rerouted always (the question asked); the rarer changes when they occur
+    const counts = Object.entries(TRAFFIC_KINDS)
+      .filter(([k]) => k === 'stopped' || k === 'rerouted' || t.changed[k])
+      .map(([k, label]) => [
+        h('strong', { dataset: { kind: k, count: t.changed[k] ?? 0 } }, `${(t.changed[k] ?? 0).toLocaleString('en')} ${label}`),
+        ', ',
+      ]);
+    const ids = (g) =>
+      h(
+        'td',
+        { class: 'ids' },
+        g.reports.map((r) => h('code', { title: `decided at ${r.decided_at}` }, r.report)),
+        g.decisions > g.reports.length ? h('span', { class: 'note' }, `and ${g.decisions - g.reports.length} more`) : null,
+      );
+    const row = (g) =>
+      h(
+        'tr',
+        { dataset: { from: g.from, to: g.to, topic: g.topic, change: g.change, count: g.decisions } },
+        h('td', { class: 'nowrap' }, `${g.from} → ${g.to}`),
+        h('td', {}, g.topic),
+        h('td', {}, h('span', { class: `tag kind-${g.change}` }, TRAFFIC_KINDS[g.change] ?? g.change)),
+        h('td', { class: 'before' }, routeCell(decisionRoute(g.recorded.decision), g.recorded.via)),
+        h(
+          'td',
+          { class: 'after' },
+          routeCell(decisionRoute(g.whatif.decision), g.whatif.via, g.whatif.delay),
+          g.whatif.recipient_level ? h('span', { class: 'note' }, ` marked ${g.whatif.recipient_level}`) : null,
+        ),
+        h('td', { class: 'num' }, g.decisions.toLocaleString('en')),
+        h('td', {}, h('span', { class: 'nowrap' }, g.first), g.last !== g.first ? [' – ', h('span', { class: 'nowrap' }, g.last)] : null),
+        ids(g),
+      );
+    return [
+      h(
+        'p',
+        { class: 'summary', id: 'traffic-summary', dataset: { decisions: t.decisions } },
+        t.decisions
+          ? [
+              `${t.decisions.toLocaleString('en')} recorded decisions, from `,
+              h('span', { class: 'nowrap' }, t.first),
+              ' to ',
+              h('span', { class: 'nowrap' }, t.last),
+              ': ',
+              counts,
+              `${t.unchanged.toLocaleString('en')} unchanged.`,
+            ]
+          : 'The exchange has recorded no decision yet.',
+      ),
+      t.drift
+        ? h(
+            'p',
+            { class: 'warning', id: 'traffic-drift' },
+            `${t.drift.toLocaleString('en')} recorded decisions differ from what today’s record decides at their instant, without the what-if: the record has changed since they were made; they are counted under the change the what-if makes.`,
+          )
+        : null,
+      table({
+        id: 'traffic-groups',
+        cls: 'data compact side-by-side',
+        head: ['Flow', 'Topic', 'Change', 'Recorded', 'With the what-if', 'Decisions', 'Decided', `Reports (the first ${t.reports_per_group})`],
+        rows: t.groups.map(row),
+        empty: 'No recorded decision would have gone otherwise.',
+      }),
+      t.groups.some((g) => g.whatif.decision === 'relay')
+        ? h(
+            'p',
+            { class: 'note' },
+            'Relay delays ',
+            assumptionMark(),
+            ' are modelling assumptions: the arrangement’s modelled relay delay, which no source quantifies.',
+          )
+        : null,
+    ];
   }
 
   /** The forms: a select of recorded events to drop, a form for a hypothetical event. */
@@ -75,6 +227,7 @@ export class WhatIfView {
       const id = $('#drop-event').value;
       if (id && !ctx.state.drop.includes(id)) ctx.set({ drop: [...ctx.state.drop, id] }, { push: true });
     });
+    $('#traffic-run').addEventListener('click', () => this.replayTraffic());
     $('#add-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
       const at = $('#add-at').value.trim();
@@ -114,6 +267,7 @@ export class WhatIfView {
           )
         : h('li', { class: 'hint' }, 'Nothing yet: drop a recorded event or add a hypothetical one.'),
     );
+    this.showTraffic(items.length > 0);
     const out = $('#whatif-out');
     if (!items.length) {
       fill(out);
