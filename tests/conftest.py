@@ -12,12 +12,18 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from gsomia.domain.instants import parse_instant
 from gsomia.domain.record import Network, Record, WhatIf, apply_whatif, compile_network
 from gsomia.scenario.loader import bundled_scenarios, parse_scenario
 from tests.harness import Harness
 from tests.harness import start as start_harness
+
+# No timing assertions: a property test's examples are judged by what they compute, never by
+# how long a loaded machine took to run one (hypothesis' default deadline is 200 ms).
+settings.register_profile("gsomia", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("gsomia")
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = bundled_scenarios()["japan-korea-2019"]
