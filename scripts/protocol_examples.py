@@ -50,7 +50,7 @@ from gsomia.crypto import ExchangeSigner, PartyKeys, Profile, content_key_aad, d
 from gsomia.crypto.ledger_key import Cosigner, LedgerKey
 from gsomia.domain.instants import utc_iso
 from gsomia.domain.record import Caveats, compile_network
-from gsomia.domain.routing import ReleaseRequest, explain
+from gsomia.domain.routing import ReleaseRequest, Route, explain
 from gsomia.domain.states import DeliveryPurpose, DeliveryState
 from gsomia.ledger.checkpoint import Checkpoint, sign_note
 from gsomia.ledger.cosignature import cosigned_message
@@ -120,7 +120,7 @@ _WIDTH = 64
 
 
 def _wrap(text: str, width: int = _WIDTH) -> str:
-    return "\n".join(text[i : i + width] for i in range(0, len(text), width)) or ""
+    return "\n".join(text[i : i + width] for i in range(0, len(text), width))
 
 
 def _hex(data: bytes) -> str:
@@ -270,7 +270,7 @@ class Examples:
     blocks: dict[str, str] = field(default_factory=dict)
 
 
-def _route(originator: str, recipient: str, topic: str, level: str, caveats: Caveats) -> Any:
+def _route(originator: str, recipient: str, topic: str, level: str, caveats: Caveats) -> Route:
     path = bundled_scenarios()["japan-korea-2019"]
     net = compile_network(parse_scenario(path.read_text(encoding="utf-8"), str(path)).record)
     return explain(
@@ -289,19 +289,10 @@ def _leaf_block(body: bytes) -> str:
     return f"{body.decode('utf-8')}\n{h.hex()}\n{b64encode(h)}"
 
 
-def build() -> Examples:
-    """Compute every example from the fixed inputs.
-
-    Raises:
-        GsomiaError: the code refused an input (it would be a bug in this script).
-    """
-    from gsomia.client.reports import ReportDraft, sign_report  # noqa: PLC0415
-
-    blocks: dict[str, str] = {}
-    jpn = _party(JPN_ED25519, JPN_X25519, "JPN")
-    kor = _party(KOR_ED25519, KOR_X25519, "KOR")
-
-    # §8.1 keys --------------------------------------------------------------------------------------------
+def _keys(
+    blocks: dict[str, str], jpn: PartyKeys, kor: PartyKeys
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+    """§8.1: the public key documents, JPN's key history and its registration entry."""
     registered: dict[str, list[dict[str, Any]]] = {}
     for name, keys in (("jpn", jpn), ("kor", kor)):
         doc = keys.public_keys().to_dict()
@@ -329,8 +320,13 @@ def build() -> Examples:
         REGISTERED,
     )
     blocks["ledger.key-entry"] = _leaf_block(entry_bytes(key_entry))
+    return registered, key_entry
 
-    # §8.2 the signed report -----------------------------------------------------------------------------------
+
+def _report(blocks: dict[str, str], jpn: PartyKeys) -> tuple[dict[str, Any], bytes, str]:
+    """§8.2: the submission body, the signed bytes, the signature and the commitment."""
+    from gsomia.client.reports import ReportDraft, sign_report  # noqa: PLC0415 - the client's own signing
+
     draft = ReportDraft(
         id=REPORT_ID,
         topic="dprk.missile.launch",
@@ -354,8 +350,11 @@ def build() -> Examples:
     blocks["report.commitment"] = _labelled(
         [("salt", SALT.hex()), ("salt (base64)", b64encode(SALT)), ("commitment", committed)]
     )
+    return submission, signed, committed
 
-    # §8.3 wrapping the content key ------------------------------------------------------------------------------
+
+def _envelopes(blocks: dict[str, str], kor: PartyKeys) -> tuple[bytes, HpkeSeal, bytes, bytes]:
+    """§8.3: the HPKE wrap to KOR, step by step; the payload ciphertext; the sealed content key."""
     info = delivery_info(DELIVERY_ID, "KOR")
     pk_r = kor.public_keys().encryption_key
     seal = hpke_seal_base(pk_r, info, CONTENT_KEY, HPKE_EPHEMERAL)
@@ -392,7 +391,6 @@ def build() -> Examples:
         ]
     )
 
-    # §8.3 the payload, and the content key at rest -------------------------------------------------------------
     aad = payload_aad("JPN", REPORT_ID)
     payload_ct = PAYLOAD_NONCE + AESGCM(CONTENT_KEY).encrypt(PAYLOAD_NONCE, PAYLOAD, aad)
     blocks["payload.aad"] = _labelled(
@@ -404,10 +402,22 @@ def build() -> Examples:
     blocks["payload.sealed"] = _labelled(
         [("KEK", KEK.hex()), ("aad", _hex(sealed_aad)), ("nonce", KEK_NONCE.hex()), ("sealed_key", _hex(sealed))]
     )
+    return info, seal, payload_ct, sealed
 
-    # §8.4 ledger entries, as the exchange writes them ------------------------------------------------------------
+
+def _ledger(
+    blocks: dict[str, str],
+    jpn: PartyKeys,
+    kor: PartyKeys,
+    report: Mapping[str, Any],
+    committed: str,
+    wrapped_key: bytes,
+) -> tuple[tuple[dict[str, Any], ...], tuple[bytes, ...], MerkleTree, dict[str, Any]]:
+    """§8.4: the three entries the exchange writes, their leaves, the tree and its proofs."""
     caveats = Caveats.from_json(report["caveats"])
     route = _route("JPN", "KOR", report["topic"], report["level"], caveats)
+    if route.marking is None:
+        raise SystemExit("the example report is not releasable to KOR under the bundled scenario")
     marking = delivery_marking(route.marking)
     submission_entry = _entry(
         "submission",
@@ -475,8 +485,22 @@ def build() -> Examples:
             ("reason_commitment", reason),
         ]
     )
+    return entries, leaves, tree, marking
 
-    # §8.4 the delivery as KOR fetches it -----------------------------------------------------------------------------
+
+def _delivery(
+    blocks: dict[str, str],
+    jpn: PartyKeys,
+    kor: PartyKeys,
+    submission: Mapping[str, Any],
+    committed: str,
+    marking: dict[str, Any],
+    envelopes: tuple[bytes, bytes, bytes],
+) -> dict[str, Any]:
+    """§8.4: the delivery document KOR fetches, as the exchange presents it."""
+    report = submission["report"]
+    caveats = Caveats.from_json(report["caveats"])
+    wrapped_key, payload_ct, sealed = envelopes
     unsigned = {k: v for k, v in report.items() if k != "payload"}
     view = delivery_view(
         DeliveryRow(
@@ -518,8 +542,11 @@ def build() -> Examples:
         ),
     )
     blocks["delivery.view"] = _json_pretty(view)
+    return view
 
-    # §8.5 the checkpoint ---------------------------------------------------------------------------------------------
+
+def _checkpoint(blocks: dict[str, str], tree: MerkleTree) -> tuple[LedgerKey, bytes, str]:
+    """§8.5: the ledger key, the checkpoint of the tree of three and its signed note."""
     signer = ExchangeSigner.from_private_bytes(LEDGER_SEED)
     ledger_key = LedgerKey(name=ORIGIN, public_key=signer.public_key_raw())
     key_id_input = ORIGIN.encode("utf-8") + b"\n\x01" + ledger_key.public_key
@@ -538,8 +565,11 @@ def build() -> Examples:
     blocks["checkpoint.signature"] = _hex(signer.sign(body))
     note = sign_note(checkpoint, ledger_key.name, ledger_key.key_id, signer.sign)
     blocks["checkpoint.note"] = note.removesuffix("\n")
+    return ledger_key, body, note
 
-    # §8.6 a witness and its cosignature -------------------------------------------------------------------------------
+
+def _witness(blocks: dict[str, str], body: bytes, note: str) -> tuple[Cosigner, dict[str, Any], str, str]:
+    """§8.6: KOR's witness key, its registration entry, its cosignature and the cosigned note."""
     witness = Cosigner(WITNESS_NAME, ExchangeSigner.from_private_bytes(WITNESS_SEED))
     public = witness.public
     blocks["witness.key"] = _labelled(
@@ -578,7 +608,26 @@ def build() -> Examples:
     blocks["cosignature.post"] = _json_pretty({"size": 3, "cosignature": line})
     cosigned_note = note + line + "\n"
     blocks["cosignature.note"] = cosigned_note.removesuffix("\n")
+    return witness, witness_entry, line, cosigned_note
 
+
+def build() -> Examples:
+    """Compute every example from the fixed inputs.
+
+    Raises:
+        GsomiaError: the code refused an input (it would be a bug in this script).
+    """
+    blocks: dict[str, str] = {}
+    jpn = _party(JPN_ED25519, JPN_X25519, "JPN")
+    kor = _party(KOR_ED25519, KOR_X25519, "KOR")
+    registered, key_entry = _keys(blocks, jpn, kor)
+    submission, signed, committed = _report(blocks, jpn)
+    info, seal, payload_ct, sealed = _envelopes(blocks, kor)
+    wrapped_key = seal.enc + seal.ct
+    entries, leaves, tree, marking = _ledger(blocks, jpn, kor, submission["report"], committed, wrapped_key)
+    view = _delivery(blocks, jpn, kor, submission, committed, marking, (wrapped_key, payload_ct, sealed))
+    ledger_key, body, note = _checkpoint(blocks, tree)
+    witness, witness_entry, line, cosigned_note = _witness(blocks, body, note)
     return Examples(
         jpn=jpn,
         kor=kor,
