@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -108,3 +109,16 @@ def errors() -> Iterator[None]:
         yield
     except GsomiaError as e:
         fail(e)
+
+
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file the user named, or a one-line error naming it.
+
+    Raises:
+        InvalidInput: the file cannot be read or is not UTF-8.
+    """
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise InvalidInput(f"cannot read the {what} file {path}: {reason}") from e

@@ -23,10 +23,11 @@ from rich.table import Table
 from gsomia.cli import common
 from gsomia.cli.options import AsJson
 from gsomia.client.http import DEFAULT_URL, ExchangeClient
-from gsomia.client.opening import open_delivery, verify_origin
+from gsomia.client.opening import check_included, check_ledgered, open_delivery, verify_origin
 from gsomia.client.reports import ReportDraft, sign_report
 from gsomia.codec import b64decode
 from gsomia.crypto import PartyKeys, Profile, read_private_keyfile, write_private_keyfile
+from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.errors import ExchangeUnreachable, InvalidInput, StorageError
 from gsomia.services.exchange.access import Role
 from gsomia.services.exchange.submissions import MAX_BATCH
@@ -283,17 +284,32 @@ def fetch_cmd(
     delivery: Annotated[str, typer.Argument(help="Delivery id (from the inbox).")],
     key: KeyFile,
     out_file: Annotated[Path | None, typer.Option("--out", help="Write the payload to FILE.")] = None,
+    ledger_key: Annotated[
+        Path | None,
+        typer.Option("--ledger-key", help="The exchange's ledger key to trust (from 'gsomia ledger key --json')."),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Fetch a delivery (attesting need-to-know), check the originator's signature, decrypt it
-    with your key here, and print its marking banner then the payload."""
+    """Fetch a delivery (attesting need-to-know), decrypt it with your key here, check the
+    originator's signature with the key valid when the exchange received it, check that the
+    ledger's submission and delivery entries say what the delivery says and are in the signed
+    tree, then print the marking banner and the payload. Exit 7 or 8 if anything fails."""
     with common.errors():
         keys = _keys(key)
+        pinned = LedgerKey.parse(common.read_text(ledger_key, "ledger key")) if ledger_key is not None else None
         with _exchange() as exchange:
             view = exchange.delivery(delivery)
             payload = open_delivery(view, keys)
             signer = exchange.public_keys(view["origin"]["report"]["originator"])
-        verify_origin(view, payload, signer["keys"])
+            verify_origin(view, payload, signer["keys"])
+            entries = [exchange.ledger_entry(int(i)) for i in (view["origin"]["leaf_index"], view["leaf_index"])]
+            check_ledgered(view, *entries)
+            log_key = pinned or LedgerKey.parse(json.dumps(exchange.ledger_key()))
+            checkpoint = None
+            for doc in entries:
+                checkpoint = check_included(doc, exchange.ledger_inclusion(int(doc["index"])), log_key)
+        in_ledger = f"in the ledger (checkpoint size {checkpoint.size if checkpoint else '?'}"
+        in_ledger += ")" if pinned else ", key not pinned: pass --ledger-key)"
         if out_file is not None:
             out_file.write_bytes(payload)
         if as_json:
@@ -304,6 +320,11 @@ def fetch_cmd(
                     "marking": view["marking"],
                     "via": view["via"],
                     "signature": "verified",
+                    "ledger": {
+                        "entries": [int(doc["index"]) for doc in entries],
+                        "checkpoint_size": checkpoint.size if checkpoint else None,
+                        "key_pinned": pinned is not None,
+                    },
                     "payload_file": str(out_file) if out_file else None,
                     "payload": None if out_file else payload.decode("utf-8", errors="replace"),
                 }
@@ -312,7 +333,9 @@ def fetch_cmd(
         via = f" via {view['via']}" if view["via"] else ""
         common.out.print(f"{view['marking']['banner']}{via}", markup=False)
         common.err.print(
-            f"delivery {view['id']} of report {view['report']}: originator's signature verified", markup=False
+            f"delivery {view['id']} of report {view['report']}: originator's signature verified, {in_ledger}",
+            markup=False,
+            soft_wrap=True,  # one line, whatever the width: scripts grep it
         )
         if out_file is not None:
             common.out.print(f"payload written to {out_file} ({len(payload)} bytes)", markup=False)

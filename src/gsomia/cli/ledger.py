@@ -541,12 +541,7 @@ def _write(path: Path, data: bytes) -> None:
         raise InvalidInput(f"cannot write {path}: {e.strerror}") from e
 
 
-def _read_text(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
-        raise InvalidInput(f"cannot read the {what} file {path}: {reason}") from e
+_read_text = common.read_text
 
 
 def _read_json(path: Path) -> Any:

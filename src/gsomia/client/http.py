@@ -353,6 +353,11 @@ class ExchangeClient:
         result: dict[str, Any] = self._json("GET", "/api/v1/ledger/entries", params={"start": start, "limit": limit})
         return result
 
+    def ledger_entry(self, index: int) -> dict[str, Any]:
+        """One ledger entry: ``{"index", "entry", "body", "leaf_hash", "recorded_at"}``."""
+        result: dict[str, Any] = self._json("GET", f"/api/v1/ledger/entries/{index}")
+        return result
+
     def ledger_inclusion(self, index: int, size: int | None = None) -> dict[str, Any]:
         """The inclusion proof of entry ``index`` (RFC 9162 §2.1.3)."""
         params: dict[str, int] = {"index": index} | ({"size": size} if size is not None else {})
