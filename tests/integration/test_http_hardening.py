@@ -293,8 +293,8 @@ def test_head_answers_every_get_resource_with_the_same_status_and_headers_and_no
         for path in paths:
             if path == "/api/v1/inbox/stream":
                 continue  # an endless answer: below
-            params = {"/api/v1/ledger/proof/consistency": {"old": "0"}, "/api/v1/matrix": {"topic": "dprk.nuclear"}}
-            params = params.get(path, {})
+            required = {"/api/v1/ledger/proof/consistency": {"old": "0"}, "/api/v1/matrix": {"topic": "dprk.nuclear"}}
+            params = required.get(path, {})
             got = c.get(path, params=params)
             head = c.head(path, params=params)
             assert head.status_code == got.status_code, path
