@@ -127,7 +127,7 @@ def setup(folder: Path) -> tuple[str, dict[str, str], dict[str, PartyKeys]]:
         keys = {p: PartyKeys.generate(p) for p in PARTIES}
         for p in PARTIES:
             principal = identity.authenticate(tokens[p])
-            identity.register_keys(principal, p, keys[p].public_keys())
+            app.exchange.keys.register(principal, p, keys[p].public_keys())
     finally:
         app.close()
     return db, tokens, keys
