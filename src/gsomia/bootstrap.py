@@ -52,7 +52,12 @@ class Settings(BaseSettings):
 
     db: str | None = Field(default=None, description="database URL; default: SQLite in the data directory")
     data_dir: Path = Field(default_factory=default_data_dir)
-    sqlite_synchronous: str = Field(default="NORMAL", pattern="^(OFF|NORMAL|FULL|EXTRA)$")
+    sqlite_synchronous: str = Field(
+        default="FULL",
+        pattern="^(OFF|NORMAL|FULL|EXTRA)$",
+        description="SQLite's synchronous mode: FULL (default) syncs the WAL at every commit, so a "
+        "commit that was answered survives a power loss; NORMAL may lose the last commits on power loss",
+    )
     ledger_key_file: Path | None = Field(
         default=None, description="checkpoint key; default: DATA_DIR/exchange-ledger.key"
     )
