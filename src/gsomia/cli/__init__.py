@@ -5,7 +5,7 @@ stderr, except a validation failure, which lists every problem with its file and
 
 This module holds the application, ``demo`` and ``serve``, and registers the other commands:
 the analysis commands (:mod:`gsomia.cli.analysis`), the impact report
-(:mod:`gsomia.cli.report`), and the ``scenario``, ``ledger``, ``client``, ``keys`` and
+(:mod:`gsomia.cli.report`), ``backup`` (:mod:`gsomia.cli.backup`), and the ``scenario``, ``ledger``, ``client``, ``keys`` and
 ``principals`` groups.
 """
 
@@ -21,6 +21,7 @@ import typer
 from gsomia import __version__
 from gsomia.bootstrap import App, Settings, build
 from gsomia.cli import analysis, common
+from gsomia.cli.backup import backup_cmd
 from gsomia.cli.exchange import client_cli, keys_cli, principals_cli
 from gsomia.cli.ledger import ledger_cli
 from gsomia.cli.options import AsJson, Host, Port
@@ -141,6 +142,7 @@ cli.command()(analysis.coverage)
 cli.command()(analysis.gaps)
 cli.command()(analysis.stats)
 cli.command("whatif")(analysis.whatif_cmd)
+cli.command("backup")(backup_cmd)
 
 
 @cli.command()

@@ -30,7 +30,19 @@ from gsomia.errors import (
     ValidationFailed,
 )
 
-__all__ = ["EXIT_CODES", "app", "close_app", "emit_json", "err", "errors", "exit_code", "fail", "out", "state"]
+__all__ = [
+    "EXIT_CODES",
+    "app",
+    "close_app",
+    "emit_json",
+    "err",
+    "errors",
+    "exit_code",
+    "fail",
+    "out",
+    "settings",
+    "state",
+]
 
 EXIT_CODES: dict[type[GsomiaError], int] = {
     ValidationFailed: 3,
@@ -67,9 +79,17 @@ def app() -> App:
         StorageError: the database cannot be opened or migrated.
     """
     if state.app is None:
-        settings = Settings(db=state.db) if state.db else Settings()
-        state.app = build(settings)
+        state.app = build(settings())
     return state.app
+
+
+def settings() -> Settings:
+    """The settings for this invocation: ``--db`` if given, else the environment.
+
+    Raises:
+        pydantic.ValidationError: a bad setting in the environment.
+    """
+    return Settings(db=state.db) if state.db else Settings()
 
 
 def close_app() -> None:
