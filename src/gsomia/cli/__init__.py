@@ -166,6 +166,14 @@ def serve(
             help="Exercise mode: apply this what-if file (drop:, add:) to every decision.",
         ),
     ] = None,
+    exercise_reset: Annotated[
+        bool,
+        typer.Option(
+            "--exercise-reset",
+            help="Exercise mode: seed DATA_DIR/exercise.db afresh from the live database (its reports, "
+            "deliveries and ledger are discarded).",
+        ),
+    ] = False,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -180,12 +188,19 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the dashboard (at /), the API (OpenAPI at /docs) and the exchange on HOST:PORT until
-    interrupted."""
+    interrupted.
+
+    Exercise mode (--exercise-clock, --exercise-whatif) runs on its own database,
+    DATA_DIR/exercise.db, unless --db or GSOMIA_DB names one: on first start it is seeded from
+    the live database's record, principals and public keys (none of its reports, deliveries,
+    consents, incidents or ledger entries), so tokens and keys work; later starts reuse it, and
+    --exercise-reset seeds it afresh. The live database and its ledger are never written."""
     with common.errors():
-        if exercise_clock or exercise_whatif:
+        if exercise_clock or exercise_whatif or exercise_reset:
             # --db has GSOMIA_DB as its envvar, so db=None here means neither was given
             common.state.app = build(
-                Settings(db=common.state.db, exercise_clock=exercise_clock, exercise_whatif=exercise_whatif)
+                Settings(db=common.state.db, exercise_clock=exercise_clock, exercise_whatif=exercise_whatif),
+                exercise_reset=exercise_reset,
             )
         app = common.app()
         summary = app.store.summary()
@@ -197,6 +212,12 @@ def serve(
         exercise = app.exchange.clock.info()
         if exercise is not None:
             err.print(f"EXERCISE MODE: {exercise.header()} (every response says so)", markup=False)
+            # plain writes: which database an exercise writes to must read whole, never wrapped
+            seeded = app.exercise_database
+            if seeded is not None:
+                sys.stderr.write(f"EXERCISE MODE: {seeded.describe()}\n")
+            else:
+                sys.stderr.write(f"EXERCISE MODE: on the database given, {app.store.describe()}\n")
         count = workers or (os.cpu_count() or 1 if app.store.dialect == "postgresql" else 1)
         if count == 1:
             _serve(app, host, port, log_level)
