@@ -10,9 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gsomia.crypto.kek import load_or_create_kek, parse_kek
@@ -54,9 +55,8 @@ class Settings(BaseSettings):
 
     db: str | None = Field(default=None, description="database URL; default: SQLite in the data directory")
     data_dir: Path = Field(default_factory=default_data_dir)
-    sqlite_synchronous: str = Field(
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
         default="FULL",
-        pattern="^(OFF|NORMAL|FULL|EXTRA)$",
         description="SQLite's synchronous mode: FULL (default) syncs the WAL at every commit, so a "
         "commit that was answered survives a power loss; NORMAL may lose the last commits on power loss",
     )
@@ -114,6 +114,12 @@ class Settings(BaseSettings):
                 text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
                 env[f"GSOMIA_{name.upper()}"] = text
         return env
+
+    @field_validator("sqlite_synchronous", mode="before")
+    @classmethod
+    def _mode_in_capitals(cls, value: object) -> object:
+        # SQLite reads the pragma's value in any case; so do we (normal, NORMAL)
+        return value.strip().upper() if isinstance(value, str) else value
 
     def ledger_key_path(self) -> Path:
         """The exchange's checkpoint key file (created with mode 0600 on first use)."""

@@ -197,9 +197,9 @@ def serve(
     --exercise-reset seeds it afresh. The live database and its ledger are never written."""
     with common.errors():
         if exercise_clock or exercise_whatif or exercise_reset:
-            # --db has GSOMIA_DB as its envvar, so db=None here means neither was given
+            # --db has GSOMIA_DB as its envvar: a database given either way is in common.state.db
             common.state.app = build(
-                Settings(db=common.state.db, exercise_clock=exercise_clock, exercise_whatif=exercise_whatif),
+                common.settings(exercise_clock=exercise_clock, exercise_whatif=exercise_whatif),
                 exercise_reset=exercise_reset,
             )
         app = common.app()

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from gsomia.bootstrap import App, Settings, build
@@ -83,13 +84,20 @@ def app() -> App:
     return state.app
 
 
-def settings() -> Settings:
-    """The settings for this invocation: ``--db`` if given, else the environment.
+def settings(**given: Any) -> Settings:
+    """The settings for this invocation: ``--db`` if given, and ``given``, over the environment.
 
     Raises:
-        pydantic.ValidationError: a bad setting in the environment.
+        InvalidInput: a bad setting, named by its environment variable.
     """
-    return Settings(db=state.db) if state.db else Settings()
+    if state.db:
+        given.setdefault("db", state.db)
+    try:
+        return Settings(**given)
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = "GSOMIA_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise InvalidInput(f"{name}: {first['msg']} (got {first.get('input')!r})") from e
 
 
 def close_app() -> None:

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from gsomia.bootstrap import Settings, build
+from gsomia.cli import main
 from gsomia.storage.store import Store
 
 # PRAGMA synchronous answers a number (sqlite.org/pragma.html#pragma_synchronous)
@@ -51,3 +52,20 @@ def test_normal_stays_selectable_from_the_environment(tmp_path: Path, monkeypatc
 def test_an_unknown_mode_is_refused() -> None:
     with pytest.raises(ValidationError, match="sqlite_synchronous"):
         Settings(sqlite_synchronous="SOMETIMES")
+
+
+def test_the_mode_is_read_in_any_case() -> None:
+    assert Settings(sqlite_synchronous="normal").sqlite_synchronous == "NORMAL"
+
+
+def test_a_bad_mode_is_one_line_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GSOMIA_SQLITE_SYNCHRONOUS", "sometimes")
+    monkeypatch.setenv("GSOMIA_DATA_DIR", str(tmp_path))
+    assert main(["status"]) == 4
+    err = capsys.readouterr().err
+    assert err == (
+        "error: GSOMIA_SQLITE_SYNCHRONOUS: Input should be 'OFF', 'NORMAL', 'FULL' or 'EXTRA' (got 'SOMETIMES')\n"
+    )
+    assert not (tmp_path / "gsomia.db").exists()
