@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import sys
@@ -24,11 +25,12 @@ from gsomia.cli import common
 from gsomia.cli.options import AsJson
 from gsomia.client.http import DEFAULT_URL, ExchangeClient
 from gsomia.client.opening import check_included, check_ledgered, open_delivery, verify_origin
+from gsomia.client.outbox import Outbox, Spooled
 from gsomia.client.reports import ReportDraft, sign_report
 from gsomia.codec import b64decode
 from gsomia.crypto import PartyKeys, Profile, read_private_keyfile, write_private_keyfile
 from gsomia.crypto.ledger_key import LedgerKey
-from gsomia.errors import ExchangeUnreachable, InvalidInput, StorageError
+from gsomia.errors import Conflict, ExchangeUnreachable, InvalidInput, StorageError
 from gsomia.services.exchange.access import Role
 from gsomia.services.exchange.submissions import MAX_BATCH
 
@@ -118,7 +120,14 @@ def submit_cmd(
     content_type: Annotated[str, typer.Option("--content-type")] = "application/octet-stream",
     as_json: AsJson = False,
 ) -> None:
-    """Sign a report with your key and submit it; show what happened for each recipient."""
+    """Sign a report with your key and submit it; show what happened for each recipient.
+
+    The signed report is kept in DATA_DIR/outbox/PARTY/ID.json (mode 0600; never a private key)
+    until the exchange answers. If the answer is lost, the same bytes are sent again (a few
+    times, then the command stops with exit code 10); run the same command with the same --id
+    to send them again later: the exchange stores a report once, and answers a repeat with
+    what it stored. The same --id with another topic, level, recipients, caveats or payload
+    is refused (exit code 6)."""
     with common.errors():
         keys = _keys(key)
         try:
@@ -127,22 +136,54 @@ def submit_cmd(
             raise InvalidInput(f"cannot read {payload}: {e.strerror}") from e
         if bool(recipient) == all_eligible:
             raise InvalidInput("name the recipients: --recipient PARTY (repeatable), or --all-eligible for every party")
-        with _exchange() as exchange:
-            recipients = list(recipient or []) or [p for p in exchange.parties() if p != keys.party]
-        draft = ReportDraft(
-            id=report_id or f"{keys.party.lower()}-{secrets.token_hex(8)}",
-            topic=topic,
-            level=level,
-            payload=data,
-            created=datetime.now(UTC),
-            recipients=recipients,
-            rel_to=[p.strip() for p in rel_to.split(",") if p.strip()] if rel_to else None,
-            noforn=noforn,
-            orcon=orcon,
-            content_type=content_type,
-        )
-        with _exchange() as exchange:
-            result = exchange.submit(sign_report(keys, draft))
+        rel_to_list = [p.strip() for p in rel_to.split(",") if p.strip()] if rel_to else None
+        caveats = {"rel_to": rel_to_list, "noforn": noforn, "orcon": orcon}
+        outbox = Outbox(common.settings().data_dir / "outbox")
+        rid = report_id or f"{keys.party.lower()}-{secrets.token_hex(8)}"
+        spooled = outbox.find(keys.party, rid) if report_id else None
+        if spooled is not None:
+            _same_report(
+                spooled,
+                rid,
+                topic=topic,
+                level=level,
+                recipients=recipient,
+                caveats=caveats,
+                content_type=content_type,
+                payload=data,
+            )
+            # a plain write: a path must never be wrapped
+            sys.stderr.write(f"sending report {rid} again exactly as signed at {spooled.report().get('created')} ")
+            sys.stderr.write(f"({spooled.path})\n")
+        else:
+            if all_eligible:
+                with _exchange() as exchange:
+                    recipients = [p for p in exchange.parties() if p != keys.party]
+            else:
+                recipients = list(recipient or [])
+            draft = ReportDraft(
+                id=rid,
+                topic=topic,
+                level=level,
+                payload=data,
+                created=datetime.now(UTC),
+                recipients=recipients,
+                rel_to=rel_to_list,
+                noforn=noforn,
+                orcon=orcon,
+                content_type=content_type,
+            )
+            signed = json.dumps(sign_report(keys, draft), ensure_ascii=False).encode("utf-8")
+            spooled = outbox.keep(keys.party, rid, signed)
+        try:
+            with _exchange() as exchange:
+                result = exchange.submit(spooled.body)
+        except (ExchangeUnreachable, StorageError) as e:
+            raise type(e)(
+                f"{e}; the signed report is kept in {spooled.path}: run the same command with --id {rid} "
+                "to send it again"
+            ) from e
+        outbox.remove(spooled)
         if as_json:
             common.emit_json(result)
             return
@@ -234,6 +275,45 @@ def _read_batch(path: Path) -> list[ReportDraft]:
     if not drafts:
         raise InvalidInput(f"{path} holds no report")
     return drafts
+
+
+def _same_report(
+    spooled: Spooled,
+    rid: str,
+    *,
+    topic: str,
+    level: str,
+    recipients: list[str] | None,
+    caveats: dict[str, Any],
+    content_type: str,
+    payload: bytes,
+) -> None:
+    """Refuse to resend a kept report that is not the one this command describes.
+
+    With --all-eligible (``recipients`` None) the recipients are those named when it was signed.
+
+    Raises:
+        Conflict: the id was used for another report.
+    """
+    report = spooled.report()
+    differ = [
+        name
+        for name, same in (
+            ("topic", report.get("topic") == topic),
+            ("level", report.get("level") == level),
+            ("recipients", recipients is None or report.get("recipients") == recipients),
+            ("caveats", report.get("caveats") == caveats),
+            ("content type", report.get("content_type") == content_type),
+            ("payload", spooled.payload_digest() == hashlib.sha256(payload).hexdigest()),
+        )
+        if not same
+    ]
+    if differ:
+        raise Conflict(
+            f"report id {rid} was used for another report ({', '.join(differ)} differ), signed and kept in "
+            f"{spooled.path} until the exchange accepts it: give another --id, or delete that file to sign "
+            "this report under the same id"
+        )
 
 
 @client_cli.command("inbox")

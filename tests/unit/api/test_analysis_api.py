@@ -25,7 +25,7 @@ def only(rows: list[dict[str, Any]], **match: Any) -> dict[str, Any]:
     return row
 
 
-Check = Callable[[Any], None]
+Check = Callable[[Any], object]
 
 ANSWERS: list[tuple[str, str, dict[str, Any], Check]] = [
     (

@@ -10,7 +10,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -222,7 +222,7 @@ def test_keys_are_generated_0600_and_shown_without_their_private_half(gsomia: Gs
     shown = gsomia("keys", "show", str(path))
     assert shown.code == 0 and f"fingerprint     {keys.fingerprint()}" in shown.out
     private = keys.to_private_dict()
-    for part in (private["signing"], private["encryption"]):
+    for part in (cast(dict[str, str], private["signing"]), cast(dict[str, str], private["encryption"])):
         assert all(value not in shown.out for value in part.values())
     as_json = json.loads(gsomia("keys", "show", str(path), "--json").out)
     assert as_json == {**keys.public_keys().to_dict(), "fingerprint": keys.fingerprint()}

@@ -8,6 +8,7 @@ import json
 import stat
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -168,7 +169,7 @@ def test_public_keys_are_readable_by_every_role_and_never_private(harness: Harne
             "retired_at",
             "current",
         }
-        for part in (private["signing"], private["encryption"]):
+        for part in (cast(dict[str, str], private["signing"]), cast(dict[str, str], private["encryption"])):
             assert all(value not in str(shown) for value in part.values())
     with pytest.raises(UnknownEntity, match="NATO has registered no public keys"):
         harness.exchange.keys.history(harness.principals["KOR"], "NATO")
@@ -243,3 +244,10 @@ def test_a_delivery_still_verifies_after_the_originator_rotates_its_keys(harness
     assert [k.as_dict()["current"] for k in history] == [True, False]
     # signed with the key valid when the exchange received it (the retired one): still verifies
     assert harness.open("KOR", item["id"]) == b"track"
+
+
+def test_demo_credentials_in_an_unusable_directory_are_one_clear_error(harness: Harness, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "demo").write_bytes(b"")  # where the demo directory should be
+    with pytest.raises(InvalidInput):
+        issue_demo_credentials(harness.exchange.identity, harness.exchange.keys, tmp_path / "data")

@@ -136,3 +136,13 @@ def test_the_real_clock_is_never_set(harness: Harness) -> None:
     assert harness.exchange.clock.info() is None
     with pytest.raises(NotPermitted, match="only in exercise mode"):
         harness.exchange.operator.advance_clock(harness.principals["operator"], "2019-11-23T00:00+09:00")
+
+
+def test_an_event_id_already_used_is_a_conflict(harness: Harness) -> None:
+    operator = harness.exchange.operator
+    spec = EventSpec(kind="amendment", id="op-1", changes={"max_level": "CONFIDENTIAL"})
+    operator.record_event(harness.principals["operator"], "JPN-KOR-GSOMIA", spec)
+    written = harness.written()
+    with pytest.raises(Conflict, match="op-1"):
+        operator.record_event(harness.principals["operator"], "JPN-KOR-GSOMIA", spec)
+    assert harness.written() == written

@@ -87,7 +87,7 @@ def test_the_asynchronous_submission_answers_as_the_synchronous_one(harness: Har
     assert (sync.created, sync.body) == (False, first.body)
 
 
-def between_decision_and_commit(h: Harness, action: Callable[[], None], *, times: int = 1) -> list[int]:
+def between_decision_and_commit(h: Harness, action: Callable[[], object], *, times: int = 1) -> list[int]:
     """Run ``action`` after a submission was decided and before it is committed (``times``
     times); return how often that happened."""
     committer = h.exchange.context.committer
@@ -106,8 +106,8 @@ def between_decision_and_commit(h: Harness, action: Callable[[], None], *, times
             await asyncio.to_thread(action)
         return await run_batched_async(*args)
 
-    committer.submit_batched = hooked_sync  # type: ignore[method-assign]
-    committer.run_batched_async = hooked_async  # type: ignore[method-assign]
+    committer.submit_batched = hooked_sync  # type: ignore[method-assign,assignment]
+    committer.run_batched_async = hooked_async  # type: ignore[method-assign,assignment]
     return calls
 
 
