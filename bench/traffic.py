@@ -79,7 +79,6 @@ def generate(url: str, n: int, data_dir: Path, seed: int = 7) -> int:
         sealed = os.urandom(60)
         signature = "A" * 88
         decisions = 0
-        reports_t, decisions_t = SubmittedReportRow.__table__, DecisionRow.__table__
         route_text: dict[tuple[Any, ...], dict[str, Any]] = {}
         t0 = time.perf_counter()
         with app.store.engine.begin() as conn:
@@ -163,16 +162,16 @@ def generate(url: str, n: int, data_dir: Path, seed: int = 7) -> int:
                     )
                     decisions += 1
                 if len(rows_r) >= CHUNK:
-                    conn.execute(insert(reports_t), rows_r)
-                    conn.execute(insert(decisions_t), rows_d)
+                    conn.execute(insert(SubmittedReportRow), rows_r)
+                    conn.execute(insert(DecisionRow), rows_d)
                     rows_r.clear()
                     rows_d.clear()
                     if (i + 1) % 100_000 == 0:
                         sys.stdout.write(f"  generated {i + 1:,} reports ({time.perf_counter() - t0:.0f} s)\n")
                         sys.stdout.flush()
             if rows_r:
-                conn.execute(insert(reports_t), rows_r)
-                conn.execute(insert(decisions_t), rows_d)
+                conn.execute(insert(SubmittedReportRow), rows_r)
+                conn.execute(insert(DecisionRow), rows_d)
         return decisions
     finally:
         app.close()

@@ -97,7 +97,9 @@ def test_an_auditor_replays_the_traffic_under_the_whatif(
     expect(stopped).to_have_attribute("data-change", "stopped")
     expect(stopped.locator("td.after")).to_have_text("none")
     expect(stopped.locator("td.ids code")).to_have_text(["JPN/moves-1"])
-    expect(stopped.locator("td").nth(6)).to_have_text(api_group(api, "stopped")["first"])  # decided at the exchange clock
+    expect(stopped.locator("td").nth(6)).to_have_text(
+        api_group(api, "stopped")["first"]
+    )  # decided at the exchange clock
     shot(page, "whatif-traffic")
     section_shot(page, "whatif-traffic-section")
 

@@ -269,8 +269,8 @@ def test_the_demo_runs_again_after_new_keys_and_resets(tmp_path: Path) -> None:
     # the tour registers JPN's own keys, which retires the demo's
     ok(run(db, "keys", "generate", "JPN", "--out", str(tmp_path / "jpn.keys"), env=env))
     tokens = json.loads((tmp_path / "data" / "demo" / "tokens.json").read_text())
-    from gsomia.bootstrap import Settings, build  # noqa: PLC0415
-    from gsomia.crypto import read_private_keyfile  # noqa: PLC0415
+    from gsomia.bootstrap import Settings, build
+    from gsomia.crypto import read_private_keyfile
 
     app = build(Settings(db=db, data_dir=tmp_path / "data"))
     try:

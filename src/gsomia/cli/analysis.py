@@ -24,9 +24,10 @@ from gsomia.domain.coverage import Flow
 from gsomia.domain.instants import format_duration, iso
 from gsomia.domain.lifecycle import Status
 from gsomia.domain.record import Caveats, WhatIf
+from gsomia.domain.traffic import TrafficImpact
 from gsomia.errors import InvalidInput
 from gsomia.services.analysis import presenters as views
-from gsomia.services.analysis.service import WhatIfSpec
+from gsomia.services.analysis.service import Comparison, WhatIfSpec
 
 
 def read_whatif(app: App, file: Path | None, add: list[str] | None, drop: list[str] | None) -> WhatIf:
@@ -430,44 +431,48 @@ def whatif_cmd(
         if as_json:
             common.emit_json(views.comparison_json(c, rec))
             return
-        z = rec.timezone
-        common.out.print(f"{_whatif_title(w)}  ({iso(c.start, z)} → {iso(c.end, z)})", markup=False)
-        body = []
-        for x in c.changes:
-            after = x.after + (f" via {x.after_via} +{format_duration(x.after_delay)}*" if x.after == "relay" else "")
-            before = x.before + (f" via {x.before_via}" if x.before_via else "")
-            body.append(
-                [x.originator, x.recipient, x.topic, x.kind, before, after, iso(x.start, z) or "", iso(x.end, z) or ""]
-            )
-        print_table(
-            [
-                Column("from"),
-                Column("to"),
-                Column("topic"),
-                Column("change"),
-                Column("before", whole=False, drop=1),
-                Column("after", whole=False),
-                Column("start"),
-                Column("end"),
-            ],
-            body,
-            wide=wide,
-            empty="No flow among these parties changes.",
-            key=3,
+        _print_comparison(c, w, rec.timezone, wide=wide)
+
+
+def _print_comparison(c: Comparison, w: WhatIf, z: str, *, wide: bool) -> None:
+    """``whatif`` as text: the flows that change, the gaps and the past reports rerouted."""
+    common.out.print(f"{_whatif_title(w)}  ({iso(c.start, z)} → {iso(c.end, z)})", markup=False)
+    body = []
+    for x in c.changes:
+        after = x.after + (f" via {x.after_via} +{format_duration(x.after_delay)}*" if x.after == "relay" else "")
+        before = x.before + (f" via {x.before_via}" if x.before_via else "")
+        body.append(
+            [x.originator, x.recipient, x.topic, x.kind, before, after, iso(x.start, z) or "", iso(x.end, z) or ""]
         )
+    print_table(
+        [
+            Column("from"),
+            Column("to"),
+            Column("topic"),
+            Column("change"),
+            Column("before", whole=False, drop=1),
+            Column("after", whole=False),
+            Column("start"),
+            Column("end"),
+        ],
+        body,
+        wide=wide,
+        empty="No flow among these parties changes.",
+        key=3,
+    )
+    common.out.print(
+        f"Gaps: {len(c.gaps_before)} before, {len(c.gaps_after)} after. Past reports replayed: {len(c.reports)}, "
+        f"route changed: {len(c.changed_reports)}.",
+        markup=False,
+    )
+    for rr in c.changed_reports:
         common.out.print(
-            f"Gaps: {len(c.gaps_before)} before, {len(c.gaps_after)} after. Past reports replayed: {len(c.reports)}, "
-            f"route changed: {len(c.changed_reports)}.",
+            f"  {rr.report.id} → {rr.recipient}: {rr.before.decision} ⇒ {rr.after.decision} {'→'.join(rr.after.path)}",
             markup=False,
         )
-        for rr in c.changed_reports:
-            common.out.print(
-                f"  {rr.report.id} → {rr.recipient}: {rr.before.decision} ⇒ {rr.after.decision} {'→'.join(rr.after.path)}",
-                markup=False,
-            )
-        for ev, why in c.no_longer_apply:
-            common.out.print(f"  recorded event {ev} no longer applies: {why}", markup=False)
-        common.out.print("* relay delays are modelling assumptions.", markup=False)
+    for ev, why in c.no_longer_apply:
+        common.out.print(f"  recorded event {ev} no longer applies: {why}", markup=False)
+    common.out.print("* relay delays are modelling assumptions.", markup=False)
 
 
 def _whatif_title(w: WhatIf) -> str:
@@ -530,6 +535,21 @@ def _traffic(
     if not i.decisions:
         common.out.print("The exchange has recorded no decision here yet.", markup=False)
         return
+    _print_traffic_groups(i, z, wide=wide)
+    if any(g.after == "relay" for g in i.groups):
+        common.out.print("* relay delays are modelling assumptions (sources give no figure).", markup=False)
+    if i.drift:
+        common.out.print(
+            f"Note: {i.drift:,} recorded decisions are already decided otherwise by today's record without the "
+            "what-if (an event recorded since, or an exercise's what-if): their change is not the what-if's alone.",
+            markup=False,
+        )
+    if keep and i.groups:
+        _print_traffic_reports(i, z, keep, wide=wide)
+
+
+def _print_traffic_groups(i: TrafficImpact, z: str, *, wide: bool) -> None:
+    """The replay's groups: per pair, topic and change, how many decisions and when."""
 
     def route(decision: str, via: str | None, delay: str | None = None) -> str:
         if decision == "relay":
@@ -568,26 +588,21 @@ def _traffic(
         empty="No recorded decision would have gone otherwise.",
         key=3,
     )
-    if any(g.after == "relay" for g in i.groups):
-        common.out.print("* relay delays are modelling assumptions (sources give no figure).", markup=False)
-    if i.drift:
-        common.out.print(
-            f"Note: {i.drift:,} recorded decisions are already decided otherwise by today's record without the "
-            "what-if (an event recorded since, or an exercise's what-if): their change is not the what-if's alone.",
-            markup=False,
-        )
-    if keep and i.groups:
-        common.out.print(
-            f"Reports (the first {keep} of each group, as stored: ORIGINATOR/ID; --reports N lists more):",
-            markup=False,
-        )
-        rows = [
-            [key, iso(at, z) or "", f"{g.originator}→{g.recipient}", g.topic, g.kind]
-            for g in i.groups
-            for key, at in g.reports
-        ]
-        print_table(
-            [Column("report"), Column("decided at"), Column("pair"), Column("topic"), Column("change")],
-            rows,
-            wide=wide,
-        )
+
+
+def _print_traffic_reports(i: TrafficImpact, z: str, keep: int, *, wide: bool) -> None:
+    """The reports of each group, whole ids for drill-down."""
+    common.out.print(
+        f"Reports (the first {keep} of each group, as stored: ORIGINATOR/ID; --reports N lists more):",
+        markup=False,
+    )
+    rows = [
+        [key, iso(at, z) or "", f"{g.originator}→{g.recipient}", g.topic, g.kind]
+        for g in i.groups
+        for key, at in g.reports
+    ]
+    print_table(
+        [Column("report"), Column("decided at"), Column("pair"), Column("topic"), Column("change")],
+        rows,
+        wide=wide,
+    )

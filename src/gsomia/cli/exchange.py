@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -25,11 +26,13 @@ from gsomia.cli.names import ScenarioNames
 from gsomia.cli.options import AsJson
 from gsomia.cli.tables import Column, Wide, print_table
 from gsomia.client.http import DEFAULT_URL, ExchangeClient
-from gsomia.client.opening import open_delivery, verify_origin
+from gsomia.client.opening import check_included, check_ledgered, open_delivery, verify_origin
+from gsomia.client.outbox import Outbox, Spooled
 from gsomia.client.reports import ReportDraft, sign_report
 from gsomia.codec import b64decode
 from gsomia.crypto import PartyKeys, Profile, read_private_keyfile, write_private_keyfile
-from gsomia.errors import ExchangeUnreachable, InvalidInput, StorageError
+from gsomia.crypto.ledger_key import LedgerKey
+from gsomia.errors import Conflict, ExchangeUnreachable, InvalidInput, StorageError
 from gsomia.services.exchange.access import Role
 from gsomia.services.exchange.submissions import MAX_BATCH
 
@@ -57,6 +60,17 @@ class _Target:
 
 
 _target = _Target()
+
+
+def _names() -> ScenarioNames | None:
+    """The exchange's parties, ladders and topics, to resolve what was typed; None when the
+    exchange cannot be reached (the report is then kept as typed, and the exchange checks the
+    names when it answers)."""
+    try:
+        with _exchange() as exchange:
+            return ScenarioNames(exchange.scenario())
+    except ExchangeUnreachable:
+        return None
 
 
 def _exchange() -> ExchangeClient:
@@ -120,60 +134,142 @@ def submit_cmd(
     as_json: AsJson = False,
     wide: Wide = False,
 ) -> None:
-    """Sign a report with your key and submit it; show what happened for each recipient."""
+    """Sign a report with your key and submit it; show what happened for each recipient.
+
+    The signed report is kept in DATA_DIR/outbox/PARTY/ID.json (mode 0600; never a private key)
+    until the exchange answers. If the answer is lost, the same bytes are sent again (a few
+    times, then the command stops with exit code 10); run the same command with the same --id
+    to send them again later: the exchange stores a report once, and answers a repeat with
+    what it stored. The same --id with another topic, level, recipients, caveats or payload
+    is refused (exit code 6)."""
     with common.errors():
         keys = _keys(key)
-        try:
-            data = payload.read_bytes()
-        except OSError as e:
-            raise InvalidInput(f"cannot read {payload}: {e.strerror}") from e
+        data = _read_payload(payload)
         if bool(recipient) == all_eligible:
             raise InvalidInput("name the recipients: --recipient PARTY (repeatable), or --all-eligible for every party")
-        with _exchange() as exchange:
-            names = ScenarioNames(exchange.scenario())
-        recipients = names.parties_of(recipient) if recipient else [p for p in names.parties if p != keys.party]
-        topic = names.topic(topic)
-        level = names.level(keys.party, level)
-        if rel_to is not None:
-            rel_to = ",".join(names.parties_of([p.strip() for p in rel_to.split(",") if p.strip()]))
-        draft = ReportDraft(
-            id=report_id or f"{keys.party.lower()}-{secrets.token_hex(8)}",
-            topic=topic,
-            level=level,
-            payload=data,
-            created=datetime.now(UTC),
-            recipients=recipients,
-            rel_to=[p.strip() for p in rel_to.split(",") if p.strip()] if rel_to else None,
-            noforn=noforn,
-            orcon=orcon,
-            content_type=content_type,
-        )
-        with _exchange() as exchange:
-            result = exchange.submit(sign_report(keys, draft))
+        rel_to_list = [p.strip() for p in rel_to.split(",") if p.strip()] if rel_to else None
+        recipient, topic, level, rel_to_list = _typed_names(keys.party, recipient, topic, level, rel_to_list)
+        caveats = {"rel_to": rel_to_list, "noforn": noforn, "orcon": orcon}
+        outbox = Outbox(common.settings().data_dir / "outbox")
+        rid = report_id or f"{keys.party.lower()}-{secrets.token_hex(8)}"
+        spooled = outbox.find(keys.party, rid) if report_id else None
+        if spooled is not None:
+            _same_report(
+                spooled,
+                rid,
+                topic=topic,
+                level=level,
+                recipients=recipient,
+                caveats=caveats,
+                content_type=content_type,
+                payload=data,
+            )
+        else:
+            draft = ReportDraft(
+                id=rid,
+                topic=topic,
+                level=level,
+                payload=data,
+                created=datetime.now(UTC),
+                recipients=_recipients(keys.party, recipient),
+                rel_to=rel_to_list,
+                noforn=noforn,
+                orcon=orcon,
+                content_type=content_type,
+            )
+            signed = json.dumps(sign_report(keys, draft), ensure_ascii=False).encode("utf-8")
+            spooled = outbox.keep(keys.party, rid, signed)
+        result = _send(outbox, spooled, rid)
         if as_json:
             common.emit_json(result)
             return
-        common.out.print(f"report {result['report']} (ledger entry {result['leaf_index']})", markup=False)
-        rows = []
-        for r in result["recipients"]:
-            route = " → ".join(r["path"]) if r["path"] else "-"
-            mark = r["marking"]["banner"] if r["decision"] != "deny" else "-"
-            ids = ", ".join(d["id"] for d in r["deliveries"])
-            if r["consent"]:
-                ids = (ids + ", " if ids else "") + f"consent {r['consent']['id']} ({r['consent']['state']})"
-            why = r["reasons"][0]["message"] if r["outcome"] in ("denied", "no_key") and r["reasons"] else ""
-            rows.append([r["recipient"], r["outcome"], why or route, mark or "-", ids or "-"])
-        print_table(
-            [
-                Column("recipient"),
-                Column("outcome"),
-                Column("route", whole=False),
-                Column("marking", whole=False),
-                Column("delivery / consent", whole=False),
-            ],
-            rows,
-            wide=wide,
-        )
+        _print_submitted(result, wide=wide)
+
+
+def _read_payload(path: Path) -> bytes:
+    """The payload file's bytes.
+
+    Raises:
+        InvalidInput: if it cannot be read.
+    """
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise InvalidInput(f"cannot read {path}: {e.strerror}") from e
+
+
+def _recipients(party: str, named: list[str] | None) -> list[str]:
+    """The recipients named, or (with --all-eligible) every party of the exchange but ``party``.
+
+    Raises:
+        ExchangeUnreachable: if the exchange must be asked and cannot be reached.
+    """
+    if named:
+        return list(named)
+    with _exchange() as exchange:
+        return [p for p in exchange.parties() if p != party]
+
+
+def _typed_names(
+    party: str, recipients: list[str] | None, topic: str, level: str, rel_to: list[str] | None
+) -> tuple[list[str] | None, str, str, list[str] | None]:
+    """The scenario's own names for what was typed (ROK → KOR, echoed), so the outbox keeps
+    what the exchange stores; as typed when the exchange cannot be reached.
+
+    Raises:
+        UnknownEntity: for a name the scenario does not know (exit 5, with the closest).
+    """
+    names = _names()
+    if names is None:
+        return recipients, topic, level, rel_to
+    return (
+        names.parties_of(recipients) if recipients else recipients,
+        names.topic(topic),
+        names.level(party, level),
+        names.parties_of(rel_to) if rel_to else rel_to,
+    )
+
+
+def _send(outbox: Outbox, spooled: Spooled, rid: str) -> dict[str, Any]:
+    """Submit a kept report; drop it from the outbox once the exchange has answered.
+
+    Raises:
+        ExchangeUnreachable, StorageError: with where the report is kept and how to send it again.
+    """
+    try:
+        with _exchange() as exchange:
+            result = exchange.submit(spooled.body)
+    except (ExchangeUnreachable, StorageError) as e:
+        raise type(e)(
+            f"{e}; the signed report is kept in {spooled.path}: run the same command with --id {rid} to send it again"
+        ) from e
+    outbox.remove(spooled)
+    return result
+
+
+def _print_submitted(result: dict[str, Any], *, wide: bool) -> None:
+    """What the exchange did for each recipient of a submitted report."""
+    common.out.print(f"report {result['report']} (ledger entry {result['leaf_index']})", markup=False)
+    rows = []
+    for r in result["recipients"]:
+        route = " → ".join(r["path"]) if r["path"] else "-"
+        mark = r["marking"]["banner"] if r["decision"] != "deny" else "-"
+        ids = ", ".join(d["id"] for d in r["deliveries"])
+        if r["consent"]:
+            ids = (ids + ", " if ids else "") + f"consent {r['consent']['id']} ({r['consent']['state']})"
+        why = r["reasons"][0]["message"] if r["outcome"] in ("denied", "no_key") and r["reasons"] else ""
+        rows.append([r["recipient"], r["outcome"], why or route, mark or "-", ids or "-"])
+    print_table(
+        [
+            Column("recipient"),
+            Column("outcome"),
+            Column("route", whole=False),
+            Column("marking", whole=False),
+            Column("delivery / consent", whole=False),
+        ],
+        rows,
+        wide=wide,
+    )
 
 
 @client_cli.command("submit-batch")
@@ -253,6 +349,49 @@ def _read_batch(path: Path) -> list[ReportDraft]:
     return drafts
 
 
+def _same_report(
+    spooled: Spooled,
+    rid: str,
+    *,
+    topic: str,
+    level: str,
+    recipients: list[str] | None,
+    caveats: dict[str, Any],
+    content_type: str,
+    payload: bytes,
+) -> None:
+    """Refuse to resend a kept report that is not the one this command describes; otherwise say
+    on stderr that it is sent again, as signed.
+
+    With --all-eligible (``recipients`` None) the recipients are those named when it was signed.
+
+    Raises:
+        Conflict: the id was used for another report.
+    """
+    report = spooled.report()
+    differ = [
+        name
+        for name, same in (
+            ("topic", report.get("topic") == topic),
+            ("level", report.get("level") == level),
+            ("recipients", recipients is None or report.get("recipients") == recipients),
+            ("caveats", report.get("caveats") == caveats),
+            ("content type", report.get("content_type") == content_type),
+            ("payload", spooled.payload_digest() == hashlib.sha256(payload).hexdigest()),
+        )
+        if not same
+    ]
+    if differ:
+        raise Conflict(
+            f"report id {rid} was used for another report ({', '.join(differ)} differ), signed and kept in "
+            f"{spooled.path} until the exchange accepts it: give another --id, or delete that file to sign "
+            "this report under the same id"
+        )
+    # a plain write: a path must never be wrapped
+    sys.stderr.write(f"sending report {rid} again exactly as signed at {report.get('created')} ")
+    sys.stderr.write(f"({spooled.path})\n")
+
+
 @client_cli.command("inbox")
 def inbox_cmd(
     cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after this cursor.")] = None,
@@ -312,17 +451,32 @@ def fetch_cmd(
     delivery: Annotated[str, typer.Argument(help="Delivery id (from the inbox).")],
     key: KeyFile,
     out_file: Annotated[Path | None, typer.Option("--out", help="Write the payload to FILE.")] = None,
+    ledger_key: Annotated[
+        Path | None,
+        typer.Option("--ledger-key", help="The exchange's ledger key to trust (from 'gsomia ledger key --json')."),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Fetch a delivery (attesting need-to-know), check the originator's signature, decrypt it
-    with your key here, and print its marking banner then the payload."""
+    """Fetch a delivery (attesting need-to-know), decrypt it with your key here, check the
+    originator's signature with the key valid when the exchange received it, check that the
+    ledger's submission and delivery entries say what the delivery says and are in the signed
+    tree, then print the marking banner and the payload. Exit 7 or 8 if anything fails."""
     with common.errors():
         keys = _keys(key)
+        pinned = LedgerKey.parse(common.read_text(ledger_key, "ledger key")) if ledger_key is not None else None
         with _exchange() as exchange:
             view = exchange.delivery(delivery)
             payload = open_delivery(view, keys)
             signer = exchange.public_keys(view["origin"]["report"]["originator"])
-        verify_origin(view, payload, signer["keys"])
+            verify_origin(view, payload, signer["keys"])
+            entries = [exchange.ledger_entry(int(i)) for i in (view["origin"]["leaf_index"], view["leaf_index"])]
+            check_ledgered(view, *entries)
+            log_key = pinned or LedgerKey.parse(json.dumps(exchange.ledger_key()))
+            checkpoint = None
+            for doc in entries:
+                checkpoint = check_included(doc, exchange.ledger_inclusion(int(doc["index"])), log_key)
+        in_ledger = f"in the ledger (checkpoint size {checkpoint.size if checkpoint else '?'}"
+        in_ledger += ")" if pinned else ", key not pinned: pass --ledger-key)"
         if out_file is not None:
             out_file.write_bytes(payload)
         if as_json:
@@ -333,6 +487,11 @@ def fetch_cmd(
                     "marking": view["marking"],
                     "via": view["via"],
                     "signature": "verified",
+                    "ledger": {
+                        "entries": [int(doc["index"]) for doc in entries],
+                        "checkpoint_size": checkpoint.size if checkpoint else None,
+                        "key_pinned": pinned is not None,
+                    },
                     "payload_file": str(out_file) if out_file else None,
                     "payload": None if out_file else payload.decode("utf-8", errors="replace"),
                 }
@@ -341,7 +500,9 @@ def fetch_cmd(
         via = f" via {view['via']}" if view["via"] else ""
         common.out.print(f"{view['marking']['banner']}{via}", markup=False)
         common.err.print(
-            f"delivery {view['id']} of report {view['report']}: originator's signature verified", markup=False
+            f"delivery {view['id']} of report {view['report']}: originator's signature verified, {in_ledger}",
+            markup=False,
+            soft_wrap=True,  # one line, whatever the width: scripts grep it
         )
         if out_file is not None:
             common.out.print(f"payload written to {out_file} ({len(payload)} bytes)", markup=False)

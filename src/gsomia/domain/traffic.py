@@ -205,6 +205,24 @@ class _Group:
     reports: list[tuple[Any, str]] = field(default_factory=list)
     without_whatif: int = 0
 
+    def add(self, at: Any, outcome: str, report: str, *, drifted: bool, keep: int) -> None:
+        """Count one recorded decision; keep its report if it is among the ``keep`` earliest
+        (trimmed in bulk, so a million decisions are not sorted one by one)."""
+        self.count += 1
+        if self.first is None or at < self.first:
+            self.first = at
+        if self.last is None or at > self.last:
+            self.last = at
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if drifted:
+            self.without_whatif += 1
+        if keep:
+            reports = self.reports
+            reports.append((at, report))
+            if len(reports) >= 2 * keep:
+                reports.sort()
+                del reports[keep:]
+
 
 def replay_traffic(
     recorded: Network,
@@ -251,10 +269,8 @@ def replay_traffic(
             ):
                 continue
             total += 1
-            if first is None or at < first:
-                first = at
-            if last is None or at > last:
-                last = at
+            first = at if first is None or at < first else first
+            last = at if last is None or at > last else last
             key = (originator, recipient, topic_, level, cav, decision, bisect_right(points, at))
             batch = batches.get(key)
             if batch is None:
@@ -274,20 +290,7 @@ def replay_traffic(
             if g is None:
                 unchanged += 1
                 continue
-            g.count += 1
-            if g.first is None or at < g.first:
-                g.first = at
-            if g.last is None or at > g.last:
-                g.last = at
-            g.outcomes[outcome] = g.outcomes.get(outcome, 0) + 1
-            if batch.drifted:
-                g.without_whatif += 1
-            if keep:
-                reports = g.reports
-                reports.append((at, report))
-                if len(reports) >= 2 * keep:
-                    reports.sort()
-                    del reports[keep:]
+            g.add(at, outcome, report, drifted=batch.drifted, keep=keep)
         if progress is not None:
             progress(len(page))
     done = [_finish(g, keep, keys) for g in groups.values() if g.count]

@@ -2,7 +2,7 @@
 
 Two queries in one read transaction (one snapshot: ``REPEATABLE READ`` on PostgreSQL, one
 read transaction on SQLite): the reports' requests ordered by report id, and the decisions
-ordered by their report's id, each read from its covering index (migration 0007) a page at a
+ordered by their report's id, each read from its covering index (migration 0008) a page at a
 time (a server-side cursor on PostgreSQL, ``fetchmany`` on SQLite), and joined here as they
 stream, since both come in the same order. No row is looked up twice, the rows' large columns
 (payload ciphertext, signed report, route JSON) are never read, and a million decisions never

@@ -14,7 +14,7 @@ from typing import Any
 
 from gsomia.domain.instants import parse_instant, utc_iso
 from gsomia.domain.lifecycle import status_at
-from gsomia.errors import StorageError, UnknownEntity
+from gsomia.errors import Conflict, StorageError, UnknownEntity
 from gsomia.scenario.loader import parse_scenario_document
 from gsomia.services.analysis import presenters as views
 from gsomia.services.exchange.access import Action, Principal, authorize
@@ -39,6 +39,16 @@ class EventSpec:
     source: str = ""
     id: str | None = None
     changes: dict[str, Any] | None = None
+
+
+def _event_doc(spec: EventSpec, event_id: str, agreement_id: str, now: datetime) -> dict[str, Any]:
+    """An operator's event as a scenario file would give it (instant: now, if none given)."""
+    doc: dict[str, Any] = {"id": event_id, "agreement": agreement_id, "kind": spec.kind, "at": spec.at or utc_iso(now)}
+    for name in ("by", "effective", "note", "source", "changes"):
+        value = getattr(spec, name)
+        if value:
+            doc[name] = value
+    return doc
 
 
 class OperatorService:
@@ -71,16 +81,11 @@ class OperatorService:
             raise UnknownEntity(f"unknown agreement {agreement_id!r} (known: {', '.join(sorted(known))})")
         now = ctx.clock.now()
         event_id = spec.id or new_id("op")
-        doc: dict[str, Any] = {
-            "id": event_id,
-            "agreement": agreement_id,
-            "kind": spec.kind,
-            "at": spec.at or utc_iso(now),
-        }
-        for name in ("by", "effective", "note", "source", "changes"):
-            value = getattr(spec, name)
-            if value:
-                doc[name] = value
+        if any(str(e.get("id")) == event_id for e in document.get("events", [])):
+            # Checked before the record is parsed, which would refuse the duplicate as invalid:
+            # the id is taken, the event itself may be valid (docs/protocol.md: 409).
+            raise Conflict(f"event id {event_id!r} is already used: choose another id or omit it")
+        doc = _event_doc(spec, event_id, agreement_id, now)
         loaded = parse_scenario_document({**document, "events": [*document.get("events", []), doc]})
         event = next(e for e in loaded.record.events if e.id == event_id)
         stored = StoredEvent(

@@ -7,8 +7,8 @@ instead of the rows (which hold the payload ciphertext, the signed report and th
 makes a million-report replay several times faster. PostgreSQL cannot put ``json`` in an index
 key, so there the columns are included, not keyed.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-05
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
