@@ -206,7 +206,7 @@ def test_whatif_command(db: str) -> None:
             "invalid instant",
         ),
         (["status", "--agreement", "NOPE"], 5, "unknown agreement"),
-        (["status", "--drop-event", "nope"], 5, "no such recorded event"),
+        (["status", "--drop-event", "nope"], 5, "unknown recorded event 'nope' (known: "),
         (["status", "--add-event", "JPN-KOR-GSOMIA suspension 2018-01-01"], 4, "nothing to suspend"),
         (["coverage", "--topic", "dprk.weather"], 5, "unknown topic"),
         (["gaps", "--from", "2019-01-01"], 4, "both --from and --to"),
