@@ -99,8 +99,9 @@ def test_errors_are_one_line_with_the_exit_code_of_their_cause(ex: Exchange, tmp
         "--recipient",
         "KOR",
     ]
-    p = client(ex, "JPN", *args, "--level", "TOP SECRET", code=4)
-    assert p.stderr.startswith("error: report.level: 'TOP SECRET' is not a level of JPN")
+    # a level JPN's ladder does not have is an unknown name: exit 5, with the ladder
+    p = client(ex, "JPN", *args, "--level", "TOP SECRET", code=5)
+    assert p.stderr.startswith("error: unknown level of JPN 'TOP SECRET' (its ladder: 機密 (Kimitsu), 極秘")
     assert p.stderr.count("\n") == 1
     client(ex, "KOR", *args, "--level", "極秘", code=9)  # KOR cannot submit as JPN
     client(ex, "JPN", "ack", "d-00000000000000000000", code=5)

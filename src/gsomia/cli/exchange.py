@@ -62,13 +62,12 @@ class _Target:
 _target = _Target()
 
 
-def _names() -> ScenarioNames | None:
+def _names(exchange: ExchangeClient) -> ScenarioNames | None:
     """The exchange's parties, ladders and topics, to resolve what was typed; None when the
     exchange cannot be reached (the report is then kept as typed, and the exchange checks the
     names when it answers)."""
     try:
-        with _exchange() as exchange:
-            return ScenarioNames(exchange.scenario())
+        return ScenarioNames(exchange.scenario())
     except ExchangeUnreachable:
         return None
 
@@ -148,38 +147,42 @@ def submit_cmd(
         if bool(recipient) == all_eligible:
             raise InvalidInput("name the recipients: --recipient PARTY (repeatable), or --all-eligible for every party")
         rel_to_list = [p.strip() for p in rel_to.split(",") if p.strip()] if rel_to else None
-        recipient, topic, level, rel_to_list = _typed_names(keys.party, recipient, topic, level, rel_to_list)
-        caveats = {"rel_to": rel_to_list, "noforn": noforn, "orcon": orcon}
-        outbox = Outbox(common.settings().data_dir / "outbox")
-        rid = report_id or f"{keys.party.lower()}-{secrets.token_hex(8)}"
-        spooled = outbox.find(keys.party, rid) if report_id else None
-        if spooled is not None:
-            _same_report(
-                spooled,
-                rid,
-                topic=topic,
-                level=level,
-                recipients=recipient,
-                caveats=caveats,
-                content_type=content_type,
-                payload=data,
+        # one client for the whole command: the names, the recipients and the submission
+        with _exchange() as exchange:
+            recipient, topic, level, rel_to_list = _typed_names(
+                exchange, keys.party, recipient, topic, level, rel_to_list
             )
-        else:
-            draft = ReportDraft(
-                id=rid,
-                topic=topic,
-                level=level,
-                payload=data,
-                created=datetime.now(UTC),
-                recipients=_recipients(keys.party, recipient),
-                rel_to=rel_to_list,
-                noforn=noforn,
-                orcon=orcon,
-                content_type=content_type,
-            )
-            signed = json.dumps(sign_report(keys, draft), ensure_ascii=False).encode("utf-8")
-            spooled = outbox.keep(keys.party, rid, signed)
-        result = _send(outbox, spooled, rid)
+            caveats = {"rel_to": rel_to_list, "noforn": noforn, "orcon": orcon}
+            outbox = Outbox(common.settings().data_dir / "outbox")
+            rid = report_id or f"{keys.party.lower()}-{secrets.token_hex(8)}"
+            spooled = outbox.find(keys.party, rid) if report_id else None
+            if spooled is not None:
+                _same_report(
+                    spooled,
+                    rid,
+                    topic=topic,
+                    level=level,
+                    recipients=recipient,
+                    caveats=caveats,
+                    content_type=content_type,
+                    payload=data,
+                )
+            else:
+                draft = ReportDraft(
+                    id=rid,
+                    topic=topic,
+                    level=level,
+                    payload=data,
+                    created=datetime.now(UTC),
+                    recipients=_recipients(exchange, keys.party, recipient),
+                    rel_to=rel_to_list,
+                    noforn=noforn,
+                    orcon=orcon,
+                    content_type=content_type,
+                )
+                signed = json.dumps(sign_report(keys, draft), ensure_ascii=False).encode("utf-8")
+                spooled = outbox.keep(keys.party, rid, signed)
+            result = _send(exchange, outbox, spooled, rid)
         if as_json:
             common.emit_json(result)
             return
@@ -198,7 +201,7 @@ def _read_payload(path: Path) -> bytes:
         raise InvalidInput(f"cannot read {path}: {e.strerror}") from e
 
 
-def _recipients(party: str, named: list[str] | None) -> list[str]:
+def _recipients(exchange: ExchangeClient, party: str, named: list[str] | None) -> list[str]:
     """The recipients named, or (with --all-eligible) every party of the exchange but ``party``.
 
     Raises:
@@ -206,12 +209,11 @@ def _recipients(party: str, named: list[str] | None) -> list[str]:
     """
     if named:
         return list(named)
-    with _exchange() as exchange:
-        return [p for p in exchange.parties() if p != party]
+    return [p for p in exchange.parties() if p != party]
 
 
 def _typed_names(
-    party: str, recipients: list[str] | None, topic: str, level: str, rel_to: list[str] | None
+    exchange: ExchangeClient, party: str, recipients: list[str] | None, topic: str, level: str, rel_to: list[str] | None
 ) -> tuple[list[str] | None, str, str, list[str] | None]:
     """The scenario's own names for what was typed (ROK → KOR, echoed), so the outbox keeps
     what the exchange stores; as typed when the exchange cannot be reached.
@@ -219,7 +221,7 @@ def _typed_names(
     Raises:
         UnknownEntity: for a name the scenario does not know (exit 5, with the closest).
     """
-    names = _names()
+    names = _names(exchange)
     if names is None:
         return recipients, topic, level, rel_to
     return (
@@ -230,15 +232,14 @@ def _typed_names(
     )
 
 
-def _send(outbox: Outbox, spooled: Spooled, rid: str) -> dict[str, Any]:
+def _send(exchange: ExchangeClient, outbox: Outbox, spooled: Spooled, rid: str) -> dict[str, Any]:
     """Submit a kept report; drop it from the outbox once the exchange has answered.
 
     Raises:
         ExchangeUnreachable, StorageError: with where the report is kept and how to send it again.
     """
     try:
-        with _exchange() as exchange:
-            result = exchange.submit(spooled.body)
+        result = exchange.submit(spooled.body)
     except (ExchangeUnreachable, StorageError) as e:
         raise type(e)(
             f"{e}; the signed report is kept in {spooled.path}: run the same command with --id {rid} to send it again"
