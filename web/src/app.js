@@ -430,7 +430,7 @@ class Dashboard {
     this.showWhatifBanner();
     if (!this.dirty.has(view)) {
       this.views[view].resize?.();
-      this.views[view].shown?.(); // e.g. a token set in another view since it was drawn
+      this.views[view].redisplayed?.(); // e.g. a token set in another view since it was drawn
     }
     this.renderIfDirty();
   }

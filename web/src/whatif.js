@@ -58,7 +58,7 @@ export class WhatIfView {
   }
 
   /** The view is shown again without being redrawn: the token may have been set or dropped. */
-  shown() {
+  redisplayed() {
     if (this.formReady) this.showTraffic(hasWhatif(this.ctx.state));
   }
 
