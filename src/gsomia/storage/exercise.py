@@ -11,6 +11,12 @@ Seeding is all-or-nothing: the rows are copied in one transaction into a new fil
 target, which is renamed into place only when complete, so a crash leaves either no exercise
 database or a whole one. A second start finds it and reuses it; a reset seeds a new one and
 replaces it.
+
+The parties' current keys are valid in the exercise from :data:`EXERCISE_KEYS_VALID_FROM`, not
+from their live registration: an exercise's clock is set in the past (2019 for the bundled
+scenario), and a report is verified with the key valid when the exchange received it
+(docs/design.md §6), so a key registered live today would verify nothing signed in the
+rehearsal. Retired keys keep their live dates: nothing in the exercise was signed with them.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +39,10 @@ from gsomia.storage.exchange import PartyKeyRow, PrincipalRow
 from gsomia.storage.schema import EventRow, ProvisionRow, ReportRow, ScenarioRow
 from gsomia.storage.store import Store
 
-__all__ = ["SEEDED_TABLES", "ExerciseDatabase", "open_exercise_database"]
+__all__ = ["EXERCISE_KEYS_VALID_FROM", "SEEDED_TABLES", "ExerciseDatabase", "open_exercise_database"]
+
+EXERCISE_KEYS_VALID_FROM = datetime(1970, 1, 1, tzinfo=UTC)
+"""When the parties' current keys, copied from the live database, become valid in an exercise."""
 
 _SEEDED = (ScenarioRow, EventRow, ReportRow, ProvisionRow, PrincipalRow, PartyKeyRow)
 SEEDED_TABLES = tuple(str(row.__tablename__) for row in _SEEDED)
@@ -125,6 +135,9 @@ def _seed(live: Path, fresh: Path) -> dict[str, int]:
             }
     finally:
         source.close()
+    for key in rows[str(PartyKeyRow.__tablename__)]:
+        if key["retired_at"] is None:
+            key["registered_at"] = EXERCISE_KEYS_VALID_FROM
     target = Store(f"sqlite:///{fresh}")
     try:
         with target.writing("seeding the exercise database") as s:

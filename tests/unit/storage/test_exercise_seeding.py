@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from gsomia.bootstrap import Settings, build
+from gsomia.domain.instants import parse_instant
 from gsomia.errors import InvalidInput, StorageError, UnknownEntity
 from gsomia.storage import exercise
 from gsomia.storage.exercise import open_exercise_database
-from tests.harness import Harness
+from tests.harness import Harness, TestClock, start
 
 CLOCK = "2019-11-22T10:00+09:00"
 
@@ -127,3 +128,22 @@ def test_a_reset_needs_the_exercise_database(tmp_path: Path) -> None:
         build(
             Settings(db=f"sqlite:///{tmp_path / 'x.db'}", data_dir=tmp_path, exercise_clock=CLOCK), exercise_reset=True
         )
+
+
+def test_live_keys_verify_reports_made_at_any_exercise_instant(tmp_path: Path) -> None:
+    # Keys registered live today; the exercise replays 2019. A report signed in the exercise is
+    # received at the exercise's instant, which must lie inside its key's validity.
+    live = start(tmp_path / "live", at="2026-12-01T00:00Z")
+    live.app.close()
+    made = open_exercise_database(tmp_path / "ex" / "exercise.db", live=_live(live))
+    clock = TestClock(parse_instant(CLOCK, "UTC"))
+    app = build(Settings(db=f"sqlite:///{made.path}", data_dir=tmp_path / "ex", exercise_clock=CLOCK), clock=clock)
+    identity = app.exchange.identity
+    principals = {who: identity.authenticate(token) for who, token in live.tokens.items()}
+    rehearsal = Harness(app=app, clock=clock, keys=live.keys, principals=principals, tokens=live.tokens)
+    try:
+        rehearsal.submit("JPN", recipients=["KOR"], payload=b"exercise track")
+        (item,) = rehearsal.deliveries("KOR")
+        assert rehearsal.open("KOR", item["id"]) == b"exercise track"
+    finally:
+        app.close()

@@ -4,6 +4,10 @@
 the recipient's, and the recipient is the delivery's). Their ledger entries stay as they are
 (the log is append only); a verifier of such a delivery compares everything but the marking.
 
+The recipient of each delivery may read the report's submission entry, as a delivery made
+today lets it (``LedgerStore.share``): revision 0004 gave entries written before it to the
+originator only, so a recipient could not check an older delivery's commitment in the ledger.
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-05
@@ -27,6 +31,24 @@ _PAGE = 5000
 
 def upgrade() -> None:
     bind = op.get_bind()
+    _markings(bind)
+    _share_submissions(bind)
+
+
+def _share_submissions(bind: Any) -> None:
+    missing = sa.text(
+        "SELECT DISTINCT d.recipient AS party, r.leaf_index AS idx FROM deliveries d "
+        "JOIN exchange_reports r ON r.id = d.report_id "
+        "WHERE NOT EXISTS (SELECT 1 FROM ledger_visibility v WHERE v.idx = r.leaf_index AND v.party = d.recipient)"
+    )
+    rows = [{"party": party, "idx": int(idx)} for party, idx in bind.execute(missing)]
+    for start in range(0, len(rows), _PAGE):
+        bind.execute(
+            sa.text("INSERT INTO ledger_visibility (party, idx) VALUES (:party, :idx)"), rows[start : start + _PAGE]
+        )
+
+
+def _markings(bind: Any) -> None:
     deliveries = sa.table(
         "deliveries", sa.column("id", sa.String()), sa.column("recipient", sa.String()), sa.column("marking", sa.JSON())
     )
