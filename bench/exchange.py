@@ -251,20 +251,25 @@ def start_server(db: str, folder: Path, name: str, workers: int = 1, synchronous
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    server = Server(proc, port, log_path)
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited; see {log_path}")
-        try:
-            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            # on PostgreSQL, ready means listening for the other processes' commits too
-            if health.status_code == 200 and health.json().get("listening") is not False:
-                return Server(proc, port, log_path)
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)  # readiness poll interval
-    proc.kill()
-    raise SystemExit(f"the server did not start; see {log_path}")
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                # on PostgreSQL, ready means listening for the other processes' commits too
+                if health.status_code == 200 and health.json().get("listening") is not False:
+                    return server
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)  # readiness poll interval
+    except BaseException:
+        server.stop()
+        raise
+    server.stop()
+    raise SystemExit(f"the server did not start or exited; see {log_path}")
 
 
 # --- load -------------------------------------------------------------------------------------------
@@ -646,9 +651,10 @@ def measure(
     offered = bodies.make(int(seconds * args.rate), RECIPIENTS)
     push = bodies.make(int(seconds * args.sse_rate), RECIPIENTS)
     result = Result(store, workers)
-    server = start_server(db, folder, f"{store}-{workers}", workers)
+    server: Server | None = None
     other: Server | None = None
     try:
+        server = start_server(db, folder, f"{store}-{workers}", workers)
         print(f"{label}: warm-up, sustained load (one report per request, then batches of {args.batch}) ...")
         warm_rate = asyncio.run(closed_loop(server.port, warm, args.concurrency, 2))[0]
         warm_batched = asyncio.run(closed_loop(server.port, warm_batches, 2, 2, batched=True))[0]
@@ -722,7 +728,8 @@ def measure(
     finally:
         if other is not None:
             other.stop()
-        server.stop()
+        if server is not None:
+            server.stop()
     return result
 
 
