@@ -398,7 +398,7 @@ async def closed_loop(
     elapsed = time.perf_counter() - start
     for c in conns:
         c.close()
-    if ran_out:
+    if ran_out and latencies is not None:  # the warm-up's requests are meant to run out
         print(f"  (the {len(requests):,} pre-signed requests ran out after {elapsed:.1f} s)", flush=True)
     return ok / elapsed, ok, failed
 
