@@ -652,7 +652,6 @@ def measure(
     push = bodies.make(int(seconds * args.sse_rate), RECIPIENTS)
     result = Result(store, workers)
     server: Server | None = None
-    other: Server | None = None
     try:
         server = start_server(db, folder, f"{store}-{workers}", workers)
         print(f"{label}: warm-up, sustained load (one report per request, then batches of {args.batch}) ...")
@@ -701,36 +700,54 @@ def measure(
             open_loop(server.port, offered, args.rate, seconds)
         )
 
-        stream_port = server.port
-        if workers > 1:
-            # the stream on another process over the same database, as on another host
-            other = start_server(db, folder, f"{store}-{workers}-stream", 1)
-            stream_port = other.port
-            result.push_other_process = True
-        where = "another process" if result.push_other_process else "the same process"
-        print(f"{label}: push latency at {args.sse_rate:,.0f}/s, the stream on {where} ...", flush=True)
-        result.push_decision, result.push_answer, arrived_at, _, result.push_missing = asyncio.run(
-            push_latency(server.port, stream_port, tokens["KOR"], push, args.sse_rate, seconds)
-        )
-        result.push_commit = from_ledger(server.port, tokens["auditor"], arrived_at)
-        if other is not None:
-            other.stop()
-            other = None
-
+        push_phase(result, server, db, folder, tokens, push, args)
         if args.profile:
             print(f"{label}: where the CPU goes (py-spy, batched load) ...", flush=True)
-            out = folder / "py-spy.txt"
-            spy = profile(server.proc.pid, seconds / 2, out)
-            time.sleep(0.5)  # py-spy attaches to every process before the load starts
-            asyncio.run(closed_loop(server.port, profiled, args.batch_concurrency, seconds / 2, batched=True))
-            spy.wait(timeout=60)
-            result.profile = read_profile(out, args.top)
+            result.profile = profile_phase(server, profiled, folder, args)
     finally:
-        if other is not None:
-            other.stop()
         if server is not None:
             server.stop()
     return result
+
+
+def push_phase(
+    result: Result,
+    server: Server,
+    db: str,
+    folder: Path,
+    tokens: dict[str, str],
+    push: list[bytes],
+    args: argparse.Namespace,
+) -> None:
+    """Push latency at ``--sse-rate``: with several workers, the stream on another process."""
+    other: Server | None = None
+    try:
+        stream_port = server.port
+        if result.workers > 1:
+            # the stream on another process over the same database, as on another host
+            other = start_server(db, folder, f"{result.store}-{result.workers}-stream", 1)
+            stream_port = other.port
+            result.push_other_process = True
+        where = "another process" if result.push_other_process else "the same process"
+        label = f"{STORE_NAMES[result.store]}, {result.workers} worker{'s' if result.workers > 1 else ''}"
+        print(f"{label}: push latency at {args.sse_rate:,.0f}/s, the stream on {where} ...", flush=True)
+        result.push_decision, result.push_answer, arrived_at, _, result.push_missing = asyncio.run(
+            push_latency(server.port, stream_port, tokens["KOR"], push, args.sse_rate, args.seconds)
+        )
+        result.push_commit = from_ledger(server.port, tokens["auditor"], arrived_at)
+    finally:
+        if other is not None:
+            other.stop()
+
+
+def profile_phase(server: Server, profiled: list[bytes], folder: Path, args: argparse.Namespace) -> Profile:
+    """py-spy over every gsomia process while batches keep the server busy."""
+    out = folder / "py-spy.txt"
+    spy = profile(server.proc.pid, args.seconds / 2, out)
+    time.sleep(0.5)  # py-spy attaches to every process before the load starts
+    asyncio.run(closed_loop(server.port, profiled, args.batch_concurrency, args.seconds / 2, batched=True))
+    spy.wait(timeout=60)
+    return read_profile(out, args.top)
 
 
 # --- durability (SQLite FULL / NORMAL) -----------------------------------------------------------
@@ -1007,7 +1024,6 @@ def main() -> None:
     normal = sqlite_commits_per_s(folder, "NORMAL", 3)
     full = sqlite_commits_per_s(folder, "FULL", 3)
     wraps, wraps_cpu = wraps_per_s(3)
-    ceiling = wraps / 3
 
     cluster: PgCluster | None = None
     results: list[Result] = []
@@ -1043,6 +1059,18 @@ def main() -> None:
         else:
             shutil.rmtree(folder, ignore_errors=True)
 
+    print_report(results, (wraps, wraps_cpu, full, normal), durability, args)
+
+
+def print_report(
+    results: list[Result],
+    limits: tuple[float, float, float, float],
+    durability: tuple[Durability, Durability, float] | None,
+    args: argparse.Namespace,
+) -> None:
+    """The machine's limits, the goals' table, the context, the profiles and durability."""
+    wraps, wraps_cpu, full, normal = limits
+    ceiling = wraps / 3
     print()
     print(f"the machine's ceiling, this run: {wraps:,.0f} HPKE wraps/s on one core = {ceiling:,.0f} reports/s of wraps")
     print(
