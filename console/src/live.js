@@ -1,0 +1,37 @@
+// Live updates from the node (GET /api/events, server-sent events): `delivery`, `consent`,
+// `alarm` and `status`, each with JSON data. EventSource reconnects by itself; the stream is
+// closed on sign-out, and while it is down the views still work by reading the API.
+
+const TYPES = ['delivery', 'consent', 'alarm', 'status'];
+
+export class Live {
+  constructor(onEvent) {
+    this.onEvent = onEvent;
+    this.source = null;
+  }
+
+  open() {
+    this.close();
+    const source = new EventSource('/api/events');
+    for (const type of TYPES) {
+      source.addEventListener(type, (ev) => {
+        let data;
+        try {
+          data = ev.data ? JSON.parse(ev.data) : null;
+        } catch {
+          return; // not JSON: nothing a view could use
+        }
+        this.onEvent(type, data);
+      });
+    }
+    source.addEventListener('open', () => document.body.setAttribute('data-live', 'open'));
+    source.addEventListener('error', () => document.body.setAttribute('data-live', source.readyState === EventSource.CLOSED ? 'closed' : 'retrying'));
+    this.source = source;
+  }
+
+  close() {
+    this.source?.close();
+    this.source = null;
+    document.body.removeAttribute('data-live');
+  }
+}
