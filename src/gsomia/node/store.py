@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DatabaseError, SQLAlchemyError
+from sqlalchemy.pool import QueuePool
 
 from gsomia.errors import StorageError
 
@@ -226,7 +227,12 @@ class NodeStore:
             raise StorageError("the node key is 32 bytes")
         self.path = path
         url = URL.create("sqlite+pysqlcipher", password=f"x'{key.hex()}'", database=str(path))
-        self._engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # A pool of connections shared by threads, not pysqlcipher's default SingletonThreadPool:
+        # that one keeps at most five per-thread connections and closes the others while their
+        # threads still use them, which breaks concurrent API requests ("closed database").
+        self._engine: Engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=QueuePool
+        )
         event.listen(self._engine, "connect", _on_connect)
         self._write_lock = threading.RLock()
         try:
