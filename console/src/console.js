@@ -273,13 +273,20 @@ function route() {
   ctx.routed = true;
 }
 
+/** A status event carries the whole status (the first, on connecting) or the part that
+ * changed ({exchange: …} or {ledger: …}): merged into what is shown. */
+function mergeStatus(into, part) {
+  const out = { ...into };
+  for (const [k, v] of Object.entries(part ?? {})) out[k] = v && typeof v === 'object' && !Array.isArray(v) && into?.[k] ? { ...into[k], ...v } : v;
+  return out;
+}
+
 function onEvent(type, data) {
   if (type === 'status') {
-    ctx.status = data;
+    ctx.status = mergeStatus(ctx.status, data);
     drawStatus();
-  } else if (type === 'alarm') {
-    ctx.refreshStatus();
-  } else if (type === 'delivery' || type === 'consent') {
+  } else if (type === 'alarm' || type === 'delivery') {
+    // an alarm names its checkpoints, a delivery changes the counts: read the whole status
     ctx.refreshStatus();
   }
   ctx.view?.onEvent?.(type, data);

@@ -28,9 +28,16 @@ export function num(value, digits = 1) {
   return String(Number(value.toFixed(digits)));
 }
 
-/** The beginning and the end of a UTC date ("2019-11-22") as ISO 8601 instants. */
+/** The beginning of a UTC date ("2019-11-22") as an ISO 8601 instant. */
 export const dayStart = (date) => (date ? `${date}T00:00:00Z` : '');
-export const dayEnd = (date) => (date ? `${date}T23:59:59Z` : '');
+
+/** The beginning of the day after a UTC date: the end of that date, for a bound that excludes it. */
+export function dayAfter(date) {
+  if (!date) return '';
+  const d = new Date(`${date}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + 1);
+  return d.toISOString().replace('.000Z', 'Z');
+}
 
 /** A fingerprint or hash shortened for a table cell, the whole value kept for the title. */
 export const short = (value, n = 16) => (value && value.length > n ? `${value.slice(0, n)}…` : (value ?? ''));

@@ -5,29 +5,31 @@ import { h, s, table } from './dom.js';
 import { instant, num, sinceStart } from './format.js';
 import { plotModel, peak } from './track.js';
 
-export function trackTable(points) {
+const fixed = (v, digits) => (v === null || v === undefined ? '' : v.toFixed(digits));
+
+/** Every sample, with the time columns when the track has times. */
+export function trackTable(track) {
+  const { points, timed } = track;
   const hasSpeed = points.some((p) => p.speed !== null);
   const hasPos = points.some((p) => p.lat !== null);
   // one date for the whole track (the usual case): said once in the header, times alone below
   const iso = (p) => new Date(p.ms).toISOString();
-  const days = new Set(points.map((p) => iso(p).slice(0, 10)));
+  const days = timed ? new Set(points.map((p) => iso(p).slice(0, 10))) : new Set();
   const oneDay = days.size === 1 ? [...days][0] : null;
   const when = (p) => h('time', { datetime: iso(p) }, oneDay ? instant(iso(p)).slice(11, 19) : instant(iso(p)).replace(' UTC', ''));
   return table({
-    caption: 'Track samples',
+    caption: timed ? 'Track samples' : 'Track positions (no times given)',
     id: 'track-table',
     cls: 'numeric',
     head: [
-      'Since first',
-      oneDay ? `UTC, ${oneDay}` : 'UTC',
+      ...(timed ? ['Since first', oneDay ? `UTC, ${oneDay}` : 'UTC'] : ['#']),
       ...(hasPos ? ['Lat (°)', 'Lon (°)'] : []),
-      'Altitude (km)',
+      timed ? 'Altitude (km)' : 'Height (km)',
       'Range (km)',
       ...(hasSpeed ? ['Speed (m/s)'] : []),
     ],
-    rows: points.map((p) => [
-      sinceStart(p.s),
-      when(p),
+    rows: points.map((p, i) => [
+      ...(timed ? [sinceStart(p.s), when(p)] : [String(i + 1)]),
       ...(hasPos ? [fixed(p.lat, 3), fixed(p.lon, 3)] : []),
       fixed(p.altKm, 1),
       fixed(p.rangeKm, 1),
@@ -36,33 +38,40 @@ export function trackTable(points) {
   });
 }
 
-const fixed = (v, digits) => (v === null || v === undefined ? '' : v.toFixed(digits));
-
 /**
  * The plot, drawn at the width of its figure (so its text keeps its size on a phone) and
  * redrawn when that width changes.
  */
-export function trackPlot(points) {
+export function trackPlot(track) {
   const figure = h('figure', { class: 'plot', id: 'track-figure' });
   let drawn = 0;
   const draw = (width) => {
     const w = Math.max(280, Math.round(width));
     if (w === drawn) return;
     drawn = w;
-    figure.replaceChildren(...plotNodes(points, w));
+    figure.replaceChildren(...plotNodes(track, w));
     figure.dataset.width = String(w);
   };
   new ResizeObserver((entries) => draw(entries[0].contentRect.width)).observe(figure);
   return figure;
 }
 
-function plotNodes(points, width) {
-  const m = plotModel(points, { width, height: width < 520 ? 380 : 420, xCount: width < 520 ? 4 : 7 });
-  const apogee = peak(points, 'altKm');
+function describe(track) {
+  const { points, timed } = track;
+  const top = peak(points, 'altKm');
   const last = points[points.length - 1];
-  const label = `Altitude and ground range against time since the first sample: apogee ${num(apogee.altKm)} km at ${sinceStart(apogee.s)}; ground range ${num(last.rangeKm)} km at ${sinceStart(last.s)}, the last of ${points.length} samples.`;
+  return timed
+    ? `Altitude and ground range against time since the first sample: apogee ${num(top.altKm)} km at ${sinceStart(top.s)}; ground range ${num(last.rangeKm)} km at ${sinceStart(last.s)}, the last of ${points.length} samples.`
+    : `Height against ground range for ${points.length} positions without times: highest ${num(top.altKm)} km at ${num(top.rangeKm)} km; the last position ${num(last.rangeKm)} km from the first.`;
+}
+
+function plotNodes(track, width) {
+  const narrow = width < 520;
+  const m = plotModel(track, { width, height: track.timed ? (narrow ? 380 : 420) : narrow ? 240 : 280, xCount: narrow ? 4 : 7 });
+  const label = describe(track);
   const left = m.margin.left;
   const right = m.width - m.margin.right;
+  const xText = (v) => (m.timed ? sinceStart(v) : num(v, 0));
   return [
     s(
       'svg',
@@ -87,8 +96,8 @@ function plotNodes(points, width) {
           p.dots.map((d) => s('circle', { cx: d.x, cy: d.y, r: 2.5, class: `dot dot-${p.key}` })),
         ),
       ),
-      m.xTicks.map((t) => s('text', { x: t.x, y: m.height - m.margin.bottom + 18, class: 'tick tick-x' }, sinceStart(t.v))),
-      s('text', { x: (left + right) / 2, y: m.height - 6, class: 'axis-label' }, 'Time since the first sample'),
+      m.xTicks.map((t) => s('text', { x: t.x, y: m.height - m.margin.bottom + 18, class: 'tick tick-x' }, xText(t.v))),
+      s('text', { x: (left + right) / 2, y: m.height - 6, class: 'axis-label' }, m.xLabel),
     ),
     h('figcaption', {}, label),
   ];

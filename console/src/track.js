@@ -1,9 +1,13 @@
-// A missile track payload read for the officer: a table of its samples and a plot of altitude
-// and ground range against time, drawn here as SVG (no map: the node is air-gapped and a plot
-// needs none). The shape is in the node's API contract:
-//   {"kind": "missile-track", "track": [{"t": ISO 8601, "lat", "lon", "alt_km", "range_km"?, "speed_mps"?}, …]}
-// with the common variants accepted (points/samples, time, latitude/longitude, altitude_km,
-// alt_m). Pure functions: parsing, ground range and the plot's geometry are unit-tested.
+// A missile track payload read for the officer: a table of its samples and a plot, drawn here
+// as SVG (no map: the node is air-gapped and a plot needs none). Two shapes are read:
+//   - samples with times (the node's API contract):
+//     {"kind": "missile-track", "track": [{"t": ISO 8601, "lat", "lon", "alt_km", "range_km"?, "speed_mps"?}, …]}
+//     with the usual variants (points/samples, time, latitude/longitude, altitude_km, alt_m),
+//     plotted as altitude and ground range against time;
+//   - positions without times, as the CoT bridge reads them: {"track": [[lat, lon, hae], …]}
+//     with the height above the ellipsoid in metres (CoT's `hae`), plotted as height against
+//     ground range.
+// Anything else is not drawn (no unit or time is guessed). Pure functions, unit-tested.
 
 const EARTH_RADIUS_KM = 6371.0088; // IUGG mean radius
 
@@ -22,40 +26,61 @@ export function groundRangeKm(a, b) {
   return 2 * EARTH_RADIUS_KM * Math.asin(Math.min(1, Math.sqrt(x)));
 }
 
+const validLat = (v) => v !== null && v >= -90 && v <= 90;
+const validLon = (v) => v !== null && v >= -180 && v <= 180;
+
+/** One sample from an object with a time; null when it is not one. */
+function timedSample(p) {
+  const t = first(p, ['t', 'time', 'at']);
+  let ms = null;
+  if (typeof t === 'string') ms = Date.parse(t);
+  else if (finite(p.t_s) !== null) ms = p.t_s * 1000;
+  if (ms === null || Number.isNaN(ms)) return null;
+  let alt = finite(first(p, ['alt_km', 'altitude_km']));
+  const altM = finite(first(p, ['alt_m', 'altitude_m']));
+  if (alt === null && altM !== null) alt = altM / 1000;
+  if (alt === null) return null;
+  const lat = finite(first(p, ['lat', 'latitude']));
+  const lon = finite(first(p, ['lon', 'lng', 'longitude']));
+  const range = finite(first(p, ['range_km', 'downrange_km']));
+  const placed = validLat(lat) && validLon(lon);
+  if (range === null && !placed) return null;
+  return { ms, lat: placed ? lat : null, lon: placed ? lon : null, altKm: alt, rangeKm: range, speed: finite(first(p, ['speed_mps', 'speed'])) };
+}
+
+/** One position [lat, lon, hae in metres]; null when it is not one. */
+function position(p) {
+  if (p.length < 3) return null;
+  const [lat, lon, hae] = p.map(finite);
+  if (!validLat(lat) || !validLon(lon) || hae === null) return null;
+  return { ms: null, lat, lon, altKm: hae / 1000, rangeKm: null, speed: null };
+}
+
 /**
- * The samples of a track, or null when `json` is not one: at least two samples, each with a
- * time (an instant, or seconds as `t_s`) and an altitude, and either a ground range or a
- * position. Samples are sorted by time; `s` is seconds since the first.
+ * The samples of a track, or null when `json` is not one (fewer than two samples, or any
+ * sample unreadable). `timed` tracks are sorted by time with `s`, seconds since the first;
+ * positions keep their order. Ground range is from the first sample unless given.
  */
 export function parseTrack(json) {
   if (!json || typeof json !== 'object') return null;
   const raw = Array.isArray(json) ? json : first(json, ['track', 'points', 'samples']);
   if (!Array.isArray(raw) || raw.length < 2) return null;
+  const timed = !Array.isArray(raw[0]);
   const points = [];
   for (const p of raw) {
-    if (!p || typeof p !== 'object') return null;
-    const t = first(p, ['t', 'time', 'at']);
-    let ms = null;
-    if (typeof t === 'string') ms = Date.parse(t);
-    else if (finite(p.t_s) !== null) ms = p.t_s * 1000;
-    if (ms === null || Number.isNaN(ms)) return null;
-    let alt = finite(first(p, ['alt_km', 'altitude_km']));
-    if (alt === null && finite(first(p, ['alt_m', 'altitude_m'])) !== null) alt = first(p, ['alt_m', 'altitude_m']) / 1000;
-    if (alt === null) return null;
-    const lat = finite(first(p, ['lat', 'latitude']));
-    const lon = finite(first(p, ['lon', 'lng', 'longitude']));
-    const range = finite(first(p, ['range_km', 'downrange_km']));
-    if (range === null && (lat === null || lon === null)) return null;
-    points.push({ ms, iso: typeof t === 'string' ? t : null, lat, lon, altKm: alt, rangeKm: range, speed: finite(first(p, ['speed_mps', 'speed'])) });
+    if (!p || typeof p !== 'object' || Array.isArray(p) === timed) return null;
+    const sample = timed ? timedSample(p) : position(p);
+    if (!sample) return null;
+    points.push(sample);
   }
-  points.sort((a, b) => a.ms - b.ms);
+  if (timed) points.sort((a, b) => a.ms - b.ms);
   const start = points[0];
   for (const p of points) {
-    p.s = (p.ms - start.ms) / 1000;
-    if (p.rangeKm === null) p.rangeKm = start.lat === null ? null : groundRangeKm(start, p);
+    p.s = timed ? (p.ms - start.ms) / 1000 : null;
+    if (p.rangeKm === null) p.rangeKm = start.lat === null || p.lat === null ? null : groundRangeKm(start, p);
   }
   if (points.some((p) => p.rangeKm === null)) return null;
-  return { points, kind: json.kind ?? null };
+  return { points, timed, kind: typeof json.kind === 'string' ? json.kind : null };
 }
 
 /** About `count` round tick values covering [lo, hi] (1, 2 or 5 × 10^k steps). */
@@ -87,17 +112,22 @@ export function peak(points, key) {
 }
 
 /**
- * The plot's geometry in a `width` × `height` box: two panels sharing the time axis (altitude
- * above, ground range below), each with its y ticks and its polyline; x ticks in seconds.
+ * The plot's geometry in a `width` × `height` box. A timed track: two panels sharing the time
+ * axis (altitude above, ground range below). Positions without times: one panel, height
+ * against ground range. Each panel has its y ticks and its polyline.
  */
-export function plotModel(points, { width = 720, height = 400, xCount = 6 } = {}) {
-  // the right margin holds half of the last time label, which is centred on its tick
+export function plotModel(track, { width = 720, height = 400, xCount = 6 } = {}) {
+  const { points, timed } = track;
+  // the right margin holds half of the last x label, which is centred on its tick
   const m = { left: 56, right: 34, top: 28, bottom: 40, gap: 44 };
   const plotW = width - m.left - m.right;
-  const panelH = (height - m.top - m.bottom - m.gap) / 2;
-  const tMax = points[points.length - 1].s || 1;
-  const xTicks = timeTicks(tMax, xCount);
-  const x = (sec) => m.left + (sec / tMax) * plotW;
+  const panels = timed ? 2 : 1;
+  const panelH = (height - m.top - m.bottom - m.gap * (panels - 1)) / panels;
+  const xKey = timed ? 's' : 'rangeKm';
+  const xMaxRaw = Math.max(...points.map((p) => p[xKey])) || 1;
+  const xTicksRaw = timed ? timeTicks(xMaxRaw, xCount) : ticks(0, xMaxRaw, xCount);
+  const xMax = timed ? xMaxRaw : Math.max(xMaxRaw, xTicksRaw[xTicksRaw.length - 1]);
+  const x = (v) => m.left + (v / xMax) * plotW;
   const panel = (key, label, top) => {
     const vals = points.map((p) => p[key]);
     const lo = Math.min(0, ...vals);
@@ -105,7 +135,7 @@ export function plotModel(points, { width = 720, height = 400, xCount = 6 } = {}
     const yt = ticks(lo, hiRaw > lo ? hiRaw : lo + 1, 4);
     const hi = Math.max(hiRaw, yt[yt.length - 1]);
     const y = (v) => top + panelH - ((v - lo) / (hi - lo || 1)) * panelH;
-    const path = points.map((p, i) => `${i ? 'L' : 'M'}${x(p.s).toFixed(1)},${y(p[key]).toFixed(1)}`).join(' ');
+    const path = points.map((p, i) => `${i ? 'L' : 'M'}${x(p[xKey]).toFixed(1)},${y(p[key]).toFixed(1)}`).join(' ');
     return {
       key,
       label,
@@ -113,7 +143,7 @@ export function plotModel(points, { width = 720, height = 400, xCount = 6 } = {}
       height: panelH,
       yTicks: yt.filter((v) => v <= hi).map((v) => ({ v, y: y(v) })),
       path,
-      dots: points.map((p) => ({ x: x(p.s), y: y(p[key]) })),
+      dots: points.map((p) => ({ x: x(p[xKey]), y: y(p[key]) })),
     };
   };
   return {
@@ -121,7 +151,11 @@ export function plotModel(points, { width = 720, height = 400, xCount = 6 } = {}
     height,
     margin: m,
     plotW,
-    xTicks: xTicks.map((v) => ({ v, x: x(v) })),
-    panels: [panel('altKm', 'Altitude (km)', m.top), panel('rangeKm', 'Ground range (km)', m.top + panelH + m.gap)],
+    timed,
+    xLabel: timed ? 'Time since the first sample' : 'Ground range from the first position (km)',
+    xTicks: xTicksRaw.filter((v) => v <= xMax).map((v) => ({ v, x: x(v) })),
+    panels: timed
+      ? [panel('altKm', 'Altitude (km)', m.top), panel('rangeKm', 'Ground range (km)', m.top + panelH + m.gap)]
+      : [panel('altKm', 'Height above the ellipsoid (km)', m.top)],
   };
 }

@@ -29,6 +29,9 @@ export function stateBadge(item) {
   );
 }
 
+/** Why an item is quarantined, in words, with the node's reason code. */
+export const reasonText = (item) => (item.reason_text ? `${item.reason_text} (${item.reason})` : (item.reason ?? 'no reason given'));
+
 export const exerciseBadge = () => h('span', { class: 'badge badge-exercise' }, 'EXERCISE');
 
 /** A problem from the node (RFC 9457), as an alert. */

@@ -37,6 +37,39 @@ test('variants: time, latitude/longitude, altitude in metres', () => {
   assert.ok(Math.abs(tr.points[1].rangeKm - 111.2) < 0.1, tr.points[1].rangeKm);
 });
 
+test('positions without times are CoT-style [lat, lon, hae in metres], in their order', () => {
+  const tr = parseTrack({
+    launch: '2019-11-22T09:51+09:00',
+    track: [
+      [39.7, 127.1, 0],
+      [40.9, 133.25, 380000],
+    ],
+  });
+  assert.equal(tr.timed, false);
+  assert.equal(tr.points[1].altKm, 380);
+  assert.equal(tr.points[1].s, null);
+  assert.ok(tr.points[1].rangeKm > 500 && tr.points[1].rangeKm < 600, tr.points[1].rangeKm);
+  assert.equal(
+    parseTrack({
+      track: [
+        [39.7, 127.1],
+        [40.9, 133.25],
+      ],
+    }),
+    null,
+  ); // no height
+  assert.equal(
+    parseTrack({
+      track: [
+        [99, 127.1, 0],
+        [40.9, 133.25, 1],
+      ],
+    }),
+    null,
+  ); // no such latitude
+  assert.equal(parseTrack({ track: [[39.7, 127.1, 0], sample(1)] }), null); // shapes mixed
+});
+
 test('anything else is not a track', () => {
   assert.equal(parseTrack(null), null);
   assert.equal(parseTrack({ track: 'x' }), null);
@@ -60,8 +93,10 @@ test('ticks are round and cover the range', () => {
 });
 
 test('the plot puts the apogee at the top of its panel and time left to right', () => {
-  const pts = parseTrack({ track: [0, 1, 2, 3, 4].map((i) => sample(i, { alt_km: [0, 300, 400, 300, 0][i] })) }).points;
-  const m = plotModel(pts, { width: 600, height: 400 });
+  const track = parseTrack({ track: [0, 1, 2, 3, 4].map((i) => sample(i, { alt_km: [0, 300, 400, 300, 0][i] })) });
+  const pts = track.points;
+  const m = plotModel(track, { width: 600, height: 400 });
+  assert.equal(m.panels.length, 2);
   const alt = m.panels[0];
   const ys = alt.dots.map((d) => d.y);
   assert.equal(Math.min(...ys), ys[2]);
@@ -73,4 +108,20 @@ test('the plot puts the apogee at the top of its panel and time left to right', 
   assert.ok(xs[xs.length - 1] <= 600 - m.margin.right + 1e-9);
   assert.equal(peak(pts, 'altKm').altKm, 400);
   assert.match(alt.path, /^M[\d.]+,[\d.]+( L[\d.]+,[\d.]+){4}$/);
+});
+
+test('positions are plotted as one panel of height against ground range', () => {
+  const track = parseTrack({
+    track: [
+      [39, 125, 0],
+      [39.5, 126, 300000],
+      [40, 127, 0],
+    ],
+  });
+  const m = plotModel(track, { width: 600, height: 300 });
+  assert.equal(m.panels.length, 1);
+  assert.equal(m.xLabel, 'Ground range from the first position (km)');
+  const dots = m.panels[0].dots;
+  assert.ok(dots[1].y < dots[0].y && dots[1].y < dots[2].y);
+  assert.ok(dots[0].x < dots[1].x && dots[1].x < dots[2].x);
 });

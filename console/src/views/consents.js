@@ -4,7 +4,7 @@
 
 import * as api from '../api.js';
 import { append, h, fill, field, select, table } from '../dom.js';
-import { instant, dayEnd } from '../format.js';
+import { instant, dayAfter } from '../format.js';
 import { PARTY_LANG } from '../markings.js';
 import { problemBox, say, busy, confirmDialog, card } from '../widgets.js';
 
@@ -197,7 +197,7 @@ function standingForm(ctx, reload) {
   const out = h('div', { hidden: true });
   const form = h(
     'form',
-    { class: 'standing-form' },
+    { class: 'standing-form', novalidate: true },
     h(
       'div',
       { class: 'form-grid' },
@@ -224,7 +224,7 @@ function standingForm(ctx, reload) {
           topic_prefix: topic.value,
           recipient: recipient.value,
           hub: hub.value || null,
-          valid_until: dayEnd(until.value),
+          valid_until: dayAfter(until.value),
           note: note.value.trim(),
         }),
       );

@@ -5,9 +5,9 @@
 
 import * as api from '../api.js';
 import { append, h, fill, field, select } from '../dom.js';
-import { instant, dayStart, dayEnd } from '../format.js';
+import { instant, dayStart, dayAfter } from '../format.js';
 import { href, inboxFilters, filterParams, rememberInbox } from '../routes.js';
-import { banner, caveats, stateBadge, exerciseBadge, problemBox, say } from '../widgets.js';
+import { banner, caveats, stateBadge, exerciseBadge, problemBox, say, reasonText } from '../widgets.js';
 import { PARTY_LANG } from '../markings.js';
 
 const PAGE = 50;
@@ -113,7 +113,7 @@ export function render(ctx, main, route) {
     originator: f.originator,
     level: f.level,
     from: dayStart(f.from),
-    to: dayEnd(f.to),
+    to: dayAfter(f.to), // the node's bound excludes it: the whole of the last day is in
     state: f.state,
     limit: PAGE,
   });
@@ -200,7 +200,7 @@ function row(item, own) {
     ),
     h('h2', { class: 'item-title' }, link, h('span', { class: 'from' }, ` from ${item.originator}${item.via ? ` via ${item.via}` : ''}`)),
     caveats(item),
-    item.state === 'quarantined' ? h('p', { class: 'quarantine-reason' }, h('strong', {}, 'Quarantined: '), item.reason ?? 'no reason given') : null,
+    item.state === 'quarantined' ? h('p', { class: 'quarantine-reason' }, h('strong', {}, 'Quarantined: '), reasonText(item)) : null,
     h(
       'p',
       { class: 'item-meta' },

@@ -93,7 +93,7 @@ function followUp(inc, reload) {
   const out = h('div', { hidden: true });
   const form = h(
     'form',
-    { class: 'follow-up' },
+    { class: 'follow-up', novalidate: true },
     field('Result of the investigation', result),
     field('Measures taken', measures),
     h('div', { class: 'actions' }, button),

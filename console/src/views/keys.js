@@ -7,6 +7,12 @@ import { append, h, fill, facts, table } from '../dom.js';
 import { instant } from '../format.js';
 import { problemBox, busy, confirmDialog, card } from '../widgets.js';
 
+const KEY_STATE = {
+  retired: 'retired: verifies what it signed, opens what was sent to it',
+  pending: 'made, not yet registered with the exchange',
+  current: 'current',
+};
+
 export function render(ctx, main) {
   const keysOut = h('div', { id: 'keys', 'aria-busy': 'true' });
   const ledgerOut = h('div', { id: 'ledger' });
@@ -93,12 +99,14 @@ export function render(ctx, main) {
       load();
     });
     const cur = k.current ?? {};
+    const from = (x) => x.registered_at ?? x.valid_from ?? x.created_at;
+    const to = (x) => x.retired_at ?? x.valid_to;
     fill(
       keysOut,
       h('h3', {}, 'Current'),
       facts([
         ['Fingerprint', h('code', { class: 'wrap', id: 'key-current' }, cur.fingerprint ?? '—')],
-        ['Valid from', cur.valid_from ? instant(cur.valid_from) : null],
+        ['In use since', from(cur) ? instant(from(cur)) : null],
         ['Profile', cur.profile],
       ]),
       rotate ? h('div', { class: 'actions' }, rotate) : h('p', { class: 'help' }, 'An administrator rotates the keys.'),
@@ -107,15 +115,20 @@ export function render(ctx, main) {
         caption: 'Earlier keys',
         hideCaption: true,
         id: 'key-history',
-        head: ['Fingerprint', 'Valid from', 'Valid to'],
+        head: ['Fingerprint', 'State', 'In use from', 'Retired'],
         empty: 'No earlier key.',
         rows: (k.history ?? [])
           .filter((x) => x.fingerprint !== cur.fingerprint)
-          .map((x) => [
-            h('code', { class: 'wrap' }, x.fingerprint),
-            x.valid_from ? instant(x.valid_from) : '—',
-            x.valid_to ? instant(x.valid_to) : '—',
-          ]),
+          .map((x) =>
+            h(
+              'tr',
+              { dataset: { fingerprint: x.fingerprint, state: x.state ?? '' } },
+              h('td', {}, h('code', { class: 'wrap' }, x.fingerprint)),
+              h('td', {}, KEY_STATE[x.state] ?? x.state ?? '—'),
+              h('td', { class: 'nowrap' }, from(x) ? instant(from(x)) : '—'),
+              h('td', { class: 'nowrap' }, to(x) ? instant(to(x)) : '—'),
+            ),
+          ),
       }),
     );
   };

@@ -8,7 +8,7 @@ import { instant } from '../format.js';
 import { href, lastInbox } from '../routes.js';
 import { parseTrack } from '../track.js';
 import { trackPlot, trackTable } from '../plot.js';
-import { banner, caveats, stateBadge, exerciseBadge, problemBox, say, busy, card } from '../widgets.js';
+import { banner, caveats, stateBadge, exerciseBadge, problemBox, say, busy, card, reasonText } from '../widgets.js';
 import { incidentList } from './incidents.js';
 
 export function render(ctx, main, route) {
@@ -54,7 +54,8 @@ export function render(ctx, main, route) {
             'div',
             { class: 'quarantine-alert', role: 'alert', id: 'quarantine-alert' },
             h('h2', {}, 'Quarantined: do not use this report'),
-            h('p', {}, h('strong', {}, 'Reason: '), d.reason ?? d.verification?.detail ?? 'not given'),
+            h('p', { id: 'quarantine-reason' }, h('strong', {}, 'Reason: '), reasonText(d)),
+            d.verification?.detail ? h('p', { class: 'detail' }, d.verification.detail) : null,
             h(
               'p',
               {},
@@ -82,7 +83,12 @@ export function render(ctx, main, route) {
     );
   };
   load();
-  return { title: `Report ${id}` };
+  return {
+    title: `Report ${id}`,
+    // a pending delivery verified (or quarantined) while on screen: show what the node found
+    onEvent: (type, data) =>
+      type === 'delivery' && data?.delivery_id === id && body.dataset.state === 'pending' && data.state !== 'pending' && load(),
+  };
 }
 
 function factsCard(d) {
@@ -152,7 +158,7 @@ function contentCard(ctx, d, reveal) {
     return card(
       'Content: missile track',
       unverified,
-      h('div', { class: `payload payload-track${unverified ? ' payload-unverified' : ''}` }, trackPlot(track.points), trackTable(track.points)),
+      h('div', { class: `payload payload-track${unverified ? ' payload-unverified' : ''}` }, trackPlot(track), trackTable(track)),
       h('details', { class: 'raw' }, h('summary', {}, 'The track as received (JSON)'), h('pre', { class: 'json' }, JSON.stringify(json, null, 2))),
     );
   }
@@ -181,6 +187,7 @@ function ackCard(ctx, d, reload) {
     : null;
   if (d.acknowledged)
     return card('Need-to-know', h('p', { class: 'ok', id: 'ack-done' }, '✓ Receipt acknowledged; the exchange has recorded it.'), list);
+  if (d.state === 'pending') return card('Need-to-know', h('p', {}, 'A report is acknowledged once the node has verified it.'), list);
   if (d.state === 'quarantined')
     return card(
       'Need-to-know',
@@ -243,13 +250,14 @@ function incidentsCard(ctx, d, reload) {
   const out = h('div', { hidden: true });
   const form = h(
     'form',
-    { class: 'incident-form', id: 'incident-form' },
+    { class: 'incident-form', id: 'incident-form', novalidate: true },
     h(
       'fieldset',
       {},
       h('legend', {}, 'What happened'),
       kind('loss', 'Loss', 'the report or a copy of it cannot be accounted for'),
-      kind('compromise', 'Compromise', 'someone without need-to-know or clearance saw it, or may have'),
+      kind('compromise', 'Compromise', 'someone without need-to-know or clearance saw it'),
+      kind('possible_compromise', 'Possible compromise', 'it may have been seen by someone not entitled to'),
     ),
     field('Description', desc, 'When, where, who knows, what was done at once. The originator is told at once (Art. 17).'),
     h('div', { class: 'actions' }, button),

@@ -20,7 +20,7 @@ export function render(ctx, main) {
   const ladder = [...meta.ladder].sort((a, b) => a.rank - b.rank);
   const level = select(
     { id: 'submit-level', required: true, lang },
-    ladder.map((l) => [l.level, `${l.level} (rank ${l.rank})`, lang]),
+    ladder.map((l) => [l.level, l.english ? `${l.level} — ${l.english}` : l.level, lang]),
     { empty: 'Choose a level' },
   );
   const boxes = (name, parties) =>
@@ -205,7 +205,7 @@ function previewCard(ctx, r, preview, onSubmit) {
         p.via ? ` via ${p.via}` : '',
         p.needs_consent ? h('span', { class: 'needs-consent' }, ' — needs the originator’s consent') : '',
       ),
-      h('td', { lang: PARTY_LANG[p.party] }, p.translated_level ?? '—'),
+      h('td', {}, p.banner ? h('span', { class: 'banner' }, p.banner) : (p.translated_level ?? '—')),
       h(
         'td',
         {},
@@ -217,8 +217,8 @@ function previewCard(ctx, r, preview, onSubmit) {
                 h(
                   'li',
                   {},
-                  x.article ? h('span', { class: 'article' }, `${x.article}: `) : null,
                   x.text,
+                  x.article ? h('span', { class: 'article' }, ` (${x.article})`) : null,
                   x.code ? h('code', { class: 'code' }, ` ${x.code}`) : null,
                 ),
               ),

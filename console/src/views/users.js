@@ -38,7 +38,8 @@ export function render(ctx, main) {
         id: 'users-table',
         head: ['User', 'Role', 'Created', 'State', ''],
         rows: res.items.map((u) => {
-          const revoke = !u.revoked_at && u.username !== ctx.session.user ? h('button', { type: 'button', class: 'danger small' }, 'Revoke') : null;
+          const active = u.active ?? !u.revoked_at;
+          const revoke = active && u.username !== ctx.session.user ? h('button', { type: 'button', class: 'danger small' }, 'Revoke') : null;
           revoke?.addEventListener('click', async () => {
             const sure = await confirmDialog({
               title: `Revoke ${u.username}?`,
@@ -61,7 +62,7 @@ export function render(ctx, main) {
             h('td', {}, h('strong', {}, u.username)),
             h('td', {}, u.role),
             h('td', {}, u.created_at ? instant(u.created_at) : '—'),
-            h('td', {}, u.revoked_at ? `revoked ${instant(u.revoked_at)}` : 'active'),
+            h('td', {}, active ? 'active' : `revoked ${instant(u.revoked_at)}`),
             h('td', {}, revoke),
           );
         }),
