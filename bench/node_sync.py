@@ -33,9 +33,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gsomia.node.config import NodeConfig  # noqa: E402
-from gsomia.node.service import NodeService, init_node  # noqa: E402
-from tests.integration.exchange_support import Exchange, start_exchange  # noqa: E402
+from gsomia.node.config import NodeConfig
+from gsomia.node.service import NodeService, init_node
+from tests.integration.exchange_support import Exchange, start_exchange
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -44,7 +44,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def submit_backlog(ex: Exchange, count: int) -> None:
-    bodies = [ex.signed("JPN", report_id=f"backlog-{i:05d}", recipients=["KOR"], payload=os.urandom(512)) for i in range(count)]
+    bodies = [
+        ex.signed("JPN", report_id=f"backlog-{i:05d}", recipients=["KOR"], payload=os.urandom(512))
+        for i in range(count)
+    ]
     with ex.client("JPN") as c:
         for start in range(0, count, 500):
             r = c.post("/api/v1/report-batches", json={"reports": bodies[start : start + 500]}, timeout=120)
@@ -85,7 +88,9 @@ def main() -> None:
                 raise SystemExit(f"only {len(verified)} of {args.backlog} deliveries verified")
             elapsed = time.perf_counter() - t0
             rate = args.backlog / elapsed
-            print(f"catch-up: {args.backlog} deliveries verified in {elapsed:.1f} s = {rate:.0f} deliveries/s (one node)")
+            print(
+                f"catch-up: {args.backlog} deliveries verified in {elapsed:.1f} s = {rate:.0f} deliveries/s (one node)"
+            )
 
             done.clear()
             target[0] = args.backlog + args.live

@@ -18,7 +18,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,8 +66,21 @@ class Node:
         port = free_port()
         log = (self.dir.parent / f"{self.party}-node.log").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gsomia", "node", "serve", "--dir", str(self.dir), "--port", str(port)]
-            + ["--witness-interval", "1", "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "gsomia",
+                "node",
+                "serve",
+                "--dir",
+                str(self.dir),
+                "--port",
+                str(port),
+                "--witness-interval",
+                "1",
+                "--log-level",
+                "warning",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -124,8 +136,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ex = start_exchange(base / "exchange", exercise_clock="2019-11-22T10:00+09:00", whatif=WHATIF)
     snapshot = _snapshot(ex, base / "snapshot")
     nodes: dict[str, Node] = {}
-    password = base / "password"
-    password.write_text(PASSWORD + "\n")
     try:
         for party in ("JPN", "KOR", "USA"):
             token = base / f"{party}.token"
@@ -140,7 +150,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             assert (node.dir / "node.key").stat().st_mode & 0o777 == 0o600
             nodes[party] = node
         for party, user, role in (("JPN", "duty", "officer"), ("JPN", "approver", "approver"), ("JPN", "chief", "admin"), ("KOR", "chief", "admin")):  # fmt: skip
-            nodes[party].cli("users", "add", user, "--role", role, "--password-file", str(password))
+            service = NodeService.open(nodes[party].dir)  # as 'gsomia node users add' does
+            try:
+                service.add_user(user, PASSWORD, role, "cli")
+            finally:
+                service.close()
         for party in ("JPN", "KOR"):
             nodes[party].serve()
         yield World(ex, nodes, snapshot)
@@ -168,7 +182,11 @@ def test_direct_story_jpn_sends_kyokuhi_and_kor_sees_class_ii_verified(world: Wo
     preview = duty.post("/api/preview", json=spec)
     assert preview.status_code == 200, preview.text
     (kor_preview,) = preview.json()["recipients"]
-    assert (kor_preview["decision"], kor_preview["via"], kor_preview["translated_level"]) == ("direct", None, "군사II급비밀")
+    assert (kor_preview["decision"], kor_preview["via"], kor_preview["translated_level"]) == (
+        "direct",
+        None,
+        "군사II급비밀",
+    )
     assert preview.json()["at"].startswith("2019-11-22T01:")  # the exchange's exercise clock
 
     sent = duty.post("/api/submit", json=spec | {"content_type": "application/json", "payload": TRACK})
@@ -189,7 +207,9 @@ def test_direct_story_jpn_sends_kyokuhi_and_kor_sees_class_ii_verified(world: Wo
     # search in decrypted content, and filters
     assert [i["report_id"] for i in inbox(kor, "chief", q="133.25")] == [report]
     assert inbox(kor, "chief", q="no such words") == []
-    assert [i["report_id"] for i in inbox(kor, "chief", originator="JPN", level="군사II급비밀", state="verified")] == [report]
+    assert [i["report_id"] for i in inbox(kor, "chief", originator="JPN", level="군사II급비밀", state="verified")] == [
+        report
+    ]
 
     ack = kor.sessions["chief"].post(f"/api/deliveries/{item['delivery_id']}/ack", json={})
     assert ack.status_code == 200 and ack.json()["acknowledged"] is True
@@ -236,6 +256,11 @@ def test_relay_story_consent_at_jpn_node_then_kor_receives_via_usa(world: World)
 
 def test_altered_deliveries_are_quarantined_with_their_reason(world: World) -> None:
     usa, ex = world.nodes["USA"], world.ex
+    password = usa.dir.parent / "usa-password"
+    password.write_text(PASSWORD + "\n")
+    usa.cli("users", "add", "duty", "--role", "officer", "--password-file", str(password))
+    listed = json.loads(usa.cli("users", "list", "--json").stdout)["items"]
+    assert [(u["username"], u["role"], u["active"]) for u in listed] == [("duty", "officer", True)]
     usa.cli("sync", "--once")  # what reached USA so far (the relay's hub delivery) verifies
     reports = []
     for rid in ("altered-payload", "altered-signature"):
@@ -302,7 +327,9 @@ def test_a_change_without_the_csrf_token_is_refused(world: World) -> None:
 def test_login_attempts_are_rate_limited(world: World) -> None:
     kor = world.nodes["KOR"]
     with httpx.Client(base_url=kor.url, timeout=30) as c:
-        codes = [c.post("/api/session", json={"username": "chief", "password": f"wrong-{i}"}).status_code for i in range(5)]
+        codes = [
+            c.post("/api/session", json={"username": "chief", "password": f"wrong-{i}"}).status_code for i in range(5)
+        ]
         assert codes == [401] * 5
         throttled = c.post("/api/session", json={"username": "chief", "password": PASSWORD})
         assert throttled.status_code == 429
@@ -318,7 +345,18 @@ def _serve_exchange(ex: Exchange, data_dir: Path, port: int) -> Server:
     log = data_dir / f"server-{port}.log"
     with log.open("ab") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gsomia", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "gsomia",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
             env=env,
             stdout=fh,
             stderr=subprocess.STDOUT,
@@ -337,7 +375,7 @@ def _serve_exchange(ex: Exchange, data_dir: Path, port: int) -> Server:
 
 def test_an_exchange_restarted_on_a_diverged_copy_is_a_fork_for_every_node(world: World) -> None:
     ex, nodes = world.ex, world.nodes
-    seen = max(int(json.loads(n.cli("status", "--json").stdout)["ledger"]["size"]) for n in nodes.values())
+    seen = max(int(local_status(n)["ledger"]["size"]) for n in nodes.values())
     port = int(ex.url.rsplit(":", 1)[1])
     ex.stop()
     # The copy taken before the nodes started grows its own history past what they saw, on
@@ -367,11 +405,19 @@ def test_an_exchange_restarted_on_a_diverged_copy_is_a_fork_for_every_node(world
             assert "LEDGER ALARM (fork)" in p.stderr, p.stderr
             assert p.stderr.count(ex_origin(node)) == 2  # both checkpoints are named
             outputs.append(f"$ gsomia node status --dir {party.lower()}  (exit {p.returncode})\n{p.stdout}{p.stderr}")
-            alarm = json.loads(node.cli("status", "--json", code=8).stdout)["alarm"]
+            alarm = local_status(node)["alarm"]
             assert alarm["kind"] == "fork" and alarm["first"] != alarm["second"]
-        print("\n".join(outputs))  # noqa: T201 - the operator's view, kept in the test log
+        print("\n".join(outputs))
     finally:
         diverged.stop()
+
+
+def local_status(node: Node) -> dict[str, Any]:
+    service = NodeService.open(node.dir)
+    try:
+        return service.status()
+    finally:
+        service.close()
 
 
 def ex_origin(node: Node) -> str:

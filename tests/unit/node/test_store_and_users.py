@@ -6,6 +6,7 @@ import base64
 import secrets
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,9 +25,9 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> NodeStore:
+def store(tmp_path: Path) -> Iterator[NodeStore]:
     s = NodeStore(tmp_path / "node.db", secrets.token_bytes(32))
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
@@ -46,7 +47,7 @@ def test_a_copied_database_cannot_be_opened_without_the_key(tmp_path: Path) -> N
     stolen = tmp_path / "stolen.db"
     shutil.copy(tmp_path / "node.db", stolen)
     raw = stolen.read_bytes()
-    assert b"SQLite format 3" not in raw and "133.25E".encode() not in raw
+    assert b"SQLite format 3" not in raw and b"133.25E" not in raw
     with pytest.raises(sqlite3.DatabaseError), sqlite3.connect(stolen) as plain:
         plain.execute("SELECT * FROM settings").fetchall()
     with pytest.raises(StorageError, match="does not open it"):
