@@ -11,6 +11,7 @@ Security Policy and the usual hardening headers (OWASP Secure Headers).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -137,8 +138,6 @@ def current_session(request: Request) -> Session:
     """
     session = service_of(request).users.session(request.cookies.get(COOKIE))
     if request.method not in SAFE:
-        import hmac  # noqa: PLC0415
-
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
             raise NotPermitted(f"missing or wrong {CSRF_HEADER} header (send the csrf of GET /api/session)")

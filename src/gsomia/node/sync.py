@@ -181,6 +181,11 @@ class Syncer:
             except GsomiaError as e:
                 log.warning("the exchange refused the witness key: %s", e)
                 self.store.put("witness.last_error", str(e))
+        self._exercise(ex)
+        self._advance(ex)
+        self._reachable(True)
+
+    def _exercise(self, ex: ExchangeClient) -> None:
         exercise = ex.exercise()
         self.store.put_json(
             "exchange.exercise",
@@ -188,8 +193,6 @@ class Syncer:
             if exercise.get("exercise")
             else None,
         )
-        self._advance(ex)
-        self._reachable(True)
 
     def _advance(self, ex: ExchangeClient) -> Accepted | None:
         try:
@@ -246,9 +249,12 @@ class Syncer:
         while not stop.wait(interval):
             try:
                 with self.connect() as ex:
+                    self._exercise(ex)
                     self._advance(ex)
+                    self._reachable(True)
             except GsomiaError as e:
                 log.info("witness: %s", e)
+                self._reachable(False, str(e))
 
     # --- items -------------------------------------------------------------------------------------
 
