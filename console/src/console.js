@@ -187,7 +187,7 @@ function drawStatus() {
             ? 'LEDGER ALARM: the exchange rolled its ledger back'
             : 'LEDGER ALARM: the exchange showed two different ledgers (fork)',
         ),
-        h('p', { class: 'alarm-detail' }, a.detail, a.at ? ` Detected ${instant(a.at)}.` : ''),
+        h('p', { class: 'alarm-detail' }, sentence(a.detail), a.at ? ` Detected ${instant(a.at)}.` : ''),
         h(
           'p',
           { class: 'alarm-advice' },
@@ -206,7 +206,7 @@ function drawStatus() {
     fill(
       ex,
       h('strong', {}, 'EXERCISE'),
-      ` — the exchange runs an exercise${st.exercise.whatif ? ` (${st.exercise.whatif})` : ''}; its clock reads ${instant(st.exercise.at)}. Everything made under it is marked EXERCISE.`,
+      ` — the exchange runs an exercise${st.exercise.whatif ? ` under the what-if ${st.exercise.whatif}` : ''}; its clock read ${instant(st.exercise.at)}. Everything made under it is marked EXERCISE.`,
     );
     ex.hidden = false;
   } else ex.hidden = true;
@@ -232,6 +232,9 @@ function drawStatus() {
 function showStatusProblem(err) {
   fill($('#status-line'), h('span', { class: 'bad' }, `Status unavailable: ${err.message}`));
 }
+
+/** `text` as a sentence: capitalised, ending with a full stop. */
+const sentence = (text) => (text ? `${text[0].toUpperCase()}${text.slice(1)}${/[.!?]$/.test(text) ? '' : '.'}` : '');
 
 /** A checkpoint note (C2SP tlog-checkpoint): origin, size, root hash, then signatures. */
 function checkpoint(title, note) {

@@ -60,25 +60,32 @@ export function table({ caption, head, rows, id, cls, empty = 'None.', hideCapti
             ),
       )
     : [h('tr', {}, h('td', { colspan: head.length, class: 'empty' }, empty))];
-  return h(
-    'div',
-    { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption ?? 'Table' },
+  const el = h(
+    'table',
+    { id, class: cls },
+    caption ? h('caption', { class: hideCaption ? 'visually-hidden' : null }, caption) : null,
     h(
-      'table',
-      { id, class: cls },
-      caption ? h('caption', { class: hideCaption ? 'visually-hidden' : null }, caption) : null,
+      'thead',
+      {},
       h(
-        'thead',
+        'tr',
         {},
-        h(
-          'tr',
-          {},
-          head.map((c) => h('th', { scope: 'col' }, c)),
-        ),
+        head.map((c) => h('th', { scope: 'col' }, c)),
       ),
-      h('tbody', {}, body),
     ),
+    h('tbody', {}, body),
   );
+  // A table stacked into blocks on a phone (console.css) keeps its table semantics: CSS
+  // display changes can drop them, the ARIA roles say them again.
+  if (cls && cls.split(' ').includes('stack')) {
+    el.setAttribute('role', 'table');
+    for (const g of el.querySelectorAll('thead, tbody')) g.setAttribute('role', 'rowgroup');
+    for (const r of el.querySelectorAll('tr')) r.setAttribute('role', 'row');
+    for (const c of el.querySelectorAll('thead th')) c.setAttribute('role', 'columnheader');
+    for (const c of el.querySelectorAll('tbody th')) c.setAttribute('role', 'rowheader');
+    for (const c of el.querySelectorAll('td')) c.setAttribute('role', 'cell');
+  }
+  return h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption ?? 'Table' }, el);
 }
 
 /** A definition list from [term, value] pairs (pairs with a null value are left out). */

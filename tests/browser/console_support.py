@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from playwright.sync_api import Browser, BrowserContext, Page
 from gsomia.node.app import COOKIE
 from gsomia.node.service import NodeService
 from tests.browser.conftest import REPORT_CSP, Guard
-from tests.integration.conftest import free_port
+from tests.integration.conftest import Server, free_port
 from tests.integration.exchange_support import Exchange, start_exchange, wait_for
 
 PASSWORD = "correct horse battery staple"
@@ -38,15 +40,15 @@ AFTER = "2019-12-01T10:00+09:00"
 WHATIF = "name: termination-took-effect\ndrop: [jpn-kor-2019-suspension]\n"
 USERS = {"duty": "officer", "approver": "approver", "chief": "admin"}
 SIZES = {"desk": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
-SCREENS = Path(os.environ.get("GSOMIA_SCREENSHOTS") or Path(__file__).resolve().parents[2] / "artifacts" / "screenshots")
+SCREENS = Path(
+    os.environ.get("GSOMIA_SCREENSHOTS") or Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+)
 """Where screenshots go (``GSOMIA_SCREENSHOTS`` overrides the test artifacts folder)."""
 
 
 def track(samples: int = 11, *, start: str = "2019-11-22T00:51:00Z", apogee_km: float = 400.0) -> dict[str, Any]:
     """A missile track in the node's contract shape: one sample a minute, a parabola in height
     over a straight path east-north-east from the launch point."""
-    from datetime import datetime, timedelta  # noqa: PLC0415
-
     t0 = datetime.fromisoformat(start)
     mid = (samples - 1) / 2
     return {
@@ -79,8 +81,10 @@ class Node:
         port = free_port()
         log = (self.dir.parent / f"{self.party}-node.log").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gsomia", "node", "serve", "--dir", str(self.dir), "--port", str(port)]
-            + ["--witness-interval", "1", "--log-level", "warning"],
+            [
+                *(sys.executable, "-m", "gsomia", "node", "serve", "--dir", str(self.dir), "--port", str(port)),
+                *("--witness-interval", "1", "--log-level", "warning"),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -183,8 +187,6 @@ class World:
     def advance(self, at: str) -> None:
         """Move the exercise clock to ``at`` (never backwards: a later instant only)."""
         now = self.ex.call("operator", "GET", "/api/v1/exercise").json()["clock"]
-        from datetime import datetime  # noqa: PLC0415
-
         if datetime.fromisoformat(now) < datetime.fromisoformat(at):
             r = self.ex.call("operator", "POST", "/api/v1/exercise/clock", json={"at": at})
             assert r.status_code == 200, r.text
@@ -251,6 +253,55 @@ def start_world(
     return world
 
 
+def snapshot(ex: Exchange, into: Path) -> Path:
+    """A consistent copy of the exchange's database (SQLite's online backup) and secrets."""
+    into.mkdir()
+    source = sqlite3.connect(ex.db.removeprefix("sqlite:///"))
+    with sqlite3.connect(into / "gsomia.db") as target:
+        source.backup(target)
+    source.close()
+    for name in ("exchange.kek", "exchange-ledger.key"):
+        if (ex.data_dir / name).exists():
+            shutil.copy2(ex.data_dir / name, into / name)
+    return into
+
+
+def serve_exchange_from(ex: Exchange, data_dir: Path) -> Server:
+    """Serve the exchange again on its own port, from ``data_dir`` (a snapshot): the nodes
+    find the same address with an older ledger behind it."""
+    port = int(ex.url.rsplit(":", 1)[1])
+    db = f"sqlite:///{data_dir / 'gsomia.db'}"
+    env = {**os.environ, **ex.env, "GSOMIA_DB": db, "GSOMIA_DATA_DIR": str(data_dir)}
+    log = data_dir / f"server-{port}.log"
+    with log.open("ab") as fh:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gsomia",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(ex.url + "/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(healthy, timeout=60, what="the exchange to listen again")
+    return Server(ex.url, db, proc, env, log)
+
+
 def alter_signature(ex: Exchange, report_id: str, recipients: list[str]) -> None:
     """Submit a report from JPN straight to the exchange, then alter its stored signature in
     the exchange's database, as a compromised exchange could: a node must quarantine it."""
@@ -299,10 +350,24 @@ def sign_in(ctx: BrowserContext, node: Node, user: str) -> None:
     ctx.add_cookies([{"name": COOKIE, "value": token, "url": node.url, "httpOnly": True, "sameSite": "Strict"}])
 
 
+# The elements reaching past the screen's right edge, innermost first (for the failure message).
+WIDEST = """(limit) => {
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const r = n.nodeType === Node.TEXT_NODE ? (() => { const g = document.createRange(); g.selectNodeContents(n); return g.getBoundingClientRect(); })() : n.getBoundingClientRect();
+    if (r.right > limit + 1) out.push(`${n.nodeType === Node.TEXT_NODE ? 'text "' + n.textContent.slice(0, 40) + '"' : n.tagName.toLowerCase() + '.' + (n.getAttribute('class') ?? '')} → ${Math.round(r.right)}px`);
+  }
+  return out.slice(-5);
+}"""
+
+
 def fits(page: Page, size: str) -> None:
     """Nothing on the page is wider than the screen (tables scroll inside their cards)."""
     width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= SIZES[size]["width"], f"the page is {width}px wide on a {SIZES[size]['width']}px screen"
+    if width > SIZES[size]["width"]:
+        wide = page.evaluate(WIDEST, SIZES[size]["width"])
+        raise AssertionError(f"the page is {width}px wide on a {SIZES[size]['width']}px screen: {wide}")
 
 
 def shot(page: Page, name: str, size: str) -> Path:

@@ -91,6 +91,15 @@ def page(context: tuple[BrowserContext, Guard]) -> Page:
     return context[0].new_page()
 
 
+def filters(page: Page) -> Page:
+    """Unfold the inbox's filters if folded (a phone folds them away until one is in use)."""
+    folded = page.locator("#more-filters:not([open]) > summary")
+    if folded.count():
+        folded.click()
+    expect(page.locator("#more-filters")).to_have_attribute("open", "")
+    return page
+
+
 def open_as(page: Page, node_url: str, address: str) -> None:
     page.goto(f"{node_url}/{address}")
     expect(page.locator("body")).to_have_attribute("data-signed-in", "1")
@@ -170,23 +179,25 @@ def test_the_inbox_shows_markings_exercise_and_verification_and_filters(
     shot(page, "inbox", size)
 
     # topic, then level in KOR's own ladder: the address keeps the filters
-    page.get_by_label("Topic").select_option("dprk.military.movement")
+    filters(page).get_by_label("Topic").select_option("dprk.military.movement")
     expect(page).to_have_url(re.compile(r"#/inbox\?topic=dprk\.military\.movement$"))
     expect(items).to_have_count(1)
     expect(items.first).to_have_attribute("data-delivery", seeded.movement["delivery_id"])
-    page.get_by_label("Level (KOR ladder)").select_option("군사II급비밀")
+    expect(page.locator("#more-filters > summary")).to_have_text("Filters (1 in use)")
+    filters(page).get_by_label("Level (KOR ladder)").select_option("군사II급비밀")
     expect(page.locator("#inbox-summary")).to_have_text("No report matches the filters.")
     page.get_by_role("link", name="Clear all filters").click()
     expect(page).to_have_url(re.compile(r"#/inbox$"))
 
     # verification state and originator
-    page.get_by_label("Verification").select_option("quarantined")
+    filters(page).get_by_label("Verification").select_option("quarantined")
     expect(items).to_have_count(1)
     expect(items.first).to_have_attribute("data-state", "quarantined")
-    page.get_by_label("Verification").select_option("all")
-    page.get_by_label("Originator").select_option("USA")
+    filters(page).get_by_label("Verification").select_option("all")
+    expect(page).to_have_url(re.compile(r"#/inbox$"))
+    filters(page).get_by_label("Originator").select_option("USA")
     expect(page.locator("#inbox-summary")).to_have_text("No report matches the filters.")
-    page.get_by_label("Originator").select_option("JPN")
+    filters(page).get_by_label("Originator").select_option("JPN")
     expect(items.first).to_be_visible()
 
     # search in the decrypted content
@@ -202,16 +213,19 @@ def test_the_inbox_shows_markings_exercise_and_verification_and_filters(
 
     # dates received (UTC): the exercise's day holds them, the day before nothing
     page.get_by_role("link", name="Clear all filters").click()
-    page.get_by_label("Received from (UTC)").fill("2019-11-22")
-    page.get_by_label("Received to (UTC)").fill("2019-11-22")
+    expect(page).to_have_url(re.compile(r"#/inbox$"))
+    filters(page).get_by_label("Received from (UTC)").fill("2019-11-22")
+    filters(page).get_by_label("Received to (UTC)").fill("2019-11-22")
     expect(page).to_have_url(re.compile(r"from=2019-11-22&to=2019-11-22"))
     expect(page.locator(f'#inbox-list > li[data-delivery="{seeded.track["delivery_id"]}"]')).to_be_visible()
-    page.get_by_label("Received to (UTC)").fill("2019-11-21")
+    filters(page).get_by_label("Received to (UTC)").fill("2019-11-21")
     expect(page.locator("#inbox-summary")).to_have_text("No report matches the filters.")
     fits(page, size)
 
 
-def test_a_new_report_is_announced_live(world: World, seeded: Seeded, page: Page, context: tuple[BrowserContext, Guard], size: str) -> None:
+def test_a_new_report_is_announced_live(
+    world: World, seeded: Seeded, page: Page, context: tuple[BrowserContext, Guard], size: str
+) -> None:
     sign_in(context[0], world.kor, "duty")
     open_as(page, world.kor.url, "#/inbox")
     expect(page.locator("#inbox-list")).to_have_attribute("data-loaded", "1")
@@ -289,7 +303,9 @@ def test_an_officer_acknowledges_with_the_need_to_know_attestation(
     sign_in(context[0], world.kor, "duty")
     open_as(page, world.kor.url, f"#/deliveries/{item['delivery_id']}")
     page.get_by_role("button", name="Acknowledge receipt").click()
-    expect(page.locator(".ack-form .problem")).to_have_text("Tick the attestation first: the acknowledgement states need-to-know.")
+    expect(page.locator(".ack-form .problem")).to_have_text(
+        "Tick the attestation first: the acknowledgement states need-to-know."
+    )
     page.get_by_label(re.compile(r"^I attest that the recipients")).check()
     page.get_by_role("button", name="Acknowledge receipt").click()
     expect(page.locator("#ack-done")).to_have_text("✓ Receipt acknowledged; the exchange has recorded it.")
@@ -308,7 +324,9 @@ def test_an_officer_files_an_incident_and_follows_it_up(
     open_as(page, world.kor.url, f"#/deliveries/{item['delivery_id']}")
     page.get_by_text("File an incident for this report").click()
     page.get_by_role("button", name="File the incident").click()
-    expect(page.locator("#incident-form .problem")).to_have_text("Choose loss or compromise and describe what happened.")
+    expect(page.locator("#incident-form .problem")).to_have_text(
+        "Choose loss or compromise and describe what happened."
+    )
     page.get_by_label(re.compile(r"^Compromise")).check()
     description = f"Copy 3 was left on an unattended printer in room 402 for about 40 minutes ({size})."
     page.get_by_label("Description").fill(description)
@@ -322,7 +340,9 @@ def test_an_officer_files_an_incident_and_follows_it_up(
     incident.get_by_label("Result of the investigation").fill("The printer's room was locked; no visitor log entry.")
     incident.get_by_label("Measures taken").fill("Copy destroyed; printing moved to the secure room.")
     incident.get_by_role("button", name="Add the follow-up").click()
-    expect(page.locator("li.incident .updates")).to_contain_text("Measures: Copy destroyed; printing moved to the secure room.")
+    expect(page.locator("li.incident .updates")).to_contain_text(
+        "Measures: Copy destroyed; printing moved to the secure room."
+    )
     fits(page, size)
     shot(page, "incident", size)
 
@@ -331,7 +351,9 @@ def test_an_officer_files_an_incident_and_follows_it_up(
     filed = page.locator(f'li.incident:has(a[href="#/deliveries/{item["delivery_id"]}"])')
     expect(filed.locator(".incident-description")).to_have_text(description)
     wait_for(
-        lambda: any(i.get("description") == description for i in world.jpn.api("duty").get("/api/incidents").json()["items"]),
+        lambda: any(
+            i.get("description") == description for i in world.jpn.api("duty").get("/api/incidents").json()["items"]
+        ),
         timeout=60,
         what="JPN's node to learn of the incident",
     )
@@ -411,7 +433,9 @@ def test_an_administrator_adds_and_revokes_a_user_and_reads_the_audit_log(
 
     page.get_by_role("navigation", name="Sections").get_by_role("link", name="Audit log").click()
     log = page.locator("#audit-table tbody")
-    expect(log.locator('tr[data-action="revoke_user"]').first.locator("td")).to_contain_text(["chief", "revoke_user", name])
+    expect(log.locator('tr[data-action="revoke_user"]').first.locator("td")).to_contain_text(
+        ["chief", "revoke_user", name]
+    )
     expect(log.locator('tr[data-action="add_user"]').first.locator("td").nth(2)).to_have_text("add_user")
     fits(page, size)
     shot(page, "audit", size)
@@ -442,7 +466,9 @@ def test_an_officer_previews_each_recipient_before_the_node_signs(
     ukr = page.locator('#preview-table tr[data-party="UKR"]')
     expect(ukr).to_have_attribute("data-decision", "deny")
     expect(ukr.locator(".reasons")).to_contain_text("JPN-UKR-ISA is not yet in force")
-    expect(page.locator(".preview .warning")).to_have_text("1 recipient would be denied: the report would not reach it.")
+    expect(page.locator(".preview .warning")).to_have_text(
+        "1 recipient would be denied: the report would not reach it."
+    )
     fits(page, size)
     shot(page, "submit-preview", size)
 

@@ -7,6 +7,14 @@ import { problemBox, card } from '../widgets.js';
 
 const PAGE = 100;
 
+/** An entry's detail as "name: value; …" (nested values as JSON), '—' when empty. */
+function detailText(detail) {
+  if (detail === null || detail === undefined) return '—';
+  if (typeof detail !== 'object') return String(detail);
+  const parts = Object.entries(detail).map(([k, v]) => `${k}: ${v !== null && typeof v === 'object' ? JSON.stringify(v) : v}`);
+  return parts.length ? parts.join('; ') : '—';
+}
+
 export function render(_ctx, main) {
   const body = h('tbody', {});
   const out = h('div', { id: 'audit', 'aria-busy': 'true' });
@@ -45,8 +53,8 @@ export function render(_ctx, main) {
           h('td', { class: 'nowrap' }, h('time', { datetime: e.at }, instant(e.at))),
           h('td', {}, e.user ?? '—'),
           h('td', {}, h('code', {}, e.action)),
-          h('td', {}, e.target ?? ''),
-          h('td', { class: 'detail' }, typeof e.detail === 'string' ? e.detail : e.detail ? JSON.stringify(e.detail) : ''),
+          h('td', { class: 'target' }, e.target ?? ''),
+          h('td', { class: 'detail' }, detailText(e.detail)),
         ),
       ),
     );

@@ -118,6 +118,7 @@ function request(ctx, c, approver, reload) {
     }
     reload();
   };
+  reason.addEventListener('input', () => say(out, null));
   grant.addEventListener('click', () => answer(true, grant));
   refuse.addEventListener('click', () => answer(false, refuse));
   return h(

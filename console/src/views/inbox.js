@@ -11,6 +11,8 @@ import { banner, caveats, stateBadge, exerciseBadge, problemBox, say, reasonText
 import { PARTY_LANG } from '../markings.js';
 
 const PAGE = 50;
+// Wide enough to show every filter at once; narrower (a phone), they fold away until used.
+const WIDE = window.matchMedia('(min-width: 761px)');
 
 export function render(ctx, main, route) {
   const f = inboxFilters(route.params);
@@ -46,6 +48,7 @@ export function render(ctx, main, route) {
     ],
     { value: f.state },
   );
+  const inUse = ['topic', 'originator', 'level', 'from', 'to'].filter((k) => f[k]).length + (f.state !== 'all' ? 1 : 0);
   const current = () => ({
     q: q.value.trim(),
     topic: topic.value,
@@ -68,14 +71,19 @@ export function render(ctx, main, route) {
       h('span', { class: 'help', id: 'filter-q-help' }, 'Searches the decrypted content and the metadata.'),
     ),
     h(
-      'div',
-      { class: 'filter-grid' },
-      field('Topic', topic),
-      field('Originator', originator),
-      field(`Level (${own} ladder)`, level),
-      field('Received from (UTC)', from),
-      field('Received to (UTC)', to),
-      field('Verification', state),
+      'details',
+      { class: 'more-filters', id: 'more-filters', open: inUse > 0 || WIDE.matches },
+      h('summary', {}, inUse ? `Filters (${inUse} in use)` : 'Filters'),
+      h(
+        'div',
+        { class: 'filter-grid' },
+        field('Topic', topic),
+        field('Originator', originator),
+        field(`Level (${own} ladder)`, level),
+        field('Received from (UTC)', from),
+        field('Received to (UTC)', to),
+        field('Verification', state),
+      ),
     ),
     Object.values(filterParams(f)).length
       ? h('p', { class: 'clear' }, h('a', { href: href('inbox'), id: 'clear-filters' }, 'Clear all filters'))

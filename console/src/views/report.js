@@ -55,7 +55,6 @@ export function render(ctx, main, route) {
             { class: 'quarantine-alert', role: 'alert', id: 'quarantine-alert' },
             h('h2', {}, 'Quarantined: do not use this report'),
             h('p', { id: 'quarantine-reason' }, h('strong', {}, 'Reason: '), reasonText(d)),
-            d.verification?.detail ? h('p', { class: 'detail' }, d.verification.detail) : null,
             h(
               'p',
               {},
@@ -75,10 +74,11 @@ export function render(ctx, main, route) {
             showQuarantined = true;
             load();
           }),
+          ackCard(ctx, d, load),
+          incidentsCard(ctx, d, load),
         ),
-        h('div', { class: 'report-side' }, factsCard(d), verificationCard(d), ackCard(ctx, d, load)),
+        h('div', { class: 'report-side' }, factsCard(d), verificationCard(d)),
       ),
-      incidentsCard(ctx, d, load),
       h('div', { class: `doc-banner doc-banner-bottom state-${d.state}` }, banner(d, own)),
     );
   };
@@ -120,7 +120,11 @@ function verificationCard(d) {
       [
         'Ledger inclusion',
         v.inclusion
-          ? ok(v.inclusion.ok, `entry ${v.inclusion.index} of ${v.inclusion.size}`, `entry ${v.inclusion.index} not proven in ${v.inclusion.size}`)
+          ? ok(
+              v.inclusion.ok,
+              `entry ${v.inclusion.index} of ${v.inclusion.size}`,
+              `entry ${v.inclusion.index} not proven${v.inclusion.size ? ` in ${v.inclusion.size}` : ''}`,
+            )
           : 'not checked',
       ],
       ['Checkpoint verified', v.checkpoint_size ? `size ${v.checkpoint_size}` : null],

@@ -5,6 +5,7 @@
 
 import * as api from '../api.js';
 import { append, h, fill, field, select, table } from '../dom.js';
+import { instant } from '../format.js';
 import { PARTY_LANG } from '../markings.js';
 import { problemBox, say, busy, confirmDialog } from '../widgets.js';
 
@@ -200,15 +201,15 @@ function previewCard(ctx, r, preview, onSubmit) {
       h('th', { scope: 'row' }, p.party),
       h(
         'td',
-        {},
+        { dataset: { label: 'Decision' } },
         h('span', { class: `badge decision decision-${p.decision}` }, DECISION[p.decision] ?? p.decision),
         p.via ? ` via ${p.via}` : '',
         p.needs_consent ? h('span', { class: 'needs-consent' }, ' — needs the originator’s consent') : '',
       ),
-      h('td', {}, p.banner ? h('span', { class: 'banner' }, p.banner) : (p.translated_level ?? '—')),
+      h('td', { dataset: { label: 'Their marking' } }, p.banner ? h('span', { class: 'banner' }, p.banner) : (p.translated_level ?? '—')),
       h(
         'td',
-        {},
+        { dataset: { label: 'Why' } },
         p.reasons?.length
           ? h(
               'ul',
@@ -230,12 +231,18 @@ function previewCard(ctx, r, preview, onSubmit) {
   const allowed = preview.recipients.filter((p) => p.decision !== 'deny').length;
   const denied = preview.recipients.length - allowed;
   const button = h('button', { type: 'button', class: 'primary', id: 'submit-button', disabled: !allowed, onclick: onSubmit }, 'Sign and submit');
-  const wrap = table({ caption: 'Decision for each recipient', id: 'preview-table', head: ['Recipient', 'Decision', 'Their marking', 'Why'], rows });
+  const wrap = table({
+    caption: 'Decision for each recipient',
+    id: 'preview-table',
+    cls: 'stack',
+    head: ['Recipient', 'Decision', 'Their marking', 'Why'],
+    rows,
+  });
   return h(
     'section',
     { class: 'card preview', 'aria-labelledby': 'preview-title' },
     h('h2', { id: 'preview-title', tabindex: '-1' }, 'Before signing: who would receive it'),
-    h('p', { class: 'help' }, `Decided by the exchange at ${preview.at}. Nothing has been signed or sent yet.`),
+    h('p', { class: 'help' }, `Decided by the exchange at ${instant(preview.at)} (its clock). Nothing has been signed or sent yet.`),
     wrap,
     denied
       ? h(
@@ -255,10 +262,10 @@ function resultCard(result) {
       'tr',
       { dataset: { party: x.recipient, outcome: x.outcome } },
       h('th', { scope: 'row' }, x.recipient),
-      h('td', {}, x.outcome),
-      h('td', {}, x.decision, x.via ? ` via ${x.via}` : ''),
-      h('td', { lang: PARTY_LANG[x.recipient] }, x.marking?.banner ?? '—'),
-      h('td', {}, (x.reasons ?? []).map((y) => y.message).join(' ') || '—'),
+      h('td', { dataset: { label: 'Outcome' } }, x.outcome),
+      h('td', { dataset: { label: 'Route' } }, x.decision, x.via ? ` via ${x.via}` : ''),
+      h('td', { dataset: { label: 'Their marking' }, lang: PARTY_LANG[x.recipient] }, x.marking?.banner ?? '—'),
+      h('td', { dataset: { label: 'Reasons' } }, (x.reasons ?? []).map((y) => y.message).join(' ') || '—'),
     ),
   );
   return h(
@@ -269,6 +276,7 @@ function resultCard(result) {
     table({
       caption: 'What happened for each recipient',
       id: 'result-table',
+      cls: 'stack',
       head: ['Recipient', 'Outcome', 'Route', 'Their marking', 'Reasons'],
       rows,
     }),
