@@ -62,9 +62,9 @@ class Node:
         assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
         return p
 
-    def serve(self) -> None:
-        port = free_port()
-        log = (self.dir.parent / f"{self.party}-node.log").open("wb")
+    def serve(self, port: int | None = None) -> None:
+        port = port or free_port()
+        log = (self.dir.parent / f"{self.party}-node.log").open("ab")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -254,6 +254,31 @@ def test_relay_story_consent_at_jpn_node_then_kor_receives_via_usa(world: World)
     assert any(a["action"] == "grant_consent" and a["user"] == "approver" and a["target"] == consent for a in audit)
 
 
+def test_a_restarted_node_resumes_from_its_cursor_without_duplicates(world: World) -> None:
+    kor, ex = world.nodes["KOR"], world.ex
+    before = inbox(kor, "chief")
+    kor.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+    kor.proc.wait(timeout=20)  # type: ignore[union-attr]
+    sent = []
+    for i in range(2):  # made while KOR's node is down
+        r = ex.submit("USA", report_id=f"while-down-{i}", level="SECRET", recipients=["KOR"])
+        assert r.status_code == 201 and r.json()["recipients"][0]["outcome"] == "delivered", r.text
+        sent.append(f"while-down-{i}")
+    kor.serve(int(kor.url.rsplit(":", 1)[1]))
+    # the officer's session survives the restart (it is in the store)
+    after = wait_for(
+        lambda: (
+            (items := inbox(kor, "chief"))
+            and len([i for i in items if i["state"] == "verified"]) == len(before) + 2
+            and items
+        ),
+        what="KOR's node to catch up after its restart",
+    )
+    assert sorted(i["report_id"] for i in after if i["report_id"] not in {b["report_id"] for b in before}) == sent
+    assert len({i["delivery_id"] for i in after}) == len(after) == len(before) + 2
+    assert all(i["banner"] == "EXERCISE 군사II급비밀 (USA SECRET)" for i in after if i["report_id"] in sent)
+
+
 def test_altered_deliveries_are_quarantined_with_their_reason(world: World) -> None:
     usa, ex = world.nodes["USA"], world.ex
     password = usa.dir.parent / "usa-password"
@@ -378,6 +403,13 @@ def test_an_exchange_restarted_on_a_diverged_copy_is_a_fork_for_every_node(world
     seen = max(int(local_status(n)["ledger"]["size"]) for n in nodes.values())
     port = int(ex.url.rsplit(":", 1)[1])
     ex.stop()
+    for party in ("JPN", "KOR"):  # an exchange that is down is shown as such
+        wait_for(
+            lambda party=party: (
+                nodes[party].sessions["chief"].get("/api/status").json()["exchange"]["reachable"] is False
+            ),
+            what=f"{party}'s node to see the exchange unreachable",
+        )
     # The copy taken before the nodes started grows its own history past what they saw, on
     # another port, so that the nodes first meet it larger than their checkpoint (a fork, not
     # a rollback)...

@@ -139,10 +139,12 @@ class LedgerWitness:
 
     # --- advancing ---------------------------------------------------------------------------------
 
-    def advance(self, exchange: ExchangeClient) -> Accepted | None:
+    def advance(self, exchange: ExchangeClient, *, cosign: bool = True) -> Accepted | None:
         """Fetch the exchange's checkpoint and accept it if it extends the last accepted one.
 
-        Returns the latest accepted checkpoint (unchanged under an alarm).
+        Returns the latest accepted checkpoint (unchanged under an alarm). ``cosign=False``
+        accepts without cosigning (the sync, which needs a checkpoint for every new delivery,
+        leaves cosigning to the witness's own pace).
 
         Raises:
             LedgerInvalid: the checkpoint's signature does not verify with the pinned key, or
@@ -157,11 +159,11 @@ class LedgerWitness:
             if self.alarm() is not None:
                 return last
             if last is None:
-                return self._accept(exchange, cp.size, cp.root_hash, note, cosign=True)
+                return self._accept(exchange, cp.size, cp.root_hash, note, cosign=cosign)
             if cp.size == last.size:
                 if cp.root_hash != last.root:
                     self._raise("fork", f"two checkpoints of size {cp.size} with different roots", last.note, note)
-                if self._needs_cosignature(last.size):
+                if cosign and self._needs_cosignature(last.size):
                     self._cosign(exchange, last)
                 return last
             if cp.size < last.size:
@@ -191,7 +193,7 @@ class LedgerWitness:
                 self._raise(
                     "fork", f"size {cp.size} does not extend the accepted size {last.size}: {e}", last.note, note
                 )
-            return self._accept(exchange, cp.size, cp.root_hash, note, cosign=True)
+            return self._accept(exchange, cp.size, cp.root_hash, note, cosign=cosign)
 
     def _accept(self, exchange: ExchangeClient, size: int, root: bytes, note: str, *, cosign: bool) -> Accepted:
         with self.store.write() as c:
