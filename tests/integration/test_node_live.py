@@ -320,6 +320,65 @@ def test_altered_deliveries_are_quarantined_with_their_reason(world: World) -> N
     assert status["deliveries"]["quarantined"] == 2
 
 
+def test_keys_rotate_and_the_retired_key_still_opens_older_deliveries(world: World) -> None:
+    usa, ex = world.nodes["USA"], world.ex
+    before = ex.submit("JPN", report_id="before-rotation", recipients=["USA"])
+    assert before.status_code == 201, before.text
+    old = json.loads(usa.cli("keys", "list", "--json").stdout)["current"]["fingerprint"]
+    rotated = json.loads(usa.cli("keys", "rotate", "--json").stdout)
+    assert rotated["fingerprint"] != old and rotated["state"] == "current"
+    registered = ex.call("USA", "GET", "/api/v1/parties/USA/keys").json()["keys"]
+    assert any(k["fingerprint"] == rotated["fingerprint"] and k["current"] for k in registered)
+    after = ex.submit("JPN", report_id="after-rotation", recipients=["USA"])
+    assert after.status_code == 201, after.text
+    result = json.loads(usa.cli("sync", "--once", "--json").stdout)
+    assert (result["verified"], result["quarantined"]) == (2, 0)  # one opened with the retired key
+    history = json.loads(usa.cli("keys", "list", "--json").stdout)["history"]
+    assert {(k["fingerprint"], k["state"]) for k in history} == {(old, "retired"), (rotated["fingerprint"], "current")}
+
+
+def test_incidents_standing_consents_and_live_events(world: World) -> None:
+    jpn, kor = world.nodes["JPN"], world.nodes["KOR"]
+    chief = kor.sessions["chief"]
+    with chief.stream("GET", "/api/events", headers={"Accept": "text/event-stream"}) as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        lines = events.iter_lines()
+        assert next(lines) == "event: status"
+        assert json.loads(next(lines).removeprefix("data: "))["party"] == "KOR"
+    item = next(i for i in inbox(kor, "chief", state="verified") if i["originator"] == "JPN")
+    filed = chief.post(
+        f"/api/deliveries/{item['delivery_id']}/incidents",
+        json={"kind": "loss", "description": "a printed copy is missing"},
+    )
+    assert filed.status_code == 201, filed.text
+    incident = filed.json()["id"]
+    # the originator's node is told, and follows up; the reporter's node sees the follow-up
+    duty = jpn.sessions["duty"]
+    wait_for(
+        lambda: any(i["id"] == incident for i in duty.get("/api/incidents").json()["items"]),
+        what="JPN's node to learn of the incident",
+    )
+    answer = duty.post(f"/api/incidents/{incident}", json={"result": "reissued", "measures": "destroy the copy"})
+    assert answer.status_code == 200, answer.text
+    wait_for(
+        lambda: any(i["id"] == incident and i["updates"] for i in chief.get("/api/incidents").json()["items"]),
+        what="KOR's node to see the follow-up",
+    )
+    assert chief.get(f"/api/deliveries/{item['delivery_id']}").json()["incidents"][0]["kind"] == "loss"
+
+    standing = {"topic_prefix": "dprk.missile", "recipient": "KOR", "hub": "USA", "valid_until": "2020-01-31"}
+    assert duty.post("/api/standing-consents", json=standing).status_code == 403
+    approver = jpn.sessions["approver"]
+    made = approver.post("/api/standing-consents", json=standing)
+    assert made.status_code == 201, made.text
+    listed = duty.get("/api/standing-consents").json()["items"]
+    assert [sc["recipient"] for sc in listed if sc["id"] == made.json()["id"]] == ["KOR"]
+    revoked = approver.delete(f"/api/standing-consents/{made.json()['id']}")
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    actions = {a["action"] for a in jpn.sessions["chief"].get("/api/audit", params={"limit": 500}).json()["items"]}
+    assert {"follow_up_incident", "standing_consent", "revoke_standing_consent"} <= actions
+
+
 def test_a_revoked_officer_session_ends_at_once(world: World) -> None:
     kor = world.nodes["KOR"]
     chief = kor.sessions["chief"]
