@@ -201,6 +201,7 @@ class NodeService:
     def close(self) -> None:
         """Stop the background work and close the store."""
         self.stop()
+        self.syncer.close()
         self.store.close()
 
     def connect(self) -> ExchangeClient:

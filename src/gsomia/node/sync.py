@@ -57,7 +57,7 @@ from gsomia.errors import (
 )
 from gsomia.node.keyring import KeyRing
 from gsomia.node.store import NodeStore, deliveries, incidents, iso_now, utc_text
-from gsomia.node.witness import Accepted, LedgerWitness, same
+from gsomia.node.witness import Accepted, LedgerWitness, fetch_entry, same
 
 __all__ = ["REASONS", "SyncResult", "Syncer"]
 
@@ -129,6 +129,11 @@ class Syncer:
         self._publish = publish
         self._signers: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()  # one pass at a time (the loop, a CLI --once)
+        self._ahead = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="node-ledger")
+
+    def close(self) -> None:
+        """Stop the threads that fetch ledger entries and proofs ahead."""
+        self._ahead.shutdown(wait=False, cancel_futures=True)
 
     # --- state -------------------------------------------------------------------------------------
 
@@ -535,6 +540,9 @@ class Syncer:
         index, submission = view.get("leaf_index"), origin.get("leaf_index")
         if type(index) is not int or type(submission) is not int:
             raise Quarantined("not_in_ledger", "the delivery names no ledger entry")
+        # the two entries are fetched while the checkpoint is brought up to date, then the two
+        # proofs at once: four round trips to the exchange after the delivery, not seven
+        records = {i: self._ahead.submit(fetch_entry, ex, i) for i in (index, submission)}
         cp = self.witness.latest()
         if cp is None or max(index, submission) >= cp.size:
             cp = self._advance(ex, cosign=False)
@@ -543,7 +551,9 @@ class Syncer:
                 raise Quarantined("checkpoint_inconsistent", "no checkpoint this node accepted covers the delivery")
             raise Quarantined("not_in_ledger", f"entry {max(index, submission)} is beyond the signed checkpoint")
         out["checkpoint_size"] = cp.size
-        entry = self._included(ex, index, cp, "delivery")
+        size = cp.size
+        proofs = {i: self._ahead.submit(ex.ledger_inclusion, i, size) for i in (index, submission)}
+        entry = self._included(ex, index, cp, "delivery", records[index], proofs[index])
         out["inclusion"] = {"index": index, "size": cp.size, "ok": True}
         expected = {
             "delivery": view.get("id"),
@@ -560,7 +570,7 @@ class Syncer:
         if entry.get("type") != "delivery" or wrong or entry.get("wrapped_key_sha256") != wrapped:
             what = ", ".join(wrong or ["wrapped_key_sha256"]) if entry.get("type") == "delivery" else "its type"
             raise Quarantined("not_in_ledger", f"ledger entry {index} differs from the delivery in {what}")
-        sub = self._included(ex, submission, cp, "submission")
+        sub = self._included(ex, submission, cp, "submission", records[submission], proofs[submission])
         out["submission_inclusion"] = {"index": submission, "size": cp.size, "ok": True}
         report = origin["report"]
         claimed = {
@@ -573,9 +583,17 @@ class Syncer:
         if sub.get("type") != "submission" or wrong:
             raise Quarantined("not_in_ledger", f"submission entry {submission} differs in {', '.join(wrong) or 'type'}")
 
-    def _included(self, ex: ExchangeClient, index: int, cp: Accepted, what: str) -> dict[str, Any]:
+    def _included(
+        self,
+        ex: ExchangeClient,
+        index: int,
+        cp: Accepted,
+        what: str,
+        record: Future[dict[str, Any]],
+        proof: Future[dict[str, Any]],
+    ) -> dict[str, Any]:
         try:
-            return self.witness.check_inclusion(ex, index, cp)
+            return self.witness.check_inclusion(ex, index, cp, record=record.result(), proof=proof.result())
         except UnknownEntity:
             raise Quarantined("not_in_ledger", f"the exchange serves no {what} entry {index} to this party") from None
         except LedgerInvalid as e:
