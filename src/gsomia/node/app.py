@@ -60,6 +60,7 @@ CSP = (
 WEB_DIR = Path(__file__).resolve().parent / "web"
 PROBLEM = "application/problem+json"
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_BODY = 1024 * 1024  # the exchange's own limit (GSOMIA_MAX_BODY_BYTES): a larger report could not go on
 
 _STATUS: list[tuple[type[GsomiaError], int, str]] = [
     (LoginThrottled, 429, "too-many-requests"),
@@ -482,7 +483,15 @@ def create_node_app(
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY:
+            response: Response = problem(413, "payload-too-large", f"request bodies are at most {MAX_BODY} bytes")
+        else:
+            try:
+                response = await call_next(request)
+            except Exception:  # a bug: answered as a problem, with the same headers as any answer
+                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                response = problem(500, "internal", "internal error: nothing was changed")
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
