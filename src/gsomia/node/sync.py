@@ -143,14 +143,18 @@ class Syncer:
         return self.store.get("sync.cursor")
 
     def _reachable(self, ok: bool, error: str | None = None) -> None:
-        was = self.store.get("exchange.reachable")
-        self.store.put("exchange.reachable", "true" if ok else "false")
-        if error is not None:
-            self.store.put("exchange.error", error)
-        elif ok:
-            self.store.put("exchange.error", "")
-        if was != ("true" if ok else "false"):
-            self._publish("status", {"exchange": {"reachable": ok, "error": error}})
+        """Record whether the exchange answers (written only when it changes)."""
+        state = "true" if ok else "false"
+        shown = error if error is not None else ("" if ok else None)
+        if self.store.get("exchange.reachable") == state and (
+            shown is None or self.store.get("exchange.error") == shown
+        ):
+            return
+        with self.store.write() as c:
+            self.store.put("exchange.reachable", state, c)
+            if shown is not None:
+                self.store.put("exchange.error", shown, c)
+        self._publish("status", {"exchange": {"reachable": ok, "error": error}})
 
     # --- one pass ----------------------------------------------------------------------------------
 
