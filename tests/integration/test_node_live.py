@@ -387,7 +387,16 @@ def test_a_revoked_officer_session_ends_at_once(world: World) -> None:
     watch = kor.login("watch")
     assert watch.get("/api/inbox").status_code == 200
     assert watch.get("/api/users").status_code == 403  # an officer administers nobody
-    assert chief.delete("/api/users/watch").status_code == 200
+    with watch.stream("GET", "/api/events", headers={"Accept": "text/event-stream"}) as events:
+        lines = events.iter_lines()
+        assert next(lines) == "event: status"
+        assert chief.delete("/api/users/watch").status_code == 200
+        # the open console's stream ends at once: no keep-alive ping (a comment line) comes first
+        after = []
+        for line in lines:
+            assert not line.startswith(":"), f"the revoked officer's event stream is still open: {after}"
+            after.append(line)
+    assert watch.get("/api/events").status_code == 401
     ended = watch.get("/api/inbox")
     assert ended.status_code == 401
     assert ended.headers["content-type"].startswith("application/problem+json")

@@ -44,7 +44,7 @@ from gsomia.errors import (
     UnknownEntity,
     ValidationFailed,
 )
-from gsomia.node.service import NodeService
+from gsomia.node.service import SESSION_ENDED, NodeService
 from gsomia.node.users import LoginThrottled, Role, Session
 
 __all__ = ["COOKIE", "CSP", "WEB_DIR", "create_node_app", "require"]
@@ -253,6 +253,7 @@ def logout(request: Request, session: Officer) -> Response:
     service = service_of(request)
     service.users.logout(request.cookies.get(COOKIE, ""))
     service.audit.record(session.username, "logout", "", {})
+    service.bus.publish(SESSION_ENDED, {"session": session.token_sha256})
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -417,8 +418,12 @@ def audit(
 
 
 @api.get("/events")
-async def events(request: Request, _: Officer) -> EventSourceResponse:
-    """Live updates for the console: ``delivery``, ``consent``, ``alarm``, ``status``, ``incident``."""
+async def events(request: Request, session: Officer) -> EventSourceResponse:
+    """Live updates for the console: ``delivery``, ``consent``, ``alarm``, ``status``, ``incident``.
+
+    The stream ends as soon as its session does (signed out, or the user revoked), so a revoked
+    officer's open console stops receiving at once; the browser's reconnection then gets a 401.
+    """
     service = service_of(request)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=1000)
@@ -432,6 +437,10 @@ async def events(request: Request, _: Officer) -> EventSourceResponse:
             yield {"event": "status", "data": json.dumps(service.status(), ensure_ascii=False)}
             while True:
                 kind, data = await queue.get()
+                if kind == SESSION_ENDED:
+                    if data.get("session") == session.token_sha256 or data.get("user") == session.username:
+                        return
+                    continue
                 yield {"event": kind, "data": json.dumps(data, ensure_ascii=False)}
         finally:
             service.bus.unsubscribe(push)
