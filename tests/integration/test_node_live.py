@@ -62,9 +62,9 @@ class Node:
         assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
         return p
 
-    def serve(self) -> None:
-        port = free_port()
-        log = (self.dir.parent / f"{self.party}-node.log").open("wb")
+    def serve(self, port: int | None = None) -> None:
+        port = port or free_port()
+        log = (self.dir.parent / f"{self.party}-node.log").open("ab")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -254,6 +254,31 @@ def test_relay_story_consent_at_jpn_node_then_kor_receives_via_usa(world: World)
     assert any(a["action"] == "grant_consent" and a["user"] == "approver" and a["target"] == consent for a in audit)
 
 
+def test_a_restarted_node_resumes_from_its_cursor_without_duplicates(world: World) -> None:
+    kor, ex = world.nodes["KOR"], world.ex
+    before = inbox(kor, "chief")
+    kor.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+    kor.proc.wait(timeout=20)  # type: ignore[union-attr]
+    sent = []
+    for i in range(2):  # made while KOR's node is down
+        r = ex.submit("USA", report_id=f"while-down-{i}", level="SECRET", recipients=["KOR"])
+        assert r.status_code == 201 and r.json()["recipients"][0]["outcome"] == "delivered", r.text
+        sent.append(f"while-down-{i}")
+    kor.serve(int(kor.url.rsplit(":", 1)[1]))
+    # the officer's session survives the restart (it is in the store)
+    after = wait_for(
+        lambda: (
+            (items := inbox(kor, "chief"))
+            and len([i for i in items if i["state"] == "verified"]) == len(before) + 2
+            and items
+        ),
+        what="KOR's node to catch up after its restart",
+    )
+    assert sorted(i["report_id"] for i in after if i["report_id"] not in {b["report_id"] for b in before}) == sent
+    assert len({i["delivery_id"] for i in after}) == len(after) == len(before) + 2
+    assert all(i["banner"] == "EXERCISE 군사II급비밀 (USA SECRET)" for i in after if i["report_id"] in sent)
+
+
 def test_altered_deliveries_are_quarantined_with_their_reason(world: World) -> None:
     usa, ex = world.nodes["USA"], world.ex
     password = usa.dir.parent / "usa-password"
@@ -295,6 +320,65 @@ def test_altered_deliveries_are_quarantined_with_their_reason(world: World) -> N
     assert status["deliveries"]["quarantined"] == 2
 
 
+def test_keys_rotate_and_the_retired_key_still_opens_older_deliveries(world: World) -> None:
+    usa, ex = world.nodes["USA"], world.ex
+    before = ex.submit("JPN", report_id="before-rotation", recipients=["USA"])
+    assert before.status_code == 201, before.text
+    old = json.loads(usa.cli("keys", "list", "--json").stdout)["current"]["fingerprint"]
+    rotated = json.loads(usa.cli("keys", "rotate", "--json").stdout)
+    assert rotated["fingerprint"] != old and rotated["state"] == "current"
+    registered = ex.call("USA", "GET", "/api/v1/parties/USA/keys").json()["keys"]
+    assert any(k["fingerprint"] == rotated["fingerprint"] and k["current"] for k in registered)
+    after = ex.submit("JPN", report_id="after-rotation", recipients=["USA"])
+    assert after.status_code == 201, after.text
+    result = json.loads(usa.cli("sync", "--once", "--json").stdout)
+    assert (result["verified"], result["quarantined"]) == (2, 0)  # one opened with the retired key
+    history = json.loads(usa.cli("keys", "list", "--json").stdout)["history"]
+    assert {(k["fingerprint"], k["state"]) for k in history} == {(old, "retired"), (rotated["fingerprint"], "current")}
+
+
+def test_incidents_standing_consents_and_live_events(world: World) -> None:
+    jpn, kor = world.nodes["JPN"], world.nodes["KOR"]
+    chief = kor.sessions["chief"]
+    with chief.stream("GET", "/api/events", headers={"Accept": "text/event-stream"}) as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        lines = events.iter_lines()
+        assert next(lines) == "event: status"
+        assert json.loads(next(lines).removeprefix("data: "))["party"] == "KOR"
+    item = next(i for i in inbox(kor, "chief", state="verified") if i["originator"] == "JPN")
+    filed = chief.post(
+        f"/api/deliveries/{item['delivery_id']}/incidents",
+        json={"kind": "loss", "description": "a printed copy is missing"},
+    )
+    assert filed.status_code == 201, filed.text
+    incident = filed.json()["id"]
+    # the originator's node is told, and follows up; the reporter's node sees the follow-up
+    duty = jpn.sessions["duty"]
+    wait_for(
+        lambda: any(i["id"] == incident for i in duty.get("/api/incidents").json()["items"]),
+        what="JPN's node to learn of the incident",
+    )
+    answer = duty.post(f"/api/incidents/{incident}", json={"result": "reissued", "measures": "destroy the copy"})
+    assert answer.status_code == 200, answer.text
+    wait_for(
+        lambda: any(i["id"] == incident and i["updates"] for i in chief.get("/api/incidents").json()["items"]),
+        what="KOR's node to see the follow-up",
+    )
+    assert chief.get(f"/api/deliveries/{item['delivery_id']}").json()["incidents"][0]["kind"] == "loss"
+
+    standing = {"topic_prefix": "dprk.missile", "recipient": "KOR", "hub": "USA", "valid_until": "2020-01-31"}
+    assert duty.post("/api/standing-consents", json=standing).status_code == 403
+    approver = jpn.sessions["approver"]
+    made = approver.post("/api/standing-consents", json=standing)
+    assert made.status_code == 201, made.text
+    listed = duty.get("/api/standing-consents").json()["items"]
+    assert [sc["recipient"] for sc in listed if sc["id"] == made.json()["id"]] == ["KOR"]
+    revoked = approver.delete(f"/api/standing-consents/{made.json()['id']}")
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    actions = {a["action"] for a in jpn.sessions["chief"].get("/api/audit", params={"limit": 500}).json()["items"]}
+    assert {"follow_up_incident", "standing_consent", "revoke_standing_consent"} <= actions
+
+
 def test_a_revoked_officer_session_ends_at_once(world: World) -> None:
     kor = world.nodes["KOR"]
     chief = kor.sessions["chief"]
@@ -303,7 +387,16 @@ def test_a_revoked_officer_session_ends_at_once(world: World) -> None:
     watch = kor.login("watch")
     assert watch.get("/api/inbox").status_code == 200
     assert watch.get("/api/users").status_code == 403  # an officer administers nobody
-    assert chief.delete("/api/users/watch").status_code == 200
+    with watch.stream("GET", "/api/events", headers={"Accept": "text/event-stream"}) as events:
+        lines = events.iter_lines()
+        assert next(lines) == "event: status"
+        assert chief.delete("/api/users/watch").status_code == 200
+        # the open console's stream ends at once: no keep-alive ping (a comment line) comes first
+        after = []
+        for line in lines:
+            assert not line.startswith(":"), f"the revoked officer's event stream is still open: {after}"
+            after.append(line)
+    assert watch.get("/api/events").status_code == 401
     ended = watch.get("/api/inbox")
     assert ended.status_code == 401
     assert ended.headers["content-type"].startswith("application/problem+json")
@@ -378,6 +471,13 @@ def test_an_exchange_restarted_on_a_diverged_copy_is_a_fork_for_every_node(world
     seen = max(int(local_status(n)["ledger"]["size"]) for n in nodes.values())
     port = int(ex.url.rsplit(":", 1)[1])
     ex.stop()
+    for party in ("JPN", "KOR"):  # an exchange that is down is shown as such
+        wait_for(
+            lambda party=party: (
+                nodes[party].sessions["chief"].get("/api/status").json()["exchange"]["reachable"] is False
+            ),
+            what=f"{party}'s node to see the exchange unreachable",
+        )
     # The copy taken before the nodes started grows its own history past what they saw, on
     # another port, so that the nodes first meet it larger than their checkpoint (a fork, not
     # a rollback)...
