@@ -61,6 +61,13 @@ const ctx = {
 
 async function boot() {
   window.addEventListener('hashchange', route);
+  // the skip link moves the focus to the content's heading; followed as a link, its "#main"
+  // would replace the address that holds the view (the console routes with the fragment)
+  $('.skip').addEventListener('click', (ev) => {
+    ev.preventDefault();
+    const main = $('#main');
+    (main.querySelector('h1') ?? main).focus();
+  });
   document.addEventListener('gsomia:unauthenticated', () => signedOut('Your session has ended. Sign in again to continue.'));
   try {
     ctx.session = await api.get('/api/session');
@@ -77,6 +84,9 @@ async function boot() {
 
 /** A session exists: read what every view needs, draw the shell, follow live events. */
 async function signedIn(session) {
+  // signed in from the form (not a session found on loading): the form that had the focus is
+  // gone, so the first view's heading takes it
+  if (ctx.view) ctx.routed = true;
   ctx.session = session;
   api.setCsrf(session.csrf);
   document.body.dataset.signedIn = '1';
@@ -90,13 +100,22 @@ async function signedIn(session) {
   drawShell();
   drawStatus();
   ctx.live?.close();
-  ctx.live = new Live(onEvent);
+  ctx.live = new Live(onEvent, onLiveDrop);
   ctx.live.open();
   if (parseHash(location.hash).view === 'login' || !location.hash) {
     const back = sessionStorage.getItem('gsomia.node.back');
     sessionStorage.removeItem('gsomia.node.back');
     ctx.go(back && back.startsWith('#/') && !back.startsWith('#/login') ? back : '#/inbox');
   } else route();
+}
+
+/** The event stream dropped: ask the node whether the session still stands (a 401 signs the
+ * console out at once, as when an administrator revoked the user); if the browser gave up on
+ * the stream while the session stands, open it again a little later. */
+async function onLiveDrop(closed) {
+  const live = ctx.live;
+  await ctx.refreshStatus();
+  if (closed && ctx.session && ctx.live === live) setTimeout(() => ctx.live === live && live.open(), 5000);
 }
 
 function signedOut(message) {

@@ -5,8 +5,15 @@
 const TYPES = ['delivery', 'consent', 'alarm', 'status'];
 
 export class Live {
-  constructor(onEvent) {
+  /**
+   * @param onEvent called with (type, data) for each event.
+   * @param onDrop called with (closed) when the stream drops: the node ends an officer's stream
+   *   when the session ends (signed out elsewhere, or the user revoked), and `closed` is true when
+   *   the browser gave up reconnecting (the node refused the stream).
+   */
+  constructor(onEvent, onDrop = () => {}) {
     this.onEvent = onEvent;
+    this.onDrop = onDrop;
     this.source = null;
   }
 
@@ -25,7 +32,11 @@ export class Live {
       });
     }
     source.addEventListener('open', () => document.body.setAttribute('data-live', 'open'));
-    source.addEventListener('error', () => document.body.setAttribute('data-live', source.readyState === EventSource.CLOSED ? 'closed' : 'retrying'));
+    source.addEventListener('error', () => {
+      const closed = source.readyState === EventSource.CLOSED;
+      document.body.setAttribute('data-live', closed ? 'closed' : 'retrying');
+      if (this.source === source) this.onDrop(closed);
+    });
     this.source = source;
   }
 

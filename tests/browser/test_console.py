@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from tests.browser.conftest import Guard, expect_refused
 from tests.browser.console_support import (
@@ -137,6 +137,78 @@ def test_an_officer_signs_in_after_a_wrong_password_and_signs_out(
     expect(page.locator("#nav")).to_be_empty()
     # the first look (no session yet) and the wrong password were 401s, on purpose
     expect_refused(context[1], "/api/session", 401, times=2)
+
+
+def test_keyboard_alone_signs_in_and_acknowledges_a_report(
+    world: World, page: Page, context: tuple[BrowserContext, Guard], size: str
+) -> None:
+    item = world.deliver(track(apogee_km=210.0))
+    page.goto(world.kor.url + "/")
+    expect(page.get_by_label("User name")).to_be_focused()
+    page.keyboard.type("duty")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    # the form that had the focus is gone: the inbox's heading takes it (and is announced)
+    expect(page.get_by_role("heading", name="Inbox", level=1)).to_be_focused()
+    link = page.locator(f'#inbox-list > li[data-delivery="{item["delivery_id"]}"] .item-link')
+    tab_to(page, link)
+    page.keyboard.press("Enter")
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_contain_text("dprk.missile.launch from JPN")
+    expect(heading).to_be_focused()  # the loaded report's heading, not the placeholder's
+    tab_to(page, page.get_by_label(re.compile(r"^I attest that the recipients")))
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Acknowledge receipt")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#ack-done")).to_be_visible()
+    # on a fresh load the first stop is the skip link; it leads past the navigation to the
+    # content's heading and keeps the address (the view) as it was
+    address = page.url
+    page.reload()
+    expect(heading).to_contain_text("dprk.missile.launch from JPN")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to the content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(heading).to_be_focused()
+    assert page.url == address
+    expect_refused(context[1], "/api/session", 401)  # the first look, before signing in
+
+
+def test_a_revoked_user_is_sent_back_to_sign_in_and_returns_where_they_were(
+    world: World, page: Page, context: tuple[BrowserContext, Guard], size: str
+) -> None:
+    name = f"leaver-{size}"
+    chief = world.kor.api("chief")
+    made = chief.post("/api/users", json={"username": name, "password": PASSWORD, "role": "officer"})
+    assert made.status_code == 201, made.text
+    sign_in(context[0], world.kor, name)
+    open_as(page, world.kor.url, "#/incidents")
+    expect(page.get_by_role("heading", name="Incidents")).to_be_visible()
+    expect(page.locator("body")).to_have_attribute("data-live", "open")
+    # an administrator revokes the user: the open console signs out by itself, at once
+    assert chief.delete(f"/api/users/{name}").status_code == 200
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.locator("#login-message")).to_have_text("Your session has ended. Sign in again to continue.")
+    expect(page.locator("#nav")).to_be_empty()
+    expect_refused(context[1], "/api/status", 401)
+    # the stream's reconnection may also have met the ended session before the console closed it
+    context[1].errors[:] = [e for e in context[1].errors if not ("status of 401" in e and "/api/events" in e)]
+    page.get_by_label("User name").fill("duty")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Incidents")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"#/incidents$"))
+
+
+def tab_to(page: Page, target: Locator, *, limit: int = 60) -> None:
+    """Press Tab until ``target`` has the focus (failing after ``limit`` presses)."""
+    for _ in range(limit):
+        if target.evaluate("el => el === document.activeElement"):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{target} is not reached with Tab")
 
 
 # --- the inbox ----------------------------------------------------------------------------------------------------

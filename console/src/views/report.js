@@ -23,14 +23,21 @@ export function render(ctx, main, route) {
     try {
       d = await api.get(`/api/deliveries/${encodeURIComponent(id)}`, showQuarantined ? { show: 'quarantined' } : {});
     } catch (err) {
+      const refocus = headingFocused();
       fill(body, h('h1', { tabindex: '-1' }, 'Report'), problemBox(err, 'This report could not be read.'));
       body.removeAttribute('aria-busy');
+      if (refocus) body.querySelector('h1')?.focus();
       return;
     }
     draw(d);
   };
 
+  // The heading had the focus (the view was just opened): the loaded view's heading takes it,
+  // so a screen reader announces the report rather than losing the focus to the page.
+  const headingFocused = () => document.activeElement === body.querySelector('h1');
+
   const draw = (d) => {
+    const refocus = headingFocused();
     body.removeAttribute('aria-busy');
     body.dataset.state = d.state;
     const quarantined = d.state === 'quarantined';
@@ -81,6 +88,7 @@ export function render(ctx, main, route) {
       ),
       h('div', { class: `doc-banner doc-banner-bottom state-${d.state}` }, banner(d, own)),
     );
+    if (refocus) body.querySelector('h1')?.focus();
   };
   load();
   return {
