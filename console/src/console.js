@@ -139,6 +139,10 @@ function signedOut(message) {
 }
 
 async function signOut() {
+  // the node ends the event stream with the session: stop listening first, so that its end is
+  // not taken for a session that ended elsewhere
+  ctx.live?.close();
+  ctx.live = null;
   try {
     await api.del('/api/session');
   } catch {

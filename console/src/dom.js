@@ -78,6 +78,11 @@ export function table({ caption, head, rows, id, cls, empty = 'None.', hideCapti
   // A table stacked into blocks on a phone (console.css) keeps its table semantics: CSS
   // display changes can drop them, the ARIA roles say them again.
   if (cls && cls.split(' ').includes('stack')) {
+    // each value is named by its column when the header row is out of sight
+    for (const r of el.querySelectorAll('tbody tr'))
+      [...r.children].forEach((c, i) => {
+        if (c.tagName === 'TD' && !c.dataset.label && !c.classList.contains('empty') && head[i]) c.dataset.label = head[i];
+      });
     el.setAttribute('role', 'table');
     for (const g of el.querySelectorAll('thead, tbody')) g.setAttribute('role', 'rowgroup');
     for (const r of el.querySelectorAll('tr')) r.setAttribute('role', 'row');

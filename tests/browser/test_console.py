@@ -602,3 +602,61 @@ def test_an_approver_grants_the_relay_through_the_us(
     item = world.kor.arrived(report, state="verified")
     assert (item["via"], item["banner"]) == ("USA", TRACK_BANNER)
     fits(page, size)
+
+
+def test_an_approver_refuses_a_relay_and_gives_a_standing_consent(
+    world: World, page: Page, context: tuple[BrowserContext, Guard], size: str
+) -> None:
+    world.advance(AFTER)
+    sent = world.send(f"Launcher sighted near Sunan ({size}).", content_type="text/plain")
+    assert [r["outcome"] for r in sent["recipients"]] == ["pending_consent"]
+    refused = sent["report"]
+    sign_in(context[0], world.jpn, "approver")
+    open_as(page, world.jpn.url, "#/consents")
+    request = page.locator("li.request", has_text=refused)
+    reason = "Source protection: not for onward relay."
+    request.get_by_label("Reason (recorded in the ledger)").fill(reason)
+    request.get_by_role("button", name="Refuse").click()
+    dialog = page.get_by_role("dialog", name="Refuse this relay?")
+    expect(dialog).to_contain_text(f"Report {refused} will not reach KOR through USA.")
+    dialog.get_by_role("button", name="Refuse").click()
+    answered = page.locator("#consents-table tr", has_text=refused)
+    expect(answered.locator("td")).to_have_text([refused, "KOR", "USA", "Refused", re.compile(r"UTC$"), reason])
+    expect(page.locator("li.request", has_text=refused)).to_have_count(0)
+
+    # a standing consent to relay missile reports to KOR through the US: no request any more
+    note = f"TISA launch warnings ({size})"
+    page.locator("#standing .standing-details > summary").click()
+    page.get_by_label("Topic or prefix").select_option("dprk.missile")
+    page.get_by_label("Recipient").select_option("KOR")
+    page.get_by_label("Hub").select_option("USA")
+    page.get_by_label("Valid until (UTC date)").fill("2020-11-22")
+    page.get_by_label("Note").fill(note)
+    page.get_by_role("button", name="Give the standing consent").click()
+    standing = page.locator("#standing-table tbody tr", has_text=note)
+    expect(standing.locator("td")).to_have_text(
+        [
+            "dprk.missile",
+            "KOR",
+            "USA",
+            re.compile(r"^2019-12-01 .*UTC$"),
+            re.compile(r"^2020-11-23 .*UTC$"),
+            "in effect",
+            note,
+            "Revoke",
+        ]
+    )
+    fits(page, size)
+    shot(page, "consents-standing", size)
+    relayed = world.send(f"Track of a second launch ({size}).", content_type="text/plain")
+    assert [r["outcome"] for r in relayed["recipients"]] == ["relayed"]
+    item = world.kor.arrived(relayed["report"], state="verified")
+    assert item["via"] == "USA"
+
+    # revoked, relays are asked for one by one again
+    standing.get_by_role("button", name="Revoke").click()
+    page.get_by_role("dialog", name="Revoke this standing consent?").get_by_role("button", name="Revoke").click()
+    expect(standing.locator("td").nth(5)).to_have_text(re.compile(r"^revoked "))
+    again = world.send(f"Track of a third launch ({size}).", content_type="text/plain")
+    assert [r["outcome"] for r in again["recipients"]] == ["pending_consent"]
+    expect(page.locator("li.request", has_text=again["report"])).to_be_visible()  # arrives live

@@ -16,7 +16,7 @@ function detailText(detail) {
 }
 
 export function render(_ctx, main) {
-  const body = h('tbody', {});
+  const body = h('tbody', { role: 'rowgroup' });
   const out = h('div', { id: 'audit', 'aria-busy': 'true' });
   const more = h('button', { type: 'button', id: 'audit-more', hidden: true }, 'Show older entries');
   const problem = h('div');
@@ -30,7 +30,14 @@ export function render(_ctx, main) {
     ),
     card('Entries', out, problem, h('div', { class: 'actions' }, more)),
   );
-  const wrap = table({ caption: 'Audit log', hideCaption: true, id: 'audit-table', head: ['When', 'User', 'Action', 'Target', 'Detail'], rows: [] });
+  const wrap = table({
+    caption: 'Audit log',
+    hideCaption: true,
+    id: 'audit-table',
+    cls: 'stack',
+    head: ['When', 'User', 'Action', 'Target', 'Detail'],
+    rows: [],
+  });
   wrap.querySelector('tbody').replaceWith(body);
   fill(out, wrap);
   let before = null;
@@ -49,12 +56,14 @@ export function render(_ctx, main) {
       ...res.items.map((e) =>
         h(
           'tr',
-          { dataset: { action: e.action } },
-          h('td', { class: 'nowrap' }, h('time', { datetime: e.at }, instant(e.at))),
-          h('td', {}, e.user ?? '—'),
-          h('td', {}, h('code', {}, e.action)),
-          h('td', { class: 'target' }, e.target ?? ''),
-          h('td', { class: 'detail' }, detailText(e.detail)),
+          // rows come page by page after the table is made: each names its column itself, and
+          // says it is a row and cells, for the stacked layout on a phone (dom.js table())
+          { dataset: { action: e.action }, role: 'row' },
+          h('td', { class: 'nowrap', role: 'cell', dataset: { label: 'When' } }, h('time', { datetime: e.at }, instant(e.at))),
+          h('td', { role: 'cell', dataset: { label: 'User' } }, e.user ?? '—'),
+          h('td', { role: 'cell', dataset: { label: 'Action' } }, h('code', {}, e.action)),
+          h('td', { class: 'target', role: 'cell', dataset: { label: 'Target' } }, e.target ?? ''),
+          h('td', { class: 'detail', role: 'cell', dataset: { label: 'Detail' } }, detailText(e.detail)),
         ),
       ),
     );

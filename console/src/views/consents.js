@@ -14,7 +14,11 @@ export function render(ctx, main) {
   const approver = ctx.can('approver');
   const pending = h('div', { id: 'consents-pending', 'aria-busy': 'true' });
   const history = h('div', { id: 'consents-history' });
-  const standing = h('div', { id: 'standing' });
+  const standingTable = h('div', { class: 'standing-list' });
+  // the form is drawn once: a live reload (another request arriving) redraws the lists only,
+  // never what an approver is typing
+  const standing = h('div', { id: 'standing' }, standingTable, approver ? standingForm(ctx, () => load()) : null);
+  const shown = new Map(); // consent id → its request element, kept across reloads with its draft
   append(
     main,
     h(
@@ -49,16 +53,22 @@ export function render(ctx, main) {
     pending.removeAttribute('aria-busy');
     const count = document.getElementById('consent-count');
     if (count) count.textContent = open.items.length ? ` ${open.items.length}` : '';
+    const focused = document.activeElement;
+    const keep = new Set(open.items.map((c) => c.id));
+    for (const id of [...shown.keys()]) if (!keep.has(id)) shown.delete(id);
+    for (const c of open.items) if (!shown.has(c.id)) shown.set(c.id, request(ctx, c, approver, load));
     fill(
       pending,
       open.items.length
         ? h(
             'ol',
             { class: 'requests' },
-            open.items.map((c) => request(ctx, c, approver, load)),
+            open.items.map((c) => shown.get(c.id)),
           )
         : h('p', { id: 'no-pending' }, 'No request is waiting.'),
     );
+    // moving a request in the page takes the focus from it: give it back
+    if (focused instanceof HTMLElement && focused !== document.activeElement && pending.contains(focused)) focused.focus();
     const answered = all.items.filter((c) => c.state !== 'pending');
     fill(
       history,
@@ -66,6 +76,7 @@ export function render(ctx, main) {
         caption: 'Answered consent requests',
         hideCaption: true,
         id: 'consents-table',
+        cls: 'stack',
         head: ['Report', 'Recipient', 'Hub', 'State', 'Answered', 'Reason'],
         empty: 'No request has been answered yet.',
         rows: answered.map((c) =>
@@ -82,7 +93,7 @@ export function render(ctx, main) {
         ),
       }),
     );
-    fill(standing, standingList(ctx, st.items ?? st.standing_consents ?? [], approver, load));
+    fill(standingTable, standingList(ctx, st.items ?? st.standing_consents ?? [], approver, load));
   };
   load();
   return { title: 'Consents', onEvent: (type) => type === 'consent' && load() };
@@ -140,8 +151,11 @@ function request(ctx, c, approver, reload) {
 }
 
 function standingList(ctx, items, approver, reload) {
+  // the exchange dates consents by its own clock (under an exercise, the exercise's, which this
+  // page knows only as last read): lapsed is judged on it, the start is shown as given
+  const now = ctx.status?.exercise?.at ? Date.parse(ctx.status.exercise.at) : Date.now();
+  const stateOf = (s) => (s.revoked_at ? `revoked ${instant(s.revoked_at)}` : Date.parse(s.valid_until) > now ? 'in effect' : 'lapsed');
   const rows = items.map((s) => {
-    const active = !s.revoked_at && Date.parse(s.valid_until) > Date.now();
     const revoke = approver && !s.revoked_at ? h('button', { type: 'button', class: 'danger small' }, 'Revoke') : null;
     revoke?.addEventListener('click', async () => {
       const sure = await confirmDialog({
@@ -167,22 +181,20 @@ function standingList(ctx, items, approver, reload) {
       h('td', {}, s.hub ?? 'any'),
       h('td', {}, instant(s.valid_from)),
       h('td', {}, instant(s.valid_until)),
-      h('td', {}, s.revoked_at ? `revoked ${instant(s.revoked_at)}` : active ? 'in effect' : 'lapsed'),
+      h('td', {}, stateOf(s)),
       h('td', {}, s.note || '—'),
       h('td', {}, revoke),
     );
   });
-  return [
-    table({
-      caption: 'Standing consents',
-      hideCaption: true,
-      id: 'standing-table',
-      head: ['Topic', 'Recipient', 'Hub', 'From', 'Until', 'State', 'Note', ''],
-      rows,
-      empty: 'No standing consent: every relay is asked for.',
-    }),
-    approver ? standingForm(ctx, reload) : null,
-  ];
+  return table({
+    caption: 'Standing consents',
+    hideCaption: true,
+    id: 'standing-table',
+    cls: 'stack',
+    head: ['Topic', 'Recipient', 'Hub', 'From', 'Until', 'State', 'Note', ''],
+    rows,
+    empty: 'No standing consent: every relay is asked for.',
+  });
 }
 
 function standingForm(ctx, reload) {
@@ -233,7 +245,11 @@ function standingForm(ctx, reload) {
       say(out, problemBox(err, 'Not given.'));
       return;
     }
+    form.reset();
+    say(out, null);
+    details.open = false;
     reload();
   });
-  return h('details', { class: 'standing-details' }, h('summary', {}, 'Give a standing consent'), form);
+  const details = h('details', { class: 'standing-details' }, h('summary', {}, 'Give a standing consent'), form);
+  return details;
 }

@@ -115,6 +115,7 @@ export function render(ctx, main) {
         caption: 'Earlier keys',
         hideCaption: true,
         id: 'key-history',
+        cls: 'stack',
         head: ['Fingerprint', 'State', 'In use from', 'Retired'],
         empty: 'No earlier key.',
         rows: (k.history ?? [])

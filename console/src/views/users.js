@@ -36,6 +36,7 @@ export function render(ctx, main) {
         caption: 'Users of the node',
         hideCaption: true,
         id: 'users-table',
+        cls: 'stack',
         head: ['User', 'Role', 'Created', 'State', ''],
         rows: res.items.map((u) => {
           const active = u.active ?? !u.revoked_at;
