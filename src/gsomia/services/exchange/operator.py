@@ -14,7 +14,7 @@ from typing import Any
 
 from gsomia.domain.instants import parse_instant, utc_iso
 from gsomia.domain.lifecycle import status_at
-from gsomia.errors import StorageError, UnknownEntity
+from gsomia.errors import Conflict, StorageError, UnknownEntity
 from gsomia.scenario.loader import parse_scenario_document
 from gsomia.services.analysis import presenters as views
 from gsomia.services.exchange.access import Action, Principal, authorize
@@ -71,6 +71,10 @@ class OperatorService:
             raise UnknownEntity(f"unknown agreement {agreement_id!r} (known: {', '.join(sorted(known))})")
         now = ctx.clock.now()
         event_id = spec.id or new_id("op")
+        if any(str(e.get("id")) == event_id for e in document.get("events", [])):
+            # Checked before the record is parsed, which would refuse the duplicate as invalid:
+            # the id is taken, the event itself may be valid (docs/protocol.md: 409).
+            raise Conflict(f"event id {event_id!r} is already used: choose another id or omit it")
         doc: dict[str, Any] = {
             "id": event_id,
             "agreement": agreement_id,
