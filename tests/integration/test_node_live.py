@@ -20,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -392,7 +393,7 @@ def test_a_revoked_officer_session_ends_at_once(world: World) -> None:
         assert next(lines) == "event: status"
         assert chief.delete("/api/users/watch").status_code == 200
         # the open console's stream ends at once: no keep-alive ping (a comment line) comes first
-        after = []
+        after: list[str] = []
         for line in lines:
             assert not line.startswith(":"), f"the revoked officer's event stream is still open: {after}"
             after.append(line)
@@ -471,11 +472,13 @@ def test_an_exchange_restarted_on_a_diverged_copy_is_a_fork_for_every_node(world
     seen = max(int(local_status(n)["ledger"]["size"]) for n in nodes.values())
     port = int(ex.url.rsplit(":", 1)[1])
     ex.stop()
+
+    def unreachable(party: str) -> bool:
+        return nodes[party].sessions["chief"].get("/api/status").json()["exchange"]["reachable"] is False
+
     for party in ("JPN", "KOR"):  # an exchange that is down is shown as such
         wait_for(
-            lambda party=party: (
-                nodes[party].sessions["chief"].get("/api/status").json()["exchange"]["reachable"] is False
-            ),
+            partial(unreachable, party),
             what=f"{party}'s node to see the exchange unreachable",
         )
     # The copy taken before the nodes started grows its own history past what they saw, on
@@ -498,7 +501,7 @@ def test_an_exchange_restarted_on_a_diverged_copy_is_a_fork_for_every_node(world
             return status["alarm"] is not None
 
         for party in ("JPN", "KOR"):
-            wait_for(lambda party=party: alarmed(nodes[party]), timeout=60, what=f"{party}'s node to raise the alarm")
+            wait_for(partial(alarmed, nodes[party]), timeout=60, what=f"{party}'s node to raise the alarm")
         outputs = []
         for party, node in nodes.items():
             p = node.cli("status", code=8)

@@ -71,7 +71,8 @@ def witness(store: NodeStore, log: FakeLog, events: list[tuple[str, dict[str, An
 
 
 def test_extensions_are_accepted_and_cosigned(store: NodeStore) -> None:
-    log, events = FakeLog(ExchangeSigner.generate(), 5), []
+    log = FakeLog(ExchangeSigner.generate(), 5)
+    events: list[tuple[str, dict[str, Any]]] = []
     w = witness(store, log, events)
     assert w.advance(log).size == 5  # type: ignore[arg-type,union-attr]
     log.add(7)
@@ -85,7 +86,8 @@ def test_extensions_are_accepted_and_cosigned(store: NodeStore) -> None:
 
 def test_a_diverged_history_is_a_fork_and_stops_acceptance(store: NodeStore) -> None:
     signer = ExchangeSigner.generate()
-    log, events = FakeLog(signer, 5), []
+    log = FakeLog(signer, 5)
+    events: list[tuple[str, dict[str, Any]]] = []
     w = witness(store, log, events)
     w.advance(log)  # type: ignore[arg-type]
     other = FakeLog(signer, 3)  # the same key, another history
@@ -107,7 +109,8 @@ def test_the_same_size_with_another_root_is_a_fork_and_a_smaller_tree_a_rollback
     for kind, other_size, other_tag in (("fork", 5, b"y"), ("rollback", 3, b"e")):
         store = NodeStore(tmp_path / f"{kind}.db", secrets.token_bytes(32))
         try:
-            log, events = FakeLog(signer, 5), []
+            log = FakeLog(signer, 5)
+            events: list[tuple[str, dict[str, Any]]] = []
             w = witness(store, log, events)
             w.advance(log)  # type: ignore[arg-type]
             other = FakeLog(signer, 0)
@@ -120,7 +123,8 @@ def test_the_same_size_with_another_root_is_a_fork_and_a_smaller_tree_a_rollback
 
 
 def test_a_checkpoint_not_signed_by_the_pinned_key_is_refused(store: NodeStore) -> None:
-    log, events = FakeLog(ExchangeSigner.generate(), 5), []
+    log = FakeLog(ExchangeSigner.generate(), 5)
+    events: list[tuple[str, dict[str, Any]]] = []
     w = witness(store, log, events)
     impostor = FakeLog(ExchangeSigner.generate(), 5)
     with pytest.raises(LedgerInvalid):
