@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 
 from gsomia.node.app import COOKIE
 from gsomia.node.service import NodeService
@@ -39,7 +39,7 @@ AFTER = "2019-12-01T10:00+09:00"
 """Under the what-if the GSOMIA ended on 2019-11-23: JPN reaches KOR only through the US."""
 WHATIF = "name: termination-took-effect\ndrop: [jpn-kor-2019-suspension]\n"
 USERS = {"duty": "officer", "approver": "approver", "chief": "admin"}
-SIZES = {"desk": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
+SIZES: dict[str, ViewportSize] = {"desk": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
 SCREENS = Path(
     os.environ.get("GSOMIA_SCREENSHOTS") or Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 )
