@@ -143,38 +143,26 @@ def submit_cmd(
         spooled = outbox.find(keys.party, rid) if report_id else None
         if spooled is not None:
             _same_report(
-                spooled,
-                rid,
-                topic=topic,
-                level=level,
-                recipients=recipient,
-                caveats=caveats,
-                content_type=content_type,
-                payload=data,
-            )
+                spooled, rid, topic=topic, level=level, recipients=recipient, caveats=caveats,
+                content_type=content_type, payload=data,
+            )  # fmt: skip
             # a plain write: a path must never be wrapped
             sys.stderr.write(f"sending report {rid} again exactly as signed at {spooled.report().get('created')} ")
             sys.stderr.write(f"({spooled.path})\n")
         else:
-            if all_eligible:
-                with _exchange() as exchange:
-                    recipients = [p for p in exchange.parties() if p != keys.party]
-            else:
-                recipients = list(recipient or [])
             draft = ReportDraft(
                 id=rid,
                 topic=topic,
                 level=level,
                 payload=data,
                 created=datetime.now(UTC),
-                recipients=recipients,
+                recipients=_recipients(keys.party, recipient, all_eligible=all_eligible),
                 rel_to=rel_to_list,
                 noforn=noforn,
                 orcon=orcon,
                 content_type=content_type,
             )
-            signed = json.dumps(sign_report(keys, draft), ensure_ascii=False).encode("utf-8")
-            spooled = outbox.keep(keys.party, rid, signed)
+            spooled = outbox.keep(keys.party, rid, json.dumps(sign_report(keys, draft), ensure_ascii=False).encode())
         try:
             with _exchange() as exchange:
                 result = exchange.submit(spooled.body)
@@ -187,17 +175,34 @@ def submit_cmd(
         if as_json:
             common.emit_json(result)
             return
-        common.out.print(f"report {result['report']} (ledger entry {result['leaf_index']})", markup=False)
-        table = Table("recipient", "outcome", "route", "marking", "delivery / consent", show_edge=False)
-        for r in result["recipients"]:
-            route = " → ".join(r["path"]) if r["path"] else "-"
-            mark = r["marking"]["banner"] if r["decision"] != "deny" else "-"
-            ids = ", ".join(d["id"] for d in r["deliveries"])
-            if r["consent"]:
-                ids = (ids + ", " if ids else "") + f"consent {r['consent']['id']} ({r['consent']['state']})"
-            why = r["reasons"][0]["message"] if r["outcome"] in ("denied", "no_key") and r["reasons"] else ""
-            table.add_row(r["recipient"], r["outcome"], why or route, mark or "-", ids or "-")
-        common.out.print(table)
+        _print_submission(result)
+
+
+def _recipients(party: str, named: list[str] | None, *, all_eligible: bool) -> list[str]:
+    """The recipients named, or with ``all_eligible`` every other party the exchange knows.
+
+    Raises:
+        ExchangeUnreachable: the exchange could not be asked for its parties.
+    """
+    if not all_eligible:
+        return list(named or [])
+    with _exchange() as exchange:
+        return [p for p in exchange.parties() if p != party]
+
+
+def _print_submission(result: dict[str, Any]) -> None:
+    """A submission's result as a line and a table, one row per recipient."""
+    common.out.print(f"report {result['report']} (ledger entry {result['leaf_index']})", markup=False)
+    table = Table("recipient", "outcome", "route", "marking", "delivery / consent", show_edge=False)
+    for r in result["recipients"]:
+        route = " → ".join(r["path"]) if r["path"] else "-"
+        mark = r["marking"]["banner"] if r["decision"] != "deny" else "-"
+        ids = ", ".join(d["id"] for d in r["deliveries"])
+        if r["consent"]:
+            ids = (ids + ", " if ids else "") + f"consent {r['consent']['id']} ({r['consent']['state']})"
+        why = r["reasons"][0]["message"] if r["outcome"] in ("denied", "no_key") and r["reasons"] else ""
+        table.add_row(r["recipient"], r["outcome"], why or route, mark or "-", ids or "-")
+    common.out.print(table)
 
 
 @client_cli.command("submit-batch")

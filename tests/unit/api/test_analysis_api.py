@@ -39,7 +39,7 @@ ANSWERS: list[tuple[str, str, dict[str, Any], Check]] = [
         ),
     ),
     ("events", "/api/v1/events", {}, lambda d: only(d, id="jpn-kor-2019-suspension")["by"] == "KOR"),
-    ("reports", "/api/v1/reports", {}, lambda d: only(d, id="r-2019-11-28-mrl")["level"] == "極秘"),
+    ("reports", "/api/v1/record/reports", {}, lambda d: only(d, id="r-2019-11-28-mrl")["level"] == "極秘"),
     ("provisions", "/api/v1/provisions", {}, lambda d: only(d, id="gsomia-2017")["count"] == 19),
     (
         "status",

@@ -70,11 +70,7 @@ class OperatorService:
         if agreement_id not in known:
             raise UnknownEntity(f"unknown agreement {agreement_id!r} (known: {', '.join(sorted(known))})")
         now = ctx.clock.now()
-        event_id = spec.id or new_id("op")
-        if any(str(e.get("id")) == event_id for e in document.get("events", [])):
-            # Checked before the record is parsed, which would refuse the duplicate as invalid:
-            # the id is taken, the event itself may be valid (docs/protocol.md: 409).
-            raise Conflict(f"event id {event_id!r} is already used: choose another id or omit it")
+        event_id = _unused_event_id(document, spec.id)
         doc: dict[str, Any] = {
             "id": event_id,
             "agreement": agreement_id,
@@ -156,3 +152,19 @@ class OperatorService:
             return Outcome(moved)
 
         return ctx.committer.run(job)
+
+
+def _unused_event_id(document: dict[str, Any], wanted: str | None) -> str:
+    """``wanted``, or a fresh id if none is wanted.
+
+    Checked before the record is parsed, which would refuse a duplicate as an invalid record:
+    the id is taken, the event itself may be valid (docs/protocol.md: 409).
+
+    Raises:
+        Conflict: ``wanted`` is the id of a recorded event.
+    """
+    if not wanted:
+        return new_id("op")
+    if any(str(e.get("id")) == wanted for e in document.get("events", [])):
+        raise Conflict(f"event id {wanted!r} is already used: choose another id or omit it")
+    return wanted
