@@ -16,6 +16,7 @@ from gsomia.api.schemas import problems
 from gsomia.bootstrap import App
 from gsomia.domain.instants import format_duration, iso
 from gsomia.domain.record import Caveats, WhatIf
+from gsomia.errors import InvalidInput
 from gsomia.services.analysis import presenters as views
 from gsomia.services.analysis.service import WhatIfSpec
 
@@ -184,18 +185,34 @@ def route(
     orcon: bool = False,
     drop: Drop = None,
     add: Add = None,
+    as_exchange: Annotated[
+        bool,
+        Query(
+            description="Decide as a submission now would be: at the exchange clock (unless `at` is given) and under "
+            "its exercise what-if, if any (a party's node previews a release so); takes no `drop` or `add`."
+        ),
+    ] = False,
 ) -> dict[str, Any]:
     """Same as ``gsomia route --json``."""
     app = _app(request)
     rel = frozenset(p.strip().upper() for p in rel_to.split(",") if p.strip()) if rel_to else None
+    if as_exchange:
+        if drop or add:
+            raise InvalidInput("as_exchange decides under the exchange's own what-if: give no drop or add")
+        context = app.exchange.context
+        spec = context.records.exercise_whatif()
+        whatif = app.analysis.whatif(spec) if spec is not None else _whatif(app, None, None)
+        when = app.analysis.instant(at) if at else context.clock.now()
+    else:
+        whatif, when = _whatif(app, drop, add), app.analysis.instant(at)
     r = app.analysis.route(
         originator.upper(),
         recipient.upper(),
         topic=topic,
         level=level,
-        at=app.analysis.instant(at),
+        at=when,
         caveats=Caveats(rel_to=rel, noforn=noforn, orcon=orcon),
-        whatif=_whatif(app, drop, add),
+        whatif=whatif,
     )
     return views.route_json(r, app.analysis.compiled().record.timezone)
 

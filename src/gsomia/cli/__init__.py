@@ -23,6 +23,7 @@ from gsomia.bootstrap import App, Settings, build
 from gsomia.cli import analysis, common
 from gsomia.cli.exchange import client_cli, keys_cli, principals_cli
 from gsomia.cli.ledger import ledger_cli
+from gsomia.cli.node import node_cli
 from gsomia.cli.options import AsJson, Host, Port
 from gsomia.cli.report import render_report, report_cmd
 from gsomia.cli.scenario import scenario_cli
@@ -53,6 +54,7 @@ cli.add_typer(ledger_cli, name="ledger")
 cli.add_typer(client_cli, name="client")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(principals_cli, name="principals")
+cli.add_typer(node_cli, name="node")
 
 
 def _version(value: bool) -> None:

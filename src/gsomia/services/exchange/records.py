@@ -62,6 +62,13 @@ class RecordCache:
             self._checked = now
             return self._network
 
+    def exercise_whatif(self) -> WhatIfSpec | None:
+        """The exercise what-if every decision applies, or None (a party's node previews a
+        release under it: ``GET /api/v1/route?as_exchange=true``)."""
+        if self._whatif_text is None:
+            return None
+        return WhatIfSpec(file_text=self._whatif_text, file_name=self._whatif_name)
+
     def current(self) -> tuple[Network, str]:
         """The network to decide on and the stored version it was compiled from, together.
 

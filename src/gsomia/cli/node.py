@@ -1,0 +1,397 @@
+"""``gsomia node``: run a party's own node inside its network (docs/node.md).
+
+gsomia node init --party KOR --exchange URL --key kor.keys --token-file T [--dir D]
+gsomia node users add NAME --role officer|approver|admin
+gsomia node serve [--port 8100]
+gsomia node status            # exit 8 if the ledger alarm stands (fork or rollback)
+gsomia node sync --once       # catch up with the exchange and stop (scripts, cron, tests)
+gsomia node keys rotate       # new keys; the old are kept to open older deliveries
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import platformdirs
+import typer
+from rich.table import Table
+
+from gsomia.cli import common
+from gsomia.cli.options import AsJson
+from gsomia.errors import InvalidInput, LedgerInvalid
+from gsomia.node.config import KEY_ENV, NodeConfig
+from gsomia.node.service import NodeService, init_node
+
+HELP = """A party's own node: keeps the party's keys and what it receives, encrypted, inside the
+party's network; signs what the party sends; decrypts and verifies every delivery (the
+originator's signature with the key valid at submission, ledger inclusion against a checkpoint
+it checked for consistency itself); witnesses the exchange's ledger and raises an alarm on a
+fork or rollback; serves the party's officers a console and a JSON API.
+
+Start: 'gsomia keys generate KOR --out kor.keys', get a party token from the exchange's operator
+into a file, then 'gsomia node init --party KOR --exchange https://exchange.example --key kor.keys
+--token-file kor.token', 'gsomia node users add alice --role admin', 'gsomia node serve'.
+See docs/node.md."""
+
+node_cli = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None)
+users_cli = typer.Typer(
+    help="Officers' accounts: add, list, revoke (revoking ends sessions at once).", no_args_is_help=True
+)
+keys_cli = typer.Typer(help="The party's keys in this node: list, rotate.", no_args_is_help=True)
+alarm_cli = typer.Typer(
+    help="The ledger alarm (fork or rollback): show, clear after investigation.", no_args_is_help=True
+)
+node_cli.add_typer(users_cli, name="users")
+node_cli.add_typer(keys_cli, name="keys")
+node_cli.add_typer(alarm_cli, name="alarm")
+
+DEFAULT_DIR = platformdirs.user_data_path("gsomia") / "node"
+Dir = Annotated[
+    Path,
+    typer.Option("--dir", envvar="GSOMIA_NODE_DIR", help="The node's folder (node.json, node.key, node.db)."),
+]
+ADMIN = "cli"  # how the audit log names an action taken on the node's own machine
+
+
+def _open(directory: Path) -> NodeService:
+    return NodeService.open(directory)
+
+
+@node_cli.command("init")
+def init_cmd(
+    party: Annotated[str, typer.Option("--party", help="Your party id, e.g. KOR.")],
+    exchange: Annotated[str, typer.Option("--exchange", help="The exchange's address, e.g. https://exchange.example.")],
+    key: Annotated[Path, typer.Option("--key", help="Your private key file (from 'gsomia keys generate'); imported.")],
+    token_file: Annotated[
+        Path, typer.Option("--token-file", help="A file holding your party's exchange token; imported.")
+    ],
+    directory: Dir = DEFAULT_DIR,
+    host: Annotated[str, typer.Option("--host", help="Address 'node serve' listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port 'node serve' listens on.")] = 8100,
+    witness: Annotated[
+        str | None, typer.Option("--witness", help="Your witness name (default: PARTY.node.gsomia, lower case).")
+    ] = None,
+    ledger_key: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger-key",
+            help="Pin the exchange's ledger key (vkey or JSON from 'gsomia ledger key --json', obtained out of band); "
+            "default: the key the exchange serves now (trust on first use).",
+        ),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create a node: a random 256-bit store key (node.key, 0600, unless GSOMIA_NODE_KEY is set),
+    the encrypted store, your keys and token imported into it, a fresh witness key; then register
+    your keys and witness with the exchange. Afterwards the plain key and token files may be
+    removed (keep a backup of node.key: without it the store cannot be opened)."""
+    with common.errors():
+        try:
+            token = token_file.read_text(encoding="utf-8")
+        except OSError as e:
+            raise InvalidInput(f"cannot read the token file {token_file}: {e.strerror}") from e
+        config = NodeConfig(
+            party=party.upper(),
+            exchange=exchange.rstrip("/"),
+            dir=directory,
+            host=host,
+            port=port,
+            witness=witness or "",
+        )
+        result = init_node(config, keys_file=key, token=token, ledger_key=ledger_key)
+        data = {
+            "dir": str(directory),
+            "party": result.config.party,
+            "exchange": result.config.exchange,
+            "fingerprint": result.fingerprint,
+            "witness": result.witness_vkey,
+            "ledger_origin": result.config.ledger_origin,
+            "key_file": str(result.key_file) if result.key_file else None,
+            "registered": result.registered,
+        }
+        if as_json:
+            common.emit_json(data)
+            return
+        out = common.out
+        out.print(f"node for {data['party']} in {directory}", markup=False)
+        out.print(f"  keys {result.fingerprint} imported from {key}", markup=False)
+        out.print(f"  witness {result.witness_vkey}", markup=False)
+        out.print(f"  ledger of {result.config.ledger_origin} pinned", markup=False)
+        if result.key_file:
+            out.print(
+                f"  store key {result.key_file}: back it up now; without it node.db cannot be opened", markup=False
+            )
+        else:
+            out.print(f"  store key taken from {KEY_ENV}", markup=False)
+        if not result.registered:
+            out.print(
+                "  the exchange could not be reached: keys and witness are registered at the first sync", markup=False
+            )
+        out.print(f"You may now remove {key} and {token_file}: the node holds them, encrypted.", markup=False)
+        out.print("Next: 'gsomia node users add NAME --role admin', then 'gsomia node serve'.", markup=False)
+
+
+@node_cli.command("serve")
+def serve_cmd(
+    directory: Dir = DEFAULT_DIR,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default: node.json's).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: node.json's, 8100).")] = None,
+    witness_interval: Annotated[
+        float, typer.Option("--witness-interval", min=0.5, help="Seconds between checks of the exchange's checkpoint.")
+    ] = 10.0,
+    log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "info",
+) -> None:
+    """Serve the console and the JSON API, and follow the exchange in the background (inbox,
+    ledger, witness), until interrupted."""
+    import uvicorn  # noqa: PLC0415 - only the server needs it
+
+    from gsomia.node.app import create_node_app  # noqa: PLC0415
+
+    with common.errors():
+        service = _open(directory)
+        bind_host, bind_port = host or service.config.host, port or service.config.port
+        common.err.print(
+            f"gsomia node {service.config.party} on http://{bind_host}:{bind_port} following {service.config.exchange}",
+            markup=False,
+        )
+        service.start(witness_interval=witness_interval)
+        try:
+            uvicorn.run(create_node_app(service), host=bind_host, port=bind_port, log_level=log_level, access_log=False)
+        finally:
+            service.close()
+
+
+@node_cli.command("status")
+def status_cmd(directory: Dir = DEFAULT_DIR, as_json: AsJson = False) -> None:
+    """The node's status as last seen: the exchange, deliveries, the ledger, the witness.
+    Exits 8 if the ledger alarm stands (a fork or a rollback), naming both checkpoints."""
+    with common.errors():
+        service = _open(directory)
+        try:
+            data = service.status()
+        finally:
+            service.close()
+        if as_json:
+            common.emit_json(data)
+        else:
+            _render_status(data)
+        alarm = data["alarm"]
+        if alarm is not None:
+            first, second = _one_line(alarm["first"]), _one_line(alarm["second"])
+            raise LedgerInvalid(
+                f"LEDGER ALARM ({alarm['kind']}) since {alarm['at']}: {alarm['detail']}; "
+                f"accepted checkpoint [{first}] vs served checkpoint [{second}]"
+            )
+
+
+def _one_line(note: str) -> str:
+    lines = note.split("\n")
+    return " ".join(lines[:3])
+
+
+def _render_status(data: dict[str, Any]) -> None:
+    out = common.out
+    ex, dl, lg, wt = data["exchange"], data["deliveries"], data["ledger"], data["witness"]
+    reach = {True: "reachable", False: "UNREACHABLE", None: "not contacted yet"}[ex["reachable"]]
+    out.print(f"node {data['party']} — exchange {ex['url']} {reach}", markup=False)
+    if ex.get("error") and ex["reachable"] is False:
+        out.print(f"  last error: {ex['error']}", markup=False)
+    out.print(f"  inbox cursor {ex['cursor'] or '-'}, last event {ex['last_event_at'] or '-'}", markup=False)
+    out.print(
+        f"  deliveries: {dl['verified']} verified, {dl['quarantined']} quarantined, {dl['pending']} pending",
+        markup=False,
+    )
+    out.print(f"  ledger: size {lg['size']} root {lg['root']} (checked {lg['checked_at'] or '-'})", markup=False)
+    out.print(
+        f"  witness {wt['name']}: {'registered' if wt['registered'] else 'NOT registered'}, "
+        f"cosigned size {wt['cosigned_size']} at {wt['cosigned_at'] or '-'}",
+        markup=False,
+    )
+    if data["exercise"]:
+        out.print(
+            f"  EXERCISE: exchange clock {data['exercise']['at']}, what-if {data['exercise']['whatif'] or 'none'}",
+            markup=False,
+        )
+
+
+@node_cli.command("sync")
+def sync_cmd(
+    once: Annotated[bool, typer.Option("--once", help="Catch up with the exchange and stop (required).")] = False,
+    directory: Dir = DEFAULT_DIR,
+    as_json: AsJson = False,
+) -> None:
+    """Catch up with the exchange once: register the witness, check and cosign the ledger's
+    checkpoint, and fetch, decrypt and verify every new delivery. 'node serve' does this
+    continuously; this is for scripts. Exits 10 if the exchange cannot be reached."""
+    with common.errors():
+        if not once:
+            raise InvalidInput("give --once (continuous sync runs inside 'gsomia node serve')")
+        service = _open(directory)
+        try:
+            result = service.syncer.once()
+            alarm = service.witness.alarm()
+        finally:
+            service.close()
+        if as_json:
+            common.emit_json(result.as_dict() | {"alarm": alarm})
+        else:
+            common.out.print(
+                f"{result.items} item(s): {result.verified} verified, {result.quarantined} quarantined; cursor {result.cursor or '-'}",
+                markup=False,
+            )
+        if alarm is not None:
+            raise LedgerInvalid(f"LEDGER ALARM ({alarm['kind']}): {alarm['detail']}")
+
+
+# --- users ----------------------------------------------------------------------------------------------
+
+
+@users_cli.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Login name (lower case).")],
+    role: Annotated[str, typer.Option("--role", help="officer, approver or admin.")],
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--password-file", help="Read the password from this file (default: GSOMIA_NODE_PASSWORD, else ask)."
+        ),
+    ] = None,
+    directory: Dir = DEFAULT_DIR,
+    as_json: AsJson = False,
+) -> None:
+    """Add an officer's account (at least 12 characters of password, hashed with Argon2id)."""
+    with common.errors():
+        password = _password(password_file)
+        service = _open(directory)
+        try:
+            user = service.add_user(username, password, role, ADMIN)
+        finally:
+            service.close()
+        if as_json:
+            common.emit_json(user)
+        else:
+            common.out.print(f"added {user['username']} ({user['role']})", markup=False)
+
+
+def _password(path: Path | None) -> str:
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\n")
+        except OSError as e:
+            raise InvalidInput(f"cannot read {path}: {e.strerror}") from e
+    env = os.environ.get("GSOMIA_NODE_PASSWORD")
+    if env:
+        return env
+    if not sys.stdin.isatty():
+        raise InvalidInput("give --password-file or GSOMIA_NODE_PASSWORD (no terminal to ask on)")
+    first = typer.prompt("password", hide_input=True)
+    if typer.prompt("again", hide_input=True) != first:
+        raise InvalidInput("the two passwords differ")
+    return str(first)
+
+
+@users_cli.command("list")
+def users_list(directory: Dir = DEFAULT_DIR, as_json: AsJson = False) -> None:
+    """Every account, revoked ones included."""
+    with common.errors():
+        service = _open(directory)
+        try:
+            items = service.users.all()
+        finally:
+            service.close()
+        if as_json:
+            common.emit_json({"items": items})
+            return
+        table = Table("user", "role", "created", "revoked")
+        for u in items:
+            table.add_row(u["username"], u["role"], u["created_at"], u["revoked_at"] or "")
+        common.out.print(table)
+
+
+@users_cli.command("revoke")
+def users_revoke(username: Annotated[str, typer.Argument(help="Login name.")], directory: Dir = DEFAULT_DIR) -> None:
+    """Revoke an account: its sessions end at once."""
+    with common.errors():
+        service = _open(directory)
+        try:
+            service.revoke_user(username, ADMIN)
+        finally:
+            service.close()
+        common.out.print(f"revoked {username}; its sessions have ended", markup=False)
+
+
+# --- keys, alarm, audit ------------------------------------------------------------------------------------
+
+
+@keys_cli.command("list")
+def keys_list(directory: Dir = DEFAULT_DIR, as_json: AsJson = False) -> None:
+    """The party's key sets in this node (public halves): current, retired, pending."""
+    with common.errors():
+        service = _open(directory)
+        try:
+            data = service.keys()
+        finally:
+            service.close()
+        if as_json:
+            common.emit_json(data)
+            return
+        for k in data["history"]:
+            common.out.print(f"{k['state']:8} {k['fingerprint']} registered {k['registered_at'] or '-'}", markup=False)
+
+
+@keys_cli.command("rotate")
+def keys_rotate(directory: Dir = DEFAULT_DIR, as_json: AsJson = False) -> None:
+    """Generate new keys in the node, register them with the exchange and make them current;
+    the old keys are kept (retired) to open deliveries made before."""
+    with common.errors():
+        service = _open(directory)
+        try:
+            current = service.rotate_keys(ADMIN)
+        finally:
+            service.close()
+        if as_json:
+            common.emit_json(current)
+        else:
+            common.out.print(
+                f"current keys {current['fingerprint']}; earlier keys kept for older deliveries", markup=False
+            )
+
+
+@alarm_cli.command("clear")
+def alarm_clear(directory: Dir = DEFAULT_DIR) -> None:
+    """Clear the ledger alarm after investigation: the exchange's next checkpoint becomes the
+    node's new base (audited). Do this only once the cause is known (docs/node.md)."""
+    with common.errors():
+        service = _open(directory)
+        try:
+            cleared = service.clear_alarm(ADMIN)
+        finally:
+            service.close()
+        common.out.print("no alarm" if cleared is None else f"cleared the {cleared['kind']} alarm", markup=False)
+
+
+@node_cli.command("audit")
+def audit_cmd(
+    directory: Dir = DEFAULT_DIR,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+    verify: Annotated[bool, typer.Option("--verify", help="Check the log's hash chain (exit 8 if broken).")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """The node's audit log, newest first: which officer did what."""
+    with common.errors():
+        service = _open(directory)
+        try:
+            rows = service.audit.verify() if verify else None
+            page = service.audit.page(limit=limit)
+        finally:
+            service.close()
+        if as_json:
+            common.emit_json(page | ({"verified_rows": rows} if verify else {}))
+            return
+        if verify:
+            common.err.print(f"audit log chain verified ({rows} rows)", markup=False)
+        for r in page["items"]:
+            common.out.print(f"{r['at']}  {r['user']:12} {r['action']:24} {r['target']}", markup=False)

@@ -1,0 +1,171 @@
+"""A node's configuration (``node.json``) and its store key (``node.key``), in the node's folder.
+
+``node.json`` holds nothing secret: the party, the exchange's address, where the node
+listens, its witness name. The secrets — the party's private keys, the witness key, the
+exchange token, received plaintext — are in the encrypted store (:mod:`gsomia.node.store`),
+whose 256-bit key is the file ``node.key`` (mode 0600, base64) or the environment variable
+``GSOMIA_NODE_KEY`` for operators who keep it elsewhere (a secrets manager, a hardware token
+that unlocks it at boot).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import secrets
+import stat
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from gsomia.crypto.keyfile import link_private_file
+from gsomia.errors import InvalidInput
+
+__all__ = [
+    "CONFIG_FILE",
+    "DB_FILE",
+    "KEY_ENV",
+    "KEY_FILE",
+    "NodeConfig",
+    "create_node_key",
+    "read_node_key",
+]
+
+CONFIG_FILE = "node.json"
+KEY_FILE = "node.key"
+DB_FILE = "node.db"
+KEY_ENV = "GSOMIA_NODE_KEY"
+_PARTY = re.compile(r"^[A-Z][A-Z0-9_-]{1,15}$")  # docs/protocol.md §1.4
+_KEY_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeConfig:
+    """Where a node lives and whom it serves.
+
+    Attributes:
+        party: the party the node acts for (``KOR``).
+        exchange: the exchange's base URL.
+        dir: the node's folder (``node.json``, ``node.key``, ``node.db``).
+        host: the address ``gsomia node serve`` listens on.
+        port: the port it listens on.
+        witness: the node's witness name (C2SP signed-note key name).
+        ledger_origin: the exchange ledger's origin, pinned at init with its key.
+    """
+
+    party: str
+    exchange: str
+    dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8100
+    witness: str = ""
+    ledger_origin: str = ""
+
+    def __post_init__(self) -> None:
+        if not _PARTY.match(self.party):
+            raise InvalidInput(f"party {self.party!r}: give a party id such as KOR")
+        if not self.exchange.startswith(("http://", "https://")):
+            raise InvalidInput(f"exchange URL {self.exchange!r}: give an http:// or https:// address")
+        if not 0 < self.port < 65536:
+            raise InvalidInput(f"port {self.port}: give a port between 1 and 65535")
+        if self.witness and (any(c.isspace() for c in self.witness) or "+" in self.witness):
+            raise InvalidInput(f"witness name {self.witness!r}: no spaces and no '+'")
+
+    @property
+    def db_path(self) -> Path:
+        """The encrypted store."""
+        return self.dir / DB_FILE
+
+    @property
+    def key_path(self) -> Path:
+        """The store key file (unless ``GSOMIA_NODE_KEY`` is set)."""
+        return self.dir / KEY_FILE
+
+    def write(self) -> Path:
+        """Write ``node.json`` (mode 0600; it names the exchange and the party).
+
+        Raises:
+            InvalidInput: the folder cannot be written.
+        """
+        data = asdict(self) | {"dir": None}
+        data.pop("dir")
+        path = self.dir / CONFIG_FILE
+        try:
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+            path.chmod(0o600)
+        except OSError as e:
+            raise InvalidInput(f"cannot write {path}: {e.strerror}") from e
+        return path
+
+    @classmethod
+    def read(cls, directory: Path) -> NodeConfig:
+        """Read ``node.json`` from a node folder.
+
+        Raises:
+            InvalidInput: no node there (run ``gsomia node init``), or a malformed file.
+        """
+        path = directory / CONFIG_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidInput(f"no node in {directory}: run 'gsomia node init' first (or give --dir)") from None
+        except (OSError, ValueError) as e:
+            raise InvalidInput(f"cannot read {path}: {e}") from e
+        if not isinstance(data, dict):
+            raise InvalidInput(f"{path}: expected a JSON object")
+        known = {"party", "exchange", "host", "port", "witness", "ledger_origin"}
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidInput(f"{path}: unknown member(s) {sorted(unknown)}")
+        try:
+            return cls(dir=directory, **data)
+        except TypeError as e:
+            raise InvalidInput(f"{path}: {e}") from e
+
+
+def create_node_key(path: Path) -> bytes:
+    """Create a random 256-bit store key in a new 0600 file (never replacing one).
+
+    Raises:
+        InvalidInput: the file exists or cannot be written.
+    """
+    key = secrets.token_bytes(_KEY_BYTES)
+    try:
+        link_private_file(path, base64.b64encode(key) + b"\n")
+    except FileExistsError:
+        raise InvalidInput(f"{path} already exists; refusing to replace a node key") from None
+    except OSError as e:
+        raise InvalidInput(f"cannot write {path}: {e.strerror}") from e
+    return key
+
+
+def read_node_key(path: Path) -> bytes:
+    """The store key: ``GSOMIA_NODE_KEY`` (base64 of 32 bytes) if set, else the 0600 file.
+
+    Raises:
+        InvalidInput: neither is there, the file may be read by group or others, or the key is
+            not base64 of 32 bytes.
+    """
+    text = os.environ.get(KEY_ENV)
+    where = KEY_ENV
+    if not text:
+        where = str(path)
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise InvalidInput(
+                f"no node key: {path} is missing and {KEY_ENV} is not set (restore the key from its backup)"
+            ) from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise InvalidInput(f"{path} may be read by others: run 'chmod 600 {path}'")
+        text = path.read_text(encoding="ascii", errors="replace")
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != _KEY_BYTES:
+        raise InvalidInput(f"node key from {where}: expected base64 of 32 bytes")
+    return key

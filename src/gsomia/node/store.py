@@ -1,0 +1,319 @@
+"""The node's store: one SQLite database encrypted with SQLCipher, keyed by the node key.
+
+Every page of the file is encrypted (AES-256 in SQLCipher's default profile, with an HMAC per
+page) under the 256-bit node key given as a raw key (``PRAGMA key = "x'…'"``, no passphrase
+derivation), so a copied ``node.db`` — a backup tape, a stolen disk — is unreadable without
+``node.key``. It does not protect a running node: whoever controls the process or reads its
+memory, or holds both files, reads everything (docs/node.md, "What is encrypted").
+
+Tables are created on first open (``create_all``); the schema carries a version in
+``settings`` so a later version can migrate it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DatabaseError, SQLAlchemyError
+
+from gsomia.errors import StorageError
+
+__all__ = ["SCHEMA_VERSION", "NodeStore", "iso_now", "metadata", "utc_text"]
+
+SCHEMA_VERSION = "1"
+
+metadata = MetaData()
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+party_keys = Table(
+    "party_keys",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("party", String(16), nullable=False),
+    Column("profile", String(16), nullable=False),
+    Column("private", Text, nullable=False),  # gsomia-private-keys/v1 document (docs/protocol.md §2.4)
+    Column("state", String(16), nullable=False),  # pending | current | retired
+    Column("created_at", String(40), nullable=False),
+    Column("registered_at", String(40)),
+    Column("retired_at", String(40)),
+)
+
+witness_keys = Table(
+    "witness_keys",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("seed", LargeBinary, nullable=False),  # RFC 8032 §5.1.5 32-byte seed
+    Column("created_at", String(40), nullable=False),
+    Column("registered_at", String(40)),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("revoked_at", String(40)),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("username", String(64), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("last_seen", String(40), nullable=False),
+    Column("client", String(64), nullable=False),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subject", String(200), nullable=False, index=True),  # "user:NAME" or "addr:IP"
+    Column("at", String(40), nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("n", Integer, primary_key=True, autoincrement=True),  # local order, the inbox cursor
+    Column("delivery_id", String(48), nullable=False, unique=True),
+    Column("seq", Integer, nullable=False),  # the exchange's inbox sequence number
+    Column("report_id", String(96), nullable=False),
+    Column("originator", String(16), nullable=False, index=True),
+    Column("topic", String(128), nullable=False),
+    Column("level", String(64), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("via", String(16)),
+    Column("marking", Text, nullable=False),
+    Column("caveats", Text, nullable=False),
+    Column("exercise", Boolean, nullable=False),
+    Column("state", String(16), nullable=False, index=True),  # verified | quarantined | pending
+    Column("reason", String(40)),
+    Column("detail", Text),
+    Column("created", String(64), nullable=False),  # the originator's creation instant
+    Column("received_at", String(40), nullable=False),  # when the exchange made the delivery
+    Column("processed_at", String(40), nullable=False),
+    Column("content_type", String(128), nullable=False),
+    Column("payload", LargeBinary),
+    Column("verification", Text, nullable=False),
+    Column("search", Text, nullable=False),
+    Column("acknowledged_at", String(40)),
+)
+
+acknowledgements = Table(
+    "acknowledgements",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(48), nullable=False, index=True),
+    Column("username", String(64), nullable=False),
+    Column("at", String(40), nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("size", Integer, primary_key=True),
+    Column("root", String(44), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("accepted_at", String(40), nullable=False),
+    Column("cosigned_at", String(40)),
+)
+
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # fork | rollback
+    Column("detail", Text, nullable=False),
+    Column("first", Text, nullable=False),
+    Column("second", Text, nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("cleared_at", String(40)),
+    Column("cleared_by", String(64)),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(48), primary_key=True),
+    Column("delivery_id", String(48), nullable=False),
+    Column("document", Text, nullable=False),  # the exchange's incident (docs/protocol.md §6.4)
+    Column("updated_at", String(40), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(40), nullable=False),
+    Column("username", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("chain", String(64), nullable=False),  # SHA-256 over the previous chain and this row
+)
+
+
+def utc_text(text: str) -> str:
+    """An instant as the store keeps it, so that text order is time order: UTC with
+    microseconds. Text that is not an instant with an offset is kept as it is."""
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if at.tzinfo is None:
+        return text
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def iso_now() -> str:
+    """The wall clock in UTC, ISO 8601 with microseconds (sorts as text)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class NodeStore:
+    """The encrypted database of one node.
+
+    Thread-safe: each thread gets its own connection (SQLCipher connections are not shared),
+    and writes are serialised by one lock so the background sync and the API never contend
+    for SQLite's write lock.
+    """
+
+    def __init__(self, path: Path, key: bytes) -> None:
+        """Open (creating if missing) the store at ``path`` under ``key``.
+
+        Raises:
+            StorageError: the key does not open the file (a wrong key, or not a node store),
+                or the file cannot be opened.
+        """
+        if len(key) != 32:
+            raise StorageError("the node key is 32 bytes")
+        self.path = path
+        url = URL.create("sqlite+pysqlcipher", password=f"x'{key.hex()}'", database=str(path))
+        self._engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(self._engine, "connect", _on_connect)
+        self._write_lock = threading.RLock()
+        try:
+            with self._engine.begin() as c:
+                c.exec_driver_sql("PRAGMA journal_mode=WAL")
+                metadata.create_all(c)
+                if c.execute(select(settings.c.value).where(settings.c.name == "schema")).scalar() is None:
+                    c.execute(insert(settings).values(name="schema", value=SCHEMA_VERSION))
+        except DatabaseError as e:
+            self._engine.dispose()
+            raise StorageError(
+                f"cannot open the node store {path}: the node key does not open it (a wrong key, or not a node store)"
+            ) from e
+        except SQLAlchemyError as e:
+            self._engine.dispose()
+            raise StorageError(f"cannot open the node store {path}: {e.__class__.__name__}") from e
+
+    def close(self) -> None:
+        """Close every connection."""
+        self._engine.dispose()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction (committed on exit, rolled back on an error).
+
+        Raises:
+            StorageError: the database failed.
+        """
+        with self._write_lock:
+            try:
+                with self._engine.begin() as c:
+                    yield c
+            except SQLAlchemyError as e:
+                raise StorageError(f"node store: {e.__class__.__name__}: {e}") from e
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection (a consistent snapshot for its duration).
+
+        Raises:
+            StorageError: the database failed.
+        """
+        try:
+            with self._engine.connect() as c:
+                yield c
+        except SQLAlchemyError as e:
+            raise StorageError(f"node store: {e.__class__.__name__}: {e}") from e
+
+    # --- settings --------------------------------------------------------------------------------
+
+    def get(self, name: str) -> str | None:
+        """A setting's value, or None."""
+        with self.read() as c:
+            value = c.execute(select(settings.c.value).where(settings.c.name == name)).scalar()
+        return None if value is None else str(value)
+
+    def get_json(self, name: str) -> Any:
+        """A JSON setting, or None."""
+        value = self.get(name)
+        return None if value is None else json.loads(value)
+
+    def put(self, name: str, value: str, c: Connection | None = None) -> None:
+        """Set a setting (inside ``c`` if given, else in its own transaction)."""
+        if c is None:
+            with self.write() as own:
+                self.put(name, value, own)
+            return
+        if c.execute(update(settings).where(settings.c.name == name).values(value=value)).rowcount == 0:
+            c.execute(insert(settings).values(name=name, value=value))
+
+    def put_json(self, name: str, value: object, c: Connection | None = None) -> None:
+        """Set a JSON setting."""
+        self.put(name, json.dumps(value, ensure_ascii=False, sort_keys=True), c)
+
+    def delete_setting(self, name: str) -> None:
+        """Remove a setting."""
+        with self.write() as c:
+            c.execute(delete(settings).where(settings.c.name == name))
+
+
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA secure_delete=ON")  # freed pages are zeroed, not left readable in the file
+    cursor.close()
+
+
+def row_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A result row as a plain dict."""
+    return dict(row)

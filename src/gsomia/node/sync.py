@@ -1,0 +1,571 @@
+"""Following the party's inbox on the exchange: fetch, decrypt and verify every delivery.
+
+The node reads the inbox from its stored cursor (``GET /api/v1/inbox``, then the event stream
+with ``Last-Event-ID``, docs/protocol.md §7), so after any outage or restart it resumes where
+it stopped; an item's result and the cursor past it are written in one transaction, so no
+item is processed twice or skipped.
+
+Each delivery is opened exactly as docs/protocol.md §4.4 says, then checked against the
+ledger as §4.5 says:
+
+1. select the private key set named by ``key`` (any the node holds, retired ones included)
+   and unwrap and decrypt (:func:`gsomia.client.opening.open_delivery`) —
+   else ``decryption_failed``;
+2. find the originator's key set named by ``origin.key`` in its key history and check it was
+   valid when the exchange received the report (``registered_at <= received_at <
+   retired_at``) — else ``key_not_valid``;
+3. rebuild the signed report and verify the signature and the ledger commitment
+   (:func:`gsomia.client.opening.verify_origin`) — else ``signature``;
+4. prove the delivery's ledger entry and the report's submission entry are included in a
+   checkpoint the node accepted after checking its consistency (:mod:`gsomia.node.witness`),
+   and that they say what the delivery says (recipient, purpose, via, marking, key, the hash
+   of the wrapped key; the commitment and the signer's key) — else ``not_in_ledger``, or
+   ``checkpoint_inconsistent`` when the node cannot accept the exchange's checkpoint
+   (an alarm stands).
+
+A delivery that fails any step is **quarantined** with that reason and never shown as normal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from gsomia.client.http import ExchangeClient
+from gsomia.client.opening import open_delivery, verify_origin
+from gsomia.codec import b64decode
+from gsomia.errors import (
+    BadSignature,
+    DecryptionFailed,
+    ExchangeError,
+    ExchangeUnreachable,
+    GsomiaError,
+    InvalidInput,
+    LedgerInvalid,
+    NotAuthenticated,
+    StorageError,
+    UnknownEntity,
+)
+from gsomia.node.keyring import KeyRing
+from gsomia.node.store import NodeStore, deliveries, incidents, iso_now, utc_text
+from gsomia.node.witness import Accepted, LedgerWitness, same
+
+__all__ = ["REASONS", "SyncResult", "Syncer"]
+
+log = logging.getLogger(__name__)
+
+REASONS = {
+    "decryption_failed": "the delivery does not open with any key this node holds",
+    "key_not_valid": "the originator's key was not valid when the exchange received the report",
+    "signature": "the originator's signature over the report does not verify",
+    "not_in_ledger": "the delivery is not proved in the exchange's ledger as delivered",
+    "checkpoint_inconsistent": "the exchange's ledger checkpoint is inconsistent with one this node accepted",
+}
+"""Why a delivery is quarantined, by reason code."""
+
+PAGE = 500
+MAX_BACKOFF = 30.0
+_DELIVERY_FIELDS = ("delivery", "report", "originator", "recipient", "purpose", "via", "marking", "key")
+
+
+class Quarantined(Exception):
+    """A delivery failed one verification step."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class SyncResult:
+    """What one pass of :meth:`Syncer.once` did."""
+
+    items: int = 0
+    verified: int = 0
+    quarantined: int = 0
+    cursor: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON shape for ``gsomia node sync --once --json``."""
+        return {
+            "items": self.items,
+            "verified": self.verified,
+            "quarantined": self.quarantined,
+            "cursor": self.cursor,
+            "errors": self.errors,
+        }
+
+
+class Syncer:
+    """Follows one party's inbox and keeps the node's deliveries."""
+
+    def __init__(
+        self,
+        store: NodeStore,
+        *,
+        party: str,
+        keyring: KeyRing,
+        witness: LedgerWitness,
+        connect: Callable[[], ExchangeClient],
+        publish: Callable[[str, dict[str, Any]], None],
+    ) -> None:
+        self.store = store
+        self.party = party
+        self.keyring = keyring
+        self.witness = witness
+        self.connect = connect
+        self._publish = publish
+        self._signers: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()  # one pass at a time (the loop, a CLI --once)
+
+    # --- state -------------------------------------------------------------------------------------
+
+    @property
+    def cursor(self) -> str | None:
+        """The inbox cursor after the last item processed."""
+        return self.store.get("sync.cursor")
+
+    def _reachable(self, ok: bool, error: str | None = None) -> None:
+        was = self.store.get("exchange.reachable")
+        self.store.put("exchange.reachable", "true" if ok else "false")
+        if error is not None:
+            self.store.put("exchange.error", error)
+        elif ok:
+            self.store.put("exchange.error", "")
+        if was != ("true" if ok else "false"):
+            self._publish("status", {"exchange": {"reachable": ok, "error": error}})
+
+    # --- one pass ----------------------------------------------------------------------------------
+
+    def once(self) -> SyncResult:
+        """Catch up: register the witness if needed, check the ledger, read every inbox item
+        after the cursor. Marks the exchange unreachable and re-raises if it cannot be reached.
+
+        Raises:
+            ExchangeUnreachable: the exchange could not be reached.
+            GsomiaError: the exchange refused the node (a revoked token: NotAuthenticated).
+        """
+        result = SyncResult()
+        with self._lock:
+            try:
+                with self.connect() as ex:
+                    self.prepare(ex)
+                    for item in self._pages(ex):
+                        self.process(ex, item, result)
+            except (ExchangeUnreachable, StorageError, ExchangeError, NotAuthenticated) as e:
+                self._reachable(False, str(e))
+                raise
+        result.cursor = self.cursor
+        return result
+
+    def prepare(self, ex: ExchangeClient) -> None:
+        """Before reading the inbox: the witness is registered, the exercise state is known, and
+        the ledger's latest checkpoint was checked (an alarm is recorded, not raised)."""
+        cosigner = self.keyring.witness()
+        if cosigner is not None and self.store.get("witness.registered") != cosigner.public.vkey():
+            try:
+                ex.register_witness(self.party, cosigner.public.vkey())
+                self.store.put("witness.registered", cosigner.public.vkey())
+            except (ExchangeUnreachable, StorageError):
+                raise
+            except GsomiaError as e:
+                log.warning("the exchange refused the witness key: %s", e)
+                self.store.put("witness.last_error", str(e))
+        exercise = ex.exercise()
+        self.store.put_json(
+            "exchange.exercise",
+            {"at": exercise.get("clock"), "whatif": exercise.get("whatif") or None}
+            if exercise.get("exercise")
+            else None,
+        )
+        self._advance(ex)
+        self._reachable(True)
+
+    def _advance(self, ex: ExchangeClient) -> Accepted | None:
+        try:
+            return self.witness.advance(ex)
+        except LedgerInvalid as e:
+            log.warning("ledger: %s", e)
+            return self.witness.latest()
+
+    def _pages(self, ex: ExchangeClient) -> Iterator[dict[str, Any]]:
+        cursor = self.cursor
+        while True:
+            page = ex.inbox(cursor=cursor, limit=PAGE)
+            items = page.get("items") or []
+            yield from items
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    # --- the loop ----------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Follow the inbox until ``stop`` is set: catch up, then the event stream; after a
+        failure wait (1, 2, 4 … 30 seconds) and resume from the stored cursor."""
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                self.once()
+                backoff = 1.0
+                self._follow(stop)
+            except GsomiaError as e:
+                log.warning("sync: %s; retrying in %.0f s", e, backoff)
+                self._reachable(False, str(e))
+                stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _follow(self, stop: threading.Event) -> None:
+        with self.connect() as ex:
+            for event in ex.events(last_event_id=self.cursor or "0"):
+                if stop.is_set():
+                    return
+                if not isinstance(event.data, dict):
+                    continue
+                item = dict(event.data)
+                if event.id and "seq" not in item:
+                    item["seq"] = int(event.id)
+                with self._lock:
+                    self.process(ex, item, SyncResult())
+                self.store.put("exchange.last_event_at", iso_now())
+        raise ExchangeUnreachable("the exchange closed the event stream")
+
+    def witness_loop(self, stop: threading.Event, interval: float) -> None:
+        """Check (and cosign) the exchange's checkpoint every ``interval`` seconds, so the node
+        witnesses the ledger even when nothing arrives for its party."""
+        while not stop.wait(interval):
+            try:
+                with self.connect() as ex:
+                    self._advance(ex)
+            except GsomiaError as e:
+                log.info("witness: %s", e)
+
+    # --- items -------------------------------------------------------------------------------------
+
+    def process(self, ex: ExchangeClient, item: dict[str, Any], result: SyncResult) -> None:
+        """Handle one inbox item and move the cursor past it.
+
+        Raises:
+            ExchangeUnreachable: the exchange went away (the cursor stays before the item).
+        """
+        seq = str(item.get("seq", ""))
+        kind = item.get("type")
+        result.items += 1
+        if kind == "delivery":
+            state = self._delivery(ex, item, seq)
+            if state == "verified":
+                result.verified += 1
+            elif state == "quarantined":
+                result.quarantined += 1
+            return
+        if kind in {"incident", "incident_update"}:
+            self._incident(ex, item, seq)
+            return
+        if kind == "consent_request":
+            self._publish("consent", {k: item.get(k) for k in ("id", "report", "recipient", "hub", "topic", "level")})
+        if seq:
+            self.store.put("sync.cursor", seq)
+
+    def _incident(self, ex: ExchangeClient, item: dict[str, Any], seq: str) -> None:
+        incident_id = str(item.get("incident") or item.get("id") or "")
+        try:
+            doc = ex.incident(incident_id)
+        except UnknownEntity:
+            doc = None
+        with self.store.write() as c:
+            if doc is not None:
+                upsert_incident(c, doc)
+            if seq:
+                self.store.put("sync.cursor", seq, c)
+        self._publish("incident", {"id": incident_id, "type": item.get("type")})
+
+    def _delivery(self, ex: ExchangeClient, item: dict[str, Any], seq: str) -> str:
+        delivery_id = str(item.get("id", ""))
+        with self.store.read() as c:
+            known = c.execute(select(deliveries.c.state).where(deliveries.c.delivery_id == delivery_id)).scalar()
+        if known in {"verified", "quarantined"}:  # processed before a restart: only move on
+            if seq:
+                self.store.put("sync.cursor", seq)
+            return str(known)
+        self._pending(item, seq)
+        try:
+            view = ex.delivery(delivery_id)
+        except UnknownEntity:
+            view = {
+                "id": delivery_id,
+                "marking": item.get("marking") or {},
+                **{k: item.get(k) for k in ("report", "originator", "topic", "purpose", "via", "created_at")},
+            }
+            row = self.check_missing(view)
+        else:
+            row = self.check(ex, view)
+        row["seq"] = int(seq or 0)
+        with self.store.write() as c:
+            c.execute(update(deliveries).where(deliveries.c.delivery_id == delivery_id).values(**row))
+            if seq:
+                self.store.put("sync.cursor", seq, c)
+        self._publish(
+            "delivery",
+            {
+                "delivery_id": delivery_id,
+                "state": row["state"],
+                "reason": row["reason"],
+                "banner": banner(view["marking"]),
+            },
+        )
+        return str(row["state"])
+
+    def _pending(self, item: dict[str, Any], seq: str) -> None:
+        marking = item.get("marking") or {}
+        with self.store.write() as c:
+            if c.execute(select(deliveries.c.n).where(deliveries.c.delivery_id == item.get("id"))).first():
+                return
+            c.execute(
+                insert(deliveries).values(
+                    delivery_id=str(item.get("id")),
+                    seq=int(seq or 0),
+                    report_id=str(item.get("report", "")),
+                    originator=str(item.get("originator", "")),
+                    topic=str(item.get("topic", "")),
+                    level=recipient_level(marking),
+                    purpose=str(item.get("purpose", "direct")),
+                    via=item.get("via"),
+                    marking=json.dumps(marking, ensure_ascii=False),
+                    caveats="{}",
+                    exercise=bool(marking.get("exercise") or item.get("exercise")),
+                    state="pending",
+                    created="",
+                    received_at=utc_text(str(item.get("created_at", ""))),
+                    processed_at=iso_now(),
+                    content_type="",
+                    verification="{}",
+                    search="",
+                )
+            )
+
+    # --- verification ------------------------------------------------------------------------------
+
+    def check(self, ex: ExchangeClient, view: dict[str, Any]) -> dict[str, Any]:
+        """Open and verify one fetched delivery; the row to store (state, reason, payload…).
+
+        Raises:
+            ExchangeUnreachable: the exchange went away mid-way (nothing is decided).
+        """
+        origin: dict[str, Any] = view["origin"] if isinstance(view.get("origin"), dict) else {}
+        report: dict[str, Any] = origin["report"] if isinstance(origin.get("report"), dict) else {}
+        marking: dict[str, Any] = view["marking"] if isinstance(view.get("marking"), dict) else {}
+        verification: dict[str, Any] = {
+            "signature": "failed",
+            "key_fingerprint": origin.get("key"),
+            "key_valid_from": None,
+            "key_valid_to": None,
+            "inclusion": {"index": view.get("leaf_index"), "size": None, "ok": False},
+            "submission_inclusion": {"index": origin.get("leaf_index"), "size": None, "ok": False},
+            "checkpoint_size": None,
+            "detail": None,
+        }
+        payload: bytes | None = None
+        state, reason = "verified", None
+        try:
+            payload = self._open(view)
+            self._signature(ex, view, payload, verification)
+            self._ledger(ex, view, verification)
+        except Quarantined as q:
+            state, reason = "quarantined", q.reason
+            verification["detail"] = f"{REASONS[q.reason]}: {q.detail}"
+            log.warning("delivery %s quarantined: %s", view.get("id"), q)
+        text = _text(payload)
+        return {
+            "report_id": str(view.get("report", "")),
+            "originator": str(view.get("originator", "")),
+            "topic": str(view.get("topic", "")),
+            "level": recipient_level(marking),
+            "purpose": str(view.get("purpose", "")),
+            "via": view.get("via"),
+            "marking": json.dumps(marking, ensure_ascii=False),
+            "caveats": json.dumps(report.get("caveats") or {}),
+            "exercise": bool(marking.get("exercise")) or str(marking.get("banner", "")).startswith("EXERCISE "),
+            "state": state,
+            "reason": reason,
+            "detail": verification["detail"],
+            "created": str(report.get("created", "")),
+            "received_at": utc_text(str(view.get("created_at", ""))),
+            "processed_at": iso_now(),
+            "content_type": str(view.get("content_type", "")),
+            "payload": payload,
+            "verification": json.dumps(verification, ensure_ascii=False),
+            "search": " ".join(
+                str(x)
+                for x in (
+                    view.get("report"),
+                    view.get("originator"),
+                    view.get("topic"),
+                    marking.get("banner"),
+                    marking.get("originator_level"),
+                    text if state == "verified" else "",
+                )
+                if x
+            ).casefold(),
+        }
+
+    def check_missing(self, view: dict[str, Any]) -> dict[str, Any]:
+        """The row of a delivery the inbox named but the exchange does not serve."""
+        detail = f"{REASONS['not_in_ledger']}: the exchange does not serve delivery {view['id']} to this party"
+        marking = view["marking"]
+        return {
+            "state": "quarantined",
+            "reason": "not_in_ledger",
+            "detail": detail,
+            "processed_at": iso_now(),
+            "verification": json.dumps({"signature": "failed", "detail": detail}),
+            "exercise": bool(marking.get("exercise")),
+        }
+
+    def _open(self, view: dict[str, Any]) -> bytes:
+        fingerprint = str(view.get("key", ""))
+        keys = self.keyring.get(fingerprint)
+        if keys is None or keys.profile.value != view.get("profile"):
+            raise Quarantined("decryption_failed", f"this node holds no {view.get('profile')} key set {fingerprint}")
+        try:
+            return open_delivery(view, keys)
+        except (DecryptionFailed, InvalidInput):
+            raise Quarantined("decryption_failed", "the wrapped key or the payload does not open") from None
+
+    def _signature(self, ex: ExchangeClient, view: dict[str, Any], payload: bytes, out: dict[str, Any]) -> None:
+        origin = view["origin"]
+        originator = str(origin["report"].get("originator", view.get("originator")))
+        registered = self._key_history(ex, originator, str(origin.get("key")))
+        doc = next((d for d in registered if d.get("fingerprint") == origin.get("key")), None)
+        if doc is None:
+            raise Quarantined("key_not_valid", f"{originator} never registered the key set {origin.get('key')}")
+        out["key_valid_from"], out["key_valid_to"] = doc.get("registered_at"), doc.get("retired_at")
+        received = _instant(origin.get("received_at"))
+        start, end = _instant(doc.get("registered_at")), _instant(doc.get("retired_at"))
+        if received is None or start is None or received < start or (end is not None and received >= end):
+            raise Quarantined(
+                "key_not_valid",
+                f"key set {origin.get('key')} was valid from {doc.get('registered_at')} to "
+                f"{doc.get('retired_at') or 'now'}, the report was received at {origin.get('received_at')}",
+            )
+        try:
+            verify_origin(view, payload, registered)
+        except (BadSignature, InvalidInput):
+            raise Quarantined("signature", f"by key set {origin.get('key')}") from None
+        out["signature"] = "ok"
+
+    def _key_history(self, ex: ExchangeClient, party: str, fingerprint: str) -> list[dict[str, Any]]:
+        cached = self._signers.get(party)
+        if cached is None or not any(d.get("fingerprint") == fingerprint for d in cached):
+            try:
+                cached = list(ex.public_keys(party).get("keys") or [])
+            except UnknownEntity:
+                cached = []
+            self._signers[party] = cached
+        return cached
+
+    def _ledger(self, ex: ExchangeClient, view: dict[str, Any], out: dict[str, Any]) -> None:
+        origin = view["origin"]
+        index, submission = view.get("leaf_index"), origin.get("leaf_index")
+        if type(index) is not int or type(submission) is not int:
+            raise Quarantined("not_in_ledger", "the delivery names no ledger entry")
+        cp = self.witness.latest()
+        if cp is None or max(index, submission) >= cp.size:
+            cp = self._advance(ex)
+        if cp is None or max(index, submission) >= cp.size:
+            if self.witness.alarm() is not None:
+                raise Quarantined("checkpoint_inconsistent", "no checkpoint this node accepted covers the delivery")
+            raise Quarantined("not_in_ledger", f"entry {max(index, submission)} is beyond the signed checkpoint")
+        out["checkpoint_size"] = cp.size
+        entry = self._included(ex, index, cp, "delivery")
+        out["inclusion"] = {"index": index, "size": cp.size, "ok": True}
+        expected = {
+            "delivery": view.get("id"),
+            "report": view.get("report"),
+            "originator": view.get("originator"),
+            "recipient": self.party,
+            "purpose": view.get("purpose"),
+            "via": view.get("via"),
+            "marking": view.get("marking"),
+            "key": view.get("key"),
+        }
+        wrong = same(entry, expected, _DELIVERY_FIELDS)
+        wrapped = hashlib.sha256(b64decode(view.get("wrapped_key"), "wrapped_key")).hexdigest()
+        if entry.get("type") != "delivery" or wrong or entry.get("wrapped_key_sha256") != wrapped:
+            what = ", ".join(wrong or ["wrapped_key_sha256"]) if entry.get("type") == "delivery" else "its type"
+            raise Quarantined("not_in_ledger", f"ledger entry {index} differs from the delivery in {what}")
+        sub = self._included(ex, submission, cp, "submission")
+        out["submission_inclusion"] = {"index": submission, "size": cp.size, "ok": True}
+        report = origin["report"]
+        claimed = {
+            "report": report.get("id"),
+            "originator": report.get("originator"),
+            "commitment": origin.get("commitment"),
+            "key": origin.get("key"),
+        }
+        wrong = same(sub, claimed, ("report", "originator", "commitment", "key"))
+        if sub.get("type") != "submission" or wrong:
+            raise Quarantined("not_in_ledger", f"submission entry {submission} differs in {', '.join(wrong) or 'type'}")
+
+    def _included(self, ex: ExchangeClient, index: int, cp: Accepted, what: str) -> dict[str, Any]:
+        try:
+            return self.witness.check_inclusion(ex, index, cp)
+        except UnknownEntity:
+            raise Quarantined("not_in_ledger", f"the exchange serves no {what} entry {index} to this party") from None
+        except LedgerInvalid as e:
+            raise Quarantined("not_in_ledger", f"{what} entry {index}: {e}") from None
+
+
+def upsert_incident(c: Any, doc: dict[str, Any]) -> None:
+    """Keep the exchange's incident document (inside ``c``)."""
+    values = {
+        "delivery_id": str(doc.get("delivery", "")),
+        "document": json.dumps(doc, ensure_ascii=False),
+        "updated_at": iso_now(),
+    }
+    if c.execute(update(incidents).where(incidents.c.id == doc["id"]).values(**values)).rowcount == 0:
+        c.execute(insert(incidents).values(id=doc["id"], **values))
+
+
+def recipient_level(marking: dict[str, Any]) -> str:
+    """The level in the recipient's own ladder, from a delivery marking."""
+    return str(marking.get("recipient_level") or marking.get("level") or "")
+
+
+def banner(marking: dict[str, Any]) -> str:
+    """The banner: the party's level, then the originator and its level (Art. 4.2), and
+    ``EXERCISE`` first for anything made under an exercise (design §10)."""
+    text = str(marking.get("banner") or "")
+    if not text:
+        text = f"{recipient_level(marking)} ({marking.get('originator', '')} {marking.get('originator_level', '')})"
+    if marking.get("exercise") and not text.startswith("EXERCISE "):
+        text = "EXERCISE " + text
+    return text
+
+
+def _text(payload: bytes | None) -> str:
+    if payload is None:
+        return ""
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+
+
+def _instant(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None

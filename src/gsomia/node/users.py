@@ -1,0 +1,308 @@
+"""The node's officers: accounts, roles, passwords, sessions, CSRF tokens and login throttling.
+
+- Passwords are hashed with Argon2id (RFC 9106) by ``argon2-cffi``, a maintained binding of the
+  reference implementation, with its default parameters (64 MiB, 3 passes, 4 lanes: RFC 9106
+  §4's second recommended option); a hash made with older parameters is re-made at the next
+  login. An unknown user is checked against a dummy hash, so the answer takes as long.
+- A session is 256 random bits given to the browser in an HttpOnly, SameSite=Strict cookie;
+  the store keeps only its SHA-256. Each session has its own CSRF token, which every request
+  that changes something must echo in ``X-CSRF-Token`` (the synchroniser-token pattern of
+  OWASP's CSRF prevention cheat sheet, on top of SameSite). Sessions end after
+  :data:`IDLE` without a request and :data:`LIFETIME` after login, at logout, and at once
+  when the user is revoked (every request reads the session from the store).
+- Login attempts are throttled: after :data:`MAX_FAILURES` failures within :data:`WINDOW`
+  for one username, or from one client address, further attempts are refused (429) until
+  the oldest failure leaves the window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import RowMapping, delete, func, insert, select, update
+
+from gsomia.errors import Conflict, GsomiaError, InvalidInput, NotAuthenticated, NotPermitted, UnknownEntity
+from gsomia.node.store import NodeStore, iso_now, login_failures, sessions, users
+
+__all__ = [
+    "IDLE",
+    "LIFETIME",
+    "MAX_FAILURES",
+    "WINDOW",
+    "LoginThrottled",
+    "Role",
+    "Session",
+    "UserService",
+]
+
+IDLE = timedelta(minutes=30)
+LIFETIME = timedelta(hours=12)
+MAX_FAILURES = 5
+WINDOW = timedelta(minutes=15)
+MIN_PASSWORD = 12
+_USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
+
+
+class Role(IntEnum):
+    """What an officer may do; each role has everything of the lower ones (docs/node.md)."""
+
+    OFFICER = 1
+    APPROVER = 2
+    ADMIN = 3
+
+    @classmethod
+    def parse(cls, text: str) -> Role:
+        """A role by name.
+
+        Raises:
+            InvalidInput: not officer, approver or admin.
+        """
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise InvalidInput(f"role {text!r}: give officer, approver or admin") from None
+
+    @property
+    def label(self) -> str:
+        """The role's name as users see it."""
+        return self.name.lower()
+
+
+class LoginThrottled(GsomiaError):
+    """Too many failed logins for this username or from this address; try again later."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"too many failed logins: try again in {retry_after} seconds")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Session:
+    """A logged-in officer."""
+
+    username: str
+    role: Role
+    csrf: str
+    token_sha256: str
+
+    def require(self, role: Role) -> None:
+        """Raise unless the session's role is at least ``role``.
+
+        Raises:
+            NotPermitted: the role is too low.
+        """
+        if self.role < role:
+            raise NotPermitted(f"this needs the {role.label} role; {self.username} is {self.role.label}")
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class UserService:
+    """Accounts and sessions, in the node's encrypted store."""
+
+    def __init__(self, store: NodeStore, *, hasher: PasswordHasher | None = None) -> None:
+        self.store = store
+        self._hasher = hasher or PasswordHasher()
+        self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
+
+    # --- accounts ----------------------------------------------------------------------------------
+
+    def add(self, username: str, password: str, role: Role, *, by: str) -> dict[str, Any]:
+        """Create an account.
+
+        Raises:
+            InvalidInput: a malformed username or a password shorter than 12 characters.
+            Conflict: the username exists (revoked accounts keep their name).
+        """
+        if not _USERNAME.match(username):
+            raise InvalidInput(
+                f"username {username!r}: 2 to 64 characters, lower-case letters, digits, '.', '_' or '-', a letter first"
+            )
+        if len(password) < MIN_PASSWORD:
+            raise InvalidInput(f"a password has at least {MIN_PASSWORD} characters")
+        hashed = self._hasher.hash(password)
+        with self.store.write() as c:
+            if c.execute(select(users.c.username).where(users.c.username == username)).first() is not None:
+                raise Conflict(f"user {username!r} exists")
+            c.execute(
+                insert(users).values(
+                    username=username, role=role.label, password_hash=hashed, created_at=iso_now(), created_by=by
+                )
+            )
+        return self.get(username)
+
+    def get(self, username: str) -> dict[str, Any]:
+        """One account (never its hash).
+
+        Raises:
+            UnknownEntity: no such user.
+        """
+        with self.store.read() as c:
+            row = c.execute(select(users).where(users.c.username == username)).mappings().first()
+        if row is None:
+            raise UnknownEntity(f"no user {username!r}")
+        return _user(row)
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every account, revoked ones included."""
+        with self.store.read() as c:
+            rows = c.execute(select(users).order_by(users.c.username)).mappings().all()
+        return [_user(r) for r in rows]
+
+    def revoke(self, username: str) -> dict[str, Any]:
+        """Revoke an account and end its sessions at once (idempotent).
+
+        Raises:
+            UnknownEntity: no such user.
+        """
+        with self.store.write() as c:
+            found = c.execute(select(users.c.revoked_at).where(users.c.username == username)).first()
+            if found is None:
+                raise UnknownEntity(f"no user {username!r}")
+            if found[0] is None:
+                c.execute(update(users).where(users.c.username == username).values(revoked_at=iso_now()))
+            c.execute(delete(sessions).where(sessions.c.username == username))
+        return self.get(username)
+
+    def count_admins(self) -> int:
+        """Active admins."""
+        with self.store.read() as c:
+            n = c.execute(
+                select(func.count()).where(users.c.role == "admin", users.c.revoked_at.is_(None))
+            ).scalar_one()
+        return int(n)
+
+    # --- sessions ----------------------------------------------------------------------------------
+
+    def login(self, username: str, password: str, *, client: str, now: datetime | None = None) -> tuple[str, Session]:
+        """Check a password and open a session: the cookie value and the session.
+
+        Raises:
+            LoginThrottled: too many recent failures for this username or this address.
+            NotAuthenticated: a wrong password, an unknown or a revoked user (one answer for all).
+        """
+        at = now or datetime.now(UTC)
+        subjects = [f"user:{username[:100]}", f"addr:{client}"]
+        wait = self._throttled(subjects, at)
+        if wait:
+            raise LoginThrottled(wait)
+        with self.store.read() as c:
+            row = c.execute(select(users).where(users.c.username == username)).mappings().first()
+        ok = False
+        try:
+            if row is None or row["revoked_at"] is not None:
+                self._hasher.verify(self._dummy, password + "\x00")  # same work as a real check
+            else:
+                ok = self._hasher.verify(str(row["password_hash"]), password)
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if not ok or row is None:
+            with self.store.write() as c:
+                for subject in subjects:
+                    c.execute(insert(login_failures).values(subject=subject, at=at.isoformat()))
+            raise NotAuthenticated("wrong username or password")
+        token = secrets.token_urlsafe(32)
+        session = Session(
+            username=username,
+            role=Role.parse(str(row["role"])),
+            csrf=secrets.token_urlsafe(32),
+            token_sha256=_digest(token),
+        )
+        with self.store.write() as c:
+            c.execute(delete(login_failures).where(login_failures.c.subject == subjects[0]))
+            if self._hasher.check_needs_rehash(str(row["password_hash"])):
+                c.execute(
+                    update(users).where(users.c.username == username).values(password_hash=self._hasher.hash(password))
+                )
+            c.execute(
+                insert(sessions).values(
+                    token_sha256=session.token_sha256,
+                    username=username,
+                    csrf=session.csrf,
+                    created_at=at.isoformat(),
+                    last_seen=at.isoformat(),
+                    client=client[:64],
+                )
+            )
+        return token, session
+
+    def _throttled(self, subjects: list[str], at: datetime) -> int:
+        since = (at - WINDOW).isoformat()
+        wait = 0
+        with self.store.write() as c:
+            c.execute(delete(login_failures).where(login_failures.c.at < since))
+            for subject in subjects:
+                times = (
+                    c.execute(
+                        select(login_failures.c.at)
+                        .where(login_failures.c.subject == subject, login_failures.c.at >= since)
+                        .order_by(login_failures.c.at)
+                    )
+                    .scalars()
+                    .all()
+                )
+                if len(times) >= MAX_FAILURES:
+                    # free again when enough failures have left the window
+                    oldest = datetime.fromisoformat(times[len(times) - MAX_FAILURES])
+                    wait = max(wait, int((oldest + WINDOW - at).total_seconds()) + 1)
+        return wait
+
+    def session(self, token: str | None, *, now: datetime | None = None) -> Session:
+        """The live session of a cookie value, touched.
+
+        Raises:
+            NotAuthenticated: no cookie, an unknown or expired session, or a revoked user.
+        """
+        if not token:
+            raise NotAuthenticated("log in first (POST /api/session)")
+        at = now or datetime.now(UTC)
+        digest = _digest(token)
+        with self.store.read() as c:
+            row = (
+                c.execute(
+                    select(sessions, users.c.role, users.c.revoked_at)
+                    .join(users, users.c.username == sessions.c.username)
+                    .where(sessions.c.token_sha256 == digest)
+                )
+                .mappings()
+                .first()
+            )
+        if row is None or row["revoked_at"] is not None:
+            raise NotAuthenticated("the session has ended: log in again")
+        created = datetime.fromisoformat(str(row["created_at"]))
+        seen = datetime.fromisoformat(str(row["last_seen"]))
+        if at - seen > IDLE or at - created > LIFETIME:
+            self.logout(token)
+            raise NotAuthenticated("the session has expired: log in again")
+        if at - seen > timedelta(seconds=30):  # touch at most twice a minute
+            with self.store.write() as c:
+                c.execute(update(sessions).where(sessions.c.token_sha256 == digest).values(last_seen=at.isoformat()))
+        return Session(
+            username=str(row["username"]), role=Role.parse(str(row["role"])), csrf=str(row["csrf"]), token_sha256=digest
+        )
+
+    def logout(self, token: str) -> None:
+        """End a session (idempotent)."""
+        with self.store.write() as c:
+            c.execute(delete(sessions).where(sessions.c.token_sha256 == _digest(token)))
+
+
+def _user(row: RowMapping) -> dict[str, Any]:
+    return {
+        "username": row["username"],
+        "role": row["role"],
+        "created_at": row["created_at"],
+        "created_by": row["created_by"],
+        "revoked_at": row["revoked_at"],
+        "active": row["revoked_at"] is None,
+    }

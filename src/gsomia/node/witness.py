@@ -1,0 +1,295 @@
+"""The node as a witness of the exchange's ledger (docs/design.md §6, docs/protocol.md §5).
+
+The node keeps every checkpoint it has accepted. For each new checkpoint the exchange serves
+it checks the signature with the ledger key pinned at init, fetches the RFC 9162 §2.1.4
+consistency proof from the last checkpoint it accepted and verifies it itself
+(:func:`gsomia.ledger.merkle.verify_consistency`); only then is the checkpoint accepted and
+cosigned (C2SP tlog-cosignature ``cosignature/v1``, with the node's own witness key) and the
+cosignature posted to the exchange.
+
+A checkpoint that does not extend the accepted one raises an **alarm**, kept in the store
+until an administrator clears it: a *fork* (the same size with another root, or a
+consistency proof that does not verify: the exchange shows a tree that is not an extension of
+the one it showed before) or a *rollback* (a smaller tree than one it already signed). Under
+an alarm the node accepts and cosigns nothing more, and a delivery that would need a newer
+checkpoint is quarantined (``checkpoint_inconsistent``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from gsomia.client.http import ExchangeClient
+from gsomia.codec import b64decode
+from gsomia.crypto.ledger_key import Cosigner, LedgerKey
+from gsomia.errors import ExchangeUnreachable, GsomiaError, InvalidInput, LedgerInvalid, UnknownEntity
+from gsomia.ledger import merkle
+from gsomia.ledger.checkpoint import b64, parse_signed_note
+from gsomia.ledger.entries import entry_bytes
+from gsomia.node.store import NodeStore, alarms, checkpoints, iso_now
+
+__all__ = ["Accepted", "LedgerWitness", "proof_hashes"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A checkpoint the node accepted: its size, root and signed note."""
+
+    size: int
+    root: bytes
+    note: str
+
+
+def proof_hashes(doc: dict[str, Any], what: str) -> list[bytes]:
+    """The base64 hashes of a proof document's ``proof`` member.
+
+    Raises:
+        LedgerInvalid: the member is missing or holds something other than 32-byte hashes.
+    """
+    raw = doc.get("proof")
+    if not isinstance(raw, list):
+        raise LedgerInvalid(f"{what}: the proof is missing")
+    try:
+        hashes = [b64decode(h, f"{what} proof") for h in raw]
+    except InvalidInput as e:
+        raise LedgerInvalid(f"{what}: {e}") from None
+    if any(len(h) != merkle.HASH_SIZE for h in hashes):
+        raise LedgerInvalid(f"{what}: a proof element is not a 32-byte hash")
+    return hashes
+
+
+class LedgerWitness:
+    """Accepts checkpoints that extend the last one, cosigns them, and raises the alarm."""
+
+    def __init__(
+        self,
+        store: NodeStore,
+        *,
+        key: LedgerKey,
+        cosigner: Cosigner | None,
+        publish: Callable[[str, dict[str, Any]], None],
+    ) -> None:
+        self.store = store
+        self.key = key
+        self.cosigner = cosigner
+        self._publish = publish
+        self._lock = threading.Lock()
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    def latest(self) -> Accepted | None:
+        """The largest checkpoint accepted."""
+        with self.store.read() as c:
+            row = c.execute(select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)).mappings().first()
+        if row is None:
+            return None
+        return Accepted(int(row["size"]), b64decode(row["root"], "root"), str(row["note"]))
+
+    def accepted(self, size: int) -> Accepted | None:
+        """The accepted checkpoint of exactly ``size``, if any."""
+        with self.store.read() as c:
+            row = c.execute(select(checkpoints).where(checkpoints.c.size == size)).mappings().first()
+        return None if row is None else Accepted(size, b64decode(row["root"], "root"), str(row["note"]))
+
+    def alarm(self) -> dict[str, Any] | None:
+        """The standing alarm, or None."""
+        with self.store.read() as c:
+            row = (
+                c.execute(select(alarms).where(alarms.c.cleared_at.is_(None)).order_by(alarms.c.id.desc()).limit(1))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        return {k: row[k] for k in ("kind", "detail", "first", "second", "at")}
+
+    def summary(self) -> dict[str, Any]:
+        """``{size, root, checked_at, cosigned_size, cosigned_at, accepted}`` of the ledger as seen."""
+        with self.store.read() as c:
+            last = c.execute(select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)).mappings().first()
+            cosigned = (
+                c.execute(
+                    select(checkpoints)
+                    .where(checkpoints.c.cosigned_at.is_not(None))
+                    .order_by(checkpoints.c.size.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            count = len(c.execute(select(checkpoints.c.size)).all())
+        return {
+            "size": last["size"] if last else None,
+            "root": last["root"] if last else None,
+            "checked_at": self.store.get("ledger.checked_at"),
+            "cosigned_size": cosigned["size"] if cosigned else None,
+            "cosigned_at": cosigned["cosigned_at"] if cosigned else None,
+            "accepted": count,
+        }
+
+    # --- advancing ---------------------------------------------------------------------------------
+
+    def advance(self, exchange: ExchangeClient) -> Accepted | None:
+        """Fetch the exchange's checkpoint and accept it if it extends the last accepted one.
+
+        Returns the latest accepted checkpoint (unchanged under an alarm).
+
+        Raises:
+            LedgerInvalid: the checkpoint's signature does not verify with the pinned key, or
+                a fork or rollback was found (the alarm is raised first).
+            ExchangeUnreachable: the exchange could not be reached.
+        """
+        with self._lock:
+            note = exchange.ledger_checkpoint()
+            cp = self.key.open(note)  # raises LedgerInvalid: not signed by the pinned key
+            self.store.put("ledger.checked_at", iso_now())
+            last = self.latest()
+            if self.alarm() is not None:
+                return last
+            if last is None:
+                return self._accept(exchange, cp.size, cp.root_hash, note, cosign=True)
+            if cp.size == last.size:
+                if cp.root_hash != last.root:
+                    self._raise("fork", f"two checkpoints of size {cp.size} with different roots", last.note, note)
+                if self._needs_cosignature(last.size):
+                    self._cosign(exchange, last)
+                return last
+            if cp.size < last.size:
+                kept = self.accepted(cp.size)
+                shape = (
+                    "an older state of the same tree"
+                    if kept is not None and kept.root == cp.root_hash
+                    else "a tree this node never saw at that size"
+                )
+                self._raise(
+                    "rollback",
+                    f"the exchange serves size {cp.size} after it signed size {last.size} ({shape})",
+                    last.note,
+                    note,
+                )
+            try:
+                proof = exchange.ledger_consistency(last.size, cp.size)
+            except (InvalidInput, UnknownEntity) as e:  # it cannot prove what it signed
+                self._raise(
+                    "fork", f"the exchange cannot prove size {cp.size} extends size {last.size} ({e})", last.note, note
+                )
+            try:
+                merkle.verify_consistency(
+                    last.size, cp.size, last.root, cp.root_hash, proof_hashes(proof, "consistency")
+                )
+            except LedgerInvalid as e:
+                self._raise(
+                    "fork", f"size {cp.size} does not extend the accepted size {last.size}: {e}", last.note, note
+                )
+            return self._accept(exchange, cp.size, cp.root_hash, note, cosign=True)
+
+    def _accept(self, exchange: ExchangeClient, size: int, root: bytes, note: str, *, cosign: bool) -> Accepted:
+        with self.store.write() as c:
+            if c.execute(select(checkpoints.c.size).where(checkpoints.c.size == size)).first() is None:
+                c.execute(insert(checkpoints).values(size=size, root=b64(root), note=note, accepted_at=iso_now()))
+        accepted = Accepted(size, root, note)
+        self._publish("status", {"ledger": {"size": size, "root": b64(root)}})
+        if cosign:
+            self._cosign(exchange, accepted)
+        return accepted
+
+    def _needs_cosignature(self, size: int) -> bool:
+        if self.cosigner is None:
+            return False
+        with self.store.read() as c:
+            row = c.execute(select(checkpoints.c.cosigned_at).where(checkpoints.c.size == size)).first()
+        return row is not None and row[0] is None
+
+    def _cosign(self, exchange: ExchangeClient, cp: Accepted) -> None:
+        """Cosign an accepted checkpoint and post it; a refusal is logged, never fatal."""
+        if self.cosigner is None or self.store.get("witness.registered") is None:
+            return
+        body, _ = parse_signed_note(cp.note)
+        line = self.cosigner.cosign(body, int(time.time()))
+        try:
+            exchange.cosign(cp.size, line)
+        except ExchangeUnreachable:
+            raise
+        except GsomiaError as e:
+            log.warning("the exchange refused the cosignature of size %d: %s", cp.size, e)
+            self.store.put("witness.last_error", str(e))
+            return
+        with self.store.write() as c:
+            c.execute(update(checkpoints).where(checkpoints.c.size == cp.size).values(cosigned_at=iso_now()))
+
+    def _raise(self, kind: str, detail: str, first: str, second: str) -> None:
+        """Store and publish the alarm, then raise it.
+
+        Raises:
+            LedgerInvalid: always.
+        """
+        alarm = {"kind": kind, "detail": detail, "first": first, "second": second, "at": iso_now()}
+        with self.store.write() as c:
+            c.execute(insert(alarms).values(**alarm))
+        log.error("LEDGER ALARM (%s): %s", kind, detail)
+        self._publish("alarm", alarm)
+        raise LedgerInvalid(f"{kind}: {detail}")
+
+    def clear_alarm(self, by: str) -> dict[str, Any] | None:
+        """Clear the standing alarm (an administrator's decision, after investigation); the
+        next checkpoint the exchange serves becomes the new base. Returns the cleared alarm."""
+        current = self.alarm()
+        if current is None:
+            return None
+        with self.store.write() as c:
+            c.execute(update(alarms).where(alarms.c.cleared_at.is_(None)).values(cleared_at=iso_now(), cleared_by=by))
+            c.execute(checkpoints.delete())
+        return current
+
+    # --- inclusion ------------------------------------------------------------------------------------
+
+    def check_inclusion(self, exchange: ExchangeClient, index: int, cp: Accepted) -> dict[str, Any]:
+        """Fetch entry ``index`` and prove it is leaf ``index`` of the accepted checkpoint ``cp``
+        (RFC 9162 §2.1.3); the entry object, hashed exactly as served (docs/protocol.md §5.2).
+
+        Raises:
+            LedgerInvalid: the entry's bytes do not hash to the leaf, or the proof fails.
+            UnknownEntity: the exchange has no such entry for this party.
+            ExchangeUnreachable: the exchange could not be reached.
+        """
+        record = exchange.request("GET", f"/api/v1/ledger/entries/{index}").json()
+        body = _entry_body(record)
+        leaf = merkle.leaf_hash(body)
+        served = record.get("leaf_hash")
+        if served is not None and served != b64(leaf):
+            raise LedgerInvalid(f"entry {index}: its bytes do not hash to the leaf hash served")
+        proof = exchange.ledger_inclusion(index, cp.size)
+        merkle.verify_inclusion(leaf, index, cp.size, proof_hashes(proof, f"inclusion of {index}"), cp.root)
+        entry = json.loads(body)
+        if not isinstance(entry, dict):
+            raise LedgerInvalid(f"entry {index}: not a JSON object")
+        return entry
+
+
+def _entry_body(record: dict[str, Any]) -> bytes:
+    """The exact leaf bytes of an entry record: ``body`` when served, else the RFC 8785 bytes
+    of ``entry`` (docs/protocol.md §5.3)."""
+    if isinstance(record.get("body"), str):
+        try:
+            return b64decode(record["body"], "entry body")
+        except InvalidInput as e:
+            raise LedgerInvalid(str(e)) from None
+    entry = record.get("entry")
+    if not isinstance(entry, dict):
+        raise LedgerInvalid("entry record without an entry")
+    return entry_bytes(entry)
+
+
+def same(entry: dict[str, Any], expected: dict[str, Any], names: Sequence[str]) -> list[str]:
+    """The members of ``names`` whose values differ between a ledger entry and what was served."""
+    return [n for n in names if entry.get(n) != expected.get(n)]
