@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -156,35 +156,70 @@ class Page:
     more: bool
 
 
-class TaxiiStore:
-    """The TAXII tables over an SQLAlchemy engine (the node's encrypted store, or any SQLite or
-    PostgreSQL database)."""
+class Transactions(Protocol):
+    """Where the tables live: the node's encrypted store (:class:`gsomia.node.store.NodeStore`)
+    or any engine through :class:`EngineTransactions`."""
+
+    def write(self) -> AbstractContextManager[Connection]:
+        """One write transaction.
+
+        Raises:
+            StorageError: the database failed.
+        """
+
+    def read(self) -> AbstractContextManager[Connection]:
+        """A read-only connection.
+
+        Raises:
+            StorageError: the database failed.
+        """
+
+
+class EngineTransactions:
+    """:class:`Transactions` over a plain SQLAlchemy engine, writes serialised by one lock."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # One writer at a time: date_added is computed from the collection's last one, and the
-        # node is one process (its store is one SQLite file).
-        self._write_lock = threading.Lock()
-        try:
-            metadata.create_all(engine, checkfirst=True)
-        except SQLAlchemyError as e:
-            raise StorageError(f"cannot create the TAXII tables: {e.__class__.__name__}") from e
+        self._lock = threading.RLock()
 
     @contextmanager
-    def _begin(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as e:
-            raise StorageError(f"TAXII store: {e.__class__.__name__}") from e
+    def write(self) -> Iterator[Connection]:
+        """One write transaction."""
+        with self._lock:
+            try:
+                with self.engine.begin() as conn:
+                    yield conn
+            except SQLAlchemyError as e:
+                raise StorageError(f"TAXII store: {e.__class__.__name__}") from e
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection."""
         try:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as e:
             raise StorageError(f"TAXII store: {e.__class__.__name__}") from e
+
+
+class TaxiiStore:
+    """The TAXII tables, in the node's store."""
+
+    def __init__(self, db: Transactions) -> None:
+        self.db = db
+        # One writer at a time: date_added is computed from the collection's last one.
+        self._write_lock = threading.Lock()
+        with self.db.write() as conn:
+            try:
+                metadata.create_all(conn, checkfirst=True)
+            except SQLAlchemyError as e:
+                raise StorageError(f"cannot create the TAXII tables: {e.__class__.__name__}") from e
+
+    def _begin(self) -> AbstractContextManager[Connection]:
+        return self.db.write()
+
+    def _read(self) -> AbstractContextManager[Connection]:
+        return self.db.read()
 
     # --- objects -----------------------------------------------------------------------------
 
