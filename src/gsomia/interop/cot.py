@@ -17,13 +17,19 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import pytak
+with warnings.catch_warnings():
+    # pytak warns at import that its optional TAK-enrolment helper (aiohttp) is missing; the
+    # bridge uses only its CoT builders.
+    warnings.simplefilter("ignore", UserWarning)
+    import pytak
+from takproto.functions import parse_proto
 
 from gsomia.domain.parties import PARTY_ID
 from gsomia.domain.topics import TOPIC, topic_matches
@@ -33,6 +39,7 @@ from gsomia.interop.stix import DeliveredMarking
 COT_MEDIA_TYPE = "application/cot+xml"
 """The content type of a report whose payload is one CoT event."""
 MAX_EVENT_BYTES = 64 * 1024
+_TAK_MAGIC = 0xBF
 _COT_TYPE = re.compile(r"^[a-zA-Z0-9](?:-[a-zA-Z0-9.:]+)*$")
 
 
@@ -85,6 +92,51 @@ def parse_cot(data: bytes) -> CotEvent:
     if root.find("point") is None:
         raise InvalidInput("a CoT event needs a <point>")
     return CotEvent(uid=uid, type=kind, time=time, xml=data)
+
+
+def proto_to_xml(data: bytes) -> bytes:
+    """A TAK protocol v1 message (mesh or stream framing) as CoT XML.
+
+    Raises:
+        InvalidInput: not a TAK protocol message with a CoT event.
+    """
+    try:
+        msg = parse_proto(bytearray(data))
+    except Exception as e:  # protobuf raises its own DecodeError, and others on garbage
+        raise InvalidInput(f"not a TAK protocol message: {e.__class__.__name__}") from e
+    if msg is None or not msg.HasField("cotEvent"):
+        raise InvalidInput("a TAK protocol message without a CoT event")
+    ev = msg.cotEvent
+
+    def stamp(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    event = pytak.cot_event(
+        lat=ev.lat,
+        lon=ev.lon,
+        hae=ev.hae,
+        ce=ev.ce,
+        le=ev.le,
+        uid=ev.uid,
+        cot_type=ev.type,
+        how=ev.how or "m-g",
+        flow_tag=False,
+    )
+    event.set("time", stamp(ev.sendTime))
+    event.set("start", stamp(ev.startTime))
+    event.set("stale", stamp(ev.staleTime))
+    return bytes(pytak.serialize_cot(event))
+
+
+def read_event(data: bytes) -> CotEvent:
+    """One CoT event from XML or TAK protocol bytes.
+
+    Raises:
+        InvalidInput: neither.
+    """
+    if data[:1] == bytes([_TAK_MAGIC]):
+        data = proto_to_xml(data)
+    return parse_cot(data)
 
 
 # --- rules: CoT in ---------------------------------------------------------------------------------

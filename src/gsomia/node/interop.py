@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -195,7 +195,13 @@ class ExchangeSender:
             ExchangeUnreachable: the exchange could not be reached.
         """
         keys = self.service.keyring.current()
-        subs = [sign_report(keys, d) for d in drafts]
+        everyone: tuple[str, ...] | None = None
+        if any(d.recipients is None for d in drafts):
+            # The exchange wants recipients named (need-to-know); "every party" is the
+            # scenario's parties but this one, and the exchange decides each.
+            meta = self.service.meta()
+            everyone = tuple(p for p in meta["parties"] if p != self.service.config.party)
+        subs = [sign_report(keys, d if d.recipients is not None else replace(d, recipients=everyone)) for d in drafts]
         if self._client is None:
             self._client = self.service.connect()
         try:
@@ -263,7 +269,7 @@ class Interop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cot_from = 0
-        self._agreements: dict[str, str | None] = {}
+        self._agreements: dict[tuple[Any, ...], str | None] = {}
 
     @property
     def mounts(self) -> dict[str, ASGIApp]:
@@ -392,7 +398,7 @@ class Interop:
                 report_id=str(row["report_id"]),
             )
         if self.config.taxii:
-            agreement = self._agreement(str(row["report_id"]), delivered.ledger_index)
+            agreement = self._agreement(row, delivered)
             delivered = DeliveredMarking(**{**_fields(delivered), "agreement": agreement})
             try:
                 received = datetime.fromisoformat(str(row["received_at"]))
@@ -409,27 +415,42 @@ class Interop:
             except InvalidInput as e:
                 log.warning("delivery %s: STIX content not served over TAXII: %s", row["delivery_id"], e)
 
-    def _agreement(self, report_id: str, delivery_index: int) -> str | None:
-        """The agreement of the decision that released ``report_id`` to this party: its
-        ``decision`` ledger entry precedes the delivery's (docs/protocol.md §5.2); the pages
-        read on the way are remembered for the deliveries after it."""
-        if report_id in self._agreements:
-            return self._agreements[report_id]
-        start = max(0, delivery_index - 256)
+    def _agreement(self, row: Any, delivered: DeliveredMarking) -> str | None:
+        """The agreement under which the exchange released this delivery. A recipient may not
+        read the originator's ``decision`` ledger entry, so the node asks the exchange's route
+        engine for the same decision at the delivery's instant (``GET /api/v1/route``, under the
+        exchange's own what-if, as it decided); for a relay, the last leg's agreement."""
+        o = delivered.originator
+        at = str(row["received_at"])
+        key = (o.party, str(row["topic"]), o.level, o.rel_to, o.noforn, o.orcon, at[:16])
+        if key in self._agreements:
+            return self._agreements[key]
+        params: dict[str, Any] = {
+            "originator": o.party,
+            "recipient": self.service.config.party,
+            "topic": str(row["topic"]),
+            "level": o.level,
+            "at": at,
+            "noforn": o.noforn,
+            "orcon": o.orcon,
+            "as_exchange": True,
+        }
+        if o.rel_to is not None:
+            params["rel_to"] = ",".join(o.rel_to)
         try:
             with self.service.connect() as ex:
-                page = ex.ledger_entries(start=start, limit=delivery_index - start + 1)
-        except GsomiaError as e:
-            log.info("agreement of %s not read: %s", report_id, e)
+                route = ex.request("GET", "/api/v1/route", params=params).json()
+        except (GsomiaError, ValueError) as e:
+            log.info("agreement of delivery %s not read: %s", delivered.delivery, e)
             return None
-        for record in page.get("entries", []):
-            entry = record.get("entry") or {}
-            if entry.get("type") == "decision" and entry.get("recipient") == self.service.config.party:
-                agreements = (entry.get("route") or {}).get("agreements") or []
-                self._agreements[str(entry.get("report"))] = str(agreements[-1]) if agreements else None
-        if len(self._agreements) > 50_000:
+        legs = route.get("legs") or []
+        agreements = route.get("agreements") or []
+        found = legs[-1].get("agreement") if legs and isinstance(legs[-1], dict) else None
+        agreement = str(found or (agreements[-1] if agreements else "")) or None
+        if len(self._agreements) > 10_000:
             self._agreements.clear()
-        return self._agreements.get(report_id)
+        self._agreements[key] = agreement
+        return agreement
 
 
 def _fields(d: DeliveredMarking) -> dict[str, Any]:

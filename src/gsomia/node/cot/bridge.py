@@ -13,11 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
-
-import pytak
-from takproto.functions import parse_proto
 
 from gsomia.client.reports import ReportDraft
 from gsomia.errors import ExchangeUnreachable, InvalidInput
@@ -28,7 +24,7 @@ from gsomia.interop.cot import (
     CotEvent,
     CotRule,
     marked_event,
-    parse_cot,
+    read_event,
     refusal,
     rule_for,
 )
@@ -38,51 +34,6 @@ from gsomia.node.taxii.service import ReportSender, SendResult
 log = logging.getLogger(__name__)
 
 _TAK_MAGIC = 0xBF
-
-
-def proto_to_xml(data: bytes) -> bytes:
-    """A TAK protocol v1 message (mesh or stream framing) as CoT XML.
-
-    Raises:
-        InvalidInput: not a TAK protocol message with a CoT event.
-    """
-    try:
-        msg = parse_proto(bytearray(data))
-    except Exception as e:  # protobuf raises its own DecodeError and others on garbage
-        raise InvalidInput(f"not a TAK protocol message: {e.__class__.__name__}") from e
-    if msg is None or not msg.HasField("cotEvent"):
-        raise InvalidInput("a TAK protocol message without a CoT event")
-    ev = msg.cotEvent
-
-    def stamp(ms: int) -> str:
-        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-    event = pytak.cot_event(
-        lat=ev.lat,
-        lon=ev.lon,
-        hae=ev.hae,
-        ce=ev.ce,
-        le=ev.le,
-        uid=ev.uid,
-        cot_type=ev.type,
-        how=ev.how or "m-g",
-        flow_tag=False,
-    )
-    event.set("time", stamp(ev.sendTime))
-    event.set("start", stamp(ev.startTime))
-    event.set("stale", stamp(ev.staleTime))
-    return bytes(pytak.serialize_cot(event))
-
-
-def read_event(data: bytes) -> CotEvent:
-    """One CoT event from XML or TAK protocol bytes.
-
-    Raises:
-        InvalidInput: neither.
-    """
-    if data[:1] == bytes([_TAK_MAGIC]):
-        data = proto_to_xml(data)
-    return parse_cot(data)
 
 
 @dataclass(slots=True)
