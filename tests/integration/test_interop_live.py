@@ -58,7 +58,7 @@ class Collector:
                     while b"</event>" in buffer:
                         chunk, _, buffer = buffer.partition(b"</event>")
                         start = chunk.find(b"<event")
-                        collector.events.put(ET.fromstring(chunk[start:] + b"</event>"))  # noqa: S314 - our own node's output
+                        collector.events.put(ET.fromstring(chunk[start:] + b"</event>"))
 
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -174,6 +174,9 @@ def split_stream(buffer: bytearray) -> list[bytes]:
     """
     out: list[bytes] = []
     while buffer:
+        if buffer[:1].isspace():
+            del buffer[0]
+            continue
         if buffer[0] == _TAK_MAGIC:
             length, shift, i = 0, 0, 1
             while i < len(buffer) and i < 11:
