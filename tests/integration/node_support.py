@@ -61,7 +61,7 @@ def start_node(ex: Exchange, party: str, workdir: Path, interop: dict[str, Any] 
     directory = workdir / f"node-{party.lower()}"
     token_file = workdir / f"{party}.token"
     token_file.write_text(ex.tokens[party], encoding="utf-8")
-    env = {**os.environ, "GSOMIA_NODE_PASSWORD": PASSWORD}
+    env = {**os.environ, "GSOMIA_NODE_PASSWORD": PASSWORD, "PYTHONFAULTHANDLER": "1"}
     env.pop("GSOMIA_NODE_KEY", None)
     port = free_port()
 

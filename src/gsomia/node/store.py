@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DatabaseError, SQLAlchemyError
+from sqlalchemy.pool import QueuePool
 
 from gsomia.errors import StorageError
 
@@ -226,7 +227,17 @@ class NodeStore:
             raise StorageError("the node key is 32 bytes")
         self.path = path
         url = URL.create("sqlite+pysqlcipher", password=f"x'{key.hex()}'", database=str(path))
-        self._engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # A pool of connections, each used by one thread at a time. (The pysqlcipher dialect
+        # defaults to SingletonThreadPool, which keeps pool_size connections and closes the
+        # oldest under the thread still using it once more threads than that touch the store:
+        # the API's thread pool does, and the process then crashes in SQLCipher.)
+        self._engine: Engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=QueuePool,
+            pool_size=8,
+            max_overflow=56,
+        )
         event.listen(self._engine, "connect", _on_connect)
         self._write_lock = threading.RLock()
         try:
