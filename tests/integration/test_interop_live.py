@@ -464,12 +464,18 @@ def test_cot_in_at_jpn_out_at_kor_only_where_the_marking_allows(world: dict[str,
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.sendto(bytes(xml2proto(data.decode())), ("127.0.0.1", world["udp_in"]))
 
-    tcp(_cot("a-h-A-M-B", "track-1"))  # 極秘 → 군사II급비밀: ops only
-    udp_tak(_cot("a-h-A-M-C", "track-2"))  # 秘 → 군사III급비밀: ops and low
-    tcp(_cot("a-h-A-M-F", "track-3") + _cot("a-f-G", "unmapped"))  # REL TO KOR, USA: ops and coalition
-    tcp(_cot("a-h-A-M-C", "track-4"))  # ops and low
-    tcp(_cot("a-h-A-M-F", "track-5"))  # ops and coalition
-    got = ops.take(5)
+    # The five tracks enter by different sockets, which nothing orders among themselves: each is
+    # sent once the one before it has come out at "ops", so every endpoint's order is known.
+    sends = [
+        lambda: tcp(_cot("a-h-A-M-B", "track-1")),  # 極秘 → 군사II급비밀: ops only
+        lambda: udp_tak(_cot("a-h-A-M-C", "track-2")),  # 秘 → 군사III급비밀: ops and low
+        lambda: tcp(_cot("a-h-A-M-F", "track-3") + _cot("a-f-G", "unmapped")),  # REL TO KOR, USA
+        lambda: tcp(_cot("a-h-A-M-C", "track-4")),  # ops and low
+        lambda: tcp(_cot("a-h-A-M-F", "track-5")),  # ops and coalition
+    ]
+    for n, send in enumerate(sends, start=1):
+        send()
+        got = ops.take(n)
     assert [e.get("uid") for e in got] == ["track-1", "track-2", "track-3", "track-4", "track-5"]
     first = got[0]
     assert first.get("access") == "군사II급비밀" and first.get("caveat") == "ORIGINATOR JPN 極秘"
