@@ -244,10 +244,10 @@ def test_jpn_sends_through_the_exchange_and_kor_reads_its_inbox(world: dict[str,
     assert ext["originator_marking"] == {
         "party": "JPN",
         "level": "極秘",
-        "caveats": {"rel_to": None, "noforn": False, "orcon": False},
+        "caveats": {"noforn": False, "orcon": False},
     }
     assert ext["agreement"] == "JPN-KOR-GSOMIA" and ext["common_level"] == "SECRET"
-    assert ext["delivery"]["id"].startswith("d-") and ext["delivery"]["ledger_index"] > 0
+    assert ext["delivery"]["delivery_id"].startswith("d-") and ext["delivery"]["ledger_index"] > 0
     assert translated["name"] == "군사II급비밀 (JPN 極秘)"
     identity = objs[got["created_by_ref"]]
     assert (

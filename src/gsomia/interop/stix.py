@@ -305,12 +305,25 @@ def party_identity(party: str, name: str | None = None) -> dict[str, Any]:
     }
 
 
+def _stix_caveats(marking: NationalMarking) -> dict[str, Any]:
+    """The caveats as the extension carries them. STIX has no null and forbids empty lists
+    (STIX 2.1 §3.1, §2.8): no REL TO list is an absent ``rel_to``, and a REL TO list that allows
+    no other party is what NOFORN says, so it is written as ``noforn``."""
+    out: dict[str, Any] = {"noforn": marking.noforn, "orcon": marking.orcon}
+    if marking.rel_to is not None:
+        if marking.rel_to:
+            out["rel_to"] = list(marking.rel_to)
+        else:
+            out["noforn"] = True
+    return out
+
+
 def _marking_extension(marking: NationalMarking) -> dict[str, Any]:
     return {
         "extension_type": "property-extension",
         "party": marking.party,
         "level": marking.level,
-        "caveats": marking.caveats(),
+        "caveats": _stix_caveats(marking),
     }
 
 
@@ -333,23 +346,28 @@ def delivered_marking_definition(delivered: DeliveredMarking, *, created: dateti
     """The ``marking-definition`` of a delivery in the recipient's own ladder (Art. 4.2),
     created by the originating party's identity."""
     o = delivered.originator
+    # Members the node does not know are left out: STIX has no null (STIX 2.1 §3.1).
+    record: dict[str, Any] = {
+        "delivery_id": delivered.delivery,
+        "ledger_index": delivered.ledger_index,
+        "purpose": delivered.purpose,
+    }
+    if delivered.via is not None:
+        record["via"] = delivered.via
     ext: dict[str, Any] = {
         "extension_type": "property-extension",
         "party": delivered.recipient,
         "level": delivered.level,
-        "caveats": o.caveats(),
-        "originator_marking": {"party": o.party, "level": o.level, "caveats": o.caveats()},
-        "common_level": delivered.common_level,
-        "agreement": delivered.agreement,
+        "caveats": _stix_caveats(o),
+        "originator_marking": {"party": o.party, "level": o.level, "caveats": _stix_caveats(o)},
         "banner": delivered.banner,
-        "delivery": {
-            "id": delivered.delivery,
-            "ledger_index": delivered.ledger_index,
-            "purpose": delivered.purpose,
-            "via": delivered.via,
-        },
+        "delivery": record,
         "exercise": delivered.exercise,
     }
+    if delivered.common_level is not None:
+        ext["common_level"] = delivered.common_level
+    if delivered.agreement is not None:
+        ext["agreement"] = delivered.agreement
     return {
         "type": "marking-definition",
         "spec_version": "2.1",
@@ -787,7 +805,9 @@ def delivery_objects(
     created: datetime,
     originator_name: str | None = None,
 ) -> list[dict[str, Any]]:
-    """What a recipient's node serves for a delivery of STIX content: the originating party's
+    """What a recipient's node serves for a delivery of STIX content: the national marking's
+    extension-definition and the identity that publishes it (STIX 2.1 §7.3: a consumer finds
+    the definition of every extension an object uses), the originating party's
     identity, the delivery's marking-definition in the recipient's own ladder, and the original
     objects, each of which references that marking (appended to ``object_marking_refs``) and,
     when it names no creator, the originating party's identity as ``created_by_ref``. Every
@@ -795,8 +815,8 @@ def delivery_objects(
     (they cannot be versioned, STIX 2.1 §7.2.1)."""
     identity = party_identity(delivered.originator.party, originator_name)
     marking = delivered_marking_definition(delivered, created=created)
-    out: list[dict[str, Any]] = [identity, marking]
-    seen = {identity["id"], marking["id"]}
+    out: list[dict[str, Any]] = [extension_definition(), gsomia_identity(), identity, marking]
+    seen = {o["id"] for o in out}
     for obj in objects:
         copy = dict(obj)
         oid = copy.get("id")

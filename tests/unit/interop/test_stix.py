@@ -79,6 +79,48 @@ def test_the_extension_definition_and_markings_are_valid_stix_and_match_the_sche
     assert national_marking_definition(NationalMarking(party="JPN", level="秘"))["id"] != SECRET["id"]
 
 
+def _nulls_or_empty_lists(value: Any, path: str = "") -> list[str]:
+    if value is None or value == []:
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _nulls_or_empty_lists(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _nulls_or_empty_lists(v, f"{path}[{i}]")]
+    return []
+
+
+def test_markings_carry_no_null_and_no_empty_list() -> None:
+    # STIX 2.1 has no null and forbids empty lists: an absent REL TO list is left out, and a
+    # REL TO list allowing no other party is NOFORN.
+    plain = SECRET["extensions"][NATIONAL_MARKING_EXTENSION]
+    nobody = national_marking_definition(NationalMarking(party="JPN", level="極秘", rel_to=()))
+    nobody_ext = nobody["extensions"][NATIONAL_MARKING_EXTENSION]
+    assert plain["caveats"] == {"noforn": False, "orcon": False}
+    assert nobody_ext["caveats"] == {"noforn": True, "orcon": False}
+    delivered = DeliveredMarking(
+        recipient="KOR",
+        level="군사II급비밀",
+        originator=NationalMarking(party="JPN", level="極秘", rel_to=("KOR", "USA")),
+        common_level=None,
+        banner="군사II급비밀 (JPN 極秘)",
+        agreement=None,
+        delivery="d-7",
+        ledger_index=7,
+    )
+    out = delivery_objects([obj(1, SECRET["id"])], delivered=delivered, created=datetime(2019, 11, 22, tzinfo=UTC))
+    for o in (nobody, *out):
+        assert _nulls_or_empty_lists(o) == [], o["id"]
+        valid(o)
+    ext = out[3]["extensions"][NATIONAL_MARKING_EXTENSION]
+    jsonschema.validate(ext, SCHEMA)
+    jsonschema.validate(nobody_ext, SCHEMA)
+    assert "agreement" not in ext and "common_level" not in ext and "via" not in ext["delivery"]
+    assert ext["caveats"] == {"rel_to": ["KOR", "USA"], "noforn": False, "orcon": False}
+    # Read back, the NOFORN form releases to the same parties as the empty list: none.
+    m = plan(nobody, obj(2, nobody["id"])).groups[0].marking
+    assert m.noforn and not m.rel_to
+
+
 def test_one_report_per_marking_and_topic_with_the_definitions_it_references() -> None:
     other = national_marking_definition(NationalMarking(party="JPN", level="秘", rel_to=("USA", "KOR")))
     p = plan(
@@ -148,7 +190,7 @@ def test_a_received_marking_is_never_sent_on() -> None:
         delivery="d-1",
         ledger_index=3,
     )
-    translated = delivery_objects([obj(1)], delivered=delivered, created=datetime(2019, 11, 22, tzinfo=UTC))[1]
+    translated = delivery_objects([obj(1)], delivered=delivered, created=datetime(2019, 11, 22, tzinfo=UTC))[3]
     p = plan(translated, obj(2, translated["id"]))
     assert not p.groups and "third-party rule" in p.refused[0].reason
 
@@ -231,13 +273,14 @@ def test_a_delivery_in_the_recipients_ladder() -> None:
     out = delivery_objects(
         read_bundle(p.groups[0].payload), delivered=delivered, created=datetime(2019, 11, 22, 1, tzinfo=UTC)
     )
-    identity, marking, original, ind, sco = out
+    definition, publisher, identity, marking, original, ind, sco = out
+    assert definition == extension_definition() and definition["created_by_ref"] == publisher["id"]
     for o in out:
         valid(o)
     ext = marking["extensions"][NATIONAL_MARKING_EXTENSION]
     jsonschema.validate(ext, SCHEMA)
     assert marking["name"] == "EXERCISE 군사II급비밀 (JPN 極秘)" and ext["exercise"] is True
-    assert ext["delivery"] == {"id": "d-00112233445566778899", "ledger_index": 12, "purpose": "direct", "via": None}
+    assert ext["delivery"] == {"delivery_id": "d-00112233445566778899", "ledger_index": 12, "purpose": "direct"}
     assert original == SECRET
     assert ind["object_marking_refs"] == [SECRET["id"], marking["id"]] and ind["created_by_ref"] == identity["id"]
     assert "created_by_ref" not in sco and sco["object_marking_refs"][-1] == marking["id"]  # SCOs name no creator

@@ -7,6 +7,7 @@ import base64
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -66,10 +67,10 @@ class Sender:
 
 
 @pytest.fixture
-def node() -> Iterator[dict[str, Any]]:
-    engine = create_engine(
-        "sqlite://", connect_args={"check_same_thread": False}, poolclass=__import__("sqlalchemy").pool.StaticPool
-    )
+def node(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    # A file, so that the server's threads and the outbox worker each use their own connection
+    # (one SQLite connection shared by threads is not safe under load).
+    engine = create_engine(f"sqlite:///{tmp_path / 'taxii.db'}", connect_args={"check_same_thread": False})
     store = TaxiiStore(EngineTransactions(engine))
     users, sender = Users(), Sender()
     outbox = Outbox(
@@ -248,7 +249,7 @@ def test_post_waits_for_its_reports_or_answers_pending_when_asked(node: dict[str
     while c.get(status_url, headers=basic()).json()["status"] != "complete":
         assert datetime.now(UTC) < deadline
     final = c.get(status_url.rstrip("/"), headers=basic()).json()
-    assert final["success_count"] == 1 and final["pending_count"] == 0 and final["pendings"] == []
+    assert final["success_count"] == 1 and final["pending_count"] == 0 and final["pendings"] == [], final
 
 
 def test_basic_credentials_are_checked_once_then_follow_the_stored_hash(node: dict[str, Any]) -> None:
