@@ -506,3 +506,23 @@ def test_schema_published_and_markings_valid(world: dict[str, Any]) -> None:
     assert any("originator_marking" in e for e in ours) and any("originator_marking" not in e for e in ours)
     for ext in ours:
         jsonschema.validate(ext, schema)
+
+
+def test_every_object_served_passes_the_stix2_validator(world: dict[str, Any]) -> None:
+    # Last in the module: by now both nodes hold what every test above sent and received.
+    served: dict[str, dict[str, Any]] = {}
+    for node in (world["jpn"], world["kor"]):
+        for c in root_of(node, "chief").collections:
+            if not c.can_read:
+                continue
+            for page in as_pages(c.get_objects, per_request=50):
+                for o in page.get("objects", []):
+                    valid(o)
+                    served[o["id"]] = o
+            for page in as_pages(c.get_objects, per_request=50, version="all"):
+                for o in page.get("objects", []):
+                    valid(o)
+    kinds = {o["type"] for o in served.values()}
+    assert {"indicator", "marking-definition", "identity", "extension-definition"} <= kinds
+    # The extension's own definition is served, as STIX 2.1 §7.3 expects of a producer.
+    assert served[NATIONAL_MARKING_EXTENSION]["extension_types"] == ["property-extension"]
