@@ -24,10 +24,10 @@ never asserted in the test suite.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import json
+import os
 import queue
+import shutil
 import socket
 import socketserver
 import subprocess
@@ -36,17 +36,24 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
+if TYPE_CHECKING:
+    from tests.integration.medallion_support import Medallion
+
+# The bench starts its exchange, nodes and medallion with the live tests' helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 TAXII = "application/taxii+json;version=2.1"
 KEEP = bool(os.environ.get("GSOMIA_BENCH_KEEP"))
-ENVELOPES = 40
+ENVELOPES = 20
 SINGLES = 200
 COT_RATE = 200
 COT_SECONDS = 10
@@ -86,7 +93,10 @@ def post_until_complete(client: httpx.Client, url: str, status_url: str, body: d
     status = r.json()
     while status["status"] != "complete":
         status = client.get(status_url + status["id"] + "/", headers={"Accept": TAXII}).json()
-    assert status["failure_count"] == 0, status["failures"][:2]
+    # medallion reports a marking definition it already holds as a failure ("Unable to process
+    # object"), where TAXII 2.1 §5.5 says an exact duplicate is no error: those are not counted.
+    real = [f for f in status.get("failures", []) if not f["id"].startswith("marking-definition--")]
+    assert not real, real[:2]
 
 
 def ingest(url: str, status_url: str, auth: tuple[str, str], marking: dict[str, Any]) -> float:
@@ -124,7 +134,8 @@ def first_page(url: str, auth: tuple[str, str], times: int) -> list[float]:
             t = time.perf_counter()
             r = c.get(url, params={"limit": "100"}, headers={"Accept": TAXII})
             out.append((time.perf_counter() - t) * 1000)
-            assert r.status_code == 200 and len(r.json()["objects"]) == 100, r.text[:300]
+            assert r.status_code == 200, r.text[:300]
+            assert len(r.json()["objects"]) == 100, r.text[:300]
     return out
 
 
@@ -215,9 +226,44 @@ def cot(port: int, collector: Collector) -> list[float]:
     return latencies
 
 
+@contextmanager
+def medallion_process(directory: Path, max_page: int) -> Iterator[Medallion]:
+    """medallion in a process of its own (its ``medallion`` command: Flask, threaded), so that
+    it shares no interpreter with the clients measuring it, as the nodes do not either."""
+    from tests.integration.conftest import free_port
+    from tests.integration.medallion_support import COLLECTION, Medallion, write_config
+
+    config = write_config(directory, max_page)
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("medallion")), "--port", str(port), str(config)]
+    log = (directory / "medallion.log").open("wb")
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 - our own venv's script
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # readiness poll: the port accepts connections
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"medallion did not start: {(directory / 'medallion.log').read_text()}"
+                    ) from None
+                time.sleep(0.05)
+        yield Medallion(f"http://127.0.0.1:{port}", COLLECTION)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+def progress(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))] if s else float("nan")
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))] if s else float("nan")
 
 
 def one_run(inbox_size: int) -> dict[str, Any]:
@@ -226,7 +272,6 @@ def one_run(inbox_size: int) -> dict[str, Any]:
     from tests.integration.exchange_support import start_exchange
     from tests.integration.medallion_support import PASSWORD as MED_PASSWORD
     from tests.integration.medallion_support import USER as MED_USER
-    from tests.integration.medallion_support import serve_medallion
     from tests.integration.node_support import PASSWORD, start_node
 
     marking = national_marking_definition(NationalMarking(party="JPN", level="極秘"))
@@ -284,27 +329,34 @@ def one_run(inbox_size: int) -> dict[str, Any]:
         ours_url = f"{jpn.taxii}api/collections/{outbox}/objects/"
         ours_status = f"{jpn.taxii}api/status/"
 
+        progress(f"CoT: {COT_RATE * COT_SECONDS} tracks at {COT_RATE}/s")
         lat = cot(cot_port, collector)
         out["cot_received"] = len(lat)
         out["cot_p50_ms"], out["cot_p99_ms"] = pct(lat, 50), pct(lat, 99)
 
-        with serve_medallion(tmp, max_page=100) as med:
+        with medallion_process(tmp, max_page=100) as med:
             med_auth = (MED_USER, MED_PASSWORD)
             med_status = med.url + "/api/status/"
+            progress("TAXII ingest: the node, then medallion")
             out["ingest_ours"] = ingest(ours_url, ours_status, auth, marking)
             out["ingest_medallion"] = ingest(med.objects, med_status, med_auth, marking)
+            progress("one object per POST")
             ours_single = singles(ours_url, ours_status, auth, marking)
             med_single = singles(med.objects, med_status, med_auth, marking)
             out["single_p50_ours"], out["single_p50_medallion"] = pct(ours_single, 50), pct(med_single, 50)
             with httpx.Client(auth=med_auth, timeout=600) as c:
-                have = int(ENVELOPES * 100 + 100 + SINGLES + 1)
+                # Held so far: 99 indicators per envelope of 100 (the warm-up's too), one marking
+                # definition, and one indicator per single POST (the warm-up's too).
+                have = 99 * (ENVELOPES + 1) + 1 + SINGLES + 1
                 while have < 2500:
                     post_until_complete(c, med.objects, med_status, envelope(marking, 100))
-                    have += 100
-            med_page = first_page(med.objects, med_auth, 5)
+                    have += 99
+            progress(f"medallion first page at {have} objects")
+            med_page = first_page(med.objects, med_auth, 3)
             out["page_medallion_ms"] = pct(med_page, 50)
             out["medallion_objects"] = have
 
+        progress(f"loading {inbox_size:,} objects into the inbox")
         out["inbox_load_s"] = bulk_inbox(kor.dir, inbox_size)
         page = first_page(f"{kor.taxii}api/collections/{inbox}/objects/", auth, 30)
         out["page_ours_p50_ms"], out["page_ours_p99_ms"] = pct(page, 50), pct(page, 99)
@@ -375,11 +427,14 @@ def main() -> None:
     results = []
     for i in range(args.runs):
         # A process per run: medallion's application is one per process.
-        done = subprocess.run(
-            [sys.executable, __file__, "--one", "--inbox", str(args.inbox)], capture_output=True, text=True, check=False
+        done = subprocess.run(  # noqa: S603 - this very script, by the interpreter running it
+            [sys.executable, __file__, "--one", "--inbox", str(args.inbox)],
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
         )
         if done.returncode != 0:
-            sys.exit(f"run {i + 1} failed:\n{done.stderr[-4000:]}")
+            sys.exit(f"run {i + 1} failed (its output is above)")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"run {i + 1}: {json.dumps(results[-1])}", flush=True)
     print(table(results))
