@@ -214,7 +214,7 @@ def cot(port: int, collector: Collector) -> list[float]:
             uid = f"bench-{i}"
             sent[uid] = time.perf_counter()
             s.sendall(cot_event(uid))
-    latencies = []
+    latencies: list[float] = []
     deadline = time.perf_counter() + 120
     while len(latencies) < total and time.perf_counter() < deadline:
         try:

@@ -13,7 +13,7 @@ import socketserver
 import threading
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,7 @@ class Collector:
 
 
 def indicator(
-    name: str, marking: dict[str, Any], *, topic: str = "dprk.missile.launch", extra: list[str] = ()
+    name: str, marking: dict[str, Any], *, topic: str = "dprk.missile.launch", extra: Sequence[str] = ()
 ) -> dict[str, Any]:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return {
@@ -333,7 +333,7 @@ def test_bearer_tokens_roles_and_errors(world: dict[str, Any]) -> None:
         def err(r: httpx.Response, status: int) -> dict[str, Any]:
             assert r.status_code == status, r.text
             assert r.headers["content-type"] == TAXII
-            body = r.json()
+            body: dict[str, Any] = r.json()
             assert body["http_status"] == str(status) and body["title"]
             return body
 
@@ -466,7 +466,7 @@ def test_cot_in_at_jpn_out_at_kor_only_where_the_marking_allows(world: dict[str,
 
     # The five tracks enter by different sockets, which nothing orders among themselves: each is
     # sent once the one before it has come out at "ops", so every endpoint's order is known.
-    sends = [
+    sends: list[Callable[[], None]] = [
         lambda: tcp(_cot("a-h-A-M-B", "track-1")),  # 極秘 → 군사II급비밀: ops only
         lambda: udp_tak(_cot("a-h-A-M-C", "track-2")),  # 秘 → 군사III급비밀: ops and low
         lambda: tcp(_cot("a-h-A-M-F", "track-3") + _cot("a-f-G", "unmapped")),  # REL TO KOR, USA

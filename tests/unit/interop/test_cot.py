@@ -86,18 +86,18 @@ def test_the_most_specific_rule_wins_and_unmapped_types_stay_home() -> None:
 
 
 def test_marking_attributes_replace_the_originators() -> None:
-    out = ET.fromstring(
-        marked_event(EVENT, "application/cot+xml", delivered(orcon=True, rel_to=("KOR", "USA")), report_id="r")
-    )  # type: ignore[arg-type]
+    marked = marked_event(EVENT, "application/cot+xml", delivered(orcon=True, rel_to=("KOR", "USA")), report_id="r")
+    assert marked is not None
+    out = ET.fromstring(marked)
     assert out.get("access") == "군사II급비밀"
     assert out.get("caveat") == "ORIGINATOR JPN 極秘 ORCON"
     assert out.get("releasableto") == "JPN KOR USA"
     assert out.find("point").get("lat") == "39.0"  # type: ignore[union-attr]
-    track = ET.fromstring(
-        marked_event(
-            b'{"track": [[39.0, 125.7, 0], [40.1, 133.2, 950]]}', "application/json", delivered(), report_id="r-1"
-        )
-    )  # type: ignore[arg-type]
+    from_json = marked_event(
+        b'{"track": [[39.0, 125.7, 0], [40.1, 133.2, 950]]}', "application/json", delivered(), report_id="r-1"
+    )
+    assert from_json is not None
+    track = ET.fromstring(from_json)
     assert track.get("uid") == "gsomia.r-1" and track.find("point").get("lat") == "40.1"  # type: ignore[union-attr]
     assert track.get("releasableto") == "JPN KOR"
     assert marked_event(b"hello", "text/plain", delivered(), report_id="r") is None

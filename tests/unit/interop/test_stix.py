@@ -200,7 +200,7 @@ def test_tlp_2_0_and_acs_3_0_read_as_caveats() -> None:
     strict = plan(SECRET, obj(1, SECRET["id"], TLP["amber+strict"])).groups[0].marking
     amber = plan(SECRET, obj(1, SECRET["id"], TLP["amber"])).groups[0].marking
     assert red.orcon and strict.orcon and not amber.orcon
-    acs = {
+    acs: dict[str, Any] = {
         "type": "marking-definition",
         "spec_version": "2.1",
         "id": "marking-definition--20864905-06a0-47be-a04c-2164af17d635",
@@ -220,7 +220,7 @@ def test_tlp_2_0_and_acs_3_0_read_as_caveats() -> None:
     m = plan(acs, obj(1, acs["id"])).groups[0].marking
     assert (m.level, m.rel_to, m.noforn, m.orcon) == ("極秘", ("KOR", "USA"), True, True)
     # An ACS classification the node does not map gives no level: refused, not guessed.
-    ts = {**acs, "extensions": {ACS_3_0_EXTENSION: {"control_set": {"classification": "TS"}}}}
+    ts: dict[str, Any] = {**acs, "extensions": {ACS_3_0_EXTENSION: {"control_set": {"classification": "TS"}}}}
     assert "no national marking" in plan(ts, obj(1, ts["id"])).refused[0].reason
     # With a national marking, ACS nationalities narrow its REL TO list (the most restrictive wins).
     rel = national_marking_definition(NationalMarking(party="JPN", level="極秘", rel_to=("KOR",)))
