@@ -2,8 +2,8 @@
 
 Run: ``.venv/bin/python bench/exchange.py [--seconds 12] [--concurrency 64]``
 
-Starts ``gsomia serve`` (SQLite, the default settings) on a free port with the bundled scenario,
-principals and registered keys, then measures, from a separate process:
+Starts ``gsomia serve`` (SQLite, the default settings: WAL, ``synchronous=FULL``) on a free port
+with the bundled scenario, principals and registered keys, then measures, from a separate process:
 
 1. sustained submissions/s (closed loop, ``--concurrency`` requests in flight), reports of
    1 KB to 3 recipients (KOR, USA, AUS), each signed by JPN beforehand;
@@ -13,8 +13,13 @@ principals and registered keys, then measures, from a separate process:
    (``recorded_at``, written inside the transaction, just before its commit) to the event's
    arrival at the client: commit → event, plus the rest of the commit; also from the decision
    instant stamped on the item (before the writer's queue), and from the submission's answer;
-4. from the same run, the machine's limits: single-row durable commits/s of SQLite in the
-   server's mode (WAL, synchronous=NORMAL) and with an fsync per commit (FULL), and
+4. the cost of durability: a second server on a fresh database with
+   ``GSOMIA_SQLITE_SYNCHRONOUS=NORMAL`` (which may lose the latest commits on power loss)
+   takes the same sustained load and the same offered rate as the default server
+   (``FULL``: the WAL is synced at every commit); sustained submissions/s and latency p50/p99
+   under each, and FULL's share of NORMAL's;
+5. from the same run, the machine's limits: single-row commits/s of SQLite in WAL mode with
+   ``synchronous=FULL`` (a sync per commit, the server's default) and ``NORMAL``, and
    per-recipient HPKE wraps/s (X25519, the classic profile).
 
 Beside them, for context: the server's CPU time per report and the cores it kept busy in the
@@ -23,7 +28,7 @@ bottleneck), and latency at half the sustained rate (what a client sees below sa
 
 The client is a minimal asyncio HTTP/1.1 client in this process, separate from the server's,
 so that the load generator costs little of the two cores it shares with the server. Takes
-about a minute and a half. Speed is measured here, never asserted in the test suite.
+about two minutes (``--seconds 4`` for a shorter run). Speed is measured here, never asserted in the test suite.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -127,16 +133,16 @@ def setup(folder: Path) -> tuple[str, dict[str, str], dict[str, PartyKeys]]:
         keys = {p: PartyKeys.generate(p) for p in PARTIES}
         for p in PARTIES:
             principal = identity.authenticate(tokens[p])
-            identity.register_keys(principal, p, keys[p].public_keys())
+            app.exchange.keys.register(principal, p, keys[p].public_keys())
     finally:
         app.close()
     return db, tokens, keys
 
 
-def start_server(db: str, folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(db: str, folder: Path, synchronous: str = "FULL") -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = {**os.environ, "GSOMIA_DB": db, "GSOMIA_DATA_DIR": str(folder)}
-    log = (folder / "server.log").open("wb")
+    env = {**os.environ, "GSOMIA_DB": db, "GSOMIA_DATA_DIR": str(folder), "GSOMIA_SQLITE_SYNCHRONOUS": synchronous}
+    log = (folder / f"server-{synchronous}.log").open("wb")
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "gsomia", "serve", "--port", str(port), "--log-level", "warning"],
         env=env,
@@ -221,8 +227,11 @@ class Conn:
         self.writer.close()
 
 
-async def closed_loop(port: int, requests: list[bytes], concurrency: int, seconds: float) -> tuple[float, int, int]:
-    """Keep ``concurrency`` requests in flight for ``seconds``; reports/s, successes, failures."""
+async def closed_loop(
+    port: int, requests: list[bytes], concurrency: int, seconds: float, latencies: list[float] | None = None
+) -> tuple[float, int, int]:
+    """Keep ``concurrency`` requests in flight for ``seconds``; reports/s, successes, failures
+    (and each request's latency in ``latencies``, if given)."""
     conns = [await Conn.open(port) for _ in range(concurrency)]
     it = iter(requests)
     ok = failed = 0
@@ -235,7 +244,10 @@ async def closed_loop(port: int, requests: list[bytes], concurrency: int, second
             raw = next(it, None)
             if raw is None:
                 return
+            sent = time.perf_counter()
             status, _ = await c.request(raw)
+            if latencies is not None:
+                latencies.append(time.perf_counter() - sent)
             if 200 <= status < 300:
                 ok += 1
             else:
@@ -348,6 +360,80 @@ def from_ledger(port: int, token: str, arrived_at: dict[int, float]) -> list[flo
     return out
 
 
+@dataclass(frozen=True)
+class Durability:
+    """One server's sustained rate and latencies, for the FULL / NORMAL comparison."""
+
+    rate: float
+    sustained: list[float]
+    offered: list[float]
+    offered_achieved: float
+    ok: int
+    failed: int
+
+
+def durability_run(folder: Path, args: argparse.Namespace, offered: float) -> Durability:
+    """The sustained phase and the latency at ``offered``/s on a fresh server with
+    ``synchronous=NORMAL``, as measured on the default server."""
+    print("durability: the same load on a fresh server with synchronous=NORMAL ...", flush=True)
+    folder.mkdir()
+    db, tokens, keys = setup(folder)
+    proc, port = start_server(db, folder, "NORMAL")
+    try:
+        bodies = Bodies(tokens["JPN"], keys["JPN"], "bench-normal")
+        warm = bodies.make(1000, RECIPIENTS)
+        sustained_bodies = bodies.make(int(args.seconds * 1200), RECIPIENTS)
+        offered_bodies = bodies.make(int(offered * args.seconds / 2), RECIPIENTS)
+        asyncio.run(closed_loop(port, warm, args.concurrency, 3))
+        sustained: list[float] = []
+        rate, ok, failed = asyncio.run(closed_loop(port, sustained_bodies, args.concurrency, args.seconds, sustained))
+        at_offered, _, achieved = asyncio.run(open_loop(port, offered_bodies, offered, args.seconds / 2))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    return Durability(rate, sustained, at_offered, achieved, ok, failed)
+
+
+def print_durability(full: Durability, normal: Durability, concurrency: int, offered: float) -> None:
+    def lat(values: list[float]) -> str:
+        return f"p50 {pct(values, 0.5):.1f} ms, p99 {pct(values, 0.99):.1f} ms"
+
+    def ratio(a: list[float], b: list[float]) -> str:
+        return f"p50 {pct(a, 0.5) / pct(b, 0.5):.2f}, p99 {pct(a, 0.99) / pct(b, 0.99):.2f}"
+
+    rows = [
+        ("", "FULL (default)", "NORMAL", "FULL / NORMAL"),
+        (
+            f"sustained submissions ({concurrency} in flight)",
+            f"{full.rate:,.0f} reports/s",
+            f"{normal.rate:,.0f} reports/s",
+            f"{full.rate / normal.rate:.2f}",
+        ),
+        (
+            "  latency of those submissions",
+            lat(full.sustained),
+            lat(normal.sustained),
+            ratio(full.sustained, normal.sustained),
+        ),
+        (
+            f"latency at {offered:,.0f}/s offered",
+            lat(full.offered) + f" ({full.offered_achieved:,.0f}/s)",
+            lat(normal.offered) + f" ({normal.offered_achieved:,.0f}/s)",
+            ratio(full.offered, normal.offered),
+        ),
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    print()
+    print("durability: SQLite synchronous=FULL (a sync at every commit: answered commits survive power loss)")
+    print("against NORMAL (may lose the latest commits on power loss), same load, fresh servers, this run:")
+    for row in rows:
+        print("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=True)).rstrip())
+    print(
+        f"refused: FULL {full.failed} of {full.ok + full.failed:,}, NORMAL {normal.failed} of "
+        f"{normal.ok + normal.failed:,} in the sustained phase"
+    )
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -388,7 +474,10 @@ def main() -> None:
         print("warm-up, then sustained load ...", flush=True)
         asyncio.run(closed_loop(port, warm, args.concurrency, 3))
         server0, client0, wall0 = cpu_seconds(proc.pid), time.process_time(), time.perf_counter()
-        rate, ok, failed = asyncio.run(closed_loop(port, sustained_bodies, args.concurrency, args.seconds))
+        sustained_latencies: list[float] = []
+        rate, ok, failed = asyncio.run(
+            closed_loop(port, sustained_bodies, args.concurrency, args.seconds, sustained_latencies)
+        )
         server_cpu, client_cpu = cpu_seconds(proc.pid) - server0, time.process_time() - client0
         wall = time.perf_counter() - wall0
         half = max(rate / 2, 1.0)
@@ -406,6 +495,8 @@ def main() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+    normal_run = durability_run(folder / "normal", args, half)
+    full_run = Durability(rate, sustained_latencies, half_latencies, half_achieved, ok, failed)
 
     p50, p99 = pct(latencies, 0.50), pct(latencies, 0.99)
     c50, c99 = pct(from_commit, 0.50), pct(from_commit, 0.99)
@@ -451,8 +542,13 @@ def main() -> None:
             "",
         ),
         ("load generator CPU in the sustained phase", f"{client_cpu / wall:.2f} cores", "(context)", ""),
-        ("machine: single-row commits, WAL NORMAL (server mode)", f"{normal:,.0f} commits/s", "(ceiling)", ""),
-        ("machine: single-row commits, WAL FULL (fsync each)", f"{full:,.0f} commits/s", "(ceiling)", ""),
+        (
+            "machine: single-row commits, WAL FULL (a sync each; server default)",
+            f"{full:,.0f} commits/s",
+            "(ceiling)",
+            "",
+        ),
+        ("machine: single-row commits, WAL NORMAL", f"{normal:,.0f} commits/s", "(ceiling)", ""),
         (
             "machine: per-recipient HPKE wraps (X25519)",
             f"{wraps:,.0f} wraps/s",
@@ -469,6 +565,7 @@ def main() -> None:
         f"sustained: {ok:,} accepted, {failed} refused; latency phase: {len(latencies):,} sent, {lat_failed} refused; "
         f"push phase: {len(from_decision):,} events, {missing} missing"
     )
+    print_durability(full_run, normal_run, args.concurrency, half)
     if args.keep:
         print(f"data in {folder}")
     else:

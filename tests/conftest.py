@@ -12,22 +12,54 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from gsomia.domain.instants import parse_instant
 from gsomia.domain.record import Network, Record, WhatIf, apply_whatif, compile_network
 from gsomia.scenario.loader import bundled_scenarios, parse_scenario
-from tests.harness import Harness
+from tests.harness import Harness, start_terminated
 from tests.harness import start as start_harness
+
+# No timing assertions: a property test's examples are judged by what they compute, never by
+# how long a loaded machine took to run one (hypothesis' default deadline is 200 ms).
+settings.register_profile("gsomia", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("gsomia")
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = bundled_scenarios()["japan-korea-2019"]
 
 
+@pytest.fixture(scope="session")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Harness:
+    """The exchange every ``harness`` starts as (built once, closed; see :meth:`Harness.clone`)."""
+    h = start_harness(tmp_path_factory.mktemp("pristine"))
+    h.close()
+    return h
+
+
+@pytest.fixture(scope="session")
+def pristine_terminated(tmp_path_factory: pytest.TempPathFactory) -> Harness:
+    """The exchange every ``terminated`` harness starts as (built once, closed)."""
+    h = start_terminated(tmp_path_factory.mktemp("pristine-terminated"))
+    h.close()
+    return h
+
+
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
+def harness(pristine: Harness, tmp_path: Path) -> Iterator[Harness]:
     """An exchange in this process on the bundled scenario, the clock at 2019-11-22 10:00 KST
     (see :mod:`tests.harness`)."""
-    h = start_harness(tmp_path)
+    h = pristine.clone(tmp_path)
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def terminated(pristine_terminated: Harness, tmp_path: Path) -> Iterator[Harness]:
+    """An exchange in this process in exercise mode, had Korea's notice taken effect: the
+    GSOMIA ended at 00:00 KST on 2019-11-23, the clock is at 2019-12-01 10:00 KST, and a report
+    from Japan reaches Korea only relayed through the US under TISA, with Japan's consent."""
+    h = pristine_terminated.clone(tmp_path)
     yield h
     h.close()
 

@@ -10,13 +10,20 @@ clock), and nothing hidden from it (``harness.app`` is the whole wired applicati
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shutil
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx
+from fastapi import FastAPI
+
+from gsomia.api.app import create_app
 from gsomia.bootstrap import App, Settings, build
+from gsomia.client.http import ExchangeClient
 from gsomia.client.opening import open_delivery, verify_origin
 from gsomia.client.reports import ReportDraft, sign_report
 from gsomia.codec import b64encode
@@ -31,6 +38,42 @@ PARTIES = ("JPN", "KOR", "USA")
 TOPIC = "dprk.missile.launch"
 NOV22 = "2019-11-22T10:00+09:00"
 """The morning of the day Korea suspended its notice: the Japan–Korea GSOMIA is in force."""
+DEC1 = "2019-12-01T10:00+09:00"
+"""A week after the GSOMIA would have ended had Korea not suspended its notice."""
+NO_SUSPENSION = "name: termination-took-effect\ndrop: [jpn-kor-2019-suspension]\n"
+"""The exercise what-if in which Korea's notice took effect (the GSOMIA ended at 00:00 KST on
+2019-11-23): from then on a report from Japan reaches Korea only relayed through the US under TISA."""
+
+
+class _Chunks(httpx.AsyncByteStream):
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+
+
+class InProcessTransport(httpx.BaseTransport):
+    """A synchronous httpx transport that hands each request to an ASGI application in this
+    process (no socket), so :class:`~gsomia.client.http.ExchangeClient` can talk to the API as it
+    talks to a server. Responses are read whole: not for the endless event stream."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not isinstance(request.stream, httpx.AsyncByteStream):  # a body from a generator
+            request = httpx.Request(
+                request.method, request.url, headers=request.headers, stream=_Chunks(list(request.stream))
+            )
+
+        async def send() -> httpx.Response:
+            response = await self._asgi.handle_async_request(request)
+            content = await response.aread()
+            return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
+
+        return anyio.run(send)
 
 
 class TestClock:
@@ -65,6 +108,7 @@ class Harness:
     principals: dict[str, Principal]
     tokens: dict[str, str] = field(repr=False)
     _counter: int = 0
+    _api: FastAPI | None = None
 
     @property
     def exchange(self) -> Exchange:
@@ -74,6 +118,41 @@ class Harness:
     def close(self) -> None:
         """Finish queued writes and release the database."""
         self.app.close()
+
+    def clone(self, tmp_path: Path) -> Harness:
+        """A copy of this (closed) harness's exchange in ``tmp_path``: its database, key-encryption
+        key and ledger key copied, the same users and key pairs, a clock of its own at this
+        harness's instant. What :func:`start` would give, without migrating, loading the
+        scenario and registering keys again (a test's setup in milliseconds)."""
+        source = self.app.settings.data_dir
+        for path in source.iterdir():
+            if path.is_file():
+                shutil.copy2(path, tmp_path / path.name)
+        db = str(self.app.settings.db).replace(str(source), str(tmp_path))
+        settings = self.app.settings.model_copy(update={"db": db, "data_dir": tmp_path})
+        clock = TestClock(self.clock.at)
+        return Harness(
+            app=build(settings, clock=clock),
+            clock=clock,
+            keys=dict(self.keys),
+            principals=dict(self.principals),
+            tokens=dict(self.tokens),
+        )
+
+    # --- over HTTP, in this process --------------------------------------------------------
+
+    @property
+    def api(self) -> FastAPI:
+        """The HTTP application around :attr:`app` (its start-up and shut-down are not run)."""
+        if self._api is None:
+            self._api = create_app(self.app)
+        return self._api
+
+    def client(self, who: str | None) -> ExchangeClient:
+        """An :class:`~gsomia.client.http.ExchangeClient` of ``who`` (a party, ``operator``,
+        ``auditor``, or None for no token) talking to :attr:`api` in this process."""
+        token = self.tokens[who] if who is not None else None
+        return ExchangeClient("http://exchange.test", token=token, transport=InProcessTransport(self.api))
 
     # --- submitting -------------------------------------------------------------------------
 
@@ -112,6 +191,16 @@ class Harness:
         """``recipient -> outcome`` of a submission result."""
         return {r["recipient"]: r["outcome"] for r in result.body["recipients"]}
 
+    def decision(self, result: SubmissionResult, recipient: str) -> dict[str, Any]:
+        """The decision for one recipient of a submission result."""
+        (found,) = [r for r in result.body["recipients"] if r["recipient"] == recipient]
+        return dict(found)
+
+    def written(self) -> tuple[int, dict[str, Any]]:
+        """What exists: the ledger's size and the auditor's exchange counts (to show that a
+        refused action wrote nothing)."""
+        return self.app.ledger.size(), self.exchange.deliveries.stats(self.principals["auditor"])
+
     # --- receiving --------------------------------------------------------------------------
 
     def inbox(self, party: str) -> list[dict[str, Any]]:
@@ -124,6 +213,10 @@ class Harness:
         return [
             i for i in self.inbox(party) if i["type"] == "delivery" and (report_id is None or i["report"] == report_id)
         ]
+
+    def consent_requests(self, party: str = "JPN") -> list[dict[str, Any]]:
+        """The consent requests in ``party``'s inbox, oldest first."""
+        return [i for i in self.inbox(party) if i["type"] == "consent_request"]
 
     def open(self, party: str, delivery_id: str) -> bytes:
         """Fetch a delivery as ``party``, decrypt it with its key and check the originator's
@@ -161,3 +254,12 @@ def start(
         issued = identity.add_principal(role=role, name=f"the {role}")
         principals[role.value], tokens[role.value] = issued.principal, issued.token
     return Harness(app=app, clock=clock, keys=keys, principals=principals, tokens=tokens)
+
+
+def start_terminated(tmp_path: Path, *, at: str = DEC1, **settings: Any) -> Harness:
+    """A harness in exercise mode with the :data:`NO_SUSPENSION` what-if applied to every
+    decision, the clock at ``at`` (by default :data:`DEC1`, when Japan reaches Korea only
+    through the US)."""
+    whatif = tmp_path / "no-suspension.yaml"
+    whatif.write_text(NO_SUSPENSION, encoding="utf-8")
+    return start(tmp_path, at=at, exercise_whatif=whatif, **settings)

@@ -10,13 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gsomia.crypto.kek import load_or_create_kek, parse_kek
 from gsomia.domain.instants import parse_instant
+from gsomia.errors import InvalidInput
 from gsomia.scenario.loader import read_file
 from gsomia.services.analysis.scenarios import ScenarioService
 from gsomia.services.analysis.service import AnalysisService
@@ -36,6 +38,7 @@ from gsomia.services.exchange.submissions import SubmissionService
 from gsomia.services.exchange.witnesses import WitnessService
 from gsomia.services.ledger.service import LedgerService
 from gsomia.storage.channel import Listener
+from gsomia.storage.exercise import ExerciseDatabase, open_exercise_database
 from gsomia.storage.store import Store
 from gsomia.storage.writer import GroupCommitter
 
@@ -52,7 +55,11 @@ class Settings(BaseSettings):
 
     db: str | None = Field(default=None, description="database URL; default: SQLite in the data directory")
     data_dir: Path = Field(default_factory=default_data_dir)
-    sqlite_synchronous: str = Field(default="NORMAL", pattern="^(OFF|NORMAL|FULL|EXTRA)$")
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
+        default="FULL",
+        description="SQLite's synchronous mode: FULL (default) syncs the WAL at every commit, so a "
+        "commit that was answered survives a power loss; NORMAL may lose the last commits on power loss",
+    )
     ledger_key_file: Path | None = Field(
         default=None, description="checkpoint key; default: DATA_DIR/exchange-ledger.key"
     )
@@ -108,13 +115,35 @@ class Settings(BaseSettings):
                 env[f"GSOMIA_{name.upper()}"] = text
         return env
 
+    @field_validator("sqlite_synchronous", mode="before")
+    @classmethod
+    def _mode_in_capitals(cls, value: object) -> object:
+        # SQLite reads the pragma's value in any case; so do we (normal, NORMAL)
+        return value.strip().upper() if isinstance(value, str) else value
+
     def ledger_key_path(self) -> Path:
         """The exchange's checkpoint key file (created with mode 0600 on first use)."""
         return self.ledger_key_file or self.data_dir / "exchange-ledger.key"
 
+    def exercise(self) -> bool:
+        """Whether exercise mode is on (an exercise clock, a what-if, or both)."""
+        return bool(self.exercise_clock or self.exercise_whatif)
+
+    def live_database(self) -> Path:
+        """The default (live) SQLite database file in the data directory."""
+        return self.data_dir / "gsomia.db"
+
+    def exercise_database(self) -> Path | None:
+        """The exercise's own database, ``DATA_DIR/exercise.db``: in exercise mode, unless a
+        database was given explicitly (``--db``, ``GSOMIA_DB``)."""
+        return self.data_dir / "exercise.db" if self.exercise() and not self.db else None
+
     def database_url(self) -> str:
-        """The database URL to use."""
-        return self.db or f"sqlite:///{self.data_dir / 'gsomia.db'}"
+        """The database URL to use: the one given, else the exercise's in exercise mode, else
+        the live one."""
+        if self.db:
+            return self.db
+        return f"sqlite:///{self.exercise_database() or self.live_database()}"
 
 
 def system_clock() -> datetime:
@@ -132,6 +161,7 @@ class App:
     scenarios: ScenarioService
     ledger: LedgerService
     exchange: Exchange
+    exercise_database: ExerciseDatabase | None = None
 
     def close(self) -> None:
         """Finish queued writes, then release the database."""
@@ -139,14 +169,26 @@ class App:
         self.store.close()
 
 
-def build(settings: Settings | None = None, *, clock: Callable[[], datetime] = system_clock) -> App:
+def build(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], datetime] = system_clock,
+    exercise_reset: bool = False,
+) -> App:
     """Build the application from ``settings`` (default: from the environment).
 
+    In exercise mode without an explicit database, the exercise's own database is used,
+    seeded from the live one on first use, or afresh if ``exercise_reset`` (never read from
+    the environment: a variable left set would wipe the exercise at every command); see
+    :mod:`gsomia.storage.exercise`.
+
     Raises:
-        InvalidInput: for a bad database URL.
+        InvalidInput: for a bad database URL; an exercise reset with an explicit database; an
+            exercise database to seed from a live database that does not exist.
         StorageError: if the database cannot be opened or migrated.
     """
     settings = settings or Settings()
+    exercise_database = _exercise_database(settings, reset=exercise_reset)
     store = Store(
         settings.database_url(), sqlite_synchronous=settings.sqlite_synchronous, pool_size=settings.db_pool_size
     )
@@ -155,7 +197,37 @@ def build(settings: Settings | None = None, *, clock: Callable[[], datetime] = s
     ledger = LedgerService(store, key_file=settings.ledger_key_path(), origin=settings.ledger_origin, clock=clock)
     ledger.origin  # noqa: B018 - named (and recorded, at the first start) before any entry is written
     exchange = build_exchange(settings, store=store, analysis=analysis, ledger=ledger, clock=clock)
-    return App(settings=settings, store=store, analysis=analysis, scenarios=scenarios, ledger=ledger, exchange=exchange)
+    return App(
+        settings=settings,
+        store=store,
+        analysis=analysis,
+        scenarios=scenarios,
+        ledger=ledger,
+        exchange=exchange,
+        exercise_database=exercise_database,
+    )
+
+
+def _exercise_database(settings: Settings, *, reset: bool) -> ExerciseDatabase | None:
+    """Seed (or find) the exercise's own database when exercise mode uses it.
+
+    Raises:
+        InvalidInput: a reset outside exercise mode or with an explicit database; no live
+            database to seed from.
+        StorageError: the exercise database cannot be seeded.
+    """
+    target = settings.exercise_database()
+    if target is None:
+        if reset:
+            where = "the database given with --db" if settings.db else "a database outside exercise mode"
+            raise InvalidInput(f"--exercise-reset seeds DATA_DIR/exercise.db afresh; it does not reset {where}")
+        return None
+    # a bad clock or what-if is refused before anything is seeded
+    if settings.exercise_clock:
+        parse_instant(settings.exercise_clock, "UTC")
+    if settings.exercise_whatif is not None:
+        read_file(settings.exercise_whatif)
+    return open_exercise_database(target, live=settings.live_database(), reset=reset)
 
 
 def build_exchange(

@@ -42,10 +42,12 @@ class Server:
                 self.proc.wait(timeout=20)
 
 
-def start_server(db: str, workdir: Path, extra_env: dict[str, str] | None = None) -> Server:
-    """Start ``gsomia serve`` and wait until /healthz answers (polling readiness, not sleeping)."""
+def start_server(db: str | None, workdir: Path, extra_env: dict[str, str] | None = None) -> Server:
+    """Start ``gsomia serve`` and wait until /healthz answers (polling readiness, not sleeping).
+    With ``db`` None the server picks its database from the data directory."""
     port = free_port()
-    env = {**os.environ, "GSOMIA_DB": db, "GSOMIA_DATA_DIR": str(workdir), **(extra_env or {})}
+    env = {k: v for k, v in os.environ.items() if k != "GSOMIA_DB"}
+    env |= {"GSOMIA_DATA_DIR": str(workdir), **({"GSOMIA_DB": db} if db is not None else {}), **(extra_env or {})}
     log = workdir / f"server-{port}.log"
     with log.open("wb") as fh:
         proc = subprocess.Popen(
@@ -72,7 +74,7 @@ def start_server(db: str, workdir: Path, extra_env: dict[str, str] | None = None
             raise RuntimeError(f"server exited early:\n{log.read_text(errors='replace')}")
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return Server(url, db, proc, env, log)
+                return Server(url, db or "", proc, env, log)
         except httpx.TransportError:
             pass
         time.sleep(0.05)  # readiness poll interval, not a wait for a result

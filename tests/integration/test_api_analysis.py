@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 
@@ -78,6 +79,40 @@ def test_openapi_documents_the_analysis_endpoints(server: Server) -> None:
         "/api/v1/stats",
         "/api/v1/whatif",
     } <= set(paths)
+    assert "get" not in paths["/api/v1/reports"]
+
+
+def _named(schema: dict[str, Any]) -> bool:
+    """A schema that is a named model, or a list of one, or text (a signed note, an event stream)."""
+    if schema.get("type") == "array":
+        return _named(schema["items"])
+    return "$ref" in schema or schema == {"type": "string"}
+
+
+def test_openapi_declares_every_answer_of_every_operation(server: Server) -> None:
+    spec = httpx.get(server.url + "/openapi.json").json()
+    operations = [(m, p, op) for p, ops in spec["paths"].items() for m, op in ops.items()]
+    assert len(operations) > 40
+    for method, path, op in operations:
+        where = f"{method.upper()} {path}"
+        statuses = op["responses"]
+        successes = [s for s in statuses if s.startswith("2")]
+        assert successes, where
+        for s in successes:
+            content = statuses[s].get("content")
+            assert content and all(_named(c["schema"]) for c in content.values()), (where, s, content)
+        errors = [s for s in statuses if int(s) >= 400]
+        assert errors, where
+        for s in errors:
+            assert statuses[s]["description"], (where, s)
+            assert statuses[s]["content"] == {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            }, (where, s)
+    # the analysis routes name what they answer, not a free-form object
+    assert spec["paths"]["/api/v1/route"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/RouteOut"
+    }
+    assert spec["components"]["schemas"]["RouteOut"]["additionalProperties"] is False
 
 
 def test_sources_resolve_the_tags_as_recorded(server: Server) -> None:
@@ -104,8 +139,11 @@ def test_sources_resolve_the_tags_as_recorded(server: Server) -> None:
 def test_record_reports_beside_the_exchange_reports(server: Server) -> None:
     new = httpx.get(server.url + "/api/v1/record/reports")
     assert new.status_code == 200
-    assert new.json() == httpx.get(server.url + "/api/v1/reports").json()
     assert len(new.json()) == 44 and new.json()[0]["id"] == "r-2016-01-06-nuclear"
+    # /api/v1/reports is the exchange's: submitting there is a POST, and there is nothing to GET
+    gone = httpx.get(server.url + "/api/v1/reports")
+    assert gone.status_code == 405 and gone.headers["content-type"] == "application/problem+json"
+    assert gone.headers["allow"] == "POST"
 
 
 def test_unknown_coverage_is_not_a_gap(server: Server) -> None:

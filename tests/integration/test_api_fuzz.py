@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
 import pytest
 import schemathesis
@@ -34,6 +35,7 @@ from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Ok
 from schemathesis.schemas import APIOperation, BaseSchema
 from schemathesis.specs.openapi.checks import (
     allow_header_conformance,
@@ -63,6 +65,11 @@ EXAMPLES = {GenerationMode.POSITIVE: 120, GenerationMode.NEGATIVE: 70}
 STREAM_EXAMPLES = 8
 """Fewer for the event stream: a stream with nothing to send is read until :data:`STREAM_SECONDS`."""
 STREAM_SECONDS = 0.5
+
+Operation: TypeAlias = APIOperation[Any, Any, Any, Any]
+"""An operation of the OpenAPI document (its parameter, response and schema types do not matter here)."""
+AnyCase: TypeAlias = Case[Operation]
+"""A generated request to one such operation."""
 
 
 @dataclass
@@ -160,17 +167,20 @@ def api(fuzzed: Fuzzed) -> BaseSchema:
     return schemathesis.openapi.from_url(fuzzed.exchange.url + "/openapi.json", config=config)
 
 
-def _operations(api: BaseSchema) -> list[APIOperation]:
-    operations = [result.ok() for result in api.get_all_operations()]
+def _operations(api: BaseSchema) -> list[Operation]:
+    operations = []
+    for result in api.get_all_operations():
+        assert isinstance(result, Ok), result  # every operation of the document can be fuzzed
+        operations.append(result.ok())
     assert len(operations) > 40
     return operations
 
 
-def _streams(operation: APIOperation) -> bool:
+def _streams(operation: Operation) -> bool:
     return operation.path.endswith("/stream")
 
 
-def _negatable(operation: APIOperation) -> bool:
+def _negatable(operation: Operation) -> bool:
     """True if a negative case of the operation exists: a body or a query or header parameter
     to break, or a path parameter with a type or constraint (any text is a valid path string)."""
     raw = operation.definition.raw
@@ -180,7 +190,7 @@ def _negatable(operation: APIOperation) -> bool:
     )
 
 
-def _cases(operation: APIOperation, mode: GenerationMode, ids: dict[str, list[str]]) -> st.SearchStrategy[Case]:
+def _cases(operation: Operation, mode: GenerationMode, ids: dict[str, list[str]]) -> st.SearchStrategy[AnyCase]:
     """Cases of ``operation``: random, and (positive) naming existing objects in the path."""
     names = [p["name"] for p in operation.definition.raw.get("parameters", []) if p["in"] == "path"]
     random = operation.as_strategy(generation_mode=mode)
@@ -192,8 +202,8 @@ def _cases(operation: APIOperation, mode: GenerationMode, ids: dict[str, list[st
     return st.one_of(random, existing)
 
 
-def _sender(fuzzed: Fuzzed, tally: Tally, kind: str) -> Callable[[Case, str | None], None]:
-    def send(case: Case, role: str | None) -> None:
+def _sender(fuzzed: Fuzzed, tally: Tally, kind: str) -> Callable[[AnyCase, str | None], None]:
+    def send(case: AnyCase, role: str | None) -> None:
         headers = {"Authorization": f"Bearer {fuzzed.exchange.tokens[role]}"} if role else {}
         # An event stream never ends: Schemathesis reads it until its first event or the timeout.
         response = case.call(headers=headers, timeout=STREAM_SECONDS if _streams(case.operation) else 30)
@@ -229,7 +239,7 @@ def test_generated_requests_get_documented_answers_and_never_a_5xx(
             database=None,
             suppress_health_check=list(HealthCheck),
         )
-        def run(case: Case, role: str | None) -> None:
+        def run(case: AnyCase, role: str | None) -> None:
             send(case, role)
 
         run()

@@ -74,7 +74,7 @@ def test_lifecycle_is_the_derived_timeline(server: Server) -> None:
 
 def test_matrix_among_chosen_parties(server: Server) -> None:
     url = server.url + "/api/v1/matrix"
-    params = [("topic", "dprk.missile.launch"), ("at", "2019-12-01"), ("parties", "jpn,KOR,USA"), DROP]
+    params = (("topic", "dprk.missile.launch"), ("at", "2019-12-01"), ("parties", "jpn,KOR,USA"), DROP)
     m = httpx.get(url, params=params).json()
     assert m["parties"] == ["JPN", "KOR", "USA"] and len(m["flows"]) == 6
     flow = next(f for f in m["flows"] if (f["from"], f["to"]) == ("JPN", "KOR"))

@@ -204,7 +204,7 @@ def test_public_keys_are_public_only(world: World) -> None:
             }
         )
     }
-    private = world.ex.keys["JPN"].to_private_dict()
+    private: dict[str, Any] = world.ex.keys["JPN"].to_private_dict()
     text = str(keys)
     for part in (private["signing"], private["encryption"]):
         for value in part.values():
@@ -238,7 +238,7 @@ def test_the_auditor_never_gets_a_payload_or_a_content_key(world: World) -> None
 def _private_secrets(world: World) -> list[bytes]:
     out = []
     for keys in world.ex.keys.values():
-        doc = keys.to_private_dict()
+        doc: dict[str, Any] = keys.to_private_dict()
         for part in (doc["signing"], doc["encryption"]):
             for value in part.values():
                 raw = base64.b64decode(value)

@@ -31,7 +31,8 @@ def ex(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
 
 
 def client(ex: Exchange, who: str, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GSOMIA_URL": ex.url, "GSOMIA_TOKEN": ex.tokens[who]}
+    # the client's data directory (its outbox) is on the client side, never the user's own
+    env = {**os.environ, "GSOMIA_URL": ex.url, "GSOMIA_TOKEN": ex.tokens[who], "GSOMIA_DATA_DIR": str(ex.client_dir)}
     p = subprocess.run(
         [sys.executable, "-m", "gsomia", "client", *args], env=env, capture_output=True, text=True, check=False
     )

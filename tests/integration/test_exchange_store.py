@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rfc8785
@@ -33,7 +34,7 @@ def test_the_exchange_on_every_backend(db_url: str, tmp_path: Path) -> None:
             principals[p] = ex.identity.authenticate(token)
             keys[p] = PartyKeys.generate(p, "cnsa2" if p == "USA" else "classic")  # both profiles
             ex.keys.register(principals[p], p, keys[p].public_keys())
-        report = {
+        report: dict[str, Any] = {
             "id": "store-1",
             "originator": "JPN",
             "topic": "dprk.missile.launch",

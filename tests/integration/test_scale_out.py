@@ -10,8 +10,9 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_a_stream_on_one_process_wakes_for_a_commit_on_another(pair: tuple[Excha
 
     threading.Thread(target=follow, daemon=True).start()
     wait_for(lambda: b.call("USA", "GET", "/api/v1/whoami").status_code == 200, what="process B")
-    health = lambda: b.call(None, "GET", "/healthz").json()  # noqa: E731 - a probe, read twice
+    health: Callable[[], dict[str, Any]] = lambda: b.call(None, "GET", "/healthz").json()  # noqa: E731 - a probe, read twice
     wait_for(lambda: health()["listening"] is True and health()["streams"] == 1, what="B listening, stream open")
     r = a.submit("JPN", report_id="cross-1", recipients=["USA"])  # committed by process A
     assert r.status_code == 201, r.text

@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,8 +40,8 @@ def ex(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
     exchange.stop()
 
 
-def readable(ex: Exchange, who: str) -> list[dict[str, object]]:
-    out: list[dict[str, object]] = []
+def readable(ex: Exchange, who: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     start: int | None = 0
     while start is not None:
         page = ex.call(who, "GET", f"{LEDGER}/entries", params={"start": start, "limit": 1000}).json()

@@ -12,7 +12,25 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from gsomia.api.schemas import problems
+from gsomia.api.analysis_schemas import (
+    QUERY,
+    RECORD,
+    ComparisonOut,
+    EventOut,
+    FlowOut,
+    GapOut,
+    ImpactReportOut,
+    ProvisionOut,
+    RecordReportOut,
+    RouteOut,
+    ScenarioOut,
+    SourceOut,
+    StatsOut,
+    StatusOut,
+    UnknownOut,
+    answers,
+)
+from gsomia.api.deps import app_of
 from gsomia.bootstrap import App
 from gsomia.domain.instants import format_duration, iso
 from gsomia.domain.record import Caveats, WhatIf
@@ -20,7 +38,7 @@ from gsomia.errors import InvalidInput
 from gsomia.services.analysis import presenters as views
 from gsomia.services.analysis.service import WhatIfSpec
 
-router = APIRouter(prefix="/api/v1", tags=["analysis"], responses=problems(404, 503))
+router = APIRouter(prefix="/api/v1", tags=["analysis"])
 
 Drop = Annotated[list[str] | None, Query(description="Id of a recorded agreement event to leave out (repeatable).")]
 Add = Annotated[
@@ -30,19 +48,19 @@ Add = Annotated[
 At = Annotated[str | None, Query(description="ISO 8601 instant with offset, or a date; default: now.")]
 
 
-def _app(request: Request) -> App:
-    app: App = request.app.state.gsomia
-    return app
-
-
 def _whatif(app: App, drop: list[str] | None, add: list[str] | None) -> WhatIf:
     return app.analysis.whatif(WhatIfSpec(add=tuple(add or ()), drop=tuple(drop or ())))
 
 
-@router.get("/scenario", summary="The loaded scenario: parties, agreements, topics, window, assumptions")
+@router.get(
+    "/scenario",
+    summary="The loaded scenario: parties, agreements, topics, window, assumptions",
+    response_model=ScenarioOut,
+    responses=answers(*RECORD),
+)
 def scenario(request: Request) -> dict[str, Any]:
     """Definitions of the loaded scenario, for clients that draw the network."""
-    app = _app(request)
+    app = app_of(request)
     rec = app.analysis.compiled().record
     z = rec.timezone
     return {
@@ -101,26 +119,30 @@ def scenario(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/events", summary="Every recorded agreement event")
+@router.get(
+    "/events",
+    summary="Every recorded agreement event",
+    response_model=list[EventOut],
+    responses=answers(*RECORD),
+)
 def events(request: Request) -> list[dict[str, Any]]:
     """Agreement events in time order."""
-    rec = _app(request).analysis.compiled().record
+    rec = app_of(request).analysis.compiled().record
     return [
         views.event_json(e, rec.agreements[e.agreement].timezone)
         for e in sorted(rec.events, key=lambda e: e.sort_key())
     ]
 
 
-@router.get("/reports", summary="The record's past reports (kept for older clients: use /record/reports)")
-def reports(request: Request) -> list[dict[str, Any]]:
-    """Past reports of the record, in time order (same as ``GET /api/v1/record/reports``)."""
-    return record_reports(request)
-
-
-@router.get("/record/reports", summary="The record's past reports (e.g. DPRK launch tracks)")
+@router.get(
+    "/record/reports",
+    summary="The record's past reports (e.g. DPRK launch tracks)",
+    response_model=list[RecordReportOut],
+    responses=answers(*RECORD),
+)
 def record_reports(request: Request) -> list[dict[str, Any]]:
     """Past reports of the scenario's record, in time order (not the exchange's submissions)."""
-    rec = _app(request).analysis.compiled().record
+    rec = app_of(request).analysis.compiled().record
     return [
         {
             "id": r.id,
@@ -135,17 +157,27 @@ def record_reports(request: Request) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/sources", summary="The sources the record's tags cite ([V S11] cites S11), as recorded")
+@router.get(
+    "/sources",
+    summary="The sources the record's tags cite ([V S11] cites S11), as recorded",
+    response_model=list[SourceOut],
+    responses=answers(*RECORD),
+)
 def sources(request: Request) -> list[dict[str, Any]]:
     """The scenario's sources list in its order: id, title, date as given, links as recorded."""
-    rec = _app(request).analysis.compiled().record
+    rec = app_of(request).analysis.compiled().record
     return [views.source_json(s) for s in rec.sources]
 
 
-@router.get("/provisions", summary="Information provided under each agreement, as recorded")
+@router.get(
+    "/provisions",
+    summary="Information provided under each agreement, as recorded",
+    response_model=list[ProvisionOut],
+    responses=answers(*RECORD),
+)
 def provisions(request: Request) -> list[dict[str, Any]]:
     """Provisions (exchange counts) in time order."""
-    rec = _app(request).analysis.compiled().record
+    rec = app_of(request).analysis.compiled().record
     return [
         {
             "id": p.id,
@@ -162,17 +194,29 @@ def provisions(request: Request) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/status", summary="Each agreement's derived state at an instant")
+@router.get(
+    "/status",
+    summary="Each agreement's derived state at an instant",
+    response_model=list[StatusOut],
+    responses=answers(*QUERY),
+)
 def status(
     request: Request, at: At = None, agreement: str | None = None, drop: Drop = None, add: Add = None
 ) -> list[dict[str, Any]]:
     """Same as ``gsomia status --json``."""
-    app = _app(request)
+    app = app_of(request)
     when = app.analysis.instant(at, agreement=agreement)
     return [views.status_json(s) for s in app.analysis.status(when, _whatif(app, drop, add), agreement)]
 
 
-@router.get("/route", summary="Decide one release: direct, relay or deny, with reasons")
+@router.get(
+    "/route",
+    summary="Decide one release: direct, relay or deny, with reasons",
+    response_model=RouteOut,
+    responses=answers(*QUERY),
+    # a reason names its agreement only when there is one (as ``--json`` does): not null otherwise
+    response_model_exclude_unset=True,
+)
 def route(
     request: Request,
     originator: str,
@@ -194,7 +238,7 @@ def route(
     ] = False,
 ) -> dict[str, Any]:
     """Same as ``gsomia route --json``."""
-    app = _app(request)
+    app = app_of(request)
     rel = frozenset(p.strip().upper() for p in rel_to.split(",") if p.strip()) if rel_to else None
     if as_exchange:
         if drop or add:
@@ -217,7 +261,12 @@ def route(
     return views.route_json(r, app.analysis.compiled().record.timezone)
 
 
-@router.get("/coverage", summary="Coverage of every ordered pair and topic at an instant")
+@router.get(
+    "/coverage",
+    summary="Coverage of every ordered pair and topic at an instant",
+    response_model=list[FlowOut],
+    responses=answers(*QUERY),
+)
 def coverage(
     request: Request,
     at: At = None,
@@ -227,12 +276,17 @@ def coverage(
     add: Add = None,
 ) -> list[dict[str, Any]]:
     """Same as ``gsomia coverage --json``."""
-    app = _app(request)
+    app = app_of(request)
     rows = app.analysis.coverage(app.analysis.instant(at), topic=topic, pair=pair, whatif=_whatif(app, drop, add))
     return [views.flow_json(f) for f in rows]
 
 
-@router.get("/gaps", summary="Intervals with no route, per pair and topic")
+@router.get(
+    "/gaps",
+    summary="Intervals with no route, per pair and topic",
+    response_model=list[GapOut],
+    responses=answers(*QUERY),
+)
 def gaps(
     request: Request,
     start: Annotated[str | None, Query(alias="from")] = None,
@@ -243,14 +297,19 @@ def gaps(
     add: Add = None,
 ) -> list[dict[str, Any]]:
     """Same as ``gsomia gaps --json``."""
-    app = _app(request)
+    app = app_of(request)
     lo, hi = (app.analysis.instant(start), app.analysis.instant(end)) if start and end else app.analysis.window()
     rows = app.analysis.gaps(lo, hi, topic=topic, pair=pair, whatif=_whatif(app, drop, add))
     z = app.analysis.compiled().record.timezone
     return [views.gap_json(g, z) for g in rows]
 
 
-@router.get("/unknowns", summary="Intervals whose coverage is unknown (an entry into force not recorded): not gaps")
+@router.get(
+    "/unknowns",
+    summary="Intervals whose coverage is unknown (an entry into force not recorded): not gaps",
+    response_model=list[UnknownOut],
+    responses=answers(*QUERY),
+)
 def unknowns(
     request: Request,
     start: Annotated[str | None, Query(alias="from")] = None,
@@ -263,7 +322,7 @@ def unknowns(
 ) -> list[dict[str, Any]]:
     """``[{"from", "to", "topic", "start", "end", "agreement"}]``: where a pair has no route in the
     record only because ``agreement``'s entry into force is not recorded (default period: the window)."""
-    app = _app(request)
+    app = app_of(request)
     lo, hi = (app.analysis.instant(start), app.analysis.instant(end)) if start and end else app.analysis.window()
     chosen = [p.strip().upper() for p in parties.split(",") if p.strip()] if parties else None
     rows = app.analysis.unknowns(lo, hi, topic=topic, pair=pair, parties=chosen, whatif=_whatif(app, drop, add))
@@ -271,16 +330,28 @@ def unknowns(
     return [views.unknown_json(u, z) for u in rows]
 
 
-@router.get("/stats", summary="Provisions by year with a trend test")
+@router.get(
+    "/stats",
+    summary="Provisions by year with a trend test",
+    response_model=list[StatsOut],
+    responses=answers(*QUERY),
+)
 def stats(request: Request, agreement: str | None = None, at: At = None) -> list[dict[str, Any]]:
     """Same as ``gsomia stats --json`` (always a list here)."""
-    app = _app(request)
+    app = app_of(request)
     rec = app.analysis.compiled().record
     rows = app.analysis.stats(agreement, app.analysis.instant(at, agreement=agreement))
     return [views.stats_json(s, rec.agreements[s.agreement].timezone) for s in rows]
 
 
-@router.get("/whatif", summary="Compare the record with and without a what-if")
+@router.get(
+    "/whatif",
+    summary="Compare the record with and without a what-if",
+    response_model=ComparisonOut,
+    responses=answers(*QUERY),
+    # a reason names its agreement only when there is one (as ``--json`` does): not null otherwise
+    response_model_exclude_unset=True,
+)
 def whatif(
     request: Request,
     drop: Drop = None,
@@ -291,7 +362,7 @@ def whatif(
     topic: str | None = None,
 ) -> dict[str, Any]:
     """Same as ``gsomia whatif --json``."""
-    app = _app(request)
+    app = app_of(request)
     w = _whatif(app, drop, add)
     chosen = [p.strip().upper() for p in parties.split(",") if p.strip()] if parties else None
     c = app.analysis.compare(
@@ -304,9 +375,16 @@ def whatif(
     return views.comparison_json(c, app.analysis.compiled().record)
 
 
-@router.get("/report", summary="The impact report of the scenario's question (or of a what-if)")
+@router.get(
+    "/report",
+    summary="The impact report of the scenario's question (or of a what-if)",
+    response_model=ImpactReportOut,
+    responses=answers(*QUERY),
+    # a reason names its agreement only when there is one (as ``--json`` does): not null otherwise
+    response_model_exclude_unset=True,
+)
 def report(request: Request, drop: Drop = None, add: Add = None) -> dict[str, Any]:
     """Same as ``gsomia report --json``."""
-    app = _app(request)
+    app = app_of(request)
     w = _whatif(app, drop, add)
     return views.report_json(app.analysis.report(w if not w.empty else None))

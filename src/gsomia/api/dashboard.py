@@ -15,7 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from gsomia.api.analysis import Add, At, Drop
-from gsomia.api.schemas import problems
+from gsomia.api.analysis_schemas import QUERY, LifecycleOut, MatrixOut, NetworkOut, answers
+from gsomia.api.deps import app_of
 from gsomia.bootstrap import App
 from gsomia.domain.instants import iso
 from gsomia.domain.lifecycle import BEGINNING
@@ -23,16 +24,11 @@ from gsomia.domain.record import WhatIf
 from gsomia.services.analysis import presenters as views
 from gsomia.services.analysis.service import WhatIfSpec
 
-router = APIRouter(prefix="/api/v1", tags=["dashboard"], responses=problems(404, 503))
+router = APIRouter(prefix="/api/v1", tags=["dashboard"])
 
 Parties = Annotated[
     str | None, Query(description="Only these parties, comma-separated (default: every party with a ladder).")
 ]
-
-
-def _app(request: Request) -> App:
-    app: App = request.app.state.gsomia
-    return app
 
 
 def _whatif(app: App, drop: list[str] | None, add: list[str] | None) -> WhatIf:
@@ -44,12 +40,17 @@ def _start(at: datetime, zone: str) -> str | None:
     return None if at == BEGINNING else iso(at, zone)
 
 
-@router.get("/network", summary="Every agreement's state at an instant, compactly (the network view's time slider)")
+@router.get(
+    "/network",
+    summary="Every agreement's state at an instant, compactly (the network view's time slider)",
+    response_model=NetworkOut,
+    responses=answers(*QUERY),
+)
 def network(request: Request, at: At = None, drop: Drop = None, add: Add = None) -> dict[str, Any]:
     """``{"at", "states": [{"agreement", "state"}], "unknown": [agreement]}``: the states of ``/status``
     without their details, so that moving the slider over 2,000 agreements costs a few kilobytes;
     ``unknown`` lists the agreements whose state is not known then (no entry into force recorded)."""
-    app = _app(request)
+    app = app_of(request)
     when = app.analysis.instant(at)
     rows = app.analysis.status(when, _whatif(app, drop, add))
     zone = app.analysis.compiled().record.timezone
@@ -61,7 +62,10 @@ def network(request: Request, at: At = None, drop: Drop = None, add: Add = None)
 
 
 @router.get(
-    "/lifecycles", summary="Each agreement's derived lifecycle: its states over time, and the events behind them"
+    "/lifecycles",
+    summary="Each agreement's derived lifecycle: its states over time, and the events behind them",
+    response_model=list[LifecycleOut],
+    responses=answers(*QUERY),
 )
 def lifecycles(
     request: Request,
@@ -75,7 +79,7 @@ def lifecycles(
     such as a termination when a notice runs out) and the ``events`` replayed (hypothetical ones marked);
     ``unknown`` is ``{"from"}`` when no entry into force is recorded (the state is not known from then).
     ``parties`` keeps the agreements that involve any of them."""
-    app = _app(request)
+    app = app_of(request)
     compiled = app.analysis.with_whatif(_whatif(app, drop, add))
     rec = compiled.record
     ids = [rec.agreement(agreement).id] if agreement else sorted(rec.agreements)
@@ -109,7 +113,12 @@ def lifecycles(
     return out
 
 
-@router.get("/matrix", summary="Coverage among some parties for one topic at an instant (the coverage matrix)")
+@router.get(
+    "/matrix",
+    summary="Coverage among some parties for one topic at an instant (the coverage matrix)",
+    response_model=MatrixOut,
+    responses=answers(*QUERY),
+)
 def matrix(
     request: Request,
     topic: Annotated[str, Query(description="Topic of the matrix, e.g. dprk.missile.launch.")],
@@ -121,7 +130,7 @@ def matrix(
     """``{"at", "topic", "parties", "flows"}``: the flows of ``/coverage`` among ``parties`` (rows are
     originators, columns recipients). A relay's ``delay`` is the arrangement's modelled relay delay,
     a scenario assumption (see ``/scenario``'s ``assumptions``), not a sourced figure."""
-    app = _app(request)
+    app = app_of(request)
     rec = app.analysis.compiled().record
     chosen = [rec.party(p.strip().upper()).id for p in parties.split(",") if p.strip()] if parties else []
     when = app.analysis.instant(at)

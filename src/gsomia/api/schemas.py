@@ -150,6 +150,9 @@ class ConsentOut(_Out):
     expires_at: str
     resolved_at: str | None
     reason: str | None
+    reason_salt: str | None = Field(
+        description="base64 salt of the ledger's reason_commitment (docs/protocol.md §Commitments); null before an answer"
+    )
     standing_consent: str | None
     outcome: dict[str, Any] | None = Field(description="{relayed, deliveries | reasons, delay}")
     leaf_index: int
@@ -191,6 +194,10 @@ class SubmissionOut(_Out):
     report: str
     originator: str
     commitment: str
+    salt: str | None = Field(
+        description="base64 salt of the commitment: HMAC-SHA256(salt, signed bytes) is the commitment; "
+        "null for a report stored before commitments were salted (the commitment is then the SHA-256)"
+    )
     leaf_index: int
     received_at: str
     recipients: list[RecipientOut]
@@ -450,6 +457,7 @@ class CosignatureOut(_Out):
     size: int
     witness: str
     timestamp: int = Field(description="The witness's POSIX time in the cosignature.")
+    kept: bool = Field(description="False if a cosignature of that size by this witness, as new or newer, was kept.")
     checkpoint: str = Field(description="The checkpoint of that size with every cosignature recorded for it.")
 
 

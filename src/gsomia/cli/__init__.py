@@ -5,7 +5,7 @@ stderr, except a validation failure, which lists every problem with its file and
 
 This module holds the application, ``demo`` and ``serve``, and registers the other commands:
 the analysis commands (:mod:`gsomia.cli.analysis`), the impact report
-(:mod:`gsomia.cli.report`), and the ``scenario``, ``ledger``, ``client``, ``keys`` and
+(:mod:`gsomia.cli.report`), ``backup`` (:mod:`gsomia.cli.backup`), and the ``scenario``, ``ledger``, ``client``, ``keys`` and
 ``principals`` groups.
 """
 
@@ -21,6 +21,7 @@ import typer
 from gsomia import __version__
 from gsomia.bootstrap import App, Settings, build
 from gsomia.cli import analysis, common
+from gsomia.cli.backup import backup_cmd
 from gsomia.cli.exchange import client_cli, keys_cli, principals_cli
 from gsomia.cli.ledger import ledger_cli
 from gsomia.cli.node import node_cli
@@ -143,6 +144,7 @@ cli.command()(analysis.coverage)
 cli.command()(analysis.gaps)
 cli.command()(analysis.stats)
 cli.command("whatif")(analysis.whatif_cmd)
+cli.command("backup")(backup_cmd)
 
 
 @cli.command()
@@ -166,6 +168,14 @@ def serve(
             help="Exercise mode: apply this what-if file (drop:, add:) to every decision.",
         ),
     ] = None,
+    exercise_reset: Annotated[
+        bool,
+        typer.Option(
+            "--exercise-reset",
+            help="Exercise mode: seed DATA_DIR/exercise.db afresh from the live database (its reports, "
+            "deliveries and ledger are discarded).",
+        ),
+    ] = False,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -180,12 +190,19 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the dashboard (at /), the API (OpenAPI at /docs) and the exchange on HOST:PORT until
-    interrupted."""
+    interrupted.
+
+    Exercise mode (--exercise-clock, --exercise-whatif) runs on its own database,
+    DATA_DIR/exercise.db, unless --db or GSOMIA_DB names one: on first start it is seeded from
+    the live database's record, principals and public keys (none of its reports, deliveries,
+    consents, incidents or ledger entries), so tokens and keys work; later starts reuse it, and
+    --exercise-reset seeds it afresh. The live database and its ledger are never written."""
     with common.errors():
-        if exercise_clock or exercise_whatif:
-            # --db has GSOMIA_DB as its envvar, so db=None here means neither was given
+        if exercise_clock or exercise_whatif or exercise_reset:
+            # --db has GSOMIA_DB as its envvar: a database given either way is in common.state.db
             common.state.app = build(
-                Settings(db=common.state.db, exercise_clock=exercise_clock, exercise_whatif=exercise_whatif)
+                common.settings(exercise_clock=exercise_clock, exercise_whatif=exercise_whatif),
+                exercise_reset=exercise_reset,
             )
         app = common.app()
         summary = app.store.summary()
@@ -197,6 +214,12 @@ def serve(
         exercise = app.exchange.clock.info()
         if exercise is not None:
             err.print(f"EXERCISE MODE: {exercise.header()} (every response says so)", markup=False)
+            # plain writes: which database an exercise writes to must read whole, never wrapped
+            seeded = app.exercise_database
+            if seeded is not None:
+                sys.stderr.write(f"EXERCISE MODE: {seeded.describe()}\n")
+            else:
+                sys.stderr.write(f"EXERCISE MODE: on the database given, {app.store.describe()}\n")
         count = workers or (os.cpu_count() or 1 if app.store.dialect == "postgresql" else 1)
         if count == 1:
             _serve(app, host, port, log_level)

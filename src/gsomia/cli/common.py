@@ -11,9 +11,11 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from gsomia.bootstrap import App, Settings, build
@@ -30,7 +32,19 @@ from gsomia.errors import (
     ValidationFailed,
 )
 
-__all__ = ["EXIT_CODES", "app", "close_app", "emit_json", "err", "errors", "exit_code", "fail", "out", "state"]
+__all__ = [
+    "EXIT_CODES",
+    "app",
+    "close_app",
+    "emit_json",
+    "err",
+    "errors",
+    "exit_code",
+    "fail",
+    "out",
+    "settings",
+    "state",
+]
 
 EXIT_CODES: dict[type[GsomiaError], int] = {
     ValidationFailed: 3,
@@ -67,9 +81,24 @@ def app() -> App:
         StorageError: the database cannot be opened or migrated.
     """
     if state.app is None:
-        settings = Settings(db=state.db) if state.db else Settings()
-        state.app = build(settings)
+        state.app = build(settings())
     return state.app
+
+
+def settings(**given: Any) -> Settings:
+    """The settings for this invocation: ``--db`` if given, and ``given``, over the environment.
+
+    Raises:
+        InvalidInput: a bad setting, named by its environment variable.
+    """
+    if state.db:
+        given.setdefault("db", state.db)
+    try:
+        return Settings(**given)
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = "GSOMIA_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise InvalidInput(f"{name}: {first['msg']} (got {first.get('input')!r})") from e
 
 
 def close_app() -> None:
@@ -108,3 +137,16 @@ def errors() -> Iterator[None]:
         yield
     except GsomiaError as e:
         fail(e)
+
+
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file the user named, or a one-line error naming it.
+
+    Raises:
+        InvalidInput: the file cannot be read or is not UTF-8.
+    """
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise InvalidInput(f"cannot read the {what} file {path}: {reason}") from e

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import sys
@@ -23,11 +24,13 @@ from rich.table import Table
 from gsomia.cli import common
 from gsomia.cli.options import AsJson
 from gsomia.client.http import DEFAULT_URL, ExchangeClient
-from gsomia.client.opening import open_delivery, verify_origin
+from gsomia.client.opening import check_included, check_ledgered, open_delivery, verify_origin
+from gsomia.client.outbox import Outbox, Spooled
 from gsomia.client.reports import ReportDraft, sign_report
 from gsomia.codec import b64decode
 from gsomia.crypto import PartyKeys, Profile, read_private_keyfile, write_private_keyfile
-from gsomia.errors import ExchangeUnreachable, InvalidInput, StorageError
+from gsomia.crypto.ledger_key import LedgerKey
+from gsomia.errors import Conflict, ExchangeUnreachable, InvalidInput, StorageError
 from gsomia.services.exchange.access import Role
 from gsomia.services.exchange.submissions import MAX_BATCH
 
@@ -117,7 +120,14 @@ def submit_cmd(
     content_type: Annotated[str, typer.Option("--content-type")] = "application/octet-stream",
     as_json: AsJson = False,
 ) -> None:
-    """Sign a report with your key and submit it; show what happened for each recipient."""
+    """Sign a report with your key and submit it; show what happened for each recipient.
+
+    The signed report is kept in DATA_DIR/outbox/PARTY/ID.json (mode 0600; never a private key)
+    until the exchange answers. If the answer is lost, the same bytes are sent again (a few
+    times, then the command stops with exit code 10); run the same command with the same --id
+    to send them again later: the exchange stores a report once, and answers a repeat with
+    what it stored. The same --id with another topic, level, recipients, caveats or payload
+    is refused (exit code 6)."""
     with common.errors():
         keys = _keys(key)
         try:
@@ -126,36 +136,73 @@ def submit_cmd(
             raise InvalidInput(f"cannot read {payload}: {e.strerror}") from e
         if bool(recipient) == all_eligible:
             raise InvalidInput("name the recipients: --recipient PARTY (repeatable), or --all-eligible for every party")
-        with _exchange() as exchange:
-            recipients = list(recipient or []) or [p for p in exchange.parties() if p != keys.party]
-        draft = ReportDraft(
-            id=report_id or f"{keys.party.lower()}-{secrets.token_hex(8)}",
-            topic=topic,
-            level=level,
-            payload=data,
-            created=datetime.now(UTC),
-            recipients=recipients,
-            rel_to=[p.strip() for p in rel_to.split(",") if p.strip()] if rel_to else None,
-            noforn=noforn,
-            orcon=orcon,
-            content_type=content_type,
-        )
-        with _exchange() as exchange:
-            result = exchange.submit(sign_report(keys, draft))
+        rel_to_list = [p.strip() for p in rel_to.split(",") if p.strip()] if rel_to else None
+        caveats = {"rel_to": rel_to_list, "noforn": noforn, "orcon": orcon}
+        outbox = Outbox(common.settings().data_dir / "outbox")
+        rid = report_id or f"{keys.party.lower()}-{secrets.token_hex(8)}"
+        spooled = outbox.find(keys.party, rid) if report_id else None
+        if spooled is not None:
+            _same_report(
+                spooled, rid, topic=topic, level=level, recipients=recipient, caveats=caveats,
+                content_type=content_type, payload=data,
+            )  # fmt: skip
+            # a plain write: a path must never be wrapped
+            sys.stderr.write(f"sending report {rid} again exactly as signed at {spooled.report().get('created')} ")
+            sys.stderr.write(f"({spooled.path})\n")
+        else:
+            draft = ReportDraft(
+                id=rid,
+                topic=topic,
+                level=level,
+                payload=data,
+                created=datetime.now(UTC),
+                recipients=_recipients(keys.party, recipient, all_eligible=all_eligible),
+                rel_to=rel_to_list,
+                noforn=noforn,
+                orcon=orcon,
+                content_type=content_type,
+            )
+            spooled = outbox.keep(keys.party, rid, json.dumps(sign_report(keys, draft), ensure_ascii=False).encode())
+        try:
+            with _exchange() as exchange:
+                result = exchange.submit(spooled.body)
+        except (ExchangeUnreachable, StorageError) as e:
+            raise type(e)(
+                f"{e}; the signed report is kept in {spooled.path}: run the same command with --id {rid} "
+                "to send it again"
+            ) from e
+        outbox.remove(spooled)
         if as_json:
             common.emit_json(result)
             return
-        common.out.print(f"report {result['report']} (ledger entry {result['leaf_index']})", markup=False)
-        table = Table("recipient", "outcome", "route", "marking", "delivery / consent", show_edge=False)
-        for r in result["recipients"]:
-            route = " → ".join(r["path"]) if r["path"] else "-"
-            mark = r["marking"]["banner"] if r["decision"] != "deny" else "-"
-            ids = ", ".join(d["id"] for d in r["deliveries"])
-            if r["consent"]:
-                ids = (ids + ", " if ids else "") + f"consent {r['consent']['id']} ({r['consent']['state']})"
-            why = r["reasons"][0]["message"] if r["outcome"] in ("denied", "no_key") and r["reasons"] else ""
-            table.add_row(r["recipient"], r["outcome"], why or route, mark or "-", ids or "-")
-        common.out.print(table)
+        _print_submission(result)
+
+
+def _recipients(party: str, named: list[str] | None, *, all_eligible: bool) -> list[str]:
+    """The recipients named, or with ``all_eligible`` every other party the exchange knows.
+
+    Raises:
+        ExchangeUnreachable: the exchange could not be asked for its parties.
+    """
+    if not all_eligible:
+        return list(named or [])
+    with _exchange() as exchange:
+        return [p for p in exchange.parties() if p != party]
+
+
+def _print_submission(result: dict[str, Any]) -> None:
+    """A submission's result as a line and a table, one row per recipient."""
+    common.out.print(f"report {result['report']} (ledger entry {result['leaf_index']})", markup=False)
+    table = Table("recipient", "outcome", "route", "marking", "delivery / consent", show_edge=False)
+    for r in result["recipients"]:
+        route = " → ".join(r["path"]) if r["path"] else "-"
+        mark = r["marking"]["banner"] if r["decision"] != "deny" else "-"
+        ids = ", ".join(d["id"] for d in r["deliveries"])
+        if r["consent"]:
+            ids = (ids + ", " if ids else "") + f"consent {r['consent']['id']} ({r['consent']['state']})"
+        why = r["reasons"][0]["message"] if r["outcome"] in ("denied", "no_key") and r["reasons"] else ""
+        table.add_row(r["recipient"], r["outcome"], why or route, mark or "-", ids or "-")
+    common.out.print(table)
 
 
 @client_cli.command("submit-batch")
@@ -235,6 +282,45 @@ def _read_batch(path: Path) -> list[ReportDraft]:
     return drafts
 
 
+def _same_report(
+    spooled: Spooled,
+    rid: str,
+    *,
+    topic: str,
+    level: str,
+    recipients: list[str] | None,
+    caveats: dict[str, Any],
+    content_type: str,
+    payload: bytes,
+) -> None:
+    """Refuse to resend a kept report that is not the one this command describes.
+
+    With --all-eligible (``recipients`` None) the recipients are those named when it was signed.
+
+    Raises:
+        Conflict: the id was used for another report.
+    """
+    report = spooled.report()
+    differ = [
+        name
+        for name, same in (
+            ("topic", report.get("topic") == topic),
+            ("level", report.get("level") == level),
+            ("recipients", recipients is None or report.get("recipients") == recipients),
+            ("caveats", report.get("caveats") == caveats),
+            ("content type", report.get("content_type") == content_type),
+            ("payload", spooled.payload_digest() == hashlib.sha256(payload).hexdigest()),
+        )
+        if not same
+    ]
+    if differ:
+        raise Conflict(
+            f"report id {rid} was used for another report ({', '.join(differ)} differ), signed and kept in "
+            f"{spooled.path} until the exchange accepts it: give another --id, or delete that file to sign "
+            "this report under the same id"
+        )
+
+
 @client_cli.command("inbox")
 def inbox_cmd(
     cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after this cursor.")] = None,
@@ -283,17 +369,32 @@ def fetch_cmd(
     delivery: Annotated[str, typer.Argument(help="Delivery id (from the inbox).")],
     key: KeyFile,
     out_file: Annotated[Path | None, typer.Option("--out", help="Write the payload to FILE.")] = None,
+    ledger_key: Annotated[
+        Path | None,
+        typer.Option("--ledger-key", help="The exchange's ledger key to trust (from 'gsomia ledger key --json')."),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Fetch a delivery (attesting need-to-know), check the originator's signature, decrypt it
-    with your key here, and print its marking banner then the payload."""
+    """Fetch a delivery (attesting need-to-know), decrypt it with your key here, check the
+    originator's signature with the key valid when the exchange received it, check that the
+    ledger's submission and delivery entries say what the delivery says and are in the signed
+    tree, then print the marking banner and the payload. Exit 7 or 8 if anything fails."""
     with common.errors():
         keys = _keys(key)
+        pinned = LedgerKey.parse(common.read_text(ledger_key, "ledger key")) if ledger_key is not None else None
         with _exchange() as exchange:
             view = exchange.delivery(delivery)
             payload = open_delivery(view, keys)
             signer = exchange.public_keys(view["origin"]["report"]["originator"])
-        verify_origin(view, payload, signer["keys"])
+            verify_origin(view, payload, signer["keys"])
+            entries = [exchange.ledger_entry(int(i)) for i in (view["origin"]["leaf_index"], view["leaf_index"])]
+            check_ledgered(view, *entries)
+            log_key = pinned or LedgerKey.parse(json.dumps(exchange.ledger_key()))
+            checkpoint = None
+            for doc in entries:
+                checkpoint = check_included(doc, exchange.ledger_inclusion(int(doc["index"])), log_key)
+        in_ledger = f"in the ledger (checkpoint size {checkpoint.size if checkpoint else '?'}"
+        in_ledger += ")" if pinned else ", key not pinned: pass --ledger-key)"
         if out_file is not None:
             out_file.write_bytes(payload)
         if as_json:
@@ -304,6 +405,11 @@ def fetch_cmd(
                     "marking": view["marking"],
                     "via": view["via"],
                     "signature": "verified",
+                    "ledger": {
+                        "entries": [int(doc["index"]) for doc in entries],
+                        "checkpoint_size": checkpoint.size if checkpoint else None,
+                        "key_pinned": pinned is not None,
+                    },
                     "payload_file": str(out_file) if out_file else None,
                     "payload": None if out_file else payload.decode("utf-8", errors="replace"),
                 }
@@ -312,7 +418,9 @@ def fetch_cmd(
         via = f" via {view['via']}" if view["via"] else ""
         common.out.print(f"{view['marking']['banner']}{via}", markup=False)
         common.err.print(
-            f"delivery {view['id']} of report {view['report']}: originator's signature verified", markup=False
+            f"delivery {view['id']} of report {view['report']}: originator's signature verified, {in_ledger}",
+            markup=False,
+            soft_wrap=True,  # one line, whatever the width: scripts grep it
         )
         if out_file is not None:
             common.out.print(f"payload written to {out_file} ({len(payload)} bytes)", markup=False)

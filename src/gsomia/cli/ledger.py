@@ -207,43 +207,60 @@ def verify_cmd(
         need = _quorum(quorum, witnesses, export=export is not None, since=since is not None)
         latest = _read_text(checkpoint, "checkpoint") if checkpoint else None
         kept = _read_text(since, "kept checkpoint") if since else None
-        cosigned: str | None = None
+        witnessed: str | None = None
         if witnesses:
-            if url is not None:
-                with _Server(url, token) as server:
-                    cosigned = server.text("/checkpoint/cosigned")
-            else:
-                cosigned = common.app().ledger.cosigned_checkpoint()
-            witnessed = _check_quorum(cosigned, witnesses, need)
-            kept = cosigned
+            kept = _cosigned_checkpoint(url, token)
+            witnessed = _check_quorum(kept, witnesses, need)
         proofs = [_read_json(p) for p in proof or ()]
-        key_text = _read_text(key_file, "key") if key_file else key_b64
-
-        def pin(note: str | None, default_origin: Callable[[], str]) -> LedgerKey | None:
-            # A bare base64 key is named by the log's origin (tlog-checkpoint §Signatures).
-            return None if key_text is None else LedgerKey.parse(key_text, name=_origin(note) or default_origin())
-
+        pin = _pin(_read_text(key_file, "key") if key_file else key_b64)
+        if export is None and url is None and not proofs:
+            _verify_database(pin, latest, kept, witnessed, as_json)
+            return
         if export is not None:
             report = _verify_export(export, pin, latest, kept, proofs)
         elif url is not None:
             report = _verify_url(url, token, pin, latest, kept, proofs)
-        elif proofs:
+        else:
             carried = proofs[0].get("checkpoint") if isinstance(proofs[0], dict) else None
             report = _verify_proofs(pin(latest or carried, _env_origin), latest, kept, proofs)
-        else:
-            app = common.app()
-            pinned = pin(latest, lambda: app.ledger.origin)
-            with _progress(app.ledger.stored_count()) as tick:
-                report = app.ledger.verify(key=pinned, checkpoint=latest, since=kept, proofs=proofs, progress=tick)
-            if witnesses:
-                report = replace(report, checks=(*report.checks, witnessed))
-            # The rows the exchange serves must say what the ledger says (each names its entry).
-            rows = audit_rows(app.exchange.context) if report.ok else None
-            _render(report, as_json, rows=rows, rows_checked=report.ok)
-            return
-        if witnesses:
-            report = replace(report, checks=(*report.checks, witnessed))
-        _render(report, as_json)
+        _render(_witnessed(report, witnessed), as_json)
+
+
+def _cosigned_checkpoint(url: str | None, token: str | None) -> str:
+    """The latest checkpoint with its witnesses' cosignatures, from the server at ``url`` or
+    from the local database."""
+    if url is not None:
+        with _Server(url, token) as server:
+            return server.text("/checkpoint/cosigned")
+    return common.app().ledger.cosigned_checkpoint()
+
+
+def _pin(key_text: str | None) -> Pin:
+    """The exchange's key as given (``--key``, ``--key-b64``), read for a checkpoint note; None
+    when no key is given (the source's own is used)."""
+
+    def pin(note: str | None, default_origin: Callable[[], str]) -> LedgerKey | None:
+        # A bare base64 key is named by the log's origin (tlog-checkpoint §Signatures).
+        return None if key_text is None else LedgerKey.parse(key_text, name=_origin(note) or default_origin())
+
+    return pin
+
+
+def _witnessed(report: VerifyReport, witnessed: str | None) -> VerifyReport:
+    """``report`` with the witness quorum's check line, when one was required."""
+    return report if witnessed is None else replace(report, checks=(*report.checks, witnessed))
+
+
+def _verify_database(pin: Pin, latest: str | None, kept: str | None, witnessed: str | None, as_json: bool) -> None:
+    """Verify the local database's ledger, then the rows the exchange serves against it."""
+    app = common.app()
+    pinned = pin(latest, lambda: app.ledger.origin)
+    with _progress(app.ledger.stored_count()) as tick:
+        report = app.ledger.verify(key=pinned, checkpoint=latest, since=kept, proofs=[], progress=tick)
+    report = _witnessed(report, witnessed)
+    # The rows the exchange serves must say what the ledger says (each names its entry).
+    rows = audit_rows(app.exchange.context) if report.ok else None
+    _render(report, as_json, rows=rows, rows_checked=report.ok)
 
 
 def _witness_keys(given: Sequence[str]) -> list[CosignerPublicKey]:
@@ -541,12 +558,7 @@ def _write(path: Path, data: bytes) -> None:
         raise InvalidInput(f"cannot write {path}: {e.strerror}") from e
 
 
-def _read_text(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
-        raise InvalidInput(f"cannot read the {what} file {path}: {reason}") from e
+_read_text = common.read_text
 
 
 def _read_json(path: Path) -> Any:

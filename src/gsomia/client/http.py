@@ -6,11 +6,19 @@ client maps that ``type`` — never the status code or the message text — to t
 of :mod:`gsomia.errors`, so a caller handles a refused signature or a conflict the same way
 whether it happened in this process or on the server. A server that cannot be reached at
 all (refused connection, DNS, TLS, timeout) is :class:`~gsomia.errors.ExchangeUnreachable`.
+
+A submission is retried: the exchange is idempotent by report id (the same signed report
+submitted again returns the stored result, docs/protocol.md), so when the answer is lost — a
+timeout, a dropped connection, a 503 while the database is busy — :meth:`ExchangeClient.submit`
+sends the identical bytes again, a few times, with exponential backoff. Nothing else is
+retried: other requests are not all idempotent, and their caller decides.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import json as jsonlib
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -36,9 +44,11 @@ from gsomia.errors import (
     ValidationFailed,
 )
 
-__all__ = ["DEFAULT_URL", "PROBLEM_PREFIX", "ExchangeClient", "error_for_problem"]
+__all__ = ["DEFAULT_URL", "PROBLEM_PREFIX", "SUBMIT_ATTEMPTS", "ExchangeClient", "error_for_problem"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+SUBMIT_ATTEMPTS = 4
+"""How many times :meth:`ExchangeClient.submit` sends a submission whose answer was lost."""
 PROBLEM_PREFIX = "urn:gsomia:problem:"
 
 _BY_TYPE: dict[str, type[GsomiaError]] = {
@@ -126,12 +136,29 @@ class ExchangeClient:
         token: str | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        attempts: int = SUBMIT_ATTEMPTS,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """Prepare a client (no connection is made until the first call).
 
+        Args:
+            url: The exchange's address.
+            token: The principal's bearer token.
+            timeout: Seconds to wait for each request.
+            transport: Another httpx transport (tests).
+            attempts: How many times a submission is sent when its answer is lost (at least 1).
+            backoff: Seconds before the second attempt; doubled before each later one.
+            sleep: Waits between attempts.
+
         Raises:
-            InvalidInput: ``url`` is not an http(s) URL.
+            InvalidInput: ``url`` is not an http(s) URL, or ``attempts`` is below 1.
         """
+        if attempts < 1:
+            raise InvalidInput("a submission needs at least one attempt")
+        self._attempts = attempts
+        self._backoff = backoff
+        self._sleep = sleep
         self.url = url.rstrip("/")
         if not self.url.startswith(("http://", "https://")):
             raise InvalidInput(f"exchange URL {url!r}: give an http:// or https:// address")
@@ -158,10 +185,11 @@ class ExchangeClient:
         path: str,
         *,
         json: Any = None,
+        content: bytes | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """Send a request; return the response if it succeeded.
+        """Send a request (a JSON body, or ``content`` as it is); return the response if it succeeded.
 
         Raises:
             ExchangeUnreachable: the exchange could not be reached.
@@ -169,7 +197,7 @@ class ExchangeClient:
         """
         what = f"{method} {path}"
         try:
-            response = self._http.request(method, path, json=json, params=params, headers=headers)
+            response = self._http.request(method, path, json=json, content=content, params=params, headers=headers)
         except httpx.TransportError as e:
             raise ExchangeUnreachable(f"cannot reach the exchange at {self.url} ({what}: {e})") from e
         if response.status_code >= 400:
@@ -207,9 +235,37 @@ class ExchangeClient:
 
     # --- reports ----------------------------------------------------------------------------------
 
-    def submit(self, submission: Mapping[str, Any]) -> dict[str, Any]:
-        """Submit a signed report ``{"report", "signature", "key"}``; the result per recipient."""
-        result: dict[str, Any] = self._json("POST", "/api/v1/reports", json=dict(submission))
+    def submit(self, submission: Mapping[str, Any] | bytes) -> dict[str, Any]:
+        """Submit a signed report ``{"report", "signature", "key"}`` (or its JSON bytes, sent
+        as they are); the result per recipient.
+
+        When the answer is lost (the exchange cannot be reached, the request timed out, the
+        connection dropped, or the database was busy: 503) the identical bytes are sent again,
+        up to ``attempts`` times in all, waiting ``backoff`` seconds and twice as long before
+        each later attempt. The exchange is idempotent by report id: a report it stored on an
+        attempt whose answer was lost is answered again with its stored result (200).
+
+        Raises:
+            ExchangeUnreachable: no attempt got an answer.
+            StorageError: the exchange's database stayed unavailable.
+            GsomiaError: the subclass named by the answer's problem ``type`` (not retried).
+        """
+        body = submission if isinstance(submission, bytes) else jsonlib.dumps(dict(submission)).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        wait = self._backoff
+        for _ in range(self._attempts - 1):
+            try:
+                return self._submit_once(body, headers)
+            except (ExchangeUnreachable, StorageError):
+                self._sleep(wait)
+                wait *= 2
+        try:
+            return self._submit_once(body, headers)
+        except (ExchangeUnreachable, StorageError) as e:
+            raise type(e)(f"{e} (sent {self._attempts} times)") from e
+
+    def _submit_once(self, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", "/api/v1/reports", content=body, headers=headers)
         return result
 
     def submit_batch(self, submissions: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -351,6 +407,11 @@ class ExchangeClient:
     def ledger_entries(self, *, start: int, limit: int) -> dict[str, Any]:
         """A page of ledger entries: ``{"start", "limit", "entries", "next"}``."""
         result: dict[str, Any] = self._json("GET", "/api/v1/ledger/entries", params={"start": start, "limit": limit})
+        return result
+
+    def ledger_entry(self, index: int) -> dict[str, Any]:
+        """One ledger entry: ``{"index", "entry", "body", "leaf_hash", "recorded_at"}``."""
+        result: dict[str, Any] = self._json("GET", f"/api/v1/ledger/entries/{index}")
         return result
 
     def ledger_inclusion(self, index: int, size: int | None = None) -> dict[str, Any]:

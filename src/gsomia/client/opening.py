@@ -15,10 +15,12 @@ from typing import Any
 
 from gsomia.codec import b64decode, b64encode
 from gsomia.crypto import PartyKeys, PublicKeys, decrypt_payload, delivery_info, payload_aad, unwrap_key, verify
-from gsomia.errors import BadSignature, InvalidInput
+from gsomia.errors import BadSignature, InvalidInput, LedgerInvalid
+from gsomia.ledger.checkpoint import Checkpoint, NoteVerifier, open_with
 from gsomia.ledger.entries import entry_bytes  # the one canonical (RFC 8785) encoder
+from gsomia.ledger.merkle import leaf_hash, verify_inclusion
 
-__all__ = ["OpenedDelivery", "open_delivery", "signed_bytes", "verify_origin"]
+__all__ = ["OpenedDelivery", "check_included", "check_ledgered", "open_delivery", "signed_bytes", "verify_origin"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,9 +107,13 @@ def verify_origin(view: Mapping[str, Any], payload: bytes, registered: Sequence[
         public = PublicKeys.from_dict({k: doc[k] for k in ("party", "profile", "signing_key", "encryption_key")})
         verify(public, message, signature)
         salt = origin.get("salt")
-        if salt is not None and not hmac.compare_digest(
-            hmac.new(b64decode(salt, "origin.salt"), message, hashlib.sha256).hexdigest(), str(origin.get("commitment"))
-        ):
+        # A report stored before commitments were salted is committed to by its SHA-256.
+        expected = (
+            hmac.new(b64decode(salt, "origin.salt"), message, hashlib.sha256).hexdigest()
+            if salt is not None
+            else hashlib.sha256(message).hexdigest()
+        )
+        if not hmac.compare_digest(expected, str(origin.get("commitment"))):
             raise BadSignature()
         return
     raise BadSignature()
@@ -121,3 +127,93 @@ def _instant(value: object) -> datetime | None:
     except ValueError:
         return None
     return at if at.tzinfo is not None else None
+
+
+def check_ledgered(view: Mapping[str, Any], submission: Mapping[str, Any], delivery: Mapping[str, Any]) -> None:
+    """Check that the ledger says what the delivery document says (docs/protocol.md §4.5).
+
+    ``submission`` and ``delivery`` are the ledger entries at ``view["origin"]["leaf_index"]``
+    and ``view["leaf_index"]`` as served (``GET /api/v1/ledger/entries/{index}``: ``index``,
+    ``entry``, ``body``, ``leaf_hash``). Each entry's body must be the canonical bytes of the
+    entry and hash to its leaf hash; the submission entry must hold the commitment, the key
+    and the marking the document carries, and the delivery entry this delivery, its key, the
+    SHA-256 of its wrapped key, its marking and its relay. Proving that those leaves are in
+    the signed tree is the caller's next step (inclusion proofs, §5.3).
+
+    Raises:
+        LedgerInvalid: an entry is malformed or says something else (named).
+        InvalidInput: the view is malformed.
+    """
+    origin = view.get("origin")
+    if not isinstance(origin, Mapping) or not isinstance(origin.get("report"), Mapping):
+        raise InvalidInput("delivery: the origin (report as signed, signature, key) is missing")
+    report = origin["report"]
+    sub = _ledgered_entry(submission, origin.get("leaf_index"), "submission")
+    got = _ledgered_entry(delivery, view.get("leaf_index"), "delivery")
+    expected_sub = {
+        "report": view.get("report"),
+        "originator": report.get("originator"),
+        "topic": report.get("topic"),
+        "level": report.get("level"),
+        "commitment": origin.get("commitment"),
+        "key": origin.get("key"),
+    }
+    wrapped = b64decode(view.get("wrapped_key"), "wrapped_key")
+    expected_delivery = {
+        "delivery": view.get("id"),
+        "report": view.get("report"),
+        "originator": report.get("originator"),
+        "via": view.get("via"),
+        "marking": view.get("marking"),
+        "key": view.get("key"),
+        "wrapped_key_sha256": hashlib.sha256(wrapped).hexdigest(),
+    }
+    if view.get("format") == 1:
+        # Stored before commitments were salted: the entry holds the SHA-256 as "digest", and the
+        # marking in an older JSON shape (the document serves it in the current one).
+        expected_sub["digest"] = expected_sub.pop("commitment")
+        del expected_delivery["marking"]
+    for name, entry, expected in (("submission", sub, expected_sub), ("delivery", got, expected_delivery)):
+        for member, value in expected.items():
+            if entry.get(member) != value:
+                raise LedgerInvalid(f"the ledger's {name} entry says another {member} than the delivery document")
+
+
+def _ledgered_entry(doc: Mapping[str, Any], index: object, kind: str) -> Mapping[str, Any]:
+    entry = doc.get("entry")
+    if not isinstance(entry, Mapping) or doc.get("index") != index or not isinstance(index, int):
+        raise LedgerInvalid(f"the ledger's {kind} entry is missing or is not at the index the delivery names")
+    body = b64decode(doc.get("body"), f"{kind} entry body")
+    if body != entry_bytes(dict(entry)) or b64encode(leaf_hash(body)) != doc.get("leaf_hash"):
+        raise LedgerInvalid(f"the ledger's {kind} entry {index}: its body does not match the entry or its leaf hash")
+    if entry.get("type") != kind:
+        raise LedgerInvalid(f"ledger entry {index} is not a {kind} entry")
+    return entry
+
+
+def check_included(entry: Mapping[str, Any], proof: Mapping[str, Any], key: NoteVerifier) -> Checkpoint:
+    """Check that a served entry is in the tree of a checkpoint signed with ``key``.
+
+    ``proof`` is ``GET /api/v1/ledger/proof/inclusion?index=…`` of the current size: its
+    ``checkpoint`` is opened with ``key``, and the entry's leaf hash is proved against its
+    root (RFC 9162 §2.1.3.2). Returns the checkpoint, to keep for consistency checks.
+
+    Raises:
+        LedgerInvalid: the checkpoint is not signed with ``key``, or the proof fails.
+    """
+    note = proof.get("checkpoint")
+    if not isinstance(note, str):
+        raise LedgerInvalid("the inclusion proof carries no signed checkpoint")
+    cp = open_with(key, note)
+    index = entry.get("index")
+    if proof.get("index") != index or proof.get("size") != cp.size or not isinstance(index, int):
+        raise LedgerInvalid("the inclusion proof is not of this entry in the checkpoint's tree")
+    path = proof.get("proof")
+    if not isinstance(path, list):
+        raise LedgerInvalid("the inclusion proof is malformed")
+    try:
+        hashes = [b64decode(h, "proof") for h in path]
+        verify_inclusion(b64decode(entry.get("leaf_hash"), "leaf_hash"), index, cp.size, hashes, cp.root_hash)
+    except InvalidInput as e:
+        raise LedgerInvalid(f"ledger entry {index}: the inclusion proof does not verify ({e})") from None
+    return cp

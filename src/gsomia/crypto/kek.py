@@ -44,10 +44,12 @@ def _read(path: Path) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         raise InvalidInput(f"cannot open the key-encryption key {path}: {e.strerror}") from e
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        # checked on the descriptor before it is wrapped: a directory cannot be opened as a file
+        os.close(fd)
+        raise InvalidInput(f"key-encryption key {path} is not a regular file")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise InvalidInput(f"key-encryption key {path} is not a regular file")
         if st.st_mode & 0o077:
             raise InvalidInput(
                 f"key-encryption key {path} is accessible by group or others "

@@ -10,6 +10,7 @@ created and read with the same primitives.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -106,7 +107,8 @@ def replace_private_file(path: Path, data: bytes) -> None:
     except OSError as e:
         raise InvalidInput(f"cannot write {path}: {e.strerror}") from e
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # nothing to remove when the directory is unusable
+            tmp.unlink(missing_ok=True)
 
 
 def read_private_json(path: Path, *, what: str, holds: str, limit: int, kind: str) -> Any:

@@ -34,6 +34,7 @@ from gsomia.ledger.checkpoint import (
     b64,
     ed25519_key_id,
     open_note,
+    require_key_name,
 )
 from gsomia.ledger.cosignature import COSIGNATURE_TYPE, cosignature_line, cosigned_message, cosigner_key_id
 
@@ -259,6 +260,9 @@ class LedgerKey:
 
 # --- cosigners (witnesses) ---------------------------------------------------------------------------
 
+MAX_COSIGNER_NAME = 200
+"""The longest witness name the exchange keeps."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CosignerPublicKey:
@@ -270,8 +274,16 @@ class CosignerPublicKey:
     key_id: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.name or any(c.isspace() or c == "+" for c in self.name):
-            raise InvalidInput(f"cosigner name {self.name!r}: use a name without spaces or '+'")
+        # signed-note §Format: a name with a control character would make every note that
+        # carries its cosignature unreadable to every verifier.
+        if len(self.name) > MAX_COSIGNER_NAME:
+            raise InvalidInput(f"a cosigner name is at most {MAX_COSIGNER_NAME} characters")
+        try:
+            require_key_name(self.name)
+        except InvalidInput:
+            raise InvalidInput(
+                f"cosigner name {self.name!r}: use a name without spaces, '+' or control characters"
+            ) from None
         object.__setattr__(self, "key_id", cosigner_key_id(self.name, self.public_key))
 
     def verify(self, message: bytes, signature: bytes) -> bool:

@@ -9,7 +9,7 @@ own (:mod:`gsomia.domain.agreements`).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -174,6 +174,183 @@ class Timeline:
         return start is not None and at >= start
 
 
+class _Replay:
+    """One agreement's events replayed in time order: the segments derived so far and what
+    the next event meets (docs/design.md §3; Japan–Korea GSOMIA Art. 21). One method per event
+    kind; an event that does not fit the state it meets is an anomaly and changes nothing."""
+
+    __slots__ = (
+        "agreement",
+        "anomalies",
+        "end_state",
+        "entry",
+        "pending_notice",
+        "scheduled_end",
+        "segments",
+        "signed",
+        "signers",
+        "state",
+    )
+
+    def __init__(self, agreement: Agreement) -> None:
+        self.agreement = agreement
+        self.segments: list[Segment] = [Segment(BEGINNING, State.NOT_YET_IN_FORCE)]
+        self.anomalies: list[Anomaly] = []
+        self.entry: datetime | None = None
+        self.signed = False
+        self.signers: set[str | None] = set()
+        self.state = State.NOT_YET_IN_FORCE
+        self.pending_notice: AgreementEvent | None = None
+        self.scheduled_end: datetime | None = None  # a pending notice's end, or expiry without renewal
+        self.end_state = State.TERMINATED
+
+    def push(self, at: datetime, new_state: State, ends_at: datetime | None, cause: str | None) -> None:
+        """Enter ``new_state`` at ``at`` (replacing a segment that starts at the same instant)."""
+        self.state = new_state
+        notice_id = self.pending_notice.id if self.pending_notice is not None else None
+        if self.segments[-1].start == at:
+            self.segments[-1] = Segment(at, new_state, ends_at, cause, notice_id)
+        else:
+            self.segments.append(Segment(at, new_state, ends_at, cause, notice_id))
+
+    def expiry_without_renewal(self) -> datetime | None:
+        """The end of the first term of an agreement that is not renewed, if it is one."""
+        term = self.agreement.term
+        if self.entry is None or term is None or term.renewal_years is not None:
+            return None
+        bounds = self.agreement.term_boundaries_after(self.entry, self.entry)
+        return bounds[1] if bounds else None
+
+    def flag(self, ev: AgreementEvent, message: str) -> None:
+        """Record that ``ev`` cannot apply where it stands."""
+        self.anomalies.append(Anomaly(ev.id, message))
+
+    def apply(self, ev: AgreementEvent) -> None:
+        """Replay one event, after any scheduled end that comes first."""
+        if self.scheduled_end is not None and self.scheduled_end <= ev.at and self.state.in_force:
+            self.push(self.scheduled_end, self.end_state, None, None)
+            self.scheduled_end = None
+        if self.state in (State.TERMINATED, State.EXPIRED):
+            self.flag(ev, f"{ev.kind} after the agreement ended ({self.state})")
+            return
+        if ev.by is not None and not self.agreement.has(ev.by):
+            self.flag(ev, f"{ev.by} is not a party to {self.agreement.id}")
+            return
+        _HANDLERS[ev.kind](self, ev)
+
+    def finish(self) -> None:
+        """End the replay: a scheduled end after the last event still happens."""
+        if self.scheduled_end is not None and self.state.in_force:
+            self.push(self.scheduled_end, self.end_state, None, None)
+
+    def sign(self, ev: AgreementEvent) -> None:
+        """A signature. A multilateral text is signed party by party (TISA: USA on 23 Dec
+        2014, the others on 26 Dec); only the same signer signing twice is an anomaly."""
+        if ev.by in self.signers:
+            self.flag(ev, "already signed" + (f" by {ev.by}" if ev.by else ""))
+        self.signers.add(ev.by)
+        self.signed = True
+
+    def enter_into_force(self, ev: AgreementEvent) -> None:
+        """Entry into force: the first term starts (and, without renewal, its end is scheduled)."""
+        if self.entry is not None:
+            self.flag(ev, "a second entry into force")
+            return
+        if ev.effective is not None and ev.effective != ev.at:
+            self.flag(ev, "an entry into force takes effect when it happens: give that instant as 'at'")
+            return
+        self.entry = ev.at
+        expiry = self.expiry_without_renewal()
+        if expiry is not None:
+            self.scheduled_end, self.end_state = expiry, State.EXPIRED
+        self.push(self.entry, State.IN_FORCE, expiry, ev.id)
+
+    def give_notice(self, ev: AgreementEvent) -> None:
+        """A termination notice: it ends the agreement when the agreement's calendar says
+        (Art. 21.3: at the end of the current term if received in time, else the next)."""
+        if self.state not in (State.IN_FORCE, State.NOTICE_SUSPENDED):
+            self.flag(ev, f"a notice needs the agreement in force, not {self.state}")
+            return
+        if ev.by is None:
+            self.flag(ev, "a notice must say which party gave it (by PARTY)")
+            return
+        assert self.entry is not None  # noqa: S101 - in force implies an entry into force
+        assessed = assess_notice(self.agreement, self.entry, ev.at, ev.effective)
+        expiry = self.expiry_without_renewal()
+        self.pending_notice = ev
+        if assessed.ends_at <= ev.at:  # takes effect on receipt
+            self.scheduled_end = None
+            self.push(ev.at, State.TERMINATED, None, ev.id)
+            return
+        if expiry is not None and expiry < assessed.ends_at:
+            self.scheduled_end, self.end_state = expiry, State.EXPIRED
+        else:
+            self.scheduled_end, self.end_state = assessed.ends_at, State.TERMINATED
+        self.push(ev.at, State.NOTICE_PENDING, self.scheduled_end, ev.id)
+
+    def suspend(self, ev: AgreementEvent) -> None:
+        """A pending notice suspended: the agreement stays in force (Korea, 2019-11-22)."""
+        if self.state is not State.NOTICE_PENDING:
+            self.flag(ev, f"nothing to suspend: no notice is pending ({self.state})")
+            return
+        self.scheduled_end = self.expiry_without_renewal()
+        self.end_state = State.EXPIRED
+        self.push(ev.at, State.NOTICE_SUSPENDED, self.scheduled_end, ev.id)
+
+    def revive(self, ev: AgreementEvent) -> None:
+        """A suspended notice revived, with effect from the instant it names."""
+        if self.state is not State.NOTICE_SUSPENDED:
+            self.flag(ev, f"nothing to revive: no notice is suspended ({self.state})")
+            return
+        if ev.effective is None or ev.effective < ev.at:
+            self.flag(ev, "a revival must name when it takes effect (effective INSTANT, not before the revival)")
+            return
+        self.scheduled_end, self.end_state = ev.effective, State.TERMINATED
+        self.push(ev.at, State.NOTICE_PENDING, self.scheduled_end, ev.id)
+
+    def withdraw(self, ev: AgreementEvent) -> None:
+        """A notice withdrawn: plain annual extension resumes (Korea, 2023-03-21)."""
+        if self.state not in (State.NOTICE_PENDING, State.NOTICE_SUSPENDED):
+            self.flag(ev, f"nothing to withdraw: no notice is pending or suspended ({self.state})")
+            return
+        self.pending_notice = None
+        self.scheduled_end = self.expiry_without_renewal()
+        self.end_state = State.EXPIRED
+        self.push(ev.at, State.IN_FORCE, self.scheduled_end, ev.id)
+
+    def terminate(self, ev: AgreementEvent) -> None:
+        """A termination, at once or from its effective instant."""
+        if not self.state.in_force:
+            self.flag(ev, f"cannot terminate an agreement that is {self.state}")
+            return
+        when = ev.effective or ev.at
+        if when <= ev.at:
+            self.scheduled_end = None
+            self.push(ev.at, State.TERMINATED, None, ev.id)
+        else:
+            self.pending_notice = ev
+            self.scheduled_end, self.end_state = when, State.TERMINATED
+            self.push(ev.at, State.NOTICE_PENDING, when, ev.id)
+
+    def amend(self, ev: AgreementEvent) -> None:
+        """An amendment: it changes scope and maximum (read by :class:`Timeline`), not the state."""
+        if not self.state.in_force and not self.signed:
+            self.flag(ev, "an amendment needs a signed agreement")
+
+
+_HANDLERS: dict[EventKind, Callable[[_Replay, AgreementEvent], None]] = {
+    EventKind.SIGNATURE: _Replay.sign,
+    EventKind.ENTRY_INTO_FORCE: _Replay.enter_into_force,
+    EventKind.NOTICE: _Replay.give_notice,
+    EventKind.SUSPENSION: _Replay.suspend,
+    EventKind.REVIVAL: _Replay.revive,
+    EventKind.WITHDRAWAL: _Replay.withdraw,
+    EventKind.TERMINATION: _Replay.terminate,
+    EventKind.AMENDMENT: _Replay.amend,
+}
+"""How each kind of event is replayed (every kind has its handler)."""
+
+
 def derive_timeline(agreement: Agreement, events: Iterable[AgreementEvent]) -> Timeline:
     """Replay ``events`` of ``agreement`` into a :class:`Timeline` (pure, total).
 
@@ -181,128 +358,11 @@ def derive_timeline(agreement: Agreement, events: Iterable[AgreementEvent]) -> T
     ignored; validation turns anomalies into errors so nothing is loaded on a guess.
     """
     evs = tuple(sorted((e for e in events if e.agreement == agreement.id), key=AgreementEvent.sort_key))
-    segments: list[Segment] = [Segment(BEGINNING, State.NOT_YET_IN_FORCE)]
-    anomalies: list[Anomaly] = []
-    entry: datetime | None = None
-    signed = False
-    signers: set[str | None] = set()
-    state = State.NOT_YET_IN_FORCE
-    pending_notice: AgreementEvent | None = None
-    scheduled_end: datetime | None = None  # a pending notice's end, or expiry without renewal
-    end_state = State.TERMINATED
-
-    def push(at: datetime, new_state: State, ends_at: datetime | None, cause: str | None) -> None:
-        nonlocal state
-        state = new_state
-        notice_id = pending_notice.id if pending_notice is not None else None
-        if segments[-1].start == at:
-            segments[-1] = Segment(at, new_state, ends_at, cause, notice_id)
-        else:
-            segments.append(Segment(at, new_state, ends_at, cause, notice_id))
-
-    def expiry_without_renewal() -> datetime | None:
-        if entry is None or agreement.term is None or agreement.term.renewal_years is not None:
-            return None
-        bounds = agreement.term_boundaries_after(entry, entry)
-        return bounds[1] if bounds else None
-
+    replay = _Replay(agreement)
     for ev in evs:
-        if scheduled_end is not None and scheduled_end <= ev.at and state.in_force:
-            push(scheduled_end, end_state, None, None)
-            scheduled_end = None
-        if state in (State.TERMINATED, State.EXPIRED):
-            anomalies.append(Anomaly(ev.id, f"{ev.kind} after the agreement ended ({state})"))
-            continue
-        if ev.by is not None and not agreement.has(ev.by):
-            anomalies.append(Anomaly(ev.id, f"{ev.by} is not a party to {agreement.id}"))
-            continue
-        kind = ev.kind
-        if kind is EventKind.SIGNATURE:
-            # A multilateral text is signed party by party (TISA: USA on 23 Dec 2014, the
-            # others on 26 Dec); only the same signer signing twice is an anomaly.
-            if ev.by in signers:
-                anomalies.append(Anomaly(ev.id, "already signed" + (f" by {ev.by}" if ev.by else "")))
-            signers.add(ev.by)
-            signed = True
-        elif kind is EventKind.ENTRY_INTO_FORCE:
-            if entry is not None:
-                anomalies.append(Anomaly(ev.id, "a second entry into force"))
-                continue
-            if ev.effective is not None and ev.effective != ev.at:
-                anomalies.append(
-                    Anomaly(ev.id, "an entry into force takes effect when it happens: give that instant as 'at'")
-                )
-                continue
-            entry = ev.at
-            expiry = expiry_without_renewal()
-            if expiry is not None:
-                scheduled_end, end_state = expiry, State.EXPIRED
-            push(entry, State.IN_FORCE, expiry, ev.id)
-        elif kind is EventKind.NOTICE:
-            if state not in (State.IN_FORCE, State.NOTICE_SUSPENDED):
-                anomalies.append(Anomaly(ev.id, f"a notice needs the agreement in force, not {state}"))
-                continue
-            if ev.by is None:
-                anomalies.append(Anomaly(ev.id, "a notice must say which party gave it (by PARTY)"))
-                continue
-            assert entry is not None  # noqa: S101 - in force implies an entry into force
-            assessed = assess_notice(agreement, entry, ev.at, ev.effective)
-            expiry = expiry_without_renewal()
-            pending_notice = ev
-            if assessed.ends_at <= ev.at:  # takes effect on receipt
-                scheduled_end = None
-                push(ev.at, State.TERMINATED, None, ev.id)
-                continue
-            if expiry is not None and expiry < assessed.ends_at:
-                scheduled_end, end_state = expiry, State.EXPIRED
-            else:
-                scheduled_end, end_state = assessed.ends_at, State.TERMINATED
-            push(ev.at, State.NOTICE_PENDING, scheduled_end, ev.id)
-        elif kind is EventKind.SUSPENSION:
-            if state is not State.NOTICE_PENDING:
-                anomalies.append(Anomaly(ev.id, f"nothing to suspend: no notice is pending ({state})"))
-                continue
-            scheduled_end = expiry_without_renewal()
-            end_state = State.EXPIRED
-            push(ev.at, State.NOTICE_SUSPENDED, scheduled_end, ev.id)
-        elif kind is EventKind.REVIVAL:
-            if state is not State.NOTICE_SUSPENDED:
-                anomalies.append(Anomaly(ev.id, f"nothing to revive: no notice is suspended ({state})"))
-                continue
-            if ev.effective is None or ev.effective < ev.at:
-                anomalies.append(
-                    Anomaly(
-                        ev.id, "a revival must name when it takes effect (effective INSTANT, not before the revival)"
-                    )
-                )
-                continue
-            scheduled_end, end_state = ev.effective, State.TERMINATED
-            push(ev.at, State.NOTICE_PENDING, scheduled_end, ev.id)
-        elif kind is EventKind.WITHDRAWAL:
-            if state not in (State.NOTICE_PENDING, State.NOTICE_SUSPENDED):
-                anomalies.append(Anomaly(ev.id, f"nothing to withdraw: no notice is pending or suspended ({state})"))
-                continue
-            pending_notice = None
-            scheduled_end = expiry_without_renewal()
-            end_state = State.EXPIRED
-            push(ev.at, State.IN_FORCE, scheduled_end, ev.id)
-        elif kind is EventKind.TERMINATION:
-            if not state.in_force:
-                anomalies.append(Anomaly(ev.id, f"cannot terminate an agreement that is {state}"))
-                continue
-            when = ev.effective or ev.at
-            if when <= ev.at:
-                scheduled_end = None
-                push(ev.at, State.TERMINATED, None, ev.id)
-            else:
-                pending_notice = ev
-                scheduled_end, end_state = when, State.TERMINATED
-                push(ev.at, State.NOTICE_PENDING, when, ev.id)
-        elif kind is EventKind.AMENDMENT and not state.in_force and not signed:
-            anomalies.append(Anomaly(ev.id, "an amendment needs a signed agreement"))
-    if scheduled_end is not None and state.in_force:
-        push(scheduled_end, end_state, None, None)
-    return Timeline(agreement, evs, tuple(segments), entry, tuple(anomalies))
+        replay.apply(ev)
+    replay.finish()
+    return Timeline(agreement, evs, tuple(replay.segments), replay.entry, tuple(replay.anomalies))
 
 
 @dataclass(frozen=True, slots=True)

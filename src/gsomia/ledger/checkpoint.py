@@ -41,6 +41,7 @@ __all__ = [
     "open_with",
     "parse_note",
     "parse_signed_note",
+    "require_key_name",
     "sign_note",
     "sign_signed_note",
 ]
@@ -393,10 +394,18 @@ def _is_key_name(name: str) -> bool:
     return bool(name) and "+" not in name and not any(c.isspace() for c in name) and not _CONTROL.search(name)
 
 
-def _require_key_name(name: str) -> None:
+def require_key_name(name: str) -> None:
+    """Check a signed-note key name: non-empty, no Unicode spaces, no '+', no control characters.
+
+    Raises:
+        InvalidInput: it is not a valid key name.
+    """
     if not isinstance(name, str) or not _is_key_name(name):
-        raise InvalidInput("a key name must be non-empty, without spaces or '+'")
+        raise InvalidInput("a key name must be non-empty, without spaces, '+' or control characters")
     _require_utf8(name, "key name")
+
+
+_require_key_name = require_key_name
 
 
 def _require_line(value: str, what: str) -> None:

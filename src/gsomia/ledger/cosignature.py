@@ -118,10 +118,12 @@ def quorum(note: str | bytes, witnesses: Sequence[CosignerKey]) -> tuple[str, li
     """The checkpoint body of a signed note, and the names of the given witnesses whose
     cosignature on it verifies (each witness counted once).
 
-    Signature lines of other keys are ignored, as signed-note requires.
+    Signature lines of other keys are ignored, as signed-note requires; a line of a given
+    witness's key (name and key ID) that does not verify rejects the note, as the reference
+    verifier does (golang.org/x/mod/sumdb/note: "invalid signature for key").
 
     Raises:
-        LedgerInvalid: the note is malformed.
+        LedgerInvalid: the note is malformed, or a given witness's line does not verify.
     """
     body, signatures = parse_signed_note(note)
     verified: list[str] = []
@@ -132,9 +134,10 @@ def quorum(note: str | bytes, witnesses: Sequence[CosignerKey]) -> tuple[str, li
             if sig.name != witness.name or sig.key_id != witness.key_id:
                 continue
             cosig = parse_cosignature(sig.name, sig.key_id, sig.signature)
-            if cosig is not None and witness.verify(cosigned_message(body, cosig.timestamp), cosig.signature):
-                verified.append(witness.name)
-                break
+            if cosig is None or not witness.verify(cosigned_message(body, cosig.timestamp), cosig.signature):
+                raise LedgerInvalid(f"the cosignature of witness {witness.name} does not verify: the note was altered")
+            verified.append(witness.name)
+            break
     return body, verified
 
 

@@ -28,7 +28,7 @@ from gsomia.domain.record import (
 )
 from gsomia.domain.topics import Scope, scope_entries_valid
 from gsomia.errors import GsomiaError
-from gsomia.scenario.model import AgreementDoc, EventDoc, PartyDoc, QuestionDoc, ScenarioDoc
+from gsomia.scenario.model import AgreementDoc, EventDoc, PartyDoc, ProvisionDoc, QuestionDoc, ReportDoc, ScenarioDoc
 from gsomia.scenario.yamlfile import Collector, Path_
 
 __all__ = ["build_event", "build_record"]
@@ -107,20 +107,7 @@ def build_event(
 def _agreement(
     col: Collector, path: Path_, doc: AgreementDoc, parties: dict[str, Party], default_zone: str
 ) -> Agreement | None:
-    ok = True
-    for i, p in enumerate(doc.parties):
-        if p not in parties:
-            col.add((*path, "parties", i), f"unknown party {p!r}")
-            ok = False
-    if doc.hub is not None and doc.hub not in doc.parties:
-        col.add((*path, "hub"), f"relay hub {doc.hub} is not a party to {doc.id}")
-        ok = False
-    if doc.hub is None and not doc.direct:
-        col.add((*path, "direct"), "an agreement without direct exchange needs a relay hub")
-    if doc.hub is not None and doc.relay_delay is None:
-        col.add(
-            (*path, "relay_delay"), "a relay hub needs a relay_delay (state it as an assumption if no source gives one)"
-        )
+    ok = _check_members(col, path, doc, parties)
     tz = doc.timezone or default_zone
     if col.guard((*path, "timezone"), lambda: zone(tz)) is None:
         ok = False
@@ -130,25 +117,7 @@ def _agreement(
         ok = False
     table = None
     if doc.equivalence or doc.common_levels:
-        for c, by_party in doc.equivalence.items():
-            if c not in doc.common_levels:
-                col.add((*path, "equivalence", c), f"{c!r} is not one of common_levels {doc.common_levels}")
-                ok = False
-            for pid, levels in by_party.items():
-                party = parties.get(pid)
-                if pid not in doc.parties:
-                    col.add((*path, "equivalence", c, pid), f"{pid} is not a party to {doc.id}")
-                    ok = False
-                    continue
-                if party is None:
-                    continue
-                for j, lv in enumerate(levels):
-                    if lv not in party.ladder:
-                        col.add(
-                            (*path, "equivalence", c, pid, j),
-                            f"level {lv!r} is not in {pid}'s ladder ({', '.join(party.ladder.names())})",
-                        )
-                        ok = False
+        ok = _check_equivalence_rows(col, path, doc, parties) and ok
         if ok:
             table = col.guard(
                 (*path, "equivalence"), lambda: EquivalenceTable.build(doc.common_levels, doc.equivalence)
@@ -157,12 +126,7 @@ def _agreement(
                 ok = False
             else:
                 _check_monotone(col, (*path, "equivalence"), table, parties)
-    if doc.max_level is not None and doc.max_level not in doc.common_levels:
-        col.add((*path, "max_level"), f"maximum {doc.max_level!r} is not one of common_levels {doc.common_levels}")
-        ok = False
-    if doc.notice is not None and doc.notice.reckoning == "before_term_end" and doc.term is None:
-        col.add((*path, "notice"), "a notice counted before the term's end needs a term")
-        ok = False
+    ok = _check_limits(col, path, doc) and ok
     delay: timedelta | None = None
     if doc.relay_delay is not None:
         delay = col.guard((*path, "relay_delay"), lambda: parse_duration(doc.relay_delay or ""))
@@ -192,6 +156,65 @@ def _agreement(
         ),
     )
     return result
+
+
+def _check_members(col: Collector, path: Path_, doc: AgreementDoc, parties: dict[str, Party]) -> bool:
+    """Its parties are known and its relay hub is one of them (with a relay delay, rule 6);
+    False if the agreement cannot be built."""
+    ok = True
+    for i, p in enumerate(doc.parties):
+        if p not in parties:
+            col.add((*path, "parties", i), f"unknown party {p!r}")
+            ok = False
+    if doc.hub is not None and doc.hub not in doc.parties:
+        col.add((*path, "hub"), f"relay hub {doc.hub} is not a party to {doc.id}")
+        ok = False
+    if doc.hub is None and not doc.direct:
+        col.add((*path, "direct"), "an agreement without direct exchange needs a relay hub")
+    if doc.hub is not None and doc.relay_delay is None:
+        col.add(
+            (*path, "relay_delay"), "a relay hub needs a relay_delay (state it as an assumption if no source gives one)"
+        )
+    return ok
+
+
+def _check_equivalence_rows(col: Collector, path: Path_, doc: AgreementDoc, parties: dict[str, Party]) -> bool:
+    """Every row of the equivalence table (Art. 4) names a common level, a party to the
+    agreement and levels of that party's ladder; False if one does not."""
+    ok = True
+    for c, by_party in doc.equivalence.items():
+        if c not in doc.common_levels:
+            col.add((*path, "equivalence", c), f"{c!r} is not one of common_levels {doc.common_levels}")
+            ok = False
+        for pid, levels in by_party.items():
+            party = parties.get(pid)
+            if pid not in doc.parties:
+                col.add((*path, "equivalence", c, pid), f"{pid} is not a party to {doc.id}")
+                ok = False
+                continue
+            if party is None:
+                continue
+            for j, lv in enumerate(levels):
+                if lv not in party.ladder:
+                    col.add(
+                        (*path, "equivalence", c, pid, j),
+                        f"level {lv!r} is not in {pid}'s ladder ({', '.join(party.ladder.names())})",
+                    )
+                    ok = False
+    return ok
+
+
+def _check_limits(col: Collector, path: Path_, doc: AgreementDoc) -> bool:
+    """The maximum is a common level (rule 3) and a notice counted before the term's end has a
+    term to count from (Art. 21.3); False if not."""
+    ok = True
+    if doc.max_level is not None and doc.max_level not in doc.common_levels:
+        col.add((*path, "max_level"), f"maximum {doc.max_level!r} is not one of common_levels {doc.common_levels}")
+        ok = False
+    if doc.notice is not None and doc.notice.reckoning == "before_term_end" and doc.term is None:
+        col.add((*path, "notice"), "a notice counted before the term's end needs a term")
+        ok = False
+    return ok
 
 
 def _check_monotone(col: Collector, path: Path_, table: EquivalenceTable, parties: dict[str, Party]) -> None:
@@ -231,165 +254,42 @@ def _party(col: Collector, path: Path_, doc: PartyDoc) -> Party | None:
         return None
 
 
+class _Ids:
+    """The ids seen so far, by kind: a repeated one is a problem where it repeats."""
+
+    def __init__(self, col: Collector) -> None:
+        self._col = col
+        self._seen: dict[str, set[str]] = {}
+
+    def unique(self, kind: str, path: Path_, ident: str) -> None:
+        """Note ``ident``; a problem at ``path`` if it was seen before."""
+        seen = self._seen.setdefault(kind, set())
+        if ident in seen:
+            self._col.add(path, f"duplicate {kind} id {ident!r}")
+        seen.add(ident)
+
+
 def build_record(doc: ScenarioDoc, col: Collector) -> Record | None:
     """Turn a schema-valid document into a record, collecting every problem."""
     header = doc.scenario
     if col.guard(("scenario", "timezone"), lambda: zone(header.timezone)) is None:
         return None
     tz = header.timezone
-    seen: dict[str, set[str]] = {}
-
-    def unique(kind: str, path: Path_, ident: str) -> None:
-        if ident in seen.setdefault(kind, set()):
-            col.add(path, f"duplicate {kind} id {ident!r}")
-        seen[kind].add(ident)
-
+    ids = _Ids(col)
     topics: dict[str, str] = {}
     for i, t in enumerate(doc.topics):
-        unique("topic", ("topics", i, "id"), t.id)
+        ids.unique("topic", ("topics", i, "id"), t.id)
         topics[t.id] = t.description
-
-    parties: dict[str, Party] = {}
-    for i, pdoc in enumerate(doc.parties):
-        path: Path_ = ("parties", i)
-        unique("party", (*path, "id"), pdoc.id)
-        party = _party(col, path, pdoc)
-        if party is not None:
-            parties[pdoc.id] = party
-
-    agreements: dict[str, Agreement] = {}
-    for i, a in enumerate(doc.agreements):
-        unique("agreement", ("agreements", i, "id"), a.id)
-        built = _agreement(col, ("agreements", i), a, parties, tz)
-        if built is not None:
-            agreements[a.id] = built
-
+    parties = _parties(col, doc, ids)
+    agreements = _agreements(col, doc, parties, tz, ids)
     declared = frozenset(a.id for a in doc.agreements)
-    events: list[AgreementEvent] = []
-    event_paths: dict[str, Path_] = {}
-    for i, e in enumerate(doc.events):
-        unique("event", ("events", i, "id"), e.id)
-        event_paths[e.id] = ("events", i)
-        ev = build_event(col, ("events", i), e, agreements, tz, declared)
-        if ev is not None:
-            events.append(ev)
-    _check_event_order(col, events, event_paths)
-
-    reports: list[Report] = []
-    for i, r in enumerate(doc.reports):
-        path = ("reports", i)
-        unique("report", (*path, "id"), r.id)
-        orig = parties.get(r.originator)
-        if orig is None:
-            col.add((*path, "originator"), f"unknown party {r.originator!r}")
-            continue
-        if r.level not in orig.ladder:
-            col.add(
-                (*path, "level"), f"{r.level!r} is not a level of {r.originator} ({', '.join(orig.ladder.names())})"
-            )
-        if topics and r.topic not in topics:
-            col.add((*path, "topic"), f"topic {r.topic!r} is not in the topic catalogue")
-        for j, rcpt in enumerate(r.recipients or []):
-            if rcpt not in parties:
-                col.add((*path, "recipients", j), f"unknown party {rcpt!r}")
-        cav = r.caveats or None
-        for j, rel in enumerate((cav.rel_to or []) if cav else []):
-            if rel not in parties:
-                col.add((*path, "caveats", "rel_to", j), f"unknown party {rel!r}")
-        created = _instant(col, (*path, "created"), r.created, tz)
-        if created is None:
-            continue
-        caveats = Caveats(
-            rel_to=frozenset(cav.rel_to) if cav and cav.rel_to is not None else None,
-            noforn=bool(cav and cav.noforn),
-            orcon=bool(cav and cav.orcon),
-        )
-        reports.append(
-            Report(
-                id=r.id,
-                originator=r.originator,
-                topic=r.topic,
-                level=r.level,
-                created=created,
-                title=r.title,
-                caveats=caveats,
-                recipients=tuple(r.recipients) if r.recipients else None,
-                source=r.source,
-            )
-        )
-
-    provisions: list[Provision] = []
-    for i, pv in enumerate(doc.provisions):
-        path = ("provisions", i)
-        unique("provision", (*path, "id"), pv.id)
-        ag = agreements.get(pv.agreement)
-        if ag is None:
-            if pv.agreement not in declared:
-                col.add((*path, "agreement"), f"unknown agreement {pv.agreement!r}")
-            continue
-        if pv.by is not None and pv.by not in ag.parties:
-            col.add((*path, "by"), f"{pv.by} is not a party to {ag.id}")
-        if (pv.date is None) == (pv.from_ is None and pv.to is None) or (
-            pv.date is None and (pv.from_ is None or pv.to is None)
-        ):
-            col.add(path, "give either 'date' (a dated exchange) or both 'from' and 'to' (a count within a period)")
-            continue
-        # A bare date stands for the whole day: a period 'to: 2019-08-21' is complete
-        # (and counted) from 00:00 on 22 August; an exchange 'date: 2019-08-06' from 7 August.
-        last = pv.date or pv.to or ""
-        start = _instant(col, (*path, "date" if pv.date else "from"), pv.date or pv.from_, ag.timezone)
-        end = _instant(col, (*path, "date" if pv.date else "to"), last, ag.timezone)
-        if start is None or end is None:
-            continue
-        if _DATE_ONLY.match(last):
-            end += timedelta(days=1)
-        if end < start:
-            col.add(path, "the period ends before it starts")
-            continue
-        if (
-            local_date(start, ag.timezone).year != local_date(end - timedelta(microseconds=1), ag.timezone).year
-            and end != start
-        ):
-            col.add(path, "a counted period must fall within one calendar year")
-            continue
-        try:
-            prov: Provision | None = Provision(
-                id=pv.id,
-                agreement=pv.agreement,
-                count=pv.count,
-                start=start,
-                end=end,
-                dated=pv.date is not None,
-                by=pv.by,
-                note=pv.note,
-                source=pv.source,
-            )
-        except GsomiaError as e:
-            col.add(path, str(e))
-            prov = None
-        if prov is not None:
-            provisions.append(prov)
-
-    window = None
-    if header.window:
-        lo = _instant(col, ("scenario", "window", "from"), header.window.get("from"), tz)
-        hi = _instant(col, ("scenario", "window", "to"), header.window.get("to"), tz)
-        if lo is None or hi is None:
-            col.add(("scenario", "window"), "a window needs 'from' and 'to'")
-        elif hi <= lo:
-            col.add(("scenario", "window"), "the window must end after it starts")
-        else:
-            window = (lo, hi)
-
+    events, event_paths = _events(col, doc, agreements, tz, declared, ids)
+    reports = _reports(col, doc, parties, topics, tz, ids)
+    provisions = _provisions(col, doc, agreements, declared, ids)
+    window = _window(col, doc, tz)
     sources = _sources(col, doc)
-
-    asked = header.question
-    if asked is not None:
-        if asked.agreement not in declared:
-            col.add(("scenario", "question", "agreement"), f"unknown agreement {asked.agreement!r}")
-        for i, pid in enumerate(asked.parties):
-            if pid not in parties:
-                col.add(("scenario", "question", "parties", i), f"unknown party {pid!r}")
+    if header.question is not None:
+        _check_question_names(col, header.question, declared, parties)
     if col.problems:
         return None
     record = Record(
@@ -413,6 +313,196 @@ def build_record(doc: ScenarioDoc, col: Collector) -> Record | None:
         if question is not None:
             record = replace(record, question=question)
     return None if col.problems else record
+
+
+def _parties(col: Collector, doc: ScenarioDoc, ids: _Ids) -> dict[str, Party]:
+    parties: dict[str, Party] = {}
+    for i, pdoc in enumerate(doc.parties):
+        path: Path_ = ("parties", i)
+        ids.unique("party", (*path, "id"), pdoc.id)
+        party = _party(col, path, pdoc)
+        if party is not None:
+            parties[pdoc.id] = party
+    return parties
+
+
+def _agreements(
+    col: Collector, doc: ScenarioDoc, parties: dict[str, Party], tz: str, ids: _Ids
+) -> dict[str, Agreement]:
+    agreements: dict[str, Agreement] = {}
+    for i, a in enumerate(doc.agreements):
+        ids.unique("agreement", ("agreements", i, "id"), a.id)
+        built = _agreement(col, ("agreements", i), a, parties, tz)
+        if built is not None:
+            agreements[a.id] = built
+    return agreements
+
+
+def _events(
+    col: Collector,
+    doc: ScenarioDoc,
+    agreements: dict[str, Agreement],
+    tz: str,
+    declared: frozenset[str],
+    ids: _Ids,
+) -> tuple[list[AgreementEvent], dict[str, Path_]]:
+    """The recorded events, and where each is in the file (to place lifecycle anomalies)."""
+    events: list[AgreementEvent] = []
+    event_paths: dict[str, Path_] = {}
+    for i, e in enumerate(doc.events):
+        ids.unique("event", ("events", i, "id"), e.id)
+        event_paths[e.id] = ("events", i)
+        ev = build_event(col, ("events", i), e, agreements, tz, declared)
+        if ev is not None:
+            events.append(ev)
+    _check_event_order(col, events, event_paths)
+    return events, event_paths
+
+
+def _reports(
+    col: Collector, doc: ScenarioDoc, parties: dict[str, Party], topics: dict[str, str], tz: str, ids: _Ids
+) -> list[Report]:
+    reports: list[Report] = []
+    for i, r in enumerate(doc.reports):
+        path: Path_ = ("reports", i)
+        ids.unique("report", (*path, "id"), r.id)
+        report = _report(col, path, r, parties, topics, tz)
+        if report is not None:
+            reports.append(report)
+    return reports
+
+
+def _report(
+    col: Collector, path: Path_, r: ReportDoc, parties: dict[str, Party], topics: dict[str, str], tz: str
+) -> Report | None:
+    """A past report: its originator, level (in the originator's ladder), topic, recipients
+    and REL TO parties must be known (rule 7: nothing on a guess)."""
+    orig = parties.get(r.originator)
+    if orig is None:
+        col.add((*path, "originator"), f"unknown party {r.originator!r}")
+        return None
+    if r.level not in orig.ladder:
+        col.add((*path, "level"), f"{r.level!r} is not a level of {r.originator} ({', '.join(orig.ladder.names())})")
+    if topics and r.topic not in topics:
+        col.add((*path, "topic"), f"topic {r.topic!r} is not in the topic catalogue")
+    for j, rcpt in enumerate(r.recipients or []):
+        if rcpt not in parties:
+            col.add((*path, "recipients", j), f"unknown party {rcpt!r}")
+    cav = r.caveats or None
+    for j, rel in enumerate((cav.rel_to or []) if cav else []):
+        if rel not in parties:
+            col.add((*path, "caveats", "rel_to", j), f"unknown party {rel!r}")
+    created = _instant(col, (*path, "created"), r.created, tz)
+    if created is None:
+        return None
+    caveats = Caveats(
+        rel_to=frozenset(cav.rel_to) if cav and cav.rel_to is not None else None,
+        noforn=bool(cav and cav.noforn),
+        orcon=bool(cav and cav.orcon),
+    )
+    return Report(
+        id=r.id,
+        originator=r.originator,
+        topic=r.topic,
+        level=r.level,
+        created=created,
+        title=r.title,
+        caveats=caveats,
+        recipients=tuple(r.recipients) if r.recipients else None,
+        source=r.source,
+    )
+
+
+def _provisions(
+    col: Collector, doc: ScenarioDoc, agreements: dict[str, Agreement], declared: frozenset[str], ids: _Ids
+) -> list[Provision]:
+    provisions: list[Provision] = []
+    for i, pv in enumerate(doc.provisions):
+        path: Path_ = ("provisions", i)
+        ids.unique("provision", (*path, "id"), pv.id)
+        provision = _provision(col, path, pv, agreements, declared)
+        if provision is not None:
+            provisions.append(provision)
+    return provisions
+
+
+def _provision(
+    col: Collector, path: Path_, pv: ProvisionDoc, agreements: dict[str, Agreement], declared: frozenset[str]
+) -> Provision | None:
+    """Information provided under an agreement: one dated exchange, or a count over a period
+    within one calendar year (so that statistics by year count it once)."""
+    ag = agreements.get(pv.agreement)
+    if ag is None:
+        if pv.agreement not in declared:
+            col.add((*path, "agreement"), f"unknown agreement {pv.agreement!r}")
+        return None
+    if pv.by is not None and pv.by not in ag.parties:
+        col.add((*path, "by"), f"{pv.by} is not a party to {ag.id}")
+    if (pv.date is None) == (pv.from_ is None and pv.to is None) or (
+        pv.date is None and (pv.from_ is None or pv.to is None)
+    ):
+        col.add(path, "give either 'date' (a dated exchange) or both 'from' and 'to' (a count within a period)")
+        return None
+    # A bare date stands for the whole day: a period 'to: 2019-08-21' is complete
+    # (and counted) from 00:00 on 22 August; an exchange 'date: 2019-08-06' from 7 August.
+    last = pv.date or pv.to or ""
+    start = _instant(col, (*path, "date" if pv.date else "from"), pv.date or pv.from_, ag.timezone)
+    end = _instant(col, (*path, "date" if pv.date else "to"), last, ag.timezone)
+    if start is None or end is None:
+        return None
+    if _DATE_ONLY.match(last):
+        end += timedelta(days=1)
+    if end < start:
+        col.add(path, "the period ends before it starts")
+        return None
+    if (
+        local_date(start, ag.timezone).year != local_date(end - timedelta(microseconds=1), ag.timezone).year
+        and end != start
+    ):
+        col.add(path, "a counted period must fall within one calendar year")
+        return None
+    try:
+        return Provision(
+            id=pv.id,
+            agreement=pv.agreement,
+            count=pv.count,
+            start=start,
+            end=end,
+            dated=pv.date is not None,
+            by=pv.by,
+            note=pv.note,
+            source=pv.source,
+        )
+    except GsomiaError as e:
+        col.add(path, str(e))
+        return None
+
+
+def _window(col: Collector, doc: ScenarioDoc, tz: str) -> tuple[datetime, datetime] | None:
+    """The analysis window, if the scenario gives one."""
+    window = doc.scenario.window
+    if not window:
+        return None
+    lo = _instant(col, ("scenario", "window", "from"), window.get("from"), tz)
+    hi = _instant(col, ("scenario", "window", "to"), window.get("to"), tz)
+    if lo is None or hi is None:
+        col.add(("scenario", "window"), "a window needs 'from' and 'to'")
+    elif hi <= lo:
+        col.add(("scenario", "window"), "the window must end after it starts")
+    else:
+        return (lo, hi)
+    return None
+
+
+def _check_question_names(
+    col: Collector, asked: QuestionDoc, declared: frozenset[str], parties: dict[str, Party]
+) -> None:
+    """The question names a declared agreement and known parties."""
+    if asked.agreement not in declared:
+        col.add(("scenario", "question", "agreement"), f"unknown agreement {asked.agreement!r}")
+    for i, pid in enumerate(asked.parties):
+        if pid not in parties:
+            col.add(("scenario", "question", "parties", i), f"unknown party {pid!r}")
 
 
 def _sources(col: Collector, doc: ScenarioDoc) -> tuple[SourceEntry, ...]:

@@ -1,7 +1,11 @@
 """Engines and migrations for SQLite (the embedded default) and PostgreSQL.
 
 SQLite runs in WAL mode with a busy timeout; write transactions start with
-``BEGIN IMMEDIATE`` so two writers never deadlock on a lock upgrade. PostgreSQL runs the
+``BEGIN IMMEDIATE`` so two writers never deadlock on a lock upgrade. ``synchronous=FULL`` is the
+default: in WAL mode it syncs the WAL at every commit, so a transaction whose commit returned
+survives a power loss or an operating-system crash. ``NORMAL`` syncs only at checkpoints and
+may lose the latest commits on power loss (sqlite.org/pragma.html#pragma_synchronous); an
+operator may choose it (``GSOMIA_SQLITE_SYNCHRONOUS``) for speed. PostgreSQL runs the
 migrations under an advisory lock, so several API workers can start at once.
 """
 
@@ -46,7 +50,7 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create(url: str, *, sqlite_synchronous: str = "NORMAL", pool_size: int = 5) -> Engine:
+def create(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) -> Engine:
     """Create an engine for ``url``; for SQLite, create the file's folder.
 
     Raises:

@@ -104,6 +104,7 @@ class CosignatureRow(Base):
     __tablename__ = "ledger_cosignatures"
     size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
     witness: Mapped[str] = mapped_column(String(200), primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
     line: Mapped[str] = mapped_column(Text)
     note: Mapped[str] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -225,9 +226,9 @@ class LedgerTable:
 
     # --- cosignatures -----------------------------------------------------------------------------
 
-    def add_cosignature(self, *, size: int, witness: str, line: str, note: str, at: datetime) -> None:
-        """Keep ``witness``'s cosignature of the checkpoint of ``size`` (replacing an older one of
-        the same witness for that size: a newer timestamp).
+    def add_cosignature(self, *, size: int, witness: str, timestamp: int, line: str, note: str, at: datetime) -> bool:
+        """Keep ``witness``'s cosignature of the checkpoint of ``size``, unless one of the same
+        witness for that size with a timestamp as new or newer is kept already; whether it was kept.
 
         Raises:
             StorageError: on any database error.
@@ -235,9 +236,16 @@ class LedgerTable:
         with self._store.writing("recording a cosignature") as s:
             row = s.get(CosignatureRow, (size, witness))
             if row is None:
-                s.add(CosignatureRow(size=size, witness=witness, line=line, note=note, recorded_at=at))
-            else:
-                row.line, row.note, row.recorded_at = line, note, at
+                s.add(
+                    CosignatureRow(
+                        size=size, witness=witness, timestamp=timestamp, line=line, note=note, recorded_at=at
+                    )
+                )
+                return True
+            if row.timestamp >= timestamp:
+                return False
+            row.timestamp, row.line, row.note, row.recorded_at = timestamp, line, note, at
+            return True
 
     def cosigned(self, size: int | None = None) -> tuple[str, list[str]] | None:
         """The checkpoint note of ``size`` (default: the largest size any witness cosigned) and

@@ -35,3 +35,10 @@ def test_a_readable_file_is_refused(tmp_path: Path) -> None:
     path.chmod(0o644)
     with pytest.raises(InvalidInput, match="chmod 600"):
         load_or_create_kek(path)
+
+
+def test_a_kek_path_that_is_a_directory_is_one_clear_error(tmp_path: Path) -> None:
+    directory = tmp_path / "exchange.kek"
+    directory.mkdir()
+    with pytest.raises(InvalidInput, match="not a regular file"):
+        load_or_create_kek(directory)

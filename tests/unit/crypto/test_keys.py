@@ -26,6 +26,7 @@ from gsomia.crypto import (
     wrap_key,
     write_private_keyfile,
 )
+from gsomia.crypto.keyfile import replace_private_file
 from gsomia.errors import InvalidInput
 
 CREATED = datetime(2019, 8, 22, 6, 0, tzinfo=UTC)
@@ -413,3 +414,10 @@ def test_edited_key_file_names_the_file(tmp_path: Path, keys: PartyKeys) -> None
     path.write_text(json.dumps(doc))
     with pytest.raises(InvalidInput, match=f"key file {path}: the keys do not match"):
         read_private_keyfile(path)
+
+
+def test_a_secret_file_under_a_regular_file_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    with pytest.raises(InvalidInput, match="cannot write"):
+        replace_private_file(blocker / "secret.txt", b"x")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -24,6 +25,10 @@ instants = st.integers(min_value=0, max_value=int((T1 - T0).total_seconds()) - 1
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+def _seconds_after(at: datetime, seconds: int) -> datetime:
+    return at + timedelta(seconds=seconds)
+
+
 @st.composite
 def event_sequences(draw: st.DrawFn) -> list[AgreementEvent]:
     kinds = st.sampled_from(list(EventKind))
@@ -36,7 +41,7 @@ def event_sequences(draw: st.DrawFn) -> list[AgreementEvent]:
         eff = draw(
             st.one_of(
                 st.none(),
-                st.integers(min_value=0, max_value=400 * 86400).map(lambda s, at=at: at + timedelta(seconds=s)),
+                st.integers(min_value=0, max_value=400 * 86400).map(partial(_seconds_after, at)),
             )
         )
         out.append(AgreementEvent(id=f"e{i}", agreement="A", kind=kind, at=at, by=by, effective=eff))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -15,11 +16,11 @@ from gsomia.errors import ReleaseDenied
 from tests.conftest import kst
 
 
-def ask(net: Network, o: str, r: str, topic: str, level: str, at: str | datetime | None, **caveats: object) -> Route:
+def ask(net: Network, o: str, r: str, topic: str, level: str, at: str | datetime | None, **caveats: Any) -> Route:
     when = kst(at) if isinstance(at, str) else at
     return explain(
         net, ReleaseRequest(originator=o, recipient=r, topic=topic, level=level, at=when, caveats=Caveats(**caveats))
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_direct_under_the_gsomia_with_art_4_marking(net: Network) -> None:

@@ -14,7 +14,7 @@ from gsomia.ledger.entries import entry_bytes
 text = st.text(
     alphabet=st.one_of(
         st.sampled_from(['"', "\\", "\b", "\f", "\n", "\r", "\t", "\x00", "\x1f", "\x7f", "\u2028", "/"]),
-        st.characters(blacklist_categories=("Cs",)),
+        st.characters(blacklist_categories=["Cs"]),
     ),
     max_size=20,
 )

@@ -14,7 +14,7 @@ ROW_TYPES = get_args(exchange.NewRow)
 
 
 @pytest.mark.parametrize("row_type", ROW_TYPES, ids=lambda t: t.__name__)
-def test_a_new_row_names_exactly_its_tables_columns(row_type: type) -> None:
+def test_a_new_row_names_exactly_its_tables_columns(row_type: type[exchange._NewRow]) -> None:
     table = exchange._TABLES[row_type.TABLE]
     columns = {c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)}
     assert {f.name for f in fields(row_type)} == columns

@@ -7,6 +7,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def test_a_batch_keeps_the_good_items_and_refuses_the_bad_one_whole(store: Store
                 out.append(Conflict("three is refused"))
                 continue
             ExchangeRepo.add(s, [principal_row(i)])
-            out.append(Outcome(i, (lambda i=i: committed.append(i),)))
+            out.append(Outcome(i, (partial(committed.append, i),)))
         return out
 
     committer = GroupCommitter(store)
@@ -136,9 +137,11 @@ def test_coroutines_hear_back_after_the_commit_each_with_its_own_outcome(store: 
     committer = GroupCommitter(store)
 
     async def submit_all() -> list[object]:
-        return await asyncio.gather(
+        # run_batched_async answers Any (whatever the handler's outcome holds)
+        results: list[object] = await asyncio.gather(
             *(committer.run_batched_async(handler, i) for i in range(4)), return_exceptions=True
         )
+        return results
 
     answers = asyncio.run(submit_all())
     committer.close()

@@ -355,7 +355,10 @@ def issue_demo_credentials(
         StorageError: on a database failure.
     """
     directory = data_dir / "demo"
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as e:
+        raise InvalidInput(f"cannot create the demo directory {directory}: {e.strerror}") from e
     tokens_file = directory / "tokens.json"
     tokens: dict[str, str] = {}
     if tokens_file.exists():

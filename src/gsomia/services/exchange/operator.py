@@ -14,7 +14,7 @@ from typing import Any
 
 from gsomia.domain.instants import parse_instant, utc_iso
 from gsomia.domain.lifecycle import status_at
-from gsomia.errors import StorageError, UnknownEntity
+from gsomia.errors import Conflict, StorageError, UnknownEntity
 from gsomia.scenario.loader import parse_scenario_document
 from gsomia.services.analysis import presenters as views
 from gsomia.services.exchange.access import Action, Principal, authorize
@@ -70,7 +70,7 @@ class OperatorService:
         if agreement_id not in known:
             raise UnknownEntity(f"unknown agreement {agreement_id!r} (known: {', '.join(sorted(known))})")
         now = ctx.clock.now()
-        event_id = spec.id or new_id("op")
+        event_id = _unused_event_id(document, spec.id)
         doc: dict[str, Any] = {
             "id": event_id,
             "agreement": agreement_id,
@@ -152,3 +152,19 @@ class OperatorService:
             return Outcome(moved)
 
         return ctx.committer.run(job)
+
+
+def _unused_event_id(document: dict[str, Any], wanted: str | None) -> str:
+    """``wanted``, or a fresh id if none is wanted.
+
+    Checked before the record is parsed, which would refuse a duplicate as an invalid record:
+    the id is taken, the event itself may be valid (docs/protocol.md: 409).
+
+    Raises:
+        Conflict: ``wanted`` is the id of a recorded event.
+    """
+    if not wanted:
+        return new_id("op")
+    if any(str(e.get("id")) == wanted for e in document.get("events", [])):
+        raise Conflict(f"event id {wanted!r} is already used: choose another id or omit it")
+    return wanted

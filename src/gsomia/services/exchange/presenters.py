@@ -91,6 +91,9 @@ def consent_summary(c: ConsentRow | NewConsent, report: SubmittedReportRow | Non
         "expires_at": t(c.expires_at),
         "resolved_at": t(c.resolved_at) if c.resolved_at else None,
         "reason": c.reason or None,
+        # The salt of the ledger's commitment to the reason (docs/protocol.md §Commitments):
+        # the originator checks the resolution entry says what it wrote.
+        "reason_salt": b64encode(c.reason_salt) if c.reason_salt else None,
         "standing_consent": c.standing_id,
         "outcome": c.outcome,
         "leaf_index": c.leaf_index,

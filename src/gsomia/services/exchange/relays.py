@@ -301,12 +301,13 @@ class ConsentService:
             },
             parties=[c.originator],
         )
-        c.state, c.resolved_at, c.resolved_by, c.reason, c.resolution_leaf_index = (
+        c.state, c.resolved_at, c.resolved_by, c.reason, c.resolution_leaf_index, c.reason_salt = (
             action,
             now,
             principal.id,
             reason,
             leaf,
+            salt,
         )
         if grant:
             c.outcome = self._relay_on_grant(s, rows, c, report, net, now)

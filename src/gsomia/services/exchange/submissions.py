@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from gsomia.codec import b64decode
+from gsomia.codec import b64decode, b64encode
 from gsomia.crypto import encrypt_payload, new_content_key, payload_aad, verify
 from gsomia.domain.instants import require_supported, utc_iso
 from gsomia.domain.record import Caveats, Network, Record
@@ -426,7 +426,9 @@ class SubmissionService:
             return out[earlier[1]]  # the same report twice in one batch: one result
         row = ExchangeRepo.report(s, p.key)
         assert row is not None  # noqa: S101 - found by report_digests in this transaction
-        if not row.salt or not hmac.compare_digest(commitment(row.salt, p.checked.signed), row.digest):
+        # A report stored before commitments were salted holds the SHA-256 of the same bytes.
+        kept = commitment(row.salt, p.checked.signed) if row.salt else hashlib.sha256(p.checked.signed).hexdigest()
+        if not hmac.compare_digest(kept, row.digest):
             return Conflict(f"report id {p.checked.id!r} was already used for a different report")
         return Outcome(SubmissionResult(created=False, body=self._stored_result(s, row)))
 
@@ -501,6 +503,7 @@ class SubmissionService:
             "report": c.id,
             "originator": c.originator,
             "commitment": p.commitment,
+            "salt": b64encode(p.salt),
             "leaf_index": leaf,
             "received_at": utc_iso(at),
             "recipients": recipients,
@@ -617,6 +620,7 @@ class SubmissionService:
             "report": report.id.partition("/")[2],
             "originator": report.originator,
             "commitment": report.digest,
+            "salt": b64encode(report.salt) if report.salt else None,
             "leaf_index": report.leaf_index,
             "received_at": utc_iso(report.received_at),
             "recipients": recipients,

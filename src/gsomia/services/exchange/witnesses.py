@@ -137,8 +137,9 @@ class WitnessService:
     def cosign(self, principal: Principal, size: int, line: str) -> dict[str, object]:
         """Record the principal's party's witness cosignature of the checkpoint of ``size``.
 
-        Returns ``{"size", "witness", "timestamp", "checkpoint"}`` (the cosigned checkpoint
-        with every cosignature recorded for it so far).
+        Returns ``{"size", "witness", "timestamp", "kept", "checkpoint"}``: ``kept`` is false
+        when a cosignature of that witness and size with a timestamp as new or newer was kept
+        already; ``checkpoint`` is the cosigned checkpoint with every cosignature kept for it.
 
         Raises:
             NotPermitted: not a party, or a party with no registered witness.
@@ -177,10 +178,13 @@ class WitnessService:
                 f"the cosignature does not verify over this ledger's checkpoint of size {size}: "
                 "the witness cosigned another tree, or the line was altered"
             )
-        self.ledger.add_cosignature(size=size, witness=key.name, line=line.strip(), note=note, at=now)
+        kept = self.ledger.add_cosignature(
+            size=size, witness=key.name, timestamp=cosig.timestamp, line=line.strip(), note=note, at=now
+        )
         return {
             "size": size,
             "witness": key.name,
             "timestamp": cosig.timestamp,
+            "kept": kept,
             "checkpoint": self.ledger.cosigned_checkpoint(size),
         }

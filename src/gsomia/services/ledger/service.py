@@ -376,13 +376,14 @@ class LedgerService:
         note, lines = found
         return note + "".join(line + "\n" for line in lines)
 
-    def add_cosignature(self, *, size: int, witness: str, line: str, note: str, at: datetime) -> None:
-        """Keep a witness's verified cosignature of the checkpoint ``note`` of ``size``.
+    def add_cosignature(self, *, size: int, witness: str, timestamp: int, line: str, note: str, at: datetime) -> bool:
+        """Keep a witness's verified cosignature of the checkpoint ``note`` of ``size`` (unless
+        it is older than the one kept); whether it was kept.
 
         Raises:
             StorageError: on any database error.
         """
-        self._table.add_cosignature(size=size, witness=witness, line=line, note=note, at=at)
+        return self._table.add_cosignature(size=size, witness=witness, timestamp=timestamp, line=line, note=note, at=at)
 
     def _note_locked(self) -> str:
         tree = self._tree

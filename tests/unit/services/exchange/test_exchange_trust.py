@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +29,7 @@ WHATIF = "drop: [jpn-kor-2019-suspension]\n"
 
 
 @pytest.fixture
-def terminated(tmp_path: Path) -> Harness:
+def terminated(tmp_path: Path) -> Iterator[Harness]:
     """2019-12-01: with the suspension dropped, JPN→KOR is a relay through the USA under TISA."""
     whatif = tmp_path / "no-suspension.yaml"
     whatif.write_text(WHATIF, encoding="utf-8")
@@ -36,7 +38,7 @@ def terminated(tmp_path: Path) -> Harness:
     h.close()
 
 
-def entries(h: Harness, reader: str | None) -> list[dict[str, object]]:
+def entries(h: Harness, reader: str | None) -> list[dict[str, Any]]:
     return [e["entry"] for e in h.app.ledger.entries(0, 1000, reader=reader)]
 
 

@@ -81,6 +81,14 @@ def test_a_valid_cosignature_is_recorded_and_served_with_the_checkpoint(harness:
     for party, w in (("JPN", jpn), ("KOR", kor)):
         out = harness.exchange.witnesses.cosign(harness.principals[party], size, w.cosign(body_of(note), now(harness)))
         assert out["size"] == size
+        assert out["kept"] is True
+    # An older cosignature of the same size does not replace a newer one; a newer one does.
+    older = kor.cosign(body_of(note), now(harness) - 60)
+    assert harness.exchange.witnesses.cosign(harness.principals["KOR"], size, older)["kept"] is False
+    assert older not in ledger.cosigned_checkpoint(size)
+    newer = kor.cosign(body_of(note), now(harness) + 60)
+    assert harness.exchange.witnesses.cosign(harness.principals["KOR"], size, newer)["kept"] is True
+    assert newer in ledger.cosigned_checkpoint(size)
     cosigned = ledger.cosigned_checkpoint()
     assert cosigned.startswith(note)
     assert quorum(cosigned, [jpn.public, kor.public])[1] == [jpn.public.name, kor.public.name]

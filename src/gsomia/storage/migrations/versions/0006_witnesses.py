@@ -23,6 +23,7 @@ def upgrade() -> None:
         "ledger_cosignatures",
         sa.Column("size", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("witness", sa.String(200), nullable=False),
+        sa.Column("timestamp", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("line", sa.Text(), nullable=False),
         sa.Column("note", sa.Text(), nullable=False),
         sa.Column("recorded_at", UTCDateTime(), nullable=False),

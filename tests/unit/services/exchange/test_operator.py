@@ -1,0 +1,148 @@
+"""Operator actions: an agreement event changes the decisions made from the next instant on while
+past deliveries keep their markings (Art. 21.4), and the exercise clock moves only forward, only
+for operators, only in exercise mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gsomia.bootstrap import Settings, build
+from gsomia.errors import Conflict, InvalidInput, NotPermitted, StorageError, UnknownEntity, ValidationFailed
+from gsomia.services.exchange.access import Role
+from gsomia.services.exchange.operator import EventSpec
+from tests.harness import NOV22, Harness, start, start_terminated
+
+LOWER_MAX = EventSpec(kind="amendment", changes={"max_level": "CONFIDENTIAL"}, note="exercise inject")
+"""An amendment lowering the Japan–Korea GSOMIA's maximum level: 極秘 (SECRET) no longer fits."""
+
+
+def test_an_event_changes_later_decisions_and_past_deliveries_keep_their_markings(harness: Harness) -> None:
+    before = harness.submit("JPN", recipients=["KOR"], payload=b"before")
+    (item,) = harness.deliveries("KOR")
+    recorded = harness.exchange.operator.record_event(harness.principals["operator"], "JPN-KOR-GSOMIA", LOWER_MAX)
+    assert (recorded["event"]["kind"], recorded["event"]["agreement"], recorded["event"]["note"]) == (
+        "amendment",
+        "JPN-KOR-GSOMIA",
+        "exercise inject",
+    )
+    assert recorded["event"]["at"] == "2019-11-22T01:00+00:00"  # now, unless told
+    assert recorded["status"]["in_force"] is True
+    after = harness.submit("JPN", recipients=["KOR"])
+    kor = harness.decision(after, "KOR")
+    assert (kor["decision"], kor["via"], kor["outcome"]) == ("relay", "USA", "pending_consent")
+    assert harness.outcomes(before) == {"KOR": "delivered"}
+    # Art. 21.4: what was provided stays protected, with its marking, and still opens
+    view = harness.exchange.deliveries.delivery(harness.principals["KOR"], item["id"])
+    assert view["marking"]["banner"] == "군사II급비밀 (JPN 極秘)"
+    assert harness.open("KOR", item["id"]) == b"before"
+    entry = harness.app.ledger.entry(recorded["leaf_index"])["entry"]
+    assert (entry["type"], entry["kind"], entry["agreement"], entry["recorded_by"]) == (
+        "agreement_event",
+        "amendment",
+        "JPN-KOR-GSOMIA",
+        harness.principals["operator"].id,
+    )
+
+
+def test_an_event_with_its_own_id_and_instant_is_stored_as_given(harness: Harness) -> None:
+    spec = EventSpec(kind="termination", at="2019-11-22T12:00+09:00", id="op-tisa-end", source="exercise")
+    recorded = harness.exchange.operator.record_event(harness.principals["operator"], "TISA", spec)
+    assert (recorded["event"]["id"], recorded["event"]["at"], recorded["event"]["source"]) == (
+        "op-tisa-end",
+        "2019-11-22T03:00+00:00",
+        "exercise",
+    )
+    assert recorded["status"]["in_force"] is True  # ends at noon; it is ten o'clock
+    entry = harness.app.ledger.entry(recorded["leaf_index"])["entry"]
+    assert (entry["event"], entry["event_at"]) == ("op-tisa-end", "2019-11-22T03:00+00:00")
+
+
+@pytest.mark.parametrize("who", ["JPN", "KOR", "auditor"])
+def test_only_operators_record_events(harness: Harness, who: str) -> None:
+    with pytest.raises(NotPermitted, match="may not record agreement events"):
+        harness.exchange.operator.record_event(harness.principals[who], "JPN-KOR-GSOMIA", LOWER_MAX)
+    assert harness.outcomes(harness.submit("JPN", recipients=["KOR"])) == {"KOR": "delivered"}
+
+
+@pytest.mark.parametrize(
+    ("agreement", "spec", "error", "message"),
+    [
+        ("NOPE", LOWER_MAX, UnknownEntity, "unknown agreement 'NOPE'"),
+        ("JPN-KOR-GSOMIA", EventSpec(kind="notice", by="USA"), ValidationFailed, "USA"),
+        ("JPN-KOR-GSOMIA", EventSpec(kind="explode"), ValidationFailed, "kind"),
+        ("TISA", EventSpec(kind="termination", at="yesterday"), ValidationFailed, "at"),
+    ],
+)
+def test_bad_events_are_refused_and_change_nothing(
+    harness: Harness, agreement: str, spec: EventSpec, error: type[Exception], message: str
+) -> None:
+    written = harness.written()
+    with pytest.raises(error, match=message):
+        harness.exchange.operator.record_event(harness.principals["operator"], agreement, spec)
+    assert harness.written() == written
+    assert harness.outcomes(harness.submit("JPN", recipients=["KOR"])) == {"KOR": "delivered"}
+
+
+def test_events_need_a_loaded_scenario(tmp_path: Path) -> None:
+    app = build(Settings(db=f"sqlite:///{tmp_path / 'empty.db'}", data_dir=tmp_path))
+    try:
+        operator = app.exchange.identity.add_principal(role=Role.OPERATOR, name="the operator").principal
+        with pytest.raises(StorageError, match="no scenario is loaded"):
+            app.exchange.operator.record_event(operator, "TISA", EventSpec(kind="termination"))
+    finally:
+        app.close()
+
+
+# --- the exercise clock -----------------------------------------------------------------------------
+
+
+def test_jumping_the_exercise_clock_past_the_end_of_the_gsomia_reroutes_the_next_track(tmp_path: Path) -> None:
+    h = start_terminated(tmp_path, at=NOV22, exercise_clock=NOV22)
+    try:
+        assert h.outcomes(h.submit("JPN", recipients=["KOR"])) == {"KOR": "delivered"}
+        moved = h.exchange.operator.advance_clock(h.principals["operator"], "2019-11-23T00:00+09:00")
+        assert h.exchange.clock.now() == moved
+        kor = h.decision(h.submit("JPN", recipients=["KOR"]), "KOR")
+        assert (kor["decision"], kor["via"], kor["arrangement"]) == ("relay", "USA", "TISA")
+        info = h.exchange.clock.info()
+        assert info is not None
+        assert info.header() == "clock=2019-11-22T15:00+00:00; whatif=no-suspension.yaml"
+    finally:
+        h.close()
+
+
+def test_the_exercise_clock_only_moves_forward_and_only_for_operators(tmp_path: Path) -> None:
+    h = start(tmp_path, exercise_clock=NOV22)
+    try:
+        operator = h.exchange.operator
+        with pytest.raises(Conflict, match="only moves forward"):
+            operator.advance_clock(h.principals["operator"], "2019-11-22T09:59+09:00")
+        for who in ("JPN", "auditor"):
+            with pytest.raises(NotPermitted):
+                operator.advance_clock(h.principals[who], "2019-11-23T00:00+09:00")
+        with pytest.raises(InvalidInput, match="no offset"):
+            operator.advance_clock(h.principals["operator"], "2019-11-23T00:00")
+        with pytest.raises(InvalidInput, match="invalid instant"):
+            operator.advance_clock(h.principals["operator"], "tomorrow")
+        assert h.exchange.clock.now() == h.clock()  # none of that moved it
+        assert operator.advance_clock(h.principals["operator"], NOV22) == h.clock()  # standing still is allowed
+    finally:
+        h.close()
+
+
+def test_the_real_clock_is_never_set(harness: Harness) -> None:
+    assert harness.exchange.clock.info() is None
+    with pytest.raises(NotPermitted, match="only in exercise mode"):
+        harness.exchange.operator.advance_clock(harness.principals["operator"], "2019-11-23T00:00+09:00")
+
+
+def test_an_event_id_already_used_is_a_conflict(harness: Harness) -> None:
+    operator = harness.exchange.operator
+    spec = EventSpec(kind="amendment", id="op-1", changes={"max_level": "CONFIDENTIAL"})
+    operator.record_event(harness.principals["operator"], "JPN-KOR-GSOMIA", spec)
+    written = harness.written()
+    with pytest.raises(Conflict, match="op-1"):
+        operator.record_event(harness.principals["operator"], "JPN-KOR-GSOMIA", spec)
+    assert harness.written() == written
