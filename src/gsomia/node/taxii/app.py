@@ -135,130 +135,99 @@ def _envelope(page: Page, digest: str, member: str = "objects", items: Sequence[
     return "{" + ",".join(parts) + "}"
 
 
-def create_taxii_app(service: TaxiiService, *, prefix: str = "/taxii2") -> FastAPI:
-    """The TAXII 2.1 application, to be mounted at ``prefix`` on the node."""
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="gsomia TAXII 2.1")
-    root_url = f"{prefix}/{API_ROOT}/"
+def _with_topic(q: Query, c: Collection) -> Query:
+    return Query(
+        after_us=q.after_us,
+        limit=q.limit,
+        ids=q.ids,
+        types=q.types,
+        spec_versions=q.spec_versions,
+        versions=q.versions,
+        topic_prefix=c.topic_prefix,
+    )
 
-    @app.exception_handler(TaxiiError)
-    async def _taxii_error(_: Request, e: TaxiiError) -> Response:
-        return _error(e)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, e: StarletteHTTPException) -> Response:
-        title = {404: "Not Found", 405: "Method Not Allowed"}.get(e.status_code, "Error")
-        headers = dict(e.headers or {})
-        return _error(TaxiiError(e.status_code, title, str(e.detail), headers))
+class _Routes:
+    """The handlers of the TAXII endpoints, over one service."""
 
-    @app.exception_handler(StorageError)
-    async def _storage_error(_: Request, e: StorageError) -> Response:
-        return _error(
-            TaxiiError(503, "Service Unavailable", "the node's store failed; nothing was changed", {"Retry-After": "5"})
-        )
+    def __init__(self, service: TaxiiService, root_url: str) -> None:
+        self.service = service
+        self.root_url = root_url
 
-    def route(path: str, methods: list[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Register a handler with and without the trailing slash: clients build some URLs
-        without it (taxii2-client's status URL)."""
-
-        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            app.add_api_route(path, fn, methods=methods, include_in_schema=False)
-            if path.endswith("/") and len(path) > 1:
-                app.add_api_route(path.rstrip("/"), fn, methods=methods, include_in_schema=False)
-            return fn
-
-        return register
-
-    async def guard(request: Request) -> Principal:
+    async def guard(self, request: Request) -> Principal:
         _accepts_taxii(request)
-        return await run_in_threadpool(_principal, service, request)
+        return await run_in_threadpool(_principal, self.service, request)
 
-    def collection_for(key: str, who: Principal) -> Collection:
-        c = service.collection(key)
+    def collection_for(self, key: str) -> Collection:
+        c = self.service.collection(key)
         if c is None:
             raise TaxiiError(404, "Not Found", f"no collection {key!r}")
         return c
 
-    def readable(key: str, who: Principal) -> Collection:
-        c = collection_for(key, who)
+    def readable(self, key: str, who: Principal) -> Collection:
+        c = self.collection_for(key)
         if not c.resource(who)["can_read"]:
             raise TaxiiError(403, "Forbidden", f"the collection {c.alias} cannot be read (can_read is false)")
         return c
 
-    def query(request: Request, allowed: frozenset[str], *, all_versions: bool = False) -> tuple[Query, str]:
+    def query(self, request: Request, allowed: frozenset[str], *, all_versions: bool = False) -> tuple[Query, str]:
         try:
             return parse_query(
                 list(request.query_params.multi_items()),
                 allowed=allowed,
-                max_page=service.settings.max_page,
+                max_page=self.service.settings.max_page,
                 versions_default_all=all_versions,
             )
         except (BadQuery, InvalidInput) as e:
             raise TaxiiError(400, "Bad Request", str(e)) from e
 
-    def with_topic(q: Query, c: Collection) -> Query:
-        return Query(
-            after_us=q.after_us,
-            limit=q.limit,
-            ids=q.ids,
-            types=q.types,
-            spec_versions=q.spec_versions,
-            versions=q.versions,
-            topic_prefix=c.topic_prefix,
-        )
-
-    @route("/", ["GET"])
-    async def discovery(request: Request) -> Response:
-        await guard(request)
-        s = service.settings
+    async def discovery(self, request: Request) -> Response:
+        await self.guard(request)
+        s = self.service.settings
         body: dict[str, Any] = {
             "title": s.title or f"gsomia node {s.party}",
             "description": f"{s.party}'s gsomia node: STIX 2.1 over TAXII 2.1, national markings carried "
             f"({extension_definition()['id']}).",
-            "default": root_url,
-            "api_roots": [root_url],
+            "default": self.root_url,
+            "api_roots": [self.root_url],
         }
         if s.contact:
             body["contact"] = s.contact
         return _taxii(body)
 
-    @route(f"/{API_ROOT}/", ["GET"])
-    async def api_root(request: Request) -> Response:
-        await guard(request)
+    async def api_root(self, request: Request) -> Response:
+        await self.guard(request)
         return _taxii(
             {
-                "title": f"{service.settings.party} node",
+                "title": f"{self.service.settings.party} node",
                 "description": "The party's inbox (what it received) and outbox (what it sends).",
                 "versions": [TAXII_MEDIA_TYPE],
-                "max_content_length": service.settings.max_content_length,
+                "max_content_length": self.service.settings.max_content_length,
             }
         )
 
-    @route(f"/{API_ROOT}/status/{{status_id}}/", ["GET"])
-    async def status(request: Request, status_id: str) -> Response:
-        who = await guard(request)
-        found = await run_in_threadpool(service.store.status, status_id)
+    async def status(self, request: Request, status_id: str) -> Response:
+        who = await self.guard(request)
+        found = await run_in_threadpool(self.service.store.status, status_id)
         # Another user's status is not found, as if it did not exist (§4.3: 404 "or the client
         # does not have access"); an admin sees every one.
         if found is None or (found[0] != who.username and not who.at_least("admin")):
             raise TaxiiError(404, "Not Found", f"no status {status_id!r}")
         return _taxii(found[1])
 
-    @route(f"/{API_ROOT}/collections/", ["GET"])
-    async def collections(request: Request) -> Response:
-        who = await guard(request)
-        return _taxii({"collections": [c.resource(who) for c in service.collections]})
+    async def collections(self, request: Request) -> Response:
+        who = await self.guard(request)
+        return _taxii({"collections": [c.resource(who) for c in self.service.collections]})
 
-    @route(f"/{API_ROOT}/collections/{{cid}}/", ["GET"])
-    async def collection(request: Request, cid: str) -> Response:
-        who = await guard(request)
-        return _taxii(collection_for(cid, who).resource(who))
+    async def collection(self, request: Request, cid: str) -> Response:
+        who = await self.guard(request)
+        return _taxii(self.collection_for(cid).resource(who))
 
-    @route(f"/{API_ROOT}/collections/{{cid}}/manifest/", ["GET"])
-    async def manifest(request: Request, cid: str) -> Response:
-        who = await guard(request)
-        c = readable(cid, who)
-        q, digest = query(request, _OBJECT_FILTERS)
-        page = await run_in_threadpool(service.store.page, c.base, with_topic(q, c))
+    async def manifest(self, request: Request, cid: str) -> Response:
+        who = await self.guard(request)
+        c = self.readable(cid, who)
+        q, digest = self.query(request, _OBJECT_FILTERS)
+        page = await run_in_threadpool(self.service.store.page, c.base, _with_topic(q, c))
         records = [
             json.dumps(
                 {
@@ -272,22 +241,21 @@ def create_taxii_app(service: TaxiiService, *, prefix: str = "/taxii2") -> FastA
         ]
         return _taxii(_envelope(page, digest, items=records), headers=_dates(page))
 
-    @route(f"/{API_ROOT}/collections/{{cid}}/objects/", ["GET", "POST"])
-    async def objects(request: Request, cid: str) -> Response:
-        who = await guard(request)
-        c = collection_for(cid, who)
+    async def objects(self, request: Request, cid: str) -> Response:
+        who = await self.guard(request)
+        c = self.collection_for(cid)
         if request.method == "POST":
-            return await add_objects(request, c, who)
-        c = readable(cid, who)
-        q, digest = query(request, _OBJECT_FILTERS)
-        page = await run_in_threadpool(service.store.page, c.base, with_topic(q, c))
+            return await self.add_objects(request, c, who)
+        c = self.readable(cid, who)
+        q, digest = self.query(request, _OBJECT_FILTERS)
+        page = await run_in_threadpool(self.service.store.page, c.base, _with_topic(q, c))
         return _taxii(_envelope(page, digest), headers=_dates(page))
 
-    async def add_objects(request: Request, c: Collection, who: Principal) -> Response:
+    async def add_objects(self, request: Request, c: Collection, who: Principal) -> Response:
         if not c.resource(who)["can_write"]:
             raise TaxiiError(403, "Forbidden", f"the collection {c.alias} cannot be written (can_write is false)")
         _content_is_taxii(request)
-        limit = service.settings.max_content_length
+        limit = self.service.settings.max_content_length
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise TaxiiError(413, "Payload Too Large", f"the envelope is over max_content_length ({limit} bytes)")
@@ -307,21 +275,19 @@ def create_taxii_app(service: TaxiiService, *, prefix: str = "/taxii2") -> FastA
         # the POST answers when its reports are decided (or after the configured wait).
         prefer = request.headers.get("prefer", "").replace(" ", "").lower()
         wait = "respond-async" not in prefer.split(",")
-        body = await run_in_threadpool(service.outbox.accept, objs, owner=who.username, wait=wait)
+        body = await run_in_threadpool(self.service.outbox.accept, objs, owner=who.username, wait=wait)
         return _taxii(body, 202)
 
-    @route(f"/{API_ROOT}/collections/{{cid}}/objects/{{object_id}}/", ["GET", "DELETE"])
-    async def one_object(request: Request, cid: str, object_id: str) -> Response:
-        who = await guard(request)
-        c = collection_for(cid, who)
+    async def one_object(self, request: Request, cid: str, object_id: str) -> Response:
+        who = await self.guard(request)
+        c = self.collection_for(cid)
         if request.method == "DELETE":
             # §5.7 needs both can_read and can_write; no collection of the node has both: what a
             # party received stays as it was received (Art. 21.4), and what it sent is sent.
             raise TaxiiError(403, "Forbidden", f"objects cannot be deleted from {c.alias}")
-        c = readable(cid, who)
-        q, digest = query(request, frozenset({"version", "spec_version"}))
-        if not await run_in_threadpool(service.store.has_object, c.base, object_id, topic_prefix=c.topic_prefix):
-            raise TaxiiError(404, "Not Found", f"no object {object_id!r} in {c.alias}")
+        c = self.readable(cid, who)
+        q, digest = self.query(request, frozenset({"version", "spec_version"}))
+        await self._exists(c, object_id)
         q = Query(
             after_us=q.after_us,
             limit=q.limit,
@@ -330,16 +296,14 @@ def create_taxii_app(service: TaxiiService, *, prefix: str = "/taxii2") -> FastA
             versions=q.versions,
             topic_prefix=c.topic_prefix,
         )
-        page = await run_in_threadpool(service.store.page, c.base, q)
+        page = await run_in_threadpool(self.service.store.page, c.base, q)
         return _taxii(_envelope(page, digest), headers=_dates(page))
 
-    @route(f"/{API_ROOT}/collections/{{cid}}/objects/{{object_id}}/versions/", ["GET"])
-    async def versions(request: Request, cid: str, object_id: str) -> Response:
-        who = await guard(request)
-        c = readable(cid, who)
-        q, digest = query(request, frozenset({"spec_version"}), all_versions=True)
-        if not await run_in_threadpool(service.store.has_object, c.base, object_id, topic_prefix=c.topic_prefix):
-            raise TaxiiError(404, "Not Found", f"no object {object_id!r} in {c.alias}")
+    async def versions(self, request: Request, cid: str, object_id: str) -> Response:
+        who = await self.guard(request)
+        c = self.readable(cid, who)
+        q, digest = self.query(request, frozenset({"spec_version"}), all_versions=True)
+        await self._exists(c, object_id)
         q = Query(
             after_us=q.after_us,
             limit=q.limit,
@@ -348,9 +312,54 @@ def create_taxii_app(service: TaxiiService, *, prefix: str = "/taxii2") -> FastA
             versions=VersionFilter(last=False, all=True),
             topic_prefix=c.topic_prefix,
         )
-        page = await run_in_threadpool(service.store.page, c.base, q)
+        page = await run_in_threadpool(self.service.store.page, c.base, q)
         return _taxii(
             _envelope(page, digest, "versions", [json.dumps(r.version) for r in page.rows]), headers=_dates(page)
         )
 
+    async def _exists(self, c: Collection, object_id: str) -> None:
+        store = self.service.store
+        if not await run_in_threadpool(store.has_object, c.base, object_id, topic_prefix=c.topic_prefix):
+            raise TaxiiError(404, "Not Found", f"no object {object_id!r} in {c.alias}")
+
+
+def create_taxii_app(service: TaxiiService, *, prefix: str = "/taxii2") -> FastAPI:
+    """The TAXII 2.1 application, to be mounted at ``prefix`` on the node."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="gsomia TAXII 2.1")
+    routes = _Routes(service, f"{prefix}/{API_ROOT}/")
+
+    @app.exception_handler(TaxiiError)
+    async def _taxii_error(_: Request, e: TaxiiError) -> Response:
+        return _error(e)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, e: StarletteHTTPException) -> Response:
+        title = {404: "Not Found", 405: "Method Not Allowed"}.get(e.status_code, "Error")
+        headers = dict(e.headers or {})
+        return _error(TaxiiError(e.status_code, title, str(e.detail), headers))
+
+    @app.exception_handler(StorageError)
+    async def _storage_error(_: Request, e: StorageError) -> Response:
+        return _error(
+            TaxiiError(503, "Service Unavailable", "the node's store failed; nothing was changed", {"Retry-After": "5"})
+        )
+
+    collection = f"/{API_ROOT}/collections/{{cid}}"
+    table: list[tuple[str, list[str], Callable[..., Any]]] = [
+        ("/", ["GET"], routes.discovery),
+        (f"/{API_ROOT}/", ["GET"], routes.api_root),
+        (f"/{API_ROOT}/status/{{status_id}}/", ["GET"], routes.status),
+        (f"/{API_ROOT}/collections/", ["GET"], routes.collections),
+        (f"{collection}/", ["GET"], routes.collection),
+        (f"{collection}/manifest/", ["GET"], routes.manifest),
+        (f"{collection}/objects/", ["GET", "POST"], routes.objects),
+        (f"{collection}/objects/{{object_id}}/", ["GET", "DELETE"], routes.one_object),
+        (f"{collection}/objects/{{object_id}}/versions/", ["GET"], routes.versions),
+    ]
+    for path, methods, handler in table:
+        app.add_api_route(path, handler, methods=methods, include_in_schema=False)
+        # Also without the trailing slash: clients build some URLs without it (taxii2-client's
+        # status URL).
+        if path.endswith("/") and len(path) > 1:
+            app.add_api_route(path.rstrip("/"), handler, methods=methods, include_in_schema=False)
     return app
