@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 DEMO_PORT ?= 8000
 
-.PHONY: demo test lint bench install install-dev system-packages clean serve web web-check
+.PHONY: demo test lint bench install install-dev system-packages clean serve web web-check console console-check
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,10 @@ install-dev: $(VENV)/.installed-dev
 demo: install
 	$(BIN)/gsomia demo --port $(DEMO_PORT)
 
-## test: the dashboard's lint and unit tests (web-check), then the whole suite, PostgreSQL and browser included,
+## test: the dashboard's and the node console's lint and unit tests (web-check, console-check), then the whole suite, PostgreSQL and browser included,
 ## with coverage of src/gsomia (subprocesses too); first installs the Debian packages it needs
 ## (scripts/system-packages.sh), and fails under the floor in pyproject.toml
-test: system-packages install-dev web-check
+test: system-packages install-dev web-check console-check
 	$(BIN)/python -m pytest -q --cov --cov-report=html:artifacts/coverage $(PYTEST_ARGS)
 
 ## system-packages: PostgreSQL, Chromium, CJK fonts, Node.js and npm from Debian (as root; otherwise prints the command)
@@ -57,6 +57,15 @@ web:
 ## web-check: the dashboard sources' ESLint and Prettier checks and their unit tests (needs Node and npm)
 web-check:
 	cd web && npm ci && npm run lint && npm test
+
+## console: rebuild the party node's console from console/ (bundled by esbuild, no runtime library) into
+## src/gsomia/node/web; the built files are committed, so only needed after changing console/ (needs Node and npm)
+console:
+	cd console && npm ci && npm run build
+
+## console-check: the node console sources' ESLint and Prettier checks, their unit tests, and that the committed build is theirs
+console-check:
+	cd console && npm ci && npm run lint && npm test && npm run check-build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis artifacts .coverage .coverage.*

@@ -23,7 +23,7 @@ from gsomia.errors import LedgerInvalid
 from gsomia.ledger.entries import entry_bytes, entry_leaf_hash
 from gsomia.ledger.tree import MerkleTree
 from gsomia.services.ledger.service import LedgerService
-from gsomia.storage.ledger import LedgerEntryRow, LedgerMetaRow, Session
+from gsomia.storage.ledger import LedgerEntryRow, LedgerMetaRow, LedgerTable, Session
 from gsomia.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,6 +105,23 @@ def test_a_rolled_back_transaction_leaves_no_row_and_no_leaf(store: Store, ledge
         assert ledger.append(s, entry(4)) == 3
     assert [i for i, _b, _h in stored(store)] == [0, 1, 2, 3]
     assert ledger.entry(3)["entry"] == entry(4)
+    assert ledger.verify().ok
+
+
+def test_an_entry_shared_in_its_own_transaction_is_readable_by_exactly_those_it_was_shared_with(
+    store: Store, ledger: LedgerService
+) -> None:
+    fill(store, ledger, 1)
+    with store.writing() as s:
+        fresh = ledger.append(s, entry(1), parties=["JPN"])
+        ledger.share(s, fresh, ["KOR", "JPN"])  # a delivery's recipient, before the entry is written
+        ledger.share(s, 0, ["AUS"])  # an entry committed before
+        with contextlib.suppress(ValueError), s.begin_nested():
+            ledger.share(s, fresh, ["USA"])
+            raise ValueError("the delivery failed after sharing the entry")
+    table = LedgerTable(store)
+    assert [p for p in ("JPN", "KOR", "USA", "AUS") if table.readable(fresh, p)] == ["JPN", "KOR"]
+    assert [p for p in ("JPN", "KOR", "USA", "AUS") if table.readable(0, p)] == ["AUS"]
     assert ledger.verify().ok
 
 

@@ -11,6 +11,7 @@ Security Policy and the usual hardening headers (OWASP Secure Headers).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -43,7 +44,7 @@ from gsomia.errors import (
     UnknownEntity,
     ValidationFailed,
 )
-from gsomia.node.service import NodeService
+from gsomia.node.service import SESSION_ENDED, NodeService
 from gsomia.node.users import LoginThrottled, Role, Session
 
 __all__ = ["COOKIE", "CSP", "WEB_DIR", "create_node_app", "require"]
@@ -59,6 +60,7 @@ CSP = (
 WEB_DIR = Path(__file__).resolve().parent / "web"
 PROBLEM = "application/problem+json"
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_BODY = 1024 * 1024  # the exchange's own limit (GSOMIA_MAX_BODY_BYTES): a larger report could not go on
 
 _STATUS: list[tuple[type[GsomiaError], int, str]] = [
     (LoginThrottled, 429, "too-many-requests"),
@@ -137,8 +139,6 @@ def current_session(request: Request) -> Session:
     """
     session = service_of(request).users.session(request.cookies.get(COOKIE))
     if request.method not in SAFE:
-        import hmac  # noqa: PLC0415
-
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):
             raise NotPermitted(f"missing or wrong {CSRF_HEADER} header (send the csrf of GET /api/session)")
@@ -253,6 +253,7 @@ def logout(request: Request, session: Officer) -> Response:
     service = service_of(request)
     service.users.logout(request.cookies.get(COOKIE, ""))
     service.audit.record(session.username, "logout", "", {})
+    service.bus.publish(SESSION_ENDED, {"session": session.token_sha256})
     response = Response(status_code=204)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -417,8 +418,12 @@ def audit(
 
 
 @api.get("/events")
-async def events(request: Request, _: Officer) -> EventSourceResponse:
-    """Live updates for the console: ``delivery``, ``consent``, ``alarm``, ``status``, ``incident``."""
+async def events(request: Request, session: Officer) -> EventSourceResponse:
+    """Live updates for the console: ``delivery``, ``consent``, ``alarm``, ``status``, ``incident``.
+
+    The stream ends as soon as its session does (signed out, or the user revoked), so a revoked
+    officer's open console stops receiving at once; the browser's reconnection then gets a 401.
+    """
     service = service_of(request)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=1000)
@@ -432,6 +437,10 @@ async def events(request: Request, _: Officer) -> EventSourceResponse:
             yield {"event": "status", "data": json.dumps(service.status(), ensure_ascii=False)}
             while True:
                 kind, data = await queue.get()
+                if kind == SESSION_ENDED:
+                    if data.get("session") == session.token_sha256 or data.get("user") == session.username:
+                        return
+                    continue
                 yield {"event": kind, "data": json.dumps(data, ensure_ascii=False)}
         finally:
             service.bus.unsubscribe(push)
@@ -483,7 +492,15 @@ def create_node_app(
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY:
+            response: Response = problem(413, "payload-too-large", f"request bodies are at most {MAX_BODY} bytes")
+        else:
+            try:
+                response = await call_next(request)
+            except Exception:  # a bug: answered as a problem, with the same headers as any answer
+                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                response = problem(500, "internal", "internal error: nothing was changed")
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"

@@ -51,6 +51,12 @@ MAX_PAYLOAD = 512 * 1024  # the exchange takes 1 MiB bodies; base64 grows a payl
 SYSTEM = "node"  # the audit log's name for what the node does by itself
 
 
+# An internal event: a session ended (``{"session": token_sha256}``) or every session of a user
+# did (``{"user": name}``); the console's event streams of those sessions end on it and never
+# forward it.
+SESSION_ENDED = "session_ended"
+
+
 class EventBus:
     """Fan-out of node events (``delivery``, ``consent``, ``alarm``, ``status``, ``incident``)
     to the open event streams of the console; thread-safe."""
@@ -201,6 +207,7 @@ class NodeService:
     def close(self) -> None:
         """Stop the background work and close the store."""
         self.stop()
+        self.syncer.close()
         self.store.close()
 
     def connect(self) -> ExchangeClient:
@@ -691,6 +698,7 @@ class NodeService:
             raise NotPermitted("this is the last active admin; add another admin first")
         user = self.users.revoke(username)
         self.audit.record(by, "revoke_user", username, {})
+        self.bus.publish(SESSION_ENDED, {"user": username})
         return user
 
     def clear_alarm(self, by: str) -> dict[str, Any] | None:

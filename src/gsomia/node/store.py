@@ -227,16 +227,16 @@ class NodeStore:
             raise StorageError("the node key is 32 bytes")
         self.path = path
         url = URL.create("sqlite+pysqlcipher", password=f"x'{key.hex()}'", database=str(path))
-        # A pool of connections, each used by one thread at a time. (The pysqlcipher dialect
-        # defaults to SingletonThreadPool, which keeps pool_size connections and closes the
-        # oldest under the thread still using it once more threads than that touch the store:
-        # the API's thread pool does, and the process then crashes in SQLCipher.)
+        # A queue of connections shared by the API's and the sync's threads (the dialect's
+        # default, one connection per thread kept in a small ring, may close a connection
+        # another thread is using once more threads than the ring holds ask for one).
         self._engine: Engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             poolclass=QueuePool,
             pool_size=8,
-            max_overflow=56,
+            max_overflow=24,
+            pool_timeout=60,
         )
         event.listen(self._engine, "connect", _on_connect)
         self._write_lock = threading.RLock()

@@ -33,6 +33,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,7 +57,7 @@ from gsomia.errors import (
 )
 from gsomia.node.keyring import KeyRing
 from gsomia.node.store import NodeStore, deliveries, incidents, iso_now, utc_text
-from gsomia.node.witness import Accepted, LedgerWitness, same
+from gsomia.node.witness import Accepted, LedgerWitness, fetch_entry, same
 
 __all__ = ["REASONS", "SyncResult", "Syncer"]
 
@@ -71,7 +72,8 @@ REASONS = {
 }
 """Why a delivery is quarantined, by reason code."""
 
-PAGE = 500
+PAGE = 200
+WORKERS = 8  # deliveries verified at once while catching up
 MAX_BACKOFF = 30.0
 _DELIVERY_FIELDS = ("delivery", "report", "originator", "recipient", "purpose", "via", "marking", "key")
 
@@ -127,6 +129,11 @@ class Syncer:
         self._publish = publish
         self._signers: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()  # one pass at a time (the loop, a CLI --once)
+        self._ahead = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="node-ledger")
+
+    def close(self) -> None:
+        """Stop the threads that fetch ledger entries and proofs ahead."""
+        self._ahead.shutdown(wait=False, cancel_futures=True)
 
     # --- state -------------------------------------------------------------------------------------
 
@@ -136,14 +143,18 @@ class Syncer:
         return self.store.get("sync.cursor")
 
     def _reachable(self, ok: bool, error: str | None = None) -> None:
-        was = self.store.get("exchange.reachable")
-        self.store.put("exchange.reachable", "true" if ok else "false")
-        if error is not None:
-            self.store.put("exchange.error", error)
-        elif ok:
-            self.store.put("exchange.error", "")
-        if was != ("true" if ok else "false"):
-            self._publish("status", {"exchange": {"reachable": ok, "error": error}})
+        """Record whether the exchange answers (written only when it changes)."""
+        state = "true" if ok else "false"
+        shown = error if error is not None else ("" if ok else None)
+        if self.store.get("exchange.reachable") == state and (
+            shown is None or self.store.get("exchange.error") == shown
+        ):
+            return
+        with self.store.write() as c:
+            self.store.put("exchange.reachable", state, c)
+            if shown is not None:
+                self.store.put("exchange.error", shown, c)
+        self._publish("status", {"exchange": {"reachable": ok, "error": error}})
 
     # --- one pass ----------------------------------------------------------------------------------
 
@@ -160,8 +171,8 @@ class Syncer:
             try:
                 with self.connect() as ex:
                     self.prepare(ex)
-                    for item in self._pages(ex):
-                        self.process(ex, item, result)
+                    for page in self._pages(ex):
+                        self._page(ex, page, result)
             except (ExchangeUnreachable, StorageError, ExchangeError, NotAuthenticated) as e:
                 self._reachable(False, str(e))
                 raise
@@ -181,6 +192,11 @@ class Syncer:
             except GsomiaError as e:
                 log.warning("the exchange refused the witness key: %s", e)
                 self.store.put("witness.last_error", str(e))
+        self._exercise(ex)
+        self._advance(ex)
+        self._reachable(True)
+
+    def _exercise(self, ex: ExchangeClient) -> None:
         exercise = ex.exercise()
         self.store.put_json(
             "exchange.exercise",
@@ -188,22 +204,20 @@ class Syncer:
             if exercise.get("exercise")
             else None,
         )
-        self._advance(ex)
-        self._reachable(True)
 
-    def _advance(self, ex: ExchangeClient) -> Accepted | None:
+    def _advance(self, ex: ExchangeClient, *, cosign: bool = True) -> Accepted | None:
         try:
-            return self.witness.advance(ex)
+            return self.witness.advance(ex, cosign=cosign)
         except LedgerInvalid as e:
             log.warning("ledger: %s", e)
             return self.witness.latest()
 
-    def _pages(self, ex: ExchangeClient) -> Iterator[dict[str, Any]]:
+    def _pages(self, ex: ExchangeClient) -> Iterator[list[dict[str, Any]]]:
         cursor = self.cursor
         while True:
             page = ex.inbox(cursor=cursor, limit=PAGE)
-            items = page.get("items") or []
-            yield from items
+            items = list(page.get("items") or [])
+            yield items
             cursor = page.get("next_cursor")
             if not cursor:
                 return
@@ -236,7 +250,17 @@ class Syncer:
                 if event.id and "seq" not in item:
                     item["seq"] = int(event.id)
                 with self._lock:
-                    self.process(ex, item, SyncResult())
+                    if _seq(item.get("seq")) <= _seq(self.cursor):
+                        pass  # a page read on an earlier event took it already
+                    elif item.get("type") == "delivery":
+                        # a delivery wakes a read of the inbox by pages: deliveries that arrive
+                        # together are verified concurrently, as when catching up, rather than
+                        # one after the other as their events come
+                        result = SyncResult()
+                        for page in self._pages(ex):
+                            self._page(ex, page, result)
+                    else:
+                        self.process(ex, item, SyncResult())
                 self.store.put("exchange.last_event_at", iso_now())
         raise ExchangeUnreachable("the exchange closed the event stream")
 
@@ -246,13 +270,23 @@ class Syncer:
         while not stop.wait(interval):
             try:
                 with self.connect() as ex:
+                    self._exercise(ex)
                     self._advance(ex)
+                    self._reachable(True)
             except GsomiaError as e:
                 log.info("witness: %s", e)
+                self._reachable(False, str(e))
 
     # --- items -------------------------------------------------------------------------------------
 
-    def process(self, ex: ExchangeClient, item: dict[str, Any], result: SyncResult) -> None:
+    def process(
+        self,
+        ex: ExchangeClient,
+        item: dict[str, Any],
+        result: SyncResult,
+        *,
+        ready: Future[dict[str, Any]] | None = None,
+    ) -> None:
         """Handle one inbox item and move the cursor past it.
 
         Raises:
@@ -262,7 +296,7 @@ class Syncer:
         kind = item.get("type")
         result.items += 1
         if kind == "delivery":
-            state = self._delivery(ex, item, seq)
+            state = self._delivery(ex, item, seq, ready)
             if state == "verified":
                 result.verified += 1
             elif state == "quarantined":
@@ -289,26 +323,20 @@ class Syncer:
                 self.store.put("sync.cursor", seq, c)
         self._publish("incident", {"id": incident_id, "type": item.get("type")})
 
-    def _delivery(self, ex: ExchangeClient, item: dict[str, Any], seq: str) -> str:
+    def _delivery(
+        self, ex: ExchangeClient, item: dict[str, Any], seq: str, ready: Future[dict[str, Any]] | None = None
+    ) -> str:
+        """Verify one delivery (or take the result verified ahead in ``ready``), store it and
+        move the cursor past it, in one transaction."""
         delivery_id = str(item.get("id", ""))
-        with self.store.read() as c:
-            known = c.execute(select(deliveries.c.state).where(deliveries.c.delivery_id == delivery_id)).scalar()
-        if known in {"verified", "quarantined"}:  # processed before a restart: only move on
+        known = self._final(delivery_id)
+        if known is not None:  # processed before a restart: only move on
             if seq:
                 self.store.put("sync.cursor", seq)
-            return str(known)
-        self._pending(item, seq)
-        try:
-            view = ex.delivery(delivery_id)
-        except UnknownEntity:
-            view = {
-                "id": delivery_id,
-                "marking": item.get("marking") or {},
-                **{k: item.get(k) for k in ("report", "originator", "topic", "purpose", "via", "created_at")},
-            }
-            row = self.check_missing(view)
-        else:
-            row = self.check(ex, view)
+            return known
+        if ready is None:
+            self._pending(item, seq)
+        row = ready.result() if ready is not None else self._verify(ex, item)
         row["seq"] = int(seq or 0)
         with self.store.write() as c:
             c.execute(update(deliveries).where(deliveries.c.delivery_id == delivery_id).values(**row))
@@ -320,10 +348,58 @@ class Syncer:
                 "delivery_id": delivery_id,
                 "state": row["state"],
                 "reason": row["reason"],
-                "banner": banner(view["marking"]),
+                "banner": banner(json.loads(row["marking"]) if "marking" in row else item.get("marking") or {}),
             },
         )
         return str(row["state"])
+
+    def _final(self, delivery_id: str) -> str | None:
+        with self.store.read() as c:
+            known = c.execute(select(deliveries.c.state).where(deliveries.c.delivery_id == delivery_id)).scalar()
+        return str(known) if known in {"verified", "quarantined"} else None
+
+    def _verify(self, ex: ExchangeClient, item: dict[str, Any]) -> dict[str, Any]:
+        """Fetch and verify one delivery: the row to store (nothing is written here).
+
+        Raises:
+            ExchangeUnreachable: the exchange went away (nothing is decided).
+        """
+        delivery_id = str(item.get("id", ""))
+        try:
+            view = ex.delivery(delivery_id)
+        except UnknownEntity:
+            view = {
+                "id": delivery_id,
+                "marking": item.get("marking") or {},
+                **{k: item.get(k) for k in ("report", "originator", "topic", "purpose", "via", "created_at")},
+            }
+            return self.check_missing(view)
+        return self.check(ex, view)
+
+    def _page(self, ex: ExchangeClient, items: list[dict[str, Any]], result: SyncResult) -> None:
+        """Process one page of inbox items in order, verifying its deliveries concurrently
+        ahead of time (the exchange commits their fetches together); results are stored, and
+        the cursor moved, strictly in inbox order."""
+        todo = [i for i in items if i.get("type") == "delivery" and self._final(str(i.get("id", ""))) is None]
+        if len(todo) < 2:
+            for item in items:
+                self.process(ex, item, result)
+            return
+        for item in todo:
+            self._pending(item, str(item.get("seq", "")))
+        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="node-verify") as pool:
+            ahead = {str(i.get("id")): pool.submit(self._verify, ex, i) for i in todo}
+            try:
+                for item in items:
+                    self.process(
+                        ex,
+                        item,
+                        result,
+                        ready=ahead.get(str(item.get("id"))) if item.get("type") == "delivery" else None,
+                    )
+            finally:
+                for future in ahead.values():
+                    future.cancel()
 
     def _pending(self, item: dict[str, Any], seq: str) -> None:
         marking = item.get("marking") or {}
@@ -478,15 +554,20 @@ class Syncer:
         index, submission = view.get("leaf_index"), origin.get("leaf_index")
         if type(index) is not int or type(submission) is not int:
             raise Quarantined("not_in_ledger", "the delivery names no ledger entry")
+        # the two entries are fetched while the checkpoint is brought up to date, then the two
+        # proofs at once: four round trips to the exchange after the delivery, not seven
+        records = {i: self._ahead.submit(fetch_entry, ex, i) for i in (index, submission)}
         cp = self.witness.latest()
         if cp is None or max(index, submission) >= cp.size:
-            cp = self._advance(ex)
+            cp = self._advance(ex, cosign=False)
         if cp is None or max(index, submission) >= cp.size:
             if self.witness.alarm() is not None:
                 raise Quarantined("checkpoint_inconsistent", "no checkpoint this node accepted covers the delivery")
             raise Quarantined("not_in_ledger", f"entry {max(index, submission)} is beyond the signed checkpoint")
         out["checkpoint_size"] = cp.size
-        entry = self._included(ex, index, cp, "delivery")
+        size = cp.size
+        proofs = {i: self._ahead.submit(ex.ledger_inclusion, i, size) for i in (index, submission)}
+        entry = self._included(ex, index, cp, "delivery", records[index], proofs[index])
         out["inclusion"] = {"index": index, "size": cp.size, "ok": True}
         expected = {
             "delivery": view.get("id"),
@@ -503,7 +584,7 @@ class Syncer:
         if entry.get("type") != "delivery" or wrong or entry.get("wrapped_key_sha256") != wrapped:
             what = ", ".join(wrong or ["wrapped_key_sha256"]) if entry.get("type") == "delivery" else "its type"
             raise Quarantined("not_in_ledger", f"ledger entry {index} differs from the delivery in {what}")
-        sub = self._included(ex, submission, cp, "submission")
+        sub = self._included(ex, submission, cp, "submission", records[submission], proofs[submission])
         out["submission_inclusion"] = {"index": submission, "size": cp.size, "ok": True}
         report = origin["report"]
         claimed = {
@@ -516,9 +597,17 @@ class Syncer:
         if sub.get("type") != "submission" or wrong:
             raise Quarantined("not_in_ledger", f"submission entry {submission} differs in {', '.join(wrong) or 'type'}")
 
-    def _included(self, ex: ExchangeClient, index: int, cp: Accepted, what: str) -> dict[str, Any]:
+    def _included(
+        self,
+        ex: ExchangeClient,
+        index: int,
+        cp: Accepted,
+        what: str,
+        record: Future[dict[str, Any]],
+        proof: Future[dict[str, Any]],
+    ) -> dict[str, Any]:
         try:
-            return self.witness.check_inclusion(ex, index, cp)
+            return self.witness.check_inclusion(ex, index, cp, record=record.result(), proof=proof.result())
         except UnknownEntity:
             raise Quarantined("not_in_ledger", f"the exchange serves no {what} entry {index} to this party") from None
         except LedgerInvalid as e:
@@ -550,6 +639,14 @@ def banner(marking: dict[str, Any]) -> str:
     if marking.get("exercise") and not text.startswith("EXERCISE "):
         text = "EXERCISE " + text
     return text
+
+
+def _seq(value: object) -> int:
+    """An inbox sequence number (a cursor is one as text); 0 for none."""
+    try:
+        return int(str(value)) if value not in (None, "") else 0
+    except ValueError:
+        return 0
 
 
 def _text(payload: bytes | None) -> str:

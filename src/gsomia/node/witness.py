@@ -36,7 +36,7 @@ from gsomia.ledger.checkpoint import b64, parse_signed_note
 from gsomia.ledger.entries import entry_bytes
 from gsomia.node.store import NodeStore, alarms, checkpoints, iso_now
 
-__all__ = ["Accepted", "LedgerWitness", "proof_hashes"]
+__all__ = ["Accepted", "LedgerWitness", "fetch_entry", "proof_hashes"]
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +139,12 @@ class LedgerWitness:
 
     # --- advancing ---------------------------------------------------------------------------------
 
-    def advance(self, exchange: ExchangeClient) -> Accepted | None:
+    def advance(self, exchange: ExchangeClient, *, cosign: bool = True) -> Accepted | None:
         """Fetch the exchange's checkpoint and accept it if it extends the last accepted one.
 
-        Returns the latest accepted checkpoint (unchanged under an alarm).
+        Returns the latest accepted checkpoint (unchanged under an alarm). ``cosign=False``
+        accepts without cosigning (the sync, which needs a checkpoint for every new delivery,
+        leaves cosigning to the witness's own pace).
 
         Raises:
             LedgerInvalid: the checkpoint's signature does not verify with the pinned key, or
@@ -157,11 +159,11 @@ class LedgerWitness:
             if self.alarm() is not None:
                 return last
             if last is None:
-                return self._accept(exchange, cp.size, cp.root_hash, note, cosign=True)
+                return self._accept(exchange, cp.size, cp.root_hash, note, cosign=cosign)
             if cp.size == last.size:
                 if cp.root_hash != last.root:
                     self._raise("fork", f"two checkpoints of size {cp.size} with different roots", last.note, note)
-                if self._needs_cosignature(last.size):
+                if cosign and self._needs_cosignature(last.size):
                     self._cosign(exchange, last)
                 return last
             if cp.size < last.size:
@@ -191,7 +193,7 @@ class LedgerWitness:
                 self._raise(
                     "fork", f"size {cp.size} does not extend the accepted size {last.size}: {e}", last.note, note
                 )
-            return self._accept(exchange, cp.size, cp.root_hash, note, cosign=True)
+            return self._accept(exchange, cp.size, cp.root_hash, note, cosign=cosign)
 
     def _accept(self, exchange: ExchangeClient, size: int, root: bytes, note: str, *, cosign: bool) -> Accepted:
         with self.store.write() as c:
@@ -253,27 +255,51 @@ class LedgerWitness:
 
     # --- inclusion ------------------------------------------------------------------------------------
 
-    def check_inclusion(self, exchange: ExchangeClient, index: int, cp: Accepted) -> dict[str, Any]:
-        """Fetch entry ``index`` and prove it is leaf ``index`` of the accepted checkpoint ``cp``
+    def check_inclusion(
+        self,
+        exchange: ExchangeClient,
+        index: int,
+        cp: Accepted,
+        *,
+        record: dict[str, Any] | None = None,
+        proof: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Prove that entry ``index`` is leaf ``index`` of the accepted checkpoint ``cp``
         (RFC 9162 §2.1.3); the entry object, hashed exactly as served (docs/protocol.md §5.2).
+        The entry record and the proof are fetched unless given (fetched ahead).
 
         Raises:
             LedgerInvalid: the entry's bytes do not hash to the leaf, or the proof fails.
             UnknownEntity: the exchange has no such entry for this party.
             ExchangeUnreachable: the exchange could not be reached.
         """
-        record = exchange.request("GET", f"/api/v1/ledger/entries/{index}").json()
+        if record is None:
+            record = fetch_entry(exchange, index)
         body = _entry_body(record)
         leaf = merkle.leaf_hash(body)
         served = record.get("leaf_hash")
         if served is not None and served != b64(leaf):
             raise LedgerInvalid(f"entry {index}: its bytes do not hash to the leaf hash served")
-        proof = exchange.ledger_inclusion(index, cp.size)
+        if proof is None:
+            proof = exchange.ledger_inclusion(index, cp.size)
+        if proof.get("size") not in (None, cp.size) or proof.get("index") not in (None, index):
+            raise LedgerInvalid(f"the inclusion proof of {index} is for another index or size")
         merkle.verify_inclusion(leaf, index, cp.size, proof_hashes(proof, f"inclusion of {index}"), cp.root)
         entry = json.loads(body)
         if not isinstance(entry, dict):
             raise LedgerInvalid(f"entry {index}: not a JSON object")
         return entry
+
+
+def fetch_entry(exchange: ExchangeClient, index: int) -> dict[str, Any]:
+    """An entry record as the exchange serves it (``GET /api/v1/ledger/entries/{index}``).
+
+    Raises:
+        UnknownEntity: no such entry for this party.
+        ExchangeUnreachable: the exchange could not be reached.
+    """
+    record: dict[str, Any] = exchange.request("GET", f"/api/v1/ledger/entries/{index}").json()
+    return record
 
 
 def _entry_body(record: dict[str, Any]) -> bytes:

@@ -208,11 +208,24 @@ class LedgerTable:
 
     @staticmethod
     def share(session: Session, index: int, parties: Sequence[str]) -> None:
-        """Let ``parties`` read the committed entry ``index`` too (in ``session``'s transaction).
+        """Let ``parties`` read the entry ``index`` too, committed or appended in ``session``'s
+        transaction (in that transaction).
 
         Raises:
             StorageError: on any database error.
         """
+        pending: _Pending | None = session.info.get(_PENDING)
+        if pending is not None and pending.leaves:
+            # An entry appended in this very transaction (a submission, then its deliveries) is
+            # written with its readers at commit: widen them there, with no statement. Only if it
+            # belongs to the innermost transaction: a savepoint rolled back drops both together.
+            offset = index - pending.leaves[0].index
+            if 0 <= offset < len(pending.leaves):
+                leaf = pending.leaves[offset]
+                current = session.get_nested_transaction() or session.get_transaction()
+                if leaf.index == index and leaf.transaction is current:
+                    leaf.parties = tuple(dict.fromkeys((*leaf.parties, *parties)))
+                    return
         known = set(
             session.scalars(
                 select(LedgerVisibilityRow.party).where(

@@ -1,0 +1,321 @@
+// The party node's console: the shell (session, masthead, navigation, alarm and exercise
+// banners, status line, live updates) and the router that shows one view at a time.
+
+import './console.css';
+import * as api from './api.js';
+import { h, fill, $ } from './dom.js';
+import { instant, short } from './format.js';
+import { can } from './markings.js';
+import { parseHash, href } from './routes.js';
+import { problemBox } from './widgets.js';
+import { Live } from './live.js';
+import * as login from './views/login.js';
+import * as inbox from './views/inbox.js';
+import * as report from './views/report.js';
+import * as submit from './views/submit.js';
+import * as consents from './views/consents.js';
+import * as incidents from './views/incidents.js';
+import * as keys from './views/keys.js';
+import * as users from './views/users.js';
+import * as audit from './views/audit.js';
+
+// The sections, in the navigation's order, with the least role that sees them.
+const SECTIONS = [
+  { view: 'inbox', label: 'Inbox', role: 'officer', module: inbox },
+  { view: 'submit', label: 'Submit', role: 'officer', module: submit },
+  { view: 'consents', label: 'Consents', role: 'officer', module: consents },
+  { view: 'incidents', label: 'Incidents', role: 'officer', module: incidents },
+  { view: 'keys', label: 'Keys and ledger', role: 'officer', module: keys },
+  { view: 'users', label: 'Users', role: 'admin', module: users },
+  { view: 'audit', label: 'Audit log', role: 'admin', module: audit },
+];
+const VIEWS = {
+  ...Object.fromEntries(SECTIONS.map((s) => [s.view, s])),
+  deliveries: { view: 'deliveries', role: 'officer', module: report, parent: 'inbox' },
+};
+
+const ctx = {
+  session: null,
+  meta: null,
+  status: null,
+  live: null,
+  view: null, // the view shown: {onEvent, destroy}
+  can: (needed) => can(ctx.session?.role, needed),
+  go: (address) => {
+    if (location.hash === address) route();
+    else location.hash = address;
+  },
+  /** Re-read /api/status and redraw the banners and the status line. */
+  refreshStatus: async () => {
+    try {
+      ctx.status = await api.get('/api/status');
+    } catch (err) {
+      if (err.status !== 401) showStatusProblem(err);
+      return;
+    }
+    drawStatus();
+  },
+};
+
+// --- session ---------------------------------------------------------------------------------
+
+async function boot() {
+  window.addEventListener('hashchange', route);
+  // the skip link moves the focus to the content's heading; followed as a link, its "#main"
+  // would replace the address that holds the view (the console routes with the fragment)
+  $('.skip').addEventListener('click', (ev) => {
+    ev.preventDefault();
+    const main = $('#main');
+    (main.querySelector('h1') ?? main).focus();
+  });
+  document.addEventListener('gsomia:unauthenticated', () => signedOut('Your session has ended. Sign in again to continue.'));
+  try {
+    ctx.session = await api.get('/api/session');
+  } catch (err) {
+    if (err.status === 401) {
+      signedOut(null);
+      return;
+    }
+    fill($('#main'), problemBox(err, 'The node did not answer:'));
+    return;
+  }
+  await signedIn(ctx.session);
+}
+
+/** A session exists: read what every view needs, draw the shell, follow live events. */
+async function signedIn(session) {
+  // signed in from the form (not a session found on loading): the form that had the focus is
+  // gone, so the first view's heading takes it
+  if (ctx.view) ctx.routed = true;
+  ctx.session = session;
+  api.setCsrf(session.csrf);
+  document.body.dataset.signedIn = '1';
+  try {
+    [ctx.meta, ctx.status] = await Promise.all([api.get('/api/meta'), api.get('/api/status')]);
+  } catch (err) {
+    if (err.status === 401) return;
+    fill($('#main'), problemBox(err, 'The node could not say what it holds:'));
+    return;
+  }
+  drawShell();
+  drawStatus();
+  ctx.live?.close();
+  ctx.live = new Live(onEvent, onLiveDrop);
+  ctx.live.open();
+  if (parseHash(location.hash).view === 'login' || !location.hash) {
+    const back = sessionStorage.getItem('gsomia.node.back');
+    sessionStorage.removeItem('gsomia.node.back');
+    ctx.go(back && back.startsWith('#/') && !back.startsWith('#/login') ? back : '#/inbox');
+  } else route();
+}
+
+/** The event stream dropped: ask the node whether the session still stands (a 401 signs the
+ * console out at once, as when an administrator revoked the user); if the browser gave up on
+ * the stream while the session stands, open it again a little later. */
+async function onLiveDrop(closed) {
+  const live = ctx.live;
+  await ctx.refreshStatus();
+  if (closed && ctx.session && ctx.live === live) setTimeout(() => ctx.live === live && live.open(), 5000);
+}
+
+function signedOut(message) {
+  ctx.live?.close();
+  ctx.live = null;
+  ctx.view?.destroy?.();
+  ctx.view = null;
+  ctx.session = null;
+  api.setCsrf(null);
+  delete document.body.dataset.signedIn;
+  fill($('#nav'));
+  fill($('#user'));
+  fill($('#status-line'));
+  $('#alarm').hidden = true;
+  $('#exercise').hidden = true;
+  const here = location.hash;
+  if (here && !here.startsWith('#/login')) sessionStorage.setItem('gsomia.node.back', here);
+  if (parseHash(here).view !== 'login') history.replaceState(null, '', '#/login');
+  document.title = 'Sign in · gsomia node';
+  ctx.view = login.render(ctx, $('#main'), { message, onSignedIn: signedIn });
+}
+
+async function signOut() {
+  // the node ends the event stream with the session: stop listening first, so that its end is
+  // not taken for a session that ended elsewhere
+  ctx.live?.close();
+  ctx.live = null;
+  try {
+    await api.del('/api/session');
+  } catch {
+    // signed out either way: the node ends the session or it had already ended
+  }
+  sessionStorage.removeItem('gsomia.node.back');
+  history.replaceState(null, '', '#/login');
+  signedOut('Signed out.');
+}
+
+// --- shell -------------------------------------------------------------------------------------
+
+function drawShell() {
+  const s = ctx.session;
+  fill($('#party'), s.party);
+  fill(
+    $('#user'),
+    h(
+      'span',
+      { class: 'who' },
+      h('span', { class: 'visually-hidden' }, 'Signed in as '),
+      h('strong', {}, s.user),
+      ' ',
+      h('span', { class: 'role' }, s.role),
+    ),
+    h('button', { type: 'button', id: 'sign-out', onclick: signOut }, 'Sign out'),
+  );
+  fill(
+    $('#nav'),
+    h(
+      'ul',
+      {},
+      SECTIONS.filter((sec) => ctx.can(sec.role)).map((sec) =>
+        h(
+          'li',
+          {},
+          h(
+            'a',
+            { href: href(sec.view), dataset: { view: sec.view } },
+            sec.label,
+            sec.view === 'consents' ? h('span', { class: 'count', id: 'consent-count' }) : null,
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+/** The alarm (red, on every page, naming both checkpoints), the exercise banner, the status line. */
+function drawStatus() {
+  const st = ctx.status;
+  if (!st) return;
+  const alarm = $('#alarm');
+  if (st.alarm) {
+    const a = st.alarm;
+    fill(
+      alarm,
+      h(
+        'div',
+        { class: 'alarm-inner' },
+        h(
+          'h2',
+          {},
+          a.kind === 'rollback'
+            ? 'LEDGER ALARM: the exchange rolled its ledger back'
+            : 'LEDGER ALARM: the exchange showed two different ledgers (fork)',
+        ),
+        h('p', { class: 'alarm-detail' }, sentence(a.detail), a.at ? ` Detected ${instant(a.at)}.` : ''),
+        h(
+          'p',
+          { class: 'alarm-advice' },
+          'Deliveries verified after this point cannot be trusted until the operators of the exchange explain it. The evidence is the two checkpoints below, each signed by the exchange.',
+        ),
+        h('div', { class: 'checkpoints' }, checkpoint('First checkpoint', a.first), checkpoint('Second checkpoint', a.second)),
+      ),
+    );
+    alarm.hidden = false;
+  } else {
+    alarm.hidden = true;
+    fill(alarm);
+  }
+  const ex = $('#exercise');
+  if (st.exercise) {
+    fill(
+      ex,
+      h('strong', {}, 'EXERCISE'),
+      ` — the exchange runs an exercise${st.exercise.whatif ? ` under the what-if ${st.exercise.whatif}` : ''}; its clock read ${instant(st.exercise.at)}. Everything made under it is marked EXERCISE.`,
+    );
+    ex.hidden = false;
+  } else ex.hidden = true;
+  const x = st.exchange ?? {};
+  const d = st.deliveries ?? {};
+  const w = st.witness ?? {};
+  fill(
+    $('#status-line'),
+    h('span', { class: x.reachable ? 'ok' : 'bad', id: 'exchange-state' }, x.reachable ? 'Exchange reachable' : 'Exchange unreachable'),
+    x.last_event_at ? h('span', {}, `last event ${instant(x.last_event_at)}`) : null,
+    h(
+      'span',
+      {},
+      `${d.verified ?? 0} verified · `,
+      h('span', { class: d.quarantined ? 'bad' : '' }, `${d.quarantined ?? 0} quarantined`),
+      ` · ${d.pending ?? 0} pending`,
+    ),
+    st.ledger ? h('span', {}, `ledger ${st.ledger.size} entries${st.ledger.checked_at ? `, checked ${instant(st.ledger.checked_at)}` : ''}`) : null,
+    w.cosigned_size !== null && w.cosigned_size !== undefined ? h('span', {}, `witness cosigned ${w.cosigned_size}`) : null,
+  );
+}
+
+function showStatusProblem(err) {
+  fill($('#status-line'), h('span', { class: 'bad' }, `Status unavailable: ${err.message}`));
+}
+
+/** `text` as a sentence: capitalised, ending with a full stop. */
+const sentence = (text) => (text ? `${text[0].toUpperCase()}${text.slice(1)}${/[.!?]$/.test(text) ? '' : '.'}` : '');
+
+/** A checkpoint note (C2SP tlog-checkpoint): origin, size, root hash, then signatures. */
+function checkpoint(title, note) {
+  const text = typeof note === 'string' ? note : JSON.stringify(note, null, 2);
+  const lines = (text ?? '').split('\n');
+  const size = /^\d+$/.test(lines[1] ?? '') ? lines[1] : null;
+  return h(
+    'figure',
+    { class: 'checkpoint' },
+    h('figcaption', {}, title, size ? ` — size ${size}, root ${short(lines[2], 20)}` : ''),
+    h('pre', {}, text),
+  );
+}
+
+// --- router ------------------------------------------------------------------------------------
+
+function route() {
+  if (!ctx.session) return;
+  if (!ctx.meta) return; // still reading what the views need; signedIn() routes when done
+  const r = parseHash(location.hash);
+  let entry = VIEWS[r.view];
+  if (!entry || !ctx.can(entry.role)) {
+    history.replaceState(null, '', '#/inbox');
+    entry = VIEWS.inbox;
+    r.view = 'inbox';
+    r.params = {};
+  }
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.dataset.view === (entry.parent ?? entry.view)) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  ctx.view?.destroy?.();
+  const main = $('#main');
+  fill(main);
+  ctx.view = entry.module.render(ctx, main, r) ?? {};
+  document.title = `${ctx.view.title ?? entry.label ?? 'Report'} · ${ctx.session.party} node`;
+  // move focus to the new view's heading so a screen reader announces it; not on first load
+  if (ctx.routed) main.querySelector('h1')?.focus({ preventScroll: false });
+  ctx.routed = true;
+}
+
+/** A status event carries the whole status (the first, on connecting) or the part that
+ * changed ({exchange: …} or {ledger: …}): merged into what is shown. */
+function mergeStatus(into, part) {
+  const out = { ...into };
+  for (const [k, v] of Object.entries(part ?? {})) out[k] = v && typeof v === 'object' && !Array.isArray(v) && into?.[k] ? { ...into[k], ...v } : v;
+  return out;
+}
+
+function onEvent(type, data) {
+  if (type === 'status') {
+    ctx.status = mergeStatus(ctx.status, data);
+    drawStatus();
+  } else if (type === 'alarm' || type === 'delivery') {
+    // an alarm names its checkpoints, a delivery changes the counts: read the whole status
+    ctx.refreshStatus();
+  }
+  ctx.view?.onEvent?.(type, data);
+}
+
+boot();

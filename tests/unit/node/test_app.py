@@ -1,0 +1,120 @@
+"""The node's application in process: problem documents, headers, sessions and roles."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+
+from gsomia.crypto.ledger_key import LedgerKey
+from gsomia.crypto.signing import ExchangeSigner
+from gsomia.node.app import CSP, create_node_app
+from gsomia.node.config import NodeConfig
+from gsomia.node.service import NodeService
+from gsomia.node.store import NodeStore
+from gsomia.node.users import Role, UserService
+
+PASSWORD = "correct horse battery staple"
+
+
+Client = httpx.AsyncClient
+
+
+def run(app: FastAPI, test: Callable[[Client], Awaitable[None]]) -> None:
+    """Run ``test`` with a client of ``app`` in process (cookies kept between its requests)."""
+
+    async def go() -> None:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://node.test") as c:
+            await test(c)
+
+    anyio.run(go)
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[FastAPI]:
+    store = NodeStore(tmp_path / "node.db", secrets.token_bytes(32))
+    key = LedgerKey(name="gsomia.test/ledger", public_key=ExchangeSigner.generate().public_key_raw())
+    store.put("ledger.key", key.vkey())
+    config = NodeConfig(party="KOR", exchange="http://127.0.0.1:9", dir=tmp_path)
+    service = NodeService(config, store)
+    service.users = UserService(store, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    service.users.add("chief", PASSWORD, Role.ADMIN, by="test")
+    service.users.add("duty", PASSWORD, Role.OFFICER, by="test")
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "index.html").write_text("<!doctype html><title>console</title>")
+    yield create_node_app(service, web_dir=web)
+    service.close()
+
+
+async def login(client: Client, user: str) -> str:
+    r = await client.post("/api/session", json={"username": user, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    assert "httponly" in r.headers["set-cookie"].lower() and "samesite=strict" in r.headers["set-cookie"].lower()
+    return str(r.json()["csrf"])
+
+
+def test_errors_are_problem_documents_and_every_answer_has_the_csp(app: FastAPI) -> None:
+    async def test(client: Client) -> None:
+        r = await client.get("/api/inbox")
+        assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
+        assert r.json()["type"] == "urn:gsomia:problem:not-authenticated"
+        assert r.headers["content-security-policy"] == CSP and r.headers["x-frame-options"] == "DENY"
+        assert (await client.get("/api/nothing")).json()["type"] == "urn:gsomia:problem:not-found"
+        bad = await client.post("/api/session", json={"username": "chief"})
+        assert bad.status_code == 422 and bad.json()["type"] == "urn:gsomia:problem:invalid-request"
+        body = b"{" + b" " * (2 * 1024 * 1024) + b"}"
+        huge = await client.post("/api/session", content=body, headers={"content-type": "application/json"})
+        assert huge.status_code == 413 and huge.headers["content-security-policy"] == CSP
+        page = await client.get("/")
+        assert page.status_code == 200 and "console" in page.text and page.headers["content-security-policy"] == CSP
+
+    run(app, test)
+
+
+def test_sessions_roles_and_csrf(app: FastAPI) -> None:
+    async def test(client: Client) -> None:
+        csrf = await login(client, "duty")
+        me = (await client.get("/api/session")).json()
+        assert me == {"user": "duty", "role": "officer", "party": "KOR", "csrf": csrf}
+        assert (await client.get("/api/users")).status_code == 403
+        assert (await client.get("/api/inbox", params={"state": "odd"})).status_code == 422
+        assert (await client.get("/api/inbox")).json() == {"items": [], "next": None}
+        assert (await client.delete("/api/session")).status_code == 403  # no CSRF token
+        assert (await client.delete("/api/session", headers={"X-CSRF-Token": csrf})).status_code == 204
+        assert (await client.get("/api/session")).status_code == 401
+        csrf = await login(client, "chief")
+        made = await client.post(
+            "/api/users",
+            json={"username": "clerk", "password": PASSWORD, "role": "officer"},
+            headers={"X-CSRF-Token": csrf},
+        )
+        assert made.status_code == 201 and made.json()["active"] is True
+        users = (await client.get("/api/users")).json()["items"]
+        assert [u["username"] for u in users] == ["chief", "clerk", "duty"]
+        last_admin = await client.delete("/api/users/chief", headers={"X-CSRF-Token": csrf})
+        assert last_admin.status_code == 403
+        actions = [a["action"] for a in (await client.get("/api/audit")).json()["items"]]
+        assert actions[:2] == ["add_user", "login"]
+
+    run(app, test)
+
+
+def test_the_exchange_being_away_is_a_503_not_a_crash(app: FastAPI) -> None:
+    async def test(client: Client) -> None:
+        csrf = await login(client, "duty")
+        spec = {"topic": "dprk.missile.launch", "level": "극비", "recipients": ["JPN"], "caveats": {}}
+        r = await client.post("/api/preview", json=spec, headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 503 and r.json()["type"] == "urn:gsomia:problem:exchange-unreachable"
+        assert "Retry-After" in r.headers
+        status = (await client.get("/api/status")).json()
+        assert status["party"] == "KOR" and status["alarm"] is None and status["deliveries"]["verified"] == 0
+
+    run(app, test)

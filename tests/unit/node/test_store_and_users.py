@@ -1,0 +1,173 @@
+"""The node's encrypted store, its officers' accounts and sessions, and its audit log."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+
+from gsomia.errors import Conflict, InvalidInput, LedgerInvalid, NotAuthenticated, NotPermitted, StorageError
+from gsomia.node.audit import AuditLog
+from gsomia.node.config import KEY_ENV, NodeConfig, create_node_key, read_node_key
+from gsomia.node.store import NodeStore, audit_log
+from gsomia.node.users import IDLE, MAX_FAILURES, LoginThrottled, Role, UserService
+
+# Fast Argon2id parameters for tests only; the node uses argon2-cffi's defaults (RFC 9106).
+FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[NodeStore]:
+    s = NodeStore(tmp_path / "node.db", secrets.token_bytes(32))
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def people(store: NodeStore) -> UserService:
+    users = UserService(store, hasher=FAST)
+    users.add("chief", PASSWORD, Role.ADMIN, by="cli")
+    users.add("duty", PASSWORD, Role.OFFICER, by="cli")
+    return users
+
+
+def test_a_copied_database_cannot_be_opened_without_the_key(tmp_path: Path) -> None:
+    key = secrets.token_bytes(32)
+    store = NodeStore(tmp_path / "node.db", key)
+    store.put("secret", "군사II급비밀 track 40.9N 133.25E")
+    store.close()
+    stolen = tmp_path / "stolen.db"
+    shutil.copy(tmp_path / "node.db", stolen)
+    raw = stolen.read_bytes()
+    assert b"SQLite format 3" not in raw and b"133.25E" not in raw
+    with pytest.raises(sqlite3.DatabaseError), sqlite3.connect(stolen) as plain:
+        plain.execute("SELECT * FROM settings").fetchall()
+    with pytest.raises(StorageError, match="does not open it"):
+        NodeStore(stolen, secrets.token_bytes(32))
+    reopened = NodeStore(stolen, key)  # with the key, the copy is whole
+    assert reopened.get("secret") == "군사II급비밀 track 40.9N 133.25E"
+    reopened.close()
+
+
+def test_the_node_key_file_is_private_and_the_environment_may_hold_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    path = tmp_path / "node.key"
+    key = create_node_key(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert read_node_key(path) == key
+    with pytest.raises(InvalidInput, match="refusing to replace"):
+        create_node_key(path)
+    path.chmod(0o644)
+    with pytest.raises(InvalidInput, match="chmod 600"):
+        read_node_key(path)
+    other = secrets.token_bytes(32)
+    monkeypatch.setenv(KEY_ENV, base64.b64encode(other).decode())
+    assert read_node_key(tmp_path / "absent.key") == other
+    monkeypatch.setenv(KEY_ENV, "not a key")
+    with pytest.raises(InvalidInput, match="32 bytes"):
+        read_node_key(path)
+
+
+def test_config_round_trips_and_refuses_bad_values(tmp_path: Path) -> None:
+    config = NodeConfig(party="KOR", exchange="https://exchange.example", dir=tmp_path, port=8101, witness="kor.w")
+    config.write()
+    assert NodeConfig.read(tmp_path) == config
+    with pytest.raises(InvalidInput, match="party"):
+        NodeConfig(party="korea", exchange="https://x", dir=tmp_path)
+    with pytest.raises(InvalidInput, match="http"):
+        NodeConfig(party="KOR", exchange="ftp://x", dir=tmp_path)
+    with pytest.raises(InvalidInput, match="node init"):
+        NodeConfig.read(tmp_path / "nowhere")
+
+
+def test_passwords_are_hashed_with_argon2id_and_checked(store: NodeStore, people: UserService) -> None:
+    with store.read() as c:
+        hashed = c.exec_driver_sql("SELECT password_hash FROM users WHERE username = 'chief'").scalar_one()
+    assert hashed.startswith("$argon2id$") and PASSWORD not in hashed
+    token, session = people.login("chief", PASSWORD, client="10.0.0.1")
+    assert session.role is Role.ADMIN and len(session.csrf) >= 43
+    assert people.session(token).username == "chief"
+    with pytest.raises(NotAuthenticated):
+        people.login("chief", "wrong password!", client="10.0.0.1")
+    with pytest.raises(NotAuthenticated):  # the same answer for a user who does not exist
+        people.login("nobody", PASSWORD, client="10.0.0.1")
+    with pytest.raises(InvalidInput, match="12 characters"):
+        people.add("short", "tooshort", Role.OFFICER, by="cli")
+    with pytest.raises(Conflict):
+        people.add("duty", PASSWORD, Role.OFFICER, by="cli")
+
+
+def test_roles_are_ordered(people: UserService) -> None:
+    _, officer = people.login("duty", PASSWORD, client="10.0.0.2")
+    officer.require(Role.OFFICER)
+    with pytest.raises(NotPermitted, match="approver"):
+        officer.require(Role.APPROVER)
+    assert Role.parse("Admin") is Role.ADMIN
+    with pytest.raises(InvalidInput):
+        Role.parse("root")
+
+
+def test_revoking_a_user_ends_their_sessions_at_once(people: UserService) -> None:
+    token, _ = people.login("duty", PASSWORD, client="10.0.0.3")
+    people.revoke("duty")
+    with pytest.raises(NotAuthenticated):
+        people.session(token)
+    with pytest.raises(NotAuthenticated):
+        people.login("duty", PASSWORD, client="10.0.0.3")
+
+
+def test_sessions_expire_when_idle_and_end_at_logout(people: UserService) -> None:
+    now = datetime.now(UTC)
+    token, _ = people.login("duty", PASSWORD, client="10.0.0.4", now=now)
+    assert people.session(token, now=now + IDLE - timedelta(seconds=1)).username == "duty"
+    with pytest.raises(NotAuthenticated, match="expired"):
+        people.session(token, now=now + 2 * IDLE + timedelta(seconds=2))
+    token, _ = people.login("duty", PASSWORD, client="10.0.0.4", now=now)
+    people.logout(token)
+    with pytest.raises(NotAuthenticated):
+        people.session(token)
+    with pytest.raises(NotAuthenticated):
+        people.session(None)
+
+
+def test_logins_are_throttled_per_username_and_per_address(people: UserService) -> None:
+    now = datetime.now(UTC)
+    for i in range(MAX_FAILURES):
+        with pytest.raises(NotAuthenticated):
+            people.login("chief", f"wrong {i} password", client=f"10.1.0.{i}", now=now)
+    with pytest.raises(LoginThrottled) as e:  # the right password, too late
+        people.login("chief", PASSWORD, client="10.1.0.99", now=now)
+    assert 0 < e.value.retry_after <= 15 * 60 + 1
+    _, session = people.login("chief", PASSWORD, client="10.1.0.99", now=now + timedelta(minutes=16))
+    assert session.username == "chief"
+    for i in range(MAX_FAILURES):  # one address trying many names
+        with pytest.raises(NotAuthenticated):
+            people.login(f"guess{i}", "wrong password!", client="10.2.0.1", now=now)
+    with pytest.raises(LoginThrottled):
+        people.login("duty", PASSWORD, client="10.2.0.1", now=now)
+    assert people.login("duty", PASSWORD, client="10.2.0.2", now=now)[1].username == "duty"
+
+
+def test_the_audit_log_is_append_only_and_chained(store: NodeStore) -> None:
+    log = AuditLog(store)
+    log.record("duty", "submit", "KOR-20191122-1", {"topic": "dprk.missile.launch"})
+    log.record("approver", "grant_consent", "c-1", {"reason": "TISA"})
+    log.record("chief", "revoke_user", "duty")
+    assert log.verify() == 3
+    page = log.page(limit=2)
+    assert [r["action"] for r in page["items"]] == ["revoke_user", "grant_consent"]
+    assert log.page(limit=2, before=page["next"])["items"][0]["user"] == "duty"
+    with store.write() as c:
+        c.execute(audit_log.update().where(audit_log.c.id == 2).values(username="chief"))
+    with pytest.raises(LedgerInvalid, match="row 2"):
+        log.verify()

@@ -1,0 +1,132 @@
+"""The node's witness: it accepts only checkpoints that extend the last one it accepted,
+cosigns them, and raises the alarm on a fork or a rollback."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gsomia.crypto.ledger_key import Cosigner, CosignerPublicKey, LedgerKey
+from gsomia.crypto.signing import ExchangeSigner
+from gsomia.errors import LedgerInvalid
+from gsomia.ledger.checkpoint import Checkpoint, sign_note
+from gsomia.ledger.cosignature import quorum
+from gsomia.ledger.merkle import leaf_hash
+from gsomia.ledger.tree import MerkleTree
+from gsomia.node.store import NodeStore
+from gsomia.node.witness import LedgerWitness
+
+ORIGIN = "gsomia.test/ledger"
+
+
+class FakeLog:
+    """A log as the exchange serves it: signed checkpoints, consistency proofs, cosignatures."""
+
+    def __init__(self, signer: ExchangeSigner, leaves: int) -> None:
+        self.signer = signer
+        self.key = LedgerKey(name=ORIGIN, public_key=signer.public_key_raw())
+        self.tree = MerkleTree()
+        self.add(leaves)
+        self.cosigned: list[tuple[int, str]] = []
+
+    def add(self, n: int, tag: bytes = b"e") -> None:
+        for _ in range(n):
+            self.tree.append(leaf_hash(tag + secrets.token_bytes(8)))
+
+    def note(self, size: int | None = None) -> str:
+        size = self.tree.size if size is None else size
+        cp = Checkpoint(origin=ORIGIN, size=size, root_hash=self.tree.root(size))
+        return sign_note(cp, ORIGIN, self.key.key_id, self.signer.sign)
+
+    # the ExchangeClient methods the witness uses
+    def ledger_checkpoint(self) -> str:
+        return self.note()
+
+    def ledger_consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
+        proof = self.tree.consistency_proof(old, new)
+        return {"old": old, "new": new, "proof": [base64.b64encode(h).decode() for h in proof]}
+
+    def cosign(self, size: int, line: str) -> dict[str, Any]:
+        self.cosigned.append((size, line))
+        return {"size": size}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[NodeStore]:
+    s = NodeStore(tmp_path / "node.db", secrets.token_bytes(32))
+    s.put("witness.registered", "yes")
+    yield s
+    s.close()
+
+
+def witness(store: NodeStore, log: FakeLog, events: list[tuple[str, dict[str, Any]]]) -> LedgerWitness:
+    cosigner = Cosigner("kor.node.test", ExchangeSigner.generate())
+    store.put("cosigner", cosigner.public.vkey())
+    return LedgerWitness(store, key=log.key, cosigner=cosigner, publish=lambda k, d: events.append((k, d)))
+
+
+def test_extensions_are_accepted_and_cosigned(store: NodeStore) -> None:
+    log = FakeLog(ExchangeSigner.generate(), 5)
+    events: list[tuple[str, dict[str, Any]]] = []
+    w = witness(store, log, events)
+    assert w.advance(log).size == 5  # type: ignore[arg-type,union-attr]
+    log.add(7)
+    assert w.advance(log).size == 12  # type: ignore[arg-type,union-attr]
+    assert [s for s, _ in log.cosigned] == [5, 12]
+    vkey = CosignerPublicKey.parse(store.get("cosigner") or "")
+    note = log.note(12) + log.cosigned[-1][1] + "\n"
+    assert quorum(note, [vkey])[1] == ["kor.node.test"]  # a valid cosignature of what it saw
+    assert w.alarm() is None and w.summary()["accepted"] == 2
+
+
+def test_a_diverged_history_is_a_fork_and_stops_acceptance(store: NodeStore) -> None:
+    signer = ExchangeSigner.generate()
+    log = FakeLog(signer, 5)
+    events: list[tuple[str, dict[str, Any]]] = []
+    w = witness(store, log, events)
+    w.advance(log)  # type: ignore[arg-type]
+    other = FakeLog(signer, 3)  # the same key, another history
+    other.add(6, b"x")
+    with pytest.raises(LedgerInvalid, match="fork"):
+        w.advance(other)  # type: ignore[arg-type]
+    alarm = w.alarm()
+    assert alarm is not None and alarm["kind"] == "fork"
+    assert "\n5\n" in alarm["first"] and "\n9\n" in alarm["second"]
+    assert events[-1][0] == "alarm"
+    log.add(4)
+    assert w.advance(log).size == 5  # type: ignore[arg-type,union-attr]  # nothing more is accepted
+    w.clear_alarm("chief")
+    assert w.alarm() is None
+
+
+def test_the_same_size_with_another_root_is_a_fork_and_a_smaller_tree_a_rollback(tmp_path: Path) -> None:
+    signer = ExchangeSigner.generate()
+    for kind, other_size, other_tag in (("fork", 5, b"y"), ("rollback", 3, b"e")):
+        store = NodeStore(tmp_path / f"{kind}.db", secrets.token_bytes(32))
+        try:
+            log = FakeLog(signer, 5)
+            events: list[tuple[str, dict[str, Any]]] = []
+            w = witness(store, log, events)
+            w.advance(log)  # type: ignore[arg-type]
+            other = FakeLog(signer, 0)
+            other.add(other_size, other_tag)
+            with pytest.raises(LedgerInvalid, match=kind):
+                w.advance(other)  # type: ignore[arg-type]
+            assert w.alarm()["kind"] == kind  # type: ignore[index]
+        finally:
+            store.close()
+
+
+def test_a_checkpoint_not_signed_by_the_pinned_key_is_refused(store: NodeStore) -> None:
+    log = FakeLog(ExchangeSigner.generate(), 5)
+    events: list[tuple[str, dict[str, Any]]] = []
+    w = witness(store, log, events)
+    impostor = FakeLog(ExchangeSigner.generate(), 5)
+    with pytest.raises(LedgerInvalid):
+        w.advance(impostor)  # type: ignore[arg-type]
+    assert w.latest() is None and w.alarm() is None
