@@ -149,6 +149,7 @@ def serve_cmd(
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
     from gsomia.node.app import create_node_app  # noqa: PLC0415
+    from gsomia.node.interop import build_interop  # noqa: PLC0415
 
     with common.errors():
         service = _open(directory)
@@ -157,10 +158,21 @@ def serve_cmd(
             f"gsomia node {service.config.party} on http://{bind_host}:{bind_port} following {service.config.exchange}",
             markup=False,
         )
+        interop = build_interop(service)
         service.start(witness_interval=witness_interval)
+        interop.start()
+        for proto, lhost, lport in interop.bound:
+            common.err.print(f"CoT in on {proto}://{lhost}:{lport}", markup=False)
         try:
-            uvicorn.run(create_node_app(service), host=bind_host, port=bind_port, log_level=log_level, access_log=False)
+            uvicorn.run(
+                create_node_app(service, mounts=interop.mounts),
+                host=bind_host,
+                port=bind_port,
+                log_level=log_level,
+                access_log=False,
+            )
         finally:
+            interop.stop()
             service.close()
 
 
@@ -395,3 +407,76 @@ def audit_cmd(
             common.err.print(f"audit log chain verified ({rows} rows)", markup=False)
         for r in page["items"]:
             common.out.print(f"{r['at']}  {r['user']:12} {r['action']:24} {r['target']}", markup=False)
+
+
+taxii_cli = typer.Typer(
+    help="TAXII 2.1 bearer tokens for the node's users (HTTP Basic with the user's password works too).",
+    no_args_is_help=True,
+)
+node_cli.add_typer(taxii_cli, name="taxii-tokens")
+
+
+@taxii_cli.command("add")
+def taxii_token_add(
+    username: Annotated[str, typer.Argument(help="The node user the token acts as (its role applies).")],
+    name: Annotated[str, typer.Option("--name", help="What the token is for, e.g. opencti.")] = "",
+    directory: Dir = DEFAULT_DIR,
+) -> None:
+    """Issue a bearer token for a TAXII client; printed once (only its SHA-256 is kept)."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from gsomia.node.taxii.service import issue_token  # noqa: PLC0415
+    from gsomia.node.taxii.store import TaxiiStore  # noqa: PLC0415
+
+    with common.errors():
+        service = _open(directory)
+        try:
+            service.users.get(username)
+            token = issue_token(
+                TaxiiStore(service.store), username=username, name=name or username, now=datetime.now(UTC)
+            )
+            service.audit.record(ADMIN, "taxii_token_add", username, {"name": name or username})
+        finally:
+            service.close()
+        common.out.print(token, markup=False)
+
+
+@taxii_cli.command("list")
+def taxii_token_list(directory: Dir = DEFAULT_DIR, as_json: AsJson = False) -> None:
+    """Every TAXII token: its id, user, name, when issued and revoked (never the token)."""
+    from gsomia.node.taxii.store import TaxiiStore  # noqa: PLC0415
+
+    with common.errors():
+        service = _open(directory)
+        try:
+            rows = TaxiiStore(service.store).list_tokens()
+        finally:
+            service.close()
+        if as_json:
+            common.emit_json({"tokens": rows})
+            return
+        for r in rows:
+            state = f"revoked {r['revoked']}" if r["revoked"] else "live"
+            common.out.print(f"{r['id']}  {r['user']:12} {r['name']:20} {r['created']}  {state}", markup=False)
+
+
+@taxii_cli.command("revoke")
+def taxii_token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id, as 'list' shows it.")],
+    directory: Dir = DEFAULT_DIR,
+) -> None:
+    """Revoke a TAXII token at once."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from gsomia.node.taxii.store import TaxiiStore  # noqa: PLC0415
+
+    with common.errors():
+        if len(token_id) < 12:
+            raise InvalidInput("give the token's 12-character id, as 'gsomia node taxii-tokens list' shows it")
+        service = _open(directory)
+        try:
+            n = TaxiiStore(service.store).revoke_tokens(token_id=token_id, now=datetime.now(UTC))
+            service.audit.record(ADMIN, "taxii_token_revoke", token_id, {"revoked": n})
+        finally:
+            service.close()
+        common.out.print(f"revoked {n} token(s)", markup=False)

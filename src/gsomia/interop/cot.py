@@ -1,0 +1,357 @@
+"""Cursor-on-Target events ⇄ gsomia reports (docs/interop.md §5).
+
+In: a CoT event from a party's own sensor or TAK server becomes a report under the first rule
+whose CoT type prefix matches (topic, level, recipients, caveats); an event no rule covers is
+not sent (nothing goes out unmarked, docs/design.md §3 rule 7).
+
+Out: a received missile-track report becomes a CoT event whose MIL-STD-6090 ``access``,
+``caveat`` and ``releasableto`` attributes come from the translated marking, and it goes only to
+an endpoint the marking allows: cleared at the delivery's level or above, and seen only by
+parties the originator's caveats and the third-party rule allow (docs/design.md §3 rules 4
+and 6). TAK clients display these attributes but do not enforce them, so the node does.
+
+Pure: XML in, XML out; no sockets, no clock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+with warnings.catch_warnings():
+    # pytak warns at import that its optional TAK-enrolment helper (aiohttp) is missing; the
+    # bridge uses only its CoT builders.
+    warnings.simplefilter("ignore", UserWarning)
+    import pytak
+from takproto.functions import parse_proto
+
+from gsomia.domain.parties import PARTY_ID
+from gsomia.domain.topics import TOPIC, topic_matches
+from gsomia.errors import InvalidInput
+from gsomia.interop.stix import DeliveredMarking
+
+COT_MEDIA_TYPE = "application/cot+xml"
+"""The content type of a report whose payload is one CoT event."""
+MAX_EVENT_BYTES = 64 * 1024
+_TAK_MAGIC = 0xBF
+_COT_TYPE = re.compile(r"^[a-zA-Z0-9](?:-[a-zA-Z0-9.:]+)*$")
+
+
+@dataclass(frozen=True, slots=True)
+class CotEvent:
+    """The parts of a CoT event gsomia reads (the XML is kept as received)."""
+
+    uid: str
+    type: str
+    time: str
+    xml: bytes
+
+    def instant(self) -> datetime:
+        """The event's ``time`` as an aware instant.
+
+        Raises:
+            InvalidInput: ``time`` is not an ISO 8601 instant with an offset.
+        """
+        try:
+            at = datetime.fromisoformat(self.time.replace("Z", "+00:00"))
+        except ValueError as e:
+            raise InvalidInput(f"CoT time {self.time!r} is not an instant") from e
+        if at.tzinfo is None:
+            raise InvalidInput(f"CoT time {self.time!r} has no offset")
+        return at.astimezone(UTC)
+
+
+def parse_cot(data: bytes) -> CotEvent:
+    """Read one CoT event (XML).
+
+    Raises:
+        InvalidInput: not a CoT event, too large, or carrying a DTD (entity expansion is never
+            attempted on input from the network).
+    """
+    if len(data) > MAX_EVENT_BYTES:
+        raise InvalidInput(f"a CoT event is at most {MAX_EVENT_BYTES} bytes")
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise InvalidInput("a CoT event with a DTD is refused")
+    try:
+        root = ET.fromstring(data)  # noqa: S314 - no DTD (checked above), size bounded
+    except ET.ParseError as e:
+        raise InvalidInput(f"not XML: {e}") from e
+    if root.tag != "event":
+        raise InvalidInput("not a CoT event (the root element is not <event>)")
+    uid, kind, time = root.get("uid"), root.get("type"), root.get("time")
+    if not uid or not kind or not time:
+        raise InvalidInput("a CoT event needs uid, type and time")
+    if not _COT_TYPE.fullmatch(kind):
+        raise InvalidInput(f"CoT type {kind!r} is malformed")
+    if root.find("point") is None:
+        raise InvalidInput("a CoT event needs a <point>")
+    return CotEvent(uid=uid, type=kind, time=time, xml=data)
+
+
+def proto_to_xml(data: bytes) -> bytes:
+    """A TAK protocol v1 message (mesh or stream framing) as CoT XML.
+
+    Raises:
+        InvalidInput: not a TAK protocol message with a CoT event.
+    """
+    try:
+        msg = parse_proto(bytearray(data))
+    except Exception as e:  # protobuf raises its own DecodeError, and others on garbage
+        raise InvalidInput(f"not a TAK protocol message: {e.__class__.__name__}") from e
+    if msg is None or not msg.HasField("cotEvent"):
+        raise InvalidInput("a TAK protocol message without a CoT event")
+    ev = msg.cotEvent
+
+    def stamp(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    event = pytak.cot_event(
+        lat=ev.lat,
+        lon=ev.lon,
+        hae=ev.hae,
+        ce=ev.ce,
+        le=ev.le,
+        uid=ev.uid,
+        cot_type=ev.type,
+        how=ev.how or "m-g",
+        flow_tag=False,
+    )
+    event.set("time", stamp(ev.sendTime))
+    event.set("start", stamp(ev.startTime))
+    event.set("stale", stamp(ev.staleTime))
+    return bytes(pytak.serialize_cot(event))
+
+
+def read_event(data: bytes) -> CotEvent:
+    """One CoT event from XML or TAK protocol bytes.
+
+    Raises:
+        InvalidInput: neither.
+    """
+    if data[:1] == bytes([_TAK_MAGIC]):
+        data = proto_to_xml(data)
+    return parse_cot(data)
+
+
+# --- rules: CoT in ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CotRule:
+    """CoT events whose type starts with ``type_prefix`` become reports on ``topic`` at
+    ``level`` (of the party's own ladder) to ``recipients`` (None: every party), with caveats."""
+
+    type_prefix: str
+    topic: str
+    level: str
+    recipients: tuple[str, ...] | None = None
+    rel_to: tuple[str, ...] | None = None
+    noforn: bool = False
+    orcon: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.type_prefix or not _COT_TYPE.fullmatch(self.type_prefix.rstrip("-")):
+            raise InvalidInput(f"CoT rule: type prefix {self.type_prefix!r} is malformed")
+        if not TOPIC.fullmatch(self.topic):
+            raise InvalidInput(f"CoT rule: {self.topic!r} is not a topic")
+        if not self.level.strip():
+            raise InvalidInput("CoT rule: give a level of the party's ladder")
+        for p in (*(self.recipients or ()), *(self.rel_to or ())):
+            if not PARTY_ID.fullmatch(p):
+                raise InvalidInput(f"CoT rule: {p!r} is not a party id")
+
+    def covers(self, cot_type: str) -> bool:
+        """True if the rule applies to events of ``cot_type`` (whole dash-separated atoms)."""
+        prefix = self.type_prefix.rstrip("-")
+        return cot_type == prefix or cot_type.startswith(prefix + "-")
+
+
+def rule_for(rules: Sequence[CotRule], cot_type: str) -> CotRule | None:
+    """The most specific rule (longest prefix) covering ``cot_type``, or None."""
+    best: CotRule | None = None
+    for r in rules:
+        if r.covers(cot_type) and (best is None or len(r.type_prefix) > len(best.type_prefix)):
+            best = r
+    return best
+
+
+def rules_from_config(items: Sequence[Mapping[str, Any]]) -> tuple[CotRule, ...]:
+    """Rules from the configuration's ``cot.rules``.
+
+    Raises:
+        InvalidInput: a rule has unknown members or bad values.
+    """
+    out = []
+    for item in items:
+        unknown = set(item) - {"type_prefix", "topic", "level", "recipients", "rel_to", "noforn", "orcon"}
+        if unknown:
+            raise InvalidInput(f"CoT rule: unknown member(s) {', '.join(sorted(unknown))}")
+        out.append(
+            CotRule(
+                type_prefix=str(item.get("type_prefix", "")),
+                topic=str(item.get("topic", "")),
+                level=str(item.get("level", "")),
+                recipients=tuple(item["recipients"]) if item.get("recipients") is not None else None,
+                rel_to=tuple(item["rel_to"]) if item.get("rel_to") is not None else None,
+                noforn=bool(item.get("noforn", False)),
+                orcon=bool(item.get("orcon", False)),
+            )
+        )
+    return tuple(out)
+
+
+# --- endpoints: CoT out ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CotEndpoint:
+    """A TAK endpoint of the party: where, the highest level it is cleared for (a level of the
+    party's own ladder), which parties' people see it, and whether it takes exercise traffic."""
+
+    name: str
+    url: str
+    cleared_to: str
+    audience: tuple[str, ...]
+    exercise: bool = False
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"(tcp|udp)://[^\s/:]+:[0-9]{1,5}", self.url):
+            raise InvalidInput(f"CoT endpoint {self.name}: url is tcp://HOST:PORT or udp://HOST:PORT")
+        if not self.audience or not all(PARTY_ID.fullmatch(p) for p in self.audience):
+            raise InvalidInput(f"CoT endpoint {self.name}: audience lists the party ids whose people see it")
+
+    @property
+    def transport(self) -> tuple[str, str, int]:
+        """``(scheme, host, port)``."""
+        scheme, rest = self.url.split("://", 1)
+        host, port = rest.rsplit(":", 1)
+        return scheme, host, int(port)
+
+
+def releasable_to(delivered: DeliveredMarking) -> tuple[str, ...]:
+    """Who may see a received report: the recipient, the originator, and the parties the
+    originator's REL TO list names; only the recipient under NOFORN. Anyone else is a third
+    party (docs/design.md §3 rule 6)."""
+    o = delivered.originator
+    if o.noforn:
+        return (delivered.recipient,)
+    return tuple(sorted({delivered.recipient, o.party, *(o.rel_to or ())}))
+
+
+def refusal(endpoint: CotEndpoint, delivered: DeliveredMarking, ladder: Mapping[str, int]) -> str | None:
+    """Why ``delivered`` may not go to ``endpoint``, or None if it may.
+
+    ``ladder`` maps each level of the recipient's ladder to its rank (1 the highest). An unknown
+    level refuses: nothing is released on a guess (rule 7)."""
+    level_rank, cleared_rank = ladder.get(delivered.level), ladder.get(endpoint.cleared_to)
+    if level_rank is None:
+        return f"level {delivered.level!r} is not in the party's ladder"
+    if cleared_rank is None:
+        return f"endpoint {endpoint.name}: cleared_to {endpoint.cleared_to!r} is not in the party's ladder"
+    if level_rank < cleared_rank:
+        return f"endpoint {endpoint.name} is cleared to {endpoint.cleared_to}, below {delivered.level}"
+    allowed = set(releasable_to(delivered))
+    outside = sorted(set(endpoint.audience) - allowed)
+    if outside:
+        return f"endpoint {endpoint.name} is seen by {', '.join(outside)}, to whom the marking does not release"
+    if delivered.exercise and not endpoint.exercise:
+        return f"an exercise delivery does not go to {endpoint.name}, which takes no exercise traffic"
+    return None
+
+
+def marking_attributes(delivered: DeliveredMarking) -> dict[str, str]:
+    """MIL-STD-6090 event attributes for a received report: ``access`` is the recipient's own
+    level (Art. 4.2), ``caveat`` names the originator's marking and its handling caveats,
+    ``releasableto`` the parties it may reach (space-separated ids), and ``opex`` ``e`` for an
+    exercise."""
+    o = delivered.originator
+    caveat = [f"ORIGINATOR {o.party} {o.level}"]
+    if o.orcon:
+        caveat.append("ORCON")
+    if o.noforn:
+        caveat.append("NOFORN")
+    attrs = {
+        "access": delivered.level,
+        "caveat": " ".join(caveat),
+        "releasableto": " ".join(releasable_to(delivered)),
+    }
+    if delivered.exercise:
+        attrs["opex"] = "e"
+    return attrs
+
+
+def marked_event(payload: bytes, content_type: str, delivered: DeliveredMarking, *, report_id: str) -> bytes | None:
+    """The CoT event to emit for a received report, its marking attributes set; None when the
+    payload is not a track (a CoT event, or JSON ``{"track": [[lat, lon, hae], …]}``).
+
+    Attributes the originator set on its event (``access``, ``caveat``, ``releasableto``,
+    ``opex``) are replaced: they spoke of the originator's ladder.
+    """
+    attrs = marking_attributes(delivered)
+    kind = content_type.split(";", maxsplit=1)[0].strip().lower()
+    if kind in (COT_MEDIA_TYPE, "application/xml", "text/xml"):
+        try:
+            parse_cot(payload)
+        except InvalidInput:
+            return None
+        root = ET.fromstring(payload)  # noqa: S314 - checked by parse_cot
+        for name in ("access", "caveat", "releasableto", "rel_to", "opex"):
+            root.attrib.pop(name, None)
+        for name, value in attrs.items():
+            root.set(name, value)
+        return bytes(pytak.serialize_cot(root))
+    if kind == "application/json":
+        try:
+            doc = json.loads(payload.decode("utf-8"))
+            lat, lon, hae = doc["track"][-1][:3]
+            float(lat), float(lon), float(hae)
+        except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError):
+            return None
+        event = pytak.cot_event(
+            lat=lat,
+            lon=lon,
+            hae=hae,
+            uid=f"gsomia.{report_id}",
+            cot_type=str(doc.get("cot_type", "a-h-A-M")),
+            how="m-g",
+            stale=120,
+            access=attrs["access"],
+            caveat=attrs["caveat"],
+            extra_attrs={k: v for k, v in attrs.items() if k not in ("access", "caveat")},
+        )
+        return bytes(pytak.serialize_cot(event))
+    return None
+
+
+def endpoints_from_config(items: Sequence[Mapping[str, Any]]) -> tuple[CotEndpoint, ...]:
+    """Endpoints from the configuration's ``cot.outputs``.
+
+    Raises:
+        InvalidInput: an endpoint has unknown members or bad values.
+    """
+    out = []
+    for item in items:
+        unknown = set(item) - {"name", "url", "cleared_to", "audience", "exercise"}
+        if unknown:
+            raise InvalidInput(f"CoT endpoint: unknown member(s) {', '.join(sorted(unknown))}")
+        out.append(
+            CotEndpoint(
+                name=str(item.get("name", "")),
+                url=str(item.get("url", "")),
+                cleared_to=str(item.get("cleared_to", "")),
+                audience=tuple(item.get("audience") or ()),
+                exercise=bool(item.get("exercise", False)),
+            )
+        )
+    return tuple(out)
+
+
+def is_track_topic(topic: str, prefixes: Sequence[str]) -> bool:
+    """True if ``topic`` is one the node emits as CoT."""
+    return any(topic_matches(p, topic) for p in prefixes)

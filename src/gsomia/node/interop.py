@@ -1,0 +1,466 @@
+"""The node's interoperability, wired: TAXII 2.1 mounted at ``/taxii2/`` over the node's users
+and store, the CoT bridge's listeners and outputs, and the feed that puts every verified
+delivery (never a quarantined one) into the TAXII inbox and, for tracks, out as CoT.
+
+Configured by ``interop.json`` in the node's folder (docs/interop.md §6); without it TAXII is
+served with its defaults and CoT is off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, insert, select
+from starlette.types import ASGIApp
+
+from gsomia.client.http import ExchangeClient
+from gsomia.client.reports import ReportDraft, sign_report
+from gsomia.errors import ExchangeUnreachable, GsomiaError, InvalidInput
+from gsomia.interop.cot import CotEndpoint, CotRule, endpoints_from_config, is_track_topic, rules_from_config
+from gsomia.interop.stix import DeliveredMarking, MarkingPolicy, NationalMarking, TopicMap
+from gsomia.node.cot.bridge import CotIngest, CotListeners, CotOutput, Listen, describe
+from gsomia.node.service import NodeService
+from gsomia.node.store import deliveries, login_failures, users
+from gsomia.node.taxii.app import create_taxii_app
+from gsomia.node.taxii.service import (
+    Authenticator,
+    Outbox,
+    OutboxConfig,
+    SendResult,
+    TaxiiService,
+    TaxiiSettings,
+    UserRecord,
+)
+from gsomia.node.taxii.store import TaxiiStore
+from gsomia.node.users import MAX_FAILURES, WINDOW
+
+log = logging.getLogger(__name__)
+
+INTEROP_FILE = "interop.json"
+
+
+# --- configuration -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InteropConfig:
+    """``interop.json``: the TAXII server's and the CoT bridge's settings."""
+
+    taxii: bool = True
+    topic_collections: tuple[str, ...] = ()
+    topics: TopicMap = field(default_factory=TopicMap)
+    acs_levels: Mapping[str, str] = field(default_factory=dict)
+    recipients: tuple[str, ...] | None = None
+    wait_seconds: float = 30.0
+    listen: tuple[Listen, ...] = ()
+    rules: tuple[CotRule, ...] = ()
+    outputs: tuple[CotEndpoint, ...] = ()
+    track_topics: tuple[str, ...] = ("dprk.missile",)
+
+    @classmethod
+    def read(cls, directory: Path) -> InteropConfig:
+        """Read ``interop.json`` from the node's folder (defaults if there is none).
+
+        Raises:
+            InvalidInput: a malformed file.
+        """
+        path = directory / INTEROP_FILE
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError) as e:
+            raise InvalidInput(f"cannot read {path}: {e}") from e
+        try:
+            return cls.from_doc(doc)
+        except InvalidInput as e:
+            raise InvalidInput(f"{path}: {e}") from e
+
+    @classmethod
+    def from_doc(cls, doc: object) -> InteropConfig:
+        """The configuration from its JSON document.
+
+        Raises:
+            InvalidInput: unknown members or bad values.
+        """
+        if not isinstance(doc, dict):
+            raise InvalidInput("expected a JSON object")
+        _only(doc, {"taxii", "cot"}, "")
+        taxii = doc.get("taxii", {})
+        cot = doc.get("cot", {})
+        if not isinstance(taxii, dict) or not isinstance(cot, dict):
+            raise InvalidInput("taxii and cot are objects")
+        _only(taxii, {"enabled", "topic_collections", "topics", "acs_levels", "recipients", "wait_seconds"}, "taxii.")
+        _only(cot, {"listen", "rules", "outputs", "track_topics"}, "cot.")
+        recipients = taxii.get("recipients")
+        listen = []
+        for item in cot.get("listen", []):
+            _only(item, {"proto", "host", "port"}, "cot.listen[].")
+            listen.append(Listen(str(item.get("proto")), str(item.get("host", "127.0.0.1")), int(item.get("port", 0))))
+        return cls(
+            taxii=bool(taxii.get("enabled", True)),
+            topic_collections=tuple(taxii.get("topic_collections", ())),
+            topics=TopicMap.from_config(taxii.get("topics", {})),
+            acs_levels=dict(taxii.get("acs_levels", {})),
+            recipients=tuple(recipients) if recipients is not None else None,
+            wait_seconds=float(taxii.get("wait_seconds", 30.0)),
+            listen=tuple(listen),
+            rules=rules_from_config(cot.get("rules", [])),
+            outputs=endpoints_from_config(cot.get("outputs", [])),
+            track_topics=tuple(cot.get("track_topics", ("dprk.missile",))),
+        )
+
+
+def _only(doc: object, allowed: set[str], where: str) -> None:
+    if not isinstance(doc, dict):
+        raise InvalidInput(f"{where or 'the document'} is not an object")
+    unknown = set(doc) - allowed
+    if unknown:
+        raise InvalidInput(f"unknown member(s) {', '.join(where + u for u in sorted(unknown))}")
+
+
+# --- adapters ------------------------------------------------------------------------------------------
+
+
+class NodeUsers:
+    """The node's accounts as TAXII's user directory: argon2 hashes, roles, revocation, and the
+    console's login throttle (5 failures per username within 15 minutes)."""
+
+    def __init__(self, service: NodeService) -> None:
+        self.store = service.store
+        self._hasher = PasswordHasher()
+
+    def lookup(self, username: str) -> UserRecord | None:
+        """The account, or None."""
+        with self.store.read() as c:
+            row = c.execute(select(users).where(users.c.username == username)).mappings().first()
+        if row is None:
+            return None
+        return UserRecord(
+            username=str(row["username"]),
+            role=str(row["role"]),
+            password_hash=str(row["password_hash"]),
+            active=row["revoked_at"] is None,
+        )
+
+    def verify(self, record: UserRecord, password: str) -> bool:
+        """Check the password against the argon2 hash; a failure counts toward the throttle."""
+        subject = f"user:{record.username[:100]}"
+        since = (datetime.now(UTC) - WINDOW).isoformat()
+        with self.store.read() as c:
+            failures = c.execute(
+                select(func.count()).where(login_failures.c.subject == subject, login_failures.c.at >= since)
+            ).scalar_one()
+        if failures >= MAX_FAILURES:
+            return False
+        try:
+            ok = bool(self._hasher.verify(record.password_hash, password))
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if not ok:
+            with self.store.write() as c:
+                c.execute(insert(login_failures).values(subject=subject, at=datetime.now(UTC).isoformat()))
+        return ok
+
+
+def _summary(result: Mapping[str, Any], stored_before: bool) -> str:
+    by_outcome: dict[str, list[str]] = {}
+    for r in result.get("recipients", []):
+        by_outcome.setdefault(str(r.get("outcome")), []).append(str(r.get("recipient")))
+    text = "; ".join(f"{outcome}: {', '.join(sorted(ps))}" for outcome, ps in sorted(by_outcome.items()))
+    return ("already stored; " if stored_before else "") + (text or "no recipient")
+
+
+class ExchangeSender:
+    """Signs with the party's current key in the node and submits by ``POST
+    /api/v1/report-batches`` (docs/protocol.md §6.3), one request per batch."""
+
+    def __init__(self, service: NodeService) -> None:
+        self.service = service
+        self._client: ExchangeClient | None = None
+
+    def send(self, drafts: Sequence[ReportDraft]) -> list[SendResult]:
+        """One result per draft.
+
+        Raises:
+            ExchangeUnreachable: the exchange could not be reached.
+        """
+        keys = self.service.keyring.current()
+        everyone: tuple[str, ...] | None = None
+        if any(d.recipients is None for d in drafts):
+            # The exchange wants recipients named (need-to-know); "every party" is the
+            # scenario's parties but this one, and the exchange decides each.
+            meta = self.service.meta()
+            everyone = tuple(p for p in meta["parties"] if p != self.service.config.party)
+        subs = [sign_report(keys, d if d.recipients is not None else replace(d, recipients=everyone)) for d in drafts]
+        if self._client is None:
+            self._client = self.service.connect()
+        try:
+            answer = self._client.submit_batch(subs)
+        except ExchangeUnreachable:
+            self._client.close()
+            self._client = None
+            raise
+        except GsomiaError as e:
+            return [SendResult(False, f"refused by the exchange: {e}")] * len(drafts)
+        out: list[SendResult] = []
+        for r in answer.get("results", []):
+            status = int(r.get("status", 0))
+            if status in (200, 201) and isinstance(r.get("result"), dict):
+                out.append(SendResult(True, _summary(r["result"], status == 200)))
+            else:
+                p = r.get("problem") or {}
+                out.append(
+                    SendResult(False, f"refused by the exchange ({status}): {p.get('detail') or p.get('title')}")
+                )
+        if len(out) != len(drafts):
+            return [SendResult(False, "the exchange's answer does not have one result per report")] * len(drafts)
+        return out
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+# --- the whole -----------------------------------------------------------------------------------------
+
+
+class Interop:
+    """TAXII, CoT and the delivery feed of one node."""
+
+    def __init__(self, service: NodeService, config: InteropConfig) -> None:
+        self.service = service
+        self.config = config
+        party = service.config.party
+        self.store = TaxiiStore(service.store)
+        self._ladder_cache: dict[str, int] = {}
+        self.outbox_sender = ExchangeSender(service)
+        self.outbox = Outbox(
+            store=self.store,
+            sender=self.outbox_sender,
+            policy=MarkingPolicy(party=party, levels=tuple(self.ladder()), acs_levels=config.acs_levels),
+            topics=config.topics,
+            config=OutboxConfig(recipients=config.recipients, wait_seconds=config.wait_seconds),
+            clock=lambda: datetime.now(UTC),
+        )
+        self.taxii = TaxiiService(
+            settings=TaxiiSettings(party=party, topic_collections=config.topic_collections),
+            store=self.store,
+            auth=Authenticator(NodeUsers(service), self.store),
+            outbox=self.outbox,
+        )
+        self.cot_sender = ExchangeSender(service)
+        self.ingest = CotIngest(sender=self.cot_sender, rules=config.rules)
+        self.listeners = CotListeners(config.listen, self.ingest)
+        self.output = CotOutput(config.outputs, self.ladder)
+        self.bound: list[tuple[str, str, int]] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cot_from = 0
+        self._agreements: dict[tuple[Any, ...], str | None] = {}
+
+    @property
+    def mounts(self) -> dict[str, ASGIApp]:
+        """What the node's application mounts."""
+        return {"/taxii2": create_taxii_app(self.taxii)} if self.config.taxii else {}
+
+    def ladder(self) -> dict[str, int]:
+        """The party's ladder, level to rank (empty until the exchange was reached once)."""
+        if not self._ladder_cache:
+            try:
+                meta = self.service.meta()
+                self._ladder_cache = {lv["level"]: int(lv["rank"]) for lv in meta["ladder"]}
+            except GsomiaError as e:
+                log.info("the party's ladder is not known yet: %s", e)
+        return self._ladder_cache
+
+    def start(self) -> None:
+        """Start the outbox, the CoT bridge and the delivery feed."""
+        with self.service.store.read() as c:
+            self._cot_from = int(c.execute(select(func.max(deliveries.c.n))).scalar() or 0)
+        self.outbox.start()
+        self.ingest.start()
+        self.bound = self.listeners.start()
+        self.service.bus.subscribe(self._on_event)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._feed_loop, name="interop-feed", daemon=True)
+        self._thread.start()
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop everything (queued work is finished first)."""
+        self.service.bus.unsubscribe(self._on_event)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.listeners.stop()
+        self.ingest.stop()
+        self.outbox.stop()
+        self.output.close()
+        self.outbox_sender.close()
+        self.cot_sender.close()
+
+    def status(self) -> dict[str, Any]:
+        """What the bridge has done (for operators)."""
+        return {
+            "cot": {"listening": self.bound, "in": describe(self.ingest.stats), "out": {"sent": self.output.sent}},
+            "taxii": {"inbox": self.store.count("inbox"), "outbox": self.store.count("outbox")},
+        }
+
+    # --- the delivery feed ------------------------------------------------------------------
+
+    def _on_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "delivery" and data.get("state") == "verified":
+            self._wake.set()
+
+    def _feed_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=5.0)
+            self._wake.clear()
+            try:
+                while self._drain() and not self._stop.is_set():
+                    pass
+            except Exception:  # the feed must outlive one bad delivery or a store hiccup
+                log.exception("interop feed")
+
+    def _drain(self) -> bool:
+        cursor = int(self.service.store.get("interop.cursor") or 0)
+        with self.service.store.read() as c:
+            rows = (
+                c.execute(select(deliveries).where(deliveries.c.n > cursor).order_by(deliveries.c.n).limit(200))
+                .mappings()
+                .all()
+            )
+        if not rows:
+            return False
+        for row in rows:
+            if row["state"] == "pending":
+                return False  # the sync is still on it: come back when it has decided
+            if row["state"] == "verified":
+                self._deliver(row)
+            self.service.store.put("interop.cursor", str(row["n"]))
+        return len(rows) == 200
+
+    def _deliver(self, row: Any) -> None:
+        marking = json.loads(row["marking"] or "{}")
+        caveats = json.loads(row["caveats"] or "{}")
+        verification = json.loads(row["verification"] or "{}")
+        rel_to = caveats.get("rel_to")
+        try:
+            originator = NationalMarking(
+                party=str(row["originator"]),
+                level=str(marking.get("originator_level", "")),
+                rel_to=tuple(rel_to) if isinstance(rel_to, list) else None,
+                noforn=bool(caveats.get("noforn", False)),
+                orcon=bool(caveats.get("orcon", False)),
+            )
+        except InvalidInput as e:
+            log.warning("delivery %s: marking not readable (%s); not served over TAXII or CoT", row["delivery_id"], e)
+            return
+        inclusion = verification.get("inclusion") or {}
+        delivered = DeliveredMarking(
+            recipient=self.service.config.party,
+            level=str(marking.get("level", row["level"])),
+            originator=originator,
+            common_level=marking.get("common_level"),
+            banner=str(marking.get("banner", "")),
+            agreement=None,
+            delivery=str(row["delivery_id"]),
+            ledger_index=int(inclusion.get("index") or 0),
+            purpose=str(row["purpose"]),
+            via=row["via"],
+            exercise=bool(row["exercise"]),
+        )
+        payload = bytes(row["payload"] or b"")
+        if (
+            self.config.outputs
+            and row["n"] > self._cot_from
+            and is_track_topic(str(row["topic"]), self.config.track_topics)
+        ):
+            self.output.emit(
+                delivered=delivered,
+                payload=payload,
+                content_type=str(row["content_type"]),
+                report_id=str(row["report_id"]),
+            )
+        if self.config.taxii:
+            agreement = self._agreement(row, delivered)
+            delivered = DeliveredMarking(**{**_fields(delivered), "agreement": agreement})
+            try:
+                received = datetime.fromisoformat(str(row["received_at"]))
+            except ValueError:
+                received = datetime.now(UTC)
+            try:
+                self.taxii.receive(
+                    delivered=delivered,
+                    topic=str(row["topic"]),
+                    content_type=str(row["content_type"]),
+                    payload=payload,
+                    created=received if received.tzinfo else received.replace(tzinfo=UTC),
+                )
+            except InvalidInput as e:
+                log.warning("delivery %s: STIX content not served over TAXII: %s", row["delivery_id"], e)
+
+    def _agreement(self, row: Any, delivered: DeliveredMarking) -> str | None:
+        """The agreement under which the exchange released this delivery. A recipient may not
+        read the originator's ``decision`` ledger entry, so the node asks the exchange's route
+        engine for the same decision at the delivery's instant (``GET /api/v1/route``, under the
+        exchange's own what-if, as it decided); for a relay, the last leg's agreement."""
+        o = delivered.originator
+        at = str(row["received_at"])
+        key = (o.party, str(row["topic"]), o.level, o.rel_to, o.noforn, o.orcon, at[:16])
+        if key in self._agreements:
+            return self._agreements[key]
+        params: dict[str, Any] = {
+            "originator": o.party,
+            "recipient": self.service.config.party,
+            "topic": str(row["topic"]),
+            "level": o.level,
+            "at": at,
+            "noforn": o.noforn,
+            "orcon": o.orcon,
+            "as_exchange": True,
+        }
+        if o.rel_to is not None:
+            params["rel_to"] = ",".join(o.rel_to)
+        try:
+            with self.service.connect() as ex:
+                route = ex.request("GET", "/api/v1/route", params=params).json()
+        except (GsomiaError, ValueError) as e:
+            log.info("agreement of delivery %s not read: %s", delivered.delivery, e)
+            return None
+        legs = route.get("legs") or []
+        agreements = route.get("agreements") or []
+        found = legs[-1].get("agreement") if legs and isinstance(legs[-1], dict) else None
+        agreement = str(found or (agreements[-1] if agreements else "")) or None
+        if len(self._agreements) > 10_000:
+            self._agreements.clear()
+        self._agreements[key] = agreement
+        return agreement
+
+
+def _fields(d: DeliveredMarking) -> dict[str, Any]:
+    return {name: getattr(d, name) for name in DeliveredMarking.__slots__}
+
+
+def build_interop(service: NodeService) -> Interop:
+    """The node's interop from its ``interop.json``.
+
+    Raises:
+        InvalidInput: a malformed configuration.
+    """
+    return Interop(service, InteropConfig.read(service.config.dir))

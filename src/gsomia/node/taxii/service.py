@@ -1,0 +1,617 @@
+"""What the node's TAXII 2.1 endpoints call: collections, users, queries, the outbox that turns
+POSTed envelopes into signed reports, and the inbox fed by verified deliveries
+(docs/interop.md §3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import queue
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from gsomia.client.reports import ReportDraft
+from gsomia.errors import ExchangeUnreachable, InvalidInput
+from gsomia.interop.stix import (
+    STIX_MEDIA_TYPE,
+    TLP_1_0,
+    TLP_2_0,
+    DeliveredMarking,
+    MarkingPolicy,
+    ReportGroup,
+    TopicMap,
+    delivery_objects,
+    parse_timestamp,
+    plan_envelope,
+    read_bundle,
+    stix_timestamp,
+    version_of,
+)
+from gsomia.node.taxii.store import NewObject, Page, Query, TaxiiStore, VersionFilter, from_us, to_us
+
+log = logging.getLogger(__name__)
+
+TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
+ROLES = ("officer", "approver", "admin")
+"""The node's roles, lowest first (each has everything of the lower ones)."""
+
+INBOX, OUTBOX = "inbox", "outbox"
+_COLLECTION_NS = uuid.UUID("5b7a4f7c-1d42-4c8e-9d1b-6f2a0c3e8b11")
+
+
+# --- who is asking ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated node user."""
+
+    username: str
+    role: str
+
+    def at_least(self, role: str) -> bool:
+        """True if this user's role is ``role`` or higher."""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A node user as the directory stores it."""
+
+    username: str
+    role: str
+    password_hash: str
+    active: bool = True
+
+
+class UserDirectory(Protocol):
+    """The node's users (argon2 password hashes, roles)."""
+
+    def lookup(self, username: str) -> UserRecord | None:
+        """The user called ``username``, or None."""
+
+    def verify(self, record: UserRecord, password: str) -> bool:
+        """True if ``password`` is the user's (an argon2 verification)."""
+
+
+class Authenticator:
+    """HTTP Basic (TAXII 2.1 §8.2.2 requires it) against the node's users, and bearer tokens
+    issued to them.
+
+    An argon2 verification costs tens of milliseconds by design. A Basic password that verified
+    is remembered, keyed by the user's *stored hash* and a keyed digest of the password, so the
+    next request with the same credentials skips argon2 while a password change or a revocation
+    (the user is looked up on every request) takes effect at once.
+    """
+
+    def __init__(self, users: UserDirectory, store: TaxiiStore, *, cache_seconds: float = 300.0) -> None:
+        self.users = users
+        self.store = store
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[tuple[str, str, bytes], float] = {}
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+
+    def basic(self, username: str, password: str) -> Principal | None:
+        """The user these credentials name, or None (the same answer for an unknown user)."""
+        record = self.users.lookup(username)
+        if record is None or not record.active or record.role not in ROLES:
+            return None
+        tag = hmac.digest(self._key, password.encode("utf-8"), "sha256")
+        key = (username, record.password_hash, tag)
+        now = time.monotonic()
+        with self._lock:
+            seen = self._verified.get(key)
+        if seen is not None and now - seen < self._cache_seconds:
+            return Principal(username, record.role)
+        if not self.users.verify(record, password):
+            return None
+        with self._lock:
+            if len(self._verified) > 10_000:
+                self._verified.clear()
+            self._verified[key] = now
+        return Principal(username, record.role)
+
+    def bearer(self, token: str) -> Principal | None:
+        """The user of a live bearer token, or None."""
+        username = self.store.token_user(hashlib.sha256(token.encode("utf-8")).hexdigest())
+        if username is None:
+            return None
+        record = self.users.lookup(username)
+        if record is None or not record.active or record.role not in ROLES:
+            return None
+        return Principal(username, record.role)
+
+
+def issue_token(store: TaxiiStore, *, username: str, name: str, now: datetime) -> str:
+    """A new bearer token for ``username`` (``gtx_`` and 256 random bits); only its SHA-256 is
+    kept, so it is shown once."""
+    token = "gtx_" + secrets.token_urlsafe(32)
+    store.add_token(hashlib.sha256(token.encode("utf-8")).hexdigest(), username=username, name=name, now=now)
+    return token
+
+
+# --- collections --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """A TAXII collection of the node: the inbox (read), a topic view of it (read), or the
+    outbox (write)."""
+
+    id: str
+    alias: str
+    title: str
+    description: str
+    base: str
+    topic_prefix: str | None = None
+
+    @property
+    def readable(self) -> bool:
+        """Users may read it."""
+        return self.base == INBOX
+
+    @property
+    def writable(self) -> bool:
+        """Users may write to it."""
+        return self.base == OUTBOX
+
+    def resource(self, who: Principal) -> dict[str, Any]:
+        """The collection resource (TAXII 2.1 §5.2.1) as ``who`` sees it."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "description": self.description,
+            "alias": self.alias,
+            "can_read": self.readable and who.at_least("officer"),
+            "can_write": self.writable and who.at_least("officer"),
+            "media_types": [STIX_MEDIA_TYPE],
+        }
+
+
+def build_collections(party: str, topic_prefixes: Sequence[str]) -> tuple[Collection, ...]:
+    """The node's collections, with ids fixed by the party and alias (RFC 4122 name-based)."""
+
+    def cid(alias: str) -> str:
+        return str(uuid.uuid5(_COLLECTION_NS, f"{party}/{alias}"))
+
+    out = [
+        Collection(
+            cid(INBOX),
+            INBOX,
+            f"{party} inbox",
+            f"What {party} received: verified deliveries, marked in {party}'s own ladder.",
+            INBOX,
+        ),
+        Collection(
+            cid(OUTBOX),
+            OUTBOX,
+            f"{party} outbox",
+            f"What {party} sends: each object needs {party}'s national marking; the node signs and submits it.",
+            OUTBOX,
+        ),
+    ]
+    for prefix in topic_prefixes:
+        alias = f"inbox-{prefix}"
+        out.append(
+            Collection(
+                cid(alias), alias, f"{party} inbox: {prefix}", f"What {party} received on {prefix}.", INBOX, prefix
+            )
+        )
+    return tuple(out)
+
+
+# --- queries ------------------------------------------------------------------------------------------
+
+
+class BadQuery(InvalidInput):
+    """A malformed URL query parameter (TAXII 2.1 §3.4: 400)."""
+
+
+def _single(params: Sequence[tuple[str, str]], name: str) -> str | None:
+    values = [v for k, v in params if k == name]
+    if len(values) > 1:
+        raise BadQuery(f"{name} may be given once")
+    return values[0] if values else None
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = tuple(v for v in value.split(","))
+    if any(not v for v in items):
+        raise BadQuery("a match value list is values separated by commas, without empty values or spaces")
+    return items
+
+
+def parse_query(
+    params: Sequence[tuple[str, str]],
+    *,
+    allowed: frozenset[str],
+    max_page: int,
+    versions_default_all: bool = False,
+) -> tuple[Query, str]:
+    """A :class:`Query` from TAXII URL query parameters, and the digest of its filters (which a
+    ``next`` value must match).
+
+    Raises:
+        BadQuery: a parameter is malformed or repeated.
+    """
+    matches: dict[str, str | None] = {}
+    for name in ("id", "type", "version", "spec_version"):
+        matches[name] = _single(params, f"match[{name}]") if name in allowed else None
+    added_after = _single(params, "added_after")
+    after_us = to_us(parse_timestamp(added_after, "added_after")) if added_after is not None else None
+    limit_text = _single(params, "limit")
+    limit = max_page
+    if limit_text is not None:
+        if not limit_text.isdigit() or int(limit_text) <= 0:
+            raise BadQuery("limit is a positive integer")
+        limit = min(int(limit_text), max_page)
+    versions = VersionFilter(last=False, all=True) if versions_default_all else VersionFilter()
+    if matches["version"] is not None:
+        words = _csv(matches["version"])
+        if len(set(words)) != len(words):
+            raise BadQuery("match[version] names a version twice")
+        if "all" in words and len(words) > 1:
+            raise BadQuery("match[version]=all goes alone")
+        exact = tuple(to_us(parse_timestamp(w, "match[version]")) for w in words if w not in ("first", "last", "all"))
+        versions = VersionFilter(first="first" in words, last="last" in words, all="all" in words, exact=exact)
+    spec_versions = _csv(matches["spec_version"])
+    q = Query(
+        after_us=after_us,
+        limit=limit,
+        ids=_csv(matches["id"]),
+        types=_csv(matches["type"]),
+        spec_versions=spec_versions,
+        versions=versions,
+    )
+    digest = hashlib.sha256(
+        json.dumps([added_after, matches["id"], matches["type"], matches["version"], matches["spec_version"]]).encode()
+    ).hexdigest()[:16]
+    nxt = _single(params, "next")
+    if nxt is not None:
+        last, _, token_digest = nxt.partition("-")
+        if not last.isdigit() or len(last) > 19 or token_digest != digest:
+            raise BadQuery("next is not a value this server gave for these same filters")
+        cursor = int(last)
+        q = Query(
+            after_us=cursor if q.after_us is None else max(q.after_us, cursor),
+            limit=q.limit,
+            ids=q.ids,
+            types=q.types,
+            spec_versions=q.spec_versions,
+            versions=q.versions,
+        )
+    return q, digest
+
+
+def next_token(page: Page, digest: str) -> str | None:
+    """The ``next`` value after ``page`` (the last ``date_added`` and the filters' digest)."""
+    if not page.more or not page.rows:
+        return None
+    return f"{page.rows[-1].date_added}-{digest}"
+
+
+# --- the outbox ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What the exchange answered for one report."""
+
+    ok: bool
+    detail: str
+    retry: bool = False
+
+
+class ReportSender(Protocol):
+    """Signs reports with the party's key and submits them to the exchange in one batch
+    (``POST /api/v1/report-batches``)."""
+
+    def send(self, drafts: Sequence[ReportDraft]) -> list[SendResult]:
+        """One result per draft, in order.
+
+        Raises:
+            ExchangeUnreachable: nothing is known to have reached the exchange.
+        """
+
+
+@dataclass(slots=True)
+class _Job:
+    status_id: str
+    body: dict[str, Any]
+    groups: tuple[ReportGroup, ...]
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxConfig:
+    """How the outbox sends: recipients of every report (None: every party, the exchange
+    decides each) and the longest a POST waits for its reports before answering ``pending``."""
+
+    recipients: tuple[str, ...] | None = None
+    wait_seconds: float = 30.0
+    max_batch: int = 1000
+
+
+def _details(
+    pairs: Sequence[tuple[str, str | None]], fallback: str, message: str | None = None
+) -> list[dict[str, Any]]:
+    out = []
+    for oid, version in pairs:
+        d: dict[str, Any] = {"id": oid, "version": version or fallback}
+        if message:
+            d["message"] = message
+        out.append(d)
+    return out
+
+
+class Outbox:
+    """Turns POSTed envelopes into reports: one per distinct (national marking, topic), signed
+    in the node and submitted in batches by one worker thread, which takes every envelope
+    waiting at that moment (a bulk feed pays one exchange round trip per batch, not per
+    envelope)."""
+
+    def __init__(
+        self,
+        *,
+        store: TaxiiStore,
+        sender: ReportSender,
+        policy: MarkingPolicy,
+        topics: TopicMap,
+        config: OutboxConfig,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.sender = sender
+        self.policy = policy
+        self.topics = topics
+        self.config = config
+        self.clock = clock
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the worker thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="taxii-outbox", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the worker after the envelopes already queued."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def accept(self, envelope_objects: Sequence[object], *, owner: str, wait: bool) -> dict[str, Any]:
+        """Plan an envelope, record its status resource, queue its reports and, if ``wait``,
+        wait (up to the configured time) until they are decided. The status resource as it
+        stands then."""
+        now = self.clock()
+        request_ts = stix_timestamp(now)
+        status_id = str(uuid.uuid4())
+        pairs_all = [
+            (str(o.get("id")), version_of(o)) for o in envelope_objects if isinstance(o, Mapping) and o.get("id")
+        ]
+        already = self.store.present(OUTBOX, pairs_all)
+        fresh = [
+            o for o in envelope_objects if not (isinstance(o, Mapping) and (str(o.get("id")), version_of(o)) in already)
+        ]
+        refs: set[str] = set()
+        for o in fresh:
+            if isinstance(o, Mapping) and isinstance(o.get("object_marking_refs"), list):
+                refs.update(r for r in o["object_marking_refs"] if isinstance(r, str))
+        in_envelope = {str(o.get("id")) for o in fresh if isinstance(o, Mapping)}
+        lookup = sorted(r for r in refs if r not in in_envelope and r not in TLP_2_0 and r not in TLP_1_0)
+        known = self.store.bodies(OUTBOX, lookup)
+        plan = plan_envelope(fresh, policy=self.policy, topics=self.topics, known_definitions=known)
+        if plan.definitions:
+            self.store.add(OUTBOX, [NewObject(body=d) for d in plan.definitions], now=now)
+        successes = _details(sorted(already), request_ts, "already sent")
+        successes += _details(
+            [(str(d["id"]), version_of(d)) for d in plan.definitions],
+            request_ts,
+            "marking definition recorded; it travels with the objects that reference it",
+        )
+        failures = [
+            {"id": r.object_id or "(no id)", "version": r.version or request_ts, "message": r.reason}
+            for r in plan.refused
+        ]
+        pendings = [{"id": oid, "version": version or request_ts} for g in plan.groups for oid, version in g.members()]
+        body: dict[str, Any] = {
+            "id": status_id,
+            "status": "pending" if pendings else "complete",
+            "request_timestamp": request_ts,
+            "total_count": len(envelope_objects),
+            "success_count": len(successes),
+            "successes": successes,
+            "failure_count": len(failures),
+            "failures": failures,
+            "pending_count": len(pendings),
+            "pendings": pendings,
+        }
+        self.store.put_status(status_id, owner, body, now=now)
+        if not plan.groups:
+            return body
+        job = _Job(status_id, body, plan.groups)
+        self._queue.put(job)
+        if wait and job.done.wait(self.config.wait_seconds):
+            return job.body
+        return dict(body) if not job.done.is_set() else job.body
+
+    # --- the worker ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            jobs = [first]
+            reports = len(first.groups)
+            while reports < self.config.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                jobs.append(nxt)
+                reports += len(nxt.groups)
+            self._send(jobs)
+
+    def _send(self, jobs: list[_Job]) -> None:
+        created = self.clock()
+        drafts = []
+        for job in jobs:
+            for g in job.groups:
+                drafts.append(
+                    ReportDraft(
+                        id=g.report_id,
+                        topic=g.topic,
+                        level=g.marking.level,
+                        payload=g.payload,
+                        created=created,
+                        recipients=self.config.recipients,
+                        rel_to=g.marking.rel_to,
+                        noforn=g.marking.noforn,
+                        orcon=g.marking.orcon,
+                        content_type=STIX_MEDIA_TYPE,
+                    )
+                )
+        delay = 1.0
+        while True:
+            try:
+                results: list[SendResult] = []
+                for start in range(0, len(drafts), self.config.max_batch):
+                    results += self.sender.send(drafts[start : start + self.config.max_batch])
+                break
+            except ExchangeUnreachable as e:
+                # Statuses stay pending (TAXII 2.1 §4.3.1: "MAY be updated") until the exchange
+                # answers; reports are idempotent by id, so sending them again is safe.
+                log.warning("exchange unreachable, retrying TAXII reports in %.0f s: %s", delay, e)
+                time.sleep(delay)
+                delay = min(delay * 2, 60.0)
+            except Exception as e:  # a bug or an unexpected answer must fail the statuses, not the worker
+                log.exception("sending TAXII reports failed")
+                results = [SendResult(False, f"not sent: {e.__class__.__name__}")] * len(drafts)
+                break
+        it = iter(results)
+        now = self.clock()
+        for job in jobs:
+            sent_objects: list[NewObject] = []
+            for g in job.groups:
+                res = next(it)
+                members = g.members()
+                ids = {m[0] for m in members}
+                job.body["pendings"] = [p for p in job.body["pendings"] if p["id"] not in ids]
+                target = "successes" if res.ok else "failures"
+                # New lists, never changed in place: a POST that stopped waiting may be copying them.
+                job.body[target] = job.body[target] + _details(
+                    members, job.body["request_timestamp"], f"report {g.report_id}: {res.detail}"
+                )
+                if res.ok:
+                    sent_objects += [NewObject(body=o, topic=g.topic) for o in g.objects]
+            job.body["pending_count"] = len(job.body["pendings"])
+            job.body["success_count"] = len(job.body["successes"])
+            job.body["failure_count"] = len(job.body["failures"])
+            if job.body["pending_count"] == 0:
+                job.body["status"] = "complete"
+            try:
+                if sent_objects:
+                    self.store.add(OUTBOX, sent_objects, now=now)
+                self.store.update_status(job.status_id, job.body)
+            except Exception:  # the status must still be answered to a waiting POST
+                log.exception("recording a TAXII status failed")
+            job.done.set()
+
+
+# --- the service --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaxiiSettings:
+    """The TAXII server's settings."""
+
+    party: str
+    title: str = ""
+    contact: str = ""
+    topic_collections: tuple[str, ...] = ()
+    max_page: int = 1000
+    max_content_length: int = 10 * 1024 * 1024
+
+
+class TaxiiService:
+    """The node's TAXII server, minus HTTP."""
+
+    def __init__(self, *, settings: TaxiiSettings, store: TaxiiStore, auth: Authenticator, outbox: Outbox) -> None:
+        self.settings = settings
+        self.store = store
+        self.auth = auth
+        self.outbox = outbox
+        self.collections = build_collections(settings.party, settings.topic_collections)
+        self._by_key = {c.id: c for c in self.collections} | {c.alias: c for c in self.collections}
+
+    def collection(self, key: str) -> Collection | None:
+        """The collection with id or alias ``key``."""
+        return self._by_key.get(key)
+
+    def receive(
+        self,
+        *,
+        delivered: DeliveredMarking,
+        topic: str,
+        content_type: str,
+        payload: bytes,
+        created: datetime,
+        originator_name: str | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Put a verified delivery's STIX objects into the inbox; how many objects were new. A
+        payload that is not STIX 2.1 content is not a TAXII object and adds nothing.
+
+        Raises:
+            InvalidInput: the payload claims to be STIX but is not a bundle.
+        """
+        if content_type.replace(" ", "").lower() not in (STIX_MEDIA_TYPE, "application/stix+json"):
+            return 0
+        objs = delivery_objects(
+            read_bundle(payload), delivered=delivered, created=created, originator_name=originator_name
+        )
+        new = [NewObject(body=o, topic=topic, delivery=delivered.delivery) for o in objs]
+        added = self.store.add(INBOX, new, now=now or datetime.now(UTC))
+        return sum(1 for _, _, a in added if a)
+
+
+__all__ = [
+    "INBOX",
+    "OUTBOX",
+    "TAXII_MEDIA_TYPE",
+    "Authenticator",
+    "BadQuery",
+    "Collection",
+    "Outbox",
+    "OutboxConfig",
+    "Principal",
+    "ReportSender",
+    "SendResult",
+    "TaxiiService",
+    "TaxiiSettings",
+    "UserDirectory",
+    "UserRecord",
+    "from_us",
+    "issue_token",
+    "next_token",
+    "parse_query",
+]

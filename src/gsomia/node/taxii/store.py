@@ -1,0 +1,465 @@
+"""The TAXII server's own tables, in the node's store: objects by collection, indexed for the
+queries TAXII 2.1 §3.4 defines, and status resources (§4.3.1).
+
+Every object gets a ``date_added`` that is strictly increasing within its collection (one
+microsecond apart at least), so ``date_added`` alone orders a collection (§3.3) and a page
+ends at an exact place: pagination is a keyset (``date_added > last``) over an index, never an
+offset, and the first page of a million-object collection costs what a page of ten does.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from gsomia.errors import StorageError
+from gsomia.interop.stix import parse_timestamp
+
+metadata = MetaData()
+
+objects = Table(
+    "taxii_object",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("collection", String(32), nullable=False),
+    Column("stix_id", String(300), nullable=False),
+    Column("stix_type", String(250), nullable=False),
+    Column("version", String(40), nullable=False),
+    Column("version_us", BigInteger, nullable=False),
+    Column("spec_version", String(8), nullable=False),
+    Column("date_added", BigInteger, nullable=False),
+    Column("topic", String(128), nullable=False, default=""),
+    Column("is_last", Boolean, nullable=False),
+    Column("is_first", Boolean, nullable=False),
+    Column("delivery", String(64), nullable=True),
+    Column("body", Text, nullable=False),
+    Index("taxii_object_added", "collection", "date_added", unique=True),
+    Index("taxii_object_last", "collection", "is_last", "date_added"),
+    Index("taxii_object_type", "collection", "stix_type", "date_added"),
+    Index("taxii_object_id", "collection", "stix_id", "version_us"),
+    Index("taxii_object_topic", "collection", "topic", "date_added"),
+)
+
+statuses = Table(
+    "taxii_status",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+tokens = Table(
+    "taxii_token",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("username", String(128), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("revoked_us", BigInteger, nullable=True),
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_us(at: datetime) -> int:
+    """Microseconds since 1970-01-01T00:00Z of an aware instant."""
+    delta = at.astimezone(UTC) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int) -> str:
+    """A TAXII timestamp (microsecond precision, ``Z``) of microseconds since the epoch."""
+    seconds, micro = divmod(us, 1_000_000)
+    at = datetime.fromtimestamp(seconds, UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S") + f".{micro:06d}Z"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewObject:
+    """A STIX object to store, with what the indexes need."""
+
+    body: Mapping[str, Any]
+    topic: str = ""
+    delivery: str | None = None
+
+    @property
+    def stix_id(self) -> str:
+        """The object's STIX id."""
+        return str(self.body["id"])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VersionFilter:
+    """``match[version]`` (TAXII 2.1 §3.4.1): ``last`` by default."""
+
+    first: bool = False
+    last: bool = True
+    all: bool = False
+    exact: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Query:
+    """One page of a collection: the filters of §3.4 and where the previous page ended."""
+
+    after_us: int | None = None
+    limit: int = 100
+    ids: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    spec_versions: tuple[str, ...] = ()
+    versions: VersionFilter = field(default_factory=VersionFilter)
+    topic_prefix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A stored object as a page returns it."""
+
+    stix_id: str
+    version: str
+    date_added: int
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Rows in ``date_added`` order, and whether more match."""
+
+    rows: tuple[Row, ...]
+    more: bool
+
+
+class Transactions(Protocol):
+    """Where the tables live: the node's encrypted store (:class:`gsomia.node.store.NodeStore`)
+    or any engine through :class:`EngineTransactions`."""
+
+    def write(self) -> AbstractContextManager[Connection]:
+        """One write transaction.
+
+        Raises:
+            StorageError: the database failed.
+        """
+
+    def read(self) -> AbstractContextManager[Connection]:
+        """A read-only connection.
+
+        Raises:
+            StorageError: the database failed.
+        """
+
+
+class EngineTransactions:
+    """:class:`Transactions` over a plain SQLAlchemy engine, writes serialised by one lock."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction."""
+        with self._lock:
+            try:
+                with self.engine.begin() as conn:
+                    yield conn
+            except SQLAlchemyError as e:
+                raise StorageError(f"TAXII store: {e.__class__.__name__}") from e
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as e:
+            raise StorageError(f"TAXII store: {e.__class__.__name__}") from e
+
+
+class TaxiiStore:
+    """The TAXII tables, in the node's store."""
+
+    def __init__(self, db: Transactions) -> None:
+        self.db = db
+        # One writer at a time: date_added is computed from the collection's last one.
+        self._write_lock = threading.Lock()
+        with self.db.write() as conn:
+            try:
+                metadata.create_all(conn, checkfirst=True)
+            except SQLAlchemyError as e:
+                raise StorageError(f"cannot create the TAXII tables: {e.__class__.__name__}") from e
+
+    def _begin(self) -> AbstractContextManager[Connection]:
+        return self.db.write()
+
+    def _read(self) -> AbstractContextManager[Connection]:
+        return self.db.read()
+
+    # --- objects -----------------------------------------------------------------------------
+
+    def add(self, collection: str, new: Sequence[NewObject], *, now: datetime) -> list[tuple[str, str, bool]]:
+        """Store objects in ``collection``; an object whose id and version are there already is
+        left as it is (TAXII 2.1 §5.5: an exact duplicate is not an error).
+
+        Returns:
+            ``(id, version, added)`` for each object, in order.
+        """
+        out: list[tuple[str, str, bool]] = []
+        with self._write_lock, self._begin() as conn:
+            last = conn.execute(
+                select(func.max(objects.c.date_added)).where(objects.c.collection == collection)
+            ).scalar()
+            added_us = max(to_us(now), (last or 0) + 1)
+            for item in new:
+                body = item.body
+                stix_id = item.stix_id
+                version_text = body.get("modified") or body.get("created")
+                if isinstance(version_text, str):
+                    version_us = to_us(parse_timestamp(version_text, "version"))
+                    version = version_text
+                else:
+                    version_us, version = added_us, from_us(added_us)
+                same_id = conn.execute(
+                    select(objects.c.seq, objects.c.version_us, objects.c.is_first, objects.c.is_last).where(
+                        objects.c.collection == collection, objects.c.stix_id == stix_id
+                    )
+                ).all()
+                if not isinstance(version_text, str) and same_id:
+                    # An SCO is not versioned (STIX 2.1 §6): the same id again is the same object.
+                    out.append((stix_id, from_us(same_id[0].version_us), False))
+                    continue
+                if any(r.version_us == version_us for r in same_id):
+                    out.append((stix_id, version, False))
+                    continue
+                is_last = all(r.version_us < version_us for r in same_id)
+                is_first = all(r.version_us > version_us for r in same_id)
+                if is_last and same_id:
+                    conn.execute(
+                        update(objects)
+                        .where(objects.c.collection == collection, objects.c.stix_id == stix_id, objects.c.is_last)
+                        .values(is_last=False)
+                    )
+                if is_first and same_id:
+                    conn.execute(
+                        update(objects)
+                        .where(objects.c.collection == collection, objects.c.stix_id == stix_id, objects.c.is_first)
+                        .values(is_first=False)
+                    )
+                conn.execute(
+                    insert(objects).values(
+                        collection=collection,
+                        stix_id=stix_id,
+                        stix_type=str(body.get("type", "")),
+                        version=version,
+                        version_us=version_us,
+                        spec_version=str(body.get("spec_version", "2.1")),
+                        date_added=added_us,
+                        topic=item.topic,
+                        is_last=is_last,
+                        is_first=is_first,
+                        delivery=item.delivery,
+                        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+                    )
+                )
+                out.append((stix_id, version, True))
+                added_us += 1
+        return out
+
+    def bulk_load(self, collection: str, rows: Sequence[tuple[str, str, str, int, str, str]]) -> None:
+        """Append objects known to be new and single-versioned (a benchmark's or a migration's
+        bulk load): ``(id, type, version, date_added_us, topic, body)`` in ``date_added`` order,
+        after every stored one."""
+        with self._write_lock, self._begin() as conn:
+            conn.execute(
+                insert(objects),
+                [
+                    {
+                        "collection": collection,
+                        "stix_id": sid,
+                        "stix_type": kind,
+                        "version": version,
+                        "version_us": to_us(parse_timestamp(version)),
+                        "spec_version": "2.1",
+                        "date_added": added,
+                        "topic": topic,
+                        "is_last": True,
+                        "is_first": True,
+                        "delivery": None,
+                        "body": body,
+                    }
+                    for sid, kind, version, added, topic, body in rows
+                ],
+            )
+
+    def page(self, collection: str, q: Query) -> Page:
+        """One page of objects matching ``q``, oldest ``date_added`` first (TAXII 2.1 §3.3)."""
+        c = objects.c
+        conds: list[Any] = [c.collection == collection]
+        if q.after_us is not None:
+            conds.append(c.date_added > q.after_us)
+        if q.ids:
+            conds.append(c.stix_id.in_(q.ids))
+        if q.types:
+            conds.append(c.stix_type.in_(q.types))
+        if q.spec_versions:
+            conds.append(c.spec_version.in_(q.spec_versions))
+        if q.topic_prefix is not None and q.topic_prefix != "*":
+            conds.append(or_(c.topic == q.topic_prefix, c.topic.startswith(q.topic_prefix + ".", autoescape=True)))
+        v = q.versions
+        if not v.all:
+            alternatives: list[Any] = []
+            if v.last:
+                alternatives.append(c.is_last.is_(True))
+            if v.first:
+                alternatives.append(c.is_first.is_(True))
+            if v.exact:
+                alternatives.append(c.version_us.in_(v.exact))
+            conds.append(or_(*alternatives) if len(alternatives) > 1 else alternatives[0])
+        stmt = (
+            select(c.stix_id, c.version, c.date_added, c.body)
+            .where(and_(*conds))
+            .order_by(c.date_added)
+            .limit(q.limit + 1)
+        )
+        with self._read() as conn:
+            found = conn.execute(stmt).all()
+        rows = tuple(Row(r.stix_id, r.version, r.date_added, r.body) for r in found[: q.limit])
+        return Page(rows=rows, more=len(found) > q.limit)
+
+    def has_object(self, collection: str, stix_id: str, *, topic_prefix: str | None = None) -> bool:
+        """True if any version of ``stix_id`` is in the collection."""
+        c = objects.c
+        conds: list[Any] = [c.collection == collection, c.stix_id == stix_id]
+        if topic_prefix is not None and topic_prefix != "*":
+            conds.append(or_(c.topic == topic_prefix, c.topic.startswith(topic_prefix + ".", autoescape=True)))
+        with self._read() as conn:
+            return conn.execute(select(c.seq).where(*conds).limit(1)).first() is not None
+
+    def present(self, collection: str, pairs: Sequence[tuple[str, str | None]]) -> set[tuple[str, str | None]]:
+        """Which of the ``(id, version)`` pairs are in the collection (a version of None: any)."""
+        if not pairs:
+            return set()
+        c = objects.c
+        ids = sorted({p[0] for p in pairs})
+        with self._read() as conn:
+            stored = conn.execute(
+                select(c.stix_id, c.version_us).where(c.collection == collection, c.stix_id.in_(ids))
+            ).all()
+        have: dict[str, set[int]] = {}
+        for r in stored:
+            have.setdefault(r.stix_id, set()).add(r.version_us)
+        found: set[tuple[str, str | None]] = set()
+        for sid, version in pairs:
+            if sid not in have:
+                continue
+            if version is None or to_us(parse_timestamp(version)) in have[sid]:
+                found.add((sid, version))
+        return found
+
+    def bodies(self, collection: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The latest stored body of each of ``ids`` found in the collection."""
+        if not ids:
+            return {}
+        c = objects.c
+        with self._read() as conn:
+            found = conn.execute(
+                select(c.stix_id, c.body).where(c.collection == collection, c.stix_id.in_(sorted(set(ids))), c.is_last)
+            ).all()
+        return {r.stix_id: json.loads(r.body) for r in found}
+
+    def count(self, collection: str) -> int:
+        """How many objects (all versions) the collection holds."""
+        with self._read() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(objects).where(objects.c.collection == collection)
+                ).scalar()
+                or 0
+            )
+
+    # --- status resources -------------------------------------------------------------------
+
+    def put_status(self, status_id: str, owner: str, body: Mapping[str, Any], *, now: datetime) -> None:
+        """Store a new status resource."""
+        with self._begin() as conn:
+            conn.execute(
+                insert(statuses).values(id=status_id, owner=owner, created_us=to_us(now), body=json.dumps(body))
+            )
+
+    def update_status(self, status_id: str, body: Mapping[str, Any]) -> None:
+        """Replace a status resource's body."""
+        with self._begin() as conn:
+            conn.execute(update(statuses).where(statuses.c.id == status_id).values(body=json.dumps(body)))
+
+    def status(self, status_id: str) -> tuple[str, dict[str, Any]] | None:
+        """``(owner, body)`` of a status resource, or None."""
+        with self._read() as conn:
+            row = conn.execute(select(statuses.c.owner, statuses.c.body).where(statuses.c.id == status_id)).first()
+        return (row.owner, json.loads(row.body)) if row else None
+
+    # --- bearer tokens ------------------------------------------------------------------------
+
+    def add_token(self, digest: str, *, username: str, name: str, now: datetime) -> None:
+        """Record a bearer token (its SHA-256 only) for a node user."""
+        with self._begin() as conn:
+            conn.execute(insert(tokens).values(digest=digest, username=username, name=name, created_us=to_us(now)))
+
+    def token_user(self, digest: str) -> str | None:
+        """The user of a live token, or None."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(tokens.c.username).where(tokens.c.digest == digest, tokens.c.revoked_us.is_(None))
+            ).first()
+        return str(row.username) if row else None
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        """Every token: user, name, created, revoked (never the token)."""
+        with self._read() as conn:
+            rows = conn.execute(select(tokens).order_by(tokens.c.created_us)).all()
+        return [
+            {
+                "id": r.digest[:12],
+                "user": r.username,
+                "name": r.name,
+                "created": from_us(r.created_us),
+                "revoked": from_us(r.revoked_us) if r.revoked_us else None,
+            }
+            for r in rows
+        ]
+
+    def revoke_tokens(self, *, username: str | None = None, token_id: str | None = None, now: datetime) -> int:
+        """Revoke a user's tokens, or the token whose id (digest prefix) is given; how many."""
+        conds: list[Any] = [tokens.c.revoked_us.is_(None)]
+        if username is not None:
+            conds.append(tokens.c.username == username)
+        if token_id is not None:
+            conds.append(tokens.c.digest.startswith(token_id, autoescape=True))
+        with self._begin() as conn:
+            result = conn.execute(update(tokens).where(*conds).values(revoked_us=to_us(now)))
+            return int(result.rowcount or 0)

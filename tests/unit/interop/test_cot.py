@@ -1,0 +1,130 @@
+"""CoT ⇄ gsomia: rules in, MIL-STD-6090 marking out, endpoints only where the marking allows."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from takproto.functions import xml2proto
+
+from gsomia.errors import InvalidInput
+from gsomia.interop.cot import (
+    CotEndpoint,
+    endpoints_from_config,
+    marked_event,
+    parse_cot,
+    read_event,
+    refusal,
+    releasable_to,
+    rule_for,
+    rules_from_config,
+)
+from gsomia.interop.stix import DeliveredMarking, NationalMarking
+from gsomia.node.cot.bridge import split_stream
+
+EVENT = (
+    b'<?xml version="1.0"?><event version="2.0" uid="t-1" type="a-h-A-M-B" how="m-r" time="2019-11-22T00:58:00Z" '
+    b'start="2019-11-22T00:58:00Z" stale="2019-11-22T01:00:00Z" access="Unclassified" caveat="FOUO">'
+    b'<point lat="39.0" lon="125.7" hae="950" ce="50" le="50"/><detail><track speed="1800"/></detail></event>'
+)
+LADDER = {"군사I급비밀": 1, "군사II급비밀": 2, "군사III급비밀": 3, "대외비": 4}
+
+
+def delivered(level: str = "군사II급비밀", **caveats: object) -> DeliveredMarking:
+    return DeliveredMarking(
+        recipient="KOR",
+        level=level,
+        originator=NationalMarking(party="JPN", level="極秘", **caveats),  # type: ignore[arg-type]
+        common_level="SECRET",
+        banner=f"{level} (JPN 極秘)",
+        agreement="JPN-KOR-GSOMIA",
+        delivery="d-1",
+        ledger_index=5,
+    )
+
+
+def endpoint(**kw: object) -> CotEndpoint:
+    base: dict[str, object] = {
+        "name": "ops",
+        "url": "tcp://127.0.0.1:8087",
+        "cleared_to": "군사II급비밀",
+        "audience": ("KOR",),
+    }
+    return CotEndpoint(**(base | kw))  # type: ignore[arg-type]
+
+
+def test_events_parse_from_xml_and_tak_protocol() -> None:
+    ev = parse_cot(EVENT)
+    assert (ev.uid, ev.type, ev.instant().isoformat()) == ("t-1", "a-h-A-M-B", "2019-11-22T00:58:00+00:00")
+    proto = bytes(xml2proto(EVENT.decode()))
+    assert read_event(proto).type == "a-h-A-M-B" and read_event(proto).uid == "t-1"
+    for bad in (
+        b"<nope/>",
+        b"not xml",
+        b'<!DOCTYPE x [<!ENTITY a "b">]><event/>',
+        b"<event uid='x' type='a' time='t'/>",
+    ):
+        with pytest.raises(InvalidInput):
+            parse_cot(bad)
+    with pytest.raises(InvalidInput):
+        read_event(b"\xbf\x01\xbfgarbage")
+
+
+def test_the_most_specific_rule_wins_and_unmapped_types_stay_home() -> None:
+    rules = rules_from_config(
+        [
+            {"type_prefix": "a-h-A", "topic": "dprk.military.movement", "level": "秘"},
+            {"type_prefix": "a-h-A-M", "topic": "dprk.missile.launch", "level": "極秘", "recipients": ["KOR"]},
+        ]
+    )
+    assert rule_for(rules, "a-h-A-M-B").topic == "dprk.missile.launch"  # type: ignore[union-attr]
+    assert rule_for(rules, "a-h-A-C").topic == "dprk.military.movement"  # type: ignore[union-attr]
+    assert rule_for(rules, "a-h-A-MX") is not None and rule_for(rules, "a-h-A-MX").topic == "dprk.military.movement"  # type: ignore[union-attr]
+    assert rule_for(rules, "a-f-G") is None
+    with pytest.raises(InvalidInput, match="unknown member"):
+        rules_from_config([{"type_prefix": "a", "topic": "x", "level": "秘", "colour": "red"}])
+
+
+def test_marking_attributes_replace_the_originators() -> None:
+    marked = marked_event(EVENT, "application/cot+xml", delivered(orcon=True, rel_to=("KOR", "USA")), report_id="r")
+    assert marked is not None
+    out = ET.fromstring(marked)
+    assert out.get("access") == "군사II급비밀"
+    assert out.get("caveat") == "ORIGINATOR JPN 極秘 ORCON"
+    assert out.get("releasableto") == "JPN KOR USA"
+    assert out.find("point").get("lat") == "39.0"  # type: ignore[union-attr]
+    from_json = marked_event(
+        b'{"track": [[39.0, 125.7, 0], [40.1, 133.2, 950]]}', "application/json", delivered(), report_id="r-1"
+    )
+    assert from_json is not None
+    track = ET.fromstring(from_json)
+    assert track.get("uid") == "gsomia.r-1" and track.find("point").get("lat") == "40.1"  # type: ignore[union-attr]
+    assert track.get("releasableto") == "JPN KOR"
+    assert marked_event(b"hello", "text/plain", delivered(), report_id="r") is None
+
+
+def test_endpoints_get_only_what_the_marking_allows() -> None:
+    assert refusal(endpoint(), delivered(), LADDER) is None
+    assert refusal(endpoint(cleared_to="군사I급비밀"), delivered(), LADDER) is None
+    assert "cleared to 군사III급비밀" in str(refusal(endpoint(cleared_to="군사III급비밀"), delivered(), LADDER))
+    assert "USA" in str(refusal(endpoint(audience=("KOR", "USA")), delivered(), LADDER))
+    assert refusal(endpoint(audience=("KOR", "USA")), delivered(rel_to=("USA",)), LADDER) is None
+    assert "not in the party's ladder" in str(refusal(endpoint(), delivered(level="??"), LADDER))
+    assert releasable_to(delivered(noforn=True, rel_to=("USA",))) == ("KOR",)
+    ex = DeliveredMarking(**{**{s: getattr(delivered(), s) for s in DeliveredMarking.__slots__}, "exercise": True})
+    assert "exercise" in str(refusal(endpoint(), ex, LADDER)) and refusal(endpoint(exercise=True), ex, LADDER) is None
+    with pytest.raises(InvalidInput):
+        endpoints_from_config([{"name": "x", "url": "http://h:1", "cleared_to": "x", "audience": ["KOR"]}])
+
+
+def test_tcp_streams_split_into_events() -> None:
+    proto = bytes(xml2proto(EVENT.decode(), None))
+    stream = bytes(xml2proto(EVENT.decode(), __import__("takproto").TAKProtoVer.STREAM))
+    buf = bytearray(EVENT + b"\n" + EVENT[:40])
+    assert split_stream(buf) == [EVENT] and bytes(buf) == EVENT[:40]
+    buf += EVENT[40:] + stream
+    out = split_stream(buf)
+    assert out[0] == EVENT and read_event(out[1]).uid == "t-1" and not buf
+    assert proto[:3] == b"\xbf\x01\xbf"
+    with pytest.raises(InvalidInput):
+        split_stream(bytearray(b"<event " + b"x" * 70_000))

@@ -1,0 +1,297 @@
+"""STIX 2.1 ⇄ gsomia: the national marking extension, TLP 2.0 and ACS 3.0 read as caveats,
+envelopes grouped into reports, deliveries mapped into the recipient's ladder."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from stix2validator import ValidationOptions, validate_instance
+
+from gsomia.errors import InvalidInput
+from gsomia.interop.stix import (
+    ACS_3_0_EXTENSION,
+    NATIONAL_MARKING_EXTENSION,
+    TLP_2_0,
+    DeliveredMarking,
+    MarkingPolicy,
+    NationalMarking,
+    TopicMap,
+    delivery_objects,
+    extension_definition,
+    gsomia_identity,
+    national_marking_definition,
+    parse_timestamp,
+    party_identity,
+    plan_envelope,
+    read_bundle,
+    stix_timestamp,
+)
+
+SCHEMA = json.loads(
+    (Path(__file__).parents[3] / "docs/interop/gsomia-national-marking.schema.json").read_text(encoding="utf-8")
+)
+POLICY = MarkingPolicy(party="JPN", levels=("機密", "極秘", "特定秘密", "秘"), acs_levels={"S": "極秘", "C": "秘"})
+SECRET = national_marking_definition(NationalMarking(party="JPN", level="極秘"))
+TLP = {label: mid for mid, label in TLP_2_0.items()}
+
+
+def valid(obj: dict[str, Any]) -> None:
+    result = validate_instance(obj, ValidationOptions(version="2.1"))
+    assert result.is_valid, [str(e) for e in result.errors]
+
+
+def obj(n: int, *refs: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": f"indicator--00000000-0000-4000-8000-{n:012d}",
+        "created": "2019-11-22T00:58:00.000Z",
+        "modified": "2019-11-22T00:58:00.000Z",
+        "name": f"i{n}",
+        "pattern": "[ipv4-addr:value = '198.51.100.1']",
+        "pattern_type": "stix",
+        "valid_from": "2019-11-22T00:58:00Z",
+        "object_marking_refs": list(refs),
+        "x_gsomia_topic": "dprk.missile.launch",
+        **extra,
+    }
+
+
+def plan(*objects: dict[str, Any], topics: TopicMap | None = None) -> Any:
+    return plan_envelope(list(objects), policy=POLICY, topics=topics or TopicMap(), known_definitions={})
+
+
+def test_the_extension_definition_and_markings_are_valid_stix_and_match_the_schema() -> None:
+    ext = extension_definition()
+    assert ext["id"] == NATIONAL_MARKING_EXTENSION == "extension-definition--558995fd-2ea2-4a15-bfd4-8f0a691d1343"
+    for o in (ext, gsomia_identity(), party_identity("KOR", "Republic of Korea"), SECRET):
+        valid(o)
+    jsonschema.validate(SECRET["extensions"][NATIONAL_MARKING_EXTENSION], SCHEMA)
+    # The same marking is always the same object (marking definitions are never versioned).
+    assert national_marking_definition(NationalMarking(party="JPN", level="極秘")) == SECRET
+    assert national_marking_definition(NationalMarking(party="JPN", level="秘"))["id"] != SECRET["id"]
+
+
+def _nulls_or_empty_lists(value: Any, path: str = "") -> list[str]:
+    if value is None or value == []:
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _nulls_or_empty_lists(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _nulls_or_empty_lists(v, f"{path}[{i}]")]
+    return []
+
+
+def test_markings_carry_no_null_and_no_empty_list() -> None:
+    # STIX 2.1 has no null and forbids empty lists: an absent REL TO list is left out, and a
+    # REL TO list allowing no other party is NOFORN.
+    plain = SECRET["extensions"][NATIONAL_MARKING_EXTENSION]
+    nobody = national_marking_definition(NationalMarking(party="JPN", level="極秘", rel_to=()))
+    nobody_ext = nobody["extensions"][NATIONAL_MARKING_EXTENSION]
+    assert plain["caveats"] == {"noforn": False, "orcon": False}
+    assert nobody_ext["caveats"] == {"noforn": True, "orcon": False}
+    delivered = DeliveredMarking(
+        recipient="KOR",
+        level="군사II급비밀",
+        originator=NationalMarking(party="JPN", level="極秘", rel_to=("KOR", "USA")),
+        common_level=None,
+        banner="군사II급비밀 (JPN 極秘)",
+        agreement=None,
+        delivery="d-7",
+        ledger_index=7,
+    )
+    out = delivery_objects([obj(1, SECRET["id"])], delivered=delivered, created=datetime(2019, 11, 22, tzinfo=UTC))
+    for o in (nobody, *out):
+        assert _nulls_or_empty_lists(o) == [], o["id"]
+        valid(o)
+    ext = out[3]["extensions"][NATIONAL_MARKING_EXTENSION]
+    jsonschema.validate(ext, SCHEMA)
+    jsonschema.validate(nobody_ext, SCHEMA)
+    assert "agreement" not in ext and "common_level" not in ext and "via" not in ext["delivery"]
+    assert ext["caveats"] == {"rel_to": ["KOR", "USA"], "noforn": False, "orcon": False}
+    # Read back, the NOFORN form releases to the same parties as the empty list: none.
+    m = plan(nobody, obj(2, nobody["id"])).groups[0].marking
+    assert m.noforn and not m.rel_to
+
+
+def test_one_report_per_marking_and_topic_with_the_definitions_it_references() -> None:
+    other = national_marking_definition(NationalMarking(party="JPN", level="秘", rel_to=("USA", "KOR")))
+    p = plan(
+        SECRET,
+        other,
+        obj(1, SECRET["id"]),
+        obj(2, SECRET["id"]),
+        obj(3, other["id"]),
+        obj(4, SECRET["id"], x_gsomia_topic="dprk.nuclear.test"),
+    )
+    assert not p.refused and len(p.definitions) == 2
+    groups = {(g.marking.level, g.topic): g for g in p.groups}
+    assert set(groups) == {
+        ("極秘", "dprk.missile.launch"),
+        ("秘", "dprk.missile.launch"),
+        ("極秘", "dprk.nuclear.test"),
+    }
+    g = groups[("極秘", "dprk.missile.launch")]
+    assert [o["id"] for o in g.objects] == [obj(1)["id"], obj(2)["id"]]
+    bundle = read_bundle(g.payload)
+    assert [o["id"] for o in bundle] == [SECRET["id"], obj(1)["id"], obj(2)["id"]]
+    assert groups[("秘", "dprk.missile.launch")].marking.rel_to == ("KOR", "USA")
+    # Report ids are fixed by content: sending the same again is the same report.
+    assert plan(SECRET, obj(1, SECRET["id"]), obj(2, SECRET["id"])).groups[0].report_id == g.report_id
+
+
+@pytest.mark.parametrize(
+    ("refs", "reason"),
+    [
+        ((), "no national marking"),
+        (("marking-definition--11111111-1111-4111-8111-111111111111",), "neither in the envelope"),
+        ((TLP["green"],), "no national marking"),
+    ],
+)
+def test_an_object_without_a_readable_national_marking_is_refused(refs: tuple[str, ...], reason: str) -> None:
+    p = plan(SECRET, obj(1, *refs))
+    assert not p.groups and len(p.refused) == 1 and reason in p.refused[0].reason
+
+
+def test_refusals_name_the_cause() -> None:
+    kor = national_marking_definition(NationalMarking(party="KOR", level="군사II급비밀"))
+    bad_level = national_marking_definition(NationalMarking(party="JPN", level="TOP SECRET"))
+    hi = national_marking_definition(NationalMarking(party="JPN", level="機密"))
+    cases = {
+        "KOR's information": plan(kor, obj(1, kor["id"])),
+        "not a level of JPN's ladder": plan(bad_level, obj(2, bad_level["id"])),
+        "different levels": plan(SECRET, hi, obj(3, SECRET["id"], hi["id"])),
+        "no topic": plan(SECRET, obj(4, SECRET["id"], x_gsomia_topic=None)),
+        "STIX 2.1 only": plan({**obj(5, SECRET["id"]), "spec_version": "2.0"}),
+        "not a STIX identifier": plan({**obj(6, SECRET["id"]), "id": "indicator--nope"}),
+        "granular_markings": plan(
+            SECRET, obj(7, granular_markings=[{"marking_ref": SECRET["id"], "selectors": ["name"]}])
+        ),
+    }
+    for reason, p in cases.items():
+        assert not p.groups and reason in p.refused[0].reason, (reason, p.refused)
+
+
+def test_a_received_marking_is_never_sent_on() -> None:
+    delivered = DeliveredMarking(
+        recipient="JPN",
+        level="極秘",
+        originator=NationalMarking(party="KOR", level="군사II급비밀"),
+        common_level="SECRET",
+        banner="極秘 (KOR 군사II급비밀)",
+        agreement="JPN-KOR-GSOMIA",
+        delivery="d-1",
+        ledger_index=3,
+    )
+    translated = delivery_objects([obj(1)], delivered=delivered, created=datetime(2019, 11, 22, tzinfo=UTC))[3]
+    p = plan(translated, obj(2, translated["id"]))
+    assert not p.groups and "third-party rule" in p.refused[0].reason
+
+
+def test_tlp_2_0_and_acs_3_0_read_as_caveats() -> None:
+    red = plan(SECRET, obj(1, SECRET["id"], TLP["red"])).groups[0].marking
+    strict = plan(SECRET, obj(1, SECRET["id"], TLP["amber+strict"])).groups[0].marking
+    amber = plan(SECRET, obj(1, SECRET["id"], TLP["amber"])).groups[0].marking
+    assert red.orcon and strict.orcon and not amber.orcon
+    acs: dict[str, Any] = {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--20864905-06a0-47be-a04c-2164af17d635",
+        "created": "2020-06-18T00:00:00Z",
+        "extensions": {
+            ACS_3_0_EXTENSION: {
+                "extension_type": "property-extension",
+                "control_set": {
+                    "classification": "S",
+                    "permitted_nationalities": ["KOR", "USA"],
+                    "formal_determination": ["NF"],
+                },
+                "further_sharing": [{"sharing_scope": ["USA"], "rule_effect": "deny"}],
+            }
+        },
+    }
+    m = plan(acs, obj(1, acs["id"])).groups[0].marking
+    assert (m.level, m.rel_to, m.noforn, m.orcon) == ("極秘", ("KOR", "USA"), True, True)
+    # An ACS classification the node does not map gives no level: refused, not guessed.
+    ts: dict[str, Any] = {**acs, "extensions": {ACS_3_0_EXTENSION: {"control_set": {"classification": "TS"}}}}
+    assert "no national marking" in plan(ts, obj(1, ts["id"])).refused[0].reason
+    # With a national marking, ACS nationalities narrow its REL TO list (the most restrictive wins).
+    rel = national_marking_definition(NationalMarking(party="JPN", level="極秘", rel_to=("KOR",)))
+    both = plan(rel, acs, obj(1, rel["id"], acs["id"])).groups[0].marking
+    assert both.rel_to == ("KOR",) and both.noforn
+
+
+def test_topic_mapping_property_then_rules_then_default() -> None:
+    topics = TopicMap.from_config(
+        {
+            "rules": [{"type": "malware", "topic": "dprk.sigint"}, {"label": "nuclear", "topic": "dprk.nuclear.test"}],
+            "default": "dprk.humint",
+        }
+    )
+    assert topics.topic_for({"type": "malware", "x_gsomia_topic": "dprk.missile.launch"}) == "dprk.missile.launch"
+    assert topics.topic_for({"type": "malware"}) == "dprk.sigint"
+    assert topics.topic_for({"type": "report", "labels": ["nuclear"]}) == "dprk.nuclear.test"
+    assert topics.topic_for({"type": "report"}) == "dprk.humint"
+    with pytest.raises(InvalidInput, match="unknown member"):
+        TopicMap.from_config({"rulez": []})
+    with pytest.raises(InvalidInput, match="not a topic"):
+        TopicMap.from_config({"rules": [{"type": "x", "topic": "Not A Topic"}]})
+
+
+def test_a_delivery_in_the_recipients_ladder() -> None:
+    p = plan(
+        SECRET,
+        obj(1, SECRET["id"]),
+        {
+            "type": "ipv4-addr",
+            "spec_version": "2.1",
+            "id": "ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd",
+            "value": "198.51.100.3",
+            "object_marking_refs": [SECRET["id"]],
+            "x_gsomia_topic": "dprk.missile.launch",
+        },
+    )
+    assert not p.refused
+    delivered = DeliveredMarking(
+        recipient="KOR",
+        level="군사II급비밀",
+        originator=NationalMarking(party="JPN", level="極秘"),
+        common_level="SECRET",
+        banner="군사II급비밀 (JPN 極秘)",
+        agreement="JPN-KOR-GSOMIA",
+        delivery="d-00112233445566778899",
+        ledger_index=12,
+        exercise=True,
+    )
+    out = delivery_objects(
+        read_bundle(p.groups[0].payload), delivered=delivered, created=datetime(2019, 11, 22, 1, tzinfo=UTC)
+    )
+    definition, publisher, identity, marking, original, ind, sco = out
+    assert definition == extension_definition() and definition["created_by_ref"] == publisher["id"]
+    for o in out:
+        valid(o)
+    ext = marking["extensions"][NATIONAL_MARKING_EXTENSION]
+    jsonschema.validate(ext, SCHEMA)
+    assert marking["name"] == "EXERCISE 군사II급비밀 (JPN 極秘)" and ext["exercise"] is True
+    assert ext["delivery"] == {"delivery_id": "d-00112233445566778899", "ledger_index": 12, "purpose": "direct"}
+    assert original == SECRET
+    assert ind["object_marking_refs"] == [SECRET["id"], marking["id"]] and ind["created_by_ref"] == identity["id"]
+    assert "created_by_ref" not in sco and sco["object_marking_refs"][-1] == marking["id"]  # SCOs name no creator
+
+
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2999, 1, 1), timezones=st.just(UTC)))  # noqa: DTZ001 - hypothesis bounds are naive by its API
+def test_timestamps_round_trip(at: datetime) -> None:
+    assert parse_timestamp(stix_timestamp(at)) == at
+
+
+def test_malformed_timestamps_are_refused() -> None:
+    for bad in ("yesterday", "2019-11-22T01:00:00", "2019-13-22T01:00:00Z", 5):
+        with pytest.raises(InvalidInput):
+            parse_timestamp(bad)

@@ -1,0 +1,266 @@
+"""The TAXII 2.1 server over its own tables, with a sender standing in for the exchange: the
+filters of TAXII 2.1 §3.4, keyset pages, versions, statuses, users and roles."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import create_engine
+
+from gsomia.client.reports import ReportDraft
+from gsomia.interop.stix import DeliveredMarking, MarkingPolicy, NationalMarking, TopicMap, national_marking_definition
+from gsomia.node.taxii.app import create_taxii_app
+from gsomia.node.taxii.service import (
+    Authenticator,
+    Outbox,
+    OutboxConfig,
+    SendResult,
+    TaxiiService,
+    TaxiiSettings,
+    UserRecord,
+)
+from gsomia.node.taxii.store import EngineTransactions, TaxiiStore
+
+TAXII = "application/taxii+json;version=2.1"
+SECRET = national_marking_definition(NationalMarking(party="JPN", level="極秘"))
+
+
+class Users:
+    """Plain-text stand-in for the node's argon2 users, counting verifications."""
+
+    def __init__(self) -> None:
+        self.records = {
+            "analyst": UserRecord("analyst", "officer", "hash-1"),
+            "chief": UserRecord("chief", "admin", "hash-2"),
+        }
+        self.passwords = {"analyst": "pw-analyst", "chief": "pw-chief"}
+        self.verifications = 0
+
+    def lookup(self, username: str) -> UserRecord | None:
+        return self.records.get(username)
+
+    def verify(self, record: UserRecord, password: str) -> bool:
+        self.verifications += 1
+        return self.passwords.get(record.username) == password
+
+
+class Sender:
+    """Answers each report at once, or holds them until released."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[ReportDraft]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def send(self, drafts: Sequence[ReportDraft]) -> list[SendResult]:
+        self.gate.wait(30)
+        self.batches.append(list(drafts))
+        return [SendResult(True, "delivered: KOR") for _ in drafts]
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    # A file, so that the server's threads and the outbox worker each use their own connection
+    # (one SQLite connection shared by threads is not safe under load).
+    engine = create_engine(f"sqlite:///{tmp_path / 'taxii.db'}", connect_args={"check_same_thread": False})
+    store = TaxiiStore(EngineTransactions(engine))
+    users, sender = Users(), Sender()
+    outbox = Outbox(
+        store=store,
+        sender=sender,
+        policy=MarkingPolicy(party="JPN", levels=("機密", "極秘", "秘")),
+        topics=TopicMap(default="dprk.missile.launch"),
+        config=OutboxConfig(recipients=("KOR",), wait_seconds=10),
+        clock=lambda: datetime.now(UTC),
+    )
+    outbox.start()
+    service = TaxiiService(
+        settings=TaxiiSettings(party="KOR", topic_collections=("dprk.missile",), max_page=50),
+        store=store,
+        auth=Authenticator(users, store),
+        outbox=outbox,
+    )
+    server = uvicorn.Server(uvicorn.Config(create_taxii_app(service), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:  # readiness poll, not a wait for a result
+        thread.join(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    yield {"client": client, "service": service, "store": store, "users": users, "sender": sender}
+    client.close()
+    sender.gate.set()
+    server.should_exit = True
+    thread.join(10)
+    outbox.stop()
+
+
+def basic(user: str = "analyst", password: str = "pw-analyst") -> dict[str, str]:  # noqa: S107 - a test user
+    return {"Accept": TAXII, "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def ind(n: int, modified: str = "2019-11-22T00:58:00.000Z", *, topic: str = "dprk.missile.launch") -> dict[str, Any]:
+    return {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": f"indicator--00000000-0000-4000-8000-{n:012d}",
+        "created": "2019-11-22T00:58:00.000Z",
+        "modified": modified,
+        "name": f"i{n}",
+        "pattern": "[ipv4-addr:value = '198.51.100.1']",
+        "pattern_type": "stix",
+        "valid_from": "2019-11-22T00:58:00Z",
+        "x_gsomia_topic": topic,
+    }
+
+
+def receive(
+    service: TaxiiService, objects: list[dict[str, Any]], *, topic: str = "dprk.missile.launch", n: int = 1
+) -> None:
+    bundle = {"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000001", "objects": objects}
+    delivered = DeliveredMarking(
+        recipient="KOR",
+        level="군사II급비밀",
+        originator=NationalMarking(party="JPN", level="極秘"),
+        common_level="SECRET",
+        banner="군사II급비밀 (JPN 極秘)",
+        agreement="JPN-KOR-GSOMIA",
+        delivery=f"d-{n}",
+        ledger_index=n,
+    )
+    service.receive(
+        delivered=delivered,
+        topic=topic,
+        content_type="application/stix+json;version=2.1",
+        payload=__import__("json").dumps(bundle).encode(),
+        created=datetime(2019, 11, 22, 1, tzinfo=UTC),
+    )
+
+
+def inbox_url(node: dict[str, Any], alias: str = "inbox") -> str:
+    return f"/api/collections/{node['service'].collection(alias).id}/objects/"
+
+
+def test_keyset_pages_cover_every_object_once_in_order(node: dict[str, Any]) -> None:
+    for n in range(1, 8):
+        receive(node["service"], [ind(n)], n=n)
+    c, seen, params = node["client"], [], {"limit": "4", "match[type]": "indicator"}
+    while True:
+        r = c.get(inbox_url(node), params=params, headers=basic())
+        assert r.status_code == 200 and r.headers["content-type"] == TAXII
+        body = r.json()
+        seen += [o["id"] for o in body["objects"]]
+        if not body["more"]:
+            break
+        params = {**params, "next": body["next"]}
+    assert seen == [ind(n)["id"] for n in range(1, 8)]
+    # next belongs to its filters: changing them is a 400, as is a forged one.
+    first = c.get(inbox_url(node), params={"limit": "2"}, headers=basic()).json()
+    assert (
+        c.get(
+            inbox_url(node), params={"limit": "2", "match[type]": "identity", "next": first["next"]}, headers=basic()
+        ).status_code
+        == 400
+    )
+
+
+def test_versions_first_last_all_and_exact(node: dict[str, Any]) -> None:
+    s = node["service"]
+    receive(s, [ind(1, "2019-11-22T01:00:00.000Z")], n=1)
+    receive(s, [ind(1, "2019-11-22T03:00:00.000Z")], n=2)
+    receive(s, [ind(1, "2019-11-22T02:00:00.000Z")], n=3)
+    receive(s, [ind(1, "2019-11-22T02:00:00.000Z")], n=4)  # the same version again: kept once
+    c, url = node["client"], inbox_url(node)
+
+    def versions(**params: str) -> list[str]:
+        r = c.get(url, params={"match[id]": ind(1)["id"], **params}, headers=basic())
+        return [o["modified"] for o in r.json().get("objects", [])]
+
+    assert versions() == ["2019-11-22T03:00:00.000Z"]
+    assert versions(**{"match[version]": "first"}) == ["2019-11-22T01:00:00.000Z"]
+    assert versions(**{"match[version]": "first,last"}) == ["2019-11-22T01:00:00.000Z", "2019-11-22T03:00:00.000Z"]
+    assert versions(**{"match[version]": "all"}) == [
+        "2019-11-22T01:00:00.000Z",
+        "2019-11-22T03:00:00.000Z",
+        "2019-11-22T02:00:00.000Z",
+    ]
+    assert versions(**{"match[version]": "2019-11-22T02:00:00Z"}) == ["2019-11-22T02:00:00.000Z"]
+    r = c.get(f"{url}{ind(1)['id']}/versions/", headers=basic())
+    assert r.json() == {
+        "more": False,
+        "versions": ["2019-11-22T01:00:00.000Z", "2019-11-22T03:00:00.000Z", "2019-11-22T02:00:00.000Z"],
+    }
+    assert c.get(f"{url}{ind(9)['id']}/versions/", headers=basic()).status_code == 404
+    for bad in ("all,last", "last,last", "sometime"):
+        assert c.get(url, params={"match[version]": bad}, headers=basic()).status_code == 400
+
+
+def test_added_after_is_exclusive_and_headers_name_the_page(node: dict[str, Any]) -> None:
+    for n in range(1, 4):
+        receive(node["service"], [ind(n)], n=n)
+    c, url = node["client"], inbox_url(node)
+    r = c.get(url, params={"match[type]": "indicator"}, headers=basic())
+    first, last = r.headers["X-TAXII-Date-Added-First"], r.headers["X-TAXII-Date-Added-Last"]
+    assert first < last
+    after = c.get(url, params={"match[type]": "indicator", "added_after": first}, headers=basic()).json()
+    assert [o["id"] for o in after["objects"]] == [ind(2)["id"], ind(3)["id"]]
+    empty = c.get(url, params={"added_after": last, "match[type]": "indicator"}, headers=basic())
+    assert empty.json() == {} and "X-TAXII-Date-Added-First" not in empty.headers
+    assert c.get(url, params=[("added_after", first), ("added_after", first)], headers=basic()).status_code == 400
+
+
+def test_topic_collections_are_views_of_the_inbox(node: dict[str, Any]) -> None:
+    receive(node["service"], [ind(1)], topic="dprk.missile.launch", n=1)
+    receive(node["service"], [ind(2, topic="dprk.nuclear.test")], topic="dprk.nuclear.test", n=2)
+    c = node["client"]
+    view = c.get(inbox_url(node, "inbox-dprk.missile"), params={"match[type]": "indicator"}, headers=basic()).json()
+    assert [o["id"] for o in view["objects"]] == [ind(1)["id"]]
+    one = f"{inbox_url(node, 'inbox-dprk.missile')}{ind(2)['id']}/"
+    assert c.get(one, headers=basic()).status_code == 404
+
+
+def test_post_waits_for_its_reports_or_answers_pending_when_asked(node: dict[str, Any]) -> None:
+    c, sender = node["client"], node["sender"]
+    post = {**basic(), "Content-Type": TAXII}
+    url = f"/api/collections/{node['service'].collection('outbox').id}/objects/"
+    marked = {**ind(1), "object_marking_refs": [SECRET["id"]]}
+    done = c.post(url, headers=post, json={"objects": [SECRET, marked]})
+    assert done.status_code == 202 and done.json()["status"] == "complete" and done.json()["success_count"] == 2
+    assert [d.level for d in sender.batches[0]] == ["極秘"] and sender.batches[0][0].recipients == ("KOR",)
+
+    sender.gate.clear()
+    later = {**ind(2), "object_marking_refs": [SECRET["id"]]}  # the marking was sent before: known
+    pending = c.post(url, headers={**post, "Prefer": "respond-async"}, json={"objects": [later]})
+    body = pending.json()
+    assert body["status"] == "pending" and body["pending_count"] == 1 and body["pendings"][0]["id"] == later["id"]
+    status_url = f"/api/status/{body['id']}/"
+    assert c.get(status_url, headers=basic()).json()["status"] == "pending"
+    assert c.get(status_url, headers=basic("chief", "pw-chief")).status_code == 200  # an admin sees every status
+    sender.gate.set()
+    deadline = datetime.now(UTC) + timedelta(seconds=20)
+    while c.get(status_url, headers=basic()).json()["status"] != "complete":
+        assert datetime.now(UTC) < deadline
+    final = c.get(status_url.rstrip("/"), headers=basic()).json()
+    assert final["success_count"] == 1 and final["pending_count"] == 0 and final["pendings"] == [], final
+
+
+def test_basic_credentials_are_checked_once_then_follow_the_stored_hash(node: dict[str, Any]) -> None:
+    c, users = node["client"], node["users"]
+    for _ in range(3):
+        assert c.get("/", headers=basic()).status_code == 200
+    assert users.verifications == 1
+    users.records["analyst"] = UserRecord("analyst", "officer", "hash-changed")  # a new password
+    users.passwords["analyst"] = "pw-new"
+    assert c.get("/", headers=basic()).status_code == 401
+    assert c.get("/", headers=basic("analyst", "pw-new")).status_code == 200
+    users.records["analyst"] = UserRecord("analyst", "officer", "hash-changed", active=False)  # revoked
+    assert c.get("/", headers=basic("analyst", "pw-new")).status_code == 401
+    assert c.get("/", headers={"Accept": TAXII, "Authorization": "Basic !!!"}).status_code == 401
