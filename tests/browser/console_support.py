@@ -29,7 +29,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 from gsomia.node.app import COOKIE
 from gsomia.node.service import NodeService
 from tests.browser.conftest import REPORT_CSP, Guard
-from tests.integration.conftest import Server, free_port
+from tests.integration.conftest import Server, free_port, start_server
 from tests.integration.exchange_support import Exchange, start_exchange, wait_for
 
 PASSWORD = "correct horse battery staple"
@@ -270,36 +270,7 @@ def serve_exchange_from(ex: Exchange, data_dir: Path) -> Server:
     """Serve the exchange again on its own port, from ``data_dir`` (a snapshot): the nodes
     find the same address with an older ledger behind it."""
     port = int(ex.url.rsplit(":", 1)[1])
-    db = f"sqlite:///{data_dir / 'gsomia.db'}"
-    env = {**os.environ, **ex.env, "GSOMIA_DB": db, "GSOMIA_DATA_DIR": str(data_dir)}
-    log = data_dir / f"server-{port}.log"
-    with log.open("ab") as fh:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gsomia",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(ex.url + "/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(healthy, timeout=60, what="the exchange to listen again")
-    return Server(ex.url, db, proc, env, log)
+    return start_server(f"sqlite:///{data_dir / 'gsomia.db'}", data_dir, ex.env, port=port)
 
 
 def alter_signature(ex: Exchange, report_id: str, recipients: list[str]) -> None:

@@ -42,14 +42,17 @@ class Server:
                 self.proc.wait(timeout=20)
 
 
-def start_server(db: str | None, workdir: Path, extra_env: dict[str, str] | None = None) -> Server:
+def start_server(
+    db: str | None, workdir: Path, extra_env: dict[str, str] | None = None, *, port: int | None = None
+) -> Server:
     """Start ``gsomia serve`` and wait until /healthz answers (polling readiness, not sleeping).
-    With ``db`` None the server picks its database from the data directory."""
-    port = free_port()
+    With ``db`` None the server picks its database from the data directory; ``port`` serves
+    again at an address clients already know (default: a free port)."""
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if k != "GSOMIA_DB"}
     env |= {"GSOMIA_DATA_DIR": str(workdir), **({"GSOMIA_DB": db} if db is not None else {}), **(extra_env or {})}
     log = workdir / f"server-{port}.log"
-    with log.open("wb") as fh:
+    with log.open("ab") as fh:  # a server started again on the same port keeps the earlier log
         proc = subprocess.Popen(
             [
                 sys.executable,

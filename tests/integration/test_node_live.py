@@ -29,7 +29,7 @@ import pytest
 
 from gsomia.node.service import NodeService
 from gsomia.node.users import Role, Session
-from tests.integration.conftest import Server, free_port
+from tests.integration.conftest import Server, free_port, start_server
 from tests.integration.exchange_support import Exchange, start_exchange, wait_for
 
 pytestmark = pytest.mark.slow
@@ -434,37 +434,7 @@ def test_login_attempts_are_rate_limited(world: World) -> None:
 
 
 def _serve_exchange(ex: Exchange, data_dir: Path, port: int) -> Server:
-    db = f"sqlite:///{data_dir / 'gsomia.db'}"
-    env = {**os.environ, **ex.env, "GSOMIA_DB": db, "GSOMIA_DATA_DIR": str(data_dir)}
-    log = data_dir / f"server-{port}.log"
-    with log.open("ab") as fh:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gsomia",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(url + "/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(ready, timeout=60, what="the exchange to listen")
-    return Server(url, db, proc, env, log)
+    return start_server(f"sqlite:///{data_dir / 'gsomia.db'}", data_dir, ex.env, port=port)
 
 
 def test_an_exchange_restarted_on_a_diverged_copy_is_a_fork_for_every_node(world: World) -> None:
