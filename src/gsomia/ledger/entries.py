@@ -86,20 +86,26 @@ def _plain(value: Any, *, depth: int, fast: list[bool]) -> Any:
     clear ``fast[0]`` on anything the fast path does not cover (see the module docstring)."""
     if depth > _MAX_DEPTH:
         raise InvalidInput("ledger entry is nested too deeply")
-    if isinstance(value, Mapping):
+    kind = type(value)
+    # Exact types first: an entry is mostly strings, and an ABC check is slow.
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        if not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+            fast[0] = False
+        return value
+    if kind is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str and not isinstance(key, str):
                 raise InvalidInput("ledger entry keys must be strings")
             if not key.isascii():
                 fast[0] = False
-            out[key] = _plain(item, depth=depth + 1, fast=fast)
+            item_kind = type(item)
+            out[key] = item if item_kind is str or item is None else _plain(item, depth=depth + 1, fast=fast)
         return out
-    if isinstance(value, list | tuple):
+    if kind is list or kind is tuple or isinstance(value, list | tuple):
         return [_plain(item, depth=depth + 1, fast=fast) for item in value]
-    if type(value) is int:
-        if not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
-            fast[0] = False
-    elif not isinstance(value, _FAST_SCALARS):
+    if not isinstance(value, _FAST_SCALARS):
         fast[0] = False
     return value

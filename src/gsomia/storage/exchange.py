@@ -25,7 +25,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
-    insert,
     select,
     text,
     update,
@@ -33,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gsomia.domain.states import ConsentState
+from gsomia.storage.bulk import insert_rows
 from gsomia.storage.schema import Base, UTCDateTime
 
 __all__ = [
@@ -490,8 +490,6 @@ _TABLES: dict[str, Any] = {
     "party_keys": PartyKeyRow.__table__,
 }
 
-_INSERTS: dict[str, Any] = {name: insert(table) for name, table in _TABLES.items()}
-
 
 class ExchangeRepo:
     """Queries over the exchange tables. Stateless: every method takes the session to use."""
@@ -511,10 +509,10 @@ class ExchangeRepo:
 
     @staticmethod
     def add(s: Tx, rows: Iterable[NewRow]) -> None:
-        """Insert ``rows``, one ``executemany`` per table, parents before children.
+        """Insert ``rows``, one bulk insert per table (``COPY`` on PostgreSQL, else one
+        ``executemany``; see :mod:`gsomia.storage.bulk`), parents before children.
 
-        Core on the session's connection: no ORM unit of work for bulk rows, and one statement
-        object per table (its compiled form is found in the cache at once).
+        Core on the session's connection: no ORM unit of work for bulk rows.
         """
         by_table: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
@@ -525,7 +523,7 @@ class ExchangeRepo:
         for table in (*_PARENTS_FIRST, *(t for t in by_table if t not in _PARENTS_FIRST)):
             batch = by_table.get(table)
             if batch:
-                conn.execute(_INSERTS[table], batch)
+                insert_rows(conn, _TABLES[table], batch)
 
     @staticmethod
     def update(s: Tx, table: str, key: Mapping[str, Any], values: Mapping[str, Any]) -> int:

@@ -29,13 +29,14 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, event, func, insert, select, text
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, Table, Text, event, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from gsomia.errors import StorageError
+from gsomia.storage.bulk import insert_rows
 from gsomia.storage.schema import Base, UTCDateTime
 from gsomia.storage.store import Store
 
@@ -447,16 +448,19 @@ def _before_commit(session: Session) -> None:
     if pending is None or not pending.leaves or session.get_nested_transaction() is not None:
         return
     connection = session.connection()
-    connection.execute(
-        insert(LedgerEntryRow),
+    insert_rows(
+        connection,
+        cast(Table, LedgerEntryRow.__table__),
         [
             {"idx": leaf.index, "leaf_hash": leaf.leaf_hash, "body": leaf.body, "recorded_at": leaf.recorded_at}
             for leaf in pending.leaves
         ],
     )
-    visible = [{"party": p, "idx": leaf.index} for leaf in pending.leaves for p in leaf.parties]
-    if visible:
-        connection.execute(insert(LedgerVisibilityRow), visible)
+    insert_rows(
+        connection,
+        cast(Table, LedgerVisibilityRow.__table__),
+        [{"party": p, "idx": leaf.index} for leaf in pending.leaves for p in leaf.parties],
+    )
 
 
 def _after_commit(session: Session) -> None:
