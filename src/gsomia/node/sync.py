@@ -342,6 +342,10 @@ class Syncer:
             c.execute(update(deliveries).where(deliveries.c.delivery_id == delivery_id).values(**row))
             if seq:
                 self.store.put("sync.cursor", seq, c)
+        self._published(delivery_id, item, row)
+        return str(row["state"])
+
+    def _published(self, delivery_id: str, item: dict[str, Any], row: dict[str, Any]) -> None:
         self._publish(
             "delivery",
             {
@@ -351,7 +355,6 @@ class Syncer:
                 "banner": banner(json.loads(row["marking"]) if "marking" in row else item.get("marking") or {}),
             },
         )
-        return str(row["state"])
 
     def _final(self, delivery_id: str) -> str | None:
         with self.store.read() as c:
@@ -379,55 +382,69 @@ class Syncer:
     def _page(self, ex: ExchangeClient, items: list[dict[str, Any]], result: SyncResult) -> None:
         """Process one page of inbox items in order, verifying its deliveries concurrently
         ahead of time (the exchange commits their fetches together); results are stored, and
-        the cursor moved, strictly in inbox order."""
+        the cursor moved, strictly in inbox order.
+
+        The page's deliveries are recorded as pending in one transaction, and each run of
+        results already verified is stored with the cursor after it in one transaction: one
+        durable commit for many deliveries rather than two for each.
+        """
         todo = [i for i in items if i.get("type") == "delivery" and self._final(str(i.get("id", ""))) is None]
         if len(todo) < 2:
             for item in items:
                 self.process(ex, item, result)
             return
-        for item in todo:
-            self._pending(item, str(item.get("seq", "")))
+        self._pending_many(todo)
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="node-verify") as pool:
             ahead = {str(i.get("id")): pool.submit(self._verify, ex, i) for i in todo}
+            done: list[tuple[dict[str, Any], dict[str, Any]]] = []
             try:
                 for item in items:
-                    self.process(
-                        ex,
-                        item,
-                        result,
-                        ready=ahead.get(str(item.get("id"))) if item.get("type") == "delivery" else None,
-                    )
+                    future = ahead.get(str(item.get("id"))) if item.get("type") == "delivery" else None
+                    if future is None:
+                        self._store_verified(done, result)
+                        self.process(ex, item, result)
+                        continue
+                    if done and not future.done():
+                        self._store_verified(done, result)  # store what is ready, then wait
+                    done.append((item, future.result()))
             finally:
-                for future in ahead.values():
-                    future.cancel()
+                try:
+                    self._store_verified(done, result)  # what was verified stays verified
+                finally:
+                    for future in ahead.values():
+                        future.cancel()
+
+    def _store_verified(self, done: list[tuple[dict[str, Any], dict[str, Any]]], result: SyncResult) -> None:
+        """Store verified (or quarantined) deliveries and the cursor after the last of them in
+        one transaction, then tell the console; empties ``done`` first."""
+        batch = list(done)
+        done.clear()  # stored now, or, if the write fails, taken again by the next pass
+        if not batch:
+            return
+        with self.store.write() as c:
+            for item, row in batch:
+                seq = str(item.get("seq", ""))
+                row["seq"] = int(seq or 0)
+                c.execute(update(deliveries).where(deliveries.c.delivery_id == str(item.get("id", ""))).values(**row))
+            last = str(batch[-1][0].get("seq", ""))
+            if last:
+                self.store.put("sync.cursor", last, c)
+        for item, row in batch:
+            result.items += 1
+            if row["state"] == "verified":
+                result.verified += 1
+            elif row["state"] == "quarantined":
+                result.quarantined += 1
+            self._published(str(item.get("id", "")), item, row)
 
     def _pending(self, item: dict[str, Any], seq: str) -> None:
-        marking = item.get("marking") or {}
         with self.store.write() as c:
-            if c.execute(select(deliveries.c.n).where(deliveries.c.delivery_id == item.get("id"))).first():
-                return
-            c.execute(
-                insert(deliveries).values(
-                    delivery_id=str(item.get("id")),
-                    seq=int(seq or 0),
-                    report_id=str(item.get("report", "")),
-                    originator=str(item.get("originator", "")),
-                    topic=str(item.get("topic", "")),
-                    level=recipient_level(marking),
-                    purpose=str(item.get("purpose", "direct")),
-                    via=item.get("via"),
-                    marking=json.dumps(marking, ensure_ascii=False),
-                    caveats="{}",
-                    exercise=bool(marking.get("exercise") or item.get("exercise")),
-                    state="pending",
-                    created="",
-                    received_at=utc_text(str(item.get("created_at", ""))),
-                    processed_at=iso_now(),
-                    content_type="",
-                    verification="{}",
-                    search="",
-                )
-            )
+            _insert_pending(c, item, seq)
+
+    def _pending_many(self, items: list[dict[str, Any]]) -> None:
+        with self.store.write() as c:
+            for item in items:
+                _insert_pending(c, item, str(item.get("seq", "")))
 
     # --- verification ------------------------------------------------------------------------------
 
@@ -612,6 +629,35 @@ class Syncer:
             raise Quarantined("not_in_ledger", f"the exchange serves no {what} entry {index} to this party") from None
         except LedgerInvalid as e:
             raise Quarantined("not_in_ledger", f"{what} entry {index}: {e}") from None
+
+
+def _insert_pending(c: Any, item: dict[str, Any], seq: str) -> None:
+    """Record a delivery the inbox named as pending (inside ``c``), unless already recorded."""
+    marking = item.get("marking") or {}
+    if c.execute(select(deliveries.c.n).where(deliveries.c.delivery_id == item.get("id"))).first():
+        return
+    c.execute(
+        insert(deliveries).values(
+            delivery_id=str(item.get("id")),
+            seq=int(seq or 0),
+            report_id=str(item.get("report", "")),
+            originator=str(item.get("originator", "")),
+            topic=str(item.get("topic", "")),
+            level=recipient_level(marking),
+            purpose=str(item.get("purpose", "direct")),
+            via=item.get("via"),
+            marking=json.dumps(marking, ensure_ascii=False),
+            caveats="{}",
+            exercise=bool(marking.get("exercise") or item.get("exercise")),
+            state="pending",
+            created="",
+            received_at=utc_text(str(item.get("created_at", ""))),
+            processed_at=iso_now(),
+            content_type="",
+            verification="{}",
+            search="",
+        )
+    )
 
 
 def upsert_incident(c: Any, doc: dict[str, Any]) -> None:

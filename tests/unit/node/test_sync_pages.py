@@ -1,0 +1,111 @@
+"""A page of deliveries is verified concurrently and stored in inbox order, in groups: what was
+verified before the exchange went away mid-page is kept, with the cursor right after it, and
+nothing after it is stored or skipped."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from gsomia.errors import ExchangeUnreachable
+from gsomia.node.store import NodeStore, deliveries
+from gsomia.node.sync import Syncer, SyncResult
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[NodeStore]:
+    s = NodeStore(tmp_path / "node.db", secrets.token_bytes(32))
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _item(n: int) -> dict[str, Any]:
+    return {
+        "seq": n,
+        "type": "delivery",
+        "id": f"d-{n}",
+        "report": f"R-{n}",
+        "originator": "JPN",
+        "topic": "dprk.missile.launch",
+        "marking": {"banner": "군사II급비밀 (JPN 極秘)", "recipient_level": "군사II급비밀"},
+        "created_at": "2019-11-22T01:00:00Z",
+    }
+
+
+def _row(n: int, state: str = "verified") -> dict[str, Any]:
+    return {"state": state, "reason": None if state == "verified" else "signature", "detail": None, "search": f"r-{n}"}
+
+
+class _Syncer(Syncer):
+    """The real page logic with verification replaced: ``outcomes`` says what each delivery's
+    check gives (a row, or an exception), and a delivery's check may wait for an event."""
+
+    def __init__(self, store: NodeStore, outcomes: dict[str, Any], gates: dict[str, threading.Event]) -> None:
+        self.published: list[dict[str, Any]] = []
+        super().__init__(
+            store,
+            party="KOR",
+            keyring=None,  # type: ignore[arg-type]
+            witness=None,  # type: ignore[arg-type]
+            connect=None,  # type: ignore[arg-type]
+            publish=lambda kind, body: self.published.append(body),
+        )
+        self.outcomes = outcomes
+        self.gates = gates
+
+    def _verify(self, ex: Any, item: dict[str, Any]) -> dict[str, Any]:
+        delivery_id = str(item["id"])
+        gate = self.gates.get(delivery_id)
+        if gate is not None:
+            assert gate.wait(10)
+        outcome = self.outcomes[delivery_id]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return dict(outcome)
+
+
+def _states(store: NodeStore) -> dict[str, str]:
+    with store.read() as c:
+        return dict(c.execute(select(deliveries.c.delivery_id, deliveries.c.state)).all())  # type: ignore[arg-type]
+
+
+def test_a_page_is_stored_in_order_with_its_cursor(store: NodeStore) -> None:
+    items = [_item(n) for n in range(1, 41)]
+    outcomes = {f"d-{n}": _row(n, "quarantined" if n == 7 else "verified") for n in range(1, 41)}
+    # the first delivery's check finishes last: nothing may be stored before it
+    gates = {"d-1": threading.Event()}
+    syncer = _Syncer(store, outcomes, gates)
+    result = SyncResult()
+    threading.Timer(0.05, gates["d-1"].set).start()
+    syncer._page(None, items, result)  # type: ignore[arg-type]
+    syncer.close()
+    assert (result.items, result.verified, result.quarantined) == (40, 39, 1)
+    assert store.get("sync.cursor") == "40"
+    states = _states(store)
+    assert states["d-7"] == "quarantined"
+    assert sum(1 for s in states.values() if s == "verified") == 39
+    assert [p["delivery_id"] for p in syncer.published] == [f"d-{n}" for n in range(1, 41)]
+
+
+def test_the_exchange_going_away_mid_page_keeps_what_was_verified_before_it(store: NodeStore) -> None:
+    items = [_item(n) for n in range(1, 21)]
+    outcomes: dict[str, Any] = {f"d-{n}": _row(n) for n in range(1, 21)}
+    outcomes["d-12"] = ExchangeUnreachable("the exchange went away")
+    syncer = _Syncer(store, outcomes, {})
+    result = SyncResult()
+    with pytest.raises(ExchangeUnreachable):
+        syncer._page(None, items, result)  # type: ignore[arg-type]
+    syncer.close()
+    assert store.get("sync.cursor") == "11"
+    states = _states(store)
+    assert all(states[f"d-{n}"] == "verified" for n in range(1, 12))
+    assert all(states[f"d-{n}"] == "pending" for n in range(12, 21))  # taken again by the next pass
+    assert result.verified == 11
