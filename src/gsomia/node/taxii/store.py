@@ -202,6 +202,9 @@ class EngineTransactions:
             raise StorageError(f"TAXII store: {e.__class__.__name__}") from e
 
 
+_IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's limit on bound parameters
+
+
 class TaxiiStore:
     """The TAXII tables, in the node's store."""
 
@@ -227,6 +230,9 @@ class TaxiiStore:
         """Store objects in ``collection``; an object whose id and version are there already is
         left as it is (TAXII 2.1 §5.5: an exact duplicate is not an error).
 
+        One query finds the stored versions of every id in ``new``, and the new rows go in with
+        one ``executemany``, in one transaction.
+
         Returns:
             ``(id, version, added)`` for each object, in order.
         """
@@ -236,6 +242,19 @@ class TaxiiStore:
                 select(func.max(objects.c.date_added)).where(objects.c.collection == collection)
             ).scalar()
             added_us = max(to_us(now), (last or 0) + 1)
+            # every stored version of the ids, then the versions this call adds, as (version_us)
+            versions: dict[str, list[int]] = {}
+            ids = sorted({item.stix_id for item in new})
+            for start in range(0, len(ids), _IN_CHUNK):
+                for r in conn.execute(
+                    select(objects.c.stix_id, objects.c.version_us).where(
+                        objects.c.collection == collection, objects.c.stix_id.in_(ids[start : start + _IN_CHUNK])
+                    )
+                ):
+                    versions.setdefault(r.stix_id, []).append(int(r.version_us))
+            rows: list[dict[str, Any]] = []
+            not_last: set[str] = set()  # ids whose stored latest version is no longer the latest
+            not_first: set[str] = set()
             for item in new:
                 body = item.body
                 stix_id = item.stix_id
@@ -245,50 +264,59 @@ class TaxiiStore:
                     version = version_text
                 else:
                     version_us, version = added_us, from_us(added_us)
-                same_id = conn.execute(
-                    select(objects.c.seq, objects.c.version_us, objects.c.is_first, objects.c.is_last).where(
-                        objects.c.collection == collection, objects.c.stix_id == stix_id
-                    )
-                ).all()
+                same_id = versions.setdefault(stix_id, [])
                 if not isinstance(version_text, str) and same_id:
                     # An SCO is not versioned (STIX 2.1 §6): the same id again is the same object.
-                    out.append((stix_id, from_us(same_id[0].version_us), False))
+                    out.append((stix_id, from_us(same_id[0]), False))
                     continue
-                if any(r.version_us == version_us for r in same_id):
+                if version_us in same_id:
                     out.append((stix_id, version, False))
                     continue
-                is_last = all(r.version_us < version_us for r in same_id)
-                is_first = all(r.version_us > version_us for r in same_id)
-                if is_last and same_id:
-                    conn.execute(
-                        update(objects)
-                        .where(objects.c.collection == collection, objects.c.stix_id == stix_id, objects.c.is_last)
-                        .values(is_last=False)
-                    )
-                if is_first and same_id:
-                    conn.execute(
-                        update(objects)
-                        .where(objects.c.collection == collection, objects.c.stix_id == stix_id, objects.c.is_first)
-                        .values(is_first=False)
-                    )
-                conn.execute(
-                    insert(objects).values(
-                        collection=collection,
-                        stix_id=stix_id,
-                        stix_type=str(body.get("type", "")),
-                        version=version,
-                        version_us=version_us,
-                        spec_version=str(body.get("spec_version", "2.1")),
-                        date_added=added_us,
-                        topic=item.topic,
-                        is_last=is_last,
-                        is_first=is_first,
-                        delivery=item.delivery,
-                        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
-                    )
+                is_last = all(v < version_us for v in same_id)
+                is_first = all(v > version_us for v in same_id)
+                if same_id and is_last:
+                    not_last.add(stix_id)
+                    for row in rows:  # a version added earlier in this call
+                        if row["stix_id"] == stix_id:
+                            row["is_last"] = False
+                if same_id and is_first:
+                    not_first.add(stix_id)
+                    for row in rows:
+                        if row["stix_id"] == stix_id:
+                            row["is_first"] = False
+                same_id.append(version_us)
+                rows.append(
+                    {
+                        "collection": collection,
+                        "stix_id": stix_id,
+                        "stix_type": str(body.get("type", "")),
+                        "version": version,
+                        "version_us": version_us,
+                        "spec_version": str(body.get("spec_version", "2.1")),
+                        "date_added": added_us,
+                        "topic": item.topic,
+                        "is_last": is_last,
+                        "is_first": is_first,
+                        "delivery": item.delivery,
+                        "body": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+                    }
                 )
                 out.append((stix_id, version, True))
                 added_us += 1
+            # The stored rows first: the flags of rows added in this call are already right.
+            for flag, ids_changed in (("is_last", not_last), ("is_first", not_first)):
+                if ids_changed:
+                    conn.execute(
+                        update(objects)
+                        .where(
+                            objects.c.collection == collection,
+                            objects.c.stix_id.in_(sorted(ids_changed)),
+                            objects.c[flag],
+                        )
+                        .values({flag: False})
+                    )
+            if rows:
+                conn.execute(insert(objects), rows)
         return out
 
     def bulk_load(self, collection: str, rows: Sequence[tuple[str, str, str, int, str, str]]) -> None:
@@ -388,10 +416,12 @@ class TaxiiStore:
             return {}
         c = objects.c
         with self._read() as conn:
+            # is_last is checked here, not in SQL: with it in the WHERE clause SQLite takes the
+            # (collection, is_last) index and reads every latest object of the collection.
             found = conn.execute(
-                select(c.stix_id, c.body).where(c.collection == collection, c.stix_id.in_(sorted(set(ids))), c.is_last)
+                select(c.stix_id, c.body, c.is_last).where(c.collection == collection, c.stix_id.in_(sorted(set(ids))))
             ).all()
-        return {r.stix_id: json.loads(r.body) for r in found}
+        return {r.stix_id: json.loads(r.body) for r in found if r.is_last}
 
     def count(self, collection: str) -> int:
         """How many objects (all versions) the collection holds."""
