@@ -422,6 +422,10 @@ def _plan(net: Network, originator: str, recipient: str) -> _PairPlan | None:
 def _remember(plan: _PairPlan, cell: int, req: ReleaseRequest, route: Route) -> None:
     """Memoise ``route``, decided in full, for every request like ``req`` in interval ``cell``."""
     if route.decision is _DENY:
+        # a rule-7 denial (unknown topic or level) is already one lookup in ``net.known``;
+        # memoising it per interval too would let any string typed in a request grow the plan
+        if route.reasons and route.reasons[0].rule is Rule.KNOWN:
+            return
         plan.outcomes[cell, req.topic, req.level] = route.reasons
     elif route.decision is _DIRECT:
         leg = route.legs[0]
