@@ -351,6 +351,9 @@ class Network:
     memo: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
     legs: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
     known: dict[object, Any] = field(default_factory=dict, compare=False, repr=False)
+    # per ordered pair of parties, routing's plan: the instants at which any rule outcome for
+    # the pair can change, and the decisions memoised between them
+    plans: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, repr=False)
 
     def anomalies(self) -> list[Anomaly]:
         """Every anomaly in every timeline."""

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from gsomia.domain.instants import format_duration
+from gsomia.domain.lifecycle import BEGINNING
 from gsomia.domain.markings import Marking
 from gsomia.domain.policy import (
     Allow,
@@ -330,10 +331,140 @@ def _relay_through(net: Network, aid: str, req: ReleaseRequest, at: datetime) ->
     return _RelayOption(route, [])
 
 
+# --- decisions memoised per pair and interval ------------------------------------------------
+#
+# Every rule outcome of a decision depends on the instant only through which segment and
+# which scope piece of each agreement it falls in (see above). For one ordered pair, the
+# agreements that can matter are known in advance: the pair's direct agreements, and for each
+# relaying arrangement the arrangement itself and the agreements of both legs, the onward leg
+# at ``at + relay delay``. Between two consecutive start instants of all of them (the onward
+# ones moved back by the delay) every bisection gives the same index, so the whole decision is
+# the same but for the instant it carries: a direct decision or a denial is memoised per
+# (interval, topic, level) and rebuilt around the request. Relays are rare and carry instants
+# of their own (the onward leg's), so they are always decided in full.
+
+_DIRECT = Decision.DIRECT
+_DENY = Decision.DENY
+_LATEST = datetime.max.replace(tzinfo=UTC)
+_TICK = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Direct:
+    """A memoised direct decision: its agreement and marking, and the route's agreements."""
+
+    agreement: str
+    marking: Marking
+    agreements: tuple[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _PairPlan:
+    """What a decision between one ordered pair depends on, and the decisions memoised.
+
+    ``bounds``: every instant at which a rule outcome for the pair can change, sorted; the
+    interval of an instant is ``bisect_right(bounds, at)``. They include the instants from
+    which ``at + relay delay`` is past the calendar (the full path then denies, saying so).
+    """
+
+    bounds: list[datetime]
+    path: tuple[str, str]
+    outcomes: dict[tuple[int, str, str], _Direct | tuple[Reason, ...]]
+
+
+def _plan(net: Network, originator: str, recipient: str) -> _PairPlan | None:
+    """The plan for ``originator`` → ``recipient``, made once and kept in ``net.plans``;
+    None for an unknown party (rule 7 denies it; such names are not worth a plan each)."""
+    parties = net.record.parties
+    if originator not in parties or recipient not in parties:
+        return None
+    timelines = net.timelines
+    bounds: set[datetime] = set()
+
+    def add(aid: str, delay: timedelta) -> None:
+        tl = timelines[aid]
+        if not delay:
+            bounds.update(tl.starts)
+            bounds.update(tl.term_starts)
+            return
+        # ``bisect_right(starts, at + delay)`` changes where ``at`` crosses ``start - delay``
+        for start in (*tl.starts, *tl.term_starts):
+            try:
+                bounds.add(start - delay)
+            except OverflowError:
+                # out of range: ``at + delay`` is on the same side of ``start`` for every ``at``
+                continue
+
+    for aid in net.direct.get((originator, recipient), ()):
+        add(aid, ZERO)
+    for aid in net.relays.get((originator, recipient), ()):
+        arrangement = timelines[aid].agreement
+        hub = arrangement.hub
+        assert hub is not None  # noqa: S101 - net.relays lists only arrangements with a hub
+        delay = arrangement.relay_delay or ZERO
+        add(aid, ZERO)
+        add(aid, delay)
+        for first in net.direct.get((originator, hub), ()):
+            add(first, ZERO)
+        for onward in net.direct.get((hub, recipient), ()):
+            add(onward, delay)
+        # from this instant on (or before it, for a negative delay) the onward instant is
+        # past the calendar: the full path denies, so the decisions either side differ
+        try:
+            bounds.add(_LATEST - delay + _TICK if delay > ZERO else BEGINNING - delay)
+        except OverflowError:
+            continue  # the onward instant exists for every instant, or for none
+    plan = _PairPlan(bounds=sorted(bounds), path=(originator, recipient), outcomes={})
+    net.plans[originator, recipient] = plan
+    return plan
+
+
+def _remember(plan: _PairPlan, cell: int, req: ReleaseRequest, route: Route) -> None:
+    """Memoise ``route``, decided in full, for every request like ``req`` in interval ``cell``."""
+    if route.decision is _DENY:
+        # a rule-7 denial (unknown topic or level) is already one lookup in ``net.known``;
+        # memoising it per interval too would let any string typed in a request grow the plan
+        if route.reasons and route.reasons[0].rule is Rule.KNOWN:
+            return
+        plan.outcomes[cell, req.topic, req.level] = route.reasons
+    elif route.decision is _DIRECT:
+        leg = route.legs[0]
+        plan.outcomes[cell, req.topic, req.level] = _Direct(leg.agreement, leg.marking, (leg.agreement,))
+
+
+def _unrestricted(caveats: Caveats) -> bool:
+    """True for caveats that restrict nothing (rule 4 passes everyone, no per-report consent):
+    a direct decision or a denial under them is the one without caveats."""
+    return caveats.__class__ is Caveats and caveats.rel_to is None and not caveats.noforn and not caveats.orcon
+
+
 def explain(net: Network, req: ReleaseRequest) -> Route:
     """Decide ``req``. Never raises: every failure becomes a reason on a ``deny`` route."""
     try:
-        return _decide(net, req)
+        at = req.at
+        caveats = req.caveats
+        # Requests at a UTC instant without caveats (nearly all) are answered from the pair's
+        # plan; the answer is the one the full path gives (the plan memoises only its answers).
+        if type(at) is not datetime or at.tzinfo is not UTC:
+            return _decide(net, req)
+        if caveats is not _NO_CAVEATS and not _unrestricted(caveats):
+            return _decide(net, req)
+        plan = net.plans.get((req.originator, req.recipient)) or _plan(net, req.originator, req.recipient)
+        if plan is None:
+            return _decide(net, req)  # an unknown party
+        cell = bisect_right(plan.bounds, at)
+        out = plan.outcomes.get((cell, req.topic, req.level))
+        if out is None:
+            route = _decide(net, req)
+            _remember(plan, cell, req, route)
+            return route
+        if isinstance(out, _Direct):
+            marking = out.marking
+            leg = _new(Leg, (req.originator, req.recipient, out.agreement, at, marking))
+            # positional, as Route.direct builds it
+            fields = (_DIRECT, req, plan.path, out.agreements, (leg,), None, None, False, False, marking, ZERO, (), ())
+            return _new(Route, fields)
+        return _new(Route, (_DENY, req, (), (), (), None, None, False, False, None, ZERO, (), out))
     except Exception as e:  # noqa: BLE001 - explain is total by contract; deny, never crash
         return Route.deny(req, (Reason(Rule.KNOWN, f"the decision could not be computed: {e}"),))
 

@@ -212,3 +212,25 @@ def test_coverage_agrees_with_routes_and_gaps(no_suspension: Network, data: st.D
     seg = next(s for s in segs if s.start <= at < s.end)
     assert (seg.route, seg.via) == (flow.route, flow.via)
     assert contains([(s.start, s.end) for s in segs], at)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_a_decision_does_not_depend_on_the_decisions_asked_before(
+    record: Record, no_suspension: Network, data: st.DataObject
+) -> None:
+    # Decisions are memoised per pair and interval between change instants: a network that
+    # has answered requests hours either side must give exactly the answer a fresh one gives.
+    chosen = data.draw(st.sampled_from([record, no_suspension.record]))
+    warm, fresh = compile_network(chosen), compile_network(chosen)
+    parties = st.sampled_from(sorted(chosen.parties))
+    o, r = data.draw(st.one_of(st.sampled_from(sorted(warm.relays)), st.tuples(parties, parties)))
+    topic = data.draw(st.sampled_from(sorted(chosen.topics)))
+    at = data.draw(instants)
+    nearby = st.integers(min_value=-8 * 3600, max_value=8 * 3600).map(partial(_seconds_after, at))
+    before = data.draw(st.lists(nearby, min_size=1, max_size=4))
+    for level in chosen.parties[o].ladder.names():
+        req = ReleaseRequest(originator=o, recipient=r, topic=topic, level=level, at=at)
+        for earlier in before:
+            explain(warm, replace(req, at=earlier))
+        assert explain(warm, req) == explain(fresh, req), req

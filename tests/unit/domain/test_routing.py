@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -165,3 +165,61 @@ def test_explain_never_raises_even_on_garbage(net: Network) -> None:
 def test_deny_requires_a_reason() -> None:
     with pytest.raises(ValueError, match="at least one reason"):
         Deny(())
+
+
+def test_a_relay_whose_onward_instant_is_past_the_calendar_is_denied_however_warm(record: Record) -> None:
+    # TISA's onward leg is 4 h later: at the last hour of the calendar it has no instant, and
+    # a decision asked there says so even after decisions in the same (last) interval.
+    far = datetime.max.replace(tzinfo=UTC) - timedelta(hours=1)
+    warm = compile_network(record)
+    earlier = ask(warm, "JPN", "KOR", "dprk.missile.launch", "機密", datetime(2030, 1, 1, tzinfo=UTC))
+    assert earlier.decision is Decision.DENY
+    late = ask(warm, "JPN", "KOR", "dprk.missile.launch", "機密", far)
+    assert late == ask(compile_network(record), "JPN", "KOR", "dprk.missile.launch", "機密", far)
+    assert [r.message for r in late.reasons] == ["the decision could not be computed: date value out of range"]
+
+
+def _change_instants(net: Network) -> list[datetime]:
+    """Every instant at which a rule outcome can change (segment and piece starts, and the
+    instants whose relay onward leg reaches one), with the microsecond either side."""
+    found: set[datetime] = set()
+    delays = {timedelta(0)} | {a.relay_delay for a in net.record.agreements.values() if a.relay_delay is not None}
+    for tl in net.timelines.values():
+        for start in (*tl.starts[1:], *tl.term_starts[1:]):
+            for delay in delays:
+                found.update(start - delay + timedelta(microseconds=tick) for tick in (-1, 0, 1))
+    return sorted(found)
+
+
+def test_memoised_decisions_equal_fresh_ones_at_every_change_in_either_order(record: Record) -> None:
+    # Decisions are memoised per pair and interval between change instants. Walking every
+    # change instant (and a microsecond either side) forwards and backwards, a network that
+    # has answered all the earlier ones must give exactly what a fresh network gives. The
+    # TISA-end what-if makes a relay's arrangement end between its two legs (4 h apart); the
+    # KOR-USA-end one leaves the onward leg to an agreement whose reasons change when it
+    # enters into force.
+    end_tisa = AgreementEvent(
+        id="tisa-end", agreement="TISA", kind=EventKind.TERMINATION, at=kst("2020-01-01T02:00+09:00")
+    )
+    end_kor_usa = AgreementEvent(
+        id="kor-usa-end", agreement="KOR-USA-1987", kind=EventKind.TERMINATION, at=kst("2020-06-01")
+    )
+    records = [
+        record,
+        apply_whatif(record, WhatIf("w", drop=("jpn-kor-2019-suspension",))),
+        apply_whatif(record, WhatIf("w", add=(end_tisa,), drop=("jpn-kor-2019-suspension",))),
+        apply_whatif(record, WhatIf("w", add=(end_kor_usa,), drop=("jpn-kor-2019-suspension",))),
+    ]
+    parties = ("JPN", "KOR", "USA")
+    for chosen in records:
+        changes = _change_instants(compile_network(chosen))
+        for walk in (changes, changes[::-1]):
+            warm = compile_network(chosen)
+            for at in walk:
+                fresh = compile_network(chosen)
+                for o in parties:
+                    for r in (p for p in parties if p != o):
+                        for topic in sorted(chosen.topics):
+                            for level in chosen.parties[o].ladder.names():
+                                req = ReleaseRequest(originator=o, recipient=r, topic=topic, level=level, at=at)
+                                assert explain(warm, req) == explain(fresh, req), req
