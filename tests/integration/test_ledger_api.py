@@ -167,6 +167,25 @@ def test_proofs_verify_and_unknown_sizes_are_404(live: Live) -> None:
     assert live.get("/proof/inclusion", index=-1).status_code == 422
 
 
+def test_many_proofs_in_one_request_verify_against_one_checkpoint(live: Live) -> None:
+    size = 20
+    answer = live.get("/proof/inclusions", index=[12, 3, 19, 3], size=size).json()
+    assert answer["size"] == size and [i["index"] for i in answer["items"]] == [12, 3, 19, 3]
+    root = unb64(live.get("/proof/inclusion", index=0, size=size).json()["root"])
+    for item in answer["items"]:
+        leaf = entry_leaf_hash(item["entry"]["entry"])
+        assert unb64(item["entry"]["leaf_hash"]) == leaf
+        verify_inclusion(leaf, item["index"], size, [unb64(h) for h in item["proof"]["proof"]], root)
+    outside = live.get("/proof/inclusions", index=[25, 5], size=size).json()["items"]
+    assert outside[0]["proof"] is None and outside[0]["error"]  # 25 is not in the tree of size 20
+    assert outside[1]["proof"] is not None and outside[1]["error"] is None
+    for params in ({"index": [1], "size": 10**6},):
+        r = live.get("/proof/inclusions", **params)
+        assert r.status_code == 404 and r.json()["type"] == "urn:gsomia:problem:not-found", r.text
+    for params in ({"size": 20}, {"index": [1]}, {"index": [-1], "size": 20}, {"index": list(range(257)), "size": 30}):
+        assert live.get("/proof/inclusions", **params).status_code == 422, params
+
+
 def test_entries_committed_by_another_process_are_served(live: Live) -> None:
     key = LedgerKey.parse(live.get("/key").text)
     size = key.open(live.get("/checkpoint").text).size

@@ -289,7 +289,7 @@ def test_altered_deliveries_are_quarantined_with_their_reason(world: World) -> N
     assert [(u["username"], u["role"], u["active"]) for u in listed] == [("duty", "officer", True)]
     usa.cli("sync", "--once")  # what reached USA so far (the relay's hub delivery) verifies
     reports = []
-    for rid in ("altered-payload", "altered-signature"):
+    for rid in ("altered-payload", "altered-signature", "altered-marking"):
         r = ex.submit("JPN", report_id=rid, recipients=["USA"])
         assert r.status_code == 201, r.text
         reports.append(rid)
@@ -303,13 +303,19 @@ def test_altered_deliveries_are_quarantined_with_their_reason(world: World) -> N
             "UPDATE exchange_reports SET signature = ? WHERE id = 'JPN/altered-signature'",
             ("A" * 86 + "==",),
         )
+        # served with another marking than the one the ledger recorded for the delivery
+        db.execute(
+            "UPDATE deliveries SET marking = json_set(marking, '$.recipient_level', 'TOP SECRET') "
+            "WHERE report_id = 'JPN/altered-marking'"
+        )
     result = json.loads(usa.cli("sync", "--once", "--json").stdout)
-    assert (result["verified"], result["quarantined"]) == (0, 2)
+    assert (result["verified"], result["quarantined"]) == (0, 3)
     service = NodeService.open(usa.dir)
     try:
         quarantined = {i["report_id"]: i for i in service.inbox(state="quarantined")["items"]}
         assert quarantined["altered-payload"]["reason"] == "decryption_failed"
         assert quarantined["altered-signature"]["reason"] == "signature"
+        assert quarantined["altered-marking"]["reason"] == "not_in_ledger"
         officer = Session(username="duty", role=Role.OFFICER, csrf="-", token_sha256="-")
         shown = service.delivery(quarantined["altered-signature"]["delivery_id"], officer)
         assert shown["payload"] is None and shown["state"] == "quarantined"
@@ -318,7 +324,7 @@ def test_altered_deliveries_are_quarantined_with_their_reason(world: World) -> N
     finally:
         service.close()
     status = json.loads(usa.cli("status", "--json").stdout)
-    assert status["deliveries"]["quarantined"] == 2
+    assert status["deliveries"]["quarantined"] == 3
 
 
 def test_keys_rotate_and_the_retired_key_still_opens_older_deliveries(world: World) -> None:

@@ -81,10 +81,25 @@ def test_the_ledger_endpoints_answer_by_role_and_ownership(ex: Exchange) -> None
             assert (one.status_code, proof.status_code) == (status, status), (who, index)
             if status == 404:  # the same answer as for an index that does not exist
                 assert one.json()["type"] == "urn:gsomia:problem:not-found"
+        # the batch: the same answers, item by item, in words that do not tell "another's" from "none"
+        size = len(everything)
+        batch = ex.call(
+            who, "GET", f"{LEDGER}/proof/inclusions", params={"index": [decision, delivery, 10**6], "size": size}
+        )
+        assert batch.status_code == 200, (who, batch.text)
+        items = batch.json()["items"]
+        assert [i["index"] for i in items] == [decision, delivery, 10**6]
+        for item in items[:2]:
+            proved = item["entry"] is not None and item["proof"]["size"] == size
+            assert proved is (by_index[item["index"]] == 200), (who, item)
+        assert items[2]["error"] == f"ledger entry {10**6} does not exist or is not yours to read"
+        if by_index[decision] == 404:
+            assert items[0]["error"] == f"ledger entry {decision} does not exist or is not yours to read"
+            assert (items[0]["entry"], items[0]["proof"]) == (None, None)
         # checkpoints and consistency proofs say nothing about anyone's entries: everyone may read them
         assert ex.call(who, "GET", f"{LEDGER}/checkpoint").status_code == 200
         assert ex.call(who, "GET", f"{LEDGER}/proof/consistency", params={"old": 1}).status_code == 200
-    for path in ("/checkpoint", "/entries", f"/entries/{delivery}", "/key"):
+    for path in ("/checkpoint", "/entries", f"/entries/{delivery}", "/key", "/proof/inclusions?index=1&size=1"):
         assert ex.call(None, "GET", LEDGER + path).status_code == 401
 
 

@@ -24,9 +24,10 @@ from gsomia.api.schemas import (
     LedgerEntryOut,
     LedgerKeyOut,
     LedgerPageOut,
+    ProvedEntriesOut,
     problems,
 )
-from gsomia.services.ledger.service import PAGE_LIMIT
+from gsomia.services.ledger.service import MAX_PROVED, PAGE_LIMIT
 
 # Every ledger endpoint's dependencies, in one place: a bearer token of a party, an operator or
 # an auditor (the ledger holds digests and decisions, never payloads).
@@ -137,6 +138,30 @@ def inclusion(request: Request, index: Index, scope: LedgerScope, size: Size = N
     """``{"index", "size", "leaf_hash", "proof", "root"}``, plus the signed checkpoint at the
     current size; a party gets proofs of the entries about it only (another's is a 404)."""
     return app_of(request).ledger.inclusion(index, size, reader=scope)
+
+
+@router.get(
+    "/proof/inclusions",
+    summary="Several entries, each with its inclusion proof in one tree (RFC 9162 §2.1.3)",
+    response_model=ProvedEntriesOut,
+    responses=problems(*AUTHENTICATED, 404, 409),
+)
+def inclusions(
+    request: Request,
+    scope: LedgerScope,
+    index: Annotated[
+        list[int],
+        Query(
+            min_length=1, max_length=MAX_PROVED, description=f"Entry indexes (repeat the parameter), 1 to {MAX_PROVED}."
+        ),
+    ],
+    size: Annotated[int, Query(ge=0, description="The tree size every proof is for (a checkpoint's).")],
+) -> dict[str, Any]:
+    """``{"size", "items": [{"index", "entry", "proof"} | {"index", "error"}], "checkpoint"?}``:
+    what ``/entries/{index}`` and ``/proof/inclusion`` answer, for many entries in one request.
+    An entry that is not in the tree or not the caller's to read gets ``error`` (the others are
+    still proved); a size beyond the ledger is a 404."""
+    return app_of(request).ledger.proved_entries(index, size, reader=scope)
 
 
 @router.get(

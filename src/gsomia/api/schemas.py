@@ -491,6 +491,26 @@ class InclusionProofOut(_Out):
     checkpoint: str | None = None
 
 
+class ProvedEntryOut(_Out):
+    """One entry with its inclusion proof, or why it is not served (``error``)."""
+
+    index: int
+    entry: LedgerEntryOut | None = None
+    proof: InclusionProofOut | None = None
+    error: str | None = Field(
+        default=None, description="Set instead of entry and proof: no such entry in the tree, or not yours to read."
+    )
+
+
+class ProvedEntriesOut(_Out):
+    """Entries, each with its inclusion proof in the tree of ``size`` (RFC 9162 §2.1.3), in the
+    order asked; with the signed checkpoint when ``size`` is the current size."""
+
+    size: int
+    items: list[ProvedEntryOut]
+    checkpoint: str | None = None
+
+
 class ConsistencyProofOut(_Out):
     """A consistency proof (RFC 9162 §2.1.4), with the signed checkpoint at the current size."""
 

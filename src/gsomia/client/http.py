@@ -424,6 +424,13 @@ class ExchangeClient:
         result: dict[str, Any] = self._json("GET", "/api/v1/ledger/proof/inclusion", params=params)
         return result
 
+    def ledger_inclusions(self, indexes: Sequence[int], size: int) -> dict[str, Any]:
+        """Several entries with their inclusion proofs in the tree of ``size``:
+        ``{"size", "items": [{"index", "entry", "proof"} | {"index", "error"}]}``."""
+        params = [("index", str(i)) for i in indexes] + [("size", str(size))]
+        result: dict[str, Any] = self._json("GET", "/api/v1/ledger/proof/inclusions", params=params)
+        return result
+
     def ledger_consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
         """The consistency proof between two tree sizes (RFC 9162 §2.1.4)."""
         params: dict[str, int] = {"old": old} | ({"new": new} if new is not None else {})

@@ -73,6 +73,7 @@ REASONS = {
 """Why a delivery is quarantined, by reason code."""
 
 PAGE = 200
+PROVED_PER_REQUEST = 200  # entries with proofs per request (the exchange takes up to 256)
 WORKERS = 8  # deliveries verified at once while catching up
 MAX_BACKOFF = 30.0
 _DELIVERY_FIELDS = ("delivery", "report", "originator", "recipient", "purpose", "via", "marking", "key")
@@ -130,6 +131,9 @@ class Syncer:
         self._signers: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()  # one pass at a time (the loop, a CLI --once)
         self._ahead = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="node-ledger")
+        # index -> an entry with its inclusion proof in an accepted checkpoint, fetched for a
+        # whole page of deliveries in a few requests (see _prove); read by the verifying threads
+        self._proved: dict[int, tuple[Accepted, dict[str, Any]]] = {}
 
     def close(self) -> None:
         """Stop the threads that fetch ledger entries and proofs ahead."""
@@ -367,17 +371,66 @@ class Syncer:
         Raises:
             ExchangeUnreachable: the exchange went away (nothing is decided).
         """
-        delivery_id = str(item.get("id", ""))
+        return self._checked(ex, item, self._fetch(ex, item))
+
+    def _fetch(self, ex: ExchangeClient, item: dict[str, Any]) -> dict[str, Any] | None:
+        """The delivery as the exchange serves it; None if it does not serve it to this party.
+
+        Raises:
+            ExchangeUnreachable: the exchange went away.
+        """
         try:
-            view = ex.delivery(delivery_id)
+            return ex.delivery(str(item.get("id", "")))
         except UnknownEntity:
-            view = {
-                "id": delivery_id,
+            return None
+
+    def _checked(
+        self, ex: ExchangeClient, item: dict[str, Any], view: dict[str, Any] | Future[dict[str, Any] | None] | None
+    ) -> dict[str, Any]:
+        """The row of a fetched delivery (``view``; a fetch still running or failed is awaited
+        here, so its error is raised in inbox order)."""
+        if isinstance(view, Future):
+            view = view.result()
+        if view is None:
+            missing = {
+                "id": str(item.get("id", "")),
                 "marking": item.get("marking") or {},
                 **{k: item.get(k) for k in ("report", "originator", "topic", "purpose", "via", "created_at")},
             }
-            return self.check_missing(view)
+            return self.check_missing(missing)
         return self.check(ex, view)
+
+    def _prove(self, ex: ExchangeClient, views: list[dict[str, Any]]) -> None:
+        """Fetch the ledger entries of a page's deliveries and submissions with their inclusion
+        proofs in a few requests (``GET /api/v1/ledger/proof/inclusions``), against one
+        checkpoint brought up to date once. What this cannot fetch (an exchange without that
+        endpoint, an entry refused) is fetched one by one when each delivery is checked."""
+        wanted = sorted(
+            {
+                i
+                for v in views
+                for i in (v.get("leaf_index"), (v.get("origin") or {}).get("leaf_index"))
+                if type(i) is int and i >= 0
+            }
+        )
+        if not wanted:
+            return
+        cp = self.witness.latest()
+        if cp is None or wanted[-1] >= cp.size:
+            cp = self._advance(ex, cosign=False)
+        if cp is None:
+            return
+        wanted = [i for i in wanted if i < cp.size]
+        for start in range(0, len(wanted), PROVED_PER_REQUEST):
+            try:
+                answer = ex.ledger_inclusions(wanted[start : start + PROVED_PER_REQUEST], cp.size)
+            except (ExchangeError, UnknownEntity) as e:
+                log.debug("entries with proofs not fetched together (%s); one by one instead", e)
+                return
+            for got in answer.get("items") or []:
+                at = got.get("index") if isinstance(got, dict) else None
+                if type(at) is int and isinstance(got.get("entry"), dict) and isinstance(got.get("proof"), dict):
+                    self._proved[at] = (cp, got)
 
     def _page(self, ex: ExchangeClient, items: list[dict[str, Any]], result: SyncResult) -> None:
         """Process one page of inbox items in order, verifying its deliveries concurrently
@@ -395,7 +448,10 @@ class Syncer:
             return
         self._pending_many(todo)
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="node-verify") as pool:
-            ahead = {str(i.get("id")): pool.submit(self._verify, ex, i) for i in todo}
+            fetched = {str(i.get("id")): pool.submit(self._fetch, ex, i) for i in todo}
+            views = [v for v in (_settled(f) for f in fetched.values()) if v is not None]
+            self._prove(ex, views)
+            ahead = {str(i.get("id")): pool.submit(self._checked, ex, i, fetched[str(i.get("id"))]) for i in todo}
             done: list[tuple[dict[str, Any], dict[str, Any]]] = []
             try:
                 for item in items:
@@ -411,6 +467,7 @@ class Syncer:
                 try:
                     self._store_verified(done, result)  # what was verified stays verified
                 finally:
+                    self._proved.clear()
                     for future in ahead.values():
                         future.cancel()
 
@@ -571,10 +628,19 @@ class Syncer:
         index, submission = view.get("leaf_index"), origin.get("leaf_index")
         if type(index) is not int or type(submission) is not int:
             raise Quarantined("not_in_ledger", "the delivery names no ledger entry")
-        # the two entries are fetched while the checkpoint is brought up to date, then the two
-        # proofs at once: four round trips to the exchange after the delivery, not seven
-        records = {i: self._ahead.submit(fetch_entry, ex, i) for i in (index, submission)}
+        # fetched with the page (see _prove), or else the two entries while the checkpoint is
+        # brought up to date, then the two proofs at once: four round trips, not seven
         cp = self.witness.latest()
+        mine, theirs = self._proved.get(index), self._proved.get(submission)
+        if mine is not None and theirs is not None and mine[0] is theirs[0]:
+            # proved in a checkpoint this node accepted (checked consistent with every earlier
+            # one) when the page was read; a later one proves nothing more
+            cp = mine[0]
+            records = {index: _done(mine[1]["entry"]), submission: _done(theirs[1]["entry"])}
+            proofs = {index: _done(mine[1]["proof"]), submission: _done(theirs[1]["proof"])}
+        else:
+            records = {i: self._ahead.submit(fetch_entry, ex, i) for i in (index, submission)}
+            proofs = {}
         if cp is None or max(index, submission) >= cp.size:
             cp = self._advance(ex, cosign=False)
         if cp is None or max(index, submission) >= cp.size:
@@ -583,7 +649,8 @@ class Syncer:
             raise Quarantined("not_in_ledger", f"entry {max(index, submission)} is beyond the signed checkpoint")
         out["checkpoint_size"] = cp.size
         size = cp.size
-        proofs = {i: self._ahead.submit(ex.ledger_inclusion, i, size) for i in (index, submission)}
+        if not proofs:
+            proofs = {i: self._ahead.submit(ex.ledger_inclusion, i, size) for i in (index, submission)}
         entry = self._included(ex, index, cp, "delivery", records[index], proofs[index])
         out["inclusion"] = {"index": index, "size": cp.size, "ok": True}
         expected = {
@@ -629,6 +696,22 @@ class Syncer:
             raise Quarantined("not_in_ledger", f"the exchange serves no {what} entry {index} to this party") from None
         except LedgerInvalid as e:
             raise Quarantined("not_in_ledger", f"{what} entry {index}: {e}") from None
+
+
+def _done(value: dict[str, Any]) -> Future[dict[str, Any]]:
+    """A future already holding ``value`` (what was fetched with the page)."""
+    future: Future[dict[str, Any]] = Future()
+    future.set_result(value)
+    return future
+
+
+def _settled(future: Future[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """A fetch's view once it ends; None if it failed (its error is raised again, in inbox
+    order, when that delivery is checked)."""
+    try:
+        return future.result()
+    except GsomiaError:
+        return None
 
 
 def _insert_pending(c: Any, item: dict[str, Any], seq: str) -> None:

@@ -383,6 +383,27 @@ class LedgerTable:
             rows = s.execute(q.order_by(LedgerEntryRow.idx).limit(limit)).all()
         return [StoredEntry(int(i), bytes(h), bytes(b), at) for i, h, b, at in rows]
 
+    def some(self, indexes: Sequence[int], *, party: str | None = None) -> dict[int, StoredEntry]:
+        """The entries at ``indexes`` that exist (and that ``party`` may read, when given), by
+        index: one query.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        wanted = sorted(set(indexes))
+        if not wanted:
+            return {}
+        q = select(LedgerEntryRow.idx, LedgerEntryRow.leaf_hash, LedgerEntryRow.body, LedgerEntryRow.recorded_at)
+        q = q.where(LedgerEntryRow.idx.in_(wanted))
+        if party is not None:
+            readable = select(LedgerVisibilityRow.idx).where(
+                LedgerVisibilityRow.party.in_([party, PUBLIC]), LedgerVisibilityRow.idx.in_(wanted)
+            )
+            q = q.where(LedgerEntryRow.idx.in_(readable))
+        with self._store.reading() as s:
+            rows = s.execute(q).all()
+        return {int(i): StoredEntry(int(i), bytes(h), bytes(b), at) for i, h, b, at in rows}
+
     def readable(self, index: int, party: str) -> bool:
         """Whether ``party`` may read entry ``index``.
 

@@ -263,6 +263,13 @@ CALLS: list[tuple[str, Callable[[ExchangeClient], Any], str, str, Any]] = [
     ),
     ("inclusion", lambda c: c.ledger_inclusion(4), "GET", "/api/v1/ledger/proof/inclusion?index=4", None),
     ("inclusion at", lambda c: c.ledger_inclusion(4, 9), "GET", "/api/v1/ledger/proof/inclusion?index=4&size=9", None),
+    (
+        "inclusions",
+        lambda c: c.ledger_inclusions([4, 2], 9),
+        "GET",
+        "/api/v1/ledger/proof/inclusions?index=4&index=2&size=9",
+        None,
+    ),
     ("consistency", lambda c: c.ledger_consistency(2), "GET", "/api/v1/ledger/proof/consistency?old=2", None),
     (
         "consistency to",

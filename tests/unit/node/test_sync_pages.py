@@ -61,15 +61,21 @@ class _Syncer(Syncer):
         self.outcomes = outcomes
         self.gates = gates
 
-    def _verify(self, ex: Any, item: dict[str, Any]) -> dict[str, Any]:
-        delivery_id = str(item["id"])
+    def _fetch(self, ex: Any, item: dict[str, Any]) -> dict[str, Any] | None:
+        outcome = self.outcomes[str(item["id"])]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return {"id": item["id"]}
+
+    def _prove(self, ex: Any, views: list[dict[str, Any]]) -> None:
+        self.proved_views = len(views)
+
+    def check(self, ex: Any, view: dict[str, Any]) -> dict[str, Any]:
+        delivery_id = str(view["id"])
         gate = self.gates.get(delivery_id)
         if gate is not None:
             assert gate.wait(10)
-        outcome = self.outcomes[delivery_id]
-        if isinstance(outcome, Exception):
-            raise outcome
-        return dict(outcome)
+        return dict(self.outcomes[delivery_id])
 
 
 def _states(store: NodeStore) -> dict[str, str]:
@@ -93,6 +99,7 @@ def test_a_page_is_stored_in_order_with_its_cursor(store: NodeStore) -> None:
     assert states["d-7"] == "quarantined"
     assert sum(1 for s in states.values() if s == "verified") == 39
     assert [p["delivery_id"] for p in syncer.published] == [f"d-{n}" for n in range(1, 41)]
+    assert syncer.proved_views == 40  # the page's entries and proofs are asked for together
 
 
 def test_the_exchange_going_away_mid_page_keeps_what_was_verified_before_it(store: NodeStore) -> None:

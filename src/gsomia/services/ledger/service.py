@@ -42,6 +42,7 @@ __all__ = [
     "ENTRY_TYPES",
     "LEGACY_ORIGIN",
     "MAX_ENTRY_BYTES",
+    "MAX_PROVED",
     "PAGE_LIMIT",
     "LedgerService",
     "open_export",
@@ -61,6 +62,9 @@ MAX_ENTRY_BYTES = 1 << 20
 
 PAGE_LIMIT = 1000
 """Most entries returned by one :meth:`LedgerService.entries` call."""
+
+MAX_PROVED = 256
+"""Most entries :meth:`LedgerService.proved_entries` proves in one call."""
 
 
 class LedgerService:
@@ -443,6 +447,65 @@ class LedgerService:
                 "root": b64(tree.root(n)),
             }
             if n == current:
+                out["checkpoint"] = self._note_locked()
+        return out
+
+    def proved_entries(self, indexes: Sequence[int], size: int, *, reader: str | None = None) -> dict[str, Any]:
+        """Several entries, each with its inclusion proof in the tree at ``size``: what
+        :meth:`entry` and :meth:`inclusion` give one at a time, for a reader that checks many
+        entries against one checkpoint (a party node verifying a page of deliveries).
+
+        An entry that does not exist, is not in the tree at ``size`` or is not ``reader``'s to
+        read is answered with ``"error"`` in its place (the same words for each case, as
+        :meth:`entry` answers), and the others are still proved.
+
+        Args:
+            indexes: At most :data:`MAX_PROVED` entry indexes.
+            size: A past or the current tree size.
+            reader: The party asking: it gets only the entries about it.
+
+        Returns:
+            ``{"size", "items": [{"index", "entry": {...}, "proof": {...}} | {"index", "error"}]}``
+            in the order asked, with ``"checkpoint"`` (the signed note) when ``size`` is the
+            current size.
+
+        Raises:
+            InvalidInput: no index, too many, or a negative index or size.
+            UnknownEntity: there is no tree of ``size`` yet.
+            LedgerInvalid: a stored entry does not match its leaf hash (it was altered).
+            StorageError: on any database error.
+        """
+        if not 1 <= len(indexes) <= MAX_PROVED:
+            raise InvalidInput(f"ask for 1 to {MAX_PROVED} entries at a time")
+        for index in indexes:
+            _require_count(index, "entry index")
+        _require_count(size, "tree size")
+        rows = self._table.some([i for i in indexes if i < size], party=reader)
+        self.key()
+        tree = self._ready(need=size)
+        items: list[dict[str, Any]] = []
+        with self._lock:
+            current = tree.size
+            if size > current:
+                raise UnknownEntity(f"the ledger has {current} entries; there is no tree of size {size} yet")
+            root = b64(tree.root(size))
+            for index in indexes:
+                row = rows.get(index)
+                if row is None:
+                    items.append(
+                        {"index": index, "error": f"ledger entry {index} does not exist or is not yours to read"}
+                    )
+                    continue
+                proof = {
+                    "index": index,
+                    "size": size,
+                    "leaf_hash": b64(tree.leaf_hash(index)),
+                    "proof": [b64(h) for h in tree.inclusion_proof(index, size)],
+                    "root": root,
+                }
+                items.append({"index": index, "entry": _entry_dict(row), "proof": proof})
+            out: dict[str, Any] = {"size": size, "items": items}
+            if size == current:
                 out["checkpoint"] = self._note_locked()
         return out
 
