@@ -480,14 +480,16 @@ class LedgerService:
         for index in indexes:
             _require_count(index, "entry index")
         _require_count(size, "tree size")
-        rows = self._table.some([i for i in indexes if i < size], party=reader)
         self.key()
         tree = self._ready(need=size)
-        items: list[dict[str, Any]] = []
         with self._lock:
             current = tree.size
-            if size > current:
-                raise UnknownEntity(f"the ledger has {current} entries; there is no tree of size {size} yet")
+        if size > current:
+            raise UnknownEntity(f"the ledger has {current} entries; there is no tree of size {size} yet")
+        # only indexes inside the tree reach the database (and so fit its integers)
+        rows = self._table.some([i for i in indexes if i < size], party=reader)
+        items: list[dict[str, Any]] = []
+        with self._lock:
             root = b64(tree.root(size))
             for index in indexes:
                 row = rows.get(index)
@@ -505,7 +507,7 @@ class LedgerService:
                 }
                 items.append({"index": index, "entry": _entry_dict(row), "proof": proof})
             out: dict[str, Any] = {"size": size, "items": items}
-            if size == current:
+            if size == tree.size:
                 out["checkpoint"] = self._note_locked()
         return out
 
