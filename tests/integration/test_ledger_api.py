@@ -179,17 +179,17 @@ def test_many_proofs_in_one_request_verify_against_one_checkpoint(live: Live) ->
     outside = live.get("/proof/inclusions", index=[25, 5], size=size).json()["items"]
     assert outside[0]["proof"] is None and outside[0]["error"]  # 25 is not in the tree of size 20
     assert outside[1]["proof"] is not None and outside[1]["error"] is None
-    for params in ({"index": [1], "size": 10**6},):
-        r = live.get("/proof/inclusions", **params)
-        assert r.status_code == 404 and r.json()["type"] == "urn:gsomia:problem:not-found", r.text
-    for params in (
+    r = live.get("/proof/inclusions", index=[1], size=10**6)
+    assert r.status_code == 404 and r.json()["type"] == "urn:gsomia:problem:not-found", r.text
+    invalid: list[dict[str, Any]] = [
         {"size": 20},
         {"index": [1]},
         {"index": [-1], "size": 20},
         {"index": [5, 2**70], "size": 20},  # beyond any ledger's integers, as for /proof/inclusion
         {"index": [1], "size": 2**70},
         {"index": list(range(257)), "size": 30},
-    ):
+    ]
+    for params in invalid:
         assert live.get("/proof/inclusions", **params).status_code == 422, params
 
 

@@ -80,7 +80,7 @@ class _Syncer(Syncer):
 
 def _states(store: NodeStore) -> dict[str, str]:
     with store.read() as c:
-        return dict(c.execute(select(deliveries.c.delivery_id, deliveries.c.state)).all())  # type: ignore[arg-type]
+        return {str(i): str(state) for i, state in c.execute(select(deliveries.c.delivery_id, deliveries.c.state))}
 
 
 def test_a_page_is_stored_in_order_with_its_cursor(store: NodeStore) -> None:

@@ -5,10 +5,10 @@ of a failed bulk insert are not stored."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from gsomia.errors import StorageError
@@ -44,14 +44,14 @@ def _report(n: int) -> dict[str, Any]:
 
 
 def _stored(store: Store) -> list[tuple[Any, ...]]:
-    table = SubmittedReportRow.__table__
+    table = cast(Table, SubmittedReportRow.__table__)
     with store.reading() as s:
         return [tuple(r) for r in s.execute(select(table).order_by(table.c.leaf_index))]
 
 
 @pytest.mark.parametrize("count", [1, COPY_MIN_ROWS, 40])
 def test_a_bulk_insert_stores_what_an_insert_stores(db_url: str, tmp_path: Any, count: int) -> None:
-    table = SubmittedReportRow.__table__
+    table = cast(Table, SubmittedReportRow.__table__)
     rows = [_report(n) for n in range(count)]
     bulk = Store(db_url)
     plain = Store(f"sqlite:///{tmp_path / 'reference.db'}")
@@ -71,7 +71,7 @@ def test_a_bulk_insert_stores_what_an_insert_stores(db_url: str, tmp_path: Any, 
 
 
 def test_server_defaults_apply_and_rows_keep_their_order(db_url: str) -> None:
-    table = InboxEventRow.__table__
+    table = cast(Table, InboxEventRow.__table__)
     at = datetime(2019, 11, 22, tzinfo=UTC)
     rows = [
         {"party": "KOR", "kind": "delivery", "ref": f"d-{n}", "body": {"n": n}, "created_at": at} for n in range(30)
@@ -90,7 +90,7 @@ def test_server_defaults_apply_and_rows_keep_their_order(db_url: str) -> None:
 
 
 def test_a_violated_constraint_is_an_integrity_error_and_stores_nothing(db_url: str) -> None:
-    table = SubmittedReportRow.__table__
+    table = cast(Table, SubmittedReportRow.__table__)
     rows = [_report(n) for n in range(20)]
     rows[15] = _report(3)  # a second report under an id already in this bulk insert
     store = Store(db_url)

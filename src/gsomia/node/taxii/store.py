@@ -205,6 +205,68 @@ class EngineTransactions:
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's limit on bound parameters
 
 
+@dataclass(slots=True)
+class _RowPlan:
+    """What :meth:`TaxiiStore.add` writes: new rows, the ids whose stored first or last
+    version stops being so, and the answer for each object."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    not_last: set[str] = field(default_factory=set)
+    not_first: set[str] = field(default_factory=set)
+    out: list[tuple[str, str, bool]] = field(default_factory=list)
+
+
+def _plan_rows(collection: str, new: Sequence[NewObject], versions: dict[str, list[int]], *, added_us: int) -> _RowPlan:
+    """The rows for ``new``, given every stored ``versions`` of their ids (extended here with the
+    versions this call adds, so an id twice in one call is seen as stored the second time)."""
+    plan = _RowPlan()
+    for item in new:
+        body = item.body
+        stix_id = item.stix_id
+        version_text = body.get("modified") or body.get("created")
+        if isinstance(version_text, str):
+            version_us = to_us(parse_timestamp(version_text, "version"))
+            version = version_text
+        else:
+            version_us, version = added_us, from_us(added_us)
+        same_id = versions.setdefault(stix_id, [])
+        if not isinstance(version_text, str) and same_id:
+            # An SCO is not versioned (STIX 2.1 §6): the same id again is the same object.
+            plan.out.append((stix_id, from_us(same_id[0]), False))
+            continue
+        if version_us in same_id:
+            plan.out.append((stix_id, version, False))
+            continue
+        is_last = all(v < version_us for v in same_id)
+        is_first = all(v > version_us for v in same_id)
+        for flag, now_not, changed in (("is_last", is_last, plan.not_last), ("is_first", is_first, plan.not_first)):
+            if same_id and now_not:
+                changed.add(stix_id)
+                for row in plan.rows:  # a version added earlier in this call
+                    if row["stix_id"] == stix_id:
+                        row[flag] = False
+        same_id.append(version_us)
+        plan.rows.append(
+            {
+                "collection": collection,
+                "stix_id": stix_id,
+                "stix_type": str(body.get("type", "")),
+                "version": version,
+                "version_us": version_us,
+                "spec_version": str(body.get("spec_version", "2.1")),
+                "date_added": added_us,
+                "topic": item.topic,
+                "is_last": is_last,
+                "is_first": is_first,
+                "delivery": item.delivery,
+                "body": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+            }
+        )
+        plan.out.append((stix_id, version, True))
+        added_us += 1
+    return plan
+
+
 class TaxiiStore:
     """The TAXII tables, in the node's store."""
 
@@ -236,13 +298,11 @@ class TaxiiStore:
         Returns:
             ``(id, version, added)`` for each object, in order.
         """
-        out: list[tuple[str, str, bool]] = []
         with self._write_lock, self._begin() as conn:
             last = conn.execute(
                 select(func.max(objects.c.date_added)).where(objects.c.collection == collection)
             ).scalar()
-            added_us = max(to_us(now), (last or 0) + 1)
-            # every stored version of the ids, then the versions this call adds, as (version_us)
+            # every stored version of the ids (version_us); _plan_rows adds this call's own
             versions: dict[str, list[int]] = {}
             ids = sorted({item.stix_id for item in new})
             for start in range(0, len(ids), _IN_CHUNK):
@@ -252,59 +312,9 @@ class TaxiiStore:
                     )
                 ):
                     versions.setdefault(r.stix_id, []).append(int(r.version_us))
-            rows: list[dict[str, Any]] = []
-            not_last: set[str] = set()  # ids whose stored latest version is no longer the latest
-            not_first: set[str] = set()
-            for item in new:
-                body = item.body
-                stix_id = item.stix_id
-                version_text = body.get("modified") or body.get("created")
-                if isinstance(version_text, str):
-                    version_us = to_us(parse_timestamp(version_text, "version"))
-                    version = version_text
-                else:
-                    version_us, version = added_us, from_us(added_us)
-                same_id = versions.setdefault(stix_id, [])
-                if not isinstance(version_text, str) and same_id:
-                    # An SCO is not versioned (STIX 2.1 §6): the same id again is the same object.
-                    out.append((stix_id, from_us(same_id[0]), False))
-                    continue
-                if version_us in same_id:
-                    out.append((stix_id, version, False))
-                    continue
-                is_last = all(v < version_us for v in same_id)
-                is_first = all(v > version_us for v in same_id)
-                if same_id and is_last:
-                    not_last.add(stix_id)
-                    for row in rows:  # a version added earlier in this call
-                        if row["stix_id"] == stix_id:
-                            row["is_last"] = False
-                if same_id and is_first:
-                    not_first.add(stix_id)
-                    for row in rows:
-                        if row["stix_id"] == stix_id:
-                            row["is_first"] = False
-                same_id.append(version_us)
-                rows.append(
-                    {
-                        "collection": collection,
-                        "stix_id": stix_id,
-                        "stix_type": str(body.get("type", "")),
-                        "version": version,
-                        "version_us": version_us,
-                        "spec_version": str(body.get("spec_version", "2.1")),
-                        "date_added": added_us,
-                        "topic": item.topic,
-                        "is_last": is_last,
-                        "is_first": is_first,
-                        "delivery": item.delivery,
-                        "body": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
-                    }
-                )
-                out.append((stix_id, version, True))
-                added_us += 1
+            plan = _plan_rows(collection, new, versions, added_us=max(to_us(now), (last or 0) + 1))
             # The stored rows first: the flags of rows added in this call are already right.
-            for flag, ids_changed in (("is_last", not_last), ("is_first", not_first)):
+            for flag, ids_changed in (("is_last", plan.not_last), ("is_first", plan.not_first)):
                 if ids_changed:
                     conn.execute(
                         update(objects)
@@ -315,9 +325,9 @@ class TaxiiStore:
                         )
                         .values({flag: False})
                     )
-            if rows:
-                conn.execute(insert(objects), rows)
-        return out
+            if plan.rows:
+                conn.execute(insert(objects), plan.rows)
+        return plan.out
 
     def bulk_load(self, collection: str, rows: Sequence[tuple[str, str, str, int, str, str]]) -> None:
         """Append objects known to be new and single-versioned (a benchmark's or a migration's
