@@ -347,12 +347,20 @@ class Interop:
             )
         if not rows:
             return False
-        for row in rows:
-            if row["state"] == "pending":
-                return False  # the sync is still on it: come back when it has decided
-            if row["state"] == "verified":
-                self._deliver(row)
-            self.service.store.put("interop.cursor", str(row["n"]))
+        done: int | None = None
+        try:
+            for row in rows:
+                if row["state"] == "pending":
+                    return False  # the sync is still on it: come back when it has decided
+                if row["state"] == "verified":
+                    self._deliver(row)
+                done = int(row["n"])
+        finally:
+            # One write for the rows handed on (not one per row). Should the node stop before
+            # it, they are handed on again: TAXII keeps one copy of an object, and a CoT
+            # receiver keeps the latest event of each uid.
+            if done is not None:
+                self.service.store.put("interop.cursor", str(done))
         return len(rows) == 200
 
     def _deliver(self, row: Any) -> None:

@@ -630,8 +630,8 @@ class Syncer:
             raise Quarantined("not_in_ledger", "the delivery names no ledger entry")
         # fetched with the page (see _prove), or else the two entries while the checkpoint is
         # brought up to date, then the two proofs at once: four round trips, not seven
-        cp = self.witness.latest()
         mine, theirs = self._proved.get(index), self._proved.get(submission)
+        cp: Accepted | None
         if mine is not None and theirs is not None and mine[0] is theirs[0]:
             # proved in a checkpoint this node accepted (checked consistent with every earlier
             # one) when the page was read; a later one proves nothing more
@@ -639,6 +639,7 @@ class Syncer:
             records = {index: _done(mine[1]["entry"]), submission: _done(theirs[1]["entry"])}
             proofs = {index: _done(mine[1]["proof"]), submission: _done(theirs[1]["proof"])}
         else:
+            cp = self.witness.latest()
             records = {i: self._ahead.submit(fetch_entry, ex, i) for i in (index, submission)}
             proofs = {}
         if cp is None or max(index, submission) >= cp.size:
