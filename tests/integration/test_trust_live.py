@@ -157,3 +157,22 @@ def gsomia(
     p = subprocess.run([sys.executable, "-m", "gsomia", *args], env=env, capture_output=True, text=True, check=False)
     assert p.returncode == code, p.stdout + p.stderr
     return p
+
+
+def test_deliveries_fetched_together_are_each_as_fetched_alone_and_only_the_recipients(ex: Exchange) -> None:
+    inbox = ex.call("KOR", "GET", "/api/v1/inbox", params={"limit": 1000}).json()["items"]
+    ids = [i["id"] for i in inbox if i.get("type") == "delivery"][:3]
+    assert ids
+    many = ex.call("KOR", "GET", "/api/v1/deliveries", params={"id": [*ids, "d-nothere"]})
+    assert many.status_code == 200, many.text
+    items = many.json()["items"]
+    assert items[: len(ids)] == [ex.call("KOR", "GET", f"/api/v1/deliveries/{i}").json() for i in ids]
+    assert items[-1] == {"id": "d-nothere", "error": "no delivery 'd-nothere'"}
+    # another party's delivery is answered exactly as one that does not exist
+    assert ex.call("USA", "GET", "/api/v1/deliveries", params={"id": ids[0]}).json()["items"] == [
+        {"id": ids[0], "error": f"no delivery {ids[0]!r}"}
+    ]
+    for who, status in (("operator", 403), ("auditor", 403), (None, 401)):
+        assert ex.call(who, "GET", "/api/v1/deliveries", params={"id": ids[0]}).status_code == status, who
+    assert ex.call("KOR", "GET", "/api/v1/deliveries", params={"id": ["d-x"] * 101}).status_code == 422
+    assert ex.call("KOR", "GET", "/api/v1/deliveries").status_code == 422

@@ -28,6 +28,7 @@ from gsomia.api.schemas import (
     BatchOut,
     ConsentListOut,
     ConsentOut,
+    DeliveriesOut,
     DeliveryOut,
     ExchangeStatsOut,
     ExerciseOut,
@@ -46,6 +47,7 @@ from gsomia.api.schemas import (
 )
 from gsomia.crypto import PublicKeys
 from gsomia.errors import InvalidInput
+from gsomia.services.exchange.deliveries import MAX_DELIVERIES
 from gsomia.services.exchange.operator import EventSpec
 from gsomia.services.exchange.standing import StandingConsentSpec
 from gsomia.services.exchange.submissions import MAX_BATCH, ReportSubmission, SubmissionResult
@@ -238,6 +240,25 @@ async def stream(
             yield ServerSentEvent(payload, event=item["type"], id=str(item["seq"]))
 
     return EventSourceResponse(events(), ping=15)
+
+
+@router.get(
+    "/deliveries",
+    summary="Fetch several deliveries at once (each attests need-to-know as a fetch does)",
+    response_model=DeliveriesOut,
+    responses=problems(*AUTHENTICATED),
+)
+def deliveries(
+    request: Request,
+    caller: Caller,
+    id: Annotated[
+        list[str],
+        Query(min_length=1, max_length=MAX_DELIVERIES, description=f"Delivery ids (repeat), 1 to {MAX_DELIVERIES}."),
+    ],
+) -> dict[str, Any]:
+    """``{"items": [delivery | {"id", "error"}]}`` in the order asked: each what
+    ``/deliveries/{id}`` answers, or ``error`` where it answers 404."""
+    return {"items": app_of(request).exchange.deliveries.deliveries(caller, id)}
 
 
 @router.get(

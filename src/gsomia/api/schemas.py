@@ -285,6 +285,19 @@ class DeliveryOut(_Out):
     origin: SignedOriginOut
 
 
+class DeliveryNotServedOut(_Out):
+    """A delivery asked for that is not served: none with that id, or another party's."""
+
+    id: str
+    error: str
+
+
+class DeliveriesOut(_Out):
+    """Deliveries as their recipient fetches them, in the order asked."""
+
+    items: list[DeliveryOut | DeliveryNotServedOut]
+
+
 class AckOut(_Out):
     """An acknowledgement, attesting need-to-know (rule 5)."""
 

@@ -300,6 +300,13 @@ class ExchangeClient:
         result: dict[str, Any] = self._json("GET", f"/api/v1/deliveries/{delivery_id}")
         return result
 
+    def deliveries(self, delivery_ids: Sequence[str]) -> dict[str, Any]:
+        """Several deliveries at once (at most 100): ``{"items": [...]}`` in the order asked,
+        each as :meth:`delivery` returns it, or ``{"id", "error"}`` where that would be not found."""
+        params = [("id", d) for d in delivery_ids]
+        result: dict[str, Any] = self._json("GET", "/api/v1/deliveries", params=params)
+        return result
+
     def acknowledge(self, delivery_id: str) -> dict[str, Any]:
         """Acknowledge a delivery, attesting need-to-know (rule 5)."""
         result: dict[str, Any] = self._json(

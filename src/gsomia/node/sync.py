@@ -74,6 +74,7 @@ REASONS = {
 
 PAGE = 200
 PROVED_PER_REQUEST = 200  # entries with proofs per request (the exchange takes up to 256)
+FETCH_PER_REQUEST = 100  # deliveries per request (the exchange's limit)
 WORKERS = 8  # deliveries verified at once while catching up
 MAX_BACKOFF = 30.0
 _DELIVERY_FIELDS = ("delivery", "report", "originator", "recipient", "purpose", "via", "marking", "key")
@@ -384,6 +385,26 @@ class Syncer:
         except UnknownEntity:
             return None
 
+    def _fetch_many(self, ex: ExchangeClient, items: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+        """Several deliveries in one request (``GET /api/v1/deliveries``), by id; None for one
+        the exchange does not serve to this party. One by one from an exchange without that
+        endpoint.
+
+        Raises:
+            ExchangeUnreachable: the exchange went away.
+        """
+        ids = [str(i.get("id", "")) for i in items]
+        try:
+            served = ex.deliveries(ids).get("items") or []
+        except (ExchangeError, UnknownEntity) as e:
+            log.debug("deliveries not fetched together (%s); one by one instead", e)
+            return {d: self._fetch(ex, i) for d, i in zip(ids, items, strict=True)}
+        out: dict[str, dict[str, Any] | None] = dict.fromkeys(ids)
+        for view in served:
+            if isinstance(view, dict) and view.get("id") in out and "error" not in view:
+                out[str(view["id"])] = view
+        return out
+
     def _checked(
         self, ex: ExchangeClient, item: dict[str, Any], view: dict[str, Any] | Future[dict[str, Any] | None] | None
     ) -> dict[str, Any]:
@@ -391,6 +412,8 @@ class Syncer:
         here, so its error is raised in inbox order)."""
         if isinstance(view, Future):
             view = view.result()
+        if view is not None and view.get("id") != str(item.get("id", "")):
+            view = None  # served under another id: not the delivery the inbox named
         if view is None:
             missing = {
                 "id": str(item.get("id", "")),
@@ -448,7 +471,10 @@ class Syncer:
             return
         self._pending_many(todo)
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="node-verify") as pool:
-            fetched = {str(i.get("id")): pool.submit(self._fetch, ex, i) for i in todo}
+            fetched: dict[str, Future[dict[str, Any] | None]] = {}
+            for start in range(0, len(todo), FETCH_PER_REQUEST):
+                chunk = todo[start : start + FETCH_PER_REQUEST]
+                fetched |= _each(pool.submit(self._fetch_many, ex, chunk), [str(i.get("id")) for i in chunk])
             views = [v for v in (_settled(f) for f in fetched.values()) if v is not None]
             self._prove(ex, views)
             ahead = {str(i.get("id")): pool.submit(self._checked, ex, i, fetched[str(i.get("id"))]) for i in todo}
@@ -704,6 +730,27 @@ def _done(value: dict[str, Any]) -> Future[dict[str, Any]]:
     future: Future[dict[str, Any]] = Future()
     future.set_result(value)
     return future
+
+
+def _each(
+    together: Future[dict[str, dict[str, Any] | None]], ids: list[str]
+) -> dict[str, Future[dict[str, Any] | None]]:
+    """One future per id for a fetch of several: each resolves to its view (or None), or
+    fails as the fetch failed."""
+    each: dict[str, Future[dict[str, Any] | None]] = {i: Future() for i in ids}
+
+    def settle(done: Future[dict[str, dict[str, Any] | None]]) -> None:
+        try:
+            views = done.result()
+        except BaseException as e:  # noqa: BLE001 - handed to every waiting delivery, raised in order
+            for future in each.values():
+                future.set_exception(e)
+            return
+        for i, future in each.items():
+            future.set_result(views.get(i))
+
+    together.add_done_callback(settle)
+    return each
 
 
 def _settled(future: Future[dict[str, Any] | None]) -> dict[str, Any] | None:

@@ -656,6 +656,19 @@ class ExchangeRepo:
         return s.get(DeliveryRow, delivery_id)
 
     @staticmethod
+    def deliveries_with_reports(s: Tx, ids: Iterable[str]) -> dict[str, tuple[DeliveryRow, SubmittedReportRow]]:
+        """The deliveries among ``ids`` that exist, each with its report, by id (one query)."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        rows = s.execute(
+            select(DeliveryRow, SubmittedReportRow)
+            .join(SubmittedReportRow, SubmittedReportRow.id == DeliveryRow.report_id)
+            .where(DeliveryRow.id.in_(wanted))
+        ).all()
+        return {d.id: (d, r) for d, r in rows}
+
+    @staticmethod
     def delivery_states(s: Tx, ids: Iterable[str]) -> dict[str, str]:
         """Current state of each delivery among ``ids``."""
         wanted = list(set(ids))

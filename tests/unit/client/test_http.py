@@ -197,6 +197,7 @@ CALLS: list[tuple[str, Callable[[ExchangeClient], Any], str, str, Any]] = [
     ("inbox", lambda c: c.inbox(), "GET", "/api/v1/inbox?limit=100", None),
     ("inbox page", lambda c: c.inbox(cursor="17", limit=5), "GET", "/api/v1/inbox?limit=5&cursor=17", None),
     ("delivery", lambda c: c.delivery("d-1"), "GET", "/api/v1/deliveries/d-1", None),
+    ("deliveries", lambda c: c.deliveries(["d-1", "d-2"]), "GET", "/api/v1/deliveries?id=d-1&id=d-2", None),
     ("ack", lambda c: c.acknowledge("d-1"), "POST", "/api/v1/deliveries/d-1/ack", {"need_to_know": True}),
     ("consents", lambda c: c.consents(state="all"), "GET", "/api/v1/consents?state=all", None),
     (

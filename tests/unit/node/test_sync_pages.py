@@ -60,12 +60,12 @@ class _Syncer(Syncer):
         )
         self.outcomes = outcomes
         self.gates = gates
+        self.served_as: dict[str, str] = {}
+        self.fetches = 0
 
-    def _fetch(self, ex: Any, item: dict[str, Any]) -> dict[str, Any] | None:
-        outcome = self.outcomes[str(item["id"])]
-        if isinstance(outcome, Exception):
-            raise outcome
-        return {"id": item["id"]}
+    def _fetch_many(self, ex: Any, items: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+        self.fetches += 1
+        return {str(i["id"]): {"id": self.served_as.get(str(i["id"]), i["id"])} for i in items}
 
     def _prove(self, ex: Any, views: list[dict[str, Any]]) -> None:
         self.proved_views = len(views)
@@ -75,7 +75,10 @@ class _Syncer(Syncer):
         gate = self.gates.get(delivery_id)
         if gate is not None:
             assert gate.wait(10)
-        return dict(self.outcomes[delivery_id])
+        outcome = self.outcomes[delivery_id]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return dict(outcome)
 
 
 def _states(store: NodeStore) -> dict[str, str]:
@@ -100,6 +103,7 @@ def test_a_page_is_stored_in_order_with_its_cursor(store: NodeStore) -> None:
     assert sum(1 for s in states.values() if s == "verified") == 39
     assert [p["delivery_id"] for p in syncer.published] == [f"d-{n}" for n in range(1, 41)]
     assert syncer.proved_views == 40  # the page's entries and proofs are asked for together
+    assert syncer.fetches == 1  # and its deliveries
 
 
 def test_the_exchange_going_away_mid_page_keeps_what_was_verified_before_it(store: NodeStore) -> None:
@@ -116,3 +120,14 @@ def test_the_exchange_going_away_mid_page_keeps_what_was_verified_before_it(stor
     assert all(states[f"d-{n}"] == "verified" for n in range(1, 12))
     assert all(states[f"d-{n}"] == "pending" for n in range(12, 21))  # taken again by the next pass
     assert result.verified == 11
+
+
+def test_a_delivery_served_under_another_id_is_quarantined(store: NodeStore) -> None:
+    items = [_item(n) for n in range(1, 4)]
+    syncer = _Syncer(store, {f"d-{n}": _row(n) for n in range(1, 4)}, {})
+    syncer.served_as["d-2"] = "d-3"  # the exchange answers for d-2 with another delivery
+    result = SyncResult()
+    syncer._page(None, items, result)  # type: ignore[arg-type]
+    syncer.close()
+    assert (result.verified, result.quarantined) == (2, 1)
+    assert _states(store) == {"d-1": "verified", "d-2": "quarantined", "d-3": "verified"}

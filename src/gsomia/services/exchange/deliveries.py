@@ -9,7 +9,7 @@ stream pushes them as their transactions commit.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,10 @@ from gsomia.services.exchange.presenters import delivery_marking, delivery_view
 from gsomia.storage.exchange import ExchangeRepo, NewDelivery, Tx
 from gsomia.storage.writer import Outcome
 
-__all__ = ["DeliveryService", "add_delivery"]
+__all__ = ["MAX_DELIVERIES", "DeliveryService", "add_delivery"]
+
+MAX_DELIVERIES = 100
+"""Most deliveries :meth:`DeliveryService.deliveries` answers in one call."""
 
 
 def add_delivery(
@@ -136,6 +139,41 @@ class DeliveryService:
             if report is None:
                 raise UnknownEntity(f"no delivery {delivery_id!r}")
             return delivery_view(d, report)
+
+    def deliveries(self, principal: Principal, delivery_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Several deliveries at once, in the order asked: each as :meth:`delivery` gives it, or
+        ``{"id", "error"}`` where :meth:`delivery` would answer not found (no such delivery, or
+        another party's: the same words, so nothing about another party leaks).
+
+        Raises:
+            NotPermitted: the role may not read deliveries (operator, auditor).
+            InvalidInput: no ids, or more than :data:`MAX_DELIVERIES`.
+            StorageError: on a database failure.
+        """
+        authorize(principal, Action.READ_DELIVERY)
+        if not 1 <= len(delivery_ids) <= MAX_DELIVERIES:
+            raise InvalidInput(f"ask for 1 to {MAX_DELIVERIES} deliveries at a time")
+        with self.ctx.store.reading() as s:
+            found = ExchangeRepo.deliveries_with_reports(s, delivery_ids)
+        out: list[dict[str, Any]] = []
+        for delivery_id in delivery_ids:
+            pair = found.get(delivery_id)
+            try:
+                authorize(
+                    principal,
+                    Action.READ_DELIVERY,
+                    owners=[pair[0].recipient] if pair else [],
+                    thing="delivery",
+                    thing_id=delivery_id,
+                )
+            except UnknownEntity as e:
+                out.append({"id": delivery_id, "error": str(e)})
+                continue
+            if pair is None:  # an operator or an auditor is refused above; a party's is here
+                out.append({"id": delivery_id, "error": f"no delivery {delivery_id!r}"})
+                continue
+            out.append(delivery_view(*pair))
+        return out
 
     def acknowledge(self, principal: Principal, delivery_id: str, *, need_to_know: bool) -> dict[str, Any]:
         """Acknowledge receipt of a delivery, attesting need-to-know (rule 5); ledgered. Idempotent.
