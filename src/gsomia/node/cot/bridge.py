@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import queue
 import socket
 import socketserver
 import threading
@@ -29,6 +28,7 @@ from gsomia.interop.cot import (
     rule_for,
 )
 from gsomia.interop.stix import DeliveredMarking
+from gsomia.node.batches import BatchWorker
 from gsomia.node.taxii.service import ReportSender, SendResult
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,7 @@ class CotIngest:
         self.max_batch = max_batch
         self.on_result = on_result
         self.stats = IngestStats()
-        self._queue: queue.Queue[tuple[CotEvent, CotRule] | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._worker: BatchWorker[tuple[CotEvent, CotRule]] = BatchWorker("cot-ingest", self._send, limit=max_batch)
 
     def offer(self, data: bytes, source: str = "") -> bool:
         """Take one event's bytes; False if it is malformed or no rule covers its type."""
@@ -83,38 +82,16 @@ class CotIngest:
             self.stats.unmapped += 1
             log.info("CoT type %s from %s matches no rule; not sent", event.type, source or "?")
             return False
-        self._queue.put((event, rule))
+        self._worker.put((event, rule))
         return True
 
     def start(self) -> None:
         """Start the worker thread."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="cot-ingest", daemon=True)
-            self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
         """Stop after the events already queued."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    break
-                batch.append(nxt)
-            self._send(batch)
+        self._worker.stop()
 
     def _send(self, batch: list[tuple[CotEvent, CotRule]]) -> None:
         drafts = []

@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import json
 import logging
-import queue
 import secrets
 import threading
 import time
@@ -36,6 +35,7 @@ from gsomia.interop.stix import (
     stix_timestamp,
     version_of,
 )
+from gsomia.node.batches import BatchWorker
 from gsomia.node.taxii.store import NewObject, Page, Query, TaxiiStore, VersionFilter, from_us, to_us
 
 log = logging.getLogger(__name__)
@@ -378,21 +378,17 @@ class Outbox:
         self.topics = topics
         self.config = config
         self.clock = clock
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._worker: BatchWorker[_Job] = BatchWorker(
+            "taxii-outbox", self._send, limit=config.max_batch, weight=lambda job: len(job.groups)
+        )
 
     def start(self) -> None:
         """Start the worker thread."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="taxii-outbox", daemon=True)
-            self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
         """Stop the worker after the envelopes already queued."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-            self._thread = None
+        self._worker.stop()
 
     def accept(self, envelope_objects: Sequence[object], *, owner: str, wait: bool) -> dict[str, Any]:
         """Plan an envelope, record its status resource, queue its reports and, if ``wait``,
@@ -445,31 +441,12 @@ class Outbox:
         if not plan.groups:
             return body
         job = _Job(status_id, body, plan.groups)
-        self._queue.put(job)
+        self._worker.put(job)
         if wait and job.done.wait(self.config.wait_seconds):
             return job.body
         return dict(body) if not job.done.is_set() else job.body
 
     # --- the worker ---------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            jobs = [first]
-            reports = len(first.groups)
-            while reports < self.config.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    break
-                jobs.append(nxt)
-                reports += len(nxt.groups)
-            self._send(jobs)
 
     def _send(self, jobs: list[_Job]) -> None:
         created = self.clock()
