@@ -26,13 +26,13 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from gsomia.domain.states import ConsentState
 from gsomia.storage.bulk import insert_rows
+from gsomia.storage.ledger import LedgerTable
 from gsomia.storage.schema import Base, UTCDateTime
 
 __all__ = [
@@ -503,9 +503,10 @@ class ExchangeRepo:
         SQLite already serialises them (``BEGIN IMMEDIATE``); on PostgreSQL an advisory
         transaction lock keeps inbox sequence numbers in commit order, so a reader that
         resumes after sequence N never misses an item committed later with a smaller one.
+        The ledger's append lock is taken in the same round trip, after it: nearly every
+        writer transaction appends, and each round trip inside the lock delays every writer.
         """
-        if s.get_bind().dialect.name == "postgresql":
-            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _WRITER_LOCK})
+        LedgerTable.lock_appends(s, after=(_WRITER_LOCK,))
 
     @staticmethod
     def add(s: Tx, rows: Iterable[NewRow]) -> None:

@@ -14,7 +14,9 @@ database whenever it sees a gap.
 
 The rows themselves are written just before the outermost commit, in one multi-row insert
 (SQLAlchemy's ``before_commit``): appending costs no round trip, and a group commit of many
-actions writes all their entries at once. The caller learns about its leaves only after the
+actions writes all their entries at once. Their ``recorded_at`` is read from the appender's
+clock at that moment, once for the whole commit: the instant the entries were written, just
+before they become durable, rather than the moment each was built. The caller learns about its leaves only after the
 commit (``on_commit``, from ``after_commit``); the leaves of a rolled-back transaction or of a
 rolled-back savepoint are dropped (``after_soft_rollback``) and never written or reported.
 
@@ -28,7 +30,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import BigInteger, Integer, LargeBinary, String, Table, Text, event, func, insert, select, text
@@ -58,6 +60,7 @@ log = logging.getLogger(__name__)
 _LEDGER_LOCK = 0x674C_6467
 _CHECKPOINT_LOCK = 0x674C_4350  # "gLCP": one checkpoint signer at a time
 _PENDING = "gsomia.ledger.pending"
+_LOCKED = "gsomia.ledger.locked"
 
 CommittedLeaves = Callable[[Sequence[tuple[int, bytes]]], None]
 """Called after a commit with the ``(index, leaf hash)`` pairs that transaction added."""
@@ -126,7 +129,6 @@ class _Leaf:
     index: int
     leaf_hash: bytes
     body: bytes
-    recorded_at: datetime
     transaction: SessionTransaction
     parties: tuple[str, ...] = ()
 
@@ -136,6 +138,7 @@ class _Pending:
     """Leaves a session has inserted but not yet committed."""
 
     on_commit: CommittedLeaves
+    clock: Callable[[], datetime]
     leaves: list[_Leaf] = field(default_factory=list)
 
 
@@ -154,7 +157,7 @@ class LedgerTable:
         *,
         body: bytes,
         leaf_hash: bytes,
-        recorded_at: datetime,
+        clock: Callable[[], datetime],
         on_commit: CommittedLeaves,
         parties: Sequence[str] = (),
     ) -> int:
@@ -164,7 +167,8 @@ class LedgerTable:
             session: A session from :meth:`Store.writing`, inside its transaction.
             body: The entry's RFC 8785 bytes.
             leaf_hash: ``SHA-256(0x00 || body)``.
-            recorded_at: When the entry was recorded (aware).
+            clock: Now (aware), read once when the transaction's entries are written, for
+                their ``recorded_at``.
             on_commit: Told the leaves after the transaction commits; never if it rolls back.
             parties: The parties that may read the entry (:data:`PUBLIC` for everyone);
                 auditors and operators read every entry.
@@ -187,7 +191,7 @@ class LedgerTable:
             raise StorageError("a ledger entry can only be appended inside Store.writing(), not Store.reading()")
         pending = session.info.get(_PENDING)
         if pending is None:
-            pending = _Pending(on_commit=on_commit)
+            pending = _Pending(on_commit=on_commit, clock=clock)
             session.info[_PENDING] = pending
             event.listen(session, "before_commit", _before_commit)
             event.listen(session, "after_commit", _after_commit)
@@ -197,15 +201,32 @@ class LedgerTable:
         if pending.leaves:
             index = pending.leaves[-1].index + 1
         else:
-            if connection.dialect.name == "postgresql":
+            if connection.dialect.name == "postgresql" and session.info.get(_LOCKED) is not session.get_transaction():
                 connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LEDGER_LOCK})
             last = connection.execute(select(func.max(LedgerEntryRow.idx))).scalar()
             index = 0 if last is None else int(last) + 1
         transaction = session.get_nested_transaction() or session.get_transaction()
         if transaction is None:  # pragma: no cover - in_transaction() was checked above
             raise StorageError("the ledger append lost its transaction")
-        pending.leaves.append(_Leaf(index, leaf_hash, body, recorded_at, transaction, tuple(dict.fromkeys(parties))))
+        pending.leaves.append(_Leaf(index, leaf_hash, body, transaction, tuple(dict.fromkeys(parties))))
         return index
+
+    @staticmethod
+    def lock_appends(session: Session, *, after: Sequence[int] = ()) -> None:
+        """Take the append lock now, for the rest of ``session``'s transaction, in one round
+        trip with the advisory locks ``after`` (taken first, in that order): a writer that
+        appends in nearly every transaction saves the statement its first append would send.
+
+        No-op on SQLite, whose write transaction already holds the database's write lock
+        (``after`` is then ignored too: SQLite has no advisory locks).
+        """
+        if session.get_bind().dialect.name != "postgresql":
+            return
+        keys = [*after, _LEDGER_LOCK]
+        # PostgreSQL evaluates a select list left to right: the locks are taken in this order.
+        sql = "SELECT " + ", ".join(f"pg_advisory_xact_lock(:k{i})" for i in range(len(keys)))
+        session.execute(text(sql), {f"k{i}": k for i, k in enumerate(keys)})
+        session.info[_LOCKED] = session.get_transaction()
 
     @staticmethod
     def share(session: Session, index: int, parties: Sequence[str]) -> None:
@@ -469,11 +490,12 @@ def _before_commit(session: Session) -> None:
     if pending is None or not pending.leaves or session.get_nested_transaction() is not None:
         return
     connection = session.connection()
+    recorded_at = pending.clock().astimezone(UTC)
     insert_rows(
         connection,
         cast(Table, LedgerEntryRow.__table__),
         [
-            {"idx": leaf.index, "leaf_hash": leaf.leaf_hash, "body": leaf.body, "recorded_at": leaf.recorded_at}
+            {"idx": leaf.index, "leaf_hash": leaf.leaf_hash, "body": leaf.body, "recorded_at": recorded_at}
             for leaf in pending.leaves
         ],
     )

@@ -5,6 +5,7 @@ Every write is one transaction: it lands whole or not at all.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -163,7 +164,9 @@ class Store:
     def stamp(s: Session, at: datetime) -> None:
         """Record ``at`` as the latest commit instant, in ``s``'s transaction."""
         s.execute(update(StateRow).where(StateRow.id == 1).values(last_commit_at=at))
-        s.info.pop(_VERSIONS, None)
+        cached: Versions | None = s.info.get(_VERSIONS)
+        if cached is not None:  # only this column moved: no need to read the row again
+            s.info[_VERSIONS] = dataclasses.replace(cached, last_commit_at=at)
 
     # --- scenario ----------------------------------------------------------------------
 

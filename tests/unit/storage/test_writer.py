@@ -150,3 +150,42 @@ def test_coroutines_hear_back_after_the_commit_each_with_its_own_outcome(store: 
     assert answers[3] == 3
     with store.reading() as s:  # every answered success is durable; the refusal wrote nothing
         assert sorted(p.id for p in ExchangeRepo.principals(s)) == ["p-0", "p-1", "p-3"]
+
+
+def test_a_batch_that_raises_without_a_savepoint_is_run_again_whole_with_them(db_url: str) -> None:
+    # A batch of one handler's items runs without a savepoint; when the handler raises after
+    # writing, the whole transaction is rolled back and run again with savepoints, item by
+    # item: nothing of the first attempt survives, and the good items still commit, once.
+    store = Store(db_url)
+    calls: list[list[int]] = []
+    hooks: list[int] = []
+
+    def handler(s: Tx, items: list[int]) -> list[Outcome[int] | Exception]:
+        calls.append(list(items))
+        for i in items:
+            ExchangeRepo.add(s, [principal_row(i)])
+            if i == 2 and len(items) > 1:
+                raise RuntimeError("a fault after some rows were written")
+        return [Outcome(i, (partial(hooks.append, i),)) for i in items]
+
+    committer = GroupCommitter(store)
+    running, release = threading.Event(), threading.Event()
+
+    def hold(_s: Tx) -> Outcome[None]:
+        running.set()
+        release.wait(timeout=30)
+        return Outcome(None)
+
+    held = committer.submit(hold)
+    assert running.wait(timeout=30)
+    futures = [committer.submit_batched(handler, i) for i in (1, 2, 3)]  # one batch, behind `hold`
+    release.set()
+    held.result(timeout=30)
+    assert [f.result(timeout=30) for f in futures] == [1, 2, 3]
+    committer.close()
+    # without savepoints, with them (the whole group), then item by item
+    assert calls == [[1, 2, 3], [1, 2, 3], [1], [2], [3]]
+    assert sorted(hooks) == [1, 2, 3]
+    with store.reading() as s:
+        assert sorted(p.id for p in ExchangeRepo.principals(s)) == ["p-1", "p-2", "p-3"]
+    store.close()

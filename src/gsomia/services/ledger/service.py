@@ -206,7 +206,7 @@ class LedgerService:
             session,
             body=body,
             leaf_hash=leaf_hash(body),
-            recorded_at=self._clock().astimezone(UTC),
+            clock=self._clock,
             on_commit=self._committed,
             parties=parties,
         )
