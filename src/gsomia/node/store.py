@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -240,6 +241,7 @@ class NodeStore:
         )
         event.listen(self._engine, "connect", _on_connect)
         self._write_lock = threading.RLock()
+        self._noted: dict[str, float] = {}  # setting -> when note() last wrote it (monotonic)
         try:
             with self._engine.begin() as c:
                 c.exec_driver_sql("PRAGMA journal_mode=WAL")
@@ -307,6 +309,23 @@ class NodeStore:
             return
         if c.execute(update(settings).where(settings.c.name == name).values(value=value)).rowcount == 0:
             c.execute(insert(settings).values(name=name, value=value))
+
+    def note(self, name: str, value: str, *, every: float = 1.0) -> None:
+        """Set a setting that only tells when something last happened (for the status view), at
+        most once every ``every`` seconds: a busy event stream then costs no durable commit
+        per event. The first call always writes; the value shown may lag the latest event by up
+        to ``every`` seconds.
+
+        Raises:
+            StorageError: the database failed.
+        """
+        now = time.monotonic()
+        with self._write_lock:
+            last = self._noted.get(name)
+            if last is not None and now - last < every:
+                return
+            self._noted[name] = now
+        self.put(name, value)
 
     def put_json(self, name: str, value: object, c: Connection | None = None) -> None:
         """Set a JSON setting."""

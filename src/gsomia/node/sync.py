@@ -266,7 +266,7 @@ class Syncer:
                             self._page(ex, page, result)
                     else:
                         self.process(ex, item, SyncResult())
-                self.store.put("exchange.last_event_at", iso_now())
+                self.store.note("exchange.last_event_at", iso_now())
         raise ExchangeUnreachable("the exchange closed the event stream")
 
     def witness_loop(self, stop: threading.Event, interval: float) -> None:
@@ -423,11 +423,32 @@ class Syncer:
             return self.check_missing(missing)
         return self.check(ex, view)
 
-    def _prove(self, ex: ExchangeClient, views: list[dict[str, Any]]) -> None:
+    def _advance_ahead(
+        self, ex: ExchangeClient, pool: ThreadPoolExecutor, items: list[dict[str, Any]]
+    ) -> Future[Accepted | None] | None:
+        """Bring the checkpoint up to date in ``pool``, while the page's deliveries are fetched,
+        if the inbox items name ledger entries beyond the latest accepted checkpoint."""
+        newest = max((i for i in (item.get("leaf_index") for item in items) if type(i) is int), default=-1)
+        if newest < 0:
+            return None
+        cp = self.witness.latest()
+        if cp is not None and newest < cp.size:
+            return None
+        return pool.submit(self._advance, ex, cosign=False)
+
+    def _prove(
+        self, ex: ExchangeClient, views: list[dict[str, Any]], advanced: Future[Accepted | None] | None = None
+    ) -> None:
         """Fetch the ledger entries of a page's deliveries and submissions with their inclusion
         proofs in a few requests (``GET /api/v1/ledger/proof/inclusions``), against one
-        checkpoint brought up to date once. What this cannot fetch (an exchange without that
-        endpoint, an entry refused) is fetched one by one when each delivery is checked."""
+        checkpoint brought up to date once (``advanced``, if it is under way already). What
+        this cannot fetch (an exchange without that endpoint, an entry refused) is fetched one
+        by one when each delivery is checked.
+
+        Raises:
+            ExchangeUnreachable: the exchange went away while the checkpoint was fetched.
+        """
+        cp_ahead = advanced.result() if advanced is not None else None
         wanted = sorted(
             {
                 i
@@ -438,7 +459,7 @@ class Syncer:
         )
         if not wanted:
             return
-        cp = self.witness.latest()
+        cp = cp_ahead or self.witness.latest()
         if cp is None or wanted[-1] >= cp.size:
             cp = self._advance(ex, cosign=False)
         if cp is None:
@@ -471,12 +492,13 @@ class Syncer:
             return
         self._pending_many(todo)
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="node-verify") as pool:
+            advanced = self._advance_ahead(ex, pool, todo)
             fetched: dict[str, Future[dict[str, Any] | None]] = {}
             for start in range(0, len(todo), FETCH_PER_REQUEST):
                 chunk = todo[start : start + FETCH_PER_REQUEST]
                 fetched |= _each(pool.submit(self._fetch_many, ex, chunk), [str(i.get("id")) for i in chunk])
             views = [v for v in (_settled(f) for f in fetched.values()) if v is not None]
-            self._prove(ex, views)
+            self._prove(ex, views, advanced)
             ahead = {str(i.get("id")): pool.submit(self._checked, ex, i, fetched[str(i.get("id"))]) for i in todo}
             done: list[tuple[dict[str, Any], dict[str, Any]]] = []
             try:

@@ -154,7 +154,7 @@ class LedgerWitness:
         with self._lock:
             note = exchange.ledger_checkpoint()
             cp = self.key.open(note)  # raises LedgerInvalid: not signed by the pinned key
-            self.store.put("ledger.checked_at", iso_now())
+            self.store.note("ledger.checked_at", iso_now())
             last = self.latest()
             if self.alarm() is not None:
                 return last

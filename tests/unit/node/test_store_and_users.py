@@ -90,6 +90,18 @@ def test_config_round_trips_and_refuses_bad_values(tmp_path: Path) -> None:
         NodeConfig.read(tmp_path / "nowhere")
 
 
+def test_a_noted_time_is_written_at_most_once_per_interval(store: NodeStore) -> None:
+    # "When did the node last hear from the exchange": a busy stream must not pay a durable
+    # commit per event, so the note is written at once, then at most once per interval.
+    store.note("exchange.last_event_at", "first", every=3600)
+    store.note("exchange.last_event_at", "second", every=3600)
+    store.note("ledger.checked_at", "other", every=3600)  # another note has its own interval
+    assert store.get("exchange.last_event_at") == "first"
+    assert store.get("ledger.checked_at") == "other"
+    store.note("exchange.last_event_at", "third", every=0)  # the interval has passed
+    assert store.get("exchange.last_event_at") == "third"
+
+
 def test_passwords_are_hashed_with_argon2id_and_checked(store: NodeStore, people: UserService) -> None:
     with store.read() as c:
         hashed = c.exec_driver_sql("SELECT password_hash FROM users WHERE username = 'chief'").scalar_one()

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from gsomia.errors import ExchangeUnreachable
 from gsomia.node.store import NodeStore, deliveries
 from gsomia.node.sync import Syncer, SyncResult
+from gsomia.node.witness import Accepted
 
 
 @pytest.fixture
@@ -67,8 +68,9 @@ class _Syncer(Syncer):
         self.fetches += 1
         return {str(i["id"]): {"id": self.served_as.get(str(i["id"]), i["id"])} for i in items}
 
-    def _prove(self, ex: Any, views: list[dict[str, Any]]) -> None:
+    def _prove(self, ex: Any, views: list[dict[str, Any]], advanced: Any = None) -> None:
         self.proved_views = len(views)
+        self.advanced = advanced.result() if advanced is not None else None
 
     def check(self, ex: Any, view: dict[str, Any]) -> dict[str, Any]:
         delivery_id = str(view["id"])
@@ -131,3 +133,53 @@ def test_a_delivery_served_under_another_id_is_quarantined(store: NodeStore) -> 
     syncer.close()
     assert (result.verified, result.quarantined) == (2, 1)
     assert _states(store) == {"d-1": "verified", "d-2": "quarantined", "d-3": "verified"}
+
+
+class _Witness:
+    """A witness whose latest accepted checkpoint is of ``size``."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def latest(self) -> Any:
+        return Accepted(self.size, b"\0" * 32, "note") if self.size else None
+
+
+def test_the_checkpoint_is_brought_up_to_date_while_the_deliveries_are_fetched(store: NodeStore) -> None:
+    # The page's inbox items name their ledger entries: a checkpoint that does not cover them
+    # yet is fetched at the same time as the deliveries, not after them. Each side waits for
+    # the other to have started: done one after the other, the first would wait in vain.
+    fetching, advancing = threading.Event(), threading.Event()
+
+    class Concurrent(_Syncer):
+        def _fetch_many(self, ex: Any, items: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+            fetching.set()
+            self.fetch_saw_advance = advancing.wait(10)
+            return super()._fetch_many(ex, items)
+
+        def _advance(self, ex: Any, *, cosign: bool = True) -> Any:
+            advancing.set()
+            self.advance_saw_fetch = fetching.wait(10)
+            assert not cosign  # the sync leaves cosigning to the witness's own pace
+            return Accepted(100, b"\1" * 32, "new")
+
+    items = [_item(n) | {"leaf_index": 40 + n} for n in range(1, 6)]
+    syncer = Concurrent(store, {f"d-{n}": _row(n) for n in range(1, 6)}, {})
+    syncer.witness = _Witness(size=42)  # type: ignore[assignment]
+    syncer._page(None, items, SyncResult())  # type: ignore[arg-type]
+    syncer.close()
+    assert syncer.fetch_saw_advance and syncer.advance_saw_fetch
+    assert (
+        syncer.advanced is not None and syncer.advanced.size == 100
+    )  # the proofs are asked against the new checkpoint
+    assert store.get("sync.cursor") == "5"
+
+    # entries the accepted checkpoint covers already: no checkpoint is fetched
+    fetching.clear()
+    advancing.clear()
+    covered = [_item(n) | {"leaf_index": n} for n in range(6, 9)]
+    again = _Syncer(store, {f"d-{n}": _row(n) for n in range(6, 9)}, {})
+    again.witness = _Witness(size=42)  # type: ignore[assignment]
+    again._page(None, covered, SyncResult())  # type: ignore[arg-type]
+    again.close()
+    assert again.advanced is None
