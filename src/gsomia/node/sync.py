@@ -366,6 +366,16 @@ class Syncer:
             known = c.execute(select(deliveries.c.state).where(deliveries.c.delivery_id == delivery_id)).scalar()
         return str(known) if known in {"verified", "quarantined"} else None
 
+    def _finals(self, delivery_ids: list[str]) -> set[str]:
+        """Which of these deliveries were verified or quarantined before (one query)."""
+        if not delivery_ids:
+            return set()
+        q = select(deliveries.c.delivery_id).where(
+            deliveries.c.delivery_id.in_(delivery_ids), deliveries.c.state.in_(("verified", "quarantined"))
+        )
+        with self.store.read() as c:
+            return {str(d) for d in c.execute(q).scalars()}
+
     def _verify(self, ex: ExchangeClient, item: dict[str, Any]) -> dict[str, Any]:
         """Fetch and verify one delivery: the row to store (nothing is written here).
 
@@ -485,7 +495,9 @@ class Syncer:
         results already verified is stored with the cursor after it in one transaction: one
         durable commit for many deliveries rather than two for each.
         """
-        todo = [i for i in items if i.get("type") == "delivery" and self._final(str(i.get("id", ""))) is None]
+        named = [i for i in items if i.get("type") == "delivery"]
+        final = self._finals([str(i.get("id", "")) for i in named])
+        todo = [i for i in named if str(i.get("id", "")) not in final]
         if len(todo) < 2:
             for item in items:
                 self.process(ex, item, result)

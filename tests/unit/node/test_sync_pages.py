@@ -66,6 +66,7 @@ class _Syncer(Syncer):
 
     def _fetch_many(self, ex: Any, items: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
         self.fetches += 1
+        self.fetched_ids = [str(i["id"]) for i in items]
         return {str(i["id"]): {"id": self.served_as.get(str(i["id"]), i["id"])} for i in items}
 
     def _prove(self, ex: Any, views: list[dict[str, Any]], advanced: Any = None) -> None:
@@ -183,3 +184,17 @@ def test_the_checkpoint_is_brought_up_to_date_while_the_deliveries_are_fetched(s
     again._page(None, covered, SyncResult())  # type: ignore[arg-type]
     again.close()
     assert again.advanced is None
+
+
+def test_deliveries_decided_before_a_restart_are_not_fetched_again(store: NodeStore) -> None:
+    items = [_item(n) for n in range(1, 5)]
+    syncer = _Syncer(store, {f"d-{n}": _row(n) for n in range(1, 5)}, {})
+    syncer._pending_many(items[1:3])  # d-2 decided before the restart, d-3 still pending
+    with store.write() as c:
+        c.execute(deliveries.update().where(deliveries.c.delivery_id == "d-2").values(state="quarantined"))
+    result = SyncResult()
+    syncer._page(None, items, result)  # type: ignore[arg-type]
+    syncer.close()
+    assert syncer.fetched_ids == ["d-1", "d-3", "d-4"]
+    assert _states(store) == {"d-1": "verified", "d-2": "quarantined", "d-3": "verified", "d-4": "verified"}
+    assert store.get("sync.cursor") == "4"
