@@ -32,6 +32,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -57,6 +58,11 @@ settings = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Built once: a setting is read or written several times per inbox page, and building the
+# statement (not running it) was most of the cost.
+_GET_SETTING = select(settings.c.value).where(settings.c.name == bindparam("name"))
+_SET_SETTING = update(settings).where(settings.c.name == bindparam("b_name"))
 
 party_keys = Table(
     "party_keys",
@@ -293,7 +299,7 @@ class NodeStore:
     def get(self, name: str) -> str | None:
         """A setting's value, or None."""
         with self.read() as c:
-            value = c.execute(select(settings.c.value).where(settings.c.name == name)).scalar()
+            value = c.execute(_GET_SETTING, {"name": name}).scalar()
         return None if value is None else str(value)
 
     def get_json(self, name: str) -> Any:
@@ -307,8 +313,8 @@ class NodeStore:
             with self.write() as own:
                 self.put(name, value, own)
             return
-        if c.execute(update(settings).where(settings.c.name == name).values(value=value)).rowcount == 0:
-            c.execute(insert(settings).values(name=name, value=value))
+        if c.execute(_SET_SETTING, {"b_name": name, "value": value}).rowcount == 0:
+            c.execute(insert(settings), {"name": name, "value": value})
 
     def note(self, name: str, value: str, *, every: float = 1.0) -> None:
         """Set a setting that only tells when something last happened (for the status view), at

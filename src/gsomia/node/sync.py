@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from gsomia.client.http import ExchangeClient
 from gsomia.client.opening import open_delivery, verify_origin
@@ -344,7 +344,7 @@ class Syncer:
         row = ready.result() if ready is not None else self._verify(ex, item)
         row["seq"] = int(seq or 0)
         with self.store.write() as c:
-            c.execute(update(deliveries).where(deliveries.c.delivery_id == delivery_id).values(**row))
+            _update_deliveries(c, [(delivery_id, row)])
             if seq:
                 self.store.put("sync.cursor", seq, c)
         self._published(delivery_id, item, row)
@@ -538,11 +538,10 @@ class Syncer:
         done.clear()  # stored now, or, if the write fails, taken again by the next pass
         if not batch:
             return
+        for item, row in batch:
+            row["seq"] = int(str(item.get("seq", "")) or 0)
         with self.store.write() as c:
-            for item, row in batch:
-                seq = str(item.get("seq", ""))
-                row["seq"] = int(seq or 0)
-                c.execute(update(deliveries).where(deliveries.c.delivery_id == str(item.get("id", ""))).values(**row))
+            _update_deliveries(c, [(str(item.get("id", "")), row) for item, row in batch])
             last = str(batch[-1][0].get("seq", ""))
             if last:
                 self.store.put("sync.cursor", last, c)
@@ -556,12 +555,11 @@ class Syncer:
 
     def _pending(self, item: dict[str, Any], seq: str) -> None:
         with self.store.write() as c:
-            _insert_pending(c, item, seq)
+            _insert_pending(c, [item | {"seq": seq}])
 
     def _pending_many(self, items: list[dict[str, Any]]) -> None:
         with self.store.write() as c:
-            for item in items:
-                _insert_pending(c, item, str(item.get("seq", "")))
+            _insert_pending(c, items)
 
     # --- verification ------------------------------------------------------------------------------
 
@@ -796,33 +794,59 @@ def _settled(future: Future[dict[str, Any] | None]) -> dict[str, Any] | None:
         return None
 
 
-def _insert_pending(c: Any, item: dict[str, Any], seq: str) -> None:
-    """Record a delivery the inbox named as pending (inside ``c``), unless already recorded."""
-    marking = item.get("marking") or {}
-    if c.execute(select(deliveries.c.n).where(deliveries.c.delivery_id == item.get("id"))).first():
+def _update_deliveries(c: Any, rows: list[tuple[str, dict[str, Any]]]) -> None:
+    """Update deliveries by id (inside ``c``): one statement, run for many rows, per shape of row
+    (a verified and a quarantined row set different columns)."""
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for delivery_id, row in rows:
+        shapes.setdefault(tuple(sorted(row)), []).append(row | {"b_delivery_id": delivery_id})
+    for params in shapes.values():
+        c.execute(_UPDATE_DELIVERY, params)
+
+
+_UPDATE_DELIVERY = update(deliveries).where(deliveries.c.delivery_id == bindparam("b_delivery_id"))
+
+
+def _insert_pending(c: Any, items: list[dict[str, Any]]) -> None:
+    """Record deliveries the inbox named as pending (inside ``c``), except those recorded
+    already: one query and one insert for them all."""
+    ids = list(dict.fromkeys(str(item.get("id")) for item in items))
+    if not ids:
         return
-    c.execute(
-        insert(deliveries).values(
-            delivery_id=str(item.get("id")),
-            seq=int(seq or 0),
-            report_id=str(item.get("report", "")),
-            originator=str(item.get("originator", "")),
-            topic=str(item.get("topic", "")),
-            level=recipient_level(marking),
-            purpose=str(item.get("purpose", "direct")),
-            via=item.get("via"),
-            marking=json.dumps(marking, ensure_ascii=False),
-            caveats="{}",
-            exercise=bool(marking.get("exercise") or item.get("exercise")),
-            state="pending",
-            created="",
-            received_at=utc_text(str(item.get("created_at", ""))),
-            processed_at=iso_now(),
-            content_type="",
-            verification="{}",
-            search="",
-        )
-    )
+    known = set(c.execute(select(deliveries.c.delivery_id).where(deliveries.c.delivery_id.in_(ids))).scalars())
+    rows = []
+    for item in items:
+        delivery_id = str(item.get("id"))
+        if delivery_id in known:
+            continue
+        known.add(delivery_id)
+        rows.append(_pending_row(item))
+    if rows:
+        c.execute(insert(deliveries), rows)
+
+
+def _pending_row(item: dict[str, Any]) -> dict[str, Any]:
+    marking = item.get("marking") or {}
+    return {
+        "delivery_id": str(item.get("id")),
+        "seq": int(str(item.get("seq", "")) or 0),
+        "report_id": str(item.get("report", "")),
+        "originator": str(item.get("originator", "")),
+        "topic": str(item.get("topic", "")),
+        "level": recipient_level(marking),
+        "purpose": str(item.get("purpose", "direct")),
+        "via": item.get("via"),
+        "marking": json.dumps(marking, ensure_ascii=False),
+        "caveats": "{}",
+        "exercise": bool(marking.get("exercise") or item.get("exercise")),
+        "state": "pending",
+        "created": "",
+        "received_at": utc_text(str(item.get("created_at", ""))),
+        "processed_at": iso_now(),
+        "content_type": "",
+        "verification": "{}",
+        "search": "",
+    }
 
 
 def upsert_incident(c: Any, doc: dict[str, Any]) -> None:

@@ -198,3 +198,19 @@ def test_deliveries_decided_before_a_restart_are_not_fetched_again(store: NodeSt
     assert syncer.fetched_ids == ["d-1", "d-3", "d-4"]
     assert _states(store) == {"d-1": "verified", "d-2": "quarantined", "d-3": "verified", "d-4": "verified"}
     assert store.get("sync.cursor") == "4"
+
+
+def test_rows_of_different_shapes_are_stored_together(store: NodeStore) -> None:
+    # a delivery the exchange no longer serves gets a row with fewer columns than a verified one
+    items = [_item(n) for n in range(1, 5)]
+    outcomes: dict[str, Any] = {f"d-{n}": _row(n) for n in range(1, 5)}
+    outcomes["d-3"] = {"state": "quarantined", "reason": "missing"}
+    syncer = _Syncer(store, outcomes, {})
+    syncer._page(None, items, SyncResult())  # type: ignore[arg-type]
+    syncer.close()
+    assert _states(store) == {"d-1": "verified", "d-2": "verified", "d-3": "quarantined", "d-4": "verified"}
+    with store.read() as c:
+        found = dict(c.execute(select(deliveries.c.delivery_id, deliveries.c.reason)).all())
+        searched = dict(c.execute(select(deliveries.c.delivery_id, deliveries.c.search)).all())
+    assert found == {"d-1": None, "d-2": None, "d-3": "missing", "d-4": None}
+    assert searched == {"d-1": "r-1", "d-2": "r-2", "d-3": "", "d-4": "r-4"}
