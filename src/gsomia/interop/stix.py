@@ -649,6 +649,9 @@ class ReportGroup:
     objects: tuple[Mapping[str, Any], ...]
     definitions: tuple[Mapping[str, Any], ...]
     payload: bytes
+    texts: tuple[str, ...] = ()
+    """Each of ``objects`` as the payload carries it (compact JSON), in the same order; empty
+    when not known."""
 
     def members(self) -> tuple[tuple[str, str | None], ...]:
         """``(id, version)`` of each data object of the group."""
@@ -688,20 +691,29 @@ def _report_id(marking: NationalMarking, topic: str, payload: bytes) -> str:
     return f"stix-{digest[:40]}"
 
 
-def _bundle(objects: Sequence[Mapping[str, Any]], seed: str) -> bytes:
-    bundle = {"type": "bundle", "id": _stable_id("bundle", seed), "objects": list(objects)}
-    return json.dumps(bundle, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+def _compact(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _chunks(objects: Sequence[Mapping[str, Any]]) -> Iterable[list[Mapping[str, Any]]]:
-    chunk: list[Mapping[str, Any]] = []
+def _bundle_of_texts(texts: Iterable[str], seed: str) -> bytes:
+    """A STIX bundle, compact JSON, of objects already encoded by :func:`_compact`: the bytes
+    ``_compact({"type": "bundle", "id": …, "objects": [...]})`` would give, without encoding
+    each object again."""
+    head = '{"type":"bundle","id":' + _compact(_stable_id("bundle", seed)) + ',"objects":['
+    return (head + ",".join(texts) + "]}").encode("utf-8")
+
+
+def _chunks(items: Sequence[tuple[Mapping[str, Any], str]]) -> Iterable[list[tuple[Mapping[str, Any], str]]]:
+    """Objects with their encoding, in runs that fit a report. An object's size is that of its
+    encoding (the canonical form has the same length: it only orders the members)."""
+    chunk: list[tuple[Mapping[str, Any], str]] = []
     size = 0
-    for obj in objects:
-        n = len(_canonical(obj).encode("utf-8"))
+    for item in items:
+        n = len(item[1].encode("utf-8"))
         if chunk and (len(chunk) >= MAX_OBJECTS_PER_REPORT or size + n > MAX_PAYLOAD_BYTES):
             yield chunk
             chunk, size = [], 0
-        chunk.append(obj)
+        chunk.append(item)
         size += n
     if chunk:
         yield chunk
@@ -763,17 +775,23 @@ def plan_envelope(
     groups: list[ReportGroup] = []
     for (marking, topic), objs in grouped.items():
         defs = tuple(used[(marking, topic)].values())
-        for chunk in _chunks(objs):
-            seed = _canonical([marking.label(), topic, [(str(o["id"]), version_of(o)) for o in chunk]])
-            payload = _bundle([*defs, *chunk], seed)
+        def_texts = [_compact(d) for d in defs]
+        # Each object is encoded once: its size, the report's payload and the stored copy
+        # (TaxiiStore) all come from that one text.
+        for chunk in _chunks([(o, _compact(o)) for o in objs]):
+            chunk_objects = tuple(o for o, _ in chunk)
+            chunk_texts = tuple(t for _, t in chunk)
+            seed = _canonical([marking.label(), topic, [(str(o["id"]), version_of(o)) for o in chunk_objects]])
+            payload = _bundle_of_texts([*def_texts, *chunk_texts], seed)
             groups.append(
                 ReportGroup(
                     report_id=_report_id(marking, topic, payload),
                     marking=marking,
                     topic=topic,
-                    objects=tuple(chunk),
+                    objects=chunk_objects,
                     definitions=defs,
                     payload=payload,
+                    texts=chunk_texts,
                 )
             )
     return EnvelopePlan(groups=tuple(groups), definitions=tuple(new_definitions), refused=tuple(refused))

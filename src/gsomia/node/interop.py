@@ -32,6 +32,7 @@ from gsomia.node.service import NodeService
 from gsomia.node.store import deliveries, login_failures, users
 from gsomia.node.taxii.app import create_taxii_app
 from gsomia.node.taxii.service import (
+    INBOX,
     Authenticator,
     Outbox,
     OutboxConfig,
@@ -39,8 +40,9 @@ from gsomia.node.taxii.service import (
     TaxiiService,
     TaxiiSettings,
     UserRecord,
+    inbox_objects,
 )
-from gsomia.node.taxii.store import TaxiiStore
+from gsomia.node.taxii.store import NewObject, TaxiiStore
 from gsomia.node.users import MAX_FAILURES, WINDOW
 
 log = logging.getLogger(__name__)
@@ -348,22 +350,31 @@ class Interop:
         if not rows:
             return False
         done: int | None = None
+        inbox: list[NewObject] = []
         try:
             for row in rows:
                 if row["state"] == "pending":
                     return False  # the sync is still on it: come back when it has decided
                 if row["state"] == "verified":
-                    self._deliver(row)
+                    inbox += self._deliver(row)
                 done = int(row["n"])
         finally:
-            # One write for the rows handed on (not one per row). Should the node stop before
-            # it, they are handed on again: TAXII keeps one copy of an object, and a CoT
-            # receiver keeps the latest event of each uid.
+            # The objects of the rows handed on and the cursor after them: one transaction (not
+            # one per row), so a crash leaves neither without the other.
             if done is not None:
-                self.service.store.put("interop.cursor", str(done))
+                self._hand_on(inbox, done)
         return len(rows) == 200
 
-    def _deliver(self, row: Any) -> None:
+    def _hand_on(self, inbox: list[NewObject], done: int) -> None:
+        if not inbox:
+            self.service.store.put("interop.cursor", str(done))
+            return
+        with self.store.writing() as w:
+            w.add(INBOX, inbox, now=datetime.now(UTC))
+            self.service.store.put("interop.cursor", str(done), w.connection)
+
+    def _deliver(self, row: Any) -> list[NewObject]:
+        """Emit a verified delivery on CoT; what it adds to the TAXII inbox."""
         marking = json.loads(row["marking"] or "{}")
         caveats = json.loads(row["caveats"] or "{}")
         verification = json.loads(row["verification"] or "{}")
@@ -378,7 +389,7 @@ class Interop:
             )
         except InvalidInput as e:
             log.warning("delivery %s: marking not readable (%s); not served over TAXII or CoT", row["delivery_id"], e)
-            return
+            return []
         inclusion = verification.get("inclusion") or {}
         delivered = DeliveredMarking(
             recipient=self.service.config.party,
@@ -405,23 +416,25 @@ class Interop:
                 content_type=str(row["content_type"]),
                 report_id=str(row["report_id"]),
             )
-        if self.config.taxii:
-            agreement = self._agreement(row, delivered)
-            delivered = DeliveredMarking(**{**_fields(delivered), "agreement": agreement})
-            try:
-                received = datetime.fromisoformat(str(row["received_at"]))
-            except ValueError:
-                received = datetime.now(UTC)
-            try:
-                self.taxii.receive(
-                    delivered=delivered,
-                    topic=str(row["topic"]),
-                    content_type=str(row["content_type"]),
-                    payload=payload,
-                    created=received if received.tzinfo else received.replace(tzinfo=UTC),
-                )
-            except InvalidInput as e:
-                log.warning("delivery %s: STIX content not served over TAXII: %s", row["delivery_id"], e)
+        if not self.config.taxii:
+            return []
+        agreement = self._agreement(row, delivered)
+        delivered = DeliveredMarking(**{**_fields(delivered), "agreement": agreement})
+        try:
+            received = datetime.fromisoformat(str(row["received_at"]))
+        except ValueError:
+            received = datetime.now(UTC)
+        try:
+            return inbox_objects(
+                delivered=delivered,
+                topic=str(row["topic"]),
+                content_type=str(row["content_type"]),
+                payload=payload,
+                created=received if received.tzinfo else received.replace(tzinfo=UTC),
+            )
+        except InvalidInput as e:
+            log.warning("delivery %s: STIX content not served over TAXII: %s", row["delivery_id"], e)
+            return []
 
     def _agreement(self, row: Any, delivered: DeliveredMarking) -> str | None:
         """The agreement under which the exchange released this delivery. A recipient may not

@@ -412,8 +412,6 @@ class Outbox:
         lookup = sorted(r for r in refs if r not in in_envelope and r not in TLP_2_0 and r not in TLP_1_0)
         known = self.store.bodies(OUTBOX, lookup)
         plan = plan_envelope(fresh, policy=self.policy, topics=self.topics, known_definitions=known)
-        if plan.definitions:
-            self.store.add(OUTBOX, [NewObject(body=d) for d in plan.definitions], now=now)
         successes = _details(sorted(already), request_ts, "already sent")
         successes += _details(
             [(str(d["id"]), version_of(d)) for d in plan.definitions],
@@ -437,7 +435,11 @@ class Outbox:
             "pending_count": len(pendings),
             "pendings": pendings,
         }
-        self.store.put_status(status_id, owner, body, now=now)
+        # The envelope's marking definitions and its status resource: one transaction.
+        with self.store.writing() as w:
+            if plan.definitions:
+                w.add(OUTBOX, [NewObject(body=d) for d in plan.definitions], now=now)
+            w.put_status(status_id, owner, body, now=now)
         if not plan.groups:
             return body
         job = _Job(status_id, body, plan.groups)
@@ -486,8 +488,8 @@ class Outbox:
                 break
         it = iter(results)
         now = self.clock()
+        sent_objects: list[NewObject] = []
         for job in jobs:
-            sent_objects: list[NewObject] = []
             for g in job.groups:
                 res = next(it)
                 members = g.members()
@@ -499,18 +501,26 @@ class Outbox:
                     members, job.body["request_timestamp"], f"report {g.report_id}: {res.detail}"
                 )
                 if res.ok:
-                    sent_objects += [NewObject(body=o, topic=g.topic) for o in g.objects]
+                    texts = g.texts if len(g.texts) == len(g.objects) else (None,) * len(g.objects)
+                    sent_objects += [
+                        NewObject(body=o, topic=g.topic, text=t) for o, t in zip(g.objects, texts, strict=True)
+                    ]
             job.body["pending_count"] = len(job.body["pendings"])
             job.body["success_count"] = len(job.body["successes"])
             job.body["failure_count"] = len(job.body["failures"])
             if job.body["pending_count"] == 0:
                 job.body["status"] = "complete"
-            try:
+        try:
+            # The sent objects of every envelope of the batch, in order, and their statuses: one
+            # transaction (a status never says complete without its objects stored).
+            with self.store.writing() as w:
                 if sent_objects:
-                    self.store.add(OUTBOX, sent_objects, now=now)
-                self.store.update_status(job.status_id, job.body)
-            except Exception:  # the status must still be answered to a waiting POST
-                log.exception("recording a TAXII status failed")
+                    w.add(OUTBOX, sent_objects, now=now)
+                for job in jobs:
+                    w.update_status(job.status_id, job.body)
+        except Exception:  # the statuses must still be answered to the waiting POSTs
+            log.exception("recording TAXII statuses failed")
+        for job in jobs:
             job.done.set()
 
 
@@ -561,14 +571,40 @@ class TaxiiService:
         Raises:
             InvalidInput: the payload claims to be STIX but is not a bundle.
         """
-        if content_type.replace(" ", "").lower() not in (STIX_MEDIA_TYPE, "application/stix+json"):
-            return 0
-        objs = delivery_objects(
-            read_bundle(payload), delivered=delivered, created=created, originator_name=originator_name
+        new = inbox_objects(
+            delivered=delivered,
+            topic=topic,
+            content_type=content_type,
+            payload=payload,
+            created=created,
+            originator_name=originator_name,
         )
-        new = [NewObject(body=o, topic=topic, delivery=delivered.delivery) for o in objs]
+        if not new:
+            return 0
         added = self.store.add(INBOX, new, now=now or datetime.now(UTC))
         return sum(1 for _, _, a in added if a)
+
+
+def inbox_objects(
+    *,
+    delivered: DeliveredMarking,
+    topic: str,
+    content_type: str,
+    payload: bytes,
+    created: datetime,
+    originator_name: str | None = None,
+) -> list[NewObject]:
+    """What a verified delivery puts into the inbox (:meth:`TaxiiService.receive`), for a caller
+    that stores several deliveries in one transaction. Nothing for a payload that is not STIX
+    2.1 content.
+
+    Raises:
+        InvalidInput: the payload claims to be STIX but is not a bundle.
+    """
+    if content_type.replace(" ", "").lower() not in (STIX_MEDIA_TYPE, "application/stix+json"):
+        return []
+    objs = delivery_objects(read_bundle(payload), delivered=delivered, created=created, originator_name=originator_name)
+    return [NewObject(body=o, topic=topic, delivery=delivered.delivery) for o in objs]
 
 
 __all__ = [
@@ -588,6 +624,7 @@ __all__ = [
     "UserDirectory",
     "UserRecord",
     "from_us",
+    "inbox_objects",
     "issue_token",
     "next_token",
     "parse_query",
