@@ -4,6 +4,7 @@ filters of TAXII 2.1 §3.4, keyset pages, versions, statuses, users and roles.""
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from gsomia.node.taxii.service import (
     TaxiiSettings,
     UserRecord,
 )
-from gsomia.node.taxii.store import EngineTransactions, TaxiiStore
+from gsomia.node.taxii.store import EngineTransactions, Query, TaxiiStore
 
 TAXII = "application/taxii+json;version=2.1"
 SECRET = national_marking_definition(NationalMarking(party="JPN", level="極秘"))
@@ -250,6 +251,34 @@ def test_post_waits_for_its_reports_or_answers_pending_when_asked(node: dict[str
         assert datetime.now(UTC) < deadline
     final = c.get(status_url.rstrip("/"), headers=basic()).json()
     assert final["success_count"] == 1 and final["pending_count"] == 0 and final["pendings"] == [], final
+
+
+def test_envelopes_sent_in_one_batch_each_get_their_own_complete_status(node: dict[str, Any]) -> None:
+    c, sender, store = node["client"], node["sender"], node["store"]
+    post = {**basic(), "Content-Type": TAXII, "Prefer": "respond-async"}
+    url = f"/api/collections/{node['service'].collection('outbox').id}/objects/"
+    c.post(url, headers={**basic(), "Content-Type": TAXII}, json={"objects": [SECRET]})
+    sender.gate.clear()  # the worker holds the first envelope; the others queue behind it
+    envelopes = [[{**ind(10 * k + i), "object_marking_refs": [SECRET["id"]]} for i in range(3)] for k in range(4)]
+    ids = [c.post(url, headers=post, json={"objects": objs}).json()["id"] for objs in envelopes]
+    unmarked = c.post(url, headers=post, json={"objects": [ind(99)]}).json()
+    assert unmarked["status"] == "complete" and unmarked["failure_count"] == 1  # refused, never queued
+    sender.gate.set()
+    deadline = datetime.now(UTC) + timedelta(seconds=20)
+    for sid, objs in zip(ids, envelopes, strict=True):
+        while (status := c.get(f"/api/status/{sid}/", headers=basic()).json())["status"] != "complete":
+            assert datetime.now(UTC) < deadline
+        assert status["success_count"] == 3 and status["pending_count"] == 0, status
+        assert [s["id"] for s in status["successes"]] == [o["id"] for o in objs]
+    assert len(sender.batches) <= 2  # the three envelopes queued behind the first went in one batch
+    stored = store.present("outbox", [(o["id"], o["modified"]) for objs in envelopes for o in objs])
+    assert len(stored) == 12
+    # each object is stored as it was posted, in the order the envelopes were taken
+    page = store.page("outbox", Query(limit=100))
+    posted = [o["id"] for objs in envelopes for o in objs]
+    assert [r.stix_id for r in page.rows if r.stix_id in posted] == posted
+    by_id = {o["id"]: o for objs in envelopes for o in objs}
+    assert all(json.loads(r.body) == by_id[r.stix_id] for r in page.rows if r.stix_id in posted)
 
 
 def test_basic_credentials_are_checked_once_then_follow_the_stored_hash(node: dict[str, Any]) -> None:
