@@ -253,6 +253,41 @@ def test_post_waits_for_its_reports_or_answers_pending_when_asked(node: dict[str
     assert final["success_count"] == 1 and final["pending_count"] == 0 and final["pendings"] == [], final
 
 
+def test_a_waiting_post_stores_its_status_with_the_results_or_pending_when_it_stops_waiting(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'taxii.db'}", connect_args={"check_same_thread": False})
+    store, sender = TaxiiStore(EngineTransactions(engine)), Sender()
+    outbox = Outbox(
+        store=store,
+        sender=sender,
+        policy=MarkingPolicy(party="JPN", levels=("極秘",)),
+        topics=TopicMap(default="dprk.missile.launch"),
+        config=OutboxConfig(recipients=("KOR",), wait_seconds=0.2),
+        clock=lambda: datetime.now(UTC),
+    )
+    outbox.start()
+    try:
+        done = outbox.accept([SECRET, {**ind(1), "object_marking_refs": [SECRET["id"]]}], owner="analyst", wait=True)
+        assert done["status"] == "complete"
+        assert store.status(done["id"]) == ("analyst", done)  # stored once, with the results
+
+        sender.gate.clear()  # the exchange does not answer within the POST's wait
+        held = outbox.accept([{**ind(2), "object_marking_refs": [SECRET["id"]]}], owner="analyst", wait=True)
+        assert held["status"] == "pending" and held["pending_count"] == 1
+        assert store.status(held["id"]) == ("analyst", held)  # the status the answer names exists
+        sender.gate.set()
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while (found := store.status(held["id"])) is None or found[1]["status"] != "complete":
+            assert datetime.now(UTC) < deadline
+        assert found[1]["success_count"] == 1 and found[1]["pendings"] == []
+        assert store.present("outbox", [(ind(2)["id"], ind(2)["modified"])])
+    finally:
+        sender.gate.set()
+        outbox.stop()
+        engine.dispose()
+
+
 def test_envelopes_sent_in_one_batch_each_get_their_own_complete_status(node: dict[str, Any]) -> None:
     c, sender, store = node["client"], node["sender"], node["store"]
     post = {**basic(), "Content-Type": TAXII, "Prefer": "respond-async"}

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -36,7 +37,16 @@ from gsomia.interop.stix import (
     version_of,
 )
 from gsomia.node.batches import BatchWorker
-from gsomia.node.taxii.store import NewObject, Page, Query, TaxiiStore, VersionFilter, from_us, to_us
+from gsomia.node.taxii.store import (
+    NewObject,
+    Page,
+    Query,
+    TaxiiStore,
+    TaxiiWrite,
+    VersionFilter,
+    from_us,
+    to_us,
+)
 
 log = logging.getLogger(__name__)
 
@@ -329,8 +339,14 @@ class ReportSender(Protocol):
 @dataclass(slots=True)
 class _Job:
     status_id: str
+    owner: str
+    created: datetime
     body: dict[str, Any]
     groups: tuple[ReportGroup, ...]
+    recorded: bool
+    """The status resource is in the store (else the worker stores it, with the results)."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held by the worker while it records the results, and by a POST that stops waiting."""
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -435,18 +451,36 @@ class Outbox:
             "pending_count": len(pendings),
             "pendings": pendings,
         }
-        # The envelope's marking definitions and its status resource: one transaction.
-        with self.store.writing() as w:
-            if plan.definitions:
-                w.add(OUTBOX, [NewObject(body=d) for d in plan.definitions], now=now)
-            w.put_status(status_id, owner, body, now=now)
-        if not plan.groups:
-            return body
-        job = _Job(status_id, body, plan.groups)
+        definitions = [NewObject(body=d) for d in plan.definitions]
+        if not plan.groups or not wait:
+            # Answered now: the envelope's marking definitions and its status resource are
+            # stored (one transaction) before the answer names the status.
+            with self.store.writing() as w:
+                if definitions:
+                    w.add(OUTBOX, definitions, now=now)
+                w.put_status(status_id, owner, body, now=now)
+            if not plan.groups:
+                return body
+            job = _Job(status_id, owner, now, body, plan.groups, recorded=True)
+            self._worker.put(job)
+            with job.lock:  # as it stands: pending, or every result recorded
+                return dict(job.body)
+        if definitions:
+            self.store.add(OUTBOX, definitions, now=now)  # later envelopes may reference them
+        # The answer waits for the reports: the worker stores the status resource once, with
+        # their results, in the transaction that stores the objects (no pending version first).
+        job = _Job(status_id, owner, now, body, plan.groups, recorded=False)
         self._worker.put(job)
-        if wait and job.done.wait(self.config.wait_seconds):
+        if job.done.wait(self.config.wait_seconds):
             return job.body
-        return dict(body) if not job.done.is_set() else job.body
+        with job.lock:
+            if not job.done.is_set():
+                # Still pending after the wait: the status is stored before the answer names it
+                # (TAXII 2.1 §4.3.1); the worker updates it when the reports are decided.
+                self.store.put_status(status_id, owner, body, now=now)
+                job.recorded = True
+                return dict(body)
+        return job.body
 
     # --- the worker ---------------------------------------------------------------------
 
@@ -486,6 +520,16 @@ class Outbox:
                 log.exception("sending TAXII reports failed")
                 results = [SendResult(False, f"not sent: {e.__class__.__name__}")] * len(drafts)
                 break
+        with ExitStack() as held:
+            # A POST that stops waiting takes its job's lock to store the pending status: it
+            # finds either the job untouched or its results recorded, never half of them.
+            for job in jobs:
+                held.enter_context(job.lock)
+            self._record(jobs, results)
+            for job in jobs:
+                job.done.set()
+
+    def _record(self, jobs: list[_Job], results: list[SendResult]) -> None:
         it = iter(results)
         now = self.clock()
         sent_objects: list[NewObject] = []
@@ -496,7 +540,8 @@ class Outbox:
                 ids = {m[0] for m in members}
                 job.body["pendings"] = [p for p in job.body["pendings"] if p["id"] not in ids]
                 target = "successes" if res.ok else "failures"
-                # New lists, never changed in place: a POST that stopped waiting may be copying them.
+                # New lists, never changed in place: an answer already given may still be
+                # encoding the ones it copied.
                 job.body[target] = job.body[target] + _details(
                     members, job.body["request_timestamp"], f"report {g.report_id}: {res.detail}"
                 )
@@ -517,11 +562,23 @@ class Outbox:
                 if sent_objects:
                     w.add(OUTBOX, sent_objects, now=now)
                 for job in jobs:
-                    w.update_status(job.status_id, job.body)
+                    self._store_status(w, job)
         except Exception:  # the statuses must still be answered to the waiting POSTs
-            log.exception("recording TAXII statuses failed")
-        for job in jobs:
-            job.done.set()
+            log.exception("recording the sent TAXII objects failed")
+            for job in jobs:
+                try:  # the reports' results, at least: they are what the exchange decided
+                    with self.store.writing() as w:
+                        self._store_status(w, job)
+                except Exception:
+                    log.exception("recording TAXII status %s failed", job.status_id)
+
+    @staticmethod
+    def _store_status(w: TaxiiWrite, job: _Job) -> None:
+        if job.recorded:
+            w.update_status(job.status_id, job.body)
+        else:
+            w.put_status(job.status_id, job.owner, job.body, now=job.created)
+            job.recorded = True
 
 
 # --- the service --------------------------------------------------------------------------------------
