@@ -184,11 +184,30 @@ def _summary(result: Mapping[str, Any], stored_before: bool) -> str:
 
 class ExchangeSender:
     """Signs with the party's current key in the node and submits by ``POST
-    /api/v1/report-batches`` (docs/protocol.md §6.3), one request per batch."""
+    /api/v1/report-batches`` (docs/protocol.md §6.3), one request per batch. Safe to call from
+    several threads: each has a client (a connection) of its own, so a failure that drops one
+    never closes a connection another thread is using."""
 
     def __init__(self, service: NodeService) -> None:
         self.service = service
-        self._client: ExchangeClient | None = None
+        self._local = threading.local()
+        self._clients: set[ExchangeClient] = set()
+        self._lock = threading.Lock()
+
+    def _connected(self) -> ExchangeClient:
+        client: ExchangeClient | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self.service.connect()
+            self._local.client = client
+            with self._lock:
+                self._clients.add(client)
+        return client
+
+    def _drop(self, client: ExchangeClient) -> None:
+        self._local.client = None
+        with self._lock:
+            self._clients.discard(client)
+        client.close()
 
     def send(self, drafts: Sequence[ReportDraft]) -> list[SendResult]:
         """One result per draft.
@@ -204,13 +223,11 @@ class ExchangeSender:
             meta = self.service.meta()
             everyone = tuple(p for p in meta["parties"] if p != self.service.config.party)
         subs = [sign_report(keys, d if d.recipients is not None else replace(d, recipients=everyone)) for d in drafts]
-        if self._client is None:
-            self._client = self.service.connect()
+        client = self._connected()
         try:
-            answer = self._client.submit_batch(subs)
+            answer = client.submit_batch(subs)
         except ExchangeUnreachable:
-            self._client.close()
-            self._client = None
+            self._drop(client)
             raise
         except GsomiaError as e:
             return [SendResult(False, f"refused by the exchange: {e}")] * len(drafts)
@@ -229,10 +246,11 @@ class ExchangeSender:
         return out
 
     def close(self) -> None:
-        """Close the connection."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Close the connections (once the threads that send are stopped)."""
+        with self._lock:
+            clients, self._clients = self._clients, set()
+        for client in clients:
+            client.close()
 
 
 # --- the whole -----------------------------------------------------------------------------------------

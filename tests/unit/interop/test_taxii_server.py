@@ -288,32 +288,50 @@ def test_a_waiting_post_stores_its_status_with_the_results_or_pending_when_it_st
         engine.dispose()
 
 
-def test_envelopes_sent_in_one_batch_each_get_their_own_complete_status(node: dict[str, Any]) -> None:
-    c, sender, store = node["client"], node["sender"], node["store"]
-    post = {**basic(), "Content-Type": TAXII, "Prefer": "respond-async"}
-    url = f"/api/collections/{node['service'].collection('outbox').id}/objects/"
-    c.post(url, headers={**basic(), "Content-Type": TAXII}, json={"objects": [SECRET]})
-    sender.gate.clear()  # the worker holds the first envelope; the others queue behind it
-    envelopes = [[{**ind(10 * k + i), "object_marking_refs": [SECRET["id"]]} for i in range(3)] for k in range(4)]
-    ids = [c.post(url, headers=post, json={"objects": objs}).json()["id"] for objs in envelopes]
-    unmarked = c.post(url, headers=post, json={"objects": [ind(99)]}).json()
-    assert unmarked["status"] == "complete" and unmarked["failure_count"] == 1  # refused, never queued
-    sender.gate.set()
-    deadline = datetime.now(UTC) + timedelta(seconds=20)
-    for sid, objs in zip(ids, envelopes, strict=True):
-        while (status := c.get(f"/api/status/{sid}/", headers=basic()).json())["status"] != "complete":
-            assert datetime.now(UTC) < deadline
-        assert status["success_count"] == 3 and status["pending_count"] == 0, status
-        assert [s["id"] for s in status["successes"]] == [o["id"] for o in objs]
-    assert len(sender.batches) <= 2  # the three envelopes queued behind the first went in one batch
-    stored = store.present("outbox", [(o["id"], o["modified"]) for objs in envelopes for o in objs])
-    assert len(stored) == 12
-    # each object is stored as it was posted, in the order the envelopes were taken
-    page = store.page("outbox", Query(limit=100))
-    posted = [o["id"] for objs in envelopes for o in objs]
-    assert [r.stix_id for r in page.rows if r.stix_id in posted] == posted
-    by_id = {o["id"]: o for objs in envelopes for o in objs}
-    assert all(json.loads(r.body) == by_id[r.stix_id] for r in page.rows if r.stix_id in posted)
+@pytest.mark.parametrize("senders", [1, 2])
+def test_envelopes_sent_in_one_batch_each_get_their_own_complete_status(tmp_path: Path, senders: int) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'taxii.db'}", connect_args={"check_same_thread": False})
+    store, sender = TaxiiStore(EngineTransactions(engine)), Sender()
+    outbox = Outbox(
+        store=store,
+        sender=sender,
+        policy=MarkingPolicy(party="JPN", levels=("極秘",)),
+        topics=TopicMap(default="dprk.missile.launch"),
+        config=OutboxConfig(recipients=("KOR",), senders=senders),
+        clock=lambda: datetime.now(UTC),
+    )
+    outbox.start()
+    try:
+        outbox.accept([SECRET], owner="analyst", wait=True)
+        sender.gate.clear()  # the workers hold the first envelopes; the others queue behind them
+        envelopes = [[{**ind(10 * k + i), "object_marking_refs": [SECRET["id"]]} for i in range(3)] for k in range(5)]
+        ids = [outbox.accept(objs, owner="analyst", wait=False)["id"] for objs in envelopes]
+        unmarked = outbox.accept([ind(99)], owner="analyst", wait=False)
+        assert unmarked["status"] == "complete" and unmarked["failure_count"] == 1  # refused, never queued
+        sender.gate.set()
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        for sid, objs in zip(ids, envelopes, strict=True):
+            while (found := store.status(sid)) is None or found[1]["status"] != "complete":
+                assert datetime.now(UTC) < deadline
+            status = found[1]
+            assert status["success_count"] == 3 and status["pending_count"] == 0, status
+            assert [s["id"] for s in status["successes"]] == [o["id"] for o in objs]
+        # a batch carried the reports of several envelopes (one report each)
+        assert len(sender.batches) < len(envelopes) and sum(len(b) for b in sender.batches) == len(envelopes)
+        posted = [o["id"] for objs in envelopes for o in objs]
+        assert len(store.present("outbox", [(o["id"], o["modified"]) for objs in envelopes for o in objs])) == 15
+        # each object is stored as it was posted; an envelope's objects stay together and in order
+        rows = [r for r in store.page("outbox", Query(limit=100)).rows if r.stix_id in posted]
+        by_id = {o["id"]: o for objs in envelopes for o in objs}
+        assert all(json.loads(r.body) == by_id[r.stix_id] for r in rows)
+        order = [r.stix_id for r in rows]
+        for objs in envelopes:
+            at = order.index(objs[0]["id"])
+            assert order[at : at + 3] == [o["id"] for o in objs]
+    finally:
+        sender.gate.set()
+        outbox.stop()
+        engine.dispose()
 
 
 def test_basic_credentials_are_checked_once_then_follow_the_stored_hash(node: dict[str, Any]) -> None:

@@ -358,6 +358,9 @@ class OutboxConfig:
     recipients: tuple[str, ...] | None = None
     wait_seconds: float = 30.0
     max_batch: int = 1000
+    senders: int = 2
+    """Batches in flight at once: while one waits for the exchange, the next is signed and
+    sent, and the results of another are recorded."""
 
 
 def _details(
@@ -374,9 +377,9 @@ def _details(
 
 class Outbox:
     """Turns POSTed envelopes into reports: one per distinct (national marking, topic), signed
-    in the node and submitted in batches by one worker thread, which takes every envelope
-    waiting at that moment (a bulk feed pays one exchange round trip per batch, not per
-    envelope)."""
+    in the node and submitted in batches by worker threads, each taking every envelope waiting
+    at that moment (a bulk feed pays one exchange round trip per batch, not per envelope).
+    With several threads, a batch is signed and sent while another waits for the exchange."""
 
     def __init__(
         self,
@@ -395,7 +398,11 @@ class Outbox:
         self.config = config
         self.clock = clock
         self._worker: BatchWorker[_Job] = BatchWorker(
-            "taxii-outbox", self._send, limit=config.max_batch, weight=lambda job: len(job.groups)
+            "taxii-outbox",
+            self._send,
+            limit=config.max_batch,
+            weight=lambda job: len(job.groups),
+            workers=config.senders,
         )
 
     def start(self) -> None:
