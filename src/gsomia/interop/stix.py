@@ -496,28 +496,49 @@ def _read_acs(ext: object, policy: MarkingPolicy) -> _Read:
 
 
 def _object_marking(
-    obj: Mapping[str, Any], definitions: Mapping[str, Mapping[str, Any]], policy: MarkingPolicy
+    obj: Mapping[str, Any],
+    definitions: Mapping[str, Mapping[str, Any]],
+    policy: MarkingPolicy,
+    known: dict[tuple[str, ...], NationalMarking | str] | None = None,
 ) -> tuple[NationalMarking, tuple[str, ...]]:
     """The national marking of ``obj`` and the ids of the marking definitions it references.
+
+    ``known`` keeps what a list of references reads as (a marking, or why it cannot be sent)
+    for the other objects of the same envelope: an envelope's objects mostly reference the
+    same definitions, and what they say does not depend on the object.
 
     Raises:
         Refusal: the object cannot be sent under a national marking, with the reason.
     """
     oid, version = str(obj.get("id")), version_of(obj)
-
-    def refuse(reason: str) -> Refusal:
-        return Refusal(oid, version, reason)
-
     for gm in obj.get("granular_markings") or ():
         ref = gm.get("marking_ref") if isinstance(gm, Mapping) else None
         defn = definitions.get(ref) if isinstance(ref, str) else None
         if defn is not None and NATIONAL_MARKING_EXTENSION in (defn.get("extensions") or {}):
-            raise refuse(
-                "a national marking applies to whole objects: put it in object_marking_refs, not granular_markings"
+            raise Refusal(
+                oid,
+                version,
+                "a national marking applies to whole objects: put it in object_marking_refs, not granular_markings",
             )
     refs = obj.get("object_marking_refs") or []
     if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
-        raise refuse("object_marking_refs is not a list of marking-definition ids")
+        raise Refusal(oid, version, "object_marking_refs is not a list of marking-definition ids")
+    key = tuple(refs)
+    read = known.get(key) if known is not None else None
+    if read is None:
+        read = _refs_marking(key, definitions, policy)
+        if known is not None:
+            known[key] = read
+    if isinstance(read, str):
+        raise Refusal(oid, version, read)
+    return read, key
+
+
+def _refs_marking(
+    refs: tuple[str, ...], definitions: Mapping[str, Mapping[str, Any]], policy: MarkingPolicy
+) -> NationalMarking | str:
+    """The national marking that ``refs`` (an object's ``object_marking_refs``) give, or the
+    reason an object referencing them cannot be sent."""
     reads: list[_Read] = []
     for ref in refs:
         if ref in TLP_2_0 or ref in TLP_1_0:
@@ -525,38 +546,38 @@ def _object_marking(
         else:
             defn = definitions.get(ref)
             if defn is None:
-                raise refuse(f"object_marking_refs names {ref}, which is neither in the envelope nor sent before")
+                return f"object_marking_refs names {ref}, which is neither in the envelope nor sent before"
             try:
                 read = _read_definition(defn, policy)
             except InvalidInput as e:
-                raise refuse(f"{ref}: {e}") from e
+                return f"{ref}: {e}"
         if read is not None:
             reads.append(read)
     national = [r for r in reads if r.level is not None]
     if any(r.received for r in national):
-        raise refuse(
+        return (
             "this object carries the marking of a delivery this party received; received information is not "
             "sent on (third-party rule, docs/design.md §3 rule 6)"
         )
     if not national:
-        raise refuse(
+        return (
             f"no national marking: reference a marking-definition with the extension {NATIONAL_MARKING_EXTENSION} "
             f"(party {policy.party}, a level of its ladder) in object_marking_refs; nothing is sent unmarked"
         )
     parties = {r.party for r in national}
     if parties != {policy.party}:
         other = ", ".join(sorted(p for p in parties if p and p != policy.party))
-        raise refuse(f"marked as {other}'s information; this node sends only {policy.party}'s own reports")
+        return f"marked as {other}'s information; this node sends only {policy.party}'s own reports"
     levels = {r.level for r in national}
     if len(levels) > 1:
-        raise refuse("two national markings name different levels: " + ", ".join(sorted(str(lv) for lv in levels)))
+        return "two national markings name different levels: " + ", ".join(sorted(str(lv) for lv in levels))
     level = str(levels.pop())
     if policy.levels and level not in policy.levels:
-        raise refuse(f"{level!r} is not a level of {policy.party}'s ladder ({', '.join(policy.levels)})")
+        return f"{level!r} is not a level of {policy.party}'s ladder ({', '.join(policy.levels)})"
     marking = NationalMarking(party=policy.party, level=level)
     for r in reads:
         marking = marking.narrowed(rel_to=r.rel_to, noforn=r.noforn, orcon=r.orcon)
-    return marking, tuple(refs)
+    return marking
 
 
 # --- topics ---------------------------------------------------------------------------------------
@@ -649,6 +670,9 @@ class ReportGroup:
     objects: tuple[Mapping[str, Any], ...]
     definitions: tuple[Mapping[str, Any], ...]
     payload: bytes
+    texts: tuple[str, ...] = ()
+    """Each of ``objects`` as the payload carries it (compact JSON), in the same order; empty
+    when not known."""
 
     def members(self) -> tuple[tuple[str, str | None], ...]:
         """``(id, version)`` of each data object of the group."""
@@ -688,20 +712,32 @@ def _report_id(marking: NationalMarking, topic: str, payload: bytes) -> str:
     return f"stix-{digest[:40]}"
 
 
-def _bundle(objects: Sequence[Mapping[str, Any]], seed: str) -> bytes:
-    bundle = {"type": "bundle", "id": _stable_id("bundle", seed), "objects": list(objects)}
-    return json.dumps(bundle, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def _chunks(objects: Sequence[Mapping[str, Any]]) -> Iterable[list[Mapping[str, Any]]]:
-    chunk: list[Mapping[str, Any]] = []
+def _compact(value: object) -> str:
+    return _COMPACT.encode(value)
+
+
+def _bundle_of_texts(texts: Iterable[str], seed: str) -> bytes:
+    """A STIX bundle, compact JSON, of objects already encoded by :func:`_compact`: the bytes
+    ``_compact({"type": "bundle", "id": …, "objects": [...]})`` would give, without encoding
+    each object again."""
+    head = '{"type":"bundle","id":' + _compact(_stable_id("bundle", seed)) + ',"objects":['
+    return (head + ",".join(texts) + "]}").encode("utf-8")
+
+
+def _chunks(items: Sequence[tuple[Mapping[str, Any], str]]) -> Iterable[list[tuple[Mapping[str, Any], str]]]:
+    """Objects with their encoding, in runs that fit a report. An object's size is that of its
+    encoding (the canonical form has the same length: it only orders the members)."""
+    chunk: list[tuple[Mapping[str, Any], str]] = []
     size = 0
-    for obj in objects:
-        n = len(_canonical(obj).encode("utf-8"))
+    for item in items:
+        n = len(item[1].encode("utf-8"))
         if chunk and (len(chunk) >= MAX_OBJECTS_PER_REPORT or size + n > MAX_PAYLOAD_BYTES):
             yield chunk
             chunk, size = [], 0
-        chunk.append(obj)
+        chunk.append(item)
         size += n
     if chunk:
         yield chunk
@@ -737,9 +773,10 @@ def plan_envelope(
             data.append(obj)
     grouped: dict[tuple[NationalMarking, str], list[Mapping[str, Any]]] = {}
     used: dict[tuple[NationalMarking, str], dict[str, Mapping[str, Any]]] = {}
+    known: dict[tuple[str, ...], NationalMarking | str] = {}
     for obj in data:
         try:
-            marking, refs = _object_marking(obj, definitions, policy)
+            marking, refs = _object_marking(obj, definitions, policy, known)
         except Refusal as r:
             refused.append(r)
             continue
@@ -763,17 +800,23 @@ def plan_envelope(
     groups: list[ReportGroup] = []
     for (marking, topic), objs in grouped.items():
         defs = tuple(used[(marking, topic)].values())
-        for chunk in _chunks(objs):
-            seed = _canonical([marking.label(), topic, [(str(o["id"]), version_of(o)) for o in chunk]])
-            payload = _bundle([*defs, *chunk], seed)
+        def_texts = [_compact(d) for d in defs]
+        # Each object is encoded once: its size, the report's payload and the stored copy
+        # (TaxiiStore) all come from that one text.
+        for chunk in _chunks([(o, _compact(o)) for o in objs]):
+            chunk_objects = tuple(o for o, _ in chunk)
+            chunk_texts = tuple(t for _, t in chunk)
+            seed = _canonical([marking.label(), topic, [(str(o["id"]), version_of(o)) for o in chunk_objects]])
+            payload = _bundle_of_texts([*def_texts, *chunk_texts], seed)
             groups.append(
                 ReportGroup(
                     report_id=_report_id(marking, topic, payload),
                     marking=marking,
                     topic=topic,
-                    objects=tuple(chunk),
+                    objects=chunk_objects,
                     definitions=defs,
                     payload=payload,
+                    texts=chunk_texts,
                 )
             )
     return EnvelopePlan(groups=tuple(groups), definitions=tuple(new_definitions), refused=tuple(refused))

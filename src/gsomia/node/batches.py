@@ -1,4 +1,4 @@
-"""A worker thread that takes what was queued for it in batches: everything waiting at that
+"""Worker threads that take what was queued for them in batches: everything waiting at that
 moment, up to a limit, handed over in one call (one exchange round trip for many items)."""
 
 from __future__ import annotations
@@ -8,44 +8,66 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from gsomia.errors import InvalidInput
+
 __all__ = ["BatchWorker"]
 
 T = TypeVar("T")
 
 
 class BatchWorker(Generic[T]):
-    """Queue items; a daemon thread hands each batch of them to ``handle``.
+    """Queue items; ``workers`` daemon threads hand each batch of them to ``handle``.
 
-    A batch holds every item queued when the thread comes to it, until their ``weight`` reaches
-    ``limit`` (an item is never split). :meth:`stop` lets the items already queued through.
+    A batch holds every item queued when a thread comes to it, until their ``weight`` reaches
+    ``limit`` (an item is never split). With more than one thread, a batch is taken while
+    others are still being handled (one waits for the exchange while another is prepared or
+    recorded), so ``handle`` must be safe to call from several threads at once. :meth:`stop`
+    lets the items already queued through.
     """
 
     def __init__(
-        self, name: str, handle: Callable[[list[T]], None], *, limit: int, weight: Callable[[T], int] | None = None
+        self,
+        name: str,
+        handle: Callable[[list[T]], None],
+        *,
+        limit: int,
+        weight: Callable[[T], int] | None = None,
+        workers: int = 1,
     ) -> None:
+        """Prepare the worker (no thread runs before :meth:`start`).
+
+        Raises:
+            InvalidInput: ``workers`` is below 1.
+        """
+        if workers < 1:
+            raise InvalidInput(f"{name}: a batch worker needs at least one thread")
         self.name = name
         self.handle = handle
         self.limit = limit
         self.weight = weight
+        self.workers = workers
         self._queue: queue.Queue[T | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def put(self, item: T) -> None:
         """Queue ``item`` for the next batch."""
         self._queue.put(item)
 
     def start(self) -> None:
-        """Start the worker thread."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
+        """Start the worker threads."""
+        if not self._threads:
+            for n in range(self.workers):
+                thread = threading.Thread(target=self._run, name=f"{self.name}-{n}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self) -> None:
         """Stop after the items already queued."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-            self._thread = None
+        for _ in self._threads:
+            self._queue.put(None)  # one end mark per thread, after everything queued
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads = []
 
     def _size(self, item: T) -> int:
         return 1 if self.weight is None else self.weight(item)

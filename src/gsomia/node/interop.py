@@ -32,6 +32,7 @@ from gsomia.node.service import NodeService
 from gsomia.node.store import deliveries, login_failures, users
 from gsomia.node.taxii.app import create_taxii_app
 from gsomia.node.taxii.service import (
+    INBOX,
     Authenticator,
     Outbox,
     OutboxConfig,
@@ -39,8 +40,9 @@ from gsomia.node.taxii.service import (
     TaxiiService,
     TaxiiSettings,
     UserRecord,
+    inbox_objects,
 )
-from gsomia.node.taxii.store import TaxiiStore
+from gsomia.node.taxii.store import NewObject, TaxiiStore
 from gsomia.node.users import MAX_FAILURES, WINDOW
 
 log = logging.getLogger(__name__)
@@ -182,11 +184,30 @@ def _summary(result: Mapping[str, Any], stored_before: bool) -> str:
 
 class ExchangeSender:
     """Signs with the party's current key in the node and submits by ``POST
-    /api/v1/report-batches`` (docs/protocol.md §6.3), one request per batch."""
+    /api/v1/report-batches`` (docs/protocol.md §6.3), one request per batch. Safe to call from
+    several threads: each has a client (a connection) of its own, so a failure that drops one
+    never closes a connection another thread is using."""
 
     def __init__(self, service: NodeService) -> None:
         self.service = service
-        self._client: ExchangeClient | None = None
+        self._local = threading.local()
+        self._clients: set[ExchangeClient] = set()
+        self._lock = threading.Lock()
+
+    def _connected(self) -> ExchangeClient:
+        client: ExchangeClient | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self.service.connect()
+            self._local.client = client
+            with self._lock:
+                self._clients.add(client)
+        return client
+
+    def _drop(self, client: ExchangeClient) -> None:
+        self._local.client = None
+        with self._lock:
+            self._clients.discard(client)
+        client.close()
 
     def send(self, drafts: Sequence[ReportDraft]) -> list[SendResult]:
         """One result per draft.
@@ -202,13 +223,11 @@ class ExchangeSender:
             meta = self.service.meta()
             everyone = tuple(p for p in meta["parties"] if p != self.service.config.party)
         subs = [sign_report(keys, d if d.recipients is not None else replace(d, recipients=everyone)) for d in drafts]
-        if self._client is None:
-            self._client = self.service.connect()
+        client = self._connected()
         try:
-            answer = self._client.submit_batch(subs)
+            answer = client.submit_batch(subs)
         except ExchangeUnreachable:
-            self._client.close()
-            self._client = None
+            self._drop(client)
             raise
         except GsomiaError as e:
             return [SendResult(False, f"refused by the exchange: {e}")] * len(drafts)
@@ -227,10 +246,11 @@ class ExchangeSender:
         return out
 
     def close(self) -> None:
-        """Close the connection."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Close the connections (once the threads that send are stopped)."""
+        with self._lock:
+            clients, self._clients = self._clients, set()
+        for client in clients:
+            client.close()
 
 
 # --- the whole -----------------------------------------------------------------------------------------
@@ -348,22 +368,31 @@ class Interop:
         if not rows:
             return False
         done: int | None = None
+        inbox: list[NewObject] = []
         try:
             for row in rows:
                 if row["state"] == "pending":
                     return False  # the sync is still on it: come back when it has decided
                 if row["state"] == "verified":
-                    self._deliver(row)
+                    inbox += self._deliver(row)
                 done = int(row["n"])
         finally:
-            # One write for the rows handed on (not one per row). Should the node stop before
-            # it, they are handed on again: TAXII keeps one copy of an object, and a CoT
-            # receiver keeps the latest event of each uid.
+            # The objects of the rows handed on and the cursor after them: one transaction (not
+            # one per row), so a crash leaves neither without the other.
             if done is not None:
-                self.service.store.put("interop.cursor", str(done))
+                self._hand_on(inbox, done)
         return len(rows) == 200
 
-    def _deliver(self, row: Any) -> None:
+    def _hand_on(self, inbox: list[NewObject], done: int) -> None:
+        if not inbox:
+            self.service.store.put("interop.cursor", str(done))
+            return
+        with self.store.writing() as w:
+            w.add(INBOX, inbox, now=datetime.now(UTC))
+            self.service.store.put("interop.cursor", str(done), w.connection)
+
+    def _deliver(self, row: Any) -> list[NewObject]:
+        """Emit a verified delivery on CoT; what it adds to the TAXII inbox."""
         marking = json.loads(row["marking"] or "{}")
         caveats = json.loads(row["caveats"] or "{}")
         verification = json.loads(row["verification"] or "{}")
@@ -378,7 +407,7 @@ class Interop:
             )
         except InvalidInput as e:
             log.warning("delivery %s: marking not readable (%s); not served over TAXII or CoT", row["delivery_id"], e)
-            return
+            return []
         inclusion = verification.get("inclusion") or {}
         delivered = DeliveredMarking(
             recipient=self.service.config.party,
@@ -405,23 +434,25 @@ class Interop:
                 content_type=str(row["content_type"]),
                 report_id=str(row["report_id"]),
             )
-        if self.config.taxii:
-            agreement = self._agreement(row, delivered)
-            delivered = DeliveredMarking(**{**_fields(delivered), "agreement": agreement})
-            try:
-                received = datetime.fromisoformat(str(row["received_at"]))
-            except ValueError:
-                received = datetime.now(UTC)
-            try:
-                self.taxii.receive(
-                    delivered=delivered,
-                    topic=str(row["topic"]),
-                    content_type=str(row["content_type"]),
-                    payload=payload,
-                    created=received if received.tzinfo else received.replace(tzinfo=UTC),
-                )
-            except InvalidInput as e:
-                log.warning("delivery %s: STIX content not served over TAXII: %s", row["delivery_id"], e)
+        if not self.config.taxii:
+            return []
+        agreement = self._agreement(row, delivered)
+        delivered = DeliveredMarking(**{**_fields(delivered), "agreement": agreement})
+        try:
+            received = datetime.fromisoformat(str(row["received_at"]))
+        except ValueError:
+            received = datetime.now(UTC)
+        try:
+            return inbox_objects(
+                delivered=delivered,
+                topic=str(row["topic"]),
+                content_type=str(row["content_type"]),
+                payload=payload,
+                created=received if received.tzinfo else received.replace(tzinfo=UTC),
+            )
+        except InvalidInput as e:
+            log.warning("delivery %s: STIX content not served over TAXII: %s", row["delivery_id"], e)
+            return []
 
     def _agreement(self, row: Any, delivered: DeliveredMarking) -> str | None:
         """The agreement under which the exchange released this delivery. A recipient may not

@@ -147,6 +147,19 @@ def test_one_report_per_marking_and_topic_with_the_definitions_it_references() -
     assert plan(SECRET, obj(1, SECRET["id"]), obj(2, SECRET["id"])).groups[0].report_id == g.report_id
 
 
+def test_a_report_payload_is_the_compact_bundle_and_each_object_is_encoded_once() -> None:
+    p = plan(SECRET, obj(1, SECRET["id"], name="発射場の活動"), obj(2, SECRET["id"]))
+    (g,) = p.groups
+    doc = json.loads(g.payload)
+    # The payload is byte for byte the compact encoding of the bundle document (its bytes are
+    # what the report id and the originator's signature cover).
+    assert g.payload == json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert doc["type"] == "bundle" and doc["id"].startswith("bundle--")
+    assert doc["objects"] == [SECRET, obj(1, SECRET["id"], name="発射場の活動"), obj(2, SECRET["id"])]
+    assert [json.loads(t) for t in g.texts] == [dict(o) for o in g.objects]
+    assert all(t.encode("utf-8") in g.payload for t in g.texts)
+
+
 @pytest.mark.parametrize(
     ("refs", "reason"),
     [

@@ -4,6 +4,7 @@ filters of TAXII 2.1 §3.4, keyset pages, versions, statuses, users and roles.""
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from gsomia.node.taxii.service import (
     TaxiiSettings,
     UserRecord,
 )
-from gsomia.node.taxii.store import EngineTransactions, TaxiiStore
+from gsomia.node.taxii.store import EngineTransactions, Query, TaxiiStore
 
 TAXII = "application/taxii+json;version=2.1"
 SECRET = national_marking_definition(NationalMarking(party="JPN", level="極秘"))
@@ -250,6 +251,87 @@ def test_post_waits_for_its_reports_or_answers_pending_when_asked(node: dict[str
         assert datetime.now(UTC) < deadline
     final = c.get(status_url.rstrip("/"), headers=basic()).json()
     assert final["success_count"] == 1 and final["pending_count"] == 0 and final["pendings"] == [], final
+
+
+def test_a_waiting_post_stores_its_status_with_the_results_or_pending_when_it_stops_waiting(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'taxii.db'}", connect_args={"check_same_thread": False})
+    store, sender = TaxiiStore(EngineTransactions(engine)), Sender()
+    outbox = Outbox(
+        store=store,
+        sender=sender,
+        policy=MarkingPolicy(party="JPN", levels=("極秘",)),
+        topics=TopicMap(default="dprk.missile.launch"),
+        config=OutboxConfig(recipients=("KOR",), wait_seconds=0.2),
+        clock=lambda: datetime.now(UTC),
+    )
+    outbox.start()
+    try:
+        done = outbox.accept([SECRET, {**ind(1), "object_marking_refs": [SECRET["id"]]}], owner="analyst", wait=True)
+        assert done["status"] == "complete"
+        assert store.status(done["id"]) == ("analyst", done)  # stored once, with the results
+
+        sender.gate.clear()  # the exchange does not answer within the POST's wait
+        held = outbox.accept([{**ind(2), "object_marking_refs": [SECRET["id"]]}], owner="analyst", wait=True)
+        assert held["status"] == "pending" and held["pending_count"] == 1
+        assert store.status(held["id"]) == ("analyst", held)  # the status the answer names exists
+        sender.gate.set()
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while (found := store.status(held["id"])) is None or found[1]["status"] != "complete":
+            assert datetime.now(UTC) < deadline
+        assert found[1]["success_count"] == 1 and found[1]["pendings"] == []
+        assert store.present("outbox", [(ind(2)["id"], ind(2)["modified"])])
+    finally:
+        sender.gate.set()
+        outbox.stop()
+        engine.dispose()
+
+
+@pytest.mark.parametrize("senders", [1, 2])
+def test_envelopes_sent_in_one_batch_each_get_their_own_complete_status(tmp_path: Path, senders: int) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'taxii.db'}", connect_args={"check_same_thread": False})
+    store, sender = TaxiiStore(EngineTransactions(engine)), Sender()
+    outbox = Outbox(
+        store=store,
+        sender=sender,
+        policy=MarkingPolicy(party="JPN", levels=("極秘",)),
+        topics=TopicMap(default="dprk.missile.launch"),
+        config=OutboxConfig(recipients=("KOR",), senders=senders),
+        clock=lambda: datetime.now(UTC),
+    )
+    outbox.start()
+    try:
+        outbox.accept([SECRET], owner="analyst", wait=True)
+        sender.gate.clear()  # the workers hold the first envelopes; the others queue behind them
+        envelopes = [[{**ind(10 * k + i), "object_marking_refs": [SECRET["id"]]} for i in range(3)] for k in range(5)]
+        ids = [outbox.accept(objs, owner="analyst", wait=False)["id"] for objs in envelopes]
+        unmarked = outbox.accept([ind(99)], owner="analyst", wait=False)
+        assert unmarked["status"] == "complete" and unmarked["failure_count"] == 1  # refused, never queued
+        sender.gate.set()
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        for sid, objs in zip(ids, envelopes, strict=True):
+            while (found := store.status(sid)) is None or found[1]["status"] != "complete":
+                assert datetime.now(UTC) < deadline
+            status = found[1]
+            assert status["success_count"] == 3 and status["pending_count"] == 0, status
+            assert [s["id"] for s in status["successes"]] == [o["id"] for o in objs]
+        # a batch carried the reports of several envelopes (one report each)
+        assert len(sender.batches) < len(envelopes) and sum(len(b) for b in sender.batches) == len(envelopes)
+        posted = [o["id"] for objs in envelopes for o in objs]
+        assert len(store.present("outbox", [(o["id"], o["modified"]) for objs in envelopes for o in objs])) == 15
+        # each object is stored as it was posted; an envelope's objects stay together and in order
+        rows = [r for r in store.page("outbox", Query(limit=100)).rows if r.stix_id in posted]
+        by_id = {o["id"]: o for objs in envelopes for o in objs}
+        assert all(json.loads(r.body) == by_id[r.stix_id] for r in rows)
+        order = [r.stix_id for r in rows]
+        for objs in envelopes:
+            at = order.index(objs[0]["id"])
+            assert order[at : at + 3] == [o["id"] for o in objs]
+    finally:
+        sender.gate.set()
+        outbox.stop()
+        engine.dispose()
 
 
 def test_basic_credentials_are_checked_once_then_follow_the_stored_hash(node: dict[str, Any]) -> None:

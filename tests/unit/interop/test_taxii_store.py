@@ -4,6 +4,7 @@ objects (SCOs) seen again are not added (TAXII 2.1 §5.5, STIX 2.1 §6)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,3 +71,58 @@ def test_many_ids_in_one_call(store: TaxiiStore) -> None:
     assert all(not added for _, _, added in store.add("outbox", many, now=NOW))
     assert len(_rows(store)) == 1_200
     assert store.bodies("outbox", [many[7].stix_id]) == {many[7].stix_id: dict(many[7].body)}
+
+
+def test_adds_in_one_transaction_keep_order_and_versions_as_separate_calls_do(
+    store: TaxiiStore, tmp_path: Path
+) -> None:
+    a, b = "indicator--0000000a-0000-4000-8000-000000000000", "indicator--0000000b-0000-4000-8000-000000000000"
+    calls = [[_sdo(a, 20), _sdo(b, 5)], [_sdo(a, 10), _sdo(a, 30), _sdo(b, 5)], [_sdo(a, 40), _sdo(b, 3)]]
+    with store.writing() as w:
+        together = [w.add("outbox", call, now=NOW) for call in calls]
+    engine = create_engine(f"sqlite:///{tmp_path / 'apart.db'}")
+    apart = TaxiiStore(EngineTransactions(engine))
+    try:
+        assert together == [apart.add("outbox", call, now=NOW) for call in calls]
+        assert _rows(store) == _rows(apart)
+        # date_added follows the order of the calls, then of the objects in each call
+        c = objects.c
+        with store._read() as conn:
+            order = [(r.stix_id, r.version) for r in conn.execute(select(c.stix_id, c.version).order_by(c.date_added))]
+        assert order == [
+            (o.stix_id, o.body["modified"])
+            for call, added in zip(calls, together, strict=True)
+            for o, (_, _, new) in zip(call, added, strict=True)
+            if new
+        ]
+    finally:
+        engine.dispose()
+
+
+def test_a_transaction_that_fails_keeps_neither_objects_nor_statuses(store: TaxiiStore) -> None:
+    a = "indicator--0000000a-0000-4000-8000-000000000000"
+    store.put_status("s-1", "analyst", {"status": "pending"}, now=NOW)
+
+    def fail_before_commit() -> None:
+        with store.writing() as w:
+            w.add("outbox", [_sdo(a, 20)], now=NOW)
+            w.update_status("s-1", {"status": "complete"})
+            w.put_status("s-2", "analyst", {"status": "complete"}, now=NOW)
+            raise RuntimeError("the process fails before the commit")
+
+    with pytest.raises(RuntimeError):
+        fail_before_commit()
+    assert _rows(store) == []
+    assert store.status("s-1") == ("analyst", {"status": "pending"})
+    assert store.status("s-2") is None
+
+
+def test_a_stored_text_is_kept_as_given(store: TaxiiStore) -> None:
+    body = _sdo("indicator--0000000a-0000-4000-8000-000000000000", 20).body
+    # the members in another order than json.dumps(body) would write them: the text is kept
+    text = json.dumps({k: body[k] for k in reversed(list(body))}, separators=(",", ":"))
+    store.add("outbox", [NewObject(body=body, text=text)], now=NOW)
+    assert store.bodies("outbox", [str(body["id"])]) == {body["id"]: dict(body)}
+    c = objects.c
+    with store._read() as conn:
+        assert conn.execute(select(c.body)).scalar() == text

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -36,7 +37,16 @@ from gsomia.interop.stix import (
     version_of,
 )
 from gsomia.node.batches import BatchWorker
-from gsomia.node.taxii.store import NewObject, Page, Query, TaxiiStore, VersionFilter, from_us, to_us
+from gsomia.node.taxii.store import (
+    NewObject,
+    Page,
+    Query,
+    TaxiiStore,
+    TaxiiWrite,
+    VersionFilter,
+    from_us,
+    to_us,
+)
 
 log = logging.getLogger(__name__)
 
@@ -329,8 +339,14 @@ class ReportSender(Protocol):
 @dataclass(slots=True)
 class _Job:
     status_id: str
+    owner: str
+    created: datetime
     body: dict[str, Any]
     groups: tuple[ReportGroup, ...]
+    recorded: bool
+    """The status resource is in the store (else the worker stores it, with the results)."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held by the worker while it records the results, and by a POST that stops waiting."""
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -342,6 +358,9 @@ class OutboxConfig:
     recipients: tuple[str, ...] | None = None
     wait_seconds: float = 30.0
     max_batch: int = 1000
+    senders: int = 2
+    """Batches in flight at once: while one waits for the exchange, the next is signed and
+    sent, and the results of another are recorded."""
 
 
 def _details(
@@ -358,9 +377,9 @@ def _details(
 
 class Outbox:
     """Turns POSTed envelopes into reports: one per distinct (national marking, topic), signed
-    in the node and submitted in batches by one worker thread, which takes every envelope
-    waiting at that moment (a bulk feed pays one exchange round trip per batch, not per
-    envelope)."""
+    in the node and submitted in batches by worker threads, each taking every envelope waiting
+    at that moment (a bulk feed pays one exchange round trip per batch, not per envelope).
+    With several threads, a batch is signed and sent while another waits for the exchange."""
 
     def __init__(
         self,
@@ -379,7 +398,11 @@ class Outbox:
         self.config = config
         self.clock = clock
         self._worker: BatchWorker[_Job] = BatchWorker(
-            "taxii-outbox", self._send, limit=config.max_batch, weight=lambda job: len(job.groups)
+            "taxii-outbox",
+            self._send,
+            limit=config.max_batch,
+            weight=lambda job: len(job.groups),
+            workers=config.senders,
         )
 
     def start(self) -> None:
@@ -412,8 +435,6 @@ class Outbox:
         lookup = sorted(r for r in refs if r not in in_envelope and r not in TLP_2_0 and r not in TLP_1_0)
         known = self.store.bodies(OUTBOX, lookup)
         plan = plan_envelope(fresh, policy=self.policy, topics=self.topics, known_definitions=known)
-        if plan.definitions:
-            self.store.add(OUTBOX, [NewObject(body=d) for d in plan.definitions], now=now)
         successes = _details(sorted(already), request_ts, "already sent")
         successes += _details(
             [(str(d["id"]), version_of(d)) for d in plan.definitions],
@@ -437,14 +458,36 @@ class Outbox:
             "pending_count": len(pendings),
             "pendings": pendings,
         }
-        self.store.put_status(status_id, owner, body, now=now)
-        if not plan.groups:
-            return body
-        job = _Job(status_id, body, plan.groups)
+        definitions = [NewObject(body=d) for d in plan.definitions]
+        if not plan.groups or not wait:
+            # Answered now: the envelope's marking definitions and its status resource are
+            # stored (one transaction) before the answer names the status.
+            with self.store.writing() as w:
+                if definitions:
+                    w.add(OUTBOX, definitions, now=now)
+                w.put_status(status_id, owner, body, now=now)
+            if not plan.groups:
+                return body
+            job = _Job(status_id, owner, now, body, plan.groups, recorded=True)
+            self._worker.put(job)
+            with job.lock:  # as it stands: pending, or every result recorded
+                return dict(job.body)
+        if definitions:
+            self.store.add(OUTBOX, definitions, now=now)  # later envelopes may reference them
+        # The answer waits for the reports: the worker stores the status resource once, with
+        # their results, in the transaction that stores the objects (no pending version first).
+        job = _Job(status_id, owner, now, body, plan.groups, recorded=False)
         self._worker.put(job)
-        if wait and job.done.wait(self.config.wait_seconds):
+        if job.done.wait(self.config.wait_seconds):
             return job.body
-        return dict(body) if not job.done.is_set() else job.body
+        with job.lock:
+            if not job.done.is_set():
+                # Still pending after the wait: the status is stored before the answer names it
+                # (TAXII 2.1 §4.3.1); the worker updates it when the reports are decided.
+                self.store.put_status(status_id, owner, body, now=now)
+                job.recorded = True
+                return dict(body)
+        return job.body
 
     # --- the worker ---------------------------------------------------------------------
 
@@ -484,34 +527,65 @@ class Outbox:
                 log.exception("sending TAXII reports failed")
                 results = [SendResult(False, f"not sent: {e.__class__.__name__}")] * len(drafts)
                 break
+        with ExitStack() as held:
+            # A POST that stops waiting takes its job's lock to store the pending status: it
+            # finds either the job untouched or its results recorded, never half of them.
+            for job in jobs:
+                held.enter_context(job.lock)
+            self._record(jobs, results)
+            for job in jobs:
+                job.done.set()
+
+    def _record(self, jobs: list[_Job], results: list[SendResult]) -> None:
         it = iter(results)
         now = self.clock()
+        sent_objects: list[NewObject] = []
         for job in jobs:
-            sent_objects: list[NewObject] = []
             for g in job.groups:
                 res = next(it)
                 members = g.members()
                 ids = {m[0] for m in members}
                 job.body["pendings"] = [p for p in job.body["pendings"] if p["id"] not in ids]
                 target = "successes" if res.ok else "failures"
-                # New lists, never changed in place: a POST that stopped waiting may be copying them.
+                # New lists, never changed in place: an answer already given may still be
+                # encoding the ones it copied.
                 job.body[target] = job.body[target] + _details(
                     members, job.body["request_timestamp"], f"report {g.report_id}: {res.detail}"
                 )
                 if res.ok:
-                    sent_objects += [NewObject(body=o, topic=g.topic) for o in g.objects]
+                    texts = g.texts if len(g.texts) == len(g.objects) else (None,) * len(g.objects)
+                    sent_objects += [
+                        NewObject(body=o, topic=g.topic, text=t) for o, t in zip(g.objects, texts, strict=True)
+                    ]
             job.body["pending_count"] = len(job.body["pendings"])
             job.body["success_count"] = len(job.body["successes"])
             job.body["failure_count"] = len(job.body["failures"])
             if job.body["pending_count"] == 0:
                 job.body["status"] = "complete"
-            try:
+        try:
+            # The sent objects of every envelope of the batch, in order, and their statuses: one
+            # transaction (a status never says complete without its objects stored).
+            with self.store.writing() as w:
                 if sent_objects:
-                    self.store.add(OUTBOX, sent_objects, now=now)
-                self.store.update_status(job.status_id, job.body)
-            except Exception:  # the status must still be answered to a waiting POST
-                log.exception("recording a TAXII status failed")
-            job.done.set()
+                    w.add(OUTBOX, sent_objects, now=now)
+                for job in jobs:
+                    self._store_status(w, job)
+        except Exception:  # the statuses must still be answered to the waiting POSTs
+            log.exception("recording the sent TAXII objects failed")
+            for job in jobs:
+                try:  # the reports' results, at least: they are what the exchange decided
+                    with self.store.writing() as w:
+                        self._store_status(w, job)
+                except Exception:
+                    log.exception("recording TAXII status %s failed", job.status_id)
+
+    @staticmethod
+    def _store_status(w: TaxiiWrite, job: _Job) -> None:
+        if job.recorded:
+            w.update_status(job.status_id, job.body)
+        else:
+            w.put_status(job.status_id, job.owner, job.body, now=job.created)
+            job.recorded = True
 
 
 # --- the service --------------------------------------------------------------------------------------
@@ -561,14 +635,40 @@ class TaxiiService:
         Raises:
             InvalidInput: the payload claims to be STIX but is not a bundle.
         """
-        if content_type.replace(" ", "").lower() not in (STIX_MEDIA_TYPE, "application/stix+json"):
-            return 0
-        objs = delivery_objects(
-            read_bundle(payload), delivered=delivered, created=created, originator_name=originator_name
+        new = inbox_objects(
+            delivered=delivered,
+            topic=topic,
+            content_type=content_type,
+            payload=payload,
+            created=created,
+            originator_name=originator_name,
         )
-        new = [NewObject(body=o, topic=topic, delivery=delivered.delivery) for o in objs]
+        if not new:
+            return 0
         added = self.store.add(INBOX, new, now=now or datetime.now(UTC))
         return sum(1 for _, _, a in added if a)
+
+
+def inbox_objects(
+    *,
+    delivered: DeliveredMarking,
+    topic: str,
+    content_type: str,
+    payload: bytes,
+    created: datetime,
+    originator_name: str | None = None,
+) -> list[NewObject]:
+    """What a verified delivery puts into the inbox (:meth:`TaxiiService.receive`), for a caller
+    that stores several deliveries in one transaction. Nothing for a payload that is not STIX
+    2.1 content.
+
+    Raises:
+        InvalidInput: the payload claims to be STIX but is not a bundle.
+    """
+    if content_type.replace(" ", "").lower() not in (STIX_MEDIA_TYPE, "application/stix+json"):
+        return []
+    objs = delivery_objects(read_bundle(payload), delivered=delivered, created=created, originator_name=originator_name)
+    return [NewObject(body=o, topic=topic, delivery=delivered.delivery) for o in objs]
 
 
 __all__ = [
@@ -588,6 +688,7 @@ __all__ = [
     "UserDirectory",
     "UserRecord",
     "from_us",
+    "inbox_objects",
     "issue_token",
     "next_token",
     "parse_query",

@@ -9,6 +9,7 @@ offset, and the first page of a million-object collection costs what a page of t
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -36,6 +37,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 
 from gsomia.errors import StorageError
@@ -108,6 +110,9 @@ class NewObject:
     body: Mapping[str, Any]
     topic: str = ""
     delivery: str | None = None
+    text: str | None = None
+    """``body`` already serialised as compact JSON (the bytes a report's payload carries), so it
+    is not encoded a second time; None: the store encodes ``body``."""
 
     @property
     def stix_id(self) -> str:
@@ -216,6 +221,32 @@ class _RowPlan:
     out: list[tuple[str, str, bool]] = field(default_factory=list)
 
 
+_INSERT_COLUMNS = [c.name for c in objects.c if c.name != "seq"]
+
+
+@functools.lru_cache(maxsize=4)
+def _positional_insert(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    """The INSERT of :data:`objects` compiled for ``dialect``, and its parameters' order."""
+    compiled = insert(objects).compile(dialect=dialect, column_keys=_INSERT_COLUMNS)
+    return str(compiled), tuple(compiled.positiontup or ())
+
+
+def _insert_objects(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows of :data:`objects` whose values are already of the columns' types. On a
+    driver that takes ``?`` parameters (SQLite, SQLCipher) they go to its ``executemany`` as
+    tuples: SQLAlchemy would otherwise process every parameter of every row in Python, which
+    costs more than SQLite's own work for the insert."""
+    if conn.dialect.paramstyle == "qmark":
+        statement, order = _positional_insert(conn.dialect)
+        conn.exec_driver_sql(statement, [tuple(r[c] for c in order) for r in rows])
+    else:
+        conn.execute(insert(objects), list(rows))
+
+
+def _encode(body: Mapping[str, Any]) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
 def _plan_rows(collection: str, new: Sequence[NewObject], versions: dict[str, list[int]], *, added_us: int) -> _RowPlan:
     """The rows for ``new``, given every stored ``versions`` of their ids (extended here with the
     versions this call adds, so an id twice in one call is seen as stored the second time)."""
@@ -259,12 +290,71 @@ def _plan_rows(collection: str, new: Sequence[NewObject], versions: dict[str, li
                 "is_last": is_last,
                 "is_first": is_first,
                 "delivery": item.delivery,
-                "body": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+                "body": item.text if item.text is not None else _encode(body),
             }
         )
         plan.out.append((stix_id, version, True))
         added_us += 1
     return plan
+
+
+class TaxiiWrite:
+    """The changes of one write transaction of :meth:`TaxiiStore.writing`, applied in the order
+    they are made."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.connection = conn
+        """The transaction's connection, for the caller's own rows in the same commit."""
+
+    def add(self, collection: str, new: Sequence[NewObject], *, now: datetime) -> list[tuple[str, str, bool]]:
+        """Store objects in ``collection``; an object whose id and version are there already is
+        left as it is (TAXII 2.1 §5.5: an exact duplicate is not an error). Objects added
+        earlier in the same transaction count as stored.
+
+        One query finds the stored versions of every id in ``new``, and the new rows go in with
+        one ``executemany``.
+
+        Returns:
+            ``(id, version, added)`` for each object, in order.
+        """
+        conn = self.connection
+        last = conn.execute(select(func.max(objects.c.date_added)).where(objects.c.collection == collection)).scalar()
+        # every stored version of the ids (version_us); _plan_rows adds this call's own
+        versions: dict[str, list[int]] = {}
+        ids = sorted({item.stix_id for item in new})
+        for start in range(0, len(ids), _IN_CHUNK):
+            for r in conn.execute(
+                select(objects.c.stix_id, objects.c.version_us).where(
+                    objects.c.collection == collection, objects.c.stix_id.in_(ids[start : start + _IN_CHUNK])
+                )
+            ):
+                versions.setdefault(r.stix_id, []).append(int(r.version_us))
+        plan = _plan_rows(collection, new, versions, added_us=max(to_us(now), (last or 0) + 1))
+        # The stored rows first: the flags of rows added in this call are already right.
+        for flag, ids_changed in (("is_last", plan.not_last), ("is_first", plan.not_first)):
+            if ids_changed:
+                conn.execute(
+                    update(objects)
+                    .where(
+                        objects.c.collection == collection,
+                        objects.c.stix_id.in_(sorted(ids_changed)),
+                        objects.c[flag],
+                    )
+                    .values({flag: False})
+                )
+        if plan.rows:
+            _insert_objects(conn, plan.rows)
+        return plan.out
+
+    def put_status(self, status_id: str, owner: str, body: Mapping[str, Any], *, now: datetime) -> None:
+        """Store a new status resource."""
+        self.connection.execute(
+            insert(statuses).values(id=status_id, owner=owner, created_us=to_us(now), body=json.dumps(body))
+        )
+
+    def update_status(self, status_id: str, body: Mapping[str, Any]) -> None:
+        """Replace a status resource's body."""
+        self.connection.execute(update(statuses).where(statuses.c.id == status_id).values(body=json.dumps(body)))
 
 
 class TaxiiStore:
@@ -288,46 +378,32 @@ class TaxiiStore:
 
     # --- objects -----------------------------------------------------------------------------
 
-    def add(self, collection: str, new: Sequence[NewObject], *, now: datetime) -> list[tuple[str, str, bool]]:
-        """Store objects in ``collection``; an object whose id and version are there already is
-        left as it is (TAXII 2.1 §5.5: an exact duplicate is not an error).
+    def writing(self) -> AbstractContextManager[TaxiiWrite]:
+        """One write transaction for several changes (objects of several envelopes or deliveries,
+        their status resources, the caller's own rows through :attr:`TaxiiWrite.connection`):
+        all are committed together, or none is. One commit rather than one per change: the
+        store's commit encrypts and writes every page it touched, and the pages at the end of
+        the collection's indexes are touched by every change.
 
-        One query finds the stored versions of every id in ``new``, and the new rows go in with
-        one ``executemany``, in one transaction.
+        Raises:
+            StorageError: the database failed (nothing of the transaction is kept).
+        """
+        return self._writing()
+
+    @contextmanager
+    def _writing(self) -> Iterator[TaxiiWrite]:
+        with self._write_lock, self._begin() as conn:
+            yield TaxiiWrite(conn)
+
+    def add(self, collection: str, new: Sequence[NewObject], *, now: datetime) -> list[tuple[str, str, bool]]:
+        """Store objects in ``collection`` in a transaction of their own (see
+        :meth:`TaxiiWrite.add`).
 
         Returns:
             ``(id, version, added)`` for each object, in order.
         """
-        with self._write_lock, self._begin() as conn:
-            last = conn.execute(
-                select(func.max(objects.c.date_added)).where(objects.c.collection == collection)
-            ).scalar()
-            # every stored version of the ids (version_us); _plan_rows adds this call's own
-            versions: dict[str, list[int]] = {}
-            ids = sorted({item.stix_id for item in new})
-            for start in range(0, len(ids), _IN_CHUNK):
-                for r in conn.execute(
-                    select(objects.c.stix_id, objects.c.version_us).where(
-                        objects.c.collection == collection, objects.c.stix_id.in_(ids[start : start + _IN_CHUNK])
-                    )
-                ):
-                    versions.setdefault(r.stix_id, []).append(int(r.version_us))
-            plan = _plan_rows(collection, new, versions, added_us=max(to_us(now), (last or 0) + 1))
-            # The stored rows first: the flags of rows added in this call are already right.
-            for flag, ids_changed in (("is_last", plan.not_last), ("is_first", plan.not_first)):
-                if ids_changed:
-                    conn.execute(
-                        update(objects)
-                        .where(
-                            objects.c.collection == collection,
-                            objects.c.stix_id.in_(sorted(ids_changed)),
-                            objects.c[flag],
-                        )
-                        .values({flag: False})
-                    )
-            if plan.rows:
-                conn.execute(insert(objects), plan.rows)
-        return plan.out
+        with self.writing() as w:
+            return w.add(collection, new, now=now)
 
     def bulk_load(self, collection: str, rows: Sequence[tuple[str, str, str, int, str, str]]) -> None:
         """Append objects known to be new and single-versioned (a benchmark's or a migration's
@@ -447,15 +523,13 @@ class TaxiiStore:
 
     def put_status(self, status_id: str, owner: str, body: Mapping[str, Any], *, now: datetime) -> None:
         """Store a new status resource."""
-        with self._begin() as conn:
-            conn.execute(
-                insert(statuses).values(id=status_id, owner=owner, created_us=to_us(now), body=json.dumps(body))
-            )
+        with self.writing() as w:
+            w.put_status(status_id, owner, body, now=now)
 
     def update_status(self, status_id: str, body: Mapping[str, Any]) -> None:
         """Replace a status resource's body."""
-        with self._begin() as conn:
-            conn.execute(update(statuses).where(statuses.c.id == status_id).values(body=json.dumps(body)))
+        with self.writing() as w:
+            w.update_status(status_id, body)
 
     def status(self, status_id: str) -> tuple[str, dict[str, Any]] | None:
         """``(owner, body)`` of a status resource, or None."""
