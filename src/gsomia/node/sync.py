@@ -33,7 +33,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -132,13 +132,17 @@ class Syncer:
         self._signers: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()  # one pass at a time (the loop, a CLI --once)
         self._ahead = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="node-ledger")
+        # kept from page to page: starting eight threads for every page cost more than a
+        # small page's checks
+        self._verifiers = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="node-verify")
         # index -> an entry with its inclusion proof in an accepted checkpoint, fetched for a
         # whole page of deliveries in a few requests (see _prove); read by the verifying threads
         self._proved: dict[int, tuple[Accepted, dict[str, Any]]] = {}
 
     def close(self) -> None:
-        """Stop the threads that fetch ledger entries and proofs ahead."""
+        """Stop the threads that fetch ledger entries and proofs ahead, and that verify."""
         self._ahead.shutdown(wait=False, cancel_futures=True)
+        self._verifiers.shutdown(wait=False, cancel_futures=True)
 
     # --- state -------------------------------------------------------------------------------------
 
@@ -503,9 +507,11 @@ class Syncer:
                 self.process(ex, item, result)
             return
         self._pending_many(todo)
-        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="node-verify") as pool:
-            advanced = self._advance_ahead(ex, pool, todo)
-            fetched: dict[str, Future[dict[str, Any] | None]] = {}
+        pool = self._verifiers
+        advanced = self._advance_ahead(ex, pool, todo)
+        fetched: dict[str, Future[dict[str, Any] | None]] = {}
+        ahead: dict[str, Future[dict[str, Any]]] = {}
+        try:
             for start in range(0, len(todo), FETCH_PER_REQUEST):
                 chunk = todo[start : start + FETCH_PER_REQUEST]
                 fetched |= _each(pool.submit(self._fetch_many, ex, chunk), [str(i.get("id")) for i in chunk])
@@ -530,6 +536,12 @@ class Syncer:
                     self._proved.clear()
                     for future in ahead.values():
                         future.cancel()
+        finally:
+            # nothing of this page runs on once it is over (the threads serve the next page)
+            running: list[Future[Any]] = [*fetched.values(), *ahead.values()]
+            if advanced is not None:
+                running.append(advanced)
+            wait(running)
 
     def _store_verified(self, done: list[tuple[dict[str, Any], dict[str, Any]]], result: SyncResult) -> None:
         """Store verified (or quarantined) deliveries and the cursor after the last of them in
