@@ -17,10 +17,11 @@ that do not qualify, and small batches, take the ``executemany`` path.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, Insert, Table, insert
 
 __all__ = ["COPY_MIN_ROWS", "insert_rows"]
 
@@ -40,7 +41,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         return
     columns = list(rows[0])
     if conn.dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS or not _copyable(table, columns, rows):
-        conn.execute(insert(table), list(rows))
+        conn.execute(_insert(table), list(rows))
         return
     processors: list[Callable[[Any], Any] | None] = [
         table.c[name].type._cached_bind_processor(conn.dialect)  # the processor an INSERT uses
@@ -63,6 +64,13 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         # What SQLAlchemy does for a failed statement: the matching DBAPIError subclass, and
         # a connection lost meanwhile invalidated so the pool does not hand it out again.
         conn._handle_dbapi_exception(e, sql, {}, None, None)  # always raises
+
+
+@functools.cache
+def _insert(table: Table) -> Insert:
+    # One statement per table, kept: building it (its cache key) for every commit cost more
+    # than a small commit's rows.
+    return insert(table)
 
 
 def _copyable(table: Table, columns: list[str], rows: Sequence[dict[str, Any]]) -> bool:

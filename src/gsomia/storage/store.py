@@ -10,9 +10,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from gsomia.errors import Conflict, StorageError
@@ -20,6 +20,18 @@ from gsomia.storage import db
 from gsomia.storage.schema import EventRow, ProvisionRow, ReportRow, ScenarioRow, StateRow
 
 _TIME_FIELDS = ("at", "effective")
+
+# Built once: every writer transaction reads the versions and stamps its instant, and building
+# the statements (their cache keys) cost more than running them.
+_STATE = cast(Table, StateRow.__table__)
+_READ_VERSIONS = select(
+    _STATE.c.record_version,
+    _STATE.c.keys_version,
+    _STATE.c.principals_version,
+    _STATE.c.last_commit_at,
+    _STATE.c.clock_offset_us,
+).where(_STATE.c.id == 1)
+_STAMP = update(_STATE).where(_STATE.c.id == 1).values(last_commit_at=bindparam("b_at"))
 _VERSIONS = "gsomia.storage.versions"
 
 
@@ -127,12 +139,7 @@ class Store:
         cached: Versions | None = s.info.get(_VERSIONS)
         if cached is not None:
             return cached
-        t = StateRow.__table__
-        row = s.execute(
-            select(
-                t.c.record_version, t.c.keys_version, t.c.principals_version, t.c.last_commit_at, t.c.clock_offset_us
-            ).where(t.c.id == 1)
-        ).one_or_none()
+        row = s.execute(_READ_VERSIONS).one_or_none()
         if row is None:
             raise StorageError("the exchange state row is missing: the database was not migrated by gsomia")
         record, keys, principals, last, offset = row
@@ -163,7 +170,7 @@ class Store:
     @staticmethod
     def stamp(s: Session, at: datetime) -> None:
         """Record ``at`` as the latest commit instant, in ``s``'s transaction."""
-        s.execute(update(StateRow).where(StateRow.id == 1).values(last_commit_at=at))
+        s.execute(_STAMP, {"b_at": at})
         cached: Versions | None = s.info.get(_VERSIONS)
         if cached is not None:  # only this column moved: no need to read the row again
             s.info[_VERSIONS] = dataclasses.replace(cached, last_commit_at=at)
