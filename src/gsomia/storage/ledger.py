@@ -16,9 +16,10 @@ The rows themselves are written just before the outermost commit, in one multi-r
 (SQLAlchemy's ``before_commit``): appending costs no round trip, and a group commit of many
 actions writes all their entries at once. Their ``recorded_at`` is read from the appender's
 clock at that moment, once for the whole commit: the instant the entries were written, just
-before they become durable, rather than the moment each was built. The caller learns about its leaves only after the
-commit (``on_commit``, from ``after_commit``); the leaves of a rolled-back transaction or of a
-rolled-back savepoint are dropped (``after_soft_rollback``) and never written or reported.
+before they become durable, rather than the moment each was built. The caller learns about
+its leaves only after the commit (``on_commit``, from ``after_commit``); the leaves of a
+rolled-back transaction or of a rolled-back savepoint are dropped (``after_soft_rollback``)
+and never written or reported.
 
 Full scans (start-up rebuild, verification) read through the driver's own cursor: they are
 the hot path of a million-entry ledger, and SQLAlchemy's row objects would triple their cost.
