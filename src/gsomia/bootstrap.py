@@ -37,7 +37,7 @@ from gsomia.services.exchange.standing import StandingConsentService
 from gsomia.services.exchange.submissions import SubmissionService
 from gsomia.services.exchange.witnesses import WitnessService
 from gsomia.services.ledger.service import LedgerService
-from gsomia.storage.channel import Listener
+from gsomia.storage.channel import commit_listener
 from gsomia.storage.exercise import ExerciseDatabase, open_exercise_database
 from gsomia.storage.store import Store
 from gsomia.storage.traffic import TrafficReader
@@ -284,7 +284,7 @@ def build_exchange(
         incidents=IncidentService(context),
         operator=OperatorService(context),
         witnesses=WitnessService(context, ledger, clock=clock),
-        listener=Listener(store.engine, context.notifier.publish) if store.dialect == "postgresql" else None,
+        listener=commit_listener(store.engine, context.notifier.publish),
     )
 
 

@@ -1,7 +1,7 @@
 """Several exchange processes over one PostgreSQL database, as several hosts behind a load
 balancer run them: whatever one process commits, every other process's very next commit
 honours; a stream on one process wakes for items another commits; and batches of signed
-reports go through one request."""
+reports go through one request. The stream test runs over one SQLite file too."""
 
 from __future__ import annotations
 
@@ -23,20 +23,18 @@ from tests.integration.exchange_support import Exchange, sse, start_exchange, wa
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
-@pytest.fixture
-def pair(fresh_pg: str, tmp_path: Path) -> Iterator[tuple[Exchange, Server]]:
-    """Process A (the exchange fixture) and process B over the same database; B's streams
-    re-read the store only every minute, so a prompt wake-up can only come from A's commit."""
+def _pair(db: str | None, tmp_path: Path) -> Iterator[tuple[Exchange, Server]]:
+    """Process A and process B over the database at ``db`` (None: an SQLite file of A's)."""
     env = {"GSOMIA_EXERCISE_CLOCK": "2019-12-01T10:00+09:00", "GSOMIA_STREAM_POLL_SECONDS": "60", "GSOMIA_WORKERS": "1"}
     whatif = "drop: [jpn-kor-2019-suspension]\n"
     a = start_exchange(
         tmp_path,
-        db=fresh_pg,
+        db=db,
         exercise_clock=env["GSOMIA_EXERCISE_CLOCK"],
         whatif=whatif,
         extra_env={"GSOMIA_WORKERS": "1"},
     )
-    b = start_server(fresh_pg, a.data_dir, {**a.env, **env})  # same KEK and ledger key: one exchange
+    b = start_server(a.db, a.data_dir, {**a.env, **env})  # same KEK and ledger key: one exchange
     try:
         yield a, b
     finally:
@@ -44,13 +42,27 @@ def pair(fresh_pg: str, tmp_path: Path) -> Iterator[tuple[Exchange, Server]]:
         a.stop()
 
 
+@pytest.fixture
+def pair(fresh_pg: str, tmp_path: Path) -> Iterator[tuple[Exchange, Server]]:
+    """Process A (the exchange fixture) and process B over the same database; B's streams
+    re-read the store only every minute, so a prompt wake-up can only come from A's commit."""
+    yield from _pair(fresh_pg, tmp_path)
+
+
+@pytest.fixture
+def sqlite_pair(tmp_path: Path) -> Iterator[tuple[Exchange, Server]]:
+    """The same over one SQLite file: B hears A's commits by watching the file."""
+    yield from _pair(None, tmp_path)
+
+
 def on(ex: Exchange, server: Server) -> Exchange:
     """The same users, talking to another process."""
     return Exchange(server, ex.db, ex.data_dir, ex.client_dir, ex.tokens, ex.keys, ex.env)
 
 
-def test_a_stream_on_one_process_wakes_for_a_commit_on_another(pair: tuple[Exchange, Server]) -> None:
-    a, b_server = pair
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
+def test_a_stream_on_one_process_wakes_for_a_commit_on_another(database: str, request: pytest.FixtureRequest) -> None:
+    a, b_server = request.getfixturevalue("pair" if database == "postgresql" else "sqlite_pair")
     b = on(a, b_server)
     got: list[dict[str, object]] = []
     done = threading.Event()
@@ -69,6 +81,7 @@ def test_a_stream_on_one_process_wakes_for_a_commit_on_another(pair: tuple[Excha
     r = a.submit("JPN", report_id="cross-1", recipients=["USA"])  # committed by process A
     assert r.status_code == 201, r.text
     # B re-reads the store only every 60 s: an event well before then came through LISTEN/NOTIFY
+    # (PostgreSQL) or B's watch on the database file (SQLite)
     ok = done.wait(20)
     assert ok, "process B's stream was not woken by process A's commit"
     assert got[0]["report"] == "cross-1"

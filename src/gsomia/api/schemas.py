@@ -543,6 +543,7 @@ class HealthOut(_Out):
     database: str
     exercise: dict[str, str | None] | None
     listening: bool | None = Field(
-        description="PostgreSQL: whether this process hears other processes' commits (null on SQLite)"
+        description="Whether this process hears other processes' commits (LISTEN on PostgreSQL, data_version on"
+        " an SQLite file; null for an in-memory database)"
     )
     streams: int = Field(description="Inbox event streams open on this process")

@@ -3,21 +3,29 @@
 On PostgreSQL a writer calls :func:`announce` inside its transaction (``pg_notify``, which the
 server delivers at commit and never for a rolled-back transaction), and every process runs a
 :class:`Listener` on its own connection (``LISTEN``), so an event stream served by process B
-wakes as soon as process A commits an item for its party. On SQLite there is no such channel:
-streams re-read the store every second (one process per database is the usual SQLite
-deployment; several workers work, with that latency for items committed by another).
+wakes as soon as process A commits an item for its party.
+
+SQLite has no such channel. There each process runs a :class:`SqliteWatcher` instead: on a
+connection of its own it asks ``PRAGMA data_version`` every few milliseconds, which changes
+whenever another connection has committed (sqlite.org/pragma.html#pragma_data_version), and
+then reads which parties' inboxes grew since it last looked. A stream served by one ``gsomia
+serve`` process thus wakes within that interval of a commit by another process on the same
+database file, not at its once-a-second re-read.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-__all__ = ["CHANNEL", "Listener", "announce"]
+__all__ = ["CHANNEL", "CommitListener", "Listener", "SqliteWatcher", "announce", "commit_listener"]
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +100,100 @@ class Listener:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
         self.listening.clear()
+
+
+class CommitListener(Protocol):
+    """What a process runs to hear other processes' commits (:class:`Listener` on PostgreSQL,
+    :class:`SqliteWatcher` on SQLite)."""
+
+    listening: threading.Event
+
+    def start(self) -> None:
+        """Start in a daemon thread."""
+
+    def stop(self) -> None:
+        """Stop (within about a second)."""
+
+
+WATCH_INTERVAL = 0.005
+"""Seconds between two looks at an SQLite database's ``data_version``: a wake-up's delay at most."""
+
+
+class SqliteWatcher:
+    """A thread that notices commits by other connections to an SQLite database file (``PRAGMA
+    data_version``) and calls ``wake(parties)`` with the parties whose inboxes grew; it reopens
+    its connection by itself after an error (and then wakes every stream once)."""
+
+    def __init__(
+        self, path: str, wake: Callable[[Iterable[str] | None], None], *, interval: float = WATCH_INTERVAL
+    ) -> None:
+        """Prepare (nothing is opened until :meth:`start`)."""
+        self._path = path
+        self._wake = wake
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.listening = threading.Event()
+        """Set while the watcher has the database open (for health and tests)."""
+
+    def start(self) -> None:
+        """Start watching in a daemon thread."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="gsomia-sqlite-watcher", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                self._watch()
+            except sqlite3.Error as e:
+                self.listening.clear()
+                log.warning("inbox wake-ups: %s; reopening in %.1f s", e, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self.listening.clear()
+
+    def _watch(self) -> None:
+        # mode=rw: never create an empty database where the exchange's file should be; autocommit:
+        # every statement reads the database as last committed
+        uri = Path(self._path).resolve().as_uri() + "?mode=rw"
+        conn = sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None, check_same_thread=False)
+        try:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            seq = int(conn.execute("SELECT coalesce(max(seq), 0) FROM inbox_events").fetchone()[0])
+            self.listening.set()
+            self._wake(None)  # anything committed while we were not watching
+            while not self._stop.wait(self._interval):
+                now = conn.execute("PRAGMA data_version").fetchone()[0]
+                if now == version:
+                    continue
+                version = now
+                grown = conn.execute(
+                    "SELECT party, max(seq) FROM inbox_events WHERE seq > ? GROUP BY party", (seq,)
+                ).fetchall()
+                if grown:
+                    seq = max(int(top) for _, top in grown)
+                    self._wake(str(party) for party, _ in grown)
+        finally:
+            conn.close()
+
+
+def commit_listener(engine: Engine, wake: Callable[[Iterable[str] | None], None]) -> CommitListener | None:
+    """What this database needs to hear other processes' commits: a :class:`Listener` on
+    PostgreSQL, a :class:`SqliteWatcher` on an SQLite file, nothing for an in-memory database
+    (no other process can open it)."""
+    if engine.dialect.name == "postgresql":
+        return Listener(engine, wake)
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or "mode=memory" in database:
+        return None
+    return SqliteWatcher(database, wake)

@@ -22,7 +22,7 @@ from gsomia.services.exchange.relays import ConsentService
 from gsomia.services.exchange.standing import StandingConsentService
 from gsomia.services.exchange.submissions import SubmissionService
 from gsomia.services.exchange.witnesses import WitnessService
-from gsomia.storage.channel import Listener
+from gsomia.storage.channel import CommitListener
 
 __all__ = ["Exchange"]
 
@@ -41,8 +41,9 @@ class Exchange:
     incidents: IncidentService
     operator: OperatorService
     witnesses: WitnessService
-    listener: Listener | None = None
-    """Wake-ups from other processes (PostgreSQL); None on SQLite."""
+    listener: CommitListener | None = None
+    """Wake-ups from other processes' commits (LISTEN on PostgreSQL, ``data_version`` on an
+    SQLite file); None for an in-memory database."""
 
     @property
     def clock(self) -> ExchangeClock:
