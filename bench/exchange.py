@@ -1009,6 +1009,7 @@ def main() -> None:
         "--no-durability", dest="durability", action="store_false", help="skip SQLite's FULL / NORMAL comparison"
     )
     ap.add_argument("--keep", action="store_true", help="keep the databases and logs (default: removed)")
+    ap.add_argument("--json", type=Path, metavar="FILE", help="also write the goals' and context rows to FILE, as JSON")
     args = ap.parse_args()
     if not 1 <= args.batch <= 1000:
         ap.error("--batch must be between 1 and 1,000")
@@ -1016,6 +1017,7 @@ def main() -> None:
     # stopped by a signal, the servers, the cluster and the temporary folders go too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     folder = Path(tempfile.mkdtemp(prefix="gsomia-bench-"))
+    args.load_start = os.getloadavg()[0]
     print(
         f"gsomia exchange bench on {platform.node()} ({os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f} at the start)"
@@ -1060,6 +1062,24 @@ def main() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
     print_report(results, (wraps, wraps_cpu, full, normal), durability, args)
+    if args.json is not None:
+        write_json(args.json, results, (wraps, wraps_cpu), args)
+
+
+def write_json(path: Path, results: list[Result], limits: tuple[float, float], args: argparse.Namespace) -> None:
+    """The run's rows as JSON, for tables of several runs: ``goals`` (figure, value, goal,
+    verdict), ``context`` (figure, value, note), the ceiling and the load average at the start
+    and the end."""
+    wraps, wraps_cpu = limits
+    doc = {
+        "wraps_per_s": wraps,
+        "ceiling": wraps / 3,
+        "load_average": [args.load_start, os.getloadavg()[0]],
+        "goals": [list(row) for row in goal_rows(results, wraps / 3, args)],
+        "context": [list(row) for row in context_rows(results, args, wraps_cpu)],
+    }
+    path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"rows written to {path}")
 
 
 def print_report(
