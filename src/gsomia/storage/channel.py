@@ -121,8 +121,10 @@ WATCH_INTERVAL = 0.005
 
 class SqliteWatcher:
     """A thread that notices commits by other connections to an SQLite database file (``PRAGMA
-    data_version``) and calls ``wake(parties)`` with the parties whose inboxes grew; it reopens
-    its connection by itself after an error (and then wakes every stream once)."""
+    data_version``) and calls ``wake(grown)`` with the parties whose inboxes grew, each with its
+    newest inbox seq (this process's own commits count too: a stream that has read that far is
+    not woken again); it reopens its connection by itself after an error (and then wakes every
+    stream once)."""
 
     def __init__(
         self, path: str, wake: Callable[[Iterable[str] | None], None], *, interval: float = WATCH_INTERVAL
@@ -182,7 +184,7 @@ class SqliteWatcher:
                 ).fetchall()
                 if grown:
                     seq = max(int(top) for _, top in grown)
-                    self._wake(str(party) for party, _ in grown)
+                    self._wake({str(party): int(top) for party, top in grown})
         finally:
             conn.close()
 

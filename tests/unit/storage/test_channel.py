@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pytest
@@ -19,11 +19,14 @@ class Woken:
 
     def __init__(self) -> None:
         self.calls: list[list[str] | None] = []
+        self.newest: list[dict[str, int]] = []
         self.changed = threading.Condition()
 
     def __call__(self, parties: Iterable[str] | None) -> None:
         with self.changed:
             self.calls.append(None if parties is None else sorted(parties))
+            if isinstance(parties, Mapping):
+                self.newest.append(dict(parties))
             self.changed.notify_all()
 
     def wait_for(self, count: int) -> list[list[str] | None]:
@@ -53,6 +56,7 @@ def test_a_commit_by_another_connection_wakes_the_parties_whose_inboxes_grew(tmp
         assert watcher.listening.is_set()
         _inbox(path, "KOR", "JPN", "KOR")
         assert woken.wait_for(2)[1] == ["JPN", "KOR"]
+        assert woken.newest[-1] == {"JPN": 3, "KOR": 4}  # each with its newest seq
         with sqlite3.connect(path) as conn:  # a commit that adds no inbox item wakes nobody
             conn.execute("UPDATE exchange_state SET last_commit_at = last_commit_at")
         _inbox(path, "AUS")

@@ -269,6 +269,7 @@ class DeliveryService:
                 # Read on the event loop itself: one indexed query, cheaper than a hop to a
                 # worker thread, and the item goes out as soon as the loop gets to it.
                 items, after = self.inbox(principal, after=after, limit=500, states=False)
+                subscription.seen = after
                 for item in items:
                     yield item
                 if len(items) < 500:

@@ -2,15 +2,16 @@
 
 The writer thread calls :meth:`Notifier.publish` once a transaction is durable; each open
 stream of that party wakes at once and reads its new items from the store. Streams also
-re-read on a short timer; on PostgreSQL, commits of other processes arrive through
-:class:`~gsomia.storage.channel.Listener` as well.
+re-read on a short timer; commits of other processes arrive through
+:class:`~gsomia.storage.channel.Listener` (PostgreSQL) or
+:class:`~gsomia.storage.channel.SqliteWatcher` (an SQLite file) as well.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 
 class Subscription:
@@ -21,6 +22,8 @@ class Subscription:
         self.party = party
         self._loop = loop
         self._event = asyncio.Event()
+        self.seen = 0
+        """The newest inbox seq this stream has read (set by the stream after each read)."""
 
     def _wake(self) -> None:
         self._loop.call_soon_threadsafe(self._event.set)
@@ -66,12 +69,15 @@ class Notifier:
                 if not subs:
                     del self._subs[sub.party]
 
-    def publish(self, parties: Iterable[str] | None) -> None:
+    def publish(self, parties: Iterable[str] | Mapping[str, int] | None) -> None:
         """Wake every stream of ``parties`` (every stream if None), thread-safe; call after the
-        commit."""
+        commit. Given as a mapping party → the newest inbox seq committed for it, a stream
+        that has read that far already is not woken (it would read nothing new)."""
         with self._lock:
             if parties is None:
                 targets = [sub for subs in self._subs.values() for sub in subs]
+            elif isinstance(parties, Mapping):
+                targets = [sub for p, seq in parties.items() for sub in self._subs.get(p, ()) if sub.seen < seq]
             else:
                 targets = [sub for p in set(parties) for sub in self._subs.get(p, ())]
         for sub in targets:

@@ -41,6 +41,24 @@ def test_a_commit_wakes_the_streams_of_the_parties_it_concerns() -> None:
     assert notifier.subscribers() == 0
 
 
+def test_a_stream_that_has_read_as_far_as_a_wake_up_names_is_not_woken() -> None:
+    notifier = Notifier()
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        behind, current = notifier.subscribe("KOR"), notifier.subscribe("KOR")
+        behind.seen, current.seen = 40, 42  # what each stream has read
+        notifier.publish({"KOR": 42})  # KOR's inbox now ends at 42
+        woken = await behind.wait(5)
+        not_woken = await current.wait(0)
+        notifier.publish({"KOR": 43})
+        later = await current.wait(5)
+        behind.close()
+        current.close()
+        return woken, not_woken, later
+
+    assert asyncio.run(scenario()) == (True, False, True)
+
+
 def test_a_stream_whose_loop_has_closed_is_dropped_on_the_next_commit() -> None:
     notifier = Notifier()
 
