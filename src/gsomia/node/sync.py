@@ -497,12 +497,14 @@ class Syncer:
 
         The page's deliveries are recorded as pending in one transaction, and each run of
         results already verified is stored with the cursor after it in one transaction: one
-        durable commit for many deliveries rather than two for each.
+        durable commit for many deliveries rather than two for each. A page with one delivery
+        goes the same way: its checkpoint is brought up to date while it is fetched, and its
+        entries come with their proofs in one request (not two entries and two proofs apart).
         """
         named = [i for i in items if i.get("type") == "delivery"]
         final = self._finals([str(i.get("id", "")) for i in named])
         todo = [i for i in named if str(i.get("id", "")) not in final]
-        if len(todo) < 2:
+        if not todo:
             for item in items:
                 self.process(ex, item, result)
             return
