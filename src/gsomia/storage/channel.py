@@ -50,56 +50,82 @@ def _split(payload: str) -> tuple[str, str]:
     return payload[:cut], payload[cut + 1 :]
 
 
-class Listener:
-    """A thread that listens on :data:`CHANNEL` and calls ``wake(parties)`` for each
-    notification; it reconnects by itself after the database went away (and then wakes every
-    stream once, since notifications sent meanwhile were lost)."""
+class _CommitThread:
+    """A daemon thread that holds a connection of its own to hear other processes' commits, and
+    opens it again by itself after a database error, after a pause growing from 0.1 to 5 s."""
 
-    def __init__(self, engine: Engine, wake: Callable[[Iterable[str] | None], None]) -> None:
-        """Prepare (nothing connects until :meth:`start`)."""
-        self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    _thread_name = "gsomia-commits"
+    _errors: tuple[type[Exception], ...] = ()
+
+    def __init__(self, wake: Callable[[Iterable[str] | None], None]) -> None:
         self._wake = wake
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._backoff = 0.1
         self.listening = threading.Event()
-        """Set while the listener holds a connection with LISTEN issued (for health and tests)."""
+        """Set while the thread holds its connection (for health and tests)."""
 
     def start(self) -> None:
-        """Start listening in a daemon thread."""
+        """Start in a daemon thread."""
         if self._thread is None:
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="gsomia-listener", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=self._thread_name, daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
-        """Stop listening (within about a second)."""
+        """Stop (within about a second)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def _run(self) -> None:
-        import psycopg  # noqa: PLC0415 - only PostgreSQL deployments listen
+    def _connected(self) -> None:
+        """Called by :meth:`_session` once its connection is ready."""
+        self.listening.set()
+        self._backoff = 0.1
+        self._wake(None)  # anything committed while nobody was listening
 
-        backoff = 0.1
+    def _session(self) -> None:
+        """Connect, then hear commits until stopped; raises one of ``_errors`` on a failure."""
+        raise NotImplementedError
+
+    def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    self.listening.set()
-                    self._wake(None)  # anything committed while we were not listening
-                    backoff = 0.1
-                    while not self._stop.is_set():
-                        for note in conn.notifies(timeout=1.0):
-                            self._wake(p for p in note.payload.split(",") if p)
-            except psycopg.Error as e:
+                self._session()
+            except self._errors as e:
                 self.listening.clear()
                 log.warning(
-                    "inbox notifications: %s; reconnecting in %.1f s", str(e).strip() or type(e).__name__, backoff
+                    "inbox wake-ups: %s; connecting again in %.1f s", str(e).strip() or type(e).__name__, self._backoff
                 )
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                self._stop.wait(self._backoff)
+                self._backoff = min(self._backoff * 2, 5.0)
         self.listening.clear()
+
+
+class Listener(_CommitThread):
+    """A thread that listens on :data:`CHANNEL` and calls ``wake(parties)`` for each
+    notification; it reconnects by itself after the database went away (and then wakes every
+    stream once, since notifications sent meanwhile were lost)."""
+
+    _thread_name = "gsomia-listener"
+
+    def __init__(self, engine: Engine, wake: Callable[[Iterable[str] | None], None]) -> None:
+        """Prepare (nothing connects until :meth:`start`)."""
+        super().__init__(wake)
+        import psycopg  # noqa: PLC0415 - only PostgreSQL deployments listen
+
+        self._psycopg = psycopg
+        self._errors = (psycopg.Error,)
+        self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def _session(self) -> None:
+        with self._psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"LISTEN {CHANNEL}")
+            self._connected()
+            while not self._stop.is_set():
+                for note in conn.notifies(timeout=1.0):
+                    self._wake(p for p in note.payload.split(",") if p)
 
 
 class CommitListener(Protocol):
@@ -119,52 +145,25 @@ WATCH_INTERVAL = 0.005
 """Seconds between two looks at an SQLite database's ``data_version``: a wake-up's delay at most."""
 
 
-class SqliteWatcher:
+class SqliteWatcher(_CommitThread):
     """A thread that notices commits by other connections to an SQLite database file (``PRAGMA
     data_version``) and calls ``wake(grown)`` with the parties whose inboxes grew, each with its
     newest inbox seq (this process's own commits count too: a stream that has read that far is
     not woken again); it reopens its connection by itself after an error (and then wakes every
     stream once)."""
 
+    _thread_name = "gsomia-sqlite-watcher"
+    _errors = (sqlite3.Error,)
+
     def __init__(
         self, path: str, wake: Callable[[Iterable[str] | None], None], *, interval: float = WATCH_INTERVAL
     ) -> None:
         """Prepare (nothing is opened until :meth:`start`)."""
+        super().__init__(wake)
         self._path = path
-        self._wake = wake
         self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.listening = threading.Event()
-        """Set while the watcher has the database open (for health and tests)."""
 
-    def start(self) -> None:
-        """Start watching in a daemon thread."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="gsomia-sqlite-watcher", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop watching."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _run(self) -> None:
-        backoff = 0.1
-        while not self._stop.is_set():
-            try:
-                self._watch()
-            except sqlite3.Error as e:
-                self.listening.clear()
-                log.warning("inbox wake-ups: %s; reopening in %.1f s", e, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-        self.listening.clear()
-
-    def _watch(self) -> None:
+    def _session(self) -> None:
         # mode=rw: never create an empty database where the exchange's file should be; autocommit:
         # every statement reads the database as last committed
         uri = Path(self._path).resolve().as_uri() + "?mode=rw"
@@ -172,8 +171,7 @@ class SqliteWatcher:
         try:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
             seq = int(conn.execute("SELECT coalesce(max(seq), 0) FROM inbox_events").fetchone()[0])
-            self.listening.set()
-            self._wake(None)  # anything committed while we were not watching
+            self._connected()
             while not self._stop.wait(self._interval):
                 now = conn.execute("PRAGMA data_version").fetchone()[0]
                 if now == version:

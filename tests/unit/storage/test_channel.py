@@ -84,6 +84,6 @@ def test_a_watcher_never_creates_the_database_it_watches(tmp_path: Path) -> None
     path = tmp_path / "gsomia.db"
     watcher = SqliteWatcher(str(path), Woken())
     with pytest.raises(sqlite3.OperationalError):
-        watcher._watch()  # what its thread retries, with a growing pause, until the file exists
+        watcher._session()  # what its thread retries, with a growing pause, until the file exists
     assert not path.exists()
     assert not watcher.listening.is_set()
