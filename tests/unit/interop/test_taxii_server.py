@@ -253,19 +253,24 @@ def test_post_waits_for_its_reports_or_answers_pending_when_asked(node: dict[str
     assert final["success_count"] == 1 and final["pending_count"] == 0 and final["pendings"] == [], final
 
 
+def jpn_outbox(store: TaxiiStore, sender: Sender, config: OutboxConfig) -> Outbox:
+    """JPN's outbox for 極秘 missile-launch reports, sent through ``sender``."""
+    return Outbox(
+        store=store,
+        sender=sender,
+        policy=MarkingPolicy(party="JPN", levels=("極秘",)),
+        topics=TopicMap(default="dprk.missile.launch"),
+        config=config,
+        clock=lambda: datetime.now(UTC),
+    )
+
+
 def test_a_waiting_post_stores_its_status_with_the_results_or_pending_when_it_stops_waiting(
     tmp_path: Path,
 ) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'taxii.db'}", connect_args={"check_same_thread": False})
     store, sender = TaxiiStore(EngineTransactions(engine)), Sender()
-    outbox = Outbox(
-        store=store,
-        sender=sender,
-        policy=MarkingPolicy(party="JPN", levels=("極秘",)),
-        topics=TopicMap(default="dprk.missile.launch"),
-        config=OutboxConfig(recipients=("KOR",), wait_seconds=0.2),
-        clock=lambda: datetime.now(UTC),
-    )
+    outbox = jpn_outbox(store, sender, OutboxConfig(recipients=("KOR",), wait_seconds=0.2))
     outbox.start()
     try:
         done = outbox.accept([SECRET, {**ind(1), "object_marking_refs": [SECRET["id"]]}], owner="analyst", wait=True)
@@ -292,14 +297,7 @@ def test_a_waiting_post_stores_its_status_with_the_results_or_pending_when_it_st
 def test_envelopes_sent_in_one_batch_each_get_their_own_complete_status(tmp_path: Path, senders: int) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'taxii.db'}", connect_args={"check_same_thread": False})
     store, sender = TaxiiStore(EngineTransactions(engine)), Sender()
-    outbox = Outbox(
-        store=store,
-        sender=sender,
-        policy=MarkingPolicy(party="JPN", levels=("極秘",)),
-        topics=TopicMap(default="dprk.missile.launch"),
-        config=OutboxConfig(recipients=("KOR",), senders=senders),
-        clock=lambda: datetime.now(UTC),
-    )
+    outbox = jpn_outbox(store, sender, OutboxConfig(recipients=("KOR",), senders=senders))
     outbox.start()
     try:
         outbox.accept([SECRET], owner="analyst", wait=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -29,6 +30,26 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def principal_row(i: int) -> NewPrincipal:
     return NewPrincipal(id=f"p-{i}", name=f"n{i}", role="auditor", party=None, token_hash=f"{i:064d}", created_at=NOW)
+
+
+def queued_behind_a_commit(
+    committer: GroupCommitter, handler: Callable[[Tx, list[int]], list[Outcome[int] | Exception]], items: Iterable[int]
+) -> list[Future[int]]:
+    """Submit ``items`` to ``handler`` while the writer is held in another commit, so they are
+    taken as one batch; the futures, once that commit is over."""
+    running, release = threading.Event(), threading.Event()
+
+    def hold(_s: Tx) -> Outcome[None]:
+        running.set()
+        release.wait(timeout=30)
+        return Outcome(None)
+
+    held = committer.submit(hold)
+    assert running.wait(timeout=30)
+    futures = [committer.submit_batched(handler, i) for i in items]
+    release.set()
+    held.result(timeout=30)
+    return futures
 
 
 def test_a_batch_keeps_the_good_items_and_refuses_the_bad_one_whole(store: Store) -> None:
@@ -106,18 +127,7 @@ def test_a_service_method_gets_every_item_queued_together_in_one_call(store: Sto
 
     service = Service()
     committer = GroupCommitter(store)
-    running, release = threading.Event(), threading.Event()
-
-    def hold(_s: Tx) -> Outcome[None]:
-        running.set()
-        release.wait(timeout=30)
-        return Outcome(None)
-
-    held = committer.submit(hold)
-    assert running.wait(timeout=30)
-    futures = [committer.submit_batched(service.commit_many, i) for i in range(5)]  # queued behind `hold`
-    release.set()
-    held.result(timeout=30)
+    futures = queued_behind_a_commit(committer, service.commit_many, range(5))
     assert [f.result(timeout=30) for f in futures] == [0, 1, 2, 3, 4]
     committer.close()
     assert service.calls == [[0, 1, 2, 3, 4]]
@@ -169,18 +179,7 @@ def test_a_batch_that_raises_without_a_savepoint_is_run_again_whole_with_them(db
         return [Outcome(i, (partial(hooks.append, i),)) for i in items]
 
     committer = GroupCommitter(store)
-    running, release = threading.Event(), threading.Event()
-
-    def hold(_s: Tx) -> Outcome[None]:
-        running.set()
-        release.wait(timeout=30)
-        return Outcome(None)
-
-    held = committer.submit(hold)
-    assert running.wait(timeout=30)
-    futures = [committer.submit_batched(handler, i) for i in (1, 2, 3)]  # one batch, behind `hold`
-    release.set()
-    held.result(timeout=30)
+    futures = queued_behind_a_commit(committer, handler, (1, 2, 3))  # one batch
     assert [f.result(timeout=30) for f in futures] == [1, 2, 3]
     committer.close()
     # without savepoints, with them (the whole group), then item by item
