@@ -2,7 +2,8 @@
 
 The node keeps every checkpoint it has accepted. For each new checkpoint the exchange serves
 it checks the signature with the ledger key pinned at init, fetches the RFC 9162 §2.1.4
-consistency proof from the last checkpoint it accepted and verifies it itself
+consistency proof from the last checkpoint it accepted (one request: the exchange answers a
+proof to its current size with the checkpoint of that size) and verifies it itself
 (:func:`gsomia.ledger.merkle.verify_consistency`); only then is the checkpoint accepted and
 cosigned (C2SP tlog-cosignature ``cosignature/v1``, with the node's own witness key) and the
 cosignature posted to the exchange.
@@ -152,6 +153,11 @@ class LedgerWitness:
             ExchangeUnreachable: the exchange could not be reached.
         """
         with self._lock:
+            last = self.latest()
+            if last is not None and self.alarm() is None:
+                quick = self._advance_by_proof(exchange, last, cosign=cosign)
+                if quick is not None:
+                    return quick
             note = exchange.ledger_checkpoint()
             cp = self.key.open(note)  # raises LedgerInvalid: not signed by the pinned key
             self.store.note("ledger.checked_at", iso_now())
@@ -194,6 +200,41 @@ class LedgerWitness:
                     "fork", f"size {cp.size} does not extend the accepted size {last.size}: {e}", last.note, note
                 )
             return self._accept(exchange, cp.size, cp.root_hash, note, cosign=cosign)
+
+    def _advance_by_proof(self, exchange: ExchangeClient, last: Accepted, *, cosign: bool) -> Accepted | None:
+        """One round trip instead of two: the consistency proof from ``last`` to the current
+        size, which the exchange answers with the signed checkpoint of that size
+        (docs/protocol.md §5.5). None when the answer cannot be used so (no checkpoint in it,
+        a proof for another size, a refusal): :meth:`advance` then fetches the checkpoint
+        first, and finds and names whatever is wrong.
+
+        Raises:
+            LedgerInvalid: the checkpoint is not signed by the pinned key, or the proof does
+                not verify (a fork; the alarm is raised first).
+            ExchangeUnreachable: the exchange could not be reached.
+        """
+        try:
+            doc = exchange.ledger_consistency(last.size)
+        except (InvalidInput, UnknownEntity):
+            return None  # e.g. a tree smaller than ``last``: the checkpoint says what happened
+        note = doc.get("checkpoint")
+        if not isinstance(note, str):
+            return None
+        cp = self.key.open(note)  # raises LedgerInvalid: not signed by the pinned key
+        if type(doc.get("new")) is not int or doc["new"] != cp.size or doc.get("old") != last.size:
+            return None
+        self.store.note("ledger.checked_at", iso_now())
+        if cp.size == last.size:
+            if cp.root_hash != last.root:
+                self._raise("fork", f"two checkpoints of size {cp.size} with different roots", last.note, note)
+            if cosign and self._needs_cosignature(last.size):
+                self._cosign(exchange, last)
+            return last
+        try:
+            merkle.verify_consistency(last.size, cp.size, last.root, cp.root_hash, proof_hashes(doc, "consistency"))
+        except LedgerInvalid as e:
+            self._raise("fork", f"size {cp.size} does not extend the accepted size {last.size}: {e}", last.note, note)
+        return self._accept(exchange, cp.size, cp.root_hash, note, cosign=cosign)
 
     def _accept(self, exchange: ExchangeClient, size: int, root: bytes, note: str, *, cosign: bool) -> Accepted:
         with self.store.write() as c:

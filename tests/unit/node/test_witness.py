@@ -13,7 +13,7 @@ import pytest
 
 from gsomia.crypto.ledger_key import Cosigner, CosignerPublicKey, LedgerKey
 from gsomia.crypto.signing import ExchangeSigner
-from gsomia.errors import LedgerInvalid
+from gsomia.errors import InvalidInput, LedgerInvalid
 from gsomia.ledger.checkpoint import Checkpoint, sign_note
 from gsomia.ledger.cosignature import quorum
 from gsomia.ledger.merkle import leaf_hash
@@ -27,8 +27,11 @@ ORIGIN = "gsomia.test/ledger"
 class FakeLog:
     """A log as the exchange serves it: signed checkpoints, consistency proofs, cosignatures."""
 
-    def __init__(self, signer: ExchangeSigner, leaves: int) -> None:
+    def __init__(self, signer: ExchangeSigner, leaves: int, *, carries: bool = False) -> None:
         self.signer = signer
+        self.carries = carries
+        """Answer a consistency proof to the current size with its checkpoint, as the exchange does."""
+        self.requests: list[str] = []
         self.key = LedgerKey(name=ORIGIN, public_key=signer.public_key_raw())
         self.tree = MerkleTree()
         self.add(leaves)
@@ -45,15 +48,28 @@ class FakeLog:
 
     # the ExchangeClient methods the witness uses
     def ledger_checkpoint(self) -> str:
+        self.requests.append("checkpoint")
         return self.note()
 
     def ledger_consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
+        self.requests.append("consistency")
+        if old > (self.tree.size if new is None else new):
+            raise InvalidInput("old size is larger than new size: a consistency proof goes forward")
         proof = self.tree.consistency_proof(old, new)
-        return {"old": old, "new": new, "proof": [base64.b64encode(h).decode() for h in proof]}
+        doc = {"old": old, "new": new, "proof": [base64.b64encode(h).decode() for h in proof]}
+        if self.carries and new is None:
+            doc |= {"new": self.tree.size, "checkpoint": self.note()}
+        return doc
 
     def cosign(self, size: int, line: str) -> dict[str, Any]:
         self.cosigned.append((size, line))
         return {"size": size}
+
+
+@pytest.fixture(params=[False, True], ids=["checkpoint-then-proof", "proof-carries-checkpoint"])
+def carries(request: pytest.FixtureRequest) -> bool:
+    """Every test runs against both answers: the witness must judge a log the same either way."""
+    return bool(request.param)
 
 
 @pytest.fixture
@@ -70,8 +86,8 @@ def witness(store: NodeStore, log: FakeLog, events: list[tuple[str, dict[str, An
     return LedgerWitness(store, key=log.key, cosigner=cosigner, publish=lambda k, d: events.append((k, d)))
 
 
-def test_extensions_are_accepted_and_cosigned(store: NodeStore) -> None:
-    log = FakeLog(ExchangeSigner.generate(), 5)
+def test_extensions_are_accepted_and_cosigned(store: NodeStore, carries: bool) -> None:
+    log = FakeLog(ExchangeSigner.generate(), 5, carries=carries)
     events: list[tuple[str, dict[str, Any]]] = []
     w = witness(store, log, events)
     assert w.advance(log).size == 5  # type: ignore[arg-type,union-attr]
@@ -84,13 +100,13 @@ def test_extensions_are_accepted_and_cosigned(store: NodeStore) -> None:
     assert w.alarm() is None and w.summary()["accepted"] == 2
 
 
-def test_a_diverged_history_is_a_fork_and_stops_acceptance(store: NodeStore) -> None:
+def test_a_diverged_history_is_a_fork_and_stops_acceptance(store: NodeStore, carries: bool) -> None:
     signer = ExchangeSigner.generate()
-    log = FakeLog(signer, 5)
+    log = FakeLog(signer, 5, carries=carries)
     events: list[tuple[str, dict[str, Any]]] = []
     w = witness(store, log, events)
     w.advance(log)  # type: ignore[arg-type]
-    other = FakeLog(signer, 3)  # the same key, another history
+    other = FakeLog(signer, 3, carries=carries)  # the same key, another history
     other.add(6, b"x")
     with pytest.raises(LedgerInvalid, match="fork"):
         w.advance(other)  # type: ignore[arg-type]
@@ -104,16 +120,18 @@ def test_a_diverged_history_is_a_fork_and_stops_acceptance(store: NodeStore) -> 
     assert w.alarm() is None
 
 
-def test_the_same_size_with_another_root_is_a_fork_and_a_smaller_tree_a_rollback(tmp_path: Path) -> None:
+def test_the_same_size_with_another_root_is_a_fork_and_a_smaller_tree_a_rollback(
+    tmp_path: Path, carries: bool
+) -> None:
     signer = ExchangeSigner.generate()
     for kind, other_size, other_tag in (("fork", 5, b"y"), ("rollback", 3, b"e")):
         store = NodeStore(tmp_path / f"{kind}.db", secrets.token_bytes(32))
         try:
-            log = FakeLog(signer, 5)
+            log = FakeLog(signer, 5, carries=carries)
             events: list[tuple[str, dict[str, Any]]] = []
             w = witness(store, log, events)
             w.advance(log)  # type: ignore[arg-type]
-            other = FakeLog(signer, 0)
+            other = FakeLog(signer, 0, carries=carries)
             other.add(other_size, other_tag)
             with pytest.raises(LedgerInvalid, match=kind):
                 w.advance(other)  # type: ignore[arg-type]
@@ -122,11 +140,55 @@ def test_the_same_size_with_another_root_is_a_fork_and_a_smaller_tree_a_rollback
             store.close()
 
 
-def test_a_checkpoint_not_signed_by_the_pinned_key_is_refused(store: NodeStore) -> None:
-    log = FakeLog(ExchangeSigner.generate(), 5)
+def test_a_checkpoint_not_signed_by_the_pinned_key_is_refused(store: NodeStore, carries: bool) -> None:
+    log = FakeLog(ExchangeSigner.generate(), 5, carries=carries)
     events: list[tuple[str, dict[str, Any]]] = []
     w = witness(store, log, events)
-    impostor = FakeLog(ExchangeSigner.generate(), 5)
+    impostor = FakeLog(ExchangeSigner.generate(), 5, carries=carries)
     with pytest.raises(LedgerInvalid):
         w.advance(impostor)  # type: ignore[arg-type]
     assert w.latest() is None and w.alarm() is None
+    w.advance(log)  # type: ignore[arg-type]
+    impostor.add(3)  # and once a checkpoint is accepted, a grown tree under another key neither
+    with pytest.raises(LedgerInvalid):
+        w.advance(impostor)  # type: ignore[arg-type]
+    assert w.latest().size == 5 and w.alarm() is None  # type: ignore[union-attr]
+
+
+def test_a_proof_that_carries_its_checkpoint_takes_one_request(store: NodeStore) -> None:
+    log = FakeLog(ExchangeSigner.generate(), 5, carries=True)
+    w = witness(store, log, [])
+    w.advance(log)  # type: ignore[arg-type]
+    assert log.requests == ["checkpoint"]  # nothing kept yet to prove from
+    log.requests.clear()
+    log.add(7)
+    assert w.advance(log).size == 12  # type: ignore[arg-type,union-attr]
+    assert log.requests == ["consistency"]
+    log.requests.clear()
+    assert w.advance(log).size == 12  # type: ignore[arg-type,union-attr]
+    assert log.requests == ["consistency"]  # nothing new: still one request
+    assert [size for size, _ in log.cosigned] == [5, 12]
+
+
+class SkewedLog(FakeLog):
+    """Answers a proof to a smaller size than the checkpoint it carries."""
+
+    def ledger_consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
+        if new is not None:
+            return super().ledger_consistency(old, new)
+        self.requests.append("consistency")
+        short = self.tree.size - 3
+        proof = [base64.b64encode(h).decode() for h in self.tree.consistency_proof(old, short)]
+        return {"old": old, "new": short, "proof": proof, "checkpoint": self.note()}
+
+
+def test_a_carried_checkpoint_of_another_size_than_the_proof_is_not_taken_on_its_word(store: NodeStore) -> None:
+    log = SkewedLog(ExchangeSigner.generate(), 5, carries=True)
+    w = witness(store, log, [])
+    w.advance(log)  # type: ignore[arg-type]
+    log.add(7)
+    log.requests.clear()
+    assert w.advance(log).size == 12  # type: ignore[arg-type,union-attr]
+    # the proof to 9 proves nothing of the checkpoint of 12: the checkpoint, then its own proof
+    assert log.requests == ["consistency", "checkpoint", "consistency"]
+    assert w.alarm() is None
