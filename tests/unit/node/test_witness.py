@@ -56,7 +56,7 @@ class FakeLog:
         if old > (self.tree.size if new is None else new):
             raise InvalidInput("old size is larger than new size: a consistency proof goes forward")
         proof = self.tree.consistency_proof(old, new)
-        doc = {"old": old, "new": new, "proof": [base64.b64encode(h).decode() for h in proof]}
+        doc: dict[str, Any] = {"old": old, "new": new, "proof": [base64.b64encode(h).decode() for h in proof]}
         if self.carries and new is None:
             doc |= {"new": self.tree.size, "checkpoint": self.note()}
         return doc
@@ -120,9 +120,7 @@ def test_a_diverged_history_is_a_fork_and_stops_acceptance(store: NodeStore, car
     assert w.alarm() is None
 
 
-def test_the_same_size_with_another_root_is_a_fork_and_a_smaller_tree_a_rollback(
-    tmp_path: Path, carries: bool
-) -> None:
+def test_the_same_size_with_another_root_is_a_fork_and_a_smaller_tree_a_rollback(tmp_path: Path, carries: bool) -> None:
     signer = ExchangeSigner.generate()
     for kind, other_size, other_tag in (("fork", 5, b"y"), ("rollback", 3, b"e")):
         store = NodeStore(tmp_path / f"{kind}.db", secrets.token_bytes(32))
