@@ -374,11 +374,11 @@ class Syncer:
         """Which of these deliveries were verified or quarantined before (one query)."""
         if not delivery_ids:
             return set()
-        q = select(deliveries.c.delivery_id).where(
-            deliveries.c.delivery_id.in_(delivery_ids), deliveries.c.state.in_(("verified", "quarantined"))
-        )
+        # By the unique id alone, the state compared here: with the state in the WHERE clause,
+        # SQLite may walk the state index, i.e. every verified delivery ever stored.
+        q = select(deliveries.c.delivery_id, deliveries.c.state).where(deliveries.c.delivery_id.in_(delivery_ids))
         with self.store.read() as c:
-            return {str(d) for d in c.execute(q).scalars()}
+            return {str(d) for d, state in c.execute(q) if state in {"verified", "quarantined"}}
 
     def _verify(self, ex: ExchangeClient, item: dict[str, Any]) -> dict[str, Any]:
         """Fetch and verify one delivery: the row to store (nothing is written here).

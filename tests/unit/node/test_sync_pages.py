@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from gsomia.errors import ExchangeUnreachable
 from gsomia.node.store import NodeStore, deliveries
@@ -214,3 +214,53 @@ def test_rows_of_different_shapes_are_stored_together(store: NodeStore) -> None:
         searched = dict(c.execute(select(deliveries.c.delivery_id, deliveries.c.search)).all())
     assert found == {"d-1": None, "d-2": None, "d-3": "missing", "d-4": None}
     assert searched == {"d-1": "r-1", "d-2": "r-2", "d-3": "", "d-4": "r-4"}
+
+
+def test_which_deliveries_are_decided_is_found_by_their_ids_not_by_walking_every_verified_one(
+    store: NodeStore,
+) -> None:
+    # thousands of verified deliveries, and a page of 12: the lookup must use the unique id
+    # (SQLite chose the state index for ``id IN (…) AND state IN (…)``, a walk of them all)
+    with store.write() as c:
+        c.execute(
+            deliveries.insert(),
+            [
+                {
+                    "delivery_id": f"old-{n}",
+                    "seq": n,
+                    "report_id": f"R-{n}",
+                    "originator": "JPN",
+                    "topic": "dprk.missile.launch",
+                    "level": "군사II급비밀",
+                    "purpose": "direct",
+                    "marking": "{}",
+                    "caveats": "{}",
+                    "exercise": False,
+                    "state": "verified",
+                    "created": "2019-11-22T01:00:00Z",
+                    "received_at": "2019-11-22T01:00:00Z",
+                    "processed_at": "2019-11-22T01:00:00Z",
+                    "content_type": "application/json",
+                    "verification": "{}",
+                    "search": "",
+                }
+                for n in range(2000)
+            ],
+        )
+    syncer = _Syncer(store, {}, {})
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(store._engine, "before_cursor_execute", seen)
+    try:
+        ids = ["old-5", "old-1999", *(f"new-{n}" for n in range(10))]
+        assert syncer._finals(ids) == {"old-5", "old-1999"}
+    finally:
+        event.remove(store._engine, "before_cursor_execute", seen)
+        syncer.close()
+    (statement, parameters), *_ = [s for s in statements if "deliveries" in s[0]]
+    with store.read() as c:
+        plan = " ".join(str(row[-1]) for row in c.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+    assert "sqlite_autoindex_deliveries_1 (delivery_id=?)" in plan, plan
