@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from gsomia.client.http import ExchangeClient
 from gsomia.codec import b64decode
@@ -128,7 +128,7 @@ class LedgerWitness:
                 .mappings()
                 .first()
             )
-            count = len(c.execute(select(checkpoints.c.size)).all())
+            count = c.execute(select(func.count()).select_from(checkpoints)).scalar_one()
         return {
             "size": last["size"] if last else None,
             "root": last["root"] if last else None,
