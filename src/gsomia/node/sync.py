@@ -250,6 +250,9 @@ class Syncer:
 
     def _follow(self, stop: threading.Event) -> None:
         with self.connect() as ex:
+            # the stored cursor as of the last item handled here: the events of the items a
+            # page took are skipped without reading the store for each of them
+            seen = _seq(self.cursor)
             for event in ex.events(last_event_id=self.cursor or "0"):
                 if stop.is_set():
                     return
@@ -258,8 +261,9 @@ class Syncer:
                 item = dict(event.data)
                 if event.id and "seq" not in item:
                     item["seq"] = int(event.id)
+                seq = _seq(item.get("seq"))
                 with self._lock:
-                    if _seq(item.get("seq")) <= _seq(self.cursor):
+                    if seq <= seen or seq <= (seen := _seq(self.cursor)):
                         pass  # a page read on an earlier event took it already
                     elif item.get("type") == "delivery":
                         # a delivery wakes a read of the inbox by pages: deliveries that arrive
@@ -268,8 +272,10 @@ class Syncer:
                         result = SyncResult()
                         for page in self._pages(ex):
                             self._page(ex, page, result)
+                        seen = _seq(self.cursor)
                     else:
                         self.process(ex, item, SyncResult())
+                        seen = _seq(self.cursor)
                 self.store.note("exchange.last_event_at", iso_now())
         raise ExchangeUnreachable("the exchange closed the event stream")
 
