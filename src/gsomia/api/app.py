@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from gsomia import __version__
+from gsomia import __version__, collector
 from gsomia.api import analysis, dashboard, exchange, ledger, problems
 from gsomia.api.middleware import BodyLimit, ExerciseStamp, HeadAsGet, RequestText
 from gsomia.api.schemas import HealthOut, problem_openapi
@@ -27,10 +26,6 @@ Request bodies are I-JSON (RFC 7493): a member name twice in one object, a lone 
 U+0000 is refused (422), as is U+0000 in a query parameter."""
 
 
-GC_THRESHOLDS = (10_000, 20, 20)
-"""The collector's generation thresholds while serving (why and how much: ADR 3)."""
-
-
 @asynccontextmanager
 async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
     """The one start-up and shut-down of a server, before the first and after the last request."""
@@ -45,14 +40,10 @@ async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
     # requests. A request allocates thousands of short-lived objects that reference counting
     # frees; with the default thresholds (700, 10, 10) the collector ran every few requests and
     # took about 7% of the CPU under load, so young objects are collected less often.
-    gc.collect()
-    gc.freeze()
-    thresholds = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLDS)
     try:
-        yield
+        with collector.serving():
+            yield
     finally:
-        gc.set_threshold(*thresholds)
         app.exchange.stop()
         if getattr(api.state, "owns_app", False):
             app.close()

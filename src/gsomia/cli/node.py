@@ -19,6 +19,7 @@ import platformdirs
 import typer
 from rich.table import Table
 
+from gsomia import collector
 from gsomia.cli import common
 from gsomia.cli.options import AsJson
 from gsomia.errors import InvalidInput, LedgerInvalid
@@ -164,13 +165,14 @@ def serve_cmd(
         for proto, lhost, lport in interop.bound:
             common.err.print(f"CoT in on {proto}://{lhost}:{lport}", markup=False)
         try:
-            uvicorn.run(
-                create_node_app(service, mounts=interop.mounts),
-                host=bind_host,
-                port=bind_port,
-                log_level=log_level,
-                access_log=False,
-            )
+            with collector.serving():
+                uvicorn.run(
+                    create_node_app(service, mounts=interop.mounts),
+                    host=bind_host,
+                    port=bind_port,
+                    log_level=log_level,
+                    access_log=False,
+                )
         finally:
             interop.stop()
             service.close()
