@@ -33,7 +33,7 @@ from gsomia.codec import b64decode
 from gsomia.crypto.ledger_key import Cosigner, LedgerKey
 from gsomia.errors import ExchangeUnreachable, GsomiaError, InvalidInput, LedgerInvalid, UnknownEntity
 from gsomia.ledger import merkle
-from gsomia.ledger.checkpoint import b64, parse_signed_note
+from gsomia.ledger.checkpoint import Checkpoint, b64, parse_signed_note
 from gsomia.ledger.entries import entry_bytes
 from gsomia.node.store import NodeStore, alarms, checkpoints, iso_now
 
@@ -167,11 +167,7 @@ class LedgerWitness:
             if last is None:
                 return self._accept(exchange, cp.size, cp.root_hash, note, cosign=cosign)
             if cp.size == last.size:
-                if cp.root_hash != last.root:
-                    self._raise("fork", f"two checkpoints of size {cp.size} with different roots", last.note, note)
-                if cosign and self._needs_cosignature(last.size):
-                    self._cosign(exchange, last)
-                return last
+                return self._unchanged(exchange, last, cp, note, cosign=cosign)
             if cp.size < last.size:
                 kept = self.accepted(cp.size)
                 shape = (
@@ -191,15 +187,7 @@ class LedgerWitness:
                 self._raise(
                     "fork", f"the exchange cannot prove size {cp.size} extends size {last.size} ({e})", last.note, note
                 )
-            try:
-                merkle.verify_consistency(
-                    last.size, cp.size, last.root, cp.root_hash, proof_hashes(proof, "consistency")
-                )
-            except LedgerInvalid as e:
-                self._raise(
-                    "fork", f"size {cp.size} does not extend the accepted size {last.size}: {e}", last.note, note
-                )
-            return self._accept(exchange, cp.size, cp.root_hash, note, cosign=cosign)
+            return self._extended(exchange, last, cp, note, proof, cosign=cosign)
 
     def _advance_by_proof(self, exchange: ExchangeClient, last: Accepted, *, cosign: bool) -> Accepted | None:
         """One round trip instead of two: the consistency proof from ``last`` to the current
@@ -225,13 +213,41 @@ class LedgerWitness:
             return None
         self.store.note("ledger.checked_at", iso_now())
         if cp.size == last.size:
-            if cp.root_hash != last.root:
-                self._raise("fork", f"two checkpoints of size {cp.size} with different roots", last.note, note)
-            if cosign and self._needs_cosignature(last.size):
-                self._cosign(exchange, last)
-            return last
+            return self._unchanged(exchange, last, cp, note, cosign=cosign)
+        return self._extended(exchange, last, cp, note, doc, cosign=cosign)
+
+    def _unchanged(
+        self, exchange: ExchangeClient, last: Accepted, cp: Checkpoint, note: str, *, cosign: bool
+    ) -> Accepted:
+        """A checkpoint of the accepted size: the same root (cosigned now if it was not yet),
+        or a fork.
+
+        Raises:
+            LedgerInvalid: another root (the alarm is raised first).
+        """
+        if cp.root_hash != last.root:
+            self._raise("fork", f"two checkpoints of size {cp.size} with different roots", last.note, note)
+        if cosign and self._needs_cosignature(last.size):
+            self._cosign(exchange, last)
+        return last
+
+    def _extended(
+        self,
+        exchange: ExchangeClient,
+        last: Accepted,
+        cp: Checkpoint,
+        note: str,
+        proof: dict[str, Any],
+        *,
+        cosign: bool,
+    ) -> Accepted:
+        """A larger checkpoint, accepted if ``proof`` shows that it extends ``last``.
+
+        Raises:
+            LedgerInvalid: the proof does not verify (a fork; the alarm is raised first).
+        """
         try:
-            merkle.verify_consistency(last.size, cp.size, last.root, cp.root_hash, proof_hashes(doc, "consistency"))
+            merkle.verify_consistency(last.size, cp.size, last.root, cp.root_hash, proof_hashes(proof, "consistency"))
         except LedgerInvalid as e:
             self._raise("fork", f"size {cp.size} does not extend the accepted size {last.size}: {e}", last.note, note)
         return self._accept(exchange, cp.size, cp.root_hash, note, cosign=cosign)
