@@ -183,7 +183,9 @@ def test_many_proofs_in_one_request_verify_against_one_checkpoint(live: Live) ->
     assert r.status_code == 404 and r.json()["type"] == "urn:gsomia:problem:not-found", r.text
     invalid: list[dict[str, Any]] = [
         {"size": 20},
-        {"index": [1]},
+        {"index": [1], "size": 20, "old": 3},  # old goes with the current tree only
+        {"index": [1], "old": 10**6},  # beyond the ledger: a consistency proof goes forward
+        {"index": [1], "old": -1},
         {"index": [-1], "size": 20},
         {"index": [5, 2**70], "size": 20},  # beyond any ledger's integers, as for /proof/inclusion
         {"index": [1], "size": 2**70},
@@ -191,6 +193,26 @@ def test_many_proofs_in_one_request_verify_against_one_checkpoint(live: Live) ->
     ]
     for params in invalid:
         assert live.get("/proof/inclusions", **params).status_code == 422, params
+
+
+def test_proofs_in_the_current_tree_come_with_its_checkpoint_and_the_proof_it_extends_an_older_one(
+    live: Live,
+) -> None:
+    key = LedgerKey.parse(live.get("/key").text)
+    old_root = unb64(live.get("/proof/inclusion", index=0, size=20).json()["root"])
+    answer = live.get("/proof/inclusions", index=[12, 3], old=20).json()
+    cp = key.open(answer["checkpoint"])  # signed by the ledger key
+    assert answer["size"] == cp.size >= 20
+    c = answer["consistency"]
+    assert (c["old"], c["new"]) == (20, cp.size)
+    assert unb64(c["old_root"]) == old_root and unb64(c["new_root"]) == cp.root_hash
+    verify_consistency(20, cp.size, old_root, cp.root_hash, [unb64(h) for h in c["proof"]])
+    for item in answer["items"]:
+        leaf = entry_leaf_hash(item["entry"]["entry"])
+        verify_inclusion(leaf, item["index"], cp.size, [unb64(h) for h in item["proof"]["proof"]], cp.root_hash)
+    alone = live.get("/proof/inclusions", index=[3]).json()  # no old: the checkpoint, no consistency proof
+    assert key.open(alone["checkpoint"]).size == alone["size"] and alone["consistency"] is None
+    assert live.get("/proof/inclusions", index=[3], size=20).json()["consistency"] is None
 
 
 def test_entries_committed_by_another_process_are_served(live: Live) -> None:

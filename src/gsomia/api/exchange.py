@@ -174,17 +174,25 @@ def report(request: Request, report_id: str, caller: Caller) -> dict[str, Any]:
     "/inbox",
     summary="Your inbox: deliveries, consent requests and incident notices, in order",
     response_model=InboxPageOut,
+    response_model_exclude_unset=True,
     responses=problems(*AUTHENTICATED),
 )
 def inbox(
     request: Request,
     caller: Caller,
     cursor: Annotated[str | None, Query(description="Continue after this cursor (next_cursor of a page).")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=1000, description=f"1 to 1000 (to {MAX_DELIVERIES} with deliveries).")] = 100,
+    deliveries: Annotated[
+        bool,
+        Query(
+            description="Each delivery item also carries the delivery as /deliveries/{id} serves it "
+            "(attests need-to-know as a fetch does), under `document`."
+        ),
+    ] = False,
 ) -> dict[str, Any]:
     """``{"items": [...], "next_cursor"}``; ``next_cursor`` is null when there is nothing more now."""
     after = _cursor(cursor)
-    items, last = app_of(request).exchange.deliveries.inbox(caller, after=after, limit=limit)
+    items, last = app_of(request).exchange.deliveries.inbox(caller, after=after, limit=limit, deliveries=deliveries)
     return {"items": items, "next_cursor": str(last) if len(items) == limit else None, "cursor": str(last)}
 
 

@@ -155,13 +155,26 @@ def inclusions(
             min_length=1, max_length=MAX_PROVED, description=f"Entry indexes (repeat the parameter), 1 to {MAX_PROVED}."
         ),
     ],
-    size: Annotated[int, Query(ge=0, description="The tree size every proof is for (a checkpoint's).")],
+    size: Annotated[
+        int | None,
+        Query(ge=0, description="The tree size every proof is for (a checkpoint's); default: the current size."),
+    ] = None,
+    old: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            description="Without `size`: a tree size you hold a checkpoint of; the answer adds the consistency "
+            "proof from it to the current size.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """``{"size", "items": [{"index", "entry", "proof"} | {"index", "error"}], "checkpoint"?}``:
-    what ``/entries/{index}`` and ``/proof/inclusion`` answer, for many entries in one request.
-    An entry that is not in the tree or not the caller's to read gets ``error`` (the others are
-    still proved); a size beyond the ledger is a 404."""
-    return app_of(request).ledger.proved_entries(index, size, reader=scope)
+    """``{"size", "items": [{"index", "entry", "proof"} | {"index", "error"}], "checkpoint"?,
+    "consistency"?}``: what ``/entries/{index}`` and ``/proof/inclusion`` answer, for many
+    entries in one request. An entry that is not in the tree or not the caller's to read gets
+    ``error`` (the others are still proved); a size beyond the ledger is a 404. With no
+    ``size``, the proofs are in the current tree and its signed checkpoint comes with them;
+    ``old`` adds what ``/proof/consistency?old=`` answers (docs/protocol.md §5.5)."""
+    return app_of(request).ledger.proved_entries(index, size, reader=scope, old=old)
 
 
 @router.get(

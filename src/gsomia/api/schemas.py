@@ -230,23 +230,6 @@ class BatchOut(_Out):
 # --- inbox and deliveries -------------------------------------------------------------------------
 
 
-class InboxItemOut(BaseModel):
-    """One inbox item, in commit order: ``type`` is ``delivery``, ``consent_request``,
-    ``incident`` or ``incident_update``; ``seq`` is its cursor."""
-
-    model_config = ConfigDict(extra="allow")
-    seq: int
-    type: Literal["delivery", "consent_request", "incident", "incident_update", "keys"]
-
-
-class InboxPageOut(_Out):
-    """A page of the inbox; ``next_cursor`` is null when there is nothing more now."""
-
-    items: list[InboxItemOut]
-    next_cursor: str | None
-    cursor: str
-
-
 class SignedOriginOut(_Out):
     """The report exactly as its originator signed it (without the payload), the signature,
     the fingerprint of the keys it was made with and when the exchange received it (the key
@@ -290,6 +273,27 @@ class DeliveryNotServedOut(_Out):
 
     id: str
     error: str
+
+
+class InboxItemOut(BaseModel):
+    """One inbox item, in commit order: ``type`` is ``delivery``, ``consent_request``,
+    ``incident`` or ``incident_update``; ``seq`` is its cursor."""
+
+    model_config = ConfigDict(extra="allow")
+    seq: int
+    type: Literal["delivery", "consent_request", "incident", "incident_update", "keys"]
+    document: DeliveryOut | None = Field(
+        default=None,
+        description="With `deliveries=true`, on a delivery item: the delivery as /deliveries/{id} serves it.",
+    )
+
+
+class InboxPageOut(_Out):
+    """A page of the inbox; ``next_cursor`` is null when there is nothing more now."""
+
+    items: list[InboxItemOut]
+    next_cursor: str | None
+    cursor: str
 
 
 class DeliveriesOut(_Out):
@@ -515,15 +519,6 @@ class ProvedEntryOut(_Out):
     )
 
 
-class ProvedEntriesOut(_Out):
-    """Entries, each with its inclusion proof in the tree of ``size`` (RFC 9162 §2.1.3), in the
-    order asked; with the signed checkpoint when ``size`` is the current size."""
-
-    size: int
-    items: list[ProvedEntryOut]
-    checkpoint: str | None = None
-
-
 class ConsistencyProofOut(_Out):
     """A consistency proof (RFC 9162 §2.1.4), with the signed checkpoint at the current size."""
 
@@ -533,6 +528,19 @@ class ConsistencyProofOut(_Out):
     old_root: str
     new_root: str
     checkpoint: str | None = None
+
+
+class ProvedEntriesOut(_Out):
+    """Entries, each with its inclusion proof in the tree of ``size`` (RFC 9162 §2.1.3), in the
+    order asked; with the signed checkpoint of that tree when ``size`` is (or was asked as) the
+    current size, and the consistency proof from ``old`` when that was asked."""
+
+    size: int
+    items: list[ProvedEntryOut]
+    checkpoint: str | None = None
+    consistency: ConsistencyProofOut | None = Field(
+        default=None, description="With `old`: the consistency proof from the tree at `old` to this one."
+    )
 
 
 class HealthOut(_Out):

@@ -306,11 +306,15 @@ class ExchangeClient:
 
     # --- inbox and deliveries -----------------------------------------------------------------------
 
-    def inbox(self, *, cursor: str | None = None, limit: int = 100) -> dict[str, Any]:
-        """A page of the caller's inbox: ``{"items", "next_cursor", "cursor"}``."""
+    def inbox(self, *, cursor: str | None = None, limit: int = 100, deliveries: bool = False) -> dict[str, Any]:
+        """A page of the caller's inbox: ``{"items", "next_cursor", "cursor"}``; with
+        ``deliveries`` (``limit`` at most 100), each delivery item carries the delivery as
+        :meth:`delivery` returns it, under ``"document"``."""
         params: dict[str, Any] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
+        if deliveries:
+            params["deliveries"] = "true"
         result: dict[str, Any] = self._json("GET", "/api/v1/inbox", params=params)
         return result
 
@@ -450,10 +454,18 @@ class ExchangeClient:
         result: dict[str, Any] = self._json("GET", "/api/v1/ledger/proof/inclusion", params=params)
         return result
 
-    def ledger_inclusions(self, indexes: Sequence[int], size: int) -> dict[str, Any]:
+    def ledger_inclusions(
+        self, indexes: Sequence[int], size: int | None = None, *, old: int | None = None
+    ) -> dict[str, Any]:
         """Several entries with their inclusion proofs in the tree of ``size``:
-        ``{"size", "items": [{"index", "entry", "proof"} | {"index", "error"}]}``."""
-        params = [("index", str(i)) for i in indexes] + [("size", str(size))]
+        ``{"size", "items": [{"index", "entry", "proof"} | {"index", "error"}]}``. With no
+        ``size``, in the current tree, with its signed ``"checkpoint"``; ``old`` adds the
+        ``"consistency"`` proof from that size to it."""
+        params = [("index", str(i)) for i in indexes]
+        if size is not None:
+            params.append(("size", str(size)))
+        if old is not None:
+            params.append(("old", str(old)))
         result: dict[str, Any] = self._json("GET", "/api/v1/ledger/proof/inclusions", params=params)
         return result
 

@@ -226,30 +226,52 @@ class DeliveryService:
     # --- inbox -----------------------------------------------------------------------------
 
     def inbox(
-        self, principal: Principal, *, after: int = 0, limit: int = 100, states: bool = True
+        self,
+        principal: Principal,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        states: bool = True,
+        deliveries: bool = False,
     ) -> tuple[list[dict[str, Any]], int]:
         """Up to ``limit`` of the caller's inbox items after sequence ``after``, and the
         sequence to continue from. ``states`` adds each delivery's current state (a stream
-        leaves it out: its items are new).
+        leaves it out: its items are new). ``deliveries`` adds to each delivery item, under
+        ``"document"``, the delivery as :meth:`delivery` serves it, read in the same
+        transaction: a recipient reads a page and what it needs to open it in one request
+        (at most :data:`MAX_DELIVERIES` items then).
 
         Raises:
-            NotPermitted: the principal is not a party.
+            NotPermitted: the principal is not a party, or (``deliveries``) may not read them.
             InvalidInput: a bad cursor or limit.
             StorageError: on a database failure.
         """
         authorize(principal, Action.READ_INBOX)
         assert principal.party is not None  # noqa: S101 - only parties may read an inbox
-        if after < 0 or not 1 <= limit <= 1000:
-            raise InvalidInput("cursor must be ≥ 0 and limit between 1 and 1000")
+        if deliveries:
+            authorize(principal, Action.READ_DELIVERY)
+        most = MAX_DELIVERIES if deliveries else 1000
+        if after < 0 or not 1 <= limit <= most:
+            raise InvalidInput(
+                f"cursor must be ≥ 0 and limit between 1 and {most}"
+                + (" when the deliveries come with the page" if deliveries else "")
+            )
         with self.ctx.store.reading() as s:
             events = ExchangeRepo.inbox(s, principal.party, after, limit)
-            wanted = [e.ref for e in events if e.kind == "delivery"] if states else []
-            current = ExchangeRepo.delivery_states(s, wanted)
+            wanted = [e.ref for e in events if e.kind == "delivery"] if states or deliveries else []
+            if deliveries:
+                found = ExchangeRepo.deliveries_with_reports(s, wanted)
+                current = {ref: str(pair[0].state) for ref, pair in found.items()}
+            else:
+                found, current = {}, ExchangeRepo.delivery_states(s, wanted)
         items = []
         for e in events:
             item = {"seq": e.seq, **e.body}
-            if e.ref in current:
+            if e.ref in current and states:
                 item["state"] = current[e.ref]
+            pair = found.get(e.ref) if e.kind == "delivery" else None
+            if pair is not None and pair[0].recipient == principal.party:
+                item["document"] = delivery_view(*pair)
             items.append(item)
         return items, (events[-1].seq if events else after)
 

@@ -389,7 +389,8 @@ class LedgerService:
         """
         return self._table.add_cosignature(size=size, witness=witness, timestamp=timestamp, line=line, note=note, at=at)
 
-    def _note_locked(self) -> str:
+    def _note_locked(self, size: int | None = None) -> str:
+        """The signed checkpoint of the tree at ``size`` (the current size if None)."""
         tree = self._tree
         signer = self._signer
         key = self._key
@@ -397,14 +398,16 @@ class LedgerService:
         assert tree is not None  # noqa: S101
         assert signer is not None  # noqa: S101
         assert key is not None  # noqa: S101
-        size = tree.size
+        if size is None:
+            size = tree.size
         cached = self._note
         if cached is not None and cached[0] == size:
             return cached[1]
         # Ed25519 is deterministic (RFC 8032 §5.1.6): a cached note is the note we would sign.
         cp = Checkpoint(origin=self.origin, size=size, root_hash=tree.root(size))
         note = sign_note(cp, key.name, key.key_id, signer.sign)
-        self._note = (size, note)
+        if size == tree.size:
+            self._note = (size, note)
         return note
 
     def inclusion(self, index: int, size: int | None = None, *, reader: str | None = None) -> dict[str, Any]:
@@ -450,10 +453,15 @@ class LedgerService:
                 out["checkpoint"] = self._note_locked()
         return out
 
-    def proved_entries(self, indexes: Sequence[int], size: int, *, reader: str | None = None) -> dict[str, Any]:
+    def proved_entries(
+        self, indexes: Sequence[int], size: int | None, *, reader: str | None = None, old: int | None = None
+    ) -> dict[str, Any]:
         """Several entries, each with its inclusion proof in the tree at ``size``: what
         :meth:`entry` and :meth:`inclusion` give one at a time, for a reader that checks many
         entries against one checkpoint (a party node verifying a page of deliveries).
+
+        With no ``size``: in the current tree, with its signed checkpoint and, from ``old``,
+        the consistency proof to it (one request for both, docs/protocol.md §5.5).
 
         An entry that does not exist, is not in the tree at ``size`` or is not ``reader``'s to
         read is answered with ``"error"`` in its place (the same words for each case, as
@@ -461,31 +469,36 @@ class LedgerService:
 
         Args:
             indexes: At most :data:`MAX_PROVED` entry indexes.
-            size: A past or the current tree size.
+            size: A past or the current tree size; None: the current size.
             reader: The party asking: it gets only the entries about it.
+            old: With no ``size``: a tree size the reader holds a checkpoint of.
 
         Returns:
             ``{"size", "items": [{"index", "entry": {...}, "proof": {...}} | {"index", "error"}]}``
             in the order asked, with ``"checkpoint"`` (the signed note) when ``size`` is the
-            current size.
+            current size, and ``"consistency"`` (``{"old", "new", "proof", "old_root",
+            "new_root"}``) when ``old`` was given.
 
         Raises:
-            InvalidInput: no index, too many, or a negative index or size.
+            InvalidInput: see :func:`_proved_request`; or ``old`` beyond the current size.
             UnknownEntity: there is no tree of ``size`` yet.
             LedgerInvalid: a stored entry does not match its leaf hash (it was altered).
             StorageError: on any database error.
         """
-        if not 1 <= len(indexes) <= MAX_PROVED:
-            raise InvalidInput(f"ask for 1 to {MAX_PROVED} entries at a time")
-        for index in indexes:
-            _require_count(index, "entry index")
-        _require_count(size, "tree size")
+        _proved_request(indexes, size, old)
         self.key()
+        latest = size is None
+        if size is None:
+            size = self.refresh()
         tree = self._ready(need=size)
         with self._lock:
             current = tree.size
         if size > current:
             raise UnknownEntity(f"the ledger has {current} entries; there is no tree of size {size} yet")
+        if old is not None and old > size:
+            raise InvalidInput(
+                f"old size {old} is larger than the current size {size}: a consistency proof goes forward"
+            )
         # only indexes inside the tree reach the database (and so fit its integers)
         rows = self._table.some([i for i in indexes if i < size], party=reader)
         items: list[dict[str, Any]] = []
@@ -507,8 +520,18 @@ class LedgerService:
                 }
                 items.append({"index": index, "entry": _entry_dict(row), "proof": proof})
             out: dict[str, Any] = {"size": size, "items": items}
-            if size == tree.size:
-                out["checkpoint"] = self._note_locked()
+            if old is not None:
+                out["consistency"] = {
+                    "old": old,
+                    "new": size,
+                    "proof": [b64(h) for h in tree.consistency_proof(old, size)],
+                    "old_root": b64(tree.root(old)),
+                    "new_root": root,
+                }
+            if latest or size == tree.size:
+                # the tree may have grown since ``size`` was read: the note is of the tree
+                # the proofs are in, which was the current one when the request came
+                out["checkpoint"] = self._note_locked(size)
         return out
 
     def consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
@@ -723,6 +746,24 @@ def _b64b(data: bytes) -> bytes:
 # Indices are stored as signed 64-bit integers (BIGINT); RFC 9162's uint64 sizes are larger
 # than any ledger will reach.
 _MAX_INDEX = (1 << 63) - 1
+
+
+def _proved_request(indexes: Sequence[int], size: int | None, old: int | None) -> None:
+    """Refuse a request for entries with proofs that cannot be answered as asked.
+
+    Raises:
+        InvalidInput: no index, too many, a negative index or size, or ``old`` with a ``size``.
+    """
+    if not 1 <= len(indexes) <= MAX_PROVED:
+        raise InvalidInput(f"ask for 1 to {MAX_PROVED} entries at a time")
+    for index in indexes:
+        _require_count(index, "entry index")
+    if size is not None:
+        _require_count(size, "tree size")
+        if old is not None:
+            raise InvalidInput("old goes without size: the proofs are then in the current tree")
+    if old is not None:
+        _require_count(old, "old tree size")
 
 
 def _require_count(value: object, what: str) -> None:

@@ -135,3 +135,32 @@ def test_auditors_and_operators_see_counts_and_parties_do_not(harness: Harness) 
     for party in ("JPN", "KOR"):
         with pytest.raises(NotPermitted):
             harness.exchange.deliveries.stats(harness.principals[party])
+
+
+def test_an_inbox_page_can_carry_its_deliveries_as_a_fetch_serves_them(harness: Harness) -> None:
+    mine = [delivered(harness, payload=f"track {n}".encode()) for n in range(3)]
+    delivered(harness, "USA")  # another party's: never in KOR's page
+    harness.exchange.deliveries.acknowledge(harness.principals["KOR"], mine[1], need_to_know=True)
+    kor = harness.principals["KOR"]
+    written = harness.written()
+    page, cursor = harness.exchange.deliveries.inbox(kor, after=0, limit=100, deliveries=True)
+    assert [i["id"] for i in page] == mine
+    for item in page:
+        assert item["document"] == harness.exchange.deliveries.delivery(kor, item["id"])
+        assert item["state"] == item["document"]["state"]
+    assert [i["state"] for i in page] == ["ready", "acknowledged", "ready"]
+    plain, same = harness.exchange.deliveries.inbox(kor, after=0, limit=100)
+    assert same == cursor and all("document" not in i for i in plain)
+    assert [{k: v for k, v in i.items() if k != "document"} for i in page] == plain
+    assert harness.written() == written  # reading a page with its deliveries changes nothing
+    assert harness.exchange.deliveries.inbox(harness.principals["JPN"], deliveries=True) == ([], 0)
+
+
+def test_an_inbox_page_with_its_deliveries_holds_at_most_a_hundred(harness: Harness) -> None:
+    kor = harness.principals["KOR"]
+    assert harness.exchange.deliveries.inbox(kor, limit=100, deliveries=True) == ([], 0)
+    with pytest.raises(InvalidInput, match="limit between 1 and 100 when the deliveries come with the page"):
+        harness.exchange.deliveries.inbox(kor, limit=101, deliveries=True)
+    for role in ("operator", "auditor"):
+        with pytest.raises(NotPermitted):
+            harness.exchange.deliveries.inbox(harness.principals[role], deliveries=True)
