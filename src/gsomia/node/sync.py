@@ -72,7 +72,7 @@ REASONS = {
 }
 """Why a delivery is quarantined, by reason code."""
 
-PAGE = 200
+PAGE = 100  # inbox items per page, each delivery with it (the exchange serves up to 100 so)
 PROVED_PER_REQUEST = 200  # entries with proofs per request (the exchange takes up to 256)
 FETCH_PER_REQUEST = 100  # deliveries per request (the exchange's limit)
 WORKERS = 8  # deliveries verified at once while catching up
@@ -224,7 +224,7 @@ class Syncer:
     def _pages(self, ex: ExchangeClient) -> Iterator[list[dict[str, Any]]]:
         cursor = self.cursor
         while True:
-            page = ex.inbox(cursor=cursor, limit=PAGE)
+            page = ex.inbox(cursor=cursor, limit=PAGE, deliveries=True)
             items = list(page.get("items") or [])
             yield items
             cursor = page.get("next_cursor")
@@ -481,7 +481,12 @@ class Syncer:
             return
         cp = cp_ahead or self.witness.latest()
         if cp is None or wanted[-1] >= cp.size:
-            cp = self._advance(ex, cosign=False)
+            if advanced is None and cp is not None and len(wanted) <= PROVED_PER_REQUEST:
+                cp, taken = self._prove_advancing(ex, wanted)
+                if taken:
+                    return
+            else:
+                cp = self._advance(ex, cosign=False)
         if cp is None:
             return
         wanted = [i for i in wanted if i < cp.size]
@@ -491,21 +496,58 @@ class Syncer:
             except (ExchangeError, UnknownEntity) as e:
                 log.debug("entries with proofs not fetched together (%s); one by one instead", e)
                 return
-            for got in answer.get("items") or []:
-                at = got.get("index") if isinstance(got, dict) else None
-                if type(at) is int and isinstance(got.get("entry"), dict) and isinstance(got.get("proof"), dict):
-                    self._proved[at] = (cp, got)
+            self._take(cp, answer)
+
+    def _prove_advancing(self, ex: ExchangeClient, wanted: list[int]) -> tuple[Accepted | None, bool]:
+        """The checkpoint brought up to date and the entries ``wanted`` with their proofs in it,
+        in one request (``GET /api/v1/ledger/proof/inclusions?old=``, docs/protocol.md §5.5):
+        the witness takes the checkpoint and the consistency proof of the answer as it takes
+        them from ``/proof/consistency``, and the proofs are kept only if they are in the
+        tree of the checkpoint it accepted. Returns the latest accepted checkpoint, and
+        whether the proofs were taken (if not, the caller asks for them at that checkpoint).
+
+        Raises:
+            ExchangeUnreachable: the exchange went away.
+        """
+        answers: list[dict[str, Any]] = []
+
+        def ask(old: int) -> dict[str, Any]:
+            answer = ex.ledger_inclusions(wanted, old=old)
+            answers.append(answer)
+            consistency = answer.get("consistency")
+            if not isinstance(consistency, dict):
+                return {}  # an exchange that does not prove consistency here: asked apart
+            return {**consistency, "checkpoint": answer.get("checkpoint")}
+
+        try:
+            cp = self.witness.advance(ex, cosign=False, ask=ask)
+        except LedgerInvalid as e:
+            log.warning("ledger: %s", e)
+            return self.witness.latest(), False
+        except ExchangeError as e:
+            log.debug("checkpoint not brought up to date with the proofs (%s); apart instead", e)
+            return self._advance(ex, cosign=False), False
+        if cp is None or not answers or answers[-1].get("size") != cp.size:
+            return cp, False
+        self._take(cp, answers[-1])
+        return cp, True
+
+    def _take(self, cp: Accepted, answer: dict[str, Any]) -> None:
+        """Keep the entries and proofs of ``answer`` for the deliveries of the page, each to be
+        verified against ``cp`` when its delivery is checked."""
+        for got in answer.get("items") or []:
+            at = got.get("index") if isinstance(got, dict) else None
+            if type(at) is int and isinstance(got.get("entry"), dict) and isinstance(got.get("proof"), dict):
+                self._proved[at] = (cp, got)
 
     def _page(self, ex: ExchangeClient, items: list[dict[str, Any]], result: SyncResult) -> None:
         """Process one page of inbox items in order, verifying its deliveries concurrently
-        ahead of time (the exchange commits their fetches together); results are stored, and
-        the cursor moved, strictly in inbox order.
+        ahead of time; results are stored, and the cursor moved, strictly in inbox order.
 
         The page's deliveries are recorded as pending in one transaction, and each run of
         results already verified is stored with the cursor after it in one transaction: one
         durable commit for many deliveries rather than two for each. A page with one delivery
-        goes the same way: its checkpoint is brought up to date while it is fetched, and its
-        entries come with their proofs in one request (not two entries and two proofs apart).
+        goes the same way.
         """
         named = [i for i in items if i.get("type") == "delivery"]
         final = self._finals([str(i.get("id", "")) for i in named])
@@ -514,18 +556,13 @@ class Syncer:
             for item in items:
                 self.process(ex, item, result)
             return
-        self._pending_many(todo)
         pool = self._verifiers
-        advanced = self._advance_ahead(ex, pool, todo)
-        fetched: dict[str, Future[dict[str, Any] | None]] = {}
+        running: list[Future[Any]] = []
         ahead: dict[str, Future[dict[str, Any]]] = {}
         try:
-            for start in range(0, len(todo), FETCH_PER_REQUEST):
-                chunk = todo[start : start + FETCH_PER_REQUEST]
-                fetched |= _each(pool.submit(self._fetch_many, ex, chunk), [str(i.get("id")) for i in chunk])
-            views = [v for v in (_settled(f) for f in fetched.values()) if v is not None]
-            self._prove(ex, views, advanced)
+            fetched = self._fetch_page(ex, todo, running)
             ahead = {str(i.get("id")): pool.submit(self._checked, ex, i, fetched[str(i.get("id"))]) for i in todo}
+            running += ahead.values()
             done: list[tuple[dict[str, Any], dict[str, Any]]] = []
             try:
                 for item in items:
@@ -545,11 +582,43 @@ class Syncer:
                     for future in ahead.values():
                         future.cancel()
         finally:
-            # nothing of this page runs on once it is over (the threads serve the next page)
-            running: list[Future[Any]] = [*fetched.values(), *ahead.values()]
-            if advanced is not None:
-                running.append(advanced)
-            wait(running)
+            wait(running)  # nothing of this page runs on once it is over (the threads serve the next)
+
+    def _fetch_page(
+        self, ex: ExchangeClient, todo: list[dict[str, Any]], running: list[Future[Any]]
+    ) -> dict[str, Future[dict[str, Any] | None]]:
+        """Record the page's deliveries as pending, and get what verifying them needs: each
+        delivery (served with the inbox page, or else fetched a hundred at a time while the
+        checkpoint is brought up to date), and the ledger entries with their proofs (see
+        :meth:`_prove`; fetched while the pending rows are written when the page carried
+        every delivery). Each future started is added to ``running``.
+
+        Raises:
+            ExchangeUnreachable: the exchange went away.
+            StorageError: the pending rows could not be written.
+        """
+        pool = self._verifiers
+        fetched: dict[str, Future[dict[str, Any] | None]] = {str(i.get("id")): _carried(i) for i in todo}
+        asked = [i for i in todo if not fetched[str(i.get("id"))].done()]
+        if not asked:
+            views = [v for v in (f.result() for f in fetched.values()) if v is not None]
+            proving = pool.submit(self._prove, ex, views)
+            running.append(proving)
+            self._pending_many(todo)
+            proving.result()
+            return fetched
+        self._pending_many(todo)
+        advanced = self._advance_ahead(ex, pool, asked)
+        if advanced is not None:
+            running.append(advanced)
+        for start in range(0, len(asked), FETCH_PER_REQUEST):
+            chunk = asked[start : start + FETCH_PER_REQUEST]
+            each = _each(pool.submit(self._fetch_many, ex, chunk), [str(i.get("id")) for i in chunk])
+            fetched |= each
+            running += each.values()
+        views = [v for v in (_settled(f) for f in fetched.values()) if v is not None]
+        self._prove(ex, views, advanced)
+        return fetched
 
     def _store_verified(self, done: list[tuple[dict[str, Any], dict[str, Any]]], result: SyncResult) -> None:
         """Store verified (or quarantined) deliveries and the cursor after the last of them in
@@ -775,6 +844,16 @@ class Syncer:
             raise Quarantined("not_in_ledger", f"the exchange serves no {what} entry {index} to this party") from None
         except LedgerInvalid as e:
             raise Quarantined("not_in_ledger", f"{what} entry {index}: {e}") from None
+
+
+def _carried(item: dict[str, Any]) -> Future[dict[str, Any] | None]:
+    """The delivery the inbox page carried with ``item`` as a future already done, or a
+    future not yet started if it carried none (or one under another id): it is fetched."""
+    future: Future[dict[str, Any] | None] = Future()
+    view = item.get("document")
+    if isinstance(view, dict) and view.get("id") == item.get("id"):
+        future.set_result(view)
+    return future
 
 
 def _done(value: dict[str, Any]) -> Future[dict[str, Any]]:

@@ -140,12 +140,19 @@ class LedgerWitness:
 
     # --- advancing ---------------------------------------------------------------------------------
 
-    def advance(self, exchange: ExchangeClient, *, cosign: bool = True) -> Accepted | None:
+    def advance(
+        self, exchange: ExchangeClient, *, cosign: bool = True, ask: Callable[[int], dict[str, Any]] | None = None
+    ) -> Accepted | None:
         """Fetch the exchange's checkpoint and accept it if it extends the last accepted one.
 
         Returns the latest accepted checkpoint (unchanged under an alarm). ``cosign=False``
         accepts without cosigning (the sync, which needs a checkpoint for every new delivery,
-        leaves cosigning to the witness's own pace).
+        leaves cosigning to the witness's own pace). ``ask`` is how the consistency proof
+        from the accepted size is asked for, with the checkpoint it leads to
+        (``{"old", "new", "proof", "checkpoint"}``): by default
+        ``GET /ledger/proof/consistency?old=``; the sync asks for it with the inclusion
+        proofs it needs (docs/protocol.md §5.5). Its answer is taken on no word of the
+        exchange: the checkpoint must verify with the pinned key and the proof against it.
 
         Raises:
             LedgerInvalid: the checkpoint's signature does not verify with the pinned key, or
@@ -155,7 +162,7 @@ class LedgerWitness:
         with self._lock:
             last = self.latest()
             if last is not None and self.alarm() is None:
-                quick = self._advance_by_proof(exchange, last, cosign=cosign)
+                quick = self._advance_by_proof(exchange, last, cosign=cosign, ask=ask)
                 if quick is not None:
                     return quick
             note = exchange.ledger_checkpoint()
@@ -189,7 +196,14 @@ class LedgerWitness:
                 )
             return self._extended(exchange, last, cp, note, proof, cosign=cosign)
 
-    def _advance_by_proof(self, exchange: ExchangeClient, last: Accepted, *, cosign: bool) -> Accepted | None:
+    def _advance_by_proof(
+        self,
+        exchange: ExchangeClient,
+        last: Accepted,
+        *,
+        cosign: bool,
+        ask: Callable[[int], dict[str, Any]] | None = None,
+    ) -> Accepted | None:
         """One round trip instead of two: the consistency proof from ``last`` to the current
         size, which the exchange answers with the signed checkpoint of that size
         (docs/protocol.md §5.5). None when the answer cannot be used so (no checkpoint in it,
@@ -202,7 +216,7 @@ class LedgerWitness:
             ExchangeUnreachable: the exchange could not be reached.
         """
         try:
-            doc = exchange.ledger_consistency(last.size)
+            doc = (ask or exchange.ledger_consistency)(last.size)
         except (InvalidInput, UnknownEntity):
             return None  # e.g. a tree smaller than ``last``: the checkpoint says what happened
         note = doc.get("checkpoint")

@@ -264,3 +264,20 @@ def test_which_deliveries_are_decided_is_found_by_their_ids_not_by_walking_every
     with store.read() as c:
         plan = " ".join(str(row[-1]) for row in c.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
     assert "sqlite_autoindex_deliveries_1 (delivery_id=?)" in plan, plan
+
+
+def test_deliveries_the_inbox_page_carries_are_not_fetched_again(store: NodeStore) -> None:
+    items = [_item(n) | {"document": {"id": f"d-{n}"}} for n in range(1, 6)]
+    items[2]["document"] = {"id": "d-5"}  # carried under another id: fetched as the inbox names it
+    syncer = _Syncer(store, {f"d-{n}": _row(n) for n in range(1, 6)}, {})
+    result = SyncResult()
+    syncer._page(None, items, result)  # type: ignore[arg-type]
+    assert (syncer.fetches, syncer.fetched_ids) == (1, ["d-3"])
+    assert syncer.proved_views == 5 and result.verified == 5
+
+    carried = [_item(n) | {"document": {"id": f"d-{n}"}} for n in range(6, 9)]
+    syncer.outcomes |= {f"d-{n}": _row(n) for n in range(6, 9)}
+    syncer._page(None, carried, result)  # type: ignore[arg-type]
+    syncer.close()
+    assert syncer.fetches == 1  # a page that carried every delivery fetched none
+    assert syncer.proved_views == 3 and store.get("sync.cursor") == "8"

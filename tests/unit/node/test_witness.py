@@ -19,6 +19,7 @@ from gsomia.ledger.cosignature import quorum
 from gsomia.ledger.merkle import leaf_hash
 from gsomia.ledger.tree import MerkleTree
 from gsomia.node.store import NodeStore
+from gsomia.node.sync import Syncer
 from gsomia.node.witness import LedgerWitness
 
 ORIGIN = "gsomia.test/ledger"
@@ -190,3 +191,109 @@ def test_a_carried_checkpoint_of_another_size_than_the_proof_is_not_taken_on_its
     # the proof to 9 proves nothing of the checkpoint of 12: the checkpoint, then its own proof
     assert log.requests == ["consistency", "checkpoint", "consistency"]
     assert w.alarm() is None
+
+
+# --- the sync brings the checkpoint up to date with the proofs of a page ----------------------
+
+
+class ProvingLog(FakeLog):
+    """A log that also serves entries with their inclusion proofs
+    (``/ledger/proof/inclusions``); ``knows_old=False`` is an exchange that predates the
+    proofs in the current tree (it requires a size)."""
+
+    def __init__(self, signer: ExchangeSigner, leaves: int, *, knows_old: bool = True, lie: int = 0) -> None:
+        super().__init__(signer, leaves)
+        self.knows_old = knows_old
+        self.lie = lie  # answer the proofs for a tree this much smaller than the checkpoint
+
+    def ledger_inclusions(
+        self, indexes: list[int], size: int | None = None, *, old: int | None = None
+    ) -> dict[str, Any]:
+        self.requests.append("inclusions" if size is None else f"inclusions@{size}")
+        if size is None and not self.knows_old:
+            raise InvalidInput("size: field required")
+        n = (self.tree.size if size is None else size) - self.lie
+        b64 = base64.b64encode
+        items = [
+            {
+                "index": i,
+                "entry": {"i": i},
+                "proof": {"index": i, "size": n, "proof": [b64(h).decode() for h in self.tree.inclusion_proof(i, n)]},
+            }
+            for i in indexes
+            if i < n
+        ]
+        out: dict[str, Any] = {"size": n, "items": items}
+        if size is None:
+            out["checkpoint"] = self.note()
+            if old is not None:
+                proof = self.tree.consistency_proof(old, self.tree.size)
+                out["consistency"] = {"old": old, "new": self.tree.size, "proof": [b64(h).decode() for h in proof]}
+        return out
+
+
+def syncer(store: NodeStore, w: LedgerWitness) -> Syncer:
+    return Syncer(store, party="KOR", keyring=None, witness=w, connect=None, publish=lambda k, d: None)  # type: ignore[arg-type]
+
+
+def views(*pairs: tuple[int, int]) -> list[dict[str, Any]]:
+    return [{"leaf_index": d, "origin": {"leaf_index": s}} for d, s in pairs]
+
+
+def test_a_page_brings_the_checkpoint_and_its_proofs_in_one_request(store: NodeStore) -> None:
+    log = ProvingLog(ExchangeSigner.generate(), 5)
+    w = witness(store, log, [])
+    w.advance(log, cosign=False)  # type: ignore[arg-type]
+    log.add(7)
+    log.requests.clear()
+    s = syncer(store, w)
+    s._prove(log, views((10, 6), (11, 7)))  # type: ignore[arg-type]
+    assert log.requests == ["inclusions"]  # no checkpoint, no consistency proof apart
+    latest = w.latest()
+    assert latest is not None and latest.size == 12 and latest.root == log.tree.root(12)
+    assert sorted(s._proved) == [6, 7, 10, 11]
+    assert all(cp == latest and got["proof"]["size"] == 12 for cp, got in s._proved.values())
+    s.close()
+
+
+def test_an_exchange_without_proofs_in_the_current_tree_is_asked_as_before(store: NodeStore) -> None:
+    log = ProvingLog(ExchangeSigner.generate(), 5, knows_old=False)
+    w = witness(store, log, [])
+    w.advance(log, cosign=False)  # type: ignore[arg-type]
+    log.add(7)
+    log.requests.clear()
+    s = syncer(store, w)
+    s._prove(log, views((10, 6)))  # type: ignore[arg-type]
+    assert log.requests == ["inclusions", "checkpoint", "consistency", "inclusions@12"]
+    assert sorted(s._proved) == [6, 10] and w.latest().size == 12  # type: ignore[union-attr]
+    s.close()
+
+
+def test_proofs_answered_for_another_tree_than_the_checkpoint_are_not_kept(store: NodeStore) -> None:
+    log = ProvingLog(ExchangeSigner.generate(), 5, lie=1)
+    w = witness(store, log, [])
+    w.advance(log, cosign=False)  # type: ignore[arg-type]
+    log.add(7)
+    log.requests.clear()
+    s = syncer(store, w)
+    s._prove(log, views((10, 6)))  # type: ignore[arg-type]
+    # the checkpoint and its consistency proof verify, so it is accepted; the proofs of the
+    # answer are for size 11, so they are asked again in the tree of the accepted size
+    assert w.latest().size == 12  # type: ignore[union-attr]
+    assert log.requests == ["inclusions", "inclusions@12"]
+    s.close()
+
+
+def test_a_fork_in_the_answer_with_the_proofs_raises_the_alarm_and_keeps_none(store: NodeStore) -> None:
+    signer = ExchangeSigner.generate()
+    log = ProvingLog(signer, 5)
+    w = witness(store, log, [])
+    w.advance(log, cosign=False)  # type: ignore[arg-type]
+    other = ProvingLog(signer, 3)  # the same key, another history
+    other.add(9, b"x")
+    s = syncer(store, w)
+    s._prove(other, views((10, 6)))  # type: ignore[arg-type]
+    alarm = w.alarm()
+    assert alarm is not None and alarm["kind"] == "fork"
+    assert s._proved == {} and w.latest().size == 5  # type: ignore[union-attr]
+    s.close()
