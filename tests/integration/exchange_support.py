@@ -161,13 +161,17 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 20.0, what: str = "th
 
 
 @contextmanager
-def sse(ex: Exchange, who: str, headers: dict[str, str] | None = None) -> Iterator[Iterator[dict[str, Any]]]:
+def sse(
+    ex: Exchange, who: str, headers: dict[str, str] | None = None, params: dict[str, str] | None = None
+) -> Iterator[Iterator[dict[str, Any]]]:
     """An open event stream of ``who``'s inbox, as an iterator of ``{"id", "event", "data"}``."""
     import json
 
     with (
         ex.client(who) as c,
-        c.stream("GET", "/api/v1/inbox/stream", headers=headers or {}, timeout=httpx.Timeout(30.0)) as response,
+        c.stream(
+            "GET", "/api/v1/inbox/stream", headers=headers or {}, params=params, timeout=httpx.Timeout(30.0)
+        ) as response,
     ):
         assert response.status_code == 200, response.read()
 

@@ -270,6 +270,20 @@ def test_stream_pushes_a_delivery_when_it_commits_and_resumes_after_last_event_i
     assert replay["id"] == ev["id"]
 
 
+def test_a_stream_can_carry_each_delivery_as_its_fetch_serves_it(nov22: Exchange) -> None:
+    nov22.submit("JPN", report_id="track-carried", recipients=["KOR"])
+    (item,) = deliveries_of(nov22, "KOR", "track-carried")
+    fetched = nov22.call("KOR", "GET", f"/api/v1/deliveries/{item['id']}").json()
+    resume = {"Last-Event-ID": str(item["seq"] - 1)}
+    with sse(nov22, "KOR", headers=resume, params={"deliveries": "true"}) as events:
+        carried = next(events)
+    assert (carried["id"], carried["data"]["id"]) == (str(item["seq"]), item["id"])
+    assert carried["data"]["document"] == fetched
+    assert open_delivery(carried["data"]["document"], nov22.keys["KOR"])
+    with sse(nov22, "KOR", headers=resume) as events:
+        assert "document" not in next(events)["data"]  # only when asked
+
+
 def test_incident_reaches_the_originator_and_updates_reach_the_reporter(nov22: Exchange) -> None:
     nov22.submit("JPN", report_id="track-lost", recipients=["KOR"])
     (item,) = deliveries_of(nov22, "KOR", "track-lost")

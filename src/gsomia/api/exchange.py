@@ -227,6 +227,12 @@ async def stream(
     caller: Caller,
     last_event_id: Annotated[str | None, Header(description="Resume after this event id.")] = None,
     cursor: Annotated[str | None, Query(description="Resume after this cursor (as Last-Event-ID).")] = None,
+    deliveries: Annotated[
+        bool,
+        Query(
+            description="Each delivery event also carries the delivery as /deliveries/{id} serves it, under `document`."
+        ),
+    ] = False,
 ) -> EventSourceResponse:
     """Events ``delivery``, ``consent_request``, ``incident``, ``incident_update``; the event id is
     the inbox cursor. Without ``Last-Event-ID`` or ``cursor`` the stream starts with new items."""
@@ -236,14 +242,15 @@ async def stream(
     subscription = exchange.notifier.subscribe(caller.party or "")
     try:
         start = _cursor(resume, "Last-Event-ID" if last_event_id is not None else "cursor") if resume else None
-        after = await run_in_threadpool(exchange.deliveries.stream_start, caller, start)
+        after = await run_in_threadpool(exchange.deliveries.stream_start, caller, start, deliveries=deliveries)
     except BaseException:
         subscription.close()
         raise
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         yield ServerSentEvent(comment="gsomia inbox stream", retry=2000)
-        async for item in exchange.deliveries.follow(caller, after=after, subscription=subscription):
+        follow = exchange.deliveries.follow(caller, after=after, subscription=subscription, deliveries=deliveries)
+        async for item in follow:
             payload = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
             yield ServerSentEvent(payload, event=item["type"], id=str(item["seq"]))
 

@@ -337,9 +337,11 @@ class ExchangeClient:
         )
         return result
 
-    def events(self, *, last_event_id: str | None = None) -> Iterator[ServerSentEvent]:
+    def events(self, *, last_event_id: str | None = None, deliveries: bool = False) -> Iterator[ServerSentEvent]:
         """The caller's inbox as server-sent events, from after ``last_event_id`` (or from new
-        items on). The iterator ends when the server closes the stream.
+        items on); with ``deliveries``, each delivery event carries the delivery as
+        :meth:`delivery` returns it, under ``"document"``. The iterator ends when the server
+        closes the stream.
 
         Raises:
             ExchangeUnreachable: the exchange could not be reached, or the stream broke.
@@ -350,7 +352,10 @@ class ExchangeClient:
             headers["Last-Event-ID"] = last_event_id
         what = "GET /api/v1/inbox/stream"
         try:
-            with self._http.stream("GET", "/api/v1/inbox/stream", headers=headers, timeout=None) as response:
+            params = {"deliveries": "true"} if deliveries else {}
+            with self._http.stream(
+                "GET", "/api/v1/inbox/stream", headers=headers, params=params, timeout=None
+            ) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise error_for_problem(response.status_code, _json_or_none(response), what=what)

@@ -276,38 +276,42 @@ class DeliveryService:
         return items, (events[-1].seq if events else after)
 
     async def follow(
-        self, principal: Principal, *, after: int, subscription: Subscription
+        self, principal: Principal, *, after: int, subscription: Subscription, deliveries: bool = False
     ) -> AsyncIterator[dict[str, Any]]:
         """The caller's inbox items after ``after``, then each new one as it is committed, for as
         long as the caller's token holds: the token is checked before every read, so a
         revocation (by any process) ends the stream within ``stream_poll_seconds`` (1 s).
+        ``deliveries``: each delivery item carries its delivery, as :meth:`inbox` gives it.
 
         Raises:
             StorageError: on a database failure.
         """
         identity = self.ctx.identity
+        most = MAX_DELIVERIES if deliveries else 500
         try:
             while identity.is_active(principal, fresh=True):
                 # Read on the event loop itself: one indexed query, cheaper than a hop to a
                 # worker thread, and the item goes out as soon as the loop gets to it.
-                items, after = self.inbox(principal, after=after, limit=500, states=False)
+                items, after = self.inbox(principal, after=after, limit=most, states=False, deliveries=deliveries)
                 subscription.seen = after
                 for item in items:
                     yield item
-                if len(items) < 500:
+                if len(items) < most:
                     await subscription.wait(self.ctx.config.stream_poll_seconds)
         finally:
             subscription.close()
 
-    def stream_start(self, principal: Principal, resume: int | None) -> int:
+    def stream_start(self, principal: Principal, resume: int | None, *, deliveries: bool = False) -> int:
         """Where a new event stream of the caller's inbox starts: after ``resume`` if given,
         else after the newest item now (the stream then carries only new items).
 
         Raises:
-            NotPermitted: the principal is not a party.
+            NotPermitted: the principal is not a party, or (``deliveries``) may not read them.
             StorageError: on a database failure.
         """
         authorize(principal, Action.READ_INBOX)
+        if deliveries:
+            authorize(principal, Action.READ_DELIVERY)
         if resume is not None:
             return resume
         with self.ctx.store.reading() as s:
