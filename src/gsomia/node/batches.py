@@ -1,16 +1,17 @@
 """Worker threads that take what was queued for them in batches: everything waiting at that
-moment, up to a limit, handed over in one call (one exchange round trip for many items)."""
+moment, up to a limit, handed over in one call (one exchange round trip for many items); and
+the same for what a blocking iterator yields (:func:`read_ahead`)."""
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from gsomia.errors import InvalidInput
 
-__all__ = ["BatchWorker"]
+__all__ = ["BatchWorker", "read_ahead"]
 
 T = TypeVar("T")
 
@@ -90,3 +91,43 @@ class BatchWorker(Generic[T]):
                 batch.append(nxt)
                 size += self._size(nxt)
             self.handle(batch)
+
+
+def read_ahead(source: Iterable[T], most: int, name: str = "read-ahead") -> Iterator[list[T]]:
+    """What ``source`` yields, read by a daemon thread of its own as it comes, in batches:
+    each batch is everything that arrived while the one before was being handled (at least
+    one item, at most ``most``), in order. When ``source`` ends, the batches end after what it
+    yielded; when it raises, the error is raised here after the items it yielded before.
+
+    The thread blocks on ``source`` until it ends or fails; it is meant for a source that the
+    caller ends by closing what it reads from (a stream).
+    """
+    handed: queue.Queue[tuple[T | None, BaseException | None, bool]] = queue.Queue()
+
+    def read() -> None:
+        try:
+            for item in source:
+                handed.put((item, None, False))
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+            handed.put((None, e, True))
+        else:
+            handed.put((None, None, True))
+
+    threading.Thread(target=read, name=name, daemon=True).start()
+    while True:
+        batch: list[T] = []
+        item, error, last = handed.get()
+        while not last:
+            batch.append(item)  # type: ignore[arg-type]  # only the last put carries no item
+            if len(batch) >= most:
+                break
+            try:
+                item, error, last = handed.get_nowait()
+            except queue.Empty:
+                break
+        if batch:
+            yield batch
+        if last:
+            if error is not None:
+                raise error
+            return

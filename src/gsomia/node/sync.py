@@ -42,6 +42,7 @@ from sqlalchemy import bindparam, insert, select, update
 
 from gsomia.client.http import ExchangeClient
 from gsomia.client.opening import open_delivery, verify_origin
+from gsomia.client.stream import ServerSentEvent
 from gsomia.codec import b64decode
 from gsomia.errors import (
     BadSignature,
@@ -55,6 +56,7 @@ from gsomia.errors import (
     StorageError,
     UnknownEntity,
 )
+from gsomia.node.batches import read_ahead
 from gsomia.node.keyring import KeyRing
 from gsomia.node.store import NodeStore, deliveries, incidents, iso_now, utc_text
 from gsomia.node.witness import Accepted, LedgerWitness, fetch_entry, same
@@ -249,32 +251,27 @@ class Syncer:
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
     def _follow(self, stop: threading.Event) -> None:
+        """Process the inbox's event stream from the stored cursor, each delivery carrying its
+        delivery (docs/protocol.md §7.2): the events that arrived while one batch was being
+        processed are the next page, verified concurrently as when catching up, without a
+        read of the inbox. Items a page already took are skipped against a cursor kept in
+        memory, without reading the store for each of them."""
         with self.connect() as ex:
-            # the stored cursor as of the last item handled here: the events of the items a
-            # page took are skipped without reading the store for each of them
             seen = _seq(self.cursor)
-            for event in ex.events(last_event_id=self.cursor or "0"):
+            stream = ex.events(last_event_id=self.cursor or "0", deliveries=True)
+            for events in read_ahead(stream, PAGE, name="sync-events"):
                 if stop.is_set():
                     return
-                if not isinstance(event.data, dict):
+                items = [item for item in map(_event_item, events) if item is not None]
+                if not items:
                     continue
-                item = dict(event.data)
-                if event.id and "seq" not in item:
-                    item["seq"] = int(event.id)
-                seq = _seq(item.get("seq"))
                 with self._lock:
-                    if seq <= seen or seq <= (seen := _seq(self.cursor)):
-                        pass  # a page read on an earlier event took it already
-                    elif item.get("type") == "delivery":
-                        # a delivery wakes a read of the inbox by pages: deliveries that arrive
-                        # together are verified concurrently, as when catching up, rather than
-                        # one after the other as their events come
-                        result = SyncResult()
-                        for page in self._pages(ex):
-                            self._page(ex, page, result)
-                        seen = _seq(self.cursor)
-                    else:
-                        self.process(ex, item, SyncResult())
+                    seen = max(seen, _seq(self.cursor))  # another pass may have moved it
+                    fresh = [item for item in items if _seq(item.get("seq")) > seen]
+                    if fresh:
+                        # the stream holds every item after the cursor it started from, in
+                        # order: what is after the stored cursor continues it exactly
+                        self._page(ex, fresh, SyncResult())
                         seen = _seq(self.cursor)
                 self.store.note("exchange.last_event_at", iso_now())
         raise ExchangeUnreachable("the exchange closed the event stream")
@@ -844,6 +841,16 @@ class Syncer:
             raise Quarantined("not_in_ledger", f"the exchange serves no {what} entry {index} to this party") from None
         except LedgerInvalid as e:
             raise Quarantined("not_in_ledger", f"{what} entry {index}: {e}") from None
+
+
+def _event_item(event: ServerSentEvent) -> dict[str, Any] | None:
+    """The inbox item an event carries (its id is the item's ``seq``); None for another event."""
+    if not isinstance(event.data, dict):
+        return None
+    item = dict(event.data)
+    if event.id and "seq" not in item:
+        item["seq"] = _seq(event.id)
+    return item
 
 
 def _carried(item: dict[str, Any]) -> Future[dict[str, Any] | None]:

@@ -4,11 +4,12 @@ with several threads a batch taken while another is still being handled."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
 
 from gsomia.errors import InvalidInput
-from gsomia.node.batches import BatchWorker
+from gsomia.node.batches import BatchWorker, read_ahead
 
 
 def test_one_thread_hands_over_everything_queued_in_order_up_to_the_limit() -> None:
@@ -62,3 +63,45 @@ def test_with_two_threads_a_batch_is_taken_while_another_is_handled() -> None:
 def test_a_worker_needs_a_thread() -> None:
     with pytest.raises(InvalidInput):
         BatchWorker("t", lambda batch: None, limit=1, workers=0)
+
+
+def _source(
+    gates: dict[int, threading.Event], n: int, error: Exception | None = None, reached: threading.Event | None = None
+) -> Iterator[int]:
+    """Yield 0 … n-1, waiting before item i for ``gates[i]`` if there is one (the last gate
+    sets ``reached`` first); then raise ``error``."""
+    for i in range(n):
+        gate = gates.get(i)
+        if gate is not None:
+            if reached is not None and i == max(gates):
+                reached.set()
+            assert gate.wait(10)
+        yield i
+    if error is not None:
+        raise error
+
+
+def test_read_ahead_hands_over_what_arrived_while_the_last_batch_was_handled() -> None:
+    gates, waiting = {1: threading.Event(), 5: threading.Event()}, threading.Event()
+    batches = read_ahead(_source(gates, 8, reached=waiting), most=3)
+    assert next(batches) == [0]  # the first item alone: nothing else had arrived
+    gates[1].set()
+    assert waiting.wait(10)  # items 1 to 4 arrived while the caller handled [0]
+    assert next(batches) == [1, 2, 3]  # at most three
+    assert next(batches) == [4]
+    gates[5].set()
+    rest = list(batches)
+    assert [i for batch in rest for i in batch] == [5, 6, 7] and all(rest)
+
+
+def test_read_ahead_raises_the_sources_error_after_its_items() -> None:
+    got: list[int] = []
+
+    def take() -> None:
+        for batch in read_ahead(_source({}, 4, ConnectionError("the stream broke")), most=100):
+            got.extend(batch)
+
+    with pytest.raises(ConnectionError, match="broke"):
+        take()
+    assert got == [0, 1, 2, 3]
+    assert list(read_ahead(iter([]), most=5)) == []

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
+from gsomia.client.stream import ServerSentEvent
 from gsomia.errors import ExchangeUnreachable
 from gsomia.node.store import NodeStore, deliveries
 from gsomia.node.sync import Syncer, SyncResult
@@ -281,3 +282,38 @@ def test_deliveries_the_inbox_page_carries_are_not_fetched_again(store: NodeStor
     syncer.close()
     assert syncer.fetches == 1  # a page that carried every delivery fetched none
     assert syncer.proved_views == 3 and store.get("sync.cursor") == "8"
+
+
+def test_live_events_are_verified_as_pages_without_reading_the_inbox(store: NodeStore) -> None:
+    class Stream:
+        """An exchange whose stream carries five deliveries with their documents, then ends."""
+
+        def __init__(self) -> None:
+            self.asked: list[tuple[str | None, bool]] = []
+
+        def __enter__(self) -> Stream:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def events(self, *, last_event_id: str | None = None, deliveries: bool = False) -> Iterator[ServerSentEvent]:
+            self.asked.append((last_event_id, deliveries))
+            yield ServerSentEvent(event="message", id=None, data="not an item")
+            for n in range(1, 6):
+                yield ServerSentEvent(event="delivery", id=str(n), data=_item(n) | {"document": {"id": f"d-{n}"}})
+
+        def inbox(self, **kwargs: object) -> dict[str, Any]:
+            raise AssertionError("a live page is read from the stream, not from the inbox")
+
+    store.put("sync.cursor", "2")  # items 1 and 2 were taken by an earlier page
+    syncer = _Syncer(store, {f"d-{n}": _row(n) for n in range(3, 6)}, {})
+    stream = Stream()
+    syncer.connect = lambda: stream  # type: ignore[assignment,return-value]
+    with pytest.raises(ExchangeUnreachable, match="closed the event stream"):
+        syncer._follow(threading.Event())
+    syncer.close()
+    assert stream.asked == [("2", True)]
+    assert store.get("sync.cursor") == "5"
+    assert _states(store) == {"d-3": "verified", "d-4": "verified", "d-5": "verified"}
+    assert syncer.fetches == 0  # each delivery came with its event
