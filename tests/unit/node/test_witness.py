@@ -236,17 +236,22 @@ def syncer(store: NodeStore, w: LedgerWitness) -> Syncer:
     return Syncer(store, party="KOR", keyring=None, witness=w, connect=None, publish=lambda k, d: None)  # type: ignore[arg-type]
 
 
+def grown(store: NodeStore, log: ProvingLog) -> tuple[LedgerWitness, Syncer]:
+    """A node whose witness accepted ``log`` at its size, after which the log grew by 7."""
+    w = witness(store, log, [])
+    w.advance(log, cosign=False)  # type: ignore[arg-type]
+    log.add(7)
+    log.requests.clear()
+    return w, syncer(store, w)
+
+
 def views(*pairs: tuple[int, int]) -> list[dict[str, Any]]:
     return [{"leaf_index": d, "origin": {"leaf_index": s}} for d, s in pairs]
 
 
 def test_a_page_brings_the_checkpoint_and_its_proofs_in_one_request(store: NodeStore) -> None:
     log = ProvingLog(ExchangeSigner.generate(), 5)
-    w = witness(store, log, [])
-    w.advance(log, cosign=False)  # type: ignore[arg-type]
-    log.add(7)
-    log.requests.clear()
-    s = syncer(store, w)
+    w, s = grown(store, log)
     s._prove(log, views((10, 6), (11, 7)))  # type: ignore[arg-type]
     assert log.requests == ["inclusions"]  # no checkpoint, no consistency proof apart
     latest = w.latest()
@@ -258,11 +263,7 @@ def test_a_page_brings_the_checkpoint_and_its_proofs_in_one_request(store: NodeS
 
 def test_an_exchange_without_proofs_in_the_current_tree_is_asked_as_before(store: NodeStore) -> None:
     log = ProvingLog(ExchangeSigner.generate(), 5, knows_old=False)
-    w = witness(store, log, [])
-    w.advance(log, cosign=False)  # type: ignore[arg-type]
-    log.add(7)
-    log.requests.clear()
-    s = syncer(store, w)
+    w, s = grown(store, log)
     s._prove(log, views((10, 6)))  # type: ignore[arg-type]
     assert log.requests == ["inclusions", "checkpoint", "consistency", "inclusions@12"]
     assert sorted(s._proved) == [6, 10] and w.latest().size == 12  # type: ignore[union-attr]
@@ -271,11 +272,7 @@ def test_an_exchange_without_proofs_in_the_current_tree_is_asked_as_before(store
 
 def test_proofs_answered_for_another_tree_than_the_checkpoint_are_not_kept(store: NodeStore) -> None:
     log = ProvingLog(ExchangeSigner.generate(), 5, lie=1)
-    w = witness(store, log, [])
-    w.advance(log, cosign=False)  # type: ignore[arg-type]
-    log.add(7)
-    log.requests.clear()
-    s = syncer(store, w)
+    w, s = grown(store, log)
     s._prove(log, views((10, 6)))  # type: ignore[arg-type]
     # the checkpoint and its consistency proof verify, so it is accepted; the proofs of the
     # answer are for size 11, so they are asked again in the tree of the accepted size
