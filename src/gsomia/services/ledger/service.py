@@ -521,13 +521,7 @@ class LedgerService:
                 items.append({"index": index, "entry": _entry_dict(row), "proof": proof})
             out: dict[str, Any] = {"size": size, "items": items}
             if old is not None:
-                out["consistency"] = {
-                    "old": old,
-                    "new": size,
-                    "proof": [b64(h) for h in tree.consistency_proof(old, size)],
-                    "old_root": b64(tree.root(old)),
-                    "new_root": root,
-                }
+                out["consistency"] = _consistency(tree, old, size)
             if latest or size == tree.size:
                 # the tree may have grown since ``size`` was read: the note is of the tree
                 # the proofs are in, which was the current one when the request came
@@ -565,13 +559,7 @@ class LedgerService:
                 raise UnknownEntity(f"the ledger has {current} entries; there is no tree of size {n} yet")
             if old > n:
                 raise InvalidInput(f"old size {old} is larger than new size {n}: a consistency proof goes forward")
-            out: dict[str, Any] = {
-                "old": old,
-                "new": n,
-                "proof": [b64(h) for h in tree.consistency_proof(old, n)],
-                "old_root": b64(tree.root(old)),
-                "new_root": b64(tree.root(n)),
-            }
+            out = _consistency(tree, old, n)
             if n == current:
                 out["checkpoint"] = self._note_locked()
         return out
@@ -746,6 +734,18 @@ def _b64b(data: bytes) -> bytes:
 # Indices are stored as signed 64-bit integers (BIGINT); RFC 9162's uint64 sizes are larger
 # than any ledger will reach.
 _MAX_INDEX = (1 << 63) - 1
+
+
+def _consistency(tree: MerkleTree, old: int, new: int) -> dict[str, Any]:
+    """The consistency proof document from the tree at ``old`` to the tree at ``new``
+    (docs/protocol.md §5.5), without a checkpoint; the caller holds the lock."""
+    return {
+        "old": old,
+        "new": new,
+        "proof": [b64(h) for h in tree.consistency_proof(old, new)],
+        "old_root": b64(tree.root(old)),
+        "new_root": b64(tree.root(new)),
+    }
 
 
 def _proved_request(indexes: Sequence[int], size: int | None, old: int | None) -> None:
