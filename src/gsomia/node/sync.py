@@ -541,10 +541,12 @@ class Syncer:
         """Process one page of inbox items in order, verifying its deliveries concurrently
         ahead of time; results are stored, and the cursor moved, strictly in inbox order.
 
-        The page's deliveries are recorded as pending in one transaction, and each run of
-        results already verified is stored with the cursor after it in one transaction: one
-        durable commit for many deliveries rather than two for each. A page with one delivery
-        goes the same way.
+        Each run of results already verified is stored with the cursor after it in one
+        transaction, and the page's deliveries not yet decided are recorded as pending in the
+        first of them: one durable commit for a page whose deliveries came with it and were all
+        verified at once, rather than one for the pending rows and one for the results (a page
+        whose deliveries must be fetched records them as pending before it asks). A page with
+        one delivery goes the same way.
         """
         named = [i for i in items if i.get("type") == "delivery"]
         final = self._finals([str(i.get("id", "")) for i in named])
@@ -556,8 +558,9 @@ class Syncer:
         pool = self._verifiers
         running: list[Future[Any]] = []
         ahead: dict[str, Future[dict[str, Any]]] = {}
+        unrecorded = {str(i.get("id", "")): i for i in todo}  # given no row yet
         try:
-            fetched = self._fetch_page(ex, todo, running)
+            fetched = self._fetch_page(ex, todo, running, unrecorded)
             ahead = {str(i.get("id")): pool.submit(self._checked, ex, i, fetched[str(i.get("id"))]) for i in todo}
             running += ahead.values()
             done: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -565,15 +568,15 @@ class Syncer:
                 for item in items:
                     future = ahead.get(str(item.get("id"))) if item.get("type") == "delivery" else None
                     if future is None:
-                        self._store_verified(done, result)
+                        self._store_verified(done, result, unrecorded)
                         self.process(ex, item, result)
                         continue
                     if done and not future.done():
-                        self._store_verified(done, result)  # store what is ready, then wait
+                        self._store_verified(done, result, unrecorded)  # store what is ready, then wait
                     done.append((item, future.result()))
             finally:
                 try:
-                    self._store_verified(done, result)  # what was verified stays verified
+                    self._store_verified(done, result, unrecorded)  # what was verified stays verified
                 finally:
                     self._proved.clear()
                     for future in ahead.values():
@@ -582,13 +585,17 @@ class Syncer:
             wait(running)  # nothing of this page runs on once it is over (the threads serve the next)
 
     def _fetch_page(
-        self, ex: ExchangeClient, todo: list[dict[str, Any]], running: list[Future[Any]]
+        self,
+        ex: ExchangeClient,
+        todo: list[dict[str, Any]],
+        running: list[Future[Any]],
+        unrecorded: dict[str, dict[str, Any]],
     ) -> dict[str, Future[dict[str, Any] | None]]:
-        """Record the page's deliveries as pending, and get what verifying them needs: each
-        delivery (served with the inbox page, or else fetched a hundred at a time while the
-        checkpoint is brought up to date), and the ledger entries with their proofs (see
-        :meth:`_prove`; fetched while the pending rows are written when the page carried
-        every delivery). Each future started is added to ``running``.
+        """Get what verifying the page's deliveries needs: each delivery (served with the inbox
+        page, or else fetched a hundred at a time while the checkpoint is brought up to date),
+        and the ledger entries with their proofs (see :meth:`_prove`). Deliveries to be fetched
+        are first recorded as pending (and taken out of ``unrecorded``): the exchange may go
+        away while they are asked for. Each future started is added to ``running``.
 
         Raises:
             ExchangeUnreachable: the exchange went away.
@@ -598,13 +605,10 @@ class Syncer:
         fetched: dict[str, Future[dict[str, Any] | None]] = {str(i.get("id")): _carried(i) for i in todo}
         asked = [i for i in todo if not fetched[str(i.get("id"))].done()]
         if not asked:
-            views = [v for v in (f.result() for f in fetched.values()) if v is not None]
-            proving = pool.submit(self._prove, ex, views)
-            running.append(proving)
-            self._pending_many(todo)
-            proving.result()
+            self._prove(ex, [v for v in (f.result() for f in fetched.values()) if v is not None])
             return fetched
         self._pending_many(todo)
+        unrecorded.clear()
         advanced = self._advance_ahead(ex, pool, asked)
         if advanced is not None:
             running.append(advanced)
@@ -617,18 +621,28 @@ class Syncer:
         self._prove(ex, views, advanced)
         return fetched
 
-    def _store_verified(self, done: list[tuple[dict[str, Any], dict[str, Any]]], result: SyncResult) -> None:
+    def _store_verified(
+        self,
+        done: list[tuple[dict[str, Any], dict[str, Any]]],
+        result: SyncResult,
+        unrecorded: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         """Store verified (or quarantined) deliveries and the cursor after the last of them in
-        one transaction, then tell the console; empties ``done`` first."""
+        one transaction, with the rest of the page's deliveries given no row yet
+        (``unrecorded``) as pending, then tell the console; empties ``done`` and
+        ``unrecorded`` first."""
         batch = list(done)
         done.clear()  # stored now, or, if the write fails, taken again by the next pass
-        if not batch:
+        fresh = dict(unrecorded or {})
+        if unrecorded:
+            unrecorded.clear()
+        if not batch and not fresh:
             return
         for item, row in batch:
             row["seq"] = int(str(item.get("seq", "")) or 0)
         with self.store.write() as c:
-            _update_deliveries(c, [(str(item.get("id", "")), row) for item, row in batch])
-            last = str(batch[-1][0].get("seq", ""))
+            _record_deliveries(c, [(str(item.get("id", "")), row) for item, row in batch], fresh)
+            last = str(batch[-1][0].get("seq", "")) if batch else ""
             if last:
                 self.store.put("sync.cursor", last, c)
         for item, row in batch:
@@ -913,6 +927,34 @@ def _update_deliveries(c: Any, rows: list[tuple[str, dict[str, Any]]]) -> None:
 _UPDATE_DELIVERY = update(deliveries).where(deliveries.c.delivery_id == bindparam("b_delivery_id"))
 
 
+def _record_deliveries(c: Any, rows: list[tuple[str, dict[str, Any]]], fresh: dict[str, dict[str, Any]]) -> None:
+    """Store decided rows by id (inside ``c``), and record the deliveries of ``fresh`` (inbox
+    items by id, given no row yet) that are not decided here as pending. Those recorded
+    before (a pass that failed) are updated; the others are inserted in inbox order, the
+    decided ones before the pending ones as they come before them, so the local order ``n``
+    stays the inbox's."""
+    known: set[str] = set()
+    if fresh:
+        ids = list(fresh)
+        known = set(c.execute(select(deliveries.c.delivery_id).where(deliveries.c.delivery_id.in_(ids))).scalars())
+    inserts: list[dict[str, Any]] = []
+    updates: list[tuple[str, dict[str, Any]]] = []
+    for delivery_id, row in rows:
+        item = fresh.pop(delivery_id, None)
+        if item is None or delivery_id in known:
+            updates.append((delivery_id, row))
+            continue
+        inserts.append(_pending_row(item) | row)
+        known.add(delivery_id)
+    for delivery_id, item in fresh.items():
+        if delivery_id not in known:
+            inserts.append(_pending_row(item))
+            known.add(delivery_id)
+    if inserts:
+        c.execute(insert(deliveries), inserts)
+    _update_deliveries(c, updates)
+
+
 def _insert_pending(c: Any, items: list[dict[str, Any]]) -> None:
     """Record deliveries the inbox named as pending (inside ``c``), except those recorded
     already: one query and one insert for them all."""
@@ -952,6 +994,9 @@ def _pending_row(item: dict[str, Any]) -> dict[str, Any]:
         "content_type": "",
         "verification": "{}",
         "search": "",
+        "reason": None,
+        "detail": None,
+        "payload": None,
     }
 
 

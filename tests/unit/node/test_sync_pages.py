@@ -317,3 +317,61 @@ def test_live_events_are_verified_as_pages_without_reading_the_inbox(store: Node
     assert store.get("sync.cursor") == "5"
     assert _states(store) == {"d-3": "verified", "d-4": "verified", "d-5": "verified"}
     assert syncer.fetches == 0  # each delivery came with its event
+
+
+def _writes(store: NodeStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the store's write transactions (one element each)."""
+    counted: list[int] = []
+    write = store.write
+
+    def counting() -> Any:
+        counted.append(1)
+        return write()
+
+    monkeypatch.setattr(store, "write", counting)
+    return counted
+
+
+def test_a_page_that_carried_its_deliveries_is_stored_in_one_transaction(
+    store: NodeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = [_item(n) | {"document": {"id": f"d-{n}"}} for n in range(1, 6)]
+    gates = {"d-1": threading.Event()}  # the first check ends last: all are ready at once
+    syncer = _Syncer(store, {f"d-{n}": _row(n) for n in range(1, 6)}, gates)
+    writes = _writes(store, monkeypatch)
+    threading.Timer(0.05, gates["d-1"].set).start()
+    syncer._page(None, items, SyncResult())  # type: ignore[arg-type]
+    syncer.close()
+    assert len(writes) == 1  # no pending rows first: the results and the cursor, together
+    assert store.get("sync.cursor") == "5"
+    with store.read() as c:
+        order = list(c.execute(select(deliveries.c.delivery_id, deliveries.c.seq).order_by(deliveries.c.n)))
+    assert order == [(f"d-{n}", n) for n in range(1, 6)]  # the local order is the inbox's
+
+
+def test_a_carried_page_cut_short_keeps_what_was_verified_and_records_the_rest_as_pending(
+    store: NodeStore,
+) -> None:
+    items = [_item(n) | {"document": {"id": f"d-{n}"}} for n in range(1, 9)]
+    outcomes: dict[str, Any] = {f"d-{n}": _row(n) for n in range(1, 9)}
+    outcomes["d-5"] = ExchangeUnreachable("the exchange went away")
+    syncer = _Syncer(store, outcomes, {})
+    syncer._pending_many(items[6:7])  # d-7 recorded as pending by a pass that failed before
+    result = SyncResult()
+    with pytest.raises(ExchangeUnreachable):
+        syncer._page(None, items, result)  # type: ignore[arg-type]
+    syncer.close()
+    assert store.get("sync.cursor") == "4" and result.verified == 4
+    with store.read() as c:
+        rows = list(c.execute(select(deliveries.c.delivery_id, deliveries.c.state).order_by(deliveries.c.n)))
+    assert rows == [
+        ("d-7", "pending"),
+        *((f"d-{n}", "verified") for n in range(1, 5)),
+        *((f"d-{n}", "pending") for n in (5, 6, 8)),
+    ]
+
+    syncer = _Syncer(store, {f"d-{n}": _row(n) for n in range(5, 9)}, {})
+    syncer._page(None, items[4:], SyncResult())  # type: ignore[arg-type]  # the next pass
+    syncer.close()
+    assert _states(store) == {f"d-{n}": "verified" for n in range(1, 9)}
+    assert store.get("sync.cursor") == "8"
