@@ -284,6 +284,19 @@ def test_a_stream_can_carry_each_delivery_as_its_fetch_serves_it(nov22: Exchange
         assert "document" not in next(events)["data"]  # only when asked
 
 
+def test_the_items_of_one_read_are_separate_events_in_inbox_order(nov22: Exchange) -> None:
+    # what one read of the inbox finds goes out in one write: each item still its own event
+    for n in range(3):
+        nov22.submit("JPN", report_id=f"track-burst-{n}", recipients=["KOR"])
+    items = [i for n in range(3) for i in deliveries_of(nov22, "KOR", f"track-burst-{n}")]
+    resume = {"Last-Event-ID": str(items[0]["seq"] - 1)}
+    with sse(nov22, "KOR", headers=resume) as events:
+        got = [next(events) for _ in items]
+    assert [(e["event"], e["id"], e["data"]["id"]) for e in got] == [
+        ("delivery", str(i["seq"]), i["id"]) for i in items
+    ]
+
+
 def test_incident_reaches_the_originator_and_updates_reach_the_reporter(nov22: Exchange) -> None:
     nov22.submit("JPN", report_id="track-lost", recipients=["KOR"])
     (item,) = deliveries_of(nov22, "KOR", "track-lost")

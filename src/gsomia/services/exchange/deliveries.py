@@ -277,11 +277,12 @@ class DeliveryService:
 
     async def follow(
         self, principal: Principal, *, after: int, subscription: Subscription, deliveries: bool = False
-    ) -> AsyncIterator[dict[str, Any]]:
-        """The caller's inbox items after ``after``, then each new one as it is committed, for as
-        long as the caller's token holds: the token is checked before every read, so a
-        revocation (by any process) ends the stream within ``stream_poll_seconds`` (1 s).
-        ``deliveries``: each delivery item carries its delivery, as :meth:`inbox` gives it.
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The caller's inbox items after ``after``, then the new ones as they are committed, for
+        as long as the caller's token holds: the token is checked before every read, so a
+        revocation (by any process) ends the stream within ``stream_poll_seconds`` (1 s). Each
+        read's items come as one list, in inbox order (never empty). ``deliveries``: each
+        delivery item carries its delivery, as :meth:`inbox` gives it.
 
         Raises:
             StorageError: on a database failure.
@@ -294,8 +295,8 @@ class DeliveryService:
                 # worker thread, and the item goes out as soon as the loop gets to it.
                 items, after = self.inbox(principal, after=after, limit=most, states=False, deliveries=deliveries)
                 subscription.seen = after
-                for item in items:
-                    yield item
+                if items:
+                    yield items
                 if len(items) < most:
                     await subscription.wait(self.ctx.config.stream_poll_seconds)
         finally:
