@@ -257,13 +257,21 @@ class DeliveryService:
                 + (" when the deliveries come with the page" if deliveries else "")
             )
         with self.ctx.store.reading() as s:
-            events = ExchangeRepo.inbox(s, principal.party, after, limit)
-            wanted = [e.ref for e in events if e.kind == "delivery"] if states or deliveries else []
-            if deliveries:
-                found = ExchangeRepo.deliveries_with_reports(s, wanted)
-                current = {ref: str(pair[0].state) for ref, pair in found.items()}
-            else:
-                found, current = {}, ExchangeRepo.delivery_states(s, wanted)
+            return self._inbox_in(s, principal, after, limit, states=states, deliveries=deliveries)
+
+    @staticmethod
+    def _inbox_in(
+        s: Tx, principal: Principal, after: int, limit: int, *, states: bool, deliveries: bool
+    ) -> tuple[list[dict[str, Any]], int]:
+        """:meth:`inbox` read in ``s`` (the caller authorized it)."""
+        assert principal.party is not None  # noqa: S101 - only parties may read an inbox
+        events = ExchangeRepo.inbox(s, principal.party, after, limit)
+        wanted = [e.ref for e in events if e.kind == "delivery"] if states or deliveries else []
+        if deliveries:
+            found = ExchangeRepo.deliveries_with_reports(s, wanted)
+            current = {ref: str(pair[0].state) for ref, pair in found.items()}
+        else:
+            found, current = {}, ExchangeRepo.delivery_states(s, wanted)
         items = []
         for e in events:
             item = {"seq": e.seq, **e.body}
@@ -287,13 +295,19 @@ class DeliveryService:
         Raises:
             StorageError: on a database failure.
         """
-        identity = self.ctx.identity
+        authorize(principal, Action.READ_INBOX)
+        if deliveries:
+            authorize(principal, Action.READ_DELIVERY)
         most = MAX_DELIVERIES if deliveries else 500
         try:
-            while identity.is_active(principal, fresh=True):
+            while True:
                 # Read on the event loop itself: one indexed query, cheaper than a hop to a
-                # worker thread, and the item goes out as soon as the loop gets to it.
-                items, after = self.inbox(principal, after=after, limit=most, states=False, deliveries=deliveries)
+                # worker thread, and the item goes out as soon as the loop gets to it. The
+                # token is read in the same transaction as the items: one snapshot for both.
+                with self.ctx.store.reading() as s:
+                    if not ExchangeRepo.principal_active(s, principal.id):
+                        return
+                    items, after = self._inbox_in(s, principal, after, most, states=False, deliveries=deliveries)
                 subscription.seen = after
                 if items:
                     yield items
