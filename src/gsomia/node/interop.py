@@ -289,6 +289,7 @@ class Interop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cot_from = 0
+        self._cursor: int | None = None  # the feed's cursor, ahead of the stored one (see _hand_on)
         self._agreements: dict[tuple[Any, ...], str | None] = {}
 
     @property
@@ -327,6 +328,7 @@ class Interop:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+        self._keep_cursor()
         self.listeners.stop()
         self.ingest.stop()
         self.outbox.stop()
@@ -358,7 +360,7 @@ class Interop:
                 log.exception("interop feed")
 
     def _drain(self) -> bool:
-        cursor = int(self.service.store.get("interop.cursor") or 0)
+        cursor = self._cursor if self._cursor is not None else int(self.service.store.get("interop.cursor") or 0)
         with self.service.store.read() as c:
             rows = (
                 c.execute(select(deliveries).where(deliveries.c.n > cursor).order_by(deliveries.c.n).limit(200))
@@ -383,13 +385,25 @@ class Interop:
                 self._hand_on(inbox, done)
         return len(rows) == 200
 
+    def _keep_cursor(self) -> None:
+        """Store the feed's cursor (when it stops)."""
+        if self._cursor is not None:
+            self.service.store.put("interop.cursor", str(self._cursor))
+
     def _hand_on(self, inbox: list[NewObject], done: int) -> None:
+        """Add the objects to the TAXII inbox with the cursor after the rows they came from, in
+        one transaction. Rows that add nothing (tracks only go out on CoT) move the cursor in
+        memory, and in the store at most once a second and when the feed stops: after a
+        crash, the feed reads those rows again, and they add nothing again (CoT is only sent
+        for rows stored after the node started)."""
         if not inbox:
-            self.service.store.put("interop.cursor", str(done))
+            self._cursor = done
+            self.service.store.note("interop.cursor", str(done))
             return
         with self.store.writing() as w:
             w.add(INBOX, inbox, now=datetime.now(UTC))
             self.service.store.put("interop.cursor", str(done), w.connection)
+        self._cursor = done
 
     def _deliver(self, row: Any) -> list[NewObject]:
         """Emit a verified delivery on CoT; what it adds to the TAXII inbox."""

@@ -1,0 +1,118 @@
+"""The node's delivery feed (CoT out, the TAXII inbox): rows that add nothing to the TAXII inbox
+move its cursor without a durable commit each, and the cursor is stored when the feed stops; a
+restart continues from the stored cursor."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from gsomia.node.interop import Interop, InteropConfig
+from gsomia.node.store import NodeStore, deliveries
+from gsomia.node.taxii.store import TaxiiStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[NodeStore]:
+    s = NodeStore(tmp_path / "node.db", secrets.token_bytes(32))
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def _verified(store: NodeStore, numbers: range) -> None:
+    marking = {"level": "군사II급비밀", "originator_level": "極秘", "banner": "군사II급비밀 (JPN 極秘)"}
+    with store.write() as c:
+        c.execute(
+            deliveries.insert(),
+            [
+                {
+                    "delivery_id": f"d-{n}",
+                    "seq": n,
+                    "report_id": f"R-{n}",
+                    "originator": "JPN",
+                    "topic": "dprk.missile.launch",
+                    "level": "군사II급비밀",
+                    "purpose": "direct",
+                    "marking": json.dumps(marking, ensure_ascii=False),
+                    "caveats": "{}",
+                    "exercise": False,
+                    "state": "verified",
+                    "created": "2019-11-22T01:00:00Z",
+                    "received_at": "2019-11-22T01:00:00+00:00",
+                    "processed_at": "2019-11-22T01:00:00+00:00",
+                    "content_type": "application/cot+xml",
+                    "payload": b"<event/>",
+                    "verification": "{}",
+                    "search": "",
+                }
+                for n in numbers
+            ],
+        )
+
+
+def _feed(store: NodeStore) -> Interop:
+    """The feed alone: no TAXII inbox, no CoT endpoint (what each row adds is nothing)."""
+    feed = Interop.__new__(Interop)
+    feed.service = SimpleNamespace(store=store, config=SimpleNamespace(party="KOR"))  # type: ignore[assignment]
+    feed.config = InteropConfig(taxii=False)
+    feed.store = TaxiiStore(store)
+    feed._cot_from = 0
+    feed._cursor = None
+    return feed
+
+
+def _counting_writes(store: NodeStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    counted: list[int] = []
+    write = store.write
+
+    def counting() -> Any:
+        counted.append(1)
+        return write()
+
+    monkeypatch.setattr(store, "write", counting)
+    return counted
+
+
+def test_rows_that_add_nothing_move_the_cursor_without_a_commit_each(
+    store: NodeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feed = _feed(store)
+    _verified(store, range(1, 6))
+    writes = _counting_writes(store, monkeypatch)
+    assert feed._drain() is False  # fewer than a full read of 200: nothing more to take
+    assert len(writes) == 1  # the first move is stored
+    _verified(store, range(6, 11))
+    del writes[:]
+    assert feed._drain() is False
+    assert feed._drain() is False  # nothing new: the cursor in memory is past every row
+    assert feed._cursor == 10
+    assert writes == []  # the next within a second are not
+    assert store.get("interop.cursor") == "5"
+    feed._keep_cursor()  # as when the feed stops
+    assert store.get("interop.cursor") == "10"
+
+
+def test_after_a_restart_the_feed_continues_from_the_stored_cursor(store: NodeStore) -> None:
+    feed = _feed(store)
+    _verified(store, range(1, 4))
+    feed._drain()
+    taken: list[int] = []
+    again = _feed(store)  # a node restarted before the cursor 3 was stored
+    store.put("interop.cursor", "2")
+    monkey = again._deliver
+
+    def deliver(row: Any) -> list[Any]:
+        taken.append(int(row["n"]))
+        return monkey(row)
+
+    again._deliver = deliver  # type: ignore[method-assign]
+    again._drain()
+    assert taken == [3] and again._cursor == 3
