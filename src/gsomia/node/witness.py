@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from gsomia.client.http import ExchangeClient
 from gsomia.codec import b64decode
@@ -91,10 +91,13 @@ class LedgerWitness:
     def latest(self) -> Accepted | None:
         """The largest checkpoint accepted."""
         with self.store.read() as c:
-            row = c.execute(select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)).mappings().first()
-        if row is None:
-            return None
-        return Accepted(int(row["size"]), b64decode(row["root"], "root"), str(row["note"]))
+            return _latest(c)
+
+    def _state(self) -> tuple[Accepted | None, bool]:
+        """The largest checkpoint accepted, and whether an alarm stands (one read)."""
+        with self.store.read() as c:
+            standing = c.execute(select(alarms.c.id).where(alarms.c.cleared_at.is_(None)).limit(1)).first()
+            return _latest(c), standing is not None
 
     def accepted(self, size: int) -> Accepted | None:
         """The accepted checkpoint of exactly ``size``, if any."""
@@ -160,8 +163,8 @@ class LedgerWitness:
             ExchangeUnreachable: the exchange could not be reached.
         """
         with self._lock:
-            last = self.latest()
-            if last is not None and self.alarm() is None:
+            last, alarmed = self._state()
+            if last is not None and not alarmed:
                 quick = self._advance_by_proof(exchange, last, cosign=cosign, ask=ask)
                 if quick is not None:
                     return quick
@@ -360,6 +363,13 @@ class LedgerWitness:
         if not isinstance(entry, dict):
             raise LedgerInvalid(f"entry {index}: not a JSON object")
         return entry
+
+
+def _latest(c: Connection) -> Accepted | None:
+    row = c.execute(select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)).mappings().first()
+    if row is None:
+        return None
+    return Accepted(int(row["size"]), b64decode(row["root"], "root"), str(row["note"]))
 
 
 def fetch_entry(exchange: ExchangeClient, index: int) -> dict[str, Any]:
