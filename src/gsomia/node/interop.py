@@ -19,7 +19,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from starlette.types import ASGIApp
 
 from gsomia.client.http import ExchangeClient
@@ -362,11 +362,7 @@ class Interop:
     def _drain(self) -> bool:
         cursor = self._cursor if self._cursor is not None else int(self.service.store.get("interop.cursor") or 0)
         with self.service.store.read() as c:
-            rows = (
-                c.execute(select(deliveries).where(deliveries.c.n > cursor).order_by(deliveries.c.n).limit(200))
-                .mappings()
-                .all()
-            )
+            rows = c.execute(_AFTER, {"cursor": cursor}).mappings().all()
         if not rows:
             return False
         done: int | None = None
@@ -504,6 +500,9 @@ class Interop:
             self._agreements.clear()
         self._agreements[key] = agreement
         return agreement
+
+
+_AFTER = select(deliveries).where(deliveries.c.n > bindparam("cursor")).order_by(deliveries.c.n).limit(200)
 
 
 def _fields(d: DeliveredMarking) -> dict[str, Any]:

@@ -272,7 +272,7 @@ class Syncer:
                         # the stream holds every item after the cursor it started from, in
                         # order: what is after the stored cursor continues it exactly
                         self._page(ex, fresh, SyncResult())
-                        seen = _seq(self.cursor)
+                        seen = _seq(fresh[-1].get("seq"))  # the cursor the page stored last
                 self.store.note("exchange.last_event_at", iso_now())
         raise ExchangeUnreachable("the exchange closed the event stream")
 
@@ -379,9 +379,9 @@ class Syncer:
             return set()
         # By the unique id alone, the state compared here: with the state in the WHERE clause,
         # SQLite may walk the state index, i.e. every verified delivery ever stored.
-        q = select(deliveries.c.delivery_id, deliveries.c.state).where(deliveries.c.delivery_id.in_(delivery_ids))
         with self.store.read() as c:
-            return {str(d) for d, state in c.execute(q) if state in {"verified", "quarantined"}}
+            found = c.execute(_STATES, {"ids": delivery_ids})
+            return {str(d) for d, state in found if state in {"verified", "quarantined"}}
 
     def _verify(self, ex: ExchangeClient, item: dict[str, Any]) -> dict[str, Any]:
         """Fetch and verify one delivery: the row to store (nothing is written here).
@@ -925,6 +925,11 @@ def _update_deliveries(c: Any, rows: list[tuple[str, dict[str, Any]]]) -> None:
 
 
 _UPDATE_DELIVERY = update(deliveries).where(deliveries.c.delivery_id == bindparam("b_delivery_id"))
+# built once: a live page runs them every few milliseconds
+_KNOWN = select(deliveries.c.delivery_id).where(deliveries.c.delivery_id.in_(bindparam("ids", expanding=True)))
+_STATES = select(deliveries.c.delivery_id, deliveries.c.state).where(
+    deliveries.c.delivery_id.in_(bindparam("ids", expanding=True))
+)
 
 
 def _record_deliveries(c: Any, rows: list[tuple[str, dict[str, Any]]], fresh: dict[str, dict[str, Any]]) -> None:
@@ -936,7 +941,7 @@ def _record_deliveries(c: Any, rows: list[tuple[str, dict[str, Any]]], fresh: di
     known: set[str] = set()
     if fresh:
         ids = list(fresh)
-        known = set(c.execute(select(deliveries.c.delivery_id).where(deliveries.c.delivery_id.in_(ids))).scalars())
+        known = set(c.execute(_KNOWN, {"ids": ids}).scalars())
     inserts: list[dict[str, Any]] = []
     updates: list[tuple[str, dict[str, Any]]] = []
     for delivery_id, row in rows:
@@ -961,7 +966,7 @@ def _insert_pending(c: Any, items: list[dict[str, Any]]) -> None:
     ids = list(dict.fromkeys(str(item.get("id")) for item in items))
     if not ids:
         return
-    known = set(c.execute(select(deliveries.c.delivery_id).where(deliveries.c.delivery_id.in_(ids))).scalars())
+    known = set(c.execute(_KNOWN, {"ids": ids}).scalars())
     rows = []
     for item in items:
         delivery_id = str(item.get("id"))

@@ -96,7 +96,7 @@ class LedgerWitness:
     def _state(self) -> tuple[Accepted | None, bool]:
         """The largest checkpoint accepted, and whether an alarm stands (one read)."""
         with self.store.read() as c:
-            standing = c.execute(select(alarms.c.id).where(alarms.c.cleared_at.is_(None)).limit(1)).first()
+            standing = c.execute(_STANDING).first()
             return _latest(c), standing is not None
 
     def accepted(self, size: int) -> Accepted | None:
@@ -365,8 +365,12 @@ class LedgerWitness:
         return entry
 
 
+_LATEST = select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)
+_STANDING = select(alarms.c.id).where(alarms.c.cleared_at.is_(None)).limit(1)
+
+
 def _latest(c: Connection) -> Accepted | None:
-    row = c.execute(select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)).mappings().first()
+    row = c.execute(_LATEST).mappings().first()
     if row is None:
         return None
     return Accepted(int(row["size"]), b64decode(row["root"], "root"), str(row["note"]))
