@@ -30,9 +30,9 @@ demo: install
 
 ## test: the dashboard's and the node console's lint and unit tests (web-check, console-check), then the whole suite, PostgreSQL and browser included,
 ## with coverage of src/gsomia (subprocesses too); first installs the Debian packages it needs
-## (scripts/system-packages.sh), and fails under the floor in pyproject.toml
+## (scripts/system-packages.sh), fails under the floor in pyproject.toml, and lists the 15 slowest tests
 test: system-packages install-dev web-check console-check
-	$(BIN)/python -m pytest -q --cov --cov-report=html:artifacts/coverage $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --cov --cov-report=html:artifacts/coverage --durations=15 $(PYTEST_ARGS)
 
 ## system-packages: PostgreSQL, Chromium, CJK fonts, Node.js and npm from Debian (as root; otherwise prints the command)
 system-packages:
