@@ -517,7 +517,7 @@ class Syncer:
             return {**consistency, "checkpoint": answer.get("checkpoint")}
 
         try:
-            cp = self.witness.advance(ex, cosign=False, ask=ask)
+            cp = self.witness.advance(ex, cosign=False, ask=ask, hold=True)
         except LedgerInvalid as e:
             log.warning("ledger: %s", e)
             return self.witness.latest(), False
@@ -645,6 +645,8 @@ class Syncer:
             last = str(batch[-1][0].get("seq", "")) if batch else ""
             if last:
                 self.store.put("sync.cursor", last, c)
+            checkpoint = self.witness.keep(c)  # the checkpoint the results were verified against
+        self.witness.kept(checkpoint)
         for item, row in batch:
             result.items += 1
             if row["state"] == "verified":

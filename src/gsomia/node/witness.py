@@ -85,22 +85,33 @@ class LedgerWitness:
         self.cosigner = cosigner
         self._publish = publish
         self._lock = threading.Lock()
+        # accepted by the sync, to be stored in the transaction of the results it proves (see
+        # :meth:`keep`): what was never stored was never relied on
+        self._held: Accepted | None = None
 
     # --- reading -----------------------------------------------------------------------------------
 
     def latest(self) -> Accepted | None:
-        """The largest checkpoint accepted."""
+        """The largest checkpoint accepted (stored, or held to be stored with the results it
+        proves)."""
         with self.store.read() as c:
-            return _latest(c)
+            return self._newer(_latest(c))
 
     def _state(self) -> tuple[Accepted | None, bool]:
         """The largest checkpoint accepted, and whether an alarm stands (one read)."""
         with self.store.read() as c:
             standing = c.execute(_STANDING).first()
-            return _latest(c), standing is not None
+            return self._newer(_latest(c)), standing is not None
+
+    def _newer(self, stored: Accepted | None) -> Accepted | None:
+        held = self._held
+        return held if held is not None and (stored is None or held.size > stored.size) else stored
 
     def accepted(self, size: int) -> Accepted | None:
         """The accepted checkpoint of exactly ``size``, if any."""
+        held = self._held
+        if held is not None and held.size == size:
+            return held
         with self.store.read() as c:
             row = c.execute(select(checkpoints).where(checkpoints.c.size == size)).mappings().first()
         return None if row is None else Accepted(size, b64decode(row["root"], "root"), str(row["note"]))
@@ -144,7 +155,12 @@ class LedgerWitness:
     # --- advancing ---------------------------------------------------------------------------------
 
     def advance(
-        self, exchange: ExchangeClient, *, cosign: bool = True, ask: Callable[[int], dict[str, Any]] | None = None
+        self,
+        exchange: ExchangeClient,
+        *,
+        cosign: bool = True,
+        ask: Callable[[int], dict[str, Any]] | None = None,
+        hold: bool = False,
     ) -> Accepted | None:
         """Fetch the exchange's checkpoint and accept it if it extends the last accepted one.
 
@@ -156,16 +172,22 @@ class LedgerWitness:
         ``GET /ledger/proof/consistency?old=``; the sync asks for it with the inclusion
         proofs it needs (docs/protocol.md §5.5). Its answer is taken on no word of the
         exchange: the checkpoint must verify with the pinned key and the proof against it.
+        ``hold`` (with ``cosign=False``): a checkpoint accepted is not stored now but held, to
+        be stored in the transaction of the results verified against it (:meth:`keep`); it
+        is the latest accepted meanwhile, in this process.
 
         Raises:
             LedgerInvalid: the checkpoint's signature does not verify with the pinned key, or
                 a fork or rollback was found (the alarm is raised first).
             ExchangeUnreachable: the exchange could not be reached.
         """
+        hold = hold and not cosign
         with self._lock:
+            if not hold:
+                self._store_held()  # what is cosigned or built on by others is stored first
             last, alarmed = self._state()
             if last is not None and not alarmed:
-                quick = self._advance_by_proof(exchange, last, cosign=cosign, ask=ask)
+                quick = self._advance_by_proof(exchange, last, cosign=cosign, ask=ask, hold=hold)
                 if quick is not None:
                     return quick
             note = exchange.ledger_checkpoint()
@@ -175,7 +197,7 @@ class LedgerWitness:
             if self.alarm() is not None:
                 return last
             if last is None:
-                return self._accept(exchange, cp.size, cp.root_hash, note, cosign=cosign)
+                return self._accept(exchange, cp.size, cp.root_hash, note, cosign=cosign, hold=hold)
             if cp.size == last.size:
                 return self._unchanged(exchange, last, cp, note, cosign=cosign)
             if cp.size < last.size:
@@ -197,7 +219,7 @@ class LedgerWitness:
                 self._raise(
                     "fork", f"the exchange cannot prove size {cp.size} extends size {last.size} ({e})", last.note, note
                 )
-            return self._extended(exchange, last, cp, note, proof, cosign=cosign)
+            return self._extended(exchange, last, cp, note, proof, cosign=cosign, hold=hold)
 
     def _advance_by_proof(
         self,
@@ -206,6 +228,7 @@ class LedgerWitness:
         *,
         cosign: bool,
         ask: Callable[[int], dict[str, Any]] | None = None,
+        hold: bool = False,
     ) -> Accepted | None:
         """One round trip instead of two: the consistency proof from ``last`` to the current
         size, which the exchange answers with the signed checkpoint of that size
@@ -231,7 +254,7 @@ class LedgerWitness:
         self.store.note("ledger.checked_at", iso_now())
         if cp.size == last.size:
             return self._unchanged(exchange, last, cp, note, cosign=cosign)
-        return self._extended(exchange, last, cp, note, doc, cosign=cosign)
+        return self._extended(exchange, last, cp, note, doc, cosign=cosign, hold=hold)
 
     def _unchanged(
         self, exchange: ExchangeClient, last: Accepted, cp: Checkpoint, note: str, *, cosign: bool
@@ -257,6 +280,7 @@ class LedgerWitness:
         proof: dict[str, Any],
         *,
         cosign: bool,
+        hold: bool = False,
     ) -> Accepted:
         """A larger checkpoint, accepted if ``proof`` shows that it extends ``last``.
 
@@ -267,17 +291,43 @@ class LedgerWitness:
             merkle.verify_consistency(last.size, cp.size, last.root, cp.root_hash, proof_hashes(proof, "consistency"))
         except LedgerInvalid as e:
             self._raise("fork", f"size {cp.size} does not extend the accepted size {last.size}: {e}", last.note, note)
-        return self._accept(exchange, cp.size, cp.root_hash, note, cosign=cosign)
+        return self._accept(exchange, cp.size, cp.root_hash, note, cosign=cosign, hold=hold)
 
-    def _accept(self, exchange: ExchangeClient, size: int, root: bytes, note: str, *, cosign: bool) -> Accepted:
-        with self.store.write() as c:
-            if c.execute(select(checkpoints.c.size).where(checkpoints.c.size == size)).first() is None:
-                c.execute(insert(checkpoints).values(size=size, root=b64(root), note=note, accepted_at=iso_now()))
+    def _accept(
+        self, exchange: ExchangeClient, size: int, root: bytes, note: str, *, cosign: bool, hold: bool = False
+    ) -> Accepted:
         accepted = Accepted(size, root, note)
+        if hold:
+            self._held = accepted
+        else:
+            with self.store.write() as c:
+                _insert(c, accepted)
+            self.kept(accepted)
         self._publish("status", {"ledger": {"size": size, "root": b64(root)}})
         if cosign:
             self._cosign(exchange, accepted)
         return accepted
+
+    def keep(self, c: Connection) -> Accepted | None:
+        """Store the checkpoint held (inside ``c``, the transaction of the results verified
+        against it); which one, for :meth:`kept` once ``c`` commits."""
+        held = self._held
+        if held is not None:
+            _insert(c, held)
+        return held
+
+    def _store_held(self) -> None:
+        held = self._held
+        if held is not None:
+            with self.store.write() as c:
+                _insert(c, held)
+            self.kept(held)
+
+    def kept(self, stored: Accepted | None) -> None:
+        """``stored`` is stored now: a checkpoint held that it covers is no longer held."""
+        held = self._held
+        if stored is not None and held is not None and held.size <= stored.size:
+            self._held = None
 
     def _needs_cosignature(self, size: int) -> bool:
         if self.cosigner is None:
@@ -310,6 +360,7 @@ class LedgerWitness:
             LedgerInvalid: always.
         """
         alarm = {"kind": kind, "detail": detail, "first": first, "second": second, "at": iso_now()}
+        self._held = None  # the next base is what the alarm's clearing decides
         with self.store.write() as c:
             c.execute(insert(alarms).values(**alarm))
         log.error("LEDGER ALARM (%s): %s", kind, detail)
@@ -367,6 +418,12 @@ class LedgerWitness:
 
 _LATEST = select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)
 _STANDING = select(alarms.c.id).where(alarms.c.cleared_at.is_(None)).limit(1)
+
+
+def _insert(c: Connection, cp: Accepted) -> None:
+    """Store an accepted checkpoint (inside ``c``) unless it is stored already."""
+    if c.execute(select(checkpoints.c.size).where(checkpoints.c.size == cp.size)).first() is None:
+        c.execute(insert(checkpoints).values(size=cp.size, root=b64(cp.root), note=cp.note, accepted_at=iso_now()))
 
 
 def _latest(c: Connection) -> Accepted | None:

@@ -46,6 +46,16 @@ def _row(n: int, state: str = "verified") -> dict[str, Any]:
     return {"state": state, "reason": None if state == "verified" else "signature", "detail": None, "search": f"r-{n}"}
 
 
+class _NoCheckpoint:
+    """A witness that holds no checkpoint to store with the results."""
+
+    def keep(self, c: Any) -> None:
+        return None
+
+    def kept(self, stored: Any) -> None:
+        return None
+
+
 class _Syncer(Syncer):
     """The real page logic with verification replaced: ``outcomes`` says what each delivery's
     check gives (a row, or an exception), and a delivery's check may wait for an event."""
@@ -56,7 +66,7 @@ class _Syncer(Syncer):
             store,
             party="KOR",
             keyring=None,  # type: ignore[arg-type]
-            witness=None,  # type: ignore[arg-type]
+            witness=_NoCheckpoint(),  # type: ignore[arg-type]
             connect=None,  # type: ignore[arg-type]
             publish=lambda kind, body: self.published.append(body),
         )
@@ -137,7 +147,7 @@ def test_a_delivery_served_under_another_id_is_quarantined(store: NodeStore) -> 
     assert _states(store) == {"d-1": "verified", "d-2": "quarantined", "d-3": "verified"}
 
 
-class _Witness:
+class _Witness(_NoCheckpoint):
     """A witness whose latest accepted checkpoint is of ``size``."""
 
     def __init__(self, size: int) -> None:

@@ -294,3 +294,58 @@ def test_a_fork_in_the_answer_with_the_proofs_raises_the_alarm_and_keeps_none(st
     assert alarm is not None and alarm["kind"] == "fork"
     assert s._proved == {} and w.latest().size == 5  # type: ignore[union-attr]
     s.close()
+
+
+def _stored(store: NodeStore) -> list[int]:
+    from sqlalchemy import select
+
+    from gsomia.node.store import checkpoints
+
+    with store.read() as c:
+        return [int(size) for size in c.execute(select(checkpoints.c.size).order_by(checkpoints.c.size)).scalars()]
+
+
+def test_a_page_s_checkpoint_is_stored_with_its_results_not_before(store: NodeStore) -> None:
+    log = ProvingLog(ExchangeSigner.generate(), 5)
+    w, s = grown(store, log)
+    s._prove(log, views((10, 6)))  # type: ignore[arg-type]
+    assert w.latest().size == 12 and _stored(store) == [5]  # type: ignore[union-attr]  # held
+    with store.write() as c:  # the transaction of the page's results
+        kept = w.keep(c)
+    w.kept(kept)
+    assert _stored(store) == [5, 12] and w._held is None
+    s.close()
+
+
+def test_a_checkpoint_never_stored_with_results_is_not_remembered_after_a_restart(store: NodeStore) -> None:
+    log = ProvingLog(ExchangeSigner.generate(), 5)
+    _, s = grown(store, log)
+    s._prove(log, views((10, 6)))  # type: ignore[arg-type]
+    s.close()
+    again = witness(store, log, [])  # the node stopped before the page's results were stored
+    assert again.latest().size == 5  # type: ignore[union-attr]
+    log.add(3)
+    assert again.advance(log).size == 15  # type: ignore[arg-type,union-attr]  # from the stored one
+    assert _stored(store) == [5, 15]
+
+
+def test_the_witness_s_own_round_stores_a_held_checkpoint_before_it_builds_on_it(store: NodeStore) -> None:
+    log = ProvingLog(ExchangeSigner.generate(), 5)
+    w, s = grown(store, log)
+    s._prove(log, views((10, 6)))  # type: ignore[arg-type]
+    assert w.advance(log).size == 12  # type: ignore[arg-type,union-attr]  # the same size, cosigned
+    assert _stored(store) == [5, 12] and [size for size, _ in log.cosigned] == [12]
+    s.close()
+
+
+def test_a_fork_after_a_held_checkpoint_drops_it(store: NodeStore) -> None:
+    signer = ExchangeSigner.generate()
+    log = ProvingLog(signer, 5)
+    w, s = grown(store, log)
+    s._prove(log, views((10, 6)))  # type: ignore[arg-type]
+    other = ProvingLog(signer, 3)  # the same key, another history, larger
+    other.add(20, b"x")
+    s._prove(other, views((20, 6)))  # type: ignore[arg-type]
+    assert w.alarm() is not None and w._held is None
+    assert w.latest().size == 5 and _stored(store) == [5]  # type: ignore[union-attr]
+    s.close()
