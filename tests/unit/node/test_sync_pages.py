@@ -329,26 +329,10 @@ def test_live_events_are_verified_as_pages_without_reading_the_inbox(store: Node
     assert syncer.fetches == 0  # each delivery came with its event
 
 
-def _writes(store: NodeStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the store's write transactions (one element each)."""
-    counted: list[int] = []
-    write = store.write
-
-    def counting() -> Any:
-        counted.append(1)
-        return write()
-
-    monkeypatch.setattr(store, "write", counting)
-    return counted
-
-
-def test_a_page_that_carried_its_deliveries_is_stored_in_one_transaction(
-    store: NodeStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_page_that_carried_its_deliveries_is_stored_in_one_transaction(store: NodeStore, writes: list[int]) -> None:
     items = [_item(n) | {"document": {"id": f"d-{n}"}} for n in range(1, 6)]
     gates = {"d-1": threading.Event()}  # the first check ends last: all are ready at once
     syncer = _Syncer(store, {f"d-{n}": _row(n) for n in range(1, 6)}, gates)
-    writes = _writes(store, monkeypatch)
     threading.Timer(0.05, gates["d-1"].set).start()
     syncer._page(None, items, SyncResult())  # type: ignore[arg-type]
     syncer.close()
