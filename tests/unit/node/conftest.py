@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gsomia.node.store import NodeStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[NodeStore]:
+    """An empty node store under a random key (closed after the test)."""
+    s = NodeStore(tmp_path / "node.db", secrets.token_bytes(32))
+    try:
+        yield s
+    finally:
+        s.close()
 
 
 @pytest.fixture

@@ -5,26 +5,12 @@ restart continues from the stored cursor."""
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-
-import pytest
 
 from gsomia.node.interop import Interop, InteropConfig
 from gsomia.node.store import NodeStore, deliveries
 from gsomia.node.taxii.store import TaxiiStore
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[NodeStore]:
-    s = NodeStore(tmp_path / "node.db", secrets.token_bytes(32))
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _verified(store: NodeStore, numbers: range) -> None:

@@ -6,7 +6,6 @@ import base64
 import secrets
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,13 +21,6 @@ from gsomia.node.users import IDLE, MAX_FAILURES, LoginThrottled, Role, UserServ
 # Fast Argon2id parameters for tests only; the node uses argon2-cffi's defaults (RFC 9106).
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[NodeStore]:
-    s = NodeStore(tmp_path / "node.db", secrets.token_bytes(32))
-    yield s
-    s.close()
 
 
 @pytest.fixture

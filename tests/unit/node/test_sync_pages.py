@@ -4,10 +4,8 @@ nothing after it is stored or skipped."""
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,15 +16,6 @@ from gsomia.errors import ExchangeUnreachable
 from gsomia.node.store import NodeStore, deliveries
 from gsomia.node.sync import Syncer, SyncResult
 from gsomia.node.witness import Accepted
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[NodeStore]:
-    s = NodeStore(tmp_path / "node.db", secrets.token_bytes(32))
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _item(n: int) -> dict[str, Any]:
