@@ -27,34 +27,24 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from gsomia.node.store import NodeStore, checkpoints, deliveries
 from gsomia.node.sync import Syncer
 from gsomia.node.witness import LedgerWitness
+from tests.unit.node.support import verified_row
 
 CHUNK = 20_000
 
 
 def _row(i: int) -> dict[str, Any]:
-    return {
-        "delivery_id": f"d-{i:012d}",
-        "seq": i,
-        "report_id": f"R-{i}",
-        "originator": "JPN",
-        "topic": "dprk.missile.launch",
-        "level": "군사II급비밀",
-        "purpose": "direct",
-        "marking": "{}",
-        "caveats": "{}",
-        "exercise": False,
-        "state": "verified",
-        "created": "2019-11-22T01:00:00Z",
-        "received_at": "2019-11-22T01:00:00Z",
-        "processed_at": "2019-11-22T01:00:01Z",
-        "content_type": "application/json",
-        "payload": secrets.token_bytes(600),
-        "verification": "{}",
-        "search": "r " * 100,
-    }
+    return verified_row(
+        i,
+        delivery_id=f"d-{i:012d}",
+        processed_at="2019-11-22T01:00:01Z",
+        payload=secrets.token_bytes(600),
+        search="r " * 100,
+    )
 
 
 def fill(store: NodeStore, count: int) -> float:

@@ -558,7 +558,7 @@ class Syncer:
         pool = self._verifiers
         running: list[Future[Any]] = []
         ahead: dict[str, Future[dict[str, Any]]] = {}
-        unrecorded = {str(i.get("id", "")): i for i in todo}  # given no row yet
+        unrecorded = _by_id(todo)  # given no row yet
         try:
             fetched = self._fetch_page(ex, todo, running, unrecorded)
             ahead = {str(i.get("id")): pool.submit(self._checked, ex, i, fetched[str(i.get("id"))]) for i in todo}
@@ -656,12 +656,12 @@ class Syncer:
             self._published(str(item.get("id", "")), item, row)
 
     def _pending(self, item: dict[str, Any], seq: str) -> None:
-        with self.store.write() as c:
-            _insert_pending(c, [item | {"seq": seq}])
+        self._pending_many([item | {"seq": seq}])
 
     def _pending_many(self, items: list[dict[str, Any]]) -> None:
+        """Record deliveries the inbox named as pending, except those recorded already."""
         with self.store.write() as c:
-            _insert_pending(c, items)
+            _record_deliveries(c, [], _by_id(items))
 
     # --- verification ------------------------------------------------------------------------------
 
@@ -962,22 +962,12 @@ def _record_deliveries(c: Any, rows: list[tuple[str, dict[str, Any]]], fresh: di
     _update_deliveries(c, updates)
 
 
-def _insert_pending(c: Any, items: list[dict[str, Any]]) -> None:
-    """Record deliveries the inbox named as pending (inside ``c``), except those recorded
-    already: one query and one insert for them all."""
-    ids = list(dict.fromkeys(str(item.get("id")) for item in items))
-    if not ids:
-        return
-    known = set(c.execute(_KNOWN, {"ids": ids}).scalars())
-    rows = []
+def _by_id(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Inbox items by delivery id, in inbox order (the first item of an id kept)."""
+    found: dict[str, dict[str, Any]] = {}
     for item in items:
-        delivery_id = str(item.get("id"))
-        if delivery_id in known:
-            continue
-        known.add(delivery_id)
-        rows.append(_pending_row(item))
-    if rows:
-        c.execute(insert(deliveries), rows)
+        found.setdefault(str(item.get("id", "")), item)
+    return found
 
 
 def _pending_row(item: dict[str, Any]) -> dict[str, Any]:

@@ -9,39 +9,21 @@ from types import SimpleNamespace
 from typing import Any
 
 from gsomia.node.interop import Interop, InteropConfig
-from gsomia.node.store import NodeStore, deliveries
+from gsomia.node.store import NodeStore
 from gsomia.node.taxii.store import TaxiiStore
+from tests.unit.node.support import store_verified
 
 
 def _verified(store: NodeStore, numbers: range) -> None:
     marking = {"level": "군사II급비밀", "originator_level": "極秘", "banner": "군사II급비밀 (JPN 極秘)"}
-    with store.write() as c:
-        c.execute(
-            deliveries.insert(),
-            [
-                {
-                    "delivery_id": f"d-{n}",
-                    "seq": n,
-                    "report_id": f"R-{n}",
-                    "originator": "JPN",
-                    "topic": "dprk.missile.launch",
-                    "level": "군사II급비밀",
-                    "purpose": "direct",
-                    "marking": json.dumps(marking, ensure_ascii=False),
-                    "caveats": "{}",
-                    "exercise": False,
-                    "state": "verified",
-                    "created": "2019-11-22T01:00:00Z",
-                    "received_at": "2019-11-22T01:00:00+00:00",
-                    "processed_at": "2019-11-22T01:00:00+00:00",
-                    "content_type": "application/cot+xml",
-                    "payload": b"<event/>",
-                    "verification": "{}",
-                    "search": "",
-                }
-                for n in numbers
-            ],
-        )
+    store_verified(
+        store,
+        numbers,
+        marking=json.dumps(marking, ensure_ascii=False),
+        received_at="2019-11-22T01:00:00+00:00",
+        content_type="application/cot+xml",
+        payload=b"<event/>",
+    )
 
 
 def _feed(store: NodeStore) -> Interop:

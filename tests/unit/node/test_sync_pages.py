@@ -16,6 +16,7 @@ from gsomia.errors import ExchangeUnreachable
 from gsomia.node.store import NodeStore, deliveries
 from gsomia.node.sync import Syncer, SyncResult
 from gsomia.node.witness import Accepted
+from tests.unit.node.support import store_verified
 
 
 def _item(n: int) -> dict[str, Any]:
@@ -221,32 +222,7 @@ def test_which_deliveries_are_decided_is_found_by_their_ids_not_by_walking_every
 ) -> None:
     # thousands of verified deliveries, and a page of 12: the lookup must use the unique id
     # (SQLite chose the state index for ``id IN (…) AND state IN (…)``, a walk of them all)
-    with store.write() as c:
-        c.execute(
-            deliveries.insert(),
-            [
-                {
-                    "delivery_id": f"old-{n}",
-                    "seq": n,
-                    "report_id": f"R-{n}",
-                    "originator": "JPN",
-                    "topic": "dprk.missile.launch",
-                    "level": "군사II급비밀",
-                    "purpose": "direct",
-                    "marking": "{}",
-                    "caveats": "{}",
-                    "exercise": False,
-                    "state": "verified",
-                    "created": "2019-11-22T01:00:00Z",
-                    "received_at": "2019-11-22T01:00:00Z",
-                    "processed_at": "2019-11-22T01:00:00Z",
-                    "content_type": "application/json",
-                    "verification": "{}",
-                    "search": "",
-                }
-                for n in range(2000)
-            ],
-        )
+    store_verified(store, range(2000), prefix="old")
     syncer = _Syncer(store, {}, {})
     statements: list[tuple[str, Any]] = []
 
