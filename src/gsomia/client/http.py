@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from gsomia import jsontext
 from gsomia.client.stream import ServerSentEvent, read_events
 from gsomia.errors import (
     BadSignature,
@@ -215,8 +216,11 @@ class ExchangeClient:
             GsomiaError: the subclass named by the answer's problem ``type``.
         """
         what = f"{method} {path}"
+        if json is not None:
+            content = jsontext.compact_bytes(json)
+            headers = {"Content-Type": "application/json", **(headers or {})}
         try:
-            response = self._http.request(method, path, json=json, content=content, params=params, headers=headers)
+            response = self._http.request(method, path, content=content, params=params, headers=headers)
         except httpx.TransportError as e:
             raise ExchangeUnreachable(f"cannot reach the exchange at {self.url} ({what}: {e})") from e
         if response.status_code >= 400:

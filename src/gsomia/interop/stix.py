@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from gsomia import jsontext
 from gsomia.domain.parties import PARTY_ID
 from gsomia.domain.topics import TOPIC
 from gsomia.errors import InvalidInput
@@ -712,11 +713,8 @@ def _report_id(marking: NationalMarking, topic: str, payload: bytes) -> str:
     return f"stix-{digest[:40]}"
 
 
-_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
 def _compact(value: object) -> str:
-    return _COMPACT.encode(value)
+    return jsontext.compact(value)
 
 
 def _bundle_of_texts(texts: Iterable[str], seed: str) -> bytes:
@@ -832,9 +830,9 @@ def read_bundle(payload: bytes) -> list[dict[str, Any]]:
         InvalidInput: the payload is not such a JSON document.
     """
     try:
-        doc = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise InvalidInput("the payload is not a JSON STIX bundle") from e
+        doc = jsontext.parse(payload)
+    except ValueError as e:
+        raise InvalidInput(f"the payload is not a JSON STIX bundle: {e}") from e
     objects = doc.get("objects") if isinstance(doc, dict) else None
     if not isinstance(objects, list) or not all(isinstance(o, dict) for o in objects):
         raise InvalidInput("the payload is not a STIX bundle: no list of objects")

@@ -344,3 +344,28 @@ def test_basic_credentials_are_checked_once_then_follow_the_stored_hash(node: di
     users.records["analyst"] = UserRecord("analyst", "officer", "hash-changed", active=False)  # revoked
     assert c.get("/", headers=basic("analyst", "pw-new")).status_code == 401
     assert c.get("/", headers={"Accept": TAXII, "Authorization": "Basic !!!"}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("number", "reason"),
+    [
+        ("NaN", "NaN is not a JSON number"),
+        ("-Infinity", "-Infinity is not a JSON number"),
+        ("123456789012345678901234567890", "beyond 64 bits"),
+    ],
+)
+def test_an_envelope_with_a_number_json_cannot_carry_is_refused_and_nothing_is_sent(
+    node: dict[str, Any], number: str, reason: str
+) -> None:
+    # Python's parser accepts these; stored and sent on, they would reach the recipient as text
+    # that is not JSON, or as another value.
+    c, sender = node["client"], node["sender"]
+    url = f"/api/collections/{node['service'].collection('outbox').id}/objects/"
+    marked = json.dumps({"objects": [SECRET, {**ind(1), "object_marking_refs": [SECRET["id"]]}]})
+    body = marked.replace('"name": "i1"', f'"name": "i1", "confidence": {number}')
+    assert number in body
+    answer = c.post(url, headers={**basic(), "Content-Type": TAXII}, content=body.encode())
+    assert answer.status_code == 422, answer.text
+    assert reason in answer.json()["description"]
+    assert sender.batches == []
+    assert not node["store"].present("outbox", [(ind(1)["id"], ind(1)["modified"])])

@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gsomia import jsontext
 from gsomia.errors import InvalidInput, StorageError
 from gsomia.interop.stix import extension_definition
 from gsomia.node.taxii.service import (
@@ -50,8 +51,8 @@ class TaxiiError(Exception):
 
 
 def _taxii(body: object | str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return Response(text.encode("utf-8"), status_code=status, media_type=TAXII_MEDIA_TYPE, headers=headers)
+    data = body.encode("utf-8") if isinstance(body, str) else jsontext.compact_bytes(body)
+    return Response(data, status_code=status, media_type=TAXII_MEDIA_TYPE, headers=headers)
 
 
 def _error(e: TaxiiError) -> Response:
@@ -265,9 +266,9 @@ class _Routes:
             if len(raw) > limit:
                 raise TaxiiError(413, "Payload Too Large", f"the envelope is over max_content_length ({limit} bytes)")
         try:
-            envelope = json.loads(bytes(raw).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise TaxiiError(422, "Unprocessable Entity", "the body is not a JSON envelope") from e
+            envelope = jsontext.parse(bytes(raw))
+        except ValueError as e:
+            raise TaxiiError(422, "Unprocessable Entity", f"the body is not a JSON envelope: {e}") from e
         objs = envelope.get("objects") if isinstance(envelope, dict) else None
         if not isinstance(objs, list) or not objs:
             raise TaxiiError(422, "Unprocessable Entity", "an envelope carries a non-empty list of objects")

@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 
+from gsomia import jsontext
 from gsomia.errors import StorageError
 from gsomia.interop.stix import parse_timestamp
 
@@ -244,7 +245,7 @@ def _insert_objects(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None
 
 
 def _encode(body: Mapping[str, Any]) -> str:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return jsontext.compact(body)
 
 
 def _plan_rows(collection: str, new: Sequence[NewObject], versions: dict[str, list[int]], *, added_us: int) -> _RowPlan:
@@ -349,12 +350,12 @@ class TaxiiWrite:
     def put_status(self, status_id: str, owner: str, body: Mapping[str, Any], *, now: datetime) -> None:
         """Store a new status resource."""
         self.connection.execute(
-            insert(statuses).values(id=status_id, owner=owner, created_us=to_us(now), body=json.dumps(body))
+            insert(statuses).values(id=status_id, owner=owner, created_us=to_us(now), body=jsontext.compact(body))
         )
 
     def update_status(self, status_id: str, body: Mapping[str, Any]) -> None:
         """Replace a status resource's body."""
-        self.connection.execute(update(statuses).where(statuses.c.id == status_id).values(body=json.dumps(body)))
+        self.connection.execute(update(statuses).where(statuses.c.id == status_id).values(body=jsontext.compact(body)))
 
 
 class TaxiiStore:
