@@ -201,6 +201,8 @@ def test_duplicate_members_are_refused_at_any_depth(ex: Exchange, text: str, whe
         (b'{"need_to_know": true, "x": "a\\u0000b"}', "invalid_text"),  # NUL, escaped
         (b'{"need_to_know": true, "x\\u0000": 1}', "invalid_text"),  # NUL in a member name
         (b'{"need_to_know": true, "x": ["\\ud800"]}', "invalid_text"),  # a lone surrogate, escaped
+        (b'{"need_to_know": true, "x": ["\\uD83D", "\\\\"]}', "invalid_text"),  # upper-case hex digits
+        (b'{"need_to_know": true, "x": "a\x00b"}', "json_invalid"),  # NUL as a raw byte: no JSON string holds one
         (b'{"need_to_know": true, "x": "\xed\xa0\x80"}', "json_invalid"),  # a surrogate in the bytes: not UTF-8
         (b'{"need_to_know": true, "x": "\xff"}', "json_invalid"),
         (b'\xef\xbb\xbf{"need_to_know": true}', "json_invalid"),  # a byte-order mark

@@ -244,7 +244,10 @@ def _json_refusal(body: bytes) -> tuple[list[str], str, str] | None:
         doc = json.loads(
             text, object_pairs_hook=_Members, parse_constant=_no_constant, parse_float=_double, parse_int=_integer
         )
-        _walk(doc)
+        # A lone surrogate or U+0000 can only be written as a \u escape: the text is strict
+        # UTF-8, and JSON allows no raw control character in a string. Without one, no string
+        # needs its characters looked at.
+        _walk(doc, texts=b"\\u" in body)
     except _Refused as e:
         return e.loc, e.message, e.kind
     except json.JSONDecodeError as e:
@@ -275,9 +278,10 @@ def _integer(text: str) -> int:
     return int(text)
 
 
-def _walk(doc: Any) -> None:
+def _walk(doc: Any, *, texts: bool = True) -> None:
     """Walk ``doc`` without recursion: no member name twice in one object, no lone surrogate or
-    U+0000 in any string or member name, no nesting deeper than :data:`MAX_JSON_DEPTH`.
+    U+0000 in any string or member name (when ``texts``), no nesting deeper than
+    :data:`MAX_JSON_DEPTH`.
 
     Raises:
         _Refused: at the first such member or string, with where it is.
@@ -286,7 +290,8 @@ def _walk(doc: Any) -> None:
     while stack:
         value, loc = stack.pop()
         if isinstance(value, str):
-            _check_text(value, loc)
+            if texts:
+                _check_text(value, loc)
             continue
         if not isinstance(value, list):
             continue
@@ -295,7 +300,8 @@ def _walk(doc: Any) -> None:
         if isinstance(value, _Members):
             seen: set[str] = set()
             for name, item in value:
-                _check_text(name, [*loc, name])
+                if texts:
+                    _check_text(name, [*loc, name])
                 if name in seen:
                     where = ".".join([*loc, name])
                     raise _Refused(
