@@ -308,3 +308,10 @@ def test_malformed_timestamps_are_refused() -> None:
     for bad in ("yesterday", "2019-11-22T01:00:00", "2019-13-22T01:00:00Z", 5):
         with pytest.raises(InvalidInput):
             parse_timestamp(bad)
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-18446744073709551617"])
+def test_a_delivered_bundle_with_a_number_json_cannot_carry_is_not_a_bundle(number: str) -> None:
+    payload = f'{{"type":"bundle","id":"bundle--x","objects":[{{"type":"note","n":{number}}}]}}'.encode()
+    with pytest.raises(InvalidInput, match="not a JSON STIX bundle"):
+        read_bundle(payload)
