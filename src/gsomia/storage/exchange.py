@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     func,
     select,
     update,
@@ -491,6 +492,30 @@ _TABLES: dict[str, Any] = {
 }
 
 
+class InboxItem(NamedTuple):
+    """One item of a party's inbox as :meth:`ExchangeRepo.inbox` reads it."""
+
+    seq: int
+    kind: str
+    ref: str
+    body: dict[str, Any]
+
+
+# Statements the event stream and the inbox run on every read, built once.
+_INBOX = (
+    select(InboxEventRow.seq, InboxEventRow.kind, InboxEventRow.ref, InboxEventRow.body)
+    .where(InboxEventRow.party == bindparam("party"), InboxEventRow.seq > bindparam("after"))
+    .order_by(InboxEventRow.seq)
+    .limit(bindparam("limit"))
+)
+_WITH_REPORTS = (
+    select(DeliveryRow, SubmittedReportRow)
+    .join(SubmittedReportRow, SubmittedReportRow.id == DeliveryRow.report_id)
+    .where(DeliveryRow.id.in_(bindparam("ids", expanding=True)))
+)
+_PRINCIPAL_REVOKED = select(PrincipalRow.revoked_at).where(PrincipalRow.id == bindparam("id"))
+
+
 class ExchangeRepo:
     """Queries over the exchange tables. Stateless: every method takes the session to use."""
 
@@ -554,8 +579,7 @@ class ExchangeRepo:
     @staticmethod
     def principal_active(s: Tx, principal_id: str) -> bool:
         """Whether the principal exists and its token is not revoked."""
-        t = PrincipalRow.__table__
-        revoked = s.execute(select(t.c.revoked_at).where(t.c.id == principal_id)).one_or_none()
+        revoked = s.execute(_PRINCIPAL_REVOKED, {"id": principal_id}).one_or_none()
         return revoked is not None and revoked[0] is None
 
     @staticmethod
@@ -662,11 +686,7 @@ class ExchangeRepo:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        rows = s.execute(
-            select(DeliveryRow, SubmittedReportRow)
-            .join(SubmittedReportRow, SubmittedReportRow.id == DeliveryRow.report_id)
-            .where(DeliveryRow.id.in_(wanted))
-        ).all()
+        rows = s.execute(_WITH_REPORTS, {"ids": wanted}).all()
         return {d.id: (d, r) for d, r in rows}
 
     @staticmethod
@@ -738,15 +758,11 @@ class ExchangeRepo:
     # --- inbox ---------------------------------------------------------------------------
 
     @staticmethod
-    def inbox(s: Tx, party: str, after: int, limit: int) -> list[InboxEventRow]:
-        """Up to ``limit`` of ``party``'s inbox items after sequence number ``after``."""
-        q = (
-            select(InboxEventRow)
-            .where(InboxEventRow.party == party, InboxEventRow.seq > after)
-            .order_by(InboxEventRow.seq)
-            .limit(limit)
-        )
-        return list(s.scalars(q))
+    def inbox(s: Tx, party: str, after: int, limit: int) -> list[InboxItem]:
+        """Up to ``limit`` of ``party``'s inbox items after sequence number ``after`` (rows, not
+        ORM objects: an event stream reads them on every wake)."""
+        rows = s.execute(_INBOX, {"party": party, "after": after, "limit": limit})
+        return [InboxItem(r.seq, r.kind, r.ref, r.body) for r in rows]
 
     @staticmethod
     def last_inbox_seq(s: Tx) -> int:
