@@ -1,8 +1,9 @@
 """JSON text as gsomia writes and reads it where the bytes are neither signed nor hashed: event
-stream frames, stored STIX bodies, request and response bodies.
+stream frames, stored STIX bodies, JSON columns, request and response bodies.
 
 Writing is compact (no spaces, UTF-8 as is) with orjson, several times faster than the standard
-library on the large documents the exchange and the nodes pass on. Its text differs from
+library on the large documents the exchange and the nodes pass on; the exchange's database
+columns of type JSON are written with it too. Its text differs from
 ``json.dumps`` only in how some floats are spelled (``1e16`` for ``1e+16``): the same values.
 Text that is signed or hashed (RFC 8785 canonical JSON, ledger entries) never comes from here.
 
@@ -24,18 +25,19 @@ __all__ = ["compact", "compact_bytes", "parse"]
 
 
 def compact_bytes(value: Any) -> bytes:
-    """``value`` as compact UTF-8 JSON.
+    """``value`` as compact UTF-8 JSON. A member name that is a number, ``True``, ``False`` or
+    ``None`` is written as text, as the standard library writes it.
 
     Raises:
-        TypeError: ``value`` holds something JSON cannot spell (a non-string member name, an
-            integer beyond 64 bits, a lone surrogate).
+        TypeError: ``value`` holds something JSON cannot spell (an integer beyond 64 bits, a
+            lone surrogate, an object of another type).
     """
-    return orjson.dumps(value)
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
 def compact(value: Any) -> str:
     """``value`` as compact JSON text (see :func:`compact_bytes`)."""
-    return orjson.dumps(value).decode("utf-8")
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
 
 
 _SMALLEST, _LARGEST = -(2**63), 2**64 - 1

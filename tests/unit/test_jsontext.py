@@ -44,6 +44,8 @@ def test_what_is_written_reads_back_as_the_same_value(value: Any) -> None:
 def test_the_text_is_compact_utf8_as_the_standard_library_writes_it() -> None:
     value = {"레벨": "군사II급비밀", "n": [1, True, None], "q": 'a"\n\u2028', "極秘": {}}
     assert jsontext.compact(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    numbered = {1: "a", False: "b", None: "c"}  # member names that are not text: as json writes them
+    assert jsontext.compact(numbered) == json.dumps(numbered, separators=(",", ":"))
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from gsomia import jsontext
 from gsomia.errors import InvalidInput, StorageError
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,9 @@ def create(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) ->
     else:
         kwargs["pool_size"] = pool_size
         kwargs["pool_pre_ping"] = True
-    engine = create_engine(url, **kwargs)
+    # JSON columns hold values, not signed text (a ledger entry's hash is of its RFC 8785
+    # bytes, computed from the value): written by orjson, read by the standard library.
+    engine = create_engine(url, json_serializer=jsontext.compact, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         _sqlite_setup(engine, sqlite_synchronous)
     return engine

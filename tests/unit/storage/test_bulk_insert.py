@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, Text, insert, select
+from sqlalchemy import cast as cast_
 from sqlalchemy.exc import IntegrityError
 
+from gsomia import jsontext
 from gsomia.errors import StorageError
 from gsomia.storage.bulk import COPY_MIN_ROWS, insert_rows
 from gsomia.storage.exchange import InboxEventRow, SubmittedReportRow
@@ -102,5 +104,24 @@ def test_a_violated_constraint_is_an_integrity_error_and_stores_nothing(db_url: 
         with store.writing("test") as s:  # the connection is usable again
             insert_rows(s.connection(), table, rows[:10])
         assert len(_stored(store)) == 10
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("count", [1, COPY_MIN_ROWS])
+def test_json_columns_hold_compact_utf8_text_that_reads_back_as_the_value(db_url: str, count: int) -> None:
+    table = cast(Table, InboxEventRow.__table__)
+    at = datetime(2019, 11, 22, tzinfo=UTC)
+    body = {"banner": "군사II급비밀 (JPN 極秘)", "n": [1, 2.5, None, True], "q": 'a"\n\\', "deep": {"x": {}}}
+    rows = [{"party": "KOR", "kind": "delivery", "ref": f"d-{n}", "body": body, "created_at": at} for n in range(count)]
+    store = Store(db_url)
+    try:
+        with store.writing("test") as s:
+            insert_rows(s.connection(), table, rows)
+        with store.reading() as s:
+            raw = s.execute(select(cast_(table.c.body, Text))).scalars().all()
+            values = s.execute(select(table.c.body)).scalars().all()
+        assert raw == [jsontext.compact(body)] * count  # one spelling, as the stream sends it
+        assert values == [body] * count
     finally:
         store.close()
