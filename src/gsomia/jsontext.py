@@ -37,7 +37,7 @@ def compact_bytes(value: Any) -> bytes:
 
 def compact(value: Any) -> str:
     """``value`` as compact JSON text (see :func:`compact_bytes`)."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+    return compact_bytes(value).decode("utf-8")
 
 
 _SMALLEST, _LARGEST = -(2**63), 2**64 - 1

@@ -713,15 +713,11 @@ def _report_id(marking: NationalMarking, topic: str, payload: bytes) -> str:
     return f"stix-{digest[:40]}"
 
 
-def _compact(value: object) -> str:
-    return jsontext.compact(value)
-
-
 def _bundle_of_texts(texts: Iterable[str], seed: str) -> bytes:
-    """A STIX bundle, compact JSON, of objects already encoded by :func:`_compact`: the bytes
-    ``_compact({"type": "bundle", "id": …, "objects": [...]})`` would give, without encoding
+    """A STIX bundle, compact JSON, of objects already encoded by :func:`gsomia.jsontext.compact`: the bytes
+    ``jsontext.compact({"type": "bundle", "id": …, "objects": [...]})`` would give, without encoding
     each object again."""
-    head = '{"type":"bundle","id":' + _compact(_stable_id("bundle", seed)) + ',"objects":['
+    head = '{"type":"bundle","id":' + jsontext.compact(_stable_id("bundle", seed)) + ',"objects":['
     return (head + ",".join(texts) + "]}").encode("utf-8")
 
 
@@ -798,10 +794,10 @@ def plan_envelope(
     groups: list[ReportGroup] = []
     for (marking, topic), objs in grouped.items():
         defs = tuple(used[(marking, topic)].values())
-        def_texts = [_compact(d) for d in defs]
+        def_texts = [jsontext.compact(d) for d in defs]
         # Each object is encoded once: its size, the report's payload and the stored copy
         # (TaxiiStore) all come from that one text.
-        for chunk in _chunks([(o, _compact(o)) for o in objs]):
+        for chunk in _chunks([(o, jsontext.compact(o)) for o in objs]):
             chunk_objects = tuple(o for o, _ in chunk)
             chunk_texts = tuple(t for _, t in chunk)
             seed = _canonical([marking.label(), topic, [(str(o["id"]), version_of(o)) for o in chunk_objects]])

@@ -244,10 +244,6 @@ def _insert_objects(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None
         conn.execute(insert(objects), list(rows))
 
 
-def _encode(body: Mapping[str, Any]) -> str:
-    return jsontext.compact(body)
-
-
 def _plan_rows(collection: str, new: Sequence[NewObject], versions: dict[str, list[int]], *, added_us: int) -> _RowPlan:
     """The rows for ``new``, given every stored ``versions`` of their ids (extended here with the
     versions this call adds, so an id twice in one call is seen as stored the second time)."""
@@ -291,7 +287,7 @@ def _plan_rows(collection: str, new: Sequence[NewObject], versions: dict[str, li
                 "is_last": is_last,
                 "is_first": is_first,
                 "delivery": item.delivery,
-                "body": item.text if item.text is not None else _encode(body),
+                "body": item.text if item.text is not None else jsontext.compact(body),
             }
         )
         plan.out.append((stix_id, version, True))
