@@ -317,11 +317,10 @@ class LedgerWitness:
         return held
 
     def _store_held(self) -> None:
-        held = self._held
-        if held is not None:
+        if self._held is not None:
             with self.store.write() as c:
-                _insert(c, held)
-            self.kept(held)
+                stored = self.keep(c)
+            self.kept(stored)
 
     def kept(self, stored: Accepted | None) -> None:
         """``stored`` is stored now: a checkpoint held that it covers is no longer held."""
