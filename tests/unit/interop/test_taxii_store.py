@@ -126,3 +126,43 @@ def test_a_stored_text_is_kept_as_given(store: TaxiiStore) -> None:
     c = objects.c
     with store._read() as conn:
         assert conn.execute(select(c.body)).scalar() == text
+
+
+def test_rows_go_to_sqlite_without_a_value_its_driver_must_adapt(store: TaxiiStore) -> None:
+    # The driver binds int, float and str directly and looks up an adapter for anything else
+    # (None and bool too), which cost more per row than SQLite's own insert: booleans go as
+    # 0/1 and a NULL column is left out of the statement. The rows read back as they were.
+    from sqlalchemy import event
+
+    bound: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.startswith("INSERT INTO taxii_object"):
+            bound.append((statement, parameters if executemany else [parameters]))
+
+    a, b = "indicator--0000000a-0000-4000-8000-000000000000", "indicator--0000000b-0000-4000-8000-000000000000"
+    engine = store.db.engine  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        store.add(
+            "inbox",
+            [
+                NewObject(body=_sdo(a, 10).body, topic="t", delivery="d-1"),
+                NewObject(body=_sdo(b, 10).body, topic="t"),
+                NewObject(body=_sdo(a, 20).body, topic="t"),
+            ],
+            now=NOW,
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    values = [v for _, rows in bound for row in rows for v in row]
+    assert values and all(type(v) in (int, str) for v in values), {type(v) for v in values}
+    assert len(bound) == 2  # one statement with the delivery column, one without
+    c = objects.c
+    with store._read() as conn:
+        stored = conn.execute(select(c.stix_id, c.version, c.delivery, c.is_first, c.is_last).order_by(c.seq)).all()
+    assert [tuple(r) for r in stored] == [
+        (a, "2019-11-22T00:10:00.000Z", "d-1", True, False),
+        (b, "2019-11-22T00:10:00.000Z", None, True, True),
+        (a, "2019-11-22T00:20:00.000Z", None, False, True),
+    ]
