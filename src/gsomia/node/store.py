@@ -221,6 +221,14 @@ class NodeStore:
     Thread-safe: each thread gets its own connection (SQLCipher connections are not shared),
     and writes are serialised by one lock so the background sync and the API never contend
     for SQLite's write lock.
+
+    Writes go through one connection of their own, kept open. SQLite keeps a cache of pages per
+    connection and, in WAL mode, drops the whole of it when another connection has changed the
+    file; a page read again is decrypted and its HMAC checked. With the writes on rotating
+    pooled connections, each write began with a cold cache and read every index page it touched
+    through the cipher; on the one connection that alone writes, the cache stays valid from one
+    write to the next. Reads take the most recently returned connection of their pool (LIFO),
+    whose cache is the likeliest to be current.
     """
 
     def __init__(self, path: Path, key: bytes) -> None:
@@ -237,35 +245,30 @@ class NodeStore:
         # A queue of connections shared by the API's and the sync's threads (the dialect's
         # default, one connection per thread kept in a small ring, may close a connection
         # another thread is using once more threads than the ring holds ask for one).
-        self._engine: Engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            poolclass=QueuePool,
-            pool_size=8,
-            max_overflow=24,
-            pool_timeout=60,
-        )
-        event.listen(self._engine, "connect", _on_connect)
+        self._engine: Engine = _pooled_engine(url, pool_size=8, max_overflow=24)
+        # The writers' connection (more only if a write is opened inside another on one thread).
+        self._writer: Engine = _pooled_engine(url, pool_size=1, max_overflow=4)
         self._write_lock = threading.RLock()
         self._noted: dict[str, float] = {}  # setting -> when note() last wrote it (monotonic)
         try:
-            with self._engine.begin() as c:
+            with self._writer.begin() as c:
                 c.exec_driver_sql("PRAGMA journal_mode=WAL")
                 metadata.create_all(c)
                 if c.execute(select(settings.c.value).where(settings.c.name == "schema")).scalar() is None:
                     c.execute(insert(settings).values(name="schema", value=SCHEMA_VERSION))
         except DatabaseError as e:
-            self._engine.dispose()
+            self.close()
             raise StorageError(
                 f"cannot open the node store {path}: the node key does not open it (a wrong key, or not a node store)"
             ) from e
         except SQLAlchemyError as e:
-            self._engine.dispose()
+            self.close()
             raise StorageError(f"cannot open the node store {path}: {e.__class__.__name__}") from e
 
     def close(self) -> None:
         """Close every connection."""
         self._engine.dispose()
+        self._writer.dispose()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -276,7 +279,7 @@ class NodeStore:
         """
         with self._write_lock:
             try:
-                with self._engine.begin() as c:
+                with self._writer.begin() as c:
                     yield c
             except SQLAlchemyError as e:
                 raise StorageError(f"node store: {e.__class__.__name__}: {e}") from e
@@ -341,6 +344,20 @@ class NodeStore:
         """Remove a setting."""
         with self.write() as c:
             c.execute(delete(settings).where(settings.c.name == name))
+
+
+def _pooled_engine(url: URL, *, pool_size: int, max_overflow: int) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        poolclass=QueuePool,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=60,
+        pool_use_lifo=True,
+    )
+    event.listen(engine, "connect", _on_connect)
+    return engine
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:

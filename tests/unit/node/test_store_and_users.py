@@ -6,6 +6,8 @@ import base64
 import secrets
 import shutil
 import sqlite3
+import threading
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -92,6 +94,37 @@ def test_a_noted_time_is_written_at_most_once_per_interval(store: NodeStore) -> 
     assert store.get("ledger.checked_at") == "other"
     store.note("exchange.last_event_at", "third", every=0)  # the interval has passed
     assert store.get("exchange.last_event_at") == "third"
+
+
+def test_every_write_goes_through_one_connection_whatever_reads_and_threads_come_between(
+    store: NodeStore,
+) -> None:
+    # SQLite in WAL mode drops a connection's whole page cache when another connection has
+    # changed the file, and in the encrypted store every page read again is decrypted and its
+    # HMAC checked: writes on whichever pooled connection came next began cold each time.
+    used: list[int] = []
+
+    def write(value: str) -> None:
+        with store.write() as c:
+            used.append(id(c.connection.driver_connection))
+            store.put("k", value, c)
+
+    with ExitStack() as readers:  # several reads open at once: the read pool holds several
+        for _ in range(4):
+            readers.enter_context(store.read()).exec_driver_sql("SELECT 1")
+        write("0")
+    for n in range(1, 4):
+        with store.read() as c:
+            c.exec_driver_sql("SELECT 1")
+        t = threading.Thread(target=write, args=(f"{n}a",))
+        t.start()
+        t.join()
+        write(f"{n}b")
+    assert len(used) == 7
+    assert len(set(used)) == 1
+    assert store.get("k") == "3b"
+    with store.read() as c:  # a read sees every committed write
+        assert c.exec_driver_sql("SELECT value FROM settings WHERE name = 'k'").scalar() == "3b"
 
 
 def test_passwords_are_hashed_with_argon2id_and_checked(store: NodeStore, people: UserService) -> None:
