@@ -250,10 +250,11 @@ def _insert_objects(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None
         return
     runs: list[tuple[str, list[tuple[Any, ...]]]] = []
     last: tuple[str, ...] | None = None
+    order: tuple[str, ...] = ()
     for r in rows:
         nulls = tuple(c for c in _NULLABLE if r.get(c) is None)
-        statement, order = _positional_insert(conn.dialect, nulls)
         if nulls != last:
+            statement, order = _positional_insert(conn.dialect, nulls)
             runs.append((statement, []))
             last = nulls
         runs[-1][1].append(tuple(int(v) if v.__class__ is bool else v for v in map(r.__getitem__, order)))
