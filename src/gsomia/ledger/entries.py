@@ -91,7 +91,8 @@ _MAX_SAFE_INT = 2**53 - 1
 
 def _fast(value: dict[Any, Any] | list[Any] | tuple[Any, ...], depth: int) -> bool:
     """True if ``value`` holds only what orjson writes as RFC 8785 does (see the module
-    docstring): exact types only, so a subclass (an enum, say) takes the careful path."""
+    docstring): exact types, and subclasses of str (the outcomes and purposes the exchange
+    writes are StrEnum members); an int subclass or a non-dict mapping takes the careful path."""
     if depth > _MAX_DEPTH:
         return False
     if type(value) is dict:
@@ -111,6 +112,8 @@ def _fast(value: dict[Any, Any] | list[Any] | tuple[Any, ...], depth: int) -> bo
             return False
         if (kind is dict or kind is list or kind is tuple) and _fast(item, depth + 1):
             continue
+        if isinstance(item, str):
+            continue  # a StrEnum member, say: every encoder here writes the text it holds
         return False
     return True
 

@@ -60,7 +60,8 @@ class Count(IntEnum):
 @pytest.mark.parametrize(
     "entry",
     [
-        {"level": Level.TOP, "n": Count.THREE},  # subclasses of str and int: the careful path
+        {"level": Level.TOP, "n": Count.THREE},  # an int subclass: the careful path
+        {"level": Level.TOP, "path": [Level.TOP, {"k": Level.TOP}]},  # str subclasses: the fast one
         {"n": 2**53 - 1, "m": -(2**53) + 1},  # the largest integers the fast path takes
         {"x": 0.5, "y": [1e21, -0.0]},  # numbers RFC 8785 spells its own way
         {"é": 1, "e": {"ü": [None]}},  # non-ASCII names, sorted by UTF-16 code units
