@@ -10,9 +10,9 @@ SQLAlchemy bind processors as an ``INSERT`` (``UTCDateTime``, ``JSON``), so the 
 identical; a database error is raised as SQLAlchemy raises it for any statement (an
 ``IntegrityError``, or an ``OperationalError`` that invalidates a lost connection).
 
-COPY needs every row of a table to name the same columns, and no omitted column may have a
-Python-side default (the server's defaults, such as a sequence, apply as for ``INSERT``); rows
-that do not qualify, and small batches, take the ``executemany`` path.
+Each run of rows naming the same columns is inserted on its own. COPY needs that no omitted
+column has a Python-side default (the server's defaults, such as a sequence, apply as for
+``INSERT``); rows that do not qualify, and small batches, take the ``executemany`` path.
 """
 
 from __future__ import annotations
@@ -30,17 +30,28 @@ COPY_MIN_ROWS = 8
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` into ``table`` in ``conn``'s open transaction.
+    """Insert ``rows`` into ``table`` in ``conn``'s open transaction, in order.
+
+    Each run of consecutive rows that name the same columns is one statement: a single
+    ``executemany`` would take its columns from the first row and drop a value the first row
+    does not name.
 
     Raises:
         sqlalchemy.exc.DBAPIError: as for an ``INSERT`` (constraint violations, a lost
             connection); the transaction is then to be rolled back by the caller, as after any
             failed statement.
     """
-    if not rows:
-        return
-    columns = list(rows[0])
-    if conn.dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS or not _copyable(table, columns, rows):
+    keys = [tuple(row) for row in rows]
+    start = 0
+    for end in range(1, len(rows) + 1):
+        if end == len(rows) or keys[end] != keys[start]:
+            _insert_run(conn, table, rows[start:end], keys[start])
+            start = end
+
+
+def _insert_run(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    direct = _no_python_default_omitted(table, columns)
+    if conn.dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS or not direct:
         conn.execute(_insert(table), list(rows))
         return
     processors: list[Callable[[Any], Any] | None] = [
@@ -73,8 +84,9 @@ def _insert(table: Table) -> Insert:
     return insert(table)
 
 
-def _copyable(table: Table, columns: list[str], rows: Sequence[dict[str, Any]]) -> bool:
-    if any(list(row) != columns for row in rows):
-        return False
+@functools.lru_cache(maxsize=256)
+def _no_python_default_omitted(table: Table, columns: tuple[str, ...]) -> bool:
+    """True if no column left out of ``columns`` has a Python-side default (only a Core
+    ``INSERT`` would compute it)."""
     named = set(columns)
     return all(c.default is None for c in table.columns if c.name not in named)

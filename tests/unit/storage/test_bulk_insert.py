@@ -125,3 +125,19 @@ def test_json_columns_hold_compact_utf8_text_that_reads_back_as_the_value(db_url
         assert values == [body] * count
     finally:
         store.close()
+
+
+def test_rows_naming_different_columns_still_go_in_as_an_insert_would_put_them(db_url: str) -> None:
+    table = cast(Table, SubmittedReportRow.__table__)
+    rows = [_report(n) for n in range(12)]
+    for n in range(0, 12, 3):
+        del rows[n]["recipients"]  # a nullable column left out of some rows only
+    store = Store(db_url)
+    try:
+        with store.writing("test") as s:
+            insert_rows(s.connection(), table, rows)
+        stored = _stored(store)
+        column = list(table.c).index(table.c.recipients)
+        assert [r[column] for r in stored] == [None if n % 3 == 0 else ["KOR", "USA"] for n in range(12)]
+    finally:
+        store.close()
