@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import IntEnum, StrEnum
+from enum import Enum, IntEnum, StrEnum
 from typing import Any
 
 import pytest
@@ -57,11 +57,23 @@ class Count(IntEnum):
     THREE = 3
 
 
+class Coded(str, Enum):  # noqa: UP042 - the mixin, not StrEnum, is the point
+    """A str enum whose value is not its text: every encoder writes the text."""
+
+    ALPHA = ("alpha", 1)
+
+    def __new__(cls, text: str, code: int) -> Coded:
+        member = str.__new__(cls, text)
+        member._value_ = code
+        return member
+
+
 @pytest.mark.parametrize(
     "entry",
     [
         {"level": Level.TOP, "n": Count.THREE},  # an int subclass: the careful path
         {"level": Level.TOP, "path": [Level.TOP, {"k": Level.TOP}]},  # str subclasses: the fast one
+        {"coded": Coded.ALPHA},
         {"n": 2**53 - 1, "m": -(2**53) + 1},  # the largest integers the fast path takes
         {"x": 0.5, "y": [1e21, -0.0]},  # numbers RFC 8785 spells its own way
         {"é": 1, "e": {"ü": [None]}},  # non-ASCII names, sorted by UTF-16 code units
