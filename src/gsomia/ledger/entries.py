@@ -4,18 +4,17 @@ An entry is a JSON object. What is hashed is its RFC 8785 (JSON Canonicalization
 encoding, never the JSON it arrived as, so every party that holds the same entry computes
 the same leaf hash (RFC 9162 §2.1.1 leaf: ``SHA-256(0x00 || entry bytes)``).
 
-Entries made only of strings, integers within ±(2**53 - 1), booleans, nulls, lists, tuples and
-dicts with ASCII member names (every entry the exchange writes, every report a party signs) take
-a fast path: for them RFC 8785 is exactly orjson's output with sorted keys (§3.2.2.2: the same
+Entries made only of strings, integers within ±(2**53 - 1), booleans, nulls, arrays and objects
+with ASCII member names (every entry the exchange writes, every report a party signs) take a
+fast path: for them RFC 8785 is exactly orjson's output with sorted keys (§3.2.2.2: the same
 string escapes, UTF-8 as is; §3.2.3: sorting by UTF-16 code units equals sorting by bytes for
-ASCII names; and there are no numbers to format). Anything else (other mappings, floats, larger
-integers, non-ASCII names) goes through ``rfc8785``, or the standard library where that gives
-the same bytes.
+ASCII names; and there are no numbers to format). Other mappings and tuples are made dicts and
+lists first; anything else (floats, larger integers, non-ASCII names, an int subclass) goes
+through ``rfc8785``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,18 +46,12 @@ def entry_bytes(entry: Mapping[str, Any]) -> bytes:
     """
     if not isinstance(entry, Mapping):
         raise InvalidInput("a ledger entry must be a JSON object")
-    if type(entry) is dict and _fast(entry, 0):
+    plain: dict[str, Any] = entry if type(entry) is dict and _fast(entry, 0) else _plain(entry, depth=0)
+    if plain is entry or _fast(plain, 0):
         try:
-            return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+            return orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError:
-            pass  # a lone surrogate: the path below decides
-    fast = [True]
-    plain = _plain(entry, depth=0, fast=fast)
-    if fast[0]:
-        try:
-            return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            pass  # a lone surrogate: let rfc8785 decide
+            pass  # a lone surrogate: rfc8785 decides
     try:
         encoded: bytes = rfc8785.dumps(plain)
     except rfc8785.CanonicalizationError as e:
@@ -85,7 +78,6 @@ def entry_leaf_hash(entry: Mapping[str, Any]) -> bytes:
 _MAX_DEPTH = 64
 
 
-_FAST_SCALARS = (str, bool, type(None))
 _MAX_SAFE_INT = 2**53 - 1
 
 
@@ -118,31 +110,18 @@ def _fast(value: dict[Any, Any] | list[Any] | tuple[Any, ...], depth: int) -> bo
     return True
 
 
-def _plain(value: Any, *, depth: int, fast: list[bool]) -> Any:
-    """Turn mappings into dicts and tuples into lists, the only containers rfc8785 takes;
-    clear ``fast[0]`` on anything the fast path does not cover (see the module docstring)."""
+def _plain(value: Any, *, depth: int) -> Any:
+    """Turn mappings into dicts and tuples into lists, the only containers rfc8785 takes."""
     if depth > _MAX_DEPTH:
         raise InvalidInput("ledger entry is nested too deeply")
     kind = type(value)
-    # Exact types first: an entry is mostly strings, and an ABC check is slow.
-    if kind is str or kind is bool or value is None:
-        return value
-    if kind is int:
-        if not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
-            fast[0] = False
-        return value
     if kind is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if type(key) is not str and not isinstance(key, str):
+            if not isinstance(key, str):
                 raise InvalidInput("ledger entry keys must be strings")
-            if not key.isascii():
-                fast[0] = False
-            item_kind = type(item)
-            out[key] = item if item_kind is str or item is None else _plain(item, depth=depth + 1, fast=fast)
+            out[key] = _plain(item, depth=depth + 1)
         return out
     if kind is list or kind is tuple or isinstance(value, list | tuple):
-        return [_plain(item, depth=depth + 1, fast=fast) for item in value]
-    if not isinstance(value, _FAST_SCALARS):
-        fast[0] = False
+        return [_plain(item, depth=depth + 1) for item in value]
     return value
