@@ -92,6 +92,16 @@ class SubmissionIn(_Strict):
     key: str = Field(description="Fingerprint of the originator's registered public keys.")
 
 
+class CompactJSONResponse(JSONResponse):
+    """A JSON answer written by :mod:`gsomia.jsontext` (orjson): byte for byte what
+    :class:`JSONResponse` writes (compact, UTF-8 as is) for the service's plain values, several
+    times faster on a batch's results (about 2.5 KB per report)."""
+
+    def render(self, content: Any) -> bytes:
+        """The compact UTF-8 JSON of ``content``."""
+        return jsontext.compact_bytes(content)
+
+
 @router.post(
     "/reports",
     status_code=201,
@@ -103,13 +113,13 @@ class SubmissionIn(_Strict):
         **problems(400, *AUTHENTICATED, 409, 413),
     },
 )
-async def submit(request: Request, body: SubmissionIn, caller: Caller) -> JSONResponse:
+async def submit(request: Request, body: SubmissionIn, caller: Caller) -> CompactJSONResponse:
     """Verify, decide every recipient at the exchange clock, encrypt, wrap per recipient, ledger."""
     sub = ReportSubmission(report=body.report.model_dump(mode="json"), signature=body.signature, key=body.key)
     result = await app_of(request).exchange.submissions.submit_async(caller, sub)
-    # The body is plain JSON values built by the service: encoded once by the standard library,
-    # without a second pass through a response model (the hottest endpoint).
-    return JSONResponse(result.body, status_code=201 if result.created else 200)
+    # The body is plain JSON values built by the service: encoded once, without a second pass
+    # through a response model (the hottest endpoint).
+    return CompactJSONResponse(result.body, status_code=201 if result.created else 200)
 
 
 class BatchIn(_Strict):
@@ -131,7 +141,7 @@ class BatchIn(_Strict):
         **problems(*AUTHENTICATED, 413),
     },
 )
-async def submit_batch(request: Request, body: BatchIn, caller: Caller) -> JSONResponse:
+async def submit_batch(request: Request, body: BatchIn, caller: Caller) -> CompactJSONResponse:
     """Like ``POST /reports`` for each report, in one request and one commit. The answer is always
     200 with a result per report (like a TAXII status resource): ``status`` 201 (stored), 200
     (the same report was stored before) or the error status, with ``result`` or ``problem``."""
@@ -153,7 +163,7 @@ async def submit_batch(request: Request, body: BatchIn, caller: Caller) -> JSONR
         "already_stored": sum(r["status"] == 200 for r in results),
         "refused": sum(r["status"] >= 400 for r in results),
     }
-    return JSONResponse({"results": results, "counts": counts})
+    return CompactJSONResponse({"results": results, "counts": counts})
 
 
 @router.get(

@@ -4,6 +4,7 @@ arriving as the same gsomia error the service raised, as RFC 9457 problem+json."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +218,19 @@ def test_normal_operation_carries_no_exercise_stamp(harness: Harness) -> None:
     assert "gsomia-exercise" not in health.headers
     with harness.client("JPN") as jpn:
         assert jpn.exercise()["exercise"] is False
+
+
+def test_submission_answers_are_compact_utf8_json_byte_for_byte(harness: Harness) -> None:
+    one = raw(harness, "JPN", "POST", "/api/v1/reports", json=signed(harness, recipients=["KOR", "USA"]))
+    bad = {**signed(harness, recipients=["KOR"]), "signature": "AAAA"}
+    batch = raw(
+        harness, "JPN", "POST", "/api/v1/report-batches", json={"reports": [signed(harness, recipients=["KOR"]), bad]}
+    )
+    assert (one.status_code, batch.status_code) == (201, 200)
+    assert [r["status"] for r in batch.json()["results"]] == [201, 400]
+    for answer in (one, batch):
+        assert answer.headers["content-type"] == "application/json"
+        # what the standard library writes, compact and with 極秘 as UTF-8, not \u escapes
+        spelled = json.dumps(answer.json(), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        assert answer.content == spelled.encode("utf-8")
+        assert "極秘".encode() in answer.content
