@@ -58,10 +58,13 @@ def parse(text: str | bytes) -> Any:
     """The value of a JSON text; bytes are read as UTF-8.
 
     Raises:
-        ValueError: not UTF-8 (``UnicodeDecodeError``), not JSON (``json.JSONDecodeError``), or
-            ``NaN``/``Infinity``/``-Infinity`` where a value belongs, or an integer beyond 64
-            bits; the message says which.
+        ValueError: not UTF-8 (``UnicodeDecodeError``), not JSON (``json.JSONDecodeError``),
+            ``NaN``/``Infinity``/``-Infinity`` where a value belongs, an integer beyond 64
+            bits, or nesting deeper than the interpreter's stack; the message says which.
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8")
-    return json.loads(text, parse_constant=_not_a_number, parse_int=_integer)
+    try:
+        return json.loads(text, parse_constant=_not_a_number, parse_int=_integer)
+    except RecursionError:  # arrays or objects nested deeper than the interpreter's stack
+        raise ValueError("the JSON text is nested too deeply") from None

@@ -71,3 +71,11 @@ def test_the_64_bit_bounds_are_read_exactly() -> None:
 def test_bytes_that_are_not_utf8_are_refused() -> None:
     with pytest.raises(UnicodeDecodeError):
         jsontext.parse(b'"\xff"')
+
+
+@pytest.mark.parametrize("opening", ["[", '{"a":'])
+def test_nesting_deeper_than_the_stack_is_a_value_error_like_any_other_refusal(opening: str) -> None:
+    closing = "]" if opening == "[" else "}"
+    text = opening * 100_000 + "0" + closing * 100_000
+    with pytest.raises(ValueError, match="nested too deeply"):
+        jsontext.parse(text)

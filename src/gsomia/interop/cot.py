@@ -15,7 +15,6 @@ Pure: XML in, XML out; no sockets, no clock.
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 import xml.etree.ElementTree as ET
@@ -31,6 +30,7 @@ with warnings.catch_warnings():
     import pytak
 from takproto.functions import parse_proto
 
+from gsomia import jsontext
 from gsomia.domain.parties import PARTY_ID
 from gsomia.domain.topics import TOPIC, topic_matches
 from gsomia.errors import InvalidInput
@@ -308,7 +308,7 @@ def marked_event(payload: bytes, content_type: str, delivered: DeliveredMarking,
         return bytes(pytak.serialize_cot(root))
     if kind == "application/json":
         try:
-            doc = json.loads(payload.decode("utf-8"))
+            doc = jsontext.parse(payload)
             lat, lon, hae = doc["track"][-1][:3]
             float(lat), float(lon), float(hae)
         except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError):

@@ -493,7 +493,7 @@ def create_node_app(
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_BODY:
+        if length.isascii() and length.isdigit() and int(length) > MAX_BODY:
             response: Response = problem(413, "payload-too-large", f"request bodies are at most {MAX_BODY} bytes")
         else:
             try:

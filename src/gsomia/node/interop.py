@@ -372,7 +372,7 @@ class Interop:
                 if row["state"] == "pending":
                     return False  # the sync is still on it: come back when it has decided
                 if row["state"] == "verified":
-                    inbox += self._deliver(row)
+                    inbox += self._handed_on(row)
                 done = int(row["n"])
         finally:
             # The objects of the rows handed on and the cursor after them: one transaction (not
@@ -400,6 +400,16 @@ class Interop:
             w.add(INBOX, inbox, now=datetime.now(UTC))
             self.service.store.put("interop.cursor", str(done), w.connection)
         self._cursor = done
+
+    def _handed_on(self, row: Any) -> list[NewObject]:
+        """:meth:`_deliver`, except that content nothing foresaw fails that delivery alone: it is
+        logged and not served over TAXII or CoT, and the feed goes on past it (tried again, it
+        would fail again and hold back every later delivery)."""
+        try:
+            return self._deliver(row)
+        except Exception:
+            log.exception("delivery %s: not served over TAXII or CoT", row["delivery_id"])
+            return []
 
     def _deliver(self, row: Any) -> list[NewObject]:
         """Emit a verified delivery on CoT; what it adds to the TAXII inbox."""

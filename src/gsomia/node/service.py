@@ -335,7 +335,7 @@ class NodeService:
             needle = q.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             query = query.where(deliveries.c.search.like(f"%{needle}%", escape="\\"))
         if cursor:
-            if not cursor.isdigit() or len(cursor) > 18:
+            if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
                 raise InvalidInput("cursor: give the 'next' of an earlier page")
             query = query.where(deliveries.c.n < int(cursor))
         with self.store.read() as c:

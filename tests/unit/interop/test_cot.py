@@ -103,6 +103,22 @@ def test_marking_attributes_replace_the_originators() -> None:
     assert marked_event(b"hello", "text/plain", delivered(), report_id="r") is None
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"track": ' + b"[" * 100_000 + b"0" + b"]" * 100_000 + b"}",  # deeper than the stack
+        b'{"track": [[NaN, 125.7, 0]]}',
+        b'{"track": [[39.0, 125.7]]}',
+        b'{"track": []}',
+        b"[1, 2, 3]",
+        b'{"track": [[39.0, 125.7, 0]]',
+        b'"\xff"',
+    ],
+)
+def test_a_json_payload_that_is_not_a_track_makes_no_event(payload: bytes) -> None:
+    assert marked_event(payload, "application/json", delivered(), report_id="r") is None
+
+
 def test_endpoints_get_only_what_the_marking_allows() -> None:
     assert refusal(endpoint(), delivered(), LADDER) is None
     assert refusal(endpoint(cleared_to="군사I급비밀"), delivered(), LADDER) is None

@@ -173,6 +173,19 @@ def test_keyset_pages_cover_every_object_once_in_order(node: dict[str, Any]) -> 
     )
 
 
+@pytest.mark.parametrize("digit", ["²", "٣", "３"])  # str.isdigit() says yes; int() refuses some, reads others
+def test_a_page_size_or_next_token_in_digits_outside_ascii_is_a_400(node: dict[str, Any], digit: str) -> None:
+    for n in range(1, 4):
+        receive(node["service"], [ind(n)], n=n)
+    c = node["client"]
+    first = c.get(inbox_url(node), params={"limit": "1"}, headers=basic()).json()
+    _, _, digest = first["next"].partition("-")  # the filters' digest: the token is otherwise right
+    for params in ({"limit": digit}, {"limit": "1", "next": f"{digit}-{digest}"}):
+        answer = c.get(inbox_url(node), params=params, headers=basic())
+        assert answer.status_code == 400, (params, answer.text)
+        assert answer.headers["content-type"] == TAXII
+
+
 def test_versions_first_last_all_and_exact(node: dict[str, Any]) -> None:
     s = node["service"]
     receive(s, [ind(1, "2019-11-22T01:00:00.000Z")], n=1)
@@ -344,6 +357,37 @@ def test_basic_credentials_are_checked_once_then_follow_the_stored_hash(node: di
     users.records["analyst"] = UserRecord("analyst", "officer", "hash-changed", active=False)  # revoked
     assert c.get("/", headers=basic("analyst", "pw-new")).status_code == 401
     assert c.get("/", headers={"Accept": TAXII, "Authorization": "Basic !!!"}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        b"Basic \xe9\xe9\xe9\xe9",  # not base64's alphabet, nor ASCII
+        b"Basic " + base64.b64encode(b"\xff\xfe:pw"),  # a user name that is not UTF-8
+        b"Basic " + base64.b64encode(b"analyst"),  # no colon
+        b"Basic",
+        b"Bearer \xe9t\xe9",
+        b"Digest username=analyst",
+        b"\xe9",
+    ],
+)
+def test_malformed_credentials_are_a_401_with_the_challenge_never_a_5xx(
+    node: dict[str, Any], authorization: bytes
+) -> None:
+    answer = node["client"].get("/", headers={"Accept": TAXII, "Authorization": authorization})
+    assert answer.status_code == 401, answer.text
+    assert answer.headers["content-type"] == TAXII
+    assert answer.headers["www-authenticate"].startswith("Basic realm=")
+    assert answer.json()["http_status"] == "401"
+
+
+def test_an_envelope_nested_deeper_than_the_stack_is_a_422(node: dict[str, Any]) -> None:
+    url = f"/api/collections/{node['service'].collection('outbox').id}/objects/"
+    body = b'{"objects": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
+    answer = node["client"].post(url, headers={**basic(), "Content-Type": TAXII}, content=body)
+    assert answer.status_code == 422, answer.text
+    assert "nested too deeply" in answer.json()["description"]
+    assert node["sender"].batches == []
 
 
 @pytest.mark.parametrize(

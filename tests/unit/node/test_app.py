@@ -118,3 +118,14 @@ def test_the_exchange_being_away_is_a_503_not_a_crash(app: FastAPI) -> None:
         assert status["party"] == "KOR" and status["alarm"] is None and status["deliveries"]["verified"] == 0
 
     run(app, test)
+
+
+@pytest.mark.parametrize("cursor", ["²", "٣", "12a", "-1", "9" * 19])
+def test_an_inbox_cursor_that_is_not_ascii_digits_is_a_422_never_a_5xx(app: FastAPI, cursor: str) -> None:
+    async def test(client: Client) -> None:
+        await login(client, "duty")
+        r = await client.get("/api/inbox", params={"cursor": cursor})
+        assert r.status_code == 422, r.text
+        assert r.json()["type"] == "urn:gsomia:problem:invalid-input"
+
+    run(app, test)

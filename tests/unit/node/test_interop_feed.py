@@ -70,3 +70,22 @@ def test_after_a_restart_the_feed_continues_from_the_stored_cursor(store: NodeSt
     again._deliver = deliver  # type: ignore[method-assign]
     again._drain()
     assert taken == [3] and again._cursor == 3
+
+
+def test_a_delivery_that_cannot_be_handed_on_is_skipped_and_the_feed_goes_on(store: NodeStore, caplog: Any) -> None:
+    feed = _feed(store)
+    _verified(store, range(1, 6))
+    taken: list[int] = []
+    deliver = feed._deliver
+
+    def failing(row: Any) -> list[Any]:
+        if int(row["n"]) == 3:
+            raise RecursionError("content nothing foresaw")
+        taken.append(int(row["n"]))
+        return deliver(row)
+
+    feed._deliver = failing  # type: ignore[method-assign]
+    assert feed._drain() is False
+    assert taken == [1, 2, 4, 5] and feed._cursor == 5
+    assert "delivery d-3: not served over TAXII or CoT" in caplog.text
+    assert feed._drain() is False and taken == [1, 2, 4, 5]  # not tried again, not held back

@@ -10,7 +10,6 @@ collection's own ``can_read``/``can_write`` (§5.4, §5.5).
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -96,7 +95,7 @@ def _principal(service: TaxiiService, request: Request) -> Principal:
     if scheme.lower() == "basic":
         try:
             user, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 once decoded
             sep = ""
         if sep:
             who = service.auth.basic(user, password)
@@ -258,7 +257,7 @@ class _Routes:
         _content_is_taxii(request)
         limit = self.service.settings.max_content_length
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise TaxiiError(413, "Payload Too Large", f"the envelope is over max_content_length ({limit} bytes)")
         raw = bytearray()
         async for chunk in request.stream():

@@ -264,7 +264,7 @@ def parse_query(
     limit_text = _single(params, "limit")
     limit = max_page
     if limit_text is not None:
-        if not limit_text.isdigit() or int(limit_text) <= 0:
+        if not (limit_text.isascii() and limit_text.isdigit()) or int(limit_text) <= 0:
             raise BadQuery("limit is a positive integer")
         limit = min(int(limit_text), max_page)
     versions = VersionFilter(last=False, all=True) if versions_default_all else VersionFilter()
@@ -291,7 +291,7 @@ def parse_query(
     nxt = _single(params, "next")
     if nxt is not None:
         last, _, token_digest = nxt.partition("-")
-        if not last.isdigit() or len(last) > 19 or token_digest != digest:
+        if not (last.isascii() and last.isdigit()) or len(last) > 19 or token_digest != digest:
             raise BadQuery("next is not a value this server gave for these same filters")
         cursor = int(last)
         q = Query(
