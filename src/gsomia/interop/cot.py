@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from xml.parsers import expat
 
 with warnings.catch_warnings():
     # pytak warns at import that its optional TAK-enrolment helper (aiohttp) is missing; the
@@ -76,11 +77,10 @@ def parse_cot(data: bytes) -> CotEvent:
     """
     if len(data) > MAX_EVENT_BYTES:
         raise InvalidInput(f"a CoT event is at most {MAX_EVENT_BYTES} bytes")
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise InvalidInput("a CoT event with a DTD is refused")
+    _refuse_dtd(data)
     try:
-        root = ET.fromstring(data)  # noqa: S314 - no DTD (checked above), size bounded
-    except ET.ParseError as e:
+        root = ET.fromstring(data)  # noqa: S314 - no DTD (refused above), size bounded
+    except (ET.ParseError, ValueError, LookupError) as e:
         raise InvalidInput(f"not XML: {e}") from e
     if root.tag != "event":
         raise InvalidInput("not a CoT event (the root element is not <event>)")
@@ -92,6 +92,27 @@ def parse_cot(data: bytes) -> CotEvent:
     if root.find("point") is None:
         raise InvalidInput("a CoT event needs a <point>")
     return CotEvent(uid=uid, type=kind, time=time, xml=data)
+
+
+def _refuse_dtd(data: bytes) -> None:
+    """Refuse a document type declaration in whatever encoding the XML parser would read the
+    event in (a byte search misses ``<!DOCTYPE`` in UTF-16): expat reports it before it reads
+    any entity declaration, and the handler stops the parse there.
+
+    Raises:
+        InvalidInput: a DTD, or not XML (an encoding the parser cannot read included).
+    """
+
+    def refuse(*_: object) -> None:
+        raise InvalidInput("a CoT event with a DTD is refused")
+
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    try:
+        parser.Parse(data, True)
+    except (expat.ExpatError, ValueError, LookupError) as e:  # also an encoding expat cannot read
+        raise InvalidInput(f"not XML: {e}") from e
 
 
 def proto_to_xml(data: bytes) -> bytes:

@@ -70,6 +70,31 @@ def test_events_parse_from_xml_and_tak_protocol() -> None:
         read_event(b"\xbf\x01\xbfgarbage")
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-16-le", "utf-16-be"])
+def test_a_dtd_is_refused_in_every_encoding_the_parser_reads(encoding: str) -> None:
+    # Entity declarations that would expand the uid tenfold: never expanded, whatever the encoding.
+    declared = f'<?xml version="1.0" encoding="{encoding.upper()}"?>' if encoding in ("utf-8", "utf-16") else ""
+    doc = (
+        declared
+        + '<!DOCTYPE event [<!ENTITY a "AAAAAAAAAA"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        + EVENT.decode().split("?>", 1)[1].replace('uid="t-1"', 'uid="&b;"')
+    )
+    with pytest.raises(InvalidInput, match="DTD"):
+        parse_cot(doc.encode(encoding))
+    with pytest.raises(InvalidInput, match="DTD"):
+        read_event(doc.encode(encoding))
+    plain = EVENT.decode().replace('encoding="UTF-8"', "").encode(encoding)  # no DTD: read as before
+    assert parse_cot(plain).uid == "t-1"
+
+
+@pytest.mark.parametrize("encoding", ["UTF-16-LE", "EUC-JP", "Shift_JIS", "UTF-7", "x-none"])
+def test_an_encoding_the_parser_cannot_read_is_a_malformed_event(encoding: str) -> None:
+    data = EVENT.replace(b'<?xml version="1.0"?>', f'<?xml version="1.0" encoding="{encoding}"?>'.encode())
+    with pytest.raises(InvalidInput, match="not XML"):
+        read_event(data)
+    assert marked_event(data, "application/cot+xml", delivered(), report_id="r") is None
+
+
 def test_the_most_specific_rule_wins_and_unmapped_types_stay_home() -> None:
     rules = rules_from_config(
         [
