@@ -186,6 +186,19 @@ def test_a_page_size_or_next_token_in_digits_outside_ascii_is_a_400(node: dict[s
         assert answer.headers["content-type"] == TAXII
 
 
+@pytest.mark.parametrize("number", ["9223372036854775808", "9999999999999999999", "9" * 5000])
+def test_a_next_token_beyond_a_64_bit_instant_is_a_400(node: dict[str, Any], number: str) -> None:
+    for n in range(1, 4):
+        receive(node["service"], [ind(n)], n=n)
+    c = node["client"]
+    first = c.get(inbox_url(node), params={"limit": "1"}, headers=basic()).json()
+    _, _, digest = first["next"].partition("-")
+    answer = c.get(inbox_url(node), params={"limit": "1", "next": f"{number}-{digest}"}, headers=basic())
+    assert answer.status_code == 400, answer.text
+    largest = c.get(inbox_url(node), params={"limit": "1", "next": f"{2**63 - 1}-{digest}"}, headers=basic())
+    assert largest.status_code == 200 and largest.json() == {}  # past every object: an empty page
+
+
 def test_versions_first_last_all_and_exact(node: dict[str, Any]) -> None:
     s = node["service"]
     receive(s, [ind(1, "2019-11-22T01:00:00.000Z")], n=1)

@@ -291,7 +291,12 @@ def parse_query(
     nxt = _single(params, "next")
     if nxt is not None:
         last, _, token_digest = nxt.partition("-")
-        if not (last.isascii() and last.isdigit()) or len(last) > 19 or token_digest != digest:
+        if (
+            not (last.isascii() and last.isdigit())
+            or len(last) > 19  # before int(): no long text is converted
+            or int(last) > _LAST_US
+            or token_digest != digest
+        ):
             raise BadQuery("next is not a value this server gave for these same filters")
         cursor = int(last)
         q = Query(
@@ -303,6 +308,11 @@ def parse_query(
             versions=q.versions,
         )
     return q, digest
+
+
+_LAST_US = 2**63 - 1
+"""The largest ``date_added`` a store holds (a 64-bit integer of microseconds): a ``next`` beyond
+it is not one this server gave."""
 
 
 def next_token(page: Page, digest: str) -> str | None:
