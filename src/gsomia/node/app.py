@@ -411,7 +411,7 @@ def audit(
     request: Request,
     _: Admin,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,  # a stored id is a 64-bit integer
 ) -> dict[str, Any]:
     """The node's audit log, newest first (admin)."""
     return service_of(request).audit.page(limit=limit, before=before)

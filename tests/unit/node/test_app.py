@@ -129,3 +129,16 @@ def test_an_inbox_cursor_that_is_not_ascii_digits_is_a_422_never_a_5xx(app: Fast
         assert r.json()["type"] == "urn:gsomia:problem:invalid-input"
 
     run(app, test)
+
+
+@pytest.mark.parametrize("before", [str(2**63), "9" * 30, "0", "x"])
+def test_an_audit_page_before_an_id_no_store_holds_is_a_422_never_a_5xx(app: FastAPI, before: str) -> None:
+    async def test(client: Client) -> None:
+        await login(client, "chief")
+        r = await client.get("/api/audit", params={"before": before})
+        assert r.status_code == 422, r.text
+        assert r.json()["type"] == "urn:gsomia:problem:invalid-request"
+        largest = await client.get("/api/audit", params={"before": str(2**63 - 1)})
+        assert largest.status_code == 200 and largest.json()["items"][0]["action"] == "login"
+
+    run(app, test)
