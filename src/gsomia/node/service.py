@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import RowMapping, func, insert, select, update
 
+from gsomia import jsontext
 from gsomia.client.http import ExchangeClient
 from gsomia.client.reports import ReportDraft, sign_report
 from gsomia.crypto import PartyKeys, read_private_keyfile
@@ -751,7 +752,9 @@ def _payload(content_type: str, data: bytes) -> dict[str, Any]:
     parsed = None
     if text is not None and "json" in content_type:
         try:
-            parsed = json.loads(text)
+            # strict: a value the answer could not carry (NaN, Infinity, nesting deeper than
+            # the stack) leaves the payload shown as text
+            parsed = jsontext.parse(text)
         except ValueError:
             parsed = None
     return {"content_type": content_type, "text": text, "json": parsed, "size": len(data)}

@@ -19,6 +19,7 @@ from gsomia.node.config import NodeConfig
 from gsomia.node.service import NodeService
 from gsomia.node.store import NodeStore
 from gsomia.node.users import Role, UserService
+from tests.unit.node.support import store_verified
 
 PASSWORD = "correct horse battery staple"
 
@@ -140,5 +141,27 @@ def test_an_audit_page_before_an_id_no_store_holds_is_a_422_never_a_5xx(app: Fas
         assert r.json()["type"] == "urn:gsomia:problem:invalid-request"
         largest = await client.get("/api/audit", params={"before": str(2**63 - 1)})
         assert largest.status_code == 200 and largest.json()["items"][0]["action"] == "login"
+
+    run(app, test)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"track": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # deeper than the stack
+        b'{"lat": NaN, "lon": Infinity}',  # no JSON spelling in an answer
+        b'{"n": ' + b"9" * 5000 + b"}",  # beyond the interpreter's digit limit
+    ],
+)
+def test_a_received_json_payload_no_answer_can_carry_is_shown_as_text(app: FastAPI, payload: bytes) -> None:
+    service: NodeService = app.state.node
+    store_verified(service.store, range(1, 2), payload=payload, content_type="application/json")
+
+    async def test(client: Client) -> None:
+        await login(client, "duty")
+        r = await client.get("/api/deliveries/d-1")
+        assert r.status_code == 200, r.text[:300]
+        shown = r.json()["payload"]
+        assert shown["json"] is None and shown["text"] == payload.decode() and shown["size"] == len(payload)
 
     run(app, test)
