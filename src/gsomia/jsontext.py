@@ -9,7 +9,9 @@ Text that is signed or hashed (RFC 8785 canonical JSON, ledger entries) never co
 
 Reading is the standard library's, which keeps every integer exact, made strict so that every
 value read can be written again as it was: ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON
-(RFC 8259 §6), and an integer beyond 64 bits has no JSON spelling here; both are refused.
+(RFC 8259 §6), an integer beyond 64 bits has no JSON spelling here, and a lone surrogate
+(``\\ud800`` without its pair) has no UTF-8 one (RFC 8259 §8.2); all are refused, as is nesting
+deeper than the interpreter's stack.
 
 Usable from every layer.
 """
@@ -17,6 +19,7 @@ Usable from every layer.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -60,11 +63,36 @@ def parse(text: str | bytes) -> Any:
     Raises:
         ValueError: not UTF-8 (``UnicodeDecodeError``), not JSON (``json.JSONDecodeError``),
             ``NaN``/``Infinity``/``-Infinity`` where a value belongs, an integer beyond 64
-            bits, or nesting deeper than the interpreter's stack; the message says which.
+            bits, a lone surrogate (``\\ud800`` without its pair: no UTF-8 spelling, RFC 8259
+            §8.2), or nesting deeper than the interpreter's stack; the message says which.
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8")
+    else:
+        text.encode("utf-8")  # a lone surrogate in the text itself: UnicodeEncodeError
     try:
-        return json.loads(text, parse_constant=_not_a_number, parse_int=_integer)
+        value = json.loads(text, parse_constant=_not_a_number, parse_int=_integer)
     except RecursionError:  # arrays or objects nested deeper than the interpreter's stack
         raise ValueError("the JSON text is nested too deeply") from None
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        _refuse_lone_surrogates(value)  # a pair is read as one character; only a lone one remains
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("a lone surrogate (\\ud800-\\udfff without its pair) has no UTF-8 spelling") from None

@@ -79,3 +79,25 @@ def test_nesting_deeper_than_the_stack_is_a_value_error_like_any_other_refusal(o
     text = opening * 100_000 + "0" + closing * 100_000
     with pytest.raises(ValueError, match="nested too deeply"):
         jsontext.parse(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '["\\ud800"]',
+        '{"name": "x\\uDFFF"}',
+        '{"\\udc00": 1}',
+        '["\\ud83d\\ud83d"]',  # two high halves: still no pair
+        b'["\\ud800"]',
+        '["\ud800"]',  # the character itself, in a str
+    ],
+)
+def test_a_lone_surrogate_is_refused_it_could_not_be_written_again(text: str | bytes) -> None:
+    with pytest.raises(ValueError, match="surrogate"):
+        jsontext.parse(text)
+
+
+def test_a_surrogate_pair_is_one_character_and_reads_back() -> None:
+    value = jsontext.parse('{"face": "\\ud83d\\ude00", "plain": "\\u00e9\\u0000"}')
+    assert value == {"face": "😀", "plain": "é\x00"}
+    assert jsontext.parse(jsontext.compact_bytes(value)) == value

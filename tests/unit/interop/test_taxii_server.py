@@ -394,6 +394,17 @@ def test_malformed_credentials_are_a_401_with_the_challenge_never_a_5xx(
     assert answer.json()["http_status"] == "401"
 
 
+def test_an_envelope_with_a_lone_surrogate_is_a_422_and_nothing_is_sent(node: dict[str, Any]) -> None:
+    url = f"/api/collections/{node['service'].collection('outbox').id}/objects/"
+    marked = json.dumps({"objects": [SECRET, {**ind(1), "object_marking_refs": [SECRET["id"]]}]})
+    body = marked.replace('"name": "i1"', '"name": "i1\\ud800"')
+    assert "\\ud800" in body
+    answer = node["client"].post(url, headers={**basic(), "Content-Type": TAXII}, content=body.encode())
+    assert answer.status_code == 422, answer.text
+    assert "surrogate" in answer.json()["description"]
+    assert node["sender"].batches == []
+
+
 def test_an_envelope_nested_deeper_than_the_stack_is_a_422(node: dict[str, Any]) -> None:
     url = f"/api/collections/{node['service'].collection('outbox').id}/objects/"
     body = b'{"objects": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
