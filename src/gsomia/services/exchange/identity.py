@@ -289,11 +289,15 @@ class IdentityService:
         Raises:
             StorageError: on a database failure.
         """
-        self._refresh_keys()
-        reg = self._current.get(party)
-        if reg is None or reg.keys.fingerprint() != fingerprint.lower():
-            return None
-        return reg.keys
+        wanted = fingerprint.lower()
+        for force in (False, True):
+            # A miss is read again from the store before it refuses: a key registered through
+            # another process is not in this one's cache until it expires.
+            self._refresh_keys(force=force)
+            reg = self._current.get(party)
+            if reg is not None and reg.keys.fingerprint() == wanted:
+                return reg.keys
+        return None
 
 
 # --- demo credentials ----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from gsomia.bootstrap import build
 from gsomia.client.opening import open_delivery, verify_origin
 from gsomia.crypto import PartyKeys, Profile
 from gsomia.domain.instants import parse_instant
@@ -229,3 +230,26 @@ def test_two_parties_may_use_the_same_report_id(harness: Harness) -> None:
 def test_a_report_without_named_recipients_is_refused(harness: Harness) -> None:
     with pytest.raises(InvalidInput, match="need-to-know"):
         harness.submit("JPN", recipients=None, id="everyone")
+
+
+def test_a_key_registered_through_another_process_signs_the_next_report_there(harness: Harness) -> None:
+    # A second process over the same database, whose key cache was read before the change.
+    other = build(harness.app.settings, clock=harness.clock)
+    try:
+        assert other.exchange.identity.current_keys("JPN") == harness.keys["JPN"].public_keys()
+        fresh = PartyKeys.generate("JPN", Profile.CLASSIC)
+        harness.exchange.keys.register(harness.principals["operator"], "JPN", fresh.public_keys())
+        harness.keys["JPN"] = fresh
+        result = other.exchange.submissions.submit(
+            harness.principals["JPN"], harness.signed("JPN", recipients=["KOR"], id="after-rotation")
+        )
+        assert result.created
+        second = harness.signed("JPN", recipients=["KOR"], id="second")
+        harness.keys["JPN"] = PartyKeys.generate("JPN", Profile.CLASSIC)  # a key never registered
+        with pytest.raises(BadSignature):
+            other.exchange.submissions.submit(
+                harness.principals["JPN"], harness.signed("JPN", recipients=["KOR"], id="unknown-key")
+            )
+        assert other.exchange.submissions.submit(harness.principals["JPN"], second).created
+    finally:
+        other.close()
