@@ -23,6 +23,8 @@ Path_ = tuple[str | int, ...]
 _T = TypeVar("_T")
 
 
+_ALIAS_BUDGET = 100_000
+
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when available
 
 
@@ -43,19 +45,50 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int], loader: _Loader) -> Any:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
+@dataclass
+class _Walk:
+    """What a walk of the node graph has seen: an alias shares its anchor's node, so a node met
+    again on its own path is a cycle, and every node met counts against the budget that stops
+    an alias bomb (nine aliases of nine aliases of … reach a billion values in a few lines)."""
+
+    loader: _Loader
+    lines: dict[Path_, int]
+    budget: int
+    open: set[int]
+
+
+def _to_python(node: yaml.Node, path: Path_, walk: _Walk) -> Any:
+    walk.lines[path] = node.start_mark.line + 1
+    walk.budget -= 1
+    if walk.budget < 0:
+        raise ValidationFailed(
+            [
+                Problem(
+                    "aliases expand to more values than the file could spell: write the values out",
+                    _dotted(path),
+                    walk.lines[path],
+                )
+            ]
+        )
+    if not isinstance(node, yaml.CollectionNode):
+        return walk.loader.construct_object(node)
+    if id(node) in walk.open:
+        raise ValidationFailed(
+            [Problem("an alias refers to a value that contains it", _dotted(path), walk.lines[path])]
+        )
+    walk.open.add(id(node))
+    try:
+        if isinstance(node, yaml.SequenceNode):
+            return [_to_python(v, (*path, i), walk) for i, v in enumerate(node.value)]
         out: dict[Any, Any] = {}
         for k, v in node.value:
-            key = loader.construct_object(k)
+            key = walk.loader.construct_object(k)
             if key in out:
                 raise ValidationFailed([Problem(f"duplicate key {key!r}", _dotted(path), k.start_mark.line + 1)])
-            out[key] = _to_python(v, (*path, key), lines, loader)
+            out[key] = _to_python(v, (*path, key), walk)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(v, (*path, i), lines, loader) for i, v in enumerate(node.value)]
-    return loader.construct_object(node)
+    finally:
+        walk.open.discard(id(node))
 
 
 def _dotted(path: Path_) -> str:
@@ -66,13 +99,17 @@ def read_yaml(text: str, file: str = "") -> tuple[Any, dict[Path_, int]]:
     """Parse YAML text into Python data and a map from each path to its line.
 
     Raises:
-        ValidationFailed: on a YAML syntax error or a duplicate key.
+        ValidationFailed: on a YAML syntax error, a duplicate key, an alias inside the value
+            it names, or aliases that expand to far more values than the text spells.
     """
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         lines: dict[Path_, int] = {}
-        data = _to_python(node, (), lines, loader) if node is not None else None
+        # Without aliases a file spells each value in a character at least; aliases may add as
+        # many values again as _ALIAS_BUDGET, no more.
+        walk = _Walk(loader, lines, len(text) + _ALIAS_BUDGET, set())
+        data = _to_python(node, (), walk) if node is not None else None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         raise ValidationFailed([Problem(f"YAML syntax: {e.problem}", "", mark.line + 1 if mark else None, file)]) from e

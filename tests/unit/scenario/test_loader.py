@@ -152,6 +152,24 @@ def test_yaml_syntax_and_duplicate_keys() -> None:
     assert dup[0].line == 3 and "duplicate key" in dup[0].message
 
 
+def test_an_alias_inside_the_value_it_names_is_a_problem_not_a_recursion() -> None:
+    (found,) = problems_of("a: &a [1, *a]\n")
+    assert "alias refers to a value that contains it" in found.message and found.line == 1
+
+
+def test_an_alias_bomb_is_refused_before_it_expands() -> None:
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"{chr(97 + i)}: &{chr(97 + i)} [" + ",".join([f"*{chr(96 + i)}"] * 9) + "]" for i in range(1, 9)]
+    (found,) = problems_of("\n".join(lines) + "\n")  # 9**9 values: refused after a hundred thousand
+    assert "aliases expand to more values" in found.message
+
+
+def test_aliases_that_repeat_a_value_are_read_as_the_value() -> None:
+    data, lines = read_yaml("a: &x {k: [1, 2]}\nb: *x\nc: [*x, *x]\n")
+    assert data == {"a": {"k": [1, 2]}, "b": {"k": [1, 2]}, "c": [{"k": [1, 2]}, {"k": [1, 2]}]}
+    assert lines[("c", 1, "k", 0)] == 1
+
+
 def test_norway_is_not_false() -> None:
     # YAML 1.1 reads NO as false; gsomia reads only true/false as booleans
     text = MINIMAL.replace("  - id: KOR\n    name: Korea", "  - id: NO\n    name: Norway").replace("KOR", "NO")
