@@ -341,7 +341,7 @@ def _read_batch(path: Path) -> list[ReportDraft]:
                     content_type=str(doc.get("content_type", "application/octet-stream")),
                 )
             )
-        except (ValueError, KeyError, TypeError, InvalidInput) as e:
+        except (ValueError, KeyError, TypeError, RecursionError, InvalidInput) as e:
             raise InvalidInput(
                 f"{path}:{number}: not a report line ({e}); see 'gsomia client submit-batch --help'"
             ) from e

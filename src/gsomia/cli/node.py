@@ -90,10 +90,7 @@ def init_cmd(
     your keys and witness with the exchange. Afterwards the plain key and token files may be
     removed (keep a backup of node.key: without it the store cannot be opened)."""
     with common.errors():
-        try:
-            token = token_file.read_text(encoding="utf-8")
-        except OSError as e:
-            raise InvalidInput(f"cannot read the token file {token_file}: {e.strerror}") from e
+        token = common.read_text(token_file, "token")
         config = NodeConfig(
             party=party.upper(),
             exchange=exchange.rstrip("/"),
@@ -292,10 +289,7 @@ def users_add(
 
 def _password(path: Path | None) -> str:
     if path is not None:
-        try:
-            return path.read_text(encoding="utf-8").rstrip("\n")
-        except OSError as e:
-            raise InvalidInput(f"cannot read {path}: {e.strerror}") from e
+        return common.read_text(path, "password").rstrip("\n")
     env = os.environ.get("GSOMIA_NODE_PASSWORD")
     if env:
         return env

@@ -176,6 +176,39 @@ def test_client_errors_are_one_line_with_their_exit_code(
     assert not_http.code == 4 and "give an http:// or https:// address" in not_http.err
 
 
+def test_a_batch_line_nested_deeper_than_the_stack_is_a_one_line_error(
+    gsomia: Gsomia, harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connect(monkeypatch, harness)
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    run = as_party(gsomia, harness, "JPN", "submit-batch", str(batch), "--key", key_file(harness, "JPN", tmp_path))
+    assert run.code == 4 and run.err.startswith(f"error: {batch}:1: not a report line"), run.err
+
+
+def test_node_files_that_are_not_utf8_are_one_line_errors(gsomia: Gsomia, tmp_path: Path) -> None:
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe\x00secret")
+    init = gsomia(
+        "node", "init", "--dir", str(tmp_path / "n"), "--party", "JPN", "--exchange", URL,
+        "--key", str(tmp_path / "k"), "--token-file", str(binary),
+    )  # fmt: skip
+    assert init.code == 4 and init.err == f"error: cannot read the token file {binary}: not UTF-8 text\n"
+    user = gsomia(
+        "node",
+        "users",
+        "add",
+        "duty",
+        "--role",
+        "officer",
+        "--dir",
+        str(tmp_path / "n"),
+        "--password-file",
+        str(binary),
+    )
+    assert user.code == 4 and f"cannot read the password file {binary}: not UTF-8 text" in user.err, user.err
+
+
 def test_watch_prints_each_item_and_reconnects_when_the_stream_breaks(
     gsomia: Gsomia, monkeypatch: pytest.MonkeyPatch
 ) -> None:
