@@ -71,7 +71,7 @@ def init_cmd(
     ],
     directory: Dir = DEFAULT_DIR,
     host: Annotated[str, typer.Option("--host", help="Address 'node serve' listens on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port 'node serve' listens on.")] = 8100,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port 'node serve' listens on.")] = 8100,
     witness: Annotated[
         str | None, typer.Option("--witness", help="Your witness name (default: PARTY.node.gsomia, lower case).")
     ] = None,
@@ -136,7 +136,7 @@ def init_cmd(
 def serve_cmd(
     directory: Dir = DEFAULT_DIR,
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default: node.json's).")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (default: node.json's, 8100).")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Port (default: node.json's, 8100).")] = None,
     witness_interval: Annotated[
         float, typer.Option("--witness-interval", min=0.5, help="Seconds between checks of the exchange's checkpoint.")
     ] = 10.0,

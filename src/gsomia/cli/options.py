@@ -43,4 +43,4 @@ Pair = Annotated[str | None, typer.Option("--pair", help="One ordered pair, e.g.
 Topic = Annotated[str | None, typer.Option("--topic", help="One topic (default: every topic).")]
 
 Host = Annotated[str, typer.Option("--host", envvar="GSOMIA_HOST", help="Address to listen on.")]
-Port = Annotated[int, typer.Option("--port", envvar="GSOMIA_PORT", help="Port to listen on.")]
+Port = Annotated[int, typer.Option("--port", envvar="GSOMIA_PORT", min=1, max=65535, help="Port to listen on.")]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.unit.cli.cli_support import Gsomia
 
 
@@ -44,3 +46,12 @@ def test_the_demo_loads_reports_and_issues_credentials_once(gsomia: Gsomia, tmp_
     doc = json.loads(again.out)
     assert doc["demo"]["url"] == "http://127.0.0.1:9000"
     assert json.loads(Path(doc["demo"]["tokens_file"]).read_text(encoding="utf-8")) == tokens
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("serve", "--port", "65536"), ("demo", "--port", "0"), ("node", "serve", "--port", "99999")],
+)
+def test_a_port_outside_1_to_65535_is_refused_before_anything_starts(gsomia: Gsomia, args: tuple[str, ...]) -> None:
+    run = gsomia(*args)  # such a port once started a server that could not bind and never exited
+    assert run.code == 2 and "Invalid value for '--port'" in run.err, run.err
