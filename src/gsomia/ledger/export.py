@@ -54,7 +54,7 @@ class ExportReader:
         first = stream.readline()
         try:
             doc = json.loads(first)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the stack
             doc = None
         if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
             raise LedgerInvalid(f"{name}: not a gsomia ledger export (its first line must be a {EXPORT_FORMAT} header)")
@@ -90,7 +90,7 @@ class ExportReader:
                 index = doc["index"]
                 body = _canonical_b64(doc["body"])
                 leaf = _canonical_b64(doc["leaf_hash"])
-            except (ValueError, KeyError, TypeError, binascii.Error) as e:
+            except (ValueError, KeyError, TypeError, binascii.Error, RecursionError) as e:
                 raise EntryProblem(
                     f"{self.name} line {line_no} (entry {expected}): malformed entry line ({type(e).__name__}); "
                     "the export was altered or truncated",

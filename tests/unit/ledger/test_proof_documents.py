@@ -146,6 +146,7 @@ def test_an_export_reads_back_entry_by_entry_and_blank_lines_are_skipped(log: Lo
     [
         (lambda lines: [b"not json\n", *lines[1:]], "not a gsomia ledger export"),
         (lambda lines: [json.dumps({"format": "other"}).encode() + b"\n", *lines[1:]], "not a gsomia ledger export"),
+        (lambda lines: [b"[" * 100_000 + b"]" * 100_000 + b"\n", *lines[1:]], "not a gsomia ledger export"),
         (
             lambda lines: [
                 json.dumps({k: v for k, v in json.loads(lines[0]).items() if k != "size"}).encode() + b"\n",
@@ -168,6 +169,7 @@ def test_an_altered_export_header_is_refused(
         (b"{oops\n", "line 3 (entry 1): malformed entry line (JSONDecodeError)"),
         (b'{"index": 1, "body": "AAAA", "leaf_hash": "A A A A"}\n', "malformed entry line"),
         (b'{"index": "1", "body": "AAAA", "leaf_hash": "AAAA"}\n', "line 3: 'index' must be an integer"),
+        (b"[" * 100_000 + b"]" * 100_000 + b"\n", "line 3 (entry 1): malformed entry line (RecursionError)"),
     ],
 )
 def test_an_altered_entry_line_is_named(log: Log, tmp_path: Path, line: bytes, fragment: str) -> None:
