@@ -565,5 +565,5 @@ def _read_json(path: Path) -> Any:
     text = _read_text(path, "proof")
     try:
         return json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the stack
         raise InvalidInput(f"proof file {path} is not JSON: {e}") from e

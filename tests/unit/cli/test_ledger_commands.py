@@ -154,6 +154,10 @@ def test_proof_files_that_are_not_json_or_not_text_are_refused(ledger: Gsomia, t
     binary.write_bytes(b"\xff\xfe\x00")
     run = ledger("verify", "--proof", str(binary), "--key-b64", "AAAA")
     assert run.code == 4 and "not UTF-8 text" in run.err
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    run = ledger("verify", "--proof", str(deep), "--key-b64", "AAAA")
+    assert run.code == 4 and f"proof file {deep} is not JSON" in run.err, run.err
 
 
 # --- a server that misbehaves -----------------------------------------------------------------------
