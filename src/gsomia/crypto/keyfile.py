@@ -153,7 +153,7 @@ def read_private_json(path: Path, *, what: str, holds: str, limit: int, kind: st
         raise InvalidInput(f"{what} {path} is larger than {limit} bytes; it is not {kind}")
     try:
         return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: nested too deeply
         raise InvalidInput(f"{what} {path} is not valid JSON") from e
 
 

@@ -391,6 +391,12 @@ def test_key_file_must_be_a_regular_file(tmp_path: Path) -> None:
         read_private_keyfile(fifo)
 
 
+@pytest.mark.parametrize("data", [b"\xff\xfe", b"{oops", b"[" * 3000 + b"]" * 3000])
+def test_a_key_file_that_is_not_json_is_an_input_error(tmp_path: Path, data: bytes) -> None:
+    with pytest.raises(InvalidInput, match="is not valid JSON"):
+        read_private_keyfile(_write_0600(tmp_path / "k.key", data))
+
+
 def _write_0600(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     path.chmod(0o600)
