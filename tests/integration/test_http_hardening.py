@@ -222,6 +222,28 @@ def test_bodies_that_are_not_i_json_are_422(ex: Exchange, body: bytes, kind: str
     assert problem["errors"][0]["type"] == kind, problem
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        b"application/json\xa0",  # U+00A0 and U+0085 (obs-text): FastAPI's header parsing strips them
+        b"application/json\x85",
+        b"Application/JSON \xa0; charset=utf-8",
+        b"",  # an empty media type
+    ],
+)
+def test_a_json_body_is_checked_however_its_content_type_is_spelled(ex: Exchange, content_type: bytes) -> None:
+    before = ex.counts()
+    for body, kind in [
+        (b'{"need_to_know": false, "need_to_know": true}', "duplicate_member"),
+        (b'{"need_to_know": true, "x": "a\\u0000b"}', "invalid_text"),
+    ]:
+        r = ex.call(
+            "KOR", "POST", "/api/v1/deliveries/d-none/ack", content=body, headers={"Content-Type": content_type}
+        )
+        assert _problem(r, 422)["errors"][0]["type"] == kind
+    assert ex.counts() == before
+
+
 def test_nul_in_a_query_parameter_or_the_path_is_422(ex: Exchange) -> None:
     problem = _problem(httpx.get(ex.url + "/api/v1/status", params={"agreement": "JPN\x00KOR"}), 422)
     assert problem["errors"][0]["loc"] == ["query", "agreement"]
@@ -246,6 +268,21 @@ def test_nul_in_a_body_field_and_in_a_query_parameter_is_422_on_postgresql(
         _problem(pg.call("JPN", "GET", "/api/v1/reports/a%00b"), 422)
         assert pg.counts() == before
         assert pg.submit("JPN", recipients=["KOR"]).status_code == 201  # and the exchange still works
+    finally:
+        pg.stop()
+
+
+@pytest.mark.postgres
+def test_the_largest_cursor_is_accepted_on_postgresql(fresh_pg: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    pg = start_exchange(tmp_path_factory.mktemp("pg-cursor"), db=fresh_pg, exercise_clock="2019-11-22T10:00+09:00")
+    try:
+        assert pg.submit("JPN", recipients=["KOR"]).status_code == 201
+        for cursor in ("9" * 18, str(2**31), str(2**63 - 1)[:18]):  # beyond a 32-bit sequence number
+            r = pg.call("KOR", "GET", "/api/v1/inbox", params={"cursor": cursor})
+            assert r.status_code == 200, r.text
+            assert r.json() == {"items": [], "next_cursor": None, "cursor": cursor}
+        assert len(pg.call("KOR", "GET", "/api/v1/inbox", params={"cursor": str(2**31 - 1)}).json()["items"]) == 0
+        assert len(pg.call("KOR", "GET", "/api/v1/inbox", params={"cursor": "0"}).json()["items"]) == 1
     finally:
         pg.stop()
 

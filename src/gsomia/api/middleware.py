@@ -17,6 +17,7 @@ request's headers and body, which uvicorn does not have (slow clients, "slowlori
 from __future__ import annotations
 
 import asyncio
+import email.message
 import json
 import math
 import os
@@ -208,12 +209,27 @@ class BodyLimit:
 
 
 def _is_json(scope: Scope) -> bool:
-    """True if the routes would read the body as JSON: a JSON media type, or none at all."""
+    """True if the routes would read the body as JSON: no or an empty ``Content-Type``, or a
+    JSON media type as FastAPI reads the header (the first one, decoded as Latin-1, parsed by
+    :mod:`email`, which strips Unicode whitespace such as U+00A0 and U+0085 too), so that no
+    spelling of the header reaches the routes as JSON without being checked here."""
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
-            media: bytes = value.split(b";", 1)[0].strip().lower()
-            return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+            return _json_media_type(value.decode("latin-1"))
     return True
+
+
+def _json_media_type(value: str) -> bool:
+    """Whether FastAPI parses a body sent with ``Content-Type: value`` as JSON (an empty value:
+    it may, so the body is checked)."""
+    if not value.strip():
+        return True
+    message = email.message.Message()
+    message["content-type"] = value
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
 
 
 class _Refused(Exception):
