@@ -433,7 +433,9 @@ def answer(request: Request, consent_id: str, body: ConsentAnswerIn, caller: Cal
 class StandingConsentIn(_Strict):
     """A standing consent: relays of a topic prefix to a recipient, for a period."""
 
-    topic_prefix: str = Field(description="e.g. dprk.missile, or * for every topic.")
+    topic_prefix: str = Field(
+        max_length=128, description="e.g. dprk.missile, or * for every topic (a report's topic is at most 128)."
+    )
     recipient: str
     hub: str | None = None
     valid_from: str | None = Field(default=None, description="ISO 8601 instant; default: now.")

@@ -4,6 +4,7 @@ arriving as the same gsomia error the service raised, as RFC 9457 problem+json."
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,19 @@ def test_keys_are_registered_over_the_api(harness: Harness) -> None:
         assert kor.register_keys("KOR", own)["fingerprint"] == harness.keys["KOR"].fingerprint()
 
 
+def test_keys_no_content_key_can_be_wrapped_to_are_refused(harness: Harness) -> None:
+    # A low-order X25519 point decodes, but HPKE cannot encapsulate to it: registered, it would
+    # make every report naming KOR fail for its originator, whatever its other recipients.
+    low_order = {**harness.keys["KOR"].public_keys().to_dict(), "encryption_key": base64.b64encode(bytes(32)).decode()}
+    written = harness.written()
+    refused = raw(harness, "KOR", "PUT", "/api/v1/parties/KOR/keys", json=low_order)
+    assert (refused.status_code, refused.json()["type"]) == (422, "urn:gsomia:problem:invalid-input")
+    assert "encryption_key of KOR" in refused.json()["detail"]
+    assert harness.written() == written
+    both = raw(harness, "JPN", "POST", "/api/v1/reports", json=signed(harness, recipients=["USA", "KOR"]))
+    assert both.status_code == 201, both.text
+
+
 # --- errors -----------------------------------------------------------------------------------------
 
 
@@ -178,6 +192,15 @@ def test_unknown_fields_and_wrong_types_are_refused_naming_the_field(harness: Ha
     assert [e["loc"] for e in r.json()["errors"]] == [["body", "priority"]]
     with harness.client("JPN") as jpn, pytest.raises(InvalidInput, match=r"report\.caveats: Field required"):
         jpn.submit({**body, "report": {k: v for k, v in body["report"].items() if k != "caveats"}})
+    assert harness.written() == written
+
+
+def test_a_standing_consent_topic_prefix_is_at_most_as_long_as_a_topic(harness: Harness) -> None:
+    written = harness.written()
+    body = {"topic_prefix": "dprk." + "x" * 124, "recipient": "KOR", "valid_until": "2020-12-31"}
+    r = raw(harness, "JPN", "POST", "/api/v1/standing-consents", json=body)
+    assert (r.status_code, r.json()["type"]) == (422, "urn:gsomia:problem:invalid-request")
+    assert [e["loc"] for e in r.json()["errors"]] == [["body", "topic_prefix"]]
     assert harness.written() == written
 
 

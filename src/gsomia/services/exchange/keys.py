@@ -11,9 +11,10 @@ keys, the party is told (an inbox item).
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import datetime
 
-from gsomia.crypto import PublicKeys
+from gsomia.crypto import PublicKeys, wrap_key
 from gsomia.domain.instants import utc_iso
 from gsomia.errors import InvalidInput, KeysRetired, UnknownEntity
 from gsomia.services.exchange.access import Action, Principal, Role, authorize
@@ -42,7 +43,8 @@ class KeyService:
 
         Raises:
             NotPermitted: a party registering another party's keys, or an auditor.
-            InvalidInput: the keys name another party than the one asked for.
+            InvalidInput: the keys name another party than the one asked for, or no content
+                key can be wrapped to the encryption key (a low-order X25519 point).
             KeysRetired: the keys were registered before and retired.
             UnknownEntity: for a party the loaded scenario does not know.
             StorageError: on a database failure.
@@ -51,6 +53,7 @@ class KeyService:
         if keys.party != party:
             raise InvalidInput(f"these keys are {keys.party}'s, not {party}'s")
         self.ctx.identity.check_party(party)
+        _require_wrappable(keys)
         result: tuple[RegisteredKeys, bool] = self.ctx.committer.run(lambda s: self._register(s, principal, keys))
         if result[1]:
             self.ctx.identity.forget_keys()
@@ -129,6 +132,23 @@ class KeyService:
             raise UnknownEntity(f"{party} has registered no public keys")
         found = [registered_keys(r) for r in rows]
         return sorted(found, key=lambda k: (k.retired_at is not None, -_stamp(k.registered_at)))
+
+
+def _require_wrappable(keys: PublicKeys) -> None:
+    """Refuse keys no content key can be wrapped to (a low-order X25519 point decodes, but
+    HPKE cannot encapsulate to it): registered, they would make every report naming the
+    party a recipient, or relayed through it, fail for its originator.
+
+    Raises:
+        InvalidInput: a trial wrap to the encryption key fails.
+    """
+    try:
+        wrap_key(keys, secrets.token_bytes(32), b"gsomia/v1 key registration check")
+    except InvalidInput:
+        raise InvalidInput(
+            f"encryption_key of {keys.party}: no content key can be wrapped to it (a low-order point?); "
+            "generate new keys with 'gsomia keys generate'"
+        ) from None
 
 
 def _stamp(at: datetime) -> float:
