@@ -227,12 +227,21 @@ class ExchangeClient:
             raise error_for_problem(response.status_code, _json_or_none(response), what=what)
         return response
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """The answer's JSON object (every endpoint answers one).
+
+        Raises:
+            ExchangeError: the answer is not JSON (or is nested too deeply to read), or is
+                JSON but not an object.
+        """
         response = self.request(method, path, **kwargs)
         try:
-            return response.json()
+            value = jsontext.parse(response.content)
         except ValueError as e:
-            raise ExchangeError(f"{method} {path}: the exchange did not answer JSON") from e
+            raise ExchangeError(f"{method} {path}: the exchange did not answer JSON ({e})") from e
+        if not isinstance(value, dict):
+            raise ExchangeError(f"{method} {path}: the exchange answered JSON that is not an object")
+        return value
 
     # --- identity and keys ----------------------------------------------------------------------
 
@@ -259,6 +268,11 @@ class ExchangeClient:
         """The exchange's scenario: parties (with aliases and ladders), agreements, topics."""
         scenario: dict[str, Any] = self._json("GET", "/api/v1/scenario")
         return scenario
+
+    def route(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """How a report would be routed to one recipient (``GET /api/v1/route``): the
+        decision, the relay, the marking it would carry and the reasons."""
+        return self._json("GET", "/api/v1/route", params=params)
 
     # --- reports ----------------------------------------------------------------------------------
 
@@ -510,6 +524,6 @@ class ExchangeClient:
 
 def _json_or_none(response: httpx.Response) -> object:
     try:
-        return response.json()
+        return jsontext.parse(response.content)
     except ValueError:
         return None

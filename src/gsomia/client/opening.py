@@ -99,12 +99,13 @@ def verify_origin(view: Mapping[str, Any], payload: bytes, registered: Sequence[
     received = _instant(origin.get("received_at"))
     message = signed_bytes(origin["report"], payload)
     for doc in registered:
-        if doc.get("fingerprint") != origin.get("key"):
+        if not isinstance(doc, Mapping) or doc.get("fingerprint") != origin.get("key"):
             continue
         start, end = _instant(doc.get("registered_at")), _instant(doc.get("retired_at"))
         if received is None or start is None or received < start or (end is not None and received >= end):
             raise BadSignature()
-        public = PublicKeys.from_dict({k: doc[k] for k in ("party", "profile", "signing_key", "encryption_key")})
+        # a member missing is None here, which from_dict refuses (InvalidInput), as a malformed one
+        public = PublicKeys.from_dict({k: doc.get(k) for k in ("party", "profile", "signing_key", "encryption_key")})
         verify(public, message, signature)
         salt = origin.get("salt")
         # A report stored before commitments were salted is committed to by its SHA-256.

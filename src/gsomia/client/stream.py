@@ -55,5 +55,5 @@ def read_events(lines: Iterable[str]) -> Iterator[ServerSentEvent]:
 def _decode(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the stack
         return text

@@ -184,12 +184,13 @@ class LedgerKey:
         return verify_exchange_signature(self.public_key, message, signature)
 
     def open(self, note: str | bytes) -> Checkpoint:
-        """Verify a signed checkpoint with this key and return it.
+        """Verify a signed checkpoint of this key's log (its origin is the key name) and return it.
 
         Raises:
-            LedgerInvalid: the note is malformed or not validly signed by this key.
+            LedgerInvalid: the note is malformed, not validly signed by this key, or names
+                another origin (a checkpoint of another log signed with the same key).
         """
-        return open_note(note, self.name, self.key_id, self.verify)
+        return open_note(note, self.name, self.key_id, self.verify, origin=self.name)
 
     def vkey(self) -> str:
         """The Go ``note`` verifier key: ``<name>+<key ID hex>+<base64(0x01 || key)>``."""

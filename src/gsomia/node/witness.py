@@ -18,7 +18,6 @@ checkpoint is quarantined (``checkpoint_inconsistent``).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -28,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from gsomia import jsontext
 from gsomia.client.http import ExchangeClient
 from gsomia.codec import b64decode
 from gsomia.crypto.ledger_key import Cosigner, LedgerKey
@@ -57,7 +57,7 @@ def proof_hashes(doc: dict[str, Any], what: str) -> list[bytes]:
     Raises:
         LedgerInvalid: the member is missing or holds something other than 32-byte hashes.
     """
-    raw = doc.get("proof")
+    raw = doc.get("proof") if isinstance(doc, dict) else None
     if not isinstance(raw, list):
         raise LedgerInvalid(f"{what}: the proof is missing")
     try:
@@ -201,18 +201,7 @@ class LedgerWitness:
             if cp.size == last.size:
                 return self._unchanged(exchange, last, cp, note, cosign=cosign)
             if cp.size < last.size:
-                kept = self.accepted(cp.size)
-                shape = (
-                    "an older state of the same tree"
-                    if kept is not None and kept.root == cp.root_hash
-                    else "a tree this node never saw at that size"
-                )
-                self._raise(
-                    "rollback",
-                    f"the exchange serves size {cp.size} after it signed size {last.size} ({shape})",
-                    last.note,
-                    note,
-                )
+                self._rollback(last, cp, note)
             try:
                 proof = exchange.ledger_consistency(last.size, cp.size)
             except (InvalidInput, UnknownEntity) as e:  # it cannot prove what it signed
@@ -245,16 +234,37 @@ class LedgerWitness:
             doc = (ask or exchange.ledger_consistency)(last.size)
         except (InvalidInput, UnknownEntity):
             return None  # e.g. a tree smaller than ``last``: the checkpoint says what happened
-        note = doc.get("checkpoint")
+        note = doc.get("checkpoint") if isinstance(doc, dict) else None
         if not isinstance(note, str):
             return None
         cp = self.key.open(note)  # raises LedgerInvalid: not signed by the pinned key
         if type(doc.get("new")) is not int or doc["new"] != cp.size or doc.get("old") != last.size:
             return None
         self.store.note("ledger.checked_at", iso_now())
+        if cp.size < last.size:
+            self._rollback(last, cp, note)
         if cp.size == last.size:
             return self._unchanged(exchange, last, cp, note, cosign=cosign)
         return self._extended(exchange, last, cp, note, doc, cosign=cosign, hold=hold)
+
+    def _rollback(self, last: Accepted, cp: Checkpoint, note: str) -> None:
+        """A signed checkpoint smaller than the accepted one: the rollback alarm.
+
+        Raises:
+            LedgerInvalid: always (the alarm is raised first).
+        """
+        kept = self.accepted(cp.size)
+        shape = (
+            "an older state of the same tree"
+            if kept is not None and kept.root == cp.root_hash
+            else "a tree this node never saw at that size"
+        )
+        self._raise(
+            "rollback",
+            f"the exchange serves size {cp.size} after it signed size {last.size} ({shape})",
+            last.note,
+            note,
+        )
 
     def _unchanged(
         self, exchange: ExchangeClient, last: Accepted, cp: Checkpoint, note: str, *, cosign: bool
@@ -399,6 +409,8 @@ class LedgerWitness:
         """
         if record is None:
             record = fetch_entry(exchange, index)
+        if not isinstance(record, dict) or not isinstance(proof, dict | None):
+            raise LedgerInvalid(f"entry {index}: the entry record or its proof is not a JSON object")
         body = _entry_body(record)
         leaf = merkle.leaf_hash(body)
         served = record.get("leaf_hash")
@@ -409,7 +421,10 @@ class LedgerWitness:
         if proof.get("size") not in (None, cp.size) or proof.get("index") not in (None, index):
             raise LedgerInvalid(f"the inclusion proof of {index} is for another index or size")
         merkle.verify_inclusion(leaf, index, cp.size, proof_hashes(proof, f"inclusion of {index}"), cp.root)
-        entry = json.loads(body)
+        try:
+            entry = jsontext.parse(body)
+        except ValueError as e:
+            raise LedgerInvalid(f"entry {index}: not JSON ({e})") from None
         if not isinstance(entry, dict):
             raise LedgerInvalid(f"entry {index}: not a JSON object")
         return entry
@@ -439,8 +454,7 @@ def fetch_entry(exchange: ExchangeClient, index: int) -> dict[str, Any]:
         UnknownEntity: no such entry for this party.
         ExchangeUnreachable: the exchange could not be reached.
     """
-    record: dict[str, Any] = exchange.request("GET", f"/api/v1/ledger/entries/{index}").json()
-    return record
+    return exchange.ledger_entry(index)
 
 
 def _entry_body(record: dict[str, Any]) -> bytes:

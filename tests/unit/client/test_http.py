@@ -157,6 +157,25 @@ def test_a_successful_answer_that_is_not_json_is_an_exchange_error() -> None:
         assert c.ledger_checkpoint() == "<html>captive portal</html>"  # text endpoints take text
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[1, 2]", "not an object"),
+        (b'"text"', "not an object"),
+        (b"null", "not an object"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ],
+    ids=["array", "string", "null", "nested"],
+)
+def test_a_successful_answer_that_is_not_a_json_object_is_an_exchange_error(body: bytes, message: str) -> None:
+    # a hostile exchange (or a man in the middle) must not make a caller index a list, or
+    # crash a node's background thread with a RecursionError
+    with answering(200, body, content_type="application/json") as c:
+        for call in (c.exercise, c.inbox, lambda: c.ledger_consistency(1), lambda: c.ledger_entry(0)):
+            with pytest.raises(ExchangeError, match=message):
+                call()
+
+
 def test_an_unreachable_exchange_is_exchange_unreachable() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)

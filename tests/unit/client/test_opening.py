@@ -152,6 +152,14 @@ def test_a_signature_checked_with_the_wrong_key_is_a_bad_signature() -> None:
         verify_origin(view, PAYLOAD, impostor)
 
 
+@pytest.mark.parametrize("missing", ["party", "profile", "signing_key", "encryption_key"])
+def test_a_registered_key_missing_a_member_is_invalid_input_not_a_key_error(missing: str) -> None:
+    # a KeyError here escaped the node's checks (it quarantines on BadSignature or InvalidInput)
+    doc = {k: v for k, v in registered(JPN)[0].items() if k != missing}
+    with pytest.raises(InvalidInput):
+        verify_origin(view_for(), PAYLOAD, ["not a key", doc])  # type: ignore[list-item]
+
+
 @pytest.mark.parametrize(
     ("since", "until"),
     [

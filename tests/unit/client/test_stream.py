@@ -79,6 +79,11 @@ def test_data_that_is_not_json_is_kept_as_text() -> None:
     assert parse("data: not {json\n\n") == [("message", None, "not {json")]
 
 
+def test_data_nested_deeper_than_the_stack_is_kept_as_text() -> None:
+    nested = "[" * 100_000 + "]" * 100_000
+    assert parse(f"data: {nested}\n\n") == [("message", None, nested)]
+
+
 @given(st.lists(st.dictionaries(st.text(max_size=5), st.integers(), max_size=3), max_size=5), st.integers(0, 10**6))
 def test_every_json_item_written_as_an_event_is_read_back(items: list[dict[str, int]], first: int) -> None:
 

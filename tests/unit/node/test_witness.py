@@ -20,7 +20,7 @@ from gsomia.ledger.merkle import leaf_hash
 from gsomia.ledger.tree import MerkleTree
 from gsomia.node.store import NodeStore
 from gsomia.node.sync import Syncer
-from gsomia.node.witness import LedgerWitness
+from gsomia.node.witness import Accepted, LedgerWitness
 
 ORIGIN = "gsomia.test/ledger"
 
@@ -152,6 +152,88 @@ def test_a_checkpoint_not_signed_by_the_pinned_key_is_refused(store: NodeStore, 
     with pytest.raises(LedgerInvalid):
         w.advance(impostor)  # type: ignore[arg-type]
     assert w.latest().size == 5 and w.alarm() is None  # type: ignore[union-attr]
+
+
+class GarbledLog(FakeLog):
+    """A log whose consistency proofs come as JSON that is not an object."""
+
+    def ledger_consistency(self, old: int, new: int | None = None) -> Any:
+        self.requests.append("consistency")
+        return [old, new]
+
+
+def test_a_consistency_answer_that_is_not_an_object_is_a_fork_not_a_crash(store: NodeStore) -> None:
+    log = GarbledLog(ExchangeSigner.generate(), 5)
+    w = witness(store, log, [])
+    w.advance(log)  # type: ignore[arg-type]
+    log.add(4)
+    # an AttributeError here ended the node's witness thread, which catches gsomia's errors only
+    with pytest.raises(LedgerInvalid, match=r"fork.*the proof is missing"):
+        w.advance(log)  # type: ignore[arg-type]
+    assert w.alarm()["kind"] == "fork" and w.latest().size == 5  # type: ignore[index,union-attr]
+
+
+def _signed_leaf(body: bytes) -> tuple[FakeLog, Accepted, dict[str, Any]]:
+    """A log whose leaf 3 holds ``body``, its checkpoint, and the inclusion proof of leaf 3."""
+    log = FakeLog(ExchangeSigner.generate(), 3)
+    log.tree.append(leaf_hash(body))
+    log.add(2)
+    cp = Accepted(6, log.tree.root(6), log.note())
+    return log, cp, {"proof": [base64.b64encode(h).decode() for h in log.tree.inclusion_proof(3, 6)]}
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b"\xff\xfe", b"[" * 100_000 + b"]" * 100_000], ids=["text", "not-utf8", "nested"]
+)
+def test_an_included_leaf_that_is_not_json_is_refused_not_a_crash(store: NodeStore, body: bytes) -> None:
+    log, cp, proof = _signed_leaf(body)  # the exchange signed a tree holding it
+    record = {"body": base64.b64encode(body).decode()}
+    with pytest.raises(LedgerInvalid, match="entry 3: not JSON"):
+        witness(store, log, []).check_inclusion(log, 3, cp, record=record, proof=proof)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("record", "proof"), [([], {}), ({"body": "e30="}, [])], ids=["record", "proof"])
+def test_an_entry_record_or_proof_that_is_not_an_object_is_refused(store: NodeStore, record: Any, proof: Any) -> None:
+    log, cp, _ = _signed_leaf(b"{}")
+    with pytest.raises(LedgerInvalid, match="not a JSON object"):
+        witness(store, log, []).check_inclusion(log, 3, cp, record=record, proof=proof)  # type: ignore[arg-type]
+
+
+class ShrunkLog(FakeLog):
+    """A log that answers a proof from a larger size with its smaller checkpoint."""
+
+    def ledger_consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
+        self.requests.append("consistency")
+        return {"old": old, "new": self.tree.size, "proof": [], "checkpoint": self.note()}
+
+
+def test_a_smaller_checkpoint_carried_by_a_proof_is_a_rollback(store: NodeStore) -> None:
+    signer = ExchangeSigner.generate()
+    log = FakeLog(signer, 5)
+    w = witness(store, log, [])
+    w.advance(log)  # type: ignore[arg-type]
+    shrunk = ShrunkLog(signer, 3)
+    with pytest.raises(LedgerInvalid, match="rollback"):
+        w.advance(shrunk)  # type: ignore[arg-type]
+    assert w.alarm()["kind"] == "rollback" and shrunk.requests == ["consistency"]  # type: ignore[index]
+
+
+class OtherOriginLog(FakeLog):
+    """A log whose checkpoints name another origin, signed with the pinned key all the same."""
+
+    def note(self, size: int | None = None) -> str:
+        size = self.tree.size if size is None else size
+        cp = Checkpoint(origin="gsomia.test/another-log", size=size, root_hash=self.tree.root(size))
+        return sign_note(cp, ORIGIN, self.key.key_id, self.signer.sign)
+
+
+def test_a_checkpoint_of_another_origin_is_neither_accepted_nor_cosigned(store: NodeStore, carries: bool) -> None:
+    # tlog-witness: a witness cosigns only checkpoints of the log it knows, whatever key signed them
+    log = OtherOriginLog(ExchangeSigner.generate(), 5, carries=carries)
+    w = witness(store, log, [])
+    with pytest.raises(LedgerInvalid, match="another log"):
+        w.advance(log)  # type: ignore[arg-type]
+    assert w.latest() is None and log.cosigned == []
 
 
 def test_a_proof_that_carries_its_checkpoint_takes_one_request(store: NodeStore) -> None:
