@@ -498,12 +498,12 @@ class Interop:
             params["rel_to"] = ",".join(o.rel_to)
         try:
             with self.service.connect() as ex:
-                route = ex.request("GET", "/api/v1/route", params=params).json()
-        except (GsomiaError, ValueError) as e:
+                route = ex.route(params)
+        except GsomiaError as e:
             log.info("agreement of delivery %s not read: %s", delivered.delivery, e)
             return None
-        legs = route.get("legs") or []
-        agreements = route.get("agreements") or []
+        legs = route.get("legs") if isinstance(route.get("legs"), list) else []
+        agreements = route.get("agreements") if isinstance(route.get("agreements"), list) else []
         found = legs[-1].get("agreement") if legs and isinstance(legs[-1], dict) else None
         agreement = str(found or (agreements[-1] if agreements else "")) or None
         if len(self._agreements) > 10_000:

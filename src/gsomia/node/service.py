@@ -27,6 +27,7 @@ from gsomia.crypto import PartyKeys, read_private_keyfile
 from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.errors import (
     Conflict,
+    ExchangeError,
     ExchangeUnreachable,
     GsomiaError,
     InvalidInput,
@@ -276,14 +277,7 @@ class NodeService:
         scenario = self.store.get_json("exchange.scenario")
         if scenario is None:
             with self.connect() as ex:
-                scenario = ex.request("GET", "/api/v1/scenario").json()
-            scenario = {
-                "parties": [
-                    {"id": p["id"], "name": p.get("name"), "ladder": p.get("ladder", [])}
-                    for p in scenario.get("parties", [])
-                ],
-                "topics": scenario.get("topics", []),
-            }
+                scenario = _scenario(ex.scenario())
             self.store.put_json("exchange.scenario", scenario)
         own: dict[str, Any] = next((p for p in scenario["parties"] if p["id"] == self.config.party), {"ladder": []})
         return {
@@ -497,8 +491,7 @@ class NodeService:
                 }
                 if draft["rel_to"] is not None:
                     params["rel_to"] = ",".join(draft["rel_to"])
-                route = ex.request("GET", "/api/v1/route", params=params).json()
-                out.append(_preview(recipient, route))
+                out.append(_preview(recipient, ex.route(params)))
         return {"at": at, "recipients": out}
 
     def submit(self, spec: Mapping[str, Any], session: Session) -> dict[str, Any]:
@@ -760,8 +753,37 @@ def _payload(content_type: str, data: bytes) -> dict[str, Any]:
     return {"content_type": content_type, "text": text, "json": parsed, "size": len(data)}
 
 
+def _scenario(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The parties (id, name, ladder) and topics of the exchange's scenario, as the console reads
+    them: what has another shape (a party without an id, a level without a name and a rank, a
+    topic that is neither an id nor an object with one) is left out."""
+    parties, topics = doc.get("parties"), doc.get("topics")
+    return {
+        "parties": [
+            {"id": p["id"], "name": p.get("name"), "ladder": _ladder(p.get("ladder"))}
+            for p in (parties if isinstance(parties, list) else [])
+            if isinstance(p, dict) and isinstance(p.get("id"), str)
+        ],
+        "topics": [
+            t
+            for t in (topics if isinstance(topics, list) else [])
+            if isinstance(t, str) or (isinstance(t, dict) and isinstance(t.get("id"), str))
+        ],
+    }
+
+
+def _ladder(levels: object) -> list[dict[str, Any]]:
+    return [
+        lv
+        for lv in (levels if isinstance(levels, list) else [])
+        if isinstance(lv, dict) and isinstance(lv.get("name"), str) and "rank" in lv
+    ]
+
+
 def _preview(recipient: str, route: Mapping[str, Any]) -> dict[str, Any]:
-    marking = route.get("marking") or {}
+    marking, reasons = route.get("marking"), route.get("reasons")
+    if not isinstance(marking, dict):
+        marking = {}
     return {
         "party": recipient,
         "decision": route.get("decision"),
@@ -771,7 +793,8 @@ def _preview(recipient: str, route: Mapping[str, Any]) -> dict[str, Any]:
         "banner": marking.get("banner"),
         "reasons": [
             {"code": r.get("rule"), "article": r.get("agreement"), "text": r.get("message")}
-            for r in route.get("reasons", [])
+            for r in (reasons if isinstance(reasons, list) else [])
+            if isinstance(r, dict)
         ],
     }
 
@@ -785,7 +808,14 @@ def _exchange_clock(ex: ExchangeClient) -> str:
     except GsomiaError:
         info = {}
     clock = info.get("clock") if info.get("exercise") else None
-    return str(clock) if clock else datetime.now(UTC).isoformat(timespec="seconds")
+    if not clock:
+        return datetime.now(UTC).isoformat(timespec="seconds")
+    try:
+        if datetime.fromisoformat(str(clock)).tzinfo is not None:
+            return str(clock)
+    except ValueError:
+        pass
+    raise ExchangeError(f"the exchange's exercise clock {str(clock)[:40]!r} is not an ISO 8601 instant with an offset")
 
 
 def _utc(text: str, what: str) -> str:

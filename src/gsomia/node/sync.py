@@ -227,8 +227,8 @@ class Syncer:
         cursor = self.cursor
         while True:
             page = ex.inbox(cursor=cursor, limit=PAGE, deliveries=True)
-            items = list(page.get("items") or [])
-            yield items
+            served = page.get("items")
+            yield [i for i in map(_inbox_item, served if isinstance(served, list) else []) if i is not None]
             cursor = page.get("next_cursor")
             if not cursor:
                 return
@@ -247,6 +247,10 @@ class Syncer:
             except GsomiaError as e:
                 log.warning("sync: %s; retrying in %.0f s", e, backoff)
                 self._reachable(False, str(e))
+                stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            except Exception:  # an answer no check foresaw must not end the sync
+                log.exception("sync: unexpected error; retrying in %.0f s", backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
@@ -288,6 +292,8 @@ class Syncer:
             except GsomiaError as e:
                 log.info("witness: %s", e)
                 self._reachable(False, str(e))
+            except Exception:  # an answer no check foresaw must not end the witness
+                log.exception("witness: unexpected error; trying again in %.0f s", interval)
 
     # --- items -------------------------------------------------------------------------------------
 
@@ -325,9 +331,11 @@ class Syncer:
     def _incident(self, ex: ExchangeClient, item: dict[str, Any], seq: str) -> None:
         incident_id = str(item.get("incident") or item.get("id") or "")
         try:
-            doc = ex.incident(incident_id)
+            doc: dict[str, Any] | None = ex.incident(incident_id)
         except UnknownEntity:
             doc = None
+        if doc is not None and not isinstance(doc.get("id"), str):
+            doc = None  # not an incident document: nothing to keep
         with self.store.write() as c:
             if doc is not None:
                 upsert_incident(c, doc)
@@ -412,12 +420,12 @@ class Syncer:
         """
         ids = [str(i.get("id", "")) for i in items]
         try:
-            served = ex.deliveries(ids).get("items") or []
+            served = ex.deliveries(ids).get("items")
         except (ExchangeError, UnknownEntity) as e:
             log.debug("deliveries not fetched together (%s); one by one instead", e)
             return {d: self._fetch(ex, i) for d, i in zip(ids, items, strict=True)}
         out: dict[str, dict[str, Any] | None] = dict.fromkeys(ids)
-        for view in served:
+        for view in served if isinstance(served, list) else []:
             if isinstance(view, dict) and view.get("id") in out and "error" not in view:
                 out[str(view["id"])] = view
         return out
@@ -470,7 +478,7 @@ class Syncer:
             {
                 i
                 for v in views
-                for i in (v.get("leaf_index"), (v.get("origin") or {}).get("leaf_index"))
+                for i in (v.get("leaf_index"), _member(v, "origin", "leaf_index"))
                 if type(i) is int and i >= 0
             }
         )
@@ -532,7 +540,8 @@ class Syncer:
     def _take(self, cp: Accepted, answer: dict[str, Any]) -> None:
         """Keep the entries and proofs of ``answer`` for the deliveries of the page, each to be
         verified against ``cp`` when its delivery is checked."""
-        for got in answer.get("items") or []:
+        served = answer.get("items")
+        for got in served if isinstance(served, list) else []:
             at = got.get("index") if isinstance(got, dict) else None
             if type(at) is int and isinstance(got.get("entry"), dict) and isinstance(got.get("proof"), dict):
                 self._proved[at] = (cp, got)
@@ -752,7 +761,9 @@ class Syncer:
             raise Quarantined("decryption_failed", "the wrapped key or the payload does not open") from None
 
     def _signature(self, ex: ExchangeClient, view: dict[str, Any], payload: bytes, out: dict[str, Any]) -> None:
-        origin = view["origin"]
+        origin = view.get("origin")
+        if not isinstance(origin, dict) or not isinstance(origin.get("report"), dict):
+            raise Quarantined("signature", "the delivery carries no signed report (origin.report)")
         originator = str(origin["report"].get("originator", view.get("originator")))
         registered = self._key_history(ex, originator, str(origin.get("key")))
         doc = next((d for d in registered if d.get("fingerprint") == origin.get("key")), None)
@@ -777,9 +788,10 @@ class Syncer:
         cached = self._signers.get(party)
         if cached is None or not any(d.get("fingerprint") == fingerprint for d in cached):
             try:
-                cached = list(ex.public_keys(party).get("keys") or [])
+                keys = ex.public_keys(party).get("keys")
             except UnknownEntity:
-                cached = []
+                keys = []
+            cached = [d for d in keys if isinstance(d, dict)] if isinstance(keys, list) else []
             self._signers[party] = cached
         return cached
 
@@ -866,7 +878,33 @@ def _event_item(event: ServerSentEvent) -> dict[str, Any] | None:
     item = dict(event.data)
     if event.id and "seq" not in item:
         item["seq"] = _seq(event.id)
-    return item
+    return _inbox_item(item)
+
+
+def _inbox_item(value: object) -> dict[str, Any] | None:
+    """An inbox item as the exchange served it, or None for what cannot be one: not a JSON
+    object, a ``seq`` that is not a cursor (a non-negative integer or its decimal digits), an
+    ``id`` that is neither text nor absent. A ``marking`` that is not an object is read as none."""
+    if not isinstance(value, dict):
+        return None
+    if not _is_cursor(value.get("seq")) or not isinstance(value.get("id"), str | None):
+        return None
+    if isinstance(value.get("marking"), dict | None):
+        return value
+    return value | {"marking": None}
+
+
+def _is_cursor(seq: object) -> bool:
+    """Whether an item's ``seq`` can be stored as the inbox cursor (or is absent)."""
+    if isinstance(seq, str):
+        return not seq or (seq.isascii() and seq.isdigit())
+    return seq is None or (type(seq) is int and seq >= 0)
+
+
+def _member(doc: dict[str, Any], name: str, member: str) -> Any:
+    """``doc[name][member]``, or None where ``doc[name]`` is not an object."""
+    inner = doc.get(name)
+    return inner.get(member) if isinstance(inner, dict) else None
 
 
 def _carried(item: dict[str, Any]) -> Future[dict[str, Any] | None]:

@@ -16,6 +16,7 @@ from gsomia.errors import ExchangeUnreachable
 from gsomia.node.store import NodeStore, deliveries
 from gsomia.node.sync import Syncer, SyncResult
 from gsomia.node.witness import Accepted
+from tests.unit.client.test_opening import JPN, KOR, PAYLOAD, registered, view_for
 from tests.unit.node.support import store_verified
 
 
@@ -334,3 +335,119 @@ def test_a_carried_page_cut_short_keeps_what_was_verified_and_records_the_rest_a
     syncer.close()
     assert _states(store) == {f"d-{n}": "verified" for n in range(1, 9)}
     assert store.get("sync.cursor") == "8"
+
+
+# --- what a hostile exchange serves: a delivery is quarantined, an item skipped, never a crash --
+
+
+class _Keys:
+    """The node's key ring holding KOR's keys."""
+
+    def get(self, fingerprint: str) -> Any:
+        return KOR if fingerprint == KOR.fingerprint() else None
+
+
+class _Keyserver:
+    def __init__(self, keys: Any) -> None:
+        self.keys = keys
+
+    def public_keys(self, party: str) -> dict[str, Any]:
+        return {"keys": self.keys}
+
+
+def _checker(store: NodeStore) -> Syncer:
+    return Syncer(store, party="KOR", keyring=_Keys(), witness=None, connect=None, publish=lambda k, d: None)  # type: ignore[arg-type]
+
+
+def _opened_view(**changes: Any) -> dict[str, Any]:
+    """A delivery that opens with KOR's key (anyone can encrypt to it), with ``changes``."""
+    return view_for() | {"key": KOR.fingerprint(), "profile": KOR.profile.value} | changes
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        _opened_view(origin=None),
+        _opened_view(origin=[]),
+        _opened_view(origin={"key": JPN.fingerprint(), "report": "r-1"}),
+    ],
+    ids=["no-origin", "origin-array", "report-text"],
+)
+def test_a_delivery_that_opens_without_a_signed_report_is_quarantined(store: NodeStore, view: dict[str, Any]) -> None:
+    # a KeyError or AttributeError here ended the node's sync thread
+    syncer = _checker(store)
+    row = syncer.check(_Keyserver(registered(JPN)), view)  # type: ignore[arg-type]
+    syncer.close()
+    assert (row["state"], row["reason"], row["payload"]) == ("quarantined", "signature", PAYLOAD)
+
+
+@pytest.mark.parametrize("keys", ["JPN", [5, "x"], 7], ids=["text", "not-objects", "number"])
+def test_a_key_history_that_is_not_a_list_of_keys_is_no_key(store: NodeStore, keys: Any) -> None:
+    syncer = _checker(store)
+    row = syncer.check(_Keyserver(keys), _opened_view())  # type: ignore[arg-type]
+    syncer.close()
+    assert (row["state"], row["reason"]) == ("quarantined", "key_not_valid")
+
+
+class _Inbox:
+    def __init__(self, items: Any) -> None:
+        self.items = items
+
+    def inbox(self, **_: Any) -> dict[str, Any]:
+        return {"items": self.items}
+
+
+@pytest.mark.parametrize(
+    ("items", "kept"),
+    [
+        ("abc", []),
+        (5, []),
+        ([1, "x", None], []),
+        ([{"seq": "abc", "id": "d-1"}, {"seq": 1.5, "id": "d-2"}, {"seq": True, "id": "d-3"}, {"seq": -1}], []),
+        ([{"seq": 4, "id": ["d-4"]}], []),
+        ([{"seq": "7", "id": "d-7", "marking": "TOP SECRET"}], [{"seq": "7", "id": "d-7", "marking": None}]),
+    ],
+    ids=["text", "number", "not-objects", "seq-not-a-cursor", "id-not-text", "marking-not-an-object"],
+)
+def test_inbox_items_that_cannot_be_items_are_skipped(store: NodeStore, items: Any, kept: list[Any]) -> None:
+    # each of these raised a TypeError, AttributeError or ValueError in the sync thread
+    syncer = _checker(store)
+    assert next(syncer._pages(_Inbox(items))) == kept  # type: ignore[arg-type]
+    syncer.close()
+
+
+class _Failing(Syncer):
+    """A sync whose passes fail with an error no check foresaw, then stop the loop."""
+
+    def __init__(self, store: NodeStore, stop: threading.Event) -> None:
+        super().__init__(store, party="KOR", keyring=None, witness=None, connect=None, publish=lambda k, d: None)  # type: ignore[arg-type]
+        self.stop, self.passes = stop, 0
+
+    def once(self) -> SyncResult:
+        self.passes += 1
+        if self.passes == 2:
+            self.stop.set()
+        raise AttributeError("'list' object has no attribute 'get'")
+
+
+def test_an_unforeseen_error_does_not_end_the_sync_loop(store: NodeStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    stop = threading.Event()
+    syncer = _Failing(store, stop)
+    monkeypatch.setattr(stop, "wait", lambda _timeout=None: stop.is_set())
+    syncer.run(stop)  # returned only because the second pass stopped it
+    syncer.close()
+    assert syncer.passes == 2
+
+
+def test_an_unforeseen_error_does_not_end_the_witness_loop(store: NodeStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    stop, rounds = threading.Event(), []
+
+    def connect() -> Any:
+        rounds.append(1)
+        raise TypeError("'int' object is not iterable")
+
+    syncer = Syncer(store, party="KOR", keyring=None, witness=None, connect=connect, publish=lambda k, d: None)  # type: ignore[arg-type]
+    monkeypatch.setattr(stop, "wait", lambda _timeout=None: len(rounds) >= 2)
+    syncer.witness_loop(stop, 60.0)  # returned only once the second round was tried
+    syncer.close()
+    assert len(rounds) == 2
