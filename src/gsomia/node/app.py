@@ -14,7 +14,7 @@ import asyncio
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gsomia.errors import (
     BadSignature,
@@ -448,6 +448,102 @@ async def events(request: Request, session: Officer) -> EventSourceResponse:
     return EventSourceResponse(stream(), ping=15)
 
 
+# --- the envelope of every answer ----------------------------------------------------------------------
+
+
+_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class _Envelope:
+    """What every answer of the node shares, as plain ASGI (not ``BaseHTTPMiddleware``: the
+    console's event stream and TAXII's answers pass through untouched, at no cost per request):
+
+    - the security headers, and ``Cache-Control: no-store`` under ``/api/``;
+    - bodies over :data:`MAX_BODY` refused with 413, judged from ``Content-Length`` and by
+      counting while they are read (chunked uploads); the applications mounted under
+      ``own_limits`` (TAXII, which publishes its ``max_content_length``) judge their own;
+    - an unexpected error answered as a 500 problem, if the answer has not started.
+    """
+
+    def __init__(self, app: ASGIApp, *, own_limits: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.own_limits = tuple(prefix.rstrip("/") + "/" for prefix in own_limits)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        extra = [(b"cache-control", b"no-store")] if path.startswith("/api/") else []
+        started = False
+
+        async def send_enveloped(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                ours = [*_HEADERS, *extra]  # they replace any the application set
+                names = {name for name, _ in ours}
+                kept = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in names]
+                message = {**message, "headers": [*kept, *ours]}
+            await send(message)
+
+        if scope["method"] not in SAFE and not (path + "/").startswith(self.own_limits):
+            body = await _read_within_limit(scope, receive)
+            if body is None:
+                # Connection: close, for the unread rest of the body would be read as the next request.
+                detail = f"request bodies are at most {MAX_BODY} bytes"
+                await problem(413, "payload-too-large", detail, {"Connection": "close"})(scope, receive, send_enveloped)
+                return
+            receive = _replay(body, receive)
+        try:
+            await self.app(scope, receive, send_enveloped)
+        except Exception:  # a bug: answered as a problem, with the same headers as any answer
+            log.exception("unexpected error on %s %s", scope.get("method"), path)
+            if started:
+                raise
+            await problem(500, "internal", "internal error: nothing was changed")(scope, receive, send_enveloped)
+
+
+async def _read_within_limit(scope: Scope, receive: Receive) -> bytes | None:
+    """The whole body, or None once it is over :data:`MAX_BODY` (by its ``Content-Length`` or
+    counted as it arrives: chunked uploads)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:  # bytes: ASCII digits
+            return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # the client went away; the application sees the disconnect
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
 # --- the application ------------------------------------------------------------------------------------
 
 
@@ -490,25 +586,6 @@ def create_node_app(
         kind = {404: "not-found", 405: "method-not-allowed"}.get(e.status_code, "http")
         return problem(e.status_code, kind, str(e.detail), dict(e.headers or {}))
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length", "")
-        if length.isascii() and length.isdigit() and int(length) > MAX_BODY:
-            response: Response = problem(413, "payload-too-large", f"request bodies are at most {MAX_BODY} bytes")
-        else:
-            try:
-                response = await call_next(request)
-            except Exception:  # a bug: answered as a problem, with the same headers as any answer
-                log.exception("unexpected error on %s %s", request.method, request.url.path)
-                response = problem(500, "internal", "internal error: nothing was changed")
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        if request.url.path.startswith("/api/"):
-            response.headers["Cache-Control"] = "no-store"
-        return response
-
     app.include_router(api)
     for router in routers:
         app.include_router(router)
@@ -522,4 +599,5 @@ def create_node_app(
     directory = web_dir or WEB_DIR
     if directory.is_dir():
         app.mount("/", StaticFiles(directory=directory, html=True), name="console")
+    app.add_middleware(_Envelope, own_limits=tuple(mounts or {}))
     return app

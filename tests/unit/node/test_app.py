@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -11,7 +11,10 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
 
+from gsomia.client.http import ExchangeClient
 from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.crypto.signing import ExchangeSigner
 from gsomia.node.app import CSP, create_node_app
@@ -38,14 +41,18 @@ def run(app: FastAPI, test: Callable[[Client], Awaitable[None]]) -> None:
     anyio.run(go)
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[FastAPI]:
+def kor_node(tmp_path: Path) -> NodeService:
+    """KOR's node over a fresh store, its exchange unreachable."""
     store = NodeStore(tmp_path / "node.db", secrets.token_bytes(32))
     key = LedgerKey(name="gsomia.test/ledger", public_key=ExchangeSigner.generate().public_key_raw())
     store.put("ledger.key", key.vkey())
-    config = NodeConfig(party="KOR", exchange="http://127.0.0.1:9", dir=tmp_path)
-    service = NodeService(config, store)
-    service.users = UserService(store, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    return NodeService(NodeConfig(party="KOR", exchange="http://127.0.0.1:9", dir=tmp_path), store)
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[FastAPI]:
+    service = kor_node(tmp_path)
+    service.users = UserService(service.store, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     service.users.add("chief", PASSWORD, Role.ADMIN, by="test")
     service.users.add("duty", PASSWORD, Role.OFFICER, by="test")
     web = tmp_path / "web"
@@ -78,6 +85,40 @@ def test_errors_are_problem_documents_and_every_answer_has_the_csp(app: FastAPI)
         assert page.status_code == 200 and "console" in page.text and page.headers["content-security-policy"] == CSP
 
     run(app, test)
+
+
+def test_a_mounted_application_judges_its_own_bodies_and_every_answer_has_the_headers(tmp_path: Path) -> None:
+    # TAXII publishes a max_content_length of its own (10 MiB): the node's 1 MiB limit on its API
+    # must not cut an envelope short of it, and a chunked upload to the API is counted.
+    async def mounted(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"].endswith("/boom"):
+            raise RuntimeError("a bug")
+        size, more = 0, True
+        while more:
+            message = await receive()
+            size, more = size + len(message.get("body", b"")), message.get("more_body", False)
+        await PlainTextResponse(str(size))(scope, receive, send)
+
+    service = kor_node(tmp_path)
+    node = create_node_app(service, mounts={"/taxii2": mounted}, web_dir=tmp_path)
+
+    async def chunks(n: int) -> AsyncIterator[bytes]:
+        for _ in range(n):
+            yield b" " * 65536
+
+    async def test(client: Client) -> None:
+        big = await client.post("/taxii2/api/", content=b"x" * (3 * 1024 * 1024))
+        assert (big.status_code, big.text) == (200, str(3 * 1024 * 1024))
+        assert big.headers["content-security-policy"] == CSP and big.headers["x-frame-options"] == "DENY"
+        boom = await client.get("/taxii2/boom")
+        assert boom.status_code == 500 and boom.json()["type"] == "urn:gsomia:problem:internal"
+        assert boom.headers["content-security-policy"] == CSP
+        chunked = await client.post("/api/session", content=chunks(20), headers={"content-type": "application/json"})
+        assert chunked.status_code == 413 and chunked.headers["connection"] == "close"
+        assert chunked.headers["cache-control"] == "no-store"
+
+    run(node, test)
+    service.close()
 
 
 def test_sessions_roles_and_csrf(app: FastAPI) -> None:
@@ -117,6 +158,41 @@ def test_the_exchange_being_away_is_a_503_not_a_crash(app: FastAPI) -> None:
         assert "Retry-After" in r.headers
         status = (await client.get("/api/status")).json()
         assert status["party"] == "KOR" and status["alarm"] is None and status["deliveries"]["verified"] == 0
+
+    run(app, test)
+
+
+def _exchange(answers: dict[str, bytes]) -> Callable[[], ExchangeClient]:
+    """Clients of an exchange that answers each path with the given bytes (200, JSON)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = answers.get(request.url.path, b"{}")
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    return lambda: ExchangeClient("http://exchange.test", transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize(
+    ("answers", "meta_status", "preview_status"),
+    [
+        ({"/api/v1/scenario": b"[1]", "/api/v1/route": b'"allow"'}, 502, 502),
+        ({"/api/v1/scenario": b'{"parties": [7, {"ladder": 3}, {"id": "KOR", "ladder": [5]}], "topics": 9}'}, 200, 200),
+        ({"/api/v1/route": b'{"marking": "x", "reasons": [1, {"rule": "r"}]}'}, 200, 200),
+        ({"/api/v1/exercise": b'{"exercise": true, "clock": "tomorrow"}'}, 200, 502),
+    ],
+    ids=["not-objects", "scenario-shapes", "route-shapes", "clock"],
+)
+def test_what_a_hostile_exchange_answers_is_never_a_500(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch, answers: dict[str, bytes], meta_status: int, preview_status: int
+) -> None:
+    monkeypatch.setattr(app.state.node, "connect", _exchange(answers))
+
+    async def test(client: Client) -> None:
+        csrf = await login(client, "duty")
+        assert (await client.get("/api/meta")).status_code == meta_status
+        spec = {"topic": "dprk.missile.launch", "level": "극비", "recipients": ["JPN"], "caveats": {}}
+        r = await client.post("/api/preview", json=spec, headers={"X-CSRF-Token": csrf})
+        assert r.status_code == preview_status, r.text
 
     run(app, test)
 
