@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import rfc8785
+from sqlalchemy import create_engine, text
 
 from gsomia.api.middleware import BODY_GRACE_SECONDS
 from gsomia.crypto import sign
@@ -273,17 +274,42 @@ def test_nul_in_a_body_field_and_in_a_query_parameter_is_422_on_postgresql(
 
 
 @pytest.mark.postgres
-def test_the_largest_cursor_is_accepted_on_postgresql(fresh_pg: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_sequence_numbers_and_cursors_go_past_32_bits_on_postgresql(
+    fresh_pg: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     pg = start_exchange(tmp_path_factory.mktemp("pg-cursor"), db=fresh_pg, exercise_clock="2019-11-22T10:00+09:00")
+    engine = create_engine(fresh_pg)
     try:
+        with engine.connect() as c:
+            narrow = set(
+                c.execute(
+                    text(
+                        "SELECT table_name || '.' || column_name FROM information_schema.columns "
+                        "WHERE table_schema = 'public' AND data_type = 'integer' ORDER BY 1"
+                    )
+                ).scalars()
+            )
+            # what may stay 32-bit: sizes, versions and the scenario's own small numbers
+            assert narrow <= {
+                "exchange_reports.payload_size", "exchange_state.id", "exchange_state.keys_version",
+                "exchange_state.principals_version", "exchange_state.record_version", "agreement_events.seq",
+                "agreement_versions.seq", "provisions.seq", "record_meta.id", "record_meta.version",
+                "record_reports.seq", "scenario.id",
+            }, narrow  # fmt: skip
         assert pg.submit("JPN", recipients=["KOR"]).status_code == 201
-        for cursor in ("9" * 18, str(2**31), str(2**63 - 1)[:18]):  # beyond a 32-bit sequence number
+        with engine.begin() as c:  # as after 2**31 inbox items and decisions
+            for table, column in (("inbox_events", "seq"), ("exchange_decisions", "id")):
+                name = c.execute(text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table, "c": column}).scalar()
+                c.execute(text(f"ALTER SEQUENCE {name} RESTART WITH {2**31 + 5}"))
+        assert pg.submit("JPN", recipients=["KOR"]).status_code == 201
+        (item,) = pg.call("KOR", "GET", "/api/v1/inbox", params={"cursor": str(2**31)}).json()["items"]
+        assert item["seq"] == 2**31 + 5
+        for cursor in ("9" * 18, str(2**31 + 5)):  # after every item
             r = pg.call("KOR", "GET", "/api/v1/inbox", params={"cursor": cursor})
-            assert r.status_code == 200, r.text
-            assert r.json() == {"items": [], "next_cursor": None, "cursor": cursor}
-        assert len(pg.call("KOR", "GET", "/api/v1/inbox", params={"cursor": str(2**31 - 1)}).json()["items"]) == 0
-        assert len(pg.call("KOR", "GET", "/api/v1/inbox", params={"cursor": "0"}).json()["items"]) == 1
+            assert r.json() == {"items": [], "next_cursor": None, "cursor": cursor}, r.text
+        assert len(pg.call("KOR", "GET", "/api/v1/inbox", params={"cursor": "0"}).json()["items"]) == 2
     finally:
+        engine.dispose()
         pg.stop()
 
 

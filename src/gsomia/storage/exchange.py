@@ -17,6 +17,7 @@ from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     ForeignKey,
     Index,
     Integer,
@@ -63,6 +64,10 @@ __all__ = [
     "WitnessRow",
 ]
 
+_INDEX = BigInteger().with_variant(Integer(), "sqlite")
+"""A ledger index, an id or a sequence number that grows with the traffic: 64 bits everywhere
+(SQLite's INTEGER is; PostgreSQL's INTEGER would stop at 2**31 - 1, migration 0009)."""
+
 _R = TypeVar("_R", bound=Base)
 
 Tx = Session
@@ -107,7 +112,7 @@ class WitnessRow(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     public_key: Mapped[str] = mapped_column(Text)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    leaf_index: Mapped[int] = mapped_column(Integer)
+    leaf_index: Mapped[int] = mapped_column(_INDEX)
 
 
 class SubmittedReportRow(Base):
@@ -130,7 +135,7 @@ class SubmittedReportRow(Base):
     sealed_key: Mapped[bytes] = mapped_column(LargeBinary)
     payload_size: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    leaf_index: Mapped[int] = mapped_column(Integer)
+    leaf_index: Mapped[int] = mapped_column(_INDEX)
     # The report object exactly as signed, without its payload (RFC 8785 text), and the salt of
     # its ledger commitment (served only to the originator and the recipients).
     signed_report: Mapped[str] = mapped_column(Text)
@@ -142,14 +147,14 @@ class DecisionRow(Base):
 
     __tablename__ = "exchange_decisions"
     __table_args__ = (UniqueConstraint("report_id", "recipient", name="uq_exchange_decisions_report_recipient"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(_INDEX, primary_key=True, autoincrement=True)
     report_id: Mapped[str] = mapped_column(String(128), ForeignKey("exchange_reports.id"))
     recipient: Mapped[str] = mapped_column(String(16))
     decision: Mapped[str] = mapped_column(String(16))
     outcome: Mapped[str] = mapped_column(String(32))
     route: Mapped[dict[str, Any]] = mapped_column(JSON)
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    leaf_index: Mapped[int] = mapped_column(Integer)
+    leaf_index: Mapped[int] = mapped_column(_INDEX)
 
 
 class DeliveryRow(Base):
@@ -169,10 +174,10 @@ class DeliveryRow(Base):
     key_fingerprint: Mapped[str] = mapped_column(String(64))
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    leaf_index: Mapped[int] = mapped_column(Integer)
+    leaf_index: Mapped[int] = mapped_column(_INDEX)
     fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    ack_leaf_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ack_leaf_index: Mapped[int | None] = mapped_column(_INDEX, nullable=True)
 
 
 class ConsentRow(Base):
@@ -194,8 +199,8 @@ class ConsentRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     standing_id: Mapped[str | None] = mapped_column(String(48), nullable=True)
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    leaf_index: Mapped[int] = mapped_column(Integer)
-    resolution_leaf_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    leaf_index: Mapped[int] = mapped_column(_INDEX)
+    resolution_leaf_index: Mapped[int | None] = mapped_column(_INDEX, nullable=True)
     reason_salt: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
@@ -213,7 +218,7 @@ class StandingConsentRow(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    leaf_index: Mapped[int] = mapped_column(Integer)
+    leaf_index: Mapped[int] = mapped_column(_INDEX)
 
 
 class IncidentRow(Base):
@@ -228,7 +233,7 @@ class IncidentRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     description: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    leaf_index: Mapped[int] = mapped_column(Integer)
+    leaf_index: Mapped[int] = mapped_column(_INDEX)
     salt: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -236,13 +241,13 @@ class IncidentUpdateRow(Base):
     """An investigation result or measure appended to an incident."""
 
     __tablename__ = "incident_updates"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(_INDEX, primary_key=True, autoincrement=True)
     incident_id: Mapped[str] = mapped_column(String(48), ForeignKey("incidents.id"), index=True)
     by: Mapped[str] = mapped_column(String(16))
     result: Mapped[str] = mapped_column(Text, default="")
     measures: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    leaf_index: Mapped[int] = mapped_column(Integer)
+    leaf_index: Mapped[int] = mapped_column(_INDEX)
     salt: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -251,7 +256,7 @@ class InboxEventRow(Base):
 
     __tablename__ = "inbox_events"
     __table_args__ = (Index("ix_inbox_events_party_seq", "party", "seq"),)
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(_INDEX, primary_key=True, autoincrement=True)
     party: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(32))
     ref: Mapped[str] = mapped_column(String(128))

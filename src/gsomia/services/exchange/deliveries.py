@@ -29,11 +29,6 @@ __all__ = ["MAX_DELIVERIES", "DeliveryService", "add_delivery"]
 MAX_DELIVERIES = 100
 """Most deliveries :meth:`DeliveryService.deliveries` answers in one call."""
 
-LARGEST_SEQ = 2**31 - 1
-"""The largest inbox sequence number every database holds (``inbox_events.seq`` is a 32-bit
-INTEGER on PostgreSQL): a cursor beyond it is after every item, and is not sent to the
-database, which would refuse it as out of range."""
-
 
 def add_delivery(
     ctx: ExchangeContext,
@@ -270,8 +265,6 @@ class DeliveryService:
     ) -> tuple[list[dict[str, Any]], int]:
         """:meth:`inbox` read in ``s`` (the caller authorized it)."""
         assert principal.party is not None  # noqa: S101 - only parties may read an inbox
-        if after > LARGEST_SEQ:
-            return [], after
         events = ExchangeRepo.inbox(s, principal.party, after, limit)
         wanted = [e.ref for e in events if e.kind == "delivery"] if states or deliveries else []
         if deliveries:
