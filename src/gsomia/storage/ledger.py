@@ -262,26 +262,21 @@ class LedgerTable:
 
     # --- cosignatures -----------------------------------------------------------------------------
 
-    def add_cosignature(self, *, size: int, witness: str, timestamp: int, line: str, note: str, at: datetime) -> bool:
-        """Keep ``witness``'s cosignature of the checkpoint of ``size``, unless one of the same
-        witness for that size with a timestamp as new or newer is kept already; whether it was kept.
-
-        Raises:
-            StorageError: on any database error.
-        """
-        with self._store.writing("recording a cosignature") as s:
-            row = s.get(CosignatureRow, (size, witness))
-            if row is None:
-                s.add(
-                    CosignatureRow(
-                        size=size, witness=witness, timestamp=timestamp, line=line, note=note, recorded_at=at
-                    )
-                )
-                return True
-            if row.timestamp >= timestamp:
-                return False
-            row.timestamp, row.line, row.note, row.recorded_at = timestamp, line, note, at
+    @staticmethod
+    def add_cosignature(
+        s: Session, *, size: int, witness: str, timestamp: int, line: str, note: str, at: datetime
+    ) -> bool:
+        """Keep ``witness``'s cosignature of the checkpoint of ``size`` in the caller's
+        transaction, unless one of the same witness for that size with a timestamp as new or
+        newer is kept already; whether it was kept."""
+        row = s.get(CosignatureRow, (size, witness))
+        if row is None:
+            s.add(CosignatureRow(size=size, witness=witness, timestamp=timestamp, line=line, note=note, recorded_at=at))
             return True
+        if row.timestamp >= timestamp:
+            return False
+        row.timestamp, row.line, row.note, row.recorded_at = timestamp, line, note, at
+        return True
 
     def cosigned(self, size: int | None = None) -> tuple[str, list[str]] | None:
         """The checkpoint note of ``size`` (default: the largest size any witness cosigned) and

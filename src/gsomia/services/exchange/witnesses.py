@@ -146,6 +146,8 @@ class WitnessService:
             InvalidInput: a malformed line, a line by another key than the party's witness,
                 a timestamp too far ahead, or a signature that does not verify over this log's
                 checkpoint of that size.
+            NotAuthenticated: the token was revoked, through any process, before the commit.
+            Conflict: the party's witness key was replaced meanwhile.
             UnknownEntity: the ledger is not that large.
             StorageError: on a database failure.
         """
@@ -178,9 +180,21 @@ class WitnessService:
                 f"the cosignature does not verify over this ledger's checkpoint of size {size}: "
                 "the witness cosigned another tree, or the line was altered"
             )
-        kept = self.ledger.add_cosignature(
-            size=size, witness=key.name, timestamp=cosig.timestamp, line=line.strip(), note=note, at=now
-        )
+
+        def keep(s: Tx) -> Outcome[bool]:
+            # As every write: a token revoked, or a witness key replaced, through any process
+            # before this transaction is honoured here, not after a cache expires.
+            self.ctx.require_principal(s, principal)
+            current = ExchangeRepo.witness(s, party)
+            if current is None or current.public_key != row.public_key:
+                raise Conflict(f"{party}'s witness key changed while the cosignature was checked; cosign again")
+            return Outcome(
+                self.ledger.add_cosignature(
+                    s, size=size, witness=key.name, timestamp=cosig.timestamp, line=line.strip(), note=note, at=now
+                )
+            )
+
+        kept: bool = self.ctx.committer.run(keep)
         return {
             "size": size,
             "witness": key.name,

@@ -380,14 +380,15 @@ class LedgerService:
         note, lines = found
         return note + "".join(line + "\n" for line in lines)
 
-    def add_cosignature(self, *, size: int, witness: str, timestamp: int, line: str, note: str, at: datetime) -> bool:
+    @staticmethod
+    def add_cosignature(
+        s: Session, *, size: int, witness: str, timestamp: int, line: str, note: str, at: datetime
+    ) -> bool:
         """Keep a witness's verified cosignature of the checkpoint ``note`` of ``size`` (unless
-        it is older than the one kept); whether it was kept.
-
-        Raises:
-            StorageError: on any database error.
-        """
-        return self._table.add_cosignature(size=size, witness=witness, timestamp=timestamp, line=line, note=note, at=at)
+        it is older than the one kept), in the caller's transaction; whether it was kept."""
+        return LedgerTable.add_cosignature(
+            s, size=size, witness=witness, timestamp=timestamp, line=line, note=note, at=at
+        )
 
     def _note_locked(self, size: int | None = None) -> str:
         """The signed checkpoint of the tree at ``size`` (the current size if None)."""

@@ -12,7 +12,7 @@ import pytest
 
 from gsomia.crypto.ledger_key import Cosigner
 from gsomia.crypto.signing import ExchangeSigner
-from gsomia.errors import Conflict, InvalidInput, NotPermitted, UnknownEntity
+from gsomia.errors import Conflict, InvalidInput, NotAuthenticated, NotPermitted, UnknownEntity
 from gsomia.ledger.cosignature import quorum
 from tests.harness import Harness
 
@@ -149,3 +149,15 @@ def test_the_ledger_entry_of_a_registration_is_canonical_json(harness: Harness) 
     index = harness.exchange.witnesses.witnesses(harness.principals["USA"])[0].leaf_index
     entry = harness.app.ledger.entry(index)
     assert json.loads(base64.b64decode(entry["body"]))["vkey"] == w.public.vkey()
+
+
+def test_a_cosignature_with_a_token_revoked_before_its_commit_is_refused(harness: Harness) -> None:
+    kor = registered(harness, "KOR")
+    note = harness.app.ledger.checkpoint()
+    size = int(body_of(note).split("\n")[1])
+    principal = harness.principals["KOR"]  # authenticated before the revocation, as a request in flight
+    harness.app.exchange.identity.revoke(principal.id)
+    with pytest.raises(NotAuthenticated):
+        harness.exchange.witnesses.cosign(principal, size, kor.cosign(body_of(note), now(harness)))
+    with pytest.raises(UnknownEntity):
+        harness.app.ledger.cosigned_checkpoint(size)  # nothing was kept
