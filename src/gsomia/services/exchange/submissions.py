@@ -63,6 +63,12 @@ _ATTEMPTS = 5
 MAX_BATCH = 1000
 """Most signed reports one batch request may carry."""
 
+_CREATED = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+"""A report's ``created``: ISO 8601 extended format with an offset (RFC 3339, T and Z in upper
+case, seconds optional) — docs/protocol.md §1.3."""
+
 
 def commitment(salt: bytes, signed: bytes) -> str:
     """The ledger's commitment to a report: ``HMAC-SHA256(key=salt, signed bytes)`` in hex.
@@ -216,11 +222,16 @@ class SubmissionService:
             _check_known(record, caveats.rel_to, "report.caveats.rel_to")
         created = _text(rep, "created", max_len=64)
         try:
-            created_at: datetime | None = datetime.fromisoformat(created)
+            # The text travels to every recipient as signed: one spelling every reader knows,
+            # not whatever else fromisoformat reads (basic format, week dates, a space for T).
+            created_at: datetime | None = datetime.fromisoformat(created) if _CREATED.fullmatch(created) else None
         except ValueError:
             created_at = None
-        if created_at is None or created_at.tzinfo is None:
-            raise InvalidInput("report.created: expected an ISO 8601 instant with a UTC offset")
+        if created_at is None:
+            raise InvalidInput(
+                "report.created: expected an instant such as 2019-11-22T09:58:00+09:00 or 2019-11-22T00:58:00Z "
+                "(date, T, time, then Z or an offset ±HH:MM)"
+            )
         require_supported(created_at, "report.created")
         _text(rep, "content_type", max_len=128)
         recipients = _recipients(rep.get("recipients"), record, originator)

@@ -258,6 +258,13 @@ def test_a_refused_submission_writes_nothing(
 RAW_REFUSED: list[tuple[str, dict[str, Any], str]] = [
     ("a created time without offset", {"created": "2019-11-22T10:00:00"}, "report.created"),
     ("a created time that is no time", {"created": "yesterday"}, "report.created"),
+    # spellings fromisoformat reads that a recipient's RFC 3339 reader would not
+    ("a created time in basic format", {"created": "20191122T100000+0900"}, "report.created"),
+    ("a created time as a week date", {"created": "2019-W47-5T10:00:00+09:00"}, "report.created"),
+    ("a created time with a space for T", {"created": "2019-11-22 10:00:00+09:00"}, "report.created"),
+    ("a created time with seconds in its offset", {"created": "2019-11-22T10:00:00+09:00:00.5"}, "report.created"),
+    ("a created time with a decimal comma", {"created": "2019-11-22T10:00:00,5+09:00"}, "report.created"),
+    ("a created time of hours only", {"created": "2019-11-22T10+09:00"}, "report.created"),
     ("a payload that is not base64", {"payload": "not base64!"}, "report.payload"),
     ("no content type", {"content_type": ""}, "report.content_type"),
     ("recipients that are not a list", {"recipients": "KOR"}, "report.recipients"),
@@ -275,6 +282,18 @@ def test_a_signed_report_with_bad_fields_is_refused_and_writes_nothing(
     with pytest.raises(InvalidInput, match=message):
         harness.exchange.submissions.submit(harness.principals["JPN"], sub)
     assert harness.written() == written
+
+
+@pytest.mark.parametrize(
+    "created",
+    ["2019-11-22T10:00:00+09:00", "2019-11-22T01:00:00Z", "2019-11-22T01:00Z", "2019-11-22T01:00:00.123456789-00:00"],
+)
+def test_a_created_time_in_rfc_3339_form_is_taken_as_signed(harness: Harness, created: str) -> None:
+    sub = signed_raw(harness, raw_report(harness, created=created))
+    assert harness.exchange.submissions.submit(harness.principals["JPN"], sub).created
+    (stored,) = [d for d in harness.deliveries("KOR") if d["report"] == sub.report["id"]]
+    view = harness.exchange.deliveries.delivery(harness.principals["KOR"], stored["id"])
+    assert view["origin"]["report"]["created"] == created  # as signed, never re-formatted
 
 
 def test_signatures_that_do_not_verify_are_refused_without_detail(harness: Harness) -> None:
