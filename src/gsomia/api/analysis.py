@@ -8,6 +8,7 @@ both repeatable), so a what-if view is shareable as a URL.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -53,6 +54,22 @@ At = Annotated[str | None, Query(description="ISO 8601 instant with offset, or a
 
 def _whatif(app: App, drop: list[str] | None, add: list[str] | None) -> WhatIf:
     return app.analysis.whatif(WhatIfSpec(add=tuple(add or ()), drop=tuple(drop or ())))
+
+
+def _period(app: App, start: str | None, end: str | None) -> tuple[datetime, datetime]:
+    """``[from, to)``, or the scenario's window when neither is given.
+
+    Raises:
+        InvalidInput: only one of them is given, or ``to`` is not after ``from``.
+    """
+    if (start is None) != (end is None):
+        raise InvalidInput("give both from and to, or neither (the scenario's window)")
+    if start is None or end is None:
+        return app.analysis.window()
+    lo, hi = app.analysis.instant(start), app.analysis.instant(end)
+    if hi <= lo:
+        raise InvalidInput("to must be after from")
+    return lo, hi
 
 
 @router.get(
@@ -302,7 +319,7 @@ def gaps(
 ) -> list[dict[str, Any]]:
     """Same as ``gsomia gaps --json``."""
     app = app_of(request)
-    lo, hi = (app.analysis.instant(start), app.analysis.instant(end)) if start and end else app.analysis.window()
+    lo, hi = _period(app, start, end)
     rows = app.analysis.gaps(lo, hi, topic=topic, pair=pair, whatif=_whatif(app, drop, add))
     z = app.analysis.compiled().record.timezone
     return [views.gap_json(g, z) for g in rows]
@@ -327,7 +344,7 @@ def unknowns(
     """``[{"from", "to", "topic", "start", "end", "agreement"}]``: where a pair has no route in the
     record only because ``agreement``'s entry into force is not recorded (default period: the window)."""
     app = app_of(request)
-    lo, hi = (app.analysis.instant(start), app.analysis.instant(end)) if start and end else app.analysis.window()
+    lo, hi = _period(app, start, end)
     chosen = [p.strip().upper() for p in parties.split(",") if p.strip()] if parties else None
     rows = app.analysis.unknowns(lo, hi, topic=topic, pair=pair, parties=chosen, whatif=_whatif(app, drop, add))
     z = app.analysis.compiled().record.timezone
@@ -369,13 +386,8 @@ def whatif(
     app = app_of(request)
     w = _whatif(app, drop, add)
     chosen = [p.strip().upper() for p in parties.split(",") if p.strip()] if parties else None
-    c = app.analysis.compare(
-        w,
-        start=app.analysis.instant(start) if start else None,
-        end=app.analysis.instant(end) if end else None,
-        parties=chosen,
-        topic=topic,
-    )
+    lo, hi = _period(app, start, end)
+    c = app.analysis.compare(w, start=lo, end=hi, parties=chosen, topic=topic)
     return views.comparison_json(c, app.analysis.compiled().record)
 
 

@@ -129,6 +129,12 @@ def test_each_analysis_view_answers(api: httpx.Client, path: str, query: dict[st
         ("/api/v1/route", {"originator": "JPN"}, 422),
         ("/api/v1/network", {"drop": "no-such-event"}, 404),
         ("/api/v1/matrix", {"topic": "dprk.missile.launch", "parties": "JPN,XYZ"}, 404),
+        # a period: both ends or neither, the end after the start (one end was ignored before)
+        *[
+            (path, period, 422)
+            for path in ("/api/v1/gaps", "/api/v1/unknowns", "/api/v1/whatif")
+            for period in ({"from": "2019-08-01"}, {"to": "2019-12-01"}, {"from": "2019-12-01", "to": "2019-08-01"})
+        ],
     ],
 )
 def test_bad_queries_are_problem_documents(api: httpx.Client, path: str, query: dict[str, Any], status: int) -> None:
