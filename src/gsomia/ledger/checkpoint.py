@@ -323,14 +323,15 @@ def open_note(
 
 
 def open_with(key: NoteVerifier, text: str | bytes) -> Checkpoint:
-    """Verify a signed checkpoint with ``key`` and return it (:func:`open_note` with the
-    key's name, ID and signature check).
+    """Verify a signed checkpoint of ``key``'s log with ``key`` and return it (:func:`open_note`
+    with the key's name, ID and signature check; a gsomia log's origin is its key's name).
 
     Raises:
         InvalidInput: the key's name or ID is invalid.
-        LedgerInvalid: the note is malformed or not validly signed by ``key``.
+        LedgerInvalid: the note is malformed, not validly signed by ``key``, or a checkpoint of
+            another origin (another log signed with the same key).
     """
-    return open_note(text, key.name, key.key_id, key.verify)
+    return open_note(text, key.name, key.key_id, key.verify, origin=key.name)
 
 
 def _parse_checkpoint(body: str) -> Checkpoint:

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gsomia.crypto.ledger_key import LedgerKey
+from gsomia.crypto.signing import ExchangeSigner
 from gsomia.errors import InvalidInput, LedgerInvalid
 from gsomia.ledger.checkpoint import (
     MAX_SIGNATURES,
@@ -25,6 +27,7 @@ from gsomia.ledger.checkpoint import (
     ed25519_key_id,
     open_note,
     open_signed_note,
+    open_with,
     parse_note,
     parse_signed_note,
     sign_note,
@@ -224,6 +227,15 @@ def test_wrong_key_is_rejected(key: Key, note: str) -> None:
 def test_wrong_origin_is_rejected(key: Key, note: str) -> None:
     with pytest.raises(LedgerInvalid):
         open_note(note, key.name, key.key_id, key.verify, origin="gsomia.example/other")
+
+
+def test_open_with_takes_only_checkpoints_of_the_keys_own_log(checkpoint: Checkpoint) -> None:
+    signer = ExchangeSigner.generate()
+    pinned = LedgerKey(name=ORIGIN, public_key=signer.public_key_raw())
+    assert open_with(pinned, sign_note(checkpoint, pinned.name, pinned.key_id, signer.sign)) == checkpoint
+    other_log = Checkpoint(origin="gsomia.example/other", size=10, root_hash=ROOT)  # the same key, another log
+    with pytest.raises(LedgerInvalid, match="another log"):
+        open_with(pinned, sign_note(other_log, pinned.name, pinned.key_id, signer.sign))
 
 
 def test_a_failing_signature_from_the_trusted_key_rejects_the_note(key: Key, checkpoint: Checkpoint, note: str) -> None:
