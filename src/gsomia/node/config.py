@@ -64,6 +64,11 @@ class NodeConfig:
     ledger_origin: str = ""
 
     def __post_init__(self) -> None:
+        for name in ("party", "exchange", "host", "witness", "ledger_origin"):
+            if not isinstance(getattr(self, name), str):
+                raise InvalidInput(f"{name}: expected text, got {getattr(self, name)!r}")
+        if type(self.port) is not int:
+            raise InvalidInput(f"port {self.port!r}: give a port between 1 and 65535")
         if not _PARTY.match(self.party):
             raise InvalidInput(f"party {self.party!r}: give a party id such as KOR")
         if not self.exchange.startswith(("http://", "https://")):
@@ -112,7 +117,7 @@ class NodeConfig:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InvalidInput(f"no node in {directory}: run 'gsomia node init' first (or give --dir)") from None
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested deeper than the stack
             raise InvalidInput(f"cannot read {path}: {e}") from e
         if not isinstance(data, dict):
             raise InvalidInput(f"{path}: expected a JSON object")

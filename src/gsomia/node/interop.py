@@ -80,7 +80,7 @@ class InteropConfig:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return cls()
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested deeper than the stack
             raise InvalidInput(f"cannot read {path}: {e}") from e
         try:
             return cls.from_doc(doc)

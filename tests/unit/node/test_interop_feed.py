@@ -5,9 +5,13 @@ restart continues from the stored cursor."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from gsomia.errors import InvalidInput
 from gsomia.node.interop import Interop, InteropConfig
 from gsomia.node.store import NodeStore
 from gsomia.node.taxii.store import TaxiiStore
@@ -89,3 +93,10 @@ def test_a_delivery_that_cannot_be_handed_on_is_skipped_and_the_feed_goes_on(sto
     assert taken == [1, 2, 4, 5] and feed._cursor == 5
     assert "delivery d-3: not served over TAXII or CoT" in caplog.text
     assert feed._drain() is False and taken == [1, 2, 4, 5]  # not tried again, not held back
+
+
+@pytest.mark.parametrize("text", ["{oops", "[" * 100_000 + "]" * 100_000])
+def test_an_interop_json_that_does_not_read_is_refused_naming_the_file(tmp_path: Path, text: str) -> None:
+    (tmp_path / "interop.json").write_text(text, encoding="utf-8")
+    with pytest.raises(InvalidInput, match=r"cannot read .*interop\.json"):
+        InteropConfig.read(tmp_path)

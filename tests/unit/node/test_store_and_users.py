@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import shutil
 import sqlite3
@@ -82,6 +83,32 @@ def test_config_round_trips_and_refuses_bad_values(tmp_path: Path) -> None:
         NodeConfig(party="KOR", exchange="ftp://x", dir=tmp_path)
     with pytest.raises(InvalidInput, match="node init"):
         NodeConfig.read(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ('"exchange": 5', "exchange: expected text"),
+        ('"port": "8100"', "give a port between 1 and 65535"),
+        ('"port": 8100.5', "give a port between 1 and 65535"),
+        ('"port": true', "give a port between 1 and 65535"),
+        ('"port": 70000', "give a port between 1 and 65535"),
+        ('"host": null', "host: expected text"),
+    ],
+)
+def test_a_hand_edited_node_json_is_refused_naming_the_member(tmp_path: Path, edit: str, message: str) -> None:
+    NodeConfig(party="KOR", exchange="https://exchange.example", dir=tmp_path).write()
+    path = tmp_path / "node.json"
+    doc = json.loads(path.read_text(encoding="utf-8")) | json.loads("{" + edit + "}")
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(InvalidInput, match=message):
+        NodeConfig.read(tmp_path)
+
+
+def test_a_node_json_nested_too_deeply_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "node.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(InvalidInput, match="cannot read"):
+        NodeConfig.read(tmp_path)
 
 
 def test_a_noted_time_is_written_at_most_once_per_interval(store: NodeStore) -> None:
