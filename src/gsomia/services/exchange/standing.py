@@ -56,7 +56,8 @@ class StandingConsentService:
 
         Raises:
             NotPermitted: the principal is not a party.
-            InvalidInput: a bad topic prefix, unknown recipient or hub, or an empty period.
+            InvalidInput: a bad topic prefix, unknown recipient or hub, a hub that is the
+                originator or the recipient, or an empty period.
             StorageError: on a database failure.
         """
         authorize(principal, Action.MANAGE_STANDING)
@@ -69,6 +70,8 @@ class StandingConsentService:
                 raise InvalidInput(f"{what}: unknown party {party!r}")
         if spec.recipient == principal.party:
             raise InvalidInput("recipient: a standing consent names another party")
+        if spec.hub is not None and spec.hub in (principal.party, spec.recipient):
+            raise InvalidInput("hub: a relay goes through a third party, neither the originator nor the recipient")
         given_start = parse_instant(spec.valid_from, UTC_ZONE) if spec.valid_from else None
         until = parse_instant(spec.valid_until, UTC_ZONE)
         if given_start is not None and until <= given_start:

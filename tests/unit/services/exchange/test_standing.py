@@ -115,6 +115,8 @@ def test_a_standing_consent_is_ledgered_and_listed_for_its_originator_only(termi
         ({"topic_prefix": "DPRK!"}, "topic_prefix"),
         ({"recipient": "XYZ"}, "recipient: unknown party 'XYZ'"),
         ({"hub": "XYZ"}, "hub: unknown party 'XYZ'"),
+        ({"hub": "JPN"}, "hub: a relay goes through a third party"),  # the originator
+        ({"hub": "KOR"}, "hub: a relay goes through a third party"),  # the recipient
         ({"recipient": "JPN"}, "names another party"),
         ({"valid_until": "2019-12-01T00:00+09:00"}, "valid_until must be after valid_from"),
         ({"valid_from": "2020-01-02", "valid_until": "2020-01-01"}, "valid_until must be after valid_from"),
