@@ -262,7 +262,12 @@ class ExchangeClient:
 
     def parties(self) -> list[str]:
         """The ids of the parties of the exchange's scenario."""
-        return [str(p["id"]) for p in self.scenario().get("parties", [])]
+        parties = self.scenario().get("parties")
+        if not isinstance(parties, list) or not all(
+            isinstance(p, dict) and isinstance(p.get("id"), str) for p in parties
+        ):
+            raise ExchangeError("GET /api/v1/scenario: the exchange answered parties without their ids")
+        return [p["id"] for p in parties]
 
     def scenario(self) -> dict[str, Any]:
         """The exchange's scenario: parties (with aliases and ladders), agreements, topics."""
@@ -507,8 +512,10 @@ class ExchangeClient:
 
     def witnesses(self) -> list[dict[str, Any]]:
         """Every party's current witness: ``[{"party", "name", "key_id", "vkey", ...}]``."""
-        result: list[dict[str, Any]] = self._json("GET", "/api/v1/witnesses")["witnesses"]
-        return result
+        found = self._json("GET", "/api/v1/witnesses").get("witnesses")
+        if not isinstance(found, list) or not all(isinstance(w, dict) for w in found):
+            raise ExchangeError("GET /api/v1/witnesses: the exchange answered no list of witnesses")
+        return found
 
     def cosign(self, size: int, cosignature: str) -> dict[str, Any]:
         """Post this party's witness cosignature line of the checkpoint of ``size``."""

@@ -176,6 +176,18 @@ def test_a_successful_answer_that_is_not_a_json_object_is_an_exchange_error(body
                 call()
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'{"parties": "JPN", "witnesses": {}}', b'{"parties": [{"name": "Japan"}], "witnesses": [1]}', b"{}"],
+)
+def test_lists_of_parties_or_witnesses_of_another_shape_are_an_exchange_error(body: bytes) -> None:
+    with answering(200, body, content_type="application/json") as c:
+        with pytest.raises(ExchangeError, match="parties without their ids"):
+            c.parties()
+        with pytest.raises(ExchangeError, match="no list of witnesses"):
+            c.witnesses()
+
+
 def test_an_unreachable_exchange_is_exchange_unreachable() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
