@@ -62,11 +62,12 @@ def _period(app: App, start: str | None, end: str | None) -> tuple[datetime, dat
     Raises:
         InvalidInput: only one of them is given, or ``to`` is not after ``from``.
     """
-    if (start is None) != (end is None):
-        raise InvalidInput("give both from and to, or neither (the scenario's window)")
-    if start is None or end is None:
+    lo = app.analysis.instant(start) if start is not None else None  # each checked as given first
+    hi = app.analysis.instant(end) if end is not None else None
+    if lo is None and hi is None:
         return app.analysis.window()
-    lo, hi = app.analysis.instant(start), app.analysis.instant(end)
+    if lo is None or hi is None:
+        raise InvalidInput("give both from and to, or neither (the scenario's window)")
     if hi <= lo:
         raise InvalidInput("to must be after from")
     return lo, hi

@@ -229,8 +229,8 @@ class SubmissionService:
             created_at = None
         if created_at is None:
             raise InvalidInput(
-                "report.created: expected an instant such as 2019-11-22T09:58:00+09:00 or 2019-11-22T00:58:00Z "
-                "(date, T, time, then Z or an offset ±HH:MM)"
+                "report.created: expected an ISO 8601 instant in extended format with an offset, such as "
+                "2019-11-22T09:58:00+09:00 or 2019-11-22T00:58:00Z (RFC 3339)"
             )
         require_supported(created_at, "report.created")
         _text(rep, "content_type", max_len=128)
