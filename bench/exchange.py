@@ -148,6 +148,27 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def worker_cpu(pid: int) -> dict[int, float]:
+    """Each process's own CPU seconds (user + system) under ``pid``, the serving supervisor
+    left out (with one worker, ``pid`` itself serves)."""
+    tree = process_tree(pid)
+    out: dict[int, float] = {}
+    for p in tree[1:] or tree:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[p] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def busiest_share(before: dict[int, float], after: dict[int, float]) -> float:
+    """The busiest worker's share of the workers' CPU between two :func:`worker_cpu` readings:
+    1 / workers when the load is spread evenly, 1.00 when one worker served it all."""
+    spent = [after[p] - before.get(p, 0.0) for p in after]
+    return max(spent) / sum(spent) if spent and sum(spent) > 0 else float("nan")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -621,6 +642,8 @@ class Result:
     batched_cpu_ms: float = 0.0
     batched_db_cpu_ms: float = float("nan")
     batched_cores: float = 0.0
+    single_busiest: float = float("nan")
+    batched_busiest: float = float("nan")
     client_cores: float = 0.0
     offered: list[float] = field(default_factory=list)
     offered_achieved: float = 0.0
@@ -664,15 +687,19 @@ def measure(
         batched = bodies.batches(batched_count, args.batch, RECIPIENTS)
         profiled = bodies.batches(batched_count // 2 + 1, args.batch, RECIPIENTS)
 
+        shares: list[float] = []  # the busiest worker's share of each sustained phase
+
         def sustained(
             requests: list[bytes], concurrency: int, is_batched: bool
         ) -> tuple[float, int, int, float, float, float, float, list[float]]:
             lat: list[float] = []
+            w0s = worker_cpu(server.proc.pid)
             s0, d0 = cpu_seconds(server.proc.pid), cpu_seconds(db_pid()) if db_pid else float("nan")
             c0, w0 = time.process_time(), time.perf_counter()
             rate, ok, failed = asyncio.run(closed_loop(server.port, requests, concurrency, seconds, lat, is_batched))
             wall = time.perf_counter() - w0
             s1, d1 = cpu_seconds(server.proc.pid), cpu_seconds(db_pid()) if db_pid else float("nan")
+            shares.append(busiest_share(w0s, worker_cpu(server.proc.pid)))
             per = 1000 / max(ok, 1)
             return (
                 rate,
@@ -691,6 +718,7 @@ def measure(
         r = sustained(batched, args.batch_concurrency, True)
         result.batched_rate, result.batched_ok, result.batched_failed = r[0], r[1], r[2]
         result.batched_cpu_ms, result.batched_db_cpu_ms, result.batched_cores, result.client_cores, _ = r[3:]
+        result.single_busiest, result.batched_busiest = shares
 
         result.half_rate = max(result.single_rate / 2, 1.0)
         print(f"{label}: latency at {result.half_rate:,.0f}/s and {args.rate:,.0f}/s offered ...", flush=True)
@@ -948,6 +976,11 @@ def context_rows(results: list[Result], args: argparse.Namespace, wraps_cpu: flo
                 f"{label}: cores busy (server), one per request / batched; load generator",
                 f"{r.single_cores:.2f} / {r.batched_cores:.2f}; {r.client_cores:.2f}",
                 f"refused: {r.single_failed} / {r.batched_failed}",
+            ),
+            (
+                f"{label}: busiest worker's share of the workers' CPU, one per request / batched",
+                f"{r.single_busiest:.2f} / {r.batched_busiest:.2f}",
+                f"even: {1 / r.workers:.2f}; 1.00: every connection on one worker (docs/deploy.md)",
             ),
         ]
     return rows
