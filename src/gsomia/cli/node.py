@@ -136,7 +136,9 @@ def init_cmd(
 def serve_cmd(
     directory: Dir = DEFAULT_DIR,
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default: node.json's).")] = None,
-    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Port (default: node.json's, 8100).")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=1, max=65535, help="Port (default: node.json's, 8100).")
+    ] = None,
     witness_interval: Annotated[
         float, typer.Option("--witness-interval", min=0.5, help="Seconds between checks of the exchange's checkpoint.")
     ] = 10.0,
