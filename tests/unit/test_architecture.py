@@ -36,6 +36,17 @@ def test_ruff_is_clean() -> None:
     assert p.returncode == 0, p.stdout + p.stderr
 
 
+def test_ruff_format_is_clean() -> None:
+    p = subprocess.run(
+        [tool("ruff"), "format", "--check", "src", "tests", "bench"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
 @pytest.mark.slow
 def test_mypy_strict_is_clean() -> None:
     p = subprocess.run([tool("mypy")], cwd=ROOT, capture_output=True, text=True, check=False)
