@@ -11,6 +11,7 @@ the analysis commands (:mod:`gsomia.cli.analysis`), the impact report
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ from gsomia.cli.node import node_cli
 from gsomia.cli.options import AsJson, Host, Port
 from gsomia.cli.report import render_report, report_cmd
 from gsomia.cli.scenario import scenario_cli
-from gsomia.errors import InvalidInput
+from gsomia.errors import GsomiaError, InvalidInput
 from gsomia.services.analysis import presenters as views
 
 out, err = common.out, common.err
@@ -291,23 +292,35 @@ def _serve(app: App, host: str, port: int, log_level: str) -> None:
 
 
 def _serve_workers(settings: Settings, host: str, port: int, log_level: str, workers: int) -> None:
-    """Serve with ``workers`` processes, each building the application from the environment."""
-    import uvicorn  # noqa: PLC0415 - only the server needs it
+    """Serve with ``workers`` processes, each building the application from the environment
+    and, where the system allows it, listening on a socket of its own (gsomia.api.workers)."""
+    os.environ.update(settings.as_environment())  # the workers build their application from it
+    from gsomia.api import workers as supervisor  # noqa: PLC0415 - only the server needs it
 
-    os.environ.update(settings.as_environment())  # before the guarded protocol reads its deadlines
-    from gsomia.api.middleware import EnvironmentGuardedHttpTools  # noqa: PLC0415
+    if not supervisor.per_worker_sockets():  # pragma: no cover - every Linux and BSD has SO_REUSEPORT
+        import uvicorn  # noqa: PLC0415
 
-    uvicorn.run(
-        "gsomia.api.app:factory",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-        loop="uvloop",
-        http=EnvironmentGuardedHttpTools,
-    )
+        from gsomia.api.middleware import EnvironmentGuardedHttpTools  # noqa: PLC0415
+
+        uvicorn.run(
+            "gsomia.api.app:factory",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+            loop="uvloop",
+            http=EnvironmentGuardedHttpTools,
+        )
+        return
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(message)s")
+    try:
+        status = supervisor.Supervisor(supervisor.Listen(host, port, log_level), workers).run()
+    except OSError as e:
+        raise GsomiaError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    if status:
+        raise GsomiaError("a worker process could not start (its error is above); nothing is served")
 
 
 def main(argv: list[str] | None = None) -> int:
