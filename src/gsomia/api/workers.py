@@ -12,8 +12,11 @@ the same port is an error, never a silent share of its connections), then binds 
 without listening: a socket that does not listen takes no connections, but it keeps the port
 from any other server while a worker is replaced. A worker that dies is replaced;
 one that fails before it serves (a database that cannot be opened, say) stops the supervisor,
-since every replacement would fail the same way. SIGINT and SIGTERM stop the workers gracefully
-(uvicorn finishes the requests in flight), then the supervisor.
+since every replacement would fail the same way. A worker whose event loop has not run for
+``stall_seconds`` (it beats once a second) is killed and replaced too: unlike a shared socket,
+a socket of its own keeps receiving its share of new connections while its worker cannot serve
+them. SIGINT and SIGTERM stop the workers gracefully (uvicorn finishes the requests in flight),
+then the supervisor.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.context import SpawnProcess
 from types import FrameType
+from typing import Any, Protocol
 
 log = logging.getLogger("gsomia.workers")
 
@@ -37,6 +41,13 @@ STARTUP_FAILURE = 3
 """A worker's exit status when it stopped before serving (uvicorn's own value)."""
 
 _SPAWN = multiprocessing.get_context("spawn")
+
+
+class Beat(Protocol):
+    """A float shared with the supervisor: the worker's last ``time.monotonic()`` beat (0 until
+    it serves)."""
+
+    value: float
 
 
 def per_worker_sockets() -> bool:
@@ -53,6 +64,7 @@ class Listen:
     log_level: str = "info"
     backlog: int = 2048
     graceful_seconds: float = 30.0
+    stall_seconds: float = 30.0
 
 
 def bind(listen: Listen, *, shared: bool = True) -> socket.socket:
@@ -92,9 +104,9 @@ def reserve(listen: Listen) -> socket.socket:
     return bind(listen)
 
 
-def serve_worker(listen: Listen) -> None:  # pragma: no cover - runs in the worker processes
+def serve_worker(listen: Listen, beat: Beat) -> None:  # pragma: no cover - runs in the worker processes
     """One worker: listen on a socket of its own and serve the application built from the
-    environment until SIGINT or SIGTERM."""
+    environment until SIGINT or SIGTERM, beating from its event loop once a second."""
     import uvicorn  # noqa: PLC0415 - only the worker processes need it
 
     from gsomia.api.middleware import EnvironmentGuardedHttpTools  # noqa: PLC0415
@@ -113,6 +125,8 @@ def serve_worker(listen: Listen) -> None:  # pragma: no cover - runs in the work
         loop="uvloop",
         http=EnvironmentGuardedHttpTools,
         timeout_graceful_shutdown=int(listen.graceful_seconds),
+        callback_notify=_beating(beat),
+        timeout_notify=1,  # uvicorn's main loop calls it when more than this many seconds passed
     )
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
@@ -120,15 +134,29 @@ def serve_worker(listen: Listen) -> None:  # pragma: no cover - runs in the work
         sys.exit(STARTUP_FAILURE)
 
 
-class Supervisor:
-    """Starts ``workers`` worker processes, replaces any that dies, and stops them all on
-    SIGINT or SIGTERM."""
+def _beating(beat: Beat) -> Any:
+    async def notify() -> None:
+        beat.value = time.monotonic()  # system-wide on Linux: the supervisor compares it with its own
 
-    def __init__(self, listen: Listen, workers: int, *, target: Callable[[Listen], None] = serve_worker) -> None:
+    beat.value = time.monotonic()
+    return notify
+
+
+@dataclass(slots=True)
+class _Worker:
+    process: SpawnProcess
+    beat: Beat
+
+
+class Supervisor:
+    """Starts ``workers`` worker processes, replaces any that dies or stalls, and stops them all
+    on SIGINT or SIGTERM."""
+
+    def __init__(self, listen: Listen, workers: int, *, target: Callable[[Listen, Beat], None] = serve_worker) -> None:
         self.listen = listen
         self.workers = workers
         self._target = target
-        self._processes: list[SpawnProcess] = []
+        self._workers: list[_Worker] = []
         self._stop = threading.Event()
         self.failed = False
 
@@ -143,7 +171,7 @@ class Supervisor:
         if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
             previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self._processes = [self._spawn() for _ in range(self.workers)]
+            self._workers = [self._spawn() for _ in range(self.workers)]
             while not self._stop.wait(0.25):
                 self._replace_dead()
         finally:
@@ -159,36 +187,50 @@ class Supervisor:
 
     def pids(self) -> Sequence[int]:
         """The workers' process ids, as they stand."""
-        return [p.pid for p in self._processes if p.pid is not None]
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stop.set()
 
-    def _spawn(self) -> SpawnProcess:
-        process = _SPAWN.Process(target=self._target, args=(self.listen,), name="gsomia-worker")
+    def _spawn(self) -> _Worker:
+        beat: Beat = _SPAWN.Value("d", 0.0, lock=False)
+        process = _SPAWN.Process(target=self._target, args=(self.listen, beat), name="gsomia-worker")
         process.start()
         log.info("started worker process [%s]", process.pid)
-        return process
+        return _Worker(process, beat)
 
     def _replace_dead(self) -> None:
-        for i, process in enumerate(self._processes):
-            if process.is_alive() or self._stop.is_set():
-                continue
-            process.join()
-            if process.exitcode == STARTUP_FAILURE:
-                log.error("worker process [%s] failed to start; stopping", process.pid)
-                self.failed = True
-                self._stop.set()
+        for i, worker in enumerate(self._workers):
+            process = worker.process
+            if self._stop.is_set():
                 return
-            log.warning("worker process [%s] exited (status %s); starting another", process.pid, process.exitcode)
-            self._processes[i] = self._spawn()
+            stalled = False
+            if process.is_alive():
+                silent = time.monotonic() - worker.beat.value
+                if not worker.beat.value or silent < self.listen.stall_seconds:
+                    continue
+                log.error(
+                    "worker process [%s] has not run its event loop for %.0f s; replacing it", process.pid, silent
+                )
+                process.kill()
+                stalled = True
+            process.join()
+            if not stalled:
+                if process.exitcode == STARTUP_FAILURE:
+                    log.error("worker process [%s] failed to start; stopping", process.pid)
+                    self.failed = True
+                    self._stop.set()
+                    return
+                log.warning("worker process [%s] exited (status %s); starting another", process.pid, process.exitcode)
+            self._workers[i] = self._spawn()
 
     def _stop_all(self) -> None:
-        for process in self._processes:
-            if process.is_alive() and process.pid is not None:
-                os.kill(process.pid, signal.SIGTERM)
+        for worker in self._workers:
+            if worker.process.is_alive() and worker.process.pid is not None:
+                os.kill(worker.process.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.listen.graceful_seconds + 5
-        for process in self._processes:
+        for worker in self._workers:
+            process = worker.process
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 log.warning("worker process [%s] did not stop in time; killing it", process.pid)
