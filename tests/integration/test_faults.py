@@ -141,3 +141,30 @@ def test_the_database_stopped_and_restarted_under_load(cluster: PgCluster, tmp_p
     finally:
         b_server.stop()
         a.stop()
+
+
+def test_a_worker_killed_while_the_database_is_down_is_replaced_once_it_is_back(
+    cluster: PgCluster, tmp_path: Path
+) -> None:
+    """The replacement cannot start while PostgreSQL is down: the supervisor must keep trying
+    (with a growing delay), not stop the whole server, and both workers serve again after."""
+    from tests.integration.test_serve_workers import LISTEN, children, listeners, sockets_on
+
+    a = start_exchange(tmp_path, db=cluster.url, extra_env={"GSOMIA_WORKERS": "2"})
+    port = int(a.server.url.rsplit(":", 1)[1])
+    try:
+        wait_for(lambda: len(listeners(a.server, port)) == 2, timeout=60, what="two workers listening")
+        cluster.stop()
+        victim = next(iter(listeners(a.server, port).values()))
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(sockets_on(port, LISTEN)) == 1, timeout=30, what="the killed worker's socket closed")
+        stop = threading.Event()
+        stop.wait(5)  # replacements are tried meanwhile, and fail
+        assert a.server.proc.poll() is None, "the server stopped because a replacement could not start"
+        assert len(children(a.server.proc.pid)) < 10
+        cluster.start()
+        wait_for(lambda: len(listeners(a.server, port)) == 2, timeout=90, what="a replacement worker listening")
+        for _ in range(8):  # fresh connections: the kernel spreads them over both workers
+            assert httpx.get(a.server.url + "/healthz", timeout=10).status_code == 200
+    finally:
+        a.stop()

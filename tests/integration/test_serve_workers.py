@@ -64,6 +64,14 @@ def listeners(server: Server, port: int) -> dict[int, int]:
     return {i: owners[i] for i in sockets_on(port, LISTEN) if i in owners}
 
 
+def ended(pid: int) -> bool:
+    """The process has exited (gone, or a zombie its new parent has not reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 @pytest.fixture
 def served(scenario_db: str, tmp_path: Path) -> Iterator[tuple[Server, int]]:
     server = start_server(scenario_db, tmp_path, {"GSOMIA_WORKERS": "2"})
@@ -140,3 +148,28 @@ def test_sigterm_stops_every_worker_and_the_supervisor_exits_0(served: tuple[Ser
         time.sleep(0.05)  # readiness poll: a reaped worker's /proc entry goes at once
     assert not any(Path(f"/proc/{w}").exists() for w in workers)
     assert sockets_on(port, LISTEN) == []
+
+
+def test_workers_whose_supervisor_is_killed_stop_and_free_the_port(served: tuple[Server, int]) -> None:
+    """Unsupervised workers would serve on, holding the port against the server started again."""
+    server, port = served
+    wait_for(lambda: len(listeners(server, port)) == 2, timeout=60, what="two workers listening")
+    workers = list(listeners(server, port).values())
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(timeout=20)
+    wait_for(lambda: sockets_on(port, LISTEN) == [], timeout=60, what="the orphaned workers to stop listening")
+    wait_for(lambda: all(ended(w) for w in workers), timeout=60, what="the orphaned workers to exit")
+
+
+def test_sighup_replaces_every_worker_and_the_server_keeps_answering(served: tuple[Server, int]) -> None:
+    server, port = served
+    wait_for(lambda: len(listeners(server, port)) == 2, timeout=60, what="two workers listening")
+    before = set(listeners(server, port).values())
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for(
+        lambda: len(listeners(server, port)) == 2 and not before & set(listeners(server, port).values()),
+        timeout=120,
+        what="two new workers listening",
+    )
+    assert server.proc.poll() is None
+    assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200

@@ -10,13 +10,18 @@ addresses and ports, so the spread no longer depends on which worker woke first.
 The supervisor first checks that no other socket holds the address (a second server started on
 the same port is an error, never a silent share of its connections), then binds it too,
 without listening: a socket that does not listen takes no connections, but it keeps the port
-from any other server while a worker is replaced. A worker that dies is replaced;
-one that fails before it serves (a database that cannot be opened, say) stops the supervisor,
-since every replacement would fail the same way. A worker whose event loop has not run for
-``stall_seconds`` (it beats once a second) is killed and replaced too: unlike a shared socket,
-a socket of its own keeps receiving its share of new connections while its worker cannot serve
-them. SIGINT and SIGTERM stop the workers gracefully (uvicorn finishes the requests in flight),
-then the supervisor.
+from any other server while a worker is replaced.
+
+Each worker beats once a second from its event loop, once it serves. The supervisor replaces a
+worker that exits, and kills and replaces one that has not beaten for ``stall_seconds``: unlike
+a shared socket, a socket of its own keeps receiving its share of new connections while its
+worker cannot serve them. A worker that fails before it ever serves stops the supervisor if no
+worker has served yet (the configuration is wrong: every replacement would fail the same way);
+later (the database is down while a worker is replaced, say) it is retried with a growing delay.
+A worker whose supervisor is gone stops by itself. SIGINT and SIGTERM stop the workers
+gracefully (uvicorn finishes the requests in flight), then the supervisor; SIGHUP replaces the
+workers one at a time, each after its replacement serves (new code and files are read, no
+connection is refused meanwhile).
 """
 
 from __future__ import annotations
@@ -75,17 +80,14 @@ def bind(listen: Listen, *, shared: bool = True) -> socket.socket:
     Raises:
         OSError: the address cannot be bound (in use, or not an address of this host).
     """
-    family, kind, proto, _, address = socket.getaddrinfo(
-        listen.host, listen.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
+    # As uvicorn binds a worker's socket: IPv6 when the host is an IPv6 address, IPv4 otherwise
+    # (a name such as "localhost" then means its IPv4 address)
+    sock = socket.socket(socket.AF_INET6 if ":" in listen.host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         # Not SO_REUSEADDR on the shared sockets: a socket without it makes every later bind
         # without SO_REUSEPORT fail, so another server cannot take the port between workers.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT if shared else socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(address)
+        sock.bind((listen.host, listen.port))
     except BaseException:
         sock.close()
         raise
@@ -111,6 +113,7 @@ def serve_worker(listen: Listen, beat: Beat) -> None:  # pragma: no cover - runs
 
     from gsomia.api.middleware import EnvironmentGuardedHttpTools  # noqa: PLC0415
 
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor's signal: a terminal's hangup restarts us
     try:
         sock = bind(listen)
         sock.listen(listen.backlog)
@@ -135,17 +138,26 @@ def serve_worker(listen: Listen, beat: Beat) -> None:  # pragma: no cover - runs
 
 
 def _beating(beat: Beat) -> Any:
+    supervisor = os.getppid()
+
     async def notify() -> None:
+        if os.getppid() != supervisor:  # the supervisor is gone: nobody would replace or stop us
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         beat.value = time.monotonic()  # system-wide on Linux: the supervisor compares it with its own
 
-    beat.value = time.monotonic()
     return notify
 
 
 @dataclass(slots=True)
 class _Worker:
-    process: SpawnProcess
+    process: SpawnProcess | None  # None while its replacement waits for ``due``
     beat: Beat
+    due: float = 0.0
+    retry: float = 1.0  # the delay before the next try, should this one fail before serving
+
+
+MAX_RETRY_SECONDS = 30.0
 
 
 class Supervisor:
@@ -158,6 +170,8 @@ class Supervisor:
         self._target = target
         self._workers: list[_Worker] = []
         self._stop = threading.Event()
+        self._restart = threading.Event()
+        self._served = False
         self.failed = False
 
     def run(self) -> int:
@@ -169,11 +183,16 @@ class Supervisor:
         reserved = reserve(self.listen)
         previous = {}
         if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
-            previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+            previous = {
+                sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+            }
         try:
             self._workers = [self._spawn() for _ in range(self.workers)]
             while not self._stop.wait(0.25):
-                self._replace_dead()
+                self._watch()
+                if self._restart.is_set():
+                    self._restart.clear()
+                    self._restart_all()
         finally:
             self._stop_all()
             for sig, handler in previous.items():
@@ -185,52 +204,93 @@ class Supervisor:
         """Ask the supervisor to stop its workers and return from :meth:`run`."""
         self._stop.set()
 
+    def restart(self) -> None:
+        """Ask the supervisor to replace its workers one at a time (what SIGHUP does)."""
+        self._restart.set()
+
     def pids(self) -> Sequence[int]:
         """The workers' process ids, as they stand."""
-        return [w.process.pid for w in self._workers if w.process.pid is not None]
+        return [w.process.pid for w in self._workers if w.process is not None and w.process.pid is not None]
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._stop.set()
+        if signum == signal.SIGHUP:
+            self._restart.set()
+        else:
+            self._stop.set()
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self, retry: float = 1.0) -> _Worker:
         beat: Beat = _SPAWN.Value("d", 0.0, lock=False)
         process = _SPAWN.Process(target=self._target, args=(self.listen, beat), name="gsomia-worker")
         process.start()
         log.info("started worker process [%s]", process.pid)
-        return _Worker(process, beat)
+        return _Worker(process, beat, retry=retry)
 
-    def _replace_dead(self) -> None:
+    def _watch(self) -> None:
+        """Replace the workers that exited or stalled; start those whose delay is over."""
+        now = time.monotonic()
         for i, worker in enumerate(self._workers):
-            process = worker.process
             if self._stop.is_set():
                 return
-            stalled = False
+            process = worker.process
+            if process is None:
+                if now >= worker.due:
+                    self._workers[i] = self._spawn(worker.retry)
+                continue
+            if worker.beat.value:
+                self._served = True
             if process.is_alive():
-                silent = time.monotonic() - worker.beat.value
+                silent = now - worker.beat.value
                 if not worker.beat.value or silent < self.listen.stall_seconds:
                     continue
-                log.error(
-                    "worker process [%s] has not run its event loop for %.0f s; replacing it", process.pid, silent
-                )
+                log.error("worker process [%s] has not beaten for %.0f s; replacing it", process.pid, silent)
                 process.kill()
-                stalled = True
             process.join()
-            if not stalled:
-                if process.exitcode == STARTUP_FAILURE:
-                    log.error("worker process [%s] failed to start; stopping", process.pid)
-                    self.failed = True
-                    self._stop.set()
-                    return
+            self._workers[i] = self._after_exit(worker, process, now)
+
+    def _after_exit(self, worker: _Worker, process: SpawnProcess, now: float) -> _Worker:
+        if worker.beat.value:  # it served: replace it at once
+            if process.exitcode != -signal.SIGKILL:
                 log.warning("worker process [%s] exited (status %s); starting another", process.pid, process.exitcode)
-            self._workers[i] = self._spawn()
+            return self._spawn()
+        if not self._served:
+            log.error("worker process [%s] failed to start (status %s); stopping", process.pid, process.exitcode)
+            self.failed = True
+            self._stop.set()
+            return worker
+        log.warning(
+            "worker process [%s] failed to start (status %s); trying again in %.0f s",
+            process.pid,
+            process.exitcode,
+            worker.retry,
+        )
+        return _Worker(None, worker.beat, now + worker.retry, min(worker.retry * 2, MAX_RETRY_SECONDS))
+
+    def _restart_all(self) -> None:
+        """Replace each worker once its replacement serves; stop at the first that does not."""
+        log.info("replacing the workers one at a time")
+        for i, old in enumerate(list(self._workers)):
+            new = self._spawn()
+            deadline = time.monotonic() + 60
+            while not new.beat.value and time.monotonic() < deadline and not self._stop.wait(0.1):
+                if new.process is None or not new.process.is_alive():
+                    break
+            if not new.beat.value:
+                log.error("a replacement worker did not start serving; keeping the current ones")
+                self._end([new])
+                return
+            self._workers[i] = new
+            self._end([old])
 
     def _stop_all(self) -> None:
-        for worker in self._workers:
-            if worker.process.is_alive() and worker.process.pid is not None:
-                os.kill(worker.process.pid, signal.SIGTERM)
+        self._end(self._workers)
+
+    def _end(self, workers: Sequence[_Worker]) -> None:
+        processes = [w.process for w in workers if w.process is not None]
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.listen.graceful_seconds + 5
-        for worker in self._workers:
-            process = worker.process
+        for process in processes:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 log.warning("worker process [%s] did not stop in time; killing it", process.pid)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +40,22 @@ def stalls(listen: Listen, beat: Beat) -> None:
     sock.listen(8)
     beat.value = time.monotonic()
     time.sleep(600)
+
+
+def serves_once(listen: Listen, beat: Beat) -> None:
+    """The first worker serves on; the second serves a moment and exits; every later one fails
+    before serving (as a replacement does while the database is down)."""
+    with open(os.environ["GSOMIA_TEST_MARK"], "ab") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        attempt = f.tell()
+        f.write(b"x")
+    if attempt >= 2:
+        sys.exit(STARTUP_FAILURE)
+    while True:
+        beat.value = time.monotonic()
+        time.sleep(0.1)
+        if attempt == 1:
+            sys.exit(0)
 
 
 def wait_until(check: Callable[[], bool], seconds: float = 60) -> bool:
@@ -125,3 +143,77 @@ def test_a_worker_that_beats_is_left_alone() -> None:
     finally:
         supervisor.stop()
         runner.join(60)
+
+
+def test_a_replacement_that_cannot_start_is_retried_with_a_growing_delay_once_a_worker_has_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed while the database is down cannot start again until it is back: that
+    must not stop the whole server, nor spawn replacements in a tight loop."""
+    mark = tmp_path / "mark"
+    monkeypatch.setenv("GSOMIA_TEST_MARK", str(mark))
+    supervisor = Supervisor(Listen("127.0.0.1", free_port(), graceful_seconds=1), 2, target=serves_once)
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(supervisor.run()))
+    runner.start()
+    try:
+        # attempts 0 and 1 serve, 1 exits; 2 fails at once, then 3 after 1 s, 4 after 2 s more
+        assert wait_until(lambda: mark.exists() and mark.stat().st_size >= 4), "no replacement was tried"
+        time.sleep(2.5)  # the delay grows 1, 2, 4 s, while the other worker serves on
+        assert runner.is_alive() and not supervisor.failed
+        assert mark.stat().st_size <= 6, f"{mark.stat().st_size} attempts: replaced in a tight loop"
+    finally:
+        supervisor.stop()
+        runner.join(60)
+    assert result == [0]
+
+
+def test_restart_replaces_every_worker_once_its_replacement_serves() -> None:
+    supervisor = Supervisor(Listen("127.0.0.1", free_port(), graceful_seconds=1), 2, target=serves_until_stopped)
+    runner, result = running(supervisor)
+    try:
+        before = set(supervisor.pids())
+        supervisor.restart()
+        assert wait_until(lambda: len(supervisor.pids()) == 2 and not before & set(supervisor.pids()))
+        # each old worker is stopped once its replacement serves (and reaped: no /proc entry)
+        assert wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in before)), (
+            "a replaced worker runs on"
+        )
+    finally:
+        supervisor.stop()
+        runner.join(60)
+    assert result == [0]
+
+
+class _Exited:
+    """A stand-in for a worker process that exited before serving."""
+
+    pid = 4242
+    exitcode = 1
+
+
+class _Value:
+    value = 0.0
+
+
+def test_the_delay_before_each_try_doubles_up_to_30_s_and_a_served_replacement_is_started_at_once() -> None:
+    from gsomia.api import workers
+
+    supervisor = Supervisor(Listen("127.0.0.1", 1), 1, target=serves_until_stopped)
+    supervisor._served = True  # a worker has served: failures before serving are retried
+    worker = workers._Worker(None, _Value())
+    delays = []
+    for _ in range(7):
+        pending = supervisor._after_exit(worker, _Exited(), now=100.0)  # type: ignore[arg-type]
+        assert pending.process is None and not supervisor.failed
+        delays.append(pending.due - 100.0)
+        worker = workers._Worker(None, _Value(), retry=pending.retry)  # the next try, as _watch spawns it
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+def test_a_failure_before_any_worker_served_stops_the_supervisor() -> None:
+    from gsomia.api import workers
+
+    supervisor = Supervisor(Listen("127.0.0.1", 1), 1, target=serves_until_stopped)
+    supervisor._after_exit(workers._Worker(None, _Value()), _Exited(), now=100.0)  # type: ignore[arg-type]
+    assert supervisor.failed
