@@ -269,6 +269,8 @@ class Supervisor:
         """Replace each worker once its replacement serves; stop at the first that does not."""
         log.info("replacing the workers one at a time")
         for i, old in enumerate(list(self._workers)):
+            if self._stop.is_set():
+                return
             new = self._spawn()
             deadline = time.monotonic() + 60
             while not new.beat.value and time.monotonic() < deadline and not self._stop.wait(0.1):

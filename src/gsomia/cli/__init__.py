@@ -26,7 +26,7 @@ from gsomia.cli.backup import backup_cmd
 from gsomia.cli.exchange import client_cli, keys_cli, principals_cli
 from gsomia.cli.ledger import ledger_cli
 from gsomia.cli.node import node_cli
-from gsomia.cli.options import AsJson, Host, Port
+from gsomia.cli.options import AsJson, Host, LogLevel, LogLevelName, Port
 from gsomia.cli.report import render_report, report_cmd
 from gsomia.cli.scenario import scenario_cli
 from gsomia.errors import GsomiaError, InvalidInput
@@ -193,7 +193,7 @@ cli.command("backup")(backup_cmd)
 def serve(
     host: Host = "127.0.0.1",
     port: Port = 8000,
-    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    log_level: LogLevel = LogLevelName.info,
     exercise_clock: Annotated[
         str | None,
         typer.Option(
@@ -266,11 +266,11 @@ def serve(
                 sys.stderr.write(f"EXERCISE MODE: on the database given, {app.store.describe()}\n")
         count = workers or (os.cpu_count() or 1 if app.store.dialect == "postgresql" else 1)
         if count == 1:
-            _serve(app, host, port, log_level)
+            _serve(app, host, port, log_level.value)
             return
         err.print(f"{count} worker processes", markup=False)
         common.close_app()
-        _serve_workers(app.settings, host, port, log_level, count)
+        _serve_workers(app.settings, host, port, log_level.value, count)
 
 
 def _serve(app: App, host: str, port: int, log_level: str) -> None:
@@ -316,7 +316,10 @@ def _serve_workers(settings: Settings, host: str, port: int, log_level: str, wor
             http=EnvironmentGuardedHttpTools,
         )
         return
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(message)s")
+    # uvicorn's "trace" is below DEBUG, a level the logging module does not name
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.DEBUG), format="%(levelname)s:     %(message)s"
+    )
     try:
         status = supervisor.Supervisor(supervisor.Listen(host, port, log_level), workers).run()
     except OSError as e:

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from gsomia import collector
 from gsomia.cli import common
-from gsomia.cli.options import AsJson
+from gsomia.cli.options import AsJson, LogLevel, LogLevelName
 from gsomia.errors import InvalidInput, LedgerInvalid
 from gsomia.node.config import KEY_ENV, NodeConfig
 from gsomia.node.service import NodeService, init_node
@@ -142,7 +142,7 @@ def serve_cmd(
     witness_interval: Annotated[
         float, typer.Option("--witness-interval", min=0.5, help="Seconds between checks of the exchange's checkpoint.")
     ] = 10.0,
-    log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "info",
+    log_level: LogLevel = LogLevelName.info,
 ) -> None:
     """Serve the console and the JSON API, and follow the exchange in the background (inbox,
     ledger, witness), until interrupted."""
@@ -169,7 +169,7 @@ def serve_cmd(
                     create_node_app(service, mounts=interop.mounts),
                     host=bind_host,
                     port=bind_port,
-                    log_level=log_level,
+                    log_level=log_level.value,
                     access_log=False,
                 )
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -44,3 +45,20 @@ Topic = Annotated[str | None, typer.Option("--topic", help="One topic (default: 
 
 Host = Annotated[str, typer.Option("--host", envvar="GSOMIA_HOST", help="Address to listen on.")]
 Port = Annotated[int, typer.Option("--port", envvar="GSOMIA_PORT", min=1, max=65535, help="Port to listen on.")]
+
+
+class LogLevelName(StrEnum):
+    """How much a server logs (uvicorn's levels)."""
+
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+    trace = "trace"
+
+
+LogLevel = Annotated[
+    LogLevelName,
+    typer.Option("--log-level", case_sensitive=False, help="How much the server logs."),
+]

@@ -55,3 +55,10 @@ def test_the_demo_loads_reports_and_issues_credentials_once(gsomia: Gsomia, tmp_
 def test_a_port_outside_1_to_65535_is_refused_before_anything_starts(gsomia: Gsomia, args: tuple[str, ...]) -> None:
     run = gsomia(*args)  # such a port once started a server that could not bind and never exited
     assert run.code == 2 and "Invalid value for '--port'" in run.err, run.err
+
+
+@pytest.mark.parametrize("args", [("serve", "--log-level", "verbose"), ("node", "serve", "--log-level", "loud")])
+def test_an_unknown_log_level_is_refused_with_the_levels_there_are(gsomia: Gsomia, args: tuple[str, ...]) -> None:
+    run = gsomia(*args)  # such a level was a KeyError traceback once the database was opened
+    assert run.code == 2 and "Invalid value for '--log-level'" in run.err, run.err
+    assert "'warning', 'info', 'debug', 'trace'" in run.err
