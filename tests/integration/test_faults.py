@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -148,23 +149,35 @@ def test_a_worker_killed_while_the_database_is_down_is_replaced_once_it_is_back(
 ) -> None:
     """The replacement cannot start while PostgreSQL is down: the supervisor must keep trying
     (with a growing delay), not stop the whole server, and both workers serve again after."""
-    from tests.integration.test_serve_workers import LISTEN, children, listeners, sockets_on
+    from tests.integration.test_serve_workers import ESTABLISHED, children, socket_owners, sockets_on, workers
 
     a = start_exchange(tmp_path, db=cluster.url, extra_env={"GSOMIA_WORKERS": "2"})
-    port = int(a.server.url.rsplit(":", 1)[1])
     try:
-        wait_for(lambda: len(listeners(a.server, port)) == 2, timeout=60, what="two workers listening")
+        wait_for(lambda: len(workers(a.server)) == 2, timeout=60, what="two workers")
         cluster.stop()
-        victim = next(iter(listeners(a.server, port).values()))
+        victim = workers(a.server)[0]
         os.kill(victim, signal.SIGKILL)
-        wait_for(lambda: len(sockets_on(port, LISTEN)) == 1, timeout=30, what="the killed worker's socket closed")
-        stop = threading.Event()
-        stop.wait(5)  # replacements are tried meanwhile, and fail
+        wait_for(lambda: victim not in workers(a.server), timeout=30, what="the killed worker gone")
+        threading.Event().wait(5)  # replacements are tried meanwhile, and fail
         assert a.server.proc.poll() is None, "the server stopped because a replacement could not start"
         assert len(children(a.server.proc.pid)) < 10
+        assert b"failed to start (status 1); trying again in 2 s" in a.server.log.read_bytes()
         cluster.start()
-        wait_for(lambda: len(listeners(a.server, port)) == 2, timeout=90, what="a replacement worker listening")
-        for _ in range(8):  # fresh connections: the kernel spreads them over both workers
-            assert httpx.get(a.server.url + "/healthz", timeout=10).status_code == 200
+        port = int(a.server.url.rsplit(":", 1)[1])
+
+        def both_serve() -> bool:
+            # two connections open at once go one to each serving worker
+            with (
+                socket.create_connection(("127.0.0.1", port)) as c1,
+                socket.create_connection(("127.0.0.1", port)) as c2,
+            ):
+                for c in (c1, c2):
+                    c.sendall(b"GET /healthz HTTP/1.1\r\nHost: gsomia\r\n\r\n")
+                if not all(c.recv(65536).startswith(b"HTTP/1.1 200") for c in (c1, c2)):
+                    return False
+                owners = socket_owners(workers(a.server))
+                return len({owners[i] for i in sockets_on(port, ESTABLISHED) if i in owners}) == 2
+
+        wait_for(both_serve, timeout=120, what="the replacement worker serving")
     finally:
         a.stop()

@@ -294,28 +294,12 @@ def _serve(app: App, host: str, port: int, log_level: str) -> None:
 
 
 def _serve_workers(settings: Settings, host: str, port: int, log_level: str, workers: int) -> None:
-    """Serve with ``workers`` processes, each building the application from the environment
-    and, where the system allows it, listening on a socket of its own (gsomia.api.workers)."""
+    """Serve with ``workers`` processes, each building the application from the environment; a
+    supervisor listens and hands each connection to the worker with the fewest open ones
+    (gsomia.api.workers)."""
     os.environ.update(settings.as_environment())  # the workers build their application from it
     from gsomia.api import workers as supervisor  # noqa: PLC0415 - only the server needs it
 
-    if not supervisor.per_worker_sockets():  # pragma: no cover - every Linux and BSD has SO_REUSEPORT
-        import uvicorn  # noqa: PLC0415
-
-        from gsomia.api.middleware import EnvironmentGuardedHttpTools  # noqa: PLC0415
-
-        uvicorn.run(
-            "gsomia.api.app:factory",
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            log_level=log_level,
-            access_log=False,
-            loop="uvloop",
-            http=EnvironmentGuardedHttpTools,
-        )
-        return
     # uvicorn's "trace" is below DEBUG, a level the logging module does not name
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.DEBUG), format="%(levelname)s:     %(message)s"

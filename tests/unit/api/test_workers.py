@@ -8,12 +8,13 @@ import socket
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from gsomia.api.workers import STARTUP_FAILURE, Beat, Listen, Supervisor, bind, reserve
+from gsomia.api.workers import STARTUP_FAILURE, Link, Listen, Supervisor, listen_on
 
 
 def free_port() -> int:
@@ -22,27 +23,39 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def fails_to_start(listen: Listen, beat: Beat) -> None:
+def fails_to_start(listen: Listen, link: Link) -> None:
     sys.exit(STARTUP_FAILURE)
 
 
-def serves_until_stopped(listen: Listen, beat: Beat) -> None:
-    sock = bind(listen)
-    sock.listen(8)
+def serves_until_stopped(listen: Listen, link: Link) -> None:
     while True:
-        beat.value = time.monotonic()
+        link.beat.value = time.monotonic()
         time.sleep(0.1)
 
 
-def stalls(listen: Listen, beat: Beat) -> None:
+def stalls(listen: Listen, link: Link) -> None:
     """Serves, then its event loop stops running: it beats once, and never again."""
-    sock = bind(listen)
-    sock.listen(8)
-    beat.value = time.monotonic()
+    link.beat.value = time.monotonic()
     time.sleep(600)
 
 
-def serves_once(listen: Listen, beat: Beat) -> None:
+def answers_with_its_pid(listen: Listen, link: Link) -> None:
+    """Takes the connections handed over, writes its process id on each and keeps it open."""
+    held = []
+    link.channel.settimeout(0.1)
+    while True:
+        link.beat.value = time.monotonic()
+        try:
+            _, fds, _, _ = socket.recv_fds(link.channel, 1, 16)
+        except TimeoutError:
+            continue
+        for fd in fds:
+            conn = socket.socket(fileno=fd)
+            conn.sendall(str(os.getpid()).encode())
+            held.append(conn)
+
+
+def serves_once(listen: Listen, link: Link) -> None:
     """The first worker serves on; the second serves a moment and exits; every later one fails
     before serving (as a replacement does while the database is down)."""
     with open(os.environ["GSOMIA_TEST_MARK"], "ab") as f:
@@ -52,7 +65,7 @@ def serves_once(listen: Listen, beat: Beat) -> None:
     if attempt >= 2:
         sys.exit(STARTUP_FAILURE)
     while True:
-        beat.value = time.monotonic()
+        link.beat.value = time.monotonic()
         time.sleep(0.1)
         if attempt == 1:
             sys.exit(0)
@@ -82,23 +95,16 @@ def test_an_address_another_server_holds_is_refused_before_any_worker_starts() -
         assert supervisor.pids() == []
 
 
-def test_another_server_sharing_the_port_is_refused_even_if_it_asks_for_so_reuseport() -> None:
-    """A second server started on the same port must fail, not silently take half of the first
-    one's connections: the reservation has SO_REUSEPORT without SO_REUSEADDR, so the second
-    server's check (SO_REUSEADDR alone) fails, as it does while the workers listen."""
+def test_another_server_is_refused_the_port_even_if_it_asks_for_so_reuseport() -> None:
+    """A second server started on the same port must fail, not silently take part of the first
+    one's connections."""
     listen = Listen("127.0.0.1", free_port())
-    held = reserve(listen)
-    try:
+    with listen_on(listen), socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         with pytest.raises(OSError, match="in use"):
-            reserve(listen)
-        worker = bind(listen)  # the workers join the reservation
-        worker.listen(1)
-        with socket.create_connection(("127.0.0.1", listen.port), timeout=5):
-            accepted, _ = worker.accept()  # the reservation itself takes no connection
-            accepted.close()
-        worker.close()
-    finally:
-        held.close()
+            other.bind(("127.0.0.1", listen.port))
+        with pytest.raises(OSError, match="in use"):
+            listen_on(listen)
 
 
 def running(supervisor: Supervisor) -> tuple[threading.Thread, list[int]]:
@@ -196,18 +202,22 @@ class _Value:
     value = 0.0
 
 
+def _link() -> Link:
+    return Link(None, _Value(), _Value())  # type: ignore[arg-type] # no channel: the worker never ran
+
+
 def test_the_delay_before_each_try_doubles_up_to_30_s_and_a_served_replacement_is_started_at_once() -> None:
     from gsomia.api import workers
 
     supervisor = Supervisor(Listen("127.0.0.1", 1), 1, target=serves_until_stopped)
     supervisor._served = True  # a worker has served: failures before serving are retried
-    worker = workers._Worker(None, _Value())
+    worker = workers._Worker(None, _link())
     delays = []
     for _ in range(7):
         pending = supervisor._after_exit(worker, _Exited(), now=100.0)  # type: ignore[arg-type]
         assert pending.process is None and not supervisor.failed
         delays.append(pending.due - 100.0)
-        worker = workers._Worker(None, _Value(), retry=pending.retry)  # the next try, as _watch spawns it
+        worker = workers._Worker(None, _link(), retry=pending.retry)  # the next try, as _watch spawns it
     assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
 
 
@@ -215,5 +225,25 @@ def test_a_failure_before_any_worker_served_stops_the_supervisor() -> None:
     from gsomia.api import workers
 
     supervisor = Supervisor(Listen("127.0.0.1", 1), 1, target=serves_until_stopped)
-    supervisor._after_exit(workers._Worker(None, _Value()), _Exited(), now=100.0)  # type: ignore[arg-type]
+    supervisor._after_exit(workers._Worker(None, _link()), _Exited(), now=100.0)  # type: ignore[arg-type]
     assert supervisor.failed
+
+
+def test_connections_opened_at_once_go_to_the_worker_with_the_fewest_open() -> None:
+    """Ten connections opened together on two workers: five each, whoever wakes first."""
+    supervisor = Supervisor(Listen("127.0.0.1", free_port(), graceful_seconds=1), 2, target=answers_with_its_pid)
+    runner, result = running(supervisor)
+    conns = []
+    try:
+        assert wait_until(lambda: supervisor.serving() == 2)
+        conns = [socket.create_connection(("127.0.0.1", supervisor.listen.port), timeout=10) for _ in range(10)]
+        served_by = Counter(int(c.recv(32)) for c in conns)
+        assert sorted(served_by.values()) == [5, 5], served_by
+        assert set(served_by) == set(supervisor.pids())
+        assert supervisor.handed == 10
+    finally:
+        for c in conns:
+            c.close()
+        supervisor.stop()
+        runner.join(60)
+    assert result == [0]
