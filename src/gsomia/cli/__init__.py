@@ -225,8 +225,8 @@ def serve(
             envvar="GSOMIA_WORKERS",
             min=1,
             max=64,
-            help="Server processes sharing the port, each listening on a socket of its own so that the "
-            "kernel spreads connections over them; one that dies or stalls is replaced (default: one per "
+            help="Server processes sharing the port: a supervisor listens and hands each connection to "
+            "the worker with the fewest open, and replaces one that dies or stalls (default: one per "
             "core on PostgreSQL, 1 on SQLite). Every decision is made inside the transaction that commits "
             "it, so any number agree; several hosts may serve one PostgreSQL database the same way "
             "(docs/deploy.md).",
