@@ -302,8 +302,11 @@ class Supervisor:
                 self._stop.wait(0.1)
                 continue
             with conn:
-                if not self._hand(conn):
-                    log.error("no worker could take a connection; it is closed")
+                try:
+                    if not self._hand(conn):
+                        log.error("no worker could take a connection; it is closed")
+                except Exception:  # a bug here must cost one connection, never the acceptor
+                    log.exception("handing a connection over failed; it is closed")
 
     def _any_serving(self) -> bool:
         with self._lock:

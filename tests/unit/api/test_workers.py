@@ -247,3 +247,28 @@ def test_connections_opened_at_once_go_to_the_worker_with_the_fewest_open() -> N
         supervisor.stop()
         runner.join(60)
     assert result == [0]
+
+
+def test_a_failure_handing_one_connection_over_costs_that_connection_only() -> None:
+    supervisor = Supervisor(Listen("127.0.0.1", free_port(), graceful_seconds=1), 1, target=answers_with_its_pid)
+    hand = supervisor._hand
+    calls: list[int] = []
+
+    def fails_once(conn: socket.socket) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return hand(conn)
+
+    supervisor._hand = fails_once  # type: ignore[method-assign]
+    runner, result = running(supervisor)
+    try:
+        assert wait_until(lambda: supervisor.serving() == 1)
+        with socket.create_connection(("127.0.0.1", supervisor.listen.port), timeout=10) as lost:
+            assert lost.recv(32) == b"", "the connection whose hand-over failed is closed"
+        with socket.create_connection(("127.0.0.1", supervisor.listen.port), timeout=10) as served:
+            assert int(served.recv(32)) == supervisor.pids()[0], "the acceptor goes on"
+    finally:
+        supervisor.stop()
+        runner.join(60)
+    assert result == [0]
