@@ -225,11 +225,10 @@ def serve(
             envvar="GSOMIA_WORKERS",
             min=1,
             max=64,
-            help="Server processes sharing the port: a supervisor listens and hands each connection to "
-            "the worker with the fewest open, and replaces one that dies or stalls (default: one per "
-            "core on PostgreSQL, 1 on SQLite). Every decision is made inside the transaction that commits "
-            "it, so any number agree; several hosts may serve one PostgreSQL database the same way "
-            "(docs/deploy.md).",
+            help="Server processes sharing the port: a supervisor hands each connection to the one with "
+            "the fewest open and replaces one that dies or stalls (default: one per core on PostgreSQL, 1 "
+            "on SQLite). Decisions are made in the transaction that commits them, so any number agree, "
+            "and several hosts may serve one PostgreSQL database the same way (docs/deploy.md).",
         ),
     ] = None,
 ) -> None:
