@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(
         default=5, ge=1, le=100, description="PostgreSQL: connections each process keeps (plus one to listen)"
     )
+    worker_start_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="serve --workers N: a worker that has not begun to serve this long after it was started is "
+        "stopped (and the command with it, if no worker has served yet; else it is tried again later)",
+    )
     stream_poll_seconds: float = Field(
         default=1.0,
         gt=0,

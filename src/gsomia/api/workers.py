@@ -18,9 +18,11 @@ those it handed over, so it knows each worker's open connections without asking.
 
 A worker that exits is replaced; one that has not beaten for ``stall_seconds`` is killed and
 replaced (it also stops being handed connections as soon as its channel is full). A worker that
-fails before it ever serves stops the supervisor if no worker has served yet (the
-configuration is wrong: every replacement would fail the same way); later (the database is down
-while a worker is replaced, say) it is retried with a growing delay. A worker whose supervisor is
+fails before it ever serves, or has not begun to serve ``start_seconds`` after it was started
+(its start-up hangs on a database that accepts connections and never answers, say), stops the
+supervisor if no worker has served yet (the configuration is wrong: every replacement would
+fail the same way); later (the database is down while a worker is replaced, say) it is retried
+with a growing delay. A worker whose supervisor is
 gone stops by itself. SIGINT and SIGTERM stop the workers gracefully (uvicorn finishes the
 requests in flight), then the supervisor; SIGHUP replaces the workers one at a time, each once
 its replacement serves (new code and files are read, no new connection waits for it).
@@ -69,6 +71,8 @@ class Listen:
     backlog: int = 2048
     graceful_seconds: float = 30.0
     stall_seconds: float = 30.0
+    start_seconds: float = 120.0
+    """The longest a worker may take from its start to serving before it is killed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +208,8 @@ class _Worker:
     handed: int = 0  # connections handed over; open = handed - link.closed.value
     due: float = 0.0
     retry: float = 1.0  # the delay before the next try, should this one fail before serving
-    full: float = field(default=0.0)  # when its channel was last found full
+    full: float = 0.0  # when its channel was last found full
+    started: float = field(default_factory=time.monotonic)
 
     def open_connections(self) -> int:
         return self.handed - int(self.link.closed.value)
@@ -362,12 +367,25 @@ class Supervisor:
             if beat:
                 self._served = True
             if process.is_alive():
-                if not beat or now - beat < self.listen.stall_seconds:
+                if not self._overdue(worker, now):
                     continue
-                log.error("worker process [%s] has not beaten for %.0f s; replacing it", process.pid, now - beat)
                 process.kill()
             process.join()
             self._replace(i, self._after_exit(worker, process, now))
+
+    def _overdue(self, worker: _Worker, now: float) -> bool:
+        """Whether a live worker has stalled, or has not begun to serve in time (logged)."""
+        beat = worker.link.beat.value
+        pid = worker.process.pid if worker.process is not None else None
+        if beat:
+            if now - beat < self.listen.stall_seconds:
+                return False
+            log.error("worker process [%s] has not beaten for %.0f s; replacing it", pid, now - beat)
+            return True
+        if now - worker.started < self.listen.start_seconds:
+            return False
+        log.error("worker process [%s] did not begin to serve within %.0f s; stopping it", pid, now - worker.started)
+        return True
 
     def _replace(self, i: int, new: _Worker) -> None:
         with self._lock:
@@ -401,7 +419,7 @@ class Supervisor:
             if self._stop.is_set():
                 return
             new = self._spawn()
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + self.listen.start_seconds
             while not new.link.beat.value and time.monotonic() < deadline and not self._stop.wait(0.1):
                 if new.process is None or not new.process.is_alive():
                     break

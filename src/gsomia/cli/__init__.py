@@ -304,7 +304,8 @@ def _serve_workers(settings: Settings, host: str, port: int, log_level: str, wor
         level=getattr(logging, log_level.upper(), logging.DEBUG), format="%(levelname)s:     %(message)s"
     )
     try:
-        status = supervisor.Supervisor(supervisor.Listen(host, port, log_level), workers).run()
+        listen = supervisor.Listen(host, port, log_level, start_seconds=settings.worker_start_seconds)
+        status = supervisor.Supervisor(listen, workers).run()
     except OSError as e:
         raise GsomiaError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
     if status:

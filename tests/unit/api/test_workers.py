@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import multiprocessing
 import os
+import signal
 import socket
 import sys
 import threading
@@ -71,6 +73,29 @@ def serves_once(listen: Listen, link: Link) -> None:
             os._exit(0)
 
 
+def hangs_before_serving(listen: Listen, link: Link) -> None:
+    """Its start-up never ends (a database that accepts the connection and never answers)."""
+    time.sleep(600)
+
+
+def serves_then_hangs(listen: Listen, link: Link) -> None:
+    """The first two workers serve on; every later one hangs before serving."""
+    with open(os.environ["GSOMIA_TEST_MARK"], "ab") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        attempt = f.tell()
+        f.write(b"x")
+    if attempt >= 2:
+        time.sleep(600)
+    while True:
+        link.beat.value = time.monotonic()
+        time.sleep(0.1)
+
+
+def gone(pid: int) -> bool:
+    """Whether a process has exited and been reaped (no /proc entry, not even a zombie's)."""
+    return not os.path.exists(f"/proc/{pid}")
+
+
 def wait_until(check: Callable[[], bool], seconds: float = 60) -> bool:
     deadline = time.monotonic() + seconds
     while not check() and time.monotonic() < deadline:
@@ -109,7 +134,8 @@ def test_another_server_is_refused_the_port_even_if_it_asks_for_so_reuseport() -
 
 def running(supervisor: Supervisor) -> tuple[threading.Thread, list[int]]:
     result: list[int] = []
-    runner = threading.Thread(target=lambda: result.append(supervisor.run()))
+    # a daemon: a supervisor that a failing test leaves running must not keep pytest from ending
+    runner = threading.Thread(target=lambda: result.append(supervisor.run()), daemon=True)
     runner.start()
     assert wait_until(lambda: len(supervisor.pids()) == supervisor.workers)
     return runner, result
@@ -120,6 +146,61 @@ def test_stop_ends_the_workers_and_run_returns_0() -> None:
     runner, result = running(supervisor)
     supervisor.stop()
     runner.join(60)
+    assert result == [0]
+
+
+def test_a_worker_that_never_begins_to_serve_is_killed_and_stops_the_supervisor() -> None:
+    """Without a deadline the supervisor would wait for it forever, serving nothing."""
+    supervisor = Supervisor(Listen("127.0.0.1", free_port(), start_seconds=1), 1, target=hangs_before_serving)
+    runner, result = running(supervisor)
+    pid = supervisor.pids()[0]
+    runner.join(60)
+    assert result == [1] and supervisor.failed
+    assert gone(pid), "the worker that hung is still running"
+
+
+def test_once_a_worker_has_served_a_replacement_that_hangs_is_killed_and_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mark = tmp_path / "mark"
+    monkeypatch.setenv("GSOMIA_TEST_MARK", str(mark))
+    supervisor = Supervisor(
+        Listen("127.0.0.1", free_port(), graceful_seconds=1, start_seconds=1), 2, target=serves_then_hangs
+    )
+    runner, result = running(supervisor)
+    try:
+        assert wait_until(lambda: supervisor.serving() == 2)
+        first, second = supervisor.pids()
+        os.kill(second, signal.SIGKILL)
+        # try 2 hangs and is killed after 1 s; try 3 comes 1 s later
+        assert wait_until(lambda: mark.stat().st_size >= 4, 120), f"{mark.stat().st_size} tries"
+        assert runner.is_alive() and not supervisor.failed
+        assert first in supervisor.pids(), "the worker that serves was touched"
+        assert len(multiprocessing.active_children()) <= 2, "a hung worker was left running"
+    finally:
+        supervisor.stop()
+        runner.join(60)
+    assert result == [0]
+
+
+def test_a_restart_whose_replacement_hangs_keeps_the_workers_that_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GSOMIA_TEST_MARK", str(tmp_path / "mark"))
+    supervisor = Supervisor(
+        Listen("127.0.0.1", free_port(), graceful_seconds=1, start_seconds=1), 2, target=serves_then_hangs
+    )
+    runner, result = running(supervisor)
+    try:
+        assert wait_until(lambda: supervisor.serving() == 2)
+        before = supervisor.pids()
+        supervisor.restart()
+        assert wait_until(lambda: (tmp_path / "mark").stat().st_size >= 3), "no replacement was started"
+        assert wait_until(lambda: len(multiprocessing.active_children()) == 2, 10), "the hung replacement runs on"
+        assert supervisor.pids() == before and supervisor.serving() == 2
+    finally:
+        supervisor.stop()
+        runner.join(60)
     assert result == [0]
 
 
@@ -274,3 +355,24 @@ def test_a_failure_handing_one_connection_over_costs_that_connection_only() -> N
         supervisor.stop()
         runner.join(60)
     assert result == [0]
+
+
+def test_serve_gives_the_workers_the_start_up_deadline_of_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gsomia import cli
+    from gsomia.api import workers
+    from gsomia.bootstrap import Settings
+
+    seen: list[Listen] = []
+
+    class Recording(Supervisor):
+        def run(self) -> int:
+            seen.append(self.listen)
+            return 0
+
+    settings = Settings(worker_start_seconds=7.5)
+    for name, value in settings.as_environment().items():
+        monkeypatch.setenv(name, value)  # what serve exports for its workers is undone after the test
+    monkeypatch.setattr(workers, "Supervisor", Recording)
+    cli._serve_workers(settings, "127.0.0.1", 8000, "info", 2)
+    assert seen == [Listen("127.0.0.1", 8000, "info", start_seconds=7.5)]
+    assert os.environ["GSOMIA_WORKER_START_SECONDS"] == "7.5"
