@@ -25,6 +25,8 @@ from typing import Protocol
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from gsomia.storage.db import postgresql_connection
+
 __all__ = ["CHANNEL", "CommitListener", "Listener", "SqliteWatcher", "announce", "commit_listener"]
 
 log = logging.getLogger(__name__)
@@ -117,10 +119,13 @@ class Listener(_CommitThread):
 
         self._psycopg = psycopg
         self._errors = (psycopg.Error,)
-        self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # the engine's timeouts: a listening connection is idle, so only keepalives notice a
+        # server host that is gone (it would otherwise go on "listening" to nothing)
+        self._dsn = psycopg.conninfo.make_conninfo(url, **postgresql_connection(url))
 
     def _session(self) -> None:
-        with self._psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
+        with self._psycopg.connect(self._dsn, autocommit=True) as conn:
             conn.execute(f"LISTEN {CHANNEL}")
             self._connected()
             while not self._stop.is_set():

@@ -51,6 +51,29 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+POSTGRESQL_CONNECTION: dict[str, int] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,
+}
+"""libpq's connection parameters gsomia sets unless the database URL sets them (its query,
+``?connect_timeout=5``): a server that accepts the connection and never answers fails the
+attempt after 10 s, and a server host that is gone (a fail-over, a network cut) fails the
+connections to it within about a minute, whether they are idle (TCP keepalives: 30 s, then 3
+probes 10 s apart) or waiting for an answer to data sent (``tcp_user_timeout``, in
+milliseconds). Without them, a request or a pooled connection's ping would wait for the
+kernel's own retransmission limit, about 15 minutes."""
+
+
+def postgresql_connection(url: str) -> dict[str, int]:
+    """The parameters of :data:`POSTGRESQL_CONNECTION` that ``url`` does not set itself."""
+    given = make_url(url).query
+    return {name: value for name, value in POSTGRESQL_CONNECTION.items() if name not in given}
+
+
 def create(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) -> Engine:
     """Create an engine for ``url``; for SQLite, create the file's folder.
 
@@ -72,6 +95,7 @@ def create(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) ->
     else:
         kwargs["pool_size"] = pool_size
         kwargs["pool_pre_ping"] = True
+        kwargs["connect_args"] = postgresql_connection(url)
     # JSON columns hold values, not signed text (a ledger entry's hash is of its RFC 8785
     # bytes, computed from the value): written by orjson, read by the standard library.
     engine = create_engine(url, json_serializer=jsontext.compact, **kwargs)
@@ -118,7 +142,13 @@ def migrate(engine: Engine) -> None:
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
                     conn.commit()
     except SQLAlchemyError as e:
-        raise StorageError(f"cannot open or migrate the database: {_short(e)}") from e
+        message = _short(e)
+        if "timeout expired" in message:
+            message += (
+                " (no answer within the connection timeout, 10 s unless the URL sets connect_timeout: "
+                "is it the address of a PostgreSQL server, and does it answer?)"
+            )
+        raise StorageError(f"cannot open or migrate the database: {message}") from e
 
 
 def _short(e: SQLAlchemyError) -> str:
