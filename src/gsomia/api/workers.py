@@ -22,10 +22,10 @@ fails before it ever serves, or has not begun to serve ``start_seconds`` after i
 (its start-up hangs on a database that accepts connections and never answers, say), stops the
 supervisor if no worker has served yet (the configuration is wrong: every replacement would
 fail the same way); later (the database is down while a worker is replaced, say) it is retried
-with a growing delay. A worker whose supervisor is
-gone stops by itself. SIGINT and SIGTERM stop the workers gracefully (uvicorn finishes the
-requests in flight), then the supervisor; SIGHUP replaces the workers one at a time, each once
-its replacement serves (new code and files are read, no new connection waits for it).
+with a growing delay. A worker whose supervisor is gone stops by itself. SIGINT and SIGTERM stop
+the workers gracefully (uvicorn finishes the requests in flight), then the supervisor; SIGHUP
+replaces the workers one at a time, each once its replacement serves (new code and files are
+read, no new connection waits for it).
 """
 
 from __future__ import annotations
@@ -367,16 +367,15 @@ class Supervisor:
             if beat:
                 self._served = True
             if process.is_alive():
-                if not self._overdue(worker, now):
+                if not self._overdue(worker, process.pid, now):
                     continue
                 process.kill()
             process.join()
             self._replace(i, self._after_exit(worker, process, now))
 
-    def _overdue(self, worker: _Worker, now: float) -> bool:
+    def _overdue(self, worker: _Worker, pid: int | None, now: float) -> bool:
         """Whether a live worker has stalled, or has not begun to serve in time (logged)."""
         beat = worker.link.beat.value
-        pid = worker.process.pid if worker.process is not None else None
         if beat:
             if now - beat < self.listen.stall_seconds:
                 return False

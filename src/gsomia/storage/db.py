@@ -145,8 +145,8 @@ def migrate(engine: Engine) -> None:
         message = _short(e)
         if "timeout expired" in message:
             message += (
-                " (no answer within the connection timeout, 10 s unless the URL sets connect_timeout: "
-                "is it the address of a PostgreSQL server, and does it answer?)"
+                f" (no answer within the connection timeout, {POSTGRESQL_CONNECTION['connect_timeout']} s unless "
+                "the URL sets connect_timeout: is it the address of a PostgreSQL server, and does it answer?)"
             )
         raise StorageError(f"cannot open or migrate the database: {message}") from e
 
