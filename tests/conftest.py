@@ -25,6 +25,12 @@ from tests.harness import start as start_harness
 settings.register_profile("gsomia", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("gsomia")
 
+# pytest-xdist's workers start with COLUMNS=80 and LINES=24 in their environment, where a
+# serial run has none: a console created at import would then be pinned to 80 columns.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("COLUMNS", "LINES"):
+        os.environ.pop(_name, None)
+
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = bundled_scenarios()["japan-korea-2019"]
 
