@@ -15,6 +15,7 @@ Pure: XML in, XML out; no sockets, no clock.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 import xml.etree.ElementTree as ET
@@ -65,7 +66,10 @@ class CotEvent:
             raise InvalidInput(f"CoT time {self.time!r} is not an instant") from e
         if at.tzinfo is None:
             raise InvalidInput(f"CoT time {self.time!r} has no offset")
-        return at.astimezone(UTC)
+        try:
+            return at.astimezone(UTC)
+        except OverflowError as e:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise InvalidInput(f"CoT time {self.time!r} is out of range") from e
 
 
 def parse_cot(data: bytes) -> CotEvent:
@@ -89,9 +93,52 @@ def parse_cot(data: bytes) -> CotEvent:
         raise InvalidInput("a CoT event needs uid, type and time")
     if not _COT_TYPE.fullmatch(kind):
         raise InvalidInput(f"CoT type {kind!r} is malformed")
-    if root.find("point") is None:
+    point = root.find("point")
+    if point is None:
         raise InvalidInput("a CoT event needs a <point>")
+    _check_times(root)
+    _check_point(point)
     return CotEvent(uid=uid, type=kind, time=time, xml=data)
+
+
+def _cot_instant(name: str, text: str | None) -> datetime:
+    if not text:
+        raise InvalidInput(f"a CoT event needs {name} (an ISO 8601 instant with an offset)")
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if at.tzinfo is None:
+            raise InvalidInput(f"CoT {name} {text!r} has no offset")
+        return at.astimezone(UTC)
+    except (ValueError, OverflowError) as e:
+        raise InvalidInput(f"CoT {name} {text!r} is not an instant") from e
+
+
+def _check_times(root: ET.Element) -> None:
+    """``time``, ``start`` and ``stale`` are instants and the event is not stale before it
+    starts (the CoT event schema's validity interval)."""
+    _cot_instant("time", root.get("time"))
+    start = _cot_instant("start", root.get("start"))
+    stale = _cot_instant("stale", root.get("stale"))
+    if stale < start:
+        raise InvalidInput("a CoT event's stale is before its start")
+
+
+def _check_point(point: ET.Element) -> None:
+    """``lat`` and ``lon`` are WGS 84 degrees in range; ``hae``, ``ce`` and ``le``, where given,
+    are finite numbers."""
+    bounds = {"lat": 90.0, "lon": 180.0}
+    for name in ("lat", "lon", "hae", "ce", "le"):
+        text = point.get(name)
+        if text is None:
+            if name in bounds:
+                raise InvalidInput(f"a CoT <point> needs {name}")
+            continue
+        try:
+            value = float(text)
+        except ValueError as e:
+            raise InvalidInput(f"CoT point {name} {text!r} is not a number") from e
+        if not math.isfinite(value) or abs(value) > bounds.get(name, math.inf):
+            raise InvalidInput(f"CoT point {name} {text!r} is out of range")
 
 
 def _refuse_dtd(data: bytes) -> None:
@@ -130,7 +177,10 @@ def proto_to_xml(data: bytes) -> bytes:
     ev = msg.cotEvent
 
     def stamp(ms: int) -> str:
-        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        try:
+            return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        except (ValueError, OverflowError, OSError) as e:
+            raise InvalidInput(f"a TAK protocol time of {ms} ms since 1970 is out of range") from e
 
     event = pytak.cot_event(
         lat=ev.lat,

@@ -154,7 +154,7 @@ def parse_timestamp(text: object, what: str = "timestamp") -> datetime:
     tz = "+00:00" if m["tz"] == "Z" else m["tz"]
     try:
         return datetime.fromisoformat(f"{m['date']}T{m['time']}.{frac}{tz}").astimezone(UTC)
-    except ValueError as e:
+    except (ValueError, OverflowError) as e:  # 2024-02-30; 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         raise InvalidInput(f"{what}: {text!r} is not a valid instant") from e
 
 
@@ -407,7 +407,7 @@ class Refusal(InvalidInput):
         self.object_id = object_id
         self.version = version
         self.reason = reason
-        super().__init__(f"{object_id}: {reason}")
+        super().__init__(f"{object_id}: {reason}" if object_id else reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -699,13 +699,41 @@ def _check_object(obj: object) -> Mapping[str, Any]:
     m = _STIX_ID.fullmatch(oid)
     if m is None or m.group(1) != kind:
         raise Refusal(oid, version_of(obj), f"{oid!r} is not a STIX identifier of type {kind!r} (type--UUID)")
+    if kind == "bundle":
+        # A bundle is a wrapper, not a STIX object (STIX 2.1 §8): its objects would travel
+        # without the checks each object gets here.
+        raise Refusal(oid, None, "a bundle is not a STIX object: post its objects in the envelope instead")
     spec = obj.get("spec_version")
     if spec is not None and spec != "2.1":
         raise Refusal(oid, version_of(obj), f"spec_version {spec!r}: this server accepts STIX 2.1 only")
     if spec is None and ("created" in obj or kind == "marking-definition"):
         # SDOs, SROs and SMOs must say spec_version in 2.1 (STIX 2.1 §3.2); without it the object is 2.0.
         raise Refusal(oid, version_of(obj), "no spec_version: a STIX 2.0 object (this server accepts STIX 2.1 only)")
+    _check_times(oid, obj)
     return obj
+
+
+def _check_times(oid: str, obj: Mapping[str, Any]) -> None:
+    """``created`` and ``modified``, where present, are STIX timestamps (they are the object's
+    TAXII version), and ``modified`` is not before ``created`` (STIX 2.1 §3.2)."""
+    at: dict[str, datetime] = {}
+    for key in ("created", "modified"):
+        if key in obj:
+            try:
+                at[key] = parse_timestamp(obj[key], key)
+            except InvalidInput as e:
+                raise Refusal(oid, None, str(e)) from e
+    if "created" in at and "modified" in at and at["modified"] < at["created"]:
+        raise Refusal(oid, version_of(obj), "modified is before created (STIX 2.1 §3.2)")
+
+
+def _redefined(obj: Mapping[str, Any]) -> Refusal:
+    return Refusal(
+        str(obj["id"]),
+        version_of(obj),
+        "a marking definition is never versioned (STIX 2.1 §7.2.1) and this id already names another one: "
+        "give a new marking definition a new id",
+    )
 
 
 def _report_id(marking: NationalMarking, topic: str, payload: bytes) -> str:
@@ -737,6 +765,31 @@ def _chunks(items: Sequence[tuple[Mapping[str, Any], str]]) -> Iterable[list[tup
         yield chunk
 
 
+def _sort_out(
+    objects: Sequence[object], definitions: dict[str, Mapping[str, Any]], refused: list[Refusal]
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """The marking definitions an envelope brings (added to ``definitions``) and its data
+    objects; what fails the checks goes to ``refused``."""
+    new_definitions: list[Mapping[str, Any]] = []
+    data: list[Mapping[str, Any]] = []
+    for raw in objects:
+        try:
+            obj = _check_object(raw)
+        except Refusal as r:
+            refused.append(r)
+            continue
+        if obj["type"] == "marking-definition":
+            earlier = definitions.get(str(obj["id"]))
+            if earlier is not None and _canonical(earlier) != _canonical(obj):
+                refused.append(_redefined(obj))
+                continue
+            definitions[str(obj["id"])] = obj
+            new_definitions.append(obj)
+        else:
+            data.append(obj)
+    return new_definitions, data
+
+
 def plan_envelope(
     objects: Sequence[object],
     *,
@@ -752,19 +805,7 @@ def plan_envelope(
     """
     refused: list[Refusal] = []
     definitions: dict[str, Mapping[str, Any]] = dict(known_definitions)
-    new_definitions: list[Mapping[str, Any]] = []
-    data: list[Mapping[str, Any]] = []
-    for raw in objects:
-        try:
-            obj = _check_object(raw)
-        except Refusal as r:
-            refused.append(r)
-            continue
-        if obj["type"] == "marking-definition":
-            definitions[str(obj["id"])] = obj
-            new_definitions.append(obj)
-        else:
-            data.append(obj)
+    new_definitions, data = _sort_out(objects, definitions, refused)
     grouped: dict[tuple[NationalMarking, str], list[Mapping[str, Any]]] = {}
     used: dict[tuple[NationalMarking, str], dict[str, Mapping[str, Any]]] = {}
     known: dict[tuple[str, ...], NationalMarking | str] = {}
@@ -823,7 +864,8 @@ def read_bundle(payload: bytes) -> list[dict[str, Any]]:
     """The objects of a STIX bundle (or TAXII envelope) in a report's payload.
 
     Raises:
-        InvalidInput: the payload is not such a JSON document.
+        InvalidInput: the payload is not such a JSON document, or one of its objects is not a
+            STIX 2.1 object a node would send (:func:`plan_envelope`'s checks).
     """
     try:
         doc = jsontext.parse(payload)
@@ -832,6 +874,10 @@ def read_bundle(payload: bytes) -> list[dict[str, Any]]:
     objects = doc.get("objects") if isinstance(doc, dict) else None
     if not isinstance(objects, list) or not all(isinstance(o, dict) for o in objects):
         raise InvalidInput("the payload is not a STIX bundle: no list of objects")
+    for obj in objects:
+        # What a node would refuse to send, it does not serve either: an object without a STIX
+        # id, or whose version is not a timestamp, has no place in a TAXII collection.
+        _check_object(obj)
     return objects
 
 

@@ -4,12 +4,15 @@ the same for what a blocking iterator yields (:func:`read_ahead`)."""
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from gsomia.errors import InvalidInput
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BatchWorker", "read_ahead"]
 
@@ -90,7 +93,10 @@ class BatchWorker(Generic[T]):
                     break
                 batch.append(nxt)
                 size += self._size(nxt)
-            self.handle(batch)
+            try:
+                self.handle(batch)
+            except Exception:  # a bug in one batch must not stop the worker for every later one
+                log.exception("%s: a batch of %d failed", self.name, len(batch))
 
 
 def read_ahead(source: Iterable[T], most: int, name: str = "read-ahead") -> Iterator[list[T]]:

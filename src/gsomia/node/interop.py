@@ -8,6 +8,7 @@ served with its defaults and CoT is off.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -139,6 +140,7 @@ class NodeUsers:
 
     def __init__(self, service: NodeService) -> None:
         self.store = service.store
+        self.users = service.users
         self._hasher = PasswordHasher()
 
     def lookup(self, username: str) -> UserRecord | None:
@@ -153,6 +155,11 @@ class NodeUsers:
             password_hash=str(row["password_hash"]),
             active=row["revoked_at"] is None,
         )
+
+    def absent(self, password: str) -> None:
+        """An argon2 check against the console's dummy hash (it always fails)."""
+        with contextlib.suppress(VerificationError):
+            self.users.dummy_check(password)
 
     def verify(self, record: UserRecord, password: str) -> bool:
         """Check the password against the argon2 hash; a failure counts toward the throttle."""
@@ -365,21 +372,32 @@ class Interop:
             rows = c.execute(_AFTER, {"cursor": cursor}).mappings().all()
         if not rows:
             return False
-        done: int | None = None
-        inbox: list[NewObject] = []
+        each: list[tuple[list[NewObject], int]] = []
         try:
             for row in rows:
                 if row["state"] == "pending":
                     return False  # the sync is still on it: come back when it has decided
-                if row["state"] == "verified":
-                    inbox += self._handed_on(row)
-                done = int(row["n"])
+                each.append((self._handed_on(row) if row["state"] == "verified" else [], int(row["n"])))
         finally:
             # The objects of the rows handed on and the cursor after them: one transaction (not
             # one per row), so a crash leaves neither without the other.
-            if done is not None:
-                self._hand_on(inbox, done)
+            if each:
+                self._hand_on_all(each)
         return len(rows) == 200
+
+    def _hand_on_all(self, each: list[tuple[list[NewObject], int]]) -> None:
+        """Hand on rows' objects in one transaction; if their content is refused by the store
+        (which the checks before it should have caught), row by row, so that one delivery's
+        content fails alone instead of holding back every later delivery for ever."""
+        try:
+            self._hand_on([o for objs, _ in each for o in objs], each[-1][1])
+        except InvalidInput:
+            for objs, n in each:
+                try:
+                    self._hand_on(objs, n)
+                except InvalidInput as e:
+                    log.warning("delivery row %d: STIX content not served over TAXII: %s", n, e)
+                    self._hand_on([], n)
 
     def _keep_cursor(self) -> None:
         """Store the feed's cursor (when it stops)."""

@@ -115,6 +115,15 @@ class UserService:
         self._hasher = hasher or PasswordHasher()
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
 
+    def dummy_check(self, password: str) -> None:
+        """The work of a password check, for a user that does not exist or may not log in, so
+        that the answer takes as long as for one that does.
+
+        Raises:
+            VerificationError: always (the dummy hash is of no password anyone has).
+        """
+        self._hasher.verify(self._dummy, password + "\x00")
+
     # --- accounts ----------------------------------------------------------------------------------
 
     def add(self, username: str, password: str, role: Role, *, by: str) -> dict[str, Any]:
@@ -201,7 +210,7 @@ class UserService:
         ok = False
         try:
             if row is None or row["revoked_at"] is not None:
-                self._hasher.verify(self._dummy, password + "\x00")  # same work as a real check
+                self.dummy_check(password)
             else:
                 ok = self._hasher.verify(str(row["password_hash"]), password)
         except (VerificationError, InvalidHashError):

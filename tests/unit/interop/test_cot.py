@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import socket
+import threading
 import xml.etree.ElementTree as ET
 
 import pytest
+import takproto
 from takproto.functions import xml2proto
 
 from gsomia.errors import InvalidInput
 from gsomia.interop.cot import (
     CotEndpoint,
+    CotEvent,
     endpoints_from_config,
     marked_event,
     parse_cot,
@@ -20,7 +25,7 @@ from gsomia.interop.cot import (
     rules_from_config,
 )
 from gsomia.interop.stix import DeliveredMarking, NationalMarking
-from gsomia.node.cot.bridge import split_stream
+from gsomia.node.cot.bridge import CotListeners, Listen, split_stream
 
 EVENT = (
     b'<?xml version="1.0"?><event version="2.0" uid="t-1" type="a-h-A-M-B" how="m-r" time="2019-11-22T00:58:00Z" '
@@ -169,3 +174,77 @@ def test_tcp_streams_split_into_events() -> None:
     assert proto[:3] == b"\xbf\x01\xbf"
     with pytest.raises(InvalidInput):
         split_stream(bytearray(b"<event " + b"x" * 70_000))
+
+
+def _event(**attrs: str) -> bytes:
+    """EVENT with attributes of the event or its point replaced (a value of "" removes one)."""
+    doc = EVENT.decode()
+    for name, value in attrs.items():
+        doc = re.sub(rf' {name}="[^"]*"', f' {name}="{value}"' if value else "", doc, count=1)
+    return doc.encode()
+
+
+@pytest.mark.parametrize(
+    ("attrs", "reason"),
+    [
+        ({"time": "0001-01-01T00:00:00+01:00"}, "CoT time '0001-01-01T00:00:00+01:00' is not an instant"),
+        ({"start": ""}, "needs start"),
+        ({"stale": ""}, "needs stale"),
+        ({"stale": "yesterday"}, "CoT stale 'yesterday' is not an instant"),
+        ({"stale": "2019-11-22T00:57:00Z"}, "stale is before its start"),
+        ({"start": "2019-11-22T00:58:00"}, "has no offset"),
+        ({"lat": "999"}, "lat '999' is out of range"),
+        ({"lon": "abc"}, "lon 'abc' is not a number"),
+        ({"lon": "-180.5"}, "out of range"),
+        ({"hae": "nan"}, "hae 'nan' is out of range"),
+        ({"lat": ""}, "needs lat"),
+    ],
+)
+def test_an_event_whose_times_or_point_do_not_read_is_refused(attrs: dict[str, str], reason: str) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(reason)):
+        parse_cot(_event(**attrs))
+
+
+def test_an_event_time_out_of_range_is_malformed_not_a_crash() -> None:
+    # Read as text it is an instant; in UTC it would be before year 1.
+    event = CotEvent(uid="u", type="a-h-A", time="0001-01-01T00:00:00+01:00", xml=b"")
+    with pytest.raises(InvalidInput, match="out of range"):
+        event.instant()
+    proto = takproto.functions.parse_proto(bytearray(xml2proto(EVENT.decode(), None)))
+    proto.cotEvent.sendTime = 2**63 - 1
+    with pytest.raises(InvalidInput, match="out of range"):
+        read_event(b"\xbf\x01\xbf" + proto.SerializeToString())
+
+
+def test_a_stream_length_that_never_ends_closes_the_stream_not_fills_memory() -> None:
+    with pytest.raises(InvalidInput, match="over the size limit"):
+        split_stream(bytearray(b"\xbf" + b"\xff" * 10 + b"x" * 1000))
+    with pytest.raises(InvalidInput, match="over the size limit"):
+        split_stream(bytearray(b"\xbf\xff\xff\xff"))
+    partial = bytearray(b"\xbf\x81")  # the length's next byte has not arrived
+    assert split_stream(partial) == [] and partial == b"\xbf\x81"
+
+
+def test_udp_keeps_a_tak_message_whole_and_trims_only_xml() -> None:
+    # A TAK protocol message is binary: its last byte may be 0x0a (a detail ending in a newline).
+    offered: list[bytes] = []
+    arrived = threading.Event()
+
+    class Ingest:
+        def offer(self, data: bytes, source: str = "") -> bool:
+            offered.append(data)
+            if len(offered) == 2:
+                arrived.set()
+            return True
+
+    listeners = CotListeners([Listen("udp", "127.0.0.1", 0)], Ingest())  # type: ignore[arg-type]
+    ((_, host, port),) = listeners.start()
+    try:
+        tak = b"\xbf\x01\xbf" + b"\x12\x03abc\n"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(tak, (host, port))
+            s.sendto(b"\n " + EVENT + b"\n", (host, port))
+        assert arrived.wait(10)
+    finally:
+        listeners.stop()
+    assert sorted(offered) == sorted([tak, EVENT])

@@ -305,9 +305,85 @@ def test_timestamps_round_trip(at: datetime) -> None:
 
 
 def test_malformed_timestamps_are_refused() -> None:
-    for bad in ("yesterday", "2019-11-22T01:00:00", "2019-13-22T01:00:00Z", 5):
+    for bad in (
+        "yesterday",
+        "2019-11-22T01:00:00",
+        "2019-13-22T01:00:00Z",
+        5,
+        "2024-02-30T00:00:00Z",
+        # Valid text, but before year 1 or after 9999 once in UTC: an overflow, not a crash.
+        "0001-01-01T00:00:00.000+01:00",
+        "9999-12-31T23:59:59.000-01:00",
+    ):
         with pytest.raises(InvalidInput):
             parse_timestamp(bad)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"modified": "2024-01-01T00:00:00"}, "modified: '2024-01-01T00:00:00' is not an RFC 3339 timestamp"),
+        ({"modified": "2024-02-30T00:00:00Z"}, "modified: '2024-02-30T00:00:00Z' is not a valid instant"),
+        ({"created": "9999-12-31T23:59:59-01:00"}, "created: '9999-12-31T23:59:59-01:00' is not a valid instant"),
+        ({"modified": ""}, "modified: '' is not an RFC 3339 timestamp"),
+        ({"created": 20191122}, "created: 20191122 is not an RFC 3339 timestamp"),
+        ({"modified": "2019-11-21T00:00:00.000Z"}, "modified is before created"),
+    ],
+)
+def test_an_object_whose_version_is_not_a_timestamp_is_refused(change: dict[str, Any], reason: str) -> None:
+    # Its version would be stored (and compared) as an instant: refused here, with the reason,
+    # rather than failing the store after the exchange has taken the report.
+    p = plan(SECRET, {**obj(1, SECRET["id"]), **change}, obj(2, SECRET["id"]))
+    assert len(p.refused) == 1 and p.refused[0].reason.startswith(reason), p.refused
+    assert [m[0] for g in p.groups for m in g.members()] == [obj(2)["id"]]
+
+
+def test_a_bundle_in_an_envelope_is_refused_not_sent_with_its_objects_unchecked() -> None:
+    unmarked = obj(2)  # no marking of its own
+    bundle = {
+        "type": "bundle",
+        "id": "bundle--00000000-0000-4000-8000-000000000001",
+        "object_marking_refs": [SECRET["id"]],
+        "x_gsomia_topic": "dprk.missile.launch",
+        "objects": [unmarked],
+    }
+    p = plan(SECRET, bundle)
+    assert not p.groups
+    assert "a bundle is not a STIX object" in p.refused[0].reason
+
+
+def test_a_marking_definition_is_never_redefined() -> None:
+    # The same id with another level: refused, and objects referencing the id keep the meaning
+    # the outbox already holds (STIX 2.1 §7.2.1: marking definitions are not versioned).
+    lowered = {**SECRET, "created": "2027-01-01T00:00:00.000Z"}
+    lowered["extensions"] = json.loads(json.dumps(SECRET["extensions"]).replace("極秘", "秘"))
+    p = plan_envelope(
+        [lowered, obj(1, SECRET["id"])], policy=POLICY, topics=TopicMap(), known_definitions={SECRET["id"]: SECRET}
+    )
+    assert [r.object_id for r in p.refused] == [SECRET["id"]]
+    assert "never versioned" in p.refused[0].reason
+    assert [g.marking.level for g in p.groups] == ["極秘"]
+    # Twice in one envelope, differently: the second is refused; identical copies are not.
+    p = plan(SECRET, lowered, obj(1, SECRET["id"]))
+    assert [r.object_id for r in p.refused] == [SECRET["id"]] and [g.marking.level for g in p.groups] == ["極秘"]
+    p = plan(SECRET, dict(SECRET), obj(1, SECRET["id"]))
+    assert not p.refused and [g.marking.level for g in p.groups] == ["極秘"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"type": "indicator", "name": "no id"},
+        {**obj(1), "modified": "2024-01-01T00:00:00"},
+        {**obj(1), "id": "indicator--nope"},
+    ],
+)
+def test_a_delivered_bundle_with_an_object_no_node_would_send_is_refused(bad: dict[str, Any]) -> None:
+    # Another party's node (or a client of the exchange's API) can put anything into a payload:
+    # what the recipient's TAXII inbox could not store is refused as a whole, with the reason.
+    payload = json.dumps({"type": "bundle", "id": "bundle--x", "objects": [obj(2), bad]}).encode()
+    with pytest.raises(InvalidInput):
+        read_bundle(payload)
 
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-18446744073709551617"])

@@ -17,6 +17,7 @@ import uvicorn
 from sqlalchemy import create_engine
 
 from gsomia.client.reports import ReportDraft
+from gsomia.errors import InvalidInput
 from gsomia.interop.stix import DeliveredMarking, MarkingPolicy, NationalMarking, TopicMap, national_marking_definition
 from gsomia.node.taxii.app import create_taxii_app
 from gsomia.node.taxii.service import (
@@ -28,7 +29,7 @@ from gsomia.node.taxii.service import (
     TaxiiSettings,
     UserRecord,
 )
-from gsomia.node.taxii.store import EngineTransactions, Query, TaxiiStore
+from gsomia.node.taxii.store import EngineTransactions, NewObject, Query, TaxiiStore, TaxiiWrite
 
 TAXII = "application/taxii+json;version=2.1"
 SECRET = national_marking_definition(NationalMarking(party="JPN", level="極秘"))
@@ -44,6 +45,7 @@ class Users:
         }
         self.passwords = {"analyst": "pw-analyst", "chief": "pw-chief"}
         self.verifications = 0
+        self.absences = 0
 
     def lookup(self, username: str) -> UserRecord | None:
         return self.records.get(username)
@@ -51,6 +53,9 @@ class Users:
     def verify(self, record: UserRecord, password: str) -> bool:
         self.verifications += 1
         return self.passwords.get(record.username) == password
+
+    def absent(self, password: str) -> None:
+        self.absences += 1
 
 
 class Sender:
@@ -437,3 +442,113 @@ def test_an_envelope_with_a_number_json_cannot_carry_is_refused_and_nothing_is_s
     assert reason in answer.json()["description"]
     assert sender.batches == []
     assert not node["store"].present("outbox", [(ind(1)["id"], ind(1)["modified"])])
+
+
+def test_an_object_already_sent_posted_again_with_a_version_that_is_no_timestamp_is_a_failure_not_a_500(
+    node: dict[str, Any],
+) -> None:
+    c, sender = node["client"], node["sender"]
+    post = {**basic(), "Content-Type": TAXII}
+    url = f"/api/collections/{node['service'].collection('outbox').id}/objects/"
+    assert c.post(url, headers=post, json={"objects": [SECRET, {**ind(1), "object_marking_refs": [SECRET["id"]]}]})
+    for modified in ("2024-02-30T00:00:00.000Z", "0001-01-01T00:00:00+01:00", ""):
+        again = {**ind(1), "modified": modified, "object_marking_refs": [SECRET["id"]]}
+        answer = c.post(url, headers=post, json={"objects": [again]})
+        assert answer.status_code == 202, answer.text
+        body = answer.json()
+        assert body["status"] == "complete" and body["failure_count"] == 1, body
+        assert body["failures"][0]["message"].startswith("modified: ")
+    assert len(sender.batches) == 1
+
+
+def test_a_marking_definition_posted_again_with_another_meaning_is_refused(node: dict[str, Any]) -> None:
+    # An officer cannot lower a marking every later object refers to by id (STIX 2.1 §7.2.1).
+    c, sender = node["client"], node["sender"]
+    post = {**basic(), "Content-Type": TAXII}
+    url = f"/api/collections/{node['service'].collection('outbox').id}/objects/"
+    assert c.post(url, headers=post, json={"objects": [SECRET, {**ind(1), "object_marking_refs": [SECRET["id"]]}]})
+    lowered = json.loads(json.dumps(SECRET).replace("極秘", "秘"))
+    lowered["created"] = "2027-01-01T00:00:00.000Z"
+    body = c.post(url, headers=post, json={"objects": [lowered]}).json()
+    assert body["failure_count"] == 1 and "never versioned" in body["failures"][0]["message"], body
+    later = {**ind(2), "object_marking_refs": [SECRET["id"]]}
+    body = c.post(url, headers=basic("chief", "pw-chief") | {"Content-Type": TAXII}, json={"objects": [later]}).json()
+    assert body["success_count"] == 1, body
+    assert [d.level for d in sender.batches[-1]] == ["極秘"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": "9" * 5000},
+        {"added_after": "9999-12-31T23:59:59.000-01:00"},
+        {"added_after": "0001-01-01T00:00:00.000+01:00"},
+        {"match[version]": "0001-01-01T00:30:00+01:00"},
+    ],
+)
+def test_query_values_beyond_what_python_converts_are_a_400_or_clamped_never_a_500(
+    node: dict[str, Any], params: dict[str, str]
+) -> None:
+    receive(node["service"], [ind(1)])
+    c = node["client"]
+    manifest = inbox_url(node).replace("/objects/", "/manifest/")
+    for url in (inbox_url(node), manifest):
+        answer = c.get(url, params=params, headers=basic())
+        assert answer.headers["content-type"] == TAXII, answer.text
+        if "limit" in params:  # any page size above the server's is the server's
+            everything = c.get(url, headers=basic()).json()["objects"]
+            assert answer.status_code == 200 and answer.json()["objects"] == everything
+        else:
+            assert answer.status_code == 400, answer.text
+
+
+def test_an_unknown_user_costs_the_same_password_check_as_a_known_one(node: dict[str, Any]) -> None:
+    # Answering an unknown user at once and a wrong password after argon2 would tell an
+    # attacker which usernames exist.
+    c, users = node["client"], node["users"]
+    assert c.get("/", headers=basic("nobody", "pw")).status_code == 401
+    users.records["gone"] = UserRecord("gone", "officer", "hash-3", active=False)
+    assert c.get("/", headers=basic("gone", "pw")).status_code == 401
+    assert users.absences == 2 and users.verifications == 0
+
+
+def test_a_batch_whose_objects_the_store_refuses_still_stores_the_other_envelopes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the checks before it should have caught, failing in the store: that envelope's
+    # objects stay out (its status still says what the exchange decided); the others' go in.
+    original = TaxiiWrite.add
+    poison = ind(66)["id"]
+
+    def add(self: TaxiiWrite, collection: str, new: Sequence[NewObject], *, now: datetime) -> Any:
+        if any(o.stix_id == poison for o in new):
+            raise InvalidInput("refused by the store")
+        return original(self, collection, new, now=now)
+
+    monkeypatch.setattr(TaxiiWrite, "add", add)
+    engine = create_engine(f"sqlite:///{tmp_path / 'taxii.db'}", connect_args={"check_same_thread": False})
+    store, sender = TaxiiStore(EngineTransactions(engine)), Sender()
+    outbox = jpn_outbox(store, sender, OutboxConfig(recipients=("KOR",), senders=1))
+    outbox.start()
+    try:
+        sender.gate.clear()  # the worker holds a first envelope; the next two make one batch
+        outbox.accept([SECRET, {**ind(65), "object_marking_refs": [SECRET["id"]]}], owner="analyst", wait=False)
+        ids = [
+            outbox.accept([SECRET, {**ind(n), "object_marking_refs": [SECRET["id"]]}], owner="analyst", wait=False)[
+                "id"
+            ]
+            for n in (66, 67)
+        ]
+        sender.gate.set()
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        for sid in ids:
+            while (found := store.status(sid)) is None or found[1]["status"] != "complete":
+                assert datetime.now(UTC) < deadline
+            assert found[1]["success_count"] == 2, found  # the exchange took both reports
+        assert [len(b) for b in sender.batches] == [1, 2]
+        assert store.present("outbox", [(ind(67)["id"], ind(67)["modified"])])
+        assert not store.present("outbox", [(poison, ind(66)["modified"])])
+    finally:
+        sender.gate.set()
+        outbox.stop()
+        engine.dispose()

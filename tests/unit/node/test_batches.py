@@ -105,3 +105,20 @@ def test_read_ahead_raises_the_sources_error_after_its_items() -> None:
         take()
     assert got == [0, 1, 2, 3]
     assert list(read_ahead(iter([]), most=5)) == []
+
+
+def test_a_batch_that_fails_is_logged_and_the_worker_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    handled: list[list[int]] = []
+
+    def handle(batch: list[int]) -> None:
+        if 1 in batch:
+            raise OverflowError("a bug in one batch")
+        handled.append(batch)
+
+    worker: BatchWorker[int] = BatchWorker("t", handle, limit=1)
+    worker.start()
+    for n in range(3):
+        worker.put(n)
+    worker.stop()
+    assert handled == [[0], [2]]
+    assert "t: a batch of 1 failed" in caplog.text

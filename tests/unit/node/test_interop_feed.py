@@ -14,7 +14,7 @@ import pytest
 from gsomia.errors import InvalidInput
 from gsomia.node.interop import Interop, InteropConfig
 from gsomia.node.store import NodeStore
-from gsomia.node.taxii.store import TaxiiStore
+from gsomia.node.taxii.store import NewObject, Query, TaxiiStore
 from tests.unit.node.support import store_verified
 
 
@@ -93,6 +93,29 @@ def test_a_delivery_that_cannot_be_handed_on_is_skipped_and_the_feed_goes_on(sto
     assert taken == [1, 2, 4, 5] and feed._cursor == 5
     assert "delivery d-3: not served over TAXII or CoT" in caplog.text
     assert feed._drain() is False and taken == [1, 2, 4, 5]  # not tried again, not held back
+
+
+def test_content_the_store_refuses_fails_its_delivery_alone_not_every_later_one(store: NodeStore, caplog: Any) -> None:
+    # Rows handed on together are stored in one transaction; if the store refuses what one row
+    # brings (its version is no timestamp), the others are stored row by row and the feed goes
+    # on, instead of trying the same batch again for ever.
+    feed = _feed(store)
+    _verified(store, range(1, 5))
+
+    def objects(row: Any) -> list[NewObject]:
+        n = int(row["n"])
+        version = "2024-01-01T00:00:00" if n == 2 else "2019-11-22T00:58:00.000Z"
+        return [NewObject(body={**NOTE, "id": f"note--00000000-0000-4000-8000-{n:012d}", "modified": version})]
+
+    feed._deliver = objects  # type: ignore[method-assign]
+    assert feed._drain() is False
+    assert feed._cursor == 4
+    stored = {row.stix_id for row in feed.store.page("inbox", Query(limit=10)).rows}
+    assert stored == {f"note--00000000-0000-4000-8000-{n:012d}" for n in (1, 3, 4)}
+    assert "delivery row 2: STIX content not served over TAXII" in caplog.text
+
+
+NOTE = {"type": "note", "spec_version": "2.1", "created": "2019-11-22T00:58:00.000Z", "content": "TEL movement"}
 
 
 @pytest.mark.parametrize("text", ["{oops", "[" * 100_000 + "]" * 100_000])

@@ -156,17 +156,18 @@ def split_stream(buffer: bytearray) -> list[bytes]:
             continue
         if buffer[0] == _TAK_MAGIC:
             length, shift, i = 0, 0, 1
-            while i < len(buffer) and i < 11:
+            while i < len(buffer):
                 b = buffer[i]
                 length |= (b & 0x7F) << shift
                 i += 1
+                if length > MAX_EVENT_BYTES:
+                    # Also what ends a length that never ends: its bytes only add to it.
+                    raise InvalidInput("a TAK protocol message over the size limit")
                 if not b & 0x80:
                     break
                 shift += 7
             else:
-                break
-            if length > MAX_EVENT_BYTES:
-                raise InvalidInput("a TAK protocol message over the size limit")
+                break  # the length is not all here yet
             if len(buffer) < i + length:
                 break
             out.append(bytes(buffer[: i + length]))
@@ -221,7 +222,11 @@ class _UDPHandler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         data = self.request[0]
-        self.server.ingest.offer(bytes(data).strip(), f"udp:{self.client_address[0]}")
+        raw = bytes(data)
+        # Whitespace around an XML event is dropped; a TAK protocol message is binary, and a
+        # last byte of 0x0a or 0x20 is part of it.
+        event = raw if raw[:1] == bytes([_TAK_MAGIC]) else raw.strip()
+        self.server.ingest.offer(event, f"udp:{self.client_address[0]}")
 
 
 class _UDPServer(socketserver.UDPServer):

@@ -338,6 +338,12 @@ def create_taxii_app(service: TaxiiService, *, prefix: str = "/taxii2") -> FastA
         headers = dict(e.headers or {})
         return _error(TaxiiError(e.status_code, title, str(e.detail), headers))
 
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, e: Exception) -> Response:
+        # A bug still answers as TAXII does (an error message in the TAXII media type), not
+        # as Starlette's text/plain; the traceback goes to the node's log.
+        return _error(TaxiiError(500, "Internal Server Error", "an unexpected error; the node's log has the details"))
+
     @app.exception_handler(StorageError)
     async def _storage_error(_: Request, e: StorageError) -> Response:
         return _error(

@@ -26,6 +26,7 @@ from gsomia.interop.stix import (
     TLP_1_0,
     TLP_2_0,
     DeliveredMarking,
+    EnvelopePlan,
     MarkingPolicy,
     ReportGroup,
     TopicMap,
@@ -92,6 +93,10 @@ class UserDirectory(Protocol):
     def verify(self, record: UserRecord, password: str) -> bool:
         """True if ``password`` is the user's (an argon2 verification)."""
 
+    def absent(self, password: str) -> None:
+        """The work of :meth:`verify` for a user that does not exist or may not log in (so
+        that the answer does not tell the two apart by its time)."""
+
 
 class Authenticator:
     """HTTP Basic (TAXII 2.1 §8.2.2 requires it) against the node's users, and bearer tokens
@@ -115,6 +120,7 @@ class Authenticator:
         """The user these credentials name, or None (the same answer for an unknown user)."""
         record = self.users.lookup(username)
         if record is None or not record.active or record.role not in ROLES:
+            self.users.absent(password)
             return None
         tag = hmac.digest(self._key, password.encode("utf-8"), "sha256")
         key = (username, record.password_hash, tag)
@@ -264,9 +270,12 @@ def parse_query(
     limit_text = _single(params, "limit")
     limit = max_page
     if limit_text is not None:
-        if not (limit_text.isascii() and limit_text.isdigit()) or int(limit_text) <= 0:
+        digits = limit_text.lstrip("0")
+        # Read as a number only once it is known to be short: Python refuses to convert a
+        # text of more than 4,300 digits, and any limit above the page size is that size.
+        if not (limit_text.isascii() and limit_text.isdigit()) or not digits:
             raise BadQuery("limit is a positive integer")
-        limit = min(int(limit_text), max_page)
+        limit = max_page if len(digits) > 18 else min(int(digits), max_page)
     versions = VersionFilter(last=False, all=True) if versions_default_all else VersionFilter()
     if matches["version"] is not None:
         words = _csv(matches["version"])
@@ -373,6 +382,19 @@ class OutboxConfig:
     sent, and the results of another are recorded."""
 
 
+def _readable_version(obj: Mapping[str, Any]) -> bool:
+    """The object's TAXII version is absent or a timestamp (an object whose version is not is
+    refused with the reason by :func:`plan_envelope`, never looked up)."""
+    version = version_of(obj)
+    if version is None:
+        return True
+    try:
+        parse_timestamp(version)
+    except InvalidInput:
+        return False
+    return True
+
+
 def _details(
     pairs: Sequence[tuple[str, str | None]], fallback: str, message: str | None = None
 ) -> list[dict[str, Any]]:
@@ -423,15 +445,13 @@ class Outbox:
         """Stop the worker after the envelopes already queued."""
         self._worker.stop()
 
-    def accept(self, envelope_objects: Sequence[object], *, owner: str, wait: bool) -> dict[str, Any]:
-        """Plan an envelope, record its status resource, queue its reports and, if ``wait``,
-        wait (up to the configured time) until they are decided. The status resource as it
-        stands then."""
-        now = self.clock()
-        request_ts = stix_timestamp(now)
-        status_id = str(uuid.uuid4())
+    def _plan(self, envelope_objects: Sequence[object]) -> tuple[set[tuple[str, str | None]], EnvelopePlan]:
+        """The ``(id, version)`` pairs of an envelope the outbox already holds, and the plan for
+        the rest."""
         pairs_all = [
-            (str(o.get("id")), version_of(o)) for o in envelope_objects if isinstance(o, Mapping) and o.get("id")
+            (str(o.get("id")), version_of(o))
+            for o in envelope_objects
+            if isinstance(o, Mapping) and o.get("id") and _readable_version(o)
         ]
         already = self.store.present(OUTBOX, pairs_all)
         fresh = [
@@ -442,9 +462,25 @@ class Outbox:
             if isinstance(o, Mapping) and isinstance(o.get("object_marking_refs"), list):
                 refs.update(r for r in o["object_marking_refs"] if isinstance(r, str))
         in_envelope = {str(o.get("id")) for o in fresh if isinstance(o, Mapping)}
-        lookup = sorted(r for r in refs if r not in in_envelope and r not in TLP_2_0 and r not in TLP_1_0)
+        # The definitions the objects reference, and those the envelope brings that the outbox
+        # already holds: a marking definition is never versioned, so one that differs from the
+        # stored one is refused (plan_envelope), never taken as the marking's new meaning.
+        redefined = {
+            str(o.get("id")) for o in fresh if isinstance(o, Mapping) and o.get("type") == "marking-definition"
+        }
+        lookup = sorted({r for r in refs if r not in in_envelope and r not in TLP_2_0 and r not in TLP_1_0} | redefined)
         known = self.store.bodies(OUTBOX, lookup)
         plan = plan_envelope(fresh, policy=self.policy, topics=self.topics, known_definitions=known)
+        return already, plan
+
+    def accept(self, envelope_objects: Sequence[object], *, owner: str, wait: bool) -> dict[str, Any]:
+        """Plan an envelope, record its status resource, queue its reports and, if ``wait``,
+        wait (up to the configured time) until they are decided. The status resource as it
+        stands then."""
+        now = self.clock()
+        request_ts = stix_timestamp(now)
+        status_id = str(uuid.uuid4())
+        already, plan = self._plan(envelope_objects)
         successes = _details(sorted(already), request_ts, "already sent")
         successes += _details(
             [(str(d["id"]), version_of(d)) for d in plan.definitions],
@@ -549,8 +585,10 @@ class Outbox:
     def _record(self, jobs: list[_Job], results: list[SendResult]) -> None:
         it = iter(results)
         now = self.clock()
-        sent_objects: list[NewObject] = []
+        sent: list[list[NewObject]] = []
         for job in jobs:
+            sent_objects: list[NewObject] = []
+            sent.append(sent_objects)
             for g in job.groups:
                 res = next(it)
                 members = g.members()
@@ -572,22 +610,41 @@ class Outbox:
             job.body["failure_count"] = len(job.body["failures"])
             if job.body["pending_count"] == 0:
                 job.body["status"] = "complete"
+        recorded = [job.recorded for job in jobs]
         try:
             # The sent objects of every envelope of the batch, in order, and their statuses: one
             # transaction (a status never says complete without its objects stored).
             with self.store.writing() as w:
-                if sent_objects:
-                    w.add(OUTBOX, sent_objects, now=now)
+                everything = [o for objs in sent for o in objs]
+                if everything:
+                    w.add(OUTBOX, everything, now=now)
                 for job in jobs:
                     self._store_status(w, job)
         except Exception:  # the statuses must still be answered to the waiting POSTs
-            log.exception("recording the sent TAXII objects failed")
-            for job in jobs:
-                try:  # the reports' results, at least: they are what the exchange decided
-                    with self.store.writing() as w:
-                        self._store_status(w, job)
-                except Exception:
-                    log.exception("recording TAXII status %s failed", job.status_id)
+            log.exception("recording the sent TAXII objects failed; recording each envelope alone")
+            for job, objs, was in zip(jobs, sent, recorded, strict=True):
+                job.recorded = was  # the failed transaction stored no status
+                self._record_alone(job, objs, now)
+
+    def _record_alone(self, job: _Job, objs: list[NewObject], now: datetime) -> None:
+        """One envelope's sent objects and status, when the batch's transaction failed: one
+        envelope's failure does not keep the others' objects out of the outbox."""
+        was = job.recorded
+        try:
+            with self.store.writing() as w:
+                if objs:
+                    w.add(OUTBOX, objs, now=now)
+                self._store_status(w, job)
+        except Exception:
+            log.exception("recording the sent TAXII objects of status %s failed", job.status_id)
+            job.recorded = was
+        else:
+            return
+        try:  # the reports' results, at least: they are what the exchange decided
+            with self.store.writing() as w:
+                self._store_status(w, job)
+        except Exception:
+            log.exception("recording TAXII status %s failed", job.status_id)
 
     @staticmethod
     def _store_status(w: TaxiiWrite, job: _Job) -> None:
