@@ -7,6 +7,7 @@ KOR's node to local TAK listeners, only where the marking allows."""
 
 from __future__ import annotations
 
+import json
 import queue
 import socket
 import socketserver
@@ -265,7 +266,11 @@ def test_jpn_sends_through_the_exchange_and_kor_reads_its_inbox(world: dict[str,
     # The topic collection holds the same.
     topic_view = collection(root_of(kor), "inbox-dprk.missile").get_objects(type="indicator")
     assert {o["id"] for o in topic_view["objects"]} >= {launch["id"], relayable["id"]}
-    assert collection(root_of(kor), "inbox-dprk.nuclear").get_objects() == {}
+    # No nuclear delivery: that view holds only what every view serves, the definitions and
+    # identities objects of any topic reference (docs/interop.md §3.2).
+    nuclear = collection(root_of(kor), "inbox-dprk.nuclear").get_objects().get("objects", [])
+    assert {o["type"] for o in nuclear} <= {"marking-definition", "extension-definition", "identity"}, nuclear
+    assert not [o for o in nuclear if o["type"] == "marking-definition" and "delivery_id" in json.dumps(o)]
 
 
 def test_status_polling_added_after_match_and_pages(world: dict[str, Any]) -> None:

@@ -259,6 +259,30 @@ def test_topic_collections_are_views_of_the_inbox(node: dict[str, Any]) -> None:
     assert c.get(one, headers=basic()).status_code == 404
 
 
+def test_a_topic_view_serves_every_definition_and_identity_its_objects_reference(node: dict[str, Any]) -> None:
+    # The originator's marking definition, the extension definition and the identities are
+    # stored once, by the first delivery (here of another topic): every view still serves them,
+    # so that no reference in a view dangles; the other topic's delivery marking stays out.
+    receive(node["service"], [SECRET, {**ind(2, topic="dprk.nuclear.test"), "object_marking_refs": [SECRET["id"]]}],
+            topic="dprk.nuclear.test", n=1)  # fmt: skip
+    receive(
+        node["service"], [SECRET, {**ind(1), "object_marking_refs": [SECRET["id"]]}], topic="dprk.missile.launch", n=2
+    )
+    c = node["client"]
+    view = c.get(inbox_url(node, "inbox-dprk.missile"), headers=basic()).json()["objects"]
+    ids = {o["id"] for o in view}
+    served = {o["id"]: o for o in view}
+    indicator = served[ind(1)["id"]]
+    dangling = {r for r in [*indicator["object_marking_refs"], indicator["created_by_ref"]] if r not in ids}
+    extensions = {k for o in view for k in o.get("extensions", {}) if k.startswith("extension-definition--")}
+    assert not dangling and extensions <= ids, (dangling, extensions - ids)
+    assert ind(2)["id"] not in ids
+    other = [o for o in view if o["type"] == "marking-definition" and o["id"] not in indicator["object_marking_refs"]]
+    assert other == [], other  # delivery d-1's own marking is in its topic's view only
+    for oid in (SECRET["id"], indicator["created_by_ref"]):
+        assert c.get(f"{inbox_url(node, 'inbox-dprk.missile')}{oid}/", headers=basic()).status_code == 200
+
+
 def test_post_waits_for_its_reports_or_answers_pending_when_asked(node: dict[str, Any]) -> None:
     c, sender = node["client"], node["sender"]
     post = {**basic(), "Content-Type": TAXII}
@@ -552,3 +576,14 @@ def test_a_batch_whose_objects_the_store_refuses_still_stores_the_other_envelope
         sender.gate.set()
         outbox.stop()
         engine.dispose()
+
+
+def test_head_answers_as_get_without_a_body(node: dict[str, Any]) -> None:
+    receive(node["service"], [ind(1)])
+    c = node["client"]
+    for url in ("/", "/api/", "/api/collections/", inbox_url(node), f"{inbox_url(node)}{ind(1)['id']}/"):
+        got, head = c.get(url, headers=basic()), c.head(url, headers=basic())
+        assert head.status_code == got.status_code == 200, url
+        assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"] == TAXII
+        assert head.headers.get("x-taxii-date-added-first") == got.headers.get("x-taxii-date-added-first")
+    assert c.head(inbox_url(node)).status_code == 401  # the same checks as GET

@@ -362,7 +362,9 @@ def create_taxii_app(service: TaxiiService, *, prefix: str = "/taxii2") -> FastA
         (f"{collection}/objects/{{object_id}}/", ["GET", "DELETE"], routes.one_object),
         (f"{collection}/objects/{{object_id}}/versions/", ["GET"], routes.versions),
     ]
-    for path, methods, handler in table:
+    for path, listed, handler in table:
+        # HEAD wherever GET is (RFC 9110 §9.3.2): the same status and headers, no body.
+        methods = [*listed, "HEAD"] if "GET" in listed else listed
         app.add_api_route(path, handler, methods=methods, include_in_schema=False)
         # Also without the trailing slash: clients build some URLs without it (taxii2-client's
         # status URL).

@@ -30,8 +30,12 @@ from gsomia.interop.stix import (
     MarkingPolicy,
     ReportGroup,
     TopicMap,
+    delivered_marking_definition,
     delivery_objects,
+    extension_definition,
+    gsomia_identity,
     parse_timestamp,
+    party_identity,
     plan_envelope,
     read_bundle,
     stix_timestamp,
@@ -39,6 +43,7 @@ from gsomia.interop.stix import (
 )
 from gsomia.node.batches import BatchWorker
 from gsomia.node.taxii.store import (
+    SHARED_TOPIC,
     NewObject,
     Page,
     Query,
@@ -735,7 +740,16 @@ def inbox_objects(
     if content_type.replace(" ", "").lower() not in (STIX_MEDIA_TYPE, "application/stix+json"):
         return []
     objs = delivery_objects(read_bundle(payload), delivered=delivered, created=created, originator_name=originator_name)
-    return [NewObject(body=o, topic=topic, delivery=delivered.delivery) for o in objs]
+    own_marking = delivered_marking_definition(delivered, created=created)["id"]
+    shared = {extension_definition()["id"], gsomia_identity()["id"], party_identity(delivered.originator.party)["id"]}
+
+    def topic_of(o: Mapping[str, Any]) -> str:
+        # What objects of any topic reference is in every topic view; the delivery's own
+        # marking and its data objects are in its topic's.
+        common = o["id"] in shared or (o["type"] == "marking-definition" and o["id"] != own_marking)
+        return SHARED_TOPIC if common else topic
+
+    return [NewObject(body=o, topic=topic_of(o), delivery=delivered.delivery) for o in objs]
 
 
 __all__ = [

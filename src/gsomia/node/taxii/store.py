@@ -91,6 +91,18 @@ tokens = Table(
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+SHARED_TOPIC = ""
+"""The topic of what every topic view serves: the extension and marking definitions and the
+identities that the objects of every topic reference (stored once, by whichever delivery brought
+them first)."""
+
+
+def _in_view(prefix: str) -> Any:
+    """The rows of the topic view of ``prefix``: its topic and those below it, and the shared."""
+    c = objects.c
+    return or_(c.topic == SHARED_TOPIC, c.topic == prefix, c.topic.startswith(prefix + ".", autoescape=True))
+
+
 def to_us(at: datetime) -> int:
     """Microseconds since 1970-01-01T00:00Z of an aware instant."""
     delta = at.astimezone(UTC) - _EPOCH
@@ -459,7 +471,7 @@ class TaxiiStore:
         if q.spec_versions:
             conds.append(c.spec_version.in_(q.spec_versions))
         if q.topic_prefix is not None and q.topic_prefix != "*":
-            conds.append(or_(c.topic == q.topic_prefix, c.topic.startswith(q.topic_prefix + ".", autoescape=True)))
+            conds.append(_in_view(q.topic_prefix))
         v = q.versions
         if not v.all:
             alternatives: list[Any] = []
@@ -486,7 +498,7 @@ class TaxiiStore:
         c = objects.c
         conds: list[Any] = [c.collection == collection, c.stix_id == stix_id]
         if topic_prefix is not None and topic_prefix != "*":
-            conds.append(or_(c.topic == topic_prefix, c.topic.startswith(topic_prefix + ".", autoescape=True)))
+            conds.append(_in_view(topic_prefix))
         with self._read() as conn:
             return conn.execute(select(c.seq).where(*conds).limit(1)).first() is not None
 
