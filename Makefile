@@ -4,6 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): one per core, at most 4 (each starts its own servers,
+# PostgreSQL cluster and browser); 0 runs the suite in this process. A file's tests stay in
+# one process, in order (--dist loadfile): some share a module's server.
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ "$$n" -gt 4 ] && n=4; echo $$n)
 DEMO_PORT ?= 8000
 
 .PHONY: demo test lint bench install install-dev system-packages clean serve web web-check console console-check
@@ -32,7 +36,7 @@ demo: install
 ## with coverage of src/gsomia (subprocesses too); first installs the Debian packages it needs
 ## (scripts/system-packages.sh), fails under the floor in pyproject.toml, and lists the 15 slowest tests
 test: system-packages install-dev web-check console-check
-	$(BIN)/python -m pytest -q --cov --cov-report=html:artifacts/coverage --durations=15 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --cov --cov-report=html:artifacts/coverage --durations=15 $(PYTEST_ARGS)
 
 ## system-packages: PostgreSQL, Chromium, CJK fonts, Node.js and npm from Debian (as root; otherwise prints the command)
 system-packages:
