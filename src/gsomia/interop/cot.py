@@ -196,7 +196,50 @@ def proto_to_xml(data: bytes) -> bytes:
     event.set("time", stamp(ev.sendTime))
     event.set("start", stamp(ev.startTime))
     event.set("stale", stamp(ev.staleTime))
+    for name in ("access", "qos", "opex"):
+        if getattr(ev, name):
+            event.set(name, getattr(ev, name))
+    if ev.HasField("detail"):
+        detail = event.find("detail")
+        if detail is None:
+            detail = ET.SubElement(event, "detail")
+        detail.extend(_proto_detail(ev.detail))
     return bytes(pytak.serialize_cot(event))
+
+
+# The TAK protocol's typed detail fields: (field, CoT XML element, attributes), as takproto
+# maps them from XML.
+_TYPED_DETAIL = (
+    ("contact", "contact", ("endpoint", "callsign")),
+    ("group", "__group", ("name", "role")),
+    ("precisionLocation", "precisionlocation", ("geopointsrc", "altsrc")),
+    ("status", "status", ("battery",)),
+    ("takv", "takv", ("device", "platform", "os", "version")),
+    ("track", "track", ("speed", "course")),
+)
+
+
+def _proto_detail(detail: Any) -> list[ET.Element]:
+    """The CoT ``<detail>`` children a TAK protocol detail carries: its ``xmlDetail`` (the
+    elements the typed fields do not cover, as XML text) and its typed fields (a track's speed
+    and course, a contact, a group…), so that nothing of the event is lost on the way to XML.
+
+    Raises:
+        InvalidInput: ``xmlDetail`` is not XML elements (or carries a DTD).
+    """
+    out: list[ET.Element] = []
+    if detail.xmlDetail:
+        text = f"<detail>{detail.xmlDetail}</detail>".encode()
+        _refuse_dtd(text)
+        try:
+            out += list(ET.fromstring(text))  # noqa: S314 - no DTD (refused above), size bounded by the message
+        except ET.ParseError as e:
+            raise InvalidInput(f"a TAK protocol detail that is not XML: {e}") from e
+    for field, tag, attributes in _TYPED_DETAIL:
+        if detail.HasField(field):
+            message = getattr(detail, field)
+            out.append(ET.Element(tag, {a: str(getattr(message, a)) for a in attributes}))
+    return out
 
 
 def read_event(data: bytes) -> CotEvent:

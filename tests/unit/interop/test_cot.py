@@ -248,3 +248,22 @@ def test_udp_keeps_a_tak_message_whole_and_trims_only_xml() -> None:
     finally:
         listeners.stop()
     assert sorted(offered) == sorted([tak, EVENT])
+
+
+def test_a_tak_message_keeps_its_detail_and_marking_attributes_in_xml() -> None:
+    # Typed detail fields (a track's speed and course, a contact) and the elements only
+    # xmlDetail carries (remarks) come back as the XML event had them.
+    xml = EVENT.replace(
+        b'<detail><track speed="1800"/></detail>',
+        b'<detail><track speed="1800.5" course="95.0"/><contact callsign="SENTINEL-1"/>'
+        b"<remarks>TEL seen leaving the site</remarks></detail>",
+    )
+    for framing in (None, takproto.TAKProtoVer.STREAM):
+        event = ET.fromstring(read_event(bytes(xml2proto(xml.decode(), framing))).xml)
+        detail = event.find("detail")
+        assert detail is not None
+        track, contact = detail.find("track"), detail.find("contact")
+        assert track is not None and (float(track.get("speed", "")), float(track.get("course", ""))) == (1800.5, 95.0)
+        assert contact is not None and contact.get("callsign") == "SENTINEL-1"
+        assert detail.findtext("remarks") == "TEL seen leaving the site"
+        assert (event.get("access"), event.get("uid")) == ("Unclassified", "t-1")
