@@ -221,6 +221,8 @@ def test_a_stream_length_that_never_ends_closes_the_stream_not_fills_memory() ->
         split_stream(bytearray(b"\xbf" + b"\xff" * 10 + b"x" * 1000))
     with pytest.raises(InvalidInput, match="over the size limit"):
         split_stream(bytearray(b"\xbf\xff\xff\xff"))
+    with pytest.raises(InvalidInput, match="longer than a varint"):
+        split_stream(bytearray(b"\xbf" + b"\x80" * 11))  # continuation bytes that add nothing
     partial = bytearray(b"\xbf\x81")  # the length's next byte has not arrived
     assert split_stream(partial) == [] and partial == b"\xbf\x81"
 

@@ -157,6 +157,8 @@ def split_stream(buffer: bytearray) -> list[bytes]:
         if buffer[0] == _TAK_MAGIC:
             length, shift, i = 0, 0, 1
             while i < len(buffer):
+                if i > 10:  # a varint is at most 10 bytes; 0x80s would add nothing for ever
+                    raise InvalidInput("a TAK protocol message length longer than a varint")
                 b = buffer[i]
                 length |= (b & 0x7F) << shift
                 i += 1
