@@ -170,6 +170,7 @@ class NodeUsers:
                 select(func.count()).where(login_failures.c.subject == subject, login_failures.c.at >= since)
             ).scalar_one()
         if failures >= MAX_FAILURES:
+            self.absent(password)  # as long as any other refusal: the time does not tell this one
             return False
         try:
             ok = bool(self._hasher.verify(record.password_hash, password))

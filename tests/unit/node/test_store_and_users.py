@@ -11,6 +11,7 @@ import threading
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from argon2 import PasswordHasher
@@ -18,6 +19,7 @@ from argon2 import PasswordHasher
 from gsomia.errors import Conflict, InvalidInput, LedgerInvalid, NotAuthenticated, NotPermitted, StorageError
 from gsomia.node.audit import AuditLog
 from gsomia.node.config import KEY_ENV, NodeConfig, create_node_key, read_node_key
+from gsomia.node.interop import NodeUsers
 from gsomia.node.store import NodeStore, audit_log
 from gsomia.node.users import IDLE, MAX_FAILURES, LoginThrottled, Role, UserService
 
@@ -235,3 +237,28 @@ def test_the_audit_log_is_append_only_and_chained(store: NodeStore) -> None:
         c.execute(audit_log.update().where(audit_log.c.id == 2).values(username="chief"))
     with pytest.raises(LedgerInvalid, match="row 2"):
         log.verify()
+
+
+def test_taxii_refusals_all_cost_one_argon2_check(store: NodeStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An unknown user, a wrong password and a throttled user are answered after the same work,
+    # so that the time of a 401 does not tell which usernames exist.
+    users = UserService(store, hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    users.add("duty", "correct horse battery", Role.OFFICER, by="test")
+    taxii = NodeUsers(SimpleNamespace(store=store, users=users))  # type: ignore[arg-type]
+    checks: list[str] = []
+    real = PasswordHasher.verify
+
+    def counted(self: PasswordHasher, hash: str, password: str | bytes) -> bool:
+        checks.append(str(password))
+        return bool(real(self, hash, password))
+
+    monkeypatch.setattr(PasswordHasher, "verify", counted)
+    record = taxii.lookup("duty")
+    assert record is not None
+    for _ in range(6):  # five failures, then throttled
+        checks.clear()
+        assert taxii.verify(record, "wrong") is False
+        assert len(checks) == 1
+    checks.clear()
+    taxii.absent("anything")
+    assert len(checks) == 1
