@@ -33,7 +33,14 @@ BODY_TIMEOUT = 1.0
 SLACK = 20.0
 """A generous bound on how late the server may act on a timeout on a loaded machine."""
 
-EDGE_INSTANTS = ("0001-01-01T00:00+14:00", "9999-12-31T23:59-14:00")
+EDGE_INSTANTS = (
+    "0001-01-01T00:00+14:00",
+    "9999-12-31T23:59-14:00",
+    # In range as written, not in UTC as stored: an agreement event recorded with it was
+    # refused on every read after, and the exchange with it.
+    "2999-12-31T23:59-14:00",
+    "1900-01-01T00:00+14:00",
+)
 
 
 @pytest.fixture(scope="module")

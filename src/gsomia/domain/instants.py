@@ -5,8 +5,8 @@ rules (term ends, notice deadlines) are computed in an agreement's own zone (doc
 Nothing here reads the clock.
 
 Instants a user gives are bounded to the years :data:`FIRST_YEAR` to :data:`LAST_YEAR` (1900 to
-2999), as written, in the instant's own offset or zone: every agreement the product models lies
-far inside, and the bound keeps any instant, shifted into any zone or by a term, a notice period
+2999), as written, in the instant's own offset or zone, and in UTC (as they are stored):
+every agreement the product models lies far inside, and the bound keeps any instant, shifted into any zone or by a term, a notice period
 or a relay delay, far from the edges of ``datetime`` (years 1 and 9999), where a conversion
 overflows.
 """
@@ -62,8 +62,14 @@ def require_aware(at: datetime, what: str = "instant") -> datetime:
 
 
 def supported(at: datetime) -> bool:
-    """True if ``at``'s year, in its own offset, is in the supported range (see the module)."""
-    return FIRST_YEAR <= at.year <= LAST_YEAR
+    """True if ``at``'s year is in the supported range (see the module) in its own offset and,
+    for an aware instant, in UTC too: what is accepted as written must also read back as
+    stored (in UTC), or a stored record would be refused on every later read."""
+    if not FIRST_YEAR <= at.year <= LAST_YEAR:
+        return False
+    if at.tzinfo is None or at.utcoffset() is None:
+        return True
+    return FIRST_YEAR <= at.astimezone(UTC).year <= LAST_YEAR  # a year in range: no overflow
 
 
 def require_supported(at: datetime, what: str = "instant") -> datetime:
