@@ -159,20 +159,25 @@ def test_a_worker_that_never_begins_to_serve_is_killed_and_stops_the_supervisor(
     assert gone(pid), "the worker that hung is still running"
 
 
+START = 8.0
+"""The start-up deadline of the tests whose first workers must serve: a spawned worker on a
+loaded machine (the suite runs one process per core) can take more than a second to start."""
+
+
 def test_once_a_worker_has_served_a_replacement_that_hangs_is_killed_and_tried_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mark = tmp_path / "mark"
     monkeypatch.setenv("GSOMIA_TEST_MARK", str(mark))
     supervisor = Supervisor(
-        Listen("127.0.0.1", free_port(), graceful_seconds=1, start_seconds=1), 2, target=serves_then_hangs
+        Listen("127.0.0.1", free_port(), graceful_seconds=1, start_seconds=START), 2, target=serves_then_hangs
     )
     runner, result = running(supervisor)
     try:
         assert wait_until(lambda: supervisor.serving() == 2)
         first, second = supervisor.pids()
         os.kill(second, signal.SIGKILL)
-        # try 2 hangs and is killed after 1 s; try 3 comes 1 s later
+        # try 2 hangs and is killed after START s; try 3 comes 1 s later
         assert wait_until(lambda: mark.stat().st_size >= 4, 120), f"{mark.stat().st_size} tries"
         assert runner.is_alive() and not supervisor.failed
         assert first in supervisor.pids(), "the worker that serves was touched"
@@ -188,7 +193,7 @@ def test_a_restart_whose_replacement_hangs_keeps_the_workers_that_serve(
 ) -> None:
     monkeypatch.setenv("GSOMIA_TEST_MARK", str(tmp_path / "mark"))
     supervisor = Supervisor(
-        Listen("127.0.0.1", free_port(), graceful_seconds=1, start_seconds=1), 2, target=serves_then_hangs
+        Listen("127.0.0.1", free_port(), graceful_seconds=1, start_seconds=START), 2, target=serves_then_hangs
     )
     runner, result = running(supervisor)
     try:
@@ -196,7 +201,8 @@ def test_a_restart_whose_replacement_hangs_keeps_the_workers_that_serve(
         before = supervisor.pids()
         supervisor.restart()
         assert wait_until(lambda: (tmp_path / "mark").stat().st_size >= 3), "no replacement was started"
-        assert wait_until(lambda: len(multiprocessing.active_children()) == 2, 10), "the hung replacement runs on"
+        hung_gone = wait_until(lambda: len(multiprocessing.active_children()) == 2, START + 20)
+        assert hung_gone, "the hung replacement runs on"
         assert supervisor.pids() == before and supervisor.serving() == 2
     finally:
         supervisor.stop()
