@@ -90,6 +90,17 @@ class KeyRing:
         assert found is not None  # noqa: S101 - just read from the same table
         return found
 
+    def pending(self) -> PartyKeys | None:
+        """The newest key set kept but not yet registered with the exchange, if any."""
+        with self.store.read() as c:
+            fp = c.execute(
+                select(party_keys.c.fingerprint)
+                .where(party_keys.c.state == "pending")
+                .order_by(party_keys.c.created_at.desc())
+                .limit(1)
+            ).scalar()
+        return None if fp is None else self.get(str(fp))
+
     def get(self, fingerprint: str) -> PartyKeys | None:
         """The key set with this public fingerprint, whatever its state (docs/protocol.md §4.4 step 2)."""
         with self._lock:

@@ -31,7 +31,6 @@ from gsomia.errors import (
     ExchangeUnreachable,
     GsomiaError,
     InvalidInput,
-    NotPermitted,
     StorageError,
     UnknownEntity,
 )
@@ -654,16 +653,27 @@ class NodeService:
 
     def rotate_keys(self, user: str) -> dict[str, Any]:
         """Generate a new key set, keep it, register it with the exchange and make it current;
-        earlier sets are kept (retired) to open older deliveries.
+        earlier sets are kept (retired) to open older deliveries. A set kept by an attempt
+        the exchange did not answer is the one the next attempt registers (no second one).
 
         Raises:
             ExchangeUnreachable: the exchange could not be reached (the new set stays pending
-                and is registered by the next rotation attempt).
+                and is registered by the next rotation attempt; the attempt is audited).
         """
         current = self.keyring.current()
-        fresh = PartyKeys.generate(self.config.party, current.profile)
-        self.keyring.add(fresh, state="pending")
-        self.register_keys(fresh)
+        fresh = self.keyring.pending()
+        if fresh is None:
+            fresh = PartyKeys.generate(self.config.party, current.profile)
+            self.keyring.add(fresh, state="pending")
+        try:
+            self.register_keys(fresh)
+        except ExchangeUnreachable:
+            detail = {
+                "current": current.fingerprint(),
+                "detail": "the exchange could not be reached; the set stays pending",
+            }
+            self.audit.record(user, "rotate_keys_pending", fresh.fingerprint(), detail)
+            raise
         self.audit.record(user, "rotate_keys", fresh.fingerprint(), {"retired": current.fingerprint()})
         return self.keys()["current"] or {}
 
@@ -687,10 +697,7 @@ class NodeService:
             UnknownEntity: no such user.
             NotPermitted: revoking the last active admin.
         """
-        target = self.users.get(username)
-        if target["role"] == "admin" and target["active"] and self.users.count_admins() <= 1:
-            raise NotPermitted("this is the last active admin; add another admin first")
-        user = self.users.revoke(username)
+        user = self.users.revoke(username)  # refuses the last active admin in its transaction
         self.audit.record(by, "revoke_user", username, {})
         self.bus.publish(SESSION_ENDED, {"user": username})
         return user
@@ -825,4 +832,7 @@ def _utc(text: str, what: str) -> str:
         raise InvalidInput(f"{what}: an ISO 8601 instant with an offset") from None
     if at.tzinfo is None:
         raise InvalidInput(f"{what}: give the instant's offset (e.g. +09:00)")
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
+    try:
+        return at.astimezone(UTC).isoformat(timespec="microseconds")
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise InvalidInput(f"{what}: {text!r} is out of range") from None

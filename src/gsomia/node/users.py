@@ -133,7 +133,7 @@ class UserService:
             InvalidInput: a malformed username or a password shorter than 12 characters.
             Conflict: the username exists (revoked accounts keep their name).
         """
-        if not _USERNAME.match(username):
+        if not _USERNAME.fullmatch(username):  # match's $ also matches before a final newline
             raise InvalidInput(
                 f"username {username!r}: 2 to 64 characters, lower-case letters, digits, '.', '_' or '-', a letter first"
             )
@@ -173,23 +173,23 @@ class UserService:
 
         Raises:
             UnknownEntity: no such user.
+            NotPermitted: the last active admin (counted in the transaction that revokes, so
+                two admins revoking each other at once cannot both succeed).
         """
         with self.store.write() as c:
-            found = c.execute(select(users.c.revoked_at).where(users.c.username == username)).first()
+            found = c.execute(select(users.c.revoked_at, users.c.role).where(users.c.username == username)).first()
             if found is None:
                 raise UnknownEntity(f"no user {username!r}")
+            if found[0] is None and found[1] == "admin":
+                admins = c.execute(
+                    select(func.count()).where(users.c.role == "admin", users.c.revoked_at.is_(None))
+                ).scalar_one()
+                if int(admins) <= 1:
+                    raise NotPermitted("this is the last active admin; add another admin first")
             if found[0] is None:
                 c.execute(update(users).where(users.c.username == username).values(revoked_at=iso_now()))
             c.execute(delete(sessions).where(sessions.c.username == username))
         return self.get(username)
-
-    def count_admins(self) -> int:
-        """Active admins."""
-        with self.store.read() as c:
-            n = c.execute(
-                select(func.count()).where(users.c.role == "admin", users.c.revoked_at.is_(None))
-            ).scalar_one()
-        return int(n)
 
     # --- sessions ----------------------------------------------------------------------------------
 
@@ -202,7 +202,7 @@ class UserService:
         """
         at = now or datetime.now(UTC)
         subjects = [f"user:{username[:100]}", f"addr:{client}"]
-        wait = self._throttled(subjects, at)
+        wait, attempt = self._admit(subjects, at)
         if wait:
             raise LoginThrottled(wait)
         with self.store.read() as c:
@@ -216,10 +216,7 @@ class UserService:
         except (VerificationError, InvalidHashError):
             ok = False
         if not ok or row is None:
-            with self.store.write() as c:
-                for subject in subjects:
-                    c.execute(insert(login_failures).values(subject=subject, at=at.isoformat()))
-            raise NotAuthenticated("wrong username or password")
+            raise NotAuthenticated("wrong username or password")  # the attempt stays a failure
         token = secrets.token_urlsafe(32)
         session = Session(
             username=username,
@@ -229,6 +226,7 @@ class UserService:
         )
         with self.store.write() as c:
             c.execute(delete(login_failures).where(login_failures.c.subject == subjects[0]))
+            c.execute(delete(login_failures).where(login_failures.c.id.in_(attempt)))
             if self._hasher.check_needs_rehash(str(row["password_hash"])):
                 c.execute(
                     update(users).where(users.c.username == username).values(password_hash=self._hasher.hash(password))
@@ -245,7 +243,11 @@ class UserService:
             )
         return token, session
 
-    def _throttled(self, subjects: list[str], at: datetime) -> int:
+    def _admit(self, subjects: list[str], at: datetime) -> tuple[int, list[int]]:
+        """How long the subjects must wait (0: not throttled) and, when admitted, the ids of the
+        failures recorded for this attempt before its password is checked: in the transaction
+        that counts them, so that attempts made at once each take a place in the window and no
+        more than :data:`MAX_FAILURES` are ever checked (a successful login removes its own)."""
         since = (at - WINDOW).isoformat()
         wait = 0
         with self.store.write() as c:
@@ -264,7 +266,14 @@ class UserService:
                     # free again when enough failures have left the window
                     oldest = datetime.fromisoformat(times[len(times) - MAX_FAILURES])
                     wait = max(wait, int((oldest + WINDOW - at).total_seconds()) + 1)
-        return wait
+            if wait:
+                return wait, []
+            ids: list[int] = []
+            for subject in subjects:
+                key = c.execute(insert(login_failures).values(subject=subject, at=at.isoformat())).inserted_primary_key
+                if key is not None:
+                    ids.append(int(key[0]))
+        return 0, ids
 
     def session(self, token: str | None, *, now: datetime | None = None) -> Session:
         """The live session of a cookie value, touched.

@@ -15,8 +15,10 @@ from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
 from gsomia.client.http import ExchangeClient
+from gsomia.crypto import PartyKeys
 from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.crypto.signing import ExchangeSigner
+from gsomia.errors import ExchangeUnreachable
 from gsomia.node.app import CSP, create_node_app
 from gsomia.node.config import NodeConfig
 from gsomia.node.service import NodeService
@@ -208,6 +210,19 @@ def test_an_inbox_cursor_that_is_not_ascii_digits_is_a_422_never_a_5xx(app: Fast
     run(app, test)
 
 
+@pytest.mark.parametrize("params", [{"from": "0001-01-01T00:00:00+01:00"}, {"to": "9999-12-31T23:59:59-01:00"}])
+def test_an_inbox_filter_instant_outside_the_calendar_in_utc_is_a_422_never_a_5xx(
+    app: FastAPI, params: dict[str, str]
+) -> None:
+    async def test(client: Client) -> None:
+        await login(client, "duty")
+        r = await client.get("/api/inbox", params=params)
+        assert r.status_code == 422, r.text
+        assert r.json()["type"] == "urn:gsomia:problem:invalid-input"
+
+    run(app, test)
+
+
 @pytest.mark.parametrize("before", [str(2**63), "9" * 30, "0", "x"])
 def test_an_audit_page_before_an_id_no_store_holds_is_a_422_never_a_5xx(app: FastAPI, before: str) -> None:
     async def test(client: Client) -> None:
@@ -241,3 +256,20 @@ def test_a_received_json_payload_no_answer_can_carry_is_shown_as_text(app: FastA
         assert shown["json"] is None and shown["text"] == payload.decode() and shown["size"] == len(payload)
 
     run(app, test)
+
+
+def test_a_rotation_the_exchange_does_not_answer_is_audited_and_keeps_one_pending_set(tmp_path: Path) -> None:
+    service = kor_node(tmp_path)
+    try:
+        service.keyring.add(PartyKeys.generate("KOR"), state="current", registered_at="2019-11-22T00:00:00+00:00")
+        for _ in range(2):
+            with pytest.raises(ExchangeUnreachable):
+                service.rotate_keys("chief")
+        states = [k["state"] for k in service.keyring.history()]
+        assert sorted(states) == ["current", "pending"], states  # the second attempt reuses the first's set
+        pending = service.keyring.pending()
+        assert pending is not None
+        actions = [(r["action"], r["target"]) for r in service.audit.page(limit=10)["items"]]
+        assert actions == [("rotate_keys_pending", pending.fingerprint())] * 2
+    finally:
+        service.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
 import shutil
@@ -262,3 +263,74 @@ def test_taxii_refusals_all_cost_one_argon2_check(store: NodeStore, monkeypatch:
     checks.clear()
     taxii.absent("anything")
     assert len(checks) == 1
+
+
+def test_guesses_made_at_once_check_no_more_passwords_than_the_throttle_allows(
+    people: UserService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each attempt takes its place in the window before its password is checked: a burst of
+    # guesses sent together cannot all be checked before the first failure is written.
+    checked: list[str] = []
+    gate = threading.Barrier(3, timeout=2)
+    real = PasswordHasher.verify
+
+    def slow(self: PasswordHasher, hash: str, password: str | bytes) -> bool:
+        checked.append(str(password))
+        with contextlib.suppress(threading.BrokenBarrierError):
+            gate.wait()  # the guesses are all in flight together
+        return bool(real(self, hash, password))
+
+    monkeypatch.setattr(PasswordHasher, "verify", slow)
+    outcomes: list[str] = []
+
+    def guess(n: int) -> None:
+        try:
+            people.login("chief", f"guess number {n}", client=f"10.3.0.{n}")
+        except LoginThrottled:
+            outcomes.append("throttled")
+        except NotAuthenticated:
+            outcomes.append("wrong")
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(3 * MAX_FAILURES)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(checked) <= MAX_FAILURES, f"{len(checked)} passwords checked"
+    assert outcomes.count("wrong") == len(checked) and outcomes.count("throttled") == len(threads) - len(checked)
+    monkeypatch.setattr(PasswordHasher, "verify", real)
+    # A successful login frees the place its own attempt took (the address may log in again).
+    assert people.login("duty", PASSWORD, client="10.4.0.1")[1].username == "duty"
+    for _ in range(MAX_FAILURES):
+        assert people.login("duty", PASSWORD, client="10.4.0.1")[1].username == "duty"
+
+
+@pytest.mark.parametrize("name", ["chief\n", "duty\n", "new\n", " new", "new\t"])
+def test_a_username_with_a_trailing_newline_or_space_is_refused(people: UserService, name: str) -> None:
+    # "chief\n" would be another account that prints as chief in the audit log.
+    with pytest.raises(InvalidInput):
+        people.add(name, PASSWORD, Role.ADMIN, by="chief")
+
+
+def test_two_admins_revoking_each_other_at_once_leave_one(people: UserService, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The last-admin rule is checked in the transaction that revokes: of two crossing
+    # revocations, one is refused, whatever the timing.
+    people.add("chief2", PASSWORD, Role.ADMIN, by="chief")
+    outcomes: list[str] = []
+    gate = threading.Barrier(2, timeout=10)
+
+    def revoke(name: str) -> None:
+        gate.wait()
+        try:
+            people.revoke(name)
+            outcomes.append("revoked")
+        except NotPermitted:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=revoke, args=(n,)) for n in ("chief", "chief2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["refused", "revoked"]
+    assert [u["username"] for u in people.all() if u["role"] == "admin" and u["active"]] in (["chief"], ["chief2"])
