@@ -60,16 +60,7 @@ class CotEvent:
         Raises:
             InvalidInput: ``time`` is not an ISO 8601 instant with an offset.
         """
-        try:
-            at = datetime.fromisoformat(self.time.replace("Z", "+00:00"))
-        except ValueError as e:
-            raise InvalidInput(f"CoT time {self.time!r} is not an instant") from e
-        if at.tzinfo is None:
-            raise InvalidInput(f"CoT time {self.time!r} has no offset")
-        try:
-            return at.astimezone(UTC)
-        except OverflowError as e:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-            raise InvalidInput(f"CoT time {self.time!r} is out of range") from e
+        return _cot_instant("time", self.time)
 
 
 def parse_cot(data: bytes) -> CotEvent:
@@ -102,15 +93,23 @@ def parse_cot(data: bytes) -> CotEvent:
 
 
 def _cot_instant(name: str, text: str | None) -> datetime:
+    """The event attribute ``name`` (``time``, ``start``, ``stale``) as an aware UTC instant.
+
+    Raises:
+        InvalidInput: missing, not an ISO 8601 instant with an offset, or out of range in UTC.
+    """
     if not text:
         raise InvalidInput(f"a CoT event needs {name} (an ISO 8601 instant with an offset)")
     try:
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if at.tzinfo is None:
-            raise InvalidInput(f"CoT {name} {text!r} has no offset")
-        return at.astimezone(UTC)
-    except (ValueError, OverflowError) as e:
+    except ValueError as e:
         raise InvalidInput(f"CoT {name} {text!r} is not an instant") from e
+    if at.tzinfo is None:
+        raise InvalidInput(f"CoT {name} {text!r} has no offset")
+    try:
+        return at.astimezone(UTC)
+    except OverflowError as e:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise InvalidInput(f"CoT {name} {text!r} is out of range") from e
 
 
 def _check_times(root: ET.Element) -> None:

@@ -187,7 +187,7 @@ def _event(**attrs: str) -> bytes:
 @pytest.mark.parametrize(
     ("attrs", "reason"),
     [
-        ({"time": "0001-01-01T00:00:00+01:00"}, "CoT time '0001-01-01T00:00:00+01:00' is not an instant"),
+        ({"time": "0001-01-01T00:00:00+01:00"}, "CoT time '0001-01-01T00:00:00+01:00' is out of range"),
         ({"start": ""}, "needs start"),
         ({"stale": ""}, "needs stale"),
         ({"stale": "yesterday"}, "CoT stale 'yesterday' is not an instant"),
