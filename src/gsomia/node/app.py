@@ -583,6 +583,11 @@ def create_node_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, e: StarletteHTTPException) -> JSONResponse:
+        if e.status_code == 400 and isinstance(e.__cause__, ValueError):
+            # JSON the parser refuses past its syntax (an integer of more than 4,300 digits):
+            # the framework says 400 "error parsing the body"; it is a body like any malformed one
+            reason = str(e.__cause__).split(";")[0]
+            return problem(422, "invalid-request", f"the request body is not JSON the console reads: {reason}")
         kind = {404: "not-found", 405: "method-not-allowed"}.get(e.status_code, "http")
         return problem(e.status_code, kind, str(e.detail), dict(e.headers or {}))
 

@@ -199,6 +199,21 @@ def test_what_a_hostile_exchange_answers_is_never_a_500(
     run(app, test)
 
 
+def test_a_body_with_an_integer_the_parser_refuses_is_a_422_like_any_malformed_body(app: FastAPI) -> None:
+    async def test(client: Client) -> None:
+        csrf = await login(client, "chief")
+        headers = {"X-CSRF-Token": csrf, "content-type": "application/json"}
+        details = []
+        for body in [b'{"grant": ' + b"9" * 5000 + b"}", b"{"]:
+            r = await client.post("/api/consents/x", content=body, headers=headers)
+            assert r.status_code == 422, r.text
+            assert r.json()["type"] == "urn:gsomia:problem:invalid-request"
+            details.append(r.json()["detail"])
+        assert "4300 digits" in details[0] and "sys." not in details[0], details
+
+    run(app, test)
+
+
 @pytest.mark.parametrize("cursor", ["²", "٣", "12a", "-1", "9" * 19])
 def test_an_inbox_cursor_that_is_not_ascii_digits_is_a_422_never_a_5xx(app: FastAPI, cursor: str) -> None:
     async def test(client: Client) -> None:
