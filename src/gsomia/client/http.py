@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -252,12 +253,12 @@ class ExchangeClient:
 
     def register_keys(self, party: str, public: Mapping[str, Any]) -> dict[str, Any]:
         """Register a party's public keys (``PublicKeys.to_dict()``)."""
-        result: dict[str, Any] = self._json("PUT", f"/api/v1/parties/{party}/keys", json=dict(public))
+        result: dict[str, Any] = self._json("PUT", f"/api/v1/parties/{_segment(party)}/keys", json=dict(public))
         return result
 
     def public_keys(self, party: str) -> dict[str, Any]:
         """A party's registered public keys: ``{"party", "keys": [...]}``."""
-        result: dict[str, Any] = self._json("GET", f"/api/v1/parties/{party}/keys")
+        result: dict[str, Any] = self._json("GET", f"/api/v1/parties/{_segment(party)}/keys")
         return result
 
     def parties(self) -> list[str]:
@@ -324,7 +325,7 @@ class ExchangeClient:
 
     def report(self, report_id: str) -> dict[str, Any]:
         """The current result of one of the caller's reports."""
-        result: dict[str, Any] = self._json("GET", f"/api/v1/reports/{report_id}")
+        result: dict[str, Any] = self._json("GET", f"/api/v1/reports/{_segment(report_id)}")
         return result
 
     # --- inbox and deliveries -----------------------------------------------------------------------
@@ -343,7 +344,7 @@ class ExchangeClient:
 
     def delivery(self, delivery_id: str) -> dict[str, Any]:
         """A delivery as its recipient fetches it (ciphertext, wrapped key, signed origin)."""
-        result: dict[str, Any] = self._json("GET", f"/api/v1/deliveries/{delivery_id}")
+        result: dict[str, Any] = self._json("GET", f"/api/v1/deliveries/{_segment(delivery_id)}")
         return result
 
     def deliveries(self, delivery_ids: Sequence[str]) -> dict[str, Any]:
@@ -356,7 +357,7 @@ class ExchangeClient:
     def acknowledge(self, delivery_id: str) -> dict[str, Any]:
         """Acknowledge a delivery, attesting need-to-know (rule 5)."""
         result: dict[str, Any] = self._json(
-            "POST", f"/api/v1/deliveries/{delivery_id}/ack", json={"need_to_know": True}
+            "POST", f"/api/v1/deliveries/{_segment(delivery_id)}/ack", json={"need_to_know": True}
         )
         return result
 
@@ -396,7 +397,7 @@ class ExchangeClient:
     def answer_consent(self, consent_id: str, *, grant: bool, reason: str = "") -> dict[str, Any]:
         """Grant or refuse a relay of one of the caller's reports."""
         body = {"decision": "grant" if grant else "refuse", "reason": reason}
-        result: dict[str, Any] = self._json("POST", f"/api/v1/consents/{consent_id}", json=body)
+        result: dict[str, Any] = self._json("POST", f"/api/v1/consents/{_segment(consent_id)}", json=body)
         return result
 
     def add_standing_consent(self, spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -411,7 +412,7 @@ class ExchangeClient:
 
     def revoke_standing_consent(self, standing_id: str) -> dict[str, Any]:
         """Revoke one of the caller's standing consents."""
-        result: dict[str, Any] = self._json("DELETE", f"/api/v1/standing-consents/{standing_id}")
+        result: dict[str, Any] = self._json("DELETE", f"/api/v1/standing-consents/{_segment(standing_id)}")
         return result
 
     # --- incidents --------------------------------------------------------------------------------
@@ -419,25 +420,27 @@ class ExchangeClient:
     def file_incident(self, delivery_id: str, *, kind: str, description: str) -> dict[str, Any]:
         """Report the loss or compromise of a delivery (Art. 17)."""
         body = {"kind": kind, "description": description}
-        result: dict[str, Any] = self._json("POST", f"/api/v1/deliveries/{delivery_id}/incidents", json=body)
+        result: dict[str, Any] = self._json("POST", f"/api/v1/deliveries/{_segment(delivery_id)}/incidents", json=body)
         return result
 
     def incident(self, incident_id: str) -> dict[str, Any]:
         """An incident and its updates."""
-        result: dict[str, Any] = self._json("GET", f"/api/v1/incidents/{incident_id}")
+        result: dict[str, Any] = self._json("GET", f"/api/v1/incidents/{_segment(incident_id)}")
         return result
 
     def update_incident(self, incident_id: str, *, result: str = "", measures: str = "") -> dict[str, Any]:
         """Append an investigation result and measures to an incident."""
         body = {"result": result, "measures": measures}
-        answer: dict[str, Any] = self._json("POST", f"/api/v1/incidents/{incident_id}/updates", json=body)
+        answer: dict[str, Any] = self._json("POST", f"/api/v1/incidents/{_segment(incident_id)}/updates", json=body)
         return answer
 
     # --- operator and auditor -----------------------------------------------------------------------
 
     def record_event(self, agreement: str, event: Mapping[str, Any]) -> dict[str, Any]:
         """Record an agreement event (operator)."""
-        result: dict[str, Any] = self._json("POST", f"/api/v1/agreements/{agreement}/events", json=dict(event))
+        result: dict[str, Any] = self._json(
+            "POST", f"/api/v1/agreements/{_segment(agreement)}/events", json=dict(event)
+        )
         return result
 
     def exchange_stats(self) -> dict[str, Any]:
@@ -473,7 +476,7 @@ class ExchangeClient:
 
     def ledger_entry(self, index: int) -> dict[str, Any]:
         """One ledger entry: ``{"index", "entry", "body", "leaf_hash", "recorded_at"}``."""
-        result: dict[str, Any] = self._json("GET", f"/api/v1/ledger/entries/{index}")
+        result: dict[str, Any] = self._json("GET", f"/api/v1/ledger/entries/{_segment(index)}")
         return result
 
     def ledger_inclusion(self, index: int, size: int | None = None) -> dict[str, Any]:
@@ -507,7 +510,7 @@ class ExchangeClient:
 
     def register_witness(self, party: str, vkey: str) -> dict[str, Any]:
         """Register ``party``'s witness key (a ``cosignature/v1`` vkey)."""
-        result: dict[str, Any] = self._json("PUT", f"/api/v1/parties/{party}/witness", json={"vkey": vkey})
+        result: dict[str, Any] = self._json("PUT", f"/api/v1/parties/{_segment(party)}/witness", json={"vkey": vkey})
         return result
 
     def witnesses(self) -> list[dict[str, Any]]:
@@ -534,3 +537,11 @@ def _json_or_none(response: httpx.Response) -> object:
         return jsontext.parse(response.content)
     except ValueError:
         return None
+
+
+def _segment(value: object) -> str:
+    """``value`` as one path segment: every character but the unreserved ones percent-encoded
+    (RFC 3986 §2.3), so that an id can neither leave its segment (``/``, ``?``, ``#``) nor name
+    another resource (``.`` and ``..`` are dot-segments, §5.2.4), nor make an invalid URL."""
+    text = quote(str(value), safe="")
+    return text.replace(".", "%2E") if text in (".", "..") else text

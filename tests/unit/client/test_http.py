@@ -394,3 +394,37 @@ def test_a_stream_that_breaks_is_exchange_unreachable() -> None:
         assert next(events).data == {"n": 1}
         with pytest.raises(ExchangeUnreachable, match=r"event stream of http://exchange\.test broke"):
             next(events)
+
+
+# --- ids in paths -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "segment"),
+    [
+        ("?", "%3F"),  # would end the path: DELETE /api/v1/standing-consents/? (the collection)
+        ("..", "%2E%2E"),  # a dot-segment: the URL would name the parent resource
+        (".", "%2E"),
+        ("../../parties/KOR/keys", "..%2F..%2Fparties%2FKOR%2Fkeys"),
+        ("i#0", "i%230"),  # would cut the path at the fragment
+        ("\x10x", "%10x"),  # a control character: not a valid URL at all
+        ("%2F", "%252F"),
+        ("sc-1.a_b~c", "sc-1.a_b~c"),  # unreserved characters stay as they are
+    ],
+)
+def test_an_id_stays_one_path_segment_whatever_it_holds(given: str, segment: str) -> None:
+    asked: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.raw_path)
+        return httpx.Response(200, json={"id": given})
+
+    c = client(handler)
+    c.revoke_standing_consent(given)
+    c.update_incident(given, measures="m")
+    c.public_keys(given)
+    assert asked == [
+        f"/api/v1/standing-consents/{segment}".encode(),
+        f"/api/v1/incidents/{segment}/updates".encode(),
+        f"/api/v1/parties/{segment}/keys".encode(),
+    ]
