@@ -80,10 +80,15 @@ class Timeline:
     def __post_init__(self) -> None:
         object.__setattr__(self, "starts", [s.start for s in self.segments])
         # scope and maximum level as amended over time (Art. 21.2), as sorted pieces
+        # in the order they take effect (those taking effect together, in the order recorded):
+        # an amendment recorded later may take effect earlier, and until one takes effect its
+        # changes are no part of the terms
+        amendments = sorted(
+            (ev for ev in self.events if ev.kind is EventKind.AMENDMENT and ev.changes),
+            key=lambda ev: ev.effective or ev.at,
+        )
         starts, values = [BEGINNING], [(self.agreement.scope, self.agreement.max_level)]
-        for ev in self.events:
-            if ev.kind is not EventKind.AMENDMENT or not ev.changes:
-                continue
+        for ev in amendments:
             when = ev.effective or ev.at
             scope, max_level = values[-1]
             new_scope = ev.changes.get("scope")

@@ -12,6 +12,7 @@ from gsomia.domain.agreements import AgreementEvent, EventKind
 from gsomia.domain.policy import Allow, Deny, Rule
 from gsomia.domain.record import Caveats, Network, Record, WhatIf, apply_whatif, compile_network
 from gsomia.domain.routing import Decision, ReleaseRequest, Route, enforce, explain
+from gsomia.domain.topics import Scope
 from gsomia.errors import ReleaseDenied
 from tests.conftest import kst
 
@@ -223,3 +224,40 @@ def test_memoised_decisions_equal_fresh_ones_at_every_change_in_either_order(rec
                             for level in chosen.parties[o].ladder.names():
                                 req = ReleaseRequest(originator=o, recipient=r, topic=topic, level=level, at=at)
                                 assert explain(warm, req) == explain(fresh, req), req
+
+
+def test_amendments_apply_in_the_order_they_take_effect_not_the_order_recorded(record: Record) -> None:
+    # Recorded first, taking effect last: a narrower scope. Recorded second, taking effect at
+    # once: a lower maximum. Between the two, the maximum alone is amended; after both, both.
+    add = (
+        AgreementEvent(
+            id="amend-scope",
+            agreement="JPN-KOR-GSOMIA",
+            kind=EventKind.AMENDMENT,
+            at=datetime(2019, 12, 31, 15, tzinfo=UTC),
+            effective=datetime(2020, 5, 31, 15, tzinfo=UTC),
+            changes={"scope": Scope(frozenset({"dprk.nuclear"}))},
+        ),
+        AgreementEvent(
+            id="amend-max",
+            agreement="JPN-KOR-GSOMIA",
+            kind=EventKind.AMENDMENT,
+            at=datetime(2020, 1, 31, 15, tzinfo=UTC),
+            effective=datetime(2020, 1, 31, 15, tzinfo=UTC),
+            changes={"max_level": "CONFIDENTIAL"},
+        ),
+    )
+    net = compile_network(apply_whatif(record, WhatIf("two amendments", add=add)))
+    tl = net.timelines["JPN-KOR-GSOMIA"]
+    assert tl.term_starts == sorted(tl.term_starts)
+    assert tl.terms_at(datetime(2020, 3, 1, tzinfo=UTC)) == (Scope(frozenset({"*"})), "CONFIDENTIAL")
+    assert tl.terms_at(datetime(2020, 7, 1, tzinfo=UTC)) == (Scope(frozenset({"dprk.nuclear"})), "CONFIDENTIAL")
+    for when in (datetime(2020, 3, 1, tzinfo=UTC), datetime(2020, 7, 1, tzinfo=UTC)):
+        secret = explain(
+            net, ReleaseRequest(originator="JPN", recipient="KOR", topic="dprk.missile.launch", level="極秘", at=when)
+        )
+        assert "JPN-KOR-GSOMIA" not in secret.agreements, (when, secret)  # 極秘 is SECRET: above the amended maximum
+        confidential = explain(
+            net, ReleaseRequest(originator="JPN", recipient="KOR", topic="dprk.nuclear.test", level="秘", at=when)
+        )
+        assert confidential.decision is Decision.DIRECT, (when, confidential)
