@@ -12,8 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gsomia.domain.states import ConsentState, DeliveryPurpose, DeliveryState, ReleaseOutcome
-
-PROBLEM_MEDIA_TYPE = "application/problem+json"
+from gsomia.problems import ProblemOut, document_problems
 
 
 class _Out(BaseModel):
@@ -21,17 +20,6 @@ class _Out(BaseModel):
 
 
 # --- errors ------------------------------------------------------------------------------------
-
-
-class ProblemOut(BaseModel):
-    """An RFC 9457 problem: every error answer. ``type`` names the cause
-    (``urn:gsomia:problem:not-found``…); clients map it, never the status or the text."""
-
-    model_config = ConfigDict(extra="allow")
-    type: str = Field(description="urn:gsomia:problem:<cause>")
-    title: str
-    status: int
-    detail: str
 
 
 _PROBLEM_TEXT = {
@@ -55,28 +43,15 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def problem_openapi(spec: dict[str, Any]) -> dict[str, Any]:
-    """Make every error response of ``spec`` what the server really sends: an RFC 9457
-    ``application/problem+json`` document (:class:`ProblemOut`), whatever the framework's own
-    default for request validation errors says."""
-    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-    schemas["Problem"] = ProblemOut.model_json_schema(ref_template="#/components/schemas/{model}")
-    ref = {"$ref": "#/components/schemas/Problem"}
-    for operations in spec.get("paths", {}).values():
-        for operation in operations.values():
-            responses = operation.setdefault("responses", {})
-            # Answered before any route runs (gsomia.api.middleware): a path or query string that
-            # is not text is 422 everywhere; a body too large, too slow or not I-JSON, wherever
-            # a body is read.
-            implied = ("408", "413", "422") if "requestBody" in operation else ("422",)
-            for status in implied:
-                responses.setdefault(status, {"description": _PROBLEM_TEXT[int(status)]})
-            for status, response in responses.items():
-                if status.isdigit() and int(status) >= 400:
-                    response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": ref}}
-                    response.setdefault("description", _PROBLEM_TEXT.get(int(status), "An error"))
-    for unused in ("HTTPValidationError", "ValidationError"):
-        schemas.pop(unused, None)
-    return spec
+    """Make every error response of ``spec`` a problem document (:func:`document_problems`)."""
+    return document_problems(spec, _PROBLEM_TEXT, _implied)
+
+
+def _implied(_path: str, _method: str, operation: dict[str, Any]) -> tuple[int, ...]:
+    # Answered before any route runs (gsomia.api.middleware): a path or query string that is
+    # not text is 422 everywhere; a body too large, too slow or not I-JSON, wherever a body is
+    # read.
+    return (408, 413, 422) if "requestBody" in operation else (422,)
 
 
 AUTHENTICATED = (401, 403, 422, 503)

@@ -46,6 +46,7 @@ from gsomia.errors import (
 )
 from gsomia.node.service import SESSION_ENDED, NodeService
 from gsomia.node.users import LoginThrottled, Role, Session
+from gsomia.problems import document_problems
 
 __all__ = ["COOKIE", "CSP", "WEB_DIR", "create_node_app", "require"]
 
@@ -92,6 +93,48 @@ _TITLES = {
     502: "Bad gateway",
     503: "Service unavailable",
 }
+
+
+_PROBLEM_TEXT = {
+    400: "A signature or ciphertext that does not verify (bad-signature, decryption-failed).",
+    401: "No valid session: log in with POST /api/session (not-authenticated).",
+    403: (
+        "The user's role may not do this, the X-CSRF-Token header is missing or wrong, or the "
+        "exchange refused the release (forbidden, release-denied)."
+    ),
+    404: "No such object on this node or at the exchange, or another party's (not-found).",
+    409: "A conflict with what is stored, or a ledger that does not verify (conflict, ledger-invalid).",
+    413: "The request body is larger than 1 MiB (payload-too-large).",
+    422: "The request is malformed (invalid-request, invalid-input, invalid-document).",
+    429: "Too many failed logins; Retry-After says when to try again (too-many-requests).",
+    502: "The exchange answered something the node cannot use (exchange-error).",
+    503: (
+        "The exchange cannot be reached or the node's store is unavailable; nothing was changed; "
+        "Retry-After says when to try again (exchange-unreachable, storage-unavailable)."
+    ),
+}
+EXCHANGE = (409, 502)
+"""What a route that asks the exchange may answer besides what every route may (503 is implied)."""
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the problem answers a route gives besides the implied ones."""
+    return {s: {"description": _PROBLEM_TEXT[s]} for s in statuses}
+
+
+def _implied(path: str, method: str, operation: dict[str, Any]) -> tuple[int, ...]:
+    """What any route of the API may answer before it runs: a malformed parameter or body
+    (422), a store or exchange that is unavailable (503), no session (401, except logging in),
+    a missing CSRF token on a method that changes something (403), a body too large (413)."""
+    login = path == "/api/session" and method == "post"
+    statuses = [422, 503]
+    if not login:
+        statuses.append(401)
+        if method not in ("get", "head"):
+            statuses.append(403)
+    if "requestBody" in operation:
+        statuses.append(413)
+    return tuple(statuses)
 
 
 def problem(
@@ -230,7 +273,7 @@ class UserIn(_Body):
 api = APIRouter(prefix="/api")
 
 
-@api.post("/session")
+@api.post("/session", responses=_problems(401, 429))
 def login(request: Request, body: LoginIn, response: Response) -> dict[str, Any]:
     """Log in; the cookie carries the session, the answer its CSRF token."""
     service = service_of(request)
@@ -269,7 +312,7 @@ def status(request: Request, _: Officer) -> dict[str, Any]:
     return service_of(request).status()
 
 
-@api.get("/meta")
+@api.get("/meta", responses=_problems(*EXCHANGE))
 def meta(request: Request, _: Officer) -> dict[str, Any]:
     """The party's ladder, the scenario's topics and parties, the caveats."""
     return service_of(request).meta()
@@ -303,20 +346,20 @@ def inbox(
     )
 
 
-@api.get("/deliveries/{delivery_id}")
+@api.get("/deliveries/{delivery_id}", responses=_problems(403, 404))
 def delivery(request: Request, delivery_id: str, session: Officer, show: str | None = None) -> dict[str, Any]:
     """One delivery with its payload and verification (quarantined: no payload unless an
     approver asks with ``?show=quarantined``)."""
     return service_of(request).delivery(delivery_id, session, show_quarantined=show == "quarantined")
 
 
-@api.post("/deliveries/{delivery_id}/ack")
+@api.post("/deliveries/{delivery_id}/ack", responses=_problems(404, *EXCHANGE))
 def acknowledge(request: Request, delivery_id: str, _body: AckIn, session: Officer) -> dict[str, Any]:
     """Acknowledge (need-to-know), forwarded to the exchange, attributed to the officer here."""
     return service_of(request).acknowledge(delivery_id, session)
 
 
-@api.post("/deliveries/{delivery_id}/incidents", status_code=201)
+@api.post("/deliveries/{delivery_id}/incidents", status_code=201, responses=_problems(404, *EXCHANGE))
 def file_incident(request: Request, delivery_id: str, body: IncidentIn, session: Officer) -> dict[str, Any]:
     """Report a loss or compromise (Art. 17)."""
     return service_of(request).file_incident(delivery_id, body.kind, body.description, session)
@@ -328,49 +371,49 @@ def incidents(request: Request, _: Officer) -> dict[str, Any]:
     return service_of(request).incidents()
 
 
-@api.post("/incidents/{incident_id}")
+@api.post("/incidents/{incident_id}", responses=_problems(404, *EXCHANGE))
 def follow_up(request: Request, incident_id: str, body: FollowUpIn, session: Officer) -> dict[str, Any]:
     """Append a result and measures to an incident."""
     return service_of(request).follow_up_incident(incident_id, body.result, body.measures, session)
 
 
-@api.post("/preview")
+@api.post("/preview", responses=_problems(*EXCHANGE))
 def preview(request: Request, body: PreviewIn, _: Officer) -> dict[str, Any]:
     """What the exchange would decide for each recipient, before signing."""
     return service_of(request).preview(body.model_dump())
 
 
-@api.post("/submit", status_code=201)
+@api.post("/submit", status_code=201, responses=_problems(400, *EXCHANGE))
 def submit(request: Request, body: SubmitIn, session: Officer) -> dict[str, Any]:
     """Sign in the node and submit; the exchange's result per recipient."""
     return service_of(request).submit(body.model_dump(), session)
 
 
-@api.get("/consents")
+@api.get("/consents", responses=_problems(*EXCHANGE))
 def consents(request: Request, _: Officer, state: str = "pending") -> dict[str, Any]:
     """Consent requests for relays of the party's reports."""
     return service_of(request).consents(state)
 
 
-@api.post("/consents/{consent_id}")
+@api.post("/consents/{consent_id}", responses=_problems(404, *EXCHANGE))
 def answer_consent(request: Request, consent_id: str, body: ConsentIn, session: Approver) -> dict[str, Any]:
     """Grant or refuse a relay, with the reason (approver)."""
     return service_of(request).answer_consent(consent_id, grant=body.grant, reason=body.reason, session=session)
 
 
-@api.get("/standing-consents")
+@api.get("/standing-consents", responses=_problems(*EXCHANGE))
 def standing_consents(request: Request, _: Officer) -> dict[str, Any]:
     """The party's standing consents."""
     return service_of(request).standing_consents()
 
 
-@api.post("/standing-consents", status_code=201)
+@api.post("/standing-consents", status_code=201, responses=_problems(*EXCHANGE))
 def add_standing(request: Request, body: StandingIn, session: Approver) -> dict[str, Any]:
     """Give a standing consent (approver)."""
     return service_of(request).add_standing_consent(body.model_dump(), session)
 
 
-@api.delete("/standing-consents/{standing_id}")
+@api.delete("/standing-consents/{standing_id}", responses=_problems(404, *EXCHANGE))
 def revoke_standing(request: Request, standing_id: str, session: Approver) -> dict[str, Any]:
     """Revoke a standing consent (approver)."""
     return service_of(request).revoke_standing_consent(standing_id, session)
@@ -382,31 +425,31 @@ def keys(request: Request, _: Officer) -> dict[str, Any]:
     return service_of(request).keys()
 
 
-@api.post("/keys/rotate")
+@api.post("/keys/rotate", responses=_problems(*EXCHANGE))
 def rotate(request: Request, session: Admin) -> dict[str, Any]:
     """New keys, registered with the exchange; the old kept to open older deliveries (admin)."""
     return service_of(request).rotate_keys(session.username)
 
 
-@api.get("/users")
+@api.get("/users", responses=_problems(403))
 def users(request: Request, _: Admin) -> dict[str, Any]:
     """Every account (admin)."""
     return {"items": service_of(request).users.all()}
 
 
-@api.post("/users", status_code=201)
+@api.post("/users", status_code=201, responses=_problems(409))
 def add_user(request: Request, body: UserIn, session: Admin) -> dict[str, Any]:
     """Create an account (admin)."""
     return service_of(request).add_user(body.username, body.password, body.role, session.username)
 
 
-@api.delete("/users/{username}")
+@api.delete("/users/{username}", responses=_problems(404, 409))
 def revoke_user(request: Request, username: str, session: Admin) -> dict[str, Any]:
     """Revoke an account; its sessions end at once (admin)."""
     return service_of(request).revoke_user(username, session.username)
 
 
-@api.get("/audit")
+@api.get("/audit", responses=_problems(403))
 def audit(
     request: Request,
     _: Admin,
@@ -567,6 +610,13 @@ def create_node_app(
         title=f"gsomia node ({service.config.party})", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json"
     )
     app.state.node = service
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(FastAPI.openapi(app), _PROBLEM_TEXT, _implied)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(GsomiaError)
     async def _gsomia(_request: Request, e: GsomiaError) -> JSONResponse:
