@@ -698,7 +698,8 @@ class Syncer:
         try:
             payload = self._open(view)
             self._signature(ex, view, payload, verification)
-            self._ledger(ex, view, verification)
+            self._signed_as_served(view, report)
+            self._ledger(ex, view, verification, len(payload))
         except Quarantined as q:
             state, reason = "quarantined", q.reason
             verification["detail"] = f"{REASONS[q.reason]}: {q.detail}"
@@ -784,6 +785,33 @@ class Syncer:
             raise Quarantined("signature", f"by key set {origin.get('key')}") from None
         out["signature"] = "ok"
 
+    def _signed_as_served(self, view: dict[str, Any], report: dict[str, Any]) -> None:
+        """What the node shows of a delivery must be what the originator signed: the document's
+        report, originator, topic and media type, its marking's originator and level, and this
+        party among the signed recipients (unless it is the hub a relay passes through). The
+        document's other members are checked against the ledger (:meth:`_ledger`).
+
+        Raises:
+            Quarantined: a member says something the signed report does not.
+        """
+        marking: dict[str, Any] = view["marking"] if isinstance(view.get("marking"), dict) else {}
+        served = {
+            "id": view.get("report"),
+            "originator": view.get("originator"),
+            "topic": view.get("topic"),
+            "content_type": view.get("content_type"),
+            "level": marking.get("originator_level"),
+        }
+        wrong = [name for name, value in served.items() if report.get(name) != value]
+        if marking.get("originator") != report.get("originator"):
+            wrong.append("marking.originator")
+        if wrong:
+            raise Quarantined("signature", f"the delivery document's {', '.join(wrong)} is not what was signed")
+        recipients = report.get("recipients")
+        hub_copy = view.get("purpose") == "relay_hub"
+        if not hub_copy and (not isinstance(recipients, list) or self.party not in recipients):
+            raise Quarantined("signature", f"the signed report does not name {self.party} among its recipients")
+
     def _key_history(self, ex: ExchangeClient, party: str, fingerprint: str) -> list[dict[str, Any]]:
         cached = self._signers.get(party)
         if cached is None or not any(d.get("fingerprint") == fingerprint for d in cached):
@@ -795,7 +823,7 @@ class Syncer:
             self._signers[party] = cached
         return cached
 
-    def _ledger(self, ex: ExchangeClient, view: dict[str, Any], out: dict[str, Any]) -> None:
+    def _ledger(self, ex: ExchangeClient, view: dict[str, Any], out: dict[str, Any], payload_size: int) -> None:
         origin = view["origin"]
         index, submission = view.get("leaf_index"), origin.get("leaf_index")
         if type(index) is not int or type(submission) is not int:
@@ -837,6 +865,8 @@ class Syncer:
             "key": view.get("key"),
         }
         wrong = same(entry, expected, _DELIVERY_FIELDS)
+        if _instant(entry.get("at")) is None or _instant(entry.get("at")) != _instant(view.get("created_at")):
+            wrong.append("at")  # the document's created_at is when the delivery was ledgered
         wrapped = hashlib.sha256(b64decode(view.get("wrapped_key"), "wrapped_key")).hexdigest()
         if entry.get("type") != "delivery" or wrong or entry.get("wrapped_key_sha256") != wrapped:
             what = ", ".join(wrong or ["wrapped_key_sha256"]) if entry.get("type") == "delivery" else "its type"
@@ -847,10 +877,15 @@ class Syncer:
         claimed = {
             "report": report.get("id"),
             "originator": report.get("originator"),
+            "topic": report.get("topic"),
+            "level": report.get("level"),
+            "content_type": report.get("content_type"),
+            "caveats": _ledgered_caveats(report.get("caveats")),
+            "payload_size": payload_size,
             "commitment": origin.get("commitment"),
             "key": origin.get("key"),
         }
-        wrong = same(sub, claimed, ("report", "originator", "commitment", "key"))
+        wrong = same(sub, claimed, tuple(claimed))
         if sub.get("type") != "submission" or wrong:
             raise Quarantined("not_in_ledger", f"submission entry {submission} differs in {', '.join(wrong) or 'type'}")
 
@@ -869,6 +904,19 @@ class Syncer:
             raise Quarantined("not_in_ledger", f"the exchange serves no {what} entry {index} to this party") from None
         except LedgerInvalid as e:
             raise Quarantined("not_in_ledger", f"{what} entry {index}: {e}") from None
+
+
+def _ledgered_caveats(caveats: object) -> dict[str, Any] | None:
+    """Signed caveats as a submission entry holds them (docs/protocol.md §5.2): ``rel_to`` in
+    ascending order; None for caveats that are not an object (no entry matches them)."""
+    if not isinstance(caveats, dict):
+        return None
+    rel_to = caveats.get("rel_to")
+    return {
+        "rel_to": sorted(rel_to) if isinstance(rel_to, list) and all(isinstance(p, str) for p in rel_to) else rel_to,
+        "noforn": caveats.get("noforn"),
+        "orcon": caveats.get("orcon"),
+    }
 
 
 def _event_item(event: ServerSentEvent) -> dict[str, Any] | None:

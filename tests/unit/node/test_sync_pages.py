@@ -14,7 +14,7 @@ from sqlalchemy import event, select
 from gsomia.client.stream import ServerSentEvent
 from gsomia.errors import ExchangeUnreachable
 from gsomia.node.store import NodeStore, deliveries
-from gsomia.node.sync import Syncer, SyncResult
+from gsomia.node.sync import Quarantined, Syncer, SyncResult
 from gsomia.node.witness import Accepted
 from tests.unit.client.test_opening import JPN, KOR, PAYLOAD, registered, view_for
 from tests.unit.node.support import store_verified
@@ -387,6 +387,66 @@ def test_a_key_history_that_is_not_a_list_of_keys_is_no_key(store: NodeStore, ke
     row = syncer.check(_Keyserver(keys), _opened_view())  # type: ignore[arg-type]
     syncer.close()
     assert (row["state"], row["reason"]) == ("quarantined", "key_not_valid")
+
+
+def _served_view(**changes: Any) -> dict[str, Any]:
+    """An opened delivery whose document says what the originator signed, with ``changes``."""
+    view = _opened_view(
+        topic="dprk.missile.launch",
+        content_type="application/json",
+        purpose="direct",
+        marking={"banner": "군사II급비밀 (JPN 極秘)", "originator": "JPN", "originator_level": "極秘"},
+    )
+    return view | changes
+
+
+def test_a_delivery_document_that_says_what_was_signed_passes_to_the_ledger_check(store: NodeStore) -> None:
+    syncer = _checker(store)
+    view = _served_view()
+    syncer._signed_as_served(view, view["origin"]["report"])  # raises nothing
+    syncer.close()
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"topic": "dprk.nuclear.test"}, "topic"),  # moved to another topic's collection and feed
+        ({"content_type": "text/html"}, "content_type"),
+        ({"report": "r-2"}, "id"),  # another report's signed origin under this report's id
+        ({"originator": "USA"}, "originator"),
+        (
+            {"marking": {"banner": "군사II급비밀 (JPN 極秘)", "originator": "JPN", "originator_level": "秘"}},
+            "level",
+        ),
+        ({"marking": {"banner": "-", "originator": "USA", "originator_level": "極秘"}}, "marking.originator"),
+        ({"marking": None}, "level"),
+    ],
+)
+def test_a_document_member_the_originator_did_not_sign_so_is_quarantined(
+    store: NodeStore, changes: dict[str, Any], named: str
+) -> None:
+    # (a document naming another report or originator does not open either: the payload's
+    # associated data binds them; with another report's signed origin it would)
+    syncer = _checker(store)
+    view = _served_view(**changes)
+    with pytest.raises(Quarantined, match=f"document's .*{named}.* is not what was signed"):
+        syncer._signed_as_served(view, view["origin"]["report"])
+    if named not in ("id", "originator"):
+        row = syncer.check(_Keyserver(registered(JPN)), view)  # type: ignore[arg-type]
+        assert (row["state"], row["reason"]) == ("quarantined", "signature"), row
+    syncer.close()
+
+
+def test_a_delivery_to_a_party_the_signed_report_does_not_name_is_quarantined_unless_a_hub_copy(
+    store: NodeStore,
+) -> None:
+    syncer = _checker(store)
+    view = _served_view()
+    view["origin"]["report"]["recipients"] = ["USA"]  # as if signed so: the signature no longer matters here
+    with pytest.raises(Quarantined, match="does not name KOR among its recipients"):
+        syncer._signed_as_served(view, view["origin"]["report"])
+    syncer._signed_as_served(view | {"purpose": "relay_hub"}, view["origin"]["report"])  # the hub is not named
+    syncer.close()
 
 
 class _Inbox:
