@@ -31,6 +31,7 @@ _READ_VERSIONS = select(
     _STATE.c.last_commit_at,
     _STATE.c.clock_offset_us,
 ).where(_STATE.c.id == 1)
+_READ_VERSIONS_LOCKED = _READ_VERSIONS.with_for_update()
 _STAMP = update(_STATE).where(_STATE.c.id == 1).values(last_commit_at=bindparam("b_at"))
 _VERSIONS = "gsomia.storage.versions"
 
@@ -114,6 +115,11 @@ class Store:
             StorageError: on any database error.
         """
         with db.storage_errors("reading the database"), Session(self.engine) as s:
+            if self.dialect == "postgresql":
+                # one snapshot for every statement of the session, as SQLite's transaction
+                # gives: what is read with a version (the record, keys, a principal) is what
+                # that version names, never a row committed between the two reads
+                s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             yield s
 
     @contextmanager
@@ -129,17 +135,23 @@ class Store:
     # --- versions ----------------------------------------------------------------------
 
     @staticmethod
-    def versions(s: Session) -> Versions:
+    def versions(s: Session, *, lock: bool = False) -> Versions:
         """The stored versions as ``s``'s transaction sees them (read once per session, and
         again after :meth:`bump`).
+
+        ``lock`` (a writer's transaction, first thing): read them locked (``FOR UPDATE`` on
+        PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already excludes every other writer). A change
+        that moves a version outside the writers' turn (a token revoked, a scenario replaced)
+        holds the row until it commits; the locked read waits for it and sees it, so the writer
+        never decides on the versions from before a change that commits ahead of it.
 
         Raises:
             StorageError: the state row is missing (the migrations create it).
         """
         cached: Versions | None = s.info.get(_VERSIONS)
-        if cached is not None:
+        if cached is not None and not lock:
             return cached
-        row = s.execute(_READ_VERSIONS).one_or_none()
+        row = s.execute(_READ_VERSIONS_LOCKED if lock else _READ_VERSIONS).one_or_none()
         if row is None:
             raise StorageError("the exchange state row is missing: the database was not migrated by gsomia")
         record, keys, principals, last, offset = row

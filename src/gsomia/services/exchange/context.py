@@ -240,6 +240,7 @@ class ExchangeContext:
         savepoints): read the stored versions, run on the exercise clock another process may
         have moved, and fix the transaction's instant."""
         s.info.pop(_INSTANT, None)
+        Store.versions(s, lock=True)  # waits for a change committing outside the writers' turn
         self.sync_clock(s)
         self.instant(s)
 

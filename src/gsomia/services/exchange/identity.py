@@ -266,6 +266,17 @@ class IdentityService:
             self.keys_version = version
             self._keys_loaded = now
 
+    def held_keys_version(self) -> int:
+        """The stored version of the keys this process holds, read again first if they are due.
+        Take it before using the keys: whatever is read after it is as new or newer, so a change
+        between the two shows as a version that moved.
+
+        Raises:
+            StorageError: on a database failure.
+        """
+        self._refresh_keys()
+        return self.keys_version
+
     def forget_keys(self) -> None:
         """Read the registered keys again on next use (a write found them changed)."""
         with self._lock:

@@ -254,8 +254,10 @@ class SubmissionService:
         # The network and the keys with the stored versions they were read at: the writer
         # compares those with the versions its transaction sees.
         net, record_version = ctx.records.current()
+        # read before the keys are used: keys read after it are as new or newer, so a change
+        # between the two is seen by the writer as a version that moved (ADR 0003)
+        keys_version = ctx.identity.held_keys_version()
         checked = self._check(principal, sub, net.record)
-        keys_version = ctx.identity.keys_version
         key = report_key(checked.originator, checked.id)
         content_key = new_content_key()
         salt = secrets.token_bytes(32)
