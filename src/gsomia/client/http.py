@@ -28,7 +28,7 @@ from urllib.parse import quote
 import httpx
 
 from gsomia import jsontext
-from gsomia.client.stream import ServerSentEvent, read_events
+from gsomia.client.stream import LineTooLong, ServerSentEvent, lines_of, read_events
 from gsomia.errors import (
     BadSignature,
     Conflict,
@@ -54,6 +54,9 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 SUBMIT_ATTEMPTS = 4
 """How many times :meth:`ExchangeClient.submit` sends a submission whose answer was lost."""
 PROBLEM_PREFIX = "urn:gsomia:problem:"
+STREAM_SILENCE = 45.0
+"""Seconds an event stream may stay silent before it is taken as broken (the exchange sends a
+comment every 15 s)."""
 
 _BY_TYPE: dict[str, type[GsomiaError]] = {
     "invalid-document": ValidationFailed,
@@ -377,15 +380,20 @@ class ExchangeClient:
         what = "GET /api/v1/inbox/stream"
         try:
             params = {"deliveries": "true"} if deliveries else {}
+            # The exchange sends a comment every 15 s (docs/protocol.md §7.2): a stream silent
+            # for three of them is dead, however open its connection looks.
+            silence = httpx.Timeout(30.0, read=STREAM_SILENCE)
             with self._http.stream(
-                "GET", "/api/v1/inbox/stream", headers=headers, params=params, timeout=None
+                "GET", "/api/v1/inbox/stream", headers=headers, params=params, timeout=silence
             ) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise error_for_problem(response.status_code, _json_or_none(response), what=what)
-                yield from read_events(response.iter_lines())
+                yield from read_events(lines_of(response.iter_text()))
         except httpx.TransportError as e:
             raise ExchangeUnreachable(f"the event stream of {self.url} broke ({e})") from e
+        except LineTooLong as e:
+            raise ExchangeError(f"{what}: {e}; the stream was closed") from e
 
     # --- consents ---------------------------------------------------------------------------------
 

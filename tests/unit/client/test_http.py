@@ -5,7 +5,10 @@ endpoint it names with the caller's token."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,6 +17,7 @@ import pytest
 
 from gsomia.api.problems import STATUS, for_error
 from gsomia.client.http import PROBLEM_PREFIX, ExchangeClient, error_for_problem
+from gsomia.client.stream import MAX_LINE
 from gsomia.errors import (
     BadSignature,
     DecryptionFailed,
@@ -428,3 +432,55 @@ def test_an_id_stays_one_path_segment_whatever_it_holds(given: str, segment: str
         f"/api/v1/incidents/{segment}/updates".encode(),
         f"/api/v1/parties/{segment}/keys".encode(),
     ]
+
+
+# --- the event stream over a socket -------------------------------------------------------------
+
+
+def _stream_server(body: Callable[[socket.socket], None]) -> tuple[str, threading.Thread]:
+    """A one-connection HTTP server answering 200 ``text/event-stream`` and then ``body``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, listener:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+            with contextlib.suppress(OSError):  # the client went away, as it should
+                body(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return url, thread
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def test_an_event_stream_that_falls_silent_is_taken_as_broken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gsomia.client.http.STREAM_SILENCE", 0.5)
+    done = threading.Event()
+
+    def silent(conn: socket.socket) -> None:
+        conn.sendall(_chunk(b": gsomia inbox stream\r\n\r\n"))
+        done.wait(10)  # then nothing, not even a keep-alive
+
+    url, thread = _stream_server(silent)
+    with ExchangeClient(url, token="gsm_t") as c, pytest.raises(ExchangeUnreachable, match="broke"):
+        list(c.events())
+    done.set()
+    thread.join(5)
+
+
+def test_an_event_stream_line_that_never_ends_closes_the_stream() -> None:
+    def endless(conn: socket.socket) -> None:
+        conn.sendall(_chunk(b"data: "))
+        for _ in range(1 + MAX_LINE // 65536):
+            conn.sendall(_chunk(b"x" * 65536))
+
+    url, thread = _stream_server(endless)
+    with ExchangeClient(url, token="gsm_t") as c, pytest.raises(ExchangeError, match="longer than"):
+        list(c.events())
+    thread.join(5)

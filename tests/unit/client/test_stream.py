@@ -5,11 +5,13 @@ default type "message", and no event for a block without data."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gsomia.client.stream import ServerSentEvent, read_events
+from gsomia.client.stream import LineTooLong, ServerSentEvent, lines_of, read_events
 
 
 def parse(text: str) -> list[tuple[str, str | None, object]]:
@@ -91,3 +93,32 @@ def test_every_json_item_written_as_an_event_is_read_back(items: list[dict[str, 
         f": ping\nevent: delivery\nid: {first + n}\ndata: {json.dumps(item)}\n\n" for n, item in enumerate(items)
     )
     assert parse(text) == [("delivery", str(first + n), item) for n, item in enumerate(items)]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "lines"),
+    [
+        (["a\r\nb\nc\rd"], ["a", "b", "c", "d"]),  # the three line ends of §9.2.5
+        (["a\r", "\nb"], ["a", "b"]),  # CR LF split between two chunks is one line end
+        (["a\r", "b"], ["a", "b"]),
+        (["ab", "c\n", "", "\n"], ["abc", ""]),
+        (["x\r\n\r\ny"], ["x", "", "y"]),
+        (["a\r\r"], ["a", ""]),
+    ],
+)
+def test_lines_end_at_crlf_lf_or_cr_wherever_the_chunks_are_cut(chunks: list[str], lines: list[str]) -> None:
+    assert list(lines_of(chunks)) == lines
+
+
+def test_a_line_that_never_ends_is_refused_before_it_is_held_whole() -> None:
+    held: list[str] = []
+
+    def endless() -> Iterator[str]:
+        while True:
+            held.append("x" * 1000)
+            yield held[-1]
+
+    with pytest.raises(LineTooLong):
+        list(lines_of(endless(), limit=10_000))
+    assert len(held) == 11  # refused at the first chunk past the limit
+    assert list(lines_of(["x" * 10_000, "\n"], limit=10_000)) == ["x" * 10_000]
