@@ -10,8 +10,8 @@ cosignature posted to the exchange.
 
 A checkpoint that does not extend the accepted one raises an **alarm**, kept in the store
 until an administrator clears it: a *fork* (the same size with another root, or a
-consistency proof that does not verify: the exchange shows a tree that is not an extension of
-the one it showed before) or a *rollback* (a smaller tree than one it already signed). Under
+consistency proof that does not verify, nor does the one asked for again: the exchange shows a
+tree it cannot prove extends the one it showed before) or a *rollback* (a smaller tree than one it already signed). Under
 an alarm the node accepts and cosigns nothing more, and a delivery that would need a newer
 checkpoint is quarantined (``checkpoint_inconsistent``).
 """
@@ -299,8 +299,23 @@ class LedgerWitness:
         """
         try:
             merkle.verify_consistency(last.size, cp.size, last.root, cp.root_hash, proof_hashes(proof, "consistency"))
-        except LedgerInvalid as e:
-            self._raise("fork", f"size {cp.size} does not extend the accepted size {last.size}: {e}", last.note, note)
+        except LedgerInvalid as first:
+            # A proof is not signed: one garbled on the way proves nothing. Asked again, an
+            # exchange whose tree extends the accepted one proves it; one that forked cannot.
+            try:
+                again = exchange.ledger_consistency(last.size, cp.size)
+                merkle.verify_consistency(
+                    last.size, cp.size, last.root, cp.root_hash, proof_hashes(again, "consistency")
+                )
+            except (LedgerInvalid, InvalidInput, UnknownEntity) as e:
+                self._raise(
+                    "fork",
+                    f"size {cp.size} does not extend the accepted size {last.size}: {first}; asked again, the "
+                    f"exchange could not prove it either ({e})",
+                    last.note,
+                    note,
+                )
+            log.warning("a consistency proof to size %d did not verify (%s); asked again, it did", cp.size, first)
         return self._accept(exchange, cp.size, cp.root_hash, note, cosign=cosign, hold=hold)
 
     def _accept(

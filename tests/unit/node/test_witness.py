@@ -431,3 +431,29 @@ def test_a_fork_after_a_held_checkpoint_drops_it(store: NodeStore) -> None:
     assert w.alarm() is not None and w._held is None
     assert w.latest().size == 5 and _stored(store) == [5]  # type: ignore[union-attr]
     s.close()
+
+
+class OnceGarbledLog(FakeLog):
+    """An honest log whose first consistency proof is garbled on the way (a proof is not signed:
+    anyone between the exchange and the node can change it)."""
+
+    garble_next = False
+
+    def ledger_consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
+        doc = super().ledger_consistency(old, new)
+        if self.garble_next and (new is not None or "checkpoint" in doc):  # a proof that will be checked
+            self.garble_next = False
+            doc["proof"] = [base64.b64encode(secrets.token_bytes(32)).decode() for _ in doc["proof"]]
+        return doc
+
+
+def test_a_consistency_proof_garbled_once_is_asked_again_and_the_extension_accepted(
+    store: NodeStore, carries: bool
+) -> None:
+    log = OnceGarbledLog(ExchangeSigner.generate(), 13, carries=carries)
+    w = witness(store, log, [])
+    w.advance(log)  # type: ignore[arg-type]
+    log.add(3)
+    log.garble_next = True
+    assert w.advance(log).size == 16  # type: ignore[arg-type,union-attr]
+    assert w.alarm() is None and log.requests[-2:] == ["consistency", "consistency"]  # the garbled one, and again
