@@ -168,3 +168,19 @@ def test_unknown_coverage_is_not_a_gap(server: Server) -> None:
     assert (status["state"], status["unknown"]) == ("not_yet_in_force", True)
     bad = httpx.get(url + "unknowns", params={"parties": "KOR,XXX"})
     assert bad.status_code == 404 and bad.headers["content-type"] == "application/problem+json"
+
+
+def test_whatif_parties_are_read_as_a_user_types_them_and_an_unknown_one_is_404(server: Server) -> None:
+    def whatif(parties: str) -> httpx.Response:
+        params = {
+            "add": "JPN-KOR-GSOMIA termination 2019-12-01",
+            "topic": "dprk.military.movement",
+            "parties": parties,
+        }
+        return httpx.get(server.url + "/api/v1/whatif", params=params)
+
+    ids, aliases = whatif("KOR,JPN"), whatif("ROK,jp")
+    assert ids.status_code == 200 and ids.json()["changes"], ids.text  # ending it changes JPN↔KOR flows
+    assert aliases.status_code == 200 and aliases.json() == ids.json()
+    unknown = whatif("XYZ,QQQ")  # answered "nothing changes" between two strangers, before
+    assert unknown.status_code == 404 and "unknown party 'XYZ'" in unknown.json()["detail"]

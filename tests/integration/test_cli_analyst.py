@@ -84,6 +84,19 @@ def test_us_and_english_level_names(db: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("period", "says"),
+    [
+        (("--to", "2030-01-01"), "give both --from and --to, or neither"),  # the window was used instead
+        (("--from", "2019-12-02", "--to", "2019-12-01"), "--to must be after --from"),
+    ],
+)
+def test_whatif_refuses_a_half_given_or_reversed_period(db: str, period: tuple[str, ...], says: str) -> None:
+    p = run(db, "whatif", "--add-event", "JPN-KOR-GSOMIA termination 2019-12-01", *period)
+    assert p.returncode != 0 and says in p.stderr, (p.returncode, p.stderr, p.stdout)
+    assert p.stdout == ""
+
+
+@pytest.mark.parametrize(
     ("args", "says"),
     [
         (

@@ -430,9 +430,17 @@ class AnalysisService:
         """The record with and without ``whatif``.
 
         Raises:
-            InvalidInput, UnknownEntity: if the what-if cannot apply.
+            InvalidInput: the what-if cannot apply, or the period is half given or empty.
+            UnknownEntity: a party, topic or event of the what-if is unknown.
         """
+        if (start is None) != (end is None):
+            raise InvalidInput("give both --from and --to, or neither (the scenario's window)")
+        if start is not None and end is not None and end <= start:
+            raise InvalidInput("--to must be after --from")
         base = self.compiled()
+        # as a user types them (aliases, any case); an unknown party is an error, not a pair
+        # of strangers between whom nothing changes
+        parties = [base.record.party(p).id for p in parties] if parties else None
         alt = self.with_whatif(whatif)
         lo, hi = (start, end) if start and end else self.window()
         pairs = self._pairs(base.record, None, parties)
