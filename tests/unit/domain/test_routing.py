@@ -226,26 +226,24 @@ def test_memoised_decisions_equal_fresh_ones_at_every_change_in_either_order(rec
                                 assert explain(warm, req) == explain(fresh, req), req
 
 
+def _amendment(eid: str, at: datetime, effective: datetime, **changes: object) -> AgreementEvent:
+    return AgreementEvent(
+        id=eid, agreement="JPN-KOR-GSOMIA", kind=EventKind.AMENDMENT, at=at, effective=effective, changes=changes
+    )
+
+
 def test_amendments_apply_in_the_order_they_take_effect_not_the_order_recorded(record: Record) -> None:
     # Recorded first, taking effect last: a narrower scope. Recorded second, taking effect at
     # once: a lower maximum. Between the two, the maximum alone is amended; after both, both.
+    at_once = datetime(2020, 1, 31, 15, tzinfo=UTC)
     add = (
-        AgreementEvent(
-            id="amend-scope",
-            agreement="JPN-KOR-GSOMIA",
-            kind=EventKind.AMENDMENT,
-            at=datetime(2019, 12, 31, 15, tzinfo=UTC),
-            effective=datetime(2020, 5, 31, 15, tzinfo=UTC),
-            changes={"scope": Scope(frozenset({"dprk.nuclear"}))},
+        _amendment(
+            "amend-scope",
+            datetime(2019, 12, 31, 15, tzinfo=UTC),
+            datetime(2020, 5, 31, 15, tzinfo=UTC),
+            scope=Scope(frozenset({"dprk.nuclear"})),
         ),
-        AgreementEvent(
-            id="amend-max",
-            agreement="JPN-KOR-GSOMIA",
-            kind=EventKind.AMENDMENT,
-            at=datetime(2020, 1, 31, 15, tzinfo=UTC),
-            effective=datetime(2020, 1, 31, 15, tzinfo=UTC),
-            changes={"max_level": "CONFIDENTIAL"},
-        ),
+        _amendment("amend-max", at_once, at_once, max_level="CONFIDENTIAL"),
     )
     net = compile_network(apply_whatif(record, WhatIf("two amendments", add=add)))
     tl = net.timelines["JPN-KOR-GSOMIA"]
