@@ -15,11 +15,14 @@ ledger as §4.5 says:
    valid when the exchange received the report (``registered_at <= received_at <
    retired_at``) — else ``key_not_valid``;
 3. rebuild the signed report and verify the signature and the ledger commitment
-   (:func:`gsomia.client.opening.verify_origin`) — else ``signature``;
+   (:func:`gsomia.client.opening.verify_origin`), and check that the document says what was
+   signed (report, originator, topic, media type, the marking's originator and level, this
+   party among the recipients unless it is the relay's hub) — else ``signature``;
 4. prove the delivery's ledger entry and the report's submission entry are included in a
    checkpoint the node accepted after checking its consistency (:mod:`gsomia.node.witness`),
    and that they say what the delivery says (recipient, purpose, via, marking, key, the hash
-   of the wrapped key; the commitment and the signer's key) — else ``not_in_ledger``, or
+   of the wrapped key, the instant; the signed topic, level, media type, caveats, payload
+   size, the commitment and the signer's key) — else ``not_in_ledger``, or
    ``checkpoint_inconsistent`` when the node cannot accept the exchange's checkpoint
    (an alarm stands).
 
