@@ -229,7 +229,10 @@ function drawStatus() {
     fill(
       ex,
       h('strong', {}, 'EXERCISE'),
-      ` — the exchange runs an exercise${st.exercise.whatif ? ` under the what-if ${st.exercise.whatif}` : ''}; its clock read ${instant(st.exercise.at)}. Everything made under it is marked EXERCISE.`,
+      ' — the exchange runs an exercise',
+      // the exchange's name for it, isolated: its characters cannot turn the node's own words
+      st.exercise.whatif ? [' under the what-if ', h('bdi', {}, st.exercise.whatif)] : [],
+      `; its clock read ${instant(st.exercise.at)}. Everything made under it is marked EXERCISE.`,
     );
     ex.hidden = false;
   } else ex.hidden = true;

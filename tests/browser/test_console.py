@@ -329,6 +329,13 @@ def test_a_track_is_shown_as_a_table_and_a_plot(
     expect(page.locator(".doc-banner-top .banner")).to_have_text(TRACK_BANNER)
     expect(page.locator(".doc-banner-bottom .banner")).to_have_text(TRACK_BANNER)
     expect(page.get_by_role("heading", level=1)).to_have_text("dprk.missile.launch from JPN")
+    # the classification stays in sight however far the report is scrolled
+    top = page.locator(".doc-banner-top")
+    assert top.evaluate("el => getComputedStyle(el).position") == "sticky"
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    box, height = top.bounding_box(), page.evaluate("window.innerHeight")
+    assert box is not None and 0 <= box["y"] < height, (box, height)
+    page.evaluate("window.scrollTo(0, 0)")
 
     table = page.locator("#track-table")
     expect(table.locator("thead th")).to_have_text(

@@ -234,6 +234,9 @@ def test_a_refused_whatif_in_the_address_opens_on_the_record(
     expect(problem).to_be_visible()
     expect(problem).to_contain_text("refused")
     expect(problem.locator('li[data-param="add"]')).to_contain_text("add=NOPE termination 2019-11-23")
+    # the value from the address is isolated (<bdi>): a right-to-left override in it cannot turn
+    # the dashboard's own words around it
+    expect(problem.locator('li[data-param="add"] bdi')).to_have_text("NOPE termination 2019-11-23")
     expect(problem).to_contain_text("unknown agreement 'NOPE'")
     expect(page.locator("#whatif-banner")).to_be_hidden()
     expect(page.locator('#network-table tr[data-agreement="JPN-KOR-GSOMIA"]')).to_have_attribute(

@@ -489,7 +489,10 @@ class Dashboard {
       h(
         'ul',
         { id: 'refused-list' },
-        items.map((x) => h('li', { dataset: { param: x.param } }, h('code', {}, `${x.param}=${x.value}`), ` — ${x.why}`)),
+        items.map((x) =>
+          // the value comes from the URL: isolated, its characters cannot turn the words around it
+          h('li', { dataset: { param: x.param } }, h('code', {}, `${x.param}=`, h('bdi', {}, x.value)), ` — ${x.why}`),
+        ),
       ),
       h('button', { type: 'button', class: 'small', onclick: () => this.clearProblem() }, 'Dismiss'),
     );

@@ -142,6 +142,15 @@ def serve_cmd(
     witness_interval: Annotated[
         float, typer.Option("--witness-interval", min=0.5, help="Seconds between checks of the exchange's checkpoint.")
     ] = 10.0,
+    trusted_proxy: Annotated[
+        str | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="Addresses of reverse proxies whose X-Forwarded-For names the client (comma-separated). "
+            "Default: none; every client is its connection's address (the login throttle and the audit log "
+            "use it), whatever headers it sends.",
+        ),
+    ] = None,
     log_level: LogLevel = LogLevelName.info,
 ) -> None:
     """Serve the console and the JSON API, and follow the exchange in the background (inbox,
@@ -171,6 +180,10 @@ def serve_cmd(
                     port=bind_port,
                     log_level=log_level.value,
                     access_log=False,
+                    # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: any process on
+                    # the host could then name itself any address, past the throttle and in the log
+                    proxy_headers=trusted_proxy is not None,
+                    forwarded_allow_ips=trusted_proxy or "",
                 )
         finally:
             interop.stop()

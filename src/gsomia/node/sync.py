@@ -35,6 +35,7 @@ import hashlib
 import json
 import logging
 import threading
+import unicodedata
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -214,7 +215,7 @@ class Syncer:
         exercise = ex.exercise()
         self.store.put_json(
             "exchange.exercise",
-            {"at": exercise.get("clock"), "whatif": exercise.get("whatif") or None}
+            {"at": exercise.get("clock"), "whatif": shown_name(exercise.get("whatif"))}
             if exercise.get("exercise")
             else None,
         )
@@ -907,6 +908,25 @@ class Syncer:
             raise Quarantined("not_in_ledger", f"the exchange serves no {what} entry {index} to this party") from None
         except LedgerInvalid as e:
             raise Quarantined("not_in_ledger", f"{what} entry {index}: {e}") from None
+
+
+SHOWN_NAME = 80
+"""The longest name from the exchange the console shows within its own sentences (characters)."""
+
+
+def shown_name(value: object) -> str | None:
+    """A name the exchange gives (an exercise's what-if), fit to stand inside the node's own
+    words: without control and format characters (a right-to-left override would turn the
+    sentence around it, a zero-width one hide a difference), at most :data:`SHOWN_NAME`
+    characters; None for none."""
+    if not isinstance(value, str):
+        return None
+    spaced = "".join(" " if ch.isspace() else ch for ch in value)
+    text = "".join(ch for ch in spaced if unicodedata.category(ch) not in ("Cc", "Cf"))
+    text = " ".join(text.split())
+    if len(text) > SHOWN_NAME:
+        text = text[: SHOWN_NAME - 1] + "…"
+    return text or None
 
 
 def _ledgered_caveats(caveats: object) -> dict[str, Any] | None:

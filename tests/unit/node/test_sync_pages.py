@@ -14,7 +14,7 @@ from sqlalchemy import event, select
 from gsomia.client.stream import ServerSentEvent
 from gsomia.errors import ExchangeUnreachable
 from gsomia.node.store import NodeStore, deliveries
-from gsomia.node.sync import Quarantined, Syncer, SyncResult
+from gsomia.node.sync import Quarantined, Syncer, SyncResult, shown_name
 from gsomia.node.witness import Accepted
 from tests.unit.client.test_opening import JPN, KOR, PAYLOAD, registered, view_for
 from tests.unit.node.support import store_verified
@@ -511,3 +511,22 @@ def test_an_unforeseen_error_does_not_end_the_witness_loop(store: NodeStore, mon
     syncer.witness_loop(stop, 60.0)  # returned only once the second round was tried
     syncer.close()
     assert len(rounds) == 2
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("termination-took-effect", "termination-took-effect"),
+        ("x\u202eDEIFITAR YLLAMROF", "xDEIFITAR YLLAMROF"),  # an override would reverse the node's own words
+        ("a\u200bb\u2066c\u2069", "abc"),
+        ("two\nlines\tand\x00nul", "two lines andnul"),
+        ("w" * 500, "w" * 79 + "…"),  # a name cannot push the marking banner off the screen
+        ("", None),
+        (None, None),
+        (7, None),
+    ],
+)
+def test_a_name_from_the_exchange_is_shown_without_format_characters_and_bounded(
+    given: object, shown: str | None
+) -> None:
+    assert shown_name(given) == shown
