@@ -174,7 +174,16 @@ def test_tampering_makes_verify_fail_and_name_it(workdir: Path, tmp_path: Path) 
     p = verify_edited(1 + 9, lambda d: d.update(leaf_hash=flip_b64(d["leaf_hash"], 31)))
     assert p.stderr.startswith("error: entry 9: ")
     p = verify_edited(0, lambda d: d.update(checkpoint=d["checkpoint"].replace("\n12\n", "\n11\n")))
+    assert "the header says 12 entries" in p.stderr and "its checkpoint 11" in p.stderr, p.stderr
+    p = verify_edited(0, lambda d: d.update(size=11, checkpoint=d["checkpoint"].replace("\n12\n", "\n11\n")))
     assert p.stderr.startswith("error: the checkpoint does not verify with key gsomia/")
+    p = verify_edited(0, lambda d: d.update(size=1e400))  # a traceback (OverflowError), before
+    assert p.stderr.startswith("error: ") and "malformed export header" in p.stderr, p.stderr
+    # An entry no signature covers, appended with its own leaf hash: "ok" before
+    extra = json.loads(lines[-1]) | {"index": 12}
+    (tmp_path / "bad.jsonl").write_text("".join(lines) + json.dumps(extra) + "\n")
+    p = run(workdir, "ledger", "verify", "--export", str(tmp_path / "bad.jsonl"), "--key", key, db=NO_DATABASE, code=8)
+    assert "an entry past the 12 the header and its checkpoint count" in p.stderr, p.stderr
     # An entry and its leaf hash altered together: the signed root exposes it.
     forged = {**entry(3), "recipient": "USA"}
     body, leaf = entry_bytes(forged), entry_leaf_hash(forged)
@@ -237,6 +246,12 @@ def test_proofs_verify_offline_and_tampered_ones_are_named(workdir: Path, tmp_pa
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     p = run(workdir, "ledger", "verify", "--proof", str(tmp_path / "bad.json"), "--key", key, db=NO_DATABASE, code=8)
     assert p.stderr.startswith("error: inclusion proof for entry 5 does not verify against the signed root at size 12")
+    # A malformed checkpoint is named as one (with a JSON key, no log origin is needed to read it)
+    (tmp_path / "badnote.json").write_text(json.dumps(dict(proof, checkpoint=proof["checkpoint"][:-1])))
+    p = run(
+        workdir, "ledger", "verify", "--proof", str(tmp_path / "badnote.json"), "--key", key, db=NO_DATABASE, code=8
+    )
+    assert "signed note does not end in a newline" in p.stderr, p.stderr
     # Against the whole ledger, the wrong element is named.
     run(workdir, "ledger", "export", "--out", str(tmp_path / "x.jsonl"))
     p = run(

@@ -240,8 +240,13 @@ def _pin(key_text: str | None) -> Pin:
     when no key is given (the source's own is used)."""
 
     def pin(note: str | None, default_origin: Callable[[], str]) -> LedgerKey | None:
-        # A bare base64 key is named by the log's origin (tlog-checkpoint §Signatures).
-        return None if key_text is None else LedgerKey.parse(key_text, name=_origin(note) or default_origin())
+        if key_text is None:
+            return None
+        # A bare base64 key is named by the log's origin (tlog-checkpoint §Signatures); the
+        # JSON and vkey forms name themselves, and need neither (so a malformed checkpoint is
+        # reported as one when it is verified, not as a key without a name).
+        named = LedgerKey.parse(key_text, name=_origin(note) or _BARE)
+        return named if named.name != _BARE else LedgerKey.parse(key_text, name=default_origin())
 
     return pin
 
@@ -333,6 +338,7 @@ def _verify_export(path: Path, pin: Pin, latest: str | None, kept: str | None, p
                 proofs=proofs,
                 source=f"export {path.name}",
                 progress=tick,
+                exact=True,
             )
     finally:
         reader.close()
@@ -379,6 +385,7 @@ def _verify_url(
                 served_consistency=server.consistency,
                 source=url,
                 progress=tick,
+                exact=True,
             )
 
 
@@ -422,12 +429,16 @@ def _render(report: VerifyReport, as_json: bool, *, rows: RowFinding | None = No
         raise LedgerInvalid(f"{rows}: the database was altered after the fact; the ledger holds what happened")
 
 
+_BARE = "\x00bare"
+"""A placeholder name for a bare base64 key before the log's origin is known (no origin is it)."""
+
+
 def _origin(note: str | None) -> str | None:
     if note is None:
         return None
     try:
         return parse_note(note)[0].origin
-    except LedgerInvalid:
+    except (LedgerInvalid, InvalidInput):
         return None  # reported when the checkpoint itself is verified
 
 

@@ -112,6 +112,7 @@ def verify_ledger(
     proofs: Sequence[Mapping[str, Any]] = (),
     served_consistency: Callable[[int, int], Sequence[bytes]] | None = None,
     progress: Callable[[int], None] | None = None,
+    exact: bool = False,
 ) -> VerifyReport:
     """Re-derive a ledger from its entries and check it against signed checkpoints.
 
@@ -133,6 +134,9 @@ def verify_ledger(
         served_consistency: Returns the source's consistency proof ``(old, new)``, to check
             that the source serves correct proofs.
         progress: Called with the number of entries checked so far.
+        exact: The source holds the checkpoint's entries and no more (an export, entries read
+            up to the checkpoint's size): an entry past it is a problem. Otherwise (a live
+            store) entries appended after it are left out as not signed yet.
 
     Returns:
         The report; its ``problem`` names the first failure.
@@ -148,7 +152,7 @@ def verify_ledger(
         state.since = old
         tree = _rederive(batches, source, state, progress)
         if cp is not None:
-            _check_checkpoint(tree, cp, source, state)
+            _check_checkpoint(tree, cp, source, state, exact=exact)
         if old is not None:
             _check_fork(tree, old, cp, served_consistency, state)
         for doc in proofs:
@@ -241,11 +245,15 @@ def verify_entries(
             check_proof(consistency(old.size, cp.size), key=key, checkpoint=cp, since=old, tree=None)
             state.checks.append(f"your kept checkpoint (size {old.size}) is a prefix of the checkpoint")
         checked = 0
+        last = -1
         for batch in batches:
             for index, body, recorded in batch:
+                _check_order(index, last, source)
+                last = index
                 if index >= cp.size:
                     continue  # newer than the checkpoint: checked against the next one
                 proof = inclusion(index, cp.size)
+                _check_proof_names(index, cp.size, proof, source)
                 _check_included(index, body, recorded, proof, source)
                 check_proof(proof, key=key, checkpoint=cp, since=old, tree=None)
                 checked += 1
@@ -261,6 +269,32 @@ def verify_entries(
     except Stop as stop:
         return state.report(stop.finding)
     return state.report(None)
+
+
+def _check_order(index: int, last: int, source: str) -> None:
+    """Entries are served in index order, each once."""
+    if index <= last:
+        raise Stop(
+            Finding(
+                kind="entry",
+                index=index,
+                message=f"entry {index}: {source} serves it after entry {last} (a duplicate or out of order)",
+            )
+        )
+
+
+def _check_proof_names(index: int, size: int, proof: Mapping[str, Any], source: str) -> None:
+    """The inclusion proof served is the proof of this entry in the checkpoint's tree."""
+    if proof.get("index") != index or proof.get("size") != size:
+        raise Stop(
+            Finding(
+                kind="inclusion-proof",
+                index=index,
+                message=f"inclusion proof for entry {index}: {source} served the proof of entry "
+                f"{proof.get('index')!r} in a tree of {proof.get('size')!r}, not of entry {index} in the "
+                f"checkpoint's {size}",
+            )
+        )
 
 
 def _check_included(index: int, body: bytes, recorded: bytes | None, proof: Mapping[str, Any], source: str) -> None:
@@ -393,8 +427,17 @@ def _rederive(
     return MerkleTree.from_leaf_hashes(leaves)
 
 
-def _check_checkpoint(tree: MerkleTree, cp: Checkpoint, source: str, state: _Progress) -> None:
+def _check_checkpoint(tree: MerkleTree, cp: Checkpoint, source: str, state: _Progress, *, exact: bool) -> None:
     n = tree.size
+    if n > cp.size and exact:
+        raise Stop(
+            Finding(
+                kind="entry",
+                index=cp.size,
+                message=f"{source} holds {n} entries but the checkpoint commits to {cp.size}: entries "
+                f"{cp.size}..{n - 1} are covered by no signature",
+            )
+        )
     if n < cp.size:
         raise Stop(
             Finding(
@@ -413,6 +456,9 @@ def _check_checkpoint(tree: MerkleTree, cp: Checkpoint, source: str, state: _Pro
             )
         )
     state.checks.append(f"entries 0..{cp.size - 1} hash to the checkpoint's root")
+    if n > cp.size:  # appended while the store was read: the next checkpoint covers them
+        state.entries = cp.size
+        state.checks.append(f"{n - cp.size} entries after it not signed yet, so not counted")
 
 
 def _check_fork(

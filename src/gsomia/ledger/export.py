@@ -16,7 +16,7 @@ from typing import IO
 from gsomia.codec import b64decode_or_none
 from gsomia.errors import InvalidInput, LedgerInvalid
 from gsomia.ledger.audit import Batch, EntryProblem
-from gsomia.ledger.checkpoint import NoteVerifier
+from gsomia.ledger.checkpoint import NoteVerifier, parse_note
 
 __all__ = ["EXPORT_FORMAT", "ExportHeader", "ExportReader"]
 
@@ -58,16 +58,7 @@ class ExportReader:
             doc = None
         if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
             raise LedgerInvalid(f"{name}: not a gsomia ledger export (its first line must be a {EXPORT_FORMAT} header)")
-        try:
-            key_doc = doc["key"]
-            self.header = ExportHeader(
-                origin=str(doc["origin"]),
-                size=int(doc["size"]),
-                key=parse_key(json.dumps(key_doc)),
-                checkpoint=str(doc["checkpoint"]),
-            )
-        except (KeyError, TypeError, ValueError, InvalidInput) as e:
-            raise LedgerInvalid(f"{name}: malformed export header ({e})") from None
+        self.header = _header(doc, name, parse_key)
 
     def close(self) -> None:
         """Close the file."""
@@ -98,6 +89,12 @@ class ExportReader:
                 ) from None
             if type(index) is not int:
                 raise EntryProblem(f"{self.name} line {line_no}: 'index' must be an integer", index=expected)
+            if expected >= self.header.size:
+                raise EntryProblem(
+                    f"{self.name} line {line_no}: an entry past the {self.header.size} the header and its "
+                    "checkpoint count: the export was altered",
+                    index=expected,
+                )
             batch.append((index, body, leaf))
             expected += 1
             if len(batch) >= size:
@@ -105,6 +102,33 @@ class ExportReader:
                 batch = []
         if batch:
             yield batch
+
+
+def _header(doc: dict[str, object], name: str, parse_key: Callable[[str], NoteVerifier]) -> ExportHeader:
+    """The export's header, which must agree with the checkpoint it carries (whose signature is
+    checked with the entries).
+
+    Raises:
+        LedgerInvalid: a member is missing or of another type, or it contradicts the checkpoint.
+    """
+    size, origin, checkpoint = doc.get("size"), doc.get("origin"), doc.get("checkpoint")
+    if type(size) is not int or size < 0 or not isinstance(origin, str) or not isinstance(checkpoint, str):
+        raise LedgerInvalid(
+            f"{name}: malformed export header (size must be an integer ≥ 0, origin and checkpoint text)"
+        )
+    try:
+        header = ExportHeader(
+            origin=origin, size=size, key=parse_key(json.dumps(doc.get("key"))), checkpoint=checkpoint
+        )
+        signed = parse_note(checkpoint)[0]
+    except (TypeError, ValueError, InvalidInput, LedgerInvalid) as e:
+        raise LedgerInvalid(f"{name}: malformed export header ({e})") from None
+    if (signed.size, signed.origin) != (size, origin):
+        raise LedgerInvalid(
+            f"{name}: the header says {size} entries of {origin!r}, its checkpoint {signed.size} of "
+            f"{signed.origin!r}: the export was altered"
+        )
+    return header
 
 
 def _canonical_b64(text: object) -> bytes:

@@ -16,7 +16,7 @@ import pytest
 
 from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.errors import LedgerInvalid
-from gsomia.ledger.audit import EntryProblem, verify_proof
+from gsomia.ledger.audit import EntryProblem, verify_entries, verify_ledger, verify_proof
 from gsomia.services.ledger.service import LedgerService, open_export
 from gsomia.storage.store import Store
 
@@ -39,6 +39,10 @@ class Log:
         doc = self.service.inclusion(index)
         doc["entry"] = self.service.entry(index)["entry"]
         return doc
+
+    def store_rows(self) -> list[tuple[int, bytes, bytes | None]]:
+        """Every entry as a verifier reads it: index, bytes, recorded leaf hash."""
+        return [row for batch in self.service._table.scan() for row in batch]
 
     def close(self) -> None:
         self.store.close()
@@ -135,6 +139,57 @@ def read_export(tmp_path: Path, lines: list[bytes]) -> list[Any]:
         reader.close()
 
 
+def _header(lines: list[bytes], **changes: Any) -> bytes:
+    return json.dumps(json.loads(lines[0]) | changes).encode() + b"\n"
+
+
+def test_an_entry_past_the_checkpoint_in_an_export_is_refused(log: Log, tmp_path: Path) -> None:
+    # leaf hash and body agree: only the count betrays it (no signature covers entry 7)
+    lines = exported(log)
+    extra = json.loads(lines[-1]) | {"index": 7}
+    with pytest.raises(EntryProblem, match="an entry past the 7 the header and its checkpoint count"):
+        read_export(tmp_path, [*lines, json.dumps(extra).encode() + b"\n"])
+
+
+def test_entries_past_the_checkpoint_are_a_problem_in_an_exact_source_and_left_out_of_a_live_one(
+    log: Log,
+) -> None:
+    older = log.checkpoint
+    with log.store.writing() as s:
+        log.service.append(s, {"type": "delivery", "report": "r-7", "recipient": "KOR", "n": 7})
+    rows = list(log.store_rows())
+    live = verify_ledger([rows], key=log.key, checkpoint=older, source="the store")
+    assert live.ok and live.entries == 7 and "1 entries after it not signed yet, so not counted" in live.checks
+    exact = verify_ledger([rows], key=log.key, checkpoint=older, source="an export", exact=True)
+    assert not exact.ok and exact.problem is not None
+    assert "entries 7..7 are covered by no signature" in exact.problem.message
+
+
+def test_a_party_verifier_refuses_a_proof_of_another_entry_and_entries_out_of_order(log: Log) -> None:
+    rows = list(log.store_rows())
+
+    def verify(batch: list[Any], inclusion: Callable[[int, int], dict[str, Any]]) -> Any:
+        return verify_entries(
+            [batch],
+            key=log.key,
+            checkpoint=log.checkpoint,
+            source="a proxy",
+            inclusion=inclusion,
+            consistency=lambda old, new: {},
+        )
+
+    honest = verify(rows[:3], log.service.inclusion)
+    assert honest.ok, honest.problem
+    # entry 0 shown again as entry 4, with the proof of entry 0
+    shown = [*rows[:3], (4, rows[0][1], rows[0][2])]
+    wrong = verify(shown, lambda i, n: log.service.inclusion(0 if i == 4 else i, n))
+    assert not wrong.ok and wrong.problem is not None and "served the proof of entry 0" in wrong.problem.message
+    repeated = verify([rows[0], rows[2], rows[2]], log.service.inclusion)
+    assert (
+        not repeated.ok and repeated.problem is not None and "a duplicate or out of order" in repeated.problem.message
+    )
+
+
 def test_an_export_reads_back_entry_by_entry_and_blank_lines_are_skipped(log: Log, tmp_path: Path) -> None:
     lines = exported(log)
     rows = read_export(tmp_path, [*lines[:2], b"\n", *lines[2:]])
@@ -154,6 +209,12 @@ def test_an_export_reads_back_entry_by_entry_and_blank_lines_are_skipped(log: Lo
             ],
             "malformed export header",
         ),
+        (lambda lines: [_header(lines, size=1e400), *lines[1:]], "malformed export header"),  # an OverflowError
+        (lambda lines: [_header(lines, size="7"), *lines[1:]], "malformed export header"),
+        (lambda lines: [_header(lines, size=-1), *lines[1:]], "malformed export header"),
+        (lambda lines: [_header(lines, size=True), *lines[1:]], "malformed export header"),
+        (lambda lines: [_header(lines, size=9), *lines[1:]], "the header says 9 entries"),
+        (lambda lines: [_header(lines, origin="other/log"), *lines[1:]], "of 'other/log', its checkpoint"),
     ],
 )
 def test_an_altered_export_header_is_refused(
