@@ -27,6 +27,7 @@ the hot path of a million-entry ledger, and SQLAlchemy's row objects would tripl
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -267,13 +268,14 @@ class LedgerTable:
         s: Session, *, size: int, witness: str, timestamp: int, line: str, note: str, at: datetime
     ) -> bool:
         """Keep ``witness``'s cosignature of the checkpoint of ``size`` in the caller's
-        transaction, unless one of the same witness for that size with a timestamp as new or
-        newer is kept already; whether it was kept."""
+        transaction, unless one of the same witness key for that size with a timestamp as new
+        or newer is kept already; whether it was kept. A line of another key under that name
+        (the name now registered by another party, or its key replaced) gives way to it."""
         row = s.get(CosignatureRow, (size, witness))
         if row is None:
             s.add(CosignatureRow(size=size, witness=witness, timestamp=timestamp, line=line, note=note, recorded_at=at))
             return True
-        if row.timestamp >= timestamp:
+        if row.timestamp >= timestamp and _key_hash(row.line) == _key_hash(line):
             return False
         row.timestamp, row.line, row.note, row.recorded_at = timestamp, line, note, at
         return True
@@ -530,3 +532,9 @@ def _inside(transaction: SessionTransaction | None, ancestor: SessionTransaction
             return True
         transaction = transaction.parent
     return False
+
+
+def _key_hash(line: str) -> bytes:
+    """The key hash a signed-note signature line names (``— name base64(key hash || …)``,
+    C2SP signed-note): its first 4 bytes."""
+    return base64.b64decode(line.rsplit(" ", 1)[-1] + "==")[:4]

@@ -95,6 +95,24 @@ def test_a_valid_cosignature_is_recorded_and_served_with_the_checkpoint(harness:
     assert ledger.cosigned_checkpoint(size) == cosigned
 
 
+def test_a_cosignature_under_a_name_another_key_used_replaces_that_keys_line(harness: Harness) -> None:
+    # USA cosigns as "shared.name" (stamped ahead), then takes another name; KOR registers
+    # "shared.name" and cosigns the same checkpoint now: KOR's line is the one kept and served.
+    ledger = harness.app.ledger
+    note = ledger.checkpoint()
+    size = int(body_of(note).split("\n")[1])
+    usa = registered(harness, "USA", "shared.name")
+    ahead = usa.cosign(body_of(note), now(harness) + 240)
+    assert harness.exchange.witnesses.cosign(harness.principals["USA"], size, ahead)["kept"] is True
+    registered(harness, "USA", "usa.witness.example")
+    kor = registered(harness, "KOR", "shared.name")
+    line = kor.cosign(body_of(note), now(harness))
+    assert harness.exchange.witnesses.cosign(harness.principals["KOR"], size, line)["kept"] is True
+    served = ledger.cosigned_checkpoint(size)
+    assert line in served and ahead not in served
+    assert quorum(served, [kor.public])[1] == [kor.public.name]
+
+
 def test_a_cosignature_of_an_older_size_is_checked_against_that_size(harness: Harness) -> None:
     kor = registered(harness, "KOR")
     old = harness.app.ledger.checkpoint()
