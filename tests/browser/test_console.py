@@ -436,6 +436,9 @@ def test_an_officer_files_an_incident_and_follows_it_up(
     page.get_by_role("navigation", name="Sections").get_by_role("link", name="Incidents").click()
     filed = page.locator(f'li.incident:has(a[href="#/deliveries/{item["delivery_id"]}"])')
     expect(filed.locator(".incident-description")).to_have_text(description)
+    # set apart as the reporter's words, so that no line of them passes for a follow-up
+    expect(filed.locator(".incident-said")).to_have_text("Description, as KOR filed it:")
+    assert filed.locator(".incident-description").evaluate("el => el.tagName") == "BLOCKQUOTE"
     wait_for(
         lambda: any(
             i.get("description") == description for i in world.jpn.api("duty").get("/api/incidents").json()["items"]

@@ -60,11 +60,17 @@ export function incidentList(ctx, items, reload, { links = false } = {}) {
               'p',
               { class: 'item-meta' },
               'Report ',
-              h('a', { href: href('deliveries', inc.delivery) }, inc.report ?? inc.delivery),
+              // a link only where the delivery is this node's (the reporter's); the originator's
+              // node holds no delivery of that id
+              inc.reporter === ctx.session?.party
+                ? h('a', { href: href('deliveries', inc.delivery) }, inc.report ?? inc.delivery)
+                : (inc.report ?? inc.delivery),
               inc.originator ? ` from ${inc.originator}` : '',
             )
           : null,
-        h('p', { class: 'incident-description' }, inc.description),
+        // the reporter's own words, set apart: a line in them cannot pass for a follow-up
+        h('p', { class: 'incident-said' }, `Description, as ${inc.reporter ?? 'the reporter'} filed it:`),
+        h('blockquote', { class: 'incident-description' }, inc.description),
         (inc.updates ?? []).length
           ? h(
               'ol',
