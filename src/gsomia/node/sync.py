@@ -84,6 +84,7 @@ FETCH_PER_REQUEST = 100  # deliveries per request (the exchange's limit)
 WORKERS = 8  # deliveries verified at once while catching up
 MAX_BACKOFF = 30.0
 _DELIVERY_FIELDS = ("delivery", "report", "originator", "recipient", "purpose", "via", "marking", "key")
+_LEGACY_DELIVERY_FIELDS = tuple(f for f in _DELIVERY_FIELDS if f != "marking")
 
 
 class Quarantined(Exception):
@@ -868,7 +869,10 @@ class Syncer:
             "marking": view.get("marking"),
             "key": view.get("key"),
         }
-        wrong = same(entry, expected, _DELIVERY_FIELDS)
+        legacy = view.get("format") == 1  # ledgered by the first release (docs/protocol.md §4.5)
+        wrong = same(entry, expected, _LEGACY_DELIVERY_FIELDS if legacy else _DELIVERY_FIELDS)
+        if legacy and not _legacy_marking_is(entry.get("marking"), view.get("marking")):
+            wrong.append("marking")
         if _instant(entry.get("at")) is None or _instant(entry.get("at")) != _instant(view.get("created_at")):
             wrong.append("at")  # the document's created_at is when the delivery was ledgered
         wrapped = hashlib.sha256(b64decode(view.get("wrapped_key"), "wrapped_key")).hexdigest()
@@ -889,6 +893,8 @@ class Syncer:
             "commitment": origin.get("commitment"),
             "key": origin.get("key"),
         }
+        if legacy:  # an unsalted digest then, under its own name
+            claimed["digest"] = claimed.pop("commitment")
         wrong = same(sub, claimed, tuple(claimed))
         if sub.get("type") != "submission" or wrong:
             raise Quarantined("not_in_ledger", f"submission entry {submission} differs in {', '.join(wrong) or 'type'}")
@@ -927,6 +933,16 @@ def shown_name(value: object) -> str | None:
     if len(text) > SHOWN_NAME:
         text = text[: SHOWN_NAME - 1] + "…"
     return text or None
+
+
+def _legacy_marking_is(ledgered: object, served: object) -> bool:
+    """Whether a marking the first release ledgered (``level`` for the recipient's level, no
+    ``recipient``) says what the delivery document serves in today's shape."""
+    if not isinstance(ledgered, dict) or not isinstance(served, dict):
+        return False
+    return ledgered.get("level") == served.get("recipient_level") and all(
+        ledgered.get(k) == served.get(k) for k in ("banner", "originator", "originator_level", "common_level")
+    )
 
 
 def _ledgered_caveats(caveats: object) -> dict[str, Any] | None:

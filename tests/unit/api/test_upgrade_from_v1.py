@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from gsomia.api.app import create_app
 from gsomia.api.schemas import DeliveryOut
@@ -30,6 +32,10 @@ from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.crypto.signing import sign
 from gsomia.errors import Conflict
 from gsomia.ledger.entries import entry_bytes
+from gsomia.node.keyring import KeyRing
+from gsomia.node.store import NodeStore, deliveries
+from gsomia.node.sync import Syncer
+from gsomia.node.witness import LedgerWitness
 from tests.harness import InProcessTransport
 
 LEGACY = Path(__file__).parents[2] / "data" / "legacy-v1"
@@ -130,3 +136,37 @@ def test_the_upgraded_ledger_verifies(upgraded: tuple[App, FastAPI]) -> None:
     report = app.ledger.verify()
     assert report.problem is None, report.problem
     assert report.entries == app.ledger.size()
+
+
+def test_a_party_node_verifies_an_old_delivery_of_an_upgraded_exchange(
+    upgraded: tuple[App, FastAPI], tmp_path: Path
+) -> None:
+    # the ledger entries of the first release hold the commitment as "digest" and the marking in
+    # its old shape (docs/protocol.md §4.5): the delivery is genuine, and must verify
+    _, api = upgraded
+    store = NodeStore(tmp_path / "node.db", secrets.token_bytes(32))
+    with client(api, "KOR") as kor:
+        key = LedgerKey.parse(json.dumps(kor.ledger_key()))
+    keyring = KeyRing(store)
+    keyring.add(read_private_keyfile(tmp_path / "kor.keys"), state="current")
+    witness = LedgerWitness(store, key=key, cosigner=None, publish=lambda _kind, _doc: None)
+    syncer = Syncer(
+        store,
+        party="KOR",
+        keyring=keyring,
+        witness=witness,
+        connect=lambda: client(api, "KOR"),
+        publish=lambda k, d: None,
+    )
+    try:
+        result = syncer.once()
+    finally:
+        syncer.close()
+    delivery_id = (LEGACY / "delivery.txt").read_text().strip()
+    with store.read() as c:
+        row = c.execute(
+            select(deliveries.c.state, deliveries.c.detail).where(deliveries.c.delivery_id == delivery_id)
+        ).one()
+    store.close()
+    assert (result.verified, result.quarantined) == (1, 0), row
+    assert row.state == "verified", row
