@@ -19,6 +19,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -141,6 +143,17 @@ def migrate(engine: Engine) -> None:
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
                     conn.commit()
+    except CommandError as e:
+        # the database names a revision this code does not know: a newer release migrated it
+        raise StorageError(
+            f"cannot open the database: {e}; it was migrated by a newer gsomia (this one knows revisions up to "
+            f"{_head(cfg)}): run that release, or restore a backup made by this one"
+        ) from None
+    except UnicodeDecodeError as e:
+        # SQLite's message for a malformed schema quotes the damaged bytes
+        raise StorageError(
+            f"cannot open the database: it is damaged (database disk image is malformed: {e.reason}); restore a backup"
+        ) from None
     except SQLAlchemyError as e:
         message = _short(e)
         if "timeout expired" in message:
@@ -149,6 +162,11 @@ def migrate(engine: Engine) -> None:
                 "the URL sets connect_timeout: is it the address of a PostgreSQL server, and does it answer?)"
             )
         raise StorageError(f"cannot open or migrate the database: {message}") from e
+
+
+def _head(cfg: Config) -> str:
+    """The latest revision this code's migrations reach."""
+    return str(ScriptDirectory.from_config(cfg).get_current_head())
 
 
 def _short(e: SQLAlchemyError) -> str:
