@@ -38,6 +38,7 @@ from gsomia.services.exchange.submissions import SubmissionService
 from gsomia.services.exchange.witnesses import WitnessService
 from gsomia.services.ledger.service import LedgerService
 from gsomia.storage.channel import commit_listener
+from gsomia.storage.exchange import ExchangeRepo
 from gsomia.storage.exercise import ExerciseDatabase, open_exercise_database
 from gsomia.storage.store import Store
 from gsomia.storage.traffic import TrafficReader
@@ -270,7 +271,7 @@ def build_exchange(
         identity=identity,
         clock=exchange_clock,
         records=records,
-        kek=_kek_source(settings),
+        kek=_kek_source(settings, may_create=lambda: ExchangeRepo.latest_sealed(store) is None),
         notifier=Notifier(),
         config=ExchangeConfig(
             consent_ttl=timedelta(hours=settings.consent_ttl_hours),
@@ -294,9 +295,10 @@ def build_exchange(
     )
 
 
-def _kek_source(settings: Settings) -> Callable[[], bytes]:
+def _kek_source(settings: Settings, *, may_create: Callable[[], bool]) -> Callable[[], bytes]:
     """Where the key-encryption key comes from: the setting (checked now), or the data
-    directory's ``exchange.kek`` (read, or created with mode 0600, on first use).
+    directory's ``exchange.kek`` (read, or created with mode 0600 on first use if
+    ``may_create()``: never over a database that holds sealed reports).
 
     Raises:
         InvalidInput: the KEK setting is not base64 of 32 bytes.
@@ -305,4 +307,4 @@ def _kek_source(settings: Settings) -> Callable[[], bytes]:
         key = parse_kek(settings.kek.get_secret_value())
         return lambda: key
     path = settings.data_dir / "exchange.kek"
-    return lambda: load_or_create_kek(path)
+    return lambda: load_or_create_kek(path, may_create=may_create)

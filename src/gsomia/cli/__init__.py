@@ -248,6 +248,7 @@ def serve(
                 exercise_reset=exercise_reset,
             )
         app = common.app()
+        app.ledger.key()  # a lost ledger key is named here, in one line, before anything is served
         summary = app.store.summary()
         err.print(
             f"gsomia {__version__} serving {summary.name if summary else 'an empty database'} from "

@@ -13,12 +13,13 @@ import logging
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from gsomia.codec import b64decode
 from gsomia.crypto.envelope import KEY_LENGTH
 from gsomia.crypto.keyfile import link_private_file
-from gsomia.errors import InvalidInput
+from gsomia.errors import InvalidInput, StorageError
 
 __all__ = ["load_or_create_kek", "parse_kek"]
 
@@ -62,14 +63,21 @@ def _read(path: Path) -> bytes:
         raise InvalidInput(f"key-encryption key {path}: not base64 text") from e
 
 
-def load_or_create_kek(path: Path) -> bytes:
-    """Read the KEK file, creating it (mode 0600, fresh random key) if it does not exist.
+def load_or_create_kek(path: Path, *, may_create: Callable[[], bool] = lambda: True) -> bytes:
+    """Read the KEK file, creating it (mode 0600, fresh random key) if it does not exist and
+    ``may_create()`` (a database that holds nothing sealed yet).
 
     Safe when several workers start at once: exactly one creates the file.
 
     Raises:
         InvalidInput: the file exists but is unsafe or invalid, or cannot be created.
+        StorageError: the file is missing and may not be created (sealed reports exist).
     """
+    if not path.exists() and not may_create():
+        raise StorageError(
+            f"the key-encryption key {path} is missing, and the database holds reports sealed under it: put it "
+            "back from the backup made with this database (or set GSOMIA_KEK to it). Nothing was written."
+        )
     if not path.exists():
         data = (base64.b64encode(secrets.token_bytes(KEY_LENGTH)).decode("ascii") + "\n").encode("ascii")
         try:

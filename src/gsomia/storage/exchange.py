@@ -36,6 +36,7 @@ from gsomia.domain.states import ConsentState
 from gsomia.storage.bulk import insert_rows
 from gsomia.storage.ledger import LedgerTable
 from gsomia.storage.schema import Base, UTCDateTime
+from gsomia.storage.store import Store
 
 __all__ = [
     "ConsentRow",
@@ -525,6 +526,20 @@ class ExchangeRepo:
     """Queries over the exchange tables. Stateless: every method takes the session to use."""
 
     # --- writing -------------------------------------------------------------------------
+
+    @staticmethod
+    def latest_sealed(store: Store) -> tuple[str, bytes, int] | None:
+        """The latest stored report's key (``JPN/R-1``), sealed content key and sealing version
+        (1 before reports had salts), or None if none is stored.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        r = SubmittedReportRow.__table__
+        query = select(r.c.id, r.c.sealed_key, r.c.salt).order_by(r.c.leaf_index.desc()).limit(1)
+        with store.reading() as s:
+            row = s.execute(query).first()
+        return None if row is None else (row.id, bytes(row.sealed_key), 2 if row.salt else 1)
 
     @staticmethod
     def serialize_writers(s: Tx) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from gsomia.crypto import content_key_aad, delivery_info, open_at_rest, seal_at_rest, wrap_key
 from gsomia.domain.instants import utc_iso
-from gsomia.errors import NotAuthenticated
+from gsomia.errors import DecryptionFailed, NotAuthenticated, StorageError
 from gsomia.services.exchange.access import Principal
 from gsomia.services.exchange.clock import ExchangeClock
 from gsomia.services.exchange.identity import IdentityService
@@ -155,8 +155,31 @@ class ExchangeContext:
 
     def _key(self) -> bytes:
         if self._kek is None:
-            self._kek = self._kek_source()
+            key = self._kek_source()
+            self._check_kek(key)
+            self._kek = key
         return self._kek
+
+    def _check_kek(self, key: bytes) -> None:
+        """Refuse a key-encryption key that does not open the reports already stored (the file
+        lost and made anew, another ``GSOMIA_KEK``): what it sealed could never be opened with
+        the key the database was written with.
+
+        Raises:
+            StorageError: it does not open the latest stored report's sealed key.
+        """
+        latest = ExchangeRepo.latest_sealed(self.store)
+        if latest is None:
+            return
+        report, sealed, version = latest
+        try:
+            open_at_rest(key, sealed, content_key_aad(*split_report_key(report), version=version))
+        except DecryptionFailed:
+            raise StorageError(
+                f"the key-encryption key does not open the stored report {report}: it is not the key this "
+                "database was written with; put back exchange.kek from the backup made with it (or set GSOMIA_KEK "
+                "to it). Nothing was written."
+            ) from None
 
     def seal(self, key: str, content_key: bytes) -> bytes:
         """Seal a content key under the KEK (loaded, or created, on first use), bound to the

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from gsomia.crypto.ledger_key import LedgerKey, load_or_create_ledger_key
 from gsomia.crypto.signing import ExchangeSigner
-from gsomia.errors import InvalidInput, LedgerInvalid, UnknownEntity
+from gsomia.errors import InvalidInput, LedgerInvalid, StorageError, UnknownEntity
 from gsomia.ledger.audit import VerifyReport, verify_ledger
 from gsomia.ledger.checkpoint import Checkpoint, b64, sign_note
 from gsomia.ledger.entries import entry_bytes
@@ -303,11 +303,26 @@ class LedgerService:
         if key is None:
             with self._load_lock:
                 if self._key is None:
+                    self._refuse_a_new_key()
                     signer = load_or_create_ledger_key(self._key_file, created=self._clock())
                     self._key = LedgerKey(name=self.origin, public_key=signer.public_key_raw())
                     self._signer = signer
                 key = self._key
         return key
+
+    def _refuse_a_new_key(self) -> None:
+        """A key file missing where a checkpoint was signed already is a lost key, not a new
+        log: a new key would sign a log every pinned verifier and witness takes for a fork.
+
+        Raises:
+            StorageError: the key file is missing and this database holds a signed checkpoint.
+        """
+        if not Path(self._key_file).exists() and self._table.meta("checkpoint") is not None:
+            raise StorageError(
+                f"the ledger key {self._key_file} is missing, and this database holds checkpoints it signed: put "
+                "it back from the backup made with this database (a new key would sign a different log for every "
+                "verifier and witness that pinned it). Nothing was written."
+            )
 
     def public_key(self) -> dict[str, str]:
         """The checkpoint key as published: ``{"name", "key_id", "public_key", "algorithm", "vkey"}``.

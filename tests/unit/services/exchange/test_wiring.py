@@ -5,6 +5,8 @@ start-up warming."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from gsomia.bootstrap import Settings, build
-from gsomia.errors import Conflict, InvalidInput, UnknownEntity, ValidationFailed
+from gsomia.errors import Conflict, InvalidInput, StorageError, UnknownEntity, ValidationFailed
 from gsomia.services.exchange.clock import ExchangeClock
 from gsomia.services.exchange.notify import Notifier
 from gsomia.services.exchange.operator import EventSpec
@@ -229,3 +231,34 @@ def test_principals_for_unknown_parties_are_refused_once_a_scenario_is_loaded(tm
             app.exchange.identity.add_principal(role="party", name="y", party="QQQ")
     finally:
         app.close()
+
+
+# --- the key-encryption key -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change", ["missing", "another"])
+def test_a_key_encryption_key_that_does_not_open_the_stored_reports_is_refused_and_nothing_written(
+    harness: Harness, tmp_path_factory: pytest.TempPathFactory, change: str
+) -> None:
+    # a restore that left exchange.kek out (made anew, before) or put another one in
+    harness.submit("JPN", recipients=["KOR"])
+    harness.close()
+    copy = tmp_path_factory.mktemp("restored")
+    restored = harness.clone(copy)
+    restored.close()
+    kek = copy / "exchange.kek"
+    if change == "missing":
+        kek.unlink()
+    else:
+        kek.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+        kek.chmod(0o600)
+    again = restored.clone(tmp_path_factory.mktemp("started"))
+    try:
+        before = again.written()
+        with pytest.raises(StorageError, match=r"put (it )?back"):
+            again.submit("JPN", recipients=["KOR"])
+        assert again.written() == before
+        # a missing one is not made anew
+        assert (again.app.settings.data_dir / "exchange.kek").exists() is (change == "another")
+    finally:
+        again.close()

@@ -456,3 +456,18 @@ def test_a_log_with_entries_from_before_names_keeps_the_old_shared_name(tmp_path
         assert LedgerService(older, key_file=tmp_path / "k", clock=clock).origin == "gsomia.local/ledger"
     finally:
         older.close()
+
+
+def test_a_lost_key_file_is_refused_once_a_checkpoint_was_signed(
+    store: Store, ledger: LedgerService, tmp_path: Path
+) -> None:
+    fill(store, ledger, 3)
+    assert not (tmp_path / "exchange-ledger.key").exists()  # entries, but nothing signed yet
+    unsigned = LedgerService(store, key_file=tmp_path / "exchange-ledger.key", clock=clock)
+    unsigned.key()  # no checkpoint was signed yet: the key is made now, as on a first start
+    unsigned.checkpoint()
+    (tmp_path / "exchange-ledger.key").unlink()
+    lost = LedgerService(store, key_file=tmp_path / "exchange-ledger.key", clock=clock)
+    with pytest.raises(StorageError, match="is missing, and this database holds checkpoints it signed"):
+        lost.key()
+    assert not (tmp_path / "exchange-ledger.key").exists()  # not made anew
