@@ -6,7 +6,7 @@ Every write is one transaction: it lands whole or not at all.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -224,22 +224,35 @@ class Store:
         provisions: Sequence[Mapping[str, Any]],
         replace: bool = False,
         now: datetime,
+        check: Callable[[dict[str, Any]], None] | None = None,
     ) -> LoadOutcome:
         """Store a validated scenario in one transaction.
 
         Loading the same scenario again changes nothing. Loading a changed version of the
         same scenario replaces its definitions, events, reports and provisions; events an
-        operator recorded are kept. Another scenario is refused unless ``replace``.
+        operator recorded are kept, and ``check`` is given the record they make together
+        before anything is committed. Another scenario is refused unless ``replace``, and
+        always where an operator recorded events (they are in the ledger: they are not
+        discarded).
 
         Raises:
-            Conflict: the database holds another scenario and ``replace`` is false.
+            Conflict: the database holds another scenario and ``replace`` is false, or
+                events an operator recorded.
             StorageError: on any database error; nothing is written.
+            GsomiaError: whatever ``check`` raises; nothing is written.
         """
         with self.writing("loading the scenario") as s:
             current = s.scalars(select(ScenarioRow)).first()
             if current is not None and current.name != name and not replace:
                 raise Conflict(
                     f"this database holds scenario {current.name!r}; use another --db, or --replace to discard it"
+                )
+            recorded = s.scalar(select(func.count()).select_from(EventRow).where(EventRow.origin == "operator")) or 0
+            if current is not None and current.name != name and recorded:
+                raise Conflict(
+                    f"this database holds {recorded} agreement event(s) an operator recorded under scenario "
+                    f"{current.name!r}, and its ledger names them: replacing the scenario would discard them; load "
+                    f"{name!r} into another database (--db)"
                 )
             if current is not None and current.name == name and current.digest == digest:
                 return LoadOutcome("unchanged", self._require_summary(s))
@@ -265,6 +278,10 @@ class Store:
                 for i, p in enumerate(provisions)
             )
             s.flush()
+            if check is not None:
+                combined = _document(s)
+                if combined is not None:
+                    check(combined)
             self.bump(s, "record")
             return LoadOutcome(outcome, self._require_summary(s))
 
@@ -302,15 +319,8 @@ class Store:
             StorageError: on any database error.
         """
         with self.reading() as s:
-            row = s.scalars(select(ScenarioRow)).first()
-            if row is None:
-                return None
-            doc = dict(row.definitions)
-            events = s.scalars(select(EventRow).order_by(EventRow.origin.desc(), EventRow.seq)).all()
-            doc["events"] = [_event_doc(e) for e in events]
-            doc["reports"] = [r.doc for r in s.scalars(select(ReportRow).order_by(ReportRow.seq)).all()]
-            doc["provisions"] = [p.doc for p in s.scalars(select(ProvisionRow).order_by(ProvisionRow.seq)).all()]
-            return doc, str(self.versions(s).record)
+            doc = _document(s)
+            return None if doc is None else (doc, str(self.versions(s).record))
 
     def events(self) -> list[StoredEvent]:
         """Every stored agreement event, scenario events first."""
@@ -373,6 +383,20 @@ def _stored(r: EventRow) -> StoredEvent:
         source=r.source,
         origin=r.origin,
     )
+
+
+def _document(s: Session) -> dict[str, Any] | None:
+    """The stored scenario as one document (its events, scenario's then operators', reports
+    and provisions), as ``s`` sees it; None if there is none."""
+    row = s.scalars(select(ScenarioRow)).first()
+    if row is None:
+        return None
+    doc = dict(row.definitions)
+    events = s.scalars(select(EventRow).order_by(EventRow.origin.desc(), EventRow.seq)).all()
+    doc["events"] = [_event_doc(e) for e in events]
+    doc["reports"] = [r.doc for r in s.scalars(select(ReportRow).order_by(ReportRow.seq)).all()]
+    doc["provisions"] = [p.doc for p in s.scalars(select(ProvisionRow).order_by(ProvisionRow.seq)).all()]
+    return doc
 
 
 def _event_doc(r: EventRow) -> dict[str, Any]:

@@ -4,12 +4,20 @@ nothing, load is all-or-nothing and idempotent, and a synthetic network validate
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+from gsomia.services.analysis.scenarios import resolve
+from gsomia.storage.store import Store, StoredEvent
 from tests.unit.cli.cli_support import Gsomia
 
 SMALL = ("--parties", "5", "--agreements", "6", "--hubs", "1", "--topics", "2", "--years", "2")
 BROKEN = "scenario:\n  name: x\nparties:\n  - id: jpn\n"
+_TERMINATION = (
+    '  - {id: jpn-kor-2024-termination, agreement: JPN-KOR-GSOMIA, kind: termination, at: "2024-01-01", '
+    'by: KOR, source: "[test]"}\n'
+)
+"""A changed scenario in which the agreement ends before the notice an operator recorded."""
 
 
 def test_the_bundled_scenario_validates(gsomia: Gsomia) -> None:
@@ -73,3 +81,34 @@ def test_the_bundled_scenarios_and_the_schema_are_listed(gsomia: Gsomia) -> None
     assert json.loads(gsomia("scenario", "list", "--json").out).keys() == {"japan-korea-2019"}
     schema = json.loads(gsomia("scenario", "schema").out)
     assert {"scenario", "parties", "agreements", "events"} <= set(schema["properties"])
+
+
+def test_a_scenario_is_never_replaced_under_events_an_operator_recorded(
+    gsomia: Gsomia, scenario_db: str, tmp_path: Path
+) -> None:
+    store = Store(scenario_db)
+    notice = StoredEvent(
+        id="op-notice",
+        agreement="JPN-KOR-GSOMIA",
+        kind="notice",
+        at=datetime(2026, 12, 1, tzinfo=UTC),
+        by="KOR",
+        origin="operator",
+    )
+    store.add_event(notice, now=datetime(2026, 12, 1, tzinfo=UTC))
+    store.close()
+    synthetic = tmp_path / "syn.yaml"
+    assert gsomia("scenario", "synthetic", "--out", str(synthetic), *SMALL).code == 0
+    other = gsomia("scenario", "load", str(synthetic), "--replace")  # discarded the recorded notice, before
+    assert other.code == 6 and "1 agreement event(s) an operator recorded" in other.err, other.err
+    # the same scenario changed so that it contradicts the recorded notice: refused, not stored to
+    # fail every later read
+    bundled = resolve("japan-korea-2019").read_text(encoding="utf-8")
+    anchor = "  # --- TISA ---"
+    ended = bundled.replace(anchor, _TERMINATION + anchor, 1)
+    changed = tmp_path / "japan-korea-2019.yaml"
+    changed.write_text(ended, encoding="utf-8")
+    contradicts = gsomia("scenario", "load", str(changed))
+    assert contradicts.code == 6 and "contradicts the agreement events an operator recorded" in contradicts.err
+    status = gsomia("status", "--json")
+    assert status.code == 0, status.err

@@ -7,8 +7,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from gsomia.errors import InvalidInput
-from gsomia.scenario.loader import LoadedScenario, bundled_scenarios, json_schema, parse_scenario, read_file
+from gsomia.errors import Conflict, InvalidInput, ValidationFailed
+from gsomia.scenario.loader import (
+    LoadedScenario,
+    bundled_scenarios,
+    json_schema,
+    parse_scenario,
+    parse_scenario_document,
+    read_file,
+)
 from gsomia.storage.store import LoadOutcome, Store, StoredEvent
 
 
@@ -98,10 +105,28 @@ class ScenarioService:
             provisions=doc.get("provisions", []),
             replace=replace,
             now=self._clock(),
+            check=_holds_with_recorded_events,
         )
         if outcome.outcome != "unchanged":
             self._on_change()
         return loaded, outcome
+
+
+def _holds_with_recorded_events(combined: dict[str, Any]) -> None:
+    """The scenario with the events an operator recorded must still make one record: a changed
+    scenario that contradicts them is refused, not stored to fail every later read.
+
+    Raises:
+        Conflict: naming the first contradiction; nothing is loaded.
+    """
+    try:
+        parse_scenario_document(combined)
+    except ValidationFailed as e:
+        raise Conflict(
+            f"this scenario contradicts the agreement events an operator recorded in this database ({e}); "
+            "nothing was loaded: keep the scenario those events were recorded under, or load this one into "
+            "another database (--db)"
+        ) from None
 
 
 def _changes_doc(doc: dict[str, Any], event_id: str) -> dict[str, Any] | None:
