@@ -138,10 +138,11 @@ def read_private_json(path: Path, *, what: str, holds: str, limit: int, kind: st
         raise InvalidInput(f"{what} {path} does not exist") from None
     except OSError as e:
         raise InvalidInput(f"cannot open {what} {path}: {e.strerror}") from e
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a directory cannot even be wrapped as a file
+        os.close(fd)
+        raise InvalidInput(f"{what} {path} is not a regular file")
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise InvalidInput(f"{what} {path} is not a regular file")
         if st.st_mode & 0o077:
             mode = stat.S_IMODE(st.st_mode)
             raise InvalidInput(

@@ -389,6 +389,8 @@ def test_key_file_must_be_a_regular_file(tmp_path: Path) -> None:
     os.mkfifo(fifo, 0o600)
     with pytest.raises(InvalidInput, match="not a regular file"):
         read_private_keyfile(fifo)
+    with pytest.raises(InvalidInput, match="not a regular file"):  # an IsADirectoryError, before
+        read_private_keyfile(tmp_path)
 
 
 @pytest.mark.parametrize("data", [b"\xff\xfe", b"{oops", b"[" * 3000 + b"]" * 3000])

@@ -13,6 +13,7 @@ import logging
 import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -150,6 +151,10 @@ class IdentityService:
         name = name.strip()
         if not name or len(name) > _NAME_MAX:
             raise InvalidInput(f"a principal needs a name of 1 to {_NAME_MAX} characters")
+        if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):
+            # a terminal escape or a line break would be printed raw by every listing, a format
+            # character (a right-to-left override) turn the words around it
+            raise InvalidInput("a principal's name is one line of printable text: no control or format characters")
         principal = Principal(id=f"p-{secrets.token_hex(8)}", name=name, role=role, party=party)
         if party is not None:
             self.check_party(party)

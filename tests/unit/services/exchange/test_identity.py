@@ -77,6 +77,9 @@ def test_the_store_keeps_only_a_hash_of_each_token(harness: Harness) -> None:
         (Role.PARTY, "desk", "jpn", InvalidInput, "needs a party id"),
         (Role.OPERATOR, "ops", "JPN", InvalidInput, "acts for no party"),
         (Role.PARTY, "desk", "XYZ", UnknownEntity, "unknown party 'XYZ'"),
+        (Role.PARTY, "desk\x1b[2J", "JPN", InvalidInput, "no control or format characters"),  # clears a screen
+        (Role.PARTY, "JPN desk\nKOR desk", "JPN", InvalidInput, "no control or format characters"),
+        (Role.PARTY, "desk \u202eKOR", "JPN", InvalidInput, "no control or format characters"),
     ],
 )
 def test_bad_principals_are_refused(
