@@ -255,15 +255,7 @@ def serve(
             f"{app.store.describe()} on http://{host}:{port} (API docs at /docs)",
             markup=False,
         )
-        exercise = app.exchange.clock.info()
-        if exercise is not None:
-            err.print(f"EXERCISE MODE: {exercise.header()} (every response says so)", markup=False)
-            # plain writes: which database an exercise writes to must read whole, never wrapped
-            seeded = app.exercise_database
-            if seeded is not None:
-                sys.stderr.write(f"EXERCISE MODE: {seeded.describe()}\n")
-            else:
-                sys.stderr.write(f"EXERCISE MODE: on the database given, {app.store.describe()}\n")
+        _say_exercise(app)
         count = workers or (os.cpu_count() or 1 if app.store.dialect == "postgresql" else 1)
         if count == 1:
             _serve(app, host, port, log_level.value)
@@ -271,6 +263,20 @@ def serve(
         err.print(f"{count} worker processes", markup=False)
         common.close_app()
         _serve_workers(app.settings, host, port, log_level.value, count)
+
+
+def _say_exercise(app: App) -> None:
+    """In exercise mode, say so on standard error, and which database the exercise writes to."""
+    exercise = app.exchange.clock.info()
+    if exercise is None:
+        return
+    err.print(f"EXERCISE MODE: {exercise.header()} (every response says so)", markup=False)
+    # plain writes: which database an exercise writes to must read whole, never wrapped
+    seeded = app.exercise_database
+    if seeded is not None:
+        sys.stderr.write(f"EXERCISE MODE: {seeded.describe()}\n")
+    else:
+        sys.stderr.write(f"EXERCISE MODE: on the database given, {app.store.describe()}\n")
 
 
 def _serve(app: App, host: str, port: int, log_level: str) -> None:
