@@ -12,6 +12,7 @@ migrations under an advisory lock, so several API workers can start at once.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,6 +94,7 @@ def create(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) ->
                 Path(db).parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise StorageError(f"cannot create the database folder {Path(db).parent}: {e.strerror}") from e
+            _create_private(Path(db))
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
         kwargs["pool_size"] = pool_size
@@ -121,6 +123,22 @@ def _sqlite_setup(engine: Engine, synchronous: str) -> None:
     def _begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("gsomia_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only, as backups are (it holds sealed
+    content keys, ciphertext and token hashes); SQLite gives its journal files the same mode.
+    An existing file is left as it is.
+
+    Raises:
+        StorageError: the file cannot be created.
+    """
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise StorageError(f"cannot create the database {path}: {e.strerror}") from e
 
 
 def migrate(engine: Engine) -> None:
