@@ -529,14 +529,15 @@ class ExchangeRepo:
 
     @staticmethod
     def latest_sealed(store: Store) -> tuple[str, bytes, int] | None:
-        """The latest stored report's key (``JPN/R-1``), sealed content key and sealing version
-        (1 before reports had salts), or None if none is stored.
+        """One stored report's key (``JPN/R-1``, the first by key: read through the primary key's
+        index, never a scan), sealed content key and sealing version (1 before reports had
+        salts), or None if none is stored.
 
         Raises:
             StorageError: on any database error.
         """
         r = SubmittedReportRow.__table__
-        query = select(r.c.id, r.c.sealed_key, r.c.salt).order_by(r.c.leaf_index.desc()).limit(1)
+        query = select(r.c.id, r.c.sealed_key, r.c.salt).order_by(r.c.id).limit(1)
         with store.reading() as s:
             row = s.execute(query).first()
         return None if row is None else (row.id, bytes(row.sealed_key), 2 if row.salt else 1)

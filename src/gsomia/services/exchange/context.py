@@ -166,7 +166,7 @@ class ExchangeContext:
         the key the database was written with.
 
         Raises:
-            StorageError: it does not open the latest stored report's sealed key.
+            StorageError: it does not open a stored report's sealed key.
         """
         latest = ExchangeRepo.latest_sealed(self.store)
         if latest is None:
