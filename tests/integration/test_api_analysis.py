@@ -31,6 +31,25 @@ def test_route_relay_in_the_whatif(server: Server) -> None:
     )
 
 
+def test_route_reads_names_as_an_analyst_types_them(server: Server) -> None:
+    # as ``gsomia route`` does: aliases, any case, a level's English name; the answer names the ids
+    params = {"originator": "jp", "recipient": "ROK", "topic": "DPRK.Missile.Launch", "level": "gokuhi"}
+    r = httpx.get(server.url + "/api/v1/route", params={**params, "at": "2019-12-01", "rel_to": "kr"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["decision"], body["originator"], body["recipient"], body["topic"]) == (
+        "direct",
+        "JPN",
+        "KOR",
+        "dprk.missile.launch",
+    )
+    assert body["marking"]["recipient_level"] == "군사II급비밀"
+    # a name nothing is known by is a 404 naming the closest, not a denial between strangers
+    for key, value in (("recipient", "XYZ"), ("level", "ultra"), ("topic", "nope.topic"), ("rel_to", "KOR,QQQ")):
+        r = httpx.get(server.url + "/api/v1/route", params={**params, key: value})
+        assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json"), (key, r.text)
+
+
 def test_status_and_gaps(server: Server) -> None:
     s = httpx.get(
         server.url + "/api/v1/status", params={"at": "2019-11-22T17:00+09:00", "agreement": "JPN-KOR-GSOMIA"}

@@ -261,7 +261,14 @@ def route(
 ) -> dict[str, Any]:
     """Same as ``gsomia route --json``."""
     app = app_of(request)
-    rel = frozenset(p.strip().upper() for p in rel_to.split(",") if p.strip()) if rel_to else None
+    if as_exchange:
+        # decided as a submission would be: ids as signed, nothing read for the caller
+        originator, recipient = originator.upper(), recipient.upper()
+        rel = frozenset(p.strip().upper() for p in rel_to.split(",") if p.strip()) if rel_to else None
+    else:
+        # read as an analyst types them, as ``gsomia route`` does (an alias, any case, a level's
+        # English name); an unknown name is a 404 naming the closest, not a denial
+        originator, recipient, topic, level, rel = _typed(app, originator, recipient, topic, level, rel_to)
     if as_exchange:
         if drop or add:
             raise InvalidInput("as_exchange decides under the exchange's own what-if: give no drop or add")
@@ -272,8 +279,8 @@ def route(
     else:
         whatif, when = _whatif(app, drop, add), app.analysis.instant(at)
     r = app.analysis.route(
-        originator.upper(),
-        recipient.upper(),
+        originator,
+        recipient,
         topic=topic,
         level=level,
         at=when,
@@ -281,6 +288,17 @@ def route(
         whatif=whatif,
     )
     return views.route_json(r, app.analysis.compiled().record.timezone)
+
+
+def _typed(
+    app: App, originator: str, recipient: str, topic: str, level: str, rel_to: str | None
+) -> tuple[str, str, str, str, frozenset[str] | None]:
+    """The ids an analyst means: parties by id or alias, the topic in any case, the level by its
+    national or English name; ``UnknownEntity`` (404) for a name nothing is known by."""
+    a = app.analysis
+    o = a.resolve("party", originator)
+    rel = frozenset(a.resolve("party", p.strip()) for p in rel_to.split(",") if p.strip()) if rel_to else None
+    return o, a.resolve("party", recipient), a.resolve("topic", topic), a.resolve("level", level, party=o), rel
 
 
 @router.get(
