@@ -107,7 +107,7 @@ def demo(
     with common.errors():
         if reset:
             _reset_demo()
-        app = common.app()
+        app = common.app(creates=True)
         if serve_after:
             _check_port_free(host, port)
         loaded, outcome = app.scenarios.load("japan-korea-2019")
@@ -247,7 +247,7 @@ def serve(
                 common.settings(exercise_clock=exercise_clock, exercise_whatif=exercise_whatif),
                 exercise_reset=exercise_reset,
             )
-        app = common.app()
+        app = common.app(creates=True)
         app.ledger.key()  # a lost ledger key is named here, in one line, before anything is served
         summary = app.store.summary()
         err.print(

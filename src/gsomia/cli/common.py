@@ -31,6 +31,7 @@ from gsomia.errors import (
     UnknownEntity,
     ValidationFailed,
 )
+from gsomia.storage.db import missing_sqlite_file
 
 __all__ = [
     "EXIT_CODES",
@@ -73,15 +74,27 @@ class _State:
 state = _State()
 
 
-def app() -> App:
+def app(*, creates: bool = False) -> App:
     """The application for this invocation, built from ``--db`` (or the environment) on first use.
 
+    A SQLite file named with ``--db`` or ``GSOMIA_DB`` must exist unless the command ``creates``
+    one (``scenario load``, ``serve``, ``demo``, ``principals add``): a mistyped path given to
+    ``status`` or ``ledger verify`` is an error, not a new empty database that "verifies".
+
     Raises:
+        UnknownEntity: a given SQLite file that does not exist, for a command that reads.
         InvalidInput: a bad setting.
         StorageError: the database cannot be opened or migrated.
     """
     if state.app is None:
-        state.app = build(settings())
+        given = settings()
+        missing = missing_sqlite_file(given.db) if given.db and not creates else None
+        if missing is not None:
+            raise UnknownEntity(
+                f"no database at {missing}: check --db (or GSOMIA_DB); a new one is made by "
+                "'gsomia scenario load', 'gsomia serve' or 'gsomia principals add'"
+            )
+        state.app = build(given)
     return state.app
 
 

@@ -693,7 +693,7 @@ def principals_add(
 ) -> None:
     """Create a principal and print its token once (only its SHA-256 is stored)."""
     with common.errors():
-        app = common.app()
+        app = common.app(creates=True)
         if party is not None and app.store.summary() is not None:
             # the party as the loaded scenario knows it: an alias is read as its id, a typo exits 5
             found = app.analysis.resolve("party", party)

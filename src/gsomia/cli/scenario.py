@@ -73,7 +73,7 @@ def scenario_load(
 ) -> None:
     """Validate and store a scenario: all-or-nothing, and loading it again changes nothing."""
     with common.errors():
-        app = common.app()
+        app = common.app(creates=True)
         _loaded, outcome = app.scenarios.load(file, replace=replace)
         s = outcome.summary
         data = {

@@ -54,6 +54,24 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (or plain path) when it does not exist; None when it does, for
+    an in-memory database, a SQLite URI filename (its ``mode`` says whether it may be created)
+    and another backend.
+
+    Raises:
+        InvalidInput: for a URL SQLAlchemy cannot parse or a backend gsomia does not support.
+    """
+    parsed = make_url(normalise_url(url))
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    path = Path(database)
+    return None if path.exists() else path
+
+
 POSTGRESQL_CONNECTION: dict[str, int] = {
     "connect_timeout": 10,
     "keepalives": 1,

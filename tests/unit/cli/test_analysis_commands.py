@@ -151,3 +151,27 @@ def test_the_version_and_the_help(gsomia: Gsomia) -> None:
     assert version.code == 0 and version.out.startswith("gsomia ")
     helped = gsomia("--help")
     assert helped.code == 0 and "gsomia demo" in helped.out
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("status",), ("ledger", "verify"), ("principals", "list"), ("report",), ("ledger", "checkpoint")],
+)
+def test_a_mistyped_database_path_is_named_not_created(
+    gsomia: Gsomia, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    # a read on a path that holds nothing is an error: it made an empty database (with a new
+    # ledger key) that ``ledger verify`` then called verified
+    typo = tmp_path / "gsomai.db"
+    run = gsomia("--db", f"sqlite:///{typo}", *command)
+    assert run.code == 5, (run.out, run.err)
+    assert f"no database at {typo}" in run.err and "gsomia scenario load" in run.err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []
+
+
+def test_a_command_that_creates_makes_the_database_it_is_given(gsomia: Gsomia, tmp_path: Path) -> None:
+    fresh = tmp_path / "new.db"
+    run = gsomia("--db", f"sqlite:///{fresh}", "scenario", "load", "japan-korea-2019")
+    assert run.code == 0, run.err
+    assert fresh.is_file()
+    assert gsomia("--db", f"sqlite:///{fresh}", "status", "--at", "2019-12-01").code == 0
