@@ -200,10 +200,18 @@ def inbox(
         ),
     ] = False,
 ) -> dict[str, Any]:
-    """``{"items": [...], "next_cursor"}``; ``next_cursor`` is null when there is nothing more now."""
+    """``{"items": [...], "next_cursor", "cursor", "head"}``; ``next_cursor`` is null when there is
+    nothing more now; ``head`` is the caller's newest item's cursor (``"0"`` if none): a cursor
+    past it was not given by this exchange's database."""
     after = _cursor(cursor)
-    items, last = app_of(request).exchange.deliveries.inbox(caller, after=after, limit=limit, deliveries=deliveries)
-    return {"items": items, "next_cursor": str(last) if len(items) == limit else None, "cursor": str(last)}
+    service = app_of(request).exchange.deliveries
+    items, last, head = service.inbox_page(caller, after=after, limit=limit, deliveries=deliveries)
+    return {
+        "items": items,
+        "next_cursor": str(last) if len(items) == limit else None,
+        "cursor": str(last),
+        "head": str(head),
+    }
 
 
 _CURSOR = re.compile(r"[0-9]{1,18}")

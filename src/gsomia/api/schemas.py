@@ -269,6 +269,10 @@ class InboxPageOut(_Out):
     items: list[InboxItemOut]
     next_cursor: str | None
     cursor: str
+    head: str = Field(
+        description="The cursor of the caller's newest inbox item ('0' if none), read with the page: "
+        "a cursor past it was not given by this exchange's database (restored from an older copy)."
+    )
 
 
 class DeliveriesOut(_Out):

@@ -226,6 +226,13 @@ def _render_status(data: dict[str, Any]) -> None:
     if ex.get("error") and ex["reachable"] is False:
         out.print(f"  last error: {ex['error']}", markup=False)
     out.print(f"  inbox cursor {ex['cursor'] or '-'}, last event {ex['last_event_at'] or '-'}", markup=False)
+    if ex.get("rewound"):
+        r = ex["rewound"]
+        out.print(
+            f"  inbox rewound at {r['at']}: the exchange's inbox ended at {r['to']}, before "
+            f"this node's cursor {r['from']} (its database restored from an older copy?)",
+            markup=False,
+        )
     out.print(
         f"  deliveries: {dl['verified']} verified, {dl['quarantined']} quarantined, {dl['pending']} pending",
         markup=False,
@@ -394,6 +401,32 @@ def alarm_clear(directory: Dir = DEFAULT_DIR) -> None:
         finally:
             service.close()
         common.out.print("no alarm" if cleared is None else f"cleared the {cleared['kind']} alarm", markup=False)
+        if cleared is not None:
+            common.out.print(
+                "deliveries quarantined meanwhile stay so: 'gsomia node recheck' verifies them again", markup=False
+            )
+
+
+@node_cli.command("recheck")
+def recheck_cmd(directory: Dir = DEFAULT_DIR, as_json: AsJson = False) -> None:
+    """Verify every quarantined delivery again, fetched now and against the checkpoint the node
+    accepts now (audited): after 'gsomia node alarm clear', or once the exchange serves what
+    it was missing. Those that verify are verified (and handed on to TAXII and CoT); the others
+    stay quarantined, with the reason found now. Refused while the ledger alarm stands."""
+    with common.errors():
+        service = _open(directory)
+        try:
+            result = service.recheck(ADMIN)
+        finally:
+            service.close()
+        if as_json:
+            common.emit_json(result)
+            return
+        common.out.print(
+            f"rechecked {result['rechecked']} quarantined deliveries: {len(result['verified'])} verified, "
+            f"{len(result['quarantined'])} still quarantined",
+            markup=False,
+        )
 
 
 @node_cli.command("audit")

@@ -252,6 +252,8 @@ class NodeService:
                 "error": self.store.get("exchange.error") or None,
                 "last_event_at": self.store.get("exchange.last_event_at"),
                 "cursor": self.syncer.cursor,
+                # the exchange's inbox once ended before the node's cursor (a restored database)
+                "rewound": self.store.get_json("sync.rewound"),
             },
             "deliveries": {s: int(counts.get(s, 0)) for s in ("verified", "quarantined", "pending")},
             "ledger": {k: ledger[k] for k in ("size", "root", "checked_at")} | {"accepted": ledger["accepted"]},
@@ -701,6 +703,23 @@ class NodeService:
         self.audit.record(by, "revoke_user", username, {})
         self.bus.publish(SESSION_ENDED, {"user": username})
         return user
+
+    def recheck(self, by: str) -> dict[str, Any]:
+        """Verify every quarantined delivery again (admin; audited): see :meth:`Syncer.recheck`.
+
+        Raises:
+            ExchangeUnreachable: the exchange could not be reached (nothing is changed).
+            LedgerInvalid: the ledger alarm stands.
+        """
+        result = self.syncer.recheck()
+        if result["rechecked"]:
+            self.audit.record(
+                by,
+                "recheck",
+                f"{len(result['verified'])} of {result['rechecked']} verified",
+                {"verified": result["verified"], "quarantined": result["quarantined"]},
+            )
+        return result
 
     def clear_alarm(self, by: str) -> dict[str, Any] | None:
         """Clear the ledger alarm after investigation (admin); audited."""

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from gsomia.client.http import ExchangeClient
 from gsomia.client.opening import open_delivery, verify_origin
@@ -232,11 +232,68 @@ class Syncer:
         cursor = self.cursor
         while True:
             page = ex.inbox(cursor=cursor, limit=PAGE, deliveries=True)
+            head = page.get("head")
+            if isinstance(head, str) and head.isascii() and head.isdigit() and _seq(head) < _seq(cursor):
+                cursor = self._rewind(cursor, head)
+                continue
             served = page.get("items")
             yield [i for i in map(_inbox_item, served if isinstance(served, list) else []) if i is not None]
             cursor = page.get("next_cursor")
             if not cursor:
                 return
+
+    def _rewind(self, cursor: str | None, head: str) -> str:
+        """The exchange's inbox ends (at ``head``) before this node's cursor: its database was
+        restored from an older copy, or the cursor was forged. Items written since the restore
+        may already sit anywhere from the restored point up to ``head``, and that point is not
+        known here: read the whole inbox again, from the start. Deliveries already decided are
+        recognised by id and passed over. Recorded for ``status`` and logged."""
+        log.warning(
+            "sync: the exchange's inbox ends at %s, before this node's cursor %s: reading it again from the start",
+            head,
+            cursor,
+        )
+        with self.store.write() as c:
+            self.store.put_json("sync.rewound", {"at": iso_now(), "from": cursor, "to": head}, c)
+            self.store.put("sync.cursor", "0", c)
+        return "0"
+
+    def recheck(self) -> dict[str, Any]:
+        """Verify every quarantined delivery again, as fetched now and against the checkpoint the
+        node accepts now (after an alarm was cleared, or a key the exchange was missing was put
+        back): those that verify become verified, the others stay quarantined with the new
+        reason. A delivery that verifies is stored again as the newest, so TAXII and CoT hand it
+        on. Returns ``{"rechecked", "verified": [ids], "quarantined": [ids]}``.
+
+        Raises:
+            ExchangeUnreachable: the exchange could not be reached (nothing is changed).
+            LedgerInvalid: the ledger alarm stands (clear it first: nothing could verify).
+        """
+        if self.witness.alarm() is not None:
+            raise LedgerInvalid("the ledger alarm stands: clear it first ('gsomia node alarm clear'), then recheck")
+        with self.store.read() as c:
+            held = [
+                dict(r) for r in c.execute(select(deliveries).where(deliveries.c.state == "quarantined")).mappings()
+            ]
+        verified: list[str] = []
+        quarantined: list[str] = []
+        with self._lock, self.connect() as ex:
+            self._advance(ex, cosign=False)
+            for old in sorted(held, key=lambda r: int(r["n"])):
+                item = {"id": old["delivery_id"], "seq": old["seq"], "type": "delivery"} | _as_item(old)
+                row = self._verify(ex, item)
+                with self.store.write() as c:
+                    if row["state"] == "verified":
+                        # after every row there is (SQLite would give a deleted last row's number
+                        # again, which a feed's cursor has passed)
+                        newest = int(c.execute(select(func.max(deliveries.c.n))).scalar() or 0)
+                        c.execute(deliveries.delete().where(deliveries.c.delivery_id == old["delivery_id"]))
+                        c.execute(deliveries.insert().values(old | row | {"n": newest + 1}))
+                    else:
+                        _update_deliveries(c, [(old["delivery_id"], row)])
+                (verified if row["state"] == "verified" else quarantined).append(old["delivery_id"])
+                self._published(old["delivery_id"], item, row)
+        return {"rechecked": len(held), "verified": verified, "quarantined": quarantined}
 
     # --- the loop ----------------------------------------------------------------------------------
 
@@ -1147,6 +1204,19 @@ def banner(marking: dict[str, Any]) -> str:
     if marking.get("exercise") and not text.startswith("EXERCISE "):
         text = "EXERCISE " + text
     return text
+
+
+def _as_item(row: dict[str, Any]) -> dict[str, Any]:
+    """The inbox item a stored delivery came as (what a check needs of it)."""
+    return {
+        "report": row["report_id"],
+        "originator": row["originator"],
+        "topic": row["topic"],
+        "purpose": row["purpose"],
+        "via": row["via"],
+        "marking": json.loads(row["marking"]) if row["marking"] else {},
+        "created_at": row["received_at"],
+    }
 
 
 def _seq(value: object) -> int:

@@ -786,6 +786,11 @@ class ExchangeRepo:
         return [InboxItem(r.seq, r.kind, r.ref, r.body) for r in rows]
 
     @staticmethod
+    def inbox_head(s: Tx, party: str) -> int:
+        """The sequence number of ``party``'s newest inbox item (0 if it has none)."""
+        return int(s.scalar(select(func.max(InboxEventRow.seq)).where(InboxEventRow.party == party)) or 0)
+
+    @staticmethod
     def last_inbox_seq(s: Tx) -> int:
         """The highest inbox sequence number (0 if empty): a cheap change token."""
         return int(s.scalar(select(func.max(InboxEventRow.seq))) or 0)

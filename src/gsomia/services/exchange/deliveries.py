@@ -246,6 +246,27 @@ class DeliveryService:
             InvalidInput: a bad cursor or limit.
             StorageError: on a database failure.
         """
+        items, last, _head = self.inbox_page(principal, after=after, limit=limit, states=states, deliveries=deliveries)
+        return items, last
+
+    def inbox_page(
+        self,
+        principal: Principal,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        states: bool = True,
+        deliveries: bool = False,
+    ) -> tuple[list[dict[str, Any]], int, int]:
+        """:meth:`inbox`, and the sequence of the caller's newest item in the same snapshot (0
+        if none): a reader whose cursor is past it holds a cursor this exchange never gave it
+        (its database was restored from an older copy, or another exchange answers).
+
+        Raises:
+            NotPermitted: the principal is not a party, or (``deliveries``) may not read them.
+            InvalidInput: a bad cursor or limit.
+            StorageError: on a database failure.
+        """
         authorize(principal, Action.READ_INBOX)
         assert principal.party is not None  # noqa: S101 - only parties may read an inbox
         if deliveries:
@@ -257,7 +278,8 @@ class DeliveryService:
                 + (" when the deliveries come with the page" if deliveries else "")
             )
         with self.ctx.store.reading() as s:
-            return self._inbox_in(s, principal, after, limit, states=states, deliveries=deliveries)
+            items, last = self._inbox_in(s, principal, after, limit, states=states, deliveries=deliveries)
+            return items, last, ExchangeRepo.inbox_head(s, principal.party)
 
     @staticmethod
     def _inbox_in(
