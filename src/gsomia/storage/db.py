@@ -212,6 +212,13 @@ def _short(e: SQLAlchemyError) -> str:
     return msg[0] if msg else type(e).__name__
 
 
+def storage_error(what: str, e: SQLAlchemyError) -> StorageError:
+    """The :class:`StorageError` for a database error ``e`` during ``what`` (its first line,
+    never the SQL or its parameters)."""
+    log.debug("storage error during %s", what, exc_info=e)
+    return StorageError(f"{what} failed: {_short(e)}")
+
+
 @contextmanager
 def storage_errors(what: str) -> Iterator[None]:
     """Turn SQLAlchemy errors into :class:`StorageError` naming ``what`` failed.

@@ -22,7 +22,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from gsomia.errors import StorageError
+from gsomia.storage.db import storage_error
 from gsomia.storage.exchange import ExchangeRepo, Tx
 from gsomia.storage.store import Store
 
@@ -276,7 +279,9 @@ def _run_unguarded(
         log.debug("a batch of %d failed without a savepoint; running it again with them", len(jobs), exc_info=True)
         raise _Unguarded from e
     return [
-        (job, None, out) if isinstance(out, Exception) else (job, out, None)
+        (job, None, storage_error("writing", out) if isinstance(out, SQLAlchemyError) else out)
+        if isinstance(out, Exception)
+        else (job, out, None)
         for job, out in zip(jobs, outs, strict=True)
     ]
 
@@ -318,6 +323,10 @@ def _run_one(s: Tx, job: _Job) -> tuple[_Job, Outcome[Any] | None, BaseException
     try:
         with s.begin_nested():
             out = job.action(s) if job.action is not None else _single(job)(s)
+    except SQLAlchemyError as e:
+        # the database failed under this action (a full disk, a timeout, a read-only server):
+        # its caller gets a storage error (503, try again), never the driver's own error (500)
+        return job, None, storage_error("writing", e)
     except Exception as e:  # noqa: BLE001 - the error belongs to this job's caller
         return job, None, e
     return job, out, None

@@ -12,8 +12,9 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
-from gsomia.errors import Conflict
+from gsomia.errors import Conflict, StorageError
 from gsomia.storage.exchange import ExchangeRepo, NewPrincipal, Tx
 from gsomia.storage.store import Store
 from gsomia.storage.writer import GroupCommitter, Outcome
@@ -188,3 +189,36 @@ def test_a_batch_that_raises_without_a_savepoint_is_run_again_whole_with_them(db
     with store.reading() as s:
         assert sorted(p.id for p in ExchangeRepo.principals(s)) == ["p-1", "p-2", "p-3"]
     store.close()
+
+
+def test_a_database_failure_under_one_item_is_a_storage_error_without_its_parameters(store: Store) -> None:
+    # PostgreSQL out of disk space under an item's savepoint: the item's caller is told the
+    # store failed (503, try again), not handed the driver's error (a 500 whose log held the
+    # statement's parameters: ciphertext and sealed keys)
+    class DiskFull(Exception):
+        pass
+
+    def handler(s: Tx, items: list[int]) -> list[Outcome[int] | Exception]:
+        if 2 in items:
+            raise OperationalError(
+                "INSERT INTO submitted_reports … (%(ciphertext)s)",
+                {"ciphertext": b"SECRET"},
+                DiskFull('could not extend file "base/16384/16400": No space left on device'),
+            )
+        return [Outcome(i) for i in items]
+
+    committer = GroupCommitter(store)
+    futures = queued_behind_a_commit(committer, handler, (1, 2, 3))
+    outcomes: list[object] = []
+    for f in futures:
+        try:
+            outcomes.append(f.result(timeout=30))
+        except StorageError as e:
+            outcomes.append(str(e))
+    plain = committer.submit(lambda _s: handler(_s, [2])[0])  # type: ignore[arg-type,return-value]
+    with pytest.raises(StorageError, match="No space left on device") as raised:
+        plain.result(timeout=30)
+    committer.close()
+    assert outcomes[0] == 1 and outcomes[2] == 3
+    assert isinstance(outcomes[1], str) and "No space left on device" in outcomes[1]
+    assert "SECRET" not in outcomes[1] and "INSERT" not in outcomes[1] and "SECRET" not in str(raised.value)
