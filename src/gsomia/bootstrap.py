@@ -205,6 +205,10 @@ def build(
     ledger = LedgerService(store, key_file=settings.ledger_key_path(), origin=settings.ledger_origin, clock=clock)
     ledger.origin  # noqa: B018 - named (and recorded, at the first start) before any entry is written
     exchange = build_exchange(settings, store=store, analysis=analysis, ledger=ledger, clock=clock)
+    if exercise_database is not None and ledger.stored_count() == 0:
+        # seeded just now (or a seeding cut short before this): its keys come without the live
+        # ledger's entries registering them
+        exchange.keys.ledger_seeded()
     return App(
         settings=settings,
         store=store,

@@ -37,7 +37,8 @@ def test_an_exercise_runs_on_its_own_database_seeded_from_the_live_one(tmp_path:
         assert rehearsal.call("JPN", "GET", "/api/v1/whoami").json()["party"] == "JPN"
         assert rehearsal.call("JPN", "GET", "/api/v1/reports/live-1").status_code == 404
         stats, ledger_size = rehearsal.counts()
-        assert (stats["reports"], ledger_size) == (0, 0)
+        # its ledger holds only the registration of each key set copied from the live database
+        assert (stats["reports"], ledger_size) == (0, len(live.keys))
         made = rehearsal.submit("JPN", report_id="rehearsed-1", recipients=["KOR"])
         assert made.status_code == 201, made.text
         (delivery,) = made.json()["recipients"][0]["deliveries"]
@@ -53,6 +54,16 @@ def test_an_exercise_runs_on_its_own_database_seeded_from_the_live_one(tmp_path:
         assert second.call("JPN", "GET", "/api/v1/reports/rehearsed-1").status_code == 200
     finally:
         again.stop()
+
+    # the exercise's own ledger verifies, rows included (seeded key sets were called altered)
+    rehearsed = subprocess.run(
+        [sys.executable, "-m", "gsomia", "ledger", "verify"],
+        env={**os.environ, "GSOMIA_DATA_DIR": str(live.data_dir), "GSOMIA_EXERCISE_CLOCK": CLOCK},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert rehearsed.returncode == 0, rehearsed.stdout + rehearsed.stderr
 
     # the live exchange is as it was, and its ledger verifies
     back = start_server(live.db, live.data_dir)

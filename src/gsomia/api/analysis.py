@@ -275,7 +275,7 @@ def route(
         context = app.exchange.context
         spec = context.records.exercise_whatif()
         whatif = app.analysis.whatif(spec) if spec is not None else _whatif(app, None, None)
-        when = app.analysis.instant(at) if at else context.clock.now()
+        when = app.analysis.instant(at) if at else context.shared_clock().now()
     else:
         whatif, when = _whatif(app, drop, add), app.analysis.instant(at)
     r = app.analysis.route(

@@ -94,7 +94,8 @@ def create_app(app: App) -> FastAPI:
         larger={"/api/v1/report-batches": app.settings.max_batch_bytes},
     )
     api.add_middleware(RequestText)
-    api.add_middleware(ExerciseStamp, info=app.exchange.clock.info)
+    # the exercise clock as stored (another process may have moved it), not this process's own
+    api.add_middleware(ExerciseStamp, info=lambda: app.exchange.context.shared_clock().info())
     api.add_middleware(HeadAsGet)
     _document_problems(api)
     web.install(api)  # dashboard at /, assets at /static, /docs from local files, security headers on everything
@@ -108,7 +109,7 @@ def create_app(app: App) -> FastAPI:
     )
     def healthz() -> dict[str, Any]:
         summary = app.store.summary()
-        exercise = app.exchange.clock.info()
+        exercise = app.exchange.context.shared_clock().info()
         return {
             "status": "ok",
             "scenario": summary.name if summary else "",

@@ -637,9 +637,13 @@ class ClockIn(_Strict):
 )
 def exercise(request: Request, caller: Caller) -> dict[str, Any]:
     """``{"exercise": bool, "clock", "whatif"}``."""
-    clock = app_of(request).exchange.clock
+    clock = app_of(request).exchange.context.shared_clock()
     info = clock.info()
-    return {"exercise": info is not None, "clock": clock.now().isoformat(), "whatif": info.whatif if info else None}
+    return {
+        "exercise": info is not None,
+        "clock": clock.now().isoformat(),
+        "whatif": (info.whatif or None) if info else None,
+    }
 
 
 @router.post(
@@ -650,5 +654,6 @@ def exercise(request: Request, caller: Caller) -> dict[str, Any]:
 )
 def set_clock(request: Request, body: ClockIn, caller: Caller) -> dict[str, Any]:
     """Never backwards; consent requests that run out are expired at once."""
-    at = app_of(request).exchange.operator.advance_clock(caller, body.at)
-    return {"exercise": True, "clock": at.isoformat()}
+    exchange = app_of(request).exchange
+    at = exchange.operator.advance_clock(caller, body.at)
+    return {"exercise": True, "clock": at.isoformat(), "whatif": exchange.clock.whatif_name or None}

@@ -266,10 +266,24 @@ def serve(
 
 
 def _say_exercise(app: App) -> None:
-    """In exercise mode, say so on standard error, and which database the exercise writes to."""
+    """In exercise mode, say so on standard error, and which database the exercise writes to.
+    A database an exercise wrote to is refused outside exercise mode; in it, the exercise clock
+    stored there is kept (the exercise is under way), and said to be.
+
+    Raises:
+        StorageError: a database an exercise wrote to, outside exercise mode.
+    """
+    under_way = app.exchange.context.check_database()
     exercise = app.exchange.clock.info()
     if exercise is None:
         return
+    if under_way is not None and app.settings.exercise_clock:
+        err.print(
+            "EXERCISE MODE: this database's exercise is under way: its clock is kept, not "
+            f"--exercise-clock {app.settings.exercise_clock} (a fresh exercise needs a fresh database"
+            + (": --exercise-reset)" if app.exercise_database is not None else ")"),
+            markup=False,
+        )
     err.print(f"EXERCISE MODE: {exercise.header()} (every response says so)", markup=False)
     # plain writes: which database an exercise writes to must read whole, never wrapped
     seeded = app.exercise_database

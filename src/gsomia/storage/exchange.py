@@ -622,6 +622,11 @@ class ExchangeRepo:
         return list(s.scalars(q).all())
 
     @staticmethod
+    def all_keys(s: Tx) -> list[PartyKeyRow]:
+        """Every registered key set, current or retired, oldest first."""
+        return list(s.scalars(select(PartyKeyRow).order_by(PartyKeyRow.registered_at, PartyKeyRow.fingerprint)))
+
+    @staticmethod
     def keys_of(s: Tx, party: str) -> list[PartyKeyRow]:
         """Every key registration of ``party`` (current and retired), oldest first."""
         q = select(PartyKeyRow).where(PartyKeyRow.party == party).order_by(PartyKeyRow.registered_at)

@@ -180,6 +180,14 @@ class Store:
         s.info.pop(_VERSIONS, None)
 
     @staticmethod
+    def restart_instants(s: Session) -> None:
+        """Forget the latest commit instant, in ``s``'s transaction: the next commit's instant is
+        the clock's, whatever was stamped before (an exercise starting on a database written in
+        real time)."""
+        s.execute(update(StateRow).where(StateRow.id == 1).values(last_commit_at=None))
+        s.info.pop(_VERSIONS, None)
+
+    @staticmethod
     def stamp(s: Session, at: datetime) -> None:
         """Record ``at`` as the latest commit instant, in ``s``'s transaction."""
         s.execute(_STAMP, {"b_at": at})

@@ -123,6 +123,13 @@ class DeliveryWrap:
     fingerprint: str
 
 
+EXERCISE_DATABASE = (
+    "this database holds an exercise (an exercise clock is stored in it): serve it in exercise mode "
+    "(--exercise-clock; the stored clock is kept), or give the live database; decisions outside an exercise "
+    "are never made on a rehearsal's record"
+)
+
+
 class ExchangeContext:
     """What every exchange use case shares: storage, the writer, ledger, keys, clock, record."""
 
@@ -268,15 +275,58 @@ class ExchangeContext:
         self.instant(s)
 
     def sync_clock(self, s: Tx) -> None:
-        """In exercise mode, run on the exercise clock as stored (the first process to start
-        stores it; an operator's advance moves it for every process)."""
-        if self.clock.offset_us() is None:
-            return
+        """In exercise mode, run on the exercise clock as stored (the first process to write
+        stores it, and the order of commit instants starts again from it: instants stamped
+        before, in real time, are not a floor for the rehearsal's; an operator's advance moves
+        it for every process). Outside exercise mode, refuse a database an exercise wrote to.
+
+        Raises:
+            StorageError: a database an exercise clock was stored in, outside exercise mode.
+        """
         stored = self.versions(s).clock_offset_us
+        own = self.clock.offset_us()
+        if own is None:
+            if stored is not None:
+                raise StorageError(EXERCISE_DATABASE)
+            return
         if stored is None:
-            Store.set_clock_offset(s, self.clock.offset_us() or 0)
+            Store.set_clock_offset(s, own)
+            Store.restart_instants(s)
         else:
             self.clock.adopt(stored)
+
+    def shared_clock(self) -> ExchangeClock:
+        """The exchange clock as every process runs it: in exercise mode, on the offset stored in
+        the database, read now (another process may have moved it since this one last wrote).
+        What is shown (``/healthz``, ``GET /api/v1/exercise``, the exercise header) and what is
+        previewed is then what the next decision is made at.
+
+        Raises:
+            StorageError: on a database failure.
+        """
+        if self.clock.offset_us() is not None:
+            with self.store.reading() as s:
+                stored = Store.versions(s).clock_offset_us
+            if stored is not None:
+                self.clock.adopt(stored)
+        return self.clock
+
+    def check_database(self) -> datetime | None:
+        """At start: refuse a database an exercise wrote to outside exercise mode; in exercise
+        mode, run on the exercise clock stored in it, if any (returned: an exercise under way,
+        whose clock a process's own start instant does not reset).
+
+        Raises:
+            StorageError: a database an exercise clock was stored in, outside exercise mode.
+        """
+        with self.store.reading() as s:
+            stored = Store.versions(s).clock_offset_us
+        if stored is None:
+            return None
+        if self.clock.offset_us() is None:
+            raise StorageError(EXERCISE_DATABASE)
+        self.clock.adopt(stored)
+        return self.clock.now()
 
     def instant(self, s: Tx) -> datetime:
         """The instant this transaction decides and stamps at: the exchange clock, never earlier

@@ -116,6 +116,35 @@ class KeyService:
         registered = RegisteredKeys(keys=keys, registered_at=at, registered_by=principal.id)
         return rows.outcome(ctx, (registered, True))
 
+    def ledger_seeded(self) -> int:
+        """In an exercise database seeded from the live one, whose ledger is still empty: a
+        ledger entry registering each key set the seed copied (the live ledger's entries are not
+        copied), so that ``gsomia ledger verify`` finds every stored key set registered, as in
+        any database. Returns how many were ledgered.
+
+        Raises:
+            StorageError: on a database failure.
+        """
+        ctx = self.ctx
+
+        def job(s: Tx) -> Outcome[int]:
+            rows = ExchangeRepo.all_keys(s)
+            at = ctx.instant(s)
+            for k in rows:
+                fields = {
+                    "action": "registered",
+                    "party": k.party,
+                    "fingerprint": k.fingerprint,
+                    "profile": k.profile,
+                    "retired": [],
+                    "by": k.registered_by,
+                }
+                ctx.append(s, "key", at, fields, parties=[PUBLIC])
+            return Outcome(len(rows))
+
+        count: int = ctx.committer.run(job)
+        return count
+
     def history(self, principal: Principal, party: str) -> list[RegisteredKeys]:
         """``party``'s registered public keys, current first, then retired ones newest first,
         each with its validity (never a private key).

@@ -69,7 +69,7 @@ class OperatorService:
         known = {str(a.get("id")) for a in document.get("agreements", [])}
         if agreement_id not in known:
             raise UnknownEntity(f"unknown agreement {agreement_id!r} (known: {', '.join(sorted(known))})")
-        now = ctx.clock.now()
+        now = ctx.shared_clock().now()
         event_id = _unused_event_id(document, spec.id)
         doc: dict[str, Any] = {
             "id": event_id,
