@@ -172,9 +172,11 @@ class App:
     exercise_database: ExerciseDatabase | None = None
 
     def close(self) -> None:
-        """Finish queued writes, then release the database."""
+        """Finish queued writes, then release the database (and the exercise's, for a reset)."""
         self.exchange.close()
         self.store.close()
+        if self.exercise_database is not None:
+            self.exercise_database.release()
 
 
 def build(

@@ -44,6 +44,17 @@ def test_an_exercise_runs_on_its_own_database_seeded_from_the_live_one(tmp_path:
         (delivery,) = made.json()["recipients"][0]["deliveries"]
         view = rehearsal.call("KOR", "GET", f"/api/v1/deliveries/{delivery['id']}").json()
         assert view["marking"]["banner"].startswith("EXERCISE ")
+        # a reset while it is served would leave this server writing to the replaced file
+        reset = subprocess.run(
+            [sys.executable, "-m", "gsomia", "serve", "--exercise-clock", CLOCK, "--exercise-reset", "--port", "1"],
+            env={**os.environ, "GSOMIA_DATA_DIR": str(live.data_dir)},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert reset.returncode == 4 and "another process is using the exercise database" in reset.stderr, reset
+        assert rehearsal.call("JPN", "GET", "/api/v1/reports/rehearsed-1").status_code == 200
     finally:
         rehearsal.stop()
 

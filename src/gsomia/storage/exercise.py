@@ -21,12 +21,10 @@ rehearsal. Retired keys keep their live dates: nothing in the exercise was signe
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,6 +57,13 @@ class ExerciseDatabase:
     """``created`` (seeded now), ``reset`` (seeded now, replacing the previous one) or ``reused``."""
     copied: dict[str, int]
     """Rows copied per table (empty when reused)."""
+    held: _Held = field(default_factory=lambda: _Held(-1), compare=False, repr=False)
+    """The lock file, held shared while this process uses the database (see :meth:`release`)."""
+
+    def release(self) -> None:
+        """Stop using the database: another process may reset it now (once every other user has
+        released it too). Closing a process releases it as well."""
+        self.held.close()
 
     def describe(self) -> str:
         """One line for the server's start-up message."""
@@ -91,29 +96,69 @@ def open_exercise_database(target: Path, *, live: Path, reset: bool = False) -> 
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StorageError(f"cannot create the data directory {target.parent}: {e.strerror}") from e
-    with _seeding_lock(target):
-        if target.exists() and not reset:
-            return ExerciseDatabase(path=target, live=live, outcome="reused", copied={})
+    held = _Held(_open_lock(target))
+    try:
+        if reset:
+            # a reset replaces the file: a process still using it would go on writing to the
+            # replaced one, and what it then did would be lost without a word
+            _take_to_reset(held, target)
+        else:
+            held.lock(fcntl.LOCK_SH)
+            if target.exists():
+                return ExerciseDatabase(path=target, live=live, outcome="reused", copied={}, held=held)
+            held.lock(fcntl.LOCK_EX)  # to seed it: one process at a time, the others then reuse it
+            if target.exists():
+                held.lock(fcntl.LOCK_SH)
+                return ExerciseDatabase(path=target, live=live, outcome="reused", copied={}, held=held)
         outcome = "reset" if target.exists() else "created"
-        if not live.is_file():
-            raise InvalidInput(
-                f"exercise mode seeds {target} from the live database {live}, which does not exist: "
-                "load a scenario first ('gsomia scenario load'), or give the exercise's database with --db"
-            )
-        fresh = target.with_name(f".{target.name}.seeding-{secrets.token_hex(6)}")
-        try:
-            copied = _seed(live, fresh)
-            seal(fresh)
-            # The previous exercise's -wal and -shm belong to the file they sit beside: SQLite
-            # would replay them into the new one (sqlite.org/wal.html §The WAL File).
-            for suffix in ("-wal", "-shm", "-journal"):
-                target.with_name(target.name + suffix).unlink(missing_ok=True)
-            fresh.replace(target)
-            _fsync_dir(target.parent)
-        except BaseException:
-            discard(fresh)
-            raise
-        return ExerciseDatabase(path=target, live=live, outcome=outcome, copied=copied)
+        copied = _seeded(target, live)
+        held.lock(fcntl.LOCK_SH)  # kept while this process uses it
+        return ExerciseDatabase(path=target, live=live, outcome=outcome, copied=copied, held=held)
+    except BaseException:
+        held.close()
+        raise
+
+
+def _take_to_reset(held: _Held, target: Path) -> None:
+    """Take the database alone, to replace it.
+
+    Raises:
+        InvalidInput: another process is using it.
+    """
+    if not held.lock(fcntl.LOCK_EX | fcntl.LOCK_NB):
+        raise InvalidInput(
+            f"--exercise-reset: another process is using the exercise database {target} (a server or a "
+            "command): stop it first; nothing was reset"
+        )
+
+
+def _seeded(target: Path, live: Path) -> dict[str, int]:
+    """Seed a new exercise database from ``live`` and put it in ``target``'s place; the rows
+    copied per table.
+
+    Raises:
+        InvalidInput: ``live`` does not exist or holds no scenario.
+        StorageError: the live database cannot be read or the exercise one written.
+    """
+    if not live.is_file():
+        raise InvalidInput(
+            f"exercise mode seeds {target} from the live database {live}, which does not exist: "
+            "load a scenario first ('gsomia scenario load'), or give the exercise's database with --db"
+        )
+    fresh = target.with_name(f".{target.name}.seeding-{secrets.token_hex(6)}")
+    try:
+        copied = _seed(live, fresh)
+        seal(fresh)
+        # The previous exercise's -wal and -shm belong to the file they sit beside: SQLite
+        # would replay them into the new one (sqlite.org/wal.html §The WAL File).
+        for suffix in ("-wal", "-shm", "-journal"):
+            target.with_name(target.name + suffix).unlink(missing_ok=True)
+        fresh.replace(target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        discard(fresh)
+        raise
+    return copied
 
 
 def _seed(live: Path, fresh: Path) -> dict[str, int]:
@@ -150,19 +195,33 @@ def _seed(live: Path, fresh: Path) -> dict[str, int]:
     return {table: len(batch) for table, batch in rows.items()}
 
 
-@contextlib.contextmanager
-def _seeding_lock(target: Path) -> Iterator[None]:
-    """One process seeds at a time; the next one finds the database and reuses it."""
+class _Held:
+    """An open lock file (``flock``: shared by the processes using the database, exclusive to
+    seed or reset it)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def lock(self, how: int) -> bool:
+        """Take (or convert to) ``how``; False if ``LOCK_NB`` was asked and it is held elsewhere."""
+        try:
+            fcntl.flock(self.fd, how)
+        except BlockingIOError:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # releases the lock
+            self.fd = -1
+
+
+def _open_lock(target: Path) -> int:
     path = target.with_name(f".{target.name}.lock")
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as e:
         raise StorageError(f"cannot create {path}: {e.strerror}") from e
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -75,7 +75,7 @@ def test_seeded_with_the_record_principals_and_keys_and_nothing_that_happened(ha
 
 def test_a_second_start_reuses_it_and_a_reset_seeds_it_afresh(harness: Harness, tmp_path: Path) -> None:
     target = tmp_path / "exercise.db"
-    open_exercise_database(target, live=_live(harness))
+    first = open_exercise_database(target, live=_live(harness))
     conn = sqlite3.connect(target)
     conn.execute("DELETE FROM principals WHERE role = 'auditor'")  # as an exercise would change it
     conn.commit()
@@ -88,9 +88,31 @@ def test_a_second_start_reuses_it_and_a_reset_seeds_it_afresh(harness: Harness, 
 
     # a stale WAL of the previous exercise must not be replayed into the new one
     target.with_name("exercise.db-wal").write_bytes(b"stale")
+    first.release()
+    again.release()
     fresh = open_exercise_database(target, live=_live(harness), reset=True)
     assert fresh.outcome == "reset" and _count(target, "principals") == 5
     assert not target.with_name("exercise.db-wal").exists()
+    fresh.release()
+
+
+def test_a_reset_is_refused_while_another_process_uses_the_exercise(harness: Harness, tmp_path: Path) -> None:
+    # a server still serving the exercise would go on writing to the replaced file: what it
+    # did after the reset was lost without a word
+    target = tmp_path / "exercise.db"
+    serving = open_exercise_database(target, live=_live(harness))
+    kept = _digest(target)
+    with pytest.raises(InvalidInput, match="another process is using the exercise database"):
+        open_exercise_database(target, live=_live(harness), reset=True)
+    assert _digest(target) == kept
+    # a start that only reuses it is not held up by it
+    reusing = open_exercise_database(target, live=_live(harness))
+    assert reusing.outcome == "reused"
+    serving.release()
+    with pytest.raises(InvalidInput, match="another process is using"):
+        open_exercise_database(target, live=_live(harness), reset=True)
+    reusing.release()
+    assert open_exercise_database(target, live=_live(harness), reset=True).outcome == "reset"
 
 
 def test_seeding_is_all_or_nothing(harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
