@@ -458,8 +458,10 @@ def _read_national(ext: object) -> _Read:
     if not isinstance(caveats, Mapping):
         raise InvalidInput("the gsomia marking's caveats are not an object")
     rel_to = caveats.get("rel_to")
-    if rel_to is not None and not (isinstance(rel_to, list) and all(isinstance(p, str) for p in rel_to)):
-        raise InvalidInput("the gsomia marking's rel_to is not a list of party ids")
+    if rel_to is not None and not (
+        isinstance(rel_to, list) and all(isinstance(p, str) and PARTY_ID.fullmatch(p) for p in rel_to)
+    ):
+        raise InvalidInput("the gsomia marking's rel_to is not a list of party ids (such as KOR)")
     noforn, orcon = caveats.get("noforn", False), caveats.get("orcon", False)
     if not isinstance(noforn, bool) or not isinstance(orcon, bool):
         raise InvalidInput("the gsomia marking's noforn and orcon are not booleans")
@@ -482,18 +484,36 @@ def _read_acs(ext: object, policy: MarkingPolicy) -> _Read:
     cs: Mapping[str, Any] = ext["control_set"]
     classification = cs.get("classification")
     level = policy.acs_levels.get(classification) if isinstance(classification, str) else None
-    nationalities = cs.get("permitted_nationalities")
+    # A member that is there but not of the published shape is refused, never read as no
+    # caveat: "KOR" for ["KOR"] would otherwise release to every party (deny rather than guess).
+    nationalities = _acs_list(cs, "permitted_nationalities", str)
     rel_to: tuple[str, ...] | None = None
-    if isinstance(nationalities, list):
+    if nationalities is not None:
         # GENC trigraphs are the ISO 3166 alpha-3 codes gsomia's party ids use.
-        rel_to = tuple(n for n in nationalities if isinstance(n, str) and PARTY_ID.fullmatch(n))
-    determinations = cs.get("formal_determination")
-    noforn = isinstance(determinations, list) and "NF" in determinations
-    sharing = ext.get("further_sharing")
-    orcon = isinstance(sharing, list) and any(
-        isinstance(rule, Mapping) and rule.get("rule_effect") == "deny" for rule in sharing
-    )
+        unknown = [n for n in nationalities if not PARTY_ID.fullmatch(n)]
+        if unknown:
+            raise InvalidInput(f"the ISA ACS 3.0 permitted_nationalities {unknown[:3]} are not country trigraphs")
+        rel_to = tuple(nationalities)
+    determinations = _acs_list(cs, "formal_determination", str)
+    noforn = determinations is not None and "NF" in determinations
+    sharing = _acs_list(ext, "further_sharing", Mapping)
+    orcon = sharing is not None and any(rule.get("rule_effect") == "deny" for rule in sharing)
     return _Read(level=level, party=policy.party if level else None, rel_to=rel_to, noforn=noforn, orcon=orcon)
+
+
+def _acs_list(holder: Mapping[str, Any], name: str, kind: type) -> list[Any] | None:
+    """The ISA ACS 3.0 list member ``name`` (None when absent).
+
+    Raises:
+        InvalidInput: it is there, and not a list of ``kind``.
+    """
+    value = holder.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, kind) for v in value):
+        what = "strings" if kind is str else "objects"
+        raise InvalidInput(f"the ISA ACS 3.0 marking's {name} is not a list of {what}")
+    return value
 
 
 def _object_marking(
@@ -575,9 +595,12 @@ def _refs_marking(
     level = str(levels.pop())
     if policy.levels and level not in policy.levels:
         return f"{level!r} is not a level of {policy.party}'s ladder ({', '.join(policy.levels)})"
-    marking = NationalMarking(party=policy.party, level=level)
-    for r in reads:
-        marking = marking.narrowed(rel_to=r.rel_to, noforn=r.noforn, orcon=r.orcon)
+    try:
+        marking = NationalMarking(party=policy.party, level=level)
+        for r in reads:
+            marking = marking.narrowed(rel_to=r.rel_to, noforn=r.noforn, orcon=r.orcon)
+    except InvalidInput as e:  # a caveat no check above foresaw: the object is refused, with why
+        return str(e)
     return marking
 
 

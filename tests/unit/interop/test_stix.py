@@ -241,6 +241,47 @@ def test_tlp_2_0_and_acs_3_0_read_as_caveats() -> None:
     assert both.rel_to == ("KOR",) and both.noforn
 
 
+@pytest.mark.parametrize(
+    ("control_set", "sharing", "why"),
+    [
+        ({"classification": "S", "permitted_nationalities": "KOR"}, None, "permitted_nationalities is not a list"),
+        ({"classification": "S", "permitted_nationalities": ["KOR", 7]}, None, "permitted_nationalities is not a list"),
+        ({"classification": "S", "permitted_nationalities": ["kor"]}, None, "not country trigraphs"),
+        ({"classification": "S", "formal_determination": "NF"}, None, "formal_determination is not a list"),
+        ({"classification": "S"}, {"rule_effect": "deny", "sharing_scope": "USA"}, "further_sharing is not a list"),
+        ({"classification": "S"}, ["deny"], "further_sharing is not a list of objects"),
+    ],
+)
+def test_an_acs_caveat_not_of_the_published_shape_is_refused_never_read_as_none(
+    control_set: dict[str, Any], sharing: Any, why: str
+) -> None:
+    # "KOR" for ["KOR"] was read as no REL TO at all: released to every party
+    ext: dict[str, Any] = {"extension_type": "property-extension", "control_set": control_set}
+    if sharing is not None:
+        ext["further_sharing"] = sharing
+    acs: dict[str, Any] = {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--20864905-06a0-47be-a04c-2164af17d635",
+        "created": "2020-06-18T00:00:00Z",
+        "extensions": {ACS_3_0_EXTENSION: ext},
+    }
+    p = plan(acs, obj(1, acs["id"]))
+    assert not p.groups and why in p.refused[0].reason, p.refused
+
+
+@pytest.mark.parametrize("rel_to", [["kor"], ["KOR", "usa"], ["K O R"], [""]])
+def test_a_national_marking_whose_rel_to_is_not_party_ids_refuses_its_objects_with_the_reason(
+    rel_to: list[str],
+) -> None:
+    # it was a 500 for every later envelope with an object referencing it
+    bad = json.loads(json.dumps(SECRET))
+    bad["id"] = "marking-definition--11111111-1111-4111-8111-111111111111"
+    bad["extensions"][NATIONAL_MARKING_EXTENSION]["caveats"] = {"rel_to": rel_to}
+    p = plan(bad, obj(1, bad["id"]))
+    assert not p.groups and "rel_to is not a list of party ids" in p.refused[0].reason, p.refused
+
+
 def test_topic_mapping_property_then_rules_then_default() -> None:
     topics = TopicMap.from_config(
         {

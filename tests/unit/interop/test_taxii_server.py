@@ -4,6 +4,7 @@ filters of TAXII 2.1 §3.4, keyset pages, versions, statuses, users and roles.""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 from collections.abc import Iterator, Sequence
@@ -18,7 +19,14 @@ from sqlalchemy import create_engine
 
 from gsomia.client.reports import ReportDraft
 from gsomia.errors import InvalidInput
-from gsomia.interop.stix import DeliveredMarking, MarkingPolicy, NationalMarking, TopicMap, national_marking_definition
+from gsomia.interop.stix import (
+    NATIONAL_MARKING_EXTENSION,
+    DeliveredMarking,
+    MarkingPolicy,
+    NationalMarking,
+    TopicMap,
+    national_marking_definition,
+)
 from gsomia.node.taxii.app import create_taxii_app
 from gsomia.node.taxii.service import (
     Authenticator,
@@ -499,6 +507,50 @@ def test_a_marking_definition_posted_again_with_another_meaning_is_refused(node:
     body = c.post(url, headers=basic("chief", "pw-chief") | {"Content-Type": TAXII}, json={"objects": [later]}).json()
     assert body["success_count"] == 1, body
     assert [d.level for d in sender.batches[-1]] == ["極秘"]
+
+
+def test_two_envelopes_defining_one_marking_at_once_cannot_both_be_taken(
+    node: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both read the stored definitions before either stored its own: both were taken, and a
+    # later object referencing the id went out under whichever was stored last (REL TO lost).
+    store, c, sender = node["store"], node["client"], node["sender"]
+    both_read = threading.Barrier(2)
+    real_bodies = store.bodies
+
+    def bodies(*args: Any, **kwargs: Any) -> Any:
+        found = real_bodies(*args, **kwargs)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_read.wait(timeout=2)  # the other envelope, if it may plan meanwhile
+        return found
+
+    monkeypatch.setattr(store, "bodies", bodies)
+    rel = national_marking_definition(NationalMarking(party="JPN", level="極秘", rel_to=("KOR",)))
+    wide = {**json.loads(json.dumps(rel)), "created": "2027-01-01T00:00:00.000Z"}
+    del wide["extensions"][NATIONAL_MARKING_EXTENSION]["caveats"]
+    url = f"/api/collections/{node['service'].collection('outbox').id}/objects/"
+    answers: dict[str, dict[str, Any]] = {}
+
+    def post(user: str, password: str, definition: dict[str, Any]) -> None:
+        headers = basic(user, password) | {"Content-Type": TAXII}
+        answers[user] = c.post(url, headers=headers, json={"objects": [definition]}).json()
+
+    threads = [
+        threading.Thread(target=post, args=("analyst", "pw-analyst", rel)),
+        threading.Thread(target=post, args=("chief", "pw-chief", wide)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(a["failure_count"] for a in answers.values()) == [0, 1], answers
+    taken = rel if answers["analyst"]["failure_count"] == 0 else wide
+    stored = store.present("outbox", [(rel["id"], rel["created"]), (wide["id"], wide["created"])])
+    assert stored == {(taken["id"], taken["created"])}
+    later = {**ind(2), "object_marking_refs": [rel["id"]]}
+    body = c.post(url, headers=basic() | {"Content-Type": TAXII}, json={"objects": [later]}).json()
+    assert body["success_count"] == 1, body
+    assert sender.batches[-1][0].rel_to == (("KOR",) if taken is rel else None)
 
 
 @pytest.mark.parametrize(

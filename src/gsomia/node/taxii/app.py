@@ -120,6 +120,10 @@ def _dates(page: Page) -> dict[str, str]:
     }
 
 
+MAX_ENVELOPE_OBJECTS = 10_000
+"""Objects one POSTed envelope may carry (a bulk feed posts several envelopes)."""
+
+
 def _envelope(page: Page, digest: str, member: str = "objects", items: Sequence[str] | None = None) -> str:
     parts: list[str] = []
     if page.more:
@@ -271,6 +275,14 @@ class _Routes:
         objs = envelope.get("objects") if isinstance(envelope, dict) else None
         if not isinstance(objs, list) or not objs:
             raise TaxiiError(422, "Unprocessable Entity", "an envelope carries a non-empty list of objects")
+        if len(objs) > MAX_ENVELOPE_OBJECTS:
+            # within max_content_length, a quarter of a million empty objects: each gets its
+            # line in the status resource, which would be kept at seven times the request's size
+            raise TaxiiError(
+                413,
+                "Payload Too Large",
+                f"an envelope carries at most {MAX_ENVELOPE_OBJECTS} objects ({len(objs)} given): post them in several",
+            )
         # RFC 7240: "Prefer: respond-async" answers at once with the pending status; otherwise
         # the POST answers when its reports are decided (or after the configured wait).
         prefer = request.headers.get("prefer", "").replace(" ", "").lower()

@@ -434,6 +434,7 @@ class Outbox:
         self.topics = topics
         self.config = config
         self.clock = clock
+        self._defining = threading.Lock()
         self._worker: BatchWorker[_Job] = BatchWorker(
             "taxii-outbox",
             self._send,
@@ -482,6 +483,19 @@ class Outbox:
         """Plan an envelope, record its status resource, queue its reports and, if ``wait``,
         wait (up to the configured time) until they are decided. The status resource as it
         stands then."""
+        # One envelope at a time from its plan until its marking definitions are stored: two
+        # envelopes defining one id at once would both be taken (the check that a definition is
+        # never versioned reads the stored ones), and a later object would be sent under
+        # whichever was stored last (its REL TO lost).
+        with self._defining:
+            job, answer = self._planned(envelope_objects, owner=owner, wait=wait)
+        return answer if job is None else self._waited(job)
+
+    def _planned(
+        self, envelope_objects: Sequence[object], *, owner: str, wait: bool
+    ) -> tuple[_Job | None, dict[str, Any]]:
+        """Plan an envelope and store its marking definitions: the job to wait for (``wait``
+        and reports to send), or the answer now (the status resource stored, reports queued)."""
         now = self.clock()
         request_ts = stix_timestamp(now)
         status_id = str(uuid.uuid4())
@@ -518,16 +532,19 @@ class Outbox:
                     w.add(OUTBOX, definitions, now=now)
                 w.put_status(status_id, owner, body, now=now)
             if not plan.groups:
-                return body
-            job = _Job(status_id, owner, now, body, plan.groups, recorded=True)
-            self._worker.put(job)
-            with job.lock:  # as it stands: pending, or every result recorded
-                return dict(job.body)
+                return None, body
+            queued = _Job(status_id, owner, now, body, plan.groups, recorded=True)
+            self._worker.put(queued)
+            with queued.lock:  # as it stands: pending, or every result recorded
+                return None, dict(queued.body)
         if definitions:
             self.store.add(OUTBOX, definitions, now=now)  # later envelopes may reference them
-        # The answer waits for the reports: the worker stores the status resource once, with
-        # their results, in the transaction that stores the objects (no pending version first).
-        job = _Job(status_id, owner, now, body, plan.groups, recorded=False)
+        return _Job(status_id, owner, now, body, plan.groups, recorded=False), body
+
+    def _waited(self, job: _Job) -> dict[str, Any]:
+        """Queue ``job`` and wait (up to the configured time) for its reports to be decided.
+        The answer waits for the reports: the worker stores the status resource once, with
+        their results, in the transaction that stores the objects (no pending version first)."""
         self._worker.put(job)
         if job.done.wait(self.config.wait_seconds):
             return job.body
@@ -535,9 +552,9 @@ class Outbox:
             if not job.done.is_set():
                 # Still pending after the wait: the status is stored before the answer names it
                 # (TAXII 2.1 §4.3.1); the worker updates it when the reports are decided.
-                self.store.put_status(status_id, owner, body, now=now)
+                self.store.put_status(job.status_id, job.owner, job.body, now=job.created)
                 job.recorded = True
-                return dict(body)
+                return dict(job.body)
         return job.body
 
     # --- the worker ---------------------------------------------------------------------

@@ -509,9 +509,13 @@ class TaxiiStore:
         c = objects.c
         ids = sorted({p[0] for p in pairs})
         with self._read() as conn:
-            stored = conn.execute(
-                select(c.stix_id, c.version_us).where(c.collection == collection, c.stix_id.in_(ids))
-            ).all()
+            stored = [
+                r
+                for chunk in _runs(ids)
+                for r in conn.execute(
+                    select(c.stix_id, c.version_us).where(c.collection == collection, c.stix_id.in_(chunk))
+                )
+            ]
         have: dict[str, set[int]] = {}
         for r in stored:
             have.setdefault(r.stix_id, set()).add(r.version_us)
@@ -531,9 +535,13 @@ class TaxiiStore:
         with self._read() as conn:
             # is_last is checked here, not in SQL: with it in the WHERE clause SQLite takes the
             # (collection, is_last) index and reads every latest object of the collection.
-            found = conn.execute(
-                select(c.stix_id, c.body, c.is_last).where(c.collection == collection, c.stix_id.in_(sorted(set(ids))))
-            ).all()
+            found = [
+                r
+                for chunk in _runs(sorted(set(ids)))
+                for r in conn.execute(
+                    select(c.stix_id, c.body, c.is_last).where(c.collection == collection, c.stix_id.in_(chunk))
+                )
+            ]
         return {r.stix_id: json.loads(r.body) for r in found if r.is_last}
 
     def count(self, collection: str) -> int:
@@ -604,3 +612,14 @@ class TaxiiStore:
         with self._begin() as conn:
             result = conn.execute(update(tokens).where(*conds).values(revoked_us=to_us(now)))
             return int(result.rowcount or 0)
+
+
+IN_LIST = 10_000
+"""Ids bound in one ``IN (…)`` list: SQLite allows at most 250,000 bound values in a statement
+(SQLITE_MAX_VARIABLE_NUMBER since 3.32), and an envelope may name more ids than that."""
+
+
+def _runs(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    """``ids`` in runs of at most :data:`IN_LIST`."""
+    for start in range(0, len(ids), IN_LIST):
+        yield ids[start : start + IN_LIST]
