@@ -639,3 +639,22 @@ def test_head_answers_as_get_without_a_body(node: dict[str, Any]) -> None:
         assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"] == TAXII
         assert head.headers.get("x-taxii-date-added-first") == got.headers.get("x-taxii-date-added-first")
     assert c.head(inbox_url(node)).status_code == 401  # the same checks as GET
+
+
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [
+        ('application/taxii+json;version="2.1"', 200),  # a quoted value is the same value (RFC 9110 §5.6.6)
+        ("application/taxii+json; Version=2.1", 200),  # parameter names in any case
+        ('application/taxii+json;version="2.0"', 406),
+        ("application/taxii+json;version=2.1;q=0.0000, text/html", 406),  # weight 0: not acceptable
+        ("application/taxii+json;version=2.1;q=0.5", 200),
+    ],
+)
+def test_media_type_parameters_are_read_as_http_defines_them(node: dict[str, Any], accept: str, status: int) -> None:
+    headers = basic() | {"Accept": accept}
+    assert node["client"].get("/", headers=headers).status_code == status
+    url = f"/api/collections/{node['service'].collection('outbox').id}/objects/"
+    content = accept.split(",")[0].replace("q=0.0000", "q=1").replace(";q=0.5", "")
+    posted = node["client"].post(url, headers=basic() | {"Content-Type": content}, json={"objects": [SECRET]})
+    assert posted.status_code == (202 if "2.1" in content else 415), (content, posted.text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -70,21 +71,44 @@ def _accepts_taxii(request: Request) -> None:
     for item in header.split(","):
         parts = [p.strip() for p in item.split(";")]
         mtype = parts[0].lower()
-        params = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
-        if params.get("q", "1").strip() in ("0", "0.0", "0.00", "0.000"):
+        params = _media_params(parts[1:])
+        if _weight(params.get("q", "1")) <= 0:
             continue
         if mtype in ("*/*", "application/*"):
             return
-        if mtype == "application/taxii+json" and params.get("version", "2.1").strip() == "2.1":
+        if mtype == "application/taxii+json" and params.get("version", "2.1") == "2.1":
             return
     raise TaxiiError(406, "Not Acceptable", f"this server answers {TAXII_MEDIA_TYPE}; the Accept header allows none")
+
+
+def _media_params(raw: Sequence[str]) -> dict[str, str]:
+    """A media type's parameters: names in any case, values as tokens or quoted strings
+    (``version="2.1"`` is ``version=2.1``, RFC 9110 §5.6.6)."""
+    params: dict[str, str] = {}
+    for p in raw:
+        name, sep, value = p.partition("=")
+        if not sep:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        params[name.strip().lower()] = value
+    return params
+
+
+def _weight(q: str) -> float:
+    """A ``q`` weight (RFC 9110 §12.4.2); one that is not a number counts as 1, as if absent."""
+    try:
+        return float(q)
+    except ValueError:
+        return 1.0
 
 
 def _content_is_taxii(request: Request) -> None:
     header = request.headers.get("content-type", "")
     parts = [p.strip() for p in header.split(";")]
-    params = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
-    if parts[0].lower() != "application/taxii+json" or params.get("version", "2.1").strip() != "2.1":
+    params = _media_params(parts[1:])
+    if parts[0].lower() != "application/taxii+json" or params.get("version", "2.1") != "2.1":
         raise TaxiiError(415, "Unsupported Media Type", f"POST an envelope as {TAXII_MEDIA_TYPE}")
 
 
