@@ -57,8 +57,9 @@ def _integer(text: str) -> int:
     return value
 
 
-def parse(text: str | bytes) -> Any:
-    """The value of a JSON text; bytes are read as UTF-8.
+def parse(text: str | bytes, *, unique: bool = False) -> Any:
+    """The value of a JSON text; bytes are read as UTF-8. ``unique``: a member name twice in one
+    object is refused (I-JSON, RFC 7493 §2.3: parsers disagree on which one wins).
 
     Raises:
         ValueError: not UTF-8 (``UnicodeDecodeError``), not JSON (``json.JSONDecodeError``),
@@ -71,11 +72,21 @@ def parse(text: str | bytes) -> Any:
     else:
         text.encode("utf-8")  # a lone surrogate in the text itself: UnicodeEncodeError
     try:
-        value = json.loads(text, parse_constant=_not_a_number, parse_int=_integer)
+        hook = _unique_members if unique else None
+        value = json.loads(text, parse_constant=_not_a_number, parse_int=_integer, object_pairs_hook=hook)
     except RecursionError:  # arrays or objects nested deeper than the interpreter's stack
         raise ValueError("the JSON text is nested too deeply") from None
     if "\\u" in text and _SURROGATE_ESCAPE.search(text):
         _refuse_lone_surrogates(value)  # a pair is read as one character; only a lone one remains
+    return value
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        twice = next(name for name, _ in pairs if name in seen or seen.add(name))  # type: ignore[func-returns-value]
+        raise ValueError(f"the member name {twice[:40]!r} is given twice in one object (RFC 7493 §2.3)")
     return value
 
 

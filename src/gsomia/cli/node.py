@@ -243,11 +243,33 @@ def _render_status(data: dict[str, Any]) -> None:
         f"cosigned size {wt['cosigned_size']} at {wt['cosigned_at'] or '-'}",
         markup=False,
     )
+    _render_keys(data["keys"])
     if data["exercise"]:
         out.print(
             f"  EXERCISE: exchange clock {data['exercise']['at']}, what-if {data['exercise']['whatif'] or 'none'}",
             markup=False,
         )
+
+
+def _render_keys(keys: dict[str, Any]) -> None:
+    out = common.out
+    if keys["missing"]:
+        out.print(
+            f"  KEYS MISSING: the exchange's current key set {keys['missing']['fingerprint']} is not in this node: "
+            "it cannot open new deliveries; restore the node.db that holds it, or run 'gsomia node keys rotate'",
+            markup=False,
+        )
+    if keys["registered"]:
+        out.print(f"  keys {keys['current']} current", markup=False)
+    else:
+        pending = f" (set {keys['pending']} pending)" if keys["pending"] else ""
+        out.print(
+            f"  keys NOT registered with the exchange{pending}: the next sync registers them, "
+            "or run 'gsomia node keys rotate'",
+            markup=False,
+        )
+    if keys["error"]:
+        out.print(f"  keys: {keys['error']}", markup=False)
 
 
 @node_cli.command("sync")

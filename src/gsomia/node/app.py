@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -61,6 +62,7 @@ CSP = (
 WEB_DIR = Path(__file__).resolve().parent / "web"
 PROBLEM = "application/problem+json"
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+STREAM_CHECK = 5.0  # seconds between checks of an open event stream's session in the store
 MAX_BODY = 1024 * 1024  # the exchange's own limit (GSOMIA_MAX_BODY_BYTES): a larger report could not go on
 
 _STATUS: list[tuple[type[GsomiaError], int, str]] = [
@@ -466,6 +468,9 @@ async def events(request: Request, session: Officer) -> EventSourceResponse:
 
     The stream ends as soon as its session does (signed out, or the user revoked), so a revoked
     officer's open console stops receiving at once; the browser's reconnection then gets a 401.
+    What this process is not told of (a revocation by ``gsomia node users revoke``, the session
+    idle or past its lifetime) ends it at the next check of the session in the store: before
+    each event, and every :data:`STREAM_CHECK` seconds.
     """
     service = service_of(request)
     loop = asyncio.get_running_loop()
@@ -479,12 +484,18 @@ async def events(request: Request, session: Officer) -> EventSourceResponse:
         try:
             yield {"event": "status", "data": json.dumps(service.status(), ensure_ascii=False)}
             while True:
-                kind, data = await queue.get()
+                try:
+                    kind, data = await asyncio.wait_for(queue.get(), timeout=STREAM_CHECK)
+                except TimeoutError:
+                    kind, data = "", {}
                 if kind == SESSION_ENDED:
                     if data.get("session") == session.token_sha256 or data.get("user") == session.username:
                         return
                     continue
-                yield {"event": kind, "data": json.dumps(data, ensure_ascii=False)}
+                if not await anyio.to_thread.run_sync(service.users.alive, session.token_sha256):
+                    return
+                if kind:
+                    yield {"event": kind, "data": json.dumps(data, ensure_ascii=False)}
         finally:
             service.bus.unsubscribe(push)
 

@@ -19,9 +19,10 @@ from gsomia.errors import InvalidInput, LedgerInvalid
 from gsomia.ledger.entries import entry_bytes
 from gsomia.node.store import NodeStore, audit_log, iso_now
 
-__all__ = ["GENESIS", "AuditLog"]
+__all__ = ["GENESIS", "SYSTEM", "AuditLog"]
 
 GENESIS = "0" * 64
+SYSTEM = "node"  # the audit log's name for what the node does by itself
 MAX_PAGE = 500
 
 

@@ -31,6 +31,10 @@ class KeyRing:
         self.store = store
         self._cache: dict[str, PartyKeys] = {}
         self._lock = threading.Lock()
+        # Held while a key set is made current here and at the exchange (a rotation, or the
+        # sync putting the node's key sets in line with the exchange's): two at once could
+        # leave the node's current set another than the exchange's.
+        self.changing = threading.Lock()
 
     def add(self, keys: PartyKeys, *, state: str, registered_at: str | None = None) -> None:
         """Keep a key set (``pending`` until the exchange registered it, or ``current``).
@@ -61,7 +65,7 @@ class KeyRing:
             )
 
     def make_current(self, fingerprint: str, *, registered_at: str) -> None:
-        """Mark a pending key set current and retire the one before it."""
+        """Mark a kept key set (pending, or retired here) current and retire the one before it."""
         with self.store.write() as c:
             c.execute(
                 update(party_keys)
@@ -71,8 +75,35 @@ class KeyRing:
             c.execute(
                 update(party_keys)
                 .where(party_keys.c.fingerprint == fingerprint)
-                .values(state="current", registered_at=registered_at)
+                .values(state="current", registered_at=registered_at, retired_at=None)
             )
+
+    def retire(self, fingerprint: str) -> None:
+        """Mark a pending key set retired: the exchange registered it once and retired it since,
+        so it is never current again (it still opens deliveries made to it)."""
+        with self.store.write() as c:
+            c.execute(
+                update(party_keys)
+                .where(party_keys.c.fingerprint == fingerprint, party_keys.c.state == "pending")
+                .values(state="retired", retired_at=iso_now())
+            )
+
+    def state(self, fingerprint: str) -> str | None:
+        """A kept key set's state (``pending``, ``current``, ``retired``), or None if not kept."""
+        with self.store.read() as c:
+            found = c.execute(select(party_keys.c.state).where(party_keys.c.fingerprint == fingerprint)).scalar()
+        return None if found is None else str(found)
+
+    def current_fingerprint(self) -> str | None:
+        """The current key set's fingerprint, or None while the node holds no registered set."""
+        with self.store.read() as c:
+            fp = c.execute(select(party_keys.c.fingerprint).where(party_keys.c.state == "current")).scalar()
+        return None if fp is None else str(fp)
+
+    def parties(self) -> set[str]:
+        """The parties whose key sets the node keeps (one, unless the store was tampered with)."""
+        with self.store.read() as c:
+            return {str(p) for p in c.execute(select(party_keys.c.party).distinct()).scalars()}
 
     def current(self) -> PartyKeys:
         """The current key set (signs what the party sends).
@@ -80,13 +111,13 @@ class KeyRing:
         Raises:
             StorageError: the node holds no current key set.
         """
-        with self.store.read() as c:
-            fp = c.execute(select(party_keys.c.fingerprint).where(party_keys.c.state == "current")).scalar()
+        fp = self.current_fingerprint()
         if fp is None:
             raise StorageError(
-                "this node holds no current key set: run 'gsomia node init' or 'gsomia node keys rotate'"
+                "this node holds no key set registered with the exchange yet: the next sync registers "
+                "its pending set, or run 'gsomia node keys rotate'"
             )
-        found = self.get(str(fp))
+        found = self.get(fp)
         assert found is not None  # noqa: S101 - just read from the same table
         return found
 

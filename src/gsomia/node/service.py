@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import shutil
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from sqlalchemy import RowMapping, func, insert, select, update
 from gsomia import jsontext
 from gsomia.client.http import ExchangeClient
 from gsomia.client.reports import ReportDraft, sign_report
-from gsomia.crypto import PartyKeys, read_private_keyfile
+from gsomia.crypto import DEFAULT_PROFILE, PartyKeys, read_private_keyfile
 from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.errors import (
     Conflict,
@@ -31,11 +32,12 @@ from gsomia.errors import (
     ExchangeUnreachable,
     GsomiaError,
     InvalidInput,
+    KeysRetired,
     StorageError,
     UnknownEntity,
 )
-from gsomia.node.audit import AuditLog
-from gsomia.node.config import NodeConfig, create_node_key, read_node_key
+from gsomia.node.audit import SYSTEM, AuditLog
+from gsomia.node.config import CONFIG_FILE, DB_FILE, NodeConfig, create_node_key, read_node_key
 from gsomia.node.keyring import KeyRing
 from gsomia.node.store import NodeStore, acknowledgements, deliveries, incidents, iso_now
 from gsomia.node.sync import REASONS, Syncer, banner, upsert_incident
@@ -49,7 +51,6 @@ log = logging.getLogger(__name__)
 CAVEATS = ["REL TO", "ORCON", "NOFORN"]
 MAX_PAGE = 200
 MAX_PAYLOAD = 512 * 1024  # the exchange takes 1 MiB bodies; base64 grows a payload by a third
-SYSTEM = "node"  # the audit log's name for what the node does by itself
 
 
 # An internal event: a session ended (``{"session": token_sha256}``) or every session of a user
@@ -106,12 +107,13 @@ def init_node(config: NodeConfig, *, keys_file: Path, token: str, ledger_key: st
     Raises:
         InvalidInput: a node already in the folder, a key file for another party, a bad token.
         ExchangeUnreachable: the exchange could not be reached (nothing is left behind).
-        GsomiaError: the exchange refused the token or the keys.
+        GsomiaError: the exchange refused the token or the keys (nothing is left behind: init
+            may be run again).
     """
     keys = read_private_keyfile(keys_file)
     if keys.party != config.party:
         raise InvalidInput(f"{keys_file} holds {keys.party}'s keys, not {config.party}'s")
-    if (config.dir / "node.json").exists() or config.db_path.exists():
+    if (config.dir / CONFIG_FILE).exists() or config.db_path.exists():
         raise InvalidInput(f"{config.dir} already holds a node; give another --dir")
     token = token.strip()
     if not token:
@@ -121,31 +123,46 @@ def init_node(config: NodeConfig, *, keys_file: Path, token: str, ledger_key: st
         if who.get("party") != config.party:
             raise InvalidInput(f"the token acts for {who.get('party') or who.get('role')}, not {config.party}")
         pinned = LedgerKey.parse(ledger_key) if ledger_key else LedgerKey.parse(json.dumps(ex.ledger_key()))
-    witness_name = config.witness or f"{config.party.lower()}.node.gsomia"
     config = NodeConfig(
         party=config.party,
         exchange=config.exchange,
         dir=config.dir,
         host=config.host,
         port=config.port,
-        witness=witness_name,
+        witness=config.witness or f"{config.party.lower()}.node.gsomia",
         ledger_origin=pinned.name,
     )
+    made_dir = not config.dir.exists()
     config.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key_file: Path | None = None
-    if read_key_env() is None:
-        create_node_key(config.key_path)
-        key_file = config.key_path
+    try:
+        if read_key_env() is None:
+            create_node_key(config.key_path)
+            key_file = config.key_path
+        return _make_node(config, keys, token, pinned, key_file)
+    except BaseException:
+        _unmake_node(config, key_file, made_dir)
+        raise
+
+
+def _make_node(config: NodeConfig, keys: PartyKeys, token: str, pinned: LedgerKey, key_file: Path | None) -> InitResult:
+    """The node of :func:`init_node` in its folder (its store key made): everything made, then
+    registered.
+
+    Raises:
+        GsomiaError: the exchange refused the keys or the witness (the caller removes the node).
+    """
     store = NodeStore(config.db_path, read_node_key(config.key_path))
     try:
         store.put("exchange.token", token)
         store.put("ledger.key", pinned.vkey())
+        store.put("party", config.party)
         ring = KeyRing(store)
         ring.add(keys, state="pending")
-        cosigner = ring.create_witness(witness_name)
+        cosigner = ring.create_witness(config.witness)
         config.write()
         AuditLog(store).record(
-            SYSTEM, "init", config.party, {"fingerprint": keys.fingerprint(), "witness": witness_name}
+            SYSTEM, "init", config.party, {"fingerprint": keys.fingerprint(), "witness": config.witness}
         )
         service = NodeService(config, store)
         registered = True
@@ -155,9 +172,24 @@ def init_node(config: NodeConfig, *, keys_file: Path, token: str, ledger_key: st
                 service.syncer.prepare(ex)
         except ExchangeUnreachable:
             registered = False
+        finally:
+            service.syncer.close()
         return InitResult(config, keys.fingerprint(), cosigner.public.vkey(), key_file, registered)
     finally:
         store.close()
+
+
+def _unmake_node(config: NodeConfig, key_file: Path | None, made_dir: bool) -> None:
+    """Remove what init made of a node the exchange refused, so that init can be run again: the
+    store (with its journal files), node.json, the store key if init made it, and the folder if
+    init made it."""
+    db = config.dir / DB_FILE
+    for path in (db, db.with_name(DB_FILE + "-wal"), db.with_name(DB_FILE + "-shm"), config.dir / CONFIG_FILE):
+        path.unlink(missing_ok=True)
+    if key_file is not None:
+        key_file.unlink(missing_ok=True)
+    if made_dir:
+        shutil.rmtree(config.dir, ignore_errors=True)
 
 
 def read_key_env() -> str | None:
@@ -199,11 +231,18 @@ class NodeService:
         """Open the node in ``directory`` with its key.
 
         Raises:
-            InvalidInput: no node there, or no key.
-            StorageError: the key does not open the store.
+            InvalidInput: no node there, or no key, or node.json names another party than the
+                one whose keys and token the store holds.
+            StorageError: the key does not open the store, or a newer version wrote it.
         """
         config = NodeConfig.read(directory)
-        return cls(config, NodeStore(config.db_path, read_node_key(config.key_path)))
+        store = NodeStore(config.db_path, read_node_key(config.key_path))
+        try:
+            _check_party(config, store)
+            return cls(config, store)
+        except BaseException:
+            store.close()
+            raise
 
     def close(self) -> None:
         """Stop the background work and close the store."""
@@ -265,8 +304,23 @@ class NodeService:
                 "cosigned_at": ledger["cosigned_at"],
                 "error": self.store.get("witness.last_error") or None,
             },
+            "keys": self._key_status(),
             "alarm": self.witness.alarm(),
             "exercise": self.store.get_json("exchange.exercise"),
+        }
+
+    def _key_status(self) -> dict[str, Any]:
+        """The party's key sets as the exchange sees them: the current one (None while none is
+        registered), one kept but not registered yet, the exchange's current set when the node
+        does not hold it (the node then cannot open new deliveries), the exchange's last refusal."""
+        current = self.keyring.current_fingerprint()
+        pending = self.keyring.pending()
+        return {
+            "current": current,
+            "registered": current is not None,
+            "pending": pending.fingerprint() if pending is not None else None,
+            "missing": self.store.get_json("keys.missing"),
+            "error": self.store.get("keys.error") or None,
         }
 
     def meta(self) -> dict[str, Any]:
@@ -647,37 +701,56 @@ class NodeService:
 
         Raises:
             ExchangeUnreachable: the exchange could not be reached (the set stays pending).
+            KeysRetired: the exchange registered this set before and retired it since.
         """
         with self.connect() as ex:
-            answer = ex.register_keys(self.config.party, keys.public_keys().to_dict())
+            answer = self.syncer.register_keys(ex, keys)
         self.keyring.make_current(keys.fingerprint(), registered_at=str(answer.get("registered_at") or iso_now()))
+        self.syncer.settle_keys()
         return answer
 
     def rotate_keys(self, user: str) -> dict[str, Any]:
         """Generate a new key set, keep it, register it with the exchange and make it current;
         earlier sets are kept (retired) to open older deliveries. A set kept by an attempt
-        the exchange did not answer is the one the next attempt registers (no second one).
+        the exchange did not answer is the one the next attempt registers (no second one),
+        unless the exchange retired it: it is kept retired and a new set made. A node with no
+        current set (its init could not register its keys) gets one. One rotation at a time:
+        another waits for it.
 
         Raises:
             ExchangeUnreachable: the exchange could not be reached (the new set stays pending
-                and is registered by the next rotation attempt; the attempt is audited).
+                and is registered by the next sync or rotation attempt; the attempt is audited).
         """
-        current = self.keyring.current()
-        fresh = self.keyring.pending()
-        if fresh is None:
-            fresh = PartyKeys.generate(self.config.party, current.profile)
-            self.keyring.add(fresh, state="pending")
-        try:
-            self.register_keys(fresh)
-        except ExchangeUnreachable:
-            detail = {
-                "current": current.fingerprint(),
-                "detail": "the exchange could not be reached; the set stays pending",
-            }
-            self.audit.record(user, "rotate_keys_pending", fresh.fingerprint(), detail)
-            raise
-        self.audit.record(user, "rotate_keys", fresh.fingerprint(), {"retired": current.fingerprint()})
+        with self.keyring.changing:
+            current = self.keyring.current_fingerprint()
+            fresh = self._fresh_keys()
+            try:
+                try:
+                    self.register_keys(fresh)
+                except KeysRetired:
+                    self.keyring.retire(fresh.fingerprint())
+                    self.audit.record(
+                        user, "retire_pending_keys", fresh.fingerprint(), {"detail": "retired at the exchange"}
+                    )
+                    fresh = self._fresh_keys()
+                    self.register_keys(fresh)
+            except ExchangeUnreachable:
+                detail = {"current": current, "detail": "the exchange could not be reached; the set stays pending"}
+                self.audit.record(user, "rotate_keys_pending", fresh.fingerprint(), detail)
+                raise
+            self.audit.record(user, "rotate_keys", fresh.fingerprint(), {"retired": current})
         return self.keys()["current"] or {}
+
+    def _fresh_keys(self) -> PartyKeys:
+        """The pending key set, else a new one (of the newest kept set's profile), kept pending."""
+        fresh = self.keyring.pending()
+        if fresh is not None:
+            return fresh
+        newest = next(iter(self.keyring.history()), None)
+        kept = self.keyring.get(str(newest["fingerprint"])) if newest is not None else None
+        fresh = PartyKeys.generate(self.config.party, kept.profile if kept is not None else DEFAULT_PROFILE)
+        self.keyring.add(fresh, state="pending")
+        return fresh
 
     # --- users -------------------------------------------------------------------------------------------------
 
@@ -728,6 +801,28 @@ class NodeService:
             self.audit.record(by, "clear_alarm", cleared["kind"], {"detail": cleared["detail"]})
             self.bus.publish("alarm", {"cleared": True})
         return cleared
+
+
+def _check_party(config: NodeConfig, store: NodeStore) -> None:
+    """Refuse a node.json that names another party than the one the store was made for (its
+    keys and token act for that party). A store made before the party was recorded is taken
+    to be its keys' party, and recorded.
+
+    Raises:
+        InvalidInput: the two differ.
+    """
+    recorded = store.get("party")
+    held = recorded
+    if held is None:
+        parties = KeyRing(store).parties()
+        held = next(iter(parties)) if len(parties) == 1 else None
+    if held is not None and held != config.party:
+        raise InvalidInput(
+            f"{config.dir / CONFIG_FILE} names party {config.party}, but this node's store holds {held}'s "
+            f'keys and token: put back "party": "{held}" in node.json (or give --dir of {config.party}\'s node)'
+        )
+    if recorded is None:
+        store.put("party", config.party)
 
 
 # --- shapes -----------------------------------------------------------------------------------------------------

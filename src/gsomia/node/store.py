@@ -7,12 +7,15 @@ derivation), so a copied ``node.db`` — a backup tape, a stolen disk — is unr
 memory, or holds both files, reads everything (docs/node.md, "What is encrypted").
 
 Tables are created on first open (``create_all``); the schema carries a version in
-``settings`` so a later version can migrate it.
+``settings`` so a later version can migrate it, and a store a newer version wrote is refused
+rather than used. The file (and SQLite's journal files, which take its mode) is created
+readable by its owner only.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -251,11 +254,16 @@ class NodeStore:
         self._write_lock = threading.RLock()
         self._noted: dict[str, float] = {}  # setting -> when note() last wrote it (monotonic)
         try:
+            _create_private(path)
             with self._writer.begin() as c:
                 c.exec_driver_sql("PRAGMA journal_mode=WAL")
+                _check_schema(c, path)
                 metadata.create_all(c)
                 if c.execute(select(settings.c.value).where(settings.c.name == "schema")).scalar() is None:
                     c.execute(insert(settings).values(name="schema", value=SCHEMA_VERSION))
+        except StorageError:
+            self.close()
+            raise
         except DatabaseError as e:
             self.close()
             raise StorageError(
@@ -344,6 +352,41 @@ class NodeStore:
         """Remove a setting."""
         with self.write() as c:
             c.execute(delete(settings).where(settings.c.name == name))
+
+
+def _create_private(path: Path) -> None:
+    """Create the store's file readable by its owner only (it holds everything the node keeps,
+    encrypted); SQLite gives its journal files the same mode. An existing file is left as it is.
+
+    Raises:
+        StorageError: the file cannot be created.
+    """
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise StorageError(f"cannot create the node store {path}: {e.strerror}") from e
+
+
+def _check_schema(c: Connection, path: Path) -> None:
+    """Refuse a store whose schema a newer version wrote (before anything is written to it).
+
+    Raises:
+        StorageError: the store's schema version is newer than :data:`SCHEMA_VERSION`, or not one.
+    """
+    made = c.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'").first()
+    if made is None:
+        return
+    found = c.execute(select(settings.c.value).where(settings.c.name == "schema")).scalar()
+    if found is None:
+        return
+    version = str(found)
+    if not (version.isascii() and version.isdigit()) or int(version) > int(SCHEMA_VERSION):
+        raise StorageError(
+            f"the node store {path} has schema version {version[:20]!r}, newer than this gsomia reads "
+            f"({SCHEMA_VERSION}): run the gsomia version that wrote it, or a newer one"
+        )
 
 
 def _pooled_engine(url: URL, *, pool_size: int, max_overflow: int) -> Engine:

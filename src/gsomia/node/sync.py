@@ -48,6 +48,7 @@ from gsomia.client.http import ExchangeClient
 from gsomia.client.opening import open_delivery, verify_origin
 from gsomia.client.stream import ServerSentEvent
 from gsomia.codec import b64decode
+from gsomia.crypto import PartyKeys
 from gsomia.errors import (
     BadSignature,
     DecryptionFailed,
@@ -55,11 +56,13 @@ from gsomia.errors import (
     ExchangeUnreachable,
     GsomiaError,
     InvalidInput,
+    KeysRetired,
     LedgerInvalid,
     NotAuthenticated,
     StorageError,
     UnknownEntity,
 )
+from gsomia.node.audit import SYSTEM, AuditLog
 from gsomia.node.batches import read_ahead
 from gsomia.node.keyring import KeyRing
 from gsomia.node.store import NodeStore, deliveries, incidents, iso_now, utc_text
@@ -137,6 +140,7 @@ class Syncer:
         self.connect = connect
         self._publish = publish
         self._signers: dict[str, list[dict[str, Any]]] = {}
+        self._audit = AuditLog(store)
         self._lock = threading.Lock()  # one pass at a time (the loop, a CLI --once)
         self._ahead = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="node-ledger")
         # kept from page to page: starting eight threads for every page cost more than a
@@ -196,8 +200,10 @@ class Syncer:
         return result
 
     def prepare(self, ex: ExchangeClient) -> None:
-        """Before reading the inbox: the witness is registered, the exercise state is known, and
+        """Before reading the inbox: the node's key sets are in line with the exchange's
+        (:meth:`reconcile_keys`), the witness is registered, the exercise state is known, and
         the ledger's latest checkpoint was checked (an alarm is recorded, not raised)."""
+        self.reconcile_keys(ex)
         cosigner = self.keyring.witness()
         if cosigner is not None and self.store.get("witness.registered") != cosigner.public.vkey():
             try:
@@ -211,6 +217,127 @@ class Syncer:
         self._exercise(ex)
         self._advance(ex)
         self._reachable(True)
+
+    # --- the party's key sets ----------------------------------------------------------------------
+
+    def reconcile_keys(self, ex: ExchangeClient) -> None:
+        """Put the node's key sets in line with the exchange's, while no rotation runs here.
+
+        A node without a current set (an init or a rotation the exchange did not answer)
+        registers its pending set and makes it current once the exchange takes it. Then the
+        exchange's current set for the party is read: one the node keeps (pending, or retired
+        here: a rotation cut short, a store restored from before one) is made current here,
+        audited; one the node does not keep at all is recorded for ``status``: the node cannot
+        open what is sealed to it, nor sign what the exchange accepts, until that set is
+        restored or the keys are rotated.
+
+        Raises:
+            ExchangeUnreachable: the exchange could not be reached.
+        """
+        with self.keyring.changing:
+            if self.keyring.current_fingerprint() is None:
+                self._register_pending(ex)
+            self._follow_exchange_keys(ex)
+
+    def settle_keys(self) -> None:
+        """Forget a recorded key problem: the node's current set is the exchange's again."""
+        for name in ("keys.missing", "keys.error"):
+            if self.store.get(name) is not None:
+                self.store.delete_setting(name)
+
+    def _register_pending(self, ex: ExchangeClient) -> None:
+        pending = self.keyring.pending()
+        if pending is None:
+            return
+        fingerprint = pending.fingerprint()
+        try:
+            answer = self.register_keys(ex, pending)
+        except KeysRetired as e:
+            self.keyring.retire(fingerprint)  # never current again: a new set is needed
+            self._key_error(f"{e}; run 'gsomia node keys rotate'")
+            return
+        except (ExchangeUnreachable, StorageError, ExchangeError, NotAuthenticated):
+            raise
+        except GsomiaError as e:
+            self._key_error(f"the exchange refused key set {fingerprint}: {e}")
+            return
+        self.keyring.make_current(fingerprint, registered_at=str(answer.get("registered_at") or iso_now()))
+        self.settle_keys()
+        self._audit.record(
+            SYSTEM, "register_keys", fingerprint, {"detail": "the pending key set, registered by the sync"}
+        )
+        log.info("registered the pending key set %s with the exchange", fingerprint[:16])
+
+    def register_keys(self, ex: ExchangeClient, keys: PartyKeys) -> dict[str, Any]:
+        """Register a key set with the exchange (its answer; nothing changed here).
+
+        Raises:
+            KeysRetired: the exchange registered this set before and retired it since (it
+                answers a plain refusal: its key history says which).
+            GsomiaError: another refusal, as the exchange answers.
+        """
+        try:
+            return ex.register_keys(self.party, keys.public_keys().to_dict())
+        except InvalidInput as e:
+            fingerprint = keys.fingerprint()
+            try:
+                served = ex.public_keys(self.party).get("keys")
+            except UnknownEntity:
+                served = []
+            if any(
+                isinstance(k, dict) and k.get("fingerprint") == fingerprint and k.get("retired_at") is not None
+                for k in (served if isinstance(served, list) else [])
+            ):
+                raise KeysRetired(
+                    f"the exchange registered key set {fingerprint} before and retired it since: it cannot be "
+                    "current again"
+                ) from e
+            raise
+
+    def _key_error(self, message: str) -> None:
+        log.warning("keys: %s", message)
+        if self.store.get("keys.error") != message:
+            self.store.put("keys.error", message)
+
+    def _follow_exchange_keys(self, ex: ExchangeClient) -> None:
+        try:
+            served = ex.public_keys(self.party).get("keys")
+        except UnknownEntity:
+            served = []
+        history = [k for k in served if isinstance(k, dict)] if isinstance(served, list) else []
+        self._signers[self.party] = history
+        theirs = next(
+            (k for k in history if k.get("retired_at") is None and isinstance(k.get("fingerprint"), str)), None
+        )
+        mine = self.keyring.current_fingerprint()
+        if theirs is None or theirs["fingerprint"] == mine:
+            if mine is not None:
+                self.settle_keys()
+            return
+        fingerprint = str(theirs["fingerprint"])
+        state = self.keyring.state(fingerprint)
+        if state == "retired":
+            # Never made current again on the exchange's word: a set is retired here when it was
+            # replaced, perhaps because it was compromised, and an exchange (or anything between)
+            # must not be able to bring it back. A rotation registers a fresh set.
+            self._key_error(
+                f"the exchange holds key set {fingerprint} current, which this node retired: run "
+                "'gsomia node keys rotate' to register a new one"
+            )
+            return
+        if state is None:
+            missing = {"fingerprint": fingerprint, "registered_at": theirs.get("registered_at"), "node_current": mine}
+            if self.store.get_json("keys.missing") != missing:
+                log.warning("keys: the exchange's current key set %s is not in this node", fingerprint)
+                self.store.put_json("keys.missing", missing)
+                self._publish("status", {"keys": {"missing": missing}})
+            return
+        self.keyring.make_current(fingerprint, registered_at=str(theirs.get("registered_at") or iso_now()))
+        self.settle_keys()
+        self._audit.record(
+            SYSTEM, "reconcile_keys", fingerprint, {"was": mine, "state": state, "detail": "the exchange's current set"}
+        )
+        log.warning("keys: made %s current, as at the exchange (it was %s here)", fingerprint[:16], state)
 
     def _exercise(self, ex: ExchangeClient) -> None:
         exercise = ex.exercise()

@@ -309,6 +309,28 @@ class UserService:
             username=str(row["username"]), role=Role.parse(str(row["role"])), csrf=str(row["csrf"]), token_sha256=digest
         )
 
+    def alive(self, token_sha256: str, *, now: datetime | None = None) -> bool:
+        """Whether a session (by its SHA-256) is still live: not ended, its user not revoked,
+        neither idle nor older than its lifetime. Unlike :meth:`session` it does not touch the
+        session: an open event stream is not a request (read from the store, so a revocation
+        by another process is seen)."""
+        at = now or datetime.now(UTC)
+        with self.store.read() as c:
+            row = (
+                c.execute(
+                    select(sessions.c.created_at, sessions.c.last_seen, users.c.revoked_at)
+                    .join(users, users.c.username == sessions.c.username)
+                    .where(sessions.c.token_sha256 == token_sha256)
+                )
+                .mappings()
+                .first()
+            )
+        if row is None or row["revoked_at"] is not None:
+            return False
+        created = datetime.fromisoformat(str(row["created_at"]))
+        seen = datetime.fromisoformat(str(row["last_seen"]))
+        return at - seen <= IDLE and at - created <= LIFETIME
+
     def logout(self, token: str) -> None:
         """End a session (idempotent)."""
         with self.store.write() as c:

@@ -658,3 +658,15 @@ def test_media_type_parameters_are_read_as_http_defines_them(node: dict[str, Any
     content = accept.split(",")[0].replace("q=0.0000", "q=1").replace(";q=0.5", "")
     posted = node["client"].post(url, headers=basic() | {"Content-Type": content}, json={"objects": [SECRET]})
     assert posted.status_code == (202 if "2.1" in content else 415), (content, posted.text)
+
+
+def test_an_envelope_with_a_member_name_twice_is_refused(node: dict[str, Any]) -> None:
+    # parsers disagree on which one wins (RFC 7493 §2.3): MISP reading the first and this node
+    # the last would not agree on an object's markings; the exchange refuses them as well
+    url = f"/api/collections/{node['service'].collection('outbox').id}/objects/"
+    obj = json.dumps({**ind(1), "object_marking_refs": [SECRET["id"]]})
+    twice = obj[:-1] + ', "object_marking_refs": []}'
+    body = '{"objects": [' + json.dumps(SECRET) + ", " + twice + "]}"
+    answer = node["client"].post(url, headers=basic() | {"Content-Type": TAXII}, content=body)
+    assert answer.status_code == 422 and "given twice" in answer.json()["description"], answer.text
+    assert node["sender"].batches == []

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI
+from sqlalchemy import update
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
@@ -19,10 +20,11 @@ from gsomia.crypto import PartyKeys
 from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.crypto.signing import ExchangeSigner
 from gsomia.errors import ExchangeUnreachable
+from gsomia.node import app as node_app
 from gsomia.node.app import CSP, create_node_app
 from gsomia.node.config import NodeConfig
 from gsomia.node.service import NodeService
-from gsomia.node.store import NodeStore
+from gsomia.node.store import NodeStore, sessions
 from gsomia.node.users import Role, UserService
 from tests.unit.node.support import store_verified
 
@@ -288,3 +290,45 @@ def test_a_rotation_the_exchange_does_not_answer_is_audited_and_keeps_one_pendin
         assert actions == [("rotate_keys_pending", pending.fingerprint())] * 2
     finally:
         service.close()
+
+
+def _stream_ends_when(app: FastAPI, monkeypatch: pytest.MonkeyPatch, end: Callable[[NodeService], object]) -> None:
+    """Open the officer's event stream; once it has started, ``end`` its session behind the
+    serving process's back (another process, or time): the stream must end by itself."""
+    service: NodeService = app.state.node
+    status = service.status
+    monkeypatch.setattr(node_app, "STREAM_CHECK", 0.05, raising=False)
+
+    def started() -> dict[str, object]:
+        end(service)  # the stream's session was valid when it started, and is not now
+        return status()
+
+    monkeypatch.setattr(service, "status", started)
+
+    async def test(client: Client) -> None:
+        await login(client, "duty")
+        with anyio.fail_after(30):  # the stream is read to its end: it must have one
+            r = await client.get("/api/events")
+        assert r.status_code == 200
+        assert [line for line in r.text.splitlines() if line.startswith("event:")] == ["event: status"]
+        assert (await client.get("/api/inbox")).status_code == 401
+
+    run(app, test)
+
+
+def test_an_event_stream_ends_when_another_process_revokes_its_user(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 'gsomia node users revoke' works on the store; this process's event bus is never told
+    _stream_ends_when(app, monkeypatch, lambda service: UserService(service.store).revoke("duty"))
+
+
+@pytest.mark.parametrize("column", ["created_at", "last_seen"])
+def test_an_event_stream_ends_when_its_session_expires(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch, column: str
+) -> None:
+    def expire(service: NodeService) -> None:
+        with service.store.write() as c:
+            c.execute(update(sessions).values({column: "2000-01-01T00:00:00+00:00"}))
+
+    _stream_ends_when(app, monkeypatch, expire)

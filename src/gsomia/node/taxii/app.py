@@ -293,7 +293,7 @@ class _Routes:
             if len(raw) > limit:
                 raise TaxiiError(413, "Payload Too Large", f"the envelope is over max_content_length ({limit} bytes)")
         try:
-            envelope = jsontext.parse(bytes(raw))
+            envelope = jsontext.parse(bytes(raw), unique=True)
         except ValueError as e:
             raise TaxiiError(422, "Unprocessable Entity", f"the body is not a JSON envelope: {e}") from e
         objs = envelope.get("objects") if isinstance(envelope, dict) else None

@@ -1,0 +1,57 @@
+"""``gsomia node status`` in this process: what it says of the party's key sets."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from pathlib import Path
+
+from gsomia.crypto import PartyKeys
+from gsomia.crypto.ledger_key import LedgerKey
+from gsomia.crypto.signing import ExchangeSigner
+from gsomia.node.config import NodeConfig
+from gsomia.node.keyring import KeyRing
+from gsomia.node.store import NodeStore
+from tests.unit.cli.cli_support import Gsomia
+
+
+def _node(directory: Path, keys: PartyKeys, *, state: str) -> NodeStore:
+    """A KOR node folder holding ``keys`` in ``state``; its store, open."""
+    directory.mkdir()
+    key = secrets.token_bytes(32)
+    (directory / "node.key").write_text(base64.b64encode(key).decode() + "\n")
+    (directory / "node.key").chmod(0o600)
+    store = NodeStore(directory / "node.db", key)
+    ledger = LedgerKey(name="gsomia.test/ledger", public_key=ExchangeSigner.generate().public_key_raw())
+    store.put("ledger.key", ledger.vkey())
+    KeyRing(store).add(keys, state=state)
+    NodeConfig(party="KOR", exchange="http://127.0.0.1:9", dir=directory).write()
+    return store
+
+
+def test_status_says_when_the_keys_are_not_registered(gsomia: Gsomia, tmp_path: Path) -> None:
+    keys = PartyKeys.generate("KOR")
+    _node(tmp_path / "kor", keys, state="pending").close()
+    run = gsomia("node", "status", "--dir", str(tmp_path / "kor"))
+    assert run.code == 0, run.err
+    assert f"keys NOT registered with the exchange (set {keys.fingerprint()} pending)" in run.out
+    json_run = gsomia("node", "status", "--dir", str(tmp_path / "kor"), "--json")
+    assert json.loads(json_run.out)["keys"] | {"current": None} == {
+        "current": None,
+        "registered": False,
+        "pending": keys.fingerprint(),
+        "missing": None,
+        "error": None,
+    }
+
+
+def test_status_names_the_exchange_s_current_key_set_the_node_does_not_hold(gsomia: Gsomia, tmp_path: Path) -> None:
+    store = _node(tmp_path / "kor", PartyKeys.generate("KOR"), state="current")
+    lost = PartyKeys.generate("KOR").fingerprint()
+    store.put_json("keys.missing", {"fingerprint": lost, "registered_at": None, "node_current": None})
+    store.close()
+    run = gsomia("node", "status", "--dir", str(tmp_path / "kor"))
+    assert run.code == 0, run.err
+    line = next(line for line in run.out.splitlines() if lost in line)
+    assert "cannot open new deliveries" in line and "gsomia node keys rotate" in line
