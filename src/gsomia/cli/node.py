@@ -516,13 +516,23 @@ def taxii_token_list(directory: Dir = DEFAULT_DIR, as_json: AsJson = False) -> N
         service = _open(directory)
         try:
             rows = TaxiiStore(service.store).list_tokens()
+            # a revoked account's tokens authenticate nobody, whatever their own state
+            gone = {u["username"]: u["revoked_at"] for u in service.users.all() if u.get("revoked_at")}
         finally:
             service.close()
+        for r in rows:
+            r["user_revoked"] = gone.get(r["user"])
         if as_json:
             common.emit_json({"tokens": rows})
             return
         for r in rows:
-            state = f"revoked {r['revoked']}" if r["revoked"] else "live"
+            state = (
+                f"revoked {r['revoked']}"
+                if r["revoked"]
+                else f"dead: user revoked {r['user_revoked']}"
+                if r["user_revoked"]
+                else "live"
+            )
             common.out.print(f"{r['id']}  {r['user']:12} {r['name']:20} {r['created']}  {state}", markup=False)
 
 

@@ -7,6 +7,8 @@ import json
 import secrets
 from pathlib import Path
 
+import pytest
+
 from gsomia.crypto import PartyKeys
 from gsomia.crypto.ledger_key import LedgerKey
 from gsomia.crypto.signing import ExchangeSigner
@@ -55,3 +57,21 @@ def test_status_names_the_exchange_s_current_key_set_the_node_does_not_hold(gsom
     assert run.code == 0, run.err
     line = next(line for line in run.out.splitlines() if lost in line)
     assert "cannot open new deliveries" in line and "gsomia node keys rotate" in line
+
+
+def test_a_revoked_user_s_taxii_tokens_are_listed_as_dead(
+    gsomia: Gsomia, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the tokens authenticate nobody once their user is revoked: "live" misled the admin
+    _node(tmp_path / "kor", PartyKeys.generate("KOR"), state="current").close()
+    where = ("--dir", str(tmp_path / "kor"))
+    monkeypatch.setenv("GSOMIA_NODE_PASSWORD", "a long enough password for the feed")
+    assert gsomia("node", "users", "add", "feed", "--role", "officer", *where).code == 0
+    assert gsomia("node", "taxii-tokens", "add", "feed", "--name", "opencti", *where).code == 0
+    assert gsomia("node", "users", "revoke", "feed", *where).code == 0
+    run = gsomia("node", "taxii-tokens", "list", *where)
+    assert run.code == 0, run.err
+    (line,) = [line for line in run.out.splitlines() if "opencti" in line]
+    assert "dead: user revoked" in line and "live" not in line
+    (row,) = json.loads(gsomia("node", "taxii-tokens", "list", *where, "--json").out)["tokens"]
+    assert row["revoked"] is None and row["user_revoked"]
