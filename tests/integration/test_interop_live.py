@@ -12,6 +12,7 @@ import queue
 import socket
 import socketserver
 import threading
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
@@ -493,6 +494,20 @@ def test_cot_in_at_jpn_out_at_kor_only_where_the_marking_allows(world: dict[str,
     assert [e.get("uid") for e in low.take(2)] == ["track-2", "track-4"]
     assert [e.get("uid") for e in coalition.take(2)] == ["track-3", "track-5"]
     assert all(e.get("access") == "군사III급비밀" for e in low.seen)
+    # the bridges' counters, as 'gsomia node status' (another process) reads them: noted by the
+    # serving node at most every 5 s, so polled for a while
+    deadline = time.monotonic() + 30
+    while True:
+        jpn_cot = json.loads(world["jpn"].cli("status", "--json").stdout)["cot"]
+        kor_cot = json.loads(world["kor"].cli("status", "--json").stdout)["cot"]
+        counted = jpn_cot and kor_cot and jpn_cot["in"]["sent"] >= 5 and kor_cot["out"]["sent"] >= 9
+        if counted or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert jpn_cot["in"]["unmapped"] >= 1 and jpn_cot["in"]["sent"] >= 5, jpn_cot
+    assert kor_cot["out"]["sent"] >= 9 and kor_cot["out"]["dropped"] == 0, kor_cot
+    text = world["jpn"].cli("status").stdout
+    assert "CoT in:" in text and "unmapped" in text
 
 
 def test_schema_published_and_markings_valid(world: dict[str, Any]) -> None:

@@ -249,6 +249,16 @@ def _render_status(data: dict[str, Any]) -> None:
             f"  EXERCISE: exchange clock {data['exercise']['at']}, what-if {data['exercise']['whatif'] or 'none'}",
             markup=False,
         )
+    cot = data.get("cot")
+    if cot:
+        cin, cout = cot["in"], cot["out"]
+        out.print(
+            f"  CoT in: {cin['received']} received, {cin['sent']} sent, {cin['unmapped']} unmapped, "
+            f"{cin['malformed']} malformed, {cin['refused']} refused, {cin['dropped']} dropped; "
+            f"CoT out: {cout['sent']} sent, {cout['failed']} failed, {cout['dropped']} dropped "
+            "(since 'node serve' started)",
+            markup=False,
+        )
 
 
 def _render_keys(keys: dict[str, Any]) -> None:

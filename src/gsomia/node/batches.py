@@ -26,7 +26,9 @@ class BatchWorker(Generic[T]):
     ``limit`` (an item is never split). With more than one thread, a batch is taken while
     others are still being handled (one waits for the exchange while another is prepared or
     recorded), so ``handle`` must be safe to call from several threads at once. :meth:`stop`
-    lets the items already queued through.
+    lets the items already queued through. With a ``backlog``, at most that many items are
+    queued or being handled at once: :meth:`put` refuses more (memory stays bounded while
+    ``handle`` is slow or retrying).
     """
 
     def __init__(
@@ -37,25 +39,41 @@ class BatchWorker(Generic[T]):
         limit: int,
         weight: Callable[[T], int] | None = None,
         workers: int = 1,
+        backlog: int | None = None,
     ) -> None:
         """Prepare the worker (no thread runs before :meth:`start`).
 
         Raises:
-            InvalidInput: ``workers`` is below 1.
+            InvalidInput: ``workers`` is below 1, or ``backlog`` below 1.
         """
         if workers < 1:
             raise InvalidInput(f"{name}: a batch worker needs at least one thread")
+        if backlog is not None and backlog < 1:
+            raise InvalidInput(f"{name}: a backlog holds at least one item")
         self.name = name
         self.handle = handle
         self.limit = limit
         self.weight = weight
         self.workers = workers
+        self.backlog = backlog
         self._queue: queue.Queue[T | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
+        self._held = 0  # items queued or being handled
+        self._held_lock = threading.Lock()
 
-    def put(self, item: T) -> None:
-        """Queue ``item`` for the next batch."""
+    @property
+    def held(self) -> int:
+        """Items queued or being handled."""
+        return self._held
+
+    def put(self, item: T) -> bool:
+        """Queue ``item`` for the next batch; False (not queued) if the backlog is full."""
+        with self._held_lock:
+            if self.backlog is not None and self._held >= self.backlog:
+                return False
+            self._held += 1
         self._queue.put(item)
+        return True
 
     def start(self) -> None:
         """Start the worker threads."""
@@ -97,6 +115,9 @@ class BatchWorker(Generic[T]):
                 self.handle(batch)
             except Exception:  # a bug in one batch must not stop the worker for every later one
                 log.exception("%s: a batch of %d failed", self.name, len(batch))
+            finally:
+                with self._held_lock:
+                    self._held -= len(batch)
 
 
 def read_ahead(source: Iterable[T], most: int, name: str = "read-ahead") -> Iterator[list[T]]:

@@ -25,10 +25,21 @@ from starlette.types import ASGIApp
 
 from gsomia.client.http import ExchangeClient
 from gsomia.client.reports import ReportDraft, sign_report
-from gsomia.errors import ExchangeUnreachable, GsomiaError, InvalidInput
+from gsomia.errors import ExchangeUnreachable, GsomiaError, InvalidInput, PayloadTooLarge
 from gsomia.interop.cot import CotEndpoint, CotRule, endpoints_from_config, is_track_topic, rules_from_config
 from gsomia.interop.stix import DeliveredMarking, MarkingPolicy, NationalMarking, TopicMap
-from gsomia.node.cot.bridge import CotIngest, CotListeners, CotOutput, Listen, describe
+from gsomia.node.cot.bridge import (
+    IDLE_SECONDS,
+    MAX_BACKLOG,
+    MAX_BACKLOG_BYTES,
+    MAX_CONNECTIONS,
+    CotIngest,
+    CotListeners,
+    CotOutput,
+    Listen,
+    describe,
+)
+from gsomia.node.cot.output import OUTPUT_QUEUE
 from gsomia.node.service import NodeService
 from gsomia.node.store import deliveries, login_failures, users
 from gsomia.node.taxii.app import create_taxii_app
@@ -49,6 +60,10 @@ from gsomia.node.users import MAX_FAILURES, WINDOW
 log = logging.getLogger(__name__)
 
 INTEROP_FILE = "interop.json"
+MAX_BATCH_BYTES = 8 << 20
+"""The most a batch of signed reports may weigh, as JSON, before it is sent as several: half the
+exchange's default limit (16 MiB, ``GSOMIA_MAX_BATCH_BYTES``). A batch the exchange still finds
+too large (413) is split in two and each half sent again."""
 
 
 # --- configuration -----------------------------------------------------------------------------------
@@ -68,6 +83,11 @@ class InteropConfig:
     rules: tuple[CotRule, ...] = ()
     outputs: tuple[CotEndpoint, ...] = ()
     track_topics: tuple[str, ...] = ("dprk.missile",)
+    max_backlog: int = MAX_BACKLOG
+    max_backlog_bytes: int = MAX_BACKLOG_BYTES
+    output_queue: int = OUTPUT_QUEUE
+    tcp_idle_seconds: float = IDLE_SECONDS
+    tcp_max_connections: int = MAX_CONNECTIONS
 
     @classmethod
     def read(cls, directory: Path) -> InteropConfig:
@@ -103,7 +123,7 @@ class InteropConfig:
         if not isinstance(taxii, dict) or not isinstance(cot, dict):
             raise InvalidInput("taxii and cot are objects")
         _only(taxii, {"enabled", "topic_collections", "topics", "acs_levels", "recipients", "wait_seconds"}, "taxii.")
-        _only(cot, {"listen", "rules", "outputs", "track_topics"}, "cot.")
+        _only(cot, {"listen", "rules", "outputs", "track_topics", *_COT_LIMITS}, "cot.")
         recipients = taxii.get("recipients")
         listen = []
         for item in cot.get("listen", []):
@@ -120,7 +140,30 @@ class InteropConfig:
             rules=rules_from_config(cot.get("rules", [])),
             outputs=endpoints_from_config(cot.get("outputs", [])),
             track_topics=tuple(cot.get("track_topics", ("dprk.missile",))),
+            max_backlog=int(_positive(cot, "max_backlog", MAX_BACKLOG)),
+            max_backlog_bytes=int(_positive(cot, "max_backlog_bytes", MAX_BACKLOG_BYTES)),
+            output_queue=int(_positive(cot, "output_queue", OUTPUT_QUEUE)),
+            tcp_idle_seconds=_positive(cot, "tcp_idle_seconds", IDLE_SECONDS),
+            tcp_max_connections=int(_positive(cot, "tcp_max_connections", MAX_CONNECTIONS)),
         )
+
+
+_COT_LIMITS = ("max_backlog", "max_backlog_bytes", "output_queue", "tcp_idle_seconds", "tcp_max_connections")
+
+
+def _positive(doc: dict[str, Any], key: str, default: float) -> float:
+    """``doc[key]``, a number above zero and below 10⁹ (a whole one where the default is), or
+    ``default``.
+
+    Raises:
+        InvalidInput: anything else.
+    """
+    value = doc.get(key, default)
+    whole = isinstance(default, int)
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or not 0 < value < 1e9:
+        kind = "a whole number" if whole else "a number"
+        raise InvalidInput(f"cot.{key}: give {kind} above zero and below 10⁹, not {value!r}")
+    return float(value) if not whole else value
 
 
 def _only(doc: object, allowed: set[str], where: str) -> None:
@@ -196,8 +239,9 @@ class ExchangeSender:
     several threads: each has a client (a connection) of its own, so a failure that drops one
     never closes a connection another thread is using."""
 
-    def __init__(self, service: NodeService) -> None:
+    def __init__(self, service: NodeService, *, max_batch_bytes: int = MAX_BATCH_BYTES) -> None:
         self.service = service
+        self.max_batch_bytes = max_batch_bytes
         self._local = threading.local()
         self._clients: set[ExchangeClient] = set()
         self._lock = threading.Lock()
@@ -218,10 +262,12 @@ class ExchangeSender:
         client.close()
 
     def send(self, drafts: Sequence[ReportDraft]) -> list[SendResult]:
-        """One result per draft.
+        """One result per draft. Sent in requests of at most :attr:`max_batch_bytes` (a report
+        larger than that goes alone); a request the exchange finds too large is split in two.
 
         Raises:
-            ExchangeUnreachable: the exchange could not be reached.
+            ExchangeUnreachable: the exchange could not be reached (reports are idempotent by
+                id: sending them all again is safe).
         """
         keys = self.service.keyring.current()
         everyone: tuple[str, ...] | None = None
@@ -232,13 +278,28 @@ class ExchangeSender:
             everyone = tuple(p for p in meta["parties"] if p != self.service.config.party)
         subs = [sign_report(keys, d if d.recipients is not None else replace(d, recipients=everyone)) for d in drafts]
         client = self._connected()
+        out: list[SendResult] = []
         try:
-            answer = client.submit_batch(subs)
+            for part in batches_by_size(subs, self.max_batch_bytes):
+                out += self._submit(client, part)
         except ExchangeUnreachable:
             self._drop(client)
             raise
+        return out
+
+    def _submit(self, client: ExchangeClient, subs: list[dict[str, Any]]) -> list[SendResult]:
+        try:
+            answer = client.submit_batch(subs)
+        except PayloadTooLarge as e:
+            if len(subs) == 1:
+                return [SendResult(False, f"refused by the exchange: {e}")]
+            log.info("the exchange found a batch of %d reports too large; sending it in two", len(subs))
+            half = len(subs) // 2
+            return self._submit(client, subs[:half]) + self._submit(client, subs[half:])
+        except ExchangeUnreachable:
+            raise
         except GsomiaError as e:
-            return [SendResult(False, f"refused by the exchange: {e}")] * len(drafts)
+            return [SendResult(False, f"refused by the exchange: {e}")] * len(subs)
         out: list[SendResult] = []
         for r in answer.get("results", []):
             status = int(r.get("status", 0))
@@ -249,8 +310,8 @@ class ExchangeSender:
                 out.append(
                     SendResult(False, f"refused by the exchange ({status}): {p.get('detail') or p.get('title')}")
                 )
-        if len(out) != len(drafts):
-            return [SendResult(False, "the exchange's answer does not have one result per report")] * len(drafts)
+        if len(out) != len(subs):
+            return [SendResult(False, "the exchange's answer does not have one result per report")] * len(subs)
         return out
 
     def close(self) -> None:
@@ -259,6 +320,24 @@ class ExchangeSender:
             clients, self._clients = self._clients, set()
         for client in clients:
             client.close()
+
+
+def batches_by_size(subs: Sequence[dict[str, Any]], most: int) -> list[list[dict[str, Any]]]:
+    """``subs`` in order, cut into runs whose request body (``{"reports": [...]}`` as JSON)
+    stays within ``most`` bytes; a submission larger than that alone is a run of its own."""
+    runs: list[list[dict[str, Any]]] = []
+    run: list[dict[str, Any]] = []
+    size = len(b'{"reports": []}')
+    for sub in subs:
+        weight = len(json.dumps(sub).encode("utf-8")) + 2  # and the ", " before the next
+        if run and size + weight > most:
+            runs.append(run)
+            run, size = [], len(b'{"reports": []}')
+        run.append(sub)
+        size += weight
+    if run:
+        runs.append(run)
+    return runs
 
 
 # --- the whole -----------------------------------------------------------------------------------------
@@ -289,9 +368,19 @@ class Interop:
             outbox=self.outbox,
         )
         self.cot_sender = ExchangeSender(service)
-        self.ingest = CotIngest(sender=self.cot_sender, rules=config.rules)
-        self.listeners = CotListeners(config.listen, self.ingest)
-        self.output = CotOutput(config.outputs, self.ladder)
+        self.ingest = CotIngest(
+            sender=self.cot_sender,
+            rules=config.rules,
+            max_backlog=config.max_backlog,
+            max_backlog_bytes=config.max_backlog_bytes,
+        )
+        self.listeners = CotListeners(
+            config.listen,
+            self.ingest,
+            idle_seconds=config.tcp_idle_seconds,
+            max_connections=config.tcp_max_connections,
+        )
+        self.output = CotOutput(config.outputs, self.ladder, queue_size=config.output_queue)
         self.bound: list[tuple[str, str, int]] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -321,6 +410,7 @@ class Interop:
             self._cot_from = int(c.execute(select(func.max(deliveries.c.n))).scalar() or 0)
         self.outbox.start()
         self.ingest.start()
+        self.output.start()
         self.bound = self.listeners.start()
         self.service.bus.subscribe(self._on_event)
         self._stop.clear()
@@ -345,10 +435,13 @@ class Interop:
         self.cot_sender.close()
 
     def status(self) -> dict[str, Any]:
-        """What the bridge has done (for operators)."""
+        """What the CoT bridge has done since the node started (for operators)."""
         return {
-            "cot": {"listening": self.bound, "in": describe(self.ingest.stats), "out": {"sent": self.output.sent}},
-            "taxii": {"inbox": self.store.count("inbox"), "outbox": self.store.count("outbox")},
+            "cot": {
+                "listening": [list(b) for b in self.bound],
+                "in": describe(self.ingest.stats),
+                "out": {"sent": self.output.sent, "failed": self.output.failed, "dropped": self.output.dropped},
+            }
         }
 
     # --- the delivery feed ------------------------------------------------------------------
@@ -362,6 +455,10 @@ class Interop:
             self._wake.wait(timeout=5.0)
             self._wake.clear()
             try:
+                # the bridge's counters, for 'gsomia node status' in another process (at most
+                # every 5 s: they may lag by that much)
+                cot = self.status()["cot"]
+                self.service.store.note("interop.cot", json.dumps(cot, sort_keys=True), every=5.0)
                 while self._drain() and not self._stop.is_set():
                     pass
             except Exception:  # the feed must outlive one bad delivery or a store hiccup

@@ -307,6 +307,8 @@ class NodeService:
             "keys": self._key_status(),
             "alarm": self.witness.alarm(),
             "exercise": self.store.get_json("exchange.exercise"),
+            # the CoT bridge's counters, as 'node serve' last noted them (every 5 s at most)
+            "cot": self.store.get_json("interop.cot"),
         }
 
     def _key_status(self) -> dict[str, Any]:

@@ -655,7 +655,7 @@ def test_media_type_parameters_are_read_as_http_defines_them(node: dict[str, Any
     headers = basic() | {"Accept": accept}
     assert node["client"].get("/", headers=headers).status_code == status
     url = f"/api/collections/{node['service'].collection('outbox').id}/objects/"
-    content = accept.split(",")[0].replace("q=0.0000", "q=1").replace(";q=0.5", "")
+    content = accept.split(",", maxsplit=1)[0].replace("q=0.0000", "q=1").replace(";q=0.5", "")
     posted = node["client"].post(url, headers=basic() | {"Content-Type": content}, json={"objects": [SECRET]})
     assert posted.status_code == (202 if "2.1" in content else 415), (content, posted.text)
 

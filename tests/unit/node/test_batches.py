@@ -122,3 +122,25 @@ def test_a_batch_that_fails_is_logged_and_the_worker_goes_on(caplog: pytest.LogC
     worker.stop()
     assert handled == [[0], [2]]
     assert "t: a batch of 1 failed" in caplog.text
+
+
+def test_a_backlog_bounds_what_is_queued_or_being_handled() -> None:
+    inside, release = threading.Event(), threading.Event()
+    handled: list[list[int]] = []
+
+    def handle(batch: list[int]) -> None:
+        inside.set()
+        assert release.wait(10)
+        handled.append(batch)
+
+    worker: BatchWorker[int] = BatchWorker("t", handle, limit=2, backlog=3)
+    worker.start()
+    assert worker.put(0)
+    assert inside.wait(10)  # the batch [0] is being handled: it still counts
+    assert [worker.put(n) for n in range(1, 6)] == [True, True, False, False, False]
+    release.set()
+    worker.stop()
+    assert [n for b in handled for n in b] == [0, 1, 2] and worker.held == 0
+    assert worker.put(9)  # room again once the batches were handled
+    with pytest.raises(InvalidInput):
+        BatchWorker("t", handle, limit=1, backlog=0)

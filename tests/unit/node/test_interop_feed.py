@@ -123,3 +123,23 @@ def test_an_interop_json_that_does_not_read_is_refused_naming_the_file(tmp_path:
     (tmp_path / "interop.json").write_text(text, encoding="utf-8")
     with pytest.raises(InvalidInput, match=r"cannot read .*interop\.json"):
         InteropConfig.read(tmp_path)
+
+
+def test_the_cot_bridges_limits_read_from_interop_json() -> None:
+    config = InteropConfig.from_doc(
+        {"cot": {"max_backlog": 500, "output_queue": 50, "tcp_idle_seconds": 30, "tcp_max_connections": 16}}
+    )
+    assert (config.max_backlog, config.output_queue, config.tcp_idle_seconds, config.tcp_max_connections) == (
+        500,
+        50,
+        30.0,
+        16,
+    )
+    assert InteropConfig.from_doc({"cot": {"max_backlog_bytes": 1 << 20}}).max_backlog_bytes == 1 << 20
+    defaults = InteropConfig.from_doc({})
+    assert defaults.max_backlog_bytes == 64 << 20
+    assert (defaults.max_backlog, defaults.output_queue, defaults.tcp_idle_seconds) == (10_000, 1000, 60.0)
+    assert defaults.tcp_max_connections == 256
+    for bad in ({"max_backlog": 0}, {"output_queue": 1.5}, {"tcp_idle_seconds": "60"}, {"tcp_max_connections": True}):
+        with pytest.raises(InvalidInput, match=f"cot.{next(iter(bad))}"):
+            InteropConfig.from_doc({"cot": bad})

@@ -6,34 +6,48 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import socket
 import socketserver
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gsomia.client.reports import ReportDraft
 from gsomia.errors import ExchangeUnreachable, InvalidInput
-from gsomia.interop.cot import (
-    COT_MEDIA_TYPE,
-    MAX_EVENT_BYTES,
-    CotEndpoint,
-    CotEvent,
-    CotRule,
-    marked_event,
-    read_event,
-    refusal,
-    rule_for,
-)
-from gsomia.interop.stix import DeliveredMarking
+from gsomia.interop.cot import COT_MEDIA_TYPE, CotEvent, CotRule, read_event, rule_for
 from gsomia.node.batches import BatchWorker
+from gsomia.node.cot.counting import Dropped
+from gsomia.node.cot.framing import TAK_MAGIC, CotStream, split_stream
+from gsomia.node.cot.output import CotOutput
 from gsomia.node.taxii.service import ReportSender, SendResult
+
+__all__ = [
+    "IDLE_SECONDS",
+    "MAX_BACKLOG",
+    "MAX_BACKLOG_BYTES",
+    "MAX_CONNECTIONS",
+    "CotIngest",
+    "CotListeners",
+    "CotOutput",
+    "IngestStats",
+    "Listen",
+    "describe",
+    "split_stream",
+]
 
 log = logging.getLogger(__name__)
 
-_TAK_MAGIC = 0xBF
+MAX_BACKLOG = 10_000
+"""CoT events that may wait for the exchange (queued, or in a batch being sent); past it, new
+events are dropped."""
+MAX_BACKLOG_BYTES = 64 << 20
+"""The most the events waiting for the exchange may weigh (their XML); past it, new events are
+dropped."""
+IDLE_SECONDS = 60.0
+"""A CoT TCP connection that sends nothing for this long is closed."""
+MAX_CONNECTIONS = 256
+"""CoT TCP connections served at once per listener; more are closed as they are accepted."""
+LISTEN_BACKLOG = 128
 
 
 @dataclass(slots=True)
@@ -45,6 +59,7 @@ class IngestStats:
     malformed: int = 0
     sent: int = 0
     refused: int = 0
+    dropped: int = 0
     last_error: str | None = None
 
 
@@ -58,6 +73,8 @@ class CotIngest:
         sender: ReportSender,
         rules: Sequence[CotRule],
         max_batch: int = 1000,
+        max_backlog: int = MAX_BACKLOG,
+        max_backlog_bytes: int = MAX_BACKLOG_BYTES,
         on_result: Callable[[str, SendResult], None] | None = None,
     ) -> None:
         self.sender = sender
@@ -65,7 +82,16 @@ class CotIngest:
         self.max_batch = max_batch
         self.on_result = on_result
         self.stats = IngestStats()
-        self._worker: BatchWorker[tuple[CotEvent, CotRule]] = BatchWorker("cot-ingest", self._send, limit=max_batch)
+        self.max_backlog_bytes = max_backlog_bytes
+        self._held_bytes = 0
+        self._bytes_lock = threading.Lock()
+        self._dropped = Dropped(
+            log, f"CoT events dropped: {max_backlog} events or {max_backlog_bytes} bytes already wait for the exchange"
+        )
+        self._stopping = threading.Event()
+        self._worker: BatchWorker[tuple[CotEvent, CotRule]] = BatchWorker(
+            "cot-ingest", self._send, limit=max_batch, backlog=max_backlog
+        )
 
     def offer(self, data: bytes, source: str = "") -> bool:
         """Take one event's bytes; False if it is malformed or no rule covers its type."""
@@ -82,18 +108,43 @@ class CotIngest:
             self.stats.unmapped += 1
             log.info("CoT type %s from %s matches no rule; not sent", event.type, source or "?")
             return False
-        self._worker.put((event, rule))
+        size = len(event.xml)
+        with self._bytes_lock:
+            room = self._held_bytes + size <= self.max_backlog_bytes
+            if room:
+                self._held_bytes += size
+        if not room or not self._worker.put((event, rule)):
+            # A track is perishable: while the exchange cannot keep up (or be reached), the
+            # newest events past the backlog are dropped rather than memory filled.
+            if room:
+                self._release(size)
+            self.stats.dropped += 1
+            self._dropped.add(self.stats.last_error or "the exchange is slow")
+            return False
         return True
+
+    def _release(self, size: int) -> None:
+        with self._bytes_lock:
+            self._held_bytes -= size
 
     def start(self) -> None:
         """Start the worker thread."""
+        self._stopping.clear()
         self._worker.start()
 
     def stop(self) -> None:
-        """Stop after the events already queued."""
+        """Stop after the events already queued (while the exchange cannot be reached, those
+        are given up: the node is stopping)."""
+        self._stopping.set()
         self._worker.stop()
 
     def _send(self, batch: list[tuple[CotEvent, CotRule]]) -> None:
+        try:
+            self._send_batch(batch)
+        finally:
+            self._release(sum(len(event.xml) for event, _ in batch))
+
+    def _send_batch(self, batch: list[tuple[CotEvent, CotRule]]) -> None:
         drafts = []
         for event, rule in batch:
             try:
@@ -126,8 +177,11 @@ class CotIngest:
                 break
             except ExchangeUnreachable as e:
                 self.stats.last_error = str(e)
+                if self._stopping.is_set():
+                    log.warning("exchange unreachable, %d CoT reports not sent: the node is stopping", len(drafts))
+                    return
                 log.warning("exchange unreachable, retrying %d CoT reports in %.1f s", len(drafts), delay)
-                time.sleep(delay)
+                self._stopping.wait(delay)
                 delay = min(delay * 2, 30.0)
         for draft, result in zip(drafts, results, strict=True):
             if result.ok:
@@ -142,68 +196,27 @@ class CotIngest:
 # --- listeners ---------------------------------------------------------------------------------------
 
 
-def split_stream(buffer: bytearray) -> list[bytes]:
-    """Take every complete event off the front of a TCP stream buffer: XML events end with
-    ``</event>``; TAK protocol stream messages are 0xBF, a varint length, the message.
-
-    Raises:
-        InvalidInput: the buffer holds more than one event's worth of bytes without an end.
-    """
-    out: list[bytes] = []
-    while buffer:
-        if buffer[:1].isspace():
-            del buffer[0]
-            continue
-        if buffer[0] == _TAK_MAGIC:
-            length, shift, i = 0, 0, 1
-            while i < len(buffer):
-                if i > 10:  # a varint is at most 10 bytes; 0x80s would add nothing for ever
-                    raise InvalidInput("a TAK protocol message length longer than a varint")
-                b = buffer[i]
-                length |= (b & 0x7F) << shift
-                i += 1
-                if length > MAX_EVENT_BYTES:
-                    # Also what ends a length that never ends: its bytes only add to it.
-                    raise InvalidInput("a TAK protocol message over the size limit")
-                if not b & 0x80:
-                    break
-                shift += 7
-            else:
-                break  # the length is not all here yet
-            if len(buffer) < i + length:
-                break
-            out.append(bytes(buffer[: i + length]))
-            del buffer[: i + length]
-            continue
-        end = buffer.find(b"</event>")
-        if end < 0:
-            if len(buffer) > MAX_EVENT_BYTES:
-                raise InvalidInput("a CoT event over the size limit")
-            break
-        chunk = bytes(buffer[: end + len(b"</event>")]).strip()
-        del buffer[: end + len(b"</event>")]
-        if chunk:
-            out.append(chunk)
-    return out
-
-
 class _TCPHandler(socketserver.BaseRequestHandler):
     server: _TCPServer
 
     def handle(self) -> None:
-        buffer = bytearray()
+        stream = CotStream()
         source = f"tcp:{self.client_address[0]}"
+        self.request.settimeout(self.server.idle)
         while True:
             try:
                 data = self.request.recv(65536)
+            except TimeoutError:
+                log.info("CoT stream from %s closed: nothing received for %g s", source, self.server.idle)
+                return
             except OSError:
                 return
             if not data:
                 return
-            buffer += data
             try:
-                events = split_stream(buffer)
+                events = stream.feed(data)
             except InvalidInput as e:
+                self.server.ingest.stats.malformed += 1
                 log.info("CoT stream from %s closed: %s", source, e)
                 return
             for event in events:
@@ -211,12 +224,46 @@ class _TCPHandler(socketserver.BaseRequestHandler):
 
 
 class _TCPServer(socketserver.ThreadingTCPServer):
+    """One thread per connection, at most ``most`` at once (those past it are closed as they
+    are accepted), each closed after ``idle`` seconds without a byte."""
+
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address: tuple[str, int], ingest: CotIngest) -> None:
+    def __init__(self, address: tuple[str, int], ingest: CotIngest, *, idle: float, most: int) -> None:
         self.ingest = ingest
+        self.idle = idle
+        self.most = most
+        self.connections = 0
+        self._count = threading.Lock()
+        self.refused = Dropped(log, f"CoT TCP connections refused: {most} already open")
         super().__init__(address, _TCPHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._count:
+            full = self.connections >= self.most
+            if not full:
+                self.connections += 1
+        if full:
+            self.refused.add(f"the last from {client_address[0]}")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._closed()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._closed()
+
+    def _closed(self) -> None:
+        with self._count:
+            self.connections -= 1
 
 
 class _UDPHandler(socketserver.BaseRequestHandler):
@@ -227,7 +274,7 @@ class _UDPHandler(socketserver.BaseRequestHandler):
         raw = bytes(data)
         # Whitespace around an XML event is dropped; a TAK protocol message is binary, and a
         # last byte of 0x0a or 0x20 is part of it.
-        event = raw if raw[:1] == bytes([_TAK_MAGIC]) else raw.strip()
+        event = raw if raw[:1] == bytes([TAK_MAGIC]) else raw.strip()
         self.server.ingest.offer(event, f"udp:{self.client_address[0]}")
 
 
@@ -256,11 +303,21 @@ class Listen:
 
 
 class CotListeners:
-    """The TCP and UDP servers, each in a daemon thread."""
+    """The TCP and UDP servers, each in a daemon thread; a TCP connection silent for
+    ``idle_seconds`` is closed, and at most ``max_connections`` are served at once."""
 
-    def __init__(self, listens: Sequence[Listen], ingest: CotIngest) -> None:
+    def __init__(
+        self,
+        listens: Sequence[Listen],
+        ingest: CotIngest,
+        *,
+        idle_seconds: float = IDLE_SECONDS,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self.listens = tuple(listens)
         self.ingest = ingest
+        self.idle_seconds = idle_seconds
+        self.max_connections = max_connections
         self.servers: list[socketserver.BaseServer] = []
         self._threads: list[threading.Thread] = []
 
@@ -270,7 +327,9 @@ class CotListeners:
         for listen in self.listens:
             server: socketserver.BaseServer
             if listen.proto == "tcp":
-                server = _TCPServer((listen.host, listen.port), self.ingest)
+                server = _TCPServer(
+                    (listen.host, listen.port), self.ingest, idle=self.idle_seconds, most=self.max_connections
+                )
             else:
                 server = _UDPServer((listen.host, listen.port), self.ingest)
             host, port = server.server_address[:2]
@@ -290,76 +349,6 @@ class CotListeners:
         self._threads.clear()
 
 
-# --- outputs -----------------------------------------------------------------------------------------
-
-
-class CotOutput:
-    """Received tracks out to the party's TAK endpoints, only where the marking allows."""
-
-    def __init__(self, endpoints: Sequence[CotEndpoint], ladder: Callable[[], dict[str, int]]) -> None:
-        self.endpoints = tuple(endpoints)
-        self.ladder = ladder
-        self._sockets: dict[str, socket.socket] = {}
-        self._lock = threading.Lock()
-        self.sent = 0
-        self.withheld: list[tuple[str, str, str]] = []
-
-    def emit(self, *, delivered: DeliveredMarking, payload: bytes, content_type: str, report_id: str) -> list[str]:
-        """Send the marked event to every endpoint the marking allows; the names of those it
-        went to. A refusal is logged with its reason and never sent."""
-        event = marked_event(payload, content_type, delivered, report_id=report_id)
-        if event is None:
-            return []
-        ladder = self.ladder()
-        went = []
-        for endpoint in self.endpoints:
-            why = refusal(endpoint, delivered, ladder)
-            if why is not None:
-                log.info("CoT of delivery %s withheld from %s: %s", delivered.delivery, endpoint.name, why)
-                with self._lock:
-                    self.withheld.append((delivered.delivery, endpoint.name, why))
-                    del self.withheld[:-1000]
-                continue
-            if self._send(endpoint, event):
-                went.append(endpoint.name)
-        return went
-
-    def _send(self, endpoint: CotEndpoint, event: bytes) -> bool:
-        scheme, host, port = endpoint.transport
-        with self._lock:
-            try:
-                if scheme == "udp":
-                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                        s.sendto(event, (host, port))
-                else:
-                    sock = self._sockets.get(endpoint.name)
-                    for attempt in range(2):
-                        if sock is None:
-                            sock = socket.create_connection((host, port), timeout=5)
-                            self._sockets[endpoint.name] = sock
-                        try:
-                            sock.sendall(event)
-                            break
-                        except OSError:
-                            sock.close()
-                            self._sockets.pop(endpoint.name, None)
-                            sock = None
-                            if attempt:
-                                raise
-            except OSError as e:
-                log.warning("CoT endpoint %s unreachable: %s", endpoint.name, e)
-                return False
-            self.sent += 1
-            return True
-
-    def close(self) -> None:
-        """Close the TCP connections."""
-        with self._lock:
-            for sock in self._sockets.values():
-                sock.close()
-            self._sockets.clear()
-
-
 def describe(stats: IngestStats) -> dict[str, Any]:
     """The ingest's counters, for the node's status."""
     return {
@@ -368,5 +357,6 @@ def describe(stats: IngestStats) -> dict[str, Any]:
         "malformed": stats.malformed,
         "sent": stats.sent,
         "refused": stats.refused,
+        "dropped": stats.dropped,
         "last_error": stats.last_error,
     }

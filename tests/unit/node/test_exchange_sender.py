@@ -1,0 +1,92 @@
+"""The node's report sender (CoT ingest and TAXII outbox) against an exchange that refuses
+request bodies over its limit (413): batches are cut to a byte size the exchange takes, a batch
+it still finds too large is split and sent again, and a report too large on its own fails alone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from gsomia.client.reports import ReportDraft
+from gsomia.crypto.keys import PartyKeys
+from gsomia.errors import PayloadTooLarge
+from gsomia.node.interop import ExchangeSender
+
+MiB = 1 << 20
+
+
+class Exchange:
+    """``submit_batch`` as the exchange answers it: 413 over ``limit`` bytes, else one result
+    per report."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.bodies: list[int] = []  # the size of every request body it was sent
+        self.taken: list[str] = []
+
+    def submit_batch(self, subs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        size = len(json.dumps({"reports": list(subs)}).encode())
+        self.bodies.append(size)
+        if size > self.limit:
+            raise PayloadTooLarge(f"the request body is larger than the limit of {self.limit} bytes")
+        self.taken += [s["report"]["id"] for s in subs]
+        delivered = {"recipients": [{"recipient": "KOR", "outcome": "delivered"}]}
+        return {"results": [{"status": 201, "result": delivered} for _ in subs]}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def keys() -> PartyKeys:
+    return PartyKeys.generate("JPN")
+
+
+def sender(keys: PartyKeys, exchange: Exchange) -> ExchangeSender:
+    service = SimpleNamespace(
+        keyring=SimpleNamespace(current=lambda: keys),
+        config=SimpleNamespace(party="JPN"),
+        connect=lambda: exchange,
+    )
+    return ExchangeSender(service)  # type: ignore[arg-type]
+
+
+def drafts(n: int, size: int, prefix: str = "cot") -> list[ReportDraft]:
+    return [
+        ReportDraft(
+            id=f"{prefix}-{i}",
+            topic="dprk.missile.launch",
+            level="極秘",
+            payload=b"x" * size,
+            created=datetime(2019, 11, 22, 1, tzinfo=UTC),
+            recipients=("KOR",),
+            content_type="application/cot+xml",
+        )
+        for i in range(n)
+    ]
+
+
+def test_a_burst_larger_than_the_exchanges_limit_is_sent_in_batches_it_takes(keys: PartyKeys) -> None:
+    exchange = Exchange(limit=16 * MiB)  # the exchange's default GSOMIA_MAX_BATCH_BYTES
+    burst = drafts(300, 60_000)  # 300 CoT events of 60 kB: about 24 MB of JSON in all
+    results = sender(keys, exchange).send(burst)
+    assert [r.ok for r in results] == [True] * 300
+    assert exchange.taken == [d.id for d in burst]
+    assert len(exchange.bodies) >= 3 and max(exchange.bodies) <= 8 * MiB
+
+
+def test_a_batch_the_exchange_still_finds_too_large_is_split_and_a_report_too_large_fails_alone(
+    keys: PartyKeys,
+) -> None:
+    exchange = Exchange(limit=1 * MiB)  # an exchange configured below the node's batch size
+    batch = drafts(20, 60_000)
+    batch[7] = drafts(1, 2 * MiB, prefix="huge")[0]
+    results = sender(keys, exchange).send(batch)
+    assert [r.ok for r in results] == [i != 7 for i in range(20)]
+    assert "larger than the limit of 1048576 bytes" in results[7].detail
+    assert sorted(exchange.taken) == sorted(d.id for i, d in enumerate(batch) if i != 7)
