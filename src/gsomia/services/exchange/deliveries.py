@@ -225,28 +225,9 @@ class DeliveryService:
 
     # --- inbox -----------------------------------------------------------------------------
 
-    def inbox(
-        self,
-        principal: Principal,
-        *,
-        after: int = 0,
-        limit: int = 100,
-        states: bool = True,
-        deliveries: bool = False,
-    ) -> tuple[list[dict[str, Any]], int]:
-        """Up to ``limit`` of the caller's inbox items after sequence ``after``, and the
-        sequence to continue from. ``states`` adds each delivery's current state (a stream
-        leaves it out: its items are new). ``deliveries`` adds to each delivery item, under
-        ``"document"``, the delivery as :meth:`delivery` serves it, read in the same
-        transaction: a recipient reads a page and what it needs to open it in one request
-        (at most :data:`MAX_DELIVERIES` items then).
-
-        Raises:
-            NotPermitted: the principal is not a party, or (``deliveries``) may not read them.
-            InvalidInput: a bad cursor or limit.
-            StorageError: on a database failure.
-        """
-        items, last, _head = self.inbox_page(principal, after=after, limit=limit, states=states, deliveries=deliveries)
+    def inbox(self, principal: Principal, **options: Any) -> tuple[list[dict[str, Any]], int]:
+        """:meth:`inbox_page` (same options and errors) without the newest item's sequence."""
+        items, last, _head = self.inbox_page(principal, **options)
         return items, last
 
     def inbox_page(
@@ -258,9 +239,14 @@ class DeliveryService:
         states: bool = True,
         deliveries: bool = False,
     ) -> tuple[list[dict[str, Any]], int, int]:
-        """:meth:`inbox`, and the sequence of the caller's newest item in the same snapshot (0
-        if none): a reader whose cursor is past it holds a cursor this exchange never gave it
-        (its database was restored from an older copy, or another exchange answers).
+        """Up to ``limit`` of the caller's inbox items after sequence ``after``, the sequence to
+        continue from, and the sequence of the caller's newest item in the same snapshot (0 if
+        none): a reader whose cursor is past it holds a cursor this exchange never gave it (its
+        database was restored from an older copy, or another exchange answers). ``states``
+        adds each delivery's current state (a stream leaves it out: its items are new).
+        ``deliveries`` adds to each delivery item, under ``"document"``, the delivery as
+        :meth:`delivery` serves it, read in the same transaction: a recipient reads a page and
+        what it needs to open it in one request (at most :data:`MAX_DELIVERIES` items then).
 
         Raises:
             NotPermitted: the principal is not a party, or (``deliveries``) may not read them.
