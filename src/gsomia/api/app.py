@@ -15,6 +15,7 @@ from gsomia.api.middleware import BodyLimit, ExerciseStamp, HeadAsGet, RequestTe
 from gsomia.api.schemas import HealthOut, problem_openapi
 from gsomia.api.schemas import problems as problem_responses
 from gsomia.bootstrap import App, build
+from gsomia.services.exchange.clock import ExerciseInfo
 from gsomia.web import routes as web
 
 DESCRIPTION = """The gsomia exchange and analysis API.
@@ -95,7 +96,7 @@ def create_app(app: App) -> FastAPI:
     )
     api.add_middleware(RequestText)
     # the exercise clock as stored (another process may have moved it), not this process's own
-    api.add_middleware(ExerciseStamp, info=lambda: app.exchange.context.shared_clock().info())
+    api.add_middleware(ExerciseStamp, info=lambda: _stamp(app))
     api.add_middleware(HeadAsGet)
     _document_problems(api)
     web.install(api)  # dashboard at /, assets at /static, /docs from local files, security headers on everything
@@ -120,3 +121,11 @@ def create_app(app: App) -> FastAPI:
         }
 
     return api
+
+
+def _stamp(app: App) -> ExerciseInfo | None:
+    """What every response is stamped with: in exercise mode, the exercise clock as stored (one
+    read); otherwise this process's own mode, without a read (a database an exercise took since
+    is refused by every read that shows the clock, and by every write)."""
+    clock = app.exchange.clock
+    return app.exchange.context.shared_clock().info() if clock.offset_us() is not None else clock.info()

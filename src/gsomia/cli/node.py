@@ -228,11 +228,7 @@ def _render_status(data: dict[str, Any]) -> None:
     out.print(f"  inbox cursor {ex['cursor'] or '-'}, last event {ex['last_event_at'] or '-'}", markup=False)
     if ex.get("rewound"):
         r = ex["rewound"]
-        out.print(
-            f"  inbox rewound at {r['at']}: the exchange's inbox ended at {r['to']}, before "
-            f"this node's cursor {r['from']} (its database restored from an older copy?)",
-            markup=False,
-        )
+        out.print(f"  inbox read again from the start at {r['at']} (cursor was {r['from']}): {r['why']}", markup=False)
     out.print(
         f"  deliveries: {dl['verified']} verified, {dl['quarantined']} quarantined, {dl['pending']} pending",
         markup=False,

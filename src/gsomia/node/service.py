@@ -786,14 +786,18 @@ class NodeService:
             ExchangeUnreachable: the exchange could not be reached (nothing is changed).
             LedgerInvalid: the ledger alarm stands.
         """
-        result = self.syncer.recheck()
-        if result["rechecked"]:
-            self.audit.record(
-                by,
-                "recheck",
-                f"{len(result['verified'])} of {result['rechecked']} verified",
-                {"verified": result["verified"], "quarantined": result["quarantined"]},
-            )
+        result: dict[str, Any] = {}
+        try:
+            self.syncer.recheck(result)
+        finally:
+            # audited as far as it went: a recheck cut short has still changed what it reached
+            if result.get("rechecked"):
+                self.audit.record(
+                    by,
+                    "recheck",
+                    f"{len(result['verified'])} of {result['rechecked']} verified",
+                    {"verified": result["verified"], "quarantined": result["quarantined"]},
+                )
         return result
 
     def clear_alarm(self, by: str) -> dict[str, Any] | None:

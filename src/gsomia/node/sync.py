@@ -310,9 +310,15 @@ class Syncer:
             (k for k in history if k.get("retired_at") is None and isinstance(k.get("fingerprint"), str)), None
         )
         mine = self.keyring.current_fingerprint()
-        if theirs is None or theirs["fingerprint"] == mine:
-            if mine is not None:
-                self.settle_keys()
+        if theirs is None:
+            if mine is not None:  # nothing sealed to the node can be made, nothing it signs taken
+                self._key_error(
+                    f"the exchange holds no current key set for {self.party} (its database restored from before "
+                    "the keys were registered?): run 'gsomia node keys rotate' to register a new one"
+                )
+            return
+        if theirs["fingerprint"] == mine:
+            self.settle_keys()
             return
         fingerprint = str(theirs["fingerprint"])
         state = self.keyring.state(fingerprint)
@@ -357,70 +363,108 @@ class Syncer:
 
     def _pages(self, ex: ExchangeClient) -> Iterator[list[dict[str, Any]]]:
         cursor = self.cursor
+        if cursor and cursor != "0":
+            why = self._diverged(ex, cursor)
+            if why is not None:  # once a pass: an exchange that says so again is read again next pass
+                cursor = self._rewind(cursor, why)
         while True:
             page = ex.inbox(cursor=cursor, limit=PAGE, deliveries=True)
-            head = page.get("head")
-            if isinstance(head, str) and head.isascii() and head.isdigit() and _seq(head) < _seq(cursor):
-                cursor = self._rewind(cursor, head)
-                continue
             served = page.get("items")
             yield [i for i in map(_inbox_item, served if isinstance(served, list) else []) if i is not None]
             cursor = page.get("next_cursor")
             if not cursor:
                 return
 
-    def _rewind(self, cursor: str | None, head: str) -> str:
-        """The exchange's inbox ends (at ``head``) before this node's cursor: its database was
-        restored from an older copy, or the cursor was forged. Items written since the restore
-        may already sit anywhere from the restored point up to ``head``, and that point is not
-        known here: read the whole inbox again, from the start. Deliveries already decided are
-        recognised by id and passed over. Recorded for ``status`` and logged."""
-        log.warning(
-            "sync: the exchange's inbox ends at %s, before this node's cursor %s: reading it again from the start",
-            head,
-            cursor,
-        )
+    def _diverged(self, ex: ExchangeClient, cursor: str) -> str | None:
+        """Why the exchange's inbox is not the one this node read up to ``cursor`` (None if it
+        is): the newest delivery the node read must still be at its sequence number. An
+        exchange restored from an older copy of its database has lost it, or holds another item
+        there, and the items written since the restore carry sequence numbers the node passed
+        (they are shared by every party: another party's traffic moves them on too). The
+        inbox's ``head`` before the cursor says the same."""
+        last = self.store.get_json("sync.last_delivery")
+        at = _seq(last.get("seq")) if isinstance(last, dict) else 0
+        probe = ex.inbox(cursor=str(at - 1) if at > 0 else cursor, limit=1)
+        head = probe.get("head")
+        if isinstance(head, str) and head.isascii() and head.isdigit() and int(head) < _seq(cursor):
+            return f"the exchange's inbox ends at {head}, before this node's cursor {cursor}"
+        if at <= 0 or not isinstance(last, dict):
+            return None
+        items = probe.get("items")
+        first = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
+        if _seq(first.get("seq")) != at or str(first.get("id")) != str(last.get("id")):
+            return f"delivery {last.get('id')} is no longer at {at} in the exchange's inbox"
+        return None
+
+    def _rewind(self, cursor: str | None, why: str) -> str:
+        """The exchange's inbox is not the one this node read (its database was restored from an
+        older copy): items written since the restore may sit anywhere after the restored point,
+        which is not known here, so the whole inbox is read again, from the start. Deliveries
+        already decided are recognised by id and passed over; an incident the node holds is
+        never replaced by an older state of it. Recorded for ``status`` and logged."""
+        log.warning("sync: %s: reading the inbox again from the start", why)
         with self.store.write() as c:
-            self.store.put_json("sync.rewound", {"at": iso_now(), "from": cursor, "to": head}, c)
+            self.store.put_json("sync.rewound", {"at": iso_now(), "from": cursor, "why": why}, c)
             self.store.put("sync.cursor", "0", c)
+            self.store.put_json("sync.last_delivery", None, c)
         return "0"
 
-    def recheck(self) -> dict[str, Any]:
+    def recheck(self, done: dict[str, Any] | None = None) -> dict[str, Any]:
         """Verify every quarantined delivery again, as fetched now and against the checkpoint the
         node accepts now (after an alarm was cleared, or a key the exchange was missing was put
         back): those that verify become verified, the others stay quarantined with the new
         reason. A delivery that verifies is stored again as the newest, so TAXII and CoT hand it
-        on. Returns ``{"rechecked", "verified": [ids], "quarantined": [ids]}``.
+        on. Returns ``{"rechecked", "verified": [ids], "quarantined": [ids]}``, kept up to date
+        in ``done`` as it goes (what was done before a failure is then known). A delivery that
+        is no longer quarantined when its turn comes (another recheck took it) is left alone.
 
         Raises:
-            ExchangeUnreachable: the exchange could not be reached (nothing is changed).
+            ExchangeUnreachable: the exchange could not be reached (what was rechecked before
+                stays done, in ``done``).
             LedgerInvalid: the ledger alarm stands (clear it first: nothing could verify).
         """
         if self.witness.alarm() is not None:
             raise LedgerInvalid("the ledger alarm stands: clear it first ('gsomia node alarm clear'), then recheck")
+        out = done if done is not None else {}
+        out.update({"rechecked": 0, "verified": [], "quarantined": []})
         with self.store.read() as c:
-            held = [
-                dict(r) for r in c.execute(select(deliveries).where(deliveries.c.state == "quarantined")).mappings()
-            ]
-        verified: list[str] = []
-        quarantined: list[str] = []
+            held = list(
+                c.execute(
+                    select(deliveries.c.delivery_id).where(deliveries.c.state == "quarantined").order_by(deliveries.c.n)
+                ).scalars()
+            )
         with self._lock, self.connect() as ex:
             self._advance(ex, cosign=False)
-            for old in sorted(held, key=lambda r: int(r["n"])):
-                item = {"id": old["delivery_id"], "seq": old["seq"], "type": "delivery"} | _as_item(old)
-                row = self._verify(ex, item)
-                with self.store.write() as c:
-                    if row["state"] == "verified":
-                        # after every row there is (SQLite would give a deleted last row's number
-                        # again, which a feed's cursor has passed)
-                        newest = int(c.execute(select(func.max(deliveries.c.n))).scalar() or 0)
-                        c.execute(deliveries.delete().where(deliveries.c.delivery_id == old["delivery_id"]))
-                        c.execute(deliveries.insert().values(old | row | {"n": newest + 1}))
-                    else:
-                        _update_deliveries(c, [(old["delivery_id"], row)])
-                (verified if row["state"] == "verified" else quarantined).append(old["delivery_id"])
-                self._published(old["delivery_id"], item, row)
-        return {"rechecked": len(held), "verified": verified, "quarantined": quarantined}
+            for delivery_id in held:
+                state = self._recheck_one(ex, str(delivery_id))
+                if state is not None:
+                    out["rechecked"] += 1
+                    out[state].append(delivery_id)
+        return out
+
+    def _recheck_one(self, ex: ExchangeClient, delivery_id: str) -> str | None:
+        """Verify one quarantined delivery again; its state now, or None if it was not
+        quarantined any more. The row is read again, and written, in one transaction."""
+        with self.store.read() as c:
+            old = c.execute(select(deliveries).where(deliveries.c.delivery_id == delivery_id)).mappings().first()
+        if old is None or old["state"] != "quarantined":
+            return None
+        item = {"id": delivery_id, "seq": old["seq"], "type": "delivery"} | _as_item(dict(old))
+        row = self._verify(ex, item)
+        with self.store.write() as c:
+            now = c.execute(select(deliveries).where(deliveries.c.delivery_id == delivery_id)).mappings().first()
+            if now is None or now["state"] != "quarantined":
+                return None  # another recheck (another process) took it meanwhile
+            if row["state"] == "verified":
+                # after every row there is (SQLite would give a deleted last row's number
+                # again, which a feed's cursor has passed)
+                newest = int(c.execute(select(func.max(deliveries.c.n))).scalar() or 0)
+                c.execute(deliveries.delete().where(deliveries.c.delivery_id == delivery_id))
+                c.execute(deliveries.insert().values(dict(now) | row | {"n": newest + 1}))
+            else:
+                _update_deliveries(c, [(delivery_id, row)])
+        self._published(delivery_id, item, row)
+        return "verified" if row["state"] == "verified" else "quarantined"
 
     # --- the loop ----------------------------------------------------------------------------------
 
@@ -539,9 +583,10 @@ class Syncer:
         move the cursor past it, in one transaction."""
         delivery_id = str(item.get("id", ""))
         known = self._final(delivery_id)
-        if known is not None:  # processed before a restart: only move on
+        if known is not None:  # processed before a restart (or read again): only move on
             if seq:
-                self.store.put("sync.cursor", seq)
+                with self.store.write() as c:
+                    self._moved_past(c, seq, delivery_id)
             return known
         if ready is None:
             self._pending(item, seq)
@@ -550,9 +595,15 @@ class Syncer:
         with self.store.write() as c:
             _update_deliveries(c, [(delivery_id, row)])
             if seq:
-                self.store.put("sync.cursor", seq, c)
+                self._moved_past(c, seq, delivery_id)
         self._published(delivery_id, item, row)
         return str(row["state"])
+
+    def _moved_past(self, c: Any, seq: str, delivery_id: str) -> None:
+        """The cursor after delivery ``delivery_id`` (inside ``c``), and that delivery as the
+        newest read at its place in the exchange's inbox (:meth:`_diverged` looks for it there)."""
+        self.store.put("sync.cursor", seq, c)
+        self.store.put_json("sync.last_delivery", {"seq": _seq(seq), "id": delivery_id}, c)
 
     def _published(self, delivery_id: str, item: dict[str, Any], row: dict[str, Any]) -> None:
         self._publish(
@@ -842,7 +893,7 @@ class Syncer:
             _record_deliveries(c, [(str(item.get("id", "")), row) for item, row in batch], fresh)
             last = str(batch[-1][0].get("seq", "")) if batch else ""
             if last:
-                self.store.put("sync.cursor", last, c)
+                self._moved_past(c, last, str(batch[-1][0].get("id", "")))
             checkpoint = self.witness.keep(c)  # the checkpoint the results were verified against
         self.witness.kept(checkpoint)
         for item, row in batch:
@@ -1307,7 +1358,16 @@ def _pending_row(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def upsert_incident(c: Any, doc: dict[str, Any]) -> None:
-    """Keep the exchange's incident document (inside ``c``)."""
+    """Keep the exchange's incident document (inside ``c``), unless the node holds a later
+    state of it: an incident's follow-ups only ever grow, and an exchange restored from an older
+    copy of its database serves it with fewer."""
+    held = c.execute(select(incidents.c.document).where(incidents.c.id == doc["id"])).scalar()
+    if held is not None:
+        before = json.loads(held).get("updates")
+        now = doc.get("updates")
+        if isinstance(before, list) and len(before) > (len(now) if isinstance(now, list) else 0):
+            log.warning("incident %s: the exchange serves an older state of it; the node keeps its own", doc["id"])
+            return
     values = {
         "delivery_id": str(doc.get("delivery", "")),
         "document": json.dumps(doc, ensure_ascii=False),

@@ -17,14 +17,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.util import asbool
 
 from gsomia import jsontext
 from gsomia.errors import InvalidInput, StorageError
@@ -56,20 +58,90 @@ def normalise_url(url: str) -> str:
 
 def missing_sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL (or plain path) when it does not exist; None when it does, for
-    an in-memory database, a SQLite URI filename (its ``mode`` says whether it may be created)
-    and another backend.
+    an in-memory database and for another backend. The file is the one SQLite opens
+    (:func:`sqlite_path`): a name such as ``file:typo.db`` is that very file unless the URL says
+    ``uri=true``. A URI filename's ``mode`` does not matter: a missing file is missing whether
+    SQLite would refuse it (``ro``, ``rw``) or create it empty (``rwc``).
 
     Raises:
         InvalidInput: for a URL SQLAlchemy cannot parse or a backend gsomia does not support.
     """
     parsed = make_url(normalise_url(url))
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+    if parsed.get_backend_name() != "sqlite":
         return None
-    if database.startswith("file:"):
+    path = sqlite_path(parsed)
+    return None if path is None or path.exists() else path
+
+
+_PYSQLITE_ARGS = frozenset(
+    {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"}
+)
+"""The query parameters SQLAlchemy hands to Python's sqlite3 itself; with ``uri=true``, the
+others go to SQLite in the URI filename's query."""
+
+
+def sqlite_path(parsed: URL) -> Path | None:
+    """The file SQLite opens for the SQLite URL ``parsed``; None for an in-memory (or temporary)
+    database.
+
+    SQLite reads the name as a URI filename (sqlite.org/uri.html) only when the URL's query says
+    ``uri=true`` and the name starts with ``file:``: the file is then the URI's path,
+    percent-decoded, without ``file:``, its empty or ``localhost`` authority, its query and its
+    fragment; ``mode=memory`` (or the ``memdb`` VFS, or the path ``:memory:``) is in memory.
+    Any other name is the file's path as it is, ``file:`` included.
+
+    Raises:
+        InvalidInput: a ``uri`` value that is not a boolean, or a URI authority other than
+            ``localhost``.
+    """
+    database = parsed.database or ""
+    uri = _sqlite_uri(parsed)
+    if uri is None:
+        return None if database in ("", ":memory:") else Path(database)
+    path, params = uri
+    if path in ("", ":memory:") or params.get("mode") == "memory" or params.get("vfs") == "memdb":
         return None
-    path = Path(database)
-    return None if path.exists() else path
+    return Path(path)
+
+
+def _sqlite_uri(parsed: URL) -> tuple[str, dict[str, str]] | None:
+    """The decoded path and the query parameters of the URI filename SQLite is given for the
+    SQLite URL ``parsed`` (its name's own query, then the URL's other parameters, as SQLAlchemy
+    appends them); None when SQLite reads the name as an ordinary file name.
+
+    Raises:
+        InvalidInput: a ``uri`` value that is not a boolean, or a URI authority other than
+            ``localhost``.
+    """
+    database = parsed.database or ""
+    try:
+        uri = asbool(parsed.query.get("uri", False))
+    except ValueError:
+        raise InvalidInput(f"invalid database URL: uri={parsed.query['uri']!r} is not true or false") from None
+    if not uri or not database.startswith("file:"):
+        return None
+    rest = database.removeprefix("file:").split("#", 1)[0]
+    path, _, query = rest.partition("?")
+    if path.startswith("//"):
+        authority, slash, after = path[2:].partition("/")
+        if authority not in ("", "localhost"):
+            raise InvalidInput(f"invalid database URL: the SQLite URI {database!r} names the host {authority!r}")
+        path = slash + after
+    params: dict[str, str] = {}
+    for pair in filter(None, query.split("&")):
+        key, _, value = pair.partition("=")
+        params[key] = value
+    for name, given in parsed.query.items():
+        if name not in _PYSQLITE_ARGS:
+            params[name] = given if isinstance(given, str) else given[-1]
+    return unquote(path), {key: unquote(value) for key, value in params.items()}
+
+
+def _sqlite_may_create(parsed: URL) -> bool:
+    """Whether SQLite creates a missing file for ``parsed``: unless a URI filename's ``mode`` is
+    ``ro`` or ``rw`` (or another it refuses)."""
+    uri = _sqlite_uri(parsed)
+    return uri is None or uri[1].get("mode", "rwc") == "rwc"
 
 
 POSTGRESQL_CONNECTION: dict[str, int] = {
@@ -96,7 +168,8 @@ def postgresql_connection(url: str) -> dict[str, int]:
 
 
 def create(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) -> Engine:
-    """Create an engine for ``url``; for SQLite, create the file's folder.
+    """Create an engine for ``url``; for SQLite, create the file's folder and the file, 0600,
+    unless the database is in memory or a URI filename's ``mode`` forbids creating it.
 
     Raises:
         InvalidInput: for a bad URL.
@@ -106,13 +179,13 @@ def create(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) ->
     parsed = make_url(url)
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
-        db = parsed.database
-        if db and db != ":memory:":
+        path = sqlite_path(parsed)
+        if path is not None and _sqlite_may_create(parsed):
             try:
-                Path(db).parent.mkdir(parents=True, exist_ok=True)
+                path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise StorageError(f"cannot create the database folder {Path(db).parent}: {e.strerror}") from e
-            _create_private(Path(db))
+                raise StorageError(f"cannot create the database folder {path.parent}: {e.strerror}") from e
+            _create_private(path)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
         kwargs["pool_size"] = pool_size

@@ -169,6 +169,26 @@ def test_a_mistyped_database_path_is_named_not_created(
     assert sorted(p.name for p in tmp_path.rglob("*")) == []
 
 
+@pytest.mark.parametrize(
+    ("db", "named"),
+    [
+        ("file:typo.db", "file:typo.db"),
+        ("sqlite:///file:typo.db", "file:typo.db"),
+        ("sqlite:///file:typo.db?mode=rwc&uri=true", "typo.db"),
+    ],
+)
+def test_a_mistyped_database_name_starting_with_file_is_named_not_created(
+    gsomia: Gsomia, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db: str, named: str
+) -> None:
+    # without uri=true SQLite reads ``file:typo.db`` as an ordinary file name: it was taken for a
+    # URI filename, not checked, and made an empty database that ``ledger verify`` called verified
+    monkeypatch.chdir(tmp_path)
+    run = gsomia("--db", db, "ledger", "verify")
+    assert run.code == 5, (run.out, run.err)
+    assert f"no database at {named}:" in run.err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []
+
+
 def test_a_command_that_creates_makes_the_database_it_is_given(gsomia: Gsomia, tmp_path: Path) -> None:
     fresh = tmp_path / "new.db"
     run = gsomia("--db", f"sqlite:///{fresh}", "scenario", "load", "japan-korea-2019")

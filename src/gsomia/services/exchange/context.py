@@ -299,16 +299,20 @@ class ExchangeContext:
         """The exchange clock as every process runs it: in exercise mode, on the offset stored in
         the database, read now (another process may have moved it since this one last wrote).
         What is shown (``/healthz``, ``GET /api/v1/exercise``, the exercise header) and what is
-        previewed is then what the next decision is made at.
+        previewed is then what the next decision is made at. Outside exercise mode, a database an
+        exercise has since written to is refused, as writes are: what would be shown or
+        previewed is live, on a rehearsal's record.
 
         Raises:
-            StorageError: on a database failure.
+            StorageError: such a database; a database failure.
         """
-        if self.clock.offset_us() is not None:
-            with self.store.reading() as s:
-                stored = Store.versions(s).clock_offset_us
+        with self.store.reading() as s:
+            stored = Store.versions(s).clock_offset_us
+        if self.clock.offset_us() is None:
             if stored is not None:
-                self.clock.adopt(stored)
+                raise StorageError(EXERCISE_DATABASE)
+        elif stored is not None:
+            self.clock.adopt(stored)
         return self.clock
 
     def check_database(self) -> datetime | None:

@@ -95,3 +95,26 @@ def test_a_seeded_exercise_database_verifies(tmp_path: Path) -> None:
         assert audit_rows(again.exchange.context) is None
     finally:
         again.close()
+
+
+def test_a_live_process_on_a_database_an_exercise_took_since_shows_nothing_live(tmp_path: Path) -> None:
+    # it said there was no exercise and previewed live releases on the rehearsal's record
+    live = start(tmp_path, at=LIVE)
+    exercise = _reopened(live, parse_instant(LIVE, "UTC"), exercise_clock=REHEARSED)
+    try:
+        exercise.submit("JPN", recipients=["KOR"], id="R-rehearsed")  # the exercise takes the database
+        with live.client("KOR") as kor:
+            for path, params in (
+                ("/api/v1/exercise", None),
+                ("/healthz", None),
+                (
+                    "/api/v1/route",
+                    {"originator": "JPN", "recipient": "KOR", "topic": "dprk.missile.launch", "level": "極秘"}
+                    | {"as_exchange": "true"},
+                ),
+            ):
+                answer = kor._http.get(path, params=params)
+                assert answer.status_code == 503 and "holds an exercise" in answer.text, (path, answer.text)
+    finally:
+        exercise.close()
+        live.close()

@@ -292,3 +292,21 @@ def test_a_store_restored_from_before_a_rotation_says_which_key_set_is_missing(
         assert service.status()["keys"]["missing"] is None
     finally:
         service.close()
+
+
+def test_an_exchange_holding_no_current_key_set_for_the_party_is_said_so(exchange: Harness, tmp_path: Path) -> None:
+    # it was taken as being in line (and an earlier warning was cleared): nothing sealed to the
+    # node can be made there, nothing the node signs is taken
+    service = NodeService.open(init(exchange, tmp_path, exchange.keys["KOR"]).dir)
+    try:
+        mine = node_current(service)
+
+        class NoCurrent:
+            def public_keys(self, party: str) -> dict[str, Any]:
+                return {"keys": [{"fingerprint": mine, "retired_at": "2019-11-22T00:00:00Z"}]}
+
+        service.syncer._follow_exchange_keys(NoCurrent())  # type: ignore[arg-type]
+        keys = service.status()["keys"]
+        assert "no current key set for KOR" in keys["error"] and keys["current"] == mine
+    finally:
+        service.close()
