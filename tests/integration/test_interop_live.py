@@ -29,6 +29,7 @@ from taxii2client.common import _HTTPConnection
 from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
 from gsomia.interop.stix import NATIONAL_MARKING_EXTENSION, NationalMarking, national_marking_definition
+from gsomia.node.service import NodeService
 from tests.integration.conftest import free_port
 from tests.integration.exchange_support import start_exchange, wait_for
 from tests.integration.medallion_support import PASSWORD as MED_PASSWORD
@@ -494,12 +495,19 @@ def test_cot_in_at_jpn_out_at_kor_only_where_the_marking_allows(world: dict[str,
     assert [e.get("uid") for e in low.take(2)] == ["track-2", "track-4"]
     assert [e.get("uid") for e in coalition.take(2)] == ["track-3", "track-5"]
     assert all(e.get("access") == "군사III급비밀" for e in low.seen)
+
     # the bridges' counters, as 'gsomia node status' (another process) reads them: noted by the
     # serving node at most every 5 s, so polled for a while
+    def counters(node: Node) -> Any:
+        service = NodeService.open(node.dir)  # what 'gsomia node status' reads, in this process
+        try:
+            return service.status()["cot"]
+        finally:
+            service.close()
+
     deadline = time.monotonic() + 30
     while True:
-        jpn_cot = json.loads(world["jpn"].cli("status", "--json").stdout)["cot"]
-        kor_cot = json.loads(world["kor"].cli("status", "--json").stdout)["cot"]
+        jpn_cot, kor_cot = counters(world["jpn"]), counters(world["kor"])
         counted = jpn_cot and kor_cot and jpn_cot["in"]["sent"] >= 5 and kor_cot["out"]["sent"] >= 9
         if counted or time.monotonic() > deadline:
             break
