@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.integration.conftest import Server
+from tests.harness import start
+from tests.integration.conftest import Server, start_server
 
 
 def test_route_relay_in_the_whatif(server: Server) -> None:
@@ -203,3 +206,111 @@ def test_whatif_parties_are_read_as_a_user_types_them_and_an_unknown_one_is_404(
     assert aliases.status_code == 200 and aliases.json() == ids.json()
     unknown = whatif("XYZ,QQQ")  # answered "nothing changes" between two strangers, before
     assert unknown.status_code == 404 and "unknown party 'XYZ'" in unknown.json()["detail"]
+
+
+def test_the_matrix_names_the_catalogues_topic_whatever_its_case(server: Server) -> None:
+    r = httpx.get(server.url + "/api/v1/matrix", params={"topic": "DPRK.Missile.Launch", "at": "2019-11-22"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["topic"] == "dprk.missile.launch"
+    assert {f["topic"] for f in body["flows"]} == {"dprk.missile.launch"}
+
+
+def test_a_hypothetical_event_is_described_in_its_agreements_zone(server: Server) -> None:
+    # a late notice, as every other instant is shown (…T12:00+09:00), not in UTC (…T03:00:00+00:00)
+    add = "JPN-KOR-GSOMIA notice 2019-08-25T12:00+09:00 by KOR"
+    drop = ["jpn-kor-2019-notice", "jpn-kor-2019-suspension", "jpn-kor-2023-withdrawal"]
+    said = "; ".join(f"drop {d}" for d in drop) + f"; add {add}"
+    params: list[tuple[str, str | int | float | bool | None]] = [("add", add), *(("drop", d) for d in drop)]
+    r = httpx.get(server.url + "/api/v1/report", params=params)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["question"]["title"] == f"What if: {said}"
+    assert body["whatif"]["whatif"]["description"] == said
+    w = httpx.get(server.url + "/api/v1/whatif", params=[*params, ("parties", "JPN,KOR")])
+    assert w.status_code == 200, w.text
+    assert w.json()["whatif"]["description"] == said
+
+
+def test_a_first_day_that_is_the_year_before_in_utc_says_so(server: Server) -> None:
+    r = httpx.get(server.url + "/api/v1/gaps", params={"from": "1900-01-01", "to": "1900-02-01"})
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert "'1900-01-01' is 1899-12-31T15:32:08+00:00 in UTC" in detail
+    assert "give a year from 1900 to 2999" not in detail
+
+
+def test_the_whatif_comparison_with_no_change_is_the_record_as_the_dashboard_reads_it(server: Server) -> None:
+    # documented in the operation: the dashboard reads the recorded gaps through it with no what-if
+    r = httpx.get(server.url + "/api/v1/whatif", params={"parties": "JPN,KOR", "topic": "dprk.missile.launch"})
+    assert r.status_code == 200, r.text
+    assert r.json()["whatif"]["description"] == "no change" and r.json()["changes"] == []
+    paths = httpx.get(server.url + "/openapi.json", timeout=60).json()["paths"]
+    assert "no change" in paths["/api/v1/whatif"]["get"]["description"]
+    # the traffic replay has nothing to replay without one: documented as refused
+    assert '422 "give a what-if"' in paths["/api/v1/whatif/traffic"]["get"]["description"]
+
+
+LONG = 257  # query values that name things are at most 256 characters
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/v1/status", {"drop": "jpn-kor-" * 40}),
+        ("/api/v1/status", {"agreement": "J" * LONG}),
+        ("/api/v1/route", {"originator": "JPN", "recipient": "KOR", "level": "gokuhi", "topic": "dprk." * 60}),
+        ("/api/v1/coverage", {"topic": "d" * LONG}),
+        ("/api/v1/whatif", {"add": "JPN-KOR-GSOMIA termination 2019-12-01 " + "x" * LONG}),
+        ("/api/v1/matrix", {"topic": "d" * LONG}),
+        ("/api/v1/gaps", {"from": "2" * LONG, "to": "2020-01-01"}),
+    ],
+)
+def test_an_overlong_name_is_refused_before_it_is_looked_up(server: Server, path: str, params: dict[str, str]) -> None:
+    r = httpx.get(server.url + path, params=params)
+    assert r.status_code == 422 and r.json()["type"].endswith("invalid-input"), r.text
+    assert "characters long: at most 256" in r.json()["detail"]
+    # a long unknown name within the bound is looked up (and answered with the closest names)
+    shorter = httpx.get(server.url + "/api/v1/status", params={"drop": ("jpn-kor-" * 40)[:256]})
+    assert shorter.status_code == 404 and len(shorter.json()["detail"]) < 2000
+
+
+@pytest.fixture(scope="module")
+def traffic_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
+    """A server on an exchange that recorded decisions for two topics; and an auditor's token."""
+    tmp = tmp_path_factory.mktemp("traffic-api")
+    h = start(tmp)
+    h.submit("JPN", recipients=("KOR", "USA"), id="launch-nov22")
+    h.clock.set("2019-12-05T10:00+09:00")
+    h.submit("JPN", recipients=("KOR",), id="launch-dec05")
+    h.submit("JPN", recipients=("KOR",), id="movement-dec05", topic="dprk.military.movement")
+    token = h.tokens["auditor"]
+    h.close()
+    s = start_server(f"sqlite:///{tmp / 'exchange.db'}", tmp_path_factory.mktemp("traffic-srv"))
+    yield s, token
+    s.stop()
+
+
+def test_the_traffic_replay_reads_a_topic_in_any_case(traffic_server: tuple[Server, str]) -> None:
+    server, token = traffic_server
+
+    def replay(topic: str) -> dict[str, Any]:
+        r = httpx.get(
+            server.url + "/api/v1/whatif/traffic",
+            params={"drop": "jpn-kor-2019-suspension", "topic": topic},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    exact, shouted = replay("dprk.missile.launch"), replay("DPRK.MISSILE.LAUNCH")
+    assert exact["decisions"] == 3 and shouted == exact
+    assert shouted["selection"]["topic"] == "dprk.missile.launch"
+
+
+def test_the_traffic_replay_needs_a_what_if_as_the_command_does(traffic_server: tuple[Server, str]) -> None:
+    server, token = traffic_server
+    r = httpx.get(server.url + "/api/v1/whatif/traffic", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert "give a what-if" in r.json()["detail"]

@@ -4,6 +4,11 @@ Each handler parses its query, calls one service, and renders with the shared vi
 same JSON the CLI prints with ``--json``. What-ifs are given in the query string
 (``drop=EVENT_ID`` and ``add='AGREEMENT KIND INSTANT [by PARTY] [effective INSTANT]'``,
 both repeatable), so a what-if view is shareable as a URL.
+
+Every route that takes a query reads it through :func:`bounded_query`: a value that names
+something (a party, topic, level, agreement, event, instant or what-if event) is at most
+:data:`NAME_MAX` characters, a list of parties :data:`LIST_MAX`; a longer one is a 422 before
+anything is looked up (an unknown name is compared with every known one for the closest).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from gsomia.api.analysis_schemas import (
     QUERY,
@@ -43,6 +48,31 @@ from gsomia.services.analysis.service import WhatIfSpec
 from gsomia.services.exchange.access import Action, authorize
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
+
+NAME_MAX = 256
+"""The longest query value that names one thing (far above any id, instant or event spec)."""
+LIST_MAX = 4096
+"""The longest query value that lists parties, comma-separated."""
+_LISTS = frozenset({"parties", "rel_to"})
+
+
+def bounded_query(request: Request) -> None:
+    """Refuse a query value longer than :data:`NAME_MAX` characters (:data:`LIST_MAX` for a list
+    of parties), before anything is looked up. Checked here rather than declared in the schema,
+    so that the documented parameters stay as they are and a request line stays within what the
+    HTTP server reads.
+
+    Raises:
+        InvalidInput: for the first value too long, naming its parameter.
+    """
+    for key, value in request.query_params.multi_items():
+        limit = LIST_MAX if key in _LISTS else NAME_MAX
+        if len(value) > limit:
+            raise InvalidInput(f"query parameter {key[:40]!r} is {len(value):,} characters long: at most {limit}")
+
+
+BOUNDED = [Depends(bounded_query)]
+"""The dependencies of every route that takes a query."""
 
 Drop = Annotated[list[str] | None, Query(description="Id of a recorded agreement event to leave out (repeatable).")]
 Add = Annotated[
@@ -221,6 +251,7 @@ def provisions(request: Request) -> list[dict[str, Any]]:
     summary="Each agreement's derived state at an instant",
     response_model=list[StatusOut],
     responses=answers(*QUERY),
+    dependencies=BOUNDED,
 )
 def status(
     request: Request, at: At = None, agreement: str | None = None, drop: Drop = None, add: Add = None
@@ -236,6 +267,7 @@ def status(
     summary="Decide one release: direct, relay or deny, with reasons",
     response_model=RouteOut,
     responses=answers(*QUERY),
+    dependencies=BOUNDED,
     # a reason names its agreement only when there is one (as ``--json`` does): not null otherwise
     response_model_exclude_unset=True,
 )
@@ -306,6 +338,7 @@ def _typed(
     summary="Coverage of every ordered pair and topic at an instant",
     response_model=list[FlowOut],
     responses=answers(*QUERY),
+    dependencies=BOUNDED,
 )
 def coverage(
     request: Request,
@@ -326,6 +359,7 @@ def coverage(
     summary="Intervals with no route, per pair and topic",
     response_model=list[GapOut],
     responses=answers(*QUERY),
+    dependencies=BOUNDED,
 )
 def gaps(
     request: Request,
@@ -349,6 +383,7 @@ def gaps(
     summary="Intervals whose coverage is unknown (an entry into force not recorded): not gaps",
     response_model=list[UnknownOut],
     responses=answers(*QUERY),
+    dependencies=BOUNDED,
 )
 def unknowns(
     request: Request,
@@ -375,6 +410,7 @@ def unknowns(
     summary="Provisions by year with a trend test",
     response_model=list[StatsOut],
     responses=answers(*QUERY),
+    dependencies=BOUNDED,
 )
 def stats(request: Request, agreement: str | None = None, at: At = None) -> list[dict[str, Any]]:
     """Same as ``gsomia stats --json`` (always a list here)."""
@@ -389,6 +425,7 @@ def stats(request: Request, agreement: str | None = None, at: At = None) -> list
     summary="Compare the record with and without a what-if",
     response_model=ComparisonOut,
     responses=answers(*QUERY),
+    dependencies=BOUNDED,
     # a reason names its agreement only when there is one (as ``--json`` does): not null otherwise
     response_model_exclude_unset=True,
 )
@@ -401,7 +438,11 @@ def whatif(
     parties: Annotated[str | None, Query(description="only flows among these parties, comma-separated")] = None,
     topic: str | None = None,
 ) -> dict[str, Any]:
-    """Same as ``gsomia whatif --json``."""
+    """Same as ``gsomia whatif --json``, except that no what-if is not an error here: with no
+    ``drop`` and no ``add`` it answers 200 with ``description`` "no change", no changes and the
+    recorded gaps (``gaps_before`` = ``gaps_after``), which is how the dashboard reads the recorded
+    gaps of its focus parties (``gsomia whatif`` without a what-if exits 4: a command line asks
+    for a comparison, the dashboard for a view that may or may not carry a what-if)."""
     app = app_of(request)
     w = _whatif(app, drop, add)
     chosen = [p.strip().upper() for p in parties.split(",") if p.strip()] if parties else None
@@ -415,6 +456,7 @@ def whatif(
     summary="The exchange's recorded decisions replayed under a what-if (auditor, operator)",
     response_model=TrafficOut,
     responses=answers(*sorted({*AUTHENTICATED, *QUERY})),
+    dependencies=BOUNDED,
 )
 def whatif_traffic(
     request: Request,
@@ -433,10 +475,18 @@ def whatif_traffic(
     again at its instant under the what-if and compared with what was recorded, per pair, topic
     and change (``stopped``, ``rerouted``, ``changed``, ``released``), with the earliest report
     ids of each group. It reads who sent what topic to whom, so it needs an auditor's or an
-    operator's token (the exchange statistics' permission)."""
+    operator's token (the exchange statistics' permission). With no ``drop`` and no ``add`` there is
+    nothing to replay: 422 "give a what-if", as ``gsomia whatif --traffic`` exits 4 (the dashboard
+    offers the replay only under a what-if)."""
     authorize(caller, Action.READ_STATS)
     app = app_of(request)
     w = _whatif(app, drop, add)
+    if w.empty:
+        raise InvalidInput(
+            "give a what-if to replay the traffic under: drop=EVENT_ID or "
+            "add='AGREEMENT KIND INSTANT [by PARTY] [effective INSTANT]' (repeatable), "
+            "as 'gsomia whatif --traffic' needs --whatif FILE, --add-event or --drop-event"
+        )
     chosen = [p.strip() for p in parties.split(",") if p.strip()] if parties else None
     selection = app.analysis.traffic_selection(
         parties=chosen,
@@ -453,6 +503,7 @@ def whatif_traffic(
     summary="The impact report of the scenario's question (or of a what-if)",
     response_model=ImpactReportOut,
     responses=answers(*QUERY),
+    dependencies=BOUNDED,
     # a reason names its agreement only when there is one (as ``--json`` does): not null otherwise
     response_model_exclude_unset=True,
 )

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from gsomia.api.analysis import Add, At, Drop
+from gsomia.api.analysis import BOUNDED, Add, At, Drop
 from gsomia.api.analysis_schemas import QUERY, LifecycleOut, MatrixOut, NetworkOut, answers
 from gsomia.api.deps import app_of
 from gsomia.bootstrap import App
@@ -45,6 +45,7 @@ def _start(at: datetime, zone: str) -> str | None:
     summary="Every agreement's state at an instant, compactly (the network view's time slider)",
     response_model=NetworkOut,
     responses=answers(*QUERY),
+    dependencies=BOUNDED,
 )
 def network(request: Request, at: At = None, drop: Drop = None, add: Add = None) -> dict[str, Any]:
     """``{"at", "states": [{"agreement", "state"}], "unknown": [agreement]}``: the states of ``/status``
@@ -66,6 +67,7 @@ def network(request: Request, at: At = None, drop: Drop = None, add: Add = None)
     summary="Each agreement's derived lifecycle: its states over time, and the events behind them",
     response_model=list[LifecycleOut],
     responses=answers(*QUERY),
+    dependencies=BOUNDED,
 )
 def lifecycles(
     request: Request,
@@ -118,20 +120,23 @@ def lifecycles(
     summary="Coverage among some parties for one topic at an instant (the coverage matrix)",
     response_model=MatrixOut,
     responses=answers(*QUERY),
+    dependencies=BOUNDED,
 )
 def matrix(
     request: Request,
-    topic: Annotated[str, Query(description="Topic of the matrix, e.g. dprk.missile.launch.")],
+    topic: Annotated[str, Query(description="Topic of the matrix, e.g. dprk.missile.launch (any case).")],
     at: At = None,
     parties: Parties = None,
     drop: Drop = None,
     add: Add = None,
 ) -> dict[str, Any]:
     """``{"at", "topic", "parties", "flows"}``: the flows of ``/coverage`` among ``parties`` (rows are
-    originators, columns recipients). A relay's ``delay`` is the arrangement's modelled relay delay,
-    a scenario assumption (see ``/scenario``'s ``assumptions``), not a sourced figure."""
+    originators, columns recipients); ``topic`` as the catalogue spells it, whatever the case it was
+    asked in. A relay's ``delay`` is the arrangement's modelled relay delay, a scenario assumption
+    (see ``/scenario``'s ``assumptions``), not a sourced figure."""
     app = app_of(request)
     rec = app.analysis.compiled().record
+    topic = app.analysis.resolve("topic", topic)
     chosen = [rec.party(p.strip().upper()).id for p in parties.split(",") if p.strip()] if parties else []
     when = app.analysis.instant(at)
     flows = app.analysis.coverage(when, topic=topic, whatif=_whatif(app, drop, add))

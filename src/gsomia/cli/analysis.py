@@ -23,7 +23,7 @@ from gsomia.cli.tables import Column, Wide, print_table
 from gsomia.domain.coverage import Flow
 from gsomia.domain.instants import format_duration, iso
 from gsomia.domain.lifecycle import Status
-from gsomia.domain.record import Caveats, WhatIf
+from gsomia.domain.record import Caveats, Record, WhatIf
 from gsomia.domain.traffic import TrafficImpact
 from gsomia.errors import InvalidInput
 from gsomia.services.analysis import presenters as views
@@ -126,8 +126,12 @@ def resolve_pair(app: App, pair: str | None) -> str | None:
     return ",".join(resolve(app, "party", p) or "" for p in parts)
 
 
+def _record(app: App) -> Record:
+    return app.analysis.compiled().record
+
+
 def _zone(app: App) -> str:
-    return app.analysis.compiled().record.timezone
+    return _record(app).timezone
 
 
 def status(
@@ -150,7 +154,9 @@ def status(
         if as_json:
             common.emit_json([views.status_json(s) for s in rows])
             return
-        title = f"Agreements at {iso(when, _zone(app))}" + (f" — what-if: {w.describe()}" if not w.empty else "")
+        title = f"Agreements at {iso(when, _zone(app))}" + (
+            f" — what-if: {w.describe(_record(app))}" if not w.empty else ""
+        )
         rows_out = []
         for s in rows:
             z = s.agreement.timezone
@@ -222,7 +228,7 @@ def route(
         ]
         common.out.print(
             f"{head} {originator} → {recipient} · {topic} · {level} · {iso(when, z)}"
-            + (f" · what-if: {w.describe()}" if not w.empty else "")
+            + (f" · what-if: {w.describe(_record(app))}" if not w.empty else "")
         )
         if r.allowed:
             common.out.print(f"  path: {' → '.join(r.path)} under {', '.join(r.agreements)}", markup=False)
@@ -298,7 +304,7 @@ def coverage(
             common.emit_json([views.flow_json(f) for f in rows])
             return
         common.out.print(
-            f"Coverage at {iso(when, _zone(app))}" + (f" — what-if: {w.describe()}" if not w.empty else ""),
+            f"Coverage at {iso(when, _zone(app))}" + (f" — what-if: {w.describe(_record(app))}" if not w.empty else ""),
             markup=False,
         )
         for t in sorted({f.topic for f in rows}):
@@ -333,7 +339,7 @@ def gaps(
         if as_json:
             common.emit_json([views.gap_json(g, z) for g in rows])
             return
-        title = f"Gaps {iso(lo, z)} → {iso(hi, z)}" + (f" — what-if: {w.describe()}" if not w.empty else "")
+        title = f"Gaps {iso(lo, z)} → {iso(hi, z)}" + (f" — what-if: {w.describe(_record(app))}" if not w.empty else "")
         print_table(
             [Column("from"), Column("to"), Column("topic"), Column("start"), Column("end")],
             [[g.originator, g.recipient, g.topic, iso(g.start, z) or "", iso(g.end, z) or ""] for g in rows],
@@ -431,12 +437,13 @@ def whatif_cmd(
         if as_json:
             common.emit_json(views.comparison_json(c, rec))
             return
-        _print_comparison(c, w, rec.timezone, wide=wide)
+        _print_comparison(c, w, rec, wide=wide)
 
 
-def _print_comparison(c: Comparison, w: WhatIf, z: str, *, wide: bool) -> None:
+def _print_comparison(c: Comparison, w: WhatIf, rec: Record, *, wide: bool) -> None:
     """``whatif`` as text: the flows that change, the gaps and the past reports rerouted."""
-    common.out.print(f"{_whatif_title(w)}  ({iso(c.start, z)} → {iso(c.end, z)})", markup=False)
+    z = rec.timezone
+    common.out.print(f"{_whatif_title(w, rec)}  ({iso(c.start, z)} → {iso(c.end, z)})", markup=False)
     body = []
     for x in c.changes:
         after = x.after + (f" via {x.after_via} +{format_duration(x.after_delay)}*" if x.after == "relay" else "")
@@ -475,9 +482,9 @@ def _print_comparison(c: Comparison, w: WhatIf, z: str, *, wide: bool) -> None:
     common.out.print("* relay delays are modelling assumptions.", markup=False)
 
 
-def _whatif_title(w: WhatIf) -> str:
+def _whatif_title(w: WhatIf, rec: Record) -> str:
     named = f" {w.name}" if w.name and w.name != "what-if" else ""
-    return f"What-if{named}: {w.describe()}"
+    return f"What-if{named}: {w.describe(rec)}"
 
 
 def _party_list(app: App, parties: str | None) -> list[str] | None:
@@ -525,7 +532,7 @@ def _traffic(
     z = rec.timezone
     i = t.impact
     span = f", decided {iso(i.first, z)} → {iso(i.last, z)}" if i.first and i.last else ""
-    common.out.print(f"{_whatif_title(w)} — over the exchange's own traffic", markup=False)
+    common.out.print(f"{_whatif_title(w, rec)} — over the exchange's own traffic", markup=False)
     common.out.print(
         f"Replayed {i.decisions:,} recorded decisions{span} in {seconds:.1f} s: "
         + ", ".join(f"{i.count(k):,} {k}" for k in ("stopped", "rerouted", "changed", "released"))

@@ -171,7 +171,7 @@ def _whatif_section(r: ImpactReport) -> None:
     c = r.whatif
     z0 = rec.timezone
     _heading(f"3. {r.question.title}")
-    _say(f"what-if: {c.whatif.describe()}", 3, 2)
+    _say(f"what-if: {c.whatif.describe(rec)}", 3, 2)
     pairs = " and ".join(f"{o}→{d}" for o, d in c.pairs)
     _say(f"flows {pairs}, {iso(c.start, z0)} to {iso(c.end, z0)}", 3, 2)
 

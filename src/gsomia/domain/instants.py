@@ -79,14 +79,27 @@ def require_supported(at: datetime, what: str = "instant") -> datetime:
         InvalidInput: if ``at`` is naive or outside the supported range.
     """
     if not supported(at):
-        raise InvalidInput(f"{what} {at.isoformat()} is out of range: {_RANGE_TEXT}")
+        raise InvalidInput(_out_of_range(at, f"{what} {at.isoformat()}"))
     return require_aware(at, what)
+
+
+def _out_of_range(at: datetime, shown: str) -> str:
+    """Why ``at`` (shown as ``shown``) is refused: its year as written, or, when that year is in
+    range, the instant in UTC (as it is stored) and the range in UTC; "give a year from 1900"
+    would contradict a date written in 1900 that is still 1899 in UTC (00:00 in Seoul)."""
+    if not FIRST_YEAR <= at.year <= LAST_YEAR or at.tzinfo is None or at.utcoffset() is None:
+        return f"{shown} is out of range: {_RANGE_TEXT}"
+    first = datetime(FIRST_YEAR, 1, 1, tzinfo=UTC).isoformat(timespec="minutes")
+    last = datetime(LAST_YEAR, 12, 31, 23, 59, 59, tzinfo=UTC).isoformat()
+    utc = at.astimezone(UTC)  # a year in range as written: at most a day off, no overflow
+    stored = utc.isoformat(timespec="minutes") if not utc.second and not utc.microsecond else utc.isoformat()
+    return f"{shown} is {stored} in UTC, as it is stored: out of range, give an instant from {first} to {last} in UTC"
 
 
 def _bounded(at: datetime, shown: str) -> datetime:
     """``at`` (aware) in UTC, or InvalidInput naming ``shown`` if it is outside the supported range."""
     if not supported(at):
-        raise InvalidInput(f"{shown} is out of range: {_RANGE_TEXT}")
+        raise InvalidInput(_out_of_range(at, shown))
     return at.astimezone(UTC)  # a year in range is at least a day from the edges: no overflow
 
 

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from gsomia.domain.agreements import Agreement, AgreementEvent
-from gsomia.domain.instants import require_aware
+from gsomia.domain.instants import iso, require_aware
 from gsomia.domain.lifecycle import Anomaly, Timeline, derive_timeline
-from gsomia.domain.names import suggestions, unknown_message
+from gsomia.domain.names import shortened, suggestions, unknown_message
 from gsomia.domain.parties import Party, check_party_id
 from gsomia.errors import InvalidInput, UnknownEntity
 
@@ -140,13 +140,24 @@ class WhatIf:
         """True if it changes nothing."""
         return not self.add and not self.drop
 
-    def describe(self) -> str:
-        """One line: ``drop jpn-kor-2019-suspension; add JPN-KOR-GSOMIA notice …``."""
+    def describe(self, record: Record | None = None) -> str:
+        """One line: ``drop jpn-kor-2019-suspension; add JPN-KOR-GSOMIA notice 2019-08-25T12:00+09:00 by KOR``.
+
+        An added event's instants are shown in its agreement's zone in ``record`` (as every
+        other instant of that agreement is), in UTC without a record.
+        """
+
+        def shown(at: datetime, agreement: str) -> str | None:
+            if record is None:
+                return iso(at)
+            found = record.agreements.get(agreement)
+            return iso(at, found.timezone if found is not None else record.timezone)
+
         parts = [f"drop {d}" for d in self.drop]
         parts += [
-            f"add {e.agreement} {e.kind} {e.at.isoformat()}"
+            f"add {e.agreement} {e.kind} {shown(e.at, e.agreement)}"
             + (f" by {e.by}" if e.by else "")
-            + (f" effective {e.effective.isoformat()}" if e.effective else "")
+            + (f" effective {shown(e.effective, e.agreement)}" if e.effective else "")
             for e in self.add
         ]
         return "; ".join(parts) or "no change"
@@ -299,7 +310,7 @@ def _level_message(pid: str, name: str, names: dict[str, str], english: dict[str
     close = [english.get(c, c) for c in suggestions(name, [*names, *english])]
     close = list(dict.fromkeys(close))
     guess = f": did you mean {' or '.join(close)}?" if close else ""
-    return f"unknown level of {pid} {name!r}{guess} (its ladder: {listing})"
+    return f"unknown level of {pid} {shortened(name)!r}{guess} (its ladder: {listing})"
 
 
 def apply_whatif(record: Record, whatif: WhatIf) -> Record:

@@ -30,6 +30,7 @@ from sqlalchemy.util import asbool
 
 from gsomia import jsontext
 from gsomia.errors import InvalidInput, StorageError
+from gsomia.storage.urls import masked_url
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -46,8 +47,8 @@ def normalise_url(url: str) -> str:
         url = f"sqlite:///{Path(url).expanduser()}"
     try:
         parsed = make_url(url)
-    except ArgumentError as e:
-        raise InvalidInput(f"invalid database URL {url!r}: {e}") from e
+    except (ArgumentError, ValueError) as e:  # ValueError: a port that is not a number
+        raise InvalidInput(f"invalid database URL {masked_url(url)!r}: {e}") from e
     backend = parsed.get_backend_name()
     if backend == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")

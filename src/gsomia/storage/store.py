@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from gsomia.errors import Conflict, StorageError
 from gsomia.storage import db
 from gsomia.storage.schema import EventRow, ProvisionRow, ReportRow, ScenarioRow, StateRow
+from gsomia.storage.urls import masked_url
 
 _TIME_FIELDS = ("at", "effective")
 
@@ -100,8 +101,10 @@ class Store:
         return self.engine.dialect.name
 
     def describe(self) -> str:
-        """The database URL with any password hidden."""
-        return self.engine.url.render_as_string(hide_password=True)
+        """The database URL with every secret masked: the password and any query parameter that
+        carries one (``?password=``, ``sslpassword``, ``passfile``, ``sslkey``; see
+        :func:`gsomia.storage.urls.masked_url`), as banners, ``/healthz`` and reports show it."""
+        return masked_url(self.engine.url)
 
     def close(self) -> None:
         """Release every connection."""

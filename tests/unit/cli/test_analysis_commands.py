@@ -30,6 +30,30 @@ def test_status_under_a_what_if_names_it(gsomia: Gsomia) -> None:
     assert "terminated" in run.out
 
 
+def test_a_hypothetical_event_is_named_in_its_agreements_zone(gsomia: Gsomia) -> None:
+    # as every other instant is shown (…T12:00+09:00), not in UTC (…T03:00:00+00:00)
+    late = (
+        *("--add-event", "JPN-KOR-GSOMIA notice 2019-08-25T12:00+09:00 by KOR"),
+        *("--drop-event", "jpn-kor-2019-notice", "--drop-event", "jpn-kor-2019-suspension"),
+        *("--drop-event", "jpn-kor-2023-withdrawal"),
+    )
+    said = (
+        "drop jpn-kor-2019-notice; drop jpn-kor-2019-suspension; drop jpn-kor-2023-withdrawal; "
+        "add JPN-KOR-GSOMIA notice 2019-08-25T12:00+09:00 by KOR"
+    )
+    run = gsomia("status", "--at", "2019-12-01", "-a", "JPN-KOR-GSOMIA", *late)
+    assert run.code == 0, run.err
+    assert f"what-if: {said}" in " ".join(run.out.split())
+    assert "+00:00" not in run.out
+    compared = gsomia("whatif", *late, "--parties", "JPN,KOR", "--json")
+    assert compared.code == 0, compared.err
+    assert json.loads(compared.out)["whatif"]["description"] == said
+    reported = gsomia("report", *late)
+    assert reported.code == 0, reported.err
+    text = " ".join(reported.out.split())
+    assert f"What if: {said}" in text and f"what-if: {said}" in text
+
+
 def test_route_explains_a_direct_release_with_the_koreans_marking(gsomia: Gsomia) -> None:
     run = gsomia("route", "jpn", "kor", *MISSILE, "--level", "極秘", "--at", "2019-11-22T10:00+09:00")
     assert run.code == 0, run.err
@@ -131,6 +155,9 @@ def test_whatif_from_a_file_says_which_recorded_events_no_longer_apply(gsomia: G
     ("args", "code", "fragment"),
     [
         (("whatif",), 4, "give --whatif FILE, --add-event or --drop-event"),
+        (("whatif", "--traffic"), 4, "give --whatif FILE, --add-event or --drop-event"),
+        # 00:00 in Seoul in 1900 (local mean time, +08:27:52) is 1899 in UTC: the message says so
+        (("status", "--at", "1900-01-01"), 4, "'1900-01-01' is 1899-12-31T15:32:08+00:00 in UTC"),
         (("status", "-a", "NOPE"), 5, "unknown agreement 'NOPE'"),
         (("status", "--at", "yesterday"), 4, "invalid instant 'yesterday'"),
         (("status", "--whatif", "/nonexistent/whatif.yaml"), 4, "/nonexistent/whatif.yaml"),
@@ -195,3 +222,17 @@ def test_a_command_that_creates_makes_the_database_it_is_given(gsomia: Gsomia, t
     assert run.code == 0, run.err
     assert fresh.is_file()
     assert gsomia("--db", f"sqlite:///{fresh}", "status", "--at", "2019-12-01").code == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "post gres://gsomia:s3cret@db.example/gsomia?password=s3cret",  # does not parse
+        "postgresql://gsomia:s3cret@db.example:five/gsomia?password=s3cret",  # a port that is no number
+    ],
+)
+def test_a_malformed_database_url_is_named_without_its_secrets(gsomia: Gsomia, url: str) -> None:
+    run = gsomia("--db", url, "status")
+    assert run.code == 4, run.err
+    assert run.err.startswith("error: invalid database URL ") and run.err.count("\n") == 1, run.err
+    assert "s3cret" not in run.err and "db.example" in run.err

@@ -21,16 +21,31 @@ from gsomia.errors import InvalidInput
         "1899-12-31T23:59Z",
         "3000-01-01T00:00Z",
         "0001-01-01T00:00:00+00:00",
-        # In range as written, out of range in UTC, as the instant is stored: accepted, it would
-        # be refused on every later read of what was stored.
-        "1900-01-01T00:00+14:00",
-        "2999-12-31T23:59-14:00",
-        "1900-01-01",  # 00:00 in Seoul is 1899 in UTC
     ],
 )
 def test_instants_outside_the_supported_years_are_invalid_input(text: str) -> None:
     with pytest.raises(InvalidInput, match="out of range: give a year from 1900 to 2999"):
         parse_instant(text, "Asia/Seoul")
+
+
+@pytest.mark.parametrize(
+    ("text", "utc"),
+    [
+        # In range as written, out of range in UTC, as the instant is stored: accepted, it would
+        # be refused on every later read of what was stored. The message names the UTC instant
+        # and the bound in UTC, not a range the year as written is in.
+        ("1900-01-01T00:00+14:00", "1899-12-31T10:00+00:00"),
+        ("2999-12-31T23:59-14:00", "3000-01-01T13:59+00:00"),
+        ("1900-01-01", "1899-12-31T15:32:08+00:00"),  # 00:00 in Seoul (LMT +08:27:52) is 1899 in UTC
+    ],
+)
+def test_an_instant_in_range_as_written_but_not_in_utc_names_its_utc_instant(text: str, utc: str) -> None:
+    with pytest.raises(InvalidInput) as e:
+        parse_instant(text, "Asia/Seoul")
+    msg = str(e.value)
+    assert f"{text!r} is {utc} in UTC" in msg, msg
+    assert "from 1900-01-01T00:00+00:00 to 2999-12-31T23:59:59+00:00 in UTC" in msg, msg
+    assert "give a year from 1900 to 2999" not in msg  # 1900 is such a year: no contradiction
 
 
 @pytest.mark.parametrize(
@@ -62,6 +77,8 @@ def test_an_aware_datetime_at_the_edge_of_the_calendar_is_invalid_input_not_an_o
         require_supported(edge, "the exercise clock")
     with pytest.raises(InvalidInput, match="out of range"):
         require_supported(datetime(9999, 12, 31, 23, 59, tzinfo=UTC))
+    with pytest.raises(InvalidInput, match=r"is 1899-12-31T15:00\+00:00 in UTC"):
+        require_supported(datetime(1900, 1, 1, tzinfo=timezone(timedelta(hours=9))), "the exercise clock")
     assert require_supported(datetime(2019, 11, 22, 10, tzinfo=timezone(timedelta(hours=9)))) == datetime(
         2019, 11, 22, 1, tzinfo=UTC
     )

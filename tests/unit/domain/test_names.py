@@ -3,6 +3,9 @@ closest known ones."""
 
 from __future__ import annotations
 
+import difflib
+from typing import Any
+
 import pytest
 
 from gsomia.domain.names import suggestions, unknown_message
@@ -60,3 +63,39 @@ def test_suggestions() -> None:
     assert suggestions("", ["JPN"]) == []
     assert suggestions("zzzzzz", ["JPN", "KOR"]) == []
     assert unknown_message("topic", "x", []) == "unknown topic 'x' (known: none)"
+
+
+class _Counting(difflib.SequenceMatcher[str]):
+    """difflib's matcher, counting how many are made (each compares the typed name with one known)."""
+
+    made = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        type(self).made += 1
+        super().__init__(*args, **kwargs)
+
+
+KNOWN_EVENTS = ["jpn-kor-2016-signature", "jpn-kor-2019-notice", "jpn-kor-2019-suspension"]
+
+
+@pytest.mark.parametrize("length", [65, 1_000, 60_000])
+def test_an_overlong_name_is_not_compared_letter_by_letter(monkeypatch: pytest.MonkeyPatch, length: int) -> None:
+    # far longer than any known name, nothing can be "close": no difflib work, whose cost grows
+    # with the typed length times each known name's (a 60 KB query string cost seconds of CPU)
+    monkeypatch.setattr(difflib, "SequenceMatcher", _Counting)  # as names.py looks it up
+    _Counting.made = 0
+    typed = ("jpn-kor-" * length)[:length]
+    assert suggestions(typed, KNOWN_EVENTS) == []
+    assert _Counting.made == 0
+    # a typing mistake of ordinary length is still compared, and still answered
+    assert suggestions("jpn-kor-2019-suspend", KNOWN_EVENTS) == ["jpn-kor-2019-suspension"]
+    assert _Counting.made > 0
+
+
+def test_an_unknown_name_is_echoed_shortened() -> None:
+    msg = unknown_message("event", "x" * 60_000, KNOWN_EVENTS)
+    assert msg.startswith("unknown event 'xxxx") and "…" in msg and len(msg) < 400
+    assert "known: jpn-kor-2016-signature" in msg
+    assert unknown_message("event", "jpn-kor-2019-suspend", KNOWN_EVENTS).startswith(
+        "unknown event 'jpn-kor-2019-suspend': did you mean jpn-kor-2019-suspension?"
+    )

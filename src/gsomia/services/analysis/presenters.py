@@ -204,7 +204,7 @@ def comparison_json(c: Comparison, record: Record) -> dict[str, Any]:
     return {
         "whatif": {
             "name": c.whatif.name,
-            "description": c.whatif.describe(),
+            "description": c.whatif.describe(record),
             "add": [event_json(e, record.agreements[e.agreement].timezone) for e in c.whatif.add],
             "drop": list(c.whatif.drop),
         },
@@ -258,7 +258,7 @@ def whatif_json(w: WhatIf, record: Record) -> dict[str, Any]:
     """``{"name", "description", "add", "drop"}``: a what-if as the comparisons show it."""
     return {
         "name": w.name,
-        "description": w.describe(),
+        "description": w.describe(record),
         "add": [event_json(e, record.agreements[e.agreement].timezone) for e in w.add],
         "drop": list(w.drop),
     }

@@ -475,7 +475,8 @@ class AnalysisService:
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> TrafficSelection:
-        """Which recorded decisions a traffic replay reads.
+        """Which recorded decisions a traffic replay reads: parties and the topic as a user
+        types them (an alias, any case), selected by the ids the exchange records.
 
         Raises:
             UnknownEntity: for an unknown party or topic.
@@ -483,11 +484,11 @@ class AnalysisService:
         """
         rec = self.compiled().record
         chosen = tuple(rec.party(p).id for p in parties) if parties else None
-        if topic is not None:
-            self._topics(rec, topic)
+        # the catalogue's spelling: the replay compares it with the recorded topics exactly
+        canonical = self._topics(rec, topic)[0] if topic is not None else None
         if start is not None and end is not None and end <= start:
             raise InvalidInput("--to must be after --from")
-        return TrafficSelection(parties=chosen, topic=topic, start=start, end=end)
+        return TrafficSelection(parties=chosen, topic=canonical, start=start, end=end)
 
     def traffic_count(self, selection: TrafficSelection) -> int:
         """How many recorded decisions a replay of ``selection`` will read (for progress bars).
@@ -548,10 +549,12 @@ class AnalysisService:
         if q is None:
             parties = tuple(sorted(rec.parties))[:2]
             first = sorted(rec.agreements)[0]
-            q = Question(title=whatif.describe() if whatif else "", agreement=first, parties=parties, whatif=WhatIf(""))
+            q = Question(
+                title=whatif.describe(rec) if whatif else "", agreement=first, parties=parties, whatif=WhatIf("")
+            )
         if whatif is not None and not whatif.empty:
             q = Question(
-                title=f"What if: {whatif.describe()}",
+                title=f"What if: {whatif.describe(rec)}",
                 agreement=q.agreement,
                 parties=q.parties,
                 whatif=whatif,
