@@ -129,3 +129,28 @@ def test_help_says_why_copying_the_file_is_not_a_backup() -> None:
     text = " ".join(p.stdout.split())
     assert "gsomia.db alone can be a 4 KB file that holds none of the data" in text
     assert "does NOT hold the exchange's key-encryption key" in text
+
+
+def test_backup_reads_the_file_sqlite_opens_for_a_uri_or_a_plain_name_starting_with_file(tmp_path: Path) -> None:
+    # a URI filename (uri=true) is the URI's path; without uri=true "file:g.db" is that very file
+    home = tmp_path / "uri"
+    home.mkdir()
+    gsomia(f"sqlite:///file:{home / 'g.db'}?mode=rwc&uri=true", home, "scenario", "load", "japan-korea-2019")
+    assert (home / "g.db").is_file()
+    made = gsomia(f"sqlite:///file:{home / 'g.db'}?mode=rw&uri=true", home, "backup", "--out", str(tmp_path / "u.db"))
+    assert (tmp_path / "u.db").is_file() and "verified" in made.stdout
+    plain = tmp_path / "plain"
+    (plain / "file:g.db").parent.mkdir()
+    env = {**os.environ, "GSOMIA_DB": "sqlite:///file:g.db", "GSOMIA_DATA_DIR": str(plain)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gsomia", *args], cwd=plain, env=env, capture_output=True, text=True, check=False
+        )
+
+    loaded = run("scenario", "load", "japan-korea-2019")
+    assert loaded.returncode == 0, loaded.stderr
+    assert (plain / "file:g.db").is_file()
+    copied = run("backup", "--out", str(tmp_path / "p.db"))
+    assert copied.returncode == 0, copied.stderr
+    assert (tmp_path / "p.db").is_file() and "verified" in copied.stdout

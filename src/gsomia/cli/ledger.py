@@ -100,9 +100,12 @@ def export_cmd(
             with tmp.open("wb") as fh:
                 count = ledger.export(fh)
             tmp.replace(out_file)
-        except OSError as e:
+        except BaseException as e:
+            # a failed export (an altered store, a full disk, Ctrl-C) leaves no partial file
             tmp.unlink(missing_ok=True)
-            raise InvalidInput(f"cannot write {out_file}: {e.strerror}") from e
+            if isinstance(e, OSError):
+                raise InvalidInput(f"cannot write {out_file}: {e.strerror}") from e
+            raise
         if as_json:
             common.emit_json({"file": str(out_file), "entries": count, "origin": ledger.origin})
         else:

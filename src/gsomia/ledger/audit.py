@@ -22,16 +22,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import Any
+from typing import Any, NoReturn
 
 from gsomia.codec import b64decode_or_none
-from gsomia.errors import LedgerInvalid
-from gsomia.ledger.checkpoint import Checkpoint, NoteVerifier, b64
+from gsomia.errors import InvalidInput, LedgerInvalid
+from gsomia.ledger.checkpoint import Checkpoint, NoteVerifier, b64, open_with, parse_signed_note
+from gsomia.ledger.cosignature import CosignerKey, cosigned_message, split_line
 from gsomia.ledger.merkle import verify_consistency
 from gsomia.ledger.proofs import Finding, Stop, check_proof, compare_proof, open_checkpoint
 from gsomia.ledger.tree import MerkleTree
 
-__all__ = ["Batch", "EntryProblem", "VerifyReport", "verify_entries", "verify_ledger", "verify_proof"]
+__all__ = ["Batch", "EntryProblem", "StoredNote", "VerifyReport", "verify_entries", "verify_ledger", "verify_proof"]
 
 Batch = Sequence[tuple[int, bytes, bytes | None]]
 """``(index, entry bytes, recorded leaf hash or None)`` rows, in index order."""
@@ -44,6 +45,41 @@ class EntryProblem(LedgerInvalid):
         """Name the entry (when known) and what is wrong with it."""
         super().__init__(message)
         self.index = index
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredNote:
+    """A signed checkpoint the source keeps and serves on its own authority: its latest
+    checkpoint, or the checkpoint a witness cosigned with that witness's cosignature line.
+    :func:`verify_ledger` checks each against the key and the re-derived tree.
+
+    Attributes:
+        size: The tree size it is kept under; None when the stored record is unreadable.
+        note: The signed note as kept.
+        witness: For a cosignature, the witness name it is kept under (None: the latest
+            checkpoint).
+        timestamp: For a cosignature, the timestamp it is kept with.
+        line: For a cosignature, the witness's signature line.
+    """
+
+    size: int | None
+    note: str
+    witness: str | None = None
+    timestamp: int | None = None
+    line: str = ""
+
+    def what(self, *, cosignature: bool = False) -> str:
+        """How a finding names it: its checkpoint, or (``cosignature``) the witness's line."""
+        if self.witness is None:
+            return "the stored checkpoint" + ("" if self.size is None else f" of size {self.size}")
+        at = "" if self.size is None else f" at size {self.size}"
+        if cosignature:
+            return f"cosignature of witness {self.witness}{at}"
+        return f"the checkpoint witness {self.witness} cosigned{at}"
+
+
+WitnessKeys = Callable[[str], Sequence[CosignerKey]]
+"""Every key registered under a witness name (in the log itself), for its cosignatures."""
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -113,6 +149,8 @@ def verify_ledger(
     served_consistency: Callable[[int, int], Sequence[bytes]] | None = None,
     progress: Callable[[int], None] | None = None,
     exact: bool = False,
+    stored: Sequence[StoredNote] = (),
+    witness_keys: WitnessKeys | None = None,
 ) -> VerifyReport:
     """Re-derive a ledger from its entries and check it against signed checkpoints.
 
@@ -137,6 +175,11 @@ def verify_ledger(
         exact: The source holds the checkpoint's entries and no more (an export, entries read
             up to the checkpoint's size): an entry past it is a problem. Otherwise (a live
             store) entries appended after it are left out as not signed yet.
+        stored: The checkpoints and cosignatures the source keeps (a store's): each must be
+            signed by ``key`` (a cosignature also by its witness) and have the root of the
+            re-derived tree at its size, or the store was altered.
+        witness_keys: The keys registered under a witness name; called only after every
+            entry was re-derived (so it may collect them from the entries as they stream).
 
     Returns:
         The report; its ``problem`` names the first failure.
@@ -155,6 +198,7 @@ def verify_ledger(
             _check_checkpoint(tree, cp, source, state, exact=exact)
         if old is not None:
             _check_fork(tree, old, cp, served_consistency, state)
+        _check_stored(tree, key, stored, witness_keys, state)
         for doc in proofs:
             check_proof(doc, key=key, checkpoint=cp, since=old, tree=tree)
             state.proofs += 1
@@ -501,3 +545,62 @@ def _check_fork(
     except LedgerInvalid as e:  # pragma: no cover - equal to the tree's own proof, which verifies
         raise Stop(Finding(kind="consistency-proof", message=f"consistency proof: {e}")) from None
     state.checks.append(f"{state.source} serves a correct consistency proof {old.size} -> {cp.size}")
+
+
+def _check_stored(
+    tree: MerkleTree,
+    key: NoteVerifier,
+    stored: Sequence[StoredNote],
+    witness_keys: WitnessKeys | None,
+    state: _Progress,
+) -> None:
+    """Every checkpoint and cosignature the source keeps is signed and has the tree's root."""
+    if not stored:
+        return
+    opened: dict[tuple[int, str], str] = {}  # (size, note) -> body: a note cosigned by many is checked once
+    cosignatures = 0
+    for item in stored:
+        if item.size is None:
+            _altered_store(item, "is unreadable")
+        body = opened.get((item.size, item.note))
+        if body is None:
+            body = _stored_body(tree, key, item, item.size)
+            opened[(item.size, item.note)] = body
+        if item.witness is not None:
+            _check_cosignature(item, body, witness_keys(item.witness) if witness_keys is not None else ())
+            cosignatures += 1
+    if any(item.witness is None for item in stored):
+        state.checks.append("the checkpoint the store keeps is signed and has the tree's root")
+    if cosignatures:
+        state.checks.append(f"{cosignatures} witness cosignature(s) the store keeps verify over the tree's roots")
+
+
+def _stored_body(tree: MerkleTree, key: NoteVerifier, item: StoredNote, size: int) -> str:
+    """The body of a kept note signed by ``key`` for the tree's root at ``size``."""
+    try:
+        cp = open_with(key, item.note)
+    except (LedgerInvalid, InvalidInput) as e:
+        _altered_store(item, f"does not verify with key {key.name} ({key.key_id.hex()}): {e}")
+    if cp.size != size or size > tree.size or tree.root(size) != cp.root_hash:
+        _altered_store(item, "does not match the tree")
+    return parse_signed_note(item.note)[0]
+
+
+def _check_cosignature(item: StoredNote, body: str, keys: Sequence[CosignerKey]) -> None:
+    """The witness's line is its own, of the time kept, and verifies over ``body`` with a key
+    registered under its name."""
+    try:
+        cosig = split_line(item.line)
+    except LedgerInvalid:
+        _altered_store(item, "is not a cosignature line", cosignature=True)
+    if cosig.name != item.witness or cosig.timestamp != item.timestamp:
+        _altered_store(item, "is not a line of that witness at that time", cosignature=True)
+    message = cosigned_message(body, cosig.timestamp)
+    if not any(k.key_id == cosig.key_id and k.verify(message, cosig.signature) for k in keys):
+        why = "with a key registered for it in the ledger" if keys else "(no such witness is registered in the ledger)"
+        _altered_store(item, f"does not verify {why}", cosignature=True)
+
+
+def _altered_store(item: StoredNote, what: str, *, cosignature: bool = False) -> NoReturn:
+    kind = "stored-checkpoint" if item.witness is None else "stored-cosignature"
+    raise Stop(Finding(kind=kind, message=f"{item.what(cosignature=cosignature)} {what}: the store was altered"))

@@ -30,7 +30,9 @@ class Finding:
     Attributes:
         kind: What failed: ``entry`` (an entry does not hash to its recorded leaf hash, or
             cannot be read), ``missing-entry``, ``checkpoint``, ``kept-checkpoint``,
-            ``rollback``, ``fork``, ``inclusion-proof``, ``consistency-proof``, ``source``.
+            ``rollback``, ``fork``, ``inclusion-proof``, ``consistency-proof``, ``source``,
+            ``stored-checkpoint``, ``stored-cosignature`` (a checkpoint or cosignature the
+            store keeps does not verify or does not match the tree).
         message: One line saying what is wrong and what it means.
         index: The ledger entry concerned, if any.
         element: The zero-based position of the bad proof hash, if known.

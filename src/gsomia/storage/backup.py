@@ -29,7 +29,7 @@ from urllib.parse import quote
 from sqlalchemy.engine import make_url
 
 from gsomia.errors import Conflict, InvalidInput, StorageError
-from gsomia.storage.db import normalise_url
+from gsomia.storage.db import normalise_url, sqlite_path
 
 __all__ = ["SqliteCopy", "copy_sqlite", "discard", "publish", "seal", "sqlite_file"]
 
@@ -52,7 +52,9 @@ class SqliteCopy:
 
 
 def sqlite_file(url: str) -> Path | None:
-    """The database file of a SQLite URL, or None for another backend.
+    """The database file of a SQLite URL, or None for another backend: the file SQLite opens
+    (:func:`~gsomia.storage.db.sqlite_path`), so ``sqlite:///file:g.db?mode=rw&uri=true`` is
+    ``g.db`` and ``sqlite:///file:g.db`` is the file named ``file:g.db``.
 
     Raises:
         InvalidInput: a bad URL, or an in-memory SQLite database (there is nothing to copy).
@@ -60,9 +62,10 @@ def sqlite_file(url: str) -> Path | None:
     parsed = make_url(normalise_url(url))
     if parsed.get_backend_name() != "sqlite":
         return None
-    if not parsed.database or parsed.database == ":memory:":
+    path = sqlite_path(parsed)  # the file SQLite opens: a "file:" name is a URI only with uri=true
+    if path is None:
         raise InvalidInput("an in-memory database cannot be backed up")
-    return Path(parsed.database)
+    return path
 
 
 def copy_sqlite(source: Path, folder: Path, *, progress: Progress | None = None) -> SqliteCopy:

@@ -23,6 +23,11 @@ and never written or reported.
 
 Full scans (start-up rebuild, verification) read through the driver's own cursor: they are
 the hot path of a million-entry ledger, and SQLAlchemy's row objects would triple their cost.
+
+Every read checks what it hands out: a body or leaf hash that is not bytes (SQLite's
+``replace()`` turns a BLOB into TEXT), or a leaf hash that is not 32 bytes long, was written by
+no append, so the row was altered in the database: it is reported as that entry's problem
+(:class:`~gsomia.ledger.audit.EntryProblem`), never converted.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from gsomia.errors import StorageError
+from gsomia.ledger.audit import EntryProblem
 from gsomia.storage.bulk import insert_rows
 from gsomia.storage.schema import Base, UTCDateTime
 from gsomia.storage.store import Store
@@ -61,6 +67,7 @@ log = logging.getLogger(__name__)
 # Arbitrary constant advisory-lock key ("gLdg"); distinct from the migration lock in db.py.
 _LEDGER_LOCK = 0x674C_6467
 _CHECKPOINT_LOCK = 0x674C_4350  # "gLCP": one checkpoint signer at a time
+_HASH_BYTES = 32  # SHA-256 (RFC 9162 §2.1.1)
 _PENDING = "gsomia.ledger.pending"
 _LOCKED = "gsomia.ledger.locked"
 
@@ -325,6 +332,37 @@ class LedgerTable:
                 row.value = value
         return note
 
+    def kept_checkpoint(self) -> tuple[int | None, str] | None:
+        """The latest checkpoint kept (``latest_checkpoint``) as ``(size, note)``; None when
+        none is kept, and ``(None, value)`` when the stored value is unreadable (it was altered).
+
+        Raises:
+            StorageError: on any database error.
+        """
+        found = self.meta("checkpoint")
+        if found is None:
+            return None
+        return _parse_stored(found) or (None, found)
+
+    def all_cosignatures(self) -> list[tuple[int | None, str, int | None, str, str]]:
+        """Every kept cosignature as ``(size, witness, timestamp, line, note)``, by size and
+        witness; a size or timestamp that is not an integer (altered in the database) is None.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        with self._store.reading() as s:
+            rows = s.execute(
+                select(
+                    CosignatureRow.size,
+                    CosignatureRow.witness,
+                    CosignatureRow.timestamp,
+                    CosignatureRow.line,
+                    CosignatureRow.note,
+                ).order_by(CosignatureRow.size, CosignatureRow.witness)
+            ).all()
+        return [(_integer(n), str(w), _integer(t), str(line), str(note)) for n, w, t, line, note in rows]
+
     def _stored_checkpoint(self) -> tuple[int, str] | None:
         found = self.meta("checkpoint")
         return _parse_stored(found) if found is not None else None
@@ -368,17 +406,19 @@ class LedgerTable:
         """Every stored ``(index, leaf hash)`` from ``start`` on, in index order.
 
         Raises:
+            EntryProblem: a stored leaf hash is not 32 bytes (the row was altered).
             StorageError: on any database error.
         """
         out: list[tuple[int, bytes]] = []
         for rows in self._raw("SELECT idx, leaf_hash FROM ledger_entries WHERE idx > {} ORDER BY idx LIMIT {}", start):
-            out.extend(rows)
+            out.extend(rows if _all_hashes(rows, 1) else [(i, _leaf_hash(i, h)) for i, h in rows])
         return out
 
     def get(self, index: int) -> StoredEntry | None:
         """The entry at ``index``, or None.
 
         Raises:
+            EntryProblem: its body or leaf hash is not as an append writes it (the row was altered).
             StorageError: on any database error.
         """
         found = self.range(index, 1)
@@ -389,6 +429,7 @@ class LedgerTable:
         may read when it is given.
 
         Raises:
+            EntryProblem: a body or leaf hash is not as an append writes it (the row was altered).
             StorageError: on any database error.
         """
         q = select(LedgerEntryRow.idx, LedgerEntryRow.leaf_hash, LedgerEntryRow.body, LedgerEntryRow.recorded_at)
@@ -400,13 +441,14 @@ class LedgerTable:
             q = q.where(LedgerEntryRow.idx.in_(readable))
         with self._store.reading() as s:
             rows = s.execute(q.order_by(LedgerEntryRow.idx).limit(limit)).all()
-        return [StoredEntry(int(i), bytes(h), bytes(b), at) for i, h, b, at in rows]
+        return [_stored(int(i), h, b, at) for i, h, b, at in rows]
 
     def some(self, indexes: Sequence[int], *, party: str | None = None) -> dict[int, StoredEntry]:
         """The entries at ``indexes`` that exist (and that ``party`` may read, when given), by
         index: one query.
 
         Raises:
+            EntryProblem: a body or leaf hash is not as an append writes it (the row was altered).
             StorageError: on any database error.
         """
         wanted = sorted(set(indexes))
@@ -421,7 +463,7 @@ class LedgerTable:
             q = q.where(LedgerEntryRow.idx.in_(readable))
         with self._store.reading() as s:
             rows = s.execute(q).all()
-        return {int(i): StoredEntry(int(i), bytes(h), bytes(b), at) for i, h, b, at in rows}
+        return {int(i): _stored(int(i), h, b, at) for i, h, b, at in rows}
 
     def readable(self, index: int, party: str) -> bool:
         """Whether ``party`` may read entry ``index``.
@@ -441,10 +483,16 @@ class LedgerTable:
         """Every ``(index, body, leaf hash)``, in index order, ``batch`` rows at a time.
 
         Raises:
+            EntryProblem: a body or leaf hash is not as an append writes it (the row was altered);
+                the rows before it are yielded first.
             StorageError: on any database error.
         """
         sql = "SELECT idx, body, leaf_hash FROM ledger_entries WHERE idx > {} ORDER BY idx LIMIT {}"
-        yield from self._raw(sql, 0, batch=batch)
+        for rows in self._raw(sql, 0, batch=batch):
+            if _all_hashes(rows, 2) and all(type(r[1]) is bytes for r in rows):
+                yield rows
+            else:
+                yield from _checked_scan(rows)
 
     def _raw(self, sql: str, start: int, *, batch: int = 100_000) -> Iterator[list[Any]]:
         """Rows of ``sql`` (first column: idx) from ``start`` on, keyset-paginated, through the
@@ -472,6 +520,56 @@ class LedgerTable:
                 ) from e
             finally:
                 cursor.close()
+
+
+def _all_hashes(rows: Sequence[Sequence[Any]], column: int) -> bool:
+    """Whether every row's ``column`` is a leaf hash as an append writes it (the fast path)."""
+    return all(type(h) is bytes and len(h) == _HASH_BYTES for h in (r[column] for r in rows))
+
+
+def _checked_scan(rows: Sequence[tuple[int, Any, Any]]) -> Iterator[list[tuple[int, bytes, bytes]]]:
+    """The rows up to the first altered one, then its :class:`EntryProblem`."""
+    good: list[tuple[int, bytes, bytes]] = []
+    try:
+        for index, body, h in rows:
+            good.append((index, _body(index, body), _leaf_hash(index, h)))
+    except EntryProblem:
+        if good:
+            yield good
+        raise
+    yield good
+
+
+def _stored(index: int, h: object, body: object, at: datetime) -> StoredEntry:
+    return StoredEntry(index, _leaf_hash(index, h), _body(index, body), at)
+
+
+def _binary(index: int, value: object, what: str) -> bytes:
+    """``value`` if the driver read it as binary; otherwise the row was altered."""
+    if isinstance(value, bytes | bytearray | memoryview):  # bytes on SQLite and psycopg; never text
+        return bytes(value)
+    kinds = {str: "text", int: "an integer", float: "a real number", type(None): "NULL"}
+    kind = kinds.get(type(value), f"a {type(value).__name__}")
+    raise _altered(index, f"its stored {what} is {kind}, not bytes")
+
+
+def _body(index: int, value: object) -> bytes:
+    return value if type(value) is bytes else _binary(index, value, "body")
+
+
+def _leaf_hash(index: int, value: object) -> bytes:
+    h = value if type(value) is bytes else _binary(index, value, "leaf hash")
+    if len(h) != _HASH_BYTES:
+        raise _altered(index, f"its stored leaf hash is {len(h)} byte{'' if len(h) == 1 else 's'} long, not 32")
+    return h
+
+
+def _altered(index: int, what: str) -> EntryProblem:
+    return EntryProblem(f"ledger entry {index}: {what} (the store was altered)", index=index)
+
+
+def _integer(value: object) -> int | None:
+    return value if type(value) is int else None
 
 
 def _parse_stored(value: str) -> tuple[int, str] | None:

@@ -99,3 +99,13 @@ def test_only_sqlite_files_are_copied(tmp_path: Path) -> None:
     assert backup.sqlite_file("postgresql://gsomia@db.example/gsomia") is None
     with pytest.raises(InvalidInput, match="in-memory"):
         backup.sqlite_file("sqlite://")
+
+
+def test_the_file_copied_is_the_one_sqlite_opens(tmp_path: Path) -> None:
+    # a URI filename only with uri=true (as gsomia.storage.db.sqlite_path reads it)
+    assert backup.sqlite_file(f"sqlite:///file:{tmp_path / 'g.db'}?mode=rw&uri=true") == tmp_path / "g.db"
+    assert backup.sqlite_file("sqlite:///file:sub/g%20x.db?uri=true") == Path("sub/g x.db")
+    assert backup.sqlite_file("sqlite:///file:g.db") == Path("file:g.db")
+    assert backup.sqlite_file(f"sqlite:///{tmp_path / 'file:g.db'}") == tmp_path / "file:g.db"
+    with pytest.raises(InvalidInput, match="in-memory"):
+        backup.sqlite_file("sqlite:///file:shared?mode=memory&cache=shared&uri=true")

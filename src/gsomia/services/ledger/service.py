@@ -21,16 +21,16 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from gsomia.crypto.ledger_key import LedgerKey, load_or_create_ledger_key
+from gsomia.crypto.ledger_key import CosignerPublicKey, LedgerKey, load_or_create_ledger_key
 from gsomia.crypto.signing import ExchangeSigner
 from gsomia.errors import InvalidInput, LedgerInvalid, StorageError, UnknownEntity
-from gsomia.ledger.audit import VerifyReport, verify_ledger
-from gsomia.ledger.checkpoint import Checkpoint, b64, sign_note
+from gsomia.ledger.audit import Batch, StoredNote, VerifyReport, verify_ledger
+from gsomia.ledger.checkpoint import Checkpoint, b64, open_with, sign_note
 from gsomia.ledger.entries import entry_bytes
 from gsomia.ledger.export import EXPORT_FORMAT, ExportReader
 from gsomia.ledger.merkle import leaf_hash
@@ -457,7 +457,8 @@ class LedgerService:
             if n > current:
                 raise UnknownEntity(f"the ledger has {current} entries; there is no tree of size {n} yet")
             if index >= n:
-                raise UnknownEntity(f"ledger entry {index} is not in the tree of size {n} (entries 0..{n - 1})")
+                held = f"entries 0..{n - 1}" if n else "it is empty"
+                raise UnknownEntity(f"ledger entry {index} is not in the tree of size {n} ({held})")
             out: dict[str, Any] = {
                 "index": index,
                 "size": n,
@@ -675,7 +676,10 @@ class LedgerService:
         proofs: Sequence[Mapping[str, Any]] = (),
         progress: Callable[[int], None] | None = None,
     ) -> VerifyReport:
-        """Re-derive the stored ledger and check it (see :func:`~gsomia.ledger.audit.verify_ledger`).
+        """Re-derive the stored ledger and check it (see :func:`~gsomia.ledger.audit.verify_ledger`),
+        with the latest checkpoint and every witness cosignature the store keeps: each must be
+        signed (a cosignature by a key its witness registered in the ledger) over the
+        re-derived tree's root at its size. Nothing is written.
 
         Args:
             key: The key to trust; default: this exchange's own key file.
@@ -693,21 +697,54 @@ class LedgerService:
             StorageError: on any database error.
         """
         own = self.key()
+        trusted = key or own
+        # What the store keeps on its own authority (the latest checkpoint, the witnesses'
+        # cosignatures), read before the entries, so that the entries any of it covers are read
+        # too, and before anything is signed: verifying writes nothing.
+        stored = self._stored_notes()
         if checkpoint is None:
-            try:
-                checkpoint = self.checkpoint()
-            except LedgerInvalid:
-                # A hole in the store: no tree to sign. Re-deriving the entries names the hole.
-                checkpoint = None
+            checkpoint = self._checkpoint_to_verify(stored, trusted)
+        witnesses: dict[str, list[CosignerPublicKey]] = {}
+        batches: Iterable[Batch] = self._table.scan()
+        if any(n.witness is not None for n in stored):
+            batches = _collect_witness_keys(batches, witnesses)
         return verify_ledger(
-            self._table.scan(),
-            key=key or own,
+            batches,
+            key=trusted,
             checkpoint=checkpoint,
             source="the store",
             since=since,
             proofs=proofs,
             progress=progress,
+            stored=stored,
+            witness_keys=lambda name: witnesses.get(name, ()),
         )
+
+    def _stored_notes(self) -> list[StoredNote]:
+        """The latest checkpoint kept, then every witness cosignature kept (by size, witness)."""
+        notes: list[StoredNote] = []
+        kept = self._table.kept_checkpoint()
+        if kept is not None:
+            notes.append(StoredNote(size=kept[0], note=kept[1]))
+        notes.extend(
+            StoredNote(size=size, note=note, witness=witness, timestamp=timestamp, line=line)
+            for size, witness, timestamp, line, note in self._table.all_cosignatures()
+        )
+        return notes
+
+    def _checkpoint_to_verify(self, stored: Sequence[StoredNote], key: LedgerKey) -> str | None:
+        """The checkpoint this exchange serves now, as :meth:`checkpoint` answers it but without
+        recording it; None when the store has a hole (re-deriving the entries names it)."""
+        try:
+            size = self.refresh()
+        except LedgerInvalid:
+            return None
+        latest = next((n for n in stored if n.witness is None), None)
+        if latest is not None and latest.size is not None and latest.size >= size and _signed_by(key, latest.note):
+            # the note served (signed by another process, or over entries since altered or deleted)
+            return latest.note
+        with self._lock:
+            return self._note_locked(size)
 
     def stored_count(self) -> int:
         """The number of entries in the store (``max(index) + 1``), for progress bars.
@@ -734,6 +771,37 @@ def open_export(path: Path) -> ExportReader:
     except BaseException:
         stream.close()
         raise
+
+
+def _signed_by(key: LedgerKey, note: str) -> bool:
+    try:
+        open_with(key, note)
+    except (LedgerInvalid, InvalidInput):
+        return False
+    return True
+
+
+def _collect_witness_keys(batches: Iterable[Batch], keys: dict[str, list[CosignerPublicKey]]) -> Iterator[Batch]:
+    """``batches`` as they are, noting on the way every witness key registered in them (public
+    ``key`` entries of action ``witness_registered``, docs/protocol.md §5.9): a cosignature the
+    store keeps must verify with one of the keys its witness's name was registered with."""
+    for batch in batches:
+        for _index, body, _leaf in batch:
+            if b'"witness_registered"' in body:
+                _note_witness_key(body, keys)
+        yield batch
+
+
+def _note_witness_key(body: bytes, keys: dict[str, list[CosignerPublicKey]]) -> None:
+    try:
+        entry = json.loads(body)
+        if entry.get("type") != "key" or entry.get("action") != "witness_registered":
+            return
+        key = CosignerPublicKey.parse(entry["vkey"])
+    except (ValueError, KeyError, TypeError, AttributeError, InvalidInput):
+        return  # not a registration: a cosignature claiming it fails to verify
+    if key.name == entry.get("witness"):
+        keys.setdefault(key.name, []).append(key)
 
 
 def _check_origin(origin: str) -> None:
