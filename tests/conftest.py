@@ -35,6 +35,17 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = bundled_scenarios()["japan-korea-2019"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a slow test first, each file's tests kept together and in their order.
+
+    pytest-xdist (``--dist loadfile``) hands files to its workers in this order as they free
+    up: the long files started first leave only short ones for the end, so no worker runs a
+    long file alone after the other has finished."""
+    slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    order = {path: n for n, path in enumerate(dict.fromkeys(item.path for item in items))}
+    items.sort(key=lambda item: (item.path not in slow, order[item.path]))
+
+
 @pytest.fixture(scope="session")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Harness:
     """The exchange every ``harness`` starts as (built once, closed; see :meth:`Harness.clone`)."""

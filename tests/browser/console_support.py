@@ -29,7 +29,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 from gsomia.node.app import COOKIE
 from gsomia.node.service import NodeService
 from tests.browser.conftest import REPORT_CSP, Guard
-from tests.integration.conftest import Server, free_port, start_server
+from tests.integration.conftest import TLS, Server, free_port, start_server
 from tests.integration.exchange_support import Exchange, start_exchange, wait_for
 
 PASSWORD = "correct horse battery staple"
@@ -95,7 +95,7 @@ class Node:
 
         def listening() -> bool:
             try:
-                return httpx.get(self.url + "/api/status", timeout=1).status_code == 401
+                return httpx.get(self.url + "/api/status", timeout=1, verify=TLS).status_code == 401
             except httpx.TransportError:
                 return False
 
@@ -104,7 +104,7 @@ class Node:
     def api(self, user: str) -> httpx.Client:
         """An API session of ``user`` (made once), sending its CSRF token on every change."""
         if user not in self.sessions:
-            client = httpx.Client(base_url=self.url, timeout=30)
+            client = httpx.Client(base_url=self.url, timeout=30, verify=TLS)
             r = client.post("/api/session", json={"username": user, "password": PASSWORD})
             assert r.status_code == 200, r.text
             client.headers["X-CSRF-Token"] = r.json()["csrf"]
@@ -311,7 +311,7 @@ def guarded(browser: Browser, size: str) -> Iterator[tuple[BrowserContext, Guard
 def sign_in(ctx: BrowserContext, node: Node, user: str) -> None:
     """Give the browser a session of ``user`` (signed in over the API; the sign-in form has its
     own test), as the session cookie the node set."""
-    client = httpx.Client(base_url=node.url, timeout=30)
+    client = httpx.Client(base_url=node.url, timeout=30, verify=TLS)
     with client:
         r = client.post("/api/session", json={"username": user, "password": PASSWORD})
         assert r.status_code == 200, r.text

@@ -19,7 +19,7 @@ import rfc8785
 from gsomia.bootstrap import Settings, build
 from gsomia.crypto import PartyKeys, sign, write_private_keyfile
 from gsomia.services.exchange.access import Role
-from tests.integration.conftest import Server, start_server
+from tests.integration.conftest import TLS, Server, start_server
 
 PARTIES = ("JPN", "KOR", "USA")
 SCENARIO_PARTIES = ("JPN", "KOR", "USA", "NATO", "AUS", "GBR", "FRA", "IND", "ITA", "DEU", "UKR")
@@ -47,7 +47,7 @@ class Exchange:
 
     def client(self, who: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0, verify=TLS)
 
     def call(self, who: str | None, method: str, path: str, **kwargs: Any) -> httpx.Response:
         with self.client(who) as c:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.conftest import free_port
+from tests.integration.conftest import TLS, free_port
 from tests.integration.exchange_support import Exchange
 
 PASSWORD = "correct horse battery staple"
@@ -119,7 +119,7 @@ def start_node(ex: Exchange, party: str, workdir: Path, interop: dict[str, Any] 
         if proc.poll() is not None:
             raise RuntimeError(f"node exited early:\n{log.read_text(errors='replace')}")
         try:
-            r = httpx.get(node.taxii, auth=("analyst", PASSWORD), timeout=2)
+            r = httpx.get(node.taxii, auth=("analyst", PASSWORD), timeout=2, verify=TLS)
             if r.status_code == 200:
                 return node
         except httpx.TransportError:

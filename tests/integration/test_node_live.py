@@ -29,7 +29,7 @@ import pytest
 
 from gsomia.node.service import NodeService
 from gsomia.node.users import Role, Session
-from tests.integration.conftest import Server, free_port, start_server
+from tests.integration.conftest import TLS, Server, free_port, start_server
 from tests.integration.exchange_support import Exchange, start_exchange, wait_for
 
 pytestmark = pytest.mark.slow
@@ -89,14 +89,14 @@ class Node:
 
         def ready() -> bool:
             try:
-                return httpx.get(self.url + "/api/status", timeout=1).status_code == 401
+                return httpx.get(self.url + "/api/status", timeout=1, verify=TLS).status_code == 401
             except httpx.TransportError:
                 return False
 
         wait_for(ready, timeout=60, what=f"{self.party}'s node to listen")
 
     def login(self, user: str, password: str = PASSWORD) -> httpx.Client:
-        client = httpx.Client(base_url=self.url, timeout=30)
+        client = httpx.Client(base_url=self.url, timeout=30, verify=TLS)
         r = client.post("/api/session", json={"username": user, "password": password})
         assert r.status_code == 200, r.text
         client.headers["X-CSRF-Token"] = r.json()["csrf"]
