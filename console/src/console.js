@@ -8,6 +8,8 @@ import { instant, short } from './format.js';
 import { can } from './markings.js';
 import { parseHash, href } from './routes.js';
 import { problemBox } from './widgets.js';
+import { alarmWords } from './alarm.js';
+import { statusNotes } from './status.js';
 import { Live } from './live.js';
 import * as login from './views/login.js';
 import * as inbox from './views/inbox.js';
@@ -198,25 +200,16 @@ function drawStatus() {
   const alarm = $('#alarm');
   if (st.alarm) {
     const a = st.alarm;
+    const words = alarmWords(a.kind);
     fill(
       alarm,
       h(
         'div',
         { class: 'alarm-inner' },
-        h(
-          'h2',
-          {},
-          a.kind === 'rollback'
-            ? 'LEDGER ALARM: the exchange rolled its ledger back'
-            : 'LEDGER ALARM: the exchange showed two different ledgers (fork)',
-        ),
+        h('h2', {}, words.heading),
         h('p', { class: 'alarm-detail' }, sentence(a.detail), a.at ? ` Detected ${instant(a.at)}.` : ''),
-        h(
-          'p',
-          { class: 'alarm-advice' },
-          'Deliveries verified after this point cannot be trusted until the operators of the exchange explain it. The evidence is the two checkpoints below, each signed by the exchange.',
-        ),
-        h('div', { class: 'checkpoints' }, checkpoint('First checkpoint', a.first), checkpoint('Second checkpoint', a.second)),
+        h('p', { class: 'alarm-advice' }, words.advice),
+        h('div', { class: 'checkpoints' }, a.first ? checkpoint(words.first, a.first) : null, checkpoint(words.second, a.second)),
       ),
     );
     alarm.hidden = false;
@@ -252,6 +245,7 @@ function drawStatus() {
     ),
     st.ledger ? h('span', {}, `ledger ${st.ledger.size} entries${st.ledger.checked_at ? `, checked ${instant(st.ledger.checked_at)}` : ''}`) : null,
     w.cosigned_size !== null && w.cosigned_size !== undefined ? h('span', {}, `witness cosigned ${w.cosigned_size}`) : null,
+    statusNotes(st).map((n) => h('span', { id: n.id, class: n.bad ? 'bad' : null, title: n.title || null }, n.text)),
   );
 }
 

@@ -12,6 +12,7 @@ no console error, no CSP violation; nothing is wider than the screen.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -501,6 +502,47 @@ def test_an_administrator_rotates_the_keys_and_the_old_ones_are_kept(
     old = world.kor.api("chief").get(f"/api/deliveries/{seeded.track['delivery_id']}").json()
     assert old["payload"]["json"] == track()
     assert world.deliver(track(apogee_km=90.0))["state"] == "verified"
+
+
+def test_the_status_line_and_the_keys_view_show_missing_keys_a_rewind_and_the_cot_counters(
+    world: World, page: Page, context: tuple[BrowserContext, Guard], size: str
+) -> None:
+    # What `gsomia node status` says of the keys, the exchange and the CoT bridge, the console
+    # says too: the node's own status, with those fields as a node in trouble gives them, read
+    # and streamed (the live stream's first event is the whole status).
+    lost = "7a0b6dbf406c9afaeac17cb9441d21d5973d2376ba168942213243e5bfb6e899"
+    status = world.kor.api("duty").get("/api/status").json()
+    status["keys"] |= {"registered": False, "pending": lost, "missing": {"fingerprint": lost}}
+    status["exchange"] |= {
+        "reachable": False,
+        "error": "connection refused",
+        "rewound": {"at": "2019-11-22T01:00:00Z", "from": 42, "why": "the exchange's inbox ends before 42"},
+    }
+    status["cot"] = {
+        "in": {"received": 12, "sent": 10, "unmapped": 1, "malformed": 0, "refused": 0, "dropped": 1},
+        "out": {"sent": 9, "failed": 0, "dropped": 0},
+    }
+    stream = f"retry: 600000\nevent: status\ndata: {json.dumps(status)}\n\n"
+    page.route("**/api/status", lambda route: route.fulfill(json=status))
+    page.route("**/api/events", lambda route: route.fulfill(body=stream, content_type="text/event-stream"))
+    sign_in(context[0], world.kor, "duty")
+    open_as(page, world.kor.url, "#/keys")
+    line = page.locator("#status-line")
+    expect(line.locator("#keys-missing")).to_contain_text("KEYS MISSING: the exchange’s current key set 7a0b6dbf")
+    expect(line.locator("#keys-state")).to_have_text(
+        "keys NOT registered with the exchange (set 7a0b6dbf406c9afa… pending)"
+    )
+    expect(line.locator("#exchange-error")).to_have_text("last error: connection refused")
+    expect(line.locator("#exchange-rewound")).to_have_text(
+        "inbox read again from the start at 2019-11-22 01:00:00 UTC (cursor was 42)"
+    )
+    expect(line.locator("#cot-counts")).to_have_text(
+        "CoT in 12 received · 10 sent · 1 unmapped · 1 dropped; out 9 sent"
+    )
+    expect(page.locator("#keys-missing-detail")).to_contain_text(lost)
+    expect(page.locator("#exchange-error-detail")).to_have_text("connection refused")
+    expect(page.locator("#cot-detail")).to_contain_text("CoT in 12 received")
+    fits(page, size)
 
 
 def test_an_administrator_adds_and_revokes_a_user_and_reads_the_audit_log(

@@ -1,6 +1,7 @@
 """Witnesses over a real socket: three parties register witness keys, cosign the checkpoint
 they saw, and ``gsomia ledger verify --url --witness … --quorum K`` requires K cosignatures on
-a checkpoint the verified ledger extends."""
+a checkpoint the verified ledger extends. A party node's witness raises the key alarm when the
+exchange signs with another key than the one it pinned."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gsomia.crypto.ledger_key import Cosigner
+from gsomia.crypto.ledger_key import Cosigner, write_ledger_keyfile
 from gsomia.crypto.signing import ExchangeSigner
-from tests.integration.exchange_support import PARTIES, Exchange, start_exchange
+from tests.integration.conftest import start_server
+from tests.integration.exchange_support import PARTIES, Exchange, start_exchange, wait_for
+from tests.integration.node_support import Node, start_node
 
 pytestmark = pytest.mark.slow
 
@@ -88,3 +93,78 @@ def test_cosigned_checkpoints_and_a_quorum(ex: Exchange, tmp_path: Path) -> None
     assert "only 2 of the 3" in failed.stderr and "usa.witness.example" in failed.stderr
     refused = verify(ex, "--quorum", "1", code=4)
     assert "--witness" in refused.stderr
+
+
+def restart_with_key(ex: Exchange, key_file: Path) -> None:
+    """Stop the exchange, put ``key_file`` in place of its ledger key, start it on its port."""
+    port = int(ex.server.url.rsplit(":", 1)[1])
+    ex.server.stop()
+    target = ex.data_dir / "exchange-ledger.key"
+    target.unlink()
+    target.write_bytes(key_file.read_bytes())
+    target.chmod(0o600)
+    ex.server = start_server(ex.db, ex.data_dir, ex.env, port=port)
+
+
+def ledger_size(ex: Exchange) -> int:
+    return int(ex.call("auditor", "GET", "/api/v1/ledger/checkpoint").text.splitlines()[1])
+
+
+def status(node: Node) -> tuple[int, dict[str, Any], str]:
+    p = node.cli("status", "--json")
+    return p.returncode, json.loads(p.stdout), p.stderr
+
+
+def alarmed(node: Node) -> tuple[int, dict[str, Any], str] | None:
+    found = status(node)
+    return found if found[1]["alarm"] is not None else None
+
+
+def test_a_checkpoint_signed_with_another_key_raises_the_key_alarm_once(tmp_path: Path) -> None:
+    ex = start_exchange(tmp_path / "ex")
+    node = None
+    try:
+        assert ex.submit("JPN", report_id="k-0", recipients=["KOR"]).status_code == 201
+        node = start_node(ex, "KOR", tmp_path)
+        before = ledger_size(ex)
+        wait_for(lambda: status(node)[1]["witness"]["cosigned_size"] == before, timeout=60, what="a cosignature")
+        original = tmp_path / "original.key"
+        original.write_bytes((ex.data_dir / "exchange-ledger.key").read_bytes())
+        other = tmp_path / "other.key"
+        write_ledger_keyfile(other, ExchangeSigner.generate(), created=datetime.now(UTC))
+        restart_with_key(ex, other)  # the exchange's key file replaced between restarts
+        for i in range(2):
+            assert ex.submit("JPN", report_id=f"k-{i + 1}", recipients=["KOR"]).status_code == 201
+        after = ledger_size(ex)
+
+        code, st, err = wait_for(lambda: alarmed(node), timeout=60, what="the alarm")
+        alarm = st["alarm"]
+        assert code == 8 and alarm["kind"] == "key", (code, st)
+        assert alarm["detail"].startswith("the exchange's checkpoint is not signed by the pinned ledger key")
+        # the evidence: the last checkpoint accepted, and the one served under the other key
+        assert alarm["first"].split("\n")[1] == str(before) and alarm["first"] != alarm["second"]
+        assert before <= int(alarm["second"].split("\n")[1]) <= after
+        assert "error: LEDGER ALARM (key) since " in err, err
+        # the new deliveries are quarantined, saying why
+        wait_for(lambda: status(node)[1]["deliveries"]["quarantined"] == 2, timeout=60, what="the quarantine")
+        assert st["witness"]["cosigned_size"] == before
+        shown = node.cli("status")
+        assert shown.returncode == 8 and "LEDGER ALARM (key)" in shown.stderr, shown.stderr
+        assert node.log.read_text(errors="replace").count("LEDGER ALARM (key)") == 1  # raised once
+
+        # The exchange's key put back: once cleared, the node takes the next checkpoint as an
+        # extension of what it accepted, and the deliveries verify.
+        restart_with_key(ex, original)
+        assert ex.submit("JPN", report_id="k-3", recipients=["KOR"]).status_code == 201
+        cleared = node.cli("alarm", "clear")
+        assert cleared.returncode == 0 and "cleared the key alarm" in cleared.stdout, cleared.stdout + cleared.stderr
+        last = ledger_size(ex)
+        wait_for(lambda: status(node)[1]["witness"]["cosigned_size"] == last, timeout=60, what="a new cosignature")
+        rechecked = node.cli("recheck", "--json")
+        assert rechecked.returncode == 0, rechecked.stderr
+        code, st, _ = status(node)
+        assert code == 0 and st["alarm"] is None and st["deliveries"]["quarantined"] == 0, st
+    finally:
+        if node is not None:
+            node.stop()
+        ex.stop()

@@ -5,6 +5,7 @@
 import * as api from '../api.js';
 import { append, h, fill, facts, table } from '../dom.js';
 import { instant } from '../format.js';
+import { cotText } from '../status.js';
 import { problemBox, busy, confirmDialog, card } from '../widgets.js';
 
 const KEY_STATE = {
@@ -31,11 +32,36 @@ export function render(ctx, main) {
     const l = st.ledger ?? {};
     const w = st.witness ?? {};
     const x = st.exchange ?? {};
+    const ks = st.keys ?? {};
+    const rw = x.rewound;
     fill(
       ledgerOut,
       st.alarm
         ? h('p', { class: 'problem', role: 'alert' }, h('strong', {}, 'Alarm: '), st.alarm.detail)
         : h('p', { class: 'ok', id: 'ledger-ok' }, '✓ No fork or rollback seen.'),
+      ks.missing
+        ? h(
+            'p',
+            { class: 'problem', role: 'alert', id: 'keys-missing-detail' },
+            h('strong', {}, 'Keys missing: '),
+            'the exchange’s current key set ',
+            h('code', { class: 'wrap' }, ks.missing.fingerprint ?? '—'),
+            ' is not in this node. New deliveries sealed to it cannot be opened (they are quarantined), and the exchange refuses what the node signs. Restore the node’s database that holds it, or rotate the keys.',
+          )
+        : null,
+      h('h3', {}, 'Keys at the exchange'),
+      facts([
+        [
+          'Registered',
+          ks.registered === undefined || ks.registered === null
+            ? null
+            : ks.registered
+              ? 'yes'
+              : h('span', { class: 'bad', id: 'keys-registered' }, ks.pending ? 'no: a set is waiting to be registered' : 'no'),
+        ],
+        ['Pending set', ks.pending ? h('code', { class: 'wrap' }, ks.pending) : null],
+        ['Last refusal', ks.error ? h('span', { class: 'bad' }, ks.error) : null],
+      ]),
       h('h3', {}, 'Ledger'),
       facts([
         ['Size verified', l.size !== undefined ? `${l.size} entries` : null],
@@ -58,9 +84,17 @@ export function render(ctx, main) {
       facts([
         ['Address', x.url ? h('code', { class: 'wrap' }, x.url) : null],
         ['Reachable', x.reachable ? 'yes' : h('span', { class: 'bad' }, 'no')],
+        ['Last error', x.reachable === false && x.error ? h('span', { class: 'bad', id: 'exchange-error-detail' }, x.error) : null],
         ['Last event', x.last_event_at ? instant(x.last_event_at) : null],
         ['Cursor', x.cursor],
+        [
+          'Inbox read again',
+          rw
+            ? `from the start${rw.at ? ` at ${instant(rw.at)}` : ''}${rw.from !== null && rw.from !== undefined ? ` (cursor was ${rw.from})` : ''}${rw.why ? `: ${rw.why}` : ''}`
+            : null,
+        ],
       ]),
+      st.cot ? [h('h3', {}, 'Cursor-on-Target'), h('p', { id: 'cot-detail' }, cotText(st.cot), ' (since the node started serving)')] : null,
     );
   };
   const load = async () => {

@@ -3,7 +3,7 @@
 gsomia node init --party KOR --exchange URL --key kor.keys --token-file T [--dir D]
 gsomia node users add NAME --role officer|approver|admin
 gsomia node serve [--port 8100]
-gsomia node status            # exit 8 if the ledger alarm stands (fork or rollback)
+gsomia node status            # exit 8 if the ledger alarm stands (fork, rollback or key)
 gsomia node sync --once       # catch up with the exchange and stop (scripts, cron, tests)
 gsomia node keys rotate       # new keys; the old are kept to open older deliveries
 """
@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import platformdirs
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from gsomia import collector
@@ -30,7 +31,8 @@ HELP = """A party's own node: keeps the party's keys and what it receives, encry
 party's network; signs what the party sends; decrypts and verifies every delivery (the
 originator's signature with the key valid at submission, ledger inclusion against a checkpoint
 it checked for consistency itself); witnesses the exchange's ledger and raises an alarm on a
-fork or rollback; serves the party's officers a console and a JSON API.
+fork, a rollback or a checkpoint not signed by the pinned key; serves the party's officers a
+console and a JSON API.
 
 Start: 'gsomia keys generate KOR --out kor.keys', get a party token from the exchange's operator
 into a file, then 'gsomia node init --party KOR --exchange https://exchange.example --key kor.keys
@@ -43,7 +45,7 @@ users_cli = typer.Typer(
 )
 keys_cli = typer.Typer(help="The party's keys in this node: list, rotate.", no_args_is_help=True)
 alarm_cli = typer.Typer(
-    help="The ledger alarm (fork or rollback): show, clear after investigation.", no_args_is_help=True
+    help="The ledger alarm (fork, rollback or key): show, clear after investigation.", no_args_is_help=True
 )
 node_cli.add_typer(users_cli, name="users")
 node_cli.add_typer(keys_cli, name="keys")
@@ -55,6 +57,9 @@ Dir = Annotated[
     typer.Option("--dir", envvar="GSOMIA_NODE_DIR", help="The node's folder (node.json, node.key, node.db)."),
 ]
 ADMIN = "cli"  # how the audit log names an action taken on the node's own machine
+# The status's lines are facts a script greps for (the exchange's last error, a missing key
+# set): each is written whole, never wrapped at the width of an output that is not a terminal.
+_LINES = Console(highlight=False, soft_wrap=True)
 
 
 def _open(directory: Path) -> NodeService:
@@ -193,7 +198,8 @@ def serve_cmd(
 @node_cli.command("status")
 def status_cmd(directory: Dir = DEFAULT_DIR, as_json: AsJson = False) -> None:
     """The node's status as last seen: the exchange, deliveries, the ledger, the witness.
-    Exits 8 if the ledger alarm stands (a fork or a rollback), naming both checkpoints."""
+    Exits 8 if the ledger alarm stands (a fork, a rollback, or a checkpoint not signed by the pinned
+    ledger key), naming both checkpoints."""
     with common.errors():
         service = _open(directory)
         try:
@@ -214,12 +220,14 @@ def status_cmd(directory: Dir = DEFAULT_DIR, as_json: AsJson = False) -> None:
 
 
 def _one_line(note: str) -> str:
+    if not note:
+        return "none"  # a key alarm before any checkpoint was accepted
     lines = note.split("\n")
     return " ".join(lines[:3])
 
 
 def _render_status(data: dict[str, Any]) -> None:
-    out = common.out
+    out = _LINES
     ex, dl, lg, wt = data["exchange"], data["deliveries"], data["ledger"], data["witness"]
     reach = {True: "reachable", False: "UNREACHABLE", None: "not contacted yet"}[ex["reachable"]]
     out.print(f"node {data['party']} — exchange {ex['url']} {reach}", markup=False)
@@ -250,15 +258,17 @@ def _render_status(data: dict[str, Any]) -> None:
         cin, cout = cot["in"], cot["out"]
         out.print(
             f"  CoT in: {cin['received']} received, {cin['sent']} sent, {cin['unmapped']} unmapped, "
-            f"{cin['malformed']} malformed, {cin['refused']} refused, {cin['dropped']} dropped; "
-            f"CoT out: {cout['sent']} sent, {cout['failed']} failed, {cout['dropped']} dropped "
+            f"{cin['malformed']} malformed, {cin['refused']} refused, {cin['dropped']} dropped, "
+            f"{cin.get('stale', 0)} stale; "
+            f"CoT out: {cout['sent']} sent, {cout['failed']} failed, {cout['dropped']} dropped, "
+            f"{cout.get('stale', 0)} stale "
             "(since 'node serve' started)",
             markup=False,
         )
 
 
 def _render_keys(keys: dict[str, Any]) -> None:
-    out = common.out
+    out = _LINES
     if keys["missing"]:
         out.print(
             f"  KEYS MISSING: the exchange's current key set {keys['missing']['fingerprint']} is not in this node: "

@@ -10,7 +10,10 @@ an endpoint the marking allows: cleared at the delivery's level or above, and se
 parties the originator's caveats and the third-party rule allow (docs/design.md §3 rules 4
 and 6). TAK clients display these attributes but do not enforce them, so the node does.
 
-Pure: XML in, XML out; no sockets, no clock.
+Stale: an event is valid until its ``stale`` time (the CoT event schema); past it, by more than
+:data:`STALE_TOLERANCE`, it is neither sent as a report nor sent on to TAK (docs/interop.md §5).
+
+Pure: XML in, XML out; no sockets, no clock (the caller gives the instant).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.parsers import expat
 
@@ -43,6 +46,19 @@ COT_MEDIA_TYPE = "application/cot+xml"
 MAX_EVENT_BYTES = 64 * 1024
 _TAK_MAGIC = 0xBF
 _COT_TYPE = re.compile(r"^[a-zA-Z0-9](?:-[a-zA-Z0-9.:]+)*$")
+STALE_TOLERANCE = timedelta(seconds=5)
+"""How far past its ``stale`` time an event is still taken: the clocks of a sensor, a TAK server
+and the node are never quite together."""
+TRACK_STALE = timedelta(seconds=120)
+"""How long a track received as JSON (which has no ``stale`` of its own) is valid from its
+report's creation."""
+_STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def is_stale(stale: datetime, now: datetime) -> bool:
+    """True if an event valid until ``stale`` is no longer valid at ``now`` (more than
+    :data:`STALE_TOLERANCE` past it)."""
+    return now - stale > STALE_TOLERANCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +69,7 @@ class CotEvent:
     type: str
     time: str
     xml: bytes
+    stale: str = ""
 
     def instant(self) -> datetime:
         """The event's ``time`` as an aware instant.
@@ -61,6 +78,14 @@ class CotEvent:
             InvalidInput: ``time`` is not an ISO 8601 instant with an offset.
         """
         return _cot_instant("time", self.time)
+
+    def expires(self) -> datetime:
+        """The event's ``stale`` as an aware instant: it is valid until then.
+
+        Raises:
+            InvalidInput: ``stale`` is not an ISO 8601 instant with an offset.
+        """
+        return _cot_instant("stale", self.stale)
 
 
 def parse_cot(data: bytes) -> CotEvent:
@@ -89,7 +114,7 @@ def parse_cot(data: bytes) -> CotEvent:
         raise InvalidInput("a CoT event needs a <point>")
     _check_times(root)
     _check_point(point)
-    return CotEvent(uid=uid, type=kind, time=time, xml=data)
+    return CotEvent(uid=uid, type=kind, time=time, xml=data, stale=root.get("stale", ""))
 
 
 def _cot_instant(name: str, text: str | None) -> datetime:
@@ -110,6 +135,15 @@ def _cot_instant(name: str, text: str | None) -> datetime:
         return at.astimezone(UTC)
     except OverflowError as e:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         raise InvalidInput(f"CoT {name} {text!r} is out of range") from e
+
+
+def instant_or_none(text: str) -> datetime | None:
+    """``text`` as an aware UTC instant if it is an ISO 8601 instant with an offset (a report's
+    ``created``), else None."""
+    try:
+        return _cot_instant("created", text)
+    except InvalidInput:
+        return None
 
 
 def _check_times(root: ET.Element) -> None:
@@ -177,7 +211,7 @@ def proto_to_xml(data: bytes) -> bytes:
 
     def stamp(ms: int) -> str:
         try:
-            return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            return datetime.fromtimestamp(ms / 1000, UTC).strftime(_STAMP)
         except (ValueError, OverflowError, OSError) as e:
             raise InvalidInput(f"a TAK protocol time of {ms} ms since 1970 is out of range") from e
 
@@ -399,12 +433,22 @@ def marking_attributes(delivered: DeliveredMarking) -> dict[str, str]:
     return attrs
 
 
-def marked_event(payload: bytes, content_type: str, delivered: DeliveredMarking, *, report_id: str) -> bytes | None:
+def marked_event(
+    payload: bytes,
+    content_type: str,
+    delivered: DeliveredMarking,
+    *,
+    report_id: str,
+    created: datetime | None = None,
+) -> bytes | None:
     """The CoT event to emit for a received report, its marking attributes set; None when the
     payload is not a track (a CoT event, or JSON ``{"track": [[lat, lon, hae], …]}``).
 
     Attributes the originator set on its event (``access``, ``caveat``, ``releasableto``,
-    ``opex``) are replaced: they spoke of the originator's ladder.
+    ``opex``) are replaced: they spoke of the originator's ladder. Its ``time``, ``start`` and
+    ``stale`` are kept. A JSON track's event is of the report's creation instant ``created``
+    (``time`` and ``start``), valid for :data:`TRACK_STALE` from it (``stale``); without
+    ``created``, from now.
     """
     attrs = marking_attributes(delivered)
     kind = content_type.split(";", maxsplit=1)[0].strip().lower()
@@ -433,13 +477,31 @@ def marked_event(payload: bytes, content_type: str, delivered: DeliveredMarking,
             uid=f"gsomia.{report_id}",
             cot_type=str(doc.get("cot_type", "a-h-A-M")),
             how="m-g",
-            stale=120,
+            stale=int(TRACK_STALE.total_seconds()),
             access=attrs["access"],
             caveat=attrs["caveat"],
             extra_attrs={k: v for k, v in attrs.items() if k not in ("access", "caveat")},
         )
+        if created is not None:
+            at = created.astimezone(UTC)
+            event.set("time", at.strftime(_STAMP))
+            event.set("start", at.strftime(_STAMP))
+            event.set("stale", (at + TRACK_STALE).strftime(_STAMP))
         return bytes(pytak.serialize_cot(event))
     return None
+
+
+def event_stale(event: bytes) -> datetime:
+    """The ``stale`` instant of an event :func:`marked_event` made.
+
+    Raises:
+        InvalidInput: not such an event.
+    """
+    try:
+        root = ET.fromstring(event)  # noqa: S314 - made by marked_event, which refuses a DTD
+    except ET.ParseError as e:
+        raise InvalidInput(f"not XML: {e}") from e
+    return _cot_instant("stale", root.get("stale"))
 
 
 def endpoints_from_config(items: Sequence[Mapping[str, Any]]) -> tuple[CotEndpoint, ...]:

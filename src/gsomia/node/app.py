@@ -14,6 +14,7 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gsomia.errors import (
@@ -64,6 +66,13 @@ PROBLEM = "application/problem+json"
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 STREAM_CHECK = 5.0  # seconds between checks of an open event stream's session in the store
 MAX_BODY = 1024 * 1024  # the exchange's own limit (GSOMIA_MAX_BODY_BYTES): a larger report could not go on
+# The console's cache policy (console/build.mjs): every built asset has a content hash in its
+# name and is cached for a year as immutable; index.html, which names them, is revalidated, so
+# a new build reaches every browser at its next load. The dashboard's (gsomia.web.routes), which
+# the node may not import.
+IMMUTABLE = "public, max-age=31536000, immutable"
+NO_CACHE = "no-cache"
+_HASHED = re.compile(r"-[A-Z0-9]{8}\.[a-z0-9]+$")  # esbuild's [name]-[hash] names
 
 _STATUS: list[tuple[type[GsomiaError], int, str]] = [
     (LoginThrottled, 429, "too-many-requests"),
@@ -598,6 +607,26 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
+class _Console(StaticFiles):
+    """The console's files, with its cache policy (hashed names immutable, the rest revalidated)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["Cache-Control"] = IMMUTABLE if _HASHED.search(path) else NO_CACHE
+        return response
+
+
+class _Mount(Mount):
+    """A mount that takes every path under its prefix. Starlette's own matches the rest of the
+    path with ``.*``, which stops at a line feed: ``/taxii2/%0d%0a`` and the like would fall
+    through to the node's routes and be answered in the console's format (a problem document)
+    instead of the mounted application's (TAXII's error message)."""
+
+    def __init__(self, path: str, app: ASGIApp) -> None:
+        super().__init__(path, app=app)
+        self.path_regex = re.compile(self.path_regex.pattern, re.DOTALL)
+
+
 # --- the application ------------------------------------------------------------------------------------
 
 
@@ -656,7 +685,7 @@ def create_node_app(
     for router in routers:
         app.include_router(router)
     for prefix, sub in (mounts or {}).items():
-        app.mount(prefix, sub)
+        app.router.routes.append(_Mount(prefix, sub))
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
     async def _unknown(rest: str) -> JSONResponse:
@@ -664,6 +693,6 @@ def create_node_app(
 
     directory = web_dir or WEB_DIR
     if directory.is_dir():
-        app.mount("/", StaticFiles(directory=directory, html=True), name="console")
+        app.mount("/", _Console(directory=directory, html=True), name="console")
     app.add_middleware(_Envelope, own_limits=tuple(mounts or {}))
     return app

@@ -8,7 +8,6 @@ served with its defaults and CoT is off.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -18,15 +17,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, select
 from starlette.types import ASGIApp
 
 from gsomia.client.http import ExchangeClient
 from gsomia.client.reports import ReportDraft, sign_report
-from gsomia.errors import ExchangeUnreachable, GsomiaError, InvalidInput, PayloadTooLarge
-from gsomia.interop.cot import CotEndpoint, CotRule, endpoints_from_config, is_track_topic, rules_from_config
+from gsomia.errors import ExchangeUnreachable, GsomiaError, InvalidInput, NotAuthenticated, PayloadTooLarge
+from gsomia.interop.cot import (
+    CotEndpoint,
+    CotRule,
+    endpoints_from_config,
+    instant_or_none,
+    is_track_topic,
+    rules_from_config,
+)
 from gsomia.interop.stix import DeliveredMarking, MarkingPolicy, NationalMarking, TopicMap
 from gsomia.node.cot.bridge import (
     IDLE_SECONDS,
@@ -41,7 +45,7 @@ from gsomia.node.cot.bridge import (
 )
 from gsomia.node.cot.output import OUTPUT_QUEUE
 from gsomia.node.service import NodeService
-from gsomia.node.store import deliveries, login_failures, users
+from gsomia.node.store import deliveries, users
 from gsomia.node.taxii.app import create_taxii_app
 from gsomia.node.taxii.service import (
     INBOX,
@@ -51,11 +55,12 @@ from gsomia.node.taxii.service import (
     SendResult,
     TaxiiService,
     TaxiiSettings,
+    Throttled,
     UserRecord,
     inbox_objects,
 )
 from gsomia.node.taxii.store import NewObject, TaxiiStore
-from gsomia.node.users import MAX_FAILURES, WINDOW
+from gsomia.node.users import LoginThrottled
 
 log = logging.getLogger(__name__)
 
@@ -179,12 +184,13 @@ def _only(doc: object, allowed: set[str], where: str) -> None:
 
 class NodeUsers:
     """The node's accounts as TAXII's user directory: argon2 hashes, roles, revocation, and the
-    console's login throttle (5 failures per username within 15 minutes)."""
+    console's login throttle (5 failures per username, and per address, within 15 minutes),
+    through the console's own admission: each check takes its place in the window before its
+    password is checked."""
 
     def __init__(self, service: NodeService) -> None:
         self.store = service.store
         self.users = service.users
-        self._hasher = PasswordHasher()
 
     def lookup(self, username: str) -> UserRecord | None:
         """The account, or None."""
@@ -199,30 +205,30 @@ class NodeUsers:
             active=row["revoked_at"] is None,
         )
 
-    def absent(self, password: str) -> None:
-        """An argon2 check against the console's dummy hash (it always fails)."""
-        with contextlib.suppress(VerificationError):
-            self.users.dummy_check(password)
+    def check(self, username: str, password: str, *, client: str) -> UserRecord | None:
+        """The active account these credentials name, or None: an unknown or revoked user is
+        checked against the console's dummy hash, and every refusal counts toward the throttle.
 
-    def verify(self, record: UserRecord, password: str) -> bool:
-        """Check the password against the argon2 hash; a failure counts toward the throttle."""
-        subject = f"user:{record.username[:100]}"
-        since = (datetime.now(UTC) - WINDOW).isoformat()
-        with self.store.read() as c:
-            failures = c.execute(
-                select(func.count()).where(login_failures.c.subject == subject, login_failures.c.at >= since)
-            ).scalar_one()
-        if failures >= MAX_FAILURES:
-            self.absent(password)  # as long as any other refusal: the time does not tell this one
-            return False
+        Raises:
+            Throttled: too many recent failures for this username or from this address.
+        """
         try:
-            ok = bool(self._hasher.verify(record.password_hash, password))
-        except (VerificationError, InvalidHashError):
-            ok = False
-        if not ok:
-            with self.store.write() as c:
-                c.execute(insert(login_failures).values(subject=subject, at=datetime.now(UTC).isoformat()))
-        return ok
+            self.users.check(username, password, client=client)
+        except LoginThrottled as e:
+            raise Throttled(e.retry_after) from None
+        except NotAuthenticated:
+            return None
+        return self.lookup(username)
+
+    def held(self, username: str, *, client: str) -> None:
+        """Raise while the throttle holds this username or this address.
+
+        Raises:
+            Throttled: too many recent failures for this username or from this address.
+        """
+        wait = self.users.held(username, client=client)
+        if wait:
+            raise Throttled(wait)
 
 
 def _summary(result: Mapping[str, Any], stored_before: bool) -> str:
@@ -440,7 +446,7 @@ class Interop:
             "cot": {
                 "listening": [list(b) for b in self.bound],
                 "in": describe(self.ingest.stats),
-                "out": {"sent": self.output.sent, "failed": self.output.failed, "dropped": self.output.dropped},
+                "out": self.output.counters(),
             }
         }
 
@@ -569,6 +575,7 @@ class Interop:
                 payload=payload,
                 content_type=str(row["content_type"]),
                 report_id=str(row["report_id"]),
+                created=instant_or_none(str(row["created"] or "")),
             )
         if not self.config.taxii:
             return []

@@ -9,13 +9,16 @@ memory, or holds both files, reads everything (docs/node.md, "What is encrypted"
 Tables are created on first open (``create_all``); the schema carries a version in
 ``settings`` so a later version can migrate it, and a store a newer version wrote is refused
 rather than used. The file (and SQLite's journal files, which take its mode) is created
-readable by its owner only.
+readable by its owner only; one an older version left readable by others is tightened at open
+(docs/node.md, "What is encrypted").
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -50,6 +53,8 @@ from sqlalchemy.pool import QueuePool
 from gsomia.errors import StorageError
 
 __all__ = ["SCHEMA_VERSION", "NodeStore", "iso_now", "metadata", "utc_text"]
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 
@@ -170,7 +175,7 @@ alarms = Table(
     "alarms",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(16), nullable=False),  # fork | rollback
+    Column("kind", String(16), nullable=False),  # fork | rollback | key
     Column("detail", Text, nullable=False),
     Column("first", Text, nullable=False),
     Column("second", Text, nullable=False),
@@ -255,6 +260,7 @@ class NodeStore:
         self._noted: dict[str, float] = {}  # setting -> when note() last wrote it (monotonic)
         try:
             _create_private(path)
+            _tighten(path)
             with self._writer.begin() as c:
                 c.exec_driver_sql("PRAGMA journal_mode=WAL")
                 _check_schema(c, path)
@@ -367,6 +373,37 @@ def _create_private(path: Path) -> None:
         pass
     except OSError as e:
         raise StorageError(f"cannot create the node store {path}: {e.strerror}") from e
+
+
+def _tighten(path: Path) -> None:
+    """Make the store and SQLite's ``-wal`` and ``-shm`` files beside it readable by their owner
+    only (0600), if an older version left group or other permission bits on them; one warning
+    names the files tightened.
+
+    Raises:
+        StorageError: a file cannot be tightened (the node does not own it): the store is not
+            opened, and the message gives the command that fixes it.
+    """
+    tightened = []
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(os.stat(p).st_mode)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise StorageError(f"cannot open the node store {path}: {p}: {e.strerror}") from e
+        if not mode & 0o077:
+            continue
+        try:
+            os.chmod(p, 0o600)
+        except OSError as e:
+            raise StorageError(
+                f"the node store file {p} is readable or writable by others (mode {mode:04o}) and cannot be made "
+                f"private ({e.strerror}): run 'chmod 600 {p}' as its owner, then start again"
+            ) from e
+        tightened.append(f"{p} (was {mode:04o})")
+    if tightened:
+        log.warning("node store files were readable by others; made 0600 (owner only): %s", ", ".join(tightened))
 
 
 def _check_schema(c: Connection, path: Path) -> None:

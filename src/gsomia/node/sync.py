@@ -24,7 +24,7 @@ ledger as §4.5 says:
    of the wrapped key, the instant; the signed topic, level, media type, caveats, payload
    size, the commitment and the signer's key) — else ``not_in_ledger``, or
    ``checkpoint_inconsistent`` when the node cannot accept the exchange's checkpoint
-   (an alarm stands).
+   (an alarm stands: a fork, a rollback, or a checkpoint not signed by the pinned key).
 
 A delivery that fails any step is **quarantined** with that reason and never shown as normal.
 """
@@ -77,7 +77,8 @@ REASONS = {
     "key_not_valid": "the originator's key was not valid when the exchange received the report",
     "signature": "the originator's signature over the report does not verify",
     "not_in_ledger": "the delivery is not proved in the exchange's ledger as delivered",
-    "checkpoint_inconsistent": "the exchange's ledger checkpoint is inconsistent with one this node accepted",
+    "checkpoint_inconsistent": "the exchange's ledger checkpoint is inconsistent with one this node accepted, "
+    "or not signed by the ledger key it pinned",
 }
 """Why a delivery is quarantined, by reason code."""
 
@@ -1085,8 +1086,13 @@ class Syncer:
         if cp is None or max(index, submission) >= cp.size:
             cp = self._advance(ex, cosign=False)
         if cp is None or max(index, submission) >= cp.size:
-            if self.witness.alarm() is not None:
-                raise Quarantined("checkpoint_inconsistent", "no checkpoint this node accepted covers the delivery")
+            alarm = self.witness.alarm()
+            if alarm is not None:
+                raise Quarantined(
+                    "checkpoint_inconsistent",
+                    f"no checkpoint this node accepted covers the delivery: the ledger alarm ({alarm['kind']}) "
+                    f"stands: {alarm['detail']}",
+                )
             raise Quarantined("not_in_ledger", f"entry {max(index, submission)} is beyond the signed checkpoint")
         out["checkpoint_size"] = cp.size
         size = cp.size

@@ -27,7 +27,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import RowMapping, delete, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, delete, func, insert, select, update
 
 from gsomia.errors import Conflict, GsomiaError, InvalidInput, NotAuthenticated, NotPermitted, UnknownEntity
 from gsomia.node.store import NodeStore, iso_now, login_failures, sessions, users
@@ -201,8 +201,58 @@ class UserService:
             NotAuthenticated: a wrong password, an unknown or a revoked user (one answer for all).
         """
         at = now or datetime.now(UTC)
-        subjects = [f"user:{username[:100]}", f"addr:{client}"]
-        wait, attempt = self._admit(subjects, at)
+        row, attempt = self._authenticate(username, password, client, at)
+        token = secrets.token_urlsafe(32)
+        session = Session(
+            username=username,
+            role=Role.parse(str(row["role"])),
+            csrf=secrets.token_urlsafe(32),
+            token_sha256=_digest(token),
+        )
+        with self.store.write() as c:
+            self._succeeded(c, row, password, attempt)
+            c.execute(
+                insert(sessions).values(
+                    token_sha256=session.token_sha256,
+                    username=username,
+                    csrf=session.csrf,
+                    created_at=at.isoformat(),
+                    last_seen=at.isoformat(),
+                    client=client[:64],
+                )
+            )
+        return token, session
+
+    def check(self, username: str, password: str, *, client: str, now: datetime | None = None) -> Role:
+        """Check a password as :meth:`login` does, under the same throttle, without opening a
+        session (TAXII's HTTP Basic): the user's role.
+
+        Raises:
+            LoginThrottled: too many recent failures for this username or this address.
+            NotAuthenticated: a wrong password, an unknown or a revoked user (one answer for all).
+        """
+        row, attempt = self._authenticate(username, password, client, now or datetime.now(UTC))
+        with self.store.write() as c:
+            self._succeeded(c, row, password, attempt)
+        return Role.parse(str(row["role"]))
+
+    def held(self, username: str, *, client: str, now: datetime | None = None) -> int:
+        """How long logins for this username or from this address must wait (0: not throttled),
+        reserving nothing: for a password already checked (TAXII remembers one for a while),
+        which must not get past a throttle that holds every other attempt."""
+        at = now or datetime.now(UTC)
+        with self.store.read() as c:
+            return _wait(c, _subjects(username, client), at)
+
+    def _authenticate(self, username: str, password: str, client: str, at: datetime) -> tuple[RowMapping, list[int]]:
+        """The account row of a right password and the attempt's places in the window.
+
+        Raises:
+            LoginThrottled: too many recent failures for this username or this address.
+            NotAuthenticated: a wrong password, an unknown or a revoked user (the attempt stays
+                a failure).
+        """
+        wait, attempt = self._admit(_subjects(username, client), at)
         if wait:
             raise LoginThrottled(wait)
         with self.store.read() as c:
@@ -217,55 +267,27 @@ class UserService:
             ok = False
         if not ok or row is None:
             raise NotAuthenticated("wrong username or password")  # the attempt stays a failure
-        token = secrets.token_urlsafe(32)
-        session = Session(
-            username=username,
-            role=Role.parse(str(row["role"])),
-            csrf=secrets.token_urlsafe(32),
-            token_sha256=_digest(token),
-        )
-        with self.store.write() as c:
-            c.execute(delete(login_failures).where(login_failures.c.subject == subjects[0]))
-            c.execute(delete(login_failures).where(login_failures.c.id.in_(attempt)))
-            if self._hasher.check_needs_rehash(str(row["password_hash"])):
-                c.execute(
-                    update(users).where(users.c.username == username).values(password_hash=self._hasher.hash(password))
-                )
+        return row, attempt
+
+    def _succeeded(self, c: Connection, row: RowMapping, password: str, attempt: list[int]) -> None:
+        """A right password: the username's failures are forgiven, the attempt gives its places
+        back, and a hash made with older parameters is made again."""
+        username = str(row["username"])
+        c.execute(delete(login_failures).where(login_failures.c.subject == _subjects(username, "")[0]))
+        c.execute(delete(login_failures).where(login_failures.c.id.in_(attempt)))
+        if self._hasher.check_needs_rehash(str(row["password_hash"])):
             c.execute(
-                insert(sessions).values(
-                    token_sha256=session.token_sha256,
-                    username=username,
-                    csrf=session.csrf,
-                    created_at=at.isoformat(),
-                    last_seen=at.isoformat(),
-                    client=client[:64],
-                )
+                update(users).where(users.c.username == username).values(password_hash=self._hasher.hash(password))
             )
-        return token, session
 
     def _admit(self, subjects: list[str], at: datetime) -> tuple[int, list[int]]:
         """How long the subjects must wait (0: not throttled) and, when admitted, the ids of the
         failures recorded for this attempt before its password is checked: in the transaction
         that counts them, so that attempts made at once each take a place in the window and no
         more than :data:`MAX_FAILURES` are ever checked (a successful login removes its own)."""
-        since = (at - WINDOW).isoformat()
-        wait = 0
         with self.store.write() as c:
-            c.execute(delete(login_failures).where(login_failures.c.at < since))
-            for subject in subjects:
-                times = (
-                    c.execute(
-                        select(login_failures.c.at)
-                        .where(login_failures.c.subject == subject, login_failures.c.at >= since)
-                        .order_by(login_failures.c.at)
-                    )
-                    .scalars()
-                    .all()
-                )
-                if len(times) >= MAX_FAILURES:
-                    # free again when enough failures have left the window
-                    oldest = datetime.fromisoformat(times[len(times) - MAX_FAILURES])
-                    wait = max(wait, int((oldest + WINDOW - at).total_seconds()) + 1)
+            c.execute(delete(login_failures).where(login_failures.c.at < (at - WINDOW).isoformat()))
+            wait = _wait(c, subjects, at)
             if wait:
                 return wait, []
             ids: list[int] = []
@@ -335,6 +357,32 @@ class UserService:
         """End a session (idempotent)."""
         with self.store.write() as c:
             c.execute(delete(sessions).where(sessions.c.token_sha256 == _digest(token)))
+
+
+def _subjects(username: str, client: str) -> list[str]:
+    """What the throttle counts an attempt against: its username and its client's address."""
+    return [f"user:{username[:100]}", f"addr:{client}"]
+
+
+def _wait(c: Connection, subjects: list[str], at: datetime) -> int:
+    """How long the subjects must wait (0: not throttled): until enough of the failures of the
+    most held one have left the window."""
+    since = (at - WINDOW).isoformat()
+    wait = 0
+    for subject in subjects:
+        times = (
+            c.execute(
+                select(login_failures.c.at)
+                .where(login_failures.c.subject == subject, login_failures.c.at >= since)
+                .order_by(login_failures.c.at)
+            )
+            .scalars()
+            .all()
+        )
+        if len(times) >= MAX_FAILURES:
+            oldest = datetime.fromisoformat(times[len(times) - MAX_FAILURES])
+            wait = max(wait, int((oldest + WINDOW - at).total_seconds()) + 1)
+    return wait
 
 
 def _user(row: RowMapping) -> dict[str, Any]:

@@ -14,6 +14,13 @@ consistency proof that does not verify, nor does the one asked for again: the ex
 tree it cannot prove extends the one it showed before) or a *rollback* (a smaller tree than one it already signed). Under
 an alarm the node accepts and cosigns nothing more, and a delivery that would need a newer
 checkpoint is quarantined (``checkpoint_inconsistent``).
+
+A checkpoint that carries no valid signature from the pinned ledger key (the exchange's key
+file replaced, or a note forged under its name) raises the *key* alarm, with the last accepted
+checkpoint and the one served as its evidence: once, not at every round while it stands.
+Signatures by other keys are ignored (C2SP signed-note), so a note the pinned key signed
+alongside others is accepted; an exchange that cannot be reached, or an answer that is no
+signed note at all, raises nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import Connection, func, insert, select, update
 
@@ -37,9 +44,12 @@ from gsomia.ledger.checkpoint import Checkpoint, b64, parse_signed_note
 from gsomia.ledger.entries import entry_bytes
 from gsomia.node.store import NodeStore, alarms, checkpoints, iso_now
 
-__all__ = ["Accepted", "LedgerWitness", "fetch_entry", "proof_hashes"]
+__all__ = ["KEY_ALARM", "Accepted", "LedgerWitness", "fetch_entry", "proof_hashes"]
 
 log = logging.getLogger(__name__)
+
+KEY_ALARM = "the exchange's checkpoint is not signed by the pinned ledger key"
+"""How the detail of a *key* alarm begins."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +187,10 @@ class LedgerWitness:
         is the latest accepted meanwhile, in this process.
 
         Raises:
-            LedgerInvalid: the checkpoint's signature does not verify with the pinned key, or
-                a fork or rollback was found (the alarm is raised first).
+            LedgerInvalid: the checkpoint carries no valid signature from the pinned key (the
+                key alarm is raised first, unless an alarm stands: then the accepted checkpoint
+                is returned), or a fork or rollback was found (the alarm is raised first), or
+                the note is malformed or of another log.
             ExchangeUnreachable: the exchange could not be reached.
         """
         hold = hold and not cosign
@@ -191,7 +203,9 @@ class LedgerWitness:
                 if quick is not None:
                     return quick
             note = exchange.ledger_checkpoint()
-            cp = self.key.open(note)  # raises LedgerInvalid: not signed by the pinned key
+            cp = self._open(note)
+            if cp is None:
+                return self.latest()
             self.store.note("ledger.checked_at", iso_now())
             last = self.latest()
             if self.alarm() is not None:
@@ -226,8 +240,8 @@ class LedgerWitness:
         first, and finds and names whatever is wrong.
 
         Raises:
-            LedgerInvalid: the checkpoint is not signed by the pinned key, or the proof does
-                not verify (a fork; the alarm is raised first).
+            LedgerInvalid: the checkpoint is not signed by the pinned key (the key alarm is
+                raised first), or the proof does not verify (a fork; the alarm is raised first).
             ExchangeUnreachable: the exchange could not be reached.
         """
         try:
@@ -237,7 +251,9 @@ class LedgerWitness:
         note = doc.get("checkpoint") if isinstance(doc, dict) else None
         if not isinstance(note, str):
             return None
-        cp = self.key.open(note)  # raises LedgerInvalid: not signed by the pinned key
+        cp = self._open(note)
+        if cp is None:
+            return last
         if type(doc.get("new")) is not int or doc["new"] != cp.size or doc.get("old") != last.size:
             return None
         self.store.note("ledger.checked_at", iso_now())
@@ -246,6 +262,27 @@ class LedgerWitness:
         if cp.size == last.size:
             return self._unchanged(exchange, last, cp, note, cosign=cosign)
         return self._extended(exchange, last, cp, note, doc, cosign=cosign, hold=hold)
+
+    def _open(self, note: str) -> Checkpoint | None:
+        """The checkpoint ``note`` holds, verified with the pinned key; None when it carries no
+        valid signature from that key while an alarm stands already (it is not raised again).
+
+        Raises:
+            LedgerInvalid: no valid signature from the pinned key (the key alarm is raised
+                first); or the note is malformed or of another log (no alarm: nothing says the
+                exchange's key changed).
+        """
+        try:
+            return self.key.open(note)
+        except LedgerInvalid:
+            why = _unsigned(self.key, note)
+            if why is None:
+                raise
+        if self.alarm() is None:
+            last = self.latest()
+            self._raise("key", why, last.note if last is not None else "", note)
+        log.debug("ledger: %s (the alarm stands already)", why)
+        return None
 
     def _rollback(self, last: Accepted, cp: Checkpoint, note: str) -> None:
         """A signed checkpoint smaller than the accepted one: the rollback alarm.
@@ -377,7 +414,7 @@ class LedgerWitness:
         with self.store.write() as c:
             c.execute(update(checkpoints).where(checkpoints.c.size == cp.size).values(cosigned_at=iso_now()))
 
-    def _raise(self, kind: str, detail: str, first: str, second: str) -> None:
+    def _raise(self, kind: str, detail: str, first: str, second: str) -> NoReturn:
         """Store and publish the alarm, then raise it.
 
         Raises:
@@ -392,14 +429,18 @@ class LedgerWitness:
         raise LedgerInvalid(f"{kind}: {detail}")
 
     def clear_alarm(self, by: str) -> dict[str, Any] | None:
-        """Clear the standing alarm (an administrator's decision, after investigation); the
-        next checkpoint the exchange serves becomes the new base. Returns the cleared alarm."""
+        """Clear the standing alarm (an administrator's decision, after investigation); after a
+        fork or a rollback the next checkpoint the exchange serves becomes the new base, after
+        a key alarm the accepted checkpoints stay the base (they were signed by the pinned key;
+        the next one must extend them). Returns the cleared alarm."""
         current = self.alarm()
         if current is None:
             return None
         with self.store.write() as c:
+            kinds = set(c.execute(select(alarms.c.kind).where(alarms.c.cleared_at.is_(None))).scalars())
             c.execute(update(alarms).where(alarms.c.cleared_at.is_(None)).values(cleared_at=iso_now(), cleared_by=by))
-            c.execute(checkpoints.delete())
+            if kinds != {"key"}:
+                c.execute(checkpoints.delete())
         return current
 
     # --- inclusion ------------------------------------------------------------------------------------
@@ -447,6 +488,30 @@ class LedgerWitness:
 
 _LATEST = select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)
 _STANDING = select(alarms.c.id).where(alarms.c.cleared_at.is_(None)).limit(1)
+
+
+def _unsigned(key: LedgerKey, note: str) -> str | None:
+    """Why ``note`` carries no valid signature from ``key`` (signed-note: every signature under
+    its name and key ID must verify, and there must be one), or None if that is not why it was
+    refused (it is malformed, or of another log). Names only key IDs: the names in a note are
+    the exchange's words."""
+    try:
+        text, signatures = parse_signed_note(note)
+    except LedgerInvalid:
+        return None
+    pinned = f"{key.name}, key ID {key.key_id.hex()}"
+    ours = [s for s in signatures if s.name == key.name and s.key_id == key.key_id]
+    if not ours:
+        ids = ", ".join(dict.fromkeys(s.key_id.hex() for s in signatures))
+        return f"{KEY_ALARM} ({pinned}): it is signed by key ID {ids} only"
+    message = text.encode("utf-8")
+    failed = sum(key.verify(message, s.signature) is not True for s in ours)
+    if failed:
+        return (
+            f"{KEY_ALARM} ({pinned}): {failed} of its {len(ours)} signature(s) under that key's name and ID "
+            "does not verify"
+        )
+    return None
 
 
 def _insert(c: Connection, cp: Accepted) -> None:

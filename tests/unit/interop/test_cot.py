@@ -6,6 +6,7 @@ import re
 import socket
 import threading
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import takproto
@@ -13,9 +14,13 @@ from takproto.functions import xml2proto
 
 from gsomia.errors import InvalidInput
 from gsomia.interop.cot import (
+    STALE_TOLERANCE,
+    TRACK_STALE,
     CotEndpoint,
     CotEvent,
     endpoints_from_config,
+    event_stale,
+    is_stale,
     marked_event,
     parse_cot,
     read_event,
@@ -131,6 +136,32 @@ def test_marking_attributes_replace_the_originators() -> None:
     assert track.get("uid") == "gsomia.r-1" and track.find("point").get("lat") == "40.1"  # type: ignore[union-attr]
     assert track.get("releasableto") == "JPN KOR"
     assert marked_event(b"hello", "text/plain", delivered(), report_id="r") is None
+
+
+def test_an_event_is_stale_past_its_stale_time_and_the_tolerance() -> None:
+    ev = parse_cot(EVENT)
+    stale = datetime(2019, 11, 22, 1, 0, tzinfo=UTC)
+    assert ev.stale == "2019-11-22T01:00:00Z" and ev.expires() == stale
+    assert timedelta(seconds=5) == STALE_TOLERANCE
+    assert not is_stale(stale, stale + STALE_TOLERANCE)  # a sensor's clock a little ahead of ours
+    assert is_stale(stale, stale + STALE_TOLERANCE + timedelta(microseconds=1))
+    assert not is_stale(stale, stale - timedelta(hours=1))
+
+
+def test_an_event_sent_on_keeps_the_originators_stale_and_a_json_track_is_stale_from_its_creation() -> None:
+    marked = marked_event(EVENT, "application/cot+xml", delivered(), report_id="r")
+    assert marked is not None and event_stale(marked) == datetime(2019, 11, 22, 1, 0, tzinfo=UTC)
+    created = datetime(2019, 11, 22, 0, 58, 30, tzinfo=UTC)
+    track = marked_event(
+        b'{"track": [[39.0, 125.7, 0]]}', "application/json", delivered(), report_id="r", created=created
+    )
+    assert track is not None
+    out = ET.fromstring(track)
+    assert out.get("time") == out.get("start") == "2019-11-22T00:58:30.000000Z"
+    assert event_stale(track) == created + TRACK_STALE
+    # with no creation instant known, a JSON track is valid for TRACK_STALE from now
+    fresh = marked_event(b'{"track": [[39.0, 125.7, 0]]}', "application/json", delivered(), report_id="r")
+    assert fresh is not None and event_stale(fresh) > datetime.now(UTC) + TRACK_STALE - timedelta(seconds=30)
 
 
 @pytest.mark.parametrize(

@@ -332,3 +332,29 @@ def test_an_event_stream_ends_when_its_session_expires(
             c.execute(update(sessions).values({column: "2000-01-01T00:00:00+00:00"}))
 
     _stream_ends_when(app, monkeypatch, expire)
+
+
+def test_the_console_s_hashed_assets_are_immutable_and_its_page_is_revalidated(tmp_path: Path) -> None:
+    # A new build must reach every browser at its next load (the page names the new hashed
+    # files), and an unchanged one must cost nothing: console/build.mjs names them so.
+    service = kor_node(tmp_path)
+    web = tmp_path / "web"
+    (web / "assets").mkdir(parents=True)
+    (web / "index.html").write_text('<!doctype html><title>console</title><script src="assets/console-AB2CD3EF.js">')
+    (web / "assets" / "console-AB2CD3EF.js").write_text("export {};")
+    (web / "assets" / "notes.txt").write_text("not built by esbuild")
+
+    async def test(client: Client) -> None:
+        for path in ("/", "/index.html"):
+            page = await client.get(path)
+            assert page.status_code == 200 and page.headers["cache-control"] == "no-cache", path
+        asset = await client.get("/assets/console-AB2CD3EF.js")
+        assert asset.status_code == 200
+        assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+        other = await client.get("/assets/notes.txt")
+        assert other.headers["cache-control"] == "no-cache"
+
+    try:
+        run(create_node_app(service, web_dir=web), test)
+    finally:
+        service.close()

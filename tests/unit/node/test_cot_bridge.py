@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -24,10 +25,20 @@ RULES = [CotRule(type_prefix="a-h-A-M", topic="dprk.missile.launch", level="極�
 LADDER = {"군사I급비밀": 1, "군사II급비밀": 2, "군사III급비밀": 3}
 
 
-def event(uid: str = "t-1", kind: str = "a-h-A-M-B", detail: str = "", how: str = "m-g") -> bytes:
+NOW = datetime.now(UTC).replace(microsecond=0)
+"""The events' time: they stay valid an hour from it (a stale one is not sent)."""
+
+
+def stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event(
+    uid: str = "t-1", kind: str = "a-h-A-M-B", detail: str = "", how: str = "m-g", stale: datetime | None = None
+) -> bytes:
     return (
-        f'<event version="2.0" uid="{uid}" type="{kind}" how="{how}" time="2019-11-22T00:58:00Z" '
-        f'start="2019-11-22T00:58:00Z" stale="2019-11-22T01:00:00Z">'
+        f'<event version="2.0" uid="{uid}" type="{kind}" how="{how}" time="{stamp(NOW)}" '
+        f'start="{stamp(NOW)}" stale="{stamp(stale or NOW + timedelta(hours=1))}">'
         f'<point lat="39.0" lon="125.7" hae="950" ce="50" le="50"/><detail>{detail}</detail></event>'
     ).encode()
 
@@ -225,6 +236,28 @@ def test_the_backlog_holds_while_the_exchange_is_unreachable_and_stop_gives_up()
     ingest.stop()  # does not wait for an exchange that does not answer
 
 
+def test_an_event_already_stale_on_arrival_is_no_report_counted_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sender = Recorder()
+    now = NOW + timedelta(hours=2)
+    ingest = CotIngest(sender=sender, rules=RULES, clock=lambda: now)
+    ingest.start()
+    try:
+        with caplog.at_level(logging.WARNING):
+            late = [ingest.offer(event(uid=f"late-{i}", stale=now - timedelta(seconds=6))) for i in range(5)]
+        # within the tolerance for clocks apart: sent
+        assert ingest.offer(event(uid="skewed", stale=now - timedelta(seconds=4)))
+        assert ingest.offer(event(uid="fresh", stale=now + timedelta(minutes=1)))
+    finally:
+        ingest.stop()
+    assert late == [False] * 5
+    assert ingest.stats.stale == 5 and describe(ingest.stats)["stale"] == 5
+    assert ingest.stats.received == 7 and ingest.stats.sent == 2 and ingest.stats.dropped == 0
+    assert len(sender.drafts) == 2
+    assert caplog.text.count("CoT events not sent: already stale") == 1
+
+
 # --- outputs: one endpoint's trouble is its own -----------------------------------------------------------
 
 
@@ -374,3 +407,64 @@ def test_after_a_failed_send_the_endpoint_waits_longer_each_time_before_connecti
     finally:
         output.close()
     assert pauses == [0.5, 1.0, 2.0, 4.0]
+
+
+def test_a_track_stale_when_delivered_is_not_sent_and_counted_stale() -> None:
+    ops = Collector()
+    now = NOW + timedelta(minutes=15)
+    output = CotOutput([_endpoint("ops", ops.port)], LADDER.copy, clock=lambda: now)
+    try:
+        went = output.emit(
+            delivered=_delivered(),
+            payload=event(uid="old", stale=NOW + timedelta(minutes=5)),  # delivered after an outage
+            content_type="application/cot+xml",
+            report_id="R-old",
+        )
+        assert went == []
+        # a JSON track carries no stale time: it is valid for two minutes from its report's creation
+        assert (
+            output.emit(
+                delivered=_delivered(),
+                payload=b'{"track": [[39.0, 125.7, 950]]}',
+                content_type="application/json",
+                report_id="R-json",
+                created=now - timedelta(minutes=3),
+            )
+            == []
+        )
+        fresh = output.emit(
+            delivered=_delivered(), payload=event(uid="new"), content_type="application/cot+xml", report_id="R-new"
+        )
+        assert fresh == ["ops"] and until(lambda: ops.events() == 1)
+    finally:
+        output.close()
+        ops.close()
+    assert output.counters() == {"sent": 1, "failed": 0, "dropped": 0, "stale": 2}
+    assert b'uid="new"' in ops.data and b'uid="old"' not in ops.data
+
+
+def test_a_track_that_goes_stale_while_its_endpoint_is_down_is_not_sent_late(
+    hung: tuple[int, threading.Event, threading.Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, reached, release = hung
+    from gsomia.node.cot import output as output_module
+
+    monkeypatch.setattr(output_module._Endpoint, "_pause", lambda self, seconds: None)
+    now = [NOW]
+    output = CotOutput([_endpoint("hung", port)], LADDER.copy, clock=lambda: now[0])
+
+    def emit(uid: str) -> list[str]:
+        payload = event(uid=uid, stale=NOW + timedelta(minutes=1))
+        return output.emit(delivered=_delivered(), payload=payload, content_type="application/cot+xml", report_id=uid)
+
+    try:
+        assert emit("first") == ["hung"]
+        assert reached.wait(10)  # the endpoint's thread holds the first, connecting
+        assert emit("queued") == ["hung"]  # valid when it was queued
+        now[0] = NOW + timedelta(minutes=2)  # the endpoint comes back only after it went stale
+        release.set()
+        assert until(lambda: output.stale == 1)
+    finally:
+        release.set()
+        output.close()
+    assert output.failed == 1 and output.sent == 0

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from gsomia.errors import InvalidInput
+from gsomia.interop.cot import CotEndpoint
+from gsomia.node.cot.bridge import CotIngest, CotOutput
 from gsomia.node.interop import Interop, InteropConfig
 from gsomia.node.store import NodeStore
 from gsomia.node.taxii.store import NewObject, Query, TaxiiStore
@@ -143,3 +145,27 @@ def test_the_cot_bridges_limits_read_from_interop_json() -> None:
     for bad in ({"max_backlog": 0}, {"output_queue": 1.5}, {"tcp_idle_seconds": "60"}, {"tcp_max_connections": True}):
         with pytest.raises(InvalidInput, match=f"cot.{next(iter(bad))}"):
             InteropConfig.from_doc({"cot": bad})
+
+
+def test_a_json_track_delivered_long_after_its_creation_is_not_sent_on_and_counted_stale(
+    store: NodeStore,
+) -> None:
+    # The JSON track carries no stale time: its validity runs from the report's signed creation
+    # (2019), not from when the feed hands it on.
+    feed = _feed(store)
+    endpoint = CotEndpoint(name="ops", url="udp://127.0.0.1:9", cleared_to="군사II급비밀", audience=("KOR",))
+    feed.config = InteropConfig(taxii=False, outputs=(endpoint,))
+    feed.output = CotOutput([endpoint], lambda: {"군사I급비밀": 1, "군사II급비밀": 2})
+    feed.ingest = CotIngest(sender=None, rules=())  # type: ignore[arg-type]
+    feed.bound = []
+    marking = {"level": "군사II급비밀", "originator_level": "極秘", "banner": "군사II급비밀 (JPN 極秘)"}
+    store_verified(
+        store, range(1, 2), marking=json.dumps(marking, ensure_ascii=False), payload=b'{"track": [[39, 125, 950]]}'
+    )
+    try:
+        assert feed._drain() is False
+    finally:
+        feed.output.close()
+    cot = feed.status()["cot"]
+    assert cot["out"] == {"sent": 0, "failed": 0, "dropped": 0, "stale": 1}
+    assert cot["in"]["stale"] == 0

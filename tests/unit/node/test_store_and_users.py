@@ -22,6 +22,7 @@ from gsomia.node.audit import AuditLog
 from gsomia.node.config import KEY_ENV, NodeConfig, create_node_key, read_node_key
 from gsomia.node.interop import NodeUsers
 from gsomia.node.store import NodeStore, audit_log
+from gsomia.node.taxii.service import Throttled
 from gsomia.node.users import IDLE, MAX_FAILURES, LoginThrottled, Role, UserService
 
 # Fast Argon2id parameters for tests only; the node uses argon2-cffi's defaults (RFC 9106).
@@ -241,10 +242,13 @@ def test_the_audit_log_is_append_only_and_chained(store: NodeStore) -> None:
 
 
 def test_taxii_refusals_all_cost_one_argon2_check(store: NodeStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    # An unknown user, a wrong password and a throttled user are answered after the same work,
-    # so that the time of a 401 does not tell which usernames exist.
+    # An unknown user, a revoked one and a wrong password are answered after the same work, so
+    # that the time of a 401 does not tell which usernames exist; a throttled name, known or
+    # not, is refused before any check (the throttle counts names whether they exist or not).
     users = UserService(store, hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
     users.add("duty", "correct horse battery", Role.OFFICER, by="test")
+    users.add("gone", "correct horse battery", Role.OFFICER, by="test")
+    users.revoke("gone")
     taxii = NodeUsers(SimpleNamespace(store=store, users=users))  # type: ignore[arg-type]
     checks: list[str] = []
     real = PasswordHasher.verify
@@ -254,14 +258,17 @@ def test_taxii_refusals_all_cost_one_argon2_check(store: NodeStore, monkeypatch:
         return bool(real(self, hash, password))
 
     monkeypatch.setattr(PasswordHasher, "verify", counted)
-    record = taxii.lookup("duty")
-    assert record is not None
-    for _ in range(6):  # five failures, then throttled
+    for name in ("duty", "nobody"):
+        for n in range(MAX_FAILURES):
+            checks.clear()
+            assert taxii.check(name, "wrong", client=f"10.7.{n}.1") is None
+            assert len(checks) == 1
         checks.clear()
-        assert taxii.verify(record, "wrong") is False
-        assert len(checks) == 1
+        with pytest.raises(Throttled) as held:
+            taxii.check(name, "correct horse battery", client="10.7.9.1")
+        assert held.value.retry_after > 0 and checks == []
     checks.clear()
-    taxii.absent("anything")
+    assert taxii.check("gone", "correct horse battery", client="10.7.9.2") is None
     assert len(checks) == 1
 
 

@@ -4,6 +4,7 @@ a node.json naming another party than the store's, and node.db readable by other
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import secrets
 import stat
@@ -100,3 +101,46 @@ def test_a_store_made_before_its_party_was_recorded_is_taken_to_be_its_keys_part
     _switch(directory, "JPN")  # never opened as KOR: the party is not recorded yet
     with pytest.raises(InvalidInput, match="KOR"):
         NodeService.open(directory)
+
+
+def test_a_store_an_older_version_left_readable_by_others_is_tightened_once_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = secrets.token_bytes(32)
+    held = NodeStore(tmp_path / "node.db", key)  # kept open: its -wal and -shm stay beside it
+    try:
+        held.put("probe", "x")
+        files = [tmp_path / name for name in ("node.db", "node.db-wal", "node.db-shm")]
+        for p in files:
+            p.chmod(0o644)  # as an older gsomia left them
+        with caplog.at_level(logging.WARNING, logger="gsomia.node.store"):
+            NodeStore(tmp_path / "node.db", key).close()
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "0600" in warnings[0]
+        assert all(p.name in warnings[0] for p in files), warnings
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="gsomia.node.store"):
+            NodeStore(tmp_path / "node.db", key).close()
+        assert not [r for r in caplog.records if r.levelno == logging.WARNING]  # done once
+        assert held.get("probe") == "x"
+    finally:
+        held.close()
+
+
+def test_a_store_readable_by_others_that_cannot_be_tightened_is_refused_with_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = secrets.token_bytes(32)
+    NodeStore(tmp_path / "node.db", key).close()
+    (tmp_path / "node.db").chmod(0o640)
+
+    def not_the_owner(path: object, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted", str(path))
+
+    monkeypatch.setattr(os, "chmod", not_the_owner)  # the store's own call: it is not its owner
+    with pytest.raises(StorageError) as refused:
+        NodeStore(tmp_path / "node.db", key)
+    message = str(refused.value)
+    assert str(tmp_path / "node.db") in message and f"chmod 600 {tmp_path / 'node.db'}" in message
+    assert "\n" not in message

@@ -10,16 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from gsomia.crypto.ledger_key import Cosigner, CosignerPublicKey, LedgerKey
 from gsomia.crypto.signing import ExchangeSigner
-from gsomia.errors import InvalidInput, LedgerInvalid
+from gsomia.errors import ExchangeUnreachable, InvalidInput, LedgerInvalid
 from gsomia.ledger.checkpoint import Checkpoint, sign_note
 from gsomia.ledger.cosignature import quorum
 from gsomia.ledger.merkle import leaf_hash
 from gsomia.ledger.tree import MerkleTree
-from gsomia.node.store import NodeStore
-from gsomia.node.sync import Syncer
+from gsomia.node.store import NodeStore, alarms
+from gsomia.node.sync import Quarantined, Syncer
 from gsomia.node.witness import Accepted, LedgerWitness
 
 ORIGIN = "gsomia.test/ledger"
@@ -139,19 +140,182 @@ def test_the_same_size_with_another_root_is_a_fork_and_a_smaller_tree_a_rollback
             store.close()
 
 
-def test_a_checkpoint_not_signed_by_the_pinned_key_is_refused(store: NodeStore, carries: bool) -> None:
-    log = FakeLog(ExchangeSigner.generate(), 5, carries=carries)
+def test_a_checkpoint_not_signed_by_the_pinned_key_is_refused_and_raises_the_key_alarm_once(
+    store: NodeStore, carries: bool
+) -> None:
+    signer = ExchangeSigner.generate()
+    log = FakeLog(signer, 5, carries=carries)
     events: list[tuple[str, dict[str, Any]]] = []
     w = witness(store, log, events)
-    impostor = FakeLog(ExchangeSigner.generate(), 5, carries=carries)
-    with pytest.raises(LedgerInvalid):
-        w.advance(impostor)  # type: ignore[arg-type]
-    assert w.latest() is None and w.alarm() is None
     w.advance(log)  # type: ignore[arg-type]
-    impostor.add(3)  # and once a checkpoint is accepted, a grown tree under another key neither
-    with pytest.raises(LedgerInvalid):
+    pinned = log.key
+    rekey(log)  # the exchange's key file replaced: the same tree, grown, signed with another key
+    log.add(3)
+    with pytest.raises(LedgerInvalid, match=r"^key: the exchange's checkpoint is not signed by the pinned ledger key"):
+        w.advance(log)  # type: ignore[arg-type]
+    alarm = w.alarm()
+    assert alarm is not None and alarm["kind"] == "key", alarm
+    assert alarm["first"] == log_note(signer, pinned, log, 5) and alarm["second"] == log.note(8)  # the evidence
+    assert pinned.key_id.hex() in alarm["detail"] and log.key.key_id.hex() in alarm["detail"]
+    assert [k for k, _ in events].count("alarm") == 1
+    for _ in range(3):  # every later round: nothing accepted, cosigned, or raised again
+        log.add(1)
+        assert w.advance(log).size == 5  # type: ignore[arg-type,union-attr]
+    assert [k for k, _ in events].count("alarm") == 1 and _alarm_rows(store) == 1
+    assert [s for s, _ in log.cosigned] == [5]
+
+
+def rekey(log: FakeLog, signer: ExchangeSigner | None = None) -> None:
+    """The exchange signs with another key from now on (its key file replaced), or ``signer``."""
+    log.signer = signer or ExchangeSigner.generate()
+    log.key = LedgerKey(name=ORIGIN, public_key=log.signer.public_key_raw())
+
+
+def log_note(signer: ExchangeSigner, key: LedgerKey, log: FakeLog, size: int) -> str:
+    """The note ``signer`` signed of ``log``'s tree at ``size``."""
+    cp = Checkpoint(origin=ORIGIN, size=size, root_hash=log.tree.root(size))
+    return sign_note(cp, ORIGIN, key.key_id, signer.sign)
+
+
+def _alarm_rows(store: NodeStore) -> int:
+    with store.read() as c:
+        return int(c.execute(select(func.count()).select_from(alarms)).scalar_one())
+
+
+def test_a_node_that_never_accepted_a_checkpoint_raises_the_key_alarm_too(store: NodeStore, carries: bool) -> None:
+    log = FakeLog(ExchangeSigner.generate(), 5, carries=carries)
+    w = witness(store, log, [])
+    impostor = FakeLog(ExchangeSigner.generate(), 5, carries=carries)
+    with pytest.raises(LedgerInvalid, match=r"^key: "):
         w.advance(impostor)  # type: ignore[arg-type]
-    assert w.latest().size == 5 and w.alarm() is None  # type: ignore[union-attr]
+    alarm = w.alarm()
+    assert alarm is not None and alarm["kind"] == "key" and alarm["first"] == "" and alarm["second"] == impostor.note()
+    assert w.latest() is None
+
+
+class CosignedLog(FakeLog):
+    """A log whose checkpoints carry a second signature, by another key (signed-note allows
+    several: a verifier ignores the keys it does not know)."""
+
+    def __init__(self, signer: ExchangeSigner, leaves: int, *, other: ExchangeSigner, carries: bool) -> None:
+        super().__init__(signer, leaves, carries=carries)
+        self.other = other
+        self.other_key = LedgerKey(name="another.example/log", public_key=other.public_key_raw())
+
+    def note(self, size: int | None = None) -> str:
+        signed = super().note(size)
+        body = signed.split("\n\n", 1)[0] + "\n"
+        extra = sign_note(
+            Checkpoint(origin=ORIGIN, size=int(body.split("\n")[1]), root_hash=self.tree.root(size)),
+            self.other_key.name,
+            self.other_key.key_id,
+            self.other.sign,
+        ).rsplit("\n", 2)[-2]
+        return signed + extra + "\n"
+
+
+def test_a_checkpoint_signed_by_the_pinned_key_and_another_is_accepted(store: NodeStore, carries: bool) -> None:
+    log = CosignedLog(ExchangeSigner.generate(), 5, other=ExchangeSigner.generate(), carries=carries)
+    assert log.note().count("\n\u2014 ") == 2
+    w = witness(store, log, [])
+    assert w.advance(log).size == 5  # type: ignore[arg-type,union-attr]
+    log.add(2)
+    assert w.advance(log).size == 7 and w.alarm() is None  # type: ignore[arg-type,union-attr]
+
+
+class ForgedLog(FakeLog):
+    """A log whose checkpoints carry, besides the pinned key's valid signature or instead of it,
+    a signature under the pinned key's name and ID that does not verify."""
+
+    def __init__(self, signer: ExchangeSigner, leaves: int, *, keep_valid: bool) -> None:
+        super().__init__(signer, leaves)
+        self.keep_valid = keep_valid
+
+    def note(self, size: int | None = None) -> str:
+        signed = super().note(size)
+        body, line = signed.rsplit("\n\u2014 ", 1)
+        forged = "\u2014 " + line[:-5] + ("A" if line[-5] != "A" else "B") + line[-4:]
+        return (signed if self.keep_valid else body + "\n") + forged
+
+
+@pytest.mark.parametrize("keep_valid", [False, True], ids=["forged-only", "valid-and-forged"])
+def test_a_signature_under_the_pinned_key_that_does_not_verify_raises_the_key_alarm(
+    store: NodeStore, keep_valid: bool
+) -> None:
+    log = FakeLog(ExchangeSigner.generate(), 5)
+    w = witness(store, log, [])
+    w.advance(log)  # type: ignore[arg-type]
+    forged = ForgedLog(log.signer, 0, keep_valid=keep_valid)
+    forged.tree = log.tree
+    with pytest.raises(LedgerInvalid, match=r"^key: .*does not verify"):
+        w.advance(forged)  # type: ignore[arg-type]
+    assert w.alarm()["kind"] == "key" and w.latest().size == 5  # type: ignore[index,union-attr]
+
+
+class UnreachableLog(FakeLog):
+    """An exchange that cannot be reached (a network error), or that serves something that is no
+    signed note at all (a proxy's error page)."""
+
+    def __init__(self, signer: ExchangeSigner, leaves: int, *, answer: str | None) -> None:
+        super().__init__(signer, leaves)
+        self.answer = answer
+
+    def ledger_checkpoint(self) -> str:
+        if self.answer is None:
+            raise ExchangeUnreachable("connection refused")
+        return self.answer
+
+    def ledger_consistency(self, old: int, new: int | None = None) -> dict[str, Any]:
+        if self.answer is None:
+            raise ExchangeUnreachable("connection refused")
+        return {"old": old, "new": new, "proof": [], "checkpoint": self.answer}
+
+
+@pytest.mark.parametrize("answer", [None, "<html>502 Bad Gateway</html>\n"], ids=["unreachable", "not-a-note"])
+def test_a_network_error_or_an_answer_that_is_no_note_raises_no_alarm(store: NodeStore, answer: str | None) -> None:
+    log = FakeLog(ExchangeSigner.generate(), 5)
+    w = witness(store, log, [])
+    w.advance(log)  # type: ignore[arg-type]
+    down = UnreachableLog(log.signer, 5, answer=answer)
+    with pytest.raises(ExchangeUnreachable if answer is None else LedgerInvalid):
+        w.advance(down)  # type: ignore[arg-type]
+    assert w.alarm() is None and w.latest().size == 5  # type: ignore[union-attr]
+    log.add(2)
+    assert w.advance(log).size == 7  # type: ignore[arg-type,union-attr]
+
+
+def test_clearing_a_key_alarm_keeps_the_accepted_checkpoints_as_the_base(store: NodeStore) -> None:
+    signer = ExchangeSigner.generate()
+    log = FakeLog(signer, 5)
+    w = witness(store, log, [])
+    w.advance(log)  # type: ignore[arg-type]
+    rekey(log)
+    with pytest.raises(LedgerInvalid, match=r"^key: "):
+        w.advance(log)  # type: ignore[arg-type]
+    rekey(log, signer)  # the exchange's key put back
+    cleared = w.clear_alarm("chief")
+    assert cleared is not None and cleared["kind"] == "key"
+    assert w.latest().size == 5  # type: ignore[union-attr]  # the history it signed is still the base
+    other = FakeLog(signer, 0)
+    other.add(6, b"x")  # so a diverged tree after the episode is still a fork
+    with pytest.raises(LedgerInvalid, match="fork"):
+        w.advance(other)  # type: ignore[arg-type]
+
+
+def test_a_standing_key_alarm_names_itself_in_the_quarantine_of_a_delivery(store: NodeStore) -> None:
+    log = ProvingLog(ExchangeSigner.generate(), 5)
+    w, sync = grown(store, log)
+    rekey(log)
+    with pytest.raises(LedgerInvalid, match=r"^key: "):
+        w.advance(log)  # type: ignore[arg-type]
+    try:
+        assert sync._advance(log).size == 5  # type: ignore[arg-type,union-attr]  # quietly, under the alarm
+        with pytest.raises(Quarantined) as caught:
+            sync._ledger(log, {"leaf_index": 9, "origin": {"leaf_index": 8}}, {}, 0)  # type: ignore[arg-type]
+    finally:
+        sync.close()
+    assert caught.value.reason == "checkpoint_inconsistent"
+    assert "ledger alarm (key)" in caught.value.detail, caught.value.detail
 
 
 class GarbledLog(FakeLog):
@@ -312,6 +476,10 @@ class ProvingLog(FakeLog):
                 proof = self.tree.consistency_proof(old, self.tree.size)
                 out["consistency"] = {"old": old, "new": self.tree.size, "proof": [b64(h).decode() for h in proof]}
         return out
+
+    def ledger_entry(self, index: int) -> dict[str, Any]:
+        self.requests.append(f"entry {index}")
+        return {"index": index, "entry": {"i": index}}
 
 
 def syncer(store: NodeStore, w: LedgerWitness) -> Syncer:

@@ -10,11 +10,20 @@ import socketserver
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from gsomia.client.reports import ReportDraft
 from gsomia.errors import ExchangeUnreachable, InvalidInput
-from gsomia.interop.cot import COT_MEDIA_TYPE, CotEvent, CotRule, read_event, rule_for
+from gsomia.interop.cot import (
+    COT_MEDIA_TYPE,
+    STALE_TOLERANCE,
+    CotEvent,
+    CotRule,
+    is_stale,
+    read_event,
+    rule_for,
+)
 from gsomia.node.batches import BatchWorker
 from gsomia.node.cot.counting import Dropped
 from gsomia.node.cot.framing import TAK_MAGIC, CotStream, split_stream
@@ -36,6 +45,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_TOLERANCE = f"{STALE_TOLERANCE.total_seconds():g} s"
 
 MAX_BACKLOG = 10_000
 """CoT events that may wait for the exchange (queued, or in a batch being sent); past it, new
@@ -60,6 +70,7 @@ class IngestStats:
     sent: int = 0
     refused: int = 0
     dropped: int = 0
+    stale: int = 0
     last_error: str | None = None
 
 
@@ -76,8 +87,10 @@ class CotIngest:
         max_backlog: int = MAX_BACKLOG,
         max_backlog_bytes: int = MAX_BACKLOG_BYTES,
         on_result: Callable[[str, SendResult], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.sender = sender
+        self.clock = clock
         self.rules = tuple(rules)
         self.max_batch = max_batch
         self.on_result = on_result
@@ -88,13 +101,17 @@ class CotIngest:
         self._dropped = Dropped(
             log, f"CoT events dropped: {max_backlog} events or {max_backlog_bytes} bytes already wait for the exchange"
         )
+        self._stale = Dropped(
+            log, f"CoT events not sent: already stale on arrival (past their stale time by more than {_TOLERANCE})"
+        )
         self._stopping = threading.Event()
         self._worker: BatchWorker[tuple[CotEvent, CotRule]] = BatchWorker(
             "cot-ingest", self._send, limit=max_batch, backlog=max_backlog
         )
 
     def offer(self, data: bytes, source: str = "") -> bool:
-        """Take one event's bytes; False if it is malformed or no rule covers its type."""
+        """Take one event's bytes; False if it is malformed, no rule covers its type, it is
+        already stale, or the backlog is full."""
         self.stats.received += 1
         try:
             event = read_event(data)
@@ -107,6 +124,11 @@ class CotIngest:
             # Nothing is sent unmarked (docs/design.md §3 rule 7): an unmapped type stays here.
             self.stats.unmapped += 1
             log.info("CoT type %s from %s matches no rule; not sent", event.type, source or "?")
+            return False
+        if is_stale(event.expires(), self.clock()):
+            # A track past its validity would reach the recipients' TAK clients as a current one.
+            self.stats.stale += 1
+            self._stale.add(f"the last: {event.uid!r} from {source or '?'}, stale {event.stale}")
             return False
         size = len(event.xml)
         with self._bytes_lock:
@@ -358,5 +380,6 @@ def describe(stats: IngestStats) -> dict[str, Any]:
         "sent": stats.sent,
         "refused": stats.refused,
         "dropped": stats.dropped,
+        "stale": stats.stale,
         "last_error": stats.last_error,
     }

@@ -2,7 +2,9 @@
 own from a bounded queue: an endpoint that is slow, unreachable or silently dropping
 connections holds back neither the others nor the node's delivery feed (and with it the TAXII
 inbox). A track is perishable: when an endpoint's queue is full, new events for it are dropped,
-counted and logged, never held for ever."""
+counted and logged, never held for ever; and an event whose ``stale`` time has passed (by more
+than the tolerance for clocks) when it is queued, or when its turn to be sent comes, is not
+sent: counted and logged as stale."""
 
 from __future__ import annotations
 
@@ -12,14 +14,18 @@ import queue
 import socket
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
-from gsomia.interop.cot import CotEndpoint, marked_event, refusal
+from gsomia.errors import InvalidInput
+from gsomia.interop.cot import STALE_TOLERANCE, CotEndpoint, event_stale, is_stale, marked_event, refusal
 from gsomia.interop.stix import DeliveredMarking
 from gsomia.node.cot.counting import Dropped
 
 __all__ = ["CONNECT_TIMEOUT", "OUTPUT_QUEUE", "SEND_TIMEOUT", "CotOutput"]
 
 log = logging.getLogger(__name__)
+_TOLERANCE = f"{STALE_TOLERANCE.total_seconds():g} s"
 
 OUTPUT_QUEUE = 1000
 """Events that may wait for one endpoint; past it, new ones for that endpoint are dropped."""
@@ -35,12 +41,17 @@ the most) before it connects again; a success resets it."""
 class _Endpoint:
     """One endpoint's queue, thread and connection."""
 
-    def __init__(self, endpoint: CotEndpoint, bound: int) -> None:
+    def __init__(self, endpoint: CotEndpoint, bound: int, clock: Callable[[], datetime]) -> None:
         self.endpoint = endpoint
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=bound)
+        self.clock = clock
+        self.queue: queue.Queue[tuple[bytes, datetime] | None] = queue.Queue(maxsize=bound)
         self.sent = 0
         self.failed = 0
         self.dropped = Dropped(log, f"CoT endpoint {endpoint.name}: events dropped, its queue of {bound} is full")
+        self.stale = Dropped(
+            log,
+            f"CoT endpoint {endpoint.name}: events not sent, stale (past their stale time by more than {_TOLERANCE})",
+        )
         self._sock: socket.socket | None = None
         self._delay = 0.0
         self._closing = threading.Event()
@@ -50,10 +61,14 @@ class _Endpoint:
         if not self._thread.is_alive() and not self._closing.is_set():
             self._thread.start()
 
-    def offer(self, event: bytes) -> bool:
-        """Queue an event; False (dropped, counted) if the queue is full."""
+    def offer(self, event: bytes, stale: datetime) -> bool:
+        """Queue an event valid until ``stale``; False (not sent, counted) if it is stale already
+        or the queue is full."""
+        if is_stale(stale, self.clock()):
+            self.stale.add()
+            return False
         try:
-            self.queue.put_nowait(event)
+            self.queue.put_nowait((event, stale))
         except queue.Full:
             self.dropped.add()
             return False
@@ -61,9 +76,15 @@ class _Endpoint:
 
     def _run(self) -> None:
         while not self._closing.is_set():
-            event = self.queue.get()
-            if event is None or self._closing.is_set():
+            item = self.queue.get()
+            if item is None or self._closing.is_set():
                 break
+            event, stale = item
+            if is_stale(stale, self.clock()):
+                # It waited too long (the endpoint was down or slow): a TAK client would show
+                # it as a current track.
+                self.stale.add()
+                continue
             if self._send(event):
                 self.sent += 1
                 self._delay = 0.0
@@ -127,10 +148,11 @@ class CotOutput:
         ladder: Callable[[], dict[str, int]],
         *,
         queue_size: int = OUTPUT_QUEUE,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.endpoints = tuple(endpoints)
         self.ladder = ladder
-        self._senders = [_Endpoint(e, queue_size) for e in self.endpoints]
+        self._senders = [_Endpoint(e, queue_size, clock) for e in self.endpoints]
         self._lock = threading.Lock()
         self.withheld: list[tuple[str, str, str]] = []
 
@@ -149,16 +171,39 @@ class CotOutput:
         """Events whose send failed (the endpoint unreachable or too slow)."""
         return sum(s.failed for s in self._senders)
 
+    @property
+    def stale(self) -> int:
+        """Events not sent because they were stale when queued or when their turn came."""
+        return sum(s.stale.total for s in self._senders)
+
+    def counters(self) -> dict[str, Any]:
+        """The output's counters, for the node's status."""
+        return {"sent": self.sent, "failed": self.failed, "dropped": self.dropped, "stale": self.stale}
+
     def start(self) -> None:
         """Start the endpoints' threads (done by the first :meth:`emit` if not before)."""
         for sender in self._senders:
             sender.start()
 
-    def emit(self, *, delivered: DeliveredMarking, payload: bytes, content_type: str, report_id: str) -> list[str]:
+    def emit(
+        self,
+        *,
+        delivered: DeliveredMarking,
+        payload: bytes,
+        content_type: str,
+        report_id: str,
+        created: datetime | None = None,
+    ) -> list[str]:
         """Queue the marked event for every endpoint the marking allows; the names of those
-        that took it. A refusal is logged with its reason and never sent."""
-        event = marked_event(payload, content_type, delivered, report_id=report_id)
+        that took it. A refusal is logged with its reason and never sent. The event is valid
+        until its originator's ``stale`` (a JSON track: until two minutes after ``created``, its
+        report's creation); a stale one is not sent (counted)."""
+        event = marked_event(payload, content_type, delivered, report_id=report_id, created=created)
         if event is None:
+            return []
+        try:
+            stale = event_stale(event)
+        except InvalidInput:  # marked_event gives an event with instants: not expected
             return []
         self.start()
         ladder = self.ladder()
@@ -172,7 +217,7 @@ class CotOutput:
                     self.withheld.append((delivered.delivery, endpoint.name, why))
                     del self.withheld[:-1000]
                 continue
-            if sender.offer(event):
+            if sender.offer(event, stale):
                 went.append(endpoint.name)
         return went
 

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gsomia import jsontext
 from gsomia.errors import InvalidInput, StorageError
@@ -29,6 +30,7 @@ from gsomia.node.taxii.service import (
     Collection,
     Principal,
     TaxiiService,
+    Throttled,
     next_token,
     parse_query,
 )
@@ -37,6 +39,7 @@ from gsomia.node.taxii.store import Page, Query, VersionFilter, from_us
 API_ROOT = "api"
 _REALM = 'Basic realm="gsomia TAXII", Bearer realm="gsomia TAXII"'
 _OBJECT_FILTERS = frozenset({"id", "type", "version", "spec_version"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class TaxiiError(Exception):
@@ -59,6 +62,23 @@ def _error(e: TaxiiError) -> Response:
     return _taxii(
         {"title": e.title, "description": e.description, "http_status": str(e.status)}, e.status, e.headers or None
     )
+
+
+class _PlainPaths:
+    """Answer a path holding a control character (a percent-encoded CR or LF, say) with a TAXII
+    404 before routing: no TAXII resource is named so, and a route's pattern would take a final
+    line feed for the end of the path (``/taxii2/%0a`` would be discovery). The path is not
+    echoed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _CONTROL.search(scope["path"]):
+            found = TaxiiError(404, "Not Found", "no TAXII resource has a control character in its path")
+            await _error(found)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _accepts_taxii(request: Request) -> None:
@@ -122,7 +142,15 @@ def _principal(service: TaxiiService, request: Request) -> Principal:
         except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 once decoded
             sep = ""
         if sep:
-            who = service.auth.basic(user, password)
+            try:
+                who = service.auth.basic(user, password, client=request.client.host if request.client else "unknown")
+            except Throttled as e:  # the console's answer (RFC 6585 §4), as a TAXII error message
+                raise TaxiiError(
+                    429,
+                    "Too Many Requests",
+                    f"too many failed logins for this user or from this address: try again in {e.retry_after} seconds",
+                    {"Retry-After": str(e.retry_after)},
+                ) from None
     elif scheme.lower() in ("bearer", "token"):
         who = service.auth.bearer(value.strip())
     if who is None:
@@ -362,6 +390,7 @@ class _Routes:
 def create_taxii_app(service: TaxiiService, *, prefix: str = "/taxii2") -> FastAPI:
     """The TAXII 2.1 application, to be mounted at ``prefix`` on the node."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="gsomia TAXII 2.1")
+    app.add_middleware(_PlainPaths)
     routes = _Routes(service, f"{prefix}/{API_ROOT}/")
 
     @app.exception_handler(TaxiiError)

@@ -89,18 +89,38 @@ class UserRecord:
     active: bool = True
 
 
+class Throttled(Exception):
+    """Too many failed logins for this username or from this address: the client may try again
+    in ``retry_after`` seconds (429 with Retry-After)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed logins: try again in {retry_after} seconds")
+        self.retry_after = retry_after
+
+
 class UserDirectory(Protocol):
-    """The node's users (argon2 password hashes, roles)."""
+    """The node's users (argon2 password hashes, roles) and their login throttle."""
 
     def lookup(self, username: str) -> UserRecord | None:
         """The user called ``username``, or None."""
 
-    def verify(self, record: UserRecord, password: str) -> bool:
-        """True if ``password`` is the user's (an argon2 verification)."""
+    def check(self, username: str, password: str, *, client: str) -> UserRecord | None:
+        """The active user these credentials name, or None (one answer, after the same work,
+        for a wrong password and an unknown or revoked user). Each check takes its place in
+        the throttle's window, for the username and for the client's address, before the
+        password is checked, so checks made at once are counted as they are made.
 
-    def absent(self, password: str) -> None:
-        """The work of :meth:`verify` for a user that does not exist or may not log in (so
-        that the answer does not tell the two apart by its time)."""
+        Raises:
+            Throttled: too many recent failures for this username or from this address.
+        """
+
+    def held(self, username: str, *, client: str) -> None:
+        """Raise while logins for this username or from this address are throttled (a read:
+        for a password remembered as right, which must not pass a throttle either).
+
+        Raises:
+            Throttled: too many recent failures for this username or from this address.
+        """
 
 
 class Authenticator:
@@ -110,7 +130,9 @@ class Authenticator:
     An argon2 verification costs tens of milliseconds by design. A Basic password that verified
     is remembered, keyed by the user's *stored hash* and a keyed digest of the password, so the
     next request with the same credentials skips argon2 while a password change or a revocation
-    (the user is looked up on every request) takes effect at once.
+    (the user is looked up on every request) takes effect at once. A remembered password is
+    still refused while the login throttle holds its username or address: otherwise guesses
+    compared with it would not be counted.
     """
 
     def __init__(self, users: UserDirectory, store: TaxiiStore, *, cache_seconds: float = 300.0) -> None:
@@ -121,25 +143,27 @@ class Authenticator:
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
 
-    def basic(self, username: str, password: str) -> Principal | None:
-        """The user these credentials name, or None (the same answer for an unknown user)."""
-        record = self.users.lookup(username)
-        if record is None or not record.active or record.role not in ROLES:
-            self.users.absent(password)
-            return None
+    def basic(self, username: str, password: str, *, client: str) -> Principal | None:
+        """The user these credentials name, or None (the same answer for an unknown user).
+
+        Raises:
+            Throttled: too many recent failures for this username or from this address.
+        """
         tag = hmac.digest(self._key, password.encode("utf-8"), "sha256")
-        key = (username, record.password_hash, tag)
-        now = time.monotonic()
-        with self._lock:
-            seen = self._verified.get(key)
-        if seen is not None and now - seen < self._cache_seconds:
-            return Principal(username, record.role)
-        if not self.users.verify(record, password):
+        record = self.users.lookup(username)
+        if record is not None and record.active and record.role in ROLES:
+            with self._lock:
+                seen = self._verified.get((username, record.password_hash, tag))
+            if seen is not None and time.monotonic() - seen < self._cache_seconds:
+                self.users.held(username, client=client)
+                return Principal(username, record.role)
+        record = self.users.check(username, password, client=client)
+        if record is None or not record.active or record.role not in ROLES:
             return None
         with self._lock:
             if len(self._verified) > 10_000:
                 self._verified.clear()
-            self._verified[key] = now
+            self._verified[(username, record.password_hash, tag)] = time.monotonic()
         return Principal(username, record.role)
 
     def bearer(self, token: str) -> Principal | None:
@@ -783,6 +807,7 @@ __all__ = [
     "SendResult",
     "TaxiiService",
     "TaxiiSettings",
+    "Throttled",
     "UserDirectory",
     "UserRecord",
     "from_us",

@@ -1,0 +1,56 @@
+"""``gsomia node status`` shows the CoT bridge's counters as the serving node last noted them,
+stale events (not sent, in and out) among them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from gsomia.cli import main
+from gsomia.crypto import PartyKeys
+from gsomia.crypto.ledger_key import LedgerKey
+from gsomia.crypto.signing import ExchangeSigner
+from gsomia.node.config import NodeConfig
+from gsomia.node.keyring import KeyRing
+from gsomia.node.store import NodeStore
+
+COUNTS = {"received": 9, "sent": 5, "unmapped": 1, "malformed": 0, "refused": 0, "dropped": 0, "last_error": None}
+
+
+def _node(directory: Path, cot: Mapping[str, object]) -> None:
+    directory.mkdir()
+    key = secrets.token_bytes(32)
+    (directory / "node.key").write_text(base64.b64encode(key).decode() + "\n")
+    (directory / "node.key").chmod(0o600)
+    store = NodeStore(directory / "node.db", key)
+    ledger = LedgerKey(name="gsomia.test/ledger", public_key=ExchangeSigner.generate().public_key_raw())
+    store.put("ledger.key", ledger.vkey())
+    KeyRing(store).add(PartyKeys.generate("KOR"), state="current")
+    store.put("interop.cot", json.dumps(cot))
+    store.close()
+    NodeConfig(party="KOR", exchange="http://127.0.0.1:9", dir=directory).write()
+
+
+def _cot_line(directory: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    assert main(["node", "status", "--dir", str(directory)]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if "CoT in:" in line]
+    return line
+
+
+def test_status_counts_stale_cot_events_in_and_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cot = {"listening": [], "in": COUNTS | {"stale": 3}, "out": {"sent": 4, "failed": 0, "dropped": 0, "stale": 2}}
+    _node(tmp_path / "kor", cot)
+    line = _cot_line(tmp_path / "kor", capsys)
+    assert "0 dropped, 3 stale; CoT out:" in line and "0 dropped, 2 stale" in line
+
+
+def test_counters_noted_by_an_older_node_show_no_stale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _node(tmp_path / "kor", {"listening": [], "in": COUNTS, "out": {"sent": 4, "failed": 0, "dropped": 0}})
+    line = _cot_line(tmp_path / "kor", capsys)
+    assert "0 dropped, 0 stale; CoT out:" in line
