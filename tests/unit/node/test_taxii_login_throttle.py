@@ -110,3 +110,25 @@ def test_a_remembered_password_does_not_pass_a_throttled_user(node: FastAPI) -> 
     for n in range(MAX_FAILURES):
         assert discover(node, [("duty", f"wrong guess {n}", f"10.6.1.{n}")])[0].status_code == 401
     assert discover(node, [("duty", PASSWORD, "10.6.0.1")])[0].status_code == 429
+
+
+def test_a_client_opening_connections_at_once_with_its_right_password_is_not_throttled(
+    node: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each check takes a place in the window while it runs: eight requests with the right
+    # password checked together filled the five places and two or three were refused, with
+    # Retry-After: 900, although no login had failed.
+    checked: list[str] = []
+    gate = threading.Barrier(2 * MAX_FAILURES, timeout=1)
+    real = PasswordHasher.verify
+
+    def slow(self: PasswordHasher, hash: str, password: str | bytes) -> bool:
+        checked.append(str(password))
+        with contextlib.suppress(threading.BrokenBarrierError):
+            gate.wait()  # every request in flight at once, were they all checked
+        return bool(real(self, hash, password))
+
+    monkeypatch.setattr(PasswordHasher, "verify", slow)
+    answers = discover(node, [("chief", PASSWORD, "10.6.0.1")] * (2 * MAX_FAILURES))
+    assert [a.status_code for a in answers] == [200] * (2 * MAX_FAILURES)
+    assert len(checked) == 1  # checked once; the others took its result

@@ -13,8 +13,8 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -133,6 +133,11 @@ class Authenticator:
     (the user is looked up on every request) takes effect at once. A remembered password is
     still refused while the login throttle holds its username or address: otherwise guesses
     compared with it would not be counted.
+
+    Requests with the same credentials made at once are checked once: the others wait for that
+    check and take its result from memory. Every check takes a place in the throttle's window
+    while it runs, so a client opening six connections at once would otherwise be throttled
+    by its own right password.
     """
 
     def __init__(self, users: UserDirectory, store: TaxiiStore, *, cache_seconds: float = 300.0) -> None:
@@ -142,6 +147,7 @@ class Authenticator:
         self._verified: dict[tuple[str, str, bytes], float] = {}
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()
+        self._checking: dict[tuple[str, bytes], threading.Lock] = {}
 
     def basic(self, username: str, password: str, *, client: str) -> Principal | None:
         """The user these credentials name, or None (the same answer for an unknown user).
@@ -150,21 +156,48 @@ class Authenticator:
             Throttled: too many recent failures for this username or from this address.
         """
         tag = hmac.digest(self._key, password.encode("utf-8"), "sha256")
-        record = self.users.lookup(username)
-        if record is not None and record.active and record.role in ROLES:
+        known = self._remembered(username, tag, client)
+        if known is not None:
+            return known
+        with self._one_check(username, tag):
+            known = self._remembered(username, tag, client)  # checked meanwhile by another request
+            if known is not None:
+                return known
+            record = self.users.check(username, password, client=client)
+            if record is None or not record.active or record.role not in ROLES:
+                return None
             with self._lock:
-                seen = self._verified.get((username, record.password_hash, tag))
-            if seen is not None and time.monotonic() - seen < self._cache_seconds:
-                self.users.held(username, client=client)
-                return Principal(username, record.role)
-        record = self.users.check(username, password, client=client)
+                if len(self._verified) > 10_000:
+                    self._verified.clear()
+                self._verified[(username, record.password_hash, tag)] = time.monotonic()
+        return Principal(username, record.role)
+
+    def _remembered(self, username: str, tag: bytes, client: str) -> Principal | None:
+        """The user, if this password was checked right within the cache's time and the throttle
+        holds neither the username nor the address.
+
+        Raises:
+            Throttled: too many recent failures for this username or from this address.
+        """
+        record = self.users.lookup(username)
         if record is None or not record.active or record.role not in ROLES:
             return None
         with self._lock:
-            if len(self._verified) > 10_000:
-                self._verified.clear()
-            self._verified[(username, record.password_hash, tag)] = time.monotonic()
+            seen = self._verified.get((username, record.password_hash, tag))
+        if seen is None or time.monotonic() - seen >= self._cache_seconds:
+            return None
+        self.users.held(username, client=client)
         return Principal(username, record.role)
+
+    @contextmanager
+    def _one_check(self, username: str, tag: bytes) -> Iterator[None]:
+        """Held while these credentials are checked: one check at a time for the same ones."""
+        with self._lock:
+            if len(self._checking) > 10_000:
+                self._checking = {k: gate for k, gate in self._checking.items() if gate.locked()}
+            gate = self._checking.setdefault((username, tag), threading.Lock())
+        with gate:
+            yield
 
     def bearer(self, token: str) -> Principal | None:
         """The user of a live bearer token, or None."""
