@@ -89,6 +89,22 @@ def start_server(
     raise RuntimeError(f"server did not become ready:\n{log.read_text(errors='replace')}")
 
 
+def run_cli(workdir: Path, *args: str, db: str | None = None, code: int = 0) -> subprocess.CompletedProcess[str]:
+    """Run ``gsomia *args`` on ``db`` (default: ``g.db`` in ``workdir``, which is also the data
+    directory), 200 columns wide, and check its exit code."""
+    env = {
+        **os.environ,
+        "GSOMIA_DB": db or f"sqlite:///{workdir / 'g.db'}",
+        "GSOMIA_DATA_DIR": str(workdir),
+        "COLUMNS": "200",
+    }
+    p = subprocess.run(
+        [sys.executable, "-m", "gsomia", *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
+    return p
+
+
 @pytest.fixture(scope="module")
 def scenario_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A SQLite database with the bundled scenario loaded."""

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +27,7 @@ from gsomia.services.exchange.access import Role
 from gsomia.services.ledger.service import LedgerService
 from gsomia.storage.ledger import LedgerTable
 from gsomia.storage.store import Store
+from tests.integration.conftest import run_cli as cli
 from tests.integration.conftest import start_server
 
 LEDGER = "/api/v1/ledger"
@@ -70,20 +68,6 @@ def storage_class(workdir: Path, column: str, index: int) -> str:
     finally:
         db.close()
     return str(found[0])
-
-
-def cli(workdir: Path, *args: str, code: int) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "GSOMIA_DB": f"sqlite:///{workdir / 'g.db'}",
-        "GSOMIA_DATA_DIR": str(workdir),
-        "COLUMNS": "200",
-    }
-    p = subprocess.run(
-        [sys.executable, "-m", "gsomia", *args], capture_output=True, text=True, env=env, timeout=120, check=False
-    )
-    assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
-    return p
 
 
 @pytest.fixture

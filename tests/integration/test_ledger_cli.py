@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from gsomia.ledger.entries import entry_bytes, entry_leaf_hash
 from gsomia.services.ledger.service import LedgerService, open_export
 from gsomia.storage.ledger import LedgerEntryRow
 from gsomia.storage.store import Store
+from tests.integration.conftest import run_cli as run
 
 NO_DATABASE = "postgresql://nobody@127.0.0.1:1/none"  # any use of the database fails
 
@@ -36,20 +35,6 @@ def clock() -> datetime:
 
 def entry(n: int) -> dict[str, Any]:
     return {"type": "delivery", "report": f"r-{n}", "recipient": "KOR", "marking": "군사II급비밀", "n": n}
-
-
-def run(workdir: Path, *args: str, db: str | None = None, code: int = 0) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "GSOMIA_DB": db or f"sqlite:///{workdir / 'g.db'}",
-        "GSOMIA_DATA_DIR": str(workdir),
-        "COLUMNS": "200",
-    }
-    p = subprocess.run(
-        [sys.executable, "-m", "gsomia", *args], capture_output=True, text=True, env=env, timeout=120, check=False
-    )
-    assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
-    return p
 
 
 def fill(workdir: Path, n: int, start: int = 0, make: Any = entry, origin: str | None = None) -> None:

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
@@ -31,6 +28,7 @@ from gsomia.ledger.audit import VerifyReport
 from gsomia.ledger.checkpoint import Checkpoint, parse_note, parse_signed_note, sign_note
 from gsomia.services.ledger.service import LedgerService
 from gsomia.storage.store import Store
+from tests.integration.conftest import run_cli as cli
 
 WITNESS = "kor.example/witness"
 SIZE = 6  # the size the witness cosigned
@@ -261,20 +259,6 @@ def test_entries_altered_under_a_stored_checkpoint_still_fail_against_it(exchang
 
 
 # --- the command line ------------------------------------------------------------------------------
-
-
-def cli(workdir: Path, *args: str, code: int) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "GSOMIA_DB": f"sqlite:///{workdir / 'g.db'}",
-        "GSOMIA_DATA_DIR": str(workdir),
-        "COLUMNS": "200",
-    }
-    p = subprocess.run(
-        [sys.executable, "-m", "gsomia", *args], capture_output=True, text=True, env=env, timeout=120, check=False
-    )
-    assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
-    return p
 
 
 @pytest.fixture

@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import secrets
 from pathlib import Path
 
 import pytest
 
 from gsomia.crypto import PartyKeys
-from gsomia.crypto.ledger_key import LedgerKey
-from gsomia.crypto.signing import ExchangeSigner
-from gsomia.node.config import NodeConfig
-from gsomia.node.keyring import KeyRing
-from gsomia.node.store import NodeStore
-from tests.unit.cli.cli_support import Gsomia
-
-
-def _node(directory: Path, keys: PartyKeys, *, state: str) -> NodeStore:
-    """A KOR node folder holding ``keys`` in ``state``; its store, open."""
-    directory.mkdir()
-    key = secrets.token_bytes(32)
-    (directory / "node.key").write_text(base64.b64encode(key).decode() + "\n")
-    (directory / "node.key").chmod(0o600)
-    store = NodeStore(directory / "node.db", key)
-    ledger = LedgerKey(name="gsomia.test/ledger", public_key=ExchangeSigner.generate().public_key_raw())
-    store.put("ledger.key", ledger.vkey())
-    KeyRing(store).add(keys, state=state)
-    NodeConfig(party="KOR", exchange="http://127.0.0.1:9", dir=directory).write()
-    return store
+from tests.unit.cli.cli_support import Gsomia, node_folder
 
 
 def test_status_says_when_the_keys_are_not_registered(gsomia: Gsomia, tmp_path: Path) -> None:
     keys = PartyKeys.generate("KOR")
-    _node(tmp_path / "kor", keys, state="pending").close()
+    node_folder(tmp_path / "kor", keys, state="pending").close()
     run = gsomia("node", "status", "--dir", str(tmp_path / "kor"))
     assert run.code == 0, run.err
     assert f"keys NOT registered with the exchange (set {keys.fingerprint()} pending)" in run.out
@@ -49,7 +28,7 @@ def test_status_says_when_the_keys_are_not_registered(gsomia: Gsomia, tmp_path: 
 
 
 def test_status_names_the_exchange_s_current_key_set_the_node_does_not_hold(gsomia: Gsomia, tmp_path: Path) -> None:
-    store = _node(tmp_path / "kor", PartyKeys.generate("KOR"), state="current")
+    store = node_folder(tmp_path / "kor", PartyKeys.generate("KOR"), state="current")
     lost = PartyKeys.generate("KOR").fingerprint()
     store.put_json("keys.missing", {"fingerprint": lost, "registered_at": None, "node_current": None})
     store.close()
@@ -63,7 +42,7 @@ def test_a_revoked_user_s_taxii_tokens_are_listed_as_dead(
     gsomia: Gsomia, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the tokens authenticate nobody once their user is revoked: "live" misled the admin
-    _node(tmp_path / "kor", PartyKeys.generate("KOR"), state="current").close()
+    node_folder(tmp_path / "kor", PartyKeys.generate("KOR"), state="current").close()
     where = ("--dir", str(tmp_path / "kor"))
     monkeypatch.setenv("GSOMIA_NODE_PASSWORD", "a long enough password for the feed")
     assert gsomia("node", "users", "add", "feed", "--role", "officer", *where).code == 0

@@ -3,9 +3,7 @@ stale events (not sent, in and out) among them."""
 
 from __future__ import annotations
 
-import base64
 import json
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,27 +11,15 @@ import pytest
 
 from gsomia.cli import main
 from gsomia.crypto import PartyKeys
-from gsomia.crypto.ledger_key import LedgerKey
-from gsomia.crypto.signing import ExchangeSigner
-from gsomia.node.config import NodeConfig
-from gsomia.node.keyring import KeyRing
-from gsomia.node.store import NodeStore
+from tests.unit.cli.cli_support import node_folder
 
 COUNTS = {"received": 9, "sent": 5, "unmapped": 1, "malformed": 0, "refused": 0, "dropped": 0, "last_error": None}
 
 
 def _node(directory: Path, cot: Mapping[str, object]) -> None:
-    directory.mkdir()
-    key = secrets.token_bytes(32)
-    (directory / "node.key").write_text(base64.b64encode(key).decode() + "\n")
-    (directory / "node.key").chmod(0o600)
-    store = NodeStore(directory / "node.db", key)
-    ledger = LedgerKey(name="gsomia.test/ledger", public_key=ExchangeSigner.generate().public_key_raw())
-    store.put("ledger.key", ledger.vkey())
-    KeyRing(store).add(PartyKeys.generate("KOR"), state="current")
+    store = node_folder(directory, PartyKeys.generate("KOR"))
     store.put("interop.cot", json.dumps(cot))
     store.close()
-    NodeConfig(party="KOR", exchange="http://127.0.0.1:9", dir=directory).write()
 
 
 def _cot_line(directory: Path, capsys: pytest.CaptureFixture[str]) -> str:

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import secrets
 from pathlib import Path
 
 import pytest
 
 from gsomia.cli import main
 from gsomia.crypto import PartyKeys
-from gsomia.crypto.ledger_key import LedgerKey
-from gsomia.crypto.signing import ExchangeSigner
-from gsomia.node.config import NodeConfig
-from gsomia.node.keyring import KeyRing
-from gsomia.node.store import NodeStore
+from tests.unit.cli.cli_support import node_folder
 
 ERROR = "exchange unreachable: connection refused by 10.20.30.40:8443 after 3 attempts (TLS handshake never began)"
 
@@ -25,20 +19,12 @@ def test_status_lines_are_not_wrapped_at_the_width_of_an_output_that_is_not_a_te
     # A script greps a line for what it wants (the exchange's last error, the missing key set):
     # a fact cut over two lines is not found.
     directory = tmp_path / "kor"
-    directory.mkdir()
-    key = secrets.token_bytes(32)
-    (directory / "node.key").write_text(base64.b64encode(key).decode() + "\n")
-    (directory / "node.key").chmod(0o600)
-    store = NodeStore(directory / "node.db", key)
-    ledger = LedgerKey(name="gsomia.test/ledger", public_key=ExchangeSigner.generate().public_key_raw())
-    store.put("ledger.key", ledger.vkey())
-    KeyRing(store).add(PartyKeys.generate("KOR"), state="current")
+    store = node_folder(directory, PartyKeys.generate("KOR"))
     lost = PartyKeys.generate("KOR").fingerprint()
     store.put_json("keys.missing", {"fingerprint": lost, "registered_at": None, "node_current": None})
     store.put("exchange.reachable", "false")
     store.put("exchange.error", ERROR)
     store.close()
-    NodeConfig(party="KOR", exchange="http://127.0.0.1:9", dir=directory).write()
     monkeypatch.setenv("COLUMNS", "40")  # a narrow output that is not a terminal (captured)
     capsys.readouterr()
     assert main(["node", "status", "--dir", str(directory)]) == 0
