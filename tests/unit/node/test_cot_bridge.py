@@ -258,6 +258,39 @@ def test_an_event_already_stale_on_arrival_is_no_report_counted_and_logged_once(
     assert caplog.text.count("CoT events not sent: already stale") == 1
 
 
+def test_an_event_that_goes_stale_while_the_exchange_is_unreachable_is_given_up_not_sent_late(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [NOW]
+    attempts: list[list[str]] = []
+    up = threading.Event()
+
+    class ComesBack:
+        """Unreachable for two attempts, during which the clock passes the first event's stale."""
+
+        def send(self, drafts: Sequence[ReportDraft]) -> list[SendResult]:
+            attempts.append([d.id for d in drafts])
+            if len(attempts) < 3:
+                now[0] = NOW + timedelta(minutes=2)
+                raise ExchangeUnreachable("connection refused")
+            up.set()
+            return [SendResult(True, "delivered: KOR") for _ in drafts]
+
+    ingest = CotIngest(sender=ComesBack(), rules=RULES, clock=lambda: now[0])
+    ingest.start()
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert ingest.offer(event(uid="short", stale=NOW + timedelta(minutes=1)))
+            assert ingest.offer(event(uid="long", stale=NOW + timedelta(hours=1)))
+            assert up.wait(20)
+    finally:
+        ingest.stop()
+    short = attempts[0][0]  # offered first: tried while still valid, in its batch
+    assert len(attempts[-1]) == 1 and attempts[-1][0] != short  # sent: the one still valid
+    assert ingest.stats.stale == 1 and ingest.stats.sent == 1 and describe(ingest.stats)["stale"] == 1
+    assert caplog.text.count("went stale waiting for the exchange") == 1
+
+
 # --- outputs: one endpoint's trouble is its own -----------------------------------------------------------
 
 

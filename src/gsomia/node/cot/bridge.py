@@ -104,6 +104,10 @@ class CotIngest:
         self._stale = Dropped(
             log, f"CoT events not sent: already stale on arrival (past their stale time by more than {_TOLERANCE})"
         )
+        self._late = Dropped(
+            log,
+            f"CoT events not sent: went stale waiting for the exchange (past their stale time by more than {_TOLERANCE})",
+        )
         self._stopping = threading.Event()
         self._worker: BatchWorker[tuple[CotEvent, CotRule]] = BatchWorker(
             "cot-ingest", self._send, limit=max_batch, backlog=max_backlog
@@ -167,35 +171,41 @@ class CotIngest:
             self._release(sum(len(event.xml) for event, _ in batch))
 
     def _send_batch(self, batch: list[tuple[CotEvent, CotRule]]) -> None:
-        drafts = []
+        drafts: list[tuple[ReportDraft, datetime]] = []
         for event, rule in batch:
             try:
-                created = event.instant()
+                created, expires = event.instant(), event.expires()
             except InvalidInput as e:
                 self.stats.malformed += 1
                 log.info("CoT event %s refused: %s", event.uid, e)
                 continue
             digest = hashlib.sha256(b"\0".join([event.uid.encode(), event.time.encode(), event.xml])).hexdigest()
             drafts.append(
-                ReportDraft(
-                    id=f"cot-{digest[:40]}",
-                    topic=rule.topic,
-                    level=rule.level,
-                    payload=event.xml,
-                    created=created,
-                    recipients=rule.recipients,
-                    rel_to=rule.rel_to,
-                    noforn=rule.noforn,
-                    orcon=rule.orcon,
-                    content_type=COT_MEDIA_TYPE,
+                (
+                    ReportDraft(
+                        id=f"cot-{digest[:40]}",
+                        topic=rule.topic,
+                        level=rule.level,
+                        payload=event.xml,
+                        created=created,
+                        recipients=rule.recipients,
+                        rel_to=rule.rel_to,
+                        noforn=rule.noforn,
+                        orcon=rule.orcon,
+                        content_type=COT_MEDIA_TYPE,
+                    ),
+                    expires,
                 )
             )
-        if not drafts:
-            return
         delay = 0.5
         while True:
+            # An event waits here (behind a slow exchange, or one that cannot be reached) and may
+            # go stale meanwhile: checked again before every attempt, as it was on arrival.
+            drafts = self._fresh(drafts)
+            if not drafts:
+                return
             try:
-                results = self.sender.send(drafts)
+                results = self.sender.send([draft for draft, _ in drafts])
                 break
             except ExchangeUnreachable as e:
                 self.stats.last_error = str(e)
@@ -205,7 +215,7 @@ class CotIngest:
                 log.warning("exchange unreachable, retrying %d CoT reports in %.1f s", len(drafts), delay)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 30.0)
-        for draft, result in zip(drafts, results, strict=True):
+        for (draft, _), result in zip(drafts, results, strict=True):
             if result.ok:
                 self.stats.sent += 1
             else:
@@ -213,6 +223,16 @@ class CotIngest:
                 log.warning("CoT report %s: %s", draft.id, result.detail)
             if self.on_result is not None:
                 self.on_result(draft.id, result)
+
+    def _fresh(self, drafts: list[tuple[ReportDraft, datetime]]) -> list[tuple[ReportDraft, datetime]]:
+        """The drafts whose event is still valid now; the others are counted stale."""
+        now = self.clock()
+        fresh = [(draft, expires) for draft, expires in drafts if not is_stale(expires, now)]
+        for draft, expires in drafts:
+            if is_stale(expires, now):
+                self.stats.stale += 1
+                self._late.add(f"the last: {draft.id}, stale {expires.isoformat()}")
+        return fresh
 
 
 # --- listeners ---------------------------------------------------------------------------------------
