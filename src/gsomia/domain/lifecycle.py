@@ -370,6 +370,37 @@ def derive_timeline(agreement: Agreement, events: Iterable[AgreementEvent]) -> T
     return Timeline(agreement, evs, tuple(replay.segments), replay.entry, tuple(replay.anomalies))
 
 
+def releases_agree_until(old: Timeline, new: Timeline, at: datetime) -> bool:
+    """Whether ``new`` says what ``old`` says, as far as releases go, about every instant up to
+    and including ``at``: whether the agreement is in force, and its scope and maximum level.
+
+    An event recorded now must not rewrite what decisions up to now relied on (an event whose
+    effect lies in the past would); a notice received earlier whose effect is still to come
+    changes nothing up to now and agrees.
+    """
+    return _releases_until(old, at) == _releases_until(new, at)
+
+
+_Releases = tuple[list[tuple[datetime, bool]], list[tuple[datetime, tuple[Scope, str | None]]]]
+
+
+def _releases_until(timeline: Timeline, at: datetime) -> _Releases:
+    force: list[tuple[datetime, bool]] = []
+    for seg in timeline.segments:
+        if seg.start > at:
+            break
+        if not force or force[-1][1] != seg.state.in_force:
+            force.append((seg.start, seg.state.in_force))
+    terms: list[tuple[datetime, tuple[Scope, str | None]]] = []
+    for index, start in enumerate(timeline.term_starts):
+        if start > at:
+            break
+        piece = timeline.term_piece(index)
+        if not terms or terms[-1][1] != piece:
+            terms.append((start, piece))
+    return force, terms
+
+
 @dataclass(frozen=True, slots=True)
 class Status:
     """An agreement's derived status at an instant (what ``gsomia status`` shows)."""

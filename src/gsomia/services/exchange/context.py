@@ -156,6 +156,9 @@ class ExchangeContext:
         self._kek: bytes | None = None
         self.notifier = notifier
         self.config = config
+        self._latest: datetime | None = None
+        """The latest transaction instant this process has used (an event recorded "now" moves
+        it just past its transaction's): what is prepared is decided no earlier."""
 
     def __repr__(self) -> str:
         return "ExchangeContext(...)"
@@ -343,7 +346,28 @@ class ExchangeContext:
             at = now if last is None or now >= last else last
             Store.stamp(s, at)
             s.info[_INSTANT] = at
+            self._seen(at)
         return at
+
+    def stamp_after(self, s: Tx, at: datetime) -> None:
+        """Make ``at`` (later than this transaction's instant) the instant no later commit, of
+        this process or another, is decided before."""
+        Store.stamp(s, at)
+        self._seen(at)
+
+    def _seen(self, at: datetime) -> None:
+        latest = self._latest
+        if latest is None or at > latest:
+            self._latest = at
+
+    def prepare_instant(self) -> datetime:
+        """The instant a submission is prepared at, before the writer decides it again at its
+        transaction's: the exchange clock, or the latest transaction instant this process has
+        used if that is later (a clock behind another process's, or an event recorded "now"),
+        so that what is prepared is what the writer will find."""
+        now = self.clock.now()
+        latest = self._latest
+        return latest if latest is not None and latest > now else now
 
     def wrap_for(self, party: str, content_key: bytes) -> DeliveryWrap | None:
         """Wrap ``content_key`` to ``party``'s current key under a fresh delivery id (None if

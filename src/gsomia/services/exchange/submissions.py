@@ -261,7 +261,7 @@ class SubmissionService:
         key = report_key(checked.originator, checked.id)
         content_key = new_content_key()
         salt = secrets.token_bytes(32)
-        at = ctx.clock.now()
+        at = ctx.prepare_instant()
         plans = tuple(self._plan(explain(net, self._request(checked, r, at)), content_key) for r in checked.recipients)
         unsigned = {k: v for k, v in sub.report.items() if k != "payload"}
         return _Prepared(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gsomia.bootstrap import Settings, build
+from gsomia.domain.instants import parse_instant
 from gsomia.errors import Conflict, InvalidInput, NotPermitted, StorageError, UnknownEntity, ValidationFailed
 from gsomia.services.exchange.access import Role
 from gsomia.services.exchange.operator import EventSpec
@@ -27,7 +28,8 @@ def test_an_event_changes_later_decisions_and_past_deliveries_keep_their_marking
         "JPN-KOR-GSOMIA",
         "exercise inject",
     )
-    assert recorded["event"]["at"] == "2019-11-22T01:00+00:00"  # now, unless told
+    # now, unless told: just after the instant of its transaction and of every decision before it
+    assert recorded["event"]["at"] == "2019-11-22T01:00:00.000001+00:00"
     assert recorded["status"]["in_force"] is True
     after = harness.submit("JPN", recipients=["KOR"])
     kor = harness.decision(after, "KOR")
@@ -146,3 +148,82 @@ def test_an_event_id_already_used_is_a_conflict(harness: Harness) -> None:
     with pytest.raises(Conflict, match="op-1"):
         operator.record_event(harness.principals["operator"], "JPN-KOR-GSOMIA", spec)
     assert harness.written() == written
+
+
+# --- an event and the decisions around it -----------------------------------------------------------
+
+
+def test_events_recorded_at_once_are_each_checked_on_the_record_with_the_other(harness: Harness) -> None:
+    """Two operators end TISA at the same moment: each termination is valid alone, not both (the
+    second would end an agreement already ended). The one that commits second is checked again on
+    the record holding the first, and refused; the stored record stays one that compiles."""
+    operator = harness.exchange.operator
+    store = harness.app.store
+    read = store.read_versioned_document
+    other: list[str] = []
+
+    def racing() -> object:
+        found = read()
+        if not other:  # the other operator's termination commits between this read and the write
+            other.append("recording")
+            operator.record_event(harness.principals["operator"], "TISA", EventSpec(kind="termination"))
+        return found
+
+    store.read_versioned_document = racing  # type: ignore[method-assign]
+    try:
+        with pytest.raises(ValidationFailed, match="termination after the agreement ended"):
+            operator.record_event(harness.principals["operator"], "TISA", EventSpec(kind="termination", by="USA"))
+    finally:
+        del store.read_versioned_document
+    assert len(other) == 1
+    events = [e for e in store.events() if e.agreement == "TISA" and e.origin == "operator"]
+    assert len(events) == 1  # only the first is stored
+    harness.exchange.context.records.invalidate()
+    assert harness.exchange.context.records.network().record.agreements["TISA"]  # the record compiles
+
+
+def test_an_event_recorded_now_comes_after_every_decision_made_without_it(harness: Harness) -> None:
+    before = harness.submit("JPN", recipients=["KOR"])
+    decided = parse_instant(harness.decision(before, "KOR")["at"], "UTC")
+    recorded = harness.exchange.operator.record_event(harness.principals["operator"], "JPN-KOR-GSOMIA", LOWER_MAX)
+    lowered = parse_instant(recorded["event"]["at"], "UTC")
+    assert lowered > decided  # the clock has not moved: a microsecond later
+    # The record as stored says what the decision relied on at its instant: 極秘 (SECRET) fitted.
+    timeline = harness.exchange.context.records.network().timelines["JPN-KOR-GSOMIA"]
+    assert timeline.terms_at(decided)[1] != "CONFIDENTIAL" and timeline.terms_at(lowered)[1] == "CONFIDENTIAL"
+    after = harness.decision(harness.submit("JPN", recipients=["KOR"]), "KOR")
+    assert parse_instant(after["at"], "UTC") >= lowered  # the clock stands still; instants do not go back
+    assert (after["decision"], after["via"]) == ("relay", "USA")
+
+
+@pytest.mark.parametrize(
+    ("at", "effective"),
+    [
+        ("2019-11-22T09:00+09:00", None),  # an hour ago
+        ("2019-11-22T10:00+09:00", None),  # at the instant of the last decision
+        (None, "2019-11-21T00:00+09:00"),  # recorded now, in effect since yesterday
+    ],
+)
+def test_an_event_that_would_rewrite_what_decisions_relied_on_is_a_conflict(
+    harness: Harness, at: str | None, effective: str | None
+) -> None:
+    harness.submit("JPN", recipients=["KOR"])
+    written = harness.written()
+    spec = EventSpec(kind="amendment", changes={"max_level": "CONFIDENTIAL"}, at=at, effective=effective)
+    with pytest.raises(Conflict, match="would change whether JPN-KOR-GSOMIA was in force"):
+        harness.exchange.operator.record_event(harness.principals["operator"], "JPN-KOR-GSOMIA", spec)
+    assert harness.written() == written
+    assert harness.outcomes(harness.submit("JPN", recipients=["KOR"])) == {"KOR": "delivered"}
+
+
+def test_an_event_of_yesterday_whose_effect_is_still_to_come_is_recorded(harness: Harness) -> None:
+    harness.submit("JPN", recipients=["KOR"])
+    spec = EventSpec(
+        kind="amendment",
+        changes={"max_level": "CONFIDENTIAL"},
+        at="2019-11-21T10:00+09:00",  # agreed yesterday
+        effective="2019-11-23T00:00+09:00",  # in effect tomorrow: nothing decided so far changes
+    )
+    recorded = harness.exchange.operator.record_event(harness.principals["operator"], "JPN-KOR-GSOMIA", spec)
+    assert recorded["event"]["at"] == "2019-11-21T01:00+00:00"
+    assert harness.outcomes(harness.submit("JPN", recipients=["KOR"])) == {"KOR": "delivered"}
