@@ -283,6 +283,7 @@ def build_exchange(
             consent_ttl=timedelta(hours=settings.consent_ttl_hours),
             sweep_seconds=settings.consent_sweep_seconds,
             stream_poll_seconds=settings.stream_poll_seconds,
+            max_payload_chars=settings.max_body_bytes,
         ),
     )
     context.committer.on_begin = context.begin

@@ -223,6 +223,23 @@ def test_an_oversized_body_is_refused_before_it_is_read(tmp_path: Path) -> None:
         h.close()
 
 
+def test_a_batch_item_too_large_to_be_submitted_alone_fails_alone(tmp_path: Path) -> None:
+    h = start(tmp_path, max_body_bytes=4096)
+    try:
+        big = signed(h, "JPN", recipients=["KOR"], payload=b"x" * 4096)  # 5,464 characters of base64
+        small = signed(h, "JPN", recipients=["KOR"])
+        alone = raw(h, "JPN", "POST", "/api/v1/reports", json=big)
+        batch = raw(h, "JPN", "POST", "/api/v1/report-batches", json={"reports": [big, small]})
+        assert alone.status_code == 413
+        assert batch.status_code == 200
+        first, second = batch.json()["results"]
+        assert first["status"] == 413 and "report.payload: at most 4,096 characters" in first["problem"]["detail"]
+        assert second["status"] == 201
+        assert [d["report"] for d in h.deliveries("KOR")] == [small["report"]["id"]]
+    finally:
+        h.close()
+
+
 def test_exercise_mode_stamps_every_response_even_errors(terminated: Harness) -> None:
     health = raw(terminated, None, "GET", "/healthz")
     assert health.json()["exercise"] == {"clock": "2019-12-01T01:00+00:00", "whatif": "no-suspension.yaml"}

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from gsomia.crypto import content_key_aad, delivery_info, open_at_rest, seal_at_rest, wrap_key
-from gsomia.domain.instants import utc_iso
+from gsomia.domain.instants import supported, utc_iso
 from gsomia.errors import DecryptionFailed, NotAuthenticated, StorageError
 from gsomia.services.exchange.access import Principal
 from gsomia.services.exchange.clock import ExchangeClock
@@ -108,6 +108,9 @@ class ExchangeConfig:
     consent_ttl: timedelta = timedelta(hours=72)
     sweep_seconds: float = 30.0
     max_recipients: int = 64
+    max_payload_chars: int = 1 << 20
+    """The longest payload (base64 text) of one report: what the request size limit lets
+    through alone, held to in a batch too."""
     stream_poll_seconds: float = 1.0
     """How often an inbox stream re-reads the store (and checks its token) without a wake-up."""
 
@@ -344,6 +347,11 @@ class ExchangeContext:
             now = self.clock.now()
             last = self.versions(s).last_commit_at
             at = now if last is None or now >= last else last
+            if not supported(at):
+                raise StorageError(
+                    f"the exchange clock reads {at.isoformat()}, outside the supported range of instants "
+                    "(1900-01-01 to 2999-12-31 in UTC): nothing is decided or stamped on it"
+                )
             Store.stamp(s, at)
             s.info[_INSTANT] = at
             self._seen(at)

@@ -37,7 +37,7 @@ from gsomia.domain.record import Caveats, Network, Record
 from gsomia.domain.routing import Decision, ReleaseRequest, Route, explain
 from gsomia.domain.states import DeliveryPurpose, ReleaseOutcome
 from gsomia.domain.topics import TOPIC
-from gsomia.errors import BadSignature, Conflict, GsomiaError, InvalidInput
+from gsomia.errors import BadSignature, Conflict, GsomiaError, InvalidInput, PayloadTooLarge
 from gsomia.ledger.entries import entry_bytes  # the one canonical (RFC 8785) encoder
 from gsomia.services.analysis import presenters as views
 from gsomia.services.exchange.access import Action, Principal, authorize
@@ -198,6 +198,14 @@ class SubmissionService:
         report_id = _text(rep, "id", max_len=96)
         if not REPORT_ID.fullmatch(report_id):
             raise InvalidInput("report.id: use 1 to 96 letters, digits and . _ : - (starting with a letter or digit)")
+        payload = rep.get("payload")
+        most = self.ctx.config.max_payload_chars
+        if isinstance(payload, str) and len(payload) > most:
+            # what the request size limit refuses alone is refused in a batch too
+            raise PayloadTooLarge(
+                f"report.payload: at most {most:,} characters of base64 in one report (GSOMIA_MAX_BODY_BYTES), "
+                "in a batch as alone"
+            )
         try:
             signature = b64decode(sub.signature, "signature")
         except InvalidInput:
@@ -281,6 +289,42 @@ class SubmissionService:
             plans=plans,
         )
 
+    def _prepare_or_stored(self, principal: Principal, sub: ReportSubmission) -> _Prepared | SubmissionResult:
+        """:meth:`_prepare`, or the stored result of exactly this signed report when its key has
+        been retired since it was stored: a retry of a kept request gets what was stored, as
+        any retry does, whatever keys were registered meanwhile.
+
+        Raises:
+            as :meth:`_prepare`.
+        """
+        try:
+            return self._prepare(principal, sub)
+        except BadSignature:
+            stored = self._stored_retry(sub)
+            if stored is None:
+                raise
+            return stored
+
+    def _stored_retry(self, sub: ReportSubmission) -> SubmissionResult | None:
+        """The stored result of ``sub`` if it is a report stored with the same signed bytes, the
+        same signature and the same key (byte for byte what was verified when it was received),
+        else None. Called only once the caller was authorised as its originator."""
+        rep = sub.report
+        originator, report_id = rep.get("originator"), rep.get("id")
+        if not isinstance(originator, str) or not isinstance(report_id, str):
+            return None
+        with self.ctx.store.reading() as s:
+            row = ExchangeRepo.report(s, report_key(originator, report_id))
+            if row is None or row.originator != originator or row.signature != sub.signature:
+                return None
+            if not hmac.compare_digest(row.key, sub.key.lower()):
+                return None
+            signed = entry_bytes(dict(rep))
+            kept = commitment(row.salt, signed) if row.salt else hashlib.sha256(signed).hexdigest()
+            if not hmac.compare_digest(kept, row.digest):
+                return None
+            return SubmissionResult(created=False, body=self._stored_result(s, row))
+
     @staticmethod
     def _request(c: _Checked, recipient: str, at: datetime) -> ReleaseRequest:
         return ReleaseRequest(
@@ -311,7 +355,9 @@ class SubmissionService:
             as :meth:`submit_async`.
         """
         for _attempt in range(_ATTEMPTS):
-            prepared = self._prepare(principal, sub)
+            prepared = self._prepare_or_stored(principal, sub)
+            if isinstance(prepared, SubmissionResult):
+                return prepared
             try:
                 result: SubmissionResult = self.ctx.committer.submit_batched(self._commit_many, prepared).result()
             except Stale:
@@ -339,9 +385,11 @@ class SubmissionService:
                 # CPU work only (signature, decisions, AES, HPKE), and `cryptography` holds the
                 # GIL throughout: a worker thread would run no faster, only add two thread
                 # hops and a GIL hand-over per request.
-                prepared = self._prepare(principal, sub)
+                prepared = self._prepare_or_stored(principal, sub)
             else:  # the record needs re-reading (and maybe compiling): keep the loop free
-                prepared = await asyncio.to_thread(self._prepare, principal, sub)
+                prepared = await asyncio.to_thread(self._prepare_or_stored, principal, sub)
+            if isinstance(prepared, SubmissionResult):
+                return prepared
             try:
                 done: SubmissionResult = await self.ctx.committer.run_batched_async(self._commit_many, prepared)
             except Stale:
@@ -368,9 +416,14 @@ class SubmissionService:
             prepared: list[tuple[int, _Prepared]] = []
             for n, i in enumerate(waiting):
                 try:
-                    prepared.append((i, self._prepare(principal, subs[i])))
+                    ready = self._prepare_or_stored(principal, subs[i])
                 except GsomiaError as e:
                     results[i] = e
+                else:
+                    if isinstance(ready, SubmissionResult):
+                        results[i] = ready
+                    else:
+                        prepared.append((i, ready))
                 if n % 64 == 63:
                     await asyncio.sleep(0)  # let other requests in between the CPU work
             answers = await asyncio.gather(

@@ -4,7 +4,9 @@ for operators, only in exercise mode."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,6 +136,23 @@ def test_the_exercise_clock_only_moves_forward_and_only_for_operators(tmp_path: 
         h.close()
 
 
+def test_the_exercise_clock_stops_short_of_the_end_of_the_supported_range(tmp_path: Path) -> None:
+    h = start(tmp_path, exercise_clock=NOV22)
+    try:
+        operator = h.exchange.operator
+        with pytest.raises(InvalidInput, match="2998-12-31T23:59:59"):
+            operator.advance_clock(h.principals["operator"], "2999-12-31T23:59:58Z")
+        assert operator.advance_clock(h.principals["operator"], "2998-12-31T23:59:59Z").year == 2998
+        # an exercise run on past the range decides nothing there: the clock, not the report, is wrong
+        h.clock.advance(timedelta(days=366, seconds=2))
+        written = h.written()
+        with pytest.raises(StorageError, match="outside the supported range"):
+            h.submit("JPN", recipients=["KOR"])
+        assert h.written() == written
+    finally:
+        h.close()
+
+
 def test_the_real_clock_is_never_set(harness: Harness) -> None:
     assert harness.exchange.clock.info() is None
     with pytest.raises(NotPermitted, match="only in exercise mode"):
@@ -162,7 +181,7 @@ def test_events_recorded_at_once_are_each_checked_on_the_record_with_the_other(h
     read = store.read_versioned_document
     other: list[str] = []
 
-    def racing() -> object:
+    def racing() -> tuple[dict[str, Any], str] | None:
         found = read()
         if not other:  # the other operator's termination commits between this read and the write
             other.append("recording")

@@ -320,6 +320,27 @@ def test_a_retired_key_no_longer_signs(harness: Harness) -> None:
     assert harness.outcomes(harness.submit("JPN", recipients=["KOR"])) == {"KOR": "delivered"}
 
 
+def test_a_stored_report_sent_again_after_its_key_was_retired_gets_its_stored_result(harness: Harness) -> None:
+    sub = harness.signed("JPN", recipients=["KOR"], id="kept-1")
+    first = harness.exchange.submissions.submit(harness.principals["JPN"], sub)
+    new_keys = type(harness.keys["JPN"]).generate("JPN", harness.keys["JPN"].profile)
+    harness.exchange.keys.register(harness.principals["JPN"], "JPN", new_keys.public_keys())
+    written = harness.written()
+    # the answer was lost: the client sends the bytes it kept, signed with the key now retired
+    again = harness.exchange.submissions.submit(harness.principals["JPN"], sub)
+    assert (again.created, again.body) == (False, first.body)
+    # a report never stored, or the stored id with other content, still needs the current key
+    other = harness.signed("JPN", recipients=["KOR"], id="kept-2")
+    changed = harness.signed("JPN", recipients=["KOR"], id="kept-1", payload=b"other content")
+    for refused in (other, changed, ReportSubmission(report=sub.report, signature=other.signature, key=sub.key)):
+        with pytest.raises(BadSignature):
+            harness.exchange.submissions.submit(harness.principals["JPN"], refused)
+    # nor does the retry pass for another party
+    with pytest.raises(NotPermitted):
+        harness.exchange.submissions.submit(harness.principals["KOR"], sub)
+    assert harness.written() == written
+
+
 @pytest.mark.parametrize("who", ["KOR", "operator", "auditor"])
 def test_nobody_submits_as_another_party(harness: Harness, who: str) -> None:
     sub = harness.signed("JPN", recipients=["USA"])
