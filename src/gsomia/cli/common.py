@@ -31,7 +31,7 @@ from gsomia.errors import (
     UnknownEntity,
     ValidationFailed,
 )
-from gsomia.storage.db import missing_sqlite_file
+from gsomia.storage.db import driver_error, missing_sqlite_file
 
 __all__ = [
     "EXIT_CODES",
@@ -145,11 +145,28 @@ def fail(e: GsomiaError) -> NoReturn:
 
 @contextmanager
 def errors() -> Iterator[None]:
-    """Turn a gsomia error raised inside into its one-line report and exit code."""
+    """Turn a gsomia error raised inside into its one-line report and exit code; so too an
+    error of the database driver that nothing turned into one (a :class:`StorageError`: the
+    database named with its secrets masked, never a traceback that could quote a password)."""
     try:
         yield
     except GsomiaError as e:
         fail(e)
+    except Exception as e:
+        problem = driver_error(e, _database_url())
+        if problem is None:
+            raise
+        fail(problem)
+
+
+def _database_url() -> str | None:
+    """The database URL of this invocation, to name in an error (None if the settings are bad)."""
+    if state.app is not None:
+        return state.app.store.url
+    try:
+        return settings().database_url()
+    except GsomiaError:
+        return None
 
 
 def read_text(path: Path, what: str) -> str:

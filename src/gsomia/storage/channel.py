@@ -25,7 +25,7 @@ from typing import Protocol
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from gsomia.storage.db import postgresql_connection
+from gsomia.storage.db import postgresql_conninfo
 
 __all__ = ["CHANNEL", "CommitListener", "Listener", "SqliteWatcher", "announce", "commit_listener"]
 
@@ -119,10 +119,10 @@ class Listener(_CommitThread):
 
         self._psycopg = psycopg
         self._errors = (psycopg.Error,)
-        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        # the engine's timeouts: a listening connection is idle, so only keepalives notice a
-        # server host that is gone (it would otherwise go on "listening" to nothing)
-        self._dsn = psycopg.conninfo.make_conninfo(url, **postgresql_connection(url))
+        # the engine's parameters and timeouts: a listening connection is idle, so only
+        # keepalives notice a server host that is gone (it would otherwise go on "listening" to
+        # nothing)
+        self._dsn = postgresql_conninfo(engine)
 
     def _session(self) -> None:
         with self._psycopg.connect(self._dsn, autocommit=True) as conn:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +32,7 @@ from sqlalchemy.util import asbool
 
 from gsomia import jsontext
 from gsomia.errors import InvalidInput, StorageError
-from gsomia.storage.urls import masked_url
+from gsomia.storage.urls import masked_text, masked_url, unencoded_at
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -38,18 +40,36 @@ _MIGRATION_LOCK = 0x6750_6D69  # arbitrary constant: "gPmi"
 
 
 def normalise_url(url: str) -> str:
-    """Accept ``postgresql://`` (use psycopg 3) and plain SQLite paths.
+    """Accept ``postgresql://`` and ``postgres://`` (both use psycopg 3) and plain SQLite paths.
+
+    A user name or password must have ``@`` percent-encoded (``%40``): with several ``@`` in
+    its authority a URL is refused, since a parser would read part of the password as the host.
 
     Raises:
-        InvalidInput: for a URL SQLAlchemy cannot parse or a backend gsomia does not support.
+        InvalidInput: for a URL SQLAlchemy cannot parse, one with ``@`` unencoded in its user
+            name or password, or a backend gsomia does not support.
     """
     if "://" not in url:
         url = f"sqlite:///{Path(url).expanduser()}"
+    if unencoded_at(url):
+        raise InvalidInput(
+            f"invalid database URL {masked_url(url)!r}: its user name or password holds '@': "
+            "percent-encode @ in the user name or password as %40 (and : / ? # % and spaces as "
+            "%3A %2F %3F %23 %25 %20)"
+        )
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as e:  # ValueError: a port that is not a number
-        raise InvalidInput(f"invalid database URL {masked_url(url)!r}: {e}") from e
+        # never the parser's own words: they quote the "port", which may be part of a password
+        problem = "its port is not a number" if isinstance(e, ValueError) else "it does not parse"
+        raise InvalidInput(
+            f"invalid database URL {masked_url(url)!r}: {problem} (characters such as @ : / ? # % and "
+            "spaces in the user name or password must be percent-encoded: %40 for @)"
+        ) from e
     backend = parsed.get_backend_name()
+    if backend == "postgres":  # libpq's other scheme
+        backend = "postgresql"
+        parsed = parsed.set(drivername="postgresql" + parsed.drivername.removeprefix("postgres"))
     if backend == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if backend not in ("sqlite", "postgresql"):
@@ -162,10 +182,29 @@ milliseconds). Without them, a request or a pooled connection's ping would wait 
 kernel's own retransmission limit, about 15 minutes."""
 
 
-def postgresql_connection(url: str) -> dict[str, int]:
+def postgresql_connection(url: str | URL) -> dict[str, int]:
     """The parameters of :data:`POSTGRESQL_CONNECTION` that ``url`` does not set itself."""
     given = make_url(url).query
     return {name: value for name, value in POSTGRESQL_CONNECTION.items() if name not in given}
+
+
+def postgresql_conninfo(engine: Engine) -> str:
+    """The libpq connection string for a connection of its own to the PostgreSQL database of
+    ``engine`` (``psycopg.connect(...)``): the parameters the engine's connections are made
+    with (user, password, host and port, or several of them, database, the URL's query), and
+    the timeouts of :data:`POSTGRESQL_CONNECTION` the URL does not set.
+
+    It is built from keywords, each quoted by psycopg, never by rebuilding a URI from the URL:
+    a decoded password may hold a space, ``@``, ``#`` or a quote, which a URI would need
+    percent-encoded again.
+    """
+    import psycopg  # noqa: PLC0415 - only PostgreSQL deployments need it
+
+    _, params = engine.dialect.create_connect_args(engine.url)
+    # what SQLAlchemy hands psycopg besides libpq's parameters (its adapters) is left out
+    libpq = {option.keyword.decode() for option in psycopg.pq.Conninfo.get_defaults()}
+    given = {name: value for name, value in params.items() if name in libpq and value is not None}
+    return psycopg.conninfo.make_conninfo("", **{**postgresql_connection(engine.url), **given})
 
 
 def create(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) -> Engine:
@@ -291,6 +330,30 @@ def storage_error(what: str, e: SQLAlchemyError) -> StorageError:
     never the SQL or its parameters)."""
     log.debug("storage error during %s", what, exc_info=e)
     return StorageError(f"{what} failed: {_short(e)}")
+
+
+def driver_error(e: BaseException, url: str | None) -> StorageError | None:
+    """The :class:`StorageError` for an error the database driver or SQLAlchemy raised where
+    none was expected (None for any other error): one line naming the database ``url``, masked,
+    with every secret of the URL masked in the driver's words too (psycopg quotes a password it
+    cannot read, for one).
+    """
+    if not isinstance(e, _driver_errors()):
+        return None
+    cause = getattr(e, "orig", None) or e
+    lines = str(cause).strip().splitlines()
+    message = f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
+    if url is None:
+        return StorageError(f"database error: {masked_text(message, '')}")
+    return StorageError(f"database error on {masked_url(url)}: {masked_text(message, url)}")
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    """SQLAlchemy's and the drivers' error classes; psycopg's only once it was imported (no
+    psycopg error can have been raised before)."""
+    psycopg = sys.modules.get("psycopg")
+    found: tuple[type[BaseException], ...] = (SQLAlchemyError, sqlite3.Error)
+    return found if psycopg is None else (*found, psycopg.Error)
 
 
 @contextmanager

@@ -6,35 +6,43 @@ connection options such as ``sslmode``); every secret is masked as ``***``: the 
 ``user:password@``, and any query parameter that carries one or points to one (libpq's
 ``password``, ``sslpassword``, ``passfile``, ``sslkey``; any name with ``pass``, ``key``,
 ``secret``, ``token`` or ``credential`` in it, in any case).
+
+A password may hold any character once percent-encoded (``%40`` for ``@``); one typed as it is
+may hold ``@``, ``/``, ``#`` or spaces, and a URL parser then reads part of it as the host.
+Such text is masked by pattern, from the user name's ``:`` to the last ``@``: never a piece of
+the password, at worst more than it.
 """
 
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-__all__ = ["masked_url"]
+__all__ = ["MASK", "masked_text", "masked_url", "unencoded_at"]
 
 MASK = "***"
 _SECRET = re.compile(r"pass|key|secret|token|credential", re.IGNORECASE)
-# for text that does not parse as a URL: user:password@ and name=value pairs of secret names
-_USERINFO = re.compile(r"(://[^/:@?#\s]*):[^@/?#\s]*@")
+# for text that does not parse as a URL: user:password@ (to the last @) and name=value pairs of secret names
+_USERINFO = re.compile(r"(://[^/:?#\s]*):.*@", re.DOTALL)
 _PAIR = re.compile(r"([?&;\s])([^=&;\s]*(?:pass|key|secret|token|credential)[^=&;\s]*)=[^&;\s]*", re.IGNORECASE)
 
 
 def masked_url(url: str | URL) -> str:
     """``url`` with its password and every secret query parameter shown as ``***``; text that is
-    not a URL SQLAlchemy can parse is masked by pattern (``user:password@``, ``password=…``)."""
+    not a URL SQLAlchemy can parse, or that it parses with an ``@`` in the host (a password
+    holding ``@`` as it is), is masked by pattern (``user:password@``, ``password=…``)."""
     if isinstance(url, URL):
         parsed = url
     else:
         try:
             parsed = make_url(url)
         except (ArgumentError, ValueError):  # ValueError: a port that is not a number
-            return _PAIR.sub(rf"\1\2={MASK}", _USERINFO.sub(rf"\1:{MASK}@", url))
+            return _masked_by_pattern(url)
+    if "@" in (parsed.host or ""):
+        return _masked_by_pattern(url if isinstance(url, str) else parsed.render_as_string(hide_password=True))
     base = parsed.set(query={}).render_as_string(hide_password=True)
     if not parsed.query:
         return base
@@ -45,3 +53,53 @@ def masked_url(url: str | URL) -> str:
             shown = MASK if _SECRET.search(name) else quote(value, safe="/:,.-_~")
             pairs.append(f"{quote(name, safe='_-.')}={shown}")
     return base + "?" + "&".join(pairs)
+
+
+def _masked_by_pattern(text: str) -> str:
+    return _PAIR.sub(rf"\1\2={MASK}", _USERINFO.sub(rf"\1:{MASK}@", text))
+
+
+def unencoded_at(url: str) -> bool:
+    """Whether the user name or password of ``url`` holds ``@`` as it is (not as ``%40``): its
+    authority has several ``@``. The authority ends at the query, which starts at the first
+    ``?`` after a ``/``: an ``@`` in a query value (``?application_name=ops@host``) does not
+    count, one in a password that also holds ``/`` and ``?`` in that order may be missed. A URL
+    without an authority (``sqlite:///PATH``) has none: its path may hold any ``@``."""
+    rest = url.partition("://")[2]
+    if rest.startswith("/"):
+        return False
+    path = rest.find("/")
+    query = rest.find("?", path) if path >= 0 else -1
+    return (rest[:query] if query >= 0 else rest).count("@") > 1
+
+
+def masked_text(text: str, url: str | URL) -> str:
+    """``text`` (a driver's error message, say) with every secret of the database URL ``url``
+    shown as ``***``, as given and percent-decoded, and any ``user:password@`` or
+    ``password=…`` in it masked by pattern."""
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return _masked_by_pattern(" " + text)[1:]
+
+
+def _secrets(url: str | URL) -> set[str]:
+    """The password and the values of the secret query parameters of ``url``, as written and
+    decoded; for text, also what follows the user name's ``:`` up to the last ``@``."""
+    found: set[str] = set()
+    if isinstance(url, str):
+        raw = re.match(r"[^:]*://[^/:?#\s]*:(.*)@", url, re.DOTALL)
+        if raw is not None:
+            found |= {raw.group(1), unquote(raw.group(1))}
+        try:
+            parsed = make_url(url)
+        except (ArgumentError, ValueError):
+            return found - {""}
+    else:
+        parsed = url
+    if parsed.password:
+        found.add(str(parsed.password))
+    for name, given in parsed.query.items():
+        if _SECRET.search(name):
+            values = (given,) if isinstance(given, str) else given
+            found |= set(values) | {quote(value) for value in values}
+    return found - {""}
