@@ -12,6 +12,13 @@ and 6). TAK clients display these attributes but do not enforce them, so the nod
 
 Stale: an event is valid until its ``stale`` time (the CoT event schema); past it, by more than
 :data:`STALE_TOLERANCE`, it is neither sent as a report nor sent on to TAK (docs/interop.md §5).
+An event valid for longer than :data:`MAX_VALIDITY`, or whose ``time`` or ``start`` is ahead of
+the node's clock by more than :data:`AHEAD_TOLERANCE`, is refused: a track valid for ever, or
+from a date to come, would stay on the recipients' TAK clients as a current one.
+
+Out to TAK goes only what the node would take in (:func:`parse_cot`), and only tracks: a CoT
+type of the atoms (``a-…``); a tasking such as the delete ``t-x-d-d`` is not sent on, whatever
+the originator chose.
 
 Pure: XML in, XML out; no sockets, no clock (the caller gives the instant).
 """
@@ -46,12 +53,25 @@ COT_MEDIA_TYPE = "application/cot+xml"
 MAX_EVENT_BYTES = 64 * 1024
 _TAK_MAGIC = 0xBF
 _COT_TYPE = re.compile(r"^[a-zA-Z0-9](?:-[a-zA-Z0-9.:]+)*$")
+MAX_DEPTH = 32
+"""How deep elements may nest in a CoT event, ``<event>`` the first: a real event's ``<detail>``
+is a few levels deep. Nesting thousands deep would pass the parser and then exhaust the stack of
+the serializer that sends the event on."""
 STALE_TOLERANCE = timedelta(seconds=5)
 """How far past its ``stale`` time an event is still taken: the clocks of a sensor, a TAK server
 and the node are never quite together."""
+MAX_VALIDITY = timedelta(hours=24)
+"""The longest an event may be valid, from its ``start`` to its ``stale``: a sensor's track is
+valid for seconds to minutes, and a position not reported again within a day is no current
+track."""
+AHEAD_TOLERANCE = timedelta(seconds=30)
+"""How far ahead of the node's clock an event's ``time`` and ``start`` may be: the sensor's, the
+originator's node's and the recipient's clocks are each a few seconds apart."""
 TRACK_STALE = timedelta(seconds=120)
 """How long a track received as JSON (which has no ``stale`` of its own) is valid from its
 report's creation."""
+JSON_TRACK_TYPE = "a-h-A-M"
+"""The CoT type of a JSON track that names none (``cot_type``): a hostile air missile."""
 _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -88,16 +108,18 @@ class CotEvent:
         return _cot_instant("stale", self.stale)
 
 
-def parse_cot(data: bytes) -> CotEvent:
-    """Read one CoT event (XML).
+def parse_cot(data: bytes, *, now: datetime | None = None) -> CotEvent:
+    """Read one CoT event (XML); ``now``, the node's clock, where given, refuses an event from
+    the future (its ``time`` or ``start`` ahead by more than :data:`AHEAD_TOLERANCE`).
 
     Raises:
-        InvalidInput: not a CoT event, too large, or carrying a DTD (entity expansion is never
+        InvalidInput: not a CoT event, too large, nested deeper than :data:`MAX_DEPTH`, valid
+            for longer than :data:`MAX_VALIDITY`, or carrying a DTD (entity expansion is never
             attempted on input from the network).
     """
     if len(data) > MAX_EVENT_BYTES:
         raise InvalidInput(f"a CoT event is at most {MAX_EVENT_BYTES} bytes")
-    _refuse_dtd(data)
+    _screen(data)
     try:
         root = ET.fromstring(data)  # noqa: S314 - no DTD (refused above), size bounded
     except (ET.ParseError, ValueError, LookupError) as e:
@@ -112,7 +134,7 @@ def parse_cot(data: bytes) -> CotEvent:
     point = root.find("point")
     if point is None:
         raise InvalidInput("a CoT event needs a <point>")
-    _check_times(root)
+    _check_times(root, now)
     _check_point(point)
     return CotEvent(uid=uid, type=kind, time=time, xml=data, stale=root.get("stale", ""))
 
@@ -146,14 +168,25 @@ def instant_or_none(text: str) -> datetime | None:
         return None
 
 
-def _check_times(root: ET.Element) -> None:
-    """``time``, ``start`` and ``stale`` are instants and the event is not stale before it
-    starts (the CoT event schema's validity interval)."""
-    _cot_instant("time", root.get("time"))
-    start = _cot_instant("start", root.get("start"))
-    stale = _cot_instant("stale", root.get("stale"))
+def _check_times(root: ET.Element, now: datetime | None) -> None:
+    """``time``, ``start`` and ``stale`` are instants, the event is not stale before it starts
+    (the CoT event schema's validity interval) nor valid for longer than :data:`MAX_VALIDITY`,
+    and, given the node's clock ``now``, ``time`` and ``start`` are not ahead of it by more than
+    :data:`AHEAD_TOLERANCE`."""
+    times = {name: _cot_instant(name, root.get(name)) for name in ("time", "start", "stale")}
+    start, stale = times["start"], times["stale"]
     if stale < start:
         raise InvalidInput("a CoT event's stale is before its start")
+    if stale - start > MAX_VALIDITY:
+        raise InvalidInput(f"a CoT event is valid for at most {MAX_VALIDITY.total_seconds() / 3600:g} hours")
+    if now is None:
+        return
+    for name in ("time", "start"):
+        if times[name] - now > AHEAD_TOLERANCE:
+            raise InvalidInput(
+                f"CoT {name} {root.get(name)!r} is ahead of the node's clock by more than "
+                f"{AHEAD_TOLERANCE.total_seconds():g} s"
+            )
 
 
 def _check_point(point: ET.Element) -> None:
@@ -174,21 +207,36 @@ def _check_point(point: ET.Element) -> None:
             raise InvalidInput(f"CoT point {name} {text!r} is out of range")
 
 
-def _refuse_dtd(data: bytes) -> None:
+def _screen(data: bytes) -> None:
     """Refuse a document type declaration in whatever encoding the XML parser would read the
     event in (a byte search misses ``<!DOCTYPE`` in UTF-16): expat reports it before it reads
-    any entity declaration, and the handler stops the parse there.
+    any entity declaration, and the handler stops the parse there. Refuse as well elements
+    nested deeper than :data:`MAX_DEPTH`, as the parser reaches them.
 
     Raises:
-        InvalidInput: a DTD, or not XML (an encoding the parser cannot read included).
+        InvalidInput: a DTD, nesting too deep, or not XML (an encoding the parser cannot read
+            included).
     """
+    depth = 0
 
     def refuse(*_: object) -> None:
         raise InvalidInput("a CoT event with a DTD is refused")
 
+    def opened(*_: object) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise InvalidInput(f"a CoT event nested deeper than {MAX_DEPTH} elements is refused")
+
+    def closed(*_: object) -> None:
+        nonlocal depth
+        depth -= 1
+
     parser = expat.ParserCreate()
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
+    parser.StartElementHandler = opened
+    parser.EndElementHandler = closed
     try:
         parser.Parse(data, True)
     except (expat.ExpatError, ValueError, LookupError) as e:  # also an encoding expat cannot read
@@ -258,12 +306,12 @@ def _proto_detail(detail: Any) -> list[ET.Element]:
     and course, a contact, a group…), so that nothing of the event is lost on the way to XML.
 
     Raises:
-        InvalidInput: ``xmlDetail`` is not XML elements (or carries a DTD).
+        InvalidInput: ``xmlDetail`` is not XML elements (or carries a DTD, or nests too deep).
     """
     out: list[ET.Element] = []
     if detail.xmlDetail:
         text = f"<detail>{detail.xmlDetail}</detail>".encode()
-        _refuse_dtd(text)
+        _screen(text)
         try:
             out += list(ET.fromstring(text))  # noqa: S314 - no DTD (refused above), size bounded by the message
         except ET.ParseError as e:
@@ -275,15 +323,16 @@ def _proto_detail(detail: Any) -> list[ET.Element]:
     return out
 
 
-def read_event(data: bytes) -> CotEvent:
-    """One CoT event from XML or TAK protocol bytes.
+def read_event(data: bytes, *, now: datetime | None = None) -> CotEvent:
+    """One CoT event from XML or TAK protocol bytes, checked as :func:`parse_cot` checks it
+    (against the node's clock ``now``, where given).
 
     Raises:
-        InvalidInput: neither.
+        InvalidInput: neither, or an event :func:`parse_cot` refuses.
     """
     if data[:1] == bytes([_TAK_MAGIC]):
         data = proto_to_xml(data)
-    return parse_cot(data)
+    return parse_cot(data, now=now)
 
 
 # --- rules: CoT in ---------------------------------------------------------------------------------
@@ -440,55 +489,114 @@ def marked_event(
     *,
     report_id: str,
     created: datetime | None = None,
+    now: datetime | None = None,
 ) -> bytes | None:
-    """The CoT event to emit for a received report, its marking attributes set; None when the
-    payload is not a track (a CoT event, or JSON ``{"track": [[lat, lon, hae], …]}``).
+    """:func:`mark_event`, or None when the payload is not a track the node sends on."""
+    try:
+        return mark_event(payload, content_type, delivered, report_id=report_id, created=created, now=now)
+    except InvalidInput:
+        return None
+
+
+def mark_event(
+    payload: bytes,
+    content_type: str,
+    delivered: DeliveredMarking,
+    *,
+    report_id: str,
+    created: datetime | None = None,
+    now: datetime | None = None,
+) -> bytes:
+    """The CoT event to emit for a received report, its marking attributes set. The payload is
+    a CoT event or JSON ``{"track": [[lat, lon, hae], …]}`` (with ``cot_type``, where given).
 
     Attributes the originator set on its event (``access``, ``caveat``, ``releasableto``,
     ``opex``) are replaced: they spoke of the originator's ladder. Its ``time``, ``start`` and
     ``stale`` are kept. A JSON track's event is of the report's creation instant ``created``
     (``time`` and ``start``), valid for :data:`TRACK_STALE` from it (``stale``); without
-    ``created``, from now.
+    ``created``, from now. Either way the event is one :func:`parse_cot` takes (checked against
+    the node's clock ``now``, where given), of a track type (the atoms, ``a-…``).
+
+    Raises:
+        InvalidInput: the payload is not such a track: not a CoT event nor a JSON track, an
+            event the node would refuse on input, or a type that is no track (a tasking).
     """
     attrs = marking_attributes(delivered)
     kind = content_type.split(";", maxsplit=1)[0].strip().lower()
     if kind in (COT_MEDIA_TYPE, "application/xml", "text/xml"):
-        try:
-            parse_cot(payload)
-        except InvalidInput:
-            return None
-        root = ET.fromstring(payload)  # noqa: S314 - checked by parse_cot
+        _check_track_type(parse_cot(payload, now=now).type)
+        event = ET.fromstring(payload)  # noqa: S314 - checked by parse_cot
         for name in ("access", "caveat", "releasableto", "rel_to", "opex"):
-            root.attrib.pop(name, None)
+            event.attrib.pop(name, None)
         for name, value in attrs.items():
-            root.set(name, value)
-        return bytes(pytak.serialize_cot(root))
-    if kind == "application/json":
-        try:
-            doc = jsontext.parse(payload)
-            lat, lon, hae = doc["track"][-1][:3]
-            float(lat), float(lon), float(hae)
-        except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError):
-            return None
-        event = pytak.cot_event(
-            lat=lat,
-            lon=lon,
-            hae=hae,
-            uid=f"gsomia.{report_id}",
-            cot_type=str(doc.get("cot_type", "a-h-A-M")),
-            how="m-g",
-            stale=int(TRACK_STALE.total_seconds()),
-            access=attrs["access"],
-            caveat=attrs["caveat"],
-            extra_attrs={k: v for k, v in attrs.items() if k not in ("access", "caveat")},
-        )
-        if created is not None:
-            at = created.astimezone(UTC)
-            event.set("time", at.strftime(_STAMP))
-            event.set("start", at.strftime(_STAMP))
-            event.set("stale", (at + TRACK_STALE).strftime(_STAMP))
+            event.set(name, value)
+    elif kind == "application/json":
+        event = _json_track(payload, attrs, report_id=report_id, created=created, now=now)
+    else:
+        raise InvalidInput(f"a payload of content type {kind!r} is not a track")
+    try:
         return bytes(pytak.serialize_cot(event))
-    return None
+    except RecursionError as e:  # nesting is bounded on input: not expected
+        raise InvalidInput("a CoT event nested too deep to write") from e
+
+
+def _check_track_type(kind: str) -> None:
+    """``kind`` is a CoT type of the atoms (``a-`` and at least one more atom): what a track
+    is. A tasking (``t-…``, the delete ``t-x-d-d`` among them), a drawing or a waypoint
+    (``u-…``, ``b-…``) is not sent on to TAK, whatever the originator chose.
+
+    Raises:
+        InvalidInput: a malformed type, or one that is no track.
+    """
+    if not _COT_TYPE.fullmatch(kind):
+        raise InvalidInput(f"CoT type {kind!r} is malformed")
+    if not kind.startswith("a-"):
+        raise InvalidInput(f"CoT type {kind!r} is not a track (only atoms, a-…, are sent on)")
+
+
+def _json_track(
+    payload: bytes, attrs: Mapping[str, str], *, report_id: str, created: datetime | None, now: datetime | None
+) -> ET.Element:
+    """The event of a JSON track's last point, checked as :func:`parse_cot` checks an event.
+
+    Raises:
+        InvalidInput: not a JSON track, a point out of range, a type that is no track, or times
+            the node would refuse.
+    """
+    try:
+        doc = jsontext.parse(payload)
+        lat, lon, hae = (float(v) for v in doc["track"][-1][:3])
+        cot_type = doc.get("cot_type", JSON_TRACK_TYPE)
+    except (ValueError, KeyError, IndexError, TypeError, OverflowError, UnicodeDecodeError) as e:
+        raise InvalidInput("not a JSON track") from e
+    if not isinstance(cot_type, str):
+        raise InvalidInput("a JSON track's cot_type is not text")
+    _check_track_type(cot_type)
+    # Checked before the event is built: pytak cannot write an infinite coordinate.
+    _check_point(ET.Element("point", {"lat": str(lat), "lon": str(lon), "hae": str(hae)}))
+    event: ET.Element = pytak.cot_event(
+        lat=lat,
+        lon=lon,
+        hae=hae,
+        uid=f"gsomia.{report_id}",
+        cot_type=cot_type,
+        how="m-g",
+        stale=int(TRACK_STALE.total_seconds()),
+        access=attrs["access"],
+        caveat=attrs["caveat"],
+        extra_attrs={k: v for k, v in attrs.items() if k not in ("access", "caveat")},
+    )
+    if created is not None:
+        try:
+            at = created.astimezone(UTC)
+            until = at + TRACK_STALE
+        except OverflowError as e:
+            raise InvalidInput(f"a JSON track created {created.isoformat()} is out of range") from e
+        event.set("time", at.strftime(_STAMP))
+        event.set("start", at.strftime(_STAMP))
+        event.set("stale", until.strftime(_STAMP))
+    _check_times(event, now)
+    return event
 
 
 def event_stale(event: bytes) -> datetime:

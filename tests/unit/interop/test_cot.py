@@ -14,6 +14,9 @@ from takproto.functions import xml2proto
 
 from gsomia.errors import InvalidInput
 from gsomia.interop.cot import (
+    AHEAD_TOLERANCE,
+    MAX_DEPTH,
+    MAX_VALIDITY,
     STALE_TOLERANCE,
     TRACK_STALE,
     CotEndpoint,
@@ -300,3 +303,84 @@ def test_a_tak_message_keeps_its_detail_and_marking_attributes_in_xml() -> None:
         assert contact is not None and contact.get("callsign") == "SENTINEL-1"
         assert detail.findtext("remarks") == "TEL seen leaving the site"
         assert (event.get("access"), event.get("uid")) == ("Unclassified", "t-1")
+
+
+# --- what goes out to TAK is what the node would take in ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b'{"track": [[1000, -500, 0]]}',  # out of range
+        b'{"track": [["nan", "0", "inf"]]}',
+        b'{"track": [[39.0, "1e999", 0]]}',  # infinite once read
+        b'{"track": [[39.0, 125.7, 0]], "cot_type": "not a cot type!"}',
+        b'{"track": [[39.0, 125.7, 0]], "cot_type": "a-h-A-M\\u0001"}',
+        b'{"track": [[39.0, 125.7, 0]], "cot_type": "t-x-d-d"}',  # a TAK delete tasking
+        b'{"track": [[39.0, 125.7, 0]], "cot_type": "b-m-p-w"}',  # a waypoint, not a track
+        b'{"track": [[39.0, 125.7, 0]], "cot_type": "a"}',
+        b'{"track": [[39.0, 125.7, 0]], "cot_type": 12}',
+    ],
+)
+def test_a_json_track_the_node_would_not_take_in_is_not_sent_on(doc: bytes) -> None:
+    assert marked_event(doc, "application/json", delivered(), report_id="r", created=datetime.now(UTC)) is None
+
+
+def test_only_atoms_go_out_to_tak_whatever_type_the_originator_chose() -> None:
+    # A tasking (delete, for one) passes the CoT type pattern but is no track: not sent on.
+    for kind in ("t-x-d-d", "b-m-p-w", "u-d-f"):
+        assert marked_event(_event(type=kind), "application/cot+xml", delivered(), report_id="r") is None
+    friendly = marked_event(_event(type="a-f-G-U-C"), "application/cot+xml", delivered(), report_id="r")
+    assert friendly is not None and ET.fromstring(friendly).get("type") == "a-f-G-U-C"
+    track = b'{"track": [[39.0, 125.7, 0]], "cot_type": "a-h-A-M-B"}'
+    out = marked_event(track, "application/json", delivered(), report_id="r", created=datetime.now(UTC))
+    assert out is not None and ET.fromstring(out).get("type") == "a-h-A-M-B"
+
+
+def _nested(depth: int) -> bytes:
+    """EVENT with elements nested ``depth`` deep in all (``<event>`` the first)."""
+    inner = depth - 3  # <event>, <detail> and the <track> inside
+    return EVENT.replace(b"<detail>", b"<detail>" + b"<a>" * inner).replace(
+        b"</detail>", b"</a>" * inner + b"</detail>"
+    )
+
+
+def test_an_event_nested_deeper_than_the_limit_is_refused_on_input_and_never_crashes_the_output() -> None:
+    assert parse_cot(_nested(MAX_DEPTH)).uid == "t-1"
+    assert marked_event(_nested(MAX_DEPTH), "application/cot+xml", delivered(), report_id="r") is not None
+    for depth in (MAX_DEPTH + 1, 5000):
+        with pytest.raises(InvalidInput, match="nested"):
+            parse_cot(_nested(depth))
+        assert marked_event(_nested(depth), "application/cot+xml", delivered(), report_id="r") is None
+    proto = takproto.functions.parse_proto(bytearray(xml2proto(EVENT.decode(), None)))
+    proto.cotEvent.detail.xmlDetail = "<a>" * 5000 + "</a>" * 5000
+    with pytest.raises(InvalidInput, match="nested"):
+        read_event(b"\xbf\x01\xbf" + proto.SerializeToString())
+
+
+def test_an_event_valid_for_longer_than_the_limit_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="valid for at most"):
+        parse_cot(_event(stale="9999-12-31T23:59:59Z"))
+    start = datetime(2019, 11, 22, 0, 58, tzinfo=UTC)
+    assert parse_cot(_event(stale=(start + MAX_VALIDITY).strftime("%Y-%m-%dT%H:%M:%SZ"))).uid == "t-1"
+    with pytest.raises(InvalidInput, match="valid for at most"):
+        parse_cot(_event(stale=(start + MAX_VALIDITY + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")))
+    assert marked_event(_event(stale="9999-12-31T23:59:59Z"), "application/cot+xml", delivered(), report_id="r") is None
+
+
+def test_an_event_from_the_future_is_refused_against_the_nodes_clock() -> None:
+    at = datetime(2019, 11, 22, 0, 58, tzinfo=UTC)  # EVENT's time and start
+    assert parse_cot(EVENT, now=at - AHEAD_TOLERANCE).uid == "t-1"  # a sensor's clock a little ahead
+    for now in (at - AHEAD_TOLERANCE - timedelta(seconds=1), datetime(2000, 1, 1, tzinfo=UTC)):
+        with pytest.raises(InvalidInput, match="ahead of the node's clock"):
+            parse_cot(EVENT, now=now)
+        with pytest.raises(InvalidInput, match="ahead of the node's clock"):
+            read_event(EVENT, now=now)
+        assert marked_event(EVENT, "application/cot+xml", delivered(), report_id="r", now=now) is None
+    future = "2999-01-01T00:00:00Z"
+    with pytest.raises(InvalidInput, match="CoT time '2999"):
+        parse_cot(_event(time=future), now=at)
+    track = b'{"track": [[39.0, 125.7, 0]]}'
+    created = datetime(2999, 1, 1, tzinfo=UTC)  # a report's signed creation far ahead
+    assert marked_event(track, "application/json", delivered(), report_id="r", created=created, now=at) is None
+    assert marked_event(track, "application/json", delivered(), report_id="r", created=at, now=at) is not None

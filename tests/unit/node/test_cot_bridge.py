@@ -18,7 +18,15 @@ from gsomia.client.reports import ReportDraft
 from gsomia.errors import ExchangeUnreachable, InvalidInput
 from gsomia.interop.cot import CotEndpoint, CotRule, parse_cot
 from gsomia.interop.stix import DeliveredMarking, NationalMarking
-from gsomia.node.cot.bridge import CotIngest, CotListeners, CotOutput, Listen, describe, split_stream
+from gsomia.node.cot.bridge import (
+    MAX_CONNECTIONS_PER_ADDRESS,
+    CotIngest,
+    CotListeners,
+    CotOutput,
+    Listen,
+    describe,
+    split_stream,
+)
 from gsomia.node.taxii.service import SendResult
 
 RULES = [CotRule(type_prefix="a-h-A-M", topic="dprk.missile.launch", level="極秘")]
@@ -155,7 +163,83 @@ def test_a_silent_tcp_connection_is_closed_after_the_idle_timeout(caplog: pytest
             assert _closed_by_peer(s)
     finally:
         listeners.stop()
-    assert until(lambda: "nothing received for 0.2 s" in caplog.text)
+    assert until(lambda: "no complete event for 0.2 s" in caplog.text)
+
+
+def _closed_within(s: socket.socket, seconds: float, trickle: bytes) -> float | None:
+    """Send ``trickle`` every 50 ms until the peer closes; how long that took, or None."""
+    s.settimeout(0.05)
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        try:
+            s.sendall(trickle)
+            if s.recv(1) == b"":
+                return time.monotonic() - began
+        except TimeoutError:
+            continue
+        except OSError:  # reset, or a broken pipe: closed
+            return time.monotonic() - began
+    return None
+
+
+@pytest.mark.parametrize("trickle", [b" ", b"\n"])
+def test_bytes_that_complete_no_event_do_not_keep_a_connection_open(trickle: bytes) -> None:
+    ingest = CotIngest(sender=Recorder(), rules=RULES)
+    listeners = CotListeners([Listen("tcp", "127.0.0.1", 0)], ingest, idle_seconds=0.3)
+    ((_, host, port),) = listeners.start()
+    try:
+        with socket.create_connection((host, port)) as s:
+            took = _closed_within(s, 5.0, trickle)
+        with socket.create_connection((host, port)) as s:
+            s.sendall(b"<event uid='x' ")
+            partial = _closed_within(s, 5.0, b"a")  # an event that grows but never ends
+    finally:
+        listeners.stop()
+    assert took is not None and took < 2.0
+    assert partial is not None and partial < 2.0
+
+
+def test_a_connection_that_keeps_sending_events_stays_open_past_the_idle_time() -> None:
+    ingest = CotIngest(sender=Recorder(), rules=RULES)
+    listeners = CotListeners([Listen("tcp", "127.0.0.1", 0)], ingest, idle_seconds=0.3)
+    ((_, host, port),) = listeners.start()
+    try:
+        with socket.create_connection((host, port)) as s:
+            for i in range(8):  # 1.2 s in all, an event every 0.15 s
+                s.sendall(b" " + event(uid=f"t-{i}"))
+                time.sleep(0.15)
+        assert until(lambda: ingest.stats.received == 8)
+    finally:
+        listeners.stop()
+
+
+def test_one_address_holds_at_most_its_share_of_the_connections(caplog: pytest.LogCaptureFixture) -> None:
+    ingest = CotIngest(sender=Recorder(), rules=RULES)
+    listeners = CotListeners([Listen("tcp", "127.0.0.1", 0)], ingest, max_connections=10, max_per_address=2)
+    ((_, host, port),) = listeners.start()
+    server = listeners.servers[0]
+    try:
+        with contextlib.ExitStack() as held:
+            kept = [held.enter_context(socket.create_connection((host, port))) for _ in range(2)]
+            assert until(lambda: getattr(server, "connections", 0) == 2)
+            third = held.enter_context(socket.create_connection((host, port)))
+            assert _closed_by_peer(third)
+            # another address (all of 127.0.0.0/8 is this host) still gets a connection
+            other = held.enter_context(socket.create_connection((host, port), source_address=("127.0.0.2", 0)))
+            other.sendall(event(uid="other"))
+            assert until(lambda: ingest.stats.received == 1)
+            for s in kept:
+                s.setblocking(False)
+                with pytest.raises(BlockingIOError):  # still open, nothing to read
+                    s.recv(1)
+        assert until(lambda: getattr(server, "connections", -1) == 0)
+        with socket.create_connection((host, port)) as again:  # room again once they closed
+            again.sendall(event())
+        assert until(lambda: ingest.stats.received == 2)
+    finally:
+        listeners.stop()
+    assert "CoT TCP connections refused: 2 already open from that address" in caplog.text
+    assert MAX_CONNECTIONS_PER_ADDRESS == 32
 
 
 def test_connections_past_the_cap_are_closed_and_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -501,3 +585,47 @@ def test_a_track_that_goes_stale_while_its_endpoint_is_down_is_not_sent_late(
         release.set()
         output.close()
     assert output.failed == 1 and output.sent == 0
+
+
+# --- what comes in, and what goes out, is checked against the node's clock ---------------------------------
+
+
+def test_an_event_from_the_future_is_malformed_at_the_ingest() -> None:
+    sender = Recorder()
+    ingest = CotIngest(sender=sender, rules=RULES, clock=lambda: NOW)
+    ingest.start()
+    try:
+        future = event(uid="future").replace(f'time="{stamp(NOW)}"'.encode(), b'time="2999-01-01T00:00:00Z"')
+        assert not ingest.offer(future)
+        assert ingest.stats.malformed == 1
+        assert ingest.offer(event(uid="now"))
+        assert until(lambda: len(sender.drafts) == 1)
+    finally:
+        ingest.stop()
+
+
+def test_a_report_that_is_no_track_to_send_on_is_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    ops = Collector()
+    output = CotOutput([_endpoint("ops", ops.port)], LADDER.copy, clock=lambda: NOW)
+    payloads = [
+        (event(uid="delete", kind="t-x-d-d"), "application/cot+xml"),
+        (event(uid="ahead").replace(f'time="{stamp(NOW)}"'.encode(), b'time="2999-01-01T00:00:00Z"'), "text/xml"),
+        (b'{"track": [[39.0, "1e999", 950]]}', "application/json"),
+    ]
+    try:
+        with caplog.at_level(logging.WARNING):
+            went = [
+                output.emit(delivered=_delivered(), payload=p, content_type=c, report_id=f"R-{i}")
+                for i, (p, c) in enumerate(payloads)
+            ]
+        assert went == [[], [], []]
+        assert output.emit(
+            delivered=_delivered(), payload=event(uid="fine"), content_type="application/cot+xml", report_id="R-ok"
+        ) == ["ops"]
+        assert until(lambda: ops.events() == 1)
+    finally:
+        output.close()
+        ops.close()
+    assert output.refused == 3
+    assert caplog.text.count("CoT of received reports not sent on") == 1
+    assert b'uid="fine"' in ops.data and b"t-x-d-d" not in ops.data

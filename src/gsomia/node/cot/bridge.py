@@ -8,6 +8,7 @@ import hashlib
 import logging
 import socketserver
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ __all__ = [
     "MAX_BACKLOG",
     "MAX_BACKLOG_BYTES",
     "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_ADDRESS",
     "CotIngest",
     "CotListeners",
     "CotOutput",
@@ -54,9 +56,13 @@ MAX_BACKLOG_BYTES = 64 << 20
 """The most the events waiting for the exchange may weigh (their XML); past it, new events are
 dropped."""
 IDLE_SECONDS = 60.0
-"""A CoT TCP connection that sends nothing for this long is closed."""
+"""A CoT TCP connection that completes no event for this long is closed (bytes that complete
+none, whitespace between events or an event that grows but never ends, do not keep it open)."""
 MAX_CONNECTIONS = 256
 """CoT TCP connections served at once per listener; more are closed as they are accepted."""
+MAX_CONNECTIONS_PER_ADDRESS = 32
+"""CoT TCP connections served at once per listener from one address: one peer cannot hold
+every connection and shut the others out."""
 LISTEN_BACKLOG = 128
 
 
@@ -117,8 +123,9 @@ class CotIngest:
         """Take one event's bytes; False if it is malformed, no rule covers its type, it is
         already stale, or the backlog is full."""
         self.stats.received += 1
+        now = self.clock()
         try:
-            event = read_event(data)
+            event = read_event(data, now=now)
         except InvalidInput as e:
             self.stats.malformed += 1
             log.info("CoT from %s refused: %s", source or "?", e)
@@ -129,7 +136,7 @@ class CotIngest:
             self.stats.unmapped += 1
             log.info("CoT type %s from %s matches no rule; not sent", event.type, source or "?")
             return False
-        if is_stale(event.expires(), self.clock()):
+        if is_stale(event.expires(), now):
             # A track past its validity would reach the recipients' TAK clients as a current one.
             self.stats.stale += 1
             self._stale.add(f"the last: {event.uid!r} from {source or '?'}, stale {event.stale}")
@@ -244,13 +251,19 @@ class _TCPHandler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         stream = CotStream()
         source = f"tcp:{self.client_address[0]}"
-        self.request.settimeout(self.server.idle)
+        idle = self.server.idle
+        # Measured from the last complete event: bytes that complete none are no activity.
+        deadline = time.monotonic() + idle
         while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.info("CoT stream from %s closed: no complete event for %g s", source, idle)
+                return
+            self.request.settimeout(left)
             try:
                 data = self.request.recv(65536)
             except TimeoutError:
-                log.info("CoT stream from %s closed: nothing received for %g s", source, self.server.idle)
-                return
+                continue
             except OSError:
                 return
             if not data:
@@ -261,51 +274,68 @@ class _TCPHandler(socketserver.BaseRequestHandler):
                 self.server.ingest.stats.malformed += 1
                 log.info("CoT stream from %s closed: %s", source, e)
                 return
+            if events:
+                deadline = time.monotonic() + idle
             for event in events:
                 self.server.ingest.offer(event, source)
 
 
 class _TCPServer(socketserver.ThreadingTCPServer):
-    """One thread per connection, at most ``most`` at once (those past it are closed as they
-    are accepted), each closed after ``idle`` seconds without a byte."""
+    """One thread per connection, at most ``most`` at once and ``per_address`` from one address
+    (those past either are closed as they are accepted), each closed after ``idle`` seconds
+    without a complete event."""
 
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address: tuple[str, int], ingest: CotIngest, *, idle: float, most: int) -> None:
+    def __init__(
+        self, address: tuple[str, int], ingest: CotIngest, *, idle: float, most: int, per_address: int
+    ) -> None:
         self.ingest = ingest
         self.idle = idle
         self.most = most
+        self.per_address = per_address
         self.connections = 0
+        self._from: dict[str, int] = {}  # connections open, by the peer's address
         self._count = threading.Lock()
         self.refused = Dropped(log, f"CoT TCP connections refused: {most} already open")
+        self.crowded = Dropped(log, f"CoT TCP connections refused: {per_address} already open from that address")
         super().__init__(address, _TCPHandler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        peer = str(client_address[0])
         with self._count:
-            full = self.connections >= self.most
-            if not full:
+            past = self.refused if self.connections >= self.most else None
+            if past is None and self._from.get(peer, 0) >= self.per_address:
+                past = self.crowded
+            if past is None:
                 self.connections += 1
-        if full:
-            self.refused.add(f"the last from {client_address[0]}")
+                self._from[peer] = self._from.get(peer, 0) + 1
+        if past is not None:
+            past.add(f"the last from {peer}")
             self.shutdown_request(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._closed()
+            self._closed(peer)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._closed()
+            self._closed(str(client_address[0]))
 
-    def _closed(self) -> None:
+    def _closed(self, peer: str) -> None:
         with self._count:
             self.connections -= 1
+            left = self._from.get(peer, 1) - 1
+            if left > 0:
+                self._from[peer] = left
+            else:
+                self._from.pop(peer, None)
 
 
 class _UDPHandler(socketserver.BaseRequestHandler):
@@ -345,8 +375,9 @@ class Listen:
 
 
 class CotListeners:
-    """The TCP and UDP servers, each in a daemon thread; a TCP connection silent for
-    ``idle_seconds`` is closed, and at most ``max_connections`` are served at once."""
+    """The TCP and UDP servers, each in a daemon thread; a TCP connection that completes no
+    event for ``idle_seconds`` is closed, and at most ``max_connections`` are served at once,
+    at most ``max_per_address`` of them from one address."""
 
     def __init__(
         self,
@@ -355,11 +386,13 @@ class CotListeners:
         *,
         idle_seconds: float = IDLE_SECONDS,
         max_connections: int = MAX_CONNECTIONS,
+        max_per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
     ) -> None:
         self.listens = tuple(listens)
         self.ingest = ingest
         self.idle_seconds = idle_seconds
         self.max_connections = max_connections
+        self.max_per_address = max_per_address
         self.servers: list[socketserver.BaseServer] = []
         self._threads: list[threading.Thread] = []
 
@@ -370,7 +403,11 @@ class CotListeners:
             server: socketserver.BaseServer
             if listen.proto == "tcp":
                 server = _TCPServer(
-                    (listen.host, listen.port), self.ingest, idle=self.idle_seconds, most=self.max_connections
+                    (listen.host, listen.port),
+                    self.ingest,
+                    idle=self.idle_seconds,
+                    most=self.max_connections,
+                    per_address=self.max_per_address,
                 )
             else:
                 server = _UDPServer((listen.host, listen.port), self.ingest)

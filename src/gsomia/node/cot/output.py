@@ -4,7 +4,8 @@ connections holds back neither the others nor the node's delivery feed (and with
 inbox). A track is perishable: when an endpoint's queue is full, new events for it are dropped,
 counted and logged, never held for ever; and an event whose ``stale`` time has passed (by more
 than the tolerance for clocks) when it is queued, or when its turn to be sent comes, is not
-sent: counted and logged as stale."""
+sent: counted and logged as stale. A report whose payload is no track the node would take in
+itself (:func:`gsomia.interop.cot.mark_event`) is sent to no endpoint: counted and logged."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gsomia.errors import InvalidInput
-from gsomia.interop.cot import STALE_TOLERANCE, CotEndpoint, event_stale, is_stale, marked_event, refusal
+from gsomia.interop.cot import STALE_TOLERANCE, CotEndpoint, event_stale, is_stale, mark_event, refusal
 from gsomia.interop.stix import DeliveredMarking
 from gsomia.node.cot.counting import Dropped
 
@@ -152,6 +153,8 @@ class CotOutput:
     ) -> None:
         self.endpoints = tuple(endpoints)
         self.ladder = ladder
+        self.clock = clock
+        self._not_tracks = Dropped(log, "CoT of received reports not sent on: not a track the node would take in")
         self._senders = [_Endpoint(e, queue_size, clock) for e in self.endpoints]
         self._lock = threading.Lock()
         self.withheld: list[tuple[str, str, str]] = []
@@ -176,6 +179,12 @@ class CotOutput:
         """Events not sent because they were stale when queued or when their turn came."""
         return sum(s.stale.total for s in self._senders)
 
+    @property
+    def refused(self) -> int:
+        """Received reports sent to no endpoint: their payload is no track the node would take
+        in (malformed, out of range, from the future, or of a type that is no track)."""
+        return self._not_tracks.total
+
     def counters(self) -> dict[str, Any]:
         """The output's counters, for the node's status."""
         return {"sent": self.sent, "failed": self.failed, "dropped": self.dropped, "stale": self.stale}
@@ -197,9 +206,12 @@ class CotOutput:
         """Queue the marked event for every endpoint the marking allows; the names of those
         that took it. A refusal is logged with its reason and never sent. The event is valid
         until its originator's ``stale`` (a JSON track: until two minutes after ``created``, its
-        report's creation); a stale one is not sent (counted)."""
-        event = marked_event(payload, content_type, delivered, report_id=report_id, created=created)
-        if event is None:
+        report's creation); a stale one is not sent (counted). A payload that is no track the
+        node would take in itself is sent nowhere (counted, logged at most once a minute)."""
+        try:
+            event = mark_event(payload, content_type, delivered, report_id=report_id, created=created, now=self.clock())
+        except InvalidInput as e:
+            self._not_tracks.add(f"the last: delivery {delivered.delivery}, report {report_id}: {e}")
             return []
         try:
             stale = event_stale(event)
