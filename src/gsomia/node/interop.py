@@ -37,6 +37,7 @@ from gsomia.node.cot.bridge import (
     MAX_BACKLOG,
     MAX_BACKLOG_BYTES,
     MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_ADDRESS,
     CotIngest,
     CotListeners,
     CotOutput,
@@ -93,6 +94,7 @@ class InteropConfig:
     output_queue: int = OUTPUT_QUEUE
     tcp_idle_seconds: float = IDLE_SECONDS
     tcp_max_connections: int = MAX_CONNECTIONS
+    tcp_max_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
 
     @classmethod
     def read(cls, directory: Path) -> InteropConfig:
@@ -150,10 +152,18 @@ class InteropConfig:
             output_queue=int(_positive(cot, "output_queue", OUTPUT_QUEUE)),
             tcp_idle_seconds=_positive(cot, "tcp_idle_seconds", IDLE_SECONDS),
             tcp_max_connections=int(_positive(cot, "tcp_max_connections", MAX_CONNECTIONS)),
+            tcp_max_per_address=int(_positive(cot, "tcp_max_per_address", MAX_CONNECTIONS_PER_ADDRESS)),
         )
 
 
-_COT_LIMITS = ("max_backlog", "max_backlog_bytes", "output_queue", "tcp_idle_seconds", "tcp_max_connections")
+_COT_LIMITS = (
+    "max_backlog",
+    "max_backlog_bytes",
+    "output_queue",
+    "tcp_idle_seconds",
+    "tcp_max_connections",
+    "tcp_max_per_address",
+)
 
 
 def _positive(doc: dict[str, Any], key: str, default: float) -> float:
@@ -385,6 +395,7 @@ class Interop:
             self.ingest,
             idle_seconds=config.tcp_idle_seconds,
             max_connections=config.tcp_max_connections,
+            max_per_address=config.tcp_max_per_address,
         )
         self.output = CotOutput(config.outputs, self.ladder, queue_size=config.output_queue)
         self.bound: list[tuple[str, str, int]] = []

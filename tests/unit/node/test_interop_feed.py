@@ -141,8 +141,15 @@ def test_the_cot_bridges_limits_read_from_interop_json() -> None:
     defaults = InteropConfig.from_doc({})
     assert defaults.max_backlog_bytes == 64 << 20
     assert (defaults.max_backlog, defaults.output_queue, defaults.tcp_idle_seconds) == (10_000, 1000, 60.0)
-    assert defaults.tcp_max_connections == 256
-    for bad in ({"max_backlog": 0}, {"output_queue": 1.5}, {"tcp_idle_seconds": "60"}, {"tcp_max_connections": True}):
+    assert defaults.tcp_max_connections == 256 and defaults.tcp_max_per_address == 32
+    assert InteropConfig.from_doc({"cot": {"tcp_max_per_address": 4}}).tcp_max_per_address == 4
+    for bad in (
+        {"max_backlog": 0},
+        {"output_queue": 1.5},
+        {"tcp_idle_seconds": "60"},
+        {"tcp_max_connections": True},
+        {"tcp_max_per_address": 0},
+    ):
         with pytest.raises(InvalidInput, match=f"cot.{next(iter(bad))}"):
             InteropConfig.from_doc({"cot": bad})
 
