@@ -20,9 +20,11 @@ Pure: no clock, no I/O. Instants come in as parameters.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+import string
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +54,7 @@ __all__ = [
     "ReportGroup",
     "TopicMap",
     "TopicRule",
+    "delivery_marking_id",
     "delivery_objects",
     "extension_definition",
     "national_marking_definition",
@@ -343,6 +346,11 @@ def national_marking_definition(marking: NationalMarking) -> dict[str, Any]:
     }
 
 
+def delivery_marking_id(delivery: str) -> str:
+    """The id of the ``marking-definition`` a recipient's node makes for the delivery ``delivery``."""
+    return _stable_id("marking-definition", "delivery", delivery)
+
+
 def delivered_marking_definition(delivered: DeliveredMarking, *, created: datetime) -> dict[str, Any]:
     """The ``marking-definition`` of a delivery in the recipient's own ladder (Art. 4.2),
     created by the originating party's identity."""
@@ -372,7 +380,7 @@ def delivered_marking_definition(delivered: DeliveredMarking, *, created: dateti
     return {
         "type": "marking-definition",
         "spec_version": "2.1",
-        "id": _stable_id("marking-definition", "delivery", delivered.delivery),
+        "id": delivery_marking_id(delivered.delivery),
         "created": stix_timestamp(created),
         "created_by_ref": party_identity(o.party)["id"],
         "name": ("EXERCISE " if delivered.exercise else "") + delivered.banner,
@@ -904,6 +912,98 @@ def read_bundle(payload: bytes) -> list[dict[str, Any]]:
     return objects
 
 
+_RECEIVED_MEMBERS = frozenset({"originator_marking", "banner", "delivery", "agreement", "common_level", "exercise"})
+"""Members of the national marking extension that only a recipient's node writes, on the
+marking of a delivery (:func:`delivered_marking_definition`)."""
+
+_UNCHANGED = frozenset({"marking-definition", "extension-definition", "language-content"})
+"""Types served exactly as the originator signed them (:func:`delivery_objects`)."""
+
+
+@functools.lru_cache(maxsize=1)
+def _three_letter_identities() -> Mapping[str, str]:
+    """The fixed identity id of every three-letter party id (every ISO 3166 alpha-3 code), to
+    its party: made once, a few tenths of a second."""
+    letters = string.ascii_uppercase
+    return {party_identity(p)["id"]: p for p in (a + b + c for a in letters for b in letters for c in letters)}
+
+
+@dataclass(frozen=True, slots=True)
+class _OtherIdentities:
+    """The fixed identity ids of the parties other than a delivery's originator that the
+    delivery could claim to speak for: every three-letter party, the recipient, the hub of a
+    relay and the parties of the REL TO list; and the identity that publishes the extension."""
+
+    own: str
+    named: frozenset[str]
+
+    @classmethod
+    def of(cls, delivered: DeliveredMarking) -> _OtherIdentities:
+        """Those of ``delivered``."""
+        o = delivered.originator
+        parties = {delivered.recipient, *(o.rel_to or ()), *([delivered.via] if delivered.via else [])}
+        named = {party_identity(p)["id"] for p in parties if PARTY_ID.fullmatch(p)} | {GSOMIA_IDENTITY}
+        return cls(own=party_identity(o.party)["id"], named=frozenset(named))
+
+    def __contains__(self, ref: object) -> bool:
+        if not isinstance(ref, str) or ref == self.own:
+            return False
+        return ref in self.named or ref in _three_letter_identities()
+
+
+def _foreign(obj: Mapping[str, Any], party: str, others: _OtherIdentities) -> bool:
+    """True if ``obj``, in a delivery of ``party``, speaks for someone else in a way the node
+    cannot correct: it has the fixed id of another party's identity; or it is served unchanged
+    and names another party's identity as its creator; or it is a national marking of another
+    party, one that looks like the marking of a delivery (which only the recipient's node
+    makes), or one whose id is not the one its content fixes."""
+    if obj.get("id") in others:
+        return True
+    if obj.get("type") in _UNCHANGED and obj.get("created_by_ref") in others:
+        return True
+    if obj.get("type") != "marking-definition":
+        return False
+    extensions = obj.get("extensions")
+    ext = extensions.get(NATIONAL_MARKING_EXTENSION) if isinstance(extensions, Mapping) else None
+    if ext is None:
+        return False
+    if not isinstance(ext, Mapping) or ext.get("party") != party or not _RECEIVED_MEMBERS.isdisjoint(ext):
+        return True
+    # The id of a national marking is fixed by its content (docs/interop.md §2.1): under any
+    # other, it could take the id of another party's marking before that party sends it.
+    return obj.get("id") != _stable_id("marking-definition", "national", _canonical(ext))
+
+
+def _carried(ref: object, definitions: set[str]) -> bool:
+    """True if the marking ``ref`` names is one of the delivery's ``definitions`` or a fixed TLP one."""
+    return isinstance(ref, str) and (ref in definitions or ref in TLP_2_0 or ref in TLP_1_0)
+
+
+def _as_delivered(
+    obj: Mapping[str, Any], *, marking: str, creator: str, definitions: set[str], others: _OtherIdentities
+) -> dict[str, Any]:
+    """A data object as the recipient's node serves it: referencing the delivery's ``marking``
+    and, for markings, only the ``definitions`` the delivery kept and the fixed TLP ones;
+    ``creator`` as its ``created_by_ref`` when it names none, or names another party."""
+    copy = dict(obj)
+    refs = [r for r in copy.get("object_marking_refs") or [] if _carried(r, definitions)]
+    copy["object_marking_refs"] = [*refs, marking] if marking not in refs else refs
+    granular = copy.get("granular_markings")
+    if isinstance(granular, list):
+        entries = [
+            g
+            for g in granular
+            if not (isinstance(g, Mapping) and "marking_ref" in g) or _carried(g["marking_ref"], definitions)
+        ]
+        if entries:
+            copy["granular_markings"] = entries
+        else:
+            del copy["granular_markings"]  # STIX forbids an empty list (STIX 2.1 §2.8)
+    if "created" in copy and ("created_by_ref" not in copy or copy["created_by_ref"] in others):
+        copy["created_by_ref"] = creator
+    return copy
+
+
 def delivery_objects(
     objects: Sequence[Mapping[str, Any]],
     *,
@@ -918,23 +1018,42 @@ def delivery_objects(
     objects, each of which references that marking (appended to ``object_marking_refs``) and,
     when it names no creator, the originating party's identity as ``created_by_ref``. Every
     other property is as the originator signed it; marking definitions are never changed
-    (they cannot be versioned, STIX 2.1 §7.2.1)."""
-    identity = party_identity(delivered.originator.party, originator_name)
+    (they cannot be versioned, STIX 2.1 §7.2.1).
+
+    A delivery speaks for its originator only (docs/interop.md §3.2). Left out: an object with
+    the fixed id of another party's identity (or of one the node makes), a national marking of
+    another party, shaped like a delivery's marking or under an id its content does not fix
+    (:func:`national_marking_definition`), and a marking definition, extension
+    definition or language content whose creator is another party, or that references a marking
+    definition the delivery does not carry (it cannot be changed). A data object's references
+    to marking definitions the delivery does not carry, or that were left out, are dropped (the
+    fixed TLP ones stay), and a ``created_by_ref`` naming another party's identity becomes the
+    originator's.
+    """
+    party = delivered.originator.party
+    identity = party_identity(party, originator_name)
     marking = delivered_marking_definition(delivered, created=created)
     out: list[dict[str, Any]] = [extension_definition(), gsomia_identity(), identity, marking]
     seen = {o["id"] for o in out}
+    others = _OtherIdentities.of(delivered)
+    kept: list[Mapping[str, Any]] = []
     for obj in objects:
-        copy = dict(obj)
-        oid = copy.get("id")
-        if oid in seen:
+        oid = obj.get("id")
+        if oid in seen or _foreign(obj, party, others):
             continue
         seen.add(str(oid))
-        if copy.get("type") not in ("marking-definition", "extension-definition", "language-content"):
-            refs = list(copy.get("object_marking_refs") or [])
-            if marking["id"] not in refs:
-                refs.append(marking["id"])
-            copy["object_marking_refs"] = refs
-            if "created" in copy and "created_by_ref" not in copy:
-                copy["created_by_ref"] = identity["id"]
-        out.append(copy)
+        kept.append(obj)
+    definitions = {str(o["id"]) for o in kept if o.get("type") == "marking-definition"}
+    for obj in kept:
+        if obj.get("type") in _UNCHANGED:
+            # It cannot be changed: kept only if every marking it references is the delivery's.
+            refs = obj.get("object_marking_refs") or []
+            if all(_carried(r, definitions) for r in refs):
+                out.append(dict(obj))
+        else:
+            out.append(
+                _as_delivered(
+                    obj, marking=marking["id"], creator=identity["id"], definitions=definitions, others=others
+                )
+            )
     return out

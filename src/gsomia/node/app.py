@@ -526,7 +526,8 @@ class _Envelope:
     """What every answer of the node shares, as plain ASGI (not ``BaseHTTPMiddleware``: the
     console's event stream and TAXII's answers pass through untouched, at no cost per request):
 
-    - the security headers, and ``Cache-Control: no-store`` under ``/api/``;
+    - the security headers, and ``Cache-Control: no-store`` under ``/api/`` and under the
+      mounts of ``own_limits`` (TAXII, whose answers carry decrypted deliveries);
     - bodies over :data:`MAX_BODY` refused with 413, judged from ``Content-Length`` and by
       counting while they are read (chunked uploads); the applications mounted under
       ``own_limits`` (TAXII, which publishes its ``max_content_length``) judge their own;
@@ -542,7 +543,8 @@ class _Envelope:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        extra = [(b"cache-control", b"no-store")] if path.startswith("/api/") else []
+        mounted = (path + "/").startswith(self.own_limits)
+        extra = [(b"cache-control", b"no-store")] if path.startswith("/api/") or mounted else []
         started = False
 
         async def send_enveloped(message: Message) -> None:
@@ -555,7 +557,7 @@ class _Envelope:
                 message = {**message, "headers": [*kept, *ours]}
             await send(message)
 
-        if scope["method"] not in SAFE and not (path + "/").startswith(self.own_limits):
+        if scope["method"] not in SAFE and not mounted:
             body = await _read_within_limit(scope, receive)
             if body is None:
                 # Connection: close, for the unread rest of the body would be read as the next request.

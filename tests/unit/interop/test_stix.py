@@ -432,3 +432,68 @@ def test_a_delivered_bundle_with_a_number_json_cannot_carry_is_not_a_bundle(numb
     payload = f'{{"type":"bundle","id":"bundle--x","objects":[{{"type":"note","n":{number}}}]}}'.encode()
     with pytest.raises(InvalidInput, match="not a JSON STIX bundle"):
         read_bundle(payload)
+
+
+def _usa_delivery() -> DeliveredMarking:
+    return DeliveredMarking(
+        recipient="KOR",
+        level="군사II급비밀",
+        originator=NationalMarking(party="USA", level="SECRET"),
+        common_level="SECRET",
+        banner="군사II급비밀 (USA SECRET)",
+        agreement="KOR-USA-GSOMIA",
+        delivery="d-99887766554433221100",
+        ledger_index=7,
+    )
+
+
+def test_a_delivery_speaks_for_its_originator_only() -> None:
+    # USA writes JPN's marking under the id anyone can compute (and its own under the id of
+    # another of JPN's), renames JPN's identity, claims JPN as the creator of a marking and of
+    # its own indicator, and marks another with a marking shaped like the one KOR's node makes
+    # for a delivery: none of it is served as JPN's or as KOR's node's.
+    jpn_identity = party_identity("JPN")["id"]
+    widened = {
+        **SECRET,
+        "name": "JPN 秘 REL TO GBR, KOR, USA",
+        "extensions": {
+            NATIONAL_MARKING_EXTENSION: {
+                "extension_type": "property-extension",
+                "party": "JPN",
+                "level": "秘",
+                "caveats": {"rel_to": ["GBR", "KOR", "USA"], "noforn": False, "orcon": False},
+            }
+        },
+    }
+    renamed = {**party_identity("JPN"), "modified": "2099-01-01T00:00:00.000Z", "name": "JPN (as USA says)"}
+    received = national_marking_definition(NationalMarking(party="KOR", level="군사III급비밀"))
+    received["extensions"][NATIONAL_MARKING_EXTENSION]["originator_marking"] = {"party": "JPN", "level": "秘"}
+    received["extensions"][NATIONAL_MARKING_EXTENSION]["banner"] = "군사III급비밀 (JPN 秘)"
+    own = national_marking_definition(NationalMarking(party="USA", level="SECRET"))
+    squatter = {**own, "id": national_marking_definition(NationalMarking(party="JPN", level="秘"))["id"]}
+    by_jpn = {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": "marking-definition--00000000-0000-4000-8000-0000000000aa",
+        "created": "2026-01-01T00:00:00.000Z",
+        "created_by_ref": jpn_identity,
+        "name": "statement",
+        "definition_type": "statement",
+        "definition": {"statement": "Copyright JPN"},
+    }
+    claimed = obj(1, widened["id"], own["id"], squatter["id"], by_jpn["id"], created_by_ref=jpn_identity)
+    forged = obj(2, received["id"], created_by_ref=party_identity("KOR")["id"])
+    granular = obj(3, own["id"], granular_markings=[{"marking_ref": widened["id"], "selectors": ["name"]}])
+    bundle = [widened, renamed, received, own, squatter, by_jpn, claimed, forged, granular]
+    out = delivery_objects(bundle, delivered=_usa_delivery(), created=datetime(2026, 1, 1, tzinfo=UTC))
+    by_id = {o["id"]: o for o in out}
+    usa, marking = party_identity("USA")["id"], out[3]["id"]
+    assert not {widened["id"], received["id"], squatter["id"], by_jpn["id"]} & set(by_id)
+    assert jpn_identity not in by_id
+    assert by_id[own["id"]] == own
+    assert by_id[claimed["id"]]["object_marking_refs"] == [own["id"], marking]
+    assert by_id[claimed["id"]]["created_by_ref"] == usa
+    assert by_id[forged["id"]]["object_marking_refs"] == [marking] and by_id[forged["id"]]["created_by_ref"] == usa
+    assert "granular_markings" not in by_id[granular["id"]]
+    for o in out:
+        valid(o)

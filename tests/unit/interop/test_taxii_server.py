@@ -26,6 +26,7 @@ from gsomia.interop.stix import (
     NationalMarking,
     TopicMap,
     national_marking_definition,
+    party_identity,
 )
 from gsomia.node.taxii.app import create_taxii_app
 from gsomia.node.taxii.service import (
@@ -40,7 +41,8 @@ from gsomia.node.taxii.service import (
 from gsomia.node.taxii.store import EngineTransactions, NewObject, Query, TaxiiStore, TaxiiWrite
 
 TAXII = "application/taxii+json;version=2.1"
-SECRET = national_marking_definition(NationalMarking(party="JPN", level="極秘"))
+JPN, USA = NationalMarking(party="JPN", level="極秘"), NationalMarking(party="USA", level="SECRET")
+SECRET = national_marking_definition(JPN)
 
 
 class Users:
@@ -141,15 +143,20 @@ def ind(n: int, modified: str = "2019-11-22T00:58:00.000Z", *, topic: str = "dpr
 
 
 def receive(
-    service: TaxiiService, objects: list[dict[str, Any]], *, topic: str = "dprk.missile.launch", n: int = 1
+    service: TaxiiService,
+    objects: list[dict[str, Any]],
+    *,
+    topic: str = "dprk.missile.launch",
+    n: int = 1,
+    originator: NationalMarking = JPN,
 ) -> None:
     bundle = {"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000001", "objects": objects}
     delivered = DeliveredMarking(
         recipient="KOR",
         level="군사II급비밀",
-        originator=NationalMarking(party="JPN", level="極秘"),
+        originator=originator,
         common_level="SECRET",
-        banner="군사II급비밀 (JPN 極秘)",
+        banner=f"군사II급비밀 ({originator.label()})",
         agreement="JPN-KOR-GSOMIA",
         delivery=f"d-{n}",
         ledger_index=n,
@@ -674,3 +681,83 @@ def test_an_envelope_with_a_member_name_twice_is_refused(node: dict[str, Any]) -
     answer = node["client"].post(url, headers=basic() | {"Content-Type": TAXII}, content=body)
     assert answer.status_code == 422 and "given twice" in answer.json()["description"], answer.text
     assert node["sender"].batches == []
+
+
+def _one(node: dict[str, Any], oid: str, alias: str = "inbox", **params: str) -> httpx.Response:
+    client: httpx.Client = node["client"]
+    return client.get(f"{inbox_url(node, alias)}{oid}/", params=params, headers=basic())
+
+
+def test_another_originator_can_neither_version_nor_hide_an_object(node: dict[str, Any]) -> None:
+    # USA sends the id of JPN's indicator again, later modified, on another topic: KOR still
+    # serves JPN's, in the inbox and in the view of its topic, and knows one version of it.
+    s = node["service"]
+    receive(s, [SECRET, {**ind(1), "object_marking_refs": [SECRET["id"]]}], n=1)
+    shadow = {**ind(1, "2026-06-01T00:00:00.000Z", topic="dprk.nuclear.test"), "name": "a decoy: disregard"}
+    receive(s, [shadow], topic="dprk.nuclear.test", n=2, originator=USA)
+    for alias in ("inbox", "inbox-dprk.missile"):
+        served = _one(node, ind(1)["id"], alias)
+        assert served.status_code == 200, (alias, served.text)
+        (obj,) = served.json()["objects"]
+        assert obj["name"] == "i1" and obj["created_by_ref"] == party_identity("JPN")["id"], alias
+    listed = node["client"].get(inbox_url(node, "inbox-dprk.missile"), headers=basic()).json()["objects"]
+    assert ind(1)["id"] in {o["id"] for o in listed}
+    versions = node["client"].get(f"{inbox_url(node)}{ind(1)['id']}/versions/", headers=basic()).json()
+    assert versions["versions"] == [ind(1)["modified"]]
+
+
+@pytest.mark.parametrize("party", ["JPN", "USA"])
+@pytest.mark.parametrize("usa_first", [True, False])
+def test_a_national_marking_is_served_as_its_party_made_it(node: dict[str, Any], usa_first: bool, party: str) -> None:
+    # The id of JPN's marking is fixed by its content: USA computes it and sends another
+    # meaning under it (JPN's or its own), before JPN's first delivery or after it with a
+    # later created.
+    widened = {
+        **SECRET,
+        "created": "2027-01-01T00:00:00.000Z",
+        "name": "JPN 秘 REL TO GBR, KOR, USA",
+        "extensions": {
+            NATIONAL_MARKING_EXTENSION: {
+                "extension_type": "property-extension",
+                "party": party,
+                "level": "秘",
+                "caveats": {"rel_to": ["GBR", "KOR", "USA"], "noforn": False, "orcon": False},
+            }
+        },
+    }
+    usa = ([widened, {**ind(2), "object_marking_refs": [SECRET["id"]]}], 2, USA)
+    jpn = ([SECRET, {**ind(1), "object_marking_refs": [SECRET["id"]]}], 1, JPN)
+    for objects, n, originator in [usa, jpn] if usa_first else [jpn, usa]:
+        receive(node["service"], objects, n=n, originator=originator)
+    for alias in ("inbox", "inbox-dprk.missile"):
+        assert _one(node, SECRET["id"], alias).json()["objects"] == [SECRET], alias
+        assert _one(node, SECRET["id"], alias, **{"match[version]": "all"}).json()["objects"] == [SECRET], alias
+    served = _one(node, ind(2)["id"]).json()["objects"][0]
+    assert SECRET["id"] not in served["object_marking_refs"]
+
+
+def test_an_object_by_id_is_a_404_never_an_empty_200(node: dict[str, Any]) -> None:
+    # Its last version went to a topic outside the view; or no version matches the filter.
+    s = node["service"]
+    receive(s, [ind(1)], n=1)
+    receive(s, [ind(1, "2019-11-22T02:00:00.000Z", topic="dprk.nuclear.test")], topic="dprk.nuclear.test", n=2)
+    outside = _one(node, ind(1)["id"], "inbox-dprk.missile")
+    assert outside.status_code == 404 and outside.headers["content-type"] == TAXII, outside.text
+    first = _one(node, ind(1)["id"], "inbox-dprk.missile", **{"match[version]": "first"})
+    assert first.status_code == 200 and first.json()["objects"][0]["modified"] == ind(1)["modified"]
+    assert _one(node, ind(1)["id"], **{"match[version]": "2001-01-01T00:00:00Z"}).status_code == 404
+
+
+def test_no_taxii_answer_is_kept_by_a_cache(node: dict[str, Any]) -> None:
+    receive(node["service"], [ind(1)], n=1)
+    c = node["client"]
+    answers = [
+        c.get(inbox_url(node), headers=basic()),
+        c.get(f"{inbox_url(node)}{ind(1)['id']}/", headers=basic()),
+        c.get("/", headers=basic()),
+        c.get(inbox_url(node), headers={"Accept": TAXII}),
+        c.get(f"{inbox_url(node)}{ind(9)['id']}/", headers=basic()),
+        c.head(inbox_url(node), headers=basic()),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 401, 404, 200]
+    assert all(a.headers.get("cache-control") == "no-store" for a in answers), [a.headers for a in answers]

@@ -166,3 +166,93 @@ def test_rows_go_to_sqlite_without_a_value_its_driver_must_adapt(store: TaxiiSto
         (b, "2019-11-22T00:10:00.000Z", None, True, True),
         (a, "2019-11-22T00:20:00.000Z", None, False, True),
     ]
+
+
+def _from(origin: str, oid: str, minute: int, **kw: Any) -> NewObject:
+    return NewObject(body=_sdo(oid, minute).body, origin=origin, **kw)
+
+
+def test_an_id_another_origin_holds_is_neither_versioned_nor_hidden(store: TaxiiStore) -> None:
+    a, b = "indicator--0000000a-0000-4000-8000-000000000000", "indicator--0000000b-0000-4000-8000-000000000000"
+    assert store.add("inbox", [_from("JPN", a, 10)], now=NOW)[0][2] is True
+    # USA's later version of JPN's object, in its own call and in one call with its own
+    later = store.add("inbox", [_from("USA", a, 30)], now=NOW)
+    together = store.add("inbox", [_from("USA", b, 5), _from("USA", a, 40), _from("JPN", b, 50)], now=NOW)
+    assert [added for _, _, added in [*later, *together]] == [False, True, False, False]
+    assert store.add("inbox", [_from("JPN", a, 20)], now=NOW)[0][2] is True  # its originator's next version
+    assert _rows(store) == [
+        (a, "2019-11-22T00:10:00.000Z", True, False),
+        (a, "2019-11-22T00:20:00.000Z", False, True),
+        (b, "2019-11-22T00:05:00.000Z", True, True),
+    ]
+
+
+def test_a_marking_definition_or_an_object_the_node_makes_is_stored_once(store: TaxiiStore) -> None:
+    marking = {"type": "marking-definition", "spec_version": "2.1", "id": "marking-definition--1"}
+    made = {"type": "identity", "spec_version": "2.1", "id": "identity--1", "name": "JPN"}
+    first = [
+        NewObject(body={**marking, "created": "2026-01-01T00:00:00.000Z"}, origin="JPN"),
+        NewObject(body={**made, "modified": "2026-01-01T00:00:00.000Z"}, versioned=False),
+    ]
+    later = [
+        NewObject(body={**marking, "created": "2027-01-01T00:00:00.000Z", "name": "wider"}, origin="JPN"),
+        NewObject(body={**made, "modified": "2099-01-01T00:00:00.000Z", "name": "renamed"}, versioned=False),
+    ]
+    assert [added for _, _, added in store.add("inbox", first, now=NOW)] == [True, True]
+    assert [added for _, _, added in store.add("inbox", later, now=NOW)] == [False, False]
+    assert store.bodies("inbox", ["marking-definition--1", "identity--1"]) == {o.stix_id: o.body for o in first}
+
+
+def test_a_table_an_earlier_version_made_gets_the_originator_of_each_row(tmp_path: Path) -> None:
+    # Rows stored before the table had origins take their delivery's originator, read from the
+    # marking the node made for it; what the node made itself is no originator's.
+    from sqlalchemy import MetaData, Table, insert
+
+    from gsomia.interop.stix import DeliveredMarking, NationalMarking
+    from gsomia.node.taxii.service import inbox_objects
+
+    def delivered(party: str, delivery: str) -> list[NewObject]:
+        marking = DeliveredMarking(
+            recipient="KOR",
+            level="군사II급비밀",
+            originator=NationalMarking(party=party, level="SECRET"),
+            common_level="SECRET",
+            banner="banner",
+            agreement=None,
+            delivery=delivery,
+            ledger_index=1,
+        )
+        bundle = {"type": "bundle", "id": "bundle--1", "objects": [_sdo(a, 10 if party == "JPN" else 30).body]}
+        return inbox_objects(
+            delivered=marking,
+            topic="dprk.missile.launch",
+            content_type="application/stix+json;version=2.1",
+            payload=json.dumps(bundle).encode(),
+            created=NOW,
+        )
+
+    a = "indicator--0000000a-0000-4000-8000-000000000000"
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    old = Table(objects.name, MetaData(), *[c._copy() for c in objects.c if c.name != "origin"])
+    old.create(engine)
+    with engine.begin() as conn:
+        for n, o in enumerate([*delivered("JPN", "d-1"), *delivered("USA", "d-2")]):
+            version = str(o.body.get("modified") or o.body["created"])
+            row = {"collection": "inbox", "stix_id": o.stix_id, "stix_type": o.body["type"], "version": version}
+            row |= {
+                "version_us": n,
+                "spec_version": "2.1",
+                "date_added": n,
+                "topic": o.topic,
+                "body": json.dumps(o.body),
+            }
+            conn.execute(insert(old).values(**row, is_last=True, is_first=True, delivery=o.delivery))
+    store = TaxiiStore(EngineTransactions(engine))
+    c = objects.c
+    with store._read() as conn:
+        origins = {(r.delivery, r.stix_type, r.origin) for r in conn.execute(select(c.delivery, c.stix_type, c.origin))}
+    assert ("d-1", "indicator", "JPN") in origins and ("d-2", "indicator", "USA") in origins
+    assert {o for d, kind, o in origins if kind != "indicator"} == {""}
+    later = store.add("inbox", [_from("JPN", a, 50), _from("USA", a, 55)], now=NOW)
+    assert [added for _, _, added in later] == [True, False]
+    engine.dispose()

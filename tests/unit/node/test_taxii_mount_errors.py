@@ -85,3 +85,15 @@ def test_other_methods_on_such_paths_are_taxii_errors_too(node: FastAPI, method:
     assert r.status_code == 404 and r.headers["content-type"] == TAXII
     if method != "HEAD":
         assert json.loads(r.content)["http_status"] == "404"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/taxii2/", 200), ("/taxii2/api/collections/", 200), ("/taxii2/api/collections/inbox/objects/", 200),
+     ("/taxii2/api/collections/nothing/objects/", 404), ("/taxii2/%0d%0a", 404)],
+)  # fmt: skip
+def test_no_answer_under_the_taxii_mount_is_kept_by_a_cache(node: FastAPI, path: str, status: int) -> None:
+    # The inbox's answers are decrypted deliveries, as the console API's are.
+    r = get(node, path)
+    assert r.status_code == status, r.text
+    assert r.headers.get_list("cache-control") == ["no-store"], r.headers

@@ -54,8 +54,12 @@ class TaxiiError(Exception):
 
 
 def _taxii(body: object | str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A TAXII answer. None is kept by a cache (``Cache-Control: no-store``): the inbox's are
+    decrypted deliveries, and every other answer says what the user may see."""
     data = body.encode("utf-8") if isinstance(body, str) else jsontext.compact_bytes(body)
-    return Response(data, status_code=status, media_type=TAXII_MEDIA_TYPE, headers=headers)
+    return Response(
+        data, status_code=status, media_type=TAXII_MEDIA_TYPE, headers={**(headers or {}), "Cache-Control": "no-store"}
+    )
 
 
 def _error(e: TaxiiError) -> Response:
@@ -361,6 +365,10 @@ class _Routes:
             topic_prefix=c.topic_prefix,
         )
         page = await run_in_threadpool(self.service.store.page, c.base, q)
+        if not page.rows:
+            # Versions are there, none that the filters (the last by default, added_after) name
+            # in this view: TAXII 2.1 §5.6 answers 404, never 200 with nothing.
+            raise TaxiiError(404, "Not Found", f"no version of {object_id!r} in {c.alias} matches the filters")
         return _taxii(_envelope(page, digest), headers=_dates(page))
 
     async def versions(self, request: Request, cid: str, object_id: str) -> Response:

@@ -816,6 +816,7 @@ def inbox_objects(
     objs = delivery_objects(read_bundle(payload), delivered=delivered, created=created, originator_name=originator_name)
     own_marking = delivered_marking_definition(delivered, created=created)["id"]
     shared = {extension_definition()["id"], gsomia_identity()["id"], party_identity(delivered.originator.party)["id"]}
+    made = {*shared, own_marking}
 
     def topic_of(o: Mapping[str, Any]) -> str:
         # What objects of any topic reference is in every topic view; the delivery's own
@@ -823,7 +824,18 @@ def inbox_objects(
         common = o["id"] in shared or (o["type"] == "marking-definition" and o["id"] != own_marking)
         return SHARED_TOPIC if common else topic
 
-    return [NewObject(body=o, topic=topic_of(o), delivery=delivered.delivery) for o in objs]
+    # What the node makes is its own (no originator versions it); the rest is the originator's,
+    # which only the originator's later deliveries version.
+    return [
+        NewObject(
+            body=o,
+            topic=topic_of(o),
+            delivery=delivered.delivery,
+            origin="" if o["id"] in made else delivered.originator.party,
+            versioned=o["id"] not in made,
+        )
+        for o in objs
+    ]
 
 
 __all__ = [

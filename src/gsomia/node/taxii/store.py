@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -33,6 +34,7 @@ from sqlalchemy import (
     and_,
     func,
     insert,
+    inspect,
     or_,
     select,
     update,
@@ -41,8 +43,17 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 
 from gsomia import jsontext
+from gsomia.domain.parties import PARTY_ID
 from gsomia.errors import StorageError
-from gsomia.interop.stix import parse_timestamp
+from gsomia.interop.stix import (
+    GSOMIA_IDENTITY,
+    NATIONAL_MARKING_EXTENSION,
+    delivery_marking_id,
+    parse_timestamp,
+    party_identity,
+)
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -61,6 +72,7 @@ objects = Table(
     Column("is_last", Boolean, nullable=False),
     Column("is_first", Boolean, nullable=False),
     Column("delivery", String(64), nullable=True),
+    Column("origin", String(32), nullable=False, default="", server_default=""),
     Column("body", Text, nullable=False),
     Index("taxii_object_added", "collection", "date_added", unique=True),
     Index("taxii_object_last", "collection", "is_last", "date_added"),
@@ -123,6 +135,13 @@ class NewObject:
     body: Mapping[str, Any]
     topic: str = ""
     delivery: str | None = None
+    origin: str = ""
+    """The party whose delivery brought the object; empty for what the node itself makes (and
+    for the outbox, which holds one party's objects). Only the origin that first stored an id
+    stores more versions of it."""
+    versioned: bool = True
+    """False for an object no later version may follow: what the node makes itself, whose
+    content is fixed by its id (a marking definition is never versioned in any case)."""
     text: str | None = None
     """``body`` already serialised as compact JSON (the bytes a report's payload carries), so it
     is not encoded a second time; None: the store encodes ``body``."""
@@ -232,6 +251,8 @@ class _RowPlan:
     not_last: set[str] = field(default_factory=set)
     not_first: set[str] = field(default_factory=set)
     out: list[tuple[str, str, bool]] = field(default_factory=list)
+    refused: list[tuple[str, str, str]] = field(default_factory=list)
+    """``(id, origin, held by)``: objects not stored, their id being another origin's."""
 
 
 _INSERT_COLUMNS = tuple(c.name for c in objects.c if c.name != "seq")
@@ -274,9 +295,21 @@ def _insert_objects(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None
         conn.exec_driver_sql(statement, values)
 
 
-def _plan_rows(collection: str, new: Sequence[NewObject], versions: dict[str, list[int]], *, added_us: int) -> _RowPlan:
-    """The rows for ``new``, given every stored ``versions`` of their ids (extended here with the
-    versions this call adds, so an id twice in one call is seen as stored the second time)."""
+def _plan_rows(
+    collection: str,
+    new: Sequence[NewObject],
+    versions: dict[str, list[int]],
+    origins: dict[str, str],
+    *,
+    added_us: int,
+) -> _RowPlan:
+    """The rows for ``new``, given every stored ``versions`` of their ids and the ``origins``
+    that stored them (both extended here with what this call adds, so an id twice in one call
+    is seen as stored the second time).
+
+    An object whose id another origin holds is not stored (one originator's delivery neither
+    versions nor hides another's objects), nor is a second version of a marking definition
+    (STIX 2.1 §7.2.1) or of an object that is not ``versioned``."""
     plan = _RowPlan()
     for item in new:
         body = item.body
@@ -289,10 +322,17 @@ def _plan_rows(collection: str, new: Sequence[NewObject], versions: dict[str, li
             version_us, version = added_us, from_us(added_us)
         same_id = versions.setdefault(stix_id, [])
         if not isinstance(version_text, str) and same_id:
-            # An SCO is not versioned (STIX 2.1 §6): the same id again is the same object.
+            # An SCO is not versioned (STIX 2.1 §6): the same id again is the same object,
+            # whoever sent it (its id is fixed by its value, §2.9).
             plan.out.append((stix_id, from_us(same_id[0]), False))
             continue
-        if version_us in same_id:
+        holder = origins.setdefault(stix_id, item.origin)
+        if holder != item.origin:
+            plan.refused.append((stix_id, item.origin, holder))
+            plan.out.append((stix_id, version, False))
+            continue
+        fixed = not item.versioned or body.get("type") == "marking-definition"
+        if version_us in same_id or (fixed and same_id):
             plan.out.append((stix_id, version, False))
             continue
         is_last = all(v < version_us for v in same_id)
@@ -317,6 +357,7 @@ def _plan_rows(collection: str, new: Sequence[NewObject], versions: dict[str, li
                 "is_last": is_last,
                 "is_first": is_first,
                 "delivery": item.delivery,
+                "origin": item.origin,
                 "body": item.text if item.text is not None else jsontext.compact(body),
             }
         )
@@ -346,17 +387,30 @@ class TaxiiWrite:
         """
         conn = self.connection
         last = conn.execute(select(func.max(objects.c.date_added)).where(objects.c.collection == collection)).scalar()
-        # every stored version of the ids (version_us); _plan_rows adds this call's own
+        # every stored version of the ids (version_us) and who stored them; _plan_rows adds
+        # this call's own
         versions: dict[str, list[int]] = {}
+        origins: dict[str, str] = {}
         ids = sorted({item.stix_id for item in new})
         for start in range(0, len(ids), _IN_CHUNK):
             for r in conn.execute(
-                select(objects.c.stix_id, objects.c.version_us).where(
-                    objects.c.collection == collection, objects.c.stix_id.in_(ids[start : start + _IN_CHUNK])
-                )
+                select(objects.c.stix_id, objects.c.version_us, objects.c.origin)
+                .where(objects.c.collection == collection, objects.c.stix_id.in_(ids[start : start + _IN_CHUNK]))
+                .order_by(objects.c.date_added)  # the origin that stored an id first holds it
             ):
                 versions.setdefault(r.stix_id, []).append(int(r.version_us))
-        plan = _plan_rows(collection, new, versions, added_us=max(to_us(now), (last or 0) + 1))
+                origins.setdefault(r.stix_id, str(r.origin))
+        plan = _plan_rows(collection, new, versions, origins, added_us=max(to_us(now), (last or 0) + 1))
+        if plan.refused:
+            stix_id, origin, holder = plan.refused[0]
+            log.warning(
+                "TAXII %s: %d object(s) not stored, their ids being another originator's (%s from %s, held by %s)",
+                collection,
+                len(plan.refused),
+                stix_id,
+                origin or "this node",
+                holder or "this node",
+            )
         # The stored rows first: the flags of rows added in this call are already right.
         for flag, ids_changed in (("is_last", plan.not_last), ("is_first", plan.not_first)):
             if ids_changed:
@@ -384,6 +438,32 @@ class TaxiiWrite:
         self.connection.execute(update(statuses).where(statuses.c.id == status_id).values(body=jsontext.compact(body)))
 
 
+def _add_origins(conn: Connection) -> None:
+    """Add the ``origin`` column to a table an earlier version made, and give the inbox's rows
+    their originator: that of the delivery that brought them, read from the marking the node
+    made for that delivery (its id is fixed by the delivery's). What the node made itself,
+    and a row whose delivery is not known so, keep the empty origin: no originator versions
+    them."""
+    conn.exec_driver_sql("ALTER TABLE taxii_object ADD COLUMN origin VARCHAR(32) DEFAULT '' NOT NULL")
+    c = objects.c
+    made = {NATIONAL_MARKING_EXTENSION, GSOMIA_IDENTITY}
+    rows = conn.execute(
+        select(c.delivery, c.stix_id, c.body).where(c.stix_type == "marking-definition", c.delivery.is_not(None))
+    )
+    for r in rows.all():
+        if r.stix_id != delivery_marking_id(str(r.delivery)):
+            continue
+        ext = json.loads(r.body).get("extensions", {}).get(NATIONAL_MARKING_EXTENSION, {})
+        party = ext.get("originator_marking", {}).get("party") if isinstance(ext, dict) else None
+        if not isinstance(party, str) or not PARTY_ID.fullmatch(party):
+            continue
+        conn.execute(
+            update(objects)
+            .where(c.delivery == r.delivery, c.stix_id.not_in([*made, r.stix_id, party_identity(party)["id"]]))
+            .values(origin=party)
+        )
+
+
 class TaxiiStore:
     """The TAXII tables, in the node's store."""
 
@@ -394,6 +474,8 @@ class TaxiiStore:
         with self.db.write() as conn:
             try:
                 metadata.create_all(conn, checkfirst=True)
+                if "origin" not in {c["name"] for c in inspect(conn).get_columns(objects.name)}:
+                    _add_origins(conn)
             except SQLAlchemyError as e:
                 raise StorageError(f"cannot create the TAXII tables: {e.__class__.__name__}") from e
 
@@ -452,6 +534,7 @@ class TaxiiStore:
                         "is_last": True,
                         "is_first": True,
                         "delivery": None,
+                        "origin": "",
                         "body": body,
                     }
                     for sid, kind, version, added, topic, body in rows
