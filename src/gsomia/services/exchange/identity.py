@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import secrets
 import threading
 import time
@@ -123,7 +124,7 @@ class IdentityService:
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[float, Principal | None]] = {}
         self._current: dict[str, RegisteredKeys] = {}
-        self._keys_loaded = -1.0
+        self._keys_loaded = -math.inf  # due at once, however long the machine has been up
         self.keys_version = -1
         """The stored keys version of the keys last read (a write compares it with the stored one)."""
 
@@ -285,7 +286,7 @@ class IdentityService:
     def forget_keys(self) -> None:
         """Read the registered keys again on next use (a write found them changed)."""
         with self._lock:
-            self._keys_loaded = -1.0
+            self._keys_loaded = -math.inf  # due at once, however long the machine has been up
 
     def current_keys(self, party: str) -> PublicKeys | None:
         """``party``'s current public keys (what content keys are wrapped to), or None.

@@ -245,9 +245,14 @@ class ConsentService:
             raise InvalidInput(f"reason: at most {_REASON_MAX} characters")
         for _attempt in range(_ATTEMPTS):
             net, version = self.ctx.records.current()
+            # read before the keys a grant wraps to: a registration committed since (by any
+            # process) moves the stored version past it, and the writer prepares again
+            keys = self.ctx.identity.held_keys_version()
 
-            def job(s: Tx, net: Network = net, version: str = version) -> Outcome[tuple[dict[str, Any], str]]:
-                return self._answer(s, principal, consent_id, grant, reason, net, version)
+            def job(
+                s: Tx, net: Network = net, version: str = version, keys: int = keys
+            ) -> Outcome[tuple[dict[str, Any], str]]:
+                return self._answer(s, principal, consent_id, grant, reason, net, version, keys_version=keys)
 
             try:
                 view, conflict = self.ctx.committer.run(job)
@@ -267,6 +272,8 @@ class ConsentService:
         reason: str,
         net: Network,
         version: str,
+        *,
+        keys_version: int,
     ) -> Outcome[tuple[dict[str, Any], str]]:
         ctx = self.ctx
         c = ExchangeRepo.consent(s, consent_id)
@@ -274,6 +281,10 @@ class ConsentService:
         assert c is not None  # noqa: S101 - authorize raised for a missing consent
         ctx.require_principal(s, principal)
         ctx.require_record(s, version)
+        if grant:
+            # a grant wraps the content key to the hub's and the recipient's current keys, as a
+            # submission does: to the keys this transaction sees, never a retired one
+            ctx.require_keys(s, keys_version)
         now = ctx.instant(s)
         rows = Pending()
         if c.state == ConsentState.PENDING and c.expires_at <= now:

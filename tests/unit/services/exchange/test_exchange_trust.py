@@ -96,7 +96,16 @@ def test_a_grant_prepared_before_the_arrangement_ended_is_decided_again_and_refu
     with h.app.store.writing() as s:
         h.exchange.context.begin(s)
         with pytest.raises(Stale):
-            consents._answer(s, h.principals["JPN"], consent, True, "", stale_net, stale_version)
+            consents._answer(
+                s,
+                h.principals["JPN"],
+                consent,
+                True,
+                "",
+                stale_net,
+                stale_version,
+                keys_version=h.exchange.context.identity.held_keys_version(),
+            )
     # ... and the service decides again on the record as committed: the relay is refused.
     answer = consents.answer(h.principals["JPN"], consent, grant=True)
     assert answer["outcome"]["relayed"] is False

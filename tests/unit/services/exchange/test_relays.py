@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from gsomia.bootstrap import build
 from gsomia.errors import Conflict, InvalidInput, NotPermitted, UnknownEntity
 from gsomia.services.exchange.operator import EventSpec
-from tests.harness import DEC1, Harness, start_terminated
+from tests.harness import DEC1, Harness, TestClock, start_terminated
 
 TRACK = b'{"launch": "2019-11-28T16:59+09:00", "track": [[39.7, 127.1, 0], [40.9, 131.8, 380]]}'
 
@@ -261,3 +262,22 @@ def test_the_sweep_expires_requests_when_the_exercise_clock_jumps(tmp_path: Path
         assert expired["reason"] == "no answer within P3D"
     finally:
         h.close()
+
+
+def test_a_grant_wraps_to_the_keys_registered_through_another_process_meanwhile(terminated: Harness) -> None:
+    h = terminated
+    report, consent = pending(h, payload=TRACK)
+    h.exchange.context.identity._ttl = 3600.0  # this process holds the keys it read: no re-read by time
+    other = build(h.app.settings, clock=TestClock(h.clock.at))  # a second process over the same database
+    try:
+        fresh = type(h.keys["KOR"]).generate("KOR", h.keys["KOR"].profile)
+        other.exchange.keys.register(h.principals["KOR"], "KOR", fresh.public_keys())
+    finally:
+        other.close()
+    answer = h.exchange.consents.answer(h.principals["JPN"], consent, grant=True)
+    assert answer["outcome"]["relayed"] is True
+    (onward,) = h.deliveries("KOR", report)
+    view = h.exchange.deliveries.delivery(h.principals["KOR"], onward["id"])
+    assert view["key"] == fresh.fingerprint()  # the current key, never the one retired a moment ago
+    h.keys["KOR"] = fresh
+    assert h.open("KOR", onward["id"]) == TRACK
