@@ -18,14 +18,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from gsomia.domain.instants import LAST_YEAR, iso, require_supported
+from gsomia.domain.instants import iso, require_supported
 from gsomia.errors import Conflict, InvalidInput, NotPermitted
-
-LATEST_EXERCISE_CLOCK = datetime(LAST_YEAR - 1, 12, 31, 23, 59, 59, tzinfo=UTC)
-"""The latest instant the exercise clock may be set to: it runs on from there, and an exercise
-then has a year before its instants leave the supported range."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,10 +128,4 @@ def _exercise_instant(at: datetime) -> datetime:
     """
     if at.tzinfo is None or at.utcoffset() is None:
         raise InvalidInput("the exercise clock needs an instant with a UTC offset")
-    at = require_supported(at, "the exercise clock")
-    if at > LATEST_EXERCISE_CLOCK:
-        raise InvalidInput(
-            f"the exercise clock can be set to {iso(LATEST_EXERCISE_CLOCK)} at the latest: it runs on from where it "
-            f"is set, and instants after {LAST_YEAR} are out of range"
-        )
-    return at
+    return require_supported(at, "the exercise clock")
