@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 from gsomia.crypto.ledger_key import Cosigner, write_ledger_keyfile
 from gsomia.crypto.signing import ExchangeSigner
@@ -96,9 +97,15 @@ def test_cosigned_checkpoints_and_a_quorum(ex: Exchange, tmp_path: Path) -> None
 
 
 def restart_with_key(ex: Exchange, key_file: Path) -> None:
-    """Stop the exchange, put ``key_file`` in place of its ledger key, start it on its port."""
+    """Stop the exchange, put ``key_file`` in place of its ledger key, start it on its port: an
+    exchange that lost the record of its log's key along with the key file (with the record, a
+    process with another key file is refused at start)."""
     port = int(ex.server.url.rsplit(":", 1)[1])
     ex.server.stop()
+    engine = sqlalchemy.create_engine(ex.db)
+    with engine.begin() as c:
+        c.execute(sqlalchemy.text("DELETE FROM ledger_meta WHERE name IN ('key', 'checkpoint')"))
+    engine.dispose()
     target = ex.data_dir / "exchange-ledger.key"
     target.unlink()
     target.write_bytes(key_file.read_bytes())

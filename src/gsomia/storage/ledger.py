@@ -103,7 +103,7 @@ class LedgerVisibilityRow(Base):
 
 
 class LedgerMetaRow(Base):
-    """Facts about this log (its origin line)."""
+    """Facts about this log: its origin line, its key (verifier key), the latest checkpoint kept."""
 
     __tablename__ = "ledger_meta"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -307,33 +307,43 @@ class LedgerTable:
 
     # --- the log's own facts ------------------------------------------------------------------
 
-    def latest_checkpoint(self, size: int, note: str) -> str:
-        """The latest checkpoint signed over this database: ``note`` (of ``size`` entries) if
-        it is the newest, else the newer one another process stored. Stores ``note`` when it is
-        newer, under a lock, so checkpoints served by any process never go back in size.
+    def record_checkpoint(
+        self, size: int, note: str, *, last_leaf: bytes | None, seen: tuple[int | None, str] | None
+    ) -> bool:
+        """Keep ``note`` (of ``size`` entries, the last of them of leaf hash ``last_leaf``) as
+        the latest checkpoint signed over this database, unless another process kept another
+        one since ``seen`` was read (what :meth:`kept_checkpoint` answered), or the database no
+        longer holds that last leaf. Both are checked in the transaction that writes, under a
+        lock: a checkpoint is kept only over entries the database holds when it is kept, so a
+        copy of the database (a standby, a dump) never holds a checkpoint newer than its
+        entries.
+
+        Returns:
+            Whether ``note`` was kept; if not, the caller reads the ledger again and decides.
 
         Raises:
             StorageError: on any database error.
         """
-        stored = self._stored_checkpoint()
-        if stored is not None and stored[0] >= size:
-            return stored[1]
         with self._store.writing("recording the latest checkpoint") as s:
             if s.get_bind().dialect.name == "postgresql":
                 s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHECKPOINT_LOCK})
             row = s.get(LedgerMetaRow, "checkpoint")
-            current = _parse_stored(row.value) if row is not None else None
-            if current is not None and current[0] >= size:
-                return current[1]
+            current = None if row is None else _parse_stored(row.value) or (None, row.value)
+            if current != seen:
+                return False
+            if size > 0:
+                stored = s.scalar(select(LedgerEntryRow.leaf_hash).where(LedgerEntryRow.idx == size - 1))
+                if stored != last_leaf:  # gone, or another entry: the ledger went back
+                    return False
             value = json.dumps({"size": size, "note": note})
             if row is None:
                 s.add(LedgerMetaRow(name="checkpoint", value=value))
             else:
                 row.value = value
-        return note
+        return True
 
     def kept_checkpoint(self) -> tuple[int | None, str] | None:
-        """The latest checkpoint kept (``latest_checkpoint``) as ``(size, note)``; None when
+        """The latest checkpoint kept (:meth:`record_checkpoint`) as ``(size, note)``; None when
         none is kept, and ``(None, value)`` when the stored value is unreadable (it was altered).
 
         Raises:
@@ -363,10 +373,6 @@ class LedgerTable:
             ).all()
         return [(_integer(n), str(w), _integer(t), str(line), str(note)) for n, w, t, line, note in rows]
 
-    def _stored_checkpoint(self) -> tuple[int, str] | None:
-        found = self.meta("checkpoint")
-        return _parse_stored(found) if found is not None else None
-
     def meta(self, name: str) -> str | None:
         """A stored fact about this log, or None.
 
@@ -383,7 +389,7 @@ class LedgerTable:
         Raises:
             StorageError: on any database error.
         """
-        with self._store.writing("recording the ledger's origin") as s:
+        with self._store.writing(f"recording the ledger's {name}") as s:
             current = s.scalar(select(LedgerMetaRow.value).where(LedgerMetaRow.name == name))
             if current is not None:
                 return str(current)

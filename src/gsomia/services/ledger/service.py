@@ -13,6 +13,15 @@ file created on first use (:mod:`gsomia.crypto.ledger_key`).
 
 Several processes may append to one database (API workers over PostgreSQL): each process's
 tree catches up from the database whenever it sees a gap, and before every checkpoint.
+
+The database can also go back under a running process: a fail-over to an asynchronous standby
+that had not received the latest commits, or a restore under running servers. Catching up
+compares the leaves read with the tree's (from the last leaf it compared before, so also the
+leaves this process committed since), and a committed leaf whose index the tree holds already
+is compared too: a database shorter than the tree, or holding other leaves, makes the process
+rebuild its tree from the database before it signs anything. A checkpoint is kept in the
+database only over leaves the database holds, and the kept one is served only if this
+process's key signed it over the database's root at its size.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from gsomia.crypto.ledger_key import CosignerPublicKey, LedgerKey, load_or_creat
 from gsomia.crypto.signing import ExchangeSigner
 from gsomia.errors import InvalidInput, LedgerInvalid, StorageError, UnknownEntity
 from gsomia.ledger.audit import Batch, StoredNote, VerifyReport, verify_ledger
-from gsomia.ledger.checkpoint import Checkpoint, b64, open_with, sign_note
+from gsomia.ledger.checkpoint import Checkpoint, b64, open_with, parse_signed_note, sign_note
 from gsomia.ledger.entries import entry_bytes
 from gsomia.ledger.export import EXPORT_FORMAT, ExportReader
 from gsomia.ledger.merkle import leaf_hash
@@ -66,6 +75,14 @@ PAGE_LIMIT = 1000
 MAX_PROVED = 256
 """Most entries :meth:`LedgerService.proved_entries` proves in one call."""
 
+_PUT_BACK = (
+    "Put back the key file this database's checkpoints are signed with, the same file on every host (a log keeps "
+    "its key for life), and start again. Nothing was written."
+)
+
+_ATTEMPTS = 4
+"""Times :meth:`LedgerService.checkpoint` reads the ledger again when it changed under it."""
+
 
 class LedgerService:
     """The exchange's append-only, tamper-evident log (one per database)."""
@@ -99,11 +116,15 @@ class LedgerService:
         self._configured = origin
         self._origin: str | None = None
         self._clock = clock
-        self._lock = threading.Lock()  # guards the tree, _arrived and _note
+        self._lock = threading.Lock()  # guards the tree, _arrived, _checked, _stale, _note and _vouched
         self._load_lock = threading.Lock()
+        self._rebuild_lock = threading.Lock()
         self._tree: MerkleTree | None = None
         self._arrived: dict[int, bytes] = {}
+        self._checked = 0  # leading leaves of the tree last found equal to the database's
+        self._stale = False  # a committed leaf differs from the tree's: the database went back
         self._note: tuple[int, str] | None = None
+        self._vouched: tuple[int, str] | None = None  # the kept checkpoint last found sound
         self._signer: ExchangeSigner | None = None
         self._key: LedgerKey | None = None
 
@@ -161,6 +182,7 @@ class LedgerService:
                 built = MerkleTree.from_leaf_hashes([h for _, h in rows])
                 with self._lock:
                     self._tree = built
+                    self._checked = built.size
                 # Leaves committed while we read were not recorded in memory: pick them up.
                 self._catch_up()
             tree = self._tree
@@ -220,7 +242,10 @@ class LedgerService:
         self._table.share(session, index, parties)
 
     def _committed(self, leaves: Sequence[tuple[int, bytes]]) -> None:
-        """After a commit: add the transaction's leaves to the tree, in index order."""
+        """After a commit: add the transaction's leaves to the tree, in index order. A leaf at
+        an index the tree holds already was read from the store meanwhile, with the same hash;
+        another hash there means the database went back under this process (see the module
+        doc): the tree is rebuilt before its next use."""
         with self._lock:
             tree = self._tree
             if tree is None:
@@ -229,6 +254,8 @@ class LedgerService:
             for index, h in leaves:
                 if index >= size:
                     self._arrived[index] = h
+                elif tree.leaf_hash(index) != h:
+                    self._stale = True
             self._drain(tree)
 
     def _drain(self, tree: MerkleTree) -> None:
@@ -243,29 +270,90 @@ class LedgerService:
 
     def _catch_up(self) -> None:
         """Append every stored leaf the tree lacks (written by another process, or whose
-        commit notice has not reached us yet). Reads without holding the lock."""
+        commit notice has not reached us yet), after comparing the stored leaves the tree
+        holds from the last one compared before; rebuild the tree from the store if they
+        differ, or if the store ends before the tree. Reads without holding the lock.
+
+        Raises:
+            LedgerInvalid: an entry is missing from the store (the log has a hole).
+            StorageError: on any database error.
+        """
         with self._lock:
-            assert self._tree is not None  # noqa: S101 - only called once loaded
-            start = self._tree.size
+            tree = self._held()
+            stale, known = self._stale, tree.size
+            start = max(self._checked - 1, 0)
+        if stale:
+            self._rebuild(tree, None)
+            return
         rows = self._table.leaf_hashes(start)
         with self._lock:
-            tree = self._tree
-            for index, h in rows:
-                if index < tree.size:
-                    continue  # appended meanwhile by a commit notice
-                if index != tree.size:
-                    raise _hole(tree.size)
-                tree.append(h)
-            self._arrived = {i: h for i, h in self._arrived.items() if i >= tree.size}
-            self._drain(tree)
+            if self._tree is not tree:
+                return  # rebuilt meanwhile, from a later read
+            differs, compared = _merge(tree, rows, start, known)
+            if differs is None:
+                self._checked = compared
+                self._arrived = {i: h for i, h in self._arrived.items() if i >= tree.size}
+                self._drain(tree)
+                return
+        self._rebuild(tree, differs)
+
+    def _rebuild(self, tree: MerkleTree, differs: int | None) -> None:
+        """Rebuild the tree from the stored leaf hashes, in place of ``tree``, which holds other
+        leaves than the store from index ``differs`` on (None: a committed leaf told so).
+
+        Raises:
+            LedgerInvalid: an entry is missing from the store.
+            StorageError: on any database error.
+        """
+        with self._rebuild_lock:
+            with self._lock:
+                if self._tree is not tree:
+                    return  # another thread rebuilt it meanwhile
+            rows = self._table.leaf_hashes()
+            _require_contiguous(rows, 0)
+            built = MerkleTree.from_leaf_hashes([h for _, h in rows])
+            with self._lock:
+                self._tree = built
+                self._checked = built.size
+                self._stale = False
+                self._arrived = {}
+                self._note = None
+                self._vouched = None
+        log.warning(
+            "ledger: the database's ledger went back under this process (a fail-over that lost commits, or a "
+            "restore): it holds %d entries, this process's tree held %d%s; the tree was rebuilt from the database",
+            built.size,
+            tree.size,
+            f" and the two differ at entry {differs}" if differs is not None and differs < built.size else "",
+        )
+
+    def _held(self) -> MerkleTree:
+        """The tree (loaded); the caller holds the lock."""
+        tree = self._tree
+        assert tree is not None  # noqa: S101 - every caller loaded it first
+        return tree
+
+    def _same(self, tree: MerkleTree) -> None:
+        """Refuse to answer from ``tree`` if it was replaced since it was read (the caller
+        holds the lock): its leaves are not the database's.
+
+        Raises:
+            StorageError: the tree was rebuilt from the database meanwhile.
+        """
+        if self._tree is not tree:
+            raise StorageError("the ledger was rebuilt from the database while this request was answered: ask again")
 
     def _ready(self, need: int = 0) -> MerkleTree:
-        """The tree, caught up from the store if it lacks leaves ``< need`` or has a gap."""
-        tree = self._loaded()
+        """The tree, caught up from the store if it lacks leaves ``< need``, has a gap, holds
+        leaves not yet compared with the store's, or was found to differ from it."""
+        self._loaded()
         with self._lock:
-            behind = bool(self._arrived) or need > tree.size
+            tree = self._held()
+            behind = bool(self._arrived) or need > tree.size or tree.size > self._checked or self._stale
         if behind:
             self._catch_up()
+            with self._lock:
+                tree = self._held()
         return tree
 
     def refresh(self) -> int:
@@ -275,10 +363,10 @@ class LedgerService:
             LedgerInvalid: an entry is missing from the store.
             StorageError: on any database error.
         """
-        tree = self._loaded()
+        self._loaded()
         self._catch_up()
         with self._lock:
-            return tree.size
+            return self._held().size
 
     # --- reading -----------------------------------------------------------------------------------
 
@@ -289,9 +377,9 @@ class LedgerService:
             LedgerInvalid: an entry is missing from the store.
             StorageError: on any database error.
         """
-        tree = self._ready()
+        self._ready()
         with self._lock:
-            return tree.size
+            return self._held().size
 
     def key(self) -> LedgerKey:
         """The exchange's checkpoint verification key (loading or creating the key file).
@@ -305,8 +393,9 @@ class LedgerService:
                 if self._key is None:
                     self._refuse_a_new_key()
                     signer = load_or_create_ledger_key(self._key_file, created=self._clock())
-                    self._key = LedgerKey(name=self.origin, public_key=signer.public_key_raw())
-                    self._signer = signer
+                    loaded = LedgerKey(name=self.origin, public_key=signer.public_key_raw())
+                    self._refuse_another_key(loaded)
+                    self._key, self._signer = loaded, signer
                 key = self._key
         return key
 
@@ -324,6 +413,29 @@ class LedgerService:
                 "verifier and witness that pinned it). Nothing was written."
             )
 
+    def _refuse_another_key(self, key: LedgerKey) -> None:
+        """The log records its key at the first start (its verifier key, public), as it records
+        its origin: a key file of another key is another log's key, or a new one, and signing
+        with it would mix two keys over one log (each process serving its own) that every
+        pinned verifier and witness takes for a fork. A log keeps its key for life. A log from
+        before keys were recorded takes the key that signed the checkpoint it keeps.
+
+        Raises:
+            StorageError: ``key`` is not the key this log recorded, or did not sign the
+                checkpoint it keeps.
+        """
+        recorded = self._table.meta("key")
+        if recorded is None:
+            kept = self._table.kept_checkpoint()
+            if kept is not None and kept[0] is not None:
+                _refuse_unless_signer(key, self._key_file, kept[0], kept[1])
+            recorded = self._table.set_meta_once("key", key.vkey())
+        if recorded != key.vkey():
+            raise StorageError(
+                f"the ledger key {self._key_file} (key ID {key.key_id.hex()}) is not this log's key, recorded at "
+                f"its first start ({recorded}): it is a new key, or another log's. {_PUT_BACK}"
+            )
+
     def public_key(self) -> dict[str, str]:
         """The checkpoint key as published: ``{"name", "key_id", "public_key", "algorithm", "vkey"}``.
 
@@ -336,22 +448,88 @@ class LedgerService:
         """The signed checkpoint (C2SP tlog-checkpoint in a signed note) of the current tree.
 
         Catches up with other writers first, so it commits to every entry committed before
-        the call.
+        the call. The checkpoint served never goes back in size, whichever process answers:
+        one kept by another process over a larger tree is served as it is, once this process
+        has found it signed by its own key over the database's root at its size; a newer one
+        is kept in its place.
 
         Raises:
             InvalidInput: the key file is unsafe or invalid.
+            LedgerInvalid: an entry is missing from the store, or the checkpoint kept is not
+                of the entries the store holds (see :meth:`_vouch`).
+            StorageError: this process's key did not sign the checkpoint kept, or on any
+                database error.
+        """
+        self.key()
+        for _attempt in range(_ATTEMPTS):
+            size, note, last = self._current_note()
+            kept = self._table.kept_checkpoint()
+            if kept is not None and kept[0] is not None:
+                if kept[0] > size:
+                    # another process signed a larger tree since we caught up: read its entries
+                    size, note, last = self._current_note()
+                self._vouch(kept[0], kept[1])
+                if kept[0] >= size:
+                    return kept[1]
+            if self._table.record_checkpoint(size, note, last_leaf=last, seen=kept):
+                return note
+        raise StorageError("the ledger changed at every attempt to sign its checkpoint: ask again")
+
+    def _current_note(self) -> tuple[int, str, bytes | None]:
+        """Catch up, then the tree's size, its signed checkpoint and its last leaf hash.
+
+        Raises:
             LedgerInvalid: an entry is missing from the store.
             StorageError: on any database error.
         """
-        self.key()
         self.refresh()
         with self._lock:
-            size = self._tree.size if self._tree is not None else 0
-            note = self._note_locked()
-        # One signer at a time over the database: the checkpoint served never goes back in size,
-        # whichever process answers (a process that caught up a moment before another commit
-        # serves the newer checkpoint another process signed, not its own older one).
-        return self._table.latest_checkpoint(size, note)
+            tree = self._held()
+            size = tree.size
+            return size, self._note_locked(), tree.leaf_hash(size - 1) if size else None
+
+    def _vouch(self, size: int, note: str) -> None:
+        """Serve or replace the checkpoint kept (of ``size`` entries) only if this process's key
+        signed it over the database's root at that size: a restore or a fail-over leaves a
+        checkpoint no newer than the entries (it is kept after them), so any other is evidence
+        that the store was altered, and stays for ``gsomia ledger verify`` to name.
+
+        Raises:
+            StorageError: this process's key did not sign it (another key file).
+            LedgerInvalid: it does not verify, or its root is not the database's at its size.
+        """
+        key = self._key
+        assert key is not None  # noqa: S101 - loaded by key()
+        with self._lock:
+            if self._vouched == (size, note):
+                return
+        _refuse_unless_signer(key, self._key_file, size, note)
+        try:
+            signed = open_with(key, note)
+        except (LedgerInvalid, InvalidInput):
+            raise LedgerInvalid(
+                f"the latest checkpoint kept (size {size}) does not verify with this exchange's key: the store was "
+                "altered; run 'gsomia ledger verify'"
+            ) from None
+        with self._lock:
+            tree = self._held()
+            if signed.size != size:
+                raise LedgerInvalid(
+                    f"the latest checkpoint kept is recorded as of size {size} but is of size {signed.size}: the "
+                    "store was altered; run 'gsomia ledger verify'"
+                )
+            if size > tree.size:
+                raise LedgerInvalid(
+                    f"the latest checkpoint kept covers {signed.size} entries and the database holds {tree.size}: "
+                    "entries a checkpoint was signed over are gone (the store was altered); run 'gsomia ledger "
+                    "verify'"
+                )
+            if tree.root(size) != signed.root_hash:
+                raise LedgerInvalid(
+                    f"the latest checkpoint kept (size {size}) is not the root of the entries the database holds: "
+                    "the store was altered; run 'gsomia ledger verify'"
+                )
+            self._vouched = (size, note)
 
     def checkpoint_at(self, size: int) -> str:
         """The signed checkpoint of the tree at a past or the current ``size``: the note this log
@@ -367,6 +545,7 @@ class LedgerService:
         self.key()
         tree = self._ready(need=size)
         with self._lock:
+            self._same(tree)
             if size > tree.size:
                 raise UnknownEntity(f"the ledger has {tree.size} entries; there is no tree of size {size} yet")
             if size == tree.size:
@@ -450,8 +629,11 @@ class LedgerService:
         if reader is not None and not self._table.readable(index, reader):
             raise UnknownEntity(f"ledger entry {index} does not exist or is not yours to read")
         self.key()
+        if size is None:
+            self.refresh()  # the checkpoint it comes with is of the database's current tree
         tree = self._ready(need=max(index + 1, size or 0))
         with self._lock:
+            self._same(tree)
             current = tree.size
             n = current if size is None else size
             if n > current:
@@ -509,6 +691,7 @@ class LedgerService:
             size = self.refresh()
         tree = self._ready(need=size)
         with self._lock:
+            self._same(tree)
             current = tree.size
         if size > current:
             raise UnknownEntity(f"the ledger has {current} entries; there is no tree of size {size} yet")
@@ -520,6 +703,7 @@ class LedgerService:
         rows = self._table.some([i for i in indexes if i < size], party=reader)
         items: list[dict[str, Any]] = []
         with self._lock:
+            self._same(tree)
             root = b64(tree.root(size))
             for index in indexes:
                 row = rows.get(index)
@@ -570,6 +754,7 @@ class LedgerService:
             self.refresh()
         tree = self._ready(need=max(old, new or 0))
         with self._lock:
+            self._same(tree)
             current = tree.size
             n = current if new is None else new
             if n > current:
@@ -771,6 +956,55 @@ def open_export(path: Path) -> ExportReader:
     except BaseException:
         stream.close()
         raise
+
+
+def _refuse_unless_signer(key: LedgerKey, key_file: Path, size: int, note: str) -> None:
+    """Refuse ``key`` if the checkpoint ``note`` (of ``size``, kept in the database) carries no
+    signature of its name and key ID; a note that is not a signed note at all is the store's
+    problem, not the key's (``gsomia ledger verify`` names it).
+
+    Raises:
+        StorageError: the note is signed, by other keys only.
+    """
+    try:
+        _text, signatures = parse_signed_note(note)
+    except LedgerInvalid:
+        return
+    if any(sig.name == key.name and sig.key_id == key.key_id for sig in signatures):
+        return
+    others = ", ".join(dict.fromkeys(sig.key_id.hex() for sig in signatures))
+    raise StorageError(
+        f"the ledger key {key_file} (key ID {key.key_id.hex()}) did not sign the checkpoint this database holds "
+        f"(size {size}, signed by key ID {others}): it is a new key, or another log's. {_PUT_BACK}"
+    )
+
+
+def _merge(tree: MerkleTree, rows: Sequence[tuple[int, bytes]], start: int, known: int) -> tuple[int | None, int]:
+    """Compare the stored leaves ``rows`` (read from index ``start``) with ``tree``'s and append
+    those it lacks; the caller holds the lock. ``known`` is the tree's size when the read
+    began: the store must hold every leaf below it (a leaf a commit notice added since may be
+    newer than the read).
+
+    Returns:
+        The first index where the store differs from the tree or ends before it (None if it
+        agrees), and how many leading leaves were found equal.
+
+    Raises:
+        LedgerInvalid: an entry is missing from the store (the log has a hole).
+    """
+    expected = start
+    for index, h in rows:
+        if index != expected:
+            raise _hole(expected)
+        if index < tree.size:
+            if tree.leaf_hash(index) != h:
+                return index, index
+        else:
+            tree.append(h)
+        expected += 1
+    if expected < known:
+        return expected, expected
+    return None, expected
 
 
 def _signed_by(key: LedgerKey, note: str) -> bool:
