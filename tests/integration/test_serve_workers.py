@@ -7,6 +7,7 @@ signals stop or replace the workers; workers whose supervisor dies stop."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -103,8 +104,13 @@ def started(server: Server) -> int:
 
 @pytest.fixture
 def served(scenario_db: str, tmp_path: Path) -> Iterator[tuple[Server, int]]:
+    # A database of its own: a log keeps the ledger key of its first start, and each test's
+    # server has a data directory (and a key file) of its own.
+    source = Path(scenario_db.removeprefix("sqlite:///"))
+    db = tmp_path / source.name
+    shutil.copy2(source, db)
     port = free_port()
-    server = serve(scenario_db, tmp_path, port)
+    server = serve(f"sqlite:///{db}", tmp_path, port)
     try:
         wait_for(lambda: started(server) >= 2 or server.proc.poll() is not None, timeout=90, what="two workers")
         assert server.proc.poll() is None, server.log.read_text(errors="replace")
@@ -147,12 +153,12 @@ def test_a_worker_killed_is_replaced_and_the_server_keeps_answering(served: tupl
 
 
 def test_a_second_server_on_the_same_port_is_refused_and_the_first_keeps_serving(
-    served: tuple[Server, int], scenario_db: str
+    served: tuple[Server, int],
 ) -> None:
     server, port = served
     second = subprocess.run(
         [sys.executable, "-m", "gsomia", "serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
-        env={**server.env, "GSOMIA_DB": scenario_db},
+        env={**server.env, "GSOMIA_DB": server.db},
         capture_output=True,
         text=True,
         timeout=120,

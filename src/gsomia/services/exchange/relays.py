@@ -281,9 +281,7 @@ class ConsentService:
         assert c is not None  # noqa: S101 - authorize raised for a missing consent
         ctx.require_principal(s, principal)
         ctx.require_record(s, version)
-        if grant:
-            # a grant wraps the content key to the hub's and the recipient's current keys, as a
-            # submission does: to the keys this transaction sees, never a retired one
+        if grant:  # it wraps to the keys this transaction sees, never one retired meanwhile
             ctx.require_keys(s, keys_version)
         now = ctx.instant(s)
         rows = Pending()
@@ -312,14 +310,8 @@ class ConsentService:
             },
             parties=[c.originator],
         )
-        c.state, c.resolved_at, c.resolved_by, c.reason, c.resolution_leaf_index, c.reason_salt = (
-            action,
-            now,
-            principal.id,
-            reason,
-            leaf,
-            salt,
-        )
+        c.state, c.resolved_at, c.resolved_by, c.reason = action, now, principal.id, reason
+        c.resolution_leaf_index, c.reason_salt = leaf, salt
         if grant:
             c.outcome = self._relay_on_grant(s, rows, c, report, net, now)
             decision_outcome = ReleaseOutcome.RELAYED if c.outcome.get("relayed") else ReleaseOutcome.RELAY_REFUSED
