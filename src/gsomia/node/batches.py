@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import Generic, TypeVar
 
 from gsomia.errors import InvalidInput
@@ -120,41 +120,110 @@ class BatchWorker(Generic[T]):
                     self._held -= len(batch)
 
 
-def read_ahead(source: Iterable[T], most: int, name: str = "read-ahead") -> Iterator[list[T]]:
+AHEAD = 2
+"""How many batches' worth of items :func:`read_ahead` reads before the caller takes them."""
+
+POLL = 0.25
+"""How often (seconds) a read-ahead waiting for room, or for items, looks whether to stop."""
+
+
+def read_ahead(
+    source: Iterable[T], most: int, name: str = "read-ahead", *, stop: threading.Event | None = None
+) -> Generator[list[T], None, None]:
     """What ``source`` yields, read by a daemon thread of its own as it comes, in batches:
     each batch is everything that arrived while the one before was being handled (at least
     one item, at most ``most``), in order. When ``source`` ends, the batches end after what it
     yielded; when it raises, the error is raised here after the items it yielded before.
 
-    The thread blocks on ``source`` until it ends or fails; it is meant for a source that the
-    caller ends by closing what it reads from (a stream).
+    At most :data:`AHEAD` batches' worth of items wait to be taken: then the thread waits before
+    it reads on, so a stream faster than its handling is slowed by the connection's own flow
+    control instead of piling up here. The batches end when ``stop`` is set (looked at every
+    :data:`POLL` seconds while nothing arrives), without what was read ahead. Once they end or
+    the caller closes them, the thread reads no more, even while it waits for room, and closes
+    ``source``'s iterator if it can be closed.
+
+    The thread blocks on ``source`` until it yields, ends or fails; it is meant for a source
+    that the caller ends by closing what it reads from (a stream).
     """
-    handed: queue.Queue[tuple[T | None, BaseException | None, bool]] = queue.Queue()
+    reader = _Reader(source, most * AHEAD, stop)
+    threading.Thread(target=reader.read, name=name, daemon=True).start()
+    try:
+        while True:
+            taken = reader.take()
+            if taken is None:
+                return
+            item, error, last = taken
+            batch: list[T] = []
+            while not last:
+                batch.append(item)  # type: ignore[arg-type]  # only the last entry carries no item
+                if len(batch) >= most:
+                    break
+                try:
+                    item, error, last = reader.handed.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                yield batch
+            if last:
+                if error is not None:
+                    raise error
+                return
+    finally:
+        reader.done.set()
 
-    def read() -> None:
+
+class _Reader(Generic[T]):
+    """The thread's side of :func:`read_ahead`: what it read, handed over through a queue of
+    ``room`` entries, the last one marked (with the source's error, if it failed)."""
+
+    def __init__(self, source: Iterable[T], room: int, stop: threading.Event | None) -> None:
+        self.source = source
+        self.handed: queue.Queue[tuple[T | None, BaseException | None, bool]] = queue.Queue(maxsize=max(room, 1))
+        self.done = threading.Event()  # the caller takes no more
+        self.stop = stop
+
+    def over(self) -> bool:
+        """Whether the batches ended (or are to end) before the source did."""
+        return self.done.is_set() or (self.stop is not None and self.stop.is_set())
+
+    def read(self) -> None:
+        """Hand over what the source yields, then its end or its error; if the batches end
+        first, stop reading and close the source's iterator."""
         try:
-            for item in source:
-                handed.put((item, None, False))
+            items = iter(self.source)
+            for item in items:
+                if not self._hand((item, None, False)):
+                    break
+            else:
+                self._hand((None, None, True))
+                return
         except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
-            handed.put((None, e, True))
-        else:
-            handed.put((None, None, True))
-
-    threading.Thread(target=read, name=name, daemon=True).start()
-    while True:
-        batch: list[T] = []
-        item, error, last = handed.get()
-        while not last:
-            batch.append(item)  # type: ignore[arg-type]  # only the last put carries no item
-            if len(batch) >= most:
-                break
-            try:
-                item, error, last = handed.get_nowait()
-            except queue.Empty:
-                break
-        if batch:
-            yield batch
-        if last:
-            if error is not None:
-                raise error
+            self._hand((None, e, True))
             return
+        close = getattr(items, "close", None)
+        if callable(close):  # the caller stopped: the stream is let go here, not left open
+            try:
+                close()
+            except Exception:  # a source that fails to close is let go all the same
+                log.debug("a read-ahead source failed to close", exc_info=True)
+
+    def _hand(self, entry: tuple[T | None, BaseException | None, bool]) -> bool:
+        """Queue ``entry`` once there is room; False if the batches ended meanwhile."""
+        while not self.over():
+            try:
+                self.handed.put(entry, timeout=POLL)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def take(self) -> tuple[T | None, BaseException | None, bool] | None:
+        """The next entry, waiting for one; None once ``stop`` is set."""
+        if self.stop is None:
+            return self.handed.get()
+        while not self.stop.is_set():
+            try:
+                return self.handed.get(timeout=POLL)
+            except queue.Empty:
+                continue
+        return None

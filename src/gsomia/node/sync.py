@@ -35,9 +35,11 @@ import hashlib
 import json
 import logging
 import threading
+import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -87,6 +89,12 @@ PROVED_PER_REQUEST = 200  # entries with proofs per request (the exchange takes 
 FETCH_PER_REQUEST = 100  # deliveries per request (the exchange's limit)
 WORKERS = 8  # deliveries verified at once while catching up
 MAX_BACKOFF = 30.0
+HEALTHY_STREAM = 30.0
+"""Seconds an event stream must stay up (if it delivered nothing) for its failure to count as a
+new outage, retried after 1 s again; one that fails sooner is retried after a growing wait."""
+MAX_SEQ = 2**63 - 1
+"""The largest inbox sequence number (cursor) the node takes: its store holds signed 64-bit
+integers. The exchange gives cursors of at most 18 digits (docs/protocol.md §7.1)."""
 _DELIVERY_FIELDS = ("delivery", "report", "originator", "recipient", "purpose", "via", "marking", "key")
 _LEGACY_DELIVERY_FIELDS = tuple(f for f in _DELIVERY_FIELDS if f != "marking")
 
@@ -347,20 +355,48 @@ class Syncer:
         log.warning("keys: made %s current, as at the exchange (it was %s here)", fingerprint[:16], state)
 
     def _exercise(self, ex: ExchangeClient) -> None:
+        """Record whether the exchange runs an exercise, with its clock and what-if, for ``status``.
+
+        Raises:
+            ExchangeError: an exercise runs and its clock is not an ISO 8601 instant with its
+                offset (``status`` would show what is no time, or print what is no JSON).
+        """
         exercise = ex.exercise()
+        clock = exercise.get("clock")
+        if exercise.get("exercise") and _instant(clock) is None:
+            raise ExchangeError(f"GET /api/v1/exercise: the exercise clock {_shown(clock)} is not an instant")
         self.store.put_json(
             "exchange.exercise",
-            {"at": exercise.get("clock"), "whatif": shown_name(exercise.get("whatif"))}
-            if exercise.get("exercise")
-            else None,
+            {"at": clock, "whatif": shown_name(exercise.get("whatif"))} if exercise.get("exercise") else None,
         )
 
     def _advance(self, ex: ExchangeClient, *, cosign: bool = True) -> Accepted | None:
+        """The witness's latest accepted checkpoint, brought up to date if the exchange's
+        extends it (:meth:`LedgerWitness.advance`); under an alarm, the one accepted before.
+
+        Raises:
+            ExchangeError: the exchange served no checkpoint of its ledger (see :meth:`_refused`).
+            ExchangeUnreachable: the exchange could not be reached.
+        """
         try:
             return self.witness.advance(ex, cosign=cosign)
         except LedgerInvalid as e:
-            log.warning("ledger: %s", e)
-            return self.witness.latest()
+            return self._refused(e)
+
+    def _refused(self, e: LedgerInvalid) -> Accepted | None:
+        """After the witness refused the exchange's checkpoint (``e``): under the alarm that
+        raised (or one standing), the latest checkpoint accepted before; deliveries it does
+        not cover are quarantined, naming the alarm.
+
+        Raises:
+            ExchangeError: no alarm stands: the answer was no checkpoint of the exchange's
+                ledger (a malformed note, another log's, a size beyond what a ledger holds).
+                The pass ends on the exchange's error, shown in ``status``, and is tried again.
+        """
+        if self.witness.alarm() is None:
+            raise ExchangeError(f"ledger: {e}") from e
+        log.warning("ledger: %s", e)
+        return self.witness.latest()
 
     def _pages(self, ex: ExchangeClient) -> Iterator[list[dict[str, Any]]]:
         cursor = self.cursor
@@ -371,10 +407,13 @@ class Syncer:
         while True:
             page = ex.inbox(cursor=cursor, limit=PAGE, deliveries=True)
             served = page.get("items")
-            yield [i for i in map(_inbox_item, served if isinstance(served, list) else []) if i is not None]
-            cursor = page.get("next_cursor")
-            if not cursor:
+            items = [i for i in map(_inbox_item, served if isinstance(served, list) else []) if i is not None]
+            _moving_on(cursor, items)
+            yield items
+            following = page.get("next_cursor")
+            if not following:
                 return
+            cursor = _next_cursor(cursor, following)
 
     def _diverged(self, ex: ExchangeClient, cursor: str) -> str | None:
         """Why the exchange's inbox is not the one this node read up to ``cursor`` (None if it
@@ -422,6 +461,7 @@ class Syncer:
         Raises:
             ExchangeUnreachable: the exchange could not be reached (what was rechecked before
                 stays done, in ``done``).
+            ExchangeError: the exchange served no checkpoint of its ledger (likewise).
             LedgerInvalid: the ledger alarm stands (clear it first: nothing could verify).
         """
         if self.witness.alarm() is not None:
@@ -471,47 +511,72 @@ class Syncer:
 
     def run(self, stop: threading.Event) -> None:
         """Follow the inbox until ``stop`` is set: catch up, then the event stream; after a
-        failure wait (1, 2, 4 … 30 seconds) and resume from the stored cursor."""
+        failure wait (1, 2, 4 … 30 seconds) and resume from the stored cursor. The wait starts
+        again from 1 s only after the stream worked (it delivered, or stayed up for
+        :data:`HEALTHY_STREAM` seconds): a catch-up that succeeds before a stream that fails
+        at once is no recovery. The exchange's errors are logged in one line; an error no
+        check foresaw with its traceback, the first time of a run of the same one."""
         backoff = 1.0
+        unforeseen: str | None = None  # the last error no check foresaw, logged in full
         while not stop.is_set():
+            healthy = threading.Event()
+            following: float | None = None
             try:
                 self.once()
-                backoff = 1.0
-                self._follow(stop)
+                following = time.monotonic()
+                self._follow(stop, healthy)
+                continue  # stopped
             except GsomiaError as e:
+                if _worked(healthy, following):
+                    backoff = 1.0
                 log.warning("sync: %s; retrying in %.0f s", e, backoff)
                 self._reachable(False, str(e))
-                stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-            except Exception:  # an answer no check foresaw must not end the sync
-                log.exception("sync: unexpected error; retrying in %.0f s", backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                unforeseen = None
+            except Exception as e:  # an answer no check foresaw must not end the sync
+                if _worked(healthy, following):
+                    backoff = 1.0
+                if repr(e) != unforeseen:
+                    log.exception("sync: unexpected error; retrying in %.0f s", backoff)
+                else:
+                    log.warning("sync: unexpected error again (%r); retrying in %.0f s", e, backoff)
+                unforeseen = repr(e)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
 
-    def _follow(self, stop: threading.Event) -> None:
+    def _follow(self, stop: threading.Event, healthy: threading.Event | None = None) -> None:
         """Process the inbox's event stream from the stored cursor, each delivery carrying its
         delivery (docs/protocol.md §7.2): the events that arrived while one batch was being
         processed are the next page, verified concurrently as when catching up, without a
         read of the inbox. Items a page already took are skipped against a cursor kept in
-        memory, without reading the store for each of them."""
+        memory, without reading the store for each of them. Returns once ``stop`` is set
+        (even while nothing arrives); ``healthy`` is set once a page of events was processed.
+
+        Raises:
+            ExchangeUnreachable: the stream broke, or the exchange closed it.
+            ExchangeError: the exchange sent what is no inbox item (a sequence number beyond
+                what the store holds).
+        """
         with self.connect() as ex:
             seen = _seq(self.cursor)
             stream = ex.events(last_event_id=self.cursor or "0", deliveries=True)
-            for events in read_ahead(stream, PAGE, name="sync-events"):
-                if stop.is_set():
-                    return
-                items = [item for item in map(_event_item, events) if item is not None]
-                if not items:
-                    continue
-                with self._lock:
-                    seen = max(seen, _seq(self.cursor))  # another pass may have moved it
-                    fresh = [item for item in items if _seq(item.get("seq")) > seen]
-                    if fresh:
-                        # the stream holds every item after the cursor it started from, in
-                        # order: what is after the stored cursor continues it exactly
-                        self._page(ex, fresh, SyncResult())
-                        seen = _seq(fresh[-1].get("seq"))  # the cursor the page stored last
-                self.store.note("exchange.last_event_at", iso_now())
+            with closing(read_ahead(stream, PAGE, name="sync-events", stop=stop)) as batches:
+                for events in batches:
+                    items = [item for item in map(_event_item, events) if item is not None]
+                    if not items:
+                        continue
+                    with self._lock:
+                        seen = max(seen, _seq(self.cursor))  # another pass may have moved it
+                        fresh = [item for item in items if _seq(item.get("seq")) > seen]
+                        if fresh:
+                            # the stream holds every item after the cursor it started from, in
+                            # order: what is after the stored cursor continues it exactly
+                            self._page(ex, fresh, SyncResult())
+                            seen = _seq(fresh[-1].get("seq"))  # the cursor the page stored last
+                    self.store.note("exchange.last_event_at", iso_now())
+                    if healthy is not None:
+                        healthy.set()
+        if stop.is_set():
+            return
         raise ExchangeUnreachable("the exchange closed the event stream")
 
     def witness_loop(self, stop: threading.Event, interval: float) -> None:
@@ -768,8 +833,7 @@ class Syncer:
         try:
             cp = self.witness.advance(ex, cosign=False, ask=ask, hold=True)
         except LedgerInvalid as e:
-            log.warning("ledger: %s", e)
-            return self.witness.latest(), False
+            return self._refused(e), False
         except ExchangeError as e:
             log.debug("checkpoint not brought up to date with the proofs (%s); apart instead", e)
             return self._advance(ex, cosign=False), False
@@ -1212,21 +1276,93 @@ def _event_item(event: ServerSentEvent) -> dict[str, Any] | None:
 def _inbox_item(value: object) -> dict[str, Any] | None:
     """An inbox item as the exchange served it, or None for what cannot be one: not a JSON
     object, a ``seq`` that is not a cursor (a non-negative integer or its decimal digits), an
-    ``id`` that is neither text nor absent. A ``marking`` that is not an object is read as none."""
+    ``id`` that is neither text nor absent. A ``marking`` that is not an object is read as none.
+
+    Raises:
+        ExchangeError: the ``seq`` is a cursor beyond :data:`MAX_SEQ` (not an item to skip: the
+            cursor would move past every item after it).
+    """
     if not isinstance(value, dict):
         return None
     if not _is_cursor(value.get("seq")) or not isinstance(value.get("id"), str | None):
         return None
+    if _beyond(value.get("seq")):
+        raise ExchangeError(
+            f"the exchange's inbox item {_shown(value.get('id'))} has seq {_shown(value.get('seq'))}, beyond "
+            f"{MAX_SEQ}: no inbox goes so far"
+        )
     if isinstance(value.get("marking"), dict | None):
         return value
     return value | {"marking": None}
 
 
 def _is_cursor(seq: object) -> bool:
-    """Whether an item's ``seq`` can be stored as the inbox cursor (or is absent)."""
+    """Whether an item's ``seq`` can be an inbox cursor (or is absent): a non-negative integer
+    or its decimal digits (whether the store holds it is :func:`_beyond`'s question)."""
     if isinstance(seq, str):
         return not seq or (seq.isascii() and seq.isdigit())
     return seq is None or (type(seq) is int and seq >= 0)
+
+
+def _beyond(seq: object) -> bool:
+    """Whether a cursor (as :func:`_is_cursor` takes it) is beyond :data:`MAX_SEQ`: the store
+    cannot hold it, and no exchange gives one so large (its text is not read as a number past
+    19 characters)."""
+    if isinstance(seq, str):
+        return len(seq) > len(str(MAX_SEQ)) or (bool(seq) and int(seq) > MAX_SEQ)
+    return type(seq) is int and seq > MAX_SEQ
+
+
+def _shown(value: object) -> str:
+    """A value from the exchange as an error names it: its JSON-like text, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _moving_on(sent: str | None, items: list[dict[str, Any]]) -> None:
+    """Check that the items of the inbox page after cursor ``sent`` come after it, each after
+    the one before.
+
+    Raises:
+        ExchangeError: an item's ``seq`` does not (the inbox would be read again, in a loop).
+    """
+    at = _seq(sent)
+    for item in items:
+        seq = item.get("seq")
+        if seq is None or seq == "":
+            continue
+        if _seq(seq) <= at:
+            raise ExchangeError(
+                f"GET /api/v1/inbox: the page after cursor {sent or '0'} holds an item of seq {seq} after "
+                f"seq {at}: the inbox does not move on"
+            )
+        at = _seq(seq)
+
+
+def _next_cursor(sent: str | None, following: object) -> str:
+    """The cursor to ask for the next page with: the page's ``next_cursor``.
+
+    Raises:
+        ExchangeError: it is no cursor, or not after ``sent`` (the same page would be asked
+            for again and again).
+    """
+    if following is None or not _is_cursor(following) or _beyond(following):
+        raise ExchangeError(f"GET /api/v1/inbox: the next cursor {_shown(following)} is not a cursor")
+    text = str(following)
+    if _seq(text) <= _seq(sent):
+        raise ExchangeError(
+            f"GET /api/v1/inbox: the page after cursor {sent or '0'} gives {text} as the next cursor: it does "
+            "not move on"
+        )
+    return text
+
+
+def _worked(healthy: threading.Event, following: float | None) -> bool:
+    """Whether the event stream worked before it failed: it delivered (``healthy``), or stayed
+    up :data:`HEALTHY_STREAM` seconds since it was opened (at ``following``)."""
+    if healthy.is_set():
+        return True
+    return following is not None and time.monotonic() - following >= HEALTHY_STREAM
 
 
 def _member(doc: dict[str, Any], name: str, member: str) -> Any:

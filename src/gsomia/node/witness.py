@@ -20,7 +20,7 @@ file replaced, or a note forged under its name) raises the *key* alarm, with the
 checkpoint and the one served as its evidence: once, not at every round while it stands.
 Signatures by other keys are ignored (C2SP signed-note), so a note the pinned key signed
 alongside others is accepted; an exchange that cannot be reached, or an answer that is no
-signed note at all, raises nothing.
+signed note at all (or one of a size beyond :data:`MAX_SIZE`), raises nothing.
 """
 
 from __future__ import annotations
@@ -44,12 +44,17 @@ from gsomia.ledger.checkpoint import Checkpoint, b64, parse_signed_note
 from gsomia.ledger.entries import entry_bytes
 from gsomia.node.store import NodeStore, alarms, checkpoints, iso_now
 
-__all__ = ["KEY_ALARM", "Accepted", "LedgerWitness", "fetch_entry", "proof_hashes"]
+__all__ = ["KEY_ALARM", "MAX_SIZE", "Accepted", "LedgerWitness", "fetch_entry", "proof_hashes"]
 
 log = logging.getLogger(__name__)
 
 KEY_ALARM = "the exchange's checkpoint is not signed by the pinned ledger key"
 """How the detail of a *key* alarm begins."""
+
+MAX_SIZE = 2**63 - 1
+"""The largest tree size a checkpoint the node accepts may have: its store holds sizes as
+signed 64-bit integers, and no ledger comes near it. A checkpoint claiming more (its format
+allows up to 2**64 - 1) is a malformed answer, refused before anything is asked about it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,15 +274,22 @@ class LedgerWitness:
 
         Raises:
             LedgerInvalid: no valid signature from the pinned key (the key alarm is raised
-                first); or the note is malformed or of another log (no alarm: nothing says the
-                exchange's key changed).
+                first); or the note is malformed, of another log, or of a size beyond
+                :data:`MAX_SIZE` (no alarm: nothing says the exchange's key changed).
         """
         try:
-            return self.key.open(note)
+            cp = self.key.open(note)
         except LedgerInvalid:
             why = _unsigned(self.key, note)
             if why is None:
                 raise
+        else:
+            if cp.size > MAX_SIZE:
+                raise LedgerInvalid(
+                    f"the exchange's checkpoint is of size {cp.size}, more than a ledger holds "
+                    f"(at most {MAX_SIZE}): a malformed answer"
+                )
+            return cp
         if self.alarm() is None:
             last = self.latest()
             self._raise("key", why, last.note if last is not None else "", note)

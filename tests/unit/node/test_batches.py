@@ -4,6 +4,7 @@ with several threads a batch taken while another is still being handled."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -144,3 +145,71 @@ def test_a_backlog_bounds_what_is_queued_or_being_handled() -> None:
     assert worker.put(9)  # room again once the batches were handled
     with pytest.raises(InvalidInput):
         BatchWorker("t", handle, limit=1, backlog=0)
+
+
+def _endless(made: list[int], closed: threading.Event) -> Iterator[int]:
+    """Yield 0, 1, 2 … as fast as asked (an exchange streaming events faster than they are
+    handled), up to a million; ``closed`` is set if the reader closes it before then."""
+    try:
+        for i in range(1_000_000):
+            made.append(i)
+            yield i
+    except GeneratorExit:
+        closed.set()
+        raise
+
+
+def test_read_ahead_reads_only_a_few_batches_ahead_of_the_caller() -> None:
+    # an unbounded read-ahead held 1.5 million events in memory while 6,000 were handled
+    made: list[int] = []
+    batches = read_ahead(_endless(made, threading.Event()), most=10)
+    first = next(batches)
+    assert first[0] == 0 and len(first) <= 10
+    time.sleep(0.3)  # the reader runs on while the caller handles its batch
+    assert len(made) <= 10 + 2 * 10 + 2, len(made)  # the batch taken, the room ahead, one in hand
+    batches.close()
+
+
+def test_read_ahead_stops_a_blocked_reader_when_the_caller_stops_taking_batches() -> None:
+    made: list[int] = []
+    closed = threading.Event()
+    batches = read_ahead(_endless(made, closed), most=10, name="blocked-reader")
+    assert next(batches)[0] == 0
+    time.sleep(0.1)  # the reader fills the room ahead, then waits for more of it
+    batches.close()  # the caller is done (its stream is closed)
+    assert closed.wait(5)  # the reader noticed while it waited, and closed the source
+    assert len(made) < 100
+    deadline = time.monotonic() + 5
+    while any(t.name == "blocked-reader" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(t.name == "blocked-reader" for t in threading.enumerate())
+
+
+def test_read_ahead_ends_when_asked_to_stop_even_while_nothing_arrives() -> None:
+    stop, release = threading.Event(), threading.Event()
+
+    def silent() -> Iterator[int]:
+        yield 0
+        release.wait(10)  # a quiet stream: nothing arrives
+        yield 1
+
+    batches = read_ahead(silent(), most=10, stop=stop)
+    try:
+        assert next(batches) == [0]
+        threading.Timer(0.05, stop.set).start()
+        started = time.monotonic()
+        assert list(batches) == []  # no batch after the stop, and no wait for the stream
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
+
+
+def test_read_ahead_ends_on_stop_while_its_reader_waits_for_room() -> None:
+    made: list[int] = []
+    closed, stop = threading.Event(), threading.Event()
+    batches = read_ahead(_endless(made, closed), most=10, stop=stop)
+    assert len(next(batches)) >= 1
+    time.sleep(0.1)
+    stop.set()
+    assert list(batches) == []  # what was read ahead is not handed over any more
+    assert closed.wait(5) and len(made) < 100

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 
 from gsomia.crypto.ledger_key import Cosigner, CosignerPublicKey, LedgerKey
 from gsomia.crypto.signing import ExchangeSigner
-from gsomia.errors import ExchangeUnreachable, InvalidInput, LedgerInvalid
+from gsomia.errors import ExchangeError, ExchangeUnreachable, InvalidInput, LedgerInvalid
 from gsomia.ledger.checkpoint import Checkpoint, sign_note
 from gsomia.ledger.cosignature import quorum
 from gsomia.ledger.merkle import leaf_hash
@@ -625,3 +626,62 @@ def test_a_consistency_proof_garbled_once_is_asked_again_and_the_extension_accep
     log.garble_next = True
     assert w.advance(log).size == 16  # type: ignore[arg-type,union-attr]
     assert w.alarm() is None and log.requests[-2:] == ["consistency", "consistency"]  # the garbled one, and again
+
+
+# --- numbers the node's store cannot hold ------------------------------------------------------
+
+
+class HugeLog(FakeLog):
+    """A log whose checkpoints claim ``size`` leaves (validly signed: a checkpoint's size is a
+    64-bit number), served as the sync and the witness loop ask for them."""
+
+    def __init__(self, signer: ExchangeSigner, size: int) -> None:
+        super().__init__(signer, 0)
+        self.size = size
+
+    def note(self, size: int | None = None) -> str:
+        cp = Checkpoint(origin=ORIGIN, size=self.size, root_hash=b"\1" * 32)
+        return sign_note(cp, ORIGIN, self.key.key_id, self.signer.sign)
+
+    def __enter__(self) -> HugeLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def exercise(self) -> dict[str, Any]:
+        return {"exercise": False}
+
+
+@pytest.mark.parametrize("size", [2**63, 2**64 - 1])
+def test_a_checkpoint_larger_than_a_ledger_can_be_is_refused_without_an_alarm(store: NodeStore, size: int) -> None:
+    # its size does not fit the node's store: every round failed there, silently
+    log = HugeLog(ExchangeSigner.generate(), size)
+    w = witness(store, log, [])
+    with pytest.raises(LedgerInvalid, match="size"):
+        w.advance(log)  # type: ignore[arg-type]
+    assert w.latest() is None and w.alarm() is None and log.cosigned == []
+
+
+def test_a_checkpoint_larger_than_a_ledger_can_be_shows_as_the_exchange_s_error(
+    store: NodeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = HugeLog(ExchangeSigner.generate(), 2**63)
+    w = witness(store, log, [])
+    s = Syncer(store, party="KOR", keyring=None, witness=w, connect=lambda: log, publish=lambda k, d: None)  # type: ignore[arg-type,return-value]
+    stop, rounds = threading.Event(), list[int]()
+
+    def wait(_timeout: float | None = None) -> bool:
+        rounds.append(1)
+        return len(rounds) > 1
+
+    monkeypatch.setattr(stop, "wait", wait)
+    try:
+        s.witness_loop(stop, 60.0)
+        with pytest.raises(ExchangeError, match="size"):
+            s._advance(log)  # type: ignore[arg-type]
+    finally:
+        s.close()
+    assert store.get("exchange.reachable") == "false"
+    assert "size" in (store.get("exchange.error") or "")
+    assert w.latest() is None and w.alarm() is None
