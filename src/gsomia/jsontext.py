@@ -9,7 +9,8 @@ Text that is signed or hashed (RFC 8785 canonical JSON, ledger entries) never co
 
 Reading is the standard library's, which keeps every integer exact, made strict so that every
 value read can be written again as it was: ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON
-(RFC 8259 §6), an integer beyond 64 bits has no JSON spelling here, and a lone surrogate
+(RFC 8259 §6), nor is a number beyond the range of a double (``1e400``, which would be read as
+infinity), an integer beyond 64 bits has no JSON spelling here, and a lone surrogate
 (``\\ud800`` without its pair) has no UTF-8 one (RFC 8259 §8.2); all are refused, as is nesting
 deeper than the interpreter's stack.
 
@@ -19,6 +20,7 @@ Usable from every layer.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -50,6 +52,13 @@ def _not_a_number(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number (RFC 8259 §6)")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is beyond the range of a double (RFC 8259 §6)")
+    return value
+
+
 def _integer(text: str) -> int:
     value = int(text)
     if not _SMALLEST <= value <= _LARGEST:
@@ -63,9 +72,10 @@ def parse(text: str | bytes, *, unique: bool = False) -> Any:
 
     Raises:
         ValueError: not UTF-8 (``UnicodeDecodeError``), not JSON (``json.JSONDecodeError``),
-            ``NaN``/``Infinity``/``-Infinity`` where a value belongs, an integer beyond 64
-            bits, a lone surrogate (``\\ud800`` without its pair: no UTF-8 spelling, RFC 8259
-            §8.2), or nesting deeper than the interpreter's stack; the message says which.
+            ``NaN``/``Infinity``/``-Infinity`` where a value belongs, a number beyond the range
+            of a double, an integer beyond 64 bits, a lone surrogate (``\\ud800`` without its
+            pair: no UTF-8 spelling, RFC 8259 §8.2), or nesting deeper than the interpreter's
+            stack; the message says which.
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8")
@@ -73,7 +83,9 @@ def parse(text: str | bytes, *, unique: bool = False) -> Any:
         text.encode("utf-8")  # a lone surrogate in the text itself: UnicodeEncodeError
     try:
         hook = _unique_members if unique else None
-        value = json.loads(text, parse_constant=_not_a_number, parse_int=_integer, object_pairs_hook=hook)
+        value = json.loads(
+            text, parse_constant=_not_a_number, parse_float=_finite, parse_int=_integer, object_pairs_hook=hook
+        )
     except RecursionError:  # arrays or objects nested deeper than the interpreter's stack
         raise ValueError("the JSON text is nested too deeply") from None
     if "\\u" in text and _SURROGATE_ESCAPE.search(text):

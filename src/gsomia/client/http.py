@@ -12,23 +12,36 @@ submitted again returns the stored result, docs/protocol.md), so when the answer
 timeout, a dropped connection, a 503 while the database is busy — :meth:`ExchangeClient.submit`
 sends the identical bytes again, a few times, with exponential backoff. Nothing else is
 retried: other requests are not all idempotent, and their caller decides.
+
+An exchange is not trusted to answer in measure. An answer is read as it arrives and refused
+(:class:`~gsomia.errors.ExchangeError`) once it passes a limit, counted on the body as expanded
+when it came gzip- or deflate-compressed (:data:`MAX_ANSWER`; pages of deliveries
+:data:`MAX_DELIVERIES_ANSWER`); any other content coding, or two stacked, is refused unread. And
+every request must be answered in full, headers and body, by a deadline (four times the timeout
+by default), enforced on the socket: each read waits only for the time left, so a server that
+sends a byte every few seconds cannot hold a request open forever, though no single read ever
+times out. An event stream has no deadline: it is open for as long as it carries whole lines
+(:data:`STREAM_SILENCE`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json as jsonlib
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
+import httpcore
 import httpx
 
 from gsomia import jsontext
-from gsomia.client.stream import LineTooLong, ServerSentEvent, lines_of, read_events
+from gsomia.client.stream import LineTooLong, ServerSentEvent, StreamStalled, lines_of, read_events
 from gsomia.errors import (
     BadSignature,
     Conflict,
@@ -48,15 +61,47 @@ from gsomia.errors import (
     ValidationFailed,
 )
 
-__all__ = ["DEFAULT_URL", "PROBLEM_PREFIX", "SUBMIT_ATTEMPTS", "ExchangeClient", "error_for_problem"]
+__all__ = [
+    "DEFAULT_URL",
+    "MAX_ANSWER",
+    "MAX_DELIVERIES_ANSWER",
+    "PROBLEM_PREFIX",
+    "SUBMIT_ATTEMPTS",
+    "ExchangeClient",
+    "error_for_problem",
+]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 SUBMIT_ATTEMPTS = 4
 """How many times :meth:`ExchangeClient.submit` sends a submission whose answer was lost."""
 PROBLEM_PREFIX = "urn:gsomia:problem:"
 STREAM_SILENCE = 45.0
-"""Seconds an event stream may stay silent before it is taken as broken (the exchange sends a
-comment every 15 s)."""
+"""Seconds an event stream may stay silent, or send bytes without ending a line, before it is
+taken as broken (the exchange sends a comment every 15 s)."""
+
+MAX_ANSWER = 64 * 1024 * 1024
+"""The most bytes of one answer read, as expanded, where the endpoint sets no other limit. Every
+JSON answer but a page of deliveries is far below it: a page of 1,000 ledger entries of a few
+KiB each, the 1,000 results of a batch, a delivery document (:data:`MAX_DELIVERY`)."""
+MAX_DELIVERY = 2 * 1024 * 1024
+"""What one delivery document is counted as. Its payload ciphertext is the payload, whose base64
+text is held to ``GSOMIA_MAX_BODY_BYTES`` characters (1 MiB by default, docs/protocol.md §3.1),
+and 28 bytes more, in base64; the signed origin (an ML-DSA-87 signature is 6,172 characters in
+base64), the wrapped key (2,284 for ``cnsa2``) and the marking add a few KiB: about 1 MiB in
+all, counted twice over for an exchange that allows larger bodies."""
+MAX_DELIVERIES_ANSWER = 100 * MAX_DELIVERY
+"""The most bytes of an answer that carries deliveries (``GET /api/v1/inbox?deliveries=true``,
+``GET /api/v1/deliveries?id=…``): up to 100 of them (docs/protocol.md §7.1), 200 MiB."""
+MAX_CHECKPOINT = 1024 * 1024
+"""The most bytes of a checkpoint: a signed note of a few lines, with at most 100 signature lines
+of some hundred characters (docs/protocol.md §5.7, §5.9)."""
+MAX_PROBLEM = 1024 * 1024
+"""The most bytes of an error answer read; a longer one is taken as no problem document."""
+DEADLINE_TIMES = 4
+"""A request must be answered in full within this many times the client's timeout, by default."""
+DELIVERIES_DEADLINE_TIMES = 4
+"""An answer that carries deliveries, up to :data:`MAX_DELIVERIES_ANSWER` bytes, is given this
+many times the deadline."""
 
 _BY_TYPE: dict[str, type[GsomiaError]] = {
     "invalid-document": ValidationFailed,
@@ -143,12 +188,118 @@ def _tls_context() -> ssl.SSLContext:
         return _TLS
 
 
+# --- the deadline, on the socket --------------------------------------------------------------------
+
+_DEADLINE: ContextVar[float | None] = ContextVar("gsomia_exchange_deadline", default=None)
+"""The monotonic instant by which the request this thread is making must be answered in full;
+None while it makes none (between requests, and while an event stream is read)."""
+
+
+@contextlib.contextmanager
+def _answered_within(seconds: float) -> Iterator[float]:
+    """Every read and write of the sockets of this thread's requests, for the ``with`` block,
+    waits at most until ``seconds`` from now; the instant is given."""
+    deadline = time.monotonic() + seconds
+    token = _DEADLINE.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _time_left(timeout: float | None, late: type[httpcore.TimeoutException]) -> float | None:
+    """The shorter of ``timeout`` and the time left before the deadline, if there is one.
+
+    Raises:
+        httpcore.TimeoutException: ``late``, the deadline has passed.
+    """
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise late("the deadline of the request passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits no longer than the deadline allows: a
+    server that sends a byte every few seconds satisfies each read's timeout, not the deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        wait = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, wait))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's sockets, as :class:`_DeadlineStream`."""
+
+    def __init__(self) -> None:
+        self._sockets = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        wait = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._sockets.connect_tcp(host, port, wait, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        wait = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._sockets.connect_unix_socket(path, wait, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._sockets.sleep(seconds)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's transport, with httpx's default pool limits, over :class:`_DeadlineBackend`.
+
+    httpx takes no network backend, so the pool it made is replaced (it has opened nothing
+    yet); httpx is pinned, and the tests of the deadline fail should that stop working.
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext) -> None:
+        super().__init__(verify=ssl_context)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=_DeadlineBackend(),
+        )
+
+
 class ExchangeClient:
     """A client of one exchange, as one principal (its bearer token).
 
     Use it as a context manager, or call :meth:`close`. ``transport`` lets tests drive an
     in-process application (``httpx.ASGITransport`` is async; use a WSGI-style or a mock
-    transport) or a real socket alike.
+    transport) or a real socket alike; over another transport the deadline is checked as each
+    piece of the body arrives, not on the socket.
     """
 
     def __init__(
@@ -161,17 +312,24 @@ class ExchangeClient:
         attempts: int = SUBMIT_ATTEMPTS,
         backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        deadline: float | None = None,
+        max_answer: int = MAX_ANSWER,
+        max_deliveries_answer: int = MAX_DELIVERIES_ANSWER,
     ) -> None:
         """Prepare a client (no connection is made until the first call).
 
         Args:
             url: The exchange's address.
             token: The principal's bearer token.
-            timeout: Seconds to wait for each request.
+            timeout: Seconds to wait to connect, and for each read or write.
             transport: Another httpx transport (tests).
             attempts: How many times a submission is sent when its answer is lost (at least 1).
             backoff: Seconds before the second attempt; doubled before each later one.
             sleep: Waits between attempts.
+            deadline: Seconds within which a request must be answered in full (an event
+                stream: its headers); default :data:`DEADLINE_TIMES` times ``timeout``.
+            max_answer: The most bytes of an answer read, as expanded.
+            max_deliveries_answer: The same, for an answer that carries deliveries.
 
         Raises:
             InvalidInput: ``url`` is not an http(s) URL, or ``attempts`` is below 1.
@@ -181,12 +339,21 @@ class ExchangeClient:
         self._attempts = attempts
         self._backoff = backoff
         self._sleep = sleep
+        self._deadline = DEADLINE_TIMES * timeout if deadline is None else deadline
+        self._max_answer = max_answer
+        self._max_deliveries_answer = max_deliveries_answer
         self.url = url.rstrip("/")
         if not self.url.startswith(("http://", "https://")):
             raise InvalidInput(f"exchange URL {url!r}: give an http:// or https:// address")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # Only the codings whose expansion is bounded per read (deflate: some 1,000-fold).
+        headers = {"Accept-Encoding": "gzip, deflate"} | ({"Authorization": f"Bearer {token}"} if token else {})
+        tls = _tls_context()
         self._http = httpx.Client(
-            base_url=self.url, headers=headers, timeout=timeout, transport=transport, verify=_tls_context()
+            base_url=self.url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport if transport is not None else _DeadlineTransport(tls),
+            verify=tls,
         )
 
     def __enter__(self) -> ExchangeClient:
@@ -212,27 +379,65 @@ class ExchangeClient:
         content: bytes | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        limit: int | None = None,
+        deadline: float | None = None,
     ) -> httpx.Response:
-        """Send a request (a JSON body, or ``content`` as it is); return the response if it succeeded.
+        """Send a request (a JSON body, or ``content`` as it is); return the response, read
+        whole and expanded, if it succeeded.
+
+        Args:
+            limit: The most bytes of the answer read (default: the client's ``max_answer``).
+            deadline: Seconds within which it must be answered in full (default: the client's).
 
         Raises:
-            ExchangeUnreachable: the exchange could not be reached.
+            ExchangeUnreachable: the exchange could not be reached, or did not answer in time.
+            ExchangeError: the answer is longer than ``limit``, or in a content coding not read.
             GsomiaError: the subclass named by the answer's problem ``type``.
         """
         what = f"{method} {path}"
         if json is not None:
             content = jsontext.compact_bytes(json)
             headers = {"Content-Type": "application/json", **(headers or {})}
-        try:
-            response = self._http.request(method, path, content=content, params=params, headers=headers)
-        except httpx.TransportError as e:
-            raise ExchangeUnreachable(f"cannot reach the exchange at {self.url} ({what}: {e})") from e
+        request = self._http.build_request(method, path, content=content, params=params, headers=headers)
+        limit = self._max_answer if limit is None else limit
+        response, body = self._read(request, limit, self._deadline if deadline is None else deadline, what)
         if response.status_code >= 400:
-            raise error_for_problem(response.status_code, _json_or_none(response), what=what)
-        return response
+            raise error_for_problem(response.status_code, _json_or_none(body), what=what)
+        if body is None:
+            raise ExchangeError(
+                f"{what}: the exchange's answer is larger than {limit:,} bytes; it was not read further"
+            )
+        return _whole(response, body)
+
+    def _read(
+        self, request: httpx.Request, limit: int, seconds: float, what: str
+    ) -> tuple[httpx.Response, bytes | None]:
+        """Send ``request`` and read its answer, all within ``seconds``: the answer (closed) and
+        its body as expanded, or None, read no further, once it is longer than ``limit`` bytes
+        (an error answer's: than :data:`MAX_PROBLEM`).
+
+        Raises:
+            ExchangeUnreachable: the exchange could not be reached, or did not answer in time.
+            ExchangeError: the answer is in a content coding not read, or does not expand.
+        """
+        with _answered_within(seconds) as deadline:
+            try:
+                response = self._http.send(request, stream=True)
+                with contextlib.closing(response):
+                    cap = limit if response.status_code < 400 else min(limit, MAX_PROBLEM)
+                    return response, _body(response, cap, deadline, what)
+            except httpx.TransportError as e:
+                raise self._unreachable(e, what, deadline, seconds) from e
+            except httpx.DecodingError as e:
+                raise ExchangeError(f"{what}: the exchange's answer does not expand ({e})") from e
+
+    def _unreachable(self, e: httpx.TransportError, what: str, deadline: float, seconds: float) -> ExchangeUnreachable:
+        if _late(e, deadline):
+            return ExchangeUnreachable(f"the exchange at {self.url} did not answer {what} within {seconds:g} s")
+        return ExchangeUnreachable(f"cannot reach the exchange at {self.url} ({what}: {e})")
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        """The answer's JSON object (every endpoint answers one).
+        """The answer's JSON object (every endpoint answers one); ``kwargs`` as :meth:`request` takes them.
 
         Raises:
             ExchangeError: the answer is not JSON (or is nested too deeply to read), or is
@@ -340,10 +545,11 @@ class ExchangeClient:
         params: dict[str, Any] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
-        if deliveries:
-            params["deliveries"] = "true"
-        result: dict[str, Any] = self._json("GET", "/api/v1/inbox", params=params)
-        return result
+        if not deliveries:
+            result: dict[str, Any] = self._json("GET", "/api/v1/inbox", params=params)
+            return result
+        params["deliveries"] = "true"
+        return self._json("GET", "/api/v1/inbox", params=params, **self._deliveries_measure())
 
     def delivery(self, delivery_id: str) -> dict[str, Any]:
         """A delivery as its recipient fetches it (ciphertext, wrapped key, signed origin)."""
@@ -354,8 +560,12 @@ class ExchangeClient:
         """Several deliveries at once (at most 100): ``{"items": [...]}`` in the order asked,
         each as :meth:`delivery` returns it, or ``{"id", "error"}`` where that would be not found."""
         params = [("id", d) for d in delivery_ids]
-        result: dict[str, Any] = self._json("GET", "/api/v1/deliveries", params=params)
+        result: dict[str, Any] = self._json("GET", "/api/v1/deliveries", params=params, **self._deliveries_measure())
         return result
+
+    def _deliveries_measure(self) -> dict[str, Any]:
+        """The limit and deadline of an answer that carries deliveries."""
+        return {"limit": self._max_deliveries_answer, "deadline": DELIVERIES_DEADLINE_TIMES * self._deadline}
 
     def acknowledge(self, delivery_id: str) -> dict[str, Any]:
         """Acknowledge a delivery, attesting need-to-know (rule 5)."""
@@ -370,30 +580,63 @@ class ExchangeClient:
         :meth:`delivery` returns it, under ``"document"``. The iterator ends when the server
         closes the stream.
 
+        The stream's headers must come by the client's deadline; the stream itself has none,
+        and is taken as broken once it has sent no whole line (an event, a keep-alive comment)
+        for :data:`STREAM_SILENCE` seconds, silent or trickling bytes. A line, and the data of
+        one event, is held to :data:`~gsomia.client.stream.MAX_LINE` characters.
+
         Raises:
             ExchangeUnreachable: the exchange could not be reached, or the stream broke.
+            ExchangeError: a line or an event is too long, or the stream does not expand.
             GsomiaError: the subclass named by the answer's problem ``type``.
         """
         headers = {"Accept": "text/event-stream"}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
         what = "GET /api/v1/inbox/stream"
+        params = {"deliveries": "true"} if deliveries else {}
+        # The exchange sends a comment every 15 s (docs/protocol.md §7.2): a stream silent
+        # for three of them is dead, however open its connection looks.
+        silence = httpx.Timeout(30.0, read=STREAM_SILENCE)
+        request = self._http.build_request(
+            "GET", "/api/v1/inbox/stream", headers=headers, params=params, timeout=silence
+        )
         try:
-            params = {"deliveries": "true"} if deliveries else {}
-            # The exchange sends a comment every 15 s (docs/protocol.md §7.2): a stream silent
-            # for three of them is dead, however open its connection looks.
-            silence = httpx.Timeout(30.0, read=STREAM_SILENCE)
-            with self._http.stream(
-                "GET", "/api/v1/inbox/stream", headers=headers, params=params, timeout=silence
-            ) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise error_for_problem(response.status_code, _json_or_none(response), what=what)
-                yield from read_events(lines_of(response.iter_text()))
-        except httpx.TransportError as e:
+            with contextlib.closing(self._open_stream(request, what)) as response:
+                yield from read_events(lines_of(response.iter_text(), stall=STREAM_SILENCE))
+        except (httpx.TransportError, StreamStalled) as e:
             raise ExchangeUnreachable(f"the event stream of {self.url} broke ({e})") from e
         except LineTooLong as e:
             raise ExchangeError(f"{what}: {e}; the stream was closed") from e
+        except httpx.DecodingError as e:
+            raise ExchangeError(f"{what}: the stream does not expand ({e}); it was closed") from e
+
+    def _open_stream(self, request: httpx.Request, what: str) -> httpx.Response:
+        """Send an event stream's request; its response, open, once its headers came within the
+        deadline.
+
+        Raises:
+            ExchangeUnreachable: the exchange could not be reached, or did not answer in time.
+            ExchangeError: the stream is in a content coding not read.
+            GsomiaError: the subclass named by the answer's problem ``type``.
+        """
+        with _answered_within(self._deadline) as deadline:
+            try:
+                response = self._http.send(request, stream=True)
+                if response.status_code >= 400:
+                    with contextlib.closing(response):
+                        body = _body(response, MAX_PROBLEM, deadline, what)
+                    raise error_for_problem(response.status_code, _json_or_none(body), what=what)
+            except httpx.TransportError as e:
+                if not _late(e, deadline):
+                    raise  # the stream broke before it began: as when it breaks later
+                raise self._unreachable(e, what, deadline, self._deadline) from e
+        try:
+            _check_coding(response, what)
+        except ExchangeError:
+            response.close()
+            raise
+        return response
 
     # --- consents ---------------------------------------------------------------------------------
 
@@ -470,7 +713,7 @@ class ExchangeClient:
 
     def ledger_checkpoint(self) -> str:
         """The latest signed checkpoint (a C2SP signed note)."""
-        return self.request("GET", "/api/v1/ledger/checkpoint").text
+        return self.request("GET", "/api/v1/ledger/checkpoint", limit=min(MAX_CHECKPOINT, self._max_answer)).text
 
     def ledger_key(self) -> dict[str, Any]:
         """The exchange's checkpoint verification key, as published."""
@@ -537,14 +780,65 @@ class ExchangeClient:
     def ledger_cosigned_checkpoint(self, size: int | None = None) -> str:
         """The checkpoint of ``size`` (default: the largest cosigned) with its cosignature lines."""
         params = {"size": size} if size is not None else None
-        return self.request("GET", "/api/v1/ledger/checkpoint/cosigned", params=params).text
+        limit = min(MAX_CHECKPOINT, self._max_answer)
+        return self.request("GET", "/api/v1/ledger/checkpoint/cosigned", params=params, limit=limit).text
 
 
-def _json_or_none(response: httpx.Response) -> object:
+def _json_or_none(body: bytes | None) -> object:
     try:
-        return jsontext.parse(response.content)
+        return None if body is None else jsontext.parse(body)
     except ValueError:
         return None
+
+
+def _late(e: httpx.TransportError, deadline: float) -> bool:
+    """Whether ``e`` is the deadline passing (rather than one read or connection timing out)."""
+    return isinstance(e, httpx.TimeoutException) and time.monotonic() >= deadline
+
+
+def _check_coding(response: httpx.Response, what: str) -> None:
+    """Refuse an answer in a content coding other than one gzip or deflate: httpx would expand
+    any it knows, two stacked (``gzip, gzip``) a million-fold and more per read.
+
+    Raises:
+        ExchangeError: another content coding.
+    """
+    codings = [c.strip().lower() for c in response.headers.get_list("content-encoding", split_commas=True)]
+    applied = [c for c in codings if c not in ("", "identity")]
+    if len(applied) > 1 or (applied and applied[0] not in ("gzip", "deflate")):
+        raise ExchangeError(f"{what}: the exchange answered in the content coding {', '.join(applied)!r}, not read")
+
+
+def _body(response: httpx.Response, limit: int, deadline: float, what: str) -> bytes | None:
+    """The body of a streamed ``response`` as expanded, or None as soon as it is longer than
+    ``limit`` bytes. A read expands at most some 1,000-fold (deflate), so what is held never
+    passes ``limit`` by more than one read's worth.
+
+    Raises:
+        ExchangeError: the answer is in a content coding not read.
+        httpx.ReadTimeout: a piece arrived after the deadline (the socket waits no longer; this
+            checks a transport that has no socket).
+    """
+    _check_coding(response, what)
+    chunks: list[bytes] = []
+    held = 0
+    for chunk in response.iter_bytes():
+        held += len(chunk)
+        if held > limit:
+            return None
+        chunks.append(chunk)
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout("the deadline of the request passed", request=response.request)
+    return b"".join(chunks)
+
+
+def _whole(response: httpx.Response, body: bytes) -> httpx.Response:
+    """``response`` again, holding ``body``, its body as read and expanded."""
+    headers = [(k, v) for k, v in response.headers.multi_items() if k not in ("content-encoding", "content-length")]
+    kept = {k: v for k, v in response.extensions.items() if k in ("http_version", "reason_phrase")}
+    return httpx.Response(
+        response.status_code, headers=headers, content=body, request=response.request, extensions=kept
+    )
 
 
 def _segment(value: object) -> str:
