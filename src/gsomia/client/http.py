@@ -31,6 +31,7 @@ import json as jsonlib
 import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from types import TracebackType
@@ -293,6 +294,16 @@ class _DeadlineTransport(httpx.HTTPTransport):
         )
 
 
+def _through_proxy(url: str) -> bool:
+    """Whether the environment sends requests to ``url`` through a proxy (as httpx reads it:
+    ``<scheme>_proxy`` or ``all_proxy``, unless ``no_proxy`` names the host)."""
+    proxies = urllib.request.getproxies()
+    target = httpx.URL(url)
+    if not (proxies.get(target.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(target.host)
+
+
 class ExchangeClient:
     """A client of one exchange, as one principal (its bearer token).
 
@@ -348,13 +359,12 @@ class ExchangeClient:
         # Only the codings whose expansion is bounded per read (deflate: some 1,000-fold).
         headers = {"Accept-Encoding": "gzip, deflate"} | ({"Authorization": f"Bearer {token}"} if token else {})
         tls = _tls_context()
-        self._http = httpx.Client(
-            base_url=self.url,
-            headers=headers,
-            timeout=timeout,
-            transport=transport if transport is not None else _DeadlineTransport(tls),
-            verify=tls,
-        )
+        if transport is None and not _through_proxy(self.url):
+            # A proxy named in the environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, minus
+            # NO_PROXY) is used as httpx uses it; there the deadline is checked as the body
+            # arrives, not on the socket.
+            transport = _DeadlineTransport(tls)
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport, verify=tls)
 
     def __enter__(self) -> ExchangeClient:
         return self

@@ -276,3 +276,28 @@ def test_an_event_stream_kept_alive_outlives_the_deadline(monkeypatch: pytest.Mo
         events = list(c.events())
     thread.join(5)
     assert [(e.id, e.data) for e in events] == [("3", {"n": 3})]
+
+
+# --- a proxy named in the environment -------------------------------------------------------------
+
+
+def test_a_proxy_named_in_the_environment_is_used_and_no_proxy_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bytes] = []
+    body = b'{"id": "p-1", "name": "via the proxy", "role": "party", "party": "KOR"}'
+
+    def answer(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n")
+        conn.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    proxy, _stop, thread = _server(lambda conn: (seen.append(b"asked"), answer(conn))[-1])
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    # the exchange's name resolves nowhere: only a request through the proxy can be answered
+    with ExchangeClient("http://exchange.invalid", token="t", timeout=5) as client:
+        assert client.whoami()["name"] == "via the proxy"
+    thread.join(5)
+    assert seen == [b"asked"]
+    monkeypatch.setenv("NO_PROXY", "exchange.invalid")
+    with ExchangeClient("http://exchange.invalid", token="t", timeout=5) as client, pytest.raises(ExchangeUnreachable):
+        client.whoami()
