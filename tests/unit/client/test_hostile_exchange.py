@@ -286,10 +286,11 @@ def test_a_proxy_named_in_the_environment_is_used_and_no_proxy_is_honoured(monke
     body = b'{"id": "p-1", "name": "via the proxy", "role": "party", "party": "KOR"}'
 
     def answer(conn: socket.socket) -> None:
+        seen.append(b"asked")
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n")
         conn.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
-    proxy, _stop, thread = _server(lambda conn: (seen.append(b"asked"), answer(conn))[-1])
+    proxy, _stop, thread = _server(answer)
     for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", proxy)
