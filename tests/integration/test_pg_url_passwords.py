@@ -87,3 +87,20 @@ def test_an_unencoded_at_is_refused_without_a_piece_of_the_password(spacey: str,
     assert run.returncode == 4, run.stderr
     assert run.stderr.count("\n") == 1 and "percent-encode @ in the user name or password as %40" in run.stderr
     assert "sesame" not in run.stderr and "#x" not in run.stderr, run.stderr
+
+
+def test_libpq_fails_over_to_the_next_host_of_a_list(spacey: str, tmp_path: Path) -> None:
+    # libpq's multi-host URI: the first host refuses (nothing listens on port 1), the second is
+    # the cluster; the command runs there, through the engine and through the listener
+    cluster = make_url(spacey)
+    listed = spacey.replace(f"@{cluster.host}:{cluster.port}/", f"@127.0.0.1:1,{cluster.host}:{cluster.port}/", 1)
+    run = _gsomia(listed, tmp_path / "data", "ledger", "checkpoint")
+    assert run.returncode == 0, run.stderr
+    engine = db.create(listed)
+    listener = Listener(engine, lambda _parties: None)
+    try:
+        listener.start()
+        assert listener.listening.wait(30), "the listener did not connect"
+    finally:
+        listener.stop()
+        engine.dispose()

@@ -32,7 +32,7 @@ from sqlalchemy.util import asbool
 
 from gsomia import jsontext
 from gsomia.errors import InvalidInput, StorageError
-from gsomia.storage.urls import masked_text, masked_url, unencoded_at
+from gsomia.storage.urls import hosts_in_query, masked_text, masked_url, unencoded_at
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -44,6 +44,8 @@ def normalise_url(url: str) -> str:
 
     A user name or password must have ``@`` percent-encoded (``%40``): with several ``@`` in
     its authority a URL is refused, since a parser would read part of the password as the host.
+    Several hosts in the authority (libpq's ``postgresql://u:p@h1:5432,h2:5433/db``) are taken
+    as the same hosts in the query (``?host=h1:5432&host=h2:5433``), as SQLAlchemy reads them.
 
     Raises:
         InvalidInput: for a URL SQLAlchemy cannot parse, one with ``@`` unencoded in its user
@@ -58,7 +60,7 @@ def normalise_url(url: str) -> str:
             "%3A %2F %3F %23 %25 %20)"
         )
     try:
-        parsed = make_url(url)
+        parsed = make_url(hosts_in_query(url))
     except (ArgumentError, ValueError) as e:  # ValueError: a port that is not a number
         # never the parser's own words: they quote the "port", which may be part of a password
         problem = "its port is not a number" if isinstance(e, ValueError) else "it does not parse"
@@ -66,6 +68,8 @@ def normalise_url(url: str) -> str:
             f"invalid database URL {masked_url(url)!r}: {problem} (characters such as @ : / ? # % and "
             "spaces in the user name or password must be percent-encoded: %40 for @)"
         ) from e
+    if not _numeric_ports(parsed):
+        raise InvalidInput(f"invalid database URL {masked_url(url)!r}: one of its ports is not a number")
     backend = parsed.get_backend_name()
     if backend == "postgres":  # libpq's other scheme
         backend = "postgresql"
@@ -75,6 +79,13 @@ def normalise_url(url: str) -> str:
     if backend not in ("sqlite", "postgresql"):
         raise InvalidInput(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql://…")
     return parsed.render_as_string(hide_password=False)
+
+
+def _numeric_ports(parsed: URL) -> bool:
+    """Whether every port the query of ``parsed`` names (``port=5432,5433``) is a number or empty."""
+    value = parsed.query.get("port", ())
+    ports = [value] if isinstance(value, str) else list(value)
+    return all(port.isdigit() for entry in ports for port in entry.split(",") if port)
 
 
 def missing_sqlite_file(url: str) -> Path | None:
@@ -182,10 +193,18 @@ milliseconds). Without them, a request or a pooled connection's ping would wait 
 kernel's own retransmission limit, about 15 minutes."""
 
 
-def postgresql_connection(url: str | URL) -> dict[str, int]:
-    """The parameters of :data:`POSTGRESQL_CONNECTION` that ``url`` does not set itself."""
+def postgresql_connection(url: str | URL) -> dict[str, int | str]:
+    """The parameters of :data:`POSTGRESQL_CONNECTION` that ``url`` does not set itself; for a
+    URL that lists several hosts, also ``target_session_attrs=read-write`` unless it sets that:
+    libpq then connects to the host that takes writes (the primary), not to a standby listed
+    before it, which accepts connections and refuses every write."""
     given = make_url(url).query
-    return {name: value for name, value in POSTGRESQL_CONNECTION.items() if name not in given}
+    params: dict[str, int | str] = {name: value for name, value in POSTGRESQL_CONNECTION.items() if name not in given}
+    hosts = given.get("host", "")
+    several = len(hosts) > 1 if isinstance(hosts, tuple) else "," in hosts
+    if several and "target_session_attrs" not in given:
+        params["target_session_attrs"] = "read-write"
+    return params
 
 
 def postgresql_conninfo(engine: Engine) -> str:

@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-__all__ = ["MASK", "masked_text", "masked_url", "unencoded_at"]
+__all__ = ["MASK", "hosts_in_query", "masked_text", "masked_url", "unencoded_at"]
 
 MASK = "***"
 _SECRET = re.compile(r"pass|key|secret|token|credential", re.IGNORECASE)
@@ -71,6 +71,37 @@ def unencoded_at(url: str) -> bool:
     path = rest.find("/")
     query = rest.find("?", path) if path >= 0 else -1
     return (rest[:query] if query >= 0 else rest).count("@") > 1
+
+
+def hosts_in_query(url: str) -> str:
+    """``url`` with the several hosts libpq's URI form lists in its authority
+    (``postgresql://u:p@h1:5432,[::1]:5433/db``, libpq's multi-host fail-over) moved to the
+    query, in a form SQLAlchemy reads (``postgresql://u:p@/db?host=h1,::1&port=5432,5433``), in
+    the same order and before the URL's own query; a host without a port gets an empty one
+    (libpq's default). Any other URL is returned as it is."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or rest.startswith("/"):
+        return url
+    ends = [i for i in (rest.find("/"), rest.find("?")) if i >= 0]
+    end = min(ends) if ends else len(rest)
+    userinfo, at, hosts = rest[:end].rpartition("@")
+    if "," not in hosts:
+        return url
+    pairs = [_host_and_port(entry) for entry in hosts.split(",")]
+    params = ["host=" + ",".join(host for host, _ in pairs)]
+    if any(port for _, port in pairs):
+        params.append("port=" + ",".join(port for _, port in pairs))
+    path, _, query = rest[end:].partition("?")
+    return f"{scheme}://{userinfo}{at}{path or '/'}?{'&'.join(params + ([query] if query else []))}"
+
+
+def _host_and_port(entry: str) -> tuple[str, str]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` as (host, port or "")."""
+    if entry.startswith("["):
+        host, _, after = entry[1:].partition("]")
+        return host, after.removeprefix(":")
+    host, _, port = entry.partition(":")
+    return host, port
 
 
 def masked_text(text: str, url: str | URL) -> str:

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from gsomia.errors import StorageError
+from gsomia.errors import InvalidInput, StorageError
 from gsomia.storage import db
 from gsomia.storage.channel import Listener
 from gsomia.storage.urls import masked_text
@@ -63,3 +63,37 @@ def test_a_driver_message_loses_every_secret_of_the_url() -> None:
     assert "sesame" not in shown and "k3y" not in shown, shown
     assert shown.startswith('unexpected spaces found in "***"'), shown
     assert masked_text("bad conninfo: host=h password=pw port=1", "") == "bad conninfo: host=h password=*** port=1"
+
+
+@pytest.mark.parametrize(
+    ("url", "hosts", "ports"),
+    [
+        ("postgresql://u:pw@h1:5432,h2:5433/db", "h1,h2", "5432,5433"),
+        ("postgres://u:pw@h1,h2/db?sslmode=require", "h1,h2", ","),
+        ("postgresql://u:p%40w@[::1]:5432,h2/db?application_name=a", "::1,h2", "5432,"),
+    ],
+)
+def test_several_hosts_in_the_authority_reach_libpq_in_order(url: str, hosts: str, ports: str) -> None:
+    # libpq's own multi-host URI form (fail-over to the next host), which SQLAlchemy reads only
+    # from the query: a port after each host made the URL "not a number"
+    params = _conninfo(url)
+    assert params["host"] == hosts and params["port"] == ports  # an empty port: libpq's default
+    assert params["dbname"] == "db" and params["user"] == "u"
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://u:secretpw@h1:5432,h2:x/db", "postgresql://u:secretpw@/db?host=a,b&port=5432,y"]
+)
+def test_a_port_in_a_host_list_that_is_no_number_is_named(url: str) -> None:
+    with pytest.raises(InvalidInput, match="one of its ports is not a number") as caught:
+        db.normalise_url(url)
+    assert "secretpw" not in str(caught.value)
+
+
+def test_a_host_list_connects_to_the_host_that_takes_writes_unless_the_url_says_otherwise() -> None:
+    # a standby listed first accepts connections and refuses every write
+    assert _conninfo("postgresql://u:pw@db1:5432,db2:5432/db")["target_session_attrs"] == "read-write"
+    assert _conninfo("postgresql://u:pw@/db?host=db1&host=db2")["target_session_attrs"] == "read-write"
+    chosen = _conninfo("postgresql://u:pw@db1,db2/db?target_session_attrs=primary")
+    assert chosen["target_session_attrs"] == "primary"
+    assert "target_session_attrs" not in _conninfo("postgresql://u:pw@db1:5432/db")
