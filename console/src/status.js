@@ -26,6 +26,8 @@ export function cotText(cot) {
       [o.failed, 'failed'],
       [o.dropped, 'dropped'],
       [o.stale, 'stale'],
+      [o.withheld, 'withheld by marking'],
+      [o.refused, 'refused (no track)'],
     ]),
   ].join('');
 }
@@ -59,7 +61,8 @@ export function statusNotes(st) {
   if (cot && (cot.in || cot.out)) {
     const i = cot.in ?? {};
     const o = cot.out ?? {};
-    const bad = count(i.dropped) + count(i.stale) + count(o.failed) + count(o.dropped) + count(o.stale) > 0;
+    // a track withheld from an endpoint its marking does not allow is the rules at work, not bad news
+    const bad = count(i.dropped) + count(i.stale) + count(o.failed) + count(o.dropped) + count(o.stale) + count(o.refused) > 0;
     notes.push({ id: 'cot-counts', bad, text: cotText(cot) });
   }
   return notes;

@@ -59,4 +59,15 @@ test('the CoT bridge’s counters, in and out', () => {
     stale.map((n) => [n.bad, n.text]),
     [[true, 'CoT in 4 received · 1 sent · 3 stale; out 0 sent · 2 stale']],
   );
+  // tracks withheld by their marking are counted without alarm; reports that are no track are bad news
+  const withheld = statusNotes({ cot: { in: { received: 0, sent: 0 }, out: { sent: 3, withheld: 5 } } });
+  assert.deepEqual(
+    withheld.map((n) => [n.bad, n.text]),
+    [[false, 'CoT in 0 received · 0 sent; out 3 sent · 5 withheld by marking']],
+  );
+  const refused = statusNotes({ cot: { in: { received: 0, sent: 0 }, out: { sent: 0, refused: 1 } } });
+  assert.deepEqual(
+    refused.map((n) => [n.bad, n.text]),
+    [[true, 'CoT in 0 received · 0 sent; out 0 sent · 1 refused (no track)']],
+  );
 });

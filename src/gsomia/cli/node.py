@@ -261,7 +261,8 @@ def _render_status(data: dict[str, Any]) -> None:
             f"{cin['malformed']} malformed, {cin['refused']} refused, {cin['dropped']} dropped, "
             f"{cin.get('stale', 0)} stale; "
             f"CoT out: {cout['sent']} sent, {cout['failed']} failed, {cout['dropped']} dropped, "
-            f"{cout.get('stale', 0)} stale "
+            f"{cout.get('stale', 0)} stale, {cout.get('withheld', 0)} withheld (the marking does not allow the "
+            f"endpoint), {cout.get('refused', 0)} refused (no track) "
             "(since 'node serve' started)",
             markup=False,
         )

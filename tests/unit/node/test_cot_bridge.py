@@ -556,7 +556,7 @@ def test_a_track_stale_when_delivered_is_not_sent_and_counted_stale() -> None:
     finally:
         output.close()
         ops.close()
-    assert output.counters() == {"sent": 1, "failed": 0, "dropped": 0, "stale": 2}
+    assert output.counters() == {"sent": 1, "failed": 0, "dropped": 0, "stale": 2, "withheld": 0, "refused": 0}
     assert b'uid="new"' in ops.data and b'uid="old"' not in ops.data
 
 
@@ -629,3 +629,25 @@ def test_a_report_that_is_no_track_to_send_on_is_counted_and_logged_once(caplog:
     assert output.refused == 3
     assert caplog.text.count("CoT of received reports not sent on") == 1
     assert b'uid="fine"' in ops.data and b"t-x-d-d" not in ops.data
+
+
+def test_the_status_counts_tracks_withheld_by_their_marking_and_reports_that_are_no_track() -> None:
+    ops = Collector()
+    low = CotEndpoint(name="low", url="tcp://127.0.0.1:9", cleared_to="군사III급비밀", audience=("KOR",))
+    output = CotOutput([_endpoint("ops", ops.port), low], LADDER.copy, clock=lambda: NOW)
+    try:
+        for i in range(2):  # II급 to an endpoint cleared to III급: withheld from it, sent to ops
+            went = output.emit(
+                delivered=_delivered(),
+                payload=event(uid=f"t-{i}"),
+                content_type="application/cot+xml",
+                report_id=f"R-{i}",
+            )
+            assert went == ["ops"]
+        output.emit(delivered=_delivered(), payload=b"<nothing/>", content_type="application/cot+xml", report_id="R-x")
+        assert until(lambda: ops.events() == 2)
+        counters = output.counters()
+    finally:
+        output.close()
+        ops.close()
+    assert counters["withheld"] == 2 and counters["refused"] == 1 and counters["sent"] == 2

@@ -174,5 +174,5 @@ def test_a_json_track_delivered_long_after_its_creation_is_not_sent_on_and_count
     finally:
         feed.output.close()
     cot = feed.status()["cot"]
-    assert cot["out"] == {"sent": 0, "failed": 0, "dropped": 0, "stale": 1}
+    assert cot["out"] == {"sent": 0, "failed": 0, "dropped": 0, "stale": 1, "withheld": 0, "refused": 0}
     assert cot["in"]["stale"] == 0

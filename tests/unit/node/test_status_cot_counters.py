@@ -40,3 +40,12 @@ def test_counters_noted_by_an_older_node_show_no_stale(tmp_path: Path, capsys: p
     _node(tmp_path / "kor", {"listening": [], "in": COUNTS, "out": {"sent": 4, "failed": 0, "dropped": 0}})
     line = _cot_line(tmp_path / "kor", capsys)
     assert "0 dropped, 0 stale; CoT out:" in line
+
+
+def test_status_counts_tracks_withheld_from_an_endpoint_and_reports_that_are_no_track(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = {"sent": 4, "failed": 0, "dropped": 0, "stale": 0, "withheld": 6, "refused": 2}
+    _node(tmp_path / "kor", {"listening": [], "in": COUNTS | {"stale": 0}, "out": out})
+    line = _cot_line(tmp_path / "kor", capsys)
+    assert "0 stale, 6 withheld (the marking does not allow the endpoint), 2 refused (no track)" in line

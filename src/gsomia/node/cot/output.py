@@ -158,6 +158,7 @@ class CotOutput:
         self._senders = [_Endpoint(e, queue_size, clock) for e in self.endpoints]
         self._lock = threading.Lock()
         self.withheld: list[tuple[str, str, str]] = []
+        self._withheld_total = 0
 
     @property
     def sent(self) -> int:
@@ -185,9 +186,23 @@ class CotOutput:
         in (malformed, out of range, from the future, or of a type that is no track)."""
         return self._not_tracks.total
 
+    @property
+    def withheld_total(self) -> int:
+        """Events not sent to an endpoint because the marking does not allow it (one per
+        endpoint refused: the release rules at work, not a fault)."""
+        with self._lock:
+            return self._withheld_total
+
     def counters(self) -> dict[str, Any]:
         """The output's counters, for the node's status."""
-        return {"sent": self.sent, "failed": self.failed, "dropped": self.dropped, "stale": self.stale}
+        return {
+            "sent": self.sent,
+            "failed": self.failed,
+            "dropped": self.dropped,
+            "stale": self.stale,
+            "withheld": self.withheld_total,
+            "refused": self.refused,
+        }
 
     def start(self) -> None:
         """Start the endpoints' threads (done by the first :meth:`emit` if not before)."""
@@ -226,6 +241,7 @@ class CotOutput:
             if why is not None:
                 log.info("CoT of delivery %s withheld from %s: %s", delivered.delivery, endpoint.name, why)
                 with self._lock:
+                    self._withheld_total += 1
                     self.withheld.append((delivered.delivery, endpoint.name, why))
                     del self.withheld[:-1000]
                 continue
