@@ -20,6 +20,8 @@ export function cotText(cot) {
       [i.refused, 'refused'],
       [i.dropped, 'dropped'],
       [i.stale, 'stale'],
+      [i.connections_refused, 'connections refused'],
+      [i.idle_closed, 'connections closed idle'],
     ]),
     `; out ${count(o.sent)} sent`,
     ...extra([
@@ -61,8 +63,11 @@ export function statusNotes(st) {
   if (cot && (cot.in || cot.out)) {
     const i = cot.in ?? {};
     const o = cot.out ?? {};
-    // a track withheld from an endpoint its marking does not allow is the rules at work, not bad news
-    const bad = count(i.dropped) + count(i.stale) + count(o.failed) + count(o.dropped) + count(o.stale) + count(o.refused) > 0;
+    // a track withheld from an endpoint its marking does not allow is the rules at work, and a TCP
+    // connection closed after a quiet spell is reopened by its sender: neither is bad news; a
+    // connection refused (too many open) is a sender shut out
+    const bad =
+      count(i.dropped) + count(i.stale) + count(i.connections_refused) + count(o.failed) + count(o.dropped) + count(o.stale) + count(o.refused) > 0;
     notes.push({ id: 'cot-counts', bad, text: cotText(cot) });
   }
   return notes;

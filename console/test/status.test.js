@@ -71,3 +71,16 @@ test('the CoT bridge’s counters, in and out', () => {
     [[true, 'CoT in 0 received · 0 sent; out 0 sent · 1 refused (no track)']],
   );
 });
+
+test('CoT TCP connections refused (too many open) are bad news; connections closed idle are not', () => {
+  const refused = statusNotes({ cot: { in: { received: 2, sent: 2, connections_refused: 3 }, out: { sent: 0 } } });
+  assert.deepEqual(
+    refused.map((n) => [n.bad, n.text]),
+    [[true, 'CoT in 2 received · 2 sent · 3 connections refused; out 0 sent']],
+  );
+  const idle = statusNotes({ cot: { in: { received: 2, sent: 2, idle_closed: 4, connections_refused: 0 }, out: { sent: 0 } } });
+  assert.deepEqual(
+    idle.map((n) => [n.bad, n.text]),
+    [[false, 'CoT in 2 received · 2 sent · 4 connections closed idle; out 0 sent']],
+  );
+});

@@ -262,7 +262,9 @@ def _render_status(data: dict[str, Any]) -> None:
             f"{cin.get('stale', 0)} stale; "
             f"CoT out: {cout['sent']} sent, {cout['failed']} failed, {cout['dropped']} dropped, "
             f"{cout.get('stale', 0)} stale, {cout.get('withheld', 0)} withheld (the marking does not allow the "
-            f"endpoint), {cout.get('refused', 0)} refused (no track) "
+            f"endpoint), {cout.get('refused', 0)} refused (no track); "
+            f"CoT TCP connections: {cin.get('connections_refused', 0)} refused (too many open), "
+            f"{cin.get('idle_closed', 0)} closed idle "
             "(since 'node serve' started)",
             markup=False,
         )

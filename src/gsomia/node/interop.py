@@ -33,6 +33,7 @@ from gsomia.interop.cot import (
 )
 from gsomia.interop.stix import DeliveredMarking, MarkingPolicy, NationalMarking, TopicMap
 from gsomia.node.cot.bridge import (
+    EVENT_SECONDS,
     IDLE_SECONDS,
     MAX_BACKLOG,
     MAX_BACKLOG_BYTES,
@@ -93,6 +94,7 @@ class InteropConfig:
     max_backlog_bytes: int = MAX_BACKLOG_BYTES
     output_queue: int = OUTPUT_QUEUE
     tcp_idle_seconds: float = IDLE_SECONDS
+    tcp_event_seconds: float = EVENT_SECONDS
     tcp_max_connections: int = MAX_CONNECTIONS
     tcp_max_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
 
@@ -132,10 +134,7 @@ class InteropConfig:
         _only(taxii, {"enabled", "topic_collections", "topics", "acs_levels", "recipients", "wait_seconds"}, "taxii.")
         _only(cot, {"listen", "rules", "outputs", "track_topics", *_COT_LIMITS}, "cot.")
         recipients = taxii.get("recipients")
-        listen = []
-        for item in cot.get("listen", []):
-            _only(item, {"proto", "host", "port"}, "cot.listen[].")
-            listen.append(Listen(str(item.get("proto")), str(item.get("host", "127.0.0.1")), int(item.get("port", 0))))
+        listen = [_listen(item) for item in cot.get("listen", [])]
         return cls(
             taxii=bool(taxii.get("enabled", True)),
             topic_collections=tuple(taxii.get("topic_collections", ())),
@@ -151,6 +150,7 @@ class InteropConfig:
             max_backlog_bytes=int(_positive(cot, "max_backlog_bytes", MAX_BACKLOG_BYTES)),
             output_queue=int(_positive(cot, "output_queue", OUTPUT_QUEUE)),
             tcp_idle_seconds=_positive(cot, "tcp_idle_seconds", IDLE_SECONDS),
+            tcp_event_seconds=_positive(cot, "tcp_event_seconds", EVENT_SECONDS),
             tcp_max_connections=int(_positive(cot, "tcp_max_connections", MAX_CONNECTIONS)),
             tcp_max_per_address=int(_positive(cot, "tcp_max_per_address", MAX_CONNECTIONS_PER_ADDRESS)),
         )
@@ -161,9 +161,25 @@ _COT_LIMITS = (
     "max_backlog_bytes",
     "output_queue",
     "tcp_idle_seconds",
+    "tcp_event_seconds",
     "tcp_max_connections",
     "tcp_max_per_address",
 )
+
+
+def _listen(item: object) -> Listen:
+    """One of ``cot.listen``: ``proto``, ``host``, ``port`` and, for a multicast group,
+    ``interface``.
+
+    Raises:
+        InvalidInput: unknown members or bad values.
+    """
+    _only(item, {"proto", "host", "port", "interface"}, "cot.listen[].")
+    assert isinstance(item, dict)  # noqa: S101 - _only refuses anything else
+    interface = item.get("interface")
+    if interface is not None and not isinstance(interface, str):
+        raise InvalidInput(f"cot.listen[].interface: give an interface's IPv4 address, not {interface!r}")
+    return Listen(str(item.get("proto")), str(item.get("host", "127.0.0.1")), int(item.get("port", 0)), interface)
 
 
 def _positive(doc: dict[str, Any], key: str, default: float) -> float:
@@ -394,6 +410,7 @@ class Interop:
             config.listen,
             self.ingest,
             idle_seconds=config.tcp_idle_seconds,
+            event_seconds=config.tcp_event_seconds,
             max_connections=config.tcp_max_connections,
             max_per_address=config.tcp_max_per_address,
         )

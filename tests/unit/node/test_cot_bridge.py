@@ -19,6 +19,8 @@ from gsomia.errors import ExchangeUnreachable, InvalidInput
 from gsomia.interop.cot import CotEndpoint, CotRule, parse_cot
 from gsomia.interop.stix import DeliveredMarking, NationalMarking
 from gsomia.node.cot.bridge import (
+    EVENT_SECONDS,
+    IDLE_SECONDS,
     MAX_CONNECTIONS_PER_ADDRESS,
     CotIngest,
     CotListeners,
@@ -152,18 +154,71 @@ def _closed_by_peer(s: socket.socket) -> bool:
         return True
 
 
-def test_a_silent_tcp_connection_is_closed_after_the_idle_timeout(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_silent_tcp_connection_is_closed_after_the_idle_timeout_counted_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ingest = CotIngest(sender=Recorder(), rules=RULES)
+    listeners = CotListeners([Listen("tcp", "127.0.0.1", 0)], ingest, idle_seconds=0.2, event_seconds=30)
+    ((_, host, port),) = listeners.start()
+    try:
+        for _ in range(2):
+            with socket.create_connection((host, port)) as s:
+                s.sendall(event())  # one event, then silence
+                assert _closed_by_peer(s)
+        assert until(lambda: ingest.stats.idle_closed == 2)
+    finally:
+        listeners.stop()
+    assert ingest.stats.received == 2 and ingest.stats.malformed == 0
+    assert describe(ingest.stats)["idle_closed"] == 2
+    # a warning, at most once a minute: the second close is counted, not logged
+    warnings = [r for r in caplog.records if "no complete event for 0.2 s" in r.getMessage()]
+    assert [r.levelno for r in warnings] == [logging.WARNING]
+
+
+def test_an_event_not_complete_in_time_closes_its_connection_long_before_the_idle_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO)
     ingest = CotIngest(sender=Recorder(), rules=RULES)
-    listeners = CotListeners([Listen("tcp", "127.0.0.1", 0)], ingest, idle_seconds=0.2)
+    listeners = CotListeners([Listen("tcp", "127.0.0.1", 0)], ingest, idle_seconds=600, event_seconds=0.2)
     ((_, host, port),) = listeners.start()
     try:
         with socket.create_connection((host, port)) as s:
-            s.sendall(b"<event uid='x' " + b"a" * 1000)  # a partial event, then silence
+            s.sendall(event(uid="whole") + b"\n<event uid='x' " + b"a" * 1000)  # a partial event, then silence
             assert _closed_by_peer(s)
+        assert until(lambda: ingest.stats.malformed == 1)
     finally:
         listeners.stop()
-    assert until(lambda: "no complete event for 0.2 s" in caplog.text)
+    assert ingest.stats.received == 1 and ingest.stats.idle_closed == 0
+    assert "an event not complete 0.2 s after its first byte" in caplog.text
+
+
+def test_a_feed_quiet_between_events_for_minutes_keeps_its_connection() -> None:
+    # A fixed site reports every few minutes over one connection: a quiet spell between events
+    # longer than an event may take to arrive closes nothing, and no event is lost.
+    ingest = CotIngest(sender=Recorder(), rules=RULES)
+    listeners = CotListeners([Listen("tcp", "127.0.0.1", 0)], ingest, idle_seconds=600, event_seconds=0.1)
+    ((_, host, port),) = listeners.start()
+    try:
+        with socket.create_connection((host, port)) as s:
+            for i in range(3):
+                s.sendall(event(uid=f"t-{i}") + b"\n")
+
+                def arrived(n: int = i + 1) -> bool:
+                    return ingest.stats.received == n
+
+                assert until(arrived)
+                time.sleep(0.4)  # four times the time an event may take
+            s.setblocking(False)
+            with pytest.raises(BlockingIOError):  # still open, nothing to read
+                s.recv(1)
+    finally:
+        listeners.stop()
+    assert ingest.stats.idle_closed == 0 and ingest.stats.malformed == 0
+
+
+def test_the_default_limits_keep_a_slow_sensors_connection_and_bound_an_event() -> None:
+    assert IDLE_SECONDS == 900.0 and EVENT_SECONDS == 60.0
 
 
 def _closed_within(s: socket.socket, seconds: float, trickle: bytes) -> float | None:
@@ -185,7 +240,7 @@ def _closed_within(s: socket.socket, seconds: float, trickle: bytes) -> float | 
 @pytest.mark.parametrize("trickle", [b" ", b"\n"])
 def test_bytes_that_complete_no_event_do_not_keep_a_connection_open(trickle: bytes) -> None:
     ingest = CotIngest(sender=Recorder(), rules=RULES)
-    listeners = CotListeners([Listen("tcp", "127.0.0.1", 0)], ingest, idle_seconds=0.3)
+    listeners = CotListeners([Listen("tcp", "127.0.0.1", 0)], ingest, idle_seconds=0.3, event_seconds=0.3)
     ((_, host, port),) = listeners.start()
     try:
         with socket.create_connection((host, port)) as s:
@@ -197,6 +252,21 @@ def test_bytes_that_complete_no_event_do_not_keep_a_connection_open(trickle: byt
         listeners.stop()
     assert took is not None and took < 2.0
     assert partial is not None and partial < 2.0
+    assert until(lambda: ingest.stats.idle_closed == 1 and ingest.stats.malformed == 1)
+
+
+def test_whitespace_after_an_event_does_not_put_off_the_idle_timeout() -> None:
+    ingest = CotIngest(sender=Recorder(), rules=RULES)
+    listeners = CotListeners([Listen("tcp", "127.0.0.1", 0)], ingest, idle_seconds=0.5, event_seconds=30)
+    ((_, host, port),) = listeners.start()
+    try:
+        with socket.create_connection((host, port)) as s:
+            s.sendall(event())
+            assert _closed_within(s, 10.0, b" ") is not None
+        assert until(lambda: ingest.stats.idle_closed == 1)
+    finally:
+        listeners.stop()
+    assert ingest.stats.received == 1 and ingest.stats.malformed == 0
 
 
 def test_a_connection_that_keeps_sending_events_stays_open_past_the_idle_time() -> None:
@@ -224,6 +294,7 @@ def test_one_address_holds_at_most_its_share_of_the_connections(caplog: pytest.L
             assert until(lambda: getattr(server, "connections", 0) == 2)
             third = held.enter_context(socket.create_connection((host, port)))
             assert _closed_by_peer(third)
+            assert ingest.stats.connections_refused == 1
             # another address (all of 127.0.0.0/8 is this host) still gets a connection
             other = held.enter_context(socket.create_connection((host, port), source_address=("127.0.0.2", 0)))
             other.sendall(event(uid="other"))
@@ -253,6 +324,8 @@ def test_connections_past_the_cap_are_closed_and_logged(caplog: pytest.LogCaptur
             assert until(lambda: getattr(server, "connections", 0) == 2)
             third = held.enter_context(socket.create_connection((host, port)))
             assert _closed_by_peer(third)
+            assert ingest.stats.connections_refused == 1
+            assert describe(ingest.stats)["connections_refused"] == 1
             for s in kept:
                 s.setblocking(False)
                 with pytest.raises(BlockingIOError):  # still open, nothing to read

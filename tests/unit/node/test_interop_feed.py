@@ -140,7 +140,7 @@ def test_the_cot_bridges_limits_read_from_interop_json() -> None:
     assert InteropConfig.from_doc({"cot": {"max_backlog_bytes": 1 << 20}}).max_backlog_bytes == 1 << 20
     defaults = InteropConfig.from_doc({})
     assert defaults.max_backlog_bytes == 64 << 20
-    assert (defaults.max_backlog, defaults.output_queue, defaults.tcp_idle_seconds) == (10_000, 1000, 60.0)
+    assert (defaults.max_backlog, defaults.output_queue) == (10_000, 1000)
     assert defaults.tcp_max_connections == 256 and defaults.tcp_max_per_address == 32
     assert InteropConfig.from_doc({"cot": {"tcp_max_per_address": 4}}).tcp_max_per_address == 4
     for bad in (
@@ -149,9 +149,18 @@ def test_the_cot_bridges_limits_read_from_interop_json() -> None:
         {"tcp_idle_seconds": "60"},
         {"tcp_max_connections": True},
         {"tcp_max_per_address": 0},
+        {"tcp_event_seconds": 0},
+        {"tcp_event_seconds": "60"},
     ):
         with pytest.raises(InvalidInput, match=f"cot.{next(iter(bad))}"):
             InteropConfig.from_doc({"cot": bad})
+
+
+def test_a_cot_tcp_connection_waits_minutes_between_events_and_a_minute_for_one() -> None:
+    defaults = InteropConfig.from_doc({})
+    assert (defaults.tcp_idle_seconds, defaults.tcp_event_seconds) == (900.0, 60.0)
+    config = InteropConfig.from_doc({"cot": {"tcp_idle_seconds": 1800, "tcp_event_seconds": 20}})
+    assert (config.tcp_idle_seconds, config.tcp_event_seconds) == (1800.0, 20.0)
 
 
 def test_a_json_track_delivered_long_after_its_creation_is_not_sent_on_and_counted_stale(

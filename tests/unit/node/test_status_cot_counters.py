@@ -1,5 +1,5 @@
 """``gsomia node status`` shows the CoT bridge's counters as the serving node last noted them,
-stale events (not sent, in and out) among them."""
+stale events (not sent, in and out) and the TCP connections refused or closed idle among them."""
 
 from __future__ import annotations
 
@@ -49,3 +49,14 @@ def test_status_counts_tracks_withheld_from_an_endpoint_and_reports_that_are_no_
     _node(tmp_path / "kor", {"listening": [], "in": COUNTS | {"stale": 0}, "out": out})
     line = _cot_line(tmp_path / "kor", capsys)
     assert "0 stale, 6 withheld (the marking does not allow the endpoint), 2 refused (no track)" in line
+
+
+def test_status_counts_cot_tcp_connections_refused_and_closed_idle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cin = COUNTS | {"stale": 0, "idle_closed": 7, "connections_refused": 3}
+    _node(tmp_path / "kor", {"listening": [], "in": cin, "out": {"sent": 4, "failed": 0, "dropped": 0}})
+    line = _cot_line(tmp_path / "kor", capsys)
+    assert "CoT TCP connections: 3 refused (too many open), 7 closed idle" in line
+    _node(tmp_path / "old", {"listening": [], "in": COUNTS, "out": {"sent": 4, "failed": 0, "dropped": 0}})
+    assert "CoT TCP connections: 0 refused (too many open), 0 closed idle" in _cot_line(tmp_path / "old", capsys)

@@ -5,7 +5,9 @@ and submits what they hear in batches, and the outputs that emit received tracks
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
+import socket
 import socketserver
 import threading
 import time
@@ -32,6 +34,7 @@ from gsomia.node.cot.output import CotOutput
 from gsomia.node.taxii.service import ReportSender, SendResult
 
 __all__ = [
+    "EVENT_SECONDS",
     "IDLE_SECONDS",
     "MAX_BACKLOG",
     "MAX_BACKLOG_BYTES",
@@ -55,9 +58,14 @@ events are dropped."""
 MAX_BACKLOG_BYTES = 64 << 20
 """The most the events waiting for the exchange may weigh (their XML); past it, new events are
 dropped."""
-IDLE_SECONDS = 60.0
-"""A CoT TCP connection that completes no event for this long is closed (bytes that complete
-none, whitespace between events or an event that grows but never ends, do not keep it open)."""
+IDLE_SECONDS = 900.0
+"""A CoT TCP connection that completes no event for this long (from the last complete event, or
+from its opening) is closed: bytes that complete none, whitespace between events, do not keep it
+open. Fixed sites and slow sensors report every few minutes over one long-lived connection."""
+EVENT_SECONDS = 60.0
+"""An event under way on a CoT TCP connection must be complete this long after its first byte;
+otherwise the connection is closed (a peer sending an event that grows but never ends cannot
+hold it)."""
 MAX_CONNECTIONS = 256
 """CoT TCP connections served at once per listener; more are closed as they are accepted."""
 MAX_CONNECTIONS_PER_ADDRESS = 32
@@ -77,6 +85,8 @@ class IngestStats:
     refused: int = 0
     dropped: int = 0
     stale: int = 0
+    idle_closed: int = 0
+    connections_refused: int = 0
     last_error: str | None = None
 
 
@@ -250,14 +260,18 @@ class _TCPHandler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         stream = CotStream()
-        source = f"tcp:{self.client_address[0]}"
-        idle = self.server.idle
-        # Measured from the last complete event: bytes that complete none are no activity.
-        deadline = time.monotonic() + idle
+        peer = str(self.client_address[0])
+        source = f"tcp:{peer}"
+        server = self.server
+        # Two limits: from the last complete event (bytes that complete none are no activity), and
+        # from the first byte of an event under way (one that grows but never ends).
+        last = time.monotonic()
+        began: float | None = None
         while True:
+            deadline = last + server.idle if began is None else began + server.event_seconds
             left = deadline - time.monotonic()
             if left <= 0:
-                log.info("CoT stream from %s closed: no complete event for %g s", source, idle)
+                server.timed_out(peer, under_way=began is not None)
                 return
             self.request.settimeout(left)
             try:
@@ -274,26 +288,39 @@ class _TCPHandler(socketserver.BaseRequestHandler):
                 self.server.ingest.stats.malformed += 1
                 log.info("CoT stream from %s closed: %s", source, e)
                 return
+            now = time.monotonic()
             if events:
-                deadline = time.monotonic() + idle
+                last = now
+            # What waits in the stream is an event begun (whitespace between events is dropped):
+            # begun in this read if the reads before it completed an event or held none.
+            began = (now if began is None or events else began) if stream.pending else None
             for event in events:
                 self.server.ingest.offer(event, source)
 
 
 class _TCPServer(socketserver.ThreadingTCPServer):
     """One thread per connection, at most ``most`` at once and ``per_address`` from one address
-    (those past either are closed as they are accepted), each closed after ``idle`` seconds
-    without a complete event."""
+    (those past either are closed as they are accepted, and counted), each closed after ``idle``
+    seconds without a complete event, or ``event_seconds`` after the first byte of an event that
+    does not complete."""
 
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = LISTEN_BACKLOG
 
     def __init__(
-        self, address: tuple[str, int], ingest: CotIngest, *, idle: float, most: int, per_address: int
+        self,
+        address: tuple[str, int],
+        ingest: CotIngest,
+        *,
+        idle: float,
+        event_seconds: float,
+        most: int,
+        per_address: int,
     ) -> None:
         self.ingest = ingest
         self.idle = idle
+        self.event_seconds = event_seconds
         self.most = most
         self.per_address = per_address
         self.connections = 0
@@ -301,7 +328,23 @@ class _TCPServer(socketserver.ThreadingTCPServer):
         self._count = threading.Lock()
         self.refused = Dropped(log, f"CoT TCP connections refused: {most} already open")
         self.crowded = Dropped(log, f"CoT TCP connections refused: {per_address} already open from that address")
+        self.quiet = Dropped(log, f"CoT TCP connections closed: no complete event for {idle:g} s")
         super().__init__(address, _TCPHandler)
+
+    def timed_out(self, peer: str, *, under_way: bool) -> None:
+        """Count and log a connection closed for its silence: no event for ``idle`` seconds, or
+        one under way not complete ``event_seconds`` after its first byte (malformed: it is
+        lost)."""
+        if under_way:
+            self.ingest.stats.malformed += 1
+            log.info(
+                "CoT stream from tcp:%s closed: an event not complete %g s after its first byte",
+                peer,
+                self.event_seconds,
+            )
+        else:
+            self.ingest.stats.idle_closed += 1
+            self.quiet.add(f"the last from {peer}")
 
     def process_request(self, request: Any, client_address: Any) -> None:
         peer = str(client_address[0])
@@ -313,6 +356,7 @@ class _TCPServer(socketserver.ThreadingTCPServer):
                 self.connections += 1
                 self._from[peer] = self._from.get(peer, 0) + 1
         if past is not None:
+            self.ingest.stats.connections_refused += 1
             past.add(f"the last from {peer}")
             self.shutdown_request(request)
             return
@@ -351,32 +395,88 @@ class _UDPHandler(socketserver.BaseRequestHandler):
 
 
 class _UDPServer(socketserver.UDPServer):
-    allow_reuse_address = True
+    """Datagrams to ``address``; where its host is a multicast group (TAK's SA group,
+    239.2.3.1), bound to the group and a member of it, on the interface whose address
+    ``interface`` gives or, without one, on the interface the system routes the group through."""
+
+    allow_reuse_address = True  # a TAK client on the same host may listen to the group too
     max_packet_size = 65535
 
-    def __init__(self, address: tuple[str, int], ingest: CotIngest) -> None:
+    def __init__(self, address: tuple[str, int], ingest: CotIngest, *, interface: str | None = None) -> None:
         self.ingest = ingest
+        self.interface = interface
         super().__init__(address, _UDPHandler)
+
+    def server_bind(self) -> None:
+        super().server_bind()
+        group = _multicast_group(str(self.server_address[0]))
+        if group is not None:
+            membership = group.packed + socket.inet_aton(self.interface or "0.0.0.0")  # noqa: S104 - the routed one
+            self.socket.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+
+
+def _multicast_group(host: str) -> ipaddress.IPv4Address | None:
+    """``host`` as an IPv4 multicast group, or None when it is none (a name, or a unicast
+    address)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return address if isinstance(address, ipaddress.IPv4Address) and address.is_multicast else None
 
 
 @dataclass(frozen=True, slots=True)
 class Listen:
-    """Where to listen for CoT: ``tcp`` or ``udp``, host and port."""
+    """Where to listen for CoT: ``tcp`` or ``udp``, host and port. A UDP listener whose host is
+    an IPv4 multicast group joins it, on the interface whose address ``interface`` gives (or,
+    without one, on the one the system routes the group through)."""
 
     proto: str
     host: str
     port: int
+    interface: str | None = None
 
     def __post_init__(self) -> None:
         if self.proto not in ("tcp", "udp"):
             raise InvalidInput(f"CoT listener: proto is tcp or udp, not {self.proto!r}")
         if not 0 <= self.port < 65536:
             raise InvalidInput(f"CoT listener: port {self.port} is out of range")
+        try:
+            address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(self.host)
+        except ValueError:
+            address = None  # a name
+        if isinstance(address, ipaddress.IPv6Address) and address.is_multicast:
+            raise InvalidInput(f"CoT listener: {self.host} is an IPv6 multicast group; only IPv4 groups are joined")
+        group = address is not None and address.is_multicast
+        if group and self.proto != "udp":
+            raise InvalidInput(f"CoT listener: {self.host} is a multicast group: listen to it over udp, not tcp")
+        if self.interface is not None:
+            _check_interface(self.host, self.interface, group=group)
+
+
+def _check_interface(host: str, interface: str, *, group: bool) -> None:
+    """Refuse an ``interface`` that cannot name the interface a listener on ``host`` joins its
+    group on: one is given only for a multicast group, as an IPv4 unicast address.
+
+    Raises:
+        InvalidInput: ``interface`` for a host that is no group, or not such an address.
+    """
+    if not group:
+        raise InvalidInput(f"CoT listener: interface is for a multicast group, and {host} is none")
+    try:
+        address = ipaddress.ip_address(interface)
+    except ValueError:
+        address = None
+    if not isinstance(address, ipaddress.IPv4Address) or address.is_multicast or address.is_unspecified:
+        raise InvalidInput(
+            f"CoT listener: interface is the IPv4 address of one of this host's interfaces, not {interface!r}"
+        )
 
 
 class CotListeners:
     """The TCP and UDP servers, each in a daemon thread; a TCP connection that completes no
-    event for ``idle_seconds`` is closed, and at most ``max_connections`` are served at once,
+    event for ``idle_seconds`` is closed, as is one whose event under way is not complete
+    ``event_seconds`` after its first byte, and at most ``max_connections`` are served at once,
     at most ``max_per_address`` of them from one address."""
 
     def __init__(
@@ -385,12 +485,14 @@ class CotListeners:
         ingest: CotIngest,
         *,
         idle_seconds: float = IDLE_SECONDS,
+        event_seconds: float = EVENT_SECONDS,
         max_connections: int = MAX_CONNECTIONS,
         max_per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
     ) -> None:
         self.listens = tuple(listens)
         self.ingest = ingest
         self.idle_seconds = idle_seconds
+        self.event_seconds = event_seconds
         self.max_connections = max_connections
         self.max_per_address = max_per_address
         self.servers: list[socketserver.BaseServer] = []
@@ -406,11 +508,12 @@ class CotListeners:
                     (listen.host, listen.port),
                     self.ingest,
                     idle=self.idle_seconds,
+                    event_seconds=self.event_seconds,
                     most=self.max_connections,
                     per_address=self.max_per_address,
                 )
             else:
-                server = _UDPServer((listen.host, listen.port), self.ingest)
+                server = _UDPServer((listen.host, listen.port), self.ingest, interface=listen.interface)
             host, port = server.server_address[:2]
             bound.append((listen.proto, str(host), int(port)))
             thread = threading.Thread(target=server.serve_forever, name=f"cot-{listen.proto}", daemon=True)
@@ -438,5 +541,7 @@ def describe(stats: IngestStats) -> dict[str, Any]:
         "refused": stats.refused,
         "dropped": stats.dropped,
         "stale": stats.stale,
+        "idle_closed": stats.idle_closed,
+        "connections_refused": stats.connections_refused,
         "last_error": stats.last_error,
     }
