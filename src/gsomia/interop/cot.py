@@ -13,8 +13,10 @@ and 6). TAK clients display these attributes but do not enforce them, so the nod
 Stale: an event is valid until its ``stale`` time (the CoT event schema); past it, by more than
 :data:`STALE_TOLERANCE`, it is neither sent as a report nor sent on to TAK (docs/interop.md §5).
 An event valid for longer than :data:`MAX_VALIDITY`, or whose ``time`` or ``start`` is ahead of
-the node's clock by more than :data:`AHEAD_TOLERANCE`, is refused: a track valid for ever, or
-from a date to come, would stay on the recipients' TAK clients as a current one.
+the node's clock by more than :data:`AHEAD_TOLERANCE` (on the way out, by more than
+:data:`RECIPIENT_AHEAD_TOLERANCE`, which allows for the two nodes' clocks being apart), is
+refused: a track valid for ever, or from a date to come, would stay on the recipients' TAK
+clients as a current one.
 
 Out to TAK goes only what the node would take in (:func:`parse_cot`), and only tracks: a CoT
 type of the atoms (``a-…``); a tasking such as the delete ``t-x-d-d`` is not sent on, whatever
@@ -50,6 +52,10 @@ from gsomia.interop.stix import DeliveredMarking
 
 COT_MEDIA_TYPE = "application/cot+xml"
 """The content type of a report whose payload is one CoT event."""
+XML_MEDIA_TYPES = frozenset({COT_MEDIA_TYPE, "application/xml", "text/xml"})
+"""Content types (without parameters) of a report whose payload is read as one CoT event."""
+JSON_MEDIA_TYPE = "application/json"
+"""The content type of a report whose payload is read as a JSON track."""
 MAX_EVENT_BYTES = 64 * 1024
 _TAK_MAGIC = 0xBF
 _COT_TYPE = re.compile(r"^[a-zA-Z0-9](?:-[a-zA-Z0-9.:]+)*$")
@@ -65,8 +71,15 @@ MAX_VALIDITY = timedelta(hours=24)
 valid for seconds to minutes, and a position not reported again within a day is no current
 track."""
 AHEAD_TOLERANCE = timedelta(seconds=30)
-"""How far ahead of the node's clock an event's ``time`` and ``start`` may be: the sensor's, the
-originator's node's and the recipient's clocks are each a few seconds apart."""
+"""How far ahead of the node's clock an event's ``time`` and ``start`` may be when it comes in
+from a sensor: the sensor's clock and the node's are a few seconds apart."""
+NODE_SKEW = AHEAD_TOLERANCE
+"""How far apart the originator's node's clock and the recipient's may be. An event the
+originator's node took in at up to :data:`AHEAD_TOLERANCE` ahead of its own clock may be that
+much further ahead of the recipient's."""
+RECIPIENT_AHEAD_TOLERANCE = AHEAD_TOLERANCE + NODE_SKEW
+"""How far ahead of the recipient's clock a received event's ``time`` and ``start`` may be
+before it is sent on to TAK (:func:`mark_event`): the ingest's tolerance and the nodes' skew."""
 TRACK_STALE = timedelta(seconds=120)
 """How long a track received as JSON (which has no ``stale`` of its own) is valid from its
 report's creation."""
@@ -108,9 +121,10 @@ class CotEvent:
         return _cot_instant("stale", self.stale)
 
 
-def parse_cot(data: bytes, *, now: datetime | None = None) -> CotEvent:
+def parse_cot(data: bytes, *, now: datetime | None = None, ahead: timedelta = AHEAD_TOLERANCE) -> CotEvent:
     """Read one CoT event (XML); ``now``, the node's clock, where given, refuses an event from
-    the future (its ``time`` or ``start`` ahead by more than :data:`AHEAD_TOLERANCE`).
+    the future (its ``time`` or ``start`` ahead by more than ``ahead``: :data:`AHEAD_TOLERANCE`
+    on input from a sensor).
 
     Raises:
         InvalidInput: not a CoT event, too large, nested deeper than :data:`MAX_DEPTH`, valid
@@ -134,7 +148,7 @@ def parse_cot(data: bytes, *, now: datetime | None = None) -> CotEvent:
     point = root.find("point")
     if point is None:
         raise InvalidInput("a CoT event needs a <point>")
-    _check_times(root, now)
+    _check_times(root, now, ahead)
     _check_point(point)
     return CotEvent(uid=uid, type=kind, time=time, xml=data, stale=root.get("stale", ""))
 
@@ -168,11 +182,11 @@ def instant_or_none(text: str) -> datetime | None:
         return None
 
 
-def _check_times(root: ET.Element, now: datetime | None) -> None:
+def _check_times(root: ET.Element, now: datetime | None, ahead: timedelta = AHEAD_TOLERANCE) -> None:
     """``time``, ``start`` and ``stale`` are instants, the event is not stale before it starts
     (the CoT event schema's validity interval) nor valid for longer than :data:`MAX_VALIDITY`,
     and, given the node's clock ``now``, ``time`` and ``start`` are not ahead of it by more than
-    :data:`AHEAD_TOLERANCE`."""
+    ``ahead``."""
     times = {name: _cot_instant(name, root.get(name)) for name in ("time", "start", "stale")}
     start, stale = times["start"], times["stale"]
     if stale < start:
@@ -182,10 +196,9 @@ def _check_times(root: ET.Element, now: datetime | None) -> None:
     if now is None:
         return
     for name in ("time", "start"):
-        if times[name] - now > AHEAD_TOLERANCE:
+        if times[name] - now > ahead:
             raise InvalidInput(
-                f"CoT {name} {root.get(name)!r} is ahead of the node's clock by more than "
-                f"{AHEAD_TOLERANCE.total_seconds():g} s"
+                f"CoT {name} {root.get(name)!r} is ahead of the node's clock by more than {ahead.total_seconds():g} s"
             )
 
 
@@ -465,7 +478,8 @@ def marking_attributes(delivered: DeliveredMarking) -> dict[str, str]:
     """MIL-STD-6090 event attributes for a received report: ``access`` is the recipient's own
     level (Art. 4.2), ``caveat`` names the originator's marking and its handling caveats,
     ``releasableto`` the parties it may reach (space-separated ids), and ``opex`` ``e`` for an
-    exercise."""
+    exercise (an event the originator marked as an exercise or a simulation keeps its own
+    ``opex``: :func:`mark_event`)."""
     o = delivered.originator
     caveat = [f"ORIGINATOR {o.party} {o.level}"]
     if o.orcon:
@@ -480,6 +494,20 @@ def marking_attributes(delivered: DeliveredMarking) -> dict[str, str]:
     if delivered.exercise:
         attrs["opex"] = "e"
     return attrs
+
+
+def received_opex(originator: str | None, *, exercise: bool) -> str | None:
+    """The ``opex`` a received event goes out with, given the originator's (None: it set none).
+
+    MIL-STD-6090 ``opex`` values begin with ``o`` (operation), ``e`` (exercise) or ``s``
+    (simulation), optionally followed by a name. The originator's is kept when it says exercise
+    or simulation: such a track must never reach a TAK client as a real one. Otherwise an
+    exercise delivery's event says ``e``, and any other says nothing (a TAK client takes an
+    event without ``opex`` as real): a received event never says operation for an exercise
+    delivery."""
+    if originator and originator[:1].lower() in ("e", "s"):
+        return originator
+    return "e" if exercise else None
 
 
 def marked_event(
@@ -510,27 +538,33 @@ def mark_event(
     """The CoT event to emit for a received report, its marking attributes set. The payload is
     a CoT event or JSON ``{"track": [[lat, lon, hae], …]}`` (with ``cot_type``, where given).
 
-    Attributes the originator set on its event (``access``, ``caveat``, ``releasableto``,
-    ``opex``) are replaced: they spoke of the originator's ladder. Its ``time``, ``start`` and
-    ``stale`` are kept. A JSON track's event is of the report's creation instant ``created``
-    (``time`` and ``start``), valid for :data:`TRACK_STALE` from it (``stale``); without
-    ``created``, from now. Either way the event is one :func:`parse_cot` takes (checked against
-    the node's clock ``now``, where given), of a track type (the atoms, ``a-…``).
+    Attributes the originator set on its event (``access``, ``caveat``, ``releasableto``) are
+    replaced: they spoke of the originator's ladder. Its ``opex`` is kept when it says exercise
+    or simulation, and is ``e`` for an exercise delivery otherwise (:func:`received_opex`). Its
+    ``time``, ``start`` and ``stale`` are kept. A JSON track's event is of the report's creation
+    instant ``created`` (``time`` and ``start``), valid for :data:`TRACK_STALE` from it
+    (``stale``); without ``created``, from now. Either way the event is one :func:`parse_cot`
+    takes, of a track type (the atoms, ``a-…``); its times are checked against the recipient's
+    clock ``now``, where given, with :data:`RECIPIENT_AHEAD_TOLERANCE` (the originator's node
+    checked them against its own clock, which may be apart from the recipient's).
 
     Raises:
         InvalidInput: the payload is not such a track: not a CoT event nor a JSON track, an
             event the node would refuse on input, or a type that is no track (a tasking).
     """
     attrs = marking_attributes(delivered)
-    kind = content_type.split(";", maxsplit=1)[0].strip().lower()
-    if kind in (COT_MEDIA_TYPE, "application/xml", "text/xml"):
-        _check_track_type(parse_cot(payload, now=now).type)
+    kind = media_type(content_type)
+    if kind in XML_MEDIA_TYPES:
+        _check_track_type(parse_cot(payload, now=now, ahead=RECIPIENT_AHEAD_TOLERANCE).type)
         event = ET.fromstring(payload)  # noqa: S314 - checked by parse_cot
+        opex = received_opex(event.get("opex"), exercise=delivered.exercise)
         for name in ("access", "caveat", "releasableto", "rel_to", "opex"):
             event.attrib.pop(name, None)
         for name, value in attrs.items():
             event.set(name, value)
-    elif kind == "application/json":
+        if opex is not None:
+            event.set("opex", opex)
+    elif kind == JSON_MEDIA_TYPE:
         event = _json_track(payload, attrs, report_id=report_id, created=created, now=now)
     else:
         raise InvalidInput(f"a payload of content type {kind!r} is not a track")
@@ -595,7 +629,7 @@ def _json_track(
         event.set("time", at.strftime(_STAMP))
         event.set("start", at.strftime(_STAMP))
         event.set("stale", until.strftime(_STAMP))
-    _check_times(event, now)
+    _check_times(event, now, RECIPIENT_AHEAD_TOLERANCE)
     return event
 
 
@@ -633,6 +667,19 @@ def endpoints_from_config(items: Sequence[Mapping[str, Any]]) -> tuple[CotEndpoi
             )
         )
     return tuple(out)
+
+
+def media_type(content_type: str) -> str:
+    """``content_type`` without its parameters, in lower case: ``application/cot+xml``."""
+    return content_type.split(";", maxsplit=1)[0].strip().lower()
+
+
+def is_track_content(content_type: str) -> bool:
+    """True if a report of ``content_type`` may carry a track (:func:`mark_event`): CoT XML or a
+    JSON track. Anything else (STIX content, a document) is no CoT at all: it is not offered to
+    the TAK endpoints, and not counted as a track refused."""
+    kind = media_type(content_type)
+    return kind in XML_MEDIA_TYPES or kind == JSON_MEDIA_TYPE
 
 
 def is_track_topic(topic: str, prefixes: Sequence[str]) -> bool:

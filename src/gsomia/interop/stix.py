@@ -45,6 +45,7 @@ __all__ = [
     "STIX_MEDIA_TYPE",
     "TLP_1_0",
     "TLP_2_0",
+    "TLP_2_0_CREATED",
     "TLP_2_0_EXTENSION",
     "DeliveredMarking",
     "EnvelopePlan",
@@ -58,11 +59,13 @@ __all__ = [
     "delivery_objects",
     "extension_definition",
     "national_marking_definition",
+    "national_marking_id",
     "parse_timestamp",
     "party_identity",
     "plan_envelope",
     "read_bundle",
     "stix_timestamp",
+    "tlp_2_0_definition",
     "version_of",
 ]
 
@@ -95,6 +98,8 @@ TLP_2_0 = {
     "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1": "red",
 }
 """The fixed ids of the TLP 2.0 marking definitions and their labels."""
+TLP_2_0_CREATED = "2022-10-01T00:00:00.000Z"
+"""``created`` of every TLP 2.0 marking definition (oasis-open/cti-stix-common-objects)."""
 
 TLP_1_0 = {
     "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9": "white",
@@ -331,18 +336,49 @@ def _marking_extension(marking: NationalMarking) -> dict[str, Any]:
     }
 
 
+def national_marking_id(ext: Mapping[str, Any]) -> str:
+    """The id a national marking-definition whose extension member is ``ext`` must have: fixed
+    by that member exactly as it is carried, every member it holds and none it leaves out (no
+    default is filled in), as docs/interop.md §2.1 spells out for independent implementations.
+
+    The UUIDv5 (RFC 9562) in the namespace ``77095941-9c33-464f-af96-317be69edab3`` of the name
+    ``national``, U+001F and the member as canonical JSON (keys sorted, no whitespace,
+    non-ASCII characters as themselves, UTF-8), with the version and variant bits of a version
+    4 UUID, as STIX 2.1 §2.9 asks of an id."""
+    return _stable_id("marking-definition", "national", _canonical(ext))
+
+
 def national_marking_definition(marking: NationalMarking) -> dict[str, Any]:
     """The ``marking-definition`` of an originator's national marking. Its id is fixed by its
-    content, so the same marking is always the same object (marking definitions are never
-    versioned, STIX 2.1 §7.2.1)."""
+    content (:func:`national_marking_id`), so the same marking is always the same object
+    (marking definitions are never versioned, STIX 2.1 §7.2.1)."""
     ext = _marking_extension(marking)
     return {
         "type": "marking-definition",
         "spec_version": "2.1",
-        "id": _stable_id("marking-definition", "national", _canonical(ext)),
+        "id": national_marking_id(ext),
         "created": EXTENSION_CREATED,
         "name": marking.label(),
         "extensions": {NATIONAL_MARKING_EXTENSION: ext},
+    }
+
+
+def tlp_2_0_definition(marking_id: str) -> dict[str, Any]:
+    """The TLP 2.0 ``marking-definition`` of the fixed id ``marking_id`` (a key of
+    :data:`TLP_2_0`), as the standard publishes it (oasis-open/cti-stix-common-objects,
+    ``extension-definition-specifications/tlp-2.0``): its content is fixed with its id.
+
+    Raises:
+        KeyError: ``marking_id`` is not a TLP 2.0 id.
+    """
+    label = TLP_2_0[marking_id]
+    return {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": marking_id,
+        "created": TLP_2_0_CREATED,
+        "name": f"TLP:{label.upper()}",
+        "extensions": {TLP_2_0_EXTENSION: {"extension_type": "property-extension", "tlp_2_0": label}},
     }
 
 
@@ -445,7 +481,11 @@ def _read_definition(defn: Mapping[str, Any], policy: MarkingPolicy) -> _Read | 
         return None
     ext = extensions.get(NATIONAL_MARKING_EXTENSION)
     if ext is not None:
-        return _read_national(ext)
+        read = _read_national(ext)
+        misnamed = None if read.received else _misnamed(defn)
+        if misnamed is not None:
+            raise InvalidInput(misnamed)
+        return read
     tlp = extensions.get(TLP_2_0_EXTENSION)
     if isinstance(tlp, Mapping) and isinstance(tlp.get("tlp_2_0"), str):
         return _Read(orcon=str(tlp["tlp_2_0"]).lower() in _TLP_ORCON)
@@ -453,6 +493,38 @@ def _read_definition(defn: Mapping[str, Any], policy: MarkingPolicy) -> _Read | 
     if acs is not None:
         return _read_acs(acs, policy)
     return None
+
+
+def _misnamed(defn: Mapping[str, Any]) -> str | None:
+    """Why every recipient would leave out the national marking-definition ``defn`` (an
+    originator's, docs/interop.md §3.2), or None if none would: its id is not the one its
+    content fixes (:func:`national_marking_id`), or it carries a member only a recipient's node
+    writes. The objects it marks would arrive without it, so it is refused instead, naming the
+    id it needs: a marking minted by hand (a random id, as MISP or OpenCTI give, or content
+    without a member the id was derived with) is the usual case. Neither a delivery's marking
+    (with ``originator_marking``) nor one that does not read is for this check: what they mark
+    is refused as received, or with what does not read."""
+    extensions = defn.get("extensions")
+    ext = extensions.get(NATIONAL_MARKING_EXTENSION) if isinstance(extensions, Mapping) else None
+    if not isinstance(ext, Mapping) or "originator_marking" in ext:
+        return None
+    try:
+        _read_national(ext)
+    except InvalidInput:
+        return None
+    written = sorted(_RECEIVED_MEMBERS.intersection(ext))
+    if written:
+        return (
+            f"a national marking carrying {', '.join(written)} (members only a recipient's node writes) is left "
+            "out by every recipient: leave them out"
+        )
+    expected = national_marking_id(ext)
+    if defn.get("id") == expected:
+        return None
+    return (
+        f"a national marking's id is fixed by its content (docs/interop.md §2.1): for this content it is "
+        f"{expected}, not {defn.get('id')}; recipients leave a national marking under any other id out"
+    )
 
 
 def _read_national(ext: object) -> _Read:
@@ -814,7 +886,11 @@ def _sort_out(
             if earlier is not None and _canonical(earlier) != _canonical(obj):
                 refused.append(_redefined(obj))
                 continue
-            definitions[str(obj["id"])] = obj
+            definitions[str(obj["id"])] = obj  # the objects that reference it are refused with why
+            misnamed = _misnamed(obj)
+            if misnamed is not None:
+                refused.append(Refusal(str(obj["id"]), version_of(obj), misnamed))  # not recorded
+                continue
             new_definitions.append(obj)
         else:
             data.append(obj)
@@ -971,7 +1047,7 @@ def _foreign(obj: Mapping[str, Any], party: str, others: _OtherIdentities) -> bo
         return True
     # The id of a national marking is fixed by its content (docs/interop.md §2.1): under any
     # other, it could take the id of another party's marking before that party sends it.
-    return obj.get("id") != _stable_id("marking-definition", "national", _canonical(ext))
+    return obj.get("id") != national_marking_id(ext)
 
 
 def _carried(ref: object, definitions: set[str]) -> bool:

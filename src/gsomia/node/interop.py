@@ -28,6 +28,7 @@ from gsomia.interop.cot import (
     CotRule,
     endpoints_from_config,
     instant_or_none,
+    is_track_content,
     is_track_topic,
     rules_from_config,
 )
@@ -593,10 +594,13 @@ class Interop:
             exercise=bool(row["exercise"]),
         )
         payload = bytes(row["payload"] or b"")
+        # Only CoT and JSON tracks are offered to the TAK endpoints: STIX content on a track
+        # topic is simply no CoT, not a track refused.
         if (
             self.config.outputs
             and row["n"] > self._cot_from
             and is_track_topic(str(row["topic"]), self.config.track_topics)
+            and is_track_content(str(row["content_type"]))
         ):
             self.output.emit(
                 delivered=delivered,

@@ -185,3 +185,45 @@ def test_a_json_track_delivered_long_after_its_creation_is_not_sent_on_and_count
     cot = feed.status()["cot"]
     assert cot["out"] == {"sent": 0, "failed": 0, "dropped": 0, "stale": 1, "withheld": 0, "refused": 0}
     assert cot["in"]["stale"] == 0
+
+
+def test_stix_content_on_a_track_topic_is_no_cot_and_no_track_refused(store: NodeStore, caplog: Any) -> None:
+    # A STIX delivery on dprk.missile is served over TAXII; it is not offered to the TAK
+    # endpoints at all (no warning, no refusal counted), while a CoT event on it still is.
+    feed = _feed(store)
+    endpoint = CotEndpoint(name="ops", url="udp://127.0.0.1:9", cleared_to="군사II급비밀", audience=("KOR",))
+    feed.config = InteropConfig(taxii=False, outputs=(endpoint,))
+    feed.output = CotOutput([endpoint], lambda: {"군사I급비밀": 1, "군사II급비밀": 2})
+    feed.ingest = CotIngest(sender=None, rules=())  # type: ignore[arg-type]
+    feed.bound = []
+    offered: list[str] = []
+    emit = feed.output.emit
+
+    def counting(**kw: Any) -> list[str]:
+        offered.append(str(kw["content_type"]))
+        return emit(**kw)
+
+    feed.output.emit = counting  # type: ignore[method-assign]
+    marking = {"level": "군사II급비밀", "originator_level": "極秘", "banner": "군사II급비밀 (JPN 極秘)"}
+    bundle = json.dumps({"type": "bundle", "id": "bundle--00000000-0000-4000-8000-000000000001", "objects": []})
+    store_verified(
+        store,
+        range(1, 3),
+        marking=json.dumps(marking, ensure_ascii=False),
+        content_type="application/stix+json;version=2.1",
+        payload=bundle.encode(),
+    )
+    store_verified(
+        store,
+        range(3, 4),
+        marking=json.dumps(marking, ensure_ascii=False),
+        content_type="application/cot+xml",
+        payload=b"<event/>",
+    )
+    try:
+        assert feed._drain() is False
+    finally:
+        feed.output.close()
+    assert offered == ["application/cot+xml"]
+    assert feed.status()["cot"]["out"]["refused"] == 1  # the malformed event only
+    assert "stix+json" not in caplog.text

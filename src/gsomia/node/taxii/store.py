@@ -48,9 +48,11 @@ from gsomia.errors import StorageError
 from gsomia.interop.stix import (
     GSOMIA_IDENTITY,
     NATIONAL_MARKING_EXTENSION,
+    TLP_2_0,
     delivery_marking_id,
     parse_timestamp,
     party_identity,
+    tlp_2_0_definition,
 )
 
 log = logging.getLogger(__name__)
@@ -242,6 +244,17 @@ class EngineTransactions:
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's limit on bound parameters
 
 
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """An object :func:`_plan_rows` did not store, its id being the ``holder``'s."""
+
+    stix_id: str
+    origin: str
+    holder: str
+    version_us: int
+    body: Mapping[str, Any]
+
+
 @dataclass(slots=True)
 class _RowPlan:
     """What :meth:`TaxiiStore.add` writes: new rows, the ids whose stored first or last
@@ -251,8 +264,24 @@ class _RowPlan:
     not_last: set[str] = field(default_factory=set)
     not_first: set[str] = field(default_factory=set)
     out: list[tuple[str, str, bool]] = field(default_factory=list)
-    refused: list[tuple[str, str, str]] = field(default_factory=list)
-    """``(id, origin, held by)``: objects not stored, their id being another origin's."""
+    refused: list[_Refused] = field(default_factory=list)
+    """Objects not stored, their id being another origin's."""
+    not_standard: list[str] = field(default_factory=list)
+    """Ids of TLP 2.0 marking definitions not stored: their content is not the standard's."""
+
+
+def _canonical(body: Mapping[str, Any]) -> str:
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _shared(stix_id: str, body: Mapping[str, Any], origin: str) -> bool | None:
+    """Whether an object of an originator (``origin``) is one whose content the standard fixes
+    with its id, every originator sending the same: True for a TLP 2.0 marking definition of
+    the standard's content (exempt from the rule that only the origin that first stored an id
+    stores it), None for one of other content (stored by none), False for anything else."""
+    if not origin or stix_id not in TLP_2_0:
+        return False
+    return True if _canonical(body) == _canonical(tlp_2_0_definition(stix_id)) else None
 
 
 _INSERT_COLUMNS = tuple(c.name for c in objects.c if c.name != "seq")
@@ -309,7 +338,9 @@ def _plan_rows(
 
     An object whose id another origin holds is not stored (one originator's delivery neither
     versions nor hides another's objects), nor is a second version of a marking definition
-    (STIX 2.1 §7.2.1) or of an object that is not ``versioned``."""
+    (STIX 2.1 §7.2.1) or of an object that is not ``versioned``. A TLP 2.0 marking definition
+    from an originator is stored with the standard's content only, whoever sent it first: its
+    content is fixed with its id, so the same from another originator is the same object."""
     plan = _RowPlan()
     for item in new:
         body = item.body
@@ -326,9 +357,14 @@ def _plan_rows(
             # whoever sent it (its id is fixed by its value, §2.9).
             plan.out.append((stix_id, from_us(same_id[0]), False))
             continue
+        shared = _shared(stix_id, body, item.origin)
+        if shared is None:
+            plan.not_standard.append(stix_id)
+            plan.out.append((stix_id, version, False))
+            continue
         holder = origins.setdefault(stix_id, item.origin)
-        if holder != item.origin:
-            plan.refused.append((stix_id, item.origin, holder))
+        if holder != item.origin and not shared:
+            plan.refused.append(_Refused(stix_id, item.origin, holder, version_us, body))
             plan.out.append((stix_id, version, False))
             continue
         fixed = not item.versioned or body.get("type") == "marking-definition"
@@ -401,16 +437,8 @@ class TaxiiWrite:
                 versions.setdefault(r.stix_id, []).append(int(r.version_us))
                 origins.setdefault(r.stix_id, str(r.origin))
         plan = _plan_rows(collection, new, versions, origins, added_us=max(to_us(now), (last or 0) + 1))
-        if plan.refused:
-            stix_id, origin, holder = plan.refused[0]
-            log.warning(
-                "TAXII %s: %d object(s) not stored, their ids being another originator's (%s from %s, held by %s)",
-                collection,
-                len(plan.refused),
-                stix_id,
-                origin or "this node",
-                holder or "this node",
-            )
+        if plan.refused or plan.not_standard:
+            self._log_refused(collection, plan)
         # The stored rows first: the flags of rows added in this call are already right.
         for flag, ids_changed in (("is_last", plan.not_last), ("is_first", plan.not_first)):
             if ids_changed:
@@ -426,6 +454,62 @@ class TaxiiWrite:
         if plan.rows:
             _insert_objects(conn, plan.rows)
         return plan.out
+
+    def _log_refused(self, collection: str, plan: _RowPlan) -> None:
+        """Log what :func:`_plan_rows` did not store. A copy of an object another originator
+        holds, identical to the stored one (same id, same version, same content: an object
+        several originators share), is no conflict and is logged at debug; another version, or
+        other content under the same version, is logged as a warning, and so is a TLP 2.0
+        marking definition whose content is not the standard's."""
+        stored = self._stored_bodies(collection, plan)
+        copies: list[_Refused] = []
+        others: list[_Refused] = []
+        for r in plan.refused:
+            (copies if stored.get((r.stix_id, r.version_us)) == _canonical(r.body) else others).append(r)
+        if copies:
+            log.debug(
+                "TAXII %s: %d identical copy(ies) of objects another originator brought first not stored again (%s)",
+                collection,
+                len(copies),
+                copies[0].stix_id,
+            )
+        if others:
+            r = others[0]
+            log.warning(
+                "TAXII %s: %d object(s) not stored, their ids being another originator's (%s from %s, held by %s)",
+                collection,
+                len(others),
+                r.stix_id,
+                r.origin or "this node",
+                r.holder or "this node",
+            )
+        if plan.not_standard:
+            log.warning(
+                "TAXII %s: %d TLP 2.0 marking definition(s) not stored, their content not the standard's (%s)",
+                collection,
+                len(plan.not_standard),
+                plan.not_standard[0],
+            )
+
+    def _stored_bodies(self, collection: str, plan: _RowPlan) -> dict[tuple[str, int], str]:
+        """The canonical content of each stored version (this call's included) of the ids
+        :func:`_plan_rows` refused, by ``(id, version)``."""
+        ids = sorted({r.stix_id for r in plan.refused})
+        versions = sorted({r.version_us for r in plan.refused})
+        found: dict[tuple[str, int], str] = {}
+        for chunk in _runs(ids):
+            conds = [objects.c.collection == collection, objects.c.stix_id.in_(chunk)]
+            if len(versions) <= IN_LIST:  # only the versions in question, as a rule
+                conds.append(objects.c.version_us.in_(versions))
+            rows = self.connection.execute(
+                select(objects.c.stix_id, objects.c.version_us, objects.c.body).where(*conds)
+            )
+            for r in rows:
+                found[(r.stix_id, int(r.version_us))] = _canonical(json.loads(r.body))
+        for row in plan.rows:
+            if row["stix_id"] in ids:
+                found[(row["stix_id"], row["version_us"])] = _canonical(json.loads(row["body"]))
+        return found
 
     def put_status(self, status_id: str, owner: str, body: Mapping[str, Any], *, now: datetime) -> None:
         """Store a new status resource."""
