@@ -87,8 +87,15 @@ class Exchange:
         note = ledger.checkpoint_at(size)
         line = witness.cosign(parse_signed_note(note)[0], NOW)
         with ledger.store.writing() as s:
-            LedgerService.add_cosignature(
-                s, size=size, witness=witness.name, timestamp=NOW, line=line, note=note, at=clock()
+            ledger.add_cosignature(
+                s,
+                size=size,
+                witness=witness.name,
+                timestamp=NOW,
+                line=line,
+                note=note,
+                at=clock(),
+                same_party=lambda _kept: True,
             )
 
     def verify(self) -> VerifyReport:

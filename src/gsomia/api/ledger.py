@@ -69,7 +69,8 @@ class CosignatureIn(BaseModel):
     """A witness's cosignature of the checkpoint of ``size``."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    size: int = Field(ge=0, le=2**63 - 1, description="The tree size of the checkpoint cosigned.")
+    # A JSON number in a request body is at most 2**53 - 1 (I-JSON, gsomia.api.middleware).
+    size: int = Field(ge=0, le=2**53 - 1, description="The tree size of the checkpoint cosigned.")
     cosignature: str = Field(
         max_length=1024, description="The signature line: '— NAME base64(key ID || u64 timestamp || signature)'."
     )
@@ -79,11 +80,13 @@ class CosignatureIn(BaseModel):
     "/cosignatures",
     summary="Post your witness's cosignature of a checkpoint",
     response_model=CosignatureOut,
-    responses=problems(*AUTHENTICATED, 404),
+    responses=problems(*AUTHENTICATED, 404, 409),
 )
 def cosign(request: Request, body: CosignatureIn, caller: Caller) -> dict[str, Any]:
     """Recorded only if it verifies, under the caller's party's registered witness key, over this
-    log's checkpoint of that size; 422 otherwise (the witness saw another tree)."""
+    log's checkpoint of that size; 422 otherwise (the witness saw another tree). 409: the
+    witness key changed meanwhile, or another party's line is kept under that name; 503 (ask
+    again): the database went back under the process that checked it."""
     return app_of(request).exchange.witnesses.cosign(caller, body.size, body.cosignature)
 
 

@@ -62,6 +62,7 @@ __all__ = [
     "StandingConsentRow",
     "SubmittedReportRow",
     "Tx",
+    "WitnessKeyRow",
     "WitnessRow",
 ]
 
@@ -113,6 +114,18 @@ class WitnessRow(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     public_key: Mapped[str] = mapped_column(Text)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    leaf_index: Mapped[int] = mapped_column(_INDEX)
+
+
+class WitnessKeyRow(Base):
+    """A witness key as it was first registered: its name, key ID and the party that registered
+    it; never removed when the party's witness changes. A name stays with the party that
+    registered it first, and a cosignature kept under a name is known to be that party's."""
+
+    __tablename__ = "witness_keys"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    party: Mapped[str] = mapped_column(String(16))
     leaf_index: Mapped[int] = mapped_column(_INDEX)
 
 
@@ -655,13 +668,29 @@ class ExchangeRepo:
         return list(s.scalars(select(WitnessRow).order_by(WitnessRow.party)))
 
     @staticmethod
-    def put_witness(s: Tx, *, party: str, name: str, public_key: str, at: datetime, leaf_index: int) -> None:
-        """Make ``name`` ``party``'s witness (replacing the one it had)."""
+    def witness_name_parties(s: Tx, name: str) -> list[str]:
+        """Every party that ever registered a witness key of that name, by party."""
+        return list(s.scalars(select(WitnessKeyRow.party).where(WitnessKeyRow.name == name).distinct()))
+
+    @staticmethod
+    def witness_key_party(s: Tx, name: str, key_id: str) -> str | None:
+        """The party that registered the witness key of that name and key ID (hex), or None."""
+        row = s.get(WitnessKeyRow, (name, key_id))
+        return None if row is None else row.party
+
+    @staticmethod
+    def put_witness(
+        s: Tx, *, party: str, name: str, key_id: str, public_key: str, at: datetime, leaf_index: int
+    ) -> None:
+        """Make ``name`` ``party``'s witness (replacing the one it had), and remember that
+        ``party`` registered that key (name and key ID, hex)."""
         row = s.get(WitnessRow, party)
         if row is None:
             s.add(WitnessRow(party=party, name=name, public_key=public_key, registered_at=at, leaf_index=leaf_index))
         else:
             row.name, row.public_key, row.registered_at, row.leaf_index = name, public_key, at, leaf_index
+        if s.get(WitnessKeyRow, (name, key_id)) is None:
+            s.add(WitnessKeyRow(name=name, key_id=key_id, party=party, leaf_index=leaf_index))
         s.flush()
 
     # --- reports, decisions, deliveries --------------------------------------------------

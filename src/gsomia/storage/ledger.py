@@ -44,7 +44,7 @@ from sqlalchemy import BigInteger, Integer, LargeBinary, String, Table, Text, ev
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
-from gsomia.errors import StorageError
+from gsomia.errors import Conflict, StorageError
 from gsomia.ledger.audit import EntryProblem
 from gsomia.storage.bulk import insert_rows
 from gsomia.storage.schema import Base, UTCDateTime
@@ -272,20 +272,45 @@ class LedgerTable:
 
     @staticmethod
     def add_cosignature(
-        s: Session, *, size: int, witness: str, timestamp: int, line: str, note: str, at: datetime
+        s: Session,
+        *,
+        size: int,
+        witness: str,
+        timestamp: int,
+        line: str,
+        note: str,
+        at: datetime,
+        same_party: Callable[[str], bool],
     ) -> bool:
         """Keep ``witness``'s cosignature of the checkpoint of ``size`` in the caller's
         transaction, unless one of the same witness key for that size with a timestamp as new
         or newer is kept already; whether it was kept. A line of another key under that name
-        (the name now registered by another party, or its key replaced) gives way to it."""
+        gives way to it only if ``same_party`` says that key was the same party's (its witness
+        key replaced): another party's line is never overwritten.
+
+        Raises:
+            Conflict: the line kept for ``size`` under that name is of another party's key.
+        """
         row = s.get(CosignatureRow, (size, witness))
         if row is None:
             s.add(CosignatureRow(size=size, witness=witness, timestamp=timestamp, line=line, note=note, recorded_at=at))
             return True
-        if row.timestamp >= timestamp and _key_hash(row.line) == _key_hash(line):
-            return False
+        if _key_hash(row.line) == _key_hash(line):
+            if row.timestamp >= timestamp:
+                return False
+        elif not same_party(row.line):
+            raise Conflict(
+                f"the cosignature of size {size} kept under the witness name {witness!r} is by another party's "
+                "witness key: it stays, and this one is not kept"
+            )
         row.timestamp, row.line, row.note, row.recorded_at = timestamp, line, note, at
         return True
+
+    @staticmethod
+    def stored_leaf(s: Session, index: int) -> object:
+        """The leaf hash stored at ``index`` as the database holds it, read in the caller's
+        transaction (None if there is no such entry; anything but 32 bytes was altered)."""
+        return s.scalar(select(LedgerEntryRow.leaf_hash).where(LedgerEntryRow.idx == index))
 
     def cosigned(self, size: int | None = None) -> tuple[str, list[str]] | None:
         """The checkpoint note of ``size`` (default: the largest size any witness cosigned) and
@@ -419,6 +444,16 @@ class LedgerTable:
         for rows in self._raw("SELECT idx, leaf_hash FROM ledger_entries WHERE idx > {} ORDER BY idx LIMIT {}", start):
             out.extend(rows if _all_hashes(rows, 1) else [(i, _leaf_hash(i, h)) for i, h in rows])
         return out
+
+    def leaf_hash_at(self, index: int) -> object:
+        """The leaf hash stored at ``index`` as the database holds it (None if there is no such
+        entry): one indexed read, to check the database still holds a leaf.
+
+        Raises:
+            StorageError: on any database error.
+        """
+        with self._store.reading() as s:
+            return self.stored_leaf(s, index)
 
     def get(self, index: int) -> StoredEntry | None:
         """The entry at ``index``, or None.

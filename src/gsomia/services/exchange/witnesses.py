@@ -8,6 +8,11 @@ The exchange accepts a cosignature only if it verifies, under the party's regist
 key, over the very checkpoint this log signed at that size: a witness that was shown another
 tree (a fork) cannot have its cosignature recorded here, and anyone holding the cosigned
 checkpoint can check it against the witnesses' keys (``gsomia ledger verify --witness``).
+
+A witness name stays with the party that registered it first, also after that party's witness
+took another name: no other party can register it, and a cosignature kept under it is never
+replaced by another party's key's. A cosignature is kept only while the database holds the tree
+it was checked against (see :meth:`LedgerService.add_cosignature`).
 """
 
 from __future__ import annotations
@@ -87,7 +92,8 @@ class WitnessService:
         Raises:
             NotPermitted: a party registering another party's witness, or an auditor.
             InvalidInput: ``vkey`` is not a cosigner verifier key.
-            Conflict: another party's witness has that name.
+            Conflict: another party's witness has that name, or had it (a witness name stays
+                with the party that registered it first).
             UnknownEntity: a party the loaded scenario does not know.
             StorageError: on a database failure.
         """
@@ -110,6 +116,8 @@ class WitnessService:
         named = ExchangeRepo.witness_named(s, key.name)
         if named is not None and named.party != party:
             raise Conflict(f"another party's witness is named {key.name!r}; choose another name")
+        if named is None:
+            _refuse_a_name_of_another(s, party, key.name)
         at = ctx.instant(s)
         fields = {
             "action": "witness_registered",
@@ -120,7 +128,9 @@ class WitnessService:
             "by": principal.id,
         }
         leaf = ctx.append(s, "key", at, fields, parties=[PUBLIC])
-        ExchangeRepo.put_witness(s, party=party, name=key.name, public_key=key.vkey(), at=at, leaf_index=leaf)
+        ExchangeRepo.put_witness(
+            s, party=party, name=key.name, key_id=key.key_id.hex(), public_key=key.vkey(), at=at, leaf_index=leaf
+        )
         return Outcome((Witness(party=party, key=key, registered_at=at, leaf_index=leaf), True))
 
     def witnesses(self, principal: Principal) -> list[Witness]:
@@ -147,9 +157,11 @@ class WitnessService:
                 a timestamp too far ahead, or a signature that does not verify over this log's
                 checkpoint of that size.
             NotAuthenticated: the token was revoked, through any process, before the commit.
-            Conflict: the party's witness key was replaced meanwhile.
+            Conflict: the party's witness key was replaced meanwhile, or the cosignature kept for
+                that size under the witness's name is by another party's key (it stays).
             UnknownEntity: the ledger is not that large.
-            StorageError: on a database failure.
+            StorageError: the database no longer holds the tree the line was checked against (it
+                went back under this process: ask again), or on a database failure.
         """
         authorize(principal, Action.COSIGN)
         if len(line) > MAX_LINE:
@@ -190,7 +202,14 @@ class WitnessService:
                 raise Conflict(f"{party}'s witness key changed while the cosignature was checked; cosign again")
             return Outcome(
                 self.ledger.add_cosignature(
-                    s, size=size, witness=key.name, timestamp=cosig.timestamp, line=line.strip(), note=note, at=now
+                    s,
+                    size=size,
+                    witness=key.name,
+                    timestamp=cosig.timestamp,
+                    line=line.strip(),
+                    note=note,
+                    at=now,
+                    same_party=lambda kept: _registered_by(s, party, key.name, kept),
                 )
             )
 
@@ -202,3 +221,29 @@ class WitnessService:
             "kept": kept,
             "checkpoint": self.ledger.cosigned_checkpoint(size),
         }
+
+
+def _refuse_a_name_of_another(s: Tx, party: str, name: str) -> None:
+    """A witness name stays with the party that registered it, also once that party's witness
+    has another name: given to another party, its cosignatures under that name would be
+    replaced by the newcomer's, and a verifier that knows the name would take one party's
+    witness for another's.
+
+    Raises:
+        Conflict: another party registered a witness of that name before.
+    """
+    others = [p for p in ExchangeRepo.witness_name_parties(s, name) if p != party]
+    if others:
+        raise Conflict(
+            f"the witness name {name!r} was {others[0]}'s: a witness name stays with the party that registered it, "
+            "also after its witness changed; choose another name"
+        )
+
+
+def _registered_by(s: Tx, party: str, name: str, line: str) -> bool:
+    """Whether the key of the cosignature ``line`` (under ``name``) was registered by ``party``."""
+    try:
+        key_id = split_line(line).key_id.hex()
+    except LedgerInvalid:
+        return False  # not a line any append wrote: it stays for 'gsomia ledger verify' to name
+    return ExchangeRepo.witness_key_party(s, name, key_id) == party

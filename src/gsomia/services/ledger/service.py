@@ -19,9 +19,13 @@ that had not received the latest commits, or a restore under running servers. Ca
 compares the leaves read with the tree's (from the last leaf it compared before, so also the
 leaves this process committed since), and a committed leaf whose index the tree holds already
 is compared too: a database shorter than the tree, or holding other leaves, makes the process
-rebuild its tree from the database before it signs anything. A checkpoint is kept in the
-database only over leaves the database holds, and the kept one is served only if this
-process's key signed it over the database's root at its size.
+rebuild its tree from the database before it signs anything. An answer at a size the caller
+chose (a proof, a past checkpoint, a cosignature's checkpoint), which no catching up precedes,
+first reads the stored leaf at the tree's last index: a process idle when the database went back
+holds a tree at least as large as the database's, which it would otherwise never compare. A
+checkpoint, or a witness's cosignature of one, is kept in the database only over leaves the
+database holds, and the kept one is served only if this process's key signed it over the
+database's root at its size.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from gsomia.crypto.ledger_key import CosignerPublicKey, LedgerKey, load_or_creat
 from gsomia.crypto.signing import ExchangeSigner
 from gsomia.errors import InvalidInput, LedgerInvalid, StorageError, UnknownEntity
 from gsomia.ledger.audit import Batch, StoredNote, VerifyReport, verify_ledger
-from gsomia.ledger.checkpoint import Checkpoint, b64, open_with, parse_signed_note, sign_note
+from gsomia.ledger.checkpoint import Checkpoint, b64, open_with, parse_note, parse_signed_note, sign_note
 from gsomia.ledger.entries import entry_bytes
 from gsomia.ledger.export import EXPORT_FORMAT, ExportReader
 from gsomia.ledger.merkle import leaf_hash
@@ -343,18 +347,34 @@ class LedgerService:
         if self._tree is not tree:
             raise StorageError("the ledger was rebuilt from the database while this request was answered: ask again")
 
-    def _ready(self, need: int = 0) -> MerkleTree:
+    def _ready(self, need: int = 0, *, recheck: bool = False) -> MerkleTree:
         """The tree, caught up from the store if it lacks leaves ``< need``, has a gap, holds
-        leaves not yet compared with the store's, or was found to differ from it."""
+        leaves not yet compared with the store's, or was found to differ from it.
+
+        With ``recheck`` (an answer at a size the caller chose, which no catching up precedes),
+        also when the store no longer holds the tree's last leaf: a process that was idle when
+        the database went back (a restore, a fail-over that lost commits) holds a tree at least
+        as large as the store's, and would otherwise answer, and sign, from leaves the store
+        lacks. One indexed read.
+
+        Raises:
+            LedgerInvalid: an entry is missing from the store.
+            StorageError: on any database error.
+        """
         self._loaded()
         with self._lock:
             tree = self._held()
             behind = bool(self._arrived) or need > tree.size or tree.size > self._checked or self._stale
+        if not behind and recheck and tree.size > 0:
+            stored = self._table.leaf_hash_at(tree.size - 1)
+            with self._lock:
+                if self._tree is tree and stored != tree.leaf_hash(tree.size - 1):
+                    self._stale = True  # gone, or another leaf: the database went back
+                    behind = True
         if behind:
             self._catch_up()
-            with self._lock:
-                tree = self._held()
-        return tree
+        with self._lock:
+            return self._held()
 
     def refresh(self) -> int:
         """Catch up with entries other processes appended; return the tree size.
@@ -543,7 +563,7 @@ class LedgerService:
         """
         _require_count(size, "tree size")
         self.key()
-        tree = self._ready(need=size)
+        tree = self._ready(need=size, recheck=True)
         with self._lock:
             self._same(tree)
             if size > tree.size:
@@ -574,14 +594,54 @@ class LedgerService:
         note, lines = found
         return note + "".join(line + "\n" for line in lines)
 
-    @staticmethod
     def add_cosignature(
-        s: Session, *, size: int, witness: str, timestamp: int, line: str, note: str, at: datetime
+        self,
+        s: Session,
+        *,
+        size: int,
+        witness: str,
+        timestamp: int,
+        line: str,
+        note: str,
+        at: datetime,
+        same_party: Callable[[str], bool],
     ) -> bool:
-        """Keep a witness's verified cosignature of the checkpoint ``note`` of ``size`` (unless
-        it is older than the one kept), in the caller's transaction; whether it was kept."""
+        """Keep a witness's verified cosignature of the checkpoint ``note`` of ``size`` (this
+        log's, from :meth:`checkpoint_at`) in the caller's transaction, unless it is older than
+        the one kept; whether it was kept.
+
+        Kept only over a tree the database holds: in this transaction, the stored leaf at
+        ``size - 1`` must be this process's tree's, and the tree's root at ``size`` the note's
+        (as :meth:`checkpoint` keeps a checkpoint). A database that went back under this process
+        since the note was signed holds other leaves, or fewer: nothing is kept, the tree is
+        rebuilt before its next answer, and the witness asks again.
+
+        Args:
+            same_party: Whether the line of another key kept under ``witness``'s name for
+                ``size`` is of the same party (its witness key replaced); only then does it
+                give way (see :meth:`LedgerTable.add_cosignature`).
+
+        Raises:
+            StorageError: the database does not hold the tree the note was signed over (ask
+                again), or on any database error.
+            Conflict: the line kept for ``size`` under that name is another party's.
+        """
+        root = parse_note(note)[0].root_hash
+        self._loaded()
+        stored = LedgerTable.stored_leaf(s, size - 1) if size > 0 else None
+        with self._lock:
+            tree = self._held()
+            held = size <= tree.size and (size == 0 or tree.leaf_hash(size - 1) == stored)
+            if size <= tree.size and not held:
+                self._stale = True  # the database went back under this process
+            held = held and tree.root(size) == root
+        if not held:
+            raise StorageError(
+                f"the database does not hold the tree of size {size} this cosignature was checked against (the "
+                "ledger went back under this process): nothing was kept; ask again"
+            )
         return LedgerTable.add_cosignature(
-            s, size=size, witness=witness, timestamp=timestamp, line=line, note=note, at=at
+            s, size=size, witness=witness, timestamp=timestamp, line=line, note=note, at=at, same_party=same_party
         )
 
     def _note_locked(self, size: int | None = None) -> str:
@@ -631,7 +691,7 @@ class LedgerService:
         self.key()
         if size is None:
             self.refresh()  # the checkpoint it comes with is of the database's current tree
-        tree = self._ready(need=max(index + 1, size or 0))
+        tree = self._ready(need=max(index + 1, size or 0), recheck=size is not None)
         with self._lock:
             self._same(tree)
             current = tree.size
@@ -689,7 +749,7 @@ class LedgerService:
         latest = size is None
         if size is None:
             size = self.refresh()
-        tree = self._ready(need=size)
+        tree = self._ready(need=size, recheck=not latest)
         with self._lock:
             self._same(tree)
             current = tree.size
@@ -752,7 +812,7 @@ class LedgerService:
         self.key()
         if new is None:
             self.refresh()
-        tree = self._ready(need=max(old, new or 0))
+        tree = self._ready(need=max(old, new or 0), recheck=new is not None)
         with self._lock:
             self._same(tree)
             current = tree.size

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from gsomia.crypto.ledger_key import Cosigner
 from gsomia.crypto.signing import ExchangeSigner
 from gsomia.errors import Conflict, InvalidInput, NotAuthenticated, NotPermitted, UnknownEntity
 from gsomia.ledger.cosignature import quorum
+from gsomia.storage.exchange import ExchangeRepo
 from tests.harness import Harness
 
 
@@ -95,22 +97,70 @@ def test_a_valid_cosignature_is_recorded_and_served_with_the_checkpoint(harness:
     assert ledger.cosigned_checkpoint(size) == cosigned
 
 
-def test_a_cosignature_under_a_name_another_key_used_replaces_that_keys_line(harness: Harness) -> None:
-    # USA cosigns as "shared.name" (stamped ahead), then takes another name; KOR registers
-    # "shared.name" and cosigns the same checkpoint now: KOR's line is the one kept and served.
+def test_a_former_witness_name_of_another_party_is_refused_and_its_cosignatures_stay(harness: Harness) -> None:
+    # KOR cosigns as "kor.witness.example", then its witness takes another name: the old name
+    # stays KOR's, and so does the line kept under it.
     ledger = harness.app.ledger
     note = ledger.checkpoint()
     size = int(body_of(note).split("\n")[1])
-    usa = registered(harness, "USA", "shared.name")
-    ahead = usa.cosign(body_of(note), now(harness) + 240)
-    assert harness.exchange.witnesses.cosign(harness.principals["USA"], size, ahead)["kept"] is True
-    registered(harness, "USA", "usa.witness.example")
-    kor = registered(harness, "KOR", "shared.name")
+    kor = registered(harness, "KOR")
     line = kor.cosign(body_of(note), now(harness))
+    assert harness.exchange.witnesses.cosign(harness.principals["KOR"], size, line)["kept"] is True
+    registered(harness, "KOR", "kor2.witness.example")
+    with pytest.raises(Conflict, match=r"'kor\.witness\.example' was KOR's"):
+        registered(harness, "USA", "kor.witness.example")
+    with pytest.raises(Conflict, match="was KOR's"):  # nor through an operator
+        harness.exchange.witnesses.register(
+            harness.principals["operator"],
+            "USA",
+            Cosigner("kor.witness.example", ExchangeSigner.generate()).public.vkey(),
+        )
+    with pytest.raises(NotPermitted, match="no registered witness"):
+        harness.exchange.witnesses.cosign(harness.principals["USA"], size, line)
+    assert line in ledger.cosigned_checkpoint(size)
+    assert harness.app.ledger.verify().ok
+    registered(harness, "KOR", "kor.witness.example")  # KOR may take its own name back
+
+
+def test_a_new_key_under_the_same_name_replaces_the_partys_own_line(harness: Harness) -> None:
+    ledger = harness.app.ledger
+    note = ledger.checkpoint()
+    size = int(body_of(note).split("\n")[1])
+    old = registered(harness, "KOR")
+    ahead = old.cosign(body_of(note), now(harness) + 240)
+    assert harness.exchange.witnesses.cosign(harness.principals["KOR"], size, ahead)["kept"] is True
+    new = registered(harness, "KOR")  # the same name, a new key
+    line = new.cosign(body_of(note), now(harness))
     assert harness.exchange.witnesses.cosign(harness.principals["KOR"], size, line)["kept"] is True
     served = ledger.cosigned_checkpoint(size)
     assert line in served and ahead not in served
-    assert quorum(served, [kor.public])[1] == [kor.public.name]
+    assert quorum(served, [new.public])[1] == [new.public.name]
+
+
+def test_a_line_of_another_partys_key_kept_under_a_name_is_never_overwritten(harness: Harness) -> None:
+    # A name two parties registered before the exchange kept names with their first party (a
+    # database from then): the line of the first party's key stays.
+    ledger = harness.app.ledger
+    note = ledger.checkpoint()
+    size = int(body_of(note).split("\n")[1])
+    kor = registered(harness, "KOR", "shared.name")
+    line = kor.cosign(body_of(note), now(harness))
+    assert harness.exchange.witnesses.cosign(harness.principals["KOR"], size, line)["kept"] is True
+    registered(harness, "KOR", "kor2.witness.example")
+    usa = Cosigner("shared.name", ExchangeSigner.generate())
+    with harness.app.store.writing() as s:
+        ExchangeRepo.put_witness(
+            s,
+            party="USA",
+            name="shared.name",
+            key_id=usa.public.key_id.hex(),
+            public_key=usa.public.vkey(),
+            at=harness.clock(),
+            leaf_index=0,
+        )
+    with pytest.raises(Conflict, match="another party's witness key"):
+        harness.exchange.witnesses.cosign(harness.principals["USA"], size, usa.cosign(body_of(note), now(harness)))
+    assert line in ledger.cosigned_checkpoint(size)
 
 
 def test_a_cosignature_of_an_older_size_is_checked_against_that_size(harness: Harness) -> None:
@@ -179,3 +229,26 @@ def test_a_cosignature_with_a_token_revoked_before_its_commit_is_refused(harness
         harness.exchange.witnesses.cosign(principal, size, kor.cosign(body_of(note), now(harness)))
     with pytest.raises(UnknownEntity):
         harness.app.ledger.cosigned_checkpoint(size)  # nothing was kept
+
+
+def test_a_database_from_before_names_stayed_learns_every_name_from_the_ledger(
+    harness: Harness, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Revision 0010 fills the table of witness keys from the registrations in the ledger.
+    registered(harness, "KOR")
+    registered(harness, "KOR", "kor2.witness.example")
+    harness.close()
+    db = sqlite3.connect(harness.app.settings.data_dir / "exchange.db")
+    try:
+        db.execute("DROP TABLE witness_keys")
+        db.execute("UPDATE alembic_version SET version_num = '0009'")
+        db.commit()
+    finally:
+        db.close()
+    upgraded = harness.clone(tmp_path_factory.mktemp("upgraded"))
+    try:
+        with pytest.raises(Conflict, match="was KOR's"):
+            registered(upgraded, "USA", "kor.witness.example")
+        registered(upgraded, "USA", "usa.witness.example")
+    finally:
+        upgraded.close()

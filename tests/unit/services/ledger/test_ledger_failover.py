@@ -10,6 +10,7 @@ never two roots at one size.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select, update
 
-from gsomia.errors import LedgerInvalid
+from gsomia.errors import LedgerInvalid, UnknownEntity
 from gsomia.ledger.tree import MerkleTree
 from gsomia.services.ledger.service import LedgerService
 from gsomia.storage.ledger import LedgerEntryRow, LedgerMetaRow
@@ -148,3 +149,59 @@ def test_entries_lost_under_the_checkpoint_kept_are_refused_not_signed_over(stor
             ledger.checkpoint()
     problem = a.verify().problem
     assert problem is not None and "entries 4..5 are missing" in problem.message
+
+
+def _root_at_8(b: LedgerService, asked: str) -> tuple[bytes, str | None]:
+    """What ``b`` answers for the tree of size 8: the root it proves against, and the signed
+    checkpoint it comes with."""
+    if asked == "inclusion":
+        proof = b.inclusion(0, 8)
+        return base64.b64decode(proof["root"]), proof["checkpoint"]
+    if asked == "consistency":
+        proof = b.consistency(1, 8)
+        return base64.b64decode(proof["new_root"]), proof["checkpoint"]
+    if asked == "proved_entries":
+        proved = b.proved_entries([0], 8)
+        return base64.b64decode(proved["items"][0]["proof"]["root"]), proved["checkpoint"]
+    note = b.checkpoint_at(8)
+    return served(b, note)[1], note
+
+
+@pytest.mark.parametrize("asked", ["inclusion", "consistency", "proved_entries", "checkpoint_at"])
+def test_an_idle_process_answers_at_a_size_it_is_asked_for_from_the_database_after_it_went_back(
+    store: Store, key_file: Path, asked: str
+) -> None:
+    # b served 8 entries and then sat idle while the database went back to 3 and another
+    # process appended 5 others: asked for size 8 by name (no request for the current size
+    # catches it up first), b proves and signs the database's tree, not the one it remembers.
+    a, b = process(store, key_file), process(store, key_file)
+    fill(store, a, 3, "kept")
+    a.checkpoint()
+    kept_then = kept(store)
+    fill(store, b, 5, "lost")
+    assert served(b, b.checkpoint())[0] == 8
+    lose_entries_from(store, 3, kept_then)
+    fill(store, a, 5, "new")
+    size, root = database_root(store)
+    assert size == 8
+    proved, note = _root_at_8(b, asked)
+    assert proved == root
+    assert note is not None and served(b, note) == (8, root)
+    assert served(b, b.checkpoint()) == (8, root)
+
+
+def test_an_idle_process_with_a_larger_tree_than_the_database_refuses_its_sizes(store: Store, key_file: Path) -> None:
+    a, b = process(store, key_file), process(store, key_file)
+    fill(store, a, 3, "kept")
+    a.checkpoint()
+    kept_then = kept(store)
+    fill(store, b, 6, "lost")
+    assert served(b, b.checkpoint())[0] == 9
+    lose_entries_from(store, 3, kept_then)
+    fill(store, a, 2, "new")  # 5 entries, fewer than b remembers
+    with pytest.raises(UnknownEntity, match="no tree of size 9"):
+        b.checkpoint_at(9)
+    with pytest.raises(UnknownEntity, match="no tree of size 9"):
+        b.consistency(1, 9)
+    assert served(b, b.checkpoint_at(5)) == database_root(store)
+    assert base64.b64decode(b.inclusion(4, 5)["root"]) == database_root(store)[1]
