@@ -95,6 +95,9 @@ class Settings(BaseSettings):
         default=72.0, gt=0, description="a consent request expires after this much exchange time"
     )
     consent_sweep_seconds: float = Field(default=30.0, gt=0, description="how often expired consent requests are swept")
+    key_registrations_per_hour: int = Field(
+        default=6, ge=1, description="most key sets a party may register itself in any hour (429 beyond)"
+    )
     group_commit_max: int = Field(default=256, ge=1, description="most write actions committed in one transaction")
     db_pool_size: int = Field(
         default=5, ge=1, le=100, description="PostgreSQL: connections each process keeps (plus one to listen)"
@@ -284,6 +287,7 @@ def build_exchange(
             sweep_seconds=settings.consent_sweep_seconds,
             stream_poll_seconds=settings.stream_poll_seconds,
             max_payload_chars=settings.max_body_bytes,
+            key_registrations=settings.key_registrations_per_hour,
         ),
     )
     context.committer.on_begin = context.begin

@@ -69,6 +69,25 @@ class Conflict(GsomiaError):
     """The request conflicts with what is stored (e.g. a used id with other content)."""
 
 
+class Busy(GsomiaError):
+    """What an action was decided on (the record, the keys it wraps to) kept changing under it
+    until the exchange gave up: nothing was written, and the same request may be sent again
+    after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TooManyRequests(GsomiaError):
+    """The caller did this too often of late (a party registering key sets): refused, nothing
+    written, until ``retry_after`` seconds from now."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotPermitted(GsomiaError):
     """The principal may not do this (wrong role, or acting for another party)."""
 

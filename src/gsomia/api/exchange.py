@@ -506,13 +506,15 @@ class PublicKeysIn(_Strict):
     responses={
         201: {"model": RegisteredKeysOut, "description": "Registered; earlier keys retired."},
         200: {"description": "These keys were already the party's current keys."},
-        **problems(*AUTHENTICATED, 404, 413),
+        **problems(*AUTHENTICATED, 404, 413, 429),
     },
 )
 def register_keys(
     request: Request, party: str, body: PublicKeysIn, caller: Caller, response: Response
 ) -> dict[str, Any]:
-    """A party registers its own keys (an operator may register any party's); earlier keys retire."""
+    """A party registers its own keys (an operator may register any party's); earlier keys retire.
+    A party registers at most a few key sets an hour (``GSOMIA_KEY_REGISTRATIONS_PER_HOUR``);
+    beyond, 429 with Retry-After."""
     keys = PublicKeys.from_dict(body.model_dump(exclude_none=True))
     registered, new = app_of(request).exchange.keys.register(caller, party, keys)
     response.status_code = 201 if new else 200

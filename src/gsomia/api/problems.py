@@ -18,6 +18,7 @@ from starlette.routing import Match, Mount
 
 from gsomia.errors import (
     BadSignature,
+    Busy,
     Conflict,
     DecryptionFailed,
     GsomiaError,
@@ -28,6 +29,7 @@ from gsomia.errors import (
     PayloadTooLarge,
     ReleaseDenied,
     StorageError,
+    TooManyRequests,
     UnknownEntity,
     ValidationFailed,
 )
@@ -52,6 +54,8 @@ STATUS: dict[type[GsomiaError], tuple[int, str]] = {
     ReleaseDenied: (403, "release-denied"),
     LedgerInvalid: (409, "ledger-invalid"),
     StorageError: (503, "storage-unavailable"),
+    Busy: (503, "busy"),
+    TooManyRequests: (429, "too-many-requests"),
 }
 """HTTP status and problem type by error class (first match in method resolution order)."""
 
@@ -65,6 +69,7 @@ TITLES = {
     409: "Conflict",
     413: "Payload too large",
     422: "Unprocessable content",
+    429: "Too many requests",
     500: "Internal error",
     503: "Service unavailable",
 }
@@ -92,7 +97,7 @@ def problem(
     sent = dict(headers or {})
     if status == 401:
         sent.setdefault("WWW-Authenticate", CHALLENGE)
-    if status == 503:  # the database is away: nothing was changed, the same request may be retried
+    if status == 503:  # nothing was changed: the same request may be sent again in a moment
         sent.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=sent or None)
 
@@ -115,6 +120,8 @@ def describe(e: GsomiaError) -> dict[str, Any]:
         body["problems"] = [{"message": p.message, "path": p.path, "line": p.line} for p in e.problems]
     if isinstance(e, ReleaseDenied):
         body["reasons"] = [getattr(r, "as_dict", lambda r=r: {"message": str(r)})() for r in e.reasons]
+    if isinstance(e, Busy | TooManyRequests):
+        body["retry_after"] = e.retry_after  # seconds, as the Retry-After header of the answer says
     return body
 
 
@@ -127,6 +134,8 @@ def for_error(e: GsomiaError, *, token_presented: bool = False) -> JSONResponse:
     body = describe(e)
     status = body.pop("status")
     headers = {"WWW-Authenticate": INVALID_TOKEN} if status == 401 and token_presented else None
+    if isinstance(e, Busy | TooManyRequests):
+        headers = {"Retry-After": str(e.retry_after)}
     return problem(
         status,
         body.pop("type").removeprefix("urn:gsomia:problem:"),

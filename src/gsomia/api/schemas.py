@@ -32,7 +32,10 @@ _PROBLEM_TEXT = {
     409: "A conflict with what is stored (conflict).",
     413: "The request body is larger than the configured limit (payload-too-large).",
     422: "The request is malformed (invalid-request, invalid-input, invalid-document).",
-    503: "The database is unavailable; nothing was changed (storage-unavailable).",
+    429: "Done too often of late (a party registering key sets); Retry-After says when to try again "
+    "(too-many-requests).",
+    503: "Nothing was changed; send the same request again after Retry-After: the database is unavailable "
+    "(storage-unavailable), or what the request was decided on kept changing (busy).",
 }
 
 

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from gsomia.bootstrap import App, Settings, build
 from gsomia.errors import (
+    Busy,
     Conflict,
     ExchangeUnreachable,
     GsomiaError,
@@ -28,6 +29,7 @@ from gsomia.errors import (
     NotAuthenticated,
     NotPermitted,
     StorageError,
+    TooManyRequests,
     UnknownEntity,
     ValidationFailed,
 )
@@ -57,6 +59,8 @@ EXIT_CODES: dict[type[GsomiaError], int] = {
     NotAuthenticated: 9,
     NotPermitted: 9,
     ExchangeUnreachable: 10,
+    Busy: 11,
+    TooManyRequests: 11,
 }
 """Exit codes by error class; any other gsomia error exits 1, a usage error 2."""
 

@@ -9,8 +9,9 @@ all (refused connection, DNS, TLS, timeout) is :class:`~gsomia.errors.ExchangeUn
 
 A submission is retried: the exchange is idempotent by report id (the same signed report
 submitted again returns the stored result, docs/protocol.md), so when the answer is lost — a
-timeout, a dropped connection, a 503 while the database is busy — :meth:`ExchangeClient.submit`
-sends the identical bytes again, a few times, with exponential backoff. Nothing else is
+timeout, a dropped connection, a 503 while the database is away — or the exchange answers 503
+``busy``, :meth:`ExchangeClient.submit` sends the identical bytes again, a few times, with
+exponential backoff (no shorter than the answer's Retry-After). Nothing else is
 retried: other requests are not all idempotent, and their caller decides.
 
 An exchange is not trusted to answer in measure. An answer is read as it arrives and refused
@@ -45,6 +46,7 @@ from gsomia import jsontext
 from gsomia.client.stream import LineTooLong, ServerSentEvent, StreamStalled, lines_of, read_events
 from gsomia.errors import (
     BadSignature,
+    Busy,
     Conflict,
     DecryptionFailed,
     ExchangeError,
@@ -58,6 +60,7 @@ from gsomia.errors import (
     Problem,
     ReleaseDenied,
     StorageError,
+    TooManyRequests,
     UnknownEntity,
     ValidationFailed,
 )
@@ -74,8 +77,13 @@ __all__ = [
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 SUBMIT_ATTEMPTS = 4
+_LONGEST_WAIT = 30
+"""The longest a submission waits for a ``busy`` exchange's Retry-After before it is sent again."""
 """How many times :meth:`ExchangeClient.submit` sends a submission whose answer was lost."""
 PROBLEM_PREFIX = "urn:gsomia:problem:"
+MAX_RETRY_AFTER = 86400
+"""The longest wait an answer's ``retry_after`` is taken at (seconds); a longer or malformed one
+is read as 1."""
 STREAM_SILENCE = 45.0
 """Seconds an event stream may stay silent, or send bytes without ending a line, before it is
 taken as broken (the exchange sends a comment every 15 s)."""
@@ -118,6 +126,8 @@ _BY_TYPE: dict[str, type[GsomiaError]] = {
     "release-denied": ReleaseDenied,
     "ledger-invalid": LedgerInvalid,
     "storage-unavailable": StorageError,
+    "busy": Busy,
+    "too-many-requests": TooManyRequests,
 }
 """Our error class for each problem ``type`` the exchange answers (after the prefix)."""
 
@@ -158,6 +168,10 @@ def error_for_problem(status: int, body: object, *, what: str) -> GsomiaError:
         reasons = body.get("reasons")
         shown = reasons if isinstance(reasons, list) else []
         return ReleaseDenied([str(r.get("message", r)) if isinstance(r, Mapping) else str(r) for r in shown])
+    if cls is Busy or cls is TooManyRequests:
+        wait = body.get("retry_after")
+        seconds = wait if type(wait) is int and 0 <= wait <= MAX_RETRY_AFTER else 1
+        return (Busy if cls is Busy else TooManyRequests)(f"{detail} (HTTP {status})", retry_after=seconds)
     if cls is None:
         return ExchangeError(f"{detail} (HTTP {status}, {kind or 'no problem type'})")
     error: GsomiaError = cls(f"{detail} (HTTP {status})")
@@ -505,14 +519,17 @@ class ExchangeClient:
         as they are); the result per recipient.
 
         When the answer is lost (the exchange cannot be reached, the request timed out, the
-        connection dropped, or the database was busy: 503) the identical bytes are sent again,
-        up to ``attempts`` times in all, waiting ``backoff`` seconds and twice as long before
-        each later attempt. The exchange is idempotent by report id: a report it stored on an
-        attempt whose answer was lost is answered again with its stored result (200).
+        connection dropped, or the database was unavailable: 503) or the exchange was too busy
+        to decide it (503 ``busy``: what it was decided on kept changing), the identical bytes
+        are sent again, up to ``attempts`` times in all, waiting ``backoff`` seconds and twice as
+        long before each later attempt (at least the ``Retry-After`` of a busy answer). The
+        exchange is idempotent by report id: a report it stored on an attempt whose answer was
+        lost is answered again with its stored result (200).
 
         Raises:
             ExchangeUnreachable: no attempt got an answer.
             StorageError: the exchange's database stayed unavailable.
+            Busy: the exchange stayed too busy to decide it.
             GsomiaError: the subclass named by the answer's problem ``type`` (not retried).
         """
         body = submission if isinstance(submission, bytes) else jsonlib.dumps(dict(submission)).encode("utf-8")
@@ -521,13 +538,15 @@ class ExchangeClient:
         for _ in range(self._attempts - 1):
             try:
                 return self._submit_once(body, headers)
-            except (ExchangeUnreachable, StorageError):
-                self._sleep(wait)
+            except (ExchangeUnreachable, StorageError, Busy) as e:
+                self._sleep(max(wait, min(e.retry_after, _LONGEST_WAIT)) if isinstance(e, Busy) else wait)
                 wait *= 2
         try:
             return self._submit_once(body, headers)
         except (ExchangeUnreachable, StorageError) as e:
             raise type(e)(f"{e} (sent {self._attempts} times)") from e
+        except Busy as e:
+            raise Busy(f"{e} (sent {self._attempts} times)", retry_after=e.retry_after) from e
 
     def _submit_once(self, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
         result: dict[str, Any] = self._json("POST", "/api/v1/reports", content=body, headers=headers)

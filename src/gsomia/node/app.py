@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gsomia.errors import (
     BadSignature,
+    Busy,
     Conflict,
     DecryptionFailed,
     ExchangeError,
@@ -44,6 +45,7 @@ from gsomia.errors import (
     PayloadTooLarge,
     ReleaseDenied,
     StorageError,
+    TooManyRequests,
     UnknownEntity,
     ValidationFailed,
 )
@@ -76,6 +78,8 @@ _HASHED = re.compile(r"-[A-Z0-9]{8}\.[a-z0-9]+$")  # esbuild's [name]-[hash] nam
 
 _STATUS: list[tuple[type[GsomiaError], int, str]] = [
     (LoginThrottled, 429, "too-many-requests"),
+    (TooManyRequests, 429, "too-many-requests"),
+    (Busy, 503, "busy"),
     (ValidationFailed, 422, "invalid-document"),
     (InvalidInput, 422, "invalid-input"),
     (UnknownEntity, 404, "not-found"),
@@ -117,11 +121,14 @@ _PROBLEM_TEXT = {
     409: "A conflict with what is stored, or a ledger that does not verify (conflict, ledger-invalid).",
     413: "The request body is larger than 1 MiB (payload-too-large).",
     422: "The request is malformed (invalid-request, invalid-input, invalid-document).",
-    429: "Too many failed logins; Retry-After says when to try again (too-many-requests).",
+    429: (
+        "Too many failed logins, or the exchange refused a key set registered too soon after others; "
+        "Retry-After says when to try again (too-many-requests)."
+    ),
     502: "The exchange answered something the node cannot use (exchange-error).",
     503: (
-        "The exchange cannot be reached or the node's store is unavailable; nothing was changed; "
-        "Retry-After says when to try again (exchange-unreachable, storage-unavailable)."
+        "The exchange cannot be reached or is busy, or the node's store is unavailable; nothing was changed; "
+        "Retry-After says when to try again (exchange-unreachable, busy, storage-unavailable)."
     ),
 }
 EXCHANGE = (409, 502)
@@ -164,7 +171,9 @@ def problem(
 def _for_error(e: GsomiaError) -> JSONResponse:
     for cls, status, kind in _STATUS:
         if isinstance(e, cls):
-            headers = {"Retry-After": str(e.retry_after)} if isinstance(e, LoginThrottled) else None
+            headers = None
+            if isinstance(e, LoginThrottled | TooManyRequests | Busy):
+                headers = {"Retry-After": str(e.retry_after)}
             if status == 503 and headers is None:
                 headers = {"Retry-After": "5"}
             extra: dict[str, Any] = {}
@@ -436,7 +445,7 @@ def keys(request: Request, _: Officer) -> dict[str, Any]:
     return service_of(request).keys()
 
 
-@api.post("/keys/rotate", responses=_problems(*EXCHANGE))
+@api.post("/keys/rotate", responses=_problems(*EXCHANGE, 429))
 def rotate(request: Request, session: Admin) -> dict[str, Any]:
     """New keys, registered with the exchange; the old kept to open older deliveries (admin)."""
     return service_of(request).rotate_keys(session.username)

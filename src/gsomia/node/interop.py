@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +70,10 @@ log = logging.getLogger(__name__)
 
 INTEROP_FILE = "interop.json"
 MAX_BATCH_BYTES = 8 << 20
+BUSY_ATTEMPTS = 3
+"""How many times a report the exchange answers 503 for (busy, its database away) is sent in all."""
+MAX_BUSY_WAIT = 30
+"""The longest wait (seconds) before sending such reports again, whatever Retry-After asks."""
 """The most a batch of signed reports may weigh, as JSON, before it is sent as several: half the
 exchange's default limit (16 MiB, ``GSOMIA_MAX_BATCH_BYTES``). A batch the exchange still finds
 too large (413) is split in two and each half sent again."""
@@ -272,9 +277,18 @@ class ExchangeSender:
     several threads: each has a client (a connection) of its own, so a failure that drops one
     never closes a connection another thread is using."""
 
-    def __init__(self, service: NodeService, *, max_batch_bytes: int = MAX_BATCH_BYTES) -> None:
+    def __init__(
+        self,
+        service: NodeService,
+        *,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+        busy_attempts: int = BUSY_ATTEMPTS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.service = service
         self.max_batch_bytes = max_batch_bytes
+        self.busy_attempts = busy_attempts
+        self._sleep = sleep
         self._local = threading.local()
         self._clients: set[ExchangeClient] = set()
         self._lock = threading.Lock()
@@ -320,32 +334,65 @@ class ExchangeSender:
             raise
         return out
 
-    def _submit(self, client: ExchangeClient, subs: list[dict[str, Any]]) -> list[SendResult]:
+    def _submit(self, client: ExchangeClient, subs: list[dict[str, Any]], *, attempt: int = 1) -> list[SendResult]:
+        """One result per submission; the reports the exchange answered 503 for (``busy``: what
+        it decided them on kept changing; ``storage-unavailable``) are sent again, alone, after
+        the Retry-After their problem documents give, up to :attr:`busy_attempts` times in all
+        (the exchange is idempotent by report id).
+
+        Raises:
+            ExchangeUnreachable: the exchange could not be reached.
+        """
+        out, again, wait = self._submit_once(client, subs)
+        if again and attempt < self.busy_attempts:
+            log.info("the exchange was busy with %d report(s); sending them again in %d s", len(again), wait)
+            self._sleep(wait)
+            for i, result in zip(
+                again, self._submit(client, [subs[i] for i in again], attempt=attempt + 1), strict=True
+            ):
+                out[i] = result
+        return out
+
+    def _submit_once(
+        self, client: ExchangeClient, subs: list[dict[str, Any]]
+    ) -> tuple[list[SendResult], list[int], int]:
+        """One request: one result per submission, the positions of those answered 503, and
+        the longest Retry-After (seconds) those asked for."""
         try:
             answer = client.submit_batch(subs)
         except PayloadTooLarge as e:
             if len(subs) == 1:
-                return [SendResult(False, f"refused by the exchange: {e}")]
+                return [SendResult(False, f"refused by the exchange: {e}")], [], 0
             log.info("the exchange found a batch of %d reports too large; sending it in two", len(subs))
             half = len(subs) // 2
-            return self._submit(client, subs[:half]) + self._submit(client, subs[half:])
+            return self._submit(client, subs[:half]) + self._submit(client, subs[half:]), [], 0
         except ExchangeUnreachable:
             raise
         except GsomiaError as e:
-            return [SendResult(False, f"refused by the exchange: {e}")] * len(subs)
+            return [SendResult(False, f"refused by the exchange: {e}")] * len(subs), [], 0
         out: list[SendResult] = []
+        again: list[int] = []
+        wait = 1
         for r in answer.get("results", []):
             status = int(r.get("status", 0))
             if status in (200, 201) and isinstance(r.get("result"), dict):
                 out.append(SendResult(True, _summary(r["result"], status == 200)))
-            else:
-                p = r.get("problem") or {}
-                out.append(
-                    SendResult(False, f"refused by the exchange ({status}): {p.get('detail') or p.get('title')}")
+                continue
+            p = r.get("problem") or {}
+            if status == 503:
+                again.append(len(out))
+                asked = p.get("retry_after")
+                wait = max(wait, min(asked, MAX_BUSY_WAIT) if type(asked) is int else 1)
+            out.append(
+                SendResult(
+                    False,
+                    f"refused by the exchange ({status}): {p.get('detail') or p.get('title')}",
+                    retry=status == 503,
                 )
+            )
         if len(out) != len(subs):
-            return [SendResult(False, "the exchange's answer does not have one result per report")] * len(subs)
-        return out
+            return [SendResult(False, "the exchange's answer does not have one result per report")] * len(subs), [], 0
+        return out, again, wait
 
     def close(self) -> None:
         """Close the connections (once the threads that send are stopped)."""

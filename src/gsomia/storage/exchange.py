@@ -635,6 +635,24 @@ class ExchangeRepo:
         return list(s.scalars(q).all())
 
     @staticmethod
+    def current_fingerprints(s: Tx, parties: Iterable[str]) -> dict[str, str]:
+        """The fingerprint of the current keys of each of ``parties`` that has some."""
+        q = select(PartyKeyRow.party, PartyKeyRow.fingerprint).where(
+            PartyKeyRow.retired_at.is_(None), PartyKeyRow.party.in_(parties)
+        )
+        return {row[0]: row[1] for row in s.execute(q)}
+
+    @staticmethod
+    def registered_since(s: Tx, party: str, since: datetime) -> list[datetime]:
+        """When ``party``'s key sets registered after ``since`` were, oldest first."""
+        q = (
+            select(PartyKeyRow.registered_at)
+            .where(PartyKeyRow.party == party, PartyKeyRow.registered_at > since)
+            .order_by(PartyKeyRow.registered_at)
+        )
+        return list(s.scalars(q))
+
+    @staticmethod
     def all_keys(s: Tx) -> list[PartyKeyRow]:
         """Every registered key set, current or retired, oldest first."""
         return list(s.scalars(select(PartyKeyRow).order_by(PartyKeyRow.registered_at, PartyKeyRow.fingerprint)))

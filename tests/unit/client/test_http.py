@@ -20,6 +20,7 @@ from gsomia.client.http import PROBLEM_PREFIX, ExchangeClient, error_for_problem
 from gsomia.client.stream import MAX_LINE
 from gsomia.errors import (
     BadSignature,
+    Busy,
     DecryptionFailed,
     ExchangeError,
     ExchangeUnreachable,
@@ -28,6 +29,7 @@ from gsomia.errors import (
     NotAuthenticated,
     Problem,
     ReleaseDenied,
+    TooManyRequests,
     UnknownEntity,
     ValidationFailed,
 )
@@ -52,6 +54,8 @@ def example(cls: type[GsomiaError]) -> GsomiaError:
         return ReleaseDenied(["JPN-KOR-GSOMIA is terminated"])
     if cls in (BadSignature, DecryptionFailed):
         return cls()
+    if cls is TooManyRequests or cls is Busy:
+        return cls("something precise went wrong", retry_after=7)
     return cls("something precise went wrong")
 
 
@@ -71,6 +75,8 @@ def test_every_problem_the_exchange_answers_becomes_its_own_error(
     assert type(caught.value) is cls
     if cls not in (BadSignature, DecryptionFailed, ValidationFailed, ReleaseDenied):
         assert str(caught.value) == f"something precise went wrong (HTTP {status})"
+    if isinstance(caught.value, TooManyRequests | Busy):  # and when to try again
+        assert caught.value.retry_after == 7 and response.headers["Retry-After"] == "7"
 
 
 def test_the_problem_type_decides_not_the_status_code() -> None:

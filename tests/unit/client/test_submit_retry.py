@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from gsomia.client.http import ExchangeClient
-from gsomia.errors import Conflict, ExchangeUnreachable, StorageError
+from gsomia.errors import Busy, Conflict, ExchangeUnreachable, StorageError
 
 SUBMISSION = {"report": {"id": "r-1", "topic": "dprk.missile.launch", "level": "極秘"}, "signature": "c2ln", "key": "k"}
 STORED = {"report": "r-1", "leaf_index": 7, "recipients": []}
@@ -34,6 +34,8 @@ class Exchange:
             return _problem(503, "storage-unavailable")
         if kind == "conflict":
             return _problem(409, "conflict")
+        if kind == "deciding":  # what the report was decided on kept changing: nothing stored
+            return _problem(503, "busy", retry_after=3)
         return httpx.Response(201 if len(self.bodies) == 1 else 200, json=STORED)
 
     def client(self, attempts: int = 4) -> ExchangeClient:
@@ -47,9 +49,12 @@ class Exchange:
         )
 
 
-def _problem(status: int, kind: str) -> httpx.Response:
+def _problem(status: int, kind: str, **extra: Any) -> httpx.Response:
     doc: dict[str, Any] = {"type": f"urn:gsomia:problem:{kind}", "title": kind, "status": status, "detail": kind}
-    return httpx.Response(status, json=doc, headers={"Content-Type": "application/problem+json"})
+    headers = {"Content-Type": "application/problem+json"}
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(extra["retry_after"])
+    return httpx.Response(status, json=doc | extra, headers=headers)
 
 
 def test_a_lost_answer_is_asked_again_with_the_same_bytes_after_a_growing_wait() -> None:
@@ -82,3 +87,14 @@ def test_an_answer_is_never_retried() -> None:
     with pytest.raises(Conflict):
         ex.client().submit(SUBMISSION)
     assert len(ex.bodies) == 1 and ex.waits == []
+
+
+def test_a_busy_exchange_is_sent_the_report_again_no_sooner_than_it_asks() -> None:
+    ex = Exchange(["deciding", "deciding"])
+    assert ex.client().submit(SUBMISSION) == STORED
+    assert len(ex.bodies) == 3 and len(set(ex.bodies)) == 1
+    assert ex.waits == [3, 3]  # the Retry-After asked, longer than the backoff of 0.5 and 1
+    stays = Exchange(["deciding"] * 2)
+    with pytest.raises(Busy, match="sent 2 times") as busy:
+        stays.client(attempts=2).submit(SUBMISSION)
+    assert busy.value.retry_after == 3

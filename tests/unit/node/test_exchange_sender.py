@@ -1,6 +1,7 @@
 """The node's report sender (CoT ingest and TAXII outbox) against an exchange that refuses
 request bodies over its limit (413): batches are cut to a byte size the exchange takes, a batch
-it still finds too large is split and sent again, and a report too large on its own fails alone."""
+it still finds too large is split and sent again, and a report too large on its own fails alone;
+reports the exchange answers 503 for (busy) are sent again after the wait it asks for."""
 
 from __future__ import annotations
 
@@ -90,3 +91,41 @@ def test_a_batch_the_exchange_still_finds_too_large_is_split_and_a_report_too_la
     assert [r.ok for r in results] == [i != 7 for i in range(20)]
     assert "larger than the limit of 1048576 bytes" in results[7].detail
     assert sorted(exchange.taken) == sorted(d.id for i, d in enumerate(batch) if i != 7)
+
+
+class BusyExchange(Exchange):
+    """Answers 503 ``busy`` for the reports named in ``busy`` the first ``times`` they come."""
+
+    def __init__(self, busy: set[str], times: int = 1) -> None:
+        super().__init__(limit=16 * MiB)
+        self.busy = dict.fromkeys(busy, times)
+
+    def submit_batch(self, subs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        results = []
+        for sub in subs:
+            rid = sub["report"]["id"]
+            if self.busy.get(rid, 0) > 0:
+                self.busy[rid] -= 1
+                problem = {"type": "urn:gsomia:problem:busy", "status": 503, "detail": "busy", "retry_after": 2}
+                results.append({"status": 503, "result": None, "problem": problem})
+            else:
+                self.taken.append(rid)
+                results.append({"status": 201, "result": {"recipients": []}})
+        return {"results": results}
+
+
+def test_reports_the_exchange_was_too_busy_to_decide_are_sent_again_after_its_retry_after(keys: PartyKeys) -> None:
+    exchange = BusyExchange({"cot-1"})
+    waits: list[float] = []
+    service = SimpleNamespace(
+        keyring=SimpleNamespace(current=lambda: keys), config=SimpleNamespace(party="JPN"), connect=lambda: exchange
+    )
+    results = ExchangeSender(service, sleep=waits.append).send(drafts(3, 10))  # type: ignore[arg-type]
+    assert [r.ok for r in results] == [True, True, True]
+    assert exchange.taken == ["cot-0", "cot-2", "cot-1"]  # the busy one alone, again
+    assert waits == [2]
+    stays = BusyExchange({"cot-0"}, times=10)
+    service.connect = lambda: stays
+    (result,) = ExchangeSender(service, sleep=waits.append, busy_attempts=2).send(drafts(1, 10))  # type: ignore[arg-type]
+    assert (result.ok, result.retry) == (False, True)
+    assert "(503)" in result.detail

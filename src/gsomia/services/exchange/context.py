@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -36,6 +36,8 @@ __all__ = [
     "Ledger",
     "Pending",
     "Stale",
+    "attempts",
+    "backoff",
     "new_id",
     "report_key",
     "split_report_key",
@@ -76,6 +78,28 @@ def split_report_key(key: str) -> tuple[str, str]:
 
 
 _INSTANT = "gsomia.exchange.instant"
+_CURRENT_KEYS = "gsomia.exchange.current_keys"
+
+_ATTEMPTS = 5
+"""How many times an action is prepared and handed to the writer before it is answered
+:class:`~gsomia.errors.Busy` (what it was prepared on kept changing)."""
+
+_jitter = secrets.SystemRandom()
+
+
+def attempts() -> range:
+    """The attempts of an action that is prepared again when it finds itself :class:`Stale`."""
+    return range(_ATTEMPTS)
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before attempt ``attempt`` + 1 of an action found stale: a random
+    fraction of 5 ms doubled per attempt (up to 40 ms), so actions that found the same change
+    are not prepared again in lockstep, and a burst of changes is over before the next try;
+    none after the last attempt."""
+    if attempt >= _ATTEMPTS - 1:
+        return 0.0
+    return _jitter.uniform(0.0, 0.005 * 2**attempt)
 
 
 class _IdSource:
@@ -103,7 +127,8 @@ def new_id(prefix: str) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExchangeConfig:
-    """Exchange settings: how long a consent request waits, how often expiry is swept."""
+    """Exchange settings: how long a consent request waits, how often expiry is swept, how
+    often a party may register keys."""
 
     consent_ttl: timedelta = timedelta(hours=72)
     sweep_seconds: float = 30.0
@@ -113,6 +138,10 @@ class ExchangeConfig:
     through alone, held to in a batch too."""
     stream_poll_seconds: float = 1.0
     """How often an inbox stream re-reads the store (and checks its token) without a wake-up."""
+    key_registrations: int = 6
+    """The most key sets a party may register itself within :attr:`key_window` (an operator's
+    registrations for it count, and are never refused)."""
+    key_window: timedelta = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -246,16 +275,38 @@ class ExchangeContext:
             self.records.invalidate()
             raise Stale(f"the record changed ({version} → {stored})")
 
-    def require_keys(self, s: Tx, version: int) -> None:
-        """Stop with :class:`Stale` unless the keys wrapped to (``version``) are the keys this
-        transaction sees.
+    def require_keys(self, s: Tx, version: int, used: Mapping[str, str | None]) -> None:
+        """Stop with :class:`Stale` unless every key an action used is still its party's current
+        key in this transaction: ``used`` maps each party it wrapped to (or whose signature it
+        verified) to the fingerprint of that party's keys it used, or None where the party had
+        none. ``version`` is the stored keys version read before those keys were: while it is
+        the stored one no key changed at all and nothing is read; else the current keys of
+        exactly these parties are (once per transaction and keys version), so another party's
+        registration never stops the action.
 
         Raises:
-            Stale: keys were registered or retired since.
+            Stale: a party in ``used`` registered other keys since (or its first ones).
         """
-        if self.versions(s).keys != version:
+        if self.versions(s).keys == version or not used:
+            return
+        current = self._current_fingerprints(s, used)
+        changed = sorted(party for party, fingerprint in used.items() if current[party] != fingerprint)
+        if changed:
             self.identity.forget_keys()
-            raise Stale("public keys changed")
+            raise Stale(f"the public keys of {', '.join(changed)} changed")
+
+    def _current_fingerprints(self, s: Tx, parties: Iterable[str]) -> dict[str, str | None]:
+        """The fingerprint of each party's current keys (None: it has none), as this
+        transaction sees them; read once per transaction and stored keys version."""
+        version = self.versions(s).keys
+        held: tuple[int, dict[str, str | None]] | None = s.info.get(_CURRENT_KEYS)
+        known = held[1] if held is not None and held[0] == version else {}
+        missing = [p for p in parties if p not in known]
+        if missing:
+            found = ExchangeRepo.current_fingerprints(s, missing)
+            known = known | {p: found.get(p) for p in missing}
+            s.info[_CURRENT_KEYS] = (version, known)
+        return known
 
     def require_principal(self, s: Tx, principal: Principal) -> None:
         """Refuse the action of a principal whose token was revoked, by any process, before this

@@ -268,8 +268,9 @@ class IdentityService:
             current = [registered_keys(r) for r in ExchangeRepo.current_keys(s)]
             version = Store.versions(s).keys
         with self._lock:
-            self._current = {reg.keys.party: reg for reg in current}
-            self.keys_version = version
+            if version >= self.keys_version:  # never back to what another thread read earlier
+                self._current = {reg.keys.party: reg for reg in current}
+                self.keys_version = version
             self._keys_loaded = now
 
     def held_keys_version(self) -> int:

@@ -5,18 +5,20 @@ had until then retire at that instant. Every registration is a ledger entry read
 (public keys are public), so a report stays verifiable with the key that was valid when the
 exchange received it — a party cannot disown what it signed by rotating its keys, and a key
 swapped in the database shows in ``gsomia ledger verify``. When an operator changes a party's
-keys, the party is told (an inbox item).
+keys, the party is told (an inbox item). A party registers at most a few key sets an hour
+(``ExchangeConfig.key_registrations``): beyond, it is told when it may again.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from datetime import datetime
 
 from gsomia.crypto import PublicKeys, wrap_key
-from gsomia.domain.instants import utc_iso
-from gsomia.errors import InvalidInput, KeysRetired, UnknownEntity
+from gsomia.domain.instants import format_duration, utc_iso
+from gsomia.errors import InvalidInput, KeysRetired, TooManyRequests, UnknownEntity
 from gsomia.services.exchange.access import Action, Principal, Role, authorize
 from gsomia.services.exchange.context import ExchangeContext, Pending
 from gsomia.services.exchange.identity import RegisteredKeys, registered_keys
@@ -46,6 +48,8 @@ class KeyService:
             InvalidInput: the keys name another party than the one asked for, or no content
                 key can be wrapped to the encryption key (a low-order X25519 point).
             KeysRetired: the keys were registered before and retired.
+            TooManyRequests: the party registered as many key sets as it may within the
+                configured window (an operator is never refused).
             UnknownEntity: for a party the loaded scenario does not know.
             StorageError: on a database failure.
         """
@@ -71,6 +75,8 @@ class KeyService:
             raise KeysRetired("these keys were registered before and retired; generate new keys")
         at = ctx.instant(s)
         party = keys.party
+        if principal.role is not Role.OPERATOR:
+            self._hold_to_rate(s, party, at)
         retired = [old.fingerprint for old in ExchangeRepo.current_keys(s, party)]
         for old in retired:
             ExchangeRepo.update(s, "party_keys", {"fingerprint": old}, {"retired_at": at})
@@ -115,6 +121,29 @@ class KeyService:
         rows.flush(s)
         registered = RegisteredKeys(keys=keys, registered_at=at, registered_by=principal.id)
         return rows.outcome(ctx, (registered, True))
+
+    def _hold_to_rate(self, s: Tx, party: str, at: datetime) -> None:
+        """Refuse a party's own registration beyond ``key_registrations`` new key sets within
+        ``key_window`` up to ``at`` (counted on the stored registrations, so across every
+        process). Each registration retires the party's keys and makes the reports being
+        decided for it at that moment be wrapped again: rotations are rare, and a party
+        registering keys in a loop would only keep others' reports to it waiting.
+
+        Raises:
+            TooManyRequests: the limit is reached; says when the next one may be registered.
+        """
+        config = self.ctx.config
+        recent = ExchangeRepo.registered_since(s, party, at - config.key_window)
+        if len(recent) < config.key_registrations:
+            return
+        free_at = recent[-config.key_registrations] + config.key_window
+        wait = max(1, math.ceil((free_at - at).total_seconds()))
+        raise TooManyRequests(
+            f"{party} registered {len(recent)} key sets in the last {format_duration(config.key_window)} "
+            f"(at most {config.key_registrations}): register the next one at {utc_iso(free_at)}, "
+            f"in {wait} s",
+            retry_after=wait,
+        )
 
     def ledger_seeded(self) -> int:
         """In an exercise database seeded from the live one, whose ledger is still empty: a

@@ -20,6 +20,7 @@ import hmac
 import logging
 import secrets
 import threading
+import time
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ from gsomia.domain.instants import format_duration, utc_iso
 from gsomia.domain.record import Caveats, Network
 from gsomia.domain.routing import Decision, ReleaseRequest, Route, explain
 from gsomia.domain.states import ConsentState, DeliveryPurpose, ReleaseOutcome
-from gsomia.errors import Conflict, InvalidInput
+from gsomia.errors import Busy, Conflict, InvalidInput
 from gsomia.services.analysis import presenters as views
 from gsomia.services.exchange.access import Action, Principal, authorize
 from gsomia.services.exchange.context import (
@@ -36,6 +37,8 @@ from gsomia.services.exchange.context import (
     ExchangeContext,
     Pending,
     Stale,
+    attempts,
+    backoff,
     new_id,
     split_report_key,
 )
@@ -49,7 +52,6 @@ __all__ = ["ConsentService", "open_consent", "text_commitment"]
 log = logging.getLogger(__name__)
 
 _REASON_MAX = 2000
-_ATTEMPTS = 5
 
 
 def text_commitment(salt: bytes, label: str, text: str) -> str:
@@ -237,16 +239,19 @@ class ConsentService:
             NotAuthenticated: the principal's token was revoked before the commit.
             UnknownEntity: no such consent request, or another party's.
             Conflict: it was already answered or has expired.
+            Busy: the record, or the keys of the hub or the recipient a grant wraps to, changed
+                every time it was recorded (a few times, a moment apart); nothing was recorded.
             InvalidInput: the reason is too long.
             StorageError: on a database failure.
         """
         authorize(principal, Action.ANSWER_CONSENT)
         if len(reason) > _REASON_MAX:
             raise InvalidInput(f"reason: at most {_REASON_MAX} characters")
-        for _attempt in range(_ATTEMPTS):
+        for attempt in attempts():
             net, version = self.ctx.records.current()
-            # read before the keys a grant wraps to: a registration committed since (by any
-            # process) moves the stored version past it, and the writer prepares again
+            # read before the keys a grant wraps to: while it is the stored version nothing was
+            # registered since; once it moved, the writer compares the hub's and the recipient's
+            # current keys with those wrapped to, and prepares again only if theirs changed
             keys = self.ctx.identity.held_keys_version()
 
             def job(
@@ -257,11 +262,15 @@ class ConsentService:
             try:
                 view, conflict = self.ctx.committer.run(job)
             except Stale:
+                time.sleep(backoff(attempt))
                 continue
             if conflict:
                 raise Conflict(conflict)
             return view
-        raise Conflict("the record kept changing while this answer was recorded; answer again")
+        raise Busy(
+            "the record, or the keys of the hub or the recipient, changed every time this answer was recorded; "
+            "nothing was recorded: answer again"
+        )
 
     def _answer(
         self,
@@ -281,8 +290,6 @@ class ConsentService:
         assert c is not None  # noqa: S101 - authorize raised for a missing consent
         ctx.require_principal(s, principal)
         ctx.require_record(s, version)
-        if grant:  # it wraps to the keys this transaction sees, never one retired meanwhile
-            ctx.require_keys(s, keys_version)
         now = ctx.instant(s)
         rows = Pending()
         if c.state == ConsentState.PENDING and c.expires_at <= now:
@@ -313,7 +320,7 @@ class ConsentService:
         c.state, c.resolved_at, c.resolved_by, c.reason = action, now, principal.id, reason
         c.resolution_leaf_index, c.reason_salt = leaf, salt
         if grant:
-            c.outcome = self._relay_on_grant(s, rows, c, report, net, now)
+            c.outcome = self._relay_on_grant(s, rows, c, report, net, now, keys_version=keys_version)
             decision_outcome = ReleaseOutcome.RELAYED if c.outcome.get("relayed") else ReleaseOutcome.RELAY_REFUSED
         else:
             c.outcome = {"relayed": False, "reasons": [{"rule": "third_party", "message": "the originator refused"}]}
@@ -339,7 +346,15 @@ class ConsentService:
         return rows.outcome(ctx, (consent_summary(c, report), ""))
 
     def _relay_on_grant(
-        self, s: Tx, rows: Pending, c: ConsentRow, report: SubmittedReportRow, net: Network, now: datetime
+        self,
+        s: Tx,
+        rows: Pending,
+        c: ConsentRow,
+        report: SubmittedReportRow,
+        net: Network,
+        now: datetime,
+        *,
+        keys_version: int,
     ) -> dict[str, Any]:
         ctx = self.ctx
         caveats = Caveats.from_json(report.caveats, f"stored caveats of report {report.id}")
@@ -361,7 +376,7 @@ class ConsentService:
                 {"rule": "third_party", "message": f"at consent the route is {now_is}, not a relay via {c.hub}"}
             )
         else:
-            wraps = self._wrap_relay(report, c, reasons)
+            wraps = self._wrap_relay(s, report, c, reasons, keys_version)
         ctx.append(
             s,
             "decision",
@@ -393,14 +408,22 @@ class ConsentService:
         return {"relayed": True, "deliveries": [d["id"] for d in deliveries], "delay": format_duration(route.delay)}
 
     def _wrap_relay(
-        self, report: SubmittedReportRow, c: ConsentRow, reasons: list[dict[str, str]]
+        self, s: Tx, report: SubmittedReportRow, c: ConsentRow, reasons: list[dict[str, str]], keys_version: int
     ) -> tuple[DeliveryWrap, DeliveryWrap] | None:
         """The content key wrapped to the hub and to the recipient, or None (with the reason)
-        if either has registered no key."""
+        if either has registered no key. Wrapped to the keys this process holds, read after
+        ``keys_version``: the grant goes on only if they are the hub's and the recipient's
+        current keys in this transaction (never one retired meanwhile, by any process).
+
+        Raises:
+            Stale: the hub or the recipient registered other keys since they were read.
+        """
         ctx = self.ctx
         content_key = ctx.unseal(report.id, report.sealed_key, version=2 if report.salt else 1)
         hub = ctx.wrap_for(c.hub, content_key)
         onward = ctx.wrap_for(c.recipient, content_key)
+        used = {c.hub: hub.fingerprint if hub else None, c.recipient: onward.fingerprint if onward else None}
+        ctx.require_keys(s, keys_version, used)
         for party, wrap in ((c.hub, hub), (c.recipient, onward)):
             if wrap is None:
                 reasons.append({"rule": "keys", "message": f"{party} has registered no encryption key"})

@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -37,7 +38,7 @@ from gsomia.domain.record import Caveats, Network, Record
 from gsomia.domain.routing import Decision, ReleaseRequest, Route, explain
 from gsomia.domain.states import DeliveryPurpose, ReleaseOutcome
 from gsomia.domain.topics import TOPIC
-from gsomia.errors import BadSignature, Conflict, GsomiaError, InvalidInput, PayloadTooLarge
+from gsomia.errors import BadSignature, Busy, Conflict, GsomiaError, InvalidInput, PayloadTooLarge
 from gsomia.ledger.entries import entry_bytes  # the one canonical (RFC 8785) encoder
 from gsomia.services.analysis import presenters as views
 from gsomia.services.exchange.access import Action, Principal, authorize
@@ -47,6 +48,8 @@ from gsomia.services.exchange.context import (
     ExchangeContext,
     Pending,
     Stale,
+    attempts,
+    backoff,
     report_key,
 )
 from gsomia.services.exchange.deliveries import add_delivery
@@ -59,7 +62,6 @@ from gsomia.storage.writer import Outcome
 __all__ = ["MAX_BATCH", "ReportSubmission", "SubmissionResult", "SubmissionService", "commitment"]
 
 REPORT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,95}")
-_ATTEMPTS = 5
 MAX_BATCH = 1000
 """Most signed reports one batch request may carry."""
 
@@ -108,6 +110,16 @@ class _Plan:
     onward: DeliveryWrap | None = None
     missing_key: str | None = None
 
+    def keys(self) -> dict[str, str | None]:
+        """The fingerprint of the keys of each party this plan wraps to, or needed and found
+        none for (None): what it was prepared on, and all it was."""
+        r = self.route
+        if r.decision is Decision.DIRECT:
+            return {self.recipient: _fingerprint(self.direct)}
+        if r.decision is Decision.RELAY and r.via is not None:
+            return {r.via: _fingerprint(self.hub), self.recipient: _fingerprint(self.onward)}
+        return {}
+
     def same_release(self, other: Route) -> bool:
         """Whether ``other`` releases the same way (decision, hub and agreements): the wraps
         prepared for this plan then serve it."""
@@ -145,7 +157,28 @@ class _Prepared:
     network: Network = field(repr=False)
     record_version: str
     keys_version: int
+    keys_used: dict[str, str | None]
     plans: tuple[_Plan, ...]
+
+
+def _busy() -> Busy:
+    return Busy(
+        "the record, or the keys of a party this report concerns, changed every time it was decided; "
+        "nothing was stored: submit it again"
+    )
+
+
+def _fingerprint(wrap: DeliveryWrap | None) -> str | None:
+    return wrap.fingerprint if wrap is not None else None
+
+
+def _keys_used(checked: _Checked, plans: Sequence[_Plan]) -> dict[str, str | None]:
+    """The keys a prepared submission depends on: the originator's, which verified it, and
+    those of every party its plans wrap to (by fingerprint; None where a party had none)."""
+    used: dict[str, str | None] = {checked.originator: checked.key}
+    for plan in plans:
+        used |= plan.keys()
+    return used
 
 
 def _text(report: Mapping[str, Any], name: str, *, max_len: int = 256) -> str:
@@ -286,6 +319,7 @@ class SubmissionService:
             network=net,
             record_version=record_version,
             keys_version=keys_version,
+            keys_used=_keys_used(checked, plans),
             plans=plans,
         )
 
@@ -351,19 +385,20 @@ class SubmissionService:
         """Submit a report and wait for its commit (see :meth:`submit_async`).
 
         Raises:
-            NotPermitted, NotAuthenticated, BadSignature, InvalidInput, Conflict, StorageError:
-            as :meth:`submit_async`.
+            NotPermitted, NotAuthenticated, BadSignature, InvalidInput, Conflict, Busy,
+            StorageError: as :meth:`submit_async`.
         """
-        for _attempt in range(_ATTEMPTS):
+        for attempt in attempts():
             prepared = self._prepare_or_stored(principal, sub)
             if isinstance(prepared, SubmissionResult):
                 return prepared
             try:
                 result: SubmissionResult = self.ctx.committer.submit_batched(self._commit_many, prepared).result()
             except Stale:
+                time.sleep(backoff(attempt))
                 continue
             return result
-        raise Conflict("the record kept changing while this report was decided; submit it again")
+        raise _busy()
 
     async def submit_async(self, principal: Principal, sub: ReportSubmission) -> SubmissionResult:
         """Submit a report: verify, decide every recipient, encrypt, deliver, ledger, commit.
@@ -378,9 +413,11 @@ class SubmissionService:
                 (deliberately without detail).
             InvalidInput: the marking, topic, parties or payload are not valid.
             Conflict: the id was used for a different report of the same originator.
+            Busy: the record, or the keys of a party it concerns, changed every time it was
+                decided (a few times, a moment apart); nothing was written.
             StorageError: the database failed; nothing was written.
         """
-        for _attempt in range(_ATTEMPTS):
+        for attempt in attempts():
             if self.ctx.records.warm():
                 # CPU work only (signature, decisions, AES, HPKE), and `cryptography` holds the
                 # GIL throughout: a worker thread would run no faster, only add two thread
@@ -393,9 +430,10 @@ class SubmissionService:
             try:
                 done: SubmissionResult = await self.ctx.committer.run_batched_async(self._commit_many, prepared)
             except Stale:
+                await asyncio.sleep(backoff(attempt))
                 continue
             return done
-        raise Conflict("the record kept changing while this report was decided; submit it again")
+        raise _busy()
 
     async def submit_many_async(
         self, principal: Principal, subs: Sequence[ReportSubmission]
@@ -412,7 +450,7 @@ class SubmissionService:
             raise InvalidInput(f"a batch holds 1 to {MAX_BATCH} signed reports")
         results: list[SubmissionResult | GsomiaError | None] = [None] * len(subs)
         waiting = list(range(len(subs)))
-        for _attempt in range(_ATTEMPTS):
+        for attempt in attempts():
             prepared: list[tuple[int, _Prepared]] = []
             for n, i in enumerate(waiting):
                 try:
@@ -440,8 +478,9 @@ class SubmissionService:
                     raise answer
             if not waiting:
                 break
+            await asyncio.sleep(backoff(attempt))
         for i in waiting:
-            results[i] = Conflict("the record kept changing while this report was decided; submit it again")
+            results[i] = _busy()
         return [r if r is not None else Conflict("not decided") for r in results]
 
     # --- committing (inside the writer's transaction) ---------------------------------------------
@@ -502,13 +541,14 @@ class SubmissionService:
         """The plans, decided again on the record as committed at this transaction's instant.
 
         Raises:
-            Stale: the record, the keys or a decision changed since the submission was prepared.
+            Stale: the record, a decision or the keys of a party it wraps to (or of its
+                originator) changed since the submission was prepared.
             NotAuthenticated: the submitter's token was revoked meanwhile.
         """
         ctx = self.ctx
         ctx.require_principal(s, p.principal)
         ctx.require_record(s, p.record_version)
-        ctx.require_keys(s, p.keys_version)
+        ctx.require_keys(s, p.keys_version, p.keys_used)
         at = ctx.instant(s)
         plans = []
         for plan in p.plans:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from gsomia.bootstrap import Settings, build
-from gsomia.errors import Conflict, InvalidInput, StorageError, UnknownEntity, ValidationFailed
+from gsomia.errors import Busy, InvalidInput, StorageError, UnknownEntity, ValidationFailed
 from gsomia.services.exchange.clock import ExchangeClock
 from gsomia.services.exchange.notify import Notifier
 from gsomia.services.exchange.operator import EventSpec
@@ -159,16 +159,17 @@ def test_a_report_decided_on_keys_that_changed_is_decided_again(harness: Harness
     assert harness.open("KOR", item["id"]) == b"to the new key"  # wrapped to the key current at commit
 
 
-def test_keys_that_keep_changing_are_a_conflict_and_write_no_report(harness: Harness) -> None:
-    def rotate_usa() -> None:
-        fresh = type(harness.keys["USA"]).generate("USA", harness.keys["USA"].profile)
-        harness.exchange.keys.register(harness.principals["USA"], "USA", fresh.public_keys())
+def test_a_recipients_keys_that_keep_changing_make_the_exchange_busy_and_write_no_report(harness: Harness) -> None:
+    def rotate_kor() -> None:  # by the operator, whom no registration limit holds back
+        fresh = type(harness.keys["KOR"]).generate("KOR", harness.keys["KOR"].profile)
+        harness.exchange.keys.register(harness.principals["operator"], "KOR", fresh.public_keys())
 
-    calls = between_decision_and_commit(harness, rotate_usa, times=100)
+    calls = between_decision_and_commit(harness, rotate_kor, times=100)
     reports = harness.written()[1]["reports"]
-    with pytest.raises(Conflict, match="kept changing"):
+    with pytest.raises(Busy, match="changed every time") as busy:
         harness.submit("JPN", recipients=["KOR"])
-    with pytest.raises(Conflict, match="kept changing"):
+    assert busy.value.retry_after >= 1
+    with pytest.raises(Busy, match="changed every time"):
         asyncio.run(
             harness.exchange.submissions.submit_async(
                 harness.principals["JPN"], harness.signed("JPN", recipients=["KOR"])
