@@ -724,3 +724,21 @@ def test_the_status_counts_tracks_withheld_by_their_marking_and_reports_that_are
         output.close()
         ops.close()
     assert counters["withheld"] == 2 and counters["refused"] == 1 and counters["sent"] == 2
+
+
+def test_a_tcp_endpoint_is_written_to_without_waiting_to_coalesce_small_events() -> None:
+    # Nagle: an event written while the one before is unacknowledged would wait for the
+    # receiver's (possibly delayed) acknowledgement, tens of milliseconds
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        output = CotOutput([_endpoint("ops", port)], LADDER.copy)
+        sender = output._senders[0]
+        try:
+            assert sender._send(b"<event/>")
+            assert sender._sock is not None
+            assert sender._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            peer, _ = server.accept()
+            with peer:
+                assert peer.recv(64) == b"<event/>"
+        finally:
+            output.close()

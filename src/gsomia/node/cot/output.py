@@ -109,6 +109,10 @@ class _Endpoint:
                 return True
             if self._sock is None:
                 self._sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+                # Each event is written whole and goes out at once: without it, an event written
+                # while the one before is not yet acknowledged waits for that acknowledgement
+                # (Nagle), which the receiver may delay by tens of milliseconds.
+                self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._sock.settimeout(SEND_TIMEOUT)
             self._sock.sendall(event)
         except OSError as e:
