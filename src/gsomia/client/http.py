@@ -77,9 +77,9 @@ __all__ = [
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 SUBMIT_ATTEMPTS = 4
+"""How many times :meth:`ExchangeClient.submit` sends a submission whose answer was lost."""
 _LONGEST_WAIT = 30
 """The longest a submission waits for a ``busy`` exchange's Retry-After before it is sent again."""
-"""How many times :meth:`ExchangeClient.submit` sends a submission whose answer was lost."""
 PROBLEM_PREFIX = "urn:gsomia:problem:"
 MAX_RETRY_AFTER = 86400
 """The longest wait an answer's ``retry_after`` is taken at (seconds); a longer or malformed one

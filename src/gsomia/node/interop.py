@@ -23,7 +23,15 @@ from starlette.types import ASGIApp
 
 from gsomia.client.http import ExchangeClient
 from gsomia.client.reports import ReportDraft, sign_report
-from gsomia.errors import ExchangeUnreachable, GsomiaError, InvalidInput, NotAuthenticated, PayloadTooLarge
+from gsomia.errors import (
+    Busy,
+    ExchangeUnreachable,
+    GsomiaError,
+    InvalidInput,
+    NotAuthenticated,
+    PayloadTooLarge,
+    StorageError,
+)
 from gsomia.interop.cot import (
     CotEndpoint,
     CotRule,
@@ -313,8 +321,9 @@ class ExchangeSender:
         larger than that goes alone); a request the exchange finds too large is split in two.
 
         Raises:
-            ExchangeUnreachable: the exchange could not be reached (reports are idempotent by
-                id: sending them all again is safe).
+            ExchangeUnreachable: the exchange could not be reached, or stayed busy with some of
+                the reports (503) through every attempt: the caller sends them all again later
+                (reports are idempotent by id: those the exchange stored are answered as stored).
         """
         keys = self.service.keyring.current()
         everyone: tuple[str, ...] | None = None
@@ -332,6 +341,12 @@ class ExchangeSender:
         except ExchangeUnreachable:
             self._drop(client)
             raise
+        busy = sum(1 for result in out if result.retry)
+        if busy:
+            # never counted refused: a report the exchange could not decide yet is sent again
+            raise ExchangeUnreachable(
+                f"the exchange stayed busy with {busy} of {len(out)} report(s) after {self.busy_attempts} attempts"
+            )
         return out
 
     def _submit(self, client: ExchangeClient, subs: list[dict[str, Any]], *, attempt: int = 1) -> list[SendResult]:
@@ -368,6 +383,10 @@ class ExchangeSender:
             return self._submit(client, subs[:half]) + self._submit(client, subs[half:]), [], 0
         except ExchangeUnreachable:
             raise
+        except (Busy, StorageError) as e:  # the whole request answered 503: every report again
+            told = e.retry_after if isinstance(e, Busy) else 1
+            retry = SendResult(False, f"the exchange asks to try again: {e}", retry=True)
+            return [retry] * len(subs), list(range(len(subs))), min(max(told, 1), MAX_BUSY_WAIT)
         except GsomiaError as e:
             return [SendResult(False, f"refused by the exchange: {e}")] * len(subs), [], 0
         out: list[SendResult] = []

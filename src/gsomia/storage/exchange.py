@@ -644,10 +644,16 @@ class ExchangeRepo:
 
     @staticmethod
     def registered_since(s: Tx, party: str, since: datetime) -> list[datetime]:
-        """When ``party``'s key sets registered after ``since`` were, oldest first."""
+        """When the key sets ``party`` registered itself after ``since`` were, oldest first
+        (those an operator registered for it are not among them)."""
+        operators = select(PrincipalRow.id).where(PrincipalRow.role == "operator")
         q = (
             select(PartyKeyRow.registered_at)
-            .where(PartyKeyRow.party == party, PartyKeyRow.registered_at > since)
+            .where(
+                PartyKeyRow.party == party,
+                PartyKeyRow.registered_at > since,
+                PartyKeyRow.registered_by.not_in(operators),
+            )
             .order_by(PartyKeyRow.registered_at)
         )
         return list(s.scalars(q))

@@ -98,3 +98,17 @@ def test_a_report_whose_recipients_keys_keep_changing_is_503_busy_with_retry_aft
     assert (item["status"], item["problem"]["type"]) == (503, "urn:gsomia:problem:busy")
     assert item["problem"]["retry_after"] >= 1
     assert h.written()[1]["reports"] == reports
+
+
+def test_key_sets_an_operator_registered_for_a_party_do_not_use_up_its_own(harness: Harness) -> None:
+    # a party recovering from a lost key through the operator may still rotate itself after
+    h = harness
+    h.clock.advance(timedelta(hours=2))
+    for _ in range(h.exchange.context.config.key_registrations):
+        assert raw(h, "operator", "PUT", "/api/v1/parties/KOR/keys", json=fresh(h, "KOR")).status_code == 201
+    own = raw(h, "KOR", "PUT", "/api/v1/parties/KOR/keys", json=fresh(h, "KOR"))
+    assert own.status_code == 201, own.text
+    for _ in range(h.exchange.context.config.key_registrations - 1):
+        assert raw(h, "KOR", "PUT", "/api/v1/parties/KOR/keys", json=fresh(h, "KOR")).status_code == 201
+    refused = raw(h, "KOR", "PUT", "/api/v1/parties/KOR/keys", json=fresh(h, "KOR"))
+    assert refused.status_code == 429 and "in the last 60 minutes" in refused.json()["detail"]

@@ -15,7 +15,7 @@ import pytest
 
 from gsomia.client.reports import ReportDraft
 from gsomia.crypto.keys import PartyKeys
-from gsomia.errors import PayloadTooLarge
+from gsomia.errors import Busy, ExchangeUnreachable, PayloadTooLarge, StorageError
 from gsomia.node.interop import ExchangeSender
 
 MiB = 1 << 20
@@ -126,6 +126,38 @@ def test_reports_the_exchange_was_too_busy_to_decide_are_sent_again_after_its_re
     assert waits == [2]
     stays = BusyExchange({"cot-0"}, times=10)
     service.connect = lambda: stays
-    (result,) = ExchangeSender(service, sleep=waits.append, busy_attempts=2).send(drafts(1, 10))  # type: ignore[arg-type]
-    assert (result.ok, result.retry) == (False, True)
-    assert "(503)" in result.detail
+    # still busy after every attempt: never a refusal, the caller sends the reports again later
+    with pytest.raises(ExchangeUnreachable, match="stayed busy with 1 of 2 report"):
+        ExchangeSender(service, sleep=waits.append, busy_attempts=2).send(drafts(2, 10))  # type: ignore[arg-type]
+    assert stays.taken == ["cot-1"]
+
+
+class WholeBusyExchange(Exchange):
+    """Answers the whole request 503 (``error``) the first ``times`` requests."""
+
+    def __init__(self, error: Exception, times: int) -> None:
+        super().__init__(limit=16 * MiB)
+        self.error, self.times = error, times
+
+    def submit_batch(self, subs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        if self.times > 0:
+            self.times -= 1
+            raise self.error
+        return super().submit_batch(subs)
+
+
+@pytest.mark.parametrize("error", [Busy("busy (HTTP 503)", retry_after=3), StorageError("the database is away")])
+def test_a_whole_request_answered_503_is_sent_again_not_refused(keys: PartyKeys, error: Exception) -> None:
+    exchange = WholeBusyExchange(error, times=1)
+    waits: list[float] = []
+    service = SimpleNamespace(
+        keyring=SimpleNamespace(current=lambda: keys), config=SimpleNamespace(party="JPN"), connect=lambda: exchange
+    )
+    results = ExchangeSender(service, sleep=waits.append).send(drafts(3, 10))  # type: ignore[arg-type]
+    assert [r.ok for r in results] == [True, True, True]
+    assert exchange.taken == ["cot-0", "cot-1", "cot-2"]
+    assert waits == [3 if isinstance(error, Busy) else 1]
+    exchange = WholeBusyExchange(error, times=10)
+    service.connect = lambda: exchange
+    with pytest.raises(ExchangeUnreachable, match="stayed busy with 2 of 2"):
+        ExchangeSender(service, sleep=waits.append, busy_attempts=2).send(drafts(2, 10))  # type: ignore[arg-type]

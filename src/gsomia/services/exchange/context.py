@@ -140,7 +140,7 @@ class ExchangeConfig:
     """How often an inbox stream re-reads the store (and checks its token) without a wake-up."""
     key_registrations: int = 6
     """The most key sets a party may register itself within :attr:`key_window` (an operator's
-    registrations for it count, and are never refused)."""
+    registrations for it neither count nor are ever refused)."""
     key_window: timedelta = timedelta(hours=1)
 
 

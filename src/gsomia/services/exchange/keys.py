@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from gsomia.crypto import PublicKeys, wrap_key
-from gsomia.domain.instants import format_duration, utc_iso
+from gsomia.domain.instants import utc_iso
 from gsomia.errors import InvalidInput, KeysRetired, TooManyRequests, UnknownEntity
 from gsomia.services.exchange.access import Action, Principal, Role, authorize
 from gsomia.services.exchange.context import ExchangeContext, Pending
@@ -139,7 +139,7 @@ class KeyService:
         free_at = recent[-config.key_registrations] + config.key_window
         wait = max(1, math.ceil((free_at - at).total_seconds()))
         raise TooManyRequests(
-            f"{party} registered {len(recent)} key sets in the last {format_duration(config.key_window)} "
+            f"{party} registered {len(recent)} key sets in the last {_minutes(config.key_window)} "
             f"(at most {config.key_registrations}): register the next one at {utc_iso(free_at)}, "
             f"in {wait} s",
             retry_after=wait,
@@ -211,3 +211,9 @@ def _require_wrappable(keys: PublicKeys) -> None:
 
 def _stamp(at: datetime) -> float:
     return at.timestamp()
+
+
+def _minutes(window: timedelta) -> str:
+    """A window of time as a reader says it: ``60 minutes``."""
+    minutes = window.total_seconds() / 60
+    return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
