@@ -76,6 +76,7 @@ def _root(
 ) -> None:
     common.state.db = db
     common.state.app = None
+    common.unwrapped_when_piped()
 
 
 # --- demo, serve -----------------------------------------------------------------------------

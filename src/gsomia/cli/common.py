@@ -68,6 +68,14 @@ out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False)
 
 
+def unwrapped_when_piped() -> None:
+    """Print each message on one line when the output is no terminal (a pipe, a file, a log):
+    a script that reads the output, or ``grep``, must find a line whole, whatever ``COLUMNS``
+    says. In a terminal, long messages wrap between words at its width."""
+    out.soft_wrap = not out.is_terminal
+    err.soft_wrap = not err.is_terminal
+
+
 class _State:
     """The ``--db`` the root command was given, and the application built from it."""
 
