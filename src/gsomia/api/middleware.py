@@ -368,6 +368,15 @@ BODY_GRACE_SECONDS = 2.0
 body: time for :class:`BodyLimit` to answer 408 itself first."""
 
 
+MAX_HEADER_BYTES = 64 * 1024
+"""The most a request's line and headers may take together (nginx's default buffers hold 32 KiB)."""
+_TOO_LARGE_TEXT = f"request headers are larger than {MAX_HEADER_BYTES // 1024} KiB\n".encode()
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"connection: close\r\ncontent-length: " + str(len(_TOO_LARGE_TEXT)).encode() + b"\r\n\r\n" + _TOO_LARGE_TEXT
+)
+
+
 class _GuardedHttpTools(HttpToolsProtocol):
     """uvicorn's httptools protocol, with deadlines for receiving a request.
 
@@ -380,6 +389,11 @@ class _GuardedHttpTools(HttpToolsProtocol):
     :data:`BODY_GRACE_SECONDS`; :class:`BodyLimit` answers 408 at ``body_timeout`` for a body a
     route reads), else the connection is closed. Responses are never timed: an event stream
     stays open as long as its client listens.
+
+    A request's line and headers together are at most :data:`MAX_HEADER_BYTES`: httptools
+    takes any size (a 40 MB header was read whole and handed on), so the bytes received while
+    they are incomplete are counted, and past the limit the answer is 431 and the connection
+    closed.
     """
 
     header_timeout: float = 10.0
@@ -388,6 +402,23 @@ class _GuardedHttpTools(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
+        self._in_head = True  # the headers of a request are awaited or under way
+        self._head_bytes = 0
+        self._completed = 0  # requests received whole on this connection
+
+    def data_received(self, data: bytes) -> None:
+        before = (self._in_head, self._completed)
+        super().data_received(data)
+        # only bytes that went wholly to unfinished headers count (a chunk that ended a request
+        # and began the next one's headers is not counted: at most one chunk too few)
+        if before != (True, self._completed) or not self._in_head or self.transport.is_closing():
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > MAX_HEADER_BYTES:
+            self.logger.info("closing a connection whose request headers are over %d bytes", MAX_HEADER_BYTES)
+            if self.cycle is None or self.cycle.response_complete:  # no answer of an earlier request under way
+                self.transport.write(_TOO_LARGE)
+            self.transport.close()
 
     def _arm(self, seconds: float) -> None:
         self._disarm()
@@ -419,10 +450,13 @@ class _GuardedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
+        self._in_head = False
         self._arm(self.body_timeout + BODY_GRACE_SECONDS)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        self._in_head, self._head_bytes = True, 0
+        self._completed += 1
         self._disarm()
 
 

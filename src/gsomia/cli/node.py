@@ -162,6 +162,7 @@ def serve_cmd(
     ledger, witness), until interrupted."""
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
+    from gsomia.api.middleware import guarded_http_protocol  # noqa: PLC0415
     from gsomia.node.app import create_node_app  # noqa: PLC0415
     from gsomia.node.interop import build_interop  # noqa: PLC0415
 
@@ -189,6 +190,10 @@ def serve_cmd(
                     # the host could then name itself any address, past the throttle and in the log
                     proxy_headers=trusted_proxy is not None,
                     forwarded_allow_ips=trusted_proxy or "",
+                    # httptools with the exchange's guards (uvicorn has none): deadlines for a
+                    # request's headers (10 s) and body (300 s: a 10 MiB TAXII envelope on a
+                    # slow link), and its headers at most 64 KiB
+                    http=guarded_http_protocol(header_timeout=10.0, body_timeout=300.0),
                 )
         finally:
             interop.stop()
@@ -516,7 +521,8 @@ def taxii_token_add(
     with common.errors():
         service = _open(directory)
         try:
-            service.users.get(username)
+            if not service.users.get(username)["active"]:
+                raise InvalidInput(f"user {username!r} is revoked: a token of theirs would authenticate nobody")
             token = issue_token(
                 TaxiiStore(service.store), username=username, name=name or username, now=datetime.now(UTC)
             )

@@ -295,10 +295,13 @@ api = APIRouter(prefix="/api")
 
 @api.post("/session", responses=_problems(401, 429))
 def login(request: Request, body: LoginIn, response: Response) -> dict[str, Any]:
-    """Log in; the cookie carries the session, the answer its CSRF token."""
+    """Log in; the cookie carries the session, the answer its CSRF token. A session the
+    browser still carried ends: its cookie is replaced, and a copy of it must not outlive it."""
     service = service_of(request)
     client = request.client.host if request.client else "unknown"
     token, session = service.users.login(body.username, body.password, client=client)
+    if earlier := request.cookies.get(COOKIE):
+        service.bus.publish(SESSION_ENDED, {"session": service.users.logout(earlier)})
     service.audit.record(session.username, "login", client, {})
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/", secure=request.url.scheme == "https")
     return _session_json(service, session)

@@ -124,6 +124,14 @@ login_failures = Table(
     Column("at", String(40), nullable=False),
 )
 
+login_known = Table(  # where each user last logged in from: the throttle on the username spares these
+    "login_known",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("client", String(64), primary_key=True),
+    Column("at", String(40), nullable=False),
+)
+
 deliveries = Table(
     "deliveries",
     metadata,

@@ -12,7 +12,11 @@
   when the user is revoked (every request reads the session from the store).
 - Login attempts are throttled: after :data:`MAX_FAILURES` failures within :data:`WINDOW`
   for one username, or from one client address, further attempts are refused (429) until
-  the oldest failure leaves the window.
+  the oldest failure leaves the window. The username's throttle spares the addresses the
+  user logged in from within :data:`KNOWN` (each still held by its own failures): otherwise
+  anyone could keep an officer out for good with five wrong passwords a quarter of an hour.
+- Passwords are compared in Unicode normalisation form NFKC (NIST SP 800-63B §5.1.1.2): the
+  same password typed as composed or decomposed characters is the same password.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
@@ -30,12 +36,15 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, RowMapping, delete, func, insert, select, update
 
 from gsomia.errors import Conflict, GsomiaError, InvalidInput, NotAuthenticated, NotPermitted, UnknownEntity
-from gsomia.node.store import NodeStore, iso_now, login_failures, sessions, users
+from gsomia.node.store import NodeStore, iso_now, login_failures, login_known, sessions, users
 
 __all__ = [
+    "HASHING_AT_ONCE",
     "IDLE",
+    "KNOWN",
     "LIFETIME",
     "MAX_FAILURES",
+    "MAX_PASSWORD",
     "WINDOW",
     "LoginThrottled",
     "Role",
@@ -47,7 +56,10 @@ IDLE = timedelta(minutes=30)
 LIFETIME = timedelta(hours=12)
 MAX_FAILURES = 5
 WINDOW = timedelta(minutes=15)
+KNOWN = timedelta(days=30)
 MIN_PASSWORD = 12
+MAX_PASSWORD = 1024  # characters, as the console's login form takes
+HASHING_AT_ONCE = 4
 _USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 
 
@@ -113,6 +125,10 @@ class UserService:
     def __init__(self, store: NodeStore, *, hasher: PasswordHasher | None = None) -> None:
         self.store = store
         self._hasher = hasher or PasswordHasher()
+        # Each Argon2 computation holds its memory (64 MiB) while it runs: at most
+        # HASHING_AT_ONCE at a time, or logins sent at once from many addresses would take
+        # one each per server thread (gigabytes) before the throttle counted them.
+        self._hashing = threading.BoundedSemaphore(HASHING_AT_ONCE)
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
 
     def dummy_check(self, password: str) -> None:
@@ -122,7 +138,22 @@ class UserService:
         Raises:
             VerificationError: always (the dummy hash is of no password anyone has).
         """
-        self._hasher.verify(self._dummy, password + "\x00")
+        self._verify(self._dummy, password + "\x00")
+
+    def _verify(self, hashed: str, password: str) -> bool:
+        """Argon2 verification, at most :data:`HASHING_AT_ONCE` at a time.
+
+        Raises:
+            VerificationError: the password is not the hash's.
+            InvalidHashError: not an Argon2 hash.
+        """
+        with self._hashing:
+            return self._hasher.verify(hashed, password)
+
+    def _hash(self, password: str) -> str:
+        """An Argon2id hash, at most :data:`HASHING_AT_ONCE` at a time."""
+        with self._hashing:
+            return self._hasher.hash(password)
 
     # --- accounts ----------------------------------------------------------------------------------
 
@@ -130,16 +161,24 @@ class UserService:
         """Create an account.
 
         Raises:
-            InvalidInput: a malformed username or a password shorter than 12 characters.
+            InvalidInput: a malformed username, or a password shorter than 12 characters, longer
+                than 1024, only spaces or holding a control character.
             Conflict: the username exists (revoked accounts keep their name).
         """
         if not _USERNAME.fullmatch(username):  # match's $ also matches before a final newline
             raise InvalidInput(
                 f"username {username!r}: 2 to 64 characters, lower-case letters, digits, '.', '_' or '-', a letter first"
             )
+        if len(password) > MAX_PASSWORD:
+            raise InvalidInput(f"a password has at most {MAX_PASSWORD} characters")
+        password = _normal(password)
         if len(password) < MIN_PASSWORD:
             raise InvalidInput(f"a password has at least {MIN_PASSWORD} characters")
-        hashed = self._hasher.hash(password)
+        if len(password) > MAX_PASSWORD:
+            raise InvalidInput(f"a password has at most {MAX_PASSWORD} characters (after Unicode NFKC)")
+        if not password.strip() or any(unicodedata.category(ch) == "Cc" for ch in password):
+            raise InvalidInput("a password is not only spaces and has no control characters (tab, newline, NUL)")
+        hashed = self._hash(password)
         with self.store.write() as c:
             if c.execute(select(users.c.username).where(users.c.username == username)).first() is not None:
                 raise Conflict(f"user {username!r} exists")
@@ -201,7 +240,7 @@ class UserService:
             NotAuthenticated: a wrong password, an unknown or a revoked user (one answer for all).
         """
         at = now or datetime.now(UTC)
-        row, attempt = self._authenticate(username, password, client, at)
+        row, attempt, new_hash = self._authenticate(username, password, client, at)
         token = secrets.token_urlsafe(32)
         session = Session(
             username=username,
@@ -210,7 +249,7 @@ class UserService:
             token_sha256=_digest(token),
         )
         with self.store.write() as c:
-            self._succeeded(c, row, password, attempt)
+            self._succeeded(c, row, attempt, client=client, at=at, new_hash=new_hash)
             c.execute(
                 insert(sessions).values(
                     token_sha256=session.token_sha256,
@@ -231,9 +270,10 @@ class UserService:
             LoginThrottled: too many recent failures for this username or this address.
             NotAuthenticated: a wrong password, an unknown or a revoked user (one answer for all).
         """
-        row, attempt = self._authenticate(username, password, client, now or datetime.now(UTC))
+        at = now or datetime.now(UTC)
+        row, attempt, new_hash = self._authenticate(username, password, client, at)
         with self.store.write() as c:
-            self._succeeded(c, row, password, attempt)
+            self._succeeded(c, row, attempt, client=client, at=at, new_hash=new_hash)
         return Role.parse(str(row["role"]))
 
     def held(self, username: str, *, client: str, now: datetime | None = None) -> int:
@@ -242,56 +282,74 @@ class UserService:
         which must not get past a throttle that holds every other attempt."""
         at = now or datetime.now(UTC)
         with self.store.read() as c:
-            return _wait(c, _subjects(username, client), at)
+            return _wait(c, _holding(c, username, client, at), at)
 
-    def _authenticate(self, username: str, password: str, client: str, at: datetime) -> tuple[RowMapping, list[int]]:
-        """The account row of a right password and the attempt's places in the window.
+    def _authenticate(
+        self, username: str, password: str, client: str, at: datetime
+    ) -> tuple[RowMapping, list[int], str | None]:
+        """The account row of a right password, the attempt's places in the window, and the
+        hash to store instead (None: the stored hash is current).
 
         Raises:
             LoginThrottled: too many recent failures for this username or this address.
             NotAuthenticated: a wrong password, an unknown or a revoked user (the attempt stays
                 a failure).
         """
-        wait, attempt = self._admit(_subjects(username, client), at)
+        wait, attempt = self._admit(username, client, at)
         if wait:
             raise LoginThrottled(wait)
+        if len(password) > MAX_PASSWORD:  # no account has one: refused before any work on it
+            raise NotAuthenticated("wrong username or password")
         with self.store.read() as c:
             row = c.execute(select(users).where(users.c.username == username)).mappings().first()
-        ok = False
-        try:
-            if row is None or row["revoked_at"] is not None:
-                self.dummy_check(password)
-            else:
-                ok = self._hasher.verify(str(row["password_hash"]), password)
-        except (VerificationError, InvalidHashError):
-            ok = False
-        if not ok or row is None:
+        normal = _normal(password)
+        # A hash made before passwords were normalised is of the password as typed: tried
+        # second, for everyone alike (an unknown user too), so the work says nothing of the user.
+        forms = [normal] if normal == password else [normal, password]
+        matched: str | None = None
+        for form in forms:
+            try:
+                if row is None or row["revoked_at"] is not None:
+                    self.dummy_check(form)
+                elif self._verify(str(row["password_hash"]), form):
+                    matched = form
+                    break
+            except (VerificationError, InvalidHashError):
+                continue
+        if matched is None or row is None:
             raise NotAuthenticated("wrong username or password")  # the attempt stays a failure
-        return row, attempt
+        stale = matched != normal or self._hasher.check_needs_rehash(str(row["password_hash"]))
+        return row, attempt, self._hash(normal) if stale else None  # hashed before the write lock
 
-    def _succeeded(self, c: Connection, row: RowMapping, password: str, attempt: list[int]) -> None:
+    def _succeeded(
+        self, c: Connection, row: RowMapping, attempt: list[int], *, client: str, at: datetime, new_hash: str | None
+    ) -> None:
         """A right password: the username's failures are forgiven, the attempt gives its places
-        back, and a hash made with older parameters is made again."""
+        back, the address is remembered as the user's, and a hash made with older parameters
+        (or of a password as typed, not normalised) is made again."""
         username = str(row["username"])
         c.execute(delete(login_failures).where(login_failures.c.subject == _subjects(username, "")[0]))
         c.execute(delete(login_failures).where(login_failures.c.id.in_(attempt)))
-        if self._hasher.check_needs_rehash(str(row["password_hash"])):
-            c.execute(
-                update(users).where(users.c.username == username).values(password_hash=self._hasher.hash(password))
-            )
+        known = (login_known.c.username == username) & (login_known.c.client == client[:64])
+        c.execute(delete(login_known).where(known))
+        c.execute(insert(login_known).values(username=username, client=client[:64], at=at.isoformat()))
+        if new_hash is not None:
+            c.execute(update(users).where(users.c.username == username).values(password_hash=new_hash))
 
-    def _admit(self, subjects: list[str], at: datetime) -> tuple[int, list[int]]:
-        """How long the subjects must wait (0: not throttled) and, when admitted, the ids of the
-        failures recorded for this attempt before its password is checked: in the transaction
-        that counts them, so that attempts made at once each take a place in the window and no
-        more than :data:`MAX_FAILURES` are ever checked (a successful login removes its own)."""
+    def _admit(self, username: str, client: str, at: datetime) -> tuple[int, list[int]]:
+        """How long the attempt must wait (0: not throttled) and, when admitted, the ids of the
+        failures recorded for it (against its username and its address) before its password is
+        checked: in the transaction that counts them, so that attempts made at once each take
+        a place in the window and no more than :data:`MAX_FAILURES` are ever checked (a
+        successful login removes its own)."""
         with self.store.write() as c:
             c.execute(delete(login_failures).where(login_failures.c.at < (at - WINDOW).isoformat()))
-            wait = _wait(c, subjects, at)
+            c.execute(delete(login_known).where(login_known.c.at < (at - KNOWN).isoformat()))
+            wait = _wait(c, _holding(c, username, client, at), at)
             if wait:
                 return wait, []
             ids: list[int] = []
-            for subject in subjects:
+            for subject in _subjects(username, client):
                 key = c.execute(insert(login_failures).values(subject=subject, at=at.isoformat())).inserted_primary_key
                 if key is not None:
                     ids.append(int(key[0]))
@@ -353,15 +411,36 @@ class UserService:
         seen = datetime.fromisoformat(str(row["last_seen"]))
         return at - seen <= IDLE and at - created <= LIFETIME
 
-    def logout(self, token: str) -> None:
-        """End a session (idempotent)."""
+    def logout(self, token: str) -> str:
+        """End a session (idempotent): its SHA-256, as :class:`Session` names it."""
+        digest = _digest(token)
         with self.store.write() as c:
-            c.execute(delete(sessions).where(sessions.c.token_sha256 == _digest(token)))
+            c.execute(delete(sessions).where(sessions.c.token_sha256 == digest))
+        return digest
 
 
 def _subjects(username: str, client: str) -> list[str]:
     """What the throttle counts an attempt against: its username and its client's address."""
     return [f"user:{username[:100]}", f"addr:{client}"]
+
+
+def _holding(c: Connection, username: str, client: str, at: datetime) -> list[str]:
+    """What may hold an attempt: its address, and its username unless the user logged in from
+    this address within :data:`KNOWN` (failures from elsewhere must not keep them out)."""
+    user, addr = _subjects(username, client)
+    known = c.execute(
+        select(login_known.c.at).where(
+            login_known.c.username == username[:64],
+            login_known.c.client == client[:64],
+            login_known.c.at >= (at - KNOWN).isoformat(),
+        )
+    ).first()
+    return [addr] if known is not None else [user, addr]
+
+
+def _normal(password: str) -> str:
+    """A password in Unicode normalisation form NFKC: as a user means it, however typed."""
+    return unicodedata.normalize("NFKC", password)
 
 
 def _wait(c: Connection, subjects: list[str], at: datetime) -> int:

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gsomia.crypto import PartyKeys
 from tests.unit.cli.cli_support import Gsomia, node_folder
@@ -54,3 +56,26 @@ def test_a_revoked_user_s_taxii_tokens_are_listed_as_dead(
     assert "dead: user revoked" in line and "live" not in line
     (row,) = json.loads(gsomia("node", "taxii-tokens", "list", *where, "--json").out)["tokens"]
     assert row["revoked"] is None and row["user_revoked"]
+    # and none is issued for a revoked user: it was printed as if it worked
+    late = gsomia("node", "taxii-tokens", "add", "feed", "--name", "late", *where)
+    assert late.code != 0 and "gtx_" not in late.out and "revoked" in late.err, late.out + late.err
+    assert len(json.loads(gsomia("node", "taxii-tokens", "list", *where, "--json").out)["tokens"]) == 1
+
+
+def test_node_serve_runs_the_guarded_http_protocol(
+    gsomia: Gsomia, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uvicorn's own httptools protocol takes request headers of any size (a 40 MB Authorization
+    # header was read whole and decoded) and waits for ever for headers sent a byte at a time
+    node_folder(tmp_path / "kor", PartyKeys.generate("KOR"), state="current").close()
+    given: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda _app, **options: given.update(options))
+    run = gsomia("node", "serve", "--dir", str(tmp_path / "kor"), "--witness-interval", "3600")
+    assert run.code == 0, run.err
+    protocol = given.get("http")
+    assert isinstance(protocol, type) and issubclass(protocol, HttpToolsProtocol), protocol
+    assert (getattr(protocol, "header_timeout", None), getattr(protocol, "body_timeout", None)) == (10.0, 300.0)
+    assert (
+        callable(getattr(protocol, "data_received", None))
+        and protocol.data_received is not HttpToolsProtocol.data_received
+    )

@@ -105,11 +105,13 @@ def test_one_address_cannot_spray_a_password_across_usernames(node: FastAPI) -> 
 def test_a_remembered_password_does_not_pass_a_throttled_user(node: FastAPI) -> None:
     # A password that verified is remembered for a while (no argon2 on every request); a
     # throttled username must not get past the throttle with it, or guesses against the
-    # remembered password would be unlimited.
+    # remembered password would be unlimited. Only the address the user logged in from is
+    # spared the username's throttle (each address is still held by its own failures).
     assert discover(node, [("duty", PASSWORD, "10.6.0.1")])[0].status_code == 200
     for n in range(MAX_FAILURES):
         assert discover(node, [("duty", f"wrong guess {n}", f"10.6.1.{n}")])[0].status_code == 401
-    assert discover(node, [("duty", PASSWORD, "10.6.0.1")])[0].status_code == 429
+    assert discover(node, [("duty", PASSWORD, "10.6.0.2")])[0].status_code == 429
+    assert discover(node, [("duty", PASSWORD, "10.6.0.1")])[0].status_code == 200
 
 
 def test_a_client_opening_connections_at_once_with_its_right_password_is_not_throttled(
@@ -132,3 +134,17 @@ def test_a_client_opening_connections_at_once_with_its_right_password_is_not_thr
     answers = discover(node, [("chief", PASSWORD, "10.6.0.1")] * (2 * MAX_FAILURES))
     assert [a.status_code for a in answers] == [200] * (2 * MAX_FAILURES)
     assert len(checked) == 1  # checked once; the others took its result
+
+
+def test_failures_from_elsewhere_do_not_keep_a_user_out_of_taxii_at_their_own_address(node: FastAPI) -> None:
+    # Five wrong passwords a quarter of an hour, from any address, held the username and so
+    # kept its TAXII client out for good; its own address is now spared the username's hold.
+    assert discover(node, [("duty", PASSWORD, "10.8.0.1")])[0].status_code == 200
+    for n in range(MAX_FAILURES):
+        assert discover(node, [("duty", f"wrong guess {n}", "10.8.9.9")])[0].status_code == 401
+    (held,) = discover(node, [("duty", "yet another guess", "10.8.9.9")])
+    assert held.status_code == 429, "the guessing address stays held"
+    (fresh,) = discover(node, [("duty", "a guess from elsewhere", "10.8.7.7")])
+    assert fresh.status_code == 429, "the username stays held for an address it never logged in from"
+    (own,) = discover(node, [("duty", "not the password", "10.8.0.1")])
+    assert own.status_code == 401, "its own address is not held: the wrong password is checked"

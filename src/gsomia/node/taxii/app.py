@@ -40,6 +40,10 @@ API_ROOT = "api"
 _REALM = 'Basic realm="gsomia TAXII", Bearer realm="gsomia TAXII"'
 _OBJECT_FILTERS = frozenset({"id", "type", "version", "spec_version"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_AUTHORIZATION = 8192
+"""The longest ``Authorization`` header read: a node user's name and password (at most 1024
+characters) in Basic, or a bearer token, fit in far less. A longer one is answered 401 before
+it is decoded or any password is checked."""
 
 
 class TaxiiError(Exception):
@@ -138,7 +142,7 @@ def _content_is_taxii(request: Request) -> None:
 
 def _principal(service: TaxiiService, request: Request) -> Principal:
     header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
+    scheme, _, value = header.partition(" ") if len(header) <= MAX_AUTHORIZATION else ("", "", "")
     who: Principal | None = None
     if scheme.lower() == "basic":
         try:
