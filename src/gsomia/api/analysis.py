@@ -9,6 +9,9 @@ Every route that takes a query reads it through :func:`bounded_query`: a value t
 something (a party, topic, level, agreement, event, instant or what-if event) is at most
 :data:`NAME_MAX` characters, a list of parties :data:`LIST_MAX`; a longer one is a 422 before
 anything is looked up (an unknown name is compared with every known one for the closest).
+A query over flows (coverage, gaps, unknowns, what-if, matrix) visits at most
+:data:`FLOWS_MAX` ordered pairs × topics; a wider one is a 422 naming the limit before any is
+computed (these routes take no token: one request must not cost seconds of CPU).
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ NAME_MAX = 256
 LIST_MAX = 4096
 """The longest query value that lists parties, comma-separated."""
 _LISTS = frozenset({"parties", "rel_to"})
+FLOWS_MAX = 5_000
+"""The most flows (ordered pairs × topics) one coverage, gaps, unknowns, what-if or matrix
+request visits: every pair among 71 parties for one topic, or among 22 parties for ten topics
+(the bundled scenario has 770 in all); a what-if over that many answers in well under a second."""
 
 
 def bounded_query(request: Request) -> None:
@@ -84,6 +91,23 @@ At = Annotated[str | None, Query(description="ISO 8601 instant with offset, or a
 
 def _whatif(app: App, drop: list[str] | None, add: list[str] | None) -> WhatIf:
     return app.analysis.whatif(WhatIfSpec(add=tuple(add or ()), drop=tuple(drop or ())))
+
+
+def within_flows(
+    app: App, *, pair: str | None = None, parties: list[str] | None = None, topic: str | None = None
+) -> None:
+    """Refuse a query over more than :data:`FLOWS_MAX` flows, before any is computed.
+
+    Raises:
+        InvalidInput: naming the count, the limit and how to narrow the query.
+        UnknownEntity: for an unknown party or topic.
+    """
+    n = app.analysis.flow_count(pair=pair, parties=parties, topic=topic)
+    if n > FLOWS_MAX:
+        raise InvalidInput(
+            f"this query covers {n:,} flows (ordered pairs × topics): at most {FLOWS_MAX:,} in one request; "
+            "narrow it with pair, parties or topic (the command line has no such limit)"
+        )
 
 
 def _period(app: App, start: str | None, end: str | None) -> tuple[datetime, datetime]:
@@ -350,6 +374,7 @@ def coverage(
 ) -> list[dict[str, Any]]:
     """Same as ``gsomia coverage --json``."""
     app = app_of(request)
+    within_flows(app, pair=pair, topic=topic)
     rows = app.analysis.coverage(app.analysis.instant(at), topic=topic, pair=pair, whatif=_whatif(app, drop, add))
     return [views.flow_json(f) for f in rows]
 
@@ -373,6 +398,7 @@ def gaps(
     """Same as ``gsomia gaps --json``."""
     app = app_of(request)
     lo, hi = _period(app, start, end)
+    within_flows(app, pair=pair, topic=topic)
     rows = app.analysis.gaps(lo, hi, topic=topic, pair=pair, whatif=_whatif(app, drop, add))
     z = app.analysis.compiled().record.timezone
     return [views.gap_json(g, z) for g in rows]
@@ -400,6 +426,7 @@ def unknowns(
     app = app_of(request)
     lo, hi = _period(app, start, end)
     chosen = [p.strip().upper() for p in parties.split(",") if p.strip()] if parties else None
+    within_flows(app, pair=pair, parties=chosen, topic=topic)
     rows = app.analysis.unknowns(lo, hi, topic=topic, pair=pair, parties=chosen, whatif=_whatif(app, drop, add))
     z = app.analysis.compiled().record.timezone
     return [views.unknown_json(u, z) for u in rows]
@@ -447,6 +474,7 @@ def whatif(
     w = _whatif(app, drop, add)
     chosen = [p.strip().upper() for p in parties.split(",") if p.strip()] if parties else None
     lo, hi = _period(app, start, end)
+    within_flows(app, parties=chosen, topic=topic)
     c = app.analysis.compare(w, start=lo, end=hi, parties=chosen, topic=topic)
     return views.comparison_json(c, app.analysis.compiled().record)
 

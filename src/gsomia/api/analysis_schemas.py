@@ -411,12 +411,11 @@ class RouteBeforeOut(_Out):
 
     route: RouteKind
     via: str | None
+    delay: str | None = Field(description="A relay's modelled delay (a modelling assumption); null otherwise.")
 
 
 class RouteAfterOut(RouteBeforeOut):
     """A flow's route under the what-if."""
-
-    delay: str | None = Field(description="A relay's modelled delay; null otherwise.")
 
 
 class ChangeOut(_Out):
@@ -466,6 +465,9 @@ class ComparisonOut(_Out):
     reports_changed: list[ChangedReportOut]
     reports_replayed: int = Field(description="How many past report deliveries were replayed.")
     no_longer_apply: list[StaleEventOut]
+    assumptions: list[str] = Field(
+        description="One line for each relay delay the changes show: a modelling assumption, not a sourced figure."
+    )
 
 
 class ImpactScenarioOut(_Out):

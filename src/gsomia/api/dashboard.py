@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from gsomia.api.analysis import BOUNDED, Add, At, Drop
+from gsomia.api.analysis import BOUNDED, Add, At, Drop, within_flows
 from gsomia.api.analysis_schemas import QUERY, LifecycleOut, MatrixOut, NetworkOut, answers
 from gsomia.api.deps import app_of
 from gsomia.bootstrap import App
@@ -139,7 +139,10 @@ def matrix(
     topic = app.analysis.resolve("topic", topic)
     chosen = [rec.party(p.strip().upper()).id for p in parties.split(",") if p.strip()] if parties else []
     when = app.analysis.instant(at)
-    flows = app.analysis.coverage(when, topic=topic, whatif=_whatif(app, drop, add))
+    # only the pairs among the chosen parties are computed (those with a ladder, as every pair is)
+    among = [p for p in dict.fromkeys(chosen) if rec.parties[p].ladder] or None
+    within_flows(app, parties=among, topic=topic)
+    flows = app.analysis.coverage(when, topic=topic, whatif=_whatif(app, drop, add), parties=among)
     if chosen:
         keep = set(chosen)
         flows = [f for f in flows if f.originator in keep and f.recipient in keep]

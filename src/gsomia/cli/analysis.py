@@ -447,7 +447,7 @@ def _print_comparison(c: Comparison, w: WhatIf, rec: Record, *, wide: bool) -> N
     body = []
     for x in c.changes:
         after = x.after + (f" via {x.after_via} +{format_duration(x.after_delay)}*" if x.after == "relay" else "")
-        before = x.before + (f" via {x.before_via}" if x.before_via else "")
+        before = x.before + (f" via {x.before_via} +{format_duration(x.before_delay)}*" if x.before == "relay" else "")
         body.append(
             [x.originator, x.recipient, x.topic, x.kind, before, after, iso(x.start, z) or "", iso(x.end, z) or ""]
         )

@@ -343,8 +343,10 @@ _STEP = 500
 
 
 def pairs_of(parties: Iterable[str]) -> list[tuple[str, str]]:
-    """Every ordered pair of distinct parties."""
-    ps = sorted(parties)
+    """Every ordered pair of distinct parties, each pair once however often a party is named
+    (a list naming two parties n times each would otherwise be 2n² pairs, every flow and gap
+    among them repeated n² times)."""
+    ps = sorted(set(parties))
     return [(a, b) for a in ps for b in ps if a != b]
 
 

@@ -491,7 +491,11 @@ def _decide(net: Network, req: ReleaseRequest) -> Route:
     known_memo = net.known.get(key)
     if known_memo is None:
         known_memo = tuple(rule_known(net.record, req.originator, req.recipient, req.topic, req.level, at))
-        net.known[key] = known_memo
+        if _names_known(net, req):
+            # kept only for names the record knows (so at most parties² × topics × levels): any
+            # other string a request carries is checked again each time, never kept, or every
+            # distinct name asked about would grow the network for as long as the record stands
+            net.known[key] = known_memo
     if known_memo:
         return Route.deny(req, known_memo)
     pair = (req.originator, req.recipient)
@@ -518,6 +522,18 @@ def _decide(net: Network, req: ReleaseRequest) -> Route:
     if not relays and not net.direct.get(pair):
         reasons.append(_no_relay(net, req.originator, req.recipient))
     return Route.deny(req, _unique(reasons))
+
+
+def _names_known(net: Network, req: ReleaseRequest) -> bool:
+    """True if the record knows both parties, the topic (from its catalogue) and the level."""
+    parties = net.record.parties
+    originator = parties.get(req.originator)
+    return (
+        originator is not None
+        and req.recipient in parties
+        and req.topic in net.record.topics
+        and req.level in originator.ladder
+    )
 
 
 def _no_relay(net: Network, originator: str, recipient: str) -> Reason:

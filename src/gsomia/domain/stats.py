@@ -5,11 +5,17 @@ year order. With few points (the Japan–Korea GSOMIA has four years before Augu
 p-value is exact, from every permutation of the observed counts; beyond eight points it uses
 the normal approximation with a tie correction. The result states the smallest p-value the
 sample size allows, so a reader can see when significance is out of reach.
+
+The exact distribution is counted, not enumerated: an ordering with ``k`` strict inversions
+has ``S = M − 2k`` (``M`` the pairs of unequal counts), and how many orderings of the counts
+have ``k`` inversions is the ``k``-th coefficient of the q-multinomial coefficient of the
+tie sizes. A handful of small polynomial products instead of ``n!`` orderings of ``n²``
+comparisons each (eight points were 40,320 orderings, half a second of CPU per agreement,
+per request).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +50,55 @@ def kendall_s(values: Sequence[float]) -> int:
     return sum(_sign(values[j] - values[i]) for i in range(n) for j in range(i + 1, n))
 
 
+def _q_integer(m: int) -> list[int]:
+    """``[m]_q = 1 + q + … + q^(m−1)``, as coefficients."""
+    return [1] * m
+
+
+def _times(a: Sequence[int], b: Sequence[int]) -> list[int]:
+    out = [0] * (len(a) + len(b) - 1)
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            out[i + j] += x * y
+    return out
+
+
+def _exactly_over(a: Sequence[int], b: Sequence[int]) -> list[int]:
+    """``a / b`` for a ``b`` with constant term 1 that divides ``a`` exactly."""
+    out = [0] * (len(a) - len(b) + 1)
+    for k in range(len(out)):
+        out[k] = a[k] - sum(b[j] * out[k - j] for j in range(1, min(k, len(b) - 1) + 1))
+    return out
+
+
+def inversion_counts(ties: Sequence[int]) -> list[int]:
+    """How many distinct orderings of a multiset with these tie sizes have 0, 1, 2, …
+    strict inversions: the coefficients of the q-multinomial coefficient, built as a
+    product of q-binomials (each partial product is a polynomial, so every division is exact)."""
+    poly, placed = [1], 0
+    for size in ties:
+        for i in range(1, size + 1):
+            placed += 1
+            poly = _exactly_over(_times(poly, _q_integer(placed)), _q_integer(i))
+    return poly
+
+
+def _exact_p(values: Sequence[float], s: int) -> tuple[float, float]:
+    """The exact two-sided p-value of ``s`` and the smallest one this sample allows, over
+    every ordering of ``values`` equally likely (each ordering of the counts weighs the same,
+    so distinct orderings of tied counts weigh alike)."""
+    counts: dict[float, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    n = len(values)
+    untied = n * (n - 1) // 2 - sum(t * (t - 1) // 2 for t in counts.values())
+    dist = inversion_counts(sorted(counts.values()))
+    total = sum(dist)
+    p = sum(c for k, c in enumerate(dist) if abs(untied - 2 * k) >= abs(s)) / total
+    min_p = sum(c for k, c in enumerate(dist) if abs(untied - 2 * k) >= untied) / total if untied else 1.0
+    return p, min_p
+
+
 def mann_kendall(values: Sequence[float], alpha: float = 0.05) -> Trend:
     """Two-sided Mann–Kendall test for a monotone trend in ``values`` (in time order)."""
     n = len(values)
@@ -52,11 +107,7 @@ def mann_kendall(values: Sequence[float], alpha: float = 0.05) -> Trend:
     s = kendall_s(values)
     direction = "increasing" if s > 0 else "decreasing" if s < 0 else "none"
     if n <= EXACT_LIMIT:
-        dist = [kendall_s(p) for p in itertools.permutations(values)]
-        total = len(dist)
-        p = sum(1 for v in dist if abs(v) >= abs(s)) / total
-        extreme = max(abs(v) for v in dist)
-        min_p = sum(1 for v in dist if abs(v) >= extreme) / total if extreme else 1.0
+        p, min_p = _exact_p(values, s)
         method = "mann-kendall (exact permutation distribution)"
     else:
         counts: dict[float, int] = {}

@@ -26,6 +26,7 @@ class FlowChange:
     after_via: str | None
     after_delay: timedelta
     after_agreement: str | None = None
+    before_delay: timedelta = timedelta(0)
 
     @property
     def kind(self) -> str:
@@ -39,6 +40,12 @@ class FlowChange:
         return "changed"
 
 
+def _route(seg: FlowSegment) -> tuple[str, str | None, timedelta]:
+    """What an analyst reads of a segment's route: how, through whom, how late (a relay
+    through the same hub under an arrangement with another delay is another route)."""
+    return seg.route, seg.via, seg.delay
+
+
 def _overlay(a: Sequence[FlowSegment], b: Sequence[FlowSegment]) -> list[FlowChange]:
     out: list[FlowChange] = []
     i = j = 0
@@ -46,21 +53,27 @@ def _overlay(a: Sequence[FlowSegment], b: Sequence[FlowSegment]) -> list[FlowCha
         s = max(a[i].start, b[j].start)
         e = min(a[i].end, b[j].end)
         x, y = a[i], b[j]
-        if s < e and (x.route, x.via) != (y.route, y.via):
-            if (
-                out
-                and out[-1].end == s
-                and (out[-1].before, out[-1].before_via, out[-1].after, out[-1].after_via)
-                == (x.route, x.via, y.route, y.via)
-            ):
-                prev = out[-1]
+        if s < e and _route(x) != _route(y):
+            change = FlowChange(
+                x.originator,
+                x.recipient,
+                x.topic,
+                s,
+                e,
+                x.route,
+                x.via,
+                y.route,
+                y.via,
+                y.delay,
+                y.agreement,
+                before_delay=x.delay,
+            )
+            prev = out[-1] if out else None
+            # one change per stretch that reads the same before and after, delays included
+            if prev is not None and prev.end == s and replace(prev, start=s, end=e) == change:
                 out[-1] = replace(prev, end=e)
             else:
-                out.append(
-                    FlowChange(
-                        x.originator, x.recipient, x.topic, s, e, x.route, x.via, y.route, y.via, y.delay, y.agreement
-                    )
-                )
+                out.append(change)
         if a[i].end < b[j].end:
             i += 1
         elif a[i].end > b[j].end:

@@ -7,6 +7,8 @@ durations are ISO 8601 (``PT4H``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from gsomia.domain.agreements import AgreementEvent
@@ -189,7 +191,11 @@ def change_json(c: FlowChange, zone: str) -> dict[str, Any]:
         "start": iso(c.start, zone),
         "end": iso(c.end, zone),
         "kind": c.kind,
-        "before": {"route": c.before, "via": c.before_via},
+        "before": {
+            "route": c.before,
+            "via": c.before_via,
+            "delay": format_duration(c.before_delay) if c.before == "relay" else None,
+        },
         "after": {
             "route": c.after,
             "via": c.after_via,
@@ -230,7 +236,19 @@ def comparison_json(c: Comparison, record: Record) -> dict[str, Any]:
         ],
         "reports_replayed": len(c.reports),
         "no_longer_apply": [{"event": e, "why": why} for e, why in c.no_longer_apply],
+        "assumptions": _delay_assumptions(
+            [(x.before_via, x.before_delay) for x in c.changes if x.before == "relay"]
+            + [(x.after_via, x.after_delay) for x in c.changes if x.after == "relay"]
+        ),
     }
+
+
+def _delay_assumptions(relays: Iterable[tuple[str | None, timedelta]]) -> list[str]:
+    """One line for each relay delay shown (by hub, then delay): a modelling assumption."""
+    return [
+        f"relay delay {format_duration(d)} through {via} is a modelling assumption: no source quantifies it"
+        for via, d in sorted(set(relays), key=lambda r: (r[0] or "", r[1]))
+    ]
 
 
 def report_json(r: ImpactReport) -> dict[str, Any]:
@@ -293,7 +311,7 @@ def traffic_json(t: TrafficReplay, record: Record) -> dict[str, Any]:
     z = record.timezone
     i = t.impact
     sel = t.selection
-    relays = sorted({(g.after_via, g.after_delay) for g in i.groups if g.after == "relay"}, key=str)
+    relays = [(g.after_via, g.after_delay) for g in i.groups if g.after == "relay"]
     return {
         "whatif": whatif_json(t.whatif, record),
         "selection": {
@@ -311,8 +329,5 @@ def traffic_json(t: TrafficReplay, record: Record) -> dict[str, Any]:
         "batches": i.distinct,
         "reports_per_group": t.keep,
         "groups": [traffic_group_json(g, z) for g in i.groups],
-        "assumptions": [
-            f"relay delay {format_duration(d)} through {via} is a modelling assumption: no source quantifies it"
-            for via, d in relays
-        ],
+        "assumptions": _delay_assumptions(relays),
     }

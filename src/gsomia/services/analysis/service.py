@@ -332,6 +332,20 @@ class AnalysisService:
         """How many ordered pairs a pair-level query will visit (for progress bars)."""
         return len(self._pairs(self.compiled().record, pair))
 
+    def flow_count(
+        self, *, pair: str | None = None, parties: Sequence[str] | None = None, topic: str | None = None
+    ) -> int:
+        """How many flows (ordered pairs × topics) a coverage, gaps, unknowns or what-if query
+        over these visits (a what-if adds no party or topic, so the record's count holds).
+
+        Raises:
+            UnknownEntity: for an unknown party or topic.
+            InvalidInput: for a malformed pair, or a scenario without topics and no topic.
+        """
+        rec = self.compiled().record
+        chosen = list(dict.fromkeys(rec.party(p).id for p in parties)) if parties else None
+        return len(self._pairs(rec, pair, chosen)) * len(self._topics(rec, topic))
+
     def coverage(
         self,
         at: datetime,
@@ -340,14 +354,17 @@ class AnalysisService:
         pair: str | None = None,
         whatif: WhatIf | None = None,
         progress: Progress | None = None,
+        parties: Sequence[str] | None = None,
     ) -> list[Flow]:
-        """Coverage of every ordered pair × topic at ``at``.
+        """Coverage of every ordered pair × topic at ``at`` (among ``parties`` when given).
 
         Raises:
             UnknownEntity: for an unknown topic or party.
         """
         c = self.with_whatif(whatif or WhatIf(""))
-        return coverage_at(c.index, at, self._pairs(c.record, pair), self._topics(c.record, topic), progress)
+        chosen = list(dict.fromkeys(c.record.party(p).id for p in parties)) if parties else None
+        pairs = self._pairs(c.record, pair, chosen)
+        return coverage_at(c.index, at, pairs, self._topics(c.record, topic), progress)
 
     def window(self) -> tuple[datetime, datetime]:
         """The scenario's analysis window (default period for gaps and reports).
@@ -400,7 +417,7 @@ class AnalysisService:
         if end <= start:
             raise InvalidInput("--to must be after --from")
         c = self.with_whatif(whatif or WhatIf(""))
-        chosen = [c.record.party(p).id for p in parties] if parties else None
+        chosen = list(dict.fromkeys(c.record.party(p).id for p in parties)) if parties else None
         return unknowns(c.index, start, end, self._pairs(c.record, pair, chosen), self._topics(c.record, topic))
 
     def stats(self, agreement: str | None, at: datetime) -> list[ProvisionStats]:
@@ -440,7 +457,7 @@ class AnalysisService:
         base = self.compiled()
         # as a user types them (aliases, any case); an unknown party is an error, not a pair
         # of strangers between whom nothing changes
-        parties = [base.record.party(p).id for p in parties] if parties else None
+        parties = list(dict.fromkeys(base.record.party(p).id for p in parties)) if parties else None
         alt = self.with_whatif(whatif)
         lo, hi = (start, end) if start and end else self.window()
         pairs = self._pairs(base.record, None, parties)
@@ -483,7 +500,7 @@ class AnalysisService:
             InvalidInput: if the period is empty.
         """
         rec = self.compiled().record
-        chosen = tuple(rec.party(p).id for p in parties) if parties else None
+        chosen = tuple(dict.fromkeys(rec.party(p).id for p in parties)) if parties else None
         # the catalogue's spelling: the replay compares it with the recorded topics exactly
         canonical = self._topics(rec, topic)[0] if topic is not None else None
         if start is not None and end is not None and end <= start:
