@@ -138,6 +138,15 @@ def test_whatif_drop_the_suspension_is_shown_side_by_side_and_shareable(page: Pa
     shot(again, "coverage-whatif-2019-12-01-military-movement")
 
 
+def test_a_whatif_shows_the_recorded_relays_modelled_delay(page: Page, bundled: Server) -> None:
+    # before the Japan-Korea GSOMIA, JPN-KOR went through the USA under TISA: a TISA ending in
+    # 2015 stops that relay, and the recorded side shows its delay, marked as an assumption
+    page.goto(f"{bundled.url}/?view=whatif&parties=JPN,KOR&add=TISA+termination+2015-06-01")
+    missile = page.locator('#whatif-changes tr[data-from="JPN"][data-to="KOR"][data-topic="dprk.missile.launch"]')
+    expect(missile).to_have_attribute("data-kind", "stopped")
+    expect(missile.locator("td.before")).to_have_text("relay via USA (+4 h*)")
+
+
 def test_statistics_as_known_when_korea_decided(page: Page, bundled: Server) -> None:
     page.goto(f"{bundled.url}/?view=stats")
     section = page.locator('.stats-agreement[data-agreement="JPN-KOR-GSOMIA"]')

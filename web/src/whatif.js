@@ -301,7 +301,7 @@ export class WhatIfView {
         h('td', {}, `${x.from} → ${x.to}`),
         h('td', {}, x.topic),
         h('td', {}, `${x.start} – ${x.end}`),
-        h('td', { class: 'before' }, routeCell(x.before.route, x.before.via)),
+        h('td', { class: 'before' }, routeCell(x.before.route, x.before.via, x.before.delay)),
         h('td', { class: 'after' }, routeCell(x.after.route, x.after.via, x.after.delay), ' ', h('span', { class: `tag kind-${x.kind}` }, x.kind)),
       );
     const gapRows = (list, other, tag) =>
