@@ -72,13 +72,19 @@ def test_a_backup_taken_under_load_is_one_commit_verified_and_restores(tmp_path:
     assert proof["old_root"] == made["ledger"]["root"] and proof["new"] > size
     ex.stop()
 
-    # Restore as the README says: the file as gsomia.db, with the KEK and ledger key of the same set.
+    # Restore as the README says: the KEK and ledger key of the same set, then gsomia restore.
     home = tmp_path / "restored"
     home.mkdir()
-    shutil.copyfile(out, home / "gsomia.db")
     for secret in ("exchange.kek", "exchange-ledger.key"):
         shutil.copy2(ex.data_dir / secret, home / secret)
     db = f"sqlite:///{home / 'gsomia.db'}"
+    put = json.loads(gsomia(db, home, "restore", "--from", str(out), "--json").stdout)
+    assert put == {
+        "backup": str(out),
+        "database": str(home / "gsomia.db"),
+        "replaced": False,
+        "ledger": {"size": size, "root": made["ledger"]["root"], "verified": True},
+    }
     kept = tmp_path / "kept" / "checkpoint.txt"
     kept.write_text(made["ledger"]["checkpoint"], encoding="utf-8")
     server = start_server(db, home)
@@ -98,6 +104,9 @@ def test_a_backup_taken_under_load_is_one_commit_verified_and_restores(tmp_path:
         view = restored.call("KOR", "GET", f"/api/v1/deliveries/{delivery}").json()
         assert open_delivery(view, ex.keys["KOR"]).startswith(b'{"track"')
         assert restored.submit("JPN", report_id="after-restore", recipients=["KOR"]).status_code == 201
+        # never under a running server: it would go on writing into the replaced file
+        busy = gsomia(db, home, "restore", "--from", str(out), "--force", code=4)
+        assert "a process is using the database" in busy.stderr
     finally:
         restored.stop()
     gsomia(db, home, "ledger", "verify", "--since", str(kept))
@@ -154,3 +163,20 @@ def test_backup_reads_the_file_sqlite_opens_for_a_uri_or_a_plain_name_starting_w
     copied = run("backup", "--out", str(tmp_path / "p.db"))
     assert copied.returncode == 0, copied.stderr
     assert (tmp_path / "p.db").is_file() and "verified" in copied.stdout
+
+
+def test_backup_refuses_to_be_written_over_the_database_or_its_wal_even_with_force(tmp_path: Path) -> None:
+    live = tmp_path / "g.db"
+    db = f"sqlite:///{live}"
+    gsomia(db, tmp_path, "scenario", "load", "japan-korea-2019")
+    before = live.stat().st_ino
+    for name in ("g.db", "g.db-wal", "g.db-shm", "g.db-journal"):
+        refused = gsomia(db, tmp_path, "backup", "--out", str(tmp_path / name), "--force", code=4)
+        assert f"is the database being backed up ({live}" in refused.stderr, refused.stderr
+    # also through another name for the same file
+    (tmp_path / "alias.db").hardlink_to(live)
+    refused = gsomia(db, tmp_path, "backup", "--out", str(tmp_path / "alias.db"), "--force", code=4)
+    assert "is the database being backed up" in refused.stderr
+    assert live.stat().st_ino == before
+    assert not (tmp_path / "g.db-journal").exists()
+    assert sorted(p.name for p in tmp_path.glob(".gsomia-backup-*")) == []

@@ -5,7 +5,7 @@ stderr, except a validation failure, which lists every problem with its file and
 
 This module holds the application, ``demo`` and ``serve``, and registers the other commands:
 the analysis commands (:mod:`gsomia.cli.analysis`), the impact report
-(:mod:`gsomia.cli.report`), ``backup`` (:mod:`gsomia.cli.backup`), and the ``scenario``, ``ledger``, ``client``, ``keys`` and
+(:mod:`gsomia.cli.report`), ``backup`` and ``restore`` (:mod:`gsomia.cli.backup`), and the ``scenario``, ``ledger``, ``client``, ``keys`` and
 ``principals`` groups.
 """
 
@@ -22,7 +22,7 @@ import typer
 from gsomia import __version__
 from gsomia.bootstrap import App, Settings, build
 from gsomia.cli import analysis, common
-from gsomia.cli.backup import backup_cmd
+from gsomia.cli.backup import backup_cmd, restore_cmd
 from gsomia.cli.exchange import client_cli, keys_cli, principals_cli
 from gsomia.cli.ledger import ledger_cli
 from gsomia.cli.node import node_cli
@@ -188,6 +188,7 @@ cli.command()(analysis.gaps)
 cli.command()(analysis.stats)
 cli.command("whatif")(analysis.whatif_cmd)
 cli.command("backup")(backup_cmd)
+cli.command("restore")(restore_cmd)
 
 
 @cli.command()

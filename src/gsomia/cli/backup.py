@@ -1,4 +1,5 @@
-"""``gsomia backup``: a verified copy of the exchange's SQLite database, made while it runs."""
+"""``gsomia backup``: a verified copy of the exchange's SQLite database, made while it runs;
+``gsomia restore``: a verified backup put back in its place, all or nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from gsomia.bootstrap import system_clock
 from gsomia.cli import common
 from gsomia.cli.options import AsJson
 from gsomia.errors import InvalidInput
-from gsomia.services.ledger.backup import POSTGRES_ADVICE, BackupResult, backup_database
+from gsomia.services.ledger.backup import (
+    POSTGRES_ADVICE,
+    POSTGRES_RESTORE_ADVICE,
+    BackupResult,
+    backup_database,
+    restore_database,
+)
 from gsomia.storage.backup import Progress as CopyProgress
 from gsomia.storage.backup import sqlite_file
 
@@ -43,9 +50,9 @@ def backup_cmd(
     or GSOMIA_KEK), without which no payload can be read, nor the ledger key
     (exchange-ledger.key): copy those two files once, apart (they never change).
 
-    To restore: stop the server, copy the backup into place as gsomia.db, remove any
-    gsomia.db-wal and gsomia.db-shm left beside it, put back exchange.kek and
-    exchange-ledger.key from the same backup set, start the server, run 'gsomia ledger verify'.
+    To restore: stop the server, put back exchange.kek and exchange-ledger.key from the same
+    backup set, run 'gsomia restore --from FILE --force', start the server, run 'gsomia
+    ledger verify'. FILE may not be the database or one of its -wal, -shm or -journal files.
 
     PostgreSQL: this command names the tools to use instead: 'pg_dump -Fc' for a logical
     copy, 'pg_basebackup' with WAL archiving for point-in-time recovery."""
@@ -78,6 +85,45 @@ def backup_cmd(
             common.emit_json(result.as_dict())
         else:
             _render(result)
+
+
+def restore_cmd(
+    from_file: Annotated[Path, typer.Option("--from", help="The backup file (made by 'gsomia backup').")],
+    force: Annotated[bool, typer.Option("--force", help="Replace the database there.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Put a backup back in place of the SQLite database: all or nothing, checked first.
+
+    Stop the server first (a database some process has open is refused). The backup is copied
+    beside the database and checked there: a whole SQLite file, of a schema this release knows,
+    whose ledger re-derives to the checkpoint it keeps, signed by the ledger key in the data
+    directory (put exchange-ledger.key and exchange.kek back first, from the same backup set).
+    Only then is it renamed over the database, whose -wal and -shm files go (SQLite would
+    replay them into the restored file). A failure at any step, or an interruption, leaves the
+    database as it was. Then start the server and run 'gsomia ledger verify --since' with the
+    checkpoint printed at backup time.
+
+    PostgreSQL: this command names the tools to use instead ('pg_restore')."""
+    with common.errors():
+        settings = common.settings()
+        if sqlite_file(settings.database_url()) is None:
+            raise InvalidInput(POSTGRES_RESTORE_ADVICE)
+        result = restore_database(
+            settings.database_url(),
+            from_file,
+            key_file=settings.ledger_key_path(),
+            origin=settings.ledger_origin,
+            clock=system_clock,
+            force=force,
+        )
+        if as_json:
+            common.emit_json(result.as_dict())
+        else:
+            sys.stdout.write(
+                f"restored {result.backup} to {result.database}"
+                f"{' (replacing the database there)' if result.replaced else ''}: ledger of "
+                f"{result.ledger_size:,} entries, root {result.ledger_root}, verified\n"
+            )
 
 
 def _render(result: BackupResult) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,13 +34,18 @@ def read_file(path: Path) -> str:
     """Read a scenario file as UTF-8 text, refusing oversized or binary input.
 
     Raises:
-        InvalidInput: if it cannot be read, is too large, or is not UTF-8.
+        InvalidInput: if it is not a regular file, cannot be read, is too large, or is not UTF-8.
     """
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InvalidInput(f"{path}: {size} bytes is over the {MAX_FILE_BYTES} byte limit for a scenario")
-        return path.read_text(encoding="utf-8")
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise InvalidInput(f"{path}: {what}; give a YAML file")
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # never more, whatever the size said a moment ago
+        if len(data) > MAX_FILE_BYTES:
+            raise InvalidInput(f"{path}: over the {MAX_FILE_BYTES} byte limit for a scenario")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InvalidInput(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
     except OSError as e:

@@ -15,20 +15,29 @@ from pydantic import BaseModel, ConfigDict, Field
 from gsomia.domain.parties import PARTY_ID
 from gsomia.domain.topics import TOPIC
 
+INSTANT_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$"
+DURATION_PATTERN = r"^P(\d+D)?(T(\d+H)?(\d+M)?(\d+S)?)?$"
+
 Instant = Annotated[
     str,
     Field(
         description="ISO 8601 instant with offset (2019-08-23T15:30+09:00) or a date (2019-08-23), "
         "read as 00:00 in the agreement's (else the scenario's) time zone",
-        pattern=r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$",
+        pattern=INSTANT_PATTERN,
     ),
 ]
 Source = Annotated[str, Field(description="confidence tag and source ids, e.g. '[V S1]' or '[M]'")]
 PartyId = Annotated[str, Field(pattern=PARTY_ID.pattern)]
 TopicId = Annotated[str, Field(pattern=TOPIC.pattern)]
-Duration = Annotated[
-    str, Field(pattern=r"^P(\d+D)?(T(\d+H)?(\d+M)?(\d+S)?)?$", description="ISO 8601 duration, e.g. PT4H")
-]
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, description="ISO 8601 duration, e.g. PT4H")]
+
+PATTERN_HINTS = {
+    INSTANT_PATTERN: "{!r} is not an instant: give a date (2019-08-23) or a date and time with its UTC offset "
+    "(2019-08-23T15:30+09:00); a time of day without an offset could be any zone's",
+    DURATION_PATTERN: "{!r} is not a duration: give ISO 8601 days, hours, minutes or seconds (PT4H, P1DT12H)",
+    PARTY_ID.pattern: "{!r} is not a party id: a capital letter, then 1 to 15 capitals, digits, _ or - (JPN)",
+}
+"""What a value that does not match a pattern should look like, in a scenario author's words."""
 
 
 class _Strict(BaseModel):
@@ -71,7 +80,7 @@ class LevelDoc(_Strict):
     """A rung of a national classification ladder; rank 1 is the highest."""
 
     name: str = Field(min_length=1)
-    rank: int = Field(ge=1)
+    rank: int = Field(ge=1, le=99, strict=True)
     english: str = ""
     source: Source = ""
 
@@ -103,15 +112,15 @@ class PartyDoc(_Strict):
 class TermDoc(_Strict):
     """Fixed term from entry into force; ``renewal_years`` null means it simply expires."""
 
-    years: int = Field(ge=1)
-    renewal_years: int | None = Field(default=1, ge=1)
+    years: int = Field(ge=1, le=100, strict=True)
+    renewal_years: int | None = Field(default=1, ge=1, le=100, strict=True)
     source: Source = ""
 
 
 class NoticeDoc(_Strict):
     """Termination notice period."""
 
-    days: int = Field(ge=0)
+    days: int = Field(ge=0, le=36_600, strict=True)
     reckoning: Literal["before_term_end", "after_receipt"] = "before_term_end"
     source: Source = ""
 
@@ -197,7 +206,7 @@ class ProvisionDoc(_Strict):
 
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,80}$")]
     agreement: str
-    count: int = Field(default=1, ge=1)
+    count: int = Field(default=1, ge=1, le=1_000_000, strict=True)
     date: Instant | None = None
     from_: Instant | None = Field(default=None, alias="from")
     to: Instant | None = None

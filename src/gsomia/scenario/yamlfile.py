@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from gsomia.errors import GsomiaError, Problem, ValidationFailed
+from gsomia.scenario.model import PATTERN_HINTS
 
 __all__ = ["Collector", "Path_", "pydantic_problems", "read_yaml"]
 
@@ -33,15 +34,31 @@ class _Loader(_Base):  # type: ignore[misc]
     with their zones, not by YAML."""
 
 
-# YAML 1.1 would read `on`, `no` or `NO` (Norway) as booleans and dates as timestamps;
-# gsomia reads only true/false as booleans (the YAML 1.2 core schema) and parses instants
-# itself, with their zones.
+# YAML 1.1 would read `on`, `no` or `NO` (Norway) as booleans, dates as timestamps, `1:19` as
+# the sexagesimal 79, `010` as the octal 8, and `0x13`, `0b11` or `1_000` as numbers; gsomia
+# reads booleans and numbers as the YAML 1.2 core schema does (true/false; decimal integers
+# without a leading zero; decimal floats with a point or an exponent, .inf and .nan) and parses instants itself, with
+# their zones. Anything else is a string, which a number field refuses with its line.
+_REPLACED = (
+    "tag:yaml.org,2002:timestamp",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+)
 _Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")]
-    for k, v in _Base.yaml_implicit_resolvers.items()
+    k: [(tag, rx) for tag, rx in v if tag not in _REPLACED] for k, v in _Base.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
 )
 
 
@@ -82,6 +99,14 @@ def _to_python(node: yaml.Node, path: Path_, walk: _Walk) -> Any:
             return [_to_python(v, (*path, i), walk) for i, v in enumerate(node.value)]
         out: dict[Any, Any] = {}
         for k, v in node.value:
+            if isinstance(k, yaml.CollectionNode):
+                raise ValidationFailed(
+                    [
+                        Problem(
+                            "a key must be a plain word, not a list or a mapping", _dotted(path), k.start_mark.line + 1
+                        )
+                    ]
+                )
             key = walk.loader.construct_object(k)
             if key in out:
                 raise ValidationFailed([Problem(f"duplicate key {key!r}", _dotted(path), k.start_mark.line + 1)])
@@ -170,4 +195,11 @@ def pydantic_problems(err: ValidationError, col: Collector) -> None:
             msg = f"unknown field {loc[-1]!r}" if loc else "unknown field"
         elif item["type"] == "missing":
             msg = f"missing field {loc[-1]!r}" if loc else "missing field"
+        elif item["type"] == "string_pattern_mismatch" and item.get("ctx", {}).get("pattern") in PATTERN_HINTS:
+            msg = PATTERN_HINTS[item["ctx"]["pattern"]].format(item["input"])
+        elif item["type"] == "int_type" and isinstance(item.get("input"), (str, float)):
+            msg = (
+                f"{item['input']!r} is not a whole number: write decimal digits "
+                "(1:19, 010, 0x13, 1_000 or 19.0 are not read as numbers)"
+            )
         col.add(tuple(loc), msg)

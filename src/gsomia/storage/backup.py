@@ -31,7 +31,18 @@ from sqlalchemy.engine import make_url
 from gsomia.errors import Conflict, InvalidInput, StorageError
 from gsomia.storage.db import normalise_url, sqlite_path
 
-__all__ = ["SqliteCopy", "copy_sqlite", "discard", "publish", "seal", "sqlite_file"]
+__all__ = [
+    "SIDE_FILES",
+    "SqliteCopy",
+    "check_integrity",
+    "copy_sqlite",
+    "discard",
+    "publish",
+    "quiesce",
+    "remove_side_files",
+    "seal",
+    "sqlite_file",
+]
 
 STEP_PAGES = 1024
 """Pages copied per step of the backup (4 MiB at the default page size): the progress bar's grain."""
@@ -39,7 +50,8 @@ STEP_PAGES = 1024
 Progress = Callable[[int, int], None]
 """Called with ``(pages copied, pages in all)`` after each step."""
 
-_SIDE_FILES = ("-wal", "-shm", "-journal")
+SIDE_FILES = ("-wal", "-shm", "-journal")
+"""The files SQLite keeps beside a database file, by the suffix added to its name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +80,9 @@ def sqlite_file(url: str) -> Path | None:
     return path
 
 
-def copy_sqlite(source: Path, folder: Path, *, progress: Progress | None = None) -> SqliteCopy:
-    """Copy the database ``source`` into a new 0600 file in ``folder``, as of one commit.
+def copy_sqlite(source: Path, folder: Path, *, progress: Progress | None = None, read_only: bool = False) -> SqliteCopy:
+    """Copy the database ``source`` into a new 0600 file in ``folder``, as of one commit
+    (``read_only``: open ``source`` read-only, e.g. a backup being restored).
 
     Raises:
         InvalidInput: ``source`` does not exist, or ``folder`` cannot hold the copy.
@@ -85,7 +98,7 @@ def copy_sqlite(source: Path, folder: Path, *, progress: Progress | None = None)
         raise InvalidInput(f"cannot create a file in {folder}: {e.strerror}") from e
     os.close(fd)
     try:
-        return _copy(source, target, progress)
+        return _copy(source, target, progress, "ro" if read_only else "rw")
     except sqlite3.Error as e:
         discard(target)
         raise StorageError(f"copying {source} failed: {e}") from e
@@ -94,10 +107,10 @@ def copy_sqlite(source: Path, folder: Path, *, progress: Progress | None = None)
         raise
 
 
-def _copy(source: Path, target: Path, progress: Progress | None) -> SqliteCopy:
-    # mode=rw: never create the source; SQLite's journal files of the copy take the copy's
-    # mode, 0600 (sqlite.org/tempfiles.html).
-    src = sqlite3.connect(f"file:{quote(str(source))}?mode=rw", uri=True, isolation_level=None)
+def _copy(source: Path, target: Path, progress: Progress | None, mode: str) -> SqliteCopy:
+    # mode=rw (or ro): never create the source; SQLite's journal files of the copy take the
+    # copy's mode, 0600 (sqlite.org/tempfiles.html).
+    src = sqlite3.connect(f"file:{quote(str(source))}?mode={mode}", uri=True, isolation_level=None)
     try:
         src.execute("PRAGMA busy_timeout=30000")
         # Open the snapshot before the first step: backup_step uses the read transaction it
@@ -174,9 +187,72 @@ def publish(path: Path, out: Path, *, force: bool) -> None:
         raise InvalidInput(f"cannot write {out}: {e.strerror}") from e
 
 
+def check_integrity(path: Path) -> None:
+    """Check that the database file at ``path`` is whole (``PRAGMA integrity_check``).
+
+    Raises:
+        InvalidInput: it is not a SQLite database, or SQLite finds it damaged.
+    """
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, isolation_level=None)
+        try:
+            found = [str(row[0]) for row in conn.execute("PRAGMA integrity_check(5)")]
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        raise InvalidInput(f"{path} is not a whole SQLite database: {e}") from e
+    if found != ["ok"]:
+        raise InvalidInput(f"{path} is a damaged SQLite database: {'; '.join(found)}")
+
+
+def quiesce(path: Path) -> None:
+    """Make sure no process uses the database at ``path``, and move what its write-ahead log
+    holds into the file, so the file can be replaced (nothing to do if there is none).
+
+    Raises:
+        InvalidInput: a process has the database open (a server, or a command).
+        StorageError: SQLite failed otherwise.
+    """
+    if not path.exists():
+        return
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, isolation_level=None, timeout=0)
+        try:
+            # Every connection to a WAL database holds a shared lock on its file while it is
+            # open, so the exclusive lock is refused while any other connection is open.
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            conn.execute("BEGIN EXCLUSIVE")
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.OperationalError as e:
+        if "locked" in str(e) or "busy" in str(e):
+            raise InvalidInput(
+                f"a process is using the database {path} (a server, or a command): stop it first; nothing was restored"
+            ) from e
+        raise StorageError(f"cannot take the database {path} to replace it: {e}") from e
+    except sqlite3.Error as e:
+        raise StorageError(f"cannot take the database {path} to replace it: {e}") from e
+
+
+def remove_side_files(path: Path) -> None:
+    """Remove the ``-wal``, ``-shm`` and ``-journal`` files of the database ``path`` (a WAL left
+    beside a file is replayed into whatever file is put there).
+
+    Raises:
+        StorageError: one cannot be removed.
+    """
+    for suffix in SIDE_FILES:
+        try:
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot remove {path.name + suffix}: {e.strerror}") from e
+
+
 def discard(path: Path) -> None:
     """Remove an unfinished copy and SQLite's files beside it (missing ones are fine)."""
-    for name in (path, *(path.with_name(path.name + suffix) for suffix in _SIDE_FILES)):
+    for name in (path, *(path.with_name(path.name + suffix) for suffix in SIDE_FILES)):
         with contextlib.suppress(OSError):
             name.unlink()
 

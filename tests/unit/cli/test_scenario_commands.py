@@ -112,3 +112,10 @@ def test_a_scenario_is_never_replaced_under_events_an_operator_recorded(
     assert contradicts.code == 6 and "contradicts the agreement events an operator recorded" in contradicts.err
     status = gsomia("status", "--json")
     assert status.code == 0, status.err
+
+
+def test_a_folder_or_a_device_given_as_the_scenario_is_named_as_such(gsomia: Gsomia, tmp_path: Path) -> None:
+    folder = gsomia("scenario", "validate", str(tmp_path))
+    assert folder.code == 4 and f"'{tmp_path}' is a folder: give a scenario file" in folder.err
+    device = gsomia("scenario", "validate", "/dev/zero")
+    assert device.code == 4 and "'/dev/zero' is not a regular file" in device.err

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import threading
 from pathlib import Path
 
 import jsonschema
@@ -127,8 +130,15 @@ def test_digest_is_canonical_and_stable() -> None:
         (
             ('at: "2016-11-23"}\n  - {id: jk-eif', 'at: "23/11/2016"}\n  - {id: jk-eif'),
             27,
-            "String should match pattern",
+            "'23/11/2016' is not an instant: give a date (2019-08-23) or a date and time with its UTC offset",
         ),
+        (
+            ('at: "2016-11-23"}\n  - {id: jk-eif', 'at: "2016-11-23T09:00"}\n  - {id: jk-eif'),
+            27,
+            "a time of day without an offset could be any zone's",
+        ),
+        (("    name: jk\n", "    name: jk\n    relay_delay: 4h\n"), 21, "'4h' is not a duration: give ISO 8601"),
+        (("  - id: KOR\n", "  - id: Korea\n"), 13, "'Korea' is not a party id"),
         (("timezone: Asia/Seoul", "timezone: Mars/Olympus"), 3, "unknown time zone"),
         (("{id: jk-signature, agreement: JK", "{id: jk-signature, agreement: NOPE"), 27, "unknown agreement 'NOPE'"),
     ],
@@ -255,3 +265,87 @@ def test_a_tag_citing_an_unlisted_source_is_a_problem_with_its_line() -> None:
     assert parse_scenario(
         MINIMAL.replace("agreement: JK, kind: signature,", "agreement: JK, kind: signature, source: '[R S99]',")
     )
+
+
+@pytest.mark.parametrize("written", ["1:19", "010", "0x13", "0b11", "1_000", "19.0"])
+def test_yaml_1_1_numbers_are_not_read_as_other_numbers(written: str) -> None:
+    # YAML 1.1 reads 1:19 as 79 (sexagesimal) and 010 as 8 (octal): a count must not change
+    text = (
+        MINIMAL
+        + f'provisions:\n  - {{id: p-2017, agreement: JK, count: {written}, from: "2017-01-01", to: "2017-12-31"}}\n'
+    )
+    (found,) = problems_of(text)
+    assert found.line == 30 and found.path == "provisions.0.count"
+    assert "is not a whole number: write decimal digits" in found.message
+    assert read_yaml(f"a: {written}")[0]["a"] in (written, float(written) if written == "19.0" else written)
+
+
+def test_numbers_of_the_yaml_1_2_core_schema_are_read() -> None:
+    data, _ = read_yaml("a: 19\nb: -3\nc: +4\nd: 0\ne: 1.5\nf: 2e3\ng: .inf\n")
+    assert data == {"a": 19, "b": -3, "c": 4, "d": 0, "e": 1.5, "f": 2000.0, "g": float("inf")}
+
+
+@pytest.mark.parametrize(
+    ("edit", "path"),
+    [
+        (
+            (
+                "events:\n",
+                'provisions:\n  - {id: p-1, agreement: JK, count: 99999999999999999999, date: "2017-01-01"}\nevents:\n',
+            ),
+            "provisions.0.count",
+        ),
+        (
+            ("    parties: [JPN, KOR]\n", "    parties: [JPN, KOR]\n    notice: {days: 9999999999}\n"),
+            "agreements.0.notice.days",
+        ),
+        (
+            ("    parties: [JPN, KOR]\n", "    parties: [JPN, KOR]\n    term: {years: 100000}\n"),
+            "agreements.0.term.years",
+        ),
+        (("{name: 秘, rank: 3}", "{name: 秘, rank: 99999999999999999999}"), "parties.0.ladder.1.rank"),
+    ],
+)
+def test_a_huge_number_is_a_problem_with_its_line_not_a_crash(edit: tuple[str, str], path: str) -> None:
+    text = MINIMAL.replace(*edit)
+    assert text != MINIMAL
+    (found,) = problems_of(text)
+    assert found.path == path and found.line is not None and "less than or equal to" in found.message
+
+
+def test_a_list_or_mapping_as_a_key_is_a_problem_not_a_crash() -> None:
+    (found,) = problems_of("scenario:\n  ? [a, b]\n  : 1\n")
+    assert found.line == 2 and "a key must be a plain word" in found.message
+
+
+def test_read_file_refuses_a_folder_a_device_and_a_pipe(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="a folder; give a YAML file"):
+        read_file(tmp_path)
+    # a device is read until it ends: /dev/zero never does (this one is empty, and refused alike)
+    with pytest.raises(InvalidInput, match="not a regular file"):
+        read_file(Path("/dev/null"))
+    # a pipe waits for a writer: one writes here, so the old reading returned its text
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with contextlib.suppress(OSError):  # the reader may be gone before it writes
+            fifo.write_text("scenario: {name: piped}\n", encoding="utf-8")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        with pytest.raises(InvalidInput, match="not a regular file"):
+            read_file(fifo)
+    finally:
+        with contextlib.suppress(OSError), open(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK), "rb") as drain:
+            drain.read()
+        writer.join(10)
+
+
+def test_the_bundled_scenario_says_its_2019_count_after_august_is_uncertain() -> None:
+    # the record's 9 exchanges in 2019 is stated by no source: S37 says 8 by 22 November, S38
+    # implies more; the statistics "as known now" must be read with that assumption beside them
+    rec = parse_scenario(SCENARIO.read_text(encoding="utf-8")).record
+    (said,) = [a for a in rec.assumptions if "after 22 August 2019 are uncertain" in a]
+    assert "9 in 2019" in said and "[R S37]" in said and "[R S38]" in said

@@ -39,6 +39,9 @@ def resolve(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path
+    if path.exists():
+        what = "a folder" if path.is_dir() else "not a regular file"
+        raise InvalidInput(f"{name_or_path!r} is {what}: give a scenario file (YAML) or a bundled name")
     raise InvalidInput(
         f"no scenario {name_or_path!r}: give a file path or a bundled name ({', '.join(bundled) or 'none'})"
     )

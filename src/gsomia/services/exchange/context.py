@@ -161,6 +161,10 @@ EXERCISE_DATABASE = (
     "are never made on a rehearsal's record"
 )
 
+WHATIF_EXERCISE_OFFSET_US = 0
+"""The exercise clock stored by an exercise on a what-if alone, which runs at the system clock:
+it marks the database as an exercise's like any other exercise clock."""
+
 
 class ExchangeContext:
     """What every exchange use case shares: storage, the writer, ledger, keys, clock, record."""
@@ -343,8 +347,10 @@ class ExchangeContext:
         stored = self.versions(s).clock_offset_us
         own = self.clock.offset_us()
         if own is None:
-            if stored is not None:
-                raise StorageError(EXERCISE_DATABASE)
+            self._refuse_exercise(stored)
+            if stored is None and self.clock.exercise:
+                # an exercise on a what-if alone: its decisions are made on a changed record
+                Store.set_clock_offset(s, WHATIF_EXERCISE_OFFSET_US)
             return
         if stored is None:
             Store.set_clock_offset(s, own)
@@ -366,8 +372,7 @@ class ExchangeContext:
         with self.store.reading() as s:
             stored = Store.versions(s).clock_offset_us
         if self.clock.offset_us() is None:
-            if stored is not None:
-                raise StorageError(EXERCISE_DATABASE)
+            self._refuse_exercise(stored)
         elif stored is not None:
             self.clock.adopt(stored)
         return self.clock
@@ -382,12 +387,26 @@ class ExchangeContext:
         """
         with self.store.reading() as s:
             stored = Store.versions(s).clock_offset_us
+        if self.clock.offset_us() is None:
+            self._refuse_exercise(stored)
+            return None
         if stored is None:
             return None
-        if self.clock.offset_us() is None:
-            raise StorageError(EXERCISE_DATABASE)
         self.clock.adopt(stored)
         return self.clock.now()
+
+    def _refuse_exercise(self, stored: int | None) -> None:
+        """For a process without an exercise clock: refuse a database an exercise wrote to
+        (``stored``, its stored clock), unless this process is an exercise on a what-if alone
+        and so was that one.
+
+        Raises:
+            StorageError: such a database.
+        """
+        if stored is None:
+            return
+        if not self.clock.exercise or stored != WHATIF_EXERCISE_OFFSET_US:
+            raise StorageError(EXERCISE_DATABASE)
 
     def instant(self, s: Tx) -> datetime:
         """The instant this transaction decides and stamps at: the exchange clock, never earlier

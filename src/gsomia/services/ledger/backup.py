@@ -18,6 +18,7 @@ PostgreSQL has its own tools, which the operator's database already runs under: 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,13 +31,46 @@ from gsomia.services.ledger.service import LedgerService
 from gsomia.storage import backup as sqlite_backup
 from gsomia.storage.store import Store
 
-__all__ = ["POSTGRES_ADVICE", "BackupResult", "backup_database"]
+__all__ = [
+    "POSTGRES_ADVICE",
+    "POSTGRES_RESTORE_ADVICE",
+    "BackupResult",
+    "RestoreResult",
+    "backup_database",
+    "restore_database",
+]
 
 POSTGRES_ADVICE = (
     "gsomia backup copies SQLite databases; this exchange runs on PostgreSQL: use 'pg_dump -Fc' "
     "for a logical copy, or 'pg_basebackup' with WAL archiving (archive_command) for "
     "point-in-time recovery"
 )
+
+POSTGRES_RESTORE_ADVICE = (
+    "gsomia restore puts back SQLite databases; this exchange runs on PostgreSQL: restore a "
+    "'pg_dump -Fc' copy with 'pg_restore' into an empty database, or recover a 'pg_basebackup' "
+    "with its archived WAL"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreResult:
+    """A backup put back in place: where from, where to, and the ledger it holds (verified)."""
+
+    backup: Path
+    database: Path
+    replaced: bool
+    ledger_size: int
+    ledger_root: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON shape (the contract of ``gsomia restore --json``)."""
+        return {
+            "backup": str(self.backup),
+            "database": str(self.database),
+            "replaced": self.replaced,
+            "ledger": {"size": self.ledger_size, "root": self.ledger_root, "verified": True},
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +146,7 @@ def backup_database(
         raise InvalidInput(POSTGRES_ADVICE)
     if out.is_dir():
         raise InvalidInput(f"{out} is a folder: give the backup's file name")
+    _refuse_live_files(source, out)
     if (out.exists() or out.is_symlink()) and not force:
         raise Conflict(f"{out} exists: give --force to replace it")
     copy = sqlite_backup.copy_sqlite(source, out.parent, progress=progress)
@@ -134,6 +169,33 @@ def backup_database(
         checkpoint=note,
         not_included=not_included,
     )
+
+
+def _refuse_live_files(source: Path, out: Path) -> None:
+    """Refuse a backup named as the database it copies, or as one of SQLite's files beside it.
+
+    Replacing the database file (``--force``) would leave a running server writing into the
+    file it still holds open, never seen again, and SQLite would then apply the live
+    ``-wal`` to the copy; replacing the ``-wal`` or ``-shm`` would throw away commits not
+    yet checkpointed into the database file.
+
+    Raises:
+        InvalidInput: ``out`` is the database or one of its ``-wal``, ``-shm`` or ``-journal`` files.
+    """
+    live = [source, *(source.with_name(source.name + suffix) for suffix in sqlite_backup.SIDE_FILES)]
+    target = out.resolve()
+    for name in live:
+        same = name.resolve() == target
+        if not same and out.exists() and name.exists():
+            try:
+                same = os.path.samefile(name, out)
+            except OSError:
+                same = False
+        if same:
+            raise InvalidInput(
+                f"{out} is the database being backed up ({name}): give the backup another file name, "
+                "outside the database's own files"
+            )
 
 
 def _verify(path: Path, live: LedgerService, *, key_file: Path, clock: Callable[[], datetime]) -> tuple[int, str, str]:
@@ -163,3 +225,74 @@ def _verify(path: Path, live: LedgerService, *, key_file: Path, clock: Callable[
             f"the copy's ledger root at size {size} differs from the live ledger's; no backup was written"
         )
     return size, root, note
+
+
+def restore_database(
+    url: str,
+    backup: Path,
+    *,
+    key_file: Path,
+    origin: str | None,
+    clock: Callable[[], datetime],
+    force: bool = False,
+) -> RestoreResult:
+    """Put the backup file ``backup`` in place as the SQLite database of ``url``: all or nothing.
+
+    The backup is copied beside the database and checked there — a whole SQLite file, of a
+    schema this release knows (an older one is migrated), whose ledger re-derives, entry by
+    entry, to the checkpoint it keeps, signed by ``key_file``'s key — and only then renamed
+    over the database, once no process has the database open and what its write-ahead log held
+    is in the file; the database's ``-wal`` and ``-shm`` go with it (SQLite would replay them
+    into the restored file). A failure at any step leaves the database as it was.
+
+    Raises:
+        InvalidInput: PostgreSQL (the message names its tools), no backup file, a backup that is
+            not a whole SQLite database, the backup named as the database itself, or a process
+            using the database.
+        Conflict: a database is there and ``force`` is false.
+        LedgerInvalid: the backup's ledger does not verify under the key file.
+        StorageError: the backup's schema is newer than this release's, or a database error.
+    """
+    target = sqlite_backup.sqlite_file(url)
+    if target is None:
+        raise InvalidInput(POSTGRES_RESTORE_ADVICE)
+    if not backup.is_file():
+        raise InvalidInput(f"there is no backup file at {backup}")
+    if target.exists() and os.path.samefile(target, backup):
+        raise InvalidInput(f"{backup} is the database itself: give a backup file")
+    replaced = target.exists()
+    if replaced and not force:
+        raise Conflict(f"{target} holds a database: give --force to replace it with {backup}")
+    sqlite_backup.check_integrity(backup)  # a cut or damaged file is named as such, before anything is copied
+    copy = sqlite_backup.copy_sqlite(backup, target.parent, read_only=True)
+    try:
+        size, root = _verify_restored(copy.path, key_file=key_file, origin=origin, clock=clock)
+        sqlite_backup.seal(copy.path)
+        sqlite_backup.quiesce(target)
+        sqlite_backup.publish(copy.path, target, force=True)
+        sqlite_backup.remove_side_files(target)
+    except BaseException:
+        sqlite_backup.discard(copy.path)
+        raise
+    return RestoreResult(backup=backup, database=target, replaced=replaced, ledger_size=size, ledger_root=root)
+
+
+def _verify_restored(
+    path: Path, *, key_file: Path, origin: str | None, clock: Callable[[], datetime]
+) -> tuple[int, str]:
+    """Open the copy (migrating an older schema) and re-derive its ledger; nothing is signed.
+
+    Raises:
+        LedgerInvalid: the ledger does not verify.
+        StorageError: a newer schema, or a database error.
+    """
+    copied = Store(f"sqlite:///{path}")
+    try:
+        ledger = LedgerService(copied, key_file=key_file, origin=origin, clock=clock)
+        report = ledger.verify()
+    finally:
+        copied.close()
+    if not report.ok or report.checkpoint is None:
+        problem = report.problem.message if report.problem is not None else "no checkpoint"
+        raise LedgerInvalid(f"the backup's ledger does not verify ({problem}); nothing was restored")
+    return report.checkpoint.size, b64(report.checkpoint.root_hash)

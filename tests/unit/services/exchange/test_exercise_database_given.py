@@ -15,7 +15,7 @@ from gsomia.bootstrap import build
 from gsomia.domain.instants import parse_instant
 from gsomia.errors import StorageError
 from gsomia.services.exchange.audit import audit_rows
-from tests.harness import Harness, TestClock, start
+from tests.harness import Harness, TestClock, start, start_terminated
 
 LIVE = "2026-12-06T10:00Z"
 REHEARSED = "2019-11-22T20:00+09:00"
@@ -118,3 +118,26 @@ def test_a_live_process_on_a_database_an_exercise_took_since_shows_nothing_live(
     finally:
         exercise.close()
         live.close()
+
+
+def test_a_database_a_what_if_exercise_wrote_to_is_refused_outside_exercise_mode(tmp_path: Path, db_url: str) -> None:
+    # an exercise with a what-if and no exercise clock decides on a changed record: its
+    # deliveries must never be served, or added to, as the live exchange's
+    h = start_terminated(tmp_path, at=LIVE, db=db_url)
+    assert h.submit("JPN", recipients=["KOR"], id="R-whatif").created
+    h.close()
+    normal = _reopened(h, parse_instant(LIVE, "UTC") + timedelta(seconds=5), exercise_whatif=None)
+    try:
+        with pytest.raises(StorageError, match="holds an exercise"):
+            normal.app.exchange.context.check_database()
+        with pytest.raises(StorageError, match="holds an exercise"):
+            normal.submit("JPN", recipients=["KOR"], id="R-live")
+    finally:
+        normal.close()
+    # the same exercise, started again, goes on
+    again = _reopened(h, parse_instant(LIVE, "UTC") + timedelta(seconds=9))
+    try:
+        assert again.app.exchange.context.check_database() is None
+        assert again.submit("JPN", recipients=["KOR"], id="R-whatif-2").created
+    finally:
+        again.close()
