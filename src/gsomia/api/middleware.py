@@ -370,6 +370,7 @@ body: time for :class:`BodyLimit` to answer 408 itself first."""
 
 MAX_HEADER_BYTES = 64 * 1024
 """The most a request's line and headers may take together (nginx's default buffers hold 32 KiB)."""
+_SLICE = 8 * 1024
 _TOO_LARGE_TEXT = f"request headers are larger than {MAX_HEADER_BYTES // 1024} KiB\n".encode()
 _TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
@@ -390,10 +391,10 @@ class _GuardedHttpTools(HttpToolsProtocol):
     route reads), else the connection is closed. Responses are never timed: an event stream
     stays open as long as its client listens.
 
-    A request's line and headers together are at most :data:`MAX_HEADER_BYTES`: httptools
-    takes any size (a 40 MB header was read whole and handed on), so the bytes received while
-    they are incomplete are counted, and past the limit the answer is 431 and the connection
-    closed.
+    A request's line and headers together are at most :data:`MAX_HEADER_BYTES`, and so are the
+    trailers of a chunked body: httptools takes any size (a 40 MB header was read whole and
+    handed on; trailers are added to the request's headers), so the bytes received while they
+    are incomplete are counted, and past the limit the answer is 431 and the connection closed.
     """
 
     header_timeout: float = 10.0
@@ -402,23 +403,39 @@ class _GuardedHttpTools(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
-        self._in_head = True  # the headers of a request are awaited or under way
-        self._head_bytes = 0
-        self._completed = 0  # requests received whole on this connection
+        self._head_bytes = 0  # bytes of the fields under way: a request's line and headers, or its trailers
+        self._marks = 0  # ends of a request's headers, of a chunk, of a request: each starts a new count
+        self._body_bytes = 0  # of the slice being parsed
 
     def data_received(self, data: bytes) -> None:
-        before = (self._in_head, self._completed)
+        # Parsed in slices of at most _SLICE bytes: a slice in which the headers end (or a
+        # request ends and the next one begins) is not counted, so the count falls short by
+        # at most one slice, not by a whole read (up to 256 KiB).
+        for start in range(0, len(data), _SLICE):
+            if self.transport.is_closing():
+                return
+            if self.transport.get_protocol() is not self:  # upgraded: uvicorn drops the rest of a read
+                return
+            self._parse(data[start : start + _SLICE])
+
+    def _parse(self, data: bytes) -> None:
+        """Parse one slice, counting its bytes that are neither body nor after a mark: a
+        request's line and headers, a chunk's size line, the trailers after the last chunk
+        (each a header field httptools keeps whole in memory)."""
+        marks, self._body_bytes = self._marks, 0
         super().data_received(data)
-        # only bytes that went wholly to unfinished headers count (a chunk that ended a request
-        # and began the next one's headers is not counted: at most one chunk too few)
-        if before != (True, self._completed) or not self._in_head or self.transport.is_closing():
+        if marks != self._marks or self.transport.is_closing():
             return
-        self._head_bytes += len(data)
+        self._head_bytes += len(data) - self._body_bytes
         if self._head_bytes > MAX_HEADER_BYTES:
             self.logger.info("closing a connection whose request headers are over %d bytes", MAX_HEADER_BYTES)
             if self.cycle is None or self.cycle.response_complete:  # no answer of an earlier request under way
                 self.transport.write(_TOO_LARGE)
             self.transport.close()
+
+    def _mark(self) -> None:
+        self._marks += 1
+        self._head_bytes = 0
 
     def _arm(self, seconds: float) -> None:
         self._disarm()
@@ -450,14 +467,20 @@ class _GuardedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        self._in_head = False
+        self._mark()
         self._arm(self.body_timeout + BODY_GRACE_SECONDS)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._in_head, self._head_bytes = True, 0
-        self._completed += 1
+        self._mark()
         self._disarm()
+
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        self._body_bytes += len(body)
+
+    def on_chunk_complete(self) -> None:  # httptools calls it when the protocol has it
+        self._mark()
 
 
 def guarded_http_protocol(*, header_timeout: float, body_timeout: float) -> type[asyncio.Protocol]:

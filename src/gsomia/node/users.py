@@ -324,15 +324,20 @@ class UserService:
     def _succeeded(
         self, c: Connection, row: RowMapping, attempt: list[int], *, client: str, at: datetime, new_hash: str | None
     ) -> None:
-        """A right password: the username's failures are forgiven, the attempt gives its places
-        back, the address is remembered as the user's, and a hash made with older parameters
-        (or of a password as typed, not normalised) is made again."""
+        """A right password: the username's failures made from this address are forgiven (not
+        those from elsewhere: a login from a known address, which their throttle does not hold,
+        must not give whoever made them their places back), the attempt gives its places back,
+        the address is remembered as the user's, and a hash made with older parameters (or of
+        a password as typed, not normalised) is made again."""
         username = str(row["username"])
-        c.execute(delete(login_failures).where(login_failures.c.subject == _subjects(username, "")[0]))
+        user, addr = _subjects(username, client)
+        # each attempt's failures are recorded as a pair, the username's id just before the address's
+        from_here = select(login_failures.c.id - 1).where(login_failures.c.subject == addr)
+        c.execute(delete(login_failures).where(login_failures.c.subject == user, login_failures.c.id.in_(from_here)))
         c.execute(delete(login_failures).where(login_failures.c.id.in_(attempt)))
-        known = (login_known.c.username == username) & (login_known.c.client == client[:64])
+        known = (login_known.c.username == username) & (login_known.c.client == _known_as(client))
         c.execute(delete(login_known).where(known))
-        c.execute(insert(login_known).values(username=username, client=client[:64], at=at.isoformat()))
+        c.execute(insert(login_known).values(username=username, client=_known_as(client), at=at.isoformat()))
         if new_hash is not None:
             c.execute(update(users).where(users.c.username == username).values(password_hash=new_hash))
 
@@ -349,7 +354,7 @@ class UserService:
             if wait:
                 return wait, []
             ids: list[int] = []
-            for subject in _subjects(username, client):
+            for subject in _subjects(username, client):  # in this order: see _succeeded
                 key = c.execute(insert(login_failures).values(subject=subject, at=at.isoformat())).inserted_primary_key
                 if key is not None:
                     ids.append(int(key[0]))
@@ -431,11 +436,17 @@ def _holding(c: Connection, username: str, client: str, at: datetime) -> list[st
     known = c.execute(
         select(login_known.c.at).where(
             login_known.c.username == username[:64],
-            login_known.c.client == client[:64],
+            login_known.c.client == _known_as(client),
             login_known.c.at >= (at - KNOWN).isoformat(),
         )
     ).first()
     return [addr] if known is not None else [user, addr]
+
+
+def _known_as(client: str) -> str:
+    """An address as ``login_known`` keeps it (at most 64 characters): a longer one by its
+    SHA-256, not its first 64 characters, which another address could share."""
+    return client if len(client) <= 64 else hashlib.sha256(client.encode("utf-8", "replace")).hexdigest()
 
 
 def _normal(password: str) -> str:

@@ -58,7 +58,7 @@ def test_failures_from_another_address_do_not_keep_a_user_out_of_their_own(peopl
     # five every quarter of an hour kept an officer out for good.
     people.login("chief", PASSWORD, client="10.0.0.5", now=T0)
     for round_ in range(4):
-        at = T0 + round_ * WINDOW + timedelta(minutes=1)
+        at = T0 + round_ * (WINDOW + timedelta(minutes=1)) + timedelta(minutes=1)
         guess(people, f"10.9.{round_}.9", at)
         with pytest.raises(LoginThrottled):  # the guessing address is held
             people.login("chief", PASSWORD, client=f"10.9.{round_}.9", now=at)
@@ -270,3 +270,36 @@ def test_a_huge_taxii_authorization_header_is_refused_before_any_work(
     finally:
         service.close()
     assert len(checks) == 1 and checks[0] == len(PASSWORD)
+
+
+def test_a_login_from_a_known_address_does_not_give_guessers_elsewhere_their_places_back(
+    people: UserService,
+) -> None:
+    # The known address is not held by the username's failures; its logins forgave all of them,
+    # so each routine login gave a guesser (one wrong password from each of many addresses)
+    # five more guesses, however held the username was.
+    people.login("chief", PASSWORD, client="10.0.0.5", now=T0)
+    at = T0 + timedelta(minutes=1)
+    for i in range(MAX_FAILURES):
+        guess(people, f"10.9.0.{i}", at, n=1)
+    people.login("chief", PASSWORD, client="10.0.0.5", now=at + timedelta(seconds=1))
+    with pytest.raises(LoginThrottled):
+        people.login("chief", "wrong password again", client="10.9.1.1", now=at + timedelta(seconds=2))
+
+
+def test_a_login_still_forgives_the_users_own_failures_from_that_address(people: UserService) -> None:
+    guess(people, "10.0.0.5", T0, n=MAX_FAILURES - 1)  # typos, from an address not yet known
+    people.login("chief", PASSWORD, client="10.0.0.5", now=T0 + timedelta(seconds=1))
+    guess(people, "10.9.0.9", T0 + timedelta(seconds=2), n=MAX_FAILURES - 1)
+    people.login("chief", PASSWORD, client="10.7.7.7", now=T0 + timedelta(seconds=3))  # a new address
+
+
+def test_an_address_longer_than_64_characters_is_known_only_as_itself(people: UserService) -> None:
+    # as the proxy or the socket names it: the first 64 characters were kept, so another
+    # address sharing them was spared the username's throttle too
+    known = "unix:/run/gsomia/" + "n" * 60
+    people.login("chief", PASSWORD, client=known, now=T0)
+    guess(people, "10.9.0.9", T0 + timedelta(minutes=1))
+    with pytest.raises(LoginThrottled):
+        people.login("chief", PASSWORD, client=known[:64] + "-other", now=T0 + timedelta(minutes=2))
+    people.login("chief", PASSWORD, client=known, now=T0 + timedelta(minutes=2))
