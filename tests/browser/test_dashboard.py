@@ -6,9 +6,9 @@ import re
 from datetime import date
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
-from tests.browser.conftest import shot
+from tests.browser.conftest import Guard, expect_refused, shot
 from tests.integration.conftest import Server
 
 pytestmark = pytest.mark.browser
@@ -196,6 +196,23 @@ def test_timeline_and_coverage_views(page: Page, bundled: Server) -> None:
         "data-start", "2014-01-01T00:00+09:00"
     )
     shot(page, "coverage-2019-11-22T1900")
+
+
+def test_a_refused_coverage_query_leaves_no_matrix_of_another_instant(
+    page: Page, context: tuple[BrowserContext, Guard], bundled: Server
+) -> None:
+    _, guard = context
+    page.goto(f"{bundled.url}/?view=coverage&at=2019-11-22T19:00%2B09:00")
+    expect(page.locator('#matrix td[data-from="JPN"][data-to="KOR"]')).to_have_attribute("data-route", "direct")
+    # an instant the exchange refuses (before 1900): the matrix of 2019 must not stay under it
+    page.fill("#at-input", "1850-01-01")
+    page.press("#at-input", "Enter")
+    expect(page.locator("#problem")).to_be_visible()
+    expect(page.locator("#matrix-problem")).to_contain_text("This coverage cannot be shown")
+    expect(page.locator("#matrix")).to_have_count(0)
+    expect(page.locator("#gaps-table")).to_have_count(0)
+    expect_refused(guard, "/api/v1/matrix?at=1850-01-01", 422)
+    expect_refused(guard, "/api/v1/network?at=1850-01-01", 422)
 
 
 def test_api_reference_works_from_local_files(page: Page, bundled: Server) -> None:

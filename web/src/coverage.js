@@ -34,7 +34,13 @@ export class CoverageView {
     try {
       [m, gaps, unknowns] = await Promise.all([get('/api/v1/matrix', params, { signal: this.abort.signal }), ctx.gaps(), ctx.unknowns()]);
     } catch (err) {
-      if (!aborted(err)) ctx.report(err);
+      if (!aborted(err)) {
+        ctx.report(err);
+        // what was shown is of another focus, instant or topic: it must not stay as if it answered this one
+        fill($('#matrix-wrap'), h('p', { class: 'warning', id: 'matrix-problem' }, `This coverage cannot be shown: ${err.message}`));
+        fill($('#matrix-notes'), null);
+        fill($('#gaps-wrap'), null);
+      }
       return;
     }
     const cell = new Map(m.flows.map((f) => [`${f.from}>${f.to}`, f]));
