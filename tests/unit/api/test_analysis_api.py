@@ -175,6 +175,15 @@ def test_a_party_named_again_or_by_an_alias_counts_once(api: httpx.Client, path:
         )
 
 
+def test_an_event_dropped_again_is_dropped_once(api: httpx.Client) -> None:
+    # a repeated drop= was kept and echoed back once per repetition (the answer grew with it)
+    once = api.get("/api/v1/whatif", params=NO_SUSPENSION)
+    again = api.get("/api/v1/whatif", params={**NO_SUSPENSION, "drop": [NO_SUSPENSION["drop"]] * 50})
+    assert once.status_code == again.status_code == 200
+    assert again.json() == once.json()
+    assert len(again.content) == len(once.content)
+
+
 def test_pairs_of_a_list_naming_parties_twice_are_each_pair_once() -> None:
     assert pairs_of(["KOR", "JPN", "KOR", "JPN"]) == [("JPN", "KOR"), ("KOR", "JPN")]
 

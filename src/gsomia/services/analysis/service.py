@@ -245,7 +245,8 @@ class AnalysisService:
         for i, text in enumerate(spec.add, start=1):
             added.append(parse_event_spec(text, record, len(base.add) + i))
         name = spec.name or base.name or ("what-if" if (added or spec.drop or base.drop) else "")
-        return WhatIf(name, tuple(added), tuple(base.drop) + tuple(spec.drop))
+        # an event dropped twice (a file and the command line, or a repeated parameter) is dropped once
+        return WhatIf(name, tuple(added), tuple(dict.fromkeys(tuple(base.drop) + tuple(spec.drop))))
 
     def with_whatif(self, whatif: WhatIf) -> Compiled:
         """The record with ``whatif`` applied, compiled.
