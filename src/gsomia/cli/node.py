@@ -486,6 +486,7 @@ def audit_cmd(
     with common.errors():
         service = _open(directory)
         try:
+            service.users.settle()  # the summary of every window of throttled logins that has ended
             rows = service.audit.verify() if verify else None
             page = service.audit.page(limit=limit)
         finally:
@@ -510,31 +511,49 @@ node_cli.add_typer(taxii_cli, name="taxii-tokens")
 def taxii_token_add(
     username: Annotated[str, typer.Argument(help="The node user the token acts as (its role applies).")],
     name: Annotated[str, typer.Option("--name", help="What the token is for, e.g. opencti.")] = "",
+    expires_in: Annotated[
+        int,
+        typer.Option(
+            "--expires-in",
+            metavar="DAYS",
+            min=1,
+            max=3650,
+            help="Days until the token is refused (401, as a revoked one); issue a new one before then.",
+        ),
+    ] = 365,
     directory: Dir = DEFAULT_DIR,
 ) -> None:
-    """Issue a bearer token for a TAXII client; printed once (only its SHA-256 is kept)."""
+    """Issue a bearer token for a TAXII client; printed once (only its SHA-256 is kept), its
+    expiry on standard error."""
     from datetime import UTC, datetime  # noqa: PLC0415
 
     from gsomia.node.taxii.service import issue_token  # noqa: PLC0415
-    from gsomia.node.taxii.store import TaxiiStore  # noqa: PLC0415
+    from gsomia.node.taxii.store import TaxiiStore, from_us, to_us  # noqa: PLC0415
 
     with common.errors():
         service = _open(directory)
         try:
             if not service.users.get(username)["active"]:
                 raise InvalidInput(f"user {username!r} is revoked: a token of theirs would authenticate nobody")
-            token = issue_token(
-                TaxiiStore(service.store), username=username, name=name or username, now=datetime.now(UTC)
+            token, expires = issue_token(
+                TaxiiStore(service.store),
+                username=username,
+                name=name or username,
+                now=datetime.now(UTC),
+                days=expires_in,
             )
-            service.audit.record(ADMIN, "taxii_token_add", username, {"name": name or username})
+            until = from_us(to_us(expires))
+            service.audit.record(ADMIN, "taxii_token_add", username, {"name": name or username, "expires": until})
         finally:
             service.close()
         common.out.print(token, markup=False)
+        common.err.print(f"expires {until}", markup=False)
 
 
 @taxii_cli.command("list")
 def taxii_token_list(directory: Dir = DEFAULT_DIR, as_json: AsJson = False) -> None:
-    """Every TAXII token: its id, user, name, when issued and revoked (never the token)."""
+    """Every TAXII token: its id, user, name, when issued, revoked and when it expires (never the
+    token)."""
     from gsomia.node.taxii.store import TaxiiStore  # noqa: PLC0415
 
     with common.errors():
@@ -551,14 +570,20 @@ def taxii_token_list(directory: Dir = DEFAULT_DIR, as_json: AsJson = False) -> N
             common.emit_json({"tokens": rows})
             return
         for r in rows:
-            state = (
-                f"revoked {r['revoked']}"
-                if r["revoked"]
-                else f"dead: user revoked {r['user_revoked']}"
-                if r["user_revoked"]
-                else "live"
+            common.out.print(
+                f"{r['id']}  {r['user']:12} {r['name']:20} {r['created']}  {_token_state(r)}", markup=False
             )
-            common.out.print(f"{r['id']}  {r['user']:12} {r['name']:20} {r['created']}  {state}", markup=False)
+
+
+def _token_state(r: dict[str, Any]) -> str:
+    """What ``taxii-tokens list`` says of a token: revoked, dead, expired or live, and until when."""
+    if r["revoked"]:
+        return f"revoked {r['revoked']}"
+    if r["user_revoked"]:
+        return f"dead: user revoked {r['user_revoked']}"
+    if r["expired"]:
+        return f"expired {r['expires']}"
+    return f"live, expires {r['expires']}" if r["expires"] else "live, never expires (issued before tokens expired)"
 
 
 @taxii_cli.command("revoke")

@@ -479,8 +479,12 @@ def audit(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,  # a stored id is a 64-bit integer
 ) -> dict[str, Any]:
-    """The node's audit log, newest first (admin)."""
-    return service_of(request).audit.page(limit=limit, before=before)
+    """The node's audit log, newest first (admin): with the summary of every window of
+    throttled logins that has ended."""
+    service = service_of(request)
+    if before is None:
+        service.users.settle()
+    return service.audit.page(limit=limit, before=before)
 
 
 @api.get("/events")

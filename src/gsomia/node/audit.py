@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,11 +20,39 @@ from gsomia.errors import InvalidInput, LedgerInvalid
 from gsomia.ledger.entries import entry_bytes
 from gsomia.node.store import NodeStore, audit_log, iso_now
 
-__all__ = ["GENESIS", "SYSTEM", "AuditLog"]
+__all__ = ["GENESIS", "SYSTEM", "AuditLog", "shown"]
 
 GENESIS = "0" * 64
 SYSTEM = "node"  # the audit log's name for what the node does by itself
 MAX_PAGE = 500
+
+
+def shown(text: str, limit: int = 64) -> str:
+    """Text a client chose (a username tried at login, an address), as the audit log keeps it:
+    a backslash and every control, format, separator-of-lines or unassigned character escaped
+    (``\\x1b``, ``\\u202e``), so that it can neither break a line of ``gsomia node audit``
+    nor pass for another entry, and at most ``limit`` characters, a cut one ending in ``…``
+    (never inside an escape)."""
+    pieces = [_escaped(ch) for ch in text[: limit + 1]]  # one more than fits shows it is cut
+    if sum(map(len, pieces)) <= limit:
+        return "".join(pieces)
+    out: list[str] = []
+    size = 0
+    for piece in pieces:
+        if size + len(piece) > limit - 1:
+            break
+        out.append(piece)
+        size += len(piece)
+    return "".join(out) + "…"
+
+
+def _escaped(ch: str) -> str:
+    if ch == "\\":
+        return "\\\\"
+    if ch != " " and unicodedata.category(ch)[0] in "CZ":
+        code = ord(ch)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    return ch
 
 
 def _link(previous: str, row: Mapping[str, Any] | RowMapping) -> str:

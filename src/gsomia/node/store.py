@@ -132,6 +132,18 @@ login_known = Table(  # where each user last logged in from: the throttle on the
     Column("at", String(40), nullable=False),
 )
 
+login_refusals = Table(  # throttled refusals in the current window of what held them, summarised in the audit log
+    "login_refusals",
+    metadata,
+    Column("subject", String(200), primary_key=True),  # what held them: "user:NAME" or "addr:IP"
+    Column("first_at", String(40), nullable=False),
+    Column("last_at", String(40), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column(
+        "tried", Text, nullable=False
+    ),  # JSON: the usernames (held address) or addresses (held user) refused, at most 10
+)
+
 deliveries = Table(
     "deliveries",
     metadata,

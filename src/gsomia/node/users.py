@@ -15,6 +15,13 @@
   the oldest failure leaves the window. The username's throttle spares the addresses the
   user logged in from within :data:`KNOWN` (each still held by its own failures): otherwise
   anyone could keep an officer out for good with five wrong passwords a quarter of an hour.
+- Failed logins are written to the audit log (``login_failed``: the username tried, escaped and
+  cut to 64 characters, the address, console or TAXII, and why), never the password. Only an
+  attempt the throttle admitted is written, so at most :data:`MAX_FAILURES` a window per
+  username and per address; the attempts the throttle refuses are summarised, per address (or
+  per username, when only the username holds them) and window: the first is written at once
+  (``login_throttled``), and the number of all of them when the window has ended
+  (``login_throttled_summary``).
 - Passwords are compared in Unicode normalisation form NFKC (NIST SP 800-63B §5.1.1.2): the
   same password typed as composed or decomposed characters is the same password.
 """
@@ -22,6 +29,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 import threading
@@ -36,7 +44,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, RowMapping, delete, func, insert, select, update
 
 from gsomia.errors import Conflict, GsomiaError, InvalidInput, NotAuthenticated, NotPermitted, UnknownEntity
-from gsomia.node.store import NodeStore, iso_now, login_failures, login_known, sessions, users
+from gsomia.node.audit import SYSTEM, AuditLog, shown
+from gsomia.node.store import NodeStore, iso_now, login_failures, login_known, login_refusals, sessions, users
 
 __all__ = [
     "HASHING_AT_ONCE",
@@ -60,6 +69,7 @@ KNOWN = timedelta(days=30)
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # characters, as the console's login form takes
 HASHING_AT_ONCE = 4
+TRIED = 10  # usernames (or addresses) a summary of throttled refusals names, at most
 _USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 
 
@@ -124,6 +134,7 @@ class UserService:
 
     def __init__(self, store: NodeStore, *, hasher: PasswordHasher | None = None) -> None:
         self.store = store
+        self.audit = AuditLog(store)
         self._hasher = hasher or PasswordHasher()
         # Each Argon2 computation holds its memory (64 MiB) while it runs: at most
         # HASHING_AT_ONCE at a time, or logins sent at once from many addresses would take
@@ -240,7 +251,7 @@ class UserService:
             NotAuthenticated: a wrong password, an unknown or a revoked user (one answer for all).
         """
         at = now or datetime.now(UTC)
-        row, attempt, new_hash = self._authenticate(username, password, client, at)
+        row, attempt, new_hash = self._authenticate(username, password, client, at, via="console")
         token = secrets.token_urlsafe(32)
         session = Session(
             username=username,
@@ -271,7 +282,7 @@ class UserService:
             NotAuthenticated: a wrong password, an unknown or a revoked user (one answer for all).
         """
         at = now or datetime.now(UTC)
-        row, attempt, new_hash = self._authenticate(username, password, client, at)
+        row, attempt, new_hash = self._authenticate(username, password, client, at, via="taxii")
         with self.store.write() as c:
             self._succeeded(c, row, attempt, client=client, at=at, new_hash=new_hash)
         return Role.parse(str(row["role"]))
@@ -279,13 +290,91 @@ class UserService:
     def held(self, username: str, *, client: str, now: datetime | None = None) -> int:
         """How long logins for this username or from this address must wait (0: not throttled),
         reserving nothing: for a password already checked (TAXII remembers one for a while),
-        which must not get past a throttle that holds every other attempt."""
+        which must not get past a throttle that holds every other attempt. A refusal is counted
+        as the throttle's refusals are (see :meth:`_refused`)."""
         at = now or datetime.now(UTC)
         with self.store.read() as c:
-            return _wait(c, _holding(c, username, client, at), at)
+            wait = _wait(c, _holding(c, username, client, at), at)
+        if wait:
+            with self.store.write() as c:
+                waits = _waits(c, _holding(c, username, client, at), at)
+                if any(waits.values()):
+                    self._refused(c, username, client, waits, at, via="taxii")
+        return wait
+
+    def settle(self, *, now: datetime | None = None) -> None:
+        """Write the summary of every window of throttled refusals that has ended (the audit
+        log's readers call this first, so that it is complete up to the last quarter of an hour)."""
+        at = now or datetime.now(UTC)
+        ended = login_refusals.c.first_at < (at - WINDOW).isoformat()
+        with self.store.read() as c:
+            if c.execute(select(login_refusals.c.subject).where(ended).limit(1)).first() is None:
+                return
+        with self.store.write() as c:
+            self._settle(c, at)
+
+    def _settle(self, c: Connection, at: datetime) -> None:
+        """Summarise and forget the throttled refusals of every window that has ended."""
+        ended = login_refusals.c.first_at < (at - WINDOW).isoformat()
+        for row in c.execute(select(login_refusals).where(ended).order_by(login_refusals.c.first_at)).mappings().all():
+            self._summarise(c, row)
+        c.execute(delete(login_refusals).where(ended))
+
+    def _summarise(self, c: Connection, row: RowMapping) -> None:
+        """One audit row for a window of throttled refusals: how many, when, and the usernames
+        (or addresses) refused. A window of one refusal has its own row already."""
+        if int(row["count"]) <= 1:
+            return
+        kind, _, value = str(row["subject"]).partition(":")
+        held = "address" if kind == "addr" else "username"
+        detail = {
+            "held": held,
+            "refused": int(row["count"]),
+            "first": row["first_at"],
+            "last": row["last_at"],
+            ("usernames" if held == "address" else "addresses"): json.loads(str(row["tried"])),
+        }
+        self.audit.record(SYSTEM, "login_throttled_summary", shown(value), detail, c)
+
+    def _refused(
+        self, c: Connection, username: str, client: str, waits: dict[str, int], at: datetime, *, via: str
+    ) -> None:
+        """Count a refusal of the throttle against what held it: the address when it does (one
+        count for every username tried from it), else the username. The first refusal of a
+        window is written to the audit log at once, the others counted for its summary: an
+        attacker refused a million times a quarter of an hour adds two rows, not a million."""
+        held = [subject for subject, wait in waits.items() if wait]
+        subject = held[-1]  # _holding puts the address last
+        other = shown(username) if subject.startswith("addr:") else shown(client)
+        row = c.execute(select(login_refusals).where(login_refusals.c.subject == subject)).mappings().first()
+        if row is not None and str(row["first_at"]) >= (at - WINDOW).isoformat():
+            tried = json.loads(str(row["tried"]))
+            if other not in tried and len(tried) < TRIED:
+                tried.append(other)
+            c.execute(
+                update(login_refusals)
+                .where(login_refusals.c.subject == subject)
+                .values(count=int(row["count"]) + 1, last_at=at.isoformat(), tried=json.dumps(tried))
+            )
+            return
+        if row is not None:
+            self._summarise(c, row)
+            c.execute(delete(login_refusals).where(login_refusals.c.subject == subject))
+        iso = at.isoformat()
+        c.execute(
+            insert(login_refusals).values(
+                subject=subject, first_at=iso, last_at=iso, count=1, tried=json.dumps([other])
+            )
+        )
+        detail = {
+            "via": via,
+            "held": "address" if subject.startswith("addr:") else "username",
+            "retry_after": max(waits.values()),
+        }
+        self.audit.record(shown(username), "login_throttled", shown(client), detail, c)
 
     def _authenticate(
-        self, username: str, password: str, client: str, at: datetime
+        self, username: str, password: str, client: str, at: datetime, *, via: str
     ) -> tuple[RowMapping, list[int], str | None]:
         """The account row of a right password, the attempt's places in the window, and the
         hash to store instead (None: the stored hash is current).
@@ -295,10 +384,11 @@ class UserService:
             NotAuthenticated: a wrong password, an unknown or a revoked user (the attempt stays
                 a failure).
         """
-        wait, attempt = self._admit(username, client, at)
+        wait, attempt = self._admit(username, client, at, via=via)
         if wait:
             raise LoginThrottled(wait)
         if len(password) > MAX_PASSWORD:  # no account has one: refused before any work on it
+            self._failed(username, client, via=via, reason="password over 1024 characters")
             raise NotAuthenticated("wrong username or password")
         with self.store.read() as c:
             row = c.execute(select(users).where(users.c.username == username)).mappings().first()
@@ -317,9 +407,15 @@ class UserService:
             except (VerificationError, InvalidHashError):
                 continue
         if matched is None or row is None:
+            reason = "unknown user" if row is None else "revoked user" if row["revoked_at"] else "wrong password"
+            self._failed(username, client, via=via, reason=reason)
             raise NotAuthenticated("wrong username or password")  # the attempt stays a failure
         stale = matched != normal or self._hasher.check_needs_rehash(str(row["password_hash"]))
         return row, attempt, self._hash(normal) if stale else None  # hashed before the write lock
+
+    def _failed(self, username: str, client: str, *, via: str, reason: str) -> None:
+        """Write a failed attempt the throttle admitted to the audit log (never its password)."""
+        self.audit.record(shown(username), "login_failed", shown(client), {"via": via, "reason": reason})
 
     def _succeeded(
         self, c: Connection, row: RowMapping, attempt: list[int], *, client: str, at: datetime, new_hash: str | None
@@ -341,7 +437,7 @@ class UserService:
         if new_hash is not None:
             c.execute(update(users).where(users.c.username == username).values(password_hash=new_hash))
 
-    def _admit(self, username: str, client: str, at: datetime) -> tuple[int, list[int]]:
+    def _admit(self, username: str, client: str, at: datetime, *, via: str) -> tuple[int, list[int]]:
         """How long the attempt must wait (0: not throttled) and, when admitted, the ids of the
         failures recorded for it (against its username and its address) before its password is
         checked: in the transaction that counts them, so that attempts made at once each take
@@ -350,8 +446,11 @@ class UserService:
         with self.store.write() as c:
             c.execute(delete(login_failures).where(login_failures.c.at < (at - WINDOW).isoformat()))
             c.execute(delete(login_known).where(login_known.c.at < (at - KNOWN).isoformat()))
-            wait = _wait(c, _holding(c, username, client, at), at)
+            self._settle(c, at)
+            waits = _waits(c, _holding(c, username, client, at), at)
+            wait = max(waits.values(), default=0)
             if wait:
+                self._refused(c, username, client, waits, at, via=via)
                 return wait, []
             ids: list[int] = []
             for subject in _subjects(username, client):  # in this order: see _succeeded
@@ -457,8 +556,14 @@ def _normal(password: str) -> str:
 def _wait(c: Connection, subjects: list[str], at: datetime) -> int:
     """How long the subjects must wait (0: not throttled): until enough of the failures of the
     most held one have left the window."""
+    return max(_waits(c, subjects, at).values(), default=0)
+
+
+def _waits(c: Connection, subjects: list[str], at: datetime) -> dict[str, int]:
+    """How long each subject must wait (0: not throttled): until enough of its failures have
+    left the window."""
     since = (at - WINDOW).isoformat()
-    wait = 0
+    waits: dict[str, int] = {}
     for subject in subjects:
         times = (
             c.execute(
@@ -469,10 +574,11 @@ def _wait(c: Connection, subjects: list[str], at: datetime) -> int:
             .scalars()
             .all()
         )
+        waits[subject] = 0
         if len(times) >= MAX_FAILURES:
             oldest = datetime.fromisoformat(times[len(times) - MAX_FAILURES])
-            wait = max(wait, int((oldest + WINDOW - at).total_seconds()) + 1)
-    return wait
+            waits[subject] = int((oldest + WINDOW - at).total_seconds()) + 1
+    return waits
 
 
 def _user(row: RowMapping) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from gsomia.client.reports import ReportDraft
@@ -199,9 +199,9 @@ class Authenticator:
         with gate:
             yield
 
-    def bearer(self, token: str) -> Principal | None:
-        """The user of a live bearer token, or None."""
-        username = self.store.token_user(hashlib.sha256(token.encode("utf-8")).hexdigest())
+    def bearer(self, token: str, *, now: datetime | None = None) -> Principal | None:
+        """The user of a live bearer token (neither revoked nor expired), or None."""
+        username = self.store.token_user(hashlib.sha256(token.encode("utf-8")).hexdigest(), now=now)
         if username is None:
             return None
         record = self.users.lookup(username)
@@ -210,12 +210,27 @@ class Authenticator:
         return Principal(username, record.role)
 
 
-def issue_token(store: TaxiiStore, *, username: str, name: str, now: datetime) -> str:
-    """A new bearer token for ``username`` (``gtx_`` and 256 random bits); only its SHA-256 is
-    kept, so it is shown once."""
+TOKEN_DAYS = 365
+"""How long a bearer token lives unless its issuer says otherwise (``--expires-in``)."""
+MAX_TOKEN_DAYS = 3650
+
+
+def issue_token(
+    store: TaxiiStore, *, username: str, name: str, now: datetime, days: int = TOKEN_DAYS
+) -> tuple[str, datetime]:
+    """A new bearer token for ``username`` (``gtx_`` and 256 random bits), refused ``days``
+    days from ``now``, and that instant; only its SHA-256 is kept, so it is shown once.
+
+    Raises:
+        InvalidInput: ``days`` out of 1..3650.
+    """
+    if not 1 <= days <= MAX_TOKEN_DAYS:
+        raise InvalidInput(f"a token expires in 1 to {MAX_TOKEN_DAYS} days; not {days}")
     token = "gtx_" + secrets.token_urlsafe(32)
-    store.add_token(hashlib.sha256(token.encode("utf-8")).hexdigest(), username=username, name=name, now=now)
-    return token
+    expires = now + timedelta(days=days)
+    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
+    store.add_token(digest, username=username, name=name, now=now, expires=expires)
+    return token, expires
 
 
 # --- collections --------------------------------------------------------------------------------------
@@ -842,6 +857,7 @@ __all__ = [
     "INBOX",
     "OUTBOX",
     "TAXII_MEDIA_TYPE",
+    "TOKEN_DAYS",
     "Authenticator",
     "BadQuery",
     "Collection",

@@ -100,6 +100,7 @@ tokens = Table(
     Column("name", String(128), nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("revoked_us", BigInteger, nullable=True),
+    Column("expires_us", BigInteger, nullable=True),  # None: issued before tokens expired, live until revoked
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -560,6 +561,9 @@ class TaxiiStore:
                 metadata.create_all(conn, checkfirst=True)
                 if "origin" not in {c["name"] for c in inspect(conn).get_columns(objects.name)}:
                     _add_origins(conn)
+                if "expires_us" not in {c["name"] for c in inspect(conn).get_columns(tokens.name)}:
+                    # a table an earlier version made: its tokens had no expiry and keep none
+                    conn.exec_driver_sql("ALTER TABLE taxii_token ADD COLUMN expires_us BIGINT")
             except SQLAlchemyError as e:
                 raise StorageError(f"cannot create the TAXII tables: {e.__class__.__name__}") from e
 
@@ -741,21 +745,29 @@ class TaxiiStore:
 
     # --- bearer tokens ------------------------------------------------------------------------
 
-    def add_token(self, digest: str, *, username: str, name: str, now: datetime) -> None:
-        """Record a bearer token (its SHA-256 only) for a node user."""
+    def add_token(self, digest: str, *, username: str, name: str, now: datetime, expires: datetime) -> None:
+        """Record a bearer token (its SHA-256 only) for a node user, refused from ``expires`` on."""
         with self._begin() as conn:
-            conn.execute(insert(tokens).values(digest=digest, username=username, name=name, created_us=to_us(now)))
+            conn.execute(
+                insert(tokens).values(
+                    digest=digest, username=username, name=name, created_us=to_us(now), expires_us=to_us(expires)
+                )
+            )
 
-    def token_user(self, digest: str) -> str | None:
-        """The user of a live token, or None."""
+    def token_user(self, digest: str, *, now: datetime | None = None) -> str | None:
+        """The user of a live token (neither revoked nor expired at ``now``), or None."""
+        at = to_us(now or datetime.now(UTC))
+        live = or_(tokens.c.expires_us.is_(None), tokens.c.expires_us > at)
         with self._read() as conn:
             row = conn.execute(
-                select(tokens.c.username).where(tokens.c.digest == digest, tokens.c.revoked_us.is_(None))
+                select(tokens.c.username).where(tokens.c.digest == digest, tokens.c.revoked_us.is_(None), live)
             ).first()
         return str(row.username) if row else None
 
-    def list_tokens(self) -> list[dict[str, Any]]:
-        """Every token: user, name, created, revoked (never the token)."""
+    def list_tokens(self, *, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Every token: user, name, created, revoked, when it expires (None: issued before tokens
+        expired) and whether it has (never the token)."""
+        at = to_us(now or datetime.now(UTC))
         with self._read() as conn:
             rows = conn.execute(select(tokens).order_by(tokens.c.created_us)).all()
         return [
@@ -765,6 +777,8 @@ class TaxiiStore:
                 "name": r.name,
                 "created": from_us(r.created_us),
                 "revoked": from_us(r.revoked_us) if r.revoked_us else None,
+                "expires": from_us(r.expires_us) if r.expires_us is not None else None,
+                "expired": r.expires_us is not None and r.expires_us <= at,
             }
             for r in rows
         ]
