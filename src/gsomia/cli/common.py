@@ -8,6 +8,8 @@ stderr, except a validation failure, which lists every problem with its file and
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -179,6 +181,48 @@ def _database_url() -> str | None:
         return settings().database_url()
     except GsomiaError:
         return None
+
+
+SECRET_FILE_LIMIT = 64 * 1024  # a token or a password is far shorter
+
+
+def read_secret_text(path: Path, what: str, limit: int = SECRET_FILE_LIMIT) -> str:
+    """A short UTF-8 secret (a token, a password) from a file the user named: a regular file or
+    a pipe (``<(pass show …)``), at most ``limit`` bytes. A device (``/dev/zero``), a folder or a
+    socket is refused, and a larger file is refused unread beyond the limit.
+
+    Raises:
+        InvalidInput: the file cannot be read, is not a regular file or a pipe, is too large, or
+            is not UTF-8.
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO no one writes to must not hang; reads then block again
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise InvalidInput(f"cannot read the {what} file {path}: {e.strerror}") from e
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise InvalidInput(f"the {what} file {path} is not a regular file: give the file that holds the {what}")
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise InvalidInput(f"cannot read the {what} file {path}: {e.strerror}") from e
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise InvalidInput(f"the {what} file {path} is larger than {limit} bytes: give the file that holds the {what}")
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"cannot read the {what} file {path}: not UTF-8 text") from e
 
 
 def read_text(path: Path, what: str) -> str:

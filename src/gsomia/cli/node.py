@@ -10,6 +10,7 @@ gsomia node keys rotate       # new keys; the old are kept to open older deliver
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -23,8 +24,8 @@ from rich.table import Table
 from gsomia import collector
 from gsomia.cli import common
 from gsomia.cli.options import AsJson, LogLevel, LogLevelName
-from gsomia.errors import InvalidInput, LedgerInvalid
-from gsomia.node.config import KEY_ENV, NodeConfig
+from gsomia.errors import InvalidInput, LedgerInvalid, UnknownEntity
+from gsomia.node.config import KEY_ENV, NodeConfig, following
 from gsomia.node.service import NodeService, init_node
 
 HELP = """A party's own node: keeps the party's keys and what it receives, encrypted, inside the
@@ -95,7 +96,7 @@ def init_cmd(
     your keys and witness with the exchange. Afterwards the plain key and token files may be
     removed (keep a backup of node.key: without it the store cannot be opened)."""
     with common.errors():
-        token = common.read_text(token_file, "token")
+        token = common.read_secret_text(token_file, "token")
         config = NodeConfig(
             party=party.upper(),
             exchange=exchange.rstrip("/"),
@@ -166,8 +167,14 @@ def serve_cmd(
     from gsomia.node.app import create_node_app  # noqa: PLC0415
     from gsomia.node.interop import build_interop  # noqa: PLC0415
 
-    with common.errors():
+    with common.errors(), contextlib.ExitStack() as held:
         service = _open(directory)
+        try:
+            held.enter_context(following(directory, "a second 'node serve'"))
+        except BaseException:
+            service.close()
+            raise
+        held.callback(service.close)  # closed before the lock is let go
         bind_host, bind_port = host or service.config.host, port or service.config.port
         common.err.print(
             f"gsomia node {service.config.party} on http://{bind_host}:{bind_port} following {service.config.exchange}",
@@ -197,7 +204,6 @@ def serve_cmd(
                 )
         finally:
             interop.stop()
-            service.close()
 
 
 @node_cli.command("status")
@@ -310,7 +316,8 @@ def sync_cmd(
             raise InvalidInput("give --once (continuous sync runs inside 'gsomia node serve')")
         service = _open(directory)
         try:
-            result = service.syncer.once()
+            with following(directory, "'node sync --once'"):
+                result = service.syncer.once()
             alarm = service.witness.alarm()
         finally:
             service.close()
@@ -357,7 +364,7 @@ def users_add(
 
 def _password(path: Path | None) -> str:
     if path is not None:
-        return common.read_text(path, "password").rstrip("\n")
+        return common.read_secret_text(path, "password").rstrip("\n")
     env = os.environ.get("GSOMIA_NODE_PASSWORD")
     if env:
         return env
@@ -597,12 +604,30 @@ def taxii_token_revoke(
     from gsomia.node.taxii.store import TaxiiStore  # noqa: PLC0415
 
     with common.errors():
+        token_id = token_id.strip().lower()
         if len(token_id) < 12:
             raise InvalidInput("give the token's 12-character id, as 'gsomia node taxii-tokens list' shows it")
         service = _open(directory)
         try:
-            n = TaxiiStore(service.store).revoke_tokens(token_id=token_id, now=datetime.now(UTC))
-            service.audit.record(ADMIN, "taxii_token_revoke", token_id, {"revoked": n})
+            taxii = TaxiiStore(service.store)
+            n = taxii.revoke_tokens(token_id=token_id, now=datetime.now(UTC))
+            if n:
+                service.audit.record(ADMIN, "taxii_token_revoke", token_id, {"revoked": n})
+            else:
+                _no_live_token(taxii.list_tokens(), token_id)
         finally:
             service.close()
-        common.out.print(f"revoked {n} token(s)", markup=False)
+        if n:
+            common.out.print(f"revoked {n} token(s)", markup=False)
+
+
+def _no_live_token(rows: list[dict[str, Any]], token_id: str) -> None:
+    """Say why no token was revoked: it was already (exit 0), or there is no such token (exit 5).
+
+    Raises:
+        UnknownEntity: no token has that id.
+    """
+    gone = [r for r in rows if token_id.startswith(r["id"]) and r["revoked"]]
+    if not gone:
+        raise UnknownEntity(f"no TAXII token {token_id!r}: 'gsomia node taxii-tokens list' shows the ids")
+    common.out.print(f"token {gone[0]['id']} was already revoked at {gone[0]['revoked']}", markup=False)

@@ -12,24 +12,30 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fcntl
 import json
 import os
 import re
 import secrets
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from gsomia.crypto.keyfile import link_private_file
-from gsomia.errors import InvalidInput
+from gsomia.crypto.keyfile import link_private_file, replace_private_file
+from gsomia.errors import Conflict, InvalidInput
 
 __all__ = [
     "CONFIG_FILE",
     "DB_FILE",
     "KEY_ENV",
     "KEY_FILE",
+    "LOCK_FILE",
     "NodeConfig",
+    "check_node_dir",
     "create_node_key",
+    "following",
     "read_node_key",
 ]
 
@@ -37,8 +43,40 @@ CONFIG_FILE = "node.json"
 KEY_FILE = "node.key"
 DB_FILE = "node.db"
 KEY_ENV = "GSOMIA_NODE_KEY"
+LOCK_FILE = "node.lock"
 _PARTY = re.compile(r"^[A-Z][A-Z0-9_-]{1,15}$")  # docs/protocol.md §1.4
 _KEY_BYTES = 32
+_MAX_KEY_FILE = 1024  # base64 of 32 bytes is 45; anything far larger is not a node key
+
+
+def check_node_dir(directory: Path) -> None:
+    """Refuse a node folder another user could change: one another user owns, or one group or
+    others may write to. Whoever may write to the folder may replace ``node.key`` or ``node.json``
+    or plant a link in their place (the node would then write its files where they chose).
+
+    Raises:
+        InvalidInput: the folder is not a folder, is owned by another user or may be written by
+            group or others; the message gives the command that fixes it.
+    """
+    try:
+        st = directory.stat()
+    except FileNotFoundError:
+        return  # nothing there yet: the caller creates it (0700) or says no node is there
+    except OSError as e:
+        raise InvalidInput(f"cannot use the node folder {directory}: {e.strerror}") from e
+    if not stat.S_ISDIR(st.st_mode):
+        raise InvalidInput(f"the node folder {directory} is not a folder: give --dir of a folder")
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise InvalidInput(
+            f"the node folder {directory} is owned by another user (uid {st.st_uid}): run gsomia as that user, "
+            "or give --dir of a folder of yours"
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        mode = stat.S_IMODE(st.st_mode)
+        raise InvalidInput(
+            f"the node folder {directory} may be written by group or others (mode {mode:04o}); they could replace "
+            f"the node's files: run 'chmod 700 {directory}' and check the files in it, then try again"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,10 +137,11 @@ class NodeConfig:
         path = self.dir / CONFIG_FILE
         try:
             self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-            path.chmod(0o600)
         except OSError as e:
             raise InvalidInput(f"cannot write {path}: {e.strerror}") from e
+        check_node_dir(self.dir)
+        # a new 0600 file renamed into place: a link planted at node.json is replaced, never followed
+        replace_private_file(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
         return path
 
     @classmethod
@@ -113,6 +152,7 @@ class NodeConfig:
             InvalidInput: no node there (run ``gsomia node init``), or a malformed file.
         """
         path = directory / CONFIG_FILE
+        check_node_dir(directory)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -158,15 +198,7 @@ def read_node_key(path: Path) -> bytes:
     where = KEY_ENV
     if not text:
         where = str(path)
-        try:
-            mode = path.stat().st_mode
-        except FileNotFoundError:
-            raise InvalidInput(
-                f"no node key: {path} is missing and {KEY_ENV} is not set (restore the key from its backup)"
-            ) from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise InvalidInput(f"{path} may be read by others: run 'chmod 600 {path}'")
-        text = path.read_text(encoding="ascii", errors="replace")
+        text = _read_key_file(path)
     try:
         key = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
@@ -174,3 +206,62 @@ def read_node_key(path: Path) -> bytes:
     if len(key) != _KEY_BYTES:
         raise InvalidInput(f"node key from {where}: expected base64 of 32 bytes")
     return key
+
+
+def _read_key_file(path: Path) -> str:
+    """The text of the key file, checked through the open descriptor (the file checked is the
+    file read): a regular file only its owner may access, of a key's size.
+
+    Raises:
+        InvalidInput: missing, not a regular file, accessible by group or others, or too large.
+    """
+    try:
+        # O_NONBLOCK: a FIFO planted at the path must not hang the open; it is refused below
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise InvalidInput(
+            f"no node key: {path} is missing and {KEY_ENV} is not set (restore the key from its backup)"
+        ) from None
+    except OSError as e:
+        raise InvalidInput(f"cannot open the node key {path}: {e.strerror}") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidInput(f"the node key {path} is not a regular file: restore node.key from its backup")
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise InvalidInput(f"{path} may be read by others: run 'chmod 600 {path}'")
+        raw = os.read(fd, _MAX_KEY_FILE + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > _MAX_KEY_FILE:
+        raise InvalidInput(f"node key from {path}: expected base64 of 32 bytes")
+    return raw.decode("ascii", errors="replace")
+
+
+@contextmanager
+def following(directory: Path, what: str) -> Iterator[None]:
+    """Held while this process follows the exchange for the node in ``directory`` (``node serve``,
+    ``node sync --once``): one process at a time, since two would fetch, verify and cosign the
+    same checkpoints and deliveries at once. The lock is the operating system's on ``node.lock``
+    (created 0600, never through a link): it ends with the process, however that ends.
+
+    Raises:
+        Conflict: another process follows the exchange for this node.
+        InvalidInput: the lock file cannot be opened.
+    """
+    path = directory / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as e:
+        raise InvalidInput(f"cannot open {path}: {e.strerror}") from e
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict(
+                f"another 'gsomia node serve' or 'gsomia node sync' runs for the node in {directory}: "
+                f"{what} while it runs would do the same work twice; stop it first, or let it follow the exchange"
+            ) from None
+        yield
+    finally:
+        os.close(fd)

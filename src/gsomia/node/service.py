@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import shutil
 import threading
@@ -37,7 +38,15 @@ from gsomia.errors import (
     UnknownEntity,
 )
 from gsomia.node.audit import SYSTEM, AuditLog
-from gsomia.node.config import CONFIG_FILE, DB_FILE, NodeConfig, create_node_key, read_node_key
+from gsomia.node.config import (
+    CONFIG_FILE,
+    DB_FILE,
+    KEY_FILE,
+    NodeConfig,
+    check_node_dir,
+    create_node_key,
+    read_node_key,
+)
 from gsomia.node.keyring import KeyRing
 from gsomia.node.store import NodeStore, acknowledgements, deliveries, incidents, iso_now
 from gsomia.node.sync import REASONS, Syncer, banner, upsert_incident
@@ -113,8 +122,7 @@ def init_node(config: NodeConfig, *, keys_file: Path, token: str, ledger_key: st
     keys = read_private_keyfile(keys_file)
     if keys.party != config.party:
         raise InvalidInput(f"{keys_file} holds {keys.party}'s keys, not {config.party}'s")
-    if (config.dir / CONFIG_FILE).exists() or config.db_path.exists():
-        raise InvalidInput(f"{config.dir} already holds a node; give another --dir")
+    _check_new_node_dir(config)
     token = token.strip()
     if not token:
         raise InvalidInput("the token file is empty")
@@ -134,6 +142,7 @@ def init_node(config: NodeConfig, *, keys_file: Path, token: str, ledger_key: st
     )
     made_dir = not config.dir.exists()
     config.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_new_node_dir(config)  # again: the folder as it is now, made or found
     key_file: Path | None = None
     try:
         if read_key_env() is None:
@@ -143,6 +152,25 @@ def init_node(config: NodeConfig, *, keys_file: Path, token: str, ledger_key: st
     except BaseException:
         _unmake_node(config, key_file, made_dir)
         raise
+
+
+def _check_new_node_dir(config: NodeConfig) -> None:
+    """Refuse a folder another user could change, or one holding any of a node's files (a node,
+    the remains of one, or a link planted where init would write: init never writes through one).
+
+    Raises:
+        InvalidInput: the folder is unsafe or not empty of node files; the message says what to do.
+    """
+    check_node_dir(config.dir)
+    if (config.dir / CONFIG_FILE).exists() or config.db_path.exists():
+        raise InvalidInput(f"{config.dir} already holds a node; give another --dir")
+    names = (CONFIG_FILE, KEY_FILE, DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm", DB_FILE + "-journal")
+    found = [n for n in names if os.path.lexists(config.dir / n)]
+    if found:
+        raise InvalidInput(
+            f"{config.dir} already holds {', '.join(found)}: remove {'it' if len(found) == 1 else 'them'} "
+            "(left by an earlier attempt, or put there by someone else: look first), or give another --dir"
+        )
 
 
 def _make_node(config: NodeConfig, keys: PartyKeys, token: str, pinned: LedgerKey, key_file: Path | None) -> InitResult:
@@ -721,7 +749,10 @@ class NodeService:
 
         Raises:
             ExchangeUnreachable: the exchange could not be reached (the new set stays pending
-                and is registered by the next sync or rotation attempt; the attempt is audited).
+                and is registered by the next sync or rotation attempt; the attempt is audited;
+                the message says so).
+            StorageError: the store could not be written after the set was kept (the exchange
+                may hold it current: the message says the next sync puts the node in line).
         """
         with self.keyring.changing:
             current = self.keyring.current_fingerprint()
@@ -736,10 +767,22 @@ class NodeService:
                     )
                     fresh = self._fresh_keys()
                     self.register_keys(fresh)
-            except ExchangeUnreachable:
+            except ExchangeUnreachable as e:
                 detail = {"current": current, "detail": "the exchange could not be reached; the set stays pending"}
                 self.audit.record(user, "rotate_keys_pending", fresh.fingerprint(), detail)
-                raise
+                raise ExchangeUnreachable(
+                    f"{e}; the new key set {fresh.fingerprint()} is kept in this node, pending, and the current "
+                    f"set ({current or 'none'}) stays in use: the next sync ('gsomia node serve' or 'gsomia node "
+                    "sync --once') registers it, or run 'gsomia node keys rotate' again"
+                ) from e
+            except StorageError as e:
+                # the exchange may have taken the set: the sync makes the node's current set the
+                # exchange's once the store can be written again
+                raise StorageError(
+                    f"{e}; the new key set {fresh.fingerprint()} is kept in this node and the exchange may hold it "
+                    "current already: once the store can be written (disk space), run 'gsomia node sync --once' "
+                    "(or 'gsomia node serve'), which makes the exchange's current set current here"
+                ) from e
             self.audit.record(user, "rotate_keys", fresh.fingerprint(), {"retired": current})
         return self.keys()["current"] or {}
 

@@ -455,6 +455,10 @@ def _pooled_engine(url: URL, *, pool_size: int, max_overflow: int) -> Engine:
         max_overflow=max_overflow,
         pool_timeout=60,
         pool_use_lifo=True,
+        # an error's text names its statement, never the values bound to it: those are the
+        # token, private keys, password hashes and plaintext the store keeps, and the text goes
+        # to logs and to the operator's terminal
+        hide_parameters=True,
     )
     event.listen(engine, "connect", _on_connect)
     return engine

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import uvicorn
 from argon2 import PasswordHasher
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gsomia.crypto import PartyKeys
+from gsomia.crypto import PartyKeys, write_private_keyfile
 from gsomia.errors import NotAuthenticated
 from gsomia.node.users import UserService
 from tests.unit.cli.cli_support import Gsomia, node_folder
@@ -123,3 +125,100 @@ def test_node_serve_runs_the_guarded_http_protocol(
         callable(getattr(protocol, "data_received", None))
         and protocol.data_received is not HttpToolsProtocol.data_received
     )
+
+
+def _init_args(tmp_path: Path, token_file: str) -> tuple[str, ...]:
+    keys = write_private_keyfile(tmp_path / "kor.keys", PartyKeys.generate("KOR"))
+    return ("node", "init", "--party", "KOR", "--exchange", "http://127.0.0.1:9", "--key", str(keys),
+            "--token-file", token_file, "--dir", str(tmp_path / "kor"))  # fmt: skip
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
+def test_init_refuses_a_token_file_that_is_a_device(gsomia: Gsomia, tmp_path: Path, device: str) -> None:
+    # /dev/zero was read until memory ran out
+    run = gsomia(*_init_args(tmp_path, device))
+    assert run.code == 4 and f"the token file {device} is not a regular file" in run.err, run.err
+    assert not (tmp_path / "kor").exists()
+
+
+def test_init_refuses_a_token_file_far_larger_than_a_token_unread(gsomia: Gsomia, tmp_path: Path) -> None:
+    huge = tmp_path / "kor.token"
+    with huge.open("wb") as f:
+        f.truncate(64 * 1024 * 1024)  # sparse: read whole, it went to the exchange as the token
+    run = gsomia(*_init_args(tmp_path, str(huge)))
+    assert run.code == 4 and "is larger than 65536 bytes" in run.err, run.err
+    assert not (tmp_path / "kor").exists()
+
+
+def test_init_still_reads_the_token_from_a_pipe(gsomia: Gsomia, tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"gsp_from_a_secrets_manager\n")
+    os.close(write_end)
+    try:
+        run = gsomia(*_init_args(tmp_path, f"/dev/fd/{read_end}"))
+    finally:
+        os.close(read_end)
+    assert run.code == 10, run.err  # read, then the (absent) exchange asked who it is
+    assert not (tmp_path / "kor").exists()
+
+
+def test_users_add_refuses_a_password_file_that_is_a_device(gsomia: Gsomia, tmp_path: Path) -> None:
+    node_folder(tmp_path / "kor", PartyKeys.generate("KOR"), state="current").close()
+    run = gsomia("node", "users", "add", "chief", "--role", "admin", "--password-file", "/dev/zero",
+                 "--dir", str(tmp_path / "kor"))  # fmt: skip
+    assert run.code == 4 and "the password file /dev/zero is not a regular file" in run.err, run.err
+
+
+def test_revoking_a_taxii_token_no_one_has_exits_5_and_is_not_audited(
+    gsomia: Gsomia, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "revoked 0 token(s)" with exit 0: a mistyped id left the leaked token live, and said nothing
+    node_folder(tmp_path / "kor", PartyKeys.generate("KOR"), state="current").close()
+    where = ("--dir", str(tmp_path / "kor"))
+    monkeypatch.setenv("GSOMIA_NODE_PASSWORD", "a long enough password for the feed")
+    assert gsomia("node", "users", "add", "feed", "--role", "officer", *where).code == 0
+    assert gsomia("node", "taxii-tokens", "add", "feed", "--name", "opencti", *where).code == 0
+    (row,) = json.loads(gsomia("node", "taxii-tokens", "list", *where, "--json").out)["tokens"]
+    unknown = gsomia("node", "taxii-tokens", "revoke", "0" * 12 if row["id"] != "0" * 12 else "1" * 12, *where)
+    assert unknown.code == 5 and "no TAXII token" in unknown.err and "taxii-tokens list" in unknown.err, unknown.err
+    first = gsomia("node", "taxii-tokens", "revoke", row["id"].upper(), *where)
+    assert first.code == 0 and "revoked 1 token(s)" in first.out, first.err
+    again = gsomia("node", "taxii-tokens", "revoke", row["id"], *where)
+    assert again.code == 0 and f"token {row['id']} was already revoked" in again.out, again.err
+    audit = json.loads(gsomia("node", "audit", *where, "--json").out)["items"]
+    assert [r["target"] for r in audit if r["action"] == "taxii_token_revoke"] == [row["id"]]
+
+
+def test_serve_and_sync_refuse_a_node_another_process_follows(
+    gsomia: Gsomia, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # two processes fetched, verified and cosigned the same deliveries and checkpoints at once
+    node_folder(tmp_path / "kor", PartyKeys.generate("KOR"), state="current").close()
+    where = ("--dir", str(tmp_path / "kor"))
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_options: served.append(app))
+    fd = os.open(tmp_path / "kor" / "node.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a running 'node serve' holds it
+        serve = gsomia("node", "serve", *where, "--witness-interval", "3600")
+        sync = gsomia("node", "sync", "--once", *where)
+    finally:
+        os.close(fd)
+    assert serve.code == 6 and "another 'gsomia node serve' or 'gsomia node sync' runs" in serve.err, serve.err
+    assert served == []
+    assert sync.code == 6 and "stop it first" in sync.err, sync.err
+    # once it has stopped, each runs (and lets the lock go when it ends)
+    assert gsomia("node", "serve", *where, "--witness-interval", "3600").code == 0
+    assert len(served) == 1
+    assert gsomia("node", "sync", "--once", *where).code == 10  # the exchange is not there
+
+
+def test_a_rotation_the_exchange_does_not_answer_says_what_happens_to_the_new_set(
+    gsomia: Gsomia, tmp_path: Path
+) -> None:
+    keys = PartyKeys.generate("KOR")
+    node_folder(tmp_path / "kor", keys, state="current").close()
+    run = gsomia("node", "keys", "rotate", "--dir", str(tmp_path / "kor"))
+    assert run.code == 10, run.err
+    assert "is kept in this node, pending" in run.err and f"the current set ({keys.fingerprint()}) stays" in run.err
+    assert "gsomia node sync --once" in run.err, run.err

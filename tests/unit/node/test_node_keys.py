@@ -15,7 +15,7 @@ import pytest
 
 from gsomia.client.http import ExchangeClient
 from gsomia.crypto import PartyKeys, write_private_keyfile
-from gsomia.errors import ExchangeUnreachable, KeysRetired
+from gsomia.errors import ExchangeUnreachable, KeysRetired, StorageError
 from gsomia.node import service as service_module
 from gsomia.node.config import NodeConfig
 from gsomia.node.service import NodeService, init_node
@@ -308,5 +308,31 @@ def test_an_exchange_holding_no_current_key_set_for_the_party_is_said_so(exchang
         service.syncer._follow_exchange_keys(NoCurrent())  # type: ignore[arg-type]
         keys = service.status()["keys"]
         assert "no current key set for KOR" in keys["error"] and keys["current"] == mine
+    finally:
+        service.close()
+
+
+def test_a_rotation_the_store_cuts_short_says_how_the_node_gets_in_line(
+    exchange: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the exchange took the new set, the node could not record it current (a full disk): the
+    # error said only "node store: OperationalError", not that the exchange may hold it already
+    config = init(exchange, tmp_path, PartyKeys.generate("KOR"))
+    service = NodeService.open(config.dir)
+    try:
+        before = node_current(service)
+
+        def full(*_: Any, **__: Any) -> None:
+            raise StorageError("node store: OperationalError: database or disk is full")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(service.keyring, "make_current", full)
+            with pytest.raises(StorageError, match=r"run 'gsomia node sync --once'") as cut:
+                service.rotate_keys("chief")
+        fresh = service.keyring.pending()
+        assert fresh is not None and fresh.fingerprint() in str(cut.value)
+        assert exchange_current(exchange) == fresh.fingerprint() and node_current(service) == before
+        service.syncer.once()  # as the message says
+        assert node_current(service) == fresh.fingerprint() == exchange_current(exchange)
     finally:
         service.close()
