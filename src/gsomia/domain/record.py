@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from gsomia.domain.agreements import Agreement, AgreementEvent
+from gsomia.domain.agreements import Agreement, AgreementEvent, EventKind
 from gsomia.domain.instants import iso, require_aware
 from gsomia.domain.lifecycle import Anomaly, Timeline, derive_timeline
 from gsomia.domain.names import shortened, suggestions, unknown_message
@@ -338,6 +338,8 @@ def apply_whatif(record: Record, whatif: WhatIf) -> Record:
         added.append(e if e.hypothetical else replace(e, hypothetical=True))
     new = replace(record, events=kept + tuple(added))
     touched = {e.agreement for e in added}
+    dropped = {e.agreement for e in record.events if e.id in set(whatif.drop)}
+    _check_signed_first(new, touched | dropped, {e.id for e in added})
     anomalies = [
         a
         for aid in sorted(touched)
@@ -347,6 +349,33 @@ def apply_whatif(record: Record, whatif: WhatIf) -> Record:
     if anomalies:
         raise InvalidInput("; ".join(f"what-if event {a.event}: {a.message}" for a in anomalies))
     return new
+
+
+def _check_signed_first(record: Record, agreements: set[str], added: set[str]) -> None:
+    """A what-if is held to the rule recorded history is held to (the scenario loader's): no
+    event of an agreement is dated before its first signature.
+
+    Raises:
+        InvalidInput: naming each event dated before its agreement's signature.
+    """
+    problems: list[str] = []
+    for aid in sorted(agreements):
+        events = [e for e in record.events if e.agreement == aid]
+        signatures = [e.at for e in events if e.kind is EventKind.SIGNATURE]
+        if not signatures:
+            continue
+        signed = min(signatures)
+        zone = record.agreements[aid].timezone
+        for e in events:
+            if e.kind is not EventKind.SIGNATURE and e.at < signed:
+                which = "what-if event" if e.id in added else "recorded event"
+                problems.append(
+                    f"{which} {e.id} ({e.kind}, {iso(e.at, zone)}) is dated before the signature of {aid}"
+                    f" ({iso(signed, zone)}):"
+                    " date it at or after the signature, or add an earlier signature"
+                )
+    if problems:
+        raise InvalidInput("; ".join(problems))
 
 
 @dataclass(frozen=True, slots=True)

@@ -246,3 +246,17 @@ def test_whatif_refuses_unknown_events_and_bad_additions(record: Record) -> None
     bad = AgreementEvent(id="x", agreement=GSOMIA, kind=EventKind.SUSPENSION, at=kst("2018-01-01"), by="KOR")
     with pytest.raises(InvalidInput, match="nothing to suspend"):
         apply_whatif(record, WhatIf("w", add=(bad,)))
+
+
+def test_a_whatif_event_before_the_signature_is_refused_as_in_recorded_history(record: Record) -> None:
+    early = AgreementEvent(id="early-eif", agreement=GSOMIA, kind=EventKind.ENTRY_INTO_FORCE, at=kst("2016-11-01"))
+    with pytest.raises(InvalidInput, match=r"what-if event early-eif \(entry_into_force.*before the signature"):
+        apply_whatif(record, WhatIf("w", add=(early,)))
+    # dropping the signature and signing later leaves recorded events before it
+    late_sig = AgreementEvent(id="late-sig", agreement=GSOMIA, kind=EventKind.SIGNATURE, at=kst("2017-01-01"))
+    with pytest.raises(InvalidInput, match="recorded event jpn-kor-gsomia-entry-into-force"):
+        apply_whatif(record, WhatIf("w", add=(late_sig,), drop=("jpn-kor-gsomia-signature",)))
+    # an earlier signature added with it makes the same event acceptable
+    sig = AgreementEvent(id="early-sig", agreement=GSOMIA, kind=EventKind.SIGNATURE, at=kst("2016-10-01"))
+    applied = apply_whatif(record, WhatIf("w", add=(sig, early)))
+    assert {"early-sig", "early-eif"} <= {e.id for e in applied.events}
