@@ -469,7 +469,10 @@ class ExchangeClient:
         """
         response = self.request(method, path, **kwargs)
         try:
-            value = jsontext.parse(response.content)
+            # A member name twice in one object is refused (RFC 7493 §2.3), as the exchange
+            # refuses it in a request: answers carry signed objects (a delivery's report as
+            # signed, key documents), and parsers disagree on which of two members wins.
+            value = jsontext.parse(response.content, unique=True)
         except ValueError as e:
             raise ExchangeError(f"{method} {path}: the exchange did not answer JSON ({e})") from e
         if not isinstance(value, dict):

@@ -58,6 +58,7 @@ __all__ = [
     "delivery_marking_id",
     "delivery_objects",
     "extension_definition",
+    "identifier_problem",
     "national_marking_definition",
     "national_marking_id",
     "parse_timestamp",
@@ -122,6 +123,9 @@ _STIX_ID = re.compile(r"^([a-z][a-z0-9-]{0,249})--[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-
 _TIMESTAMP = re.compile(
     r"^(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})T(?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.(?P<frac>[0-9]{1,9}))?(?P<tz>Z|[+-][0-9]{2}:[0-9]{2})$"
 )
+_STIX_CREATED = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3,9}Z")
+"""``created`` and ``modified`` as STIX 2.1 writes them (§3.2, and its timestamp type): UTC,
+``Z``, at least milliseconds."""
 MAX_OBJECTS_PER_REPORT = 500
 """At most this many objects in one report; a larger group is split."""
 MAX_PAYLOAD_BYTES = 600_000
@@ -792,6 +796,21 @@ class EnvelopePlan:
     refused: tuple[Refusal, ...]
 
 
+def identifier_problem(obj: object) -> str | None:
+    """Why ``obj`` has no STIX identifier of its own type (``type--UUID``, STIX 2.1 §2.9), or
+    None when it has one. A TAXII status resource names every object it reports on by such an
+    identifier (TAXII 2.1 §4.3.1, status-details ``id``)."""
+    if not isinstance(obj, Mapping):
+        return "is not a JSON object"
+    oid, kind = obj.get("id"), obj.get("type")
+    if not isinstance(oid, str) or not isinstance(kind, str):
+        return "has no string type and id"
+    m = _STIX_ID.fullmatch(oid)
+    if m is None or m.group(1) != kind:
+        return f"has the id {oid[:300]!r}, not a STIX identifier of its type {kind[:100]!r} (type--UUID)"
+    return None
+
+
 def _check_object(obj: object) -> Mapping[str, Any]:
     if not isinstance(obj, Mapping):
         raise Refusal("", None, "not a JSON object")
@@ -826,6 +845,17 @@ def _check_times(oid: str, obj: Mapping[str, Any]) -> None:
                 at[key] = parse_timestamp(obj[key], key)
             except InvalidInput as e:
                 raise Refusal(oid, None, str(e)) from e
+            if not _STIX_CREATED.fullmatch(obj[key]):
+                # STIX 2.1 §3.2 and its timestamp type: in UTC with "Z", precise to the
+                # millisecond. Served as sent, an offset or a coarser time would be a TAXII
+                # version that is no TAXII timestamp (UTC, "Z") and an object stix2-validator
+                # refuses.
+                raise Refusal(
+                    oid,
+                    None,
+                    f"{key}: {obj[key]!r} is not a STIX timestamp: write it in UTC with Z, to the millisecond "
+                    "(2019-11-22T01:00:00.000Z, STIX 2.1 §3.2)",
+                )
     if "created" in at and "modified" in at and at["modified"] < at["created"]:
         raise Refusal(oid, version_of(obj), "modified is before created (STIX 2.1 §3.2)")
 
@@ -975,7 +1005,10 @@ def read_bundle(payload: bytes) -> list[dict[str, Any]]:
             STIX 2.1 object a node would send (:func:`plan_envelope`'s checks).
     """
     try:
-        doc = jsontext.parse(payload)
+        # A member name twice in one object (RFC 7493 §2.3) is refused, as the node refuses it
+        # in an envelope to send: the originator signed these bytes, and parsers disagree on
+        # which of the two members they say.
+        doc = jsontext.parse(payload, unique=True)
     except ValueError as e:
         raise InvalidInput(f"the payload is not a JSON STIX bundle: {e}") from e
     objects = doc.get("objects") if isinstance(doc, dict) else None

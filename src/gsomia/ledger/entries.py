@@ -56,6 +56,14 @@ def entry_bytes(entry: Mapping[str, Any]) -> bytes:
         encoded: bytes = rfc8785.dumps(plain)
     except rfc8785.CanonicalizationError as e:
         raise InvalidInput(f"ledger entry cannot be canonicalised (RFC 8785): {e}") from e
+    except UnicodeEncodeError:
+        # rfc8785 sorts member names by their UTF-16 encoding, which a name holding a surrogate
+        # code point (U+D800 to U+DFFF) does not have: such a name is not Unicode text, and
+        # RFC 8785 §3.2.2.2 refuses it as it refuses such a string value.
+        raise InvalidInput(
+            "ledger entry cannot be canonicalised (RFC 8785 §3.2.2.2): a member name holds a surrogate "
+            "code point (U+D800 to U+DFFF); write the character itself, not its UTF-16 halves"
+        ) from None
     return encoded
 
 

@@ -490,11 +490,12 @@ class LedgerWitness:
             raise LedgerInvalid(f"the inclusion proof of {index} is for another index or size")
         merkle.verify_inclusion(leaf, index, cp.size, proof_hashes(proof, f"inclusion of {index}"), cp.root)
         try:
-            entry = jsontext.parse(body)
+            entry = jsontext.parse(body, unique=True)
         except ValueError as e:
             raise LedgerInvalid(f"entry {index}: not JSON ({e})") from None
         if not isinstance(entry, dict):
             raise LedgerInvalid(f"entry {index}: not a JSON object")
+        _require_canonical(index, entry, body)
         return entry
 
 
@@ -547,6 +548,25 @@ def fetch_entry(exchange: ExchangeClient, index: int) -> dict[str, Any]:
         ExchangeUnreachable: the exchange could not be reached.
     """
     return exchange.ledger_entry(index)
+
+
+def _require_canonical(index: int, entry: dict[str, Any], body: bytes) -> None:
+    """The leaf bytes are the entry's RFC 8785 form and nothing else (docs/protocol.md §5.1).
+    Other bytes (whitespace, another spelling of a number or a string, a member name twice)
+    could be read one way here and another way by an auditor's parser, though both hash them.
+
+    Raises:
+        LedgerInvalid: ``body`` is not ``JCS(entry)``.
+    """
+    try:
+        canonical = entry_bytes(entry)
+    except InvalidInput as e:
+        raise LedgerInvalid(f"entry {index}: cannot be canonicalised ({e})") from None
+    if canonical != body:
+        raise LedgerInvalid(
+            f"entry {index}: its leaf bytes are not the RFC 8785 canonical form of the entry they hold "
+            "(docs/protocol.md §5.1): another reader could take them for another entry"
+        )
 
 
 def _entry_body(record: dict[str, Any]) -> bytes:

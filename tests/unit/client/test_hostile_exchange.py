@@ -128,6 +128,15 @@ def test_a_number_beyond_a_double_is_not_json() -> None:
         c.exercise()
 
 
+def test_an_answer_naming_a_member_twice_is_not_taken() -> None:
+    # RFC 7493 §2.3: parsers disagree on which "level" wins, so the report a recipient verifies
+    # and the one another reader of the same answer shows could differ.
+    report = '{"id": "R-1", "level": "\u79d8", "level": "\u6975\u79d8"}'
+    answer = ('{"id": "d-1", "origin": {"report": ' + report + "}}").encode()
+    with serving(Served(iter([answer]))) as c, pytest.raises(ExchangeError, match="given twice"):
+        c.delivery("d-1")
+
+
 # --- one event ---------------------------------------------------------------------------------------
 
 

@@ -121,6 +121,35 @@ def test_markings_carry_no_null_and_no_empty_list() -> None:
     assert m.noforn and not m.rel_to
 
 
+def test_the_extension_definition_is_the_one_docs_interop_md_shows() -> None:
+    # The first JSON block of docs/interop.md §2.1 is what every node serves, member for member.
+    text = (Path(__file__).parents[3] / "docs/interop.md").read_text(encoding="utf-8")
+    section = text[text.index("### 2.1 The extension definition") :]
+    block = section[section.index("```json") + len("```json") : section.index("```", section.index("```json") + 7)]
+    assert json.loads(block) == extension_definition()
+
+
+def test_what_the_node_makes_passes_the_validator_s_strict_mode() -> None:
+    # docs/interop.md §3.2: the objects a node makes meet every SHOULD of STIX 2.1 as well (the
+    # originator's objects are served as signed, with whatever the validator warns of).
+    delivered = DeliveredMarking(
+        recipient="KOR",
+        level="군사II급비밀",
+        originator=NationalMarking(party="JPN", level="極秘", rel_to=("KOR", "USA")),
+        common_level="SECRET",
+        banner="군사II급비밀 (JPN 極秘)",
+        agreement="JPN-KOR-GSOMIA",
+        delivery="d-7",
+        ledger_index=7,
+    )
+    made = delivery_objects([], delivered=delivered, created=datetime(2019, 11, 22, 0, 0, 0, 123456, tzinfo=UTC))
+    assert [o["type"] for o in made] == ["extension-definition", "identity", "identity", "marking-definition"]
+    strict = ValidationOptions(version="2.1", strict=True)
+    for o in (*made, SECRET):
+        result = validate_instance(o, strict)
+        assert result.is_valid and not result.warnings, [str(e) for e in (*result.errors, *result.warnings)]
+
+
 def test_one_report_per_marking_and_topic_with_the_definitions_it_references() -> None:
     other = national_marking_definition(NationalMarking(party="JPN", level="秘", rel_to=("USA", "KOR")))
     p = plan(
@@ -217,7 +246,7 @@ def test_tlp_2_0_and_acs_3_0_read_as_caveats() -> None:
         "type": "marking-definition",
         "spec_version": "2.1",
         "id": "marking-definition--20864905-06a0-47be-a04c-2164af17d635",
-        "created": "2020-06-18T00:00:00Z",
+        "created": "2020-06-18T00:00:00.000Z",
         "extensions": {
             ACS_3_0_EXTENSION: {
                 "extension_type": "property-extension",
@@ -263,7 +292,7 @@ def test_an_acs_caveat_not_of_the_published_shape_is_refused_never_read_as_none(
         "type": "marking-definition",
         "spec_version": "2.1",
         "id": "marking-definition--20864905-06a0-47be-a04c-2164af17d635",
-        "created": "2020-06-18T00:00:00Z",
+        "created": "2020-06-18T00:00:00.000Z",
         "extensions": {ACS_3_0_EXTENSION: ext},
     }
     p = plan(acs, obj(1, acs["id"]))
@@ -379,6 +408,30 @@ def test_an_object_whose_version_is_not_a_timestamp_is_refused(change: dict[str,
     assert [m[0] for g in p.groups for m in g.members()] == [obj(2)["id"]]
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"created": "2019-11-22T09:58:00.000+09:00", "modified": "2019-11-22T09:58:00.000+09:00"},
+        {"modified": "2019-11-22T00:58:00.000+00:00"},
+        {"modified": "2019-11-22T00:58:00Z"},
+        {"created": "2019-11-22T00:58:00.5Z", "modified": "2019-11-22T00:58:00.500Z"},
+    ],
+    ids=["offset", "plus-zero", "no-milliseconds", "tenths"],
+)
+def test_a_version_that_is_no_stix_timestamp_is_refused_sent_or_received(change: dict[str, Any]) -> None:
+    # STIX 2.1 §3.2: created and modified are UTC with "Z", to the millisecond. Sent on,
+    # the object was served with a TAXII version that is no TAXII timestamp, and failed
+    # stix2-validator at every recipient.
+    bad = {**obj(1, SECRET["id"]), **change}
+    assert not validate_instance(bad, ValidationOptions(version="2.1")).is_valid
+    p = plan(SECRET, bad, obj(2, SECRET["id"]))
+    assert len(p.refused) == 1 and "is not a STIX timestamp: write it in UTC with Z" in p.refused[0].reason
+    assert [m[0] for g in p.groups for m in g.members()] == [obj(2)["id"]]
+    payload = json.dumps({"type": "bundle", "id": "bundle--x", "objects": [obj(2), bad]}).encode()
+    with pytest.raises(InvalidInput, match="not a STIX timestamp"):
+        read_bundle(payload)
+
+
 def test_a_bundle_in_an_envelope_is_refused_not_sent_with_its_objects_unchecked() -> None:
     unmarked = obj(2)  # no marking of its own
     bundle = {
@@ -431,6 +484,15 @@ def test_a_delivered_bundle_with_an_object_no_node_would_send_is_refused(bad: di
 def test_a_delivered_bundle_with_a_number_json_cannot_carry_is_not_a_bundle(number: str) -> None:
     payload = f'{{"type":"bundle","id":"bundle--x","objects":[{{"type":"note","n":{number}}}]}}'.encode()
     with pytest.raises(InvalidInput, match="not a JSON STIX bundle"):
+        read_bundle(payload)
+
+
+def test_a_delivered_bundle_naming_a_member_twice_is_not_a_bundle() -> None:
+    # The originator signed these bytes; one parser reads the first pattern, another the last
+    # (RFC 7493 §2.3). The recipient's node serves neither.
+    one = json.dumps(obj(1))[:-1] + ', "pattern": "[ipv4-addr:value = \'203.0.113.9\']"}'
+    payload = ('{"type":"bundle","id":"bundle--x","objects":[' + one + "]}").encode()
+    with pytest.raises(InvalidInput, match="given twice"):
         read_bundle(payload)
 
 

@@ -683,6 +683,29 @@ def test_an_envelope_with_a_member_name_twice_is_refused(node: dict[str, Any]) -
     assert node["sender"].batches == []
 
 
+@pytest.mark.parametrize(
+    "unnamed",
+    [
+        {"type": "indicator", "name": "no id"},
+        {"id": "indicator--00000000-0000-4000-8000-000000000009"},
+        {**ind(9), "id": "nope"},
+        {**ind(9), "id": "malware--00000000-0000-4000-8000-000000000009"},
+        "not an object",
+    ],
+    ids=["no-id", "no-type", "not-an-identifier", "another-type", "not-an-object"],
+)
+def test_an_envelope_with_an_object_no_status_could_name_is_refused_whole(node: dict[str, Any], unnamed: Any) -> None:
+    # TAXII 2.1 §4.3.1: each status-details names its object by its identifier (required). An
+    # object with none could be reported on by no conforming status ("(no id)" is no id).
+    url = f"/api/collections/{node['service'].collection('outbox').id}/objects/"
+    env = {"objects": [SECRET, {**ind(1), "object_marking_refs": [SECRET["id"]]}, unnamed]}
+    answer = node["client"].post(url, headers=basic() | {"Content-Type": TAXII}, content=json.dumps(env))
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == TAXII and answer.json()["http_status"] == "422"
+    assert answer.json()["description"].startswith("object 2 of the envelope "), answer.text
+    assert node["sender"].batches == []
+
+
 def _one(node: dict[str, Any], oid: str, alias: str = "inbox", **params: str) -> httpx.Response:
     client: httpx.Client = node["client"]
     return client.get(f"{inbox_url(node, alias)}{oid}/", params=params, headers=basic())

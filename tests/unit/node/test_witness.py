@@ -357,6 +357,37 @@ def test_an_included_leaf_that_is_not_json_is_refused_not_a_crash(store: NodeSto
         witness(store, log, []).check_inclusion(log, 3, cp, record=record, proof=proof)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'{"recipient":"JPN","recipient":"KOR","type":"delivery"}', "given twice"),
+        (b'{"recipient": "KOR", "type": "delivery"}', "not the RFC 8785 canonical form"),
+        (b'{"type":"delivery","recipient":"KOR"}', "not the RFC 8785 canonical form"),
+        (b'{"n":1.0,"type":"delivery"}', "not the RFC 8785 canonical form"),
+        (b'{"recipient":"K\\u004fR","type":"delivery"}', "not the RFC 8785 canonical form"),
+        (b'{"n":9007199254740993,"type":"delivery"}', "cannot be canonicalised"),
+    ],
+    ids=["member-twice", "whitespace", "member-order", "number-spelling", "string-escape", "beyond-2**53"],
+)
+def test_an_included_leaf_that_is_not_its_entry_s_canonical_form_is_refused(
+    store: NodeStore, body: bytes, why: str
+) -> None:
+    # docs/protocol.md §5.1: the leaf bytes are JCS(entry). The exchange signed a tree holding
+    # other bytes, which two parsers (last member wins, first member wins) read as two entries.
+    log, cp, proof = _signed_leaf(body)
+    record = {"body": base64.b64encode(body).decode()}
+    with pytest.raises(LedgerInvalid, match=f"entry 3: .*{why}"):
+        witness(store, log, []).check_inclusion(log, 3, cp, record=record, proof=proof)  # type: ignore[arg-type]
+
+
+def test_an_included_leaf_in_canonical_form_is_its_entry(store: NodeStore) -> None:
+    body = b'{"recipient":"KOR","type":"delivery"}'
+    log, cp, proof = _signed_leaf(body)
+    record = {"body": base64.b64encode(body).decode()}
+    got = witness(store, log, []).check_inclusion(log, 3, cp, record=record, proof=proof)  # type: ignore[arg-type]
+    assert got == {"recipient": "KOR", "type": "delivery"}
+
+
 @pytest.mark.parametrize(("record", "proof"), [([], {}), ({"body": "e30="}, [])], ids=["record", "proof"])
 def test_an_entry_record_or_proof_that_is_not_an_object_is_refused(store: NodeStore, record: Any, proof: Any) -> None:
     log, cp, _ = _signed_leaf(b"{}")

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gsomia import jsontext
 from gsomia.errors import InvalidInput, StorageError
-from gsomia.interop.stix import extension_definition
+from gsomia.interop.stix import extension_definition, identifier_problem
 from gsomia.node.taxii.service import (
     TAXII_MEDIA_TYPE,
     BadQuery,
@@ -199,6 +199,24 @@ def _envelope(page: Page, digest: str, member: str = "objects", items: Sequence[
     return "{" + ",".join(parts) + "}"
 
 
+def _require_identifiers(objs: Sequence[object]) -> None:
+    """Every object of a POSTed envelope has a STIX identifier of its type: the status resource
+    names each object it reports on by one (TAXII 2.1 §4.3.1, status-details ``id``), so an
+    object without one could be reported on by no conforming status. All or nothing.
+
+    Raises:
+        TaxiiError: 422 naming the first object without one.
+    """
+    for i, o in enumerate(objs):
+        why = identifier_problem(o)
+        if why is not None:
+            raise TaxiiError(
+                422,
+                "Unprocessable Entity",
+                f"object {i} of the envelope {why}: give every object the STIX id of its type; nothing was sent",
+            )
+
+
 def _with_topic(q: Query, c: Collection) -> Query:
     return Query(
         after_us=q.after_us,
@@ -343,6 +361,7 @@ class _Routes:
                 "Payload Too Large",
                 f"an envelope carries at most {MAX_ENVELOPE_OBJECTS} objects ({len(objs)} given): post them in several",
             )
+        _require_identifiers(objs)
         # RFC 7240: "Prefer: respond-async" answers at once with the pending status; otherwise
         # the POST answers when its reports are decided (or after the configured wait).
         prefer = request.headers.get("prefer", "").replace(" ", "").lower()
