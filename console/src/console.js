@@ -42,6 +42,9 @@ const ctx = {
   status: null,
   live: null,
   view: null, // the view shown: {onEvent, destroy}
+  shown: null, // the view and id drawn last ({view, id})
+  heard: null, // the status last announced ({reachable, missing, exercise})
+  delivered: new Set(), // deliveries announced in this page
   can: (needed) => can(ctx.session?.role, needed),
   go: (address) => {
     if (location.hash === address) route();
@@ -125,13 +128,17 @@ function signedOut(message) {
   ctx.live = null;
   ctx.view?.destroy?.();
   ctx.view = null;
+  ctx.shown = null;
   ctx.session = null;
   api.setCsrf(null);
   delete document.body.dataset.signedIn;
   fill($('#nav'));
   fill($('#user'));
   fill($('#status-line'));
+  $('#announce').textContent = '';
+  ctx.heard = null;
   $('#alarm').hidden = true;
+  delete $('#alarm').dataset.drawn;
   $('#exercise').hidden = true;
   const here = location.hash;
   if (here && !here.startsWith('#/login')) sessionStorage.setItem('gsomia.node.back', here);
@@ -198,7 +205,9 @@ function drawStatus() {
   const st = ctx.status;
   if (!st) return;
   const alarm = $('#alarm');
-  if (st.alarm) {
+  if (st.alarm && unchanged(alarm, st.alarm)) {
+    // the same alarm: drawn again, a screen reader would read it out again
+  } else if (st.alarm) {
     const a = st.alarm;
     const words = alarmWords(a.kind);
     fill(
@@ -216,8 +225,11 @@ function drawStatus() {
   } else {
     alarm.hidden = true;
     fill(alarm);
+    delete alarm.dataset.drawn;
   }
   const ex = $('#exercise');
+  // not a live region: its clock reading changes with every status; the start and the end of
+  // an exercise are said once (announceStatus)
   if (st.exercise) {
     fill(
       ex,
@@ -230,6 +242,7 @@ function drawStatus() {
     ex.hidden = false;
   } else ex.hidden = true;
   const x = st.exchange ?? {};
+  announceStatus(st);
   const d = st.deliveries ?? {};
   const w = st.witness ?? {};
   fill(
@@ -247,6 +260,48 @@ function drawStatus() {
     w.cosigned_size !== null && w.cosigned_size !== undefined ? h('span', {}, `witness cosigned ${w.cosigned_size}`) : null,
     statusNotes(st).map((n) => h('span', { id: n.id, class: n.bad ? 'bad' : null, title: n.title || null }, n.text)),
   );
+}
+
+/** True when `el` shows `what` already; otherwise it is marked as showing it (to be drawn). */
+function unchanged(el, what) {
+  const key = JSON.stringify(what);
+  if (el.dataset.drawn === key) return true;
+  el.dataset.drawn = key;
+  return false;
+}
+
+/**
+ * Say `text` in the polite live region (#announce): a screen reader reads it when the officer
+ * pauses, and the focus stays where it is. The same words again are said again.
+ */
+function announce(text) {
+  const el = $('#announce');
+  if (el.textContent === text) {
+    el.textContent = '';
+    setTimeout(() => (el.textContent = text), 100);
+  } else el.textContent = text;
+}
+
+/** What changed in the status that an officer must hear: the exchange lost or back, keys
+ * missing, an exercise begun or ended. */
+function announceStatus(st) {
+  const now = { reachable: st.exchange?.reachable !== false, missing: Boolean(st.keys?.missing), exercise: Boolean(st.exercise) };
+  const was = ctx.heard;
+  ctx.heard = now;
+  if (!was) return; // the first status after signing in is on the screen, not news
+  if (was.reachable !== now.reachable) announce(now.reachable ? 'The exchange is reachable again.' : 'The exchange is unreachable.');
+  if (!was.missing && now.missing) announce('Keys missing: this node cannot open new deliveries. See Keys and ledger.');
+  if (was.exercise !== now.exercise)
+    announce(now.exercise ? 'The exchange runs an exercise: everything made under it is marked EXERCISE.' : 'The exercise has ended.');
+}
+
+/** A delivery event, in words: a new report, then what its verification found. */
+function announceDelivery(data) {
+  if (!data?.delivery_id) return;
+  const known = ctx.delivered.has(data.delivery_id);
+  ctx.delivered.add(data.delivery_id);
+  const what = { verified: 'verified', quarantined: 'quarantined: do not use it', pending: 'being verified' }[data.state] ?? data.state;
+  announce(known ? `A delivered report was ${what}.` : `New report delivered, ${what}.`);
 }
 
 function showStatusProblem(err) {
@@ -286,13 +341,20 @@ function route() {
     if (a.dataset.view === (entry.parent ?? entry.view)) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
+  // the same view drawn again for a changed setting (an inbox filter): the control that
+  // changed keeps the focus, so arrowing through a list of choices does not throw it away
+  const same = ctx.shown && ctx.shown.view === r.view && ctx.shown.id === r.id;
+  const kept = same && document.activeElement?.id && $('#main').contains(document.activeElement) ? document.activeElement.id : null;
+  ctx.shown = { view: r.view, id: r.id };
   ctx.view?.destroy?.();
   const main = $('#main');
   fill(main);
   ctx.view = entry.module.render(ctx, main, r) ?? {};
   document.title = `${ctx.view.title ?? entry.label ?? 'Report'} · ${ctx.session.party} node`;
+  const again = kept ? document.getElementById(kept) : null;
+  if (again) again.focus();
   // move focus to the new view's heading so a screen reader announces it; not on first load
-  if (ctx.routed) main.querySelector('h1')?.focus({ preventScroll: false });
+  else if (ctx.routed) main.querySelector('h1')?.focus({ preventScroll: false });
   ctx.routed = true;
 }
 
@@ -311,6 +373,7 @@ function onEvent(type, data) {
   } else if (type === 'alarm' || type === 'delivery') {
     // an alarm names its checkpoints, a delivery changes the counts: read the whole status
     ctx.refreshStatus();
+    if (type === 'delivery') announceDelivery(data);
   }
   ctx.view?.onEvent?.(type, data);
 }

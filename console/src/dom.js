@@ -70,7 +70,8 @@ export function table({ caption, head, rows, id, cls, empty = 'None.', hideCapti
       h(
         'tr',
         {},
-        head.map((c) => h('th', { scope: 'col' }, c)),
+        // a column of buttons has no visible heading; a screen reader still says what it holds
+        head.map((c) => h('th', { scope: 'col' }, c === '' ? h('span', { class: 'visually-hidden' }, 'Actions') : c)),
       ),
     ),
     h('tbody', {}, body),
@@ -90,7 +91,10 @@ export function table({ caption, head, rows, id, cls, empty = 'None.', hideCapti
     for (const c of el.querySelectorAll('tbody th')) c.setAttribute('role', 'rowheader');
     for (const c of el.querySelectorAll('td')) c.setAttribute('role', 'cell');
   }
-  return h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption ?? 'Table' }, el);
+  // a hidden caption repeats its card's heading: the region says it is the table, so the two
+  // landmarks keep distinct names
+  const name = caption ? (hideCaption ? `${caption} (table)` : caption) : 'Table';
+  return h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': name }, el);
 }
 
 /** A definition list from [term, value] pairs (pairs with a null value are left out). */

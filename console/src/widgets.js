@@ -1,6 +1,6 @@
 // Pieces every view uses: the marking banner, the verification badge, problems, confirmations.
 
-import { h, fill } from './dom.js';
+import { h, fill, uid } from './dom.js';
 import { bannerParts, caveatText, STATE_LABEL } from './markings.js';
 
 /** The marking banner of an item, each level in its party's language. */
@@ -50,6 +50,31 @@ export function problemBox(err, lead = null) {
 export function say(slot, content) {
   fill(slot, content);
   slot.hidden = !content;
+}
+
+/**
+ * `message` as the error of `control`: an alert in `slot`, tied to the control (its
+ * aria-describedby names the alert, aria-invalid is set) until the control changes; the focus
+ * goes to the control, so a screen reader reads its label, the error and any help.
+ */
+export function fieldError(slot, control, message) {
+  if (!control.id) control.id = uid('f');
+  const id = `${control.id}-error`;
+  say(slot, h('p', { class: 'problem', role: 'alert', id }, message));
+  const others = () => (control.getAttribute('aria-describedby') ?? '').split(' ').filter((x) => x && x !== id);
+  control.setAttribute('aria-describedby', [id, ...others()].join(' '));
+  control.setAttribute('aria-invalid', 'true');
+  const clear = () => {
+    control.removeEventListener('input', clear);
+    control.removeEventListener('change', clear);
+    control.removeAttribute('aria-invalid');
+    const rest = others();
+    if (rest.length) control.setAttribute('aria-describedby', rest.join(' '));
+    else control.removeAttribute('aria-describedby');
+  };
+  control.addEventListener('input', clear);
+  control.addEventListener('change', clear);
+  control.focus();
 }
 
 /** Disable `button` while `promise` runs; returns the promise's value. */

@@ -119,6 +119,8 @@ export class CoverageView {
         `Over the scenario's window ${gaps.start} – ${gaps.end}${whatif ? ', with the what-if applied (new gaps marked)' : ''}. Also drawn on the timeline.`,
       ),
       table({
+        caption: `Gap intervals among ${ctx.focus().join(', ')}`,
+        hideCaption: true,
         id: 'gaps-table',
         cls: 'data compact',
         head: ['From', 'To', 'Topic', 'Start', 'End', ...(whatif ? [''] : [])],
@@ -137,6 +139,8 @@ export class CoverageView {
             h('h3', {}, `Coverage not known among ${ctx.focus().join(', ')}: ${ctx.state.topic}`),
             h('p', { class: 'note' }, 'Not gaps: each pair’s only agreement for this topic has no recorded entry into force.'),
             table({
+              caption: `Coverage not known among ${ctx.focus().join(', ')}`,
+              hideCaption: true,
               id: 'unknowns-table',
               cls: 'data compact',
               head: ['From', 'To', 'Topic', 'Start', 'End', 'Agreement'],

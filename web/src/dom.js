@@ -37,8 +37,12 @@ export function fill(el, ...children) {
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 
-/** A table from a header row and body rows (arrays of cells or ready <tr> elements), in a scrolling wrapper. */
-export function table({ caption, head, rows, cls, id, empty = 'None.' }) {
+/**
+ * A table from a header row and body rows (arrays of cells or ready <tr> elements), in a
+ * scrolling wrapper that the keyboard can reach and scroll (a named region). `hideCaption`
+ * keeps the caption for screen readers only (where a heading or summary above says it).
+ */
+export function table({ caption, head, rows, cls, id, empty = 'None.', hideCaption = false }) {
   const body = rows.length
     ? rows.map((r) =>
         r instanceof Node
@@ -50,21 +54,23 @@ export function table({ caption, head, rows, cls, id, empty = 'None.' }) {
             ),
       )
     : [h('tr', {}, h('td', { colspan: head.length, class: 'empty' }, empty))];
-  // wrapped, so a wide table scrolls inside its card instead of widening the page
+  // wrapped, so a wide table scrolls inside its card instead of widening the page; focusable,
+  // so a keyboard alone scrolls it
   return h(
     'div',
-    { class: 'table-wrap' },
+    { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption ? `${caption} (table)` : 'Table' },
     h(
       'table',
       { class: cls, id },
-      caption ? h('caption', {}, caption) : null,
+      caption ? h('caption', { class: hideCaption ? 'visually-hidden' : null }, caption) : null,
       h(
         'thead',
         {},
         h(
           'tr',
           {},
-          head.map((c) => h('th', { scope: 'col' }, c)),
+          // a column with no visible heading still says what it holds to a screen reader
+          head.map((c) => h('th', { scope: 'col' }, c === '' ? h('span', { class: 'visually-hidden' }, 'Note') : c)),
         ),
       ),
       h('tbody', {}, body),

@@ -221,7 +221,14 @@ export class NetworkView {
     details.open = !large;
     fill(
       $('#network-table-wrap'),
-      table({ head: ['Agreement', 'Parties', 'Kind', 'State at the instant shown'], rows, id: 'network-table', cls: 'data' }),
+      table({
+        caption: 'Agreements at the instant shown',
+        hideCaption: true,
+        head: ['Agreement', 'Parties', 'Kind', 'State at the instant shown'],
+        rows,
+        id: 'network-table',
+        cls: 'data',
+      }),
     );
   }
 
@@ -347,6 +354,8 @@ export class NetworkView {
       h('h4', {}, 'Derived timeline'),
       life
         ? table({
+            caption: 'Derived timeline',
+            hideCaption: true,
             cls: 'data compact',
             id: 'details-segments',
             head: ['From', 'State', 'Because of', 'Scheduled end'],
@@ -368,6 +377,8 @@ export class NetworkView {
         : null,
       h('h4', {}, 'Events up to this instant'),
       table({
+        caption: 'Events up to this instant',
+        hideCaption: true,
         cls: 'data compact events',
         id: 'details-events',
         head: ['At', 'Event', 'By', 'Effective', 'Note'],
@@ -417,7 +428,14 @@ export class NetworkView {
     });
     return [
       h('h4', {}, `Equivalence${where}`),
-      table({ cls: 'data compact equivalence', id: 'details-equivalence', head: [...a.parties, 'Common level'], rows }),
+      table({
+        caption: `Equivalence${where}`,
+        hideCaption: true,
+        cls: 'data compact equivalence',
+        id: 'details-equivalence',
+        head: [...a.parties, 'Common level'],
+        rows,
+      }),
       h(
         'p',
         { class: 'note' },

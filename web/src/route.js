@@ -216,6 +216,8 @@ export class RouteView {
         ? table({
             cls: 'data compact',
             id: 'route-legs',
+            caption: 'Legs of the route',
+            hideCaption: true,
             head: ['Leg', 'Under', 'At', 'Marked'],
             rows: r.legs.map((leg) => [`${leg.from} → ${leg.to}`, leg.agreement, leg.at, leg.marking.banner]),
           })
@@ -228,6 +230,8 @@ export class RouteView {
       table({
         cls: 'data compact reasons',
         id: 'route-reasons',
+        caption: 'Reasons',
+        hideCaption: true,
         head: ['Rule', 'Agreement', 'Article', 'Reason'],
         rows: reasonRows,
         empty: 'Every rule holds: nothing stands in the way.',

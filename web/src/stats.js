@@ -117,6 +117,8 @@ export class StatsView {
           h('h3', {}, `${s.agreement}, as known at ${s.at}`),
           table({
             cls: 'data compact stats-years',
+            caption: `Provisions by year: ${s.agreement}`,
+            hideCaption: true,
             head: ['Year', 'Provisions', 'Note'],
             rows: [
               ...[...Object.keys(s.by_year), ...s.missing_years]
@@ -146,6 +148,8 @@ export class StatsView {
           Object.keys(s.by_month).length
             ? table({
                 cls: 'data compact stats-months',
+                caption: `Dated provisions by month: ${s.agreement}`,
+                hideCaption: true,
                 head: ['Month (dated provisions)', 'Provisions'],
                 rows: Object.entries(s.by_month).map(([m, n]) => [m, h('td', { class: 'num' }, String(n))]),
               })

@@ -333,7 +333,14 @@ from ${from}`,
     table_.sort((x, y) => ms(x[0]) - ms(y[0]) || x[3] - y[3]);
     fill(
       $('#timeline-table-wrap'),
-      table({ id: 'timeline-table', cls: 'data compact', head: ['When', 'Row', 'What'], rows: table_.map(([when, row, what]) => [when, row, what]) }),
+      table({
+        caption: 'The timeline: every event and change of state',
+        hideCaption: true,
+        id: 'timeline-table',
+        cls: 'data compact',
+        head: ['When', 'Row', 'What'],
+        rows: table_.map(([when, row, what]) => [when, row, what]),
+      }),
     );
   }
 

@@ -154,6 +154,8 @@ export class WhatIfView {
         : null,
       table({
         id: 'traffic-groups',
+        caption: 'Decisions that change under the what-if',
+        hideCaption: true,
         cls: 'data compact side-by-side',
         head: ['Flow', 'Topic', 'Change', 'Recorded', 'With the what-if', 'Decisions', 'Decided', `Reports (the first ${t.reports_per_group})`],
         rows: t.groups.map(row),
@@ -337,6 +339,8 @@ export class WhatIfView {
       h('h4', {}, 'Flows that change'),
       table({
         id: 'whatif-changes',
+        caption: 'Flows that change',
+        hideCaption: true,
         cls: 'data compact side-by-side nowrap',
         head: ['Flow', 'Topic', 'Period', 'Recorded', 'With the what-if'],
         rows: c.changes.map(flowRow),
@@ -360,6 +364,8 @@ export class WhatIfView {
           h('h4', {}, 'Gaps as recorded'),
           table({
             id: 'gaps-before',
+            caption: 'Gaps as recorded',
+            hideCaption: true,
             cls: 'data compact',
             head: ['Flow', 'Topic', 'Interval', ''],
             rows: gapRows(c.gaps_before, after, 'closed'),
@@ -372,6 +378,8 @@ export class WhatIfView {
           h('h4', {}, 'Gaps with the what-if'),
           table({
             id: 'gaps-after',
+            caption: 'Gaps with the what-if',
+            hideCaption: true,
             cls: 'data compact',
             head: ['Flow', 'Topic', 'Interval', ''],
             rows: gapRows(c.gaps_after, before, 'new'),
@@ -382,6 +390,8 @@ export class WhatIfView {
       h('h4', {}, 'Past reports whose route would have changed'),
       table({
         id: 'whatif-reports',
+        caption: 'Past reports whose route would have changed',
+        hideCaption: true,
         cls: 'data compact side-by-side',
         head: ['Report', 'Created', 'Flow', 'Topic', 'Recorded route', 'Route with the what-if'],
         rows: changedReports.map((r) =>

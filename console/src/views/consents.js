@@ -6,7 +6,7 @@ import * as api from '../api.js';
 import { append, h, fill, field, select, table } from '../dom.js';
 import { instant, dayAfter } from '../format.js';
 import { PARTY_LANG } from '../markings.js';
-import { problemBox, say, busy, confirmDialog, card } from '../widgets.js';
+import { fieldError, problemBox, say, busy, confirmDialog, card } from '../widgets.js';
 
 const STATE = { pending: 'Pending', granted: 'Granted', refused: 'Refused', expired: 'Expired' };
 
@@ -106,8 +106,7 @@ function request(ctx, c, approver, reload) {
   const out = h('div', { hidden: true });
   const answer = async (yes, button) => {
     if (!reason.value.trim()) {
-      say(out, h('p', { class: 'problem', role: 'alert' }, 'Give the reason for your answer: it goes on the record.'));
-      reason.focus();
+      fieldError(out, reason, 'Give the reason for your answer: it goes on the record.');
       return;
     }
     const sure = await confirmDialog({
@@ -226,8 +225,7 @@ function standingForm(ctx, reload) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     if (!topic.value || !recipient.value || !until.value) {
-      say(out, h('p', { class: 'problem', role: 'alert' }, 'Choose a topic, a recipient and the last day.'));
-      (!topic.value ? topic : !recipient.value ? recipient : until).focus();
+      fieldError(out, !topic.value ? topic : !recipient.value ? recipient : until, 'Choose a topic, a recipient and the last day.');
       return;
     }
     try {

@@ -96,6 +96,8 @@ export function render(ctx, main, route) {
   for (const el of [topic, originator, level, from, to, state]) el.addEventListener('change', apply);
 
   const summary = h('p', { id: 'inbox-summary', class: 'summary', role: 'status' }, 'Loading…');
+  // the news of new reports: the shell's live region says it (console.js), so this note has
+  // no live role of its own; its button stays in reach until pressed
   const fresh = h('div', { id: 'inbox-fresh', hidden: true });
   const list = h('ol', { id: 'inbox-list', class: 'items', 'aria-label': 'Reports' });
   const more = h('button', { type: 'button', id: 'inbox-more', hidden: true }, 'Show older reports');
@@ -164,20 +166,28 @@ export function render(ctx, main, route) {
     title: 'Inbox',
     destroy: () => ctrl?.abort(),
     onEvent: (type) => {
-      if (type !== 'delivery') return;
+      // shown already: drawn again, it would take the focus from its button
+      if (type !== 'delivery' || !fresh.hidden) return;
       fill(
         fresh,
         h(
           'p',
-          { class: 'note fresh', role: 'status' },
+          { class: 'note fresh' },
           'New reports have arrived. ',
           h(
             'button',
             {
               type: 'button',
-              onclick: () => {
+              id: 'inbox-show-new',
+              onclick: async () => {
+                // the button goes away with the note: the focus moves to the newest report
+                // (or the list's heading), never to the page's start
+                await load(null);
                 fresh.hidden = true;
-                load(null);
+                fill(fresh);
+                const first = list.querySelector('.item-link');
+                if (first) first.focus();
+                else main.querySelector('h1')?.focus();
               },
             },
             'Show them',

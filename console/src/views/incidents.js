@@ -6,7 +6,7 @@ import * as api from '../api.js';
 import { append, h, fill, field } from '../dom.js';
 import { instant } from '../format.js';
 import { href } from '../routes.js';
-import { problemBox, say, busy } from '../widgets.js';
+import { fieldError, problemBox, say, busy } from '../widgets.js';
 
 export const KIND_LABEL = { loss: 'Loss', compromise: 'Compromise', possible_compromise: 'Possible compromise' };
 
@@ -108,8 +108,7 @@ function followUp(inc, reload) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     if (!result.value.trim() && !measures.value.trim()) {
-      say(out, h('p', { class: 'problem', role: 'alert' }, 'Write a result, the measures taken, or both.'));
-      result.focus();
+      fieldError(out, result, 'Write a result, the measures taken, or both.');
       return;
     }
     try {

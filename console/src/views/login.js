@@ -5,7 +5,7 @@
 import * as api from '../api.js';
 import { append, h } from '../dom.js';
 import { waitText } from '../format.js';
-import { problemBox, say } from '../widgets.js';
+import { fieldError, problemBox, say } from '../widgets.js';
 
 export function render(_ctx, main, { message, onSignedIn }) {
   const user = h('input', {
@@ -35,8 +35,7 @@ export function render(_ctx, main, { message, onSignedIn }) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     if (!user.value.trim() || !pass.value) {
-      say(out, h('p', { class: 'problem', role: 'alert' }, 'Enter your user name and password.'));
-      (user.value.trim() ? pass : user).focus();
+      fieldError(out, user.value.trim() ? pass : user, 'Enter your user name and password.');
       return;
     }
     button.disabled = true;

@@ -8,7 +8,7 @@ import { instant } from '../format.js';
 import { href, lastInbox } from '../routes.js';
 import { parseTrack } from '../track.js';
 import { trackPlot, trackTable } from '../plot.js';
-import { banner, caveats, stateBadge, exerciseBadge, problemBox, say, busy, card, reasonText } from '../widgets.js';
+import { fieldError, banner, caveats, stateBadge, exerciseBadge, problemBox, say, busy, card, reasonText } from '../widgets.js';
 import { incidentList } from './incidents.js';
 
 export function render(ctx, main, route) {
@@ -229,8 +229,7 @@ function ackCard(ctx, d, reload) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     if (!box.checked) {
-      say(out, h('p', { class: 'problem', role: 'alert' }, 'Tick the attestation first: the acknowledgement states need-to-know.'));
-      box.focus();
+      fieldError(out, box, 'Tick the attestation first: the acknowledgement states need-to-know.');
       return;
     }
     try {
@@ -279,8 +278,7 @@ function incidentsCard(ctx, d, reload) {
     ev.preventDefault();
     const chosen = form.querySelector('input[name="incident-kind"]:checked');
     if (!chosen || !desc.value.trim()) {
-      say(out, h('p', { class: 'problem', role: 'alert' }, 'Choose loss or compromise and describe what happened.'));
-      (chosen ? desc : form.querySelector('input[name="incident-kind"]')).focus();
+      fieldError(out, chosen ? desc : form.querySelector('input[name="incident-kind"]'), 'Choose loss or compromise and describe what happened.');
       return;
     }
     try {

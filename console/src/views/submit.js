@@ -6,8 +6,8 @@
 import * as api from '../api.js';
 import { append, h, fill, field, select, table } from '../dom.js';
 import { instant } from '../format.js';
-import { PARTY_LANG } from '../markings.js';
-import { problemBox, say, busy, confirmDialog } from '../widgets.js';
+import { PARTY_LANG, bannerParts } from '../markings.js';
+import { fieldError, problemBox, say, busy, confirmDialog } from '../widgets.js';
 
 const DECISION = { direct: 'Direct', relay: 'Relay', deny: 'Denied' };
 
@@ -144,8 +144,7 @@ export function render(ctx, main) {
     const r = read();
     const bad = check(r);
     if (bad) {
-      say(formOut, h('p', { class: 'problem', role: 'alert' }, bad[1]));
-      bad[0].focus();
+      fieldError(formOut, bad[0], bad[1]);
       return;
     }
     say(formOut, null);
@@ -206,7 +205,7 @@ function previewCard(ctx, r, preview, onSubmit) {
         p.via ? ` via ${p.via}` : '',
         p.needs_consent ? h('span', { class: 'needs-consent' }, ' — needs the originator’s consent') : '',
       ),
-      h('td', { dataset: { label: 'Their marking' } }, p.banner ? h('span', { class: 'banner' }, p.banner) : (p.translated_level ?? '—')),
+      h('td', { dataset: { label: 'Their marking' } }, p.banner ? markingOf(p, r, ctx.session.party) : (p.translated_level ?? '—')),
       h(
         'td',
         { dataset: { label: 'Why' } },
@@ -253,6 +252,22 @@ function previewCard(ctx, r, preview, onSubmit) {
       : null,
     !allowed ? h('p', { class: 'problem' }, 'No recipient may receive this report as it stands.') : null,
     h('div', { class: 'actions' }, button),
+  );
+}
+
+/** A recipient's banner with each level in its party's language (`군사II급비밀 (JPN 極秘)`). */
+function markingOf(p, r, own) {
+  const item = {
+    level: p.translated_level,
+    originator: own,
+    originator_marking: { party: own, level: r.level },
+    exercise: p.banner.startsWith('EXERCISE '),
+    banner: p.banner,
+  };
+  return h(
+    'span',
+    { class: 'banner' },
+    bannerParts(item, p.party).map((x) => (x.lang || x.cls ? h('span', { lang: x.lang, class: x.cls }, x.text) : x.text)),
   );
 }
 

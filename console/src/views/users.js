@@ -4,7 +4,7 @@
 import * as api from '../api.js';
 import { append, h, fill, field, select, table } from '../dom.js';
 import { instant } from '../format.js';
-import { problemBox, say, busy, confirmDialog, card } from '../widgets.js';
+import { fieldError, problemBox, say, busy, confirmDialog, card } from '../widgets.js';
 
 const ROLES = [
   ['officer', 'Officer — reads, acknowledges, submits, files incidents'],
@@ -90,8 +90,7 @@ function addForm(reload) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     if (!name.value.trim() || !pass.value) {
-      say(out, h('p', { class: 'problem', role: 'alert' }, 'Give a user name and a password.'));
-      (name.value.trim() ? pass : name).focus();
+      fieldError(out, name.value.trim() ? pass : name, 'Give a user name and a password.');
       return;
     }
     try {
