@@ -75,12 +75,17 @@ def test_axe_finds_nothing_wrong_on_any_view(
         assert axe_violations(page) == [], address
 
 
-def test_a_filter_changed_with_the_arrow_keys_keeps_the_focus(
-    world: World, delivered: dict[str, Any], page: Page, context: tuple[BrowserContext, Guard]
-) -> None:
+def _inbox_as_duty(world: World, page: Page, context: tuple[BrowserContext, Guard]) -> None:
+    """KOR's duty officer signed in, the inbox loaded."""
     sign_in(context[0], world.kor, "duty")
     open_as(page, world.kor.url, "#/inbox")
     expect(page.locator("#inbox-list")).to_have_attribute("data-loaded", "1")
+
+
+def test_a_filter_changed_with_the_arrow_keys_keeps_the_focus(
+    world: World, delivered: dict[str, Any], page: Page, context: tuple[BrowserContext, Guard]
+) -> None:
+    _inbox_as_duty(world, page, context)
     state = page.get_by_label("Verification")
     state.focus()
     page.keyboard.press("ArrowDown")
@@ -95,9 +100,7 @@ def test_a_filter_changed_with_the_arrow_keys_keeps_the_focus(
 def test_a_new_delivery_is_announced_politely_and_the_focus_stays(
     world: World, delivered: dict[str, Any], page: Page, context: tuple[BrowserContext, Guard]
 ) -> None:
-    sign_in(context[0], world.kor, "duty")
-    open_as(page, world.kor.url, "#/inbox")
-    expect(page.locator("#inbox-list")).to_have_attribute("data-loaded", "1")
+    _inbox_as_duty(world, page, context)
     expect(page.locator("body")).to_have_attribute("data-live", "open")
     # every live region but the one that says the news: redrawn at each status, a screen reader
     # would read it out again (the exercise banner's clock reading changes at every status)
