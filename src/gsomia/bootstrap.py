@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gsomia.crypto.kek import load_or_create_kek, parse_kek
+from gsomia.crypto.keyfile import check_private_dir
 from gsomia.domain.instants import parse_instant
 from gsomia.errors import InvalidInput
 from gsomia.scenario.loader import read_file
@@ -197,10 +198,15 @@ def build(
 
     Raises:
         InvalidInput: for a bad database URL; an exercise reset with an explicit database; an
-            exercise database to seed from a live database that does not exist.
+            exercise database to seed from a live database that does not exist; a data directory
+            (holding the database or a key) that another user owns or may write to.
         StorageError: if the database cannot be opened or migrated.
     """
     settings = settings or Settings()
+    if not settings.db or settings.kek is None or settings.ledger_key_file is None:
+        # the database or a key is the data directory's: whoever may write there may put their
+        # own in place (refused here, at start, not at the first submission that needs the KEK)
+        check_private_dir(settings.data_dir, what="data directory")
     exercise_database = _exercise_database(settings, reset=exercise_reset)
     store = Store(
         settings.database_url(), sqlite_synchronous=settings.sqlite_synchronous, pool_size=settings.db_pool_size

@@ -164,7 +164,7 @@ def test_a_second_server_on_the_same_port_is_refused_and_the_first_keeps_serving
         timeout=120,
         check=False,
     )
-    assert second.returncode == 1
+    assert second.returncode == 4
     assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in second.stderr
     assert len(sockets_on(port, LISTEN)) == 1
     assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200

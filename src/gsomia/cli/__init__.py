@@ -251,6 +251,7 @@ def serve(
             )
         app = common.app(creates=True)
         app.ledger.key()  # a lost ledger key is named here, in one line, before anything is served
+        app.exchange.context.prepare_kek()  # so is a KEK the exchange cannot use
         summary = app.store.summary()
         err.print(
             f"gsomia {__version__} serving {summary.name if summary else 'an empty database'} from "
@@ -296,12 +297,25 @@ def _say_exercise(app: App) -> None:
 
 
 def _serve(app: App, host: str, port: int, log_level: str) -> None:
+    """Serve on HOST:PORT in this process until interrupted.
+
+    Raises:
+        InvalidInput: the address cannot be listened on (in use, or not this host's).
+        GsomiaError: the server did not start (uvicorn logged why).
+    """
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
     from gsomia.api.app import create_app  # noqa: PLC0415
     from gsomia.api.middleware import guarded_http_protocol  # noqa: PLC0415
+    from gsomia.api.workers import Listen, listen_on  # noqa: PLC0415
 
-    uvicorn.run(
+    # listen first, as the supervisor of --workers does: a port in use is one error line and the
+    # same exit code however many workers, never uvicorn's own exit code (3, an invalid scenario)
+    try:
+        sock = listen_on(Listen(host, port))
+    except OSError as e:
+        raise _cannot_listen(host, port, e) from e
+    config = uvicorn.Config(
         create_app(app),
         host=host,
         port=port,
@@ -312,6 +326,24 @@ def _serve(app: App, host: str, port: int, log_level: str) -> None:
         http=guarded_http_protocol(
             header_timeout=app.settings.header_timeout_seconds, body_timeout=app.settings.body_timeout_seconds
         ),
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    except SystemExit:
+        pass  # uvicorn exits so when the application fails to start; said below, with our code
+    except KeyboardInterrupt:
+        pass  # uvicorn raises the Ctrl-C it caught again once it has stopped serving
+    finally:
+        sock.close()
+    if not server.started:
+        raise GsomiaError("the server could not start (its error is above); nothing is served")
+
+
+def _cannot_listen(host: str, port: int, e: OSError) -> InvalidInput:
+    """The error for an address ``serve`` cannot listen on, with what to change."""
+    return InvalidInput(
+        f"cannot listen on {host}:{port}: {e.strerror or e}: give another --port, or a --host of this machine"
     )
 
 
@@ -330,7 +362,7 @@ def _serve_workers(settings: Settings, host: str, port: int, log_level: str, wor
         listen = supervisor.Listen(host, port, log_level, start_seconds=settings.worker_start_seconds)
         status = supervisor.Supervisor(listen, workers).run()
     except OSError as e:
-        raise GsomiaError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+        raise _cannot_listen(host, port, e) from e
     if status:
         raise GsomiaError("a worker process could not start (its error is above); nothing is served")
 

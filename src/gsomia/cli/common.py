@@ -11,6 +11,7 @@ import json
 import os
 import stat
 import sys
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,7 @@ __all__ = [
     "errors",
     "exit_code",
     "fail",
+    "one_line",
     "out",
     "settings",
     "state",
@@ -150,11 +152,22 @@ def fail(e: GsomiaError) -> NoReturn:
     # plain writes: an error line must never be wrapped or styled
     if isinstance(e, ValidationFailed):
         for p in e.problems:
-            sys.stderr.write(f"{p}\n")
+            sys.stderr.write(f"{one_line(str(p))}\n")
         sys.stderr.write(f"error: {len(e.problems)} problem(s) found; nothing was loaded\n")
     else:
-        sys.stderr.write(f"error: {' '.join(str(e).split())}\n")
+        sys.stderr.write(f"error: {one_line(str(e))}\n")
     raise typer.Exit(exit_code(e))
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line the terminal shows as it is: runs of white space as one space, and
+    every other control or format character as its escape (``\\x1b``). An error may quote what
+    someone else chose (a file name, a row of an altered database, an exchange's answer); an
+    escape sequence in it must not move the cursor, rewrite the line or hide the verdict."""
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in ("Cc", "Cf") else ch
+        for ch in " ".join(text.split())
+    )
 
 
 @contextmanager
@@ -225,14 +238,16 @@ def read_secret_text(path: Path, what: str, limit: int = SECRET_FILE_LIMIT) -> s
         raise InvalidInput(f"cannot read the {what} file {path}: not UTF-8 text") from e
 
 
+TEXT_FILE_LIMIT = 16 * 1024 * 1024  # a checkpoint, a key or a proof is a few kilobytes
+
+
 def read_text(path: Path, what: str) -> str:
-    """A UTF-8 text file the user named, or a one-line error naming it.
+    """A UTF-8 text file the user named (a checkpoint, a key, a proof), or a one-line error
+    naming it: a regular file or a pipe of at most :data:`TEXT_FILE_LIMIT` bytes, never a device
+    (``/dev/zero`` would be read until memory runs out) or a folder.
 
     Raises:
-        InvalidInput: the file cannot be read or is not UTF-8.
+        InvalidInput: the file cannot be read, is not a regular file or a pipe, is too large, or
+            is not UTF-8.
     """
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
-        raise InvalidInput(f"cannot read the {what} file {path}: {reason}") from e
+    return read_secret_text(path, what, limit=TEXT_FILE_LIMIT)

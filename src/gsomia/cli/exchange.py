@@ -32,7 +32,7 @@ from gsomia.client.reports import ReportDraft, sign_report
 from gsomia.codec import b64decode
 from gsomia.crypto import PartyKeys, Profile, read_private_keyfile, write_private_keyfile
 from gsomia.crypto.ledger_key import LedgerKey
-from gsomia.errors import Conflict, ExchangeUnreachable, InvalidInput, StorageError
+from gsomia.errors import Conflict, ExchangeUnreachable, InvalidInput, StorageError, UnknownEntity
 from gsomia.services.exchange.access import Role
 from gsomia.services.exchange.submissions import MAX_BATCH
 
@@ -694,7 +694,14 @@ def principals_add(
     """Create a principal and print its token once (only its SHA-256 is stored)."""
     with common.errors():
         app = common.app(creates=True)
-        if party is not None and app.store.summary() is not None:
+        if party is not None and app.store.summary() is None:
+            # nothing to check the party against: a typo, or an alias (ROK) kept as the party's
+            # id, would make a token that can never act for the party meant
+            raise UnknownEntity(
+                f"party {party!r} cannot be checked: no scenario is loaded in {app.store.describe()}; load it "
+                "first ('gsomia scenario load FILE'), then add the party's principal"
+            )
+        if party is not None:
             # the party as the loaded scenario knows it: an alias is read as its id, a typo exits 5
             found = app.analysis.resolve("party", party)
             if found != party:
@@ -756,7 +763,13 @@ def principals_list(as_json: AsJson = False, wide: Wide = False) -> None:
 
 @principals_cli.command("revoke")
 def principals_revoke(principal_id: Annotated[str, typer.Argument(help="Principal id (from list).")]) -> None:
-    """Revoke a principal's token (takes effect within a second on running servers)."""
+    """Revoke a principal's token (takes effect within a second on running servers); a token
+    revoked already is left as it is, and said to be."""
     with common.errors():
         info = common.app().exchange.identity.revoke(principal_id)
-        common.out.print(f"revoked {info.principal.describe()} ({principal_id})", markup=False)
+        if info.revoked_before and info.revoked_at is not None:
+            # nothing changed: say so, and since when, rather than claim a revocation now
+            when = info.revoked_at.isoformat()
+            common.out.print(f"already revoked at {when}: {info.principal.describe()} ({principal_id})", markup=False)
+        else:
+            common.out.print(f"revoked {info.principal.describe()} ({principal_id})", markup=False)

@@ -12,6 +12,8 @@ Errors and exit codes come from :mod:`gsomia.cli` (one table for the whole comma
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -92,13 +94,19 @@ def export_cmd(
     out_file: Annotated[Path, typer.Option("--out", "-o", help="File to write (JSON lines).")],
     as_json: AsJson = False,
 ) -> None:
-    """Write every entry and the checkpoint that covers them, for offline 'ledger verify --export'."""
+    """Write every entry and the checkpoint that covers them, for offline 'ledger verify --export'.
+
+    The file is new, mode 0600 (it holds every party's metadata), and appears only when whole."""
     with common.errors():
         ledger = common.app().ledger
-        tmp = out_file.with_name(f".{out_file.name}.tmp")
+        # a name nobody can guess, created afresh: never a file or a link someone left there
+        tmp = out_file.with_name(f".{out_file.name}.{secrets.token_hex(8)}.tmp")
         try:
-            with tmp.open("wb") as fh:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+            with os.fdopen(os.open(tmp, flags, 0o600), "wb") as fh:
                 count = ledger.export(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
             tmp.replace(out_file)
         except BaseException as e:
             # a failed export (an altered store, a full disk, Ctrl-C) leaves no partial file

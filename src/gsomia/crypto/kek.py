@@ -2,8 +2,9 @@
 
 The KEK comes from the setting ``GSOMIA_KEK`` (base64 of 32 bytes), or from a file in the data
 directory (``exchange.kek``) created with mode 0600 on first use and refused on read if group
-or others may access it. Without the KEK the stored payloads cannot be read, so an operator
-must back the file up (or provide the setting from a secret store).
+or others may access it, if another user owns it, or if another user may change its folder.
+Without the KEK the stored payloads cannot be read, so an operator must back the file up (or
+provide the setting from a secret store).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from gsomia.codec import b64decode
 from gsomia.crypto.envelope import KEY_LENGTH
-from gsomia.crypto.keyfile import link_private_file
+from gsomia.crypto.keyfile import check_private_dir, check_private_owner, link_private_file
 from gsomia.errors import InvalidInput, StorageError
 
 __all__ = ["load_or_create_kek", "parse_kek"]
@@ -56,6 +57,7 @@ def _read(path: Path) -> bytes:
                 f"key-encryption key {path} is accessible by group or others "
                 f"(mode {stat.S_IMODE(st.st_mode):04o}): run `chmod 600 {path}` and try again"
             )
+        check_private_owner(path, st, what="key-encryption key")
         raw = f.read(_MAX_BYTES + 1)
     try:
         return parse_kek(raw.decode("ascii"), str(path))
@@ -70,9 +72,11 @@ def load_or_create_kek(path: Path, *, may_create: Callable[[], bool] = lambda: T
     Safe when several workers start at once: exactly one creates the file.
 
     Raises:
-        InvalidInput: the file exists but is unsafe or invalid, or cannot be created.
+        InvalidInput: the file exists but is unsafe or invalid, or cannot be created; its folder
+            may be changed by another user.
         StorageError: the file is missing and may not be created (sealed reports exist).
     """
+    check_private_dir(path.parent, what="folder of the key-encryption key")
     if not path.exists() and not may_create():
         raise StorageError(
             f"the key-encryption key {path} is missing, and the database holds reports sealed under it: put it "

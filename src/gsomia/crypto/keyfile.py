@@ -24,6 +24,8 @@ from gsomia.crypto.keys import PartyKeys
 from gsomia.errors import InvalidInput
 
 __all__ = [
+    "check_private_dir",
+    "check_private_owner",
     "create_private_file",
     "fsync_directory",
     "link_private_file",
@@ -50,6 +52,60 @@ def fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _trusted_owner(uid: int) -> bool:
+    """Whether a file or folder owned by ``uid`` may hold this process's secrets: owned by the
+    user this process runs as, or by root (who may change anything anyway)."""
+    return not hasattr(os, "geteuid") or uid in (os.geteuid(), 0)
+
+
+def check_private_dir(directory: Path, *, what: str, sticky_ok: bool = False) -> None:
+    """Refuse a folder that holds secrets if another user could change what is in it: one owned
+    by another user (root excepted), or one group or others may write to. Whoever may write to
+    the folder may put a key of their own, a database of their own or a link in place of the
+    files there, and the process would use them (the rule OpenSSH's ``StrictModes`` applies).
+    A folder that does not exist yet is left to its creator (mode 0700). With ``sticky_ok``, a
+    folder others may write to is accepted if it is sticky (``/tmp``, a mounted secret volume):
+    nobody else may replace a file in it, and the caller refuses a file another user made there.
+
+    Raises:
+        InvalidInput: the folder is owned by another user or may be written by
+            group or others; the message gives the command that fixes it.
+    """
+    try:
+        st = directory.stat()
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise InvalidInput(f"cannot use the {what} {directory}: {e.strerror}") from e
+    if not stat.S_ISDIR(st.st_mode):
+        return  # nothing can be read from it or made in it: the caller's own error says so
+    if not _trusted_owner(st.st_uid):
+        raise InvalidInput(
+            f"the {what} {directory} is owned by another user (uid {st.st_uid}), who could replace the files in "
+            "it: run gsomia as that user, or use a folder of yours"
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (sticky_ok and st.st_mode & stat.S_ISVTX):
+        mode = stat.S_IMODE(st.st_mode)
+        raise InvalidInput(
+            f"the {what} {directory} may be written by group or others (mode {mode:04o}), who could replace the "
+            f"files in it: run 'chmod 700 {directory}', check the files in it, and try again"
+        )
+
+
+def check_private_owner(path: Path, st: os.stat_result, *, what: str) -> None:
+    """Refuse a secret file owned by another user (root excepted): a process that can read it
+    anyway (root) would otherwise take a key another user chose.
+
+    Raises:
+        InvalidInput: the file is owned by another user.
+    """
+    if not _trusted_owner(st.st_uid):
+        raise InvalidInput(
+            f"{what} {path} is owned by another user (uid {st.st_uid}), who could have chosen the key in it: "
+            f"put back the exchange's own file, owned by the user gsomia runs as (chown), and try again"
+        )
 
 
 def create_private_file(path: Path, data: bytes) -> None:
@@ -111,7 +167,7 @@ def replace_private_file(path: Path, data: bytes) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def read_private_json(path: Path, *, what: str, holds: str, limit: int, kind: str) -> Any:
+def read_private_json(path: Path, *, what: str, holds: str, limit: int, kind: str, owned: bool = False) -> Any:
     """Read a JSON file that holds secrets, refusing it unless only its owner may access it.
 
     The file is checked through the open descriptor, not the path, so the file checked is the
@@ -123,13 +179,15 @@ def read_private_json(path: Path, *, what: str, holds: str, limit: int, kind: st
         holds: what the file holds, for the advice to ``chmod`` it, e.g. ``private keys``.
         limit: the size in bytes above which the file is refused unread.
         kind: what a genuine file is, for the message on an oversized one.
+        owned: also refuse a file owned by another user than this process's (root excepted).
 
     Returns:
         The parsed JSON document.
 
     Raises:
         InvalidInput: the file is missing, not a regular file, accessible by group or others
-            (the message says to ``chmod 600`` it), larger than ``limit`` or not JSON.
+            (the message says to ``chmod 600`` it), owned by another user when ``owned``,
+            larger than ``limit`` or not JSON.
     """
     try:
         # O_NONBLOCK: opening a FIFO planted at the path must not hang; it is rejected below.
@@ -149,6 +207,8 @@ def read_private_json(path: Path, *, what: str, holds: str, limit: int, kind: st
                 f"{what} {path} is accessible by group or others (mode {mode:04o}); "
                 f"it holds {holds}: run `chmod 600 {path}` and try again"
             )
+        if owned:
+            check_private_owner(path, st, what=what)
         raw = f.read(limit + 1)
     if len(raw) > limit:
         raise InvalidInput(f"{what} {path} is larger than {limit} bytes; it is not {kind}")

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gsomia.codec import b64decode, b64decode_or_none
-from gsomia.crypto.keyfile import link_private_file, read_private_json
+from gsomia.crypto.keyfile import check_private_dir, link_private_file, read_private_json
 from gsomia.crypto.signing import ExchangeSigner, verify_exchange_signature
 from gsomia.errors import InvalidInput
 from gsomia.ledger.checkpoint import (
@@ -106,11 +106,17 @@ def read_ledger_keyfile(path: str | os.PathLike[str]) -> ExchangeSigner:
 
     Raises:
         InvalidInput: the file is missing, not a regular file, accessible by group or others
-            (the message says to ``chmod 600`` it), or not a valid ledger key file.
+            (the message says to ``chmod 600`` it), owned by another user, or not a valid ledger
+            key file.
     """
     target = Path(path)
     document = read_private_json(
-        target, what="ledger key file", holds="the exchange's private key", limit=_MAX_BYTES, kind="a ledger key file"
+        target,
+        what="ledger key file",
+        holds="the exchange's private key",
+        limit=_MAX_BYTES,
+        kind="a ledger key file",
+        owned=True,
     )
     if not isinstance(document, dict) or set(document) != _MEMBERS:
         raise InvalidInput(f"ledger key file {target}: expected exactly the members {sorted(_MEMBERS)}")
@@ -143,9 +149,12 @@ def load_or_create_ledger_key(path: str | os.PathLike[str], *, created: datetime
         The signer.
 
     Raises:
-        InvalidInput: the file exists but is unsafe or invalid, or cannot be created.
+        InvalidInput: the file exists but is unsafe or invalid, or cannot be created; its folder
+            may be changed by another user.
     """
     target = Path(path)
+    # sticky will do (a mounted secret volume): the file itself must be ours (read_ledger_keyfile)
+    check_private_dir(target.parent, what="folder of the ledger key", sticky_ok=True)
     if not target.exists():
         try:
             write_ledger_keyfile(target, ExchangeSigner.generate(), created=created)

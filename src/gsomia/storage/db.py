@@ -241,7 +241,8 @@ def create(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) ->
         path = sqlite_path(parsed)
         if path is not None and _sqlite_may_create(parsed):
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                # 0700: the folder holds the database and, by default, the exchange's keys
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError as e:
                 raise StorageError(f"cannot create the database folder {path.parent}: {e.strerror}") from e
             _create_private(path)
@@ -252,7 +253,10 @@ def create(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) ->
         kwargs["connect_args"] = postgresql_connection(url)
     # JSON columns hold values, not signed text (a ledger entry's hash is of its RFC 8785
     # bytes, computed from the value): written by orjson, read by the standard library.
-    engine = create_engine(url, json_serializer=jsontext.compact, **kwargs)
+    # An error's text names its statement, never the values bound to it: those are token
+    # hashes, sealed content keys, incident texts and other parties' report metadata, and the
+    # text goes to logs (a failed group commit's statement carries every party's rows).
+    engine = create_engine(url, json_serializer=jsontext.compact, hide_parameters=True, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         _sqlite_setup(engine, sqlite_synchronous)
     return engine
@@ -304,6 +308,8 @@ def migrate(engine: Engine) -> None:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
             try:
+                if conn.dialect.name == "sqlite":
+                    _refuse_foreign(conn)
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
                 conn.commit()
@@ -330,6 +336,29 @@ def migrate(engine: Engine) -> None:
                 "the URL sets connect_timeout: is it the address of a PostgreSQL server, and does it answer?)"
             )
         raise StorageError(f"cannot open or migrate the database: {message}") from e
+
+
+def _refuse_foreign(conn: Connection) -> None:
+    """Refuse a SQLite database that holds tables and none of gsomia's (no Alembic revision): a
+    ``--db`` that names another application's file. Migrating would add gsomia's tables to it,
+    even for a command that only reads.
+
+    Raises:
+        StorageError: the database holds another application's tables; nothing was written.
+    """
+    tables = [
+        str(name)
+        for (name,) in conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+            "ORDER BY name"
+        )
+    ]
+    if tables and "alembic_version" not in tables:
+        shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
+        raise StorageError(
+            f"cannot open the database: it is not a gsomia database (it holds the tables {shown} and none of "
+            "gsomia's): check --db (or GSOMIA_DB). Nothing was written."
+        )
 
 
 def _head(cfg: Config) -> str:

@@ -8,6 +8,7 @@ The use cases live beside this module: :mod:`.submissions`, :mod:`.relays` and
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 
 from gsomia.crypto import content_key_aad, delivery_info, open_at_rest, seal_at_rest, wrap_key
 from gsomia.domain.instants import supported, utc_iso
-from gsomia.errors import DecryptionFailed, NotAuthenticated, StorageError
+from gsomia.errors import DecryptionFailed, InvalidInput, NotAuthenticated, StorageError
 from gsomia.services.exchange.access import Principal
 from gsomia.services.exchange.clock import ExchangeClock
 from gsomia.services.exchange.identity import IdentityService
@@ -27,6 +28,8 @@ from gsomia.storage.channel import announce
 from gsomia.storage.exchange import ExchangeRepo, NewInboxItem, NewRow, Tx
 from gsomia.storage.store import Store, Versions
 from gsomia.storage.writer import GroupCommitter, Outcome
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "UTC_ZONE",
@@ -199,11 +202,37 @@ class ExchangeContext:
     def __repr__(self) -> str:
         return "ExchangeContext(...)"
 
-    def _key(self) -> bytes:
+    def prepare_kek(self) -> None:
+        """Load the key-encryption key now (creating it if the database holds nothing sealed yet),
+        so that a server names a KEK it cannot use when it starts, to its operator.
+
+        Raises:
+            InvalidInput: the KEK setting or file is invalid or unsafe (the message says which).
+            StorageError: the KEK file is missing while reports are sealed, or the KEK does not
+                open them.
+        """
         if self._kek is None:
             key = self._kek_source()
             self._check_kek(key)
             self._kek = key
+
+    def _key(self) -> bytes:
+        """The KEK for a request.
+
+        Raises:
+            StorageError: the KEK cannot be used: the exchange's own configuration, never the
+                caller's input (a 503; the server's log says why, the answer names no file).
+        """
+        if self._kek is None:
+            try:
+                self.prepare_kek()
+            except InvalidInput as e:
+                log.error("the key-encryption key cannot be used: %s", e)  # noqa: TRY400 - a setting, not a bug
+                raise StorageError(
+                    "the exchange cannot use its key-encryption key (its operator finds why in the server's log); "
+                    "nothing was written"
+                ) from e
+        assert self._kek is not None  # noqa: S101 - set by prepare_kek
         return self._kek
 
     def _check_kek(self, key: bytes) -> None:
@@ -232,7 +261,7 @@ class ExchangeContext:
         report stored under ``key`` (``JPN/R-1``).
 
         Raises:
-            InvalidInput: the KEK setting or file is invalid.
+            StorageError: the KEK cannot be used (its setting or file is invalid, unsafe or lost).
         """
         return seal_at_rest(self._key(), content_key, content_key_aad(*split_report_key(key)))
 

@@ -55,6 +55,8 @@ class PrincipalInfo:
     principal: Principal
     created_at: datetime
     revoked_at: datetime | None
+    revoked_before: bool = False
+    """Whether a revocation found the token revoked already (at ``revoked_at``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,11 +198,14 @@ class IdentityService:
             row = ExchangeRepo.principal(s, principal_id)
             if row is None:
                 raise UnknownEntity(f"no principal {principal_id!r}")
-            if row.revoked_at is None:
+            before = row.revoked_at is not None
+            if not before:
                 ExchangeRepo.update(s, "principals", {"id": principal_id}, {"revoked_at": now})
                 Store.bump(s, "principals")
                 row.revoked_at = now
-            info = PrincipalInfo(principal=_principal(row), created_at=row.created_at, revoked_at=row.revoked_at)
+            info = PrincipalInfo(
+                principal=_principal(row), created_at=row.created_at, revoked_at=row.revoked_at, revoked_before=before
+            )
         with self._lock:
             self._tokens.clear()
         return info
