@@ -110,7 +110,7 @@ def demo(
             _reset_demo()
         app = common.app(creates=True)
         if serve_after:
-            _check_port_free(host, port)
+            common.check_listen(host, port)
         loaded, outcome = app.scenarios.load("japan-korea-2019")
         if not as_json:
             err.print(f"scenario {loaded.record.name}: {outcome.outcome} in {app.store.describe()}", markup=False)
@@ -131,6 +131,9 @@ def demo(
             out.rule("demo credentials")
             for line in credentials.instructions():
                 out.print(line, markup=False, soft_wrap=True)
+            if not serve_after:  # the commands above need an exchange to talk to
+                where = ("" if host == "127.0.0.1" else f" --host {host}") + ("" if port == 8000 else f" --port {port}")
+                out.print(f"\nNothing is served (--no-serve): start the exchange first, 'gsomia serve{where}'.")
         if serve_after:
             err.print(
                 f"\ngsomia: dashboard at {url}/  ·  API reference at {url}/docs  ·  Ctrl-C stops it", markup=False
@@ -166,17 +169,6 @@ def _reset_demo() -> None:
     except OSError as e:
         raise InvalidInput(f"cannot reset the demo: {e.strerror} ({e.filename})") from e
     err.print(f"reset: removed {', '.join(removed) or 'nothing (no demo yet)'}", markup=False)
-
-
-def _check_port_free(host: str, port: int) -> None:
-    """Refuse early, with the fix, if the port is taken (rather than after the report)."""
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as e:
-            raise InvalidInput(f"cannot listen on {host}:{port} ({e.strerror}): give another --port") from e
 
 
 # The analysis commands and the report, in the order ``gsomia --help`` lists them.
@@ -243,6 +235,7 @@ def serve(
     consents, incidents or ledger entries), so tokens and keys work; later starts reuse it, and
     --exercise-reset seeds it afresh. The live database and its ledger are never written."""
     with common.errors():
+        common.check_listen(host, port)
         if exercise_clock or exercise_whatif or exercise_reset:
             # --db has GSOMIA_DB as its envvar: a database given either way is in common.state.db
             common.state.app = build(
@@ -314,7 +307,7 @@ def _serve(app: App, host: str, port: int, log_level: str) -> None:
     try:
         sock = listen_on(Listen(host, port))
     except OSError as e:
-        raise _cannot_listen(host, port, e) from e
+        raise common.cannot_listen(host, port, e) from e
     config = uvicorn.Config(
         create_app(app),
         host=host,
@@ -340,13 +333,6 @@ def _serve(app: App, host: str, port: int, log_level: str) -> None:
         raise GsomiaError("the server could not start (its error is above); nothing is served")
 
 
-def _cannot_listen(host: str, port: int, e: OSError) -> InvalidInput:
-    """The error for an address ``serve`` cannot listen on, with what to change."""
-    return InvalidInput(
-        f"cannot listen on {host}:{port}: {e.strerror or e}: give another --port, or a --host of this machine"
-    )
-
-
 def _serve_workers(settings: Settings, host: str, port: int, log_level: str, workers: int) -> None:
     """Serve with ``workers`` processes, each building the application from the environment; a
     supervisor listens and hands each connection to the worker with the fewest open ones
@@ -362,7 +348,7 @@ def _serve_workers(settings: Settings, host: str, port: int, log_level: str, wor
         listen = supervisor.Listen(host, port, log_level, start_seconds=settings.worker_start_seconds)
         status = supervisor.Supervisor(listen, workers).run()
     except OSError as e:
-        raise _cannot_listen(host, port, e) from e
+        raise common.cannot_listen(host, port, e) from e
     if status:
         raise GsomiaError("a worker process could not start (its error is above); nothing is served")
 

@@ -144,7 +144,12 @@ def status(
     wide: Wide = False,
 ) -> None:
     """Each agreement's derived state at an instant: in force, notice pending (and when it ends),
-    notice suspended, terminated or expired, with the current term's end and notice deadline."""
+    notice suspended, terminated or expired, with the current term's end and notice deadline.
+
+    \b
+    e.g. gsomia status --at 2019-11-22T17:00+09:00
+         gsomia status --at 2019-08-01 --agreement JPN-KOR-GSOMIA --json
+    """
     with common.errors():
         app = common.app()
         agreement = resolve(app, "agreement", agreement)
@@ -199,7 +204,12 @@ def route(
     drop_event: DropEvent = None,
 ) -> None:
     """Decide one release: direct, relayed through a hub (with consent and modelled delay), or
-    denied, with every reason citing the rule and the agreement article behind it."""
+    denied, with every reason citing the rule and the agreement article behind it.
+
+    \b
+    e.g. gsomia route JPN KOR --topic dprk.missile.launch --level 極秘 --at 2019-11-22T10:00+09:00
+         gsomia route JPN KOR --topic dprk.missile.launch --level 極秘 --at 2019-12-01 --drop-event jpn-kor-2019-suspension
+    """
     with common.errors():
         app = common.app()
         originator = resolve(app, "party", originator) or ""
@@ -291,7 +301,11 @@ def coverage(
     wide: Wide = False,
 ) -> None:
     """For every ordered pair of parties and topic at an instant: direct, relay via a hub
-    (+ modelled delay, marked *), or none."""
+    (+ modelled delay, marked *), or none.
+
+    \b
+    e.g. gsomia coverage --at 2019-12-01 --pair JPN,KOR --drop-event jpn-kor-2019-suspension
+    """
     with common.errors():
         app = common.app()
         pair = resolve_pair(app, pair)
@@ -324,7 +338,12 @@ def gaps(
     wide: Wide = False,
 ) -> None:
     """Every interval with no route at all, per pair and topic, computed exactly from the
-    instants at which agreements change (never by sampling days)."""
+    instants at which agreements change (never by sampling days).
+
+    \b
+    e.g. gsomia gaps --pair JPN,KOR --drop-event jpn-kor-2019-suspension
+         gsomia gaps --from 2019-01-01 --to 2020-01-01 --topic dprk.sigint --json
+    """
     with common.errors():
         app = common.app()
         pair = resolve_pair(app, pair)
@@ -360,7 +379,11 @@ def stats(
     wide: Wide = False,
 ) -> None:
     """Information provided under an agreement, by year (and month where dated), with a
-    Mann–Kendall trend test whose p-value is exact for few years."""
+    Mann–Kendall trend test whose p-value is exact for few years.
+
+    \b
+    e.g. gsomia stats --agreement JPN-KOR-GSOMIA --at 2019-08-22T18:20+09:00
+    """
     with common.errors():
         app = common.app()
         agreement = resolve(app, "agreement", agreement)
@@ -419,7 +442,12 @@ def whatif_cmd(
 ) -> None:
     """Compare the record with and without a what-if: flows rerouted or stopped (with their
     intervals), gaps before and after, and past reports whose route would have changed; with
-    --traffic, the exchange's own recorded decisions replayed under it."""
+    --traffic, the exchange's own recorded decisions replayed under it.
+
+    \b
+    e.g. gsomia whatif --drop-event jpn-kor-2019-suspension --parties JPN,KOR
+         gsomia whatif --drop-event jpn-kor-2019-suspension --traffic --from 2019-11-01 --to 2020-01-01
+    """
     with common.errors():
         app = common.app()
         w = read_whatif(app, whatif, add_event, drop_event)

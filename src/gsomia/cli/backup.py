@@ -131,6 +131,9 @@ def _render(result: BackupResult) -> None:
     sys.stdout.write(
         f"backed up {result.source} to {result.file} ({result.bytes:,} bytes, {result.pages:,} pages): "
         f"ledger of {result.ledger_size:,} entries, root {result.ledger_root}, verified\n"
+        "keep this signed checkpoint beside the backup; after a restore, 'gsomia ledger verify --since FILE' "
+        "with it saved in FILE checks the ledger against it:\n"
+        f"{result.checkpoint.rstrip()}\n"
     )
     sys.stderr.write(
         "not in the backup (copy them once, apart; they never change): " + ", ".join(result.not_included) + "\n"

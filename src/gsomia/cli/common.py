@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import sys
 import unicodedata
@@ -184,6 +185,46 @@ def errors() -> Iterator[None]:
         if problem is None:
             raise
         fail(problem)
+
+
+def check_listen(host: str, port: int) -> None:
+    """Refuse, in one line, an address a server cannot listen on (in use, or not this host's)
+    before it starts anything: uvicorn would log its error over several lines and exit 3, the
+    code of an invalid scenario file.
+
+    Raises:
+        InvalidInput: the address cannot be bound.
+    """
+    # As uvicorn binds: IPv6 when the host is an IPv6 address, IPv4 otherwise
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            raise cannot_listen(host, port, e) from e
+
+
+def cannot_listen(host: str, port: int, e: OSError) -> InvalidInput:
+    """The error for an address a server cannot listen on, with what to change."""
+    return InvalidInput(
+        f"cannot listen on {host}:{port}: {e.strerror or e}: give another --port, or a --host of this machine"
+    )
+
+
+@contextmanager
+def server_exit(host: str, port: int) -> Iterator[None]:
+    """Turn the exit of a server that could not start (uvicorn exits 3, after logging why) into
+    one line and exit code 1.
+
+    Raises:
+        GsomiaError: the server exited with a failure.
+    """
+    try:
+        yield
+    except SystemExit as e:
+        if e.code in (None, 0):
+            raise
+        raise GsomiaError(f"the server on {host}:{port} could not start (its error is above)") from e
 
 
 def _database_url() -> str | None:

@@ -15,6 +15,7 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -72,6 +73,15 @@ def _names(exchange: ExchangeClient) -> ScenarioNames | None:
         return None
 
 
+ContentType = Annotated[
+    str,
+    typer.Option(
+        "--content-type",
+        help="The payload's media type, signed with it and shown to the recipients, e.g. application/json.",
+    ),
+]
+
+
 def _exchange() -> ExchangeClient:
     return ExchangeClient(_target.url, token=_target.token)
 
@@ -92,6 +102,21 @@ def _keys(path: Path) -> PartyKeys:
 
 
 # --- client commands -------------------------------------------------------------------------
+
+
+def _check_sealed_to(view: Mapping[str, Any], keys: PartyKeys, path: Path) -> None:
+    """Refuse, naming both, a key file other than the key set a delivery is sealed to: it could
+    only fail to decrypt, and "decryption failed" says nothing of which file to give.
+
+    Raises:
+        InvalidInput: the delivery names another key set.
+    """
+    sealed_to = view.get("key")
+    if isinstance(sealed_to, str) and sealed_to != keys.fingerprint():
+        raise InvalidInput(
+            f"delivery {view.get('id')} is sealed to the key set {sealed_to} ({view.get('profile')}); {path} holds {keys.party}'s {keys.profile} set "
+            f"{keys.fingerprint()}: give the key file of the set that was current when the delivery was made"
+        )
 
 
 @client_cli.command("register")
@@ -129,7 +154,7 @@ def submit_cmd(
     noforn: Annotated[bool, typer.Option("--noforn", help="No foreign release at all.")] = False,
     orcon: Annotated[bool, typer.Option("--orcon", help="Every relay needs consent for this report.")] = False,
     report_id: Annotated[str | None, typer.Option("--id", help="Report id (default: a fresh one).")] = None,
-    content_type: Annotated[str, typer.Option("--content-type")] = "application/octet-stream",
+    content_type: ContentType = "application/octet-stream",
     as_json: AsJson = False,
     wide: Wide = False,
 ) -> None:
@@ -396,7 +421,9 @@ def _same_report(
 @client_cli.command("inbox")
 def inbox_cmd(
     cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after this cursor.")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 100,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=1000, help="Most items in one page (1 to 1000); --cursor for the next.")
+    ] = 100,
     as_json: AsJson = False,
     wide: Wide = False,
 ) -> None:
@@ -461,12 +488,15 @@ def fetch_cmd(
     """Fetch a delivery (attesting need-to-know), decrypt it with your key here, check the
     originator's signature with the key valid when the exchange received it, check that the
     ledger's submission and delivery entries say what the delivery says and are in the signed
-    tree, then print the marking banner and the payload. Exit 7 or 8 if anything fails."""
+    tree, then print the marking banner and the payload. Exit 4 if the key file is not the key
+    set the delivery is sealed to (the delivery names it), 8 if the ledger does not confirm the
+    delivery, 1 if it cannot be decrypted or the originator's signature does not verify."""
     with common.errors():
         keys = _keys(key)
         pinned = LedgerKey.parse(common.read_text(ledger_key, "ledger key")) if ledger_key is not None else None
         with _exchange() as exchange:
             view = exchange.delivery(delivery)
+            _check_sealed_to(view, keys, key)
             payload = open_delivery(view, keys)
             signer = exchange.public_keys(view["origin"]["report"]["originator"])
             verify_origin(view, payload, signer["keys"])
@@ -567,7 +597,12 @@ def consents_cmd(
 def consent_cmd(
     consent: Annotated[str, typer.Argument(help="Consent request id.")],
     decision: Annotated[str, typer.Argument(help="grant or refuse.")],
-    reason: Annotated[str, typer.Option("--reason")] = "",
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason", help="Why (at most 2000 characters); the ledger keeps only a salted commitment to it."
+        ),
+    ] = "",
     as_json: AsJson = False,
 ) -> None:
     """Grant or refuse a relay of your report."""
@@ -593,7 +628,9 @@ def consent_cmd(
 def incident_cmd(
     delivery: Annotated[str, typer.Argument(help="Delivery id.")],
     kind: Annotated[str, typer.Option("--kind", help="loss, compromise or possible_compromise.")],
-    description: Annotated[str, typer.Option("--description")],
+    description: Annotated[
+        str, typer.Option("--description", help="What happened (1 to 8000 characters); the originator reads it.")
+    ],
     as_json: AsJson = False,
 ) -> None:
     """Report the loss or compromise of a delivery (Art. 17); the originator is told at once."""

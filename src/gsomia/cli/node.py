@@ -19,11 +19,11 @@ from typing import Annotated, Any
 import platformdirs
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from gsomia import collector
 from gsomia.cli import common
 from gsomia.cli.options import AsJson, LogLevel, LogLevelName
+from gsomia.cli.tables import Column, print_table
 from gsomia.errors import InvalidInput, LedgerInvalid, UnknownEntity
 from gsomia.node.config import KEY_ENV, NodeConfig, following
 from gsomia.node.service import NodeService, init_node
@@ -85,8 +85,8 @@ def init_cmd(
         str | None,
         typer.Option(
             "--ledger-key",
-            help="Pin the exchange's ledger key (vkey or JSON from 'gsomia ledger key --json', obtained out of band); "
-            "default: the key the exchange serves now (trust on first use).",
+            help="Pin the exchange's ledger key, obtained out of band: a file 'gsomia ledger key --out FILE' wrote, "
+            "or its JSON or vkey given as text; default: the key the exchange serves now (trust on first use).",
         ),
     ] = None,
     as_json: AsJson = False,
@@ -97,6 +97,8 @@ def init_cmd(
     removed (keep a backup of node.key: without it the store cannot be opened)."""
     with common.errors():
         token = common.read_secret_text(token_file, "token")
+        if ledger_key is not None and Path(ledger_key).is_file():
+            ledger_key = common.read_secret_text(Path(ledger_key), "ledger key")
         config = NodeConfig(
             party=party.upper(),
             exchange=exchange.rstrip("/"),
@@ -176,6 +178,7 @@ def serve_cmd(
             raise
         held.callback(service.close)  # closed before the lock is let go
         bind_host, bind_port = host or service.config.host, port or service.config.port
+        common.check_listen(bind_host, bind_port)
         common.err.print(
             f"gsomia node {service.config.party} on http://{bind_host}:{bind_port} following {service.config.exchange}",
             markup=False,
@@ -186,7 +189,7 @@ def serve_cmd(
         for proto, lhost, lport in interop.bound:
             common.err.print(f"CoT in on {proto}://{lhost}:{lport}", markup=False)
         try:
-            with collector.serving():
+            with collector.serving(), common.server_exit(bind_host, bind_port):
                 uvicorn.run(
                     create_node_app(service, mounts=interop.mounts),
                     host=bind_host,
@@ -258,6 +261,8 @@ def _render_status(data: dict[str, Any]) -> None:
         f"cosigned size {wt['cosigned_size']} at {wt['cosigned_at'] or '-'}",
         markup=False,
     )
+    if wt.get("vkey"):  # what verifiers demanding a quorum of witnesses are given
+        _LINES.print(f"  witness vkey (for 'gsomia ledger verify --witness'): {wt['vkey']}", markup=False)
     _render_keys(data["keys"])
     if data["exercise"]:
         out.print(
@@ -388,10 +393,12 @@ def users_list(directory: Dir = DEFAULT_DIR, as_json: AsJson = False) -> None:
         if as_json:
             common.emit_json({"items": items})
             return
-        table = Table("user", "role", "created", "revoked")
-        for u in items:
-            table.add_row(u["username"], u["role"], u["created_at"], u["revoked_at"] or "")
-        common.out.print(table)
+        # the CLI's one table form: no value cut, every column in a pipe
+        print_table(
+            [Column("user"), Column("role"), Column("created"), Column("revoked")],
+            [[u["username"], u["role"], u["created_at"], u["revoked_at"] or "-"] for u in items],
+            empty="no users yet: 'gsomia node users add NAME --role admin'",
+        )
 
 
 @users_cli.command("revoke")
@@ -485,7 +492,9 @@ def recheck_cmd(directory: Dir = DEFAULT_DIR, as_json: AsJson = False) -> None:
 @node_cli.command("audit")
 def audit_cmd(
     directory: Dir = DEFAULT_DIR,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=500, help="Most rows shown, newest first (1 to 500).")
+    ] = 50,
     verify: Annotated[bool, typer.Option("--verify", help="Check the log's hash chain (exit 8 if broken).")] = False,
     as_json: AsJson = False,
 ) -> None:

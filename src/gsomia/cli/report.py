@@ -30,7 +30,12 @@ def report_cmd(
 ) -> None:
     """The impact report: the agreement's derived timeline and deadlines, exchange statistics with
     their trend test, and what the scenario's question (or your what-if) changes: flows rerouted,
-    flows stopped, gap intervals and past reports affected."""
+    flows stopped, gap intervals and past reports affected.
+
+    \b
+    e.g. gsomia report
+         gsomia report --drop-event jpn-kor-2019-suspension --json
+    """
     with common.errors():
         app = common.app()
         w = read_whatif(app, whatif, add_event, drop_event)

@@ -252,7 +252,7 @@ def write_private_keyfile(path: str | os.PathLike[str], keys: PartyKeys, *, over
                 os.link(tmp, target)
             except FileExistsError:
                 raise InvalidInput(
-                    f"key file {target} already exists; refusing to overwrite it (use overwrite/--force)"
+                    f"key file {target} already exists (its keys may be registered): give another --out, or --force to replace it"
                 ) from None
             except OSError as e:
                 if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
@@ -263,7 +263,7 @@ def write_private_keyfile(path: str | os.PathLike[str], keys: PartyKeys, *, over
                     create_private_file(target, data)
                 except FileExistsError:
                     raise InvalidInput(
-                        f"key file {target} already exists; refusing to overwrite it (use overwrite/--force)"
+                        f"key file {target} already exists (its keys may be registered): give another --out, or --force to replace it"
                     ) from None
         fsync_directory(target.parent)
     except OSError as e:

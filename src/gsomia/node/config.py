@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gsomia.crypto.keyfile import link_private_file, replace_private_file
-from gsomia.errors import Conflict, InvalidInput
+from gsomia.errors import Conflict, InvalidInput, UnknownEntity
 
 __all__ = [
     "CONFIG_FILE",
@@ -149,14 +149,16 @@ class NodeConfig:
         """Read ``node.json`` from a node folder.
 
         Raises:
-            InvalidInput: no node there (run ``gsomia node init``), or a malformed file.
+            UnknownEntity: no node there (run ``gsomia node init``).
+            InvalidInput: a malformed file.
         """
         path = directory / CONFIG_FILE
         check_node_dir(directory)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise InvalidInput(f"no node in {directory}: run 'gsomia node init' first (or give --dir)") from None
+            # not found, exit 5, as a database file that does not exist is (docs/node.md)
+            raise UnknownEntity(f"no node in {directory}: run 'gsomia node init' first (or give --dir)") from None
         except (OSError, ValueError, RecursionError) as e:  # RecursionError: nested deeper than the stack
             raise InvalidInput(f"cannot read {path}: {e}") from e
         if not isinstance(data, dict):

@@ -259,8 +259,9 @@ class NodeService:
         """Open the node in ``directory`` with its key.
 
         Raises:
-            InvalidInput: no node there, or no key, or node.json names another party than the
-                one whose keys and token the store holds.
+            UnknownEntity: no node there.
+            InvalidInput: no key, or node.json names another party than the one whose keys and
+                token the store holds.
             StorageError: the key does not open the store, or a newer version wrote it.
         """
         config = NodeConfig.read(directory)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,14 @@ Gsomia = Callable[..., Run]
 """``gsomia(*args)``: run the command line in this process (the ``gsomia`` fixture)."""
 
 
+def free_port() -> int:
+    """A port nothing on this host listens on now (the kernel's choice)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def node_folder(directory: Path, keys: PartyKeys, *, state: str = "current") -> NodeStore:
     """A KOR node folder holding ``keys`` in ``state`` (its exchange unreachable); its store, open."""
     directory.mkdir()
@@ -40,5 +49,6 @@ def node_folder(directory: Path, keys: PartyKeys, *, state: str = "current") -> 
     ledger = LedgerKey(name="gsomia.test/ledger", public_key=ExchangeSigner.generate().public_key_raw())
     store.put("ledger.key", ledger.vkey())
     KeyRing(store).add(keys, state=state)
-    NodeConfig(party="KOR", exchange="http://127.0.0.1:9", dir=directory).write()
+    # a free port: 'node serve' first checks that it can listen there
+    NodeConfig(party="KOR", exchange="http://127.0.0.1:9", dir=directory, port=free_port()).write()
     return store

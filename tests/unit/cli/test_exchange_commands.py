@@ -17,7 +17,7 @@ import pytest
 
 from gsomia.cli import exchange as client_commands
 from gsomia.client.http import ExchangeClient
-from gsomia.crypto import read_private_keyfile, write_private_keyfile
+from gsomia.crypto import PartyKeys, read_private_keyfile, write_private_keyfile
 from gsomia.services.exchange.operator import EventSpec
 from tests.harness import Harness, InProcessTransport
 from tests.unit.cli.cli_support import Gsomia, Run
@@ -252,6 +252,7 @@ def test_keys_are_generated_0600_and_shown_without_their_private_half(gsomia: Gs
     assert f"gsomia client register --key {path}" in made.err
     again = gsomia("keys", "generate", "KOR", "--out", str(path))
     assert again.code == 4 and read_private_keyfile(path).fingerprint() == keys.fingerprint()
+    assert "or --force to replace it" in again.err and "overwrite/" not in again.err, again.err  # an option named
     shown = gsomia("keys", "show", str(path))
     assert shown.code == 0 and f"fingerprint     {keys.fingerprint()}" in shown.out
     private = keys.to_private_dict()
@@ -289,3 +290,20 @@ def test_principals_are_added_listed_and_revoked_on_the_local_database(gsomia: G
     bad = gsomia("principals", "add", "--role", "king", "--name", "x")
     assert (bad.code, bad.err) == (4, "error: unknown role 'king': use party, operator or auditor\n")
     assert gsomia("principals", "revoke", "p-missing").code == 5
+
+
+def test_fetch_with_another_key_file_names_the_key_set_the_delivery_is_sealed_to(
+    gsomia: Gsomia, harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it said "error: decryption failed" (exit 1; the help promised 7 or 8): nothing said
+    # that the file was the wrong one, nor which key set the delivery needs
+    connect(monkeypatch, harness)
+    harness.submit("JPN", recipients=["KOR"], id="cli-sealed")
+    (item,) = harness.deliveries("KOR")
+    other = tmp_path / "other.keys"
+    write_private_keyfile(other, PartyKeys.generate("KOR"))
+    run = as_party(gsomia, harness, "KOR", "fetch", item["id"], "--key", str(other))
+    assert run.code == 4, run.err
+    sealed_to = harness.keys["KOR"].fingerprint()
+    assert f"is sealed to the key set {sealed_to}" in run.err and str(other) in run.err, run.err
+    assert read_private_keyfile(other).fingerprint() in run.err and run.out == ""

@@ -241,3 +241,24 @@ def test_a_malformed_consistency_proof_from_the_server_is_named(
     run = ledger("verify", "--url", URL, "--token", harness.tokens["auditor"], "--since", str(kept))
     assert run.code == 8, run.err
     assert f"the consistency proof {old} -> {harness.app.ledger.size()} is malformed" in run.err
+
+
+def test_backup_prints_the_signed_checkpoint_to_keep_for_verify_since(
+    gsomia: Gsomia, harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the docs say to verify a restore against "the checkpoint printed at backup time"; the
+    # text output printed none (only --json carried it)
+    harness.submit("JPN", recipients=["KOR"])
+    monkeypatch.setenv("GSOMIA_DATA_DIR", str(tmp_path))  # the harness's data directory: its ledger key
+    db = str(harness.app.settings.db)
+    run = gsomia("--db", db, "backup", "--out", str(tmp_path / "kept.db"))
+    assert run.code == 0, run.err
+    lines = run.out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("keep this signed checkpoint"))
+    kept = tmp_path / "kept.txt"
+    kept.write_text("\n".join(lines[at + 1 :]) + "\n")
+    size = harness.app.ledger.size()
+    harness.submit("JPN", recipients=["KOR"])
+    verified = gsomia("--db", db, "ledger", "verify", "--since", str(kept))
+    assert verified.code == 0, verified.err
+    assert f"consistent with your kept checkpoint (size {size})" in verified.out

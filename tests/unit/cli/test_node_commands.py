@@ -13,8 +13,12 @@ import uvicorn
 from argon2 import PasswordHasher
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gsomia.cli import node as node_cli_module
 from gsomia.crypto import PartyKeys, write_private_keyfile
+from gsomia.crypto.ledger_key import LedgerKey
+from gsomia.crypto.signing import ExchangeSigner
 from gsomia.errors import NotAuthenticated
+from gsomia.node.keyring import KeyRing
 from gsomia.node.users import UserService
 from tests.unit.cli.cli_support import Gsomia, node_folder
 
@@ -222,3 +226,64 @@ def test_a_rotation_the_exchange_does_not_answer_says_what_happens_to_the_new_se
     assert run.code == 10, run.err
     assert "is kept in this node, pending" in run.err and f"the current set ({keys.fingerprint()}) stays" in run.err
     assert "gsomia node sync --once" in run.err, run.err
+
+
+def test_init_pins_the_ledger_key_from_the_file_ledger_key_out_wrote(
+    gsomia: Gsomia, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 'gsomia ledger key --out key.json' writes the file the docs carry out of band; node init
+    # refused it ("ledger key: give the JSON ..."), taking the file's name for the key
+    ledger = LedgerKey(name="gsomia/0123456789abcdef", public_key=ExchangeSigner.generate().public_key_raw())
+    key_file = tmp_path / "key.json"
+    key_file.write_text(json.dumps(ledger.to_dict(), indent=2) + "\n")
+    given: list[str | None] = []
+
+    def init(_config: object, **options: object) -> None:
+        given.append(options["ledger_key"])  # type: ignore[arg-type]
+        raise NotAuthenticated("stop here: the exchange is not there")
+
+    monkeypatch.setattr(node_cli_module, "init_node", init)
+    token = tmp_path / "kor.token"
+    token.write_text("gsm_token\n")
+    args = _init_args(tmp_path, str(token))
+    run = gsomia(*args, "--ledger-key", str(key_file))
+    assert run.code == 9, run.err
+    assert LedgerKey.parse(given[0] or "") == ledger
+    # the vkey given as text still pins it
+    gsomia(*args, "--ledger-key", ledger.vkey())
+    assert given[1] == ledger.vkey()
+
+
+def test_status_shows_the_witness_vkey_verifiers_are_given(gsomia: Gsomia, tmp_path: Path) -> None:
+    # docs/node.md: "the node's witness vkey is in gsomia node status"; the text showed its name only
+    store = node_folder(tmp_path / "kor", PartyKeys.generate("KOR"), state="current")
+    vkey = KeyRing(store).create_witness("kor.node.gsomia").public.vkey()
+    store.close()
+    run = gsomia("node", "status", "--dir", str(tmp_path / "kor"))
+    assert run.code == 0, run.err
+    assert f"  witness vkey (for 'gsomia ledger verify --witness'): {vkey}\n" in run.out, run.out
+
+
+def test_users_list_is_a_table_like_every_other(
+    gsomia: Gsomia, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it alone drew a boxed table (┏━┳━┓) that cut its instants in a narrow terminal
+    node_folder(tmp_path / "kor", PartyKeys.generate("KOR"), state="current").close()
+    where = ("--dir", str(tmp_path / "kor"))
+    assert "no users yet" in gsomia("node", "users", "list", *where).out
+    monkeypatch.setenv("GSOMIA_NODE_PASSWORD", "a long enough password for the chief")
+    assert gsomia("node", "users", "add", "chief", "--role", "admin", *where).code == 0
+    run = gsomia("node", "users", "list", *where)
+    assert run.code == 0, run.err
+    (created,) = [u["created_at"] for u in json.loads(gsomia("node", "users", "list", *where, "--json").out)["items"]]
+    header, rule, row = run.out.splitlines()
+    assert header.split() == ["user", "role", "created", "revoked"] and set(rule) == {"─"}
+    assert row.split() == ["chief", "admin", created, "-"]
+
+
+@pytest.mark.parametrize("command", [("status",), ("audit",), ("users", "list"), ("keys", "list")])
+def test_a_folder_with_no_node_is_not_found(gsomia: Gsomia, tmp_path: Path, command: tuple[str, ...]) -> None:
+    # exit 4 (bad input) where docs/node.md gives 5 for not found, as for a missing database file
+    run = gsomia("node", *command, "--dir", str(tmp_path / "nowhere"))
+    assert run.code == 5, run.err
+    assert run.err == f"error: no node in {tmp_path / 'nowhere'}: run 'gsomia node init' first (or give --dir)\n"

@@ -39,6 +39,8 @@ def test_the_demo_loads_reports_and_issues_credentials_once(gsomia: Gsomia, tmp_
     assert run.err.startswith("scenario japan-korea-2019: created in sqlite:///")
     assert "gsomia impact report" in run.out and "demo credentials" in run.out
     assert "export GSOMIA_URL=http://127.0.0.1:8000" in run.out
+    # "Try, in another shell" with nothing served: the commands could only fail to connect
+    assert "Nothing is served (--no-serve): start the exchange first, 'gsomia serve'." in run.out
     tokens = json.loads((tmp_path / "data" / "demo" / "tokens.json").read_text(encoding="utf-8"))
     assert f"JPN       token {tokens['JPN']}" in run.out
     again = gsomia("--db", db, "demo", "--no-serve", "--port", "9000", "--json")

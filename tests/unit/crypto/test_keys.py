@@ -323,7 +323,7 @@ def test_key_file_is_0600_even_with_a_permissive_umask(tmp_path: Path, keys: Par
 def test_existing_key_file_is_not_overwritten(tmp_path: Path, keys: PartyKeys, other: PartyKeys) -> None:
     path = write_private_keyfile(tmp_path / "k.key", keys)
     before = path.read_bytes()
-    with pytest.raises(InvalidInput, match="already exists; refusing to overwrite"):
+    with pytest.raises(InvalidInput, match=r"already exists .*: give another --out, or --force to replace it"):
         write_private_keyfile(path, other)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.key"]

@@ -17,7 +17,15 @@ from types import SimpleNamespace
 import pytest
 from argon2 import PasswordHasher
 
-from gsomia.errors import Conflict, InvalidInput, LedgerInvalid, NotAuthenticated, NotPermitted, StorageError
+from gsomia.errors import (
+    Conflict,
+    InvalidInput,
+    LedgerInvalid,
+    NotAuthenticated,
+    NotPermitted,
+    StorageError,
+    UnknownEntity,
+)
 from gsomia.node.audit import AuditLog
 from gsomia.node.config import KEY_ENV, NodeConfig, create_node_key, read_node_key
 from gsomia.node.interop import NodeUsers
@@ -85,7 +93,7 @@ def test_config_round_trips_and_refuses_bad_values(tmp_path: Path) -> None:
         NodeConfig(party="korea", exchange="https://x", dir=tmp_path)
     with pytest.raises(InvalidInput, match="http"):
         NodeConfig(party="KOR", exchange="ftp://x", dir=tmp_path)
-    with pytest.raises(InvalidInput, match="node init"):
+    with pytest.raises(UnknownEntity, match="node init"):
         NodeConfig.read(tmp_path / "nowhere")
 
 

@@ -61,6 +61,8 @@ class ExchangeClock:
         self._system = system
         self._lock = threading.Lock()
         self._offset: timedelta | None = None if exercise_start is None else exercise_start - system()
+        self.started_offset_us = self.offset_us()
+        """The offset this process started with (None outside exercise mode), before any it adopted."""
         self.whatif_name = whatif_name
         self._listeners: list[Callable[[datetime], None]] = []
 

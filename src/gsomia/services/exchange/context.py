@@ -409,7 +409,8 @@ class ExchangeContext:
     def check_database(self) -> datetime | None:
         """At start: refuse a database an exercise wrote to outside exercise mode; in exercise
         mode, run on the exercise clock stored in it, if any (returned: an exercise under way,
-        whose clock a process's own start instant does not reset).
+        whose clock a process's own start instant does not reset; None when the clock stored is
+        the one this process stored itself, as when it has just seeded the exercise database).
 
         Raises:
             StorageError: a database an exercise clock was stored in, outside exercise mode.
@@ -419,7 +420,9 @@ class ExchangeContext:
         if self.clock.offset_us() is None:
             self._refuse_exercise(stored)
             return None
-        if stored is None:
+        if stored is None or stored == self.clock.started_offset_us:
+            # none stored yet, or the one this process stored (seeding its exercise database
+            # registers the keys copied): no earlier exercise is under way
             return None
         self.clock.adopt(stored)
         return self.clock.now()

@@ -337,15 +337,21 @@ class DemoCredentials:
     key_files: dict[str, Path]
     tokens: dict[str, str] = field(repr=False)
     url: str
+    kept: dict[str, str] = field(default_factory=dict)
+    """Parties that registered keys of their own since (a party node, say): the fingerprint of
+    their current set, left current; the demo has no key file for them."""
 
     def instructions(self) -> list[str]:
         """Lines to print: what was issued and example ``gsomia client`` commands."""
-        jpn, kor = self.key_files["JPN"], self.key_files["KOR"]
+        jpn = self.key_files.get("JPN", "JPN.keys (JPN's own key file)")
+        kor = self.key_files.get("KOR", "KOR.keys (KOR's own key file)")
         lines = [
             f"Demo credentials in {self.directory} (tokens in {self.tokens_file.name}, mode 0600):",
         ]
         for who, token in self.tokens.items():
             key = f"  key file {self.key_files[who]}" if who in self.key_files else ""
+            if who in self.kept:
+                key = f"  keeps the keys it registered since ({self.kept[who]}): no demo key file"
             lines.append(f"  {who:<9} token {token}{key}")
         lines += [
             "",
@@ -389,8 +395,9 @@ def issue_demo_credentials(
     auditor; key files for the three parties under ``data_dir/demo/`` (0600) with their public
     keys registered; tokens in ``data_dir/demo/tokens.json`` (0600).
 
-    Run again, it keeps key files and tokens that still work and replaces the rest (a party that
-    registered other keys since has retired the demo's, which are then generated afresh).
+    Run again, it keeps key files and tokens that still work and replaces the tokens that do not.
+    A party that registered keys of its own since the demo's (a party node, say) retired them:
+    its keys stay current, and the demo has no key file for it (:attr:`DemoCredentials.kept`).
 
     Raises:
         InvalidInput: if a file cannot be written or an existing key file is unreadable.
@@ -424,12 +431,23 @@ def issue_demo_credentials(
     if changed or not tokens_file.exists():
         replace_private_file(tokens_file, (json.dumps(tokens, indent=2) + "\n").encode("utf-8"))
     key_files: dict[str, Path] = {}
+    kept: dict[str, str] = {}
     for party in DEMO_PARTIES:
         path = directory / f"{party}.keys"
-        current = path.exists() and _register_demo_keys(keys_service, principals[party], party, path)
-        if not current:
-            # new demo keys: none yet, or the party registered others since (which retired these)
-            write_private_keyfile(path, PartyKeys.generate(party, Profile.CLASSIC), overwrite=True)
-            _register_demo_keys(keys_service, principals[party], party, path)
+        if path.exists():
+            if _register_demo_keys(keys_service, principals[party], party, path):
+                key_files[party] = path
+                continue
+            own = identity.current_keys(party)
+            if own is not None:
+                # the party registered keys of its own since the demo's (which retired them):
+                # replacing them would leave whoever holds them (a party node) unable to open
+                # what it receives
+                kept[party] = own.fingerprint()
+                continue
+        write_private_keyfile(path, PartyKeys.generate(party, Profile.CLASSIC), overwrite=True)
+        _register_demo_keys(keys_service, principals[party], party, path)
         key_files[party] = path
-    return DemoCredentials(directory=directory, tokens_file=tokens_file, key_files=key_files, tokens=tokens, url=url)
+    return DemoCredentials(
+        directory=directory, tokens_file=tokens_file, key_files=key_files, tokens=tokens, url=url, kept=kept
+    )

@@ -286,7 +286,13 @@ class ConsentService:
     ) -> Outcome[tuple[dict[str, Any], str]]:
         ctx = self.ctx
         c = ExchangeRepo.consent(s, consent_id)
-        authorize(principal, Action.ANSWER_CONSENT, owners=[c.originator] if c else [], thing="consent request")
+        authorize(
+            principal,
+            Action.ANSWER_CONSENT,
+            owners=[c.originator] if c else [],
+            thing="consent request",
+            thing_id=consent_id,
+        )
         assert c is not None  # noqa: S101 - authorize raised for a missing consent
         ctx.require_principal(s, principal)
         ctx.require_record(s, version)

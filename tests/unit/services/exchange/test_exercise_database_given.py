@@ -141,3 +141,25 @@ def test_a_database_a_what_if_exercise_wrote_to_is_refused_outside_exercise_mode
         assert again.submit("JPN", recipients=["KOR"], id="R-whatif-2").created
     finally:
         again.close()
+
+
+def test_a_fresh_exercise_database_is_not_said_to_hold_an_exercise_under_way(tmp_path: Path) -> None:
+    # the first start seeded exercise.db (registering the keys copied stores the clock), then
+    # said "this database's exercise is under way: its clock is kept, not --exercise-clock …"
+    live = start(tmp_path, at=LIVE, db=f"sqlite:///{tmp_path / 'gsomia.db'}")
+    live.close()
+    settings = live.app.settings.model_copy(update={"db": None, "exercise_clock": REHEARSED})
+    app = build(settings, clock=lambda: datetime(2026, 12, 6, 10, tzinfo=UTC))
+    try:
+        assert app.exercise_database is not None and app.exercise_database.outcome == "created"
+        assert app.exchange.context.check_database() is None
+        assert app.exchange.clock.now() == parse_instant(REHEARSED, "UTC")
+    finally:
+        app.close()
+    # started again an hour later, the exercise is under way: its clock ran on from the first start
+    again = build(settings, clock=lambda: datetime(2026, 12, 6, 11, tzinfo=UTC))
+    try:
+        assert again.exercise_database is not None and again.exercise_database.outcome == "reused"
+        assert again.exchange.context.check_database() == parse_instant(REHEARSED, "UTC") + timedelta(hours=1)
+    finally:
+        again.close()

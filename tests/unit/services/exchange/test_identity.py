@@ -254,3 +254,22 @@ def test_demo_credentials_in_an_unusable_directory_are_one_clear_error(harness: 
     (tmp_path / "data" / "demo").write_bytes(b"")  # where the demo directory should be
     with pytest.raises(InvalidInput):
         issue_demo_credentials(harness.exchange.identity, harness.exchange.keys, tmp_path / "data")
+
+
+def test_demo_credentials_run_again_keep_the_keys_a_party_registered_since(harness: Harness, tmp_path: Path) -> None:
+    # the README's tour: the demo, then KOR's own node registers KOR's keys; 'make demo' run
+    # again registered fresh demo keys for KOR over the node's, which could then open nothing
+    identity = harness.exchange.identity
+    first = issue_demo_credentials(identity, harness.exchange.keys, tmp_path)
+    node_keys = PartyKeys.generate("KOR", Profile.CLASSIC)
+    kor = identity.authenticate(first.tokens["KOR"])
+    harness.exchange.keys.register(kor, "KOR", node_keys.public_keys())
+    again = issue_demo_credentials(identity, harness.exchange.keys, tmp_path)
+    assert identity.current_keys("KOR") == node_keys.public_keys()
+    assert again.kept == {"KOR": node_keys.fingerprint()} and "KOR" not in again.key_files
+    lines = "\n".join(again.instructions())
+    assert f"keeps the keys it registered since ({node_keys.fingerprint()})" in lines
+    # the other parties' demo keys are as they were
+    for party in ("JPN", "USA"):
+        assert again.key_files[party] == first.key_files[party]
+        assert identity.current_keys(party) == read_private_keyfile(first.key_files[party]).public_keys()
