@@ -209,7 +209,11 @@ def test_a_refusal_that_would_have_been_a_release_and_a_relay_that_would_have_go
     entry = AgreementEvent(
         id="jpn-kor-2015", agreement="JPN-KOR-GSOMIA", kind=EventKind.ENTRY_INTO_FORCE, at=kst("2015-11-23")
     )
-    whatif = compile_network(apply_whatif(record, WhatIf("earlier", add=(entry,), drop=earlier.drop)))
+    # signed then too: no event of an agreement may precede its signature, in a what-if as in history
+    signed = AgreementEvent(
+        id="jpn-kor-2015-signature", agreement="JPN-KOR-GSOMIA", kind=EventKind.SIGNATURE, at=kst("2015-11-23")
+    )
+    whatif = compile_network(apply_whatif(record, WhatIf("earlier", add=(signed, entry), drop=earlier.drop)))
     refused = row(net, before_gsomia, topic="dprk.military.movement", report="JPN/R-2")
     assert refused[7] == "deny"
     impact = replay_traffic(net, whatif, [[relayed, refused]])
