@@ -47,7 +47,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DatabaseError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from gsomia.errors import StorageError
@@ -290,6 +290,9 @@ class NodeStore:
         except StorageError:
             self.close()
             raise
+        except OperationalError as e:  # before DatabaseError, of which it is a kind
+            self.close()
+            raise StorageError(f"cannot open the node store {path}: {_unwritable(path, e)}") from e
         except DatabaseError as e:
             self.close()
             raise StorageError(
@@ -315,6 +318,8 @@ class NodeStore:
             try:
                 with self._writer.begin() as c:
                     yield c
+            except OperationalError as e:
+                raise StorageError(f"node store {self.path}: {_unwritable(self.path, e)}") from e
             except SQLAlchemyError as e:
                 raise StorageError(f"node store: {e.__class__.__name__}: {e}") from e
 
@@ -378,6 +383,21 @@ class NodeStore:
         """Remove a setting."""
         with self.write() as c:
             c.execute(delete(settings).where(settings.c.name == name))
+
+
+def _unwritable(path: Path, e: OperationalError) -> str:
+    """What to fix when SQLite cannot open or write the store: a read-only folder or file
+    system, a full disk, or what SQLite said (nothing of the failed change was kept)."""
+    said = str(e.orig) if e.orig is not None else e.__class__.__name__
+    folder = path.parent
+    if "full" in said:
+        return f"the disk holding {folder} is full: free space there (nothing of this change was kept)"
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)) or "readonly" in said:
+        return (
+            f"{folder} or the store in it cannot be written ({said}): the file system is read-only, or "
+            "the node's user may not write there; make it writable by the user the node runs as"
+        )
+    return f"OperationalError: {said}"
 
 
 def _create_private(path: Path) -> None:

@@ -63,6 +63,10 @@ __all__ = [
 
 IDLE = timedelta(minutes=30)
 LIFETIME = timedelta(hours=12)
+AHEAD = timedelta(seconds=30)
+"""How far after the node's clock a session may have been made or last seen: more, and the
+clock was set back since (or was ahead then), so how long the session has lived is unknown
+and it ends (else setting the clock back a day would keep every session a day longer)."""
 MAX_FAILURES = 5
 WINDOW = timedelta(minutes=15)
 KNOWN = timedelta(days=30)
@@ -483,7 +487,7 @@ class UserService:
             raise NotAuthenticated("the session has ended: log in again")
         created = datetime.fromisoformat(str(row["created_at"]))
         seen = datetime.fromisoformat(str(row["last_seen"]))
-        if at - seen > IDLE or at - created > LIFETIME:
+        if not _live(at, created, seen):
             self.logout(token)
             raise NotAuthenticated("the session has expired: log in again")
         if at - seen > timedelta(seconds=30):  # touch at most twice a minute
@@ -513,7 +517,7 @@ class UserService:
             return False
         created = datetime.fromisoformat(str(row["created_at"]))
         seen = datetime.fromisoformat(str(row["last_seen"]))
-        return at - seen <= IDLE and at - created <= LIFETIME
+        return _live(at, created, seen)
 
     def logout(self, token: str) -> str:
         """End a session (idempotent): its SHA-256, as :class:`Session` names it."""
@@ -590,3 +594,9 @@ def _user(row: RowMapping) -> dict[str, Any]:
         "revoked_at": row["revoked_at"],
         "active": row["revoked_at"] is None,
     }
+
+
+def _live(at: datetime, created: datetime, seen: datetime) -> bool:
+    """Whether a session made at ``created`` and last seen at ``seen`` is live at ``at``:
+    neither idle nor past its lifetime, and neither instant after ``at`` beyond :data:`AHEAD`."""
+    return seen - at <= AHEAD and created - at <= AHEAD and at - seen <= IDLE and at - created <= LIFETIME

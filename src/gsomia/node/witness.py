@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 KEY_ALARM = "the exchange's checkpoint is not signed by the pinned ledger key"
 """How the detail of a *key* alarm begins."""
 
+COSIGNED_TIME = "witness.cosigned_time"
+"""The setting holding the timestamp of the last cosignature sent (POSIX seconds)."""
+
 MAX_SIZE = 2**63 - 1
 """The largest tree size a checkpoint the node accepts may have: its store holds sizes as
 signed 64-bit integers, and no ledger comes near it. A checkpoint claiming more (its format
@@ -414,14 +417,23 @@ class LedgerWitness:
         if self.cosigner is None or self.store.get("witness.registered") is None:
             return
         body, _ = parse_signed_note(cp.note)
-        line = self.cosigner.cosign(body, int(time.time()))
+        before = self.store.get(COSIGNED_TIME)
+        timestamp = _cosignature_time(before)
+        # Stored before the line leaves: a cosignature the exchange may have kept (the answer
+        # lost, the process killed) is never followed by an older one, whatever the clock does.
+        self.store.put(COSIGNED_TIME, str(timestamp))
+        line = self.cosigner.cosign(body, timestamp)
         try:
             exchange.cosign(cp.size, line)
         except ExchangeUnreachable:
             raise
         except GsomiaError as e:
             log.warning("the exchange refused the cosignature of size %d: %s", cp.size, e)
-            self.store.put("witness.last_error", str(e))
+            # refused, so kept nowhere: a timestamp ahead of the exchange's clock (this node's
+            # clock once ahead) does not hold back the next cosignatures
+            with self.store.write() as c:
+                self.store.put(COSIGNED_TIME, before or "0", c)
+                self.store.put("witness.last_error", str(e), c)
             return
         with self.store.write() as c:
             c.execute(update(checkpoints).where(checkpoints.c.size == cp.size).values(cosigned_at=iso_now()))
@@ -525,6 +537,17 @@ def _unsigned(key: LedgerKey, note: str) -> str | None:
             "does not verify"
         )
     return None
+
+
+def _cosignature_time(before: str | None) -> int:
+    """The timestamp of the next cosignature: now, or the last one's if the clock went back
+    (C2SP tlog-cosignature: a cosignature states the largest consistent tree the witness has
+    seen as of its timestamp, so a later cosignature never bears an earlier time)."""
+    now = int(time.time())
+    try:
+        return max(now, int(before or 0))
+    except ValueError:
+        return now
 
 
 def _insert(c: Connection, cp: Accepted) -> None:

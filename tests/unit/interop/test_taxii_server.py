@@ -784,3 +784,58 @@ def test_no_taxii_answer_is_kept_by_a_cache(node: dict[str, Any]) -> None:
     ]
     assert [a.status_code for a in answers] == [200, 200, 200, 401, 404, 200]
     assert all(a.headers.get("cache-control") == "no-store" for a in answers), [a.headers for a in answers]
+
+
+class StoppedSender(Sender):
+    """An exchange that takes the reports, but the process sending them stops before the
+    answer arrives: it never returns (until released at the end of the test)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate.clear()
+        self.seen: list[ReportDraft] = []
+
+    def send(self, drafts: Sequence[ReportDraft]) -> list[SendResult]:
+        self.seen += drafts
+        return super().send(drafts)
+
+
+@pytest.mark.parametrize("wait", [False, True], ids=["respond-async", "stopped-waiting"])
+def test_a_pending_status_left_by_a_stopped_process_is_sent_and_completed_on_start(tmp_path: Path, wait: bool) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'taxii.db'}", connect_args={"check_same_thread": False})
+    store, stopped = TaxiiStore(EngineTransactions(engine)), StoppedSender()
+    first = jpn_outbox(store, stopped, OutboxConfig(recipients=("KOR",), wait_seconds=0.2))
+    first.start()
+    again, sender = None, Sender()
+    try:
+        objs = [
+            SECRET,
+            {**ind(1), "object_marking_refs": [SECRET["id"]]},
+            {**ind(2), "object_marking_refs": [SECRET["id"]]},
+        ]
+        held = first.accept(objs, owner="analyst", wait=wait)
+        assert held["status"] == "pending" and store.status(held["id"]) == ("analyst", held)
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while not stopped.seen:  # the report left; the process is killed before the answer
+            assert datetime.now(UTC) < deadline
+        again = jpn_outbox(store, sender, OutboxConfig(recipients=("KOR",)))  # the node started again
+        again.start()
+        while (found := store.status(held["id"])) is None or found[1]["status"] != "complete":
+            assert datetime.now(UTC) < deadline
+        status = found[1]
+        assert status["success_count"] == 3 and status["pending_count"] == 0 and status["failure_count"] == 0
+        assert store.present("outbox", [(ind(1)["id"], ind(1)["modified"]), (ind(2)["id"], ind(2)["modified"])])
+        # the same report as the one that left before: its id and the signed time of the POST
+        [resent] = [d for b in sender.batches for d in b]
+        assert (resent.id, resent.created, resent.payload) == (
+            stopped.seen[0].id,
+            stopped.seen[0].created,
+            stopped.seen[0].payload,
+        )
+        assert store.unfinished() == []
+    finally:
+        stopped.gate.set()
+        first.stop()
+        if again is not None:
+            again.stop()
+        engine.dispose()

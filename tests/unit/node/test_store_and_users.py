@@ -349,3 +349,52 @@ def test_two_admins_revoking_each_other_at_once_leave_one(people: UserService, m
         t.join(30)
     assert sorted(outcomes) == ["refused", "revoked"]
     assert [u["username"] for u in people.all() if u["role"] == "admin" and u["active"]] in (["chief"], ["chief2"])
+
+
+def test_a_store_that_cannot_be_written_is_not_called_a_wrong_key(tmp_path: Path) -> None:
+    key = secrets.token_bytes(32)
+    NodeStore(tmp_path / "node.db", key).close()
+    (tmp_path / "node.db-wal").mkdir()  # SQLite cannot open its journal: not a key matter
+    with pytest.raises(StorageError) as raised:
+        NodeStore(tmp_path / "node.db", key)
+    assert "does not open it" not in str(raised.value) and "unable to open database file" in str(raised.value)
+
+
+def test_a_full_disk_says_to_free_space_and_keeps_the_store_whole(tmp_path: Path) -> None:
+    store = NodeStore(tmp_path / "node.db", secrets.token_bytes(32))
+    try:
+        store.put("before", "kept")
+        with store.write() as c:  # the writers' one connection: as if the disk were this size
+            pages = int(c.exec_driver_sql("PRAGMA page_count").scalar() or 0)
+            c.exec_driver_sql(f"PRAGMA max_page_count={pages + 2}")
+
+        def fill() -> None:
+            with store.write() as c:
+                for i in range(50):
+                    store.put(f"big{i}", "x" * 4000, c)
+
+        with pytest.raises(StorageError, match=r"is full: free space there \(nothing of this change was kept\)"):
+            fill()
+        with store.write() as c:  # space again
+            c.exec_driver_sql("PRAGMA max_page_count=1073741823")
+        store.put("after", "kept")
+        assert (store.get("before"), store.get("big0"), store.get("after")) == ("kept", None, "kept")
+        with store.read() as c:
+            assert c.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    finally:
+        store.close()
+
+
+def test_a_session_from_before_the_clock_was_set_back_ends(people: UserService) -> None:
+    # made while the clock was a day ahead: once it is put right, the session's age is not
+    # known, and it must not live a day longer than IDLE and LIFETIME allow
+    ahead = datetime.now(UTC) + timedelta(days=1)
+    token, made = people.login("duty", PASSWORD, client="10.0.0.5", now=ahead)
+    back = ahead - timedelta(days=1)
+    assert not people.alive(made.token_sha256, now=back)
+    with pytest.raises(NotAuthenticated, match="expired"):
+        people.session(token, now=back)
+    # a small step back (an NTP correction) ends nothing
+    token, made = people.login("duty", PASSWORD, client="10.0.0.5", now=back)
+    assert people.alive(made.token_sha256, now=back - timedelta(seconds=5))
+    assert people.session(token, now=back - timedelta(seconds=5)).username == "duty"

@@ -17,7 +17,7 @@ from gsomia.crypto.ledger_key import Cosigner, CosignerPublicKey, LedgerKey
 from gsomia.crypto.signing import ExchangeSigner
 from gsomia.errors import ExchangeError, ExchangeUnreachable, InvalidInput, LedgerInvalid
 from gsomia.ledger.checkpoint import Checkpoint, sign_note
-from gsomia.ledger.cosignature import quorum
+from gsomia.ledger.cosignature import quorum, split_line
 from gsomia.ledger.merkle import leaf_hash
 from gsomia.ledger.tree import MerkleTree
 from gsomia.node.store import NodeStore, alarms
@@ -716,3 +716,70 @@ def test_a_checkpoint_larger_than_a_ledger_can_be_shows_as_the_exchange_s_error(
     assert store.get("exchange.reachable") == "false"
     assert "size" in (store.get("exchange.error") or "")
     assert w.latest() is None and w.alarm() is None
+
+
+class _LostAnswerLog(FakeLog):
+    """A log whose answer to a cosignature is lost (kept, then the connection cut), or that
+    refuses it."""
+
+    def __init__(self, signer: ExchangeSigner, leaves: int) -> None:
+        super().__init__(signer, leaves)
+        self.fail: Exception | None = None
+
+    def cosign(self, size: int, line: str) -> dict[str, Any]:
+        if self.fail is not None:
+            if isinstance(self.fail, ExchangeUnreachable):
+                super().cosign(size, line)  # kept; the answer never arrives
+            raise self.fail
+        return super().cosign(size, line)
+
+
+def _stamps(log: FakeLog) -> list[int]:
+    return [split_line(line).timestamp for _, line in log.cosigned]
+
+
+def test_cosignature_timestamps_never_go_back_when_the_clock_does(
+    store: NodeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tlog-cosignature: a cosignature says what the largest consistent tree was as of its
+    # time; a later one of a larger tree at an earlier time contradicts it
+    clock = [2_000_000_000.0]
+    monkeypatch.setattr("gsomia.node.witness.time.time", lambda: clock[0])
+    log = _LostAnswerLog(ExchangeSigner.generate(), 5)
+    w = witness(store, log, [])
+    w.advance(log)  # type: ignore[arg-type]
+    clock[0] -= 3600  # the clock set back an hour
+    log.add(2)
+    w.advance(log)  # type: ignore[arg-type]
+    log.fail = ExchangeUnreachable("cut mid-answer")
+    log.add(2)
+    clock[0] += 10
+    with pytest.raises(ExchangeUnreachable):
+        w.advance(log)  # type: ignore[arg-type]
+    clock[0] -= 600
+    log.fail = None
+    again = witness(store, log, [])  # restarted (a new key would not change the rule)
+    again.cosigner = w.cosigner
+    again.advance(log)  # type: ignore[arg-type]
+    assert [s for s, _ in log.cosigned] == [5, 7, 9, 9]
+    stamps = _stamps(log)
+    assert stamps == sorted(stamps) and stamps[0] == 2_000_000_000
+
+
+def test_a_refused_cosignature_does_not_hold_back_the_next_timestamps(
+    store: NodeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [2_000_000_000.0]
+    monkeypatch.setattr("gsomia.node.witness.time.time", lambda: clock[0])
+    log = _LostAnswerLog(ExchangeSigner.generate(), 5)
+    w = witness(store, log, [])
+    w.advance(log)  # type: ignore[arg-type]
+    clock[0] += 86_400  # a day ahead: the exchange refuses the line
+    log.fail = ExchangeError("the cosignature's timestamp is ahead of the exchange's clock")
+    log.add(2)
+    w.advance(log)  # type: ignore[arg-type]
+    clock[0] -= 86_400 - 60  # the clock put right
+    log.fail = None
+    w.advance(log)  # type: ignore[arg-type]
+    assert [s for s, _ in log.cosigned] == [5, 7]
+    assert _stamps(log) == [2_000_000_000, 2_000_000_060]

@@ -516,8 +516,41 @@ class Outbox:
         )
 
     def start(self) -> None:
-        """Start the worker thread."""
+        """Start the worker thread, and send again the reports of every status a process stopped
+        before it stored their results (their ``created`` is that of the POST, as before: the
+        exchange takes the same report once)."""
         self._worker.start()
+        for status_id, owner, created, body, objs in self.store.unfinished():
+            try:
+                self._resume(status_id, owner, created, body, objs)
+            except Exception:  # one status the store cannot answer must not stop the others
+                log.exception("TAXII status %s could not be resumed; it stays pending", status_id)
+
+    def _resume(self, status_id: str, owner: str, created: datetime, body: dict[str, Any], objs: list[Any]) -> None:
+        already, plan = self._plan(objs)
+        planned = {m for g in plan.groups for m in g.members()}
+        left = [p for p in body.get("pendings", []) if (p.get("id"), p.get("version")) not in planned]
+        if left:  # planned otherwise than when posted (sent meanwhile, or refused now): said so
+            body["pendings"] = [p for p in body.get("pendings", []) if p not in left]
+            sent = {oid for oid, _ in already}
+            body["successes"] = body.get("successes", []) + [
+                {**p, "message": "already sent"} for p in left if p.get("id") in sent
+            ]
+            body["failures"] = body.get("failures", []) + [
+                {**p, "message": "not sent: the node could not plan it again after a restart; POST it again"}
+                for p in left
+                if p.get("id") not in sent
+            ]
+            for name in ("pending", "success", "failure"):
+                body[f"{name}_count"] = len(body[f"{name}es" if name == "success" else f"{name}s"])
+        log.info("TAXII status %s: sending the reports of %d object(s) again after a restart", status_id, len(objs))
+        job = _Job(status_id, owner, created, body, plan.groups, recorded=True)
+        if not plan.groups:
+            body["status"] = "complete"
+            with self.store.writing() as w:
+                self._store_status(w, job)
+            return
+        self._worker.put(job)
 
     def stop(self) -> None:
         """Stop the worker after the envelopes already queued."""
@@ -603,6 +636,8 @@ class Outbox:
                 if definitions:
                     w.add(OUTBOX, definitions, now=now)
                 w.put_status(status_id, owner, body, now=now)
+                if plan.groups:  # kept until the results are stored: a restart sends them
+                    w.put_job(status_id, _objects(plan.groups))
             if not plan.groups:
                 return None, body
             queued = _Job(status_id, owner, now, body, plan.groups, recorded=True)
@@ -624,7 +659,9 @@ class Outbox:
             if not job.done.is_set():
                 # Still pending after the wait: the status is stored before the answer names it
                 # (TAXII 2.1 §4.3.1); the worker updates it when the reports are decided.
-                self.store.put_status(job.status_id, job.owner, job.body, now=job.created)
+                with self.store.writing() as w:
+                    w.put_status(job.status_id, job.owner, job.body, now=job.created)
+                    w.put_job(job.status_id, _objects(job.groups))
                 job.recorded = True
                 return dict(job.body)
         return job.body
@@ -632,7 +669,6 @@ class Outbox:
     # --- the worker ---------------------------------------------------------------------
 
     def _send(self, jobs: list[_Job]) -> None:
-        created = self.clock()
         drafts = []
         for job in jobs:
             for g in job.groups:
@@ -642,7 +678,9 @@ class Outbox:
                         topic=g.topic,
                         level=g.marking.level,
                         payload=g.payload,
-                        created=created,
+                        # the POST's time, whenever sent: the same report sent again, after a
+                        # restart too, is the same signed report (the exchange takes it once)
+                        created=job.created,
                         recipients=self.config.recipients,
                         rel_to=g.marking.rel_to,
                         noforn=g.marking.noforn,
@@ -744,9 +782,16 @@ class Outbox:
     def _store_status(w: TaxiiWrite, job: _Job) -> None:
         if job.recorded:
             w.update_status(job.status_id, job.body)
+            if job.body["pending_count"] == 0:
+                w.drop_job(job.status_id)
         else:
             w.put_status(job.status_id, job.owner, job.body, now=job.created)
             job.recorded = True
+
+
+def _objects(groups: Sequence[ReportGroup]) -> list[Mapping[str, Any]]:
+    """The data objects of an envelope's report groups, in order (planned again on a restart)."""
+    return [o for g in groups for o in g.objects]
 
 
 # --- the service --------------------------------------------------------------------------------------

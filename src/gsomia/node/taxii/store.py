@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -32,6 +32,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    delete,
     func,
     insert,
     inspect,
@@ -91,6 +92,15 @@ statuses = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("body", Text, nullable=False),
 )
+
+jobs = Table(
+    "taxii_job",
+    metadata,
+    Column("status_id", String(36), primary_key=True),
+    Column("objects", Text, nullable=False),
+)
+"""The objects of an envelope whose status was answered ``pending``, kept until their reports'
+results are stored with the status: a process stopped meanwhile sends them on start."""
 
 tokens = Table(
     "taxii_token",
@@ -522,6 +532,14 @@ class TaxiiWrite:
         """Replace a status resource's body."""
         self.connection.execute(update(statuses).where(statuses.c.id == status_id).values(body=jsontext.compact(body)))
 
+    def put_job(self, status_id: str, objects: Sequence[Mapping[str, Any]]) -> None:
+        """Keep the objects a pending status still waits for (see :data:`jobs`)."""
+        self.connection.execute(insert(jobs).values(status_id=status_id, objects=jsontext.compact(list(objects))))
+
+    def drop_job(self, status_id: str) -> None:
+        """The pending status's results are stored: its objects are no longer kept."""
+        self.connection.execute(delete(jobs).where(jobs.c.status_id == status_id))
+
 
 def _add_origins(conn: Connection) -> None:
     """Add the ``origin`` column to a table an earlier version made, and give the inbox's rows
@@ -736,6 +754,26 @@ class TaxiiStore:
         """Replace a status resource's body."""
         with self.writing() as w:
             w.update_status(status_id, body)
+
+    def unfinished(self) -> list[tuple[str, str, datetime, dict[str, Any], list[Any]]]:
+        """``(id, owner, created, body, objects)`` of each status a process stopped before it
+        stored the results of its reports, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(statuses.c.id, statuses.c.owner, statuses.c.created_us, statuses.c.body, jobs.c.objects)
+                .join(jobs, jobs.c.status_id == statuses.c.id)
+                .order_by(statuses.c.created_us, statuses.c.id)
+            ).all()
+        return [
+            (
+                r.id,
+                r.owner,
+                _EPOCH + timedelta(microseconds=int(r.created_us)),
+                json.loads(r.body),
+                json.loads(r.objects),
+            )
+            for r in rows
+        ]
 
     def status(self, status_id: str) -> tuple[str, dict[str, Any]] | None:
         """``(owner, body)`` of a status resource, or None."""
