@@ -132,6 +132,11 @@ _BY_TYPE: dict[str, type[GsomiaError]] = {
 """Our error class for each problem ``type`` the exchange answers (after the prefix)."""
 
 
+_GATEWAY = frozenset({502, 503, 504})
+"""Statuses a gateway in front of the exchange answers with when it could not get the exchange's
+own answer; the exchange itself answers them with a problem document."""
+
+
 def error_for_problem(status: int, body: object, *, what: str) -> GsomiaError:
     """The gsomia error that an error answer stands for.
 
@@ -144,6 +149,15 @@ def error_for_problem(status: int, body: object, *, what: str) -> GsomiaError:
         The error to raise.
     """
     if not isinstance(body, Mapping):
+        if status in _GATEWAY:
+            # A proxy or load balancer in front answered for the exchange (RFC 9110 §15.6.3-5):
+            # the exchange was not reached, or not heard back from; whether it acted is unknown,
+            # so the caller tries again later (every write is idempotent by its id), never takes
+            # this as the exchange's refusal.
+            return ExchangeUnreachable(
+                f"{what}: HTTP {status} from a gateway in front of the exchange, without a problem document "
+                "(the exchange was not reached, or did not answer it)"
+            )
         return ExchangeError(f"{what}: the exchange answered HTTP {status} without a problem document")
     kind = str(body.get("type", ""))
     detail = " ".join(str(body.get("detail") or body.get("title") or f"HTTP {status}").split())

@@ -150,14 +150,25 @@ def test_request_schema_errors_name_each_field() -> None:
         (405, {"type": PROBLEM_PREFIX + "method-not-allowed", "title": "Method not allowed"}, "HTTP 405"),
         (400, {"type": "about:blank", "title": "Bad request"}, "about:blank"),
         (418, {"detail": "no type at all"}, "no problem type"),
-        (502, b"<html>Bad Gateway</html>", "without a problem document"),
-        (503, [1, 2, 3], "without a problem document"),
+        (500, b"<html>Internal Server Error</html>", "without a problem document"),
+        (400, [1, 2, 3], "without a problem document"),
     ],
 )
 def test_anything_else_is_an_exchange_error(status: int, body: Any, message: str) -> None:
     with answering(status, body) as c, pytest.raises(ExchangeError, match=message) as caught:
         c.whoami()
     assert type(caught.value) is ExchangeError
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(502, b"<html>Bad Gateway</html>"), (503, [1, 2, 3]), (504, b"upstream timed out")],
+)
+def test_a_gateway_error_without_a_problem_document_is_the_exchange_unreachable(status: int, body: Any) -> None:
+    # a proxy in front answered: the exchange may never have seen the request, so the caller
+    # tries again (idempotent by id) rather than taking it as the exchange's refusal
+    with answering(status, body) as c, pytest.raises(ExchangeUnreachable, match=f"HTTP {status} from a gateway"):
+        c.whoami()
 
 
 def test_a_successful_answer_that_is_not_json_is_an_exchange_error() -> None:

@@ -161,3 +161,16 @@ def test_a_whole_request_answered_503_is_sent_again_not_refused(keys: PartyKeys,
     service.connect = lambda: exchange
     with pytest.raises(ExchangeUnreachable, match="stayed busy with 2 of 2"):
         ExchangeSender(service, sleep=waits.append, busy_attempts=2).send(drafts(2, 10))  # type: ignore[arg-type]
+
+
+def test_a_gateway_error_in_front_of_the_exchange_is_sent_again_never_counted_refused(keys: PartyKeys) -> None:
+    from gsomia.client.http import error_for_problem
+
+    class Gateway(Exchange):
+        def submit_batch(self, subs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+            # what the client makes of a proxy's "502 Bad Gateway" page: the exchange may have
+            # stored the reports, or never seen them
+            raise error_for_problem(502, None, what="POST /api/v1/report-batches")
+
+    with pytest.raises(ExchangeUnreachable, match="gateway"):
+        sender(keys, Gateway(limit=16 * MiB)).send(drafts(3, 100))
