@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 import sys
@@ -161,14 +162,29 @@ def fail(e: GsomiaError) -> NoReturn:
 
 
 def one_line(text: str) -> str:
-    """``text`` as one line the terminal shows as it is: runs of white space as one space, and
-    every other control or format character as its escape (``\\x1b``). An error may quote what
-    someone else chose (a file name, a row of an altered database, an exchange's answer); an
-    escape sequence in it must not move the cursor, rewrite the line or hide the verdict."""
+    """``text`` as one line the terminal shows as it is: runs of line breaks, tabs and ASCII
+    spaces as one space, and every other control or format character as its escape
+    (``\\x1b``). An error may quote what someone else chose (a file name, a row of an altered
+    database, an exchange's answer); an escape sequence in it must not move the cursor, rewrite
+    the line or hide the verdict. The spaces of other scripts (Japanese's ideographic space) and
+    the zero-width joiner and non-joiner are left as they are: they move nothing, and names in
+    Japanese, Persian, the Indian scripts and emoji sequences are spelt with them."""
     return "".join(
-        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in ("Cc", "Cf") else ch
-        for ch in " ".join(text.split())
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch) in ("Cc", "Cf") and ch not in _JOINERS
+        else ch
+        for ch in _BREAKS.sub(" ", text).strip(" ")
     )
+
+
+_BREAKS = re.compile("[\t\n\v\f\r \x1c-\x1f\x85\u2028\u2029]+")
+"""What :func:`one_line` folds into one space: the white space that breaks or separates lines,
+tabs and ASCII spaces (what ``str.split`` splits on, less the spaces of other scripts)."""
+
+
+_JOINERS = frozenset("\u200c\u200d")
+"""ZERO WIDTH NON-JOINER and ZERO WIDTH JOINER: format characters that are part of the spelling
+of words (``می‌خواهم``), not controls of the terminal or of the text's direction."""
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ from gsomia.ledger.checkpoint import b64, parse_note
 from gsomia.ledger.cosignature import quorum as quorum_of
 from gsomia.ledger.entries import entry_bytes
 from gsomia.services.exchange.audit import RowFinding, audit_rows
-from gsomia.services.ledger.service import PAGE_LIMIT, open_export
+from gsomia.services.ledger.service import PAGE_LIMIT, LedgerService, open_export
 
 ledger_cli = typer.Typer(
     help="The exchange's tamper-evident ledger: signed checkpoints, exports, proofs and verification.",
@@ -96,28 +97,67 @@ def export_cmd(
 ) -> None:
     """Write every entry and the checkpoint that covers them, for offline 'ledger verify --export'.
 
-    The file is new, mode 0600 (it holds every party's metadata), and appears only when whole."""
+    The file is new, mode 0600 (it holds every party's metadata), and appears only when whole.
+    '-', or a pipe or a device (/dev/stdout), is written as it goes: e.g. '-o - | ssh host ...'."""
     with common.errors():
         ledger = common.app().ledger
-        # a name nobody can guess, created afresh: never a file or a link someone left there
-        tmp = out_file.with_name(f".{out_file.name}.{secrets.token_hex(8)}.tmp")
-        try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
-            with os.fdopen(os.open(tmp, flags, 0o600), "wb") as fh:
-                count = ledger.export(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            tmp.replace(out_file)
-        except BaseException as e:
-            # a failed export (an altered store, a full disk, Ctrl-C) leaves no partial file
-            tmp.unlink(missing_ok=True)
-            if isinstance(e, OSError):
-                raise InvalidInput(f"cannot write {out_file}: {e.strerror}") from e
-            raise
+        count = _export_streamed(ledger, out_file)
+        if count is None:
+            count = _export_to_new_file(ledger, out_file)
         if as_json:
             common.emit_json({"file": str(out_file), "entries": count, "origin": ledger.origin})
         else:
             sys.stderr.write(f"wrote {count} entries and their checkpoint to {out_file}\n")
+
+
+def _export_streamed(ledger: LedgerService, out_file: Path) -> int | None:
+    """Export to standard output ('-') or to an existing pipe, socket or device, written as it
+    goes (never replaced by a file: a rename would put a file in place of /dev/stdout); None if
+    ``out_file`` is none of those.
+
+    Raises:
+        InvalidInput: it cannot be written.
+    """
+    if str(out_file) == "-":
+        sys.stdout.flush()
+        count = ledger.export(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return count
+    try:
+        mode = out_file.stat().st_mode
+    except OSError:
+        return None  # not there (or not reachable): the new file's own error says so
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    try:
+        with out_file.open("wb") as fh:
+            return ledger.export(fh)
+    except OSError as e:
+        raise InvalidInput(f"cannot write {out_file}: {e.strerror}") from e
+
+
+def _export_to_new_file(ledger: LedgerService, out_file: Path) -> int:
+    """Export to a new file, mode 0600, renamed into place once whole.
+
+    Raises:
+        InvalidInput: it cannot be written (nothing is left of it).
+    """
+    # a name nobody can guess, created afresh: never a file or a link someone left there
+    tmp = out_file.with_name(f".{out_file.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+        with os.fdopen(os.open(tmp, flags, 0o600), "wb") as fh:
+            count = ledger.export(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(out_file)
+    except BaseException as e:
+        # a failed export (an altered store, a full disk, Ctrl-C) leaves no partial file
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise InvalidInput(f"cannot write {out_file}: {e.strerror}") from e
+        raise
+    return count
 
 
 @ledger_cli.command("proof")

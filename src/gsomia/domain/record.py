@@ -368,11 +368,18 @@ def _check_signed_first(record: Record, agreements: set[str], added: set[str]) -
         zone = record.agreements[aid].timezone
         for e in events:
             if e.kind is not EventKind.SIGNATURE and e.at < signed:
+                # a recorded event cannot be re-dated by a what-if: it is dropped (and added
+                # again, dated anew) or an earlier signature is kept or added
+                fix = (
+                    "date it at or after the signature, or add an earlier signature"
+                    if e.id in added
+                    else "drop it too (and add it again, dated at or after the signature), or keep or add a "
+                    "signature dated before it"
+                )
                 which = "what-if event" if e.id in added else "recorded event"
                 problems.append(
                     f"{which} {e.id} ({e.kind}, {iso(e.at, zone)}) is dated before the signature of {aid}"
-                    f" ({iso(signed, zone)}):"
-                    " date it at or after the signature, or add an earlier signature"
+                    f" ({iso(signed, zone)}): {fix}"
                 )
     if problems:
         raise InvalidInput("; ".join(problems))

@@ -260,3 +260,19 @@ def test_a_whatif_event_before_the_signature_is_refused_as_in_recorded_history(r
     sig = AgreementEvent(id="early-sig", agreement=GSOMIA, kind=EventKind.SIGNATURE, at=kst("2016-10-01"))
     applied = apply_whatif(record, WhatIf("w", add=(sig, early)))
     assert {"early-sig", "early-eif"} <= {e.id for e in applied.events}
+
+
+def test_a_recorded_event_before_a_whatif_signature_is_told_to_be_dropped(record: Record) -> None:
+    # a what-if cannot re-date a recorded event: the error says to drop it, not to date it
+    late_sig = AgreementEvent(id="late-sig", agreement=GSOMIA, kind=EventKind.SIGNATURE, at=kst("2017-01-01"))
+    with pytest.raises(InvalidInput) as caught:
+        apply_whatif(record, WhatIf("w", add=(late_sig,), drop=("jpn-kor-gsomia-signature",)))
+    message = str(caught.value)
+    assert "recorded event jpn-kor-gsomia-entry-into-force" in message
+    assert "drop it too" in message
+    assert "date it at or after" not in message
+    # following the advice applies: the event dropped and added again after the signature
+    eif = AgreementEvent(id="eif-again", agreement=GSOMIA, kind=EventKind.ENTRY_INTO_FORCE, at=kst("2017-01-01"))
+    dropped = ("jpn-kor-gsomia-signature", "jpn-kor-gsomia-entry-into-force")
+    applied = apply_whatif(record, WhatIf("w", add=(late_sig, eif), drop=dropped))
+    assert "eif-again" in {e.id for e in applied.events}
