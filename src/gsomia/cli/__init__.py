@@ -330,7 +330,7 @@ def _serve(app: App, host: str, port: int, log_level: str) -> None:
     finally:
         sock.close()
     if not server.started:
-        raise GsomiaError("the server could not start (its error is above); nothing is served")
+        raise GsomiaError(f"the server on {host}:{port} could not start (its error is above); nothing is served")
 
 
 def _serve_workers(settings: Settings, host: str, port: int, log_level: str, workers: int) -> None:

@@ -64,7 +64,8 @@ def test_a_server_that_cannot_start_exits_1_in_one_line(
     def fails(_app: object, **_options: object) -> None:
         raise SystemExit(3)  # as uvicorn does when its start-up fails, after logging why
 
-    monkeypatch.setattr(uvicorn, "run", fails)
+    monkeypatch.setattr(uvicorn, "run", fails)  # how the node serves
+    monkeypatch.setattr(uvicorn.Server, "run", lambda _server, **_options: fails(None))  # how the exchange serves
     node_folder(tmp_path / "kor", PartyKeys.generate("KOR"), state="current").close()
     for args in (("serve", "--port", "1"), ("node", "serve", "--dir", str(tmp_path / "kor"))):
         run = gsomia(*args, "--log-level", "warning")
