@@ -179,13 +179,14 @@ def bulk_inbox(node_dir: Path, count: int) -> float:
     """Load ``count`` objects into a node's TAXII inbox, as deliveries would leave them."""
     from gsomia.node.config import NodeConfig, read_node_key
     from gsomia.node.store import NodeStore
-    from gsomia.node.taxii.store import TaxiiStore, to_us
+    from gsomia.node.taxii.store import TaxiiStore
 
     config = NodeConfig.read(node_dir)
     store = NodeStore(config.db_path, read_node_key(config.key_path))
     taxii = TaxiiStore(store)
     start = time.perf_counter()
-    base = to_us(datetime(2019, 1, 1, tzinfo=UTC))
+    # after every object the inbox holds already: a client that read up to them sees these too
+    base = taxii.next_added("inbox", now=datetime.now(UTC))
     chunk = 20_000
     for first in range(0, count, chunk):
         rows = []

@@ -45,7 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gsomia import jsontext
 from gsomia.domain.parties import PARTY_ID
-from gsomia.errors import StorageError
+from gsomia.errors import InvalidInput, StorageError
 from gsomia.interop.stix import (
     GSOMIA_IDENTITY,
     NATIONAL_MARKING_EXTENSION,
@@ -623,8 +623,28 @@ class TaxiiStore:
     def bulk_load(self, collection: str, rows: Sequence[tuple[str, str, str, int, str, str]]) -> None:
         """Append objects known to be new and single-versioned (a benchmark's or a migration's
         bulk load): ``(id, type, version, date_added_us, topic, body)`` in ``date_added`` order,
-        after every stored one."""
+        after every stored one (:meth:`next_added` gives the first free ``date_added``).
+
+        Raises:
+            InvalidInput: a row's ``date_added`` is not after every stored one and the row
+                before it: a client that already read past it would never see it (nothing
+                is stored).
+        """
+        if not rows:
+            return
         with self._write_lock, self._begin() as conn:
+            last = conn.execute(
+                select(func.max(objects.c.date_added)).where(objects.c.collection == collection)
+            ).scalar()
+            floor = -1 if last is None else int(last)
+            for n, (sid, _kind, _version, added, _topic, _body) in enumerate(rows):
+                if added <= floor:
+                    raise InvalidInput(
+                        f"bulk load into {collection}: row {n} ({sid}) has date_added {from_us(added)}, not after "
+                        f"{from_us(floor)} (the row before it or the collection's last object): give date_added "
+                        "strictly increasing from next_added(); nothing was stored"
+                    )
+                floor = added
             conn.execute(
                 insert(objects),
                 [
@@ -646,6 +666,26 @@ class TaxiiStore:
                     for sid, kind, version, added, topic, body in rows
                 ],
             )
+            # A writer of another process may have committed since the check above (SQLite's
+            # transaction begins at the INSERT): then rows of its are dated after the first here.
+            c = objects.c
+            at_or_after = conn.execute(
+                select(func.count()).where(c.collection == collection, c.date_added >= rows[0][3])
+            ).scalar()
+            if at_or_after != len(rows):
+                raise InvalidInput(
+                    f"bulk load into {collection}: another writer stored objects dated after "
+                    f"{from_us(rows[0][3])} meanwhile; take next_added() again and load again (nothing was stored)"
+                )
+
+    def next_added(self, collection: str, *, now: datetime) -> int:
+        """The first ``date_added`` a bulk load may give: after every stored one, and not before
+        ``now`` (as :meth:`TaxiiWrite.add` gives it)."""
+        with self._read() as conn:
+            last = conn.execute(
+                select(func.max(objects.c.date_added)).where(objects.c.collection == collection)
+            ).scalar()
+        return max(to_us(now), (last or 0) + 1)
 
     def page(self, collection: str, q: Query) -> Page:
         """One page of objects matching ``q``, oldest ``date_added`` first (TAXII 2.1 §3.3)."""
