@@ -156,28 +156,34 @@ class Agreement:
 
     def term_boundaries_after(self, entry: datetime, at: datetime) -> tuple[datetime, datetime] | None:
         """The current term ``(start, end)`` containing ``at``, for an agreement in force
-        since ``entry``; None without a term. Terms end at 00:00 local on the anniversary."""
+        since ``entry``; None without a term. Terms end at 00:00 local on the anniversary.
+
+        Every anniversary is counted from the day of entry into force itself, never from the
+        previous anniversary: an agreement in force since 29 February ends a term on
+        28 February in a common year and on 29 February again in a leap year.
+        """
         if self.term is None:
             return None
         start_day = local_date(entry, self.timezone)
         start = entry
-        end_day = add_years(start_day, self.term.years)
-        end = start_of_day(end_day, self.timezone)
+        end = start_of_day(add_years(start_day, self.term.years), self.timezone)
         if self.term.renewal_years is None:
             return (start, end)
         k = 0
         while end <= at:
             k += 1
             start = end
-            end = start_of_day(add_years(end_day, k * self.term.renewal_years), self.timezone)
+            years = self.term.years + k * self.term.renewal_years
+            end = start_of_day(add_years(start_day, years), self.timezone)
         return (start, end)
 
-    def next_term_end(self, term_end: datetime) -> datetime | None:
-        """The end of the term after the one ending at ``term_end`` (None if no renewal)."""
+    def next_term_end(self, entry: datetime, term_end: datetime) -> datetime | None:
+        """The end of the term after the one ending at ``term_end`` (None if no renewal),
+        for an agreement in force since ``entry``."""
         if self.term is None or self.term.renewal_years is None:
             return None
-        day = local_date(term_end, self.timezone)
-        return start_of_day(add_years(day, self.term.renewal_years), self.timezone)
+        bounds = self.term_boundaries_after(entry, term_end)
+        return bounds[1] if bounds else None
 
     def notice_deadline(self, term_end: datetime) -> date | None:
         """Last day a notice can be received to end the agreement at ``term_end``.
@@ -225,5 +231,5 @@ def assess_notice(
     in_time = local_date(received, agreement.timezone) <= deadline
     if in_time:
         return NoticeAssessment(received, deadline, True, term_end)
-    following = agreement.next_term_end(term_end)
+    following = agreement.next_term_end(entry, term_end)
     return NoticeAssessment(received, deadline, False, following or term_end)

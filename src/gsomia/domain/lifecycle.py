@@ -370,6 +370,25 @@ def derive_timeline(agreement: Agreement, events: Iterable[AgreementEvent]) -> T
     return Timeline(agreement, evs, tuple(replay.segments), replay.entry, tuple(replay.anomalies))
 
 
+def term_ends(timeline: Timeline, lo: datetime, hi: datetime) -> list[datetime]:
+    """The end of every term that runs at some instant of ``[lo, hi)`` after entry into force,
+    in order; none without a term. A term that is not renewed ends once: nothing follows it.
+    """
+    entry = timeline.entry
+    ends: list[datetime] = []
+    if entry is None:
+        return ends
+    t = max(entry, lo)
+    while t < hi:
+        term = timeline.agreement.term_boundaries_after(entry, t)
+        if term is None or term[1] <= t:
+            break
+        if timeline.state_at(t) is not State.NOT_YET_IN_FORCE:
+            ends.append(term[1])
+        t = term[1]
+    return ends
+
+
 def releases_agree_until(old: Timeline, new: Timeline, at: datetime) -> bool:
     """Whether ``new`` says what ``old`` says, as far as releases go, about every instant up to
     and including ``at``: whether the agreement is in force, and its scope and maximum level.

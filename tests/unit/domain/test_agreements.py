@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from gsomia.domain.agreements import Agreement, AgreementEvent, EventKind, NoticeRule, Reckoning, Term, assess_notice
-from gsomia.domain.lifecycle import State, derive_timeline, status_at
+from gsomia.domain.lifecycle import State, derive_timeline, status_at, term_ends
 from gsomia.domain.record import Network, Record, WhatIf, apply_whatif, compile_network
 from gsomia.errors import InvalidInput, UnknownEntity
 from tests.conftest import kst
@@ -122,12 +122,57 @@ def test_withdrawal_resumes_plain_annual_extension() -> None:
     assert s.notice_deadline == date(2025, 8, 24)
 
 
+def test_29_february_anniversary_comes_back_in_leap_years() -> None:
+    # Each term runs from the anniversary of entry into force: 28 February in a common
+    # year, 29 February again in a leap year, not 28 February for ever after 2017.
+    tl = derive_timeline(_annual(), [_ev("eif", EventKind.ENTRY_INTO_FORCE, "2016-02-29")])
+    assert status_at(tl, kst("2017-01-01")).term == (kst("2016-02-29"), kst("2017-02-28"))
+    assert status_at(tl, kst("2019-06-01")).term == (kst("2019-02-28"), kst("2020-02-29"))
+    assert status_at(tl, kst("2019-06-01")).notice_deadline == date(2019, 11, 30)
+    assert status_at(tl, kst("2020-06-01")).term == (kst("2020-02-29"), kst("2021-02-28"))
+
+
+def test_late_notice_ends_the_following_term_on_29_february() -> None:
+    events = [
+        _ev("eif", EventKind.ENTRY_INTO_FORCE, "2016-02-29"),
+        _ev("n", EventKind.NOTICE, "2018-12-01", by="KOR"),  # deadline for the 2019 end: 2018-11-29
+    ]
+    tl = derive_timeline(_annual(), events)
+    assert status_at(tl, kst("2018-12-02")).ends_at == kst("2020-02-29")
+    assert tl.state_at(kst("2020-02-28T23:59:59.999999+09:00")) is State.NOTICE_PENDING
+    assert tl.state_at(kst("2020-02-29")) is State.TERMINATED
+
+
+def test_a_term_ending_on_a_day_without_midnight_ends_at_its_first_instant() -> None:
+    # Sao Paulo moved its clocks from 00:00 to 01:00 on 2018-11-04: that day begins at 01:00.
+    brazil = _annual(timezone="America/Sao_Paulo")
+    entry = datetime.fromisoformat("2017-11-04T00:00-02:00")
+    tl = derive_timeline(brazil, [AgreementEvent(id="e", agreement="A", kind=EventKind.ENTRY_INTO_FORCE, at=entry)])
+    first_instant = datetime.fromisoformat("2018-11-04T01:00-02:00")
+    assert status_at(tl, first_instant - timedelta(microseconds=1)).term == (entry, first_instant)
+    assert status_at(tl, first_instant).term is not None
+    assert status_at(tl, first_instant).term == (first_instant, datetime.fromisoformat("2019-11-04T00:00-03:00"))
+
+
 def test_term_without_renewal_expires() -> None:
     five = _annual(term=Term(5, None), notice=NoticeRule(180))
     tl = derive_timeline(five, [_ev("eif", EventKind.ENTRY_INTO_FORCE, "2010-03-01")])
     assert tl.state_at(kst("2015-02-28")) is State.IN_FORCE
     assert status_at(tl, kst("2015-02-28")).ends_at == kst("2015-03-01")
     assert tl.state_at(kst("2015-03-01")) is State.EXPIRED
+
+
+def test_the_term_ends_of_a_term_without_renewal_are_listed_once() -> None:
+    five = _annual(term=Term(5, None), notice=NoticeRule(180))
+    tl = derive_timeline(five, [_ev("eif", EventKind.ENTRY_INTO_FORCE, "2010-03-01")])
+    assert term_ends(tl, kst("2009-01-01"), kst("2030-01-01")) == [kst("2015-03-01")]
+    assert term_ends(tl, kst("2016-01-01"), kst("2030-01-01")) == []
+    renewed = derive_timeline(_annual(), [_ev("eif", EventKind.ENTRY_INTO_FORCE, "2016-11-23")])
+    assert term_ends(renewed, kst("2019-01-01"), kst("2020-12-01")) == [
+        kst("2019-11-23"),
+        kst("2020-11-23"),
+        kst("2021-11-23"),
+    ]
 
 
 def test_five_year_renewable_term() -> None:

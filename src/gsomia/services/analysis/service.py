@@ -24,7 +24,7 @@ from gsomia.domain.coverage import (
     unknowns,
 )
 from gsomia.domain.instants import parse_instant
-from gsomia.domain.lifecycle import State, Status, status_at
+from gsomia.domain.lifecycle import Status, status_at, term_ends
 from gsomia.domain.record import Caveats, Network, Question, Record, WhatIf, apply_whatif, compile_network
 from gsomia.domain.routing import ReleaseRequest, Route, explain
 from gsomia.domain.stats import ProvisionStats, provision_stats
@@ -581,17 +581,7 @@ class AnalysisService:
         tl = c.network.timelines[q.agreement]
         points = [e.at for e in tl.events] + [s.start for s in tl.segments[1:]]
         timeline = tuple(status_at(tl, t) for t in sorted(set(points)))
-        deadlines = []
-        lo, hi = self.window()
-        if tl.entry is not None:
-            t = max(tl.entry, lo)
-            while t < hi:
-                term = tl.agreement.term_boundaries_after(tl.entry, t)
-                if term is None:
-                    break
-                if tl.state_at(t) is not State.NOT_YET_IN_FORCE:
-                    deadlines.append((term[1], tl.agreement.notice_deadline(term[1])))
-                t = term[1]
+        deadlines = [(end, tl.agreement.notice_deadline(end)) for end in term_ends(tl, *self.window())]
         now = self._clock()
         stats_then = None
         if q.stats_at is not None:
