@@ -265,6 +265,21 @@ def read_secret_text(path: Path, what: str, limit: int = SECRET_FILE_LIMIT) -> s
         InvalidInput: the file cannot be read, is not a regular file or a pipe, is too large, or
             is not UTF-8.
     """
+    data = read_bytes(path, what, limit)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"cannot read the {what} file {path}: not UTF-8 text") from e
+
+
+def read_bytes(path: Path, what: str, limit: int) -> bytes:
+    """The bytes of a file the user named: a regular file or a pipe, at most ``limit`` bytes. A
+    device (``/dev/zero`` would be read until memory runs out), a folder or a socket is refused,
+    and a larger file is refused unread beyond the limit.
+
+    Raises:
+        InvalidInput: the file cannot be read, is not a regular file or a pipe, or is too large.
+    """
     try:
         # O_NONBLOCK: opening a FIFO no one writes to must not hang; reads then block again
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
@@ -278,7 +293,7 @@ def read_secret_text(path: Path, what: str, limit: int = SECRET_FILE_LIMIT) -> s
         chunks: list[bytes] = []
         size = 0
         while size <= limit:
-            chunk = os.read(fd, limit + 1 - size)
+            chunk = os.read(fd, min(limit + 1 - size, 1 << 20))
             if not chunk:
                 break
             chunks.append(chunk)
@@ -289,10 +304,7 @@ def read_secret_text(path: Path, what: str, limit: int = SECRET_FILE_LIMIT) -> s
         os.close(fd)
     if size > limit:
         raise InvalidInput(f"the {what} file {path} is larger than {limit} bytes: give the file that holds the {what}")
-    try:
-        return b"".join(chunks).decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InvalidInput(f"cannot read the {what} file {path}: not UTF-8 text") from e
+    return b"".join(chunks)
 
 
 TEXT_FILE_LIMIT = 16 * 1024 * 1024  # a checkpoint, a key or a proof is a few kilobytes
@@ -308,3 +320,52 @@ def read_text(path: Path, what: str) -> str:
             is not UTF-8.
     """
     return read_secret_text(path, what, limit=TEXT_FILE_LIMIT)
+
+
+def write_private_file(path: Path, data: bytes, what: str) -> None:
+    """Write ``data`` (a decrypted payload: classified) to ``path`` as a file only its owner may
+    read, mode 0600 from its first byte, whatever the umask: a new file written whole, then
+    renamed into place, so a file already there is replaced whole or not at all. A pipe or a
+    device (``/dev/stdout`` on a terminal or a pipe) is written as it is. A symbolic link to a
+    file, or to nothing, is refused: written through, it would put the plaintext where someone
+    else chose; replaced, it would no longer be the link the user meant (``/dev/stdout`` on a
+    file).
+
+    Raises:
+        InvalidInput: ``path`` is a folder or such a link, or cannot be written (nothing is left
+            of a new file).
+    """
+    link, mode = False, None
+    try:
+        link = stat.S_ISLNK(path.lstat().st_mode)
+        mode = path.stat().st_mode
+    except OSError:
+        mode = None  # not there, or a link to nothing: refused below, or the new file's own error
+    if link and (mode is None or stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise InvalidInput(
+            f"cannot write the {what} to {path}: it is a symbolic link; give the path of the file itself"
+        )
+    if mode is not None and stat.S_ISDIR(mode):
+        raise InvalidInput(f"cannot write the {what} to {path}: it is a folder; give a file name in it")
+    if mode is not None and not stat.S_ISREG(mode):
+        try:
+            with path.open("wb") as fh:
+                fh.write(data)
+        except OSError as e:
+            raise InvalidInput(f"cannot write the {what} to {path}: {e.strerror}") from e
+        return
+    # a name nobody can guess, created afresh: never a file or a link someone left there
+    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+        with os.fdopen(os.open(tmp, flags, 0o600), "wb") as fh:
+            os.fchmod(fh.fileno(), 0o600)  # the umask can only clear bits; this is belt and braces
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise InvalidInput(f"cannot write the {what} to {path}: {e.strerror}") from e
+        raise

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -33,7 +34,16 @@ from gsomia.client.reports import ReportDraft, sign_report
 from gsomia.codec import b64decode
 from gsomia.crypto import PartyKeys, Profile, read_private_keyfile, write_private_keyfile
 from gsomia.crypto.ledger_key import LedgerKey
-from gsomia.errors import Conflict, ExchangeUnreachable, InvalidInput, StorageError, UnknownEntity
+from gsomia.errors import (
+    BadSignature,
+    Conflict,
+    ExchangeUnreachable,
+    InvalidInput,
+    PayloadTooLarge,
+    StorageError,
+    UnknownEntity,
+    ValidationFailed,
+)
 from gsomia.services.exchange.access import Role
 from gsomia.services.exchange.submissions import MAX_BATCH
 
@@ -58,6 +68,7 @@ class _Target:
 
     url: str = DEFAULT_URL
     token: str | None = None
+    token_file: Path | None = None
 
 
 _target = _Target()
@@ -83,18 +94,44 @@ ContentType = Annotated[
 
 
 def _exchange() -> ExchangeClient:
-    return ExchangeClient(_target.url, token=_target.token)
+    """A client of the exchange, as the principal of the token given.
+
+    Raises:
+        InvalidInput: both a token and a token file are given, or the token file cannot be read.
+    """
+    token = _target.token
+    if _target.token_file is not None:
+        if token:
+            raise InvalidInput("give the token once: --token (GSOMIA_TOKEN) or --token-file (GSOMIA_TOKEN_FILE)")
+        # the file's one line; the line break an editor or 'echo' ends it with is not the token's
+        token = common.read_secret_text(_target.token_file, "token").rstrip("\r\n")
+    return ExchangeClient(_target.url, token=token)
 
 
 @client_cli.callback()
 def _client_root(
     url: Annotated[str, typer.Option("--url", envvar="GSOMIA_URL", help="The exchange's address.")] = DEFAULT_URL,
     token: Annotated[
-        str | None, typer.Option("--token", envvar="GSOMIA_TOKEN", help="Your API token (or GSOMIA_TOKEN).")
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="GSOMIA_TOKEN",
+            help="Your API token (or GSOMIA_TOKEN). On a shared machine prefer --token-file: the command line of "
+            "a process is readable by every user.",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            envvar="GSOMIA_TOKEN_FILE",
+            help="A file (mode 0600) or a pipe that holds your API token, instead of --token.",
+        ),
     ] = None,
 ) -> None:
     _target.url = url
     _target.token = token
+    _target.token_file = token_file
 
 
 def _keys(path: Path) -> PartyKeys:
@@ -214,16 +251,20 @@ def submit_cmd(
         _print_submitted(result, wide=wide)
 
 
+MAX_PAYLOAD_FILE = 64 * 1024 * 1024
+"""The most bytes of a payload file read: far above what an exchange takes (a request body of
+``GSOMIA_MAX_BODY_BYTES``, 1 MiB by default), and a bound on what a device or an endless pipe
+given by mistake can make this command hold."""
+
+
 def _read_payload(path: Path) -> bytes:
-    """The payload file's bytes.
+    """The payload file's bytes: a regular file or a pipe (``<(command)``), at most
+    :data:`MAX_PAYLOAD_FILE` bytes; never a device (``/dev/zero``), a folder or a socket.
 
     Raises:
-        InvalidInput: if it cannot be read.
+        InvalidInput: if it cannot be read, is no regular file or pipe, or is too large.
     """
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise InvalidInput(f"cannot read {path}: {e.strerror}") from e
+    return common.read_bytes(path, "payload", MAX_PAYLOAD_FILE)
 
 
 def _recipients(exchange: ExchangeClient, party: str, named: list[str] | None) -> list[str]:
@@ -241,19 +282,22 @@ def _typed_names(
     exchange: ExchangeClient, party: str, recipients: list[str] | None, topic: str, level: str, rel_to: list[str] | None
 ) -> tuple[list[str] | None, str, str, list[str] | None]:
     """The scenario's own names for what was typed (ROK → KOR, echoed), so the outbox keeps
-    what the exchange stores; as typed when the exchange cannot be reached.
+    what the exchange stores; as typed when the exchange cannot be reached. A party named twice
+    (KOR and ROK, kor and KOR) is named once: the exchange refuses a list that names one twice.
 
     Raises:
         UnknownEntity: for a name the scenario does not know (exit 5, with the closest).
     """
     names = _names(exchange)
-    if names is None:
-        return recipients, topic, level, rel_to
+    if names is not None:
+        recipients = names.parties_of(recipients) if recipients else recipients
+        topic, level = names.topic(topic), names.level(party, level)
+        rel_to = names.parties_of(rel_to) if rel_to else rel_to
     return (
-        names.parties_of(recipients) if recipients else recipients,
-        names.topic(topic),
-        names.level(party, level),
-        names.parties_of(rel_to) if rel_to else rel_to,
+        list(dict.fromkeys(recipients)) if recipients else recipients,
+        topic,
+        level,
+        list(dict.fromkeys(rel_to)) if rel_to else rel_to,
     )
 
 
@@ -269,8 +313,19 @@ def _send(exchange: ExchangeClient, outbox: Outbox, spooled: Spooled, rid: str) 
         raise type(e)(
             f"{e}; the signed report is kept in {spooled.path}: run the same command with --id {rid} to send it again"
         ) from e
+    except _REFUSED:
+        # the exchange answered, and these bytes will never be accepted: kept, they would only
+        # turn the corrected command under the same --id into "used for another report"
+        outbox.remove(spooled)
+        raise
     outbox.remove(spooled)
     return result
+
+
+_REFUSED = (ValidationFailed, InvalidInput, UnknownEntity, Conflict, BadSignature, PayloadTooLarge)
+"""The exchange's answers that refuse a signed report as it is, for good: sent again, the same
+bytes get the same answer. Anything else (not reached, busy, a token refused, an answer not
+understood) may yet end with the report stored, so it stays in the outbox."""
 
 
 def _print_submitted(result: dict[str, Any], *, wide: bool) -> None:
@@ -478,7 +533,13 @@ def _inbox_row(item: dict[str, Any]) -> list[str]:
 def fetch_cmd(
     delivery: Annotated[str, typer.Argument(help="Delivery id (from the inbox).")],
     key: KeyFile,
-    out_file: Annotated[Path | None, typer.Option("--out", help="Write the payload to FILE.")] = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write the payload to FILE, mode 0600 (only you may read it); a file there is replaced whole, a symbolic link refused.",
+        ),
+    ] = None,
     ledger_key: Annotated[
         Path | None,
         typer.Option("--ledger-key", help="The exchange's ledger key to trust (from 'gsomia ledger key --json')."),
@@ -509,7 +570,7 @@ def fetch_cmd(
         in_ledger = f"in the ledger (checkpoint size {checkpoint.size if checkpoint else '?'}"
         in_ledger += ")" if pinned else ", key not pinned: pass --ledger-key)"
         if out_file is not None:
-            out_file.write_bytes(payload)
+            common.write_private_file(out_file, payload, "payload")
         if as_json:
             common.emit_json(
                 {
@@ -524,7 +585,7 @@ def fetch_cmd(
                         "key_pinned": pinned is not None,
                     },
                     "payload_file": str(out_file) if out_file else None,
-                    "payload": None if out_file else payload.decode("utf-8", errors="replace"),
+                    **_payload_json(None if out_file else payload),
                 }
             )
             return
@@ -540,6 +601,19 @@ def fetch_cmd(
         else:
             sys.stdout.flush()
             sys.stdout.buffer.write(payload + (b"" if payload.endswith(b"\n") else b"\n"))
+
+
+def _payload_json(payload: bytes | None) -> dict[str, str | None]:
+    """A fetched payload in ``--json``: ``payload_base64`` (its exact bytes), and ``payload``
+    as text when it is UTF-8 (null when it is not, never text with bytes replaced); both null
+    when it was written to a file."""
+    if payload is None:
+        return {"payload": None, "payload_base64": None}
+    try:
+        text: str | None = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    return {"payload": text, "payload_base64": base64.b64encode(payload).decode("ascii")}
 
 
 @client_cli.command("ack")
@@ -660,10 +734,19 @@ def watch_cmd(
 
 
 def _watch_once(last: str | None, *, as_json: bool) -> str | None:
+    """Print the items of one connection of the stream, after ``last``; the cursor to resume
+    after. With no cursor yet, the inbox's head is read first and the stream resumed after it:
+    a stream opened without one carries only what is committed after it opened, so an item
+    committed while it reconnects (the exchange restarting) would never be printed. An item
+    at or before the cursor (a replay: delivery is at least once) is not printed twice."""
     try:
         with _exchange() as exchange:
+            if last is None:
+                last = str(exchange.inbox(limit=1)["head"])
             common.err.print(f"watching {_target.url} (Ctrl-C to stop)", markup=False)
             for event in exchange.events(last_event_id=last):
+                if _seen(event.id, last):
+                    continue
                 last = event.id or last
                 if as_json:
                     sys.stdout.write(json.dumps(event.data, ensure_ascii=False) + "\n")
@@ -673,6 +756,13 @@ def _watch_once(last: str | None, *, as_json: bool) -> str | None:
     except (ExchangeUnreachable, StorageError) as e:
         common.err.print(f"{e}; reconnecting", markup=False)
     return last
+
+
+def _seen(event_id: str | None, last: str | None) -> bool:
+    """Whether an event's id (its inbox cursor) is at or before ``last``: printed already."""
+    if event_id is None or last is None or not (event_id.isdecimal() and last.isdecimal()):
+        return False
+    return int(event_id) <= int(last)
 
 
 # --- keys ------------------------------------------------------------------------------------

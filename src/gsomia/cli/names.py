@@ -5,6 +5,7 @@ with the closest known ones, as every analysis command does."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,6 +33,7 @@ class ScenarioNames:
         Raises:
             UnknownEntity: if no party has that name (exit 5, with the closest).
         """
+        typed = _nfc(typed)
         folded = typed.strip().upper()
         found = typed if typed in self.parties else folded if folded in self.parties else self.aliases.get(folded)
         if found is None:
@@ -46,7 +48,7 @@ class ScenarioNames:
         """
         if not self.topics or typed in self.topics:
             return typed
-        found = {t.casefold(): t for t in self.topics}.get(typed.strip().casefold())
+        found = {t.casefold(): t for t in self.topics}.get(_nfc(typed).strip().casefold())
         if found is None:
             raise UnknownEntity(unknown_message("topic", typed, self.topics))
         return _echo("topic", typed, found)
@@ -60,7 +62,7 @@ class ScenarioNames:
         ladder = self.ladders.get(party, [])
         if not ladder or any(typed == name for name, _ in ladder):
             return typed
-        folded = typed.strip().casefold()
+        folded = _nfc(typed).strip().casefold()
         for name, english in ladder:
             if folded in (name.casefold(), english.casefold()):
                 return _echo("level", typed, name)
@@ -73,6 +75,14 @@ class ScenarioNames:
     def parties_of(self, typed: Sequence[str]) -> list[str]:
         """Each of ``typed`` resolved as a party."""
         return [self.party(p) for p in typed]
+
+
+def _nfc(typed: str) -> str:
+    """``typed`` in Unicode's composed form (NFC): the same text, whichever form the keyboard, the
+    terminal or a file name made of it (a Hangul level pasted from macOS is decomposed, NFD).
+    Look-alikes of other characters (a Cyrillic і, a Roman numeral Ⅱ) stay what they are, and
+    unknown: a name is never guessed."""
+    return unicodedata.normalize("NFC", typed)
 
 
 def _echo(kind: str, typed: str, found: str) -> str:

@@ -384,6 +384,7 @@ class ExchangeClient:
         self.url = url.rstrip("/")
         if not self.url.startswith(("http://", "https://")):
             raise InvalidInput(f"exchange URL {url!r}: give an http:// or https:// address")
+        _check_credentials(self.url, token)
         # Only the codings whose expansion is bounded per read (deflate: some 1,000-fold).
         headers = {"Accept-Encoding": "gzip, deflate"} | ({"Authorization": f"Bearer {token}"} if token else {})
         tls = _tls_context()
@@ -828,6 +829,33 @@ class ExchangeClient:
         params = {"size": size} if size is not None else None
         limit = min(MAX_CHECKPOINT, self._max_answer)
         return self.request("GET", "/api/v1/ledger/checkpoint/cosigned", params=params, limit=limit).text
+
+
+def _check_credentials(url: str, token: str | None) -> None:
+    """Refuse, without quoting either, a token that cannot be a bearer token and an address that
+    carries a user name or password: httpx would put the token, in the error that such a header
+    raises, on the screen and in logs; and a password in the address would replace the bearer
+    token with Basic authentication (401) and be shown wherever the address is.
+
+    Raises:
+        InvalidInput: either is so.
+    """
+    if token and not all("!" <= ch <= "~" for ch in token):
+        # RFC 6750 §2.1: a bearer token is visible ASCII; a line break or a carriage return
+        # comes from a file written on another system, a space from a copy and paste
+        raise InvalidInput(
+            "the API token holds a space, a line break, a control or a non-ASCII character "
+            "(not shown here): give the token alone, exactly as 'gsomia principals add' printed it"
+        )
+    try:
+        userinfo = httpx.URL(url).userinfo
+    except httpx.InvalidURL as e:
+        raise InvalidInput(f"exchange URL is not a valid address ({e}): give an http:// or https:// address") from e
+    if userinfo:
+        raise InvalidInput(
+            "the exchange URL holds a user name or password (before '@', not shown here): give the address "
+            "alone, and the token with --token or GSOMIA_TOKEN"
+        )
 
 
 def _json_or_none(body: bytes | None) -> object:

@@ -6,7 +6,7 @@ when an answer is lost (a timeout, a dropped connection, a crash of this machine
 safe retry is the same bytes. So the client writes the signed submission body — report,
 signature, key fingerprint; never a private key — to ``OUTBOX/<PARTY>/<ID>.json`` (mode 0600,
 written whole or not at all, synced) *before* sending it, and removes it once the exchange has
-answered 200 or 201. Running the same command with the same ``--id`` again finds it and
+answered 200 or 201, or has refused it for good (the same bytes would be refused again). Running the same command with the same ``--id`` again finds it and
 resends it.
 """
 

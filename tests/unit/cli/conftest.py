@@ -32,7 +32,14 @@ def gsomia(
     monkeypatch.setenv("GSOMIA_DB", scenario_db)
     monkeypatch.setenv("GSOMIA_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("COLUMNS", "250")  # tables as wide as their content
-    for name in ("GSOMIA_URL", "GSOMIA_TOKEN", "GSOMIA_EXERCISE_CLOCK", "GSOMIA_EXERCISE_WHATIF", "GSOMIA_KEK"):
+    for name in (
+        "GSOMIA_URL",
+        "GSOMIA_TOKEN",
+        "GSOMIA_TOKEN_FILE",
+        "GSOMIA_EXERCISE_CLOCK",
+        "GSOMIA_EXERCISE_WHATIF",
+        "GSOMIA_KEK",
+    ):
         monkeypatch.delenv(name, raising=False)
 
     def run(*args: str) -> Run:

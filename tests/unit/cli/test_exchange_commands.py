@@ -165,7 +165,7 @@ def test_client_errors_are_one_line_with_their_exit_code(
     missing = as_party(
         gsomia, harness, "JPN", "submit", "--key", jpn, "--topic", "t", "--level", "極秘", "--payload", "/no/such/file"
     )
-    assert missing.code == 4 and missing.err.startswith("error: cannot read /no/such/file")
+    assert missing.code == 4 and missing.err.startswith("error: cannot read the payload file /no/such/file")
     unknown = as_party(gsomia, harness, "KOR", "fetch", "d-missing", "--key", jpn)
     assert unknown.code == 5 and unknown.err == "error: no delivery 'd-missing' (HTTP 404)\n"
     anonymous = gsomia("client", "--url", URL, "inbox")

@@ -226,6 +226,23 @@ def test_only_http_urls_are_accepted() -> None:
     assert ExchangeClient("https://exchange.test/").url == "https://exchange.test"
 
 
+@pytest.mark.parametrize("token", ["gsm_secret\r", "gsm_secret\n", "gsm secret", "gsm_sécret"])
+def test_a_token_that_cannot_be_a_bearer_token_is_refused_without_showing_it(token: str) -> None:
+    # a carriage return copied from a file made on another system was sent, and httpx's error
+    # ("Illegal header value b'Bearer gsm_secret\r'") put the token on the screen and in logs
+    with pytest.raises(InvalidInput, match="the API token holds a space, a line break") as raised:
+        ExchangeClient("http://127.0.0.1:9", token=token)
+    assert "secret" not in str(raised.value)
+
+
+def test_an_address_with_a_password_is_refused_without_showing_it() -> None:
+    # the password replaced the bearer token (Basic authentication: 401 "needs a bearer token"),
+    # and every error naming the exchange's address showed it
+    with pytest.raises(InvalidInput, match="holds a user name or password") as raised:
+        ExchangeClient("https://desk:hunter2@exchange.test", token="gsm_x")
+    assert "hunter2" not in str(raised.value)
+
+
 # --- one call, one endpoint -------------------------------------------------------------------------
 
 CALLS: list[tuple[str, Callable[[ExchangeClient], Any], str, str, Any]] = [
