@@ -286,7 +286,8 @@ def traffic_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
     h.submit("JPN", recipients=("KOR",), id="movement-dec05", topic="dprk.military.movement")
     token = h.tokens["auditor"]
     h.close()
-    s = start_server(f"sqlite:///{tmp / 'exchange.db'}", tmp_path_factory.mktemp("traffic-srv"))
+    # served from the same data directory: its KEK sealed the reports (serve checks it first)
+    s = start_server(f"sqlite:///{tmp / 'exchange.db'}", tmp)
     yield s, token
     s.stop()
 
