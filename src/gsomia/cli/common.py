@@ -348,11 +348,7 @@ def write_private_file(path: Path, data: bytes, what: str) -> None:
     if mode is not None and stat.S_ISDIR(mode):
         raise InvalidInput(f"cannot write the {what} to {path}: it is a folder; give a file name in it")
     if mode is not None and not stat.S_ISREG(mode):
-        try:
-            with path.open("wb") as fh:
-                fh.write(data)
-        except OSError as e:
-            raise InvalidInput(f"cannot write the {what} to {path}: {e.strerror}") from e
+        _write_to_stream(path, data, what)
         return
     # a name nobody can guess, created afresh: never a file or a link someone left there
     tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
@@ -369,3 +365,32 @@ def write_private_file(path: Path, data: bytes, what: str) -> None:
         if isinstance(e, OSError):
             raise InvalidInput(f"cannot write the {what} to {path}: {e.strerror}") from e
         raise
+
+
+def _write_to_stream(path: Path, data: bytes, what: str) -> None:
+    """Write ``data`` into the pipe or the device at ``path`` (``/dev/stdout``, ``>(command)``).
+    A named pipe of another user (made under the name given, in a folder anyone may write, such
+    as /tmp) is refused before a byte is written: its owner would read the plaintext.
+
+    Raises:
+        InvalidInput: it is such a pipe, no longer a pipe or a device, or cannot be written.
+    """
+    try:
+        # no O_CREAT: this opens what is there; for a pipe, it waits for its reader
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise InvalidInput(f"cannot write the {what} to {path}: {e.strerror}") from e
+    with os.fdopen(fd, "wb") as fh:
+        st = os.fstat(fd)
+        if stat.S_ISFIFO(st.st_mode) and st.st_uid != os.getuid():
+            raise InvalidInput(
+                f"cannot write the {what} to {path}: it is a named pipe of another user, who would read it; "
+                "give a file name of your own"
+            )
+        if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+            raise InvalidInput(f"cannot write the {what} to {path}: it changed while it was opened; run it again")
+        try:
+            fh.write(data)
+            fh.flush()
+        except OSError as e:
+            raise InvalidInput(f"cannot write the {what} to {path}: {e.strerror}") from e

@@ -97,7 +97,8 @@ def _exchange() -> ExchangeClient:
     """A client of the exchange, as the principal of the token given.
 
     Raises:
-        InvalidInput: both a token and a token file are given, or the token file cannot be read.
+        InvalidInput: both a token and a token file are given, or the token file cannot be read
+            or is empty.
     """
     token = _target.token
     if _target.token_file is not None:
@@ -105,6 +106,10 @@ def _exchange() -> ExchangeClient:
             raise InvalidInput("give the token once: --token (GSOMIA_TOKEN) or --token-file (GSOMIA_TOKEN_FILE)")
         # the file's one line; the line break an editor or 'echo' ends it with is not the token's
         token = common.read_secret_text(_target.token_file, "token").rstrip("\r\n")
+        if not token:
+            raise InvalidInput(f"the token file {_target.token_file} is empty: give the file that holds your API token")
+        # read once: a pipe (<(pass show …)) is empty the second time, and 'watch' reconnects
+        _target.token, _target.token_file = token, None
     return ExchangeClient(_target.url, token=token)
 
 

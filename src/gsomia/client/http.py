@@ -383,7 +383,9 @@ class ExchangeClient:
         self._max_deliveries_answer = max_deliveries_answer
         self.url = url.rstrip("/")
         if not self.url.startswith(("http://", "https://")):
-            raise InvalidInput(f"exchange URL {url!r}: give an http:// or https:// address")
+            # an '@' may end a password (HTTPS://desk:pw@host, ftp://…): never shown
+            shown = "(not shown here: it holds '@')" if "@" in url else repr(url)
+            raise InvalidInput(f"exchange URL {shown}: give an http:// or https:// address")
         _check_credentials(self.url, token)
         # Only the codings whose expansion is bounded per read (deflate: some 1,000-fold).
         headers = {"Accept-Encoding": "gzip, deflate"} | ({"Authorization": f"Bearer {token}"} if token else {})

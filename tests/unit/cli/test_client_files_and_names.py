@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import stat
+import threading
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
+from gsomia.cli import common
 from gsomia.cli import exchange as client_commands
 from gsomia.client.http import ExchangeClient
+from gsomia.errors import InvalidInput
 from tests.harness import Harness
 from tests.unit.cli.cli_support import Gsomia, Run
 from tests.unit.cli.test_exchange_commands import URL, as_party, connect, key_file
@@ -213,3 +216,70 @@ def test_watch_from_now_misses_nothing_committed_while_it_reconnects(
     assert run.code == 0, run.err
     assert [json.loads(line)["seq"] for line in run.out.splitlines()] == [8, 9]
     assert [r.headers.get("last-event-id") for r in streams] == ["7", "7"]
+
+
+def test_a_token_read_from_a_pipe_holds_for_every_reconnection_of_watch(
+    gsomia: Gsomia, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --token-file <(pass show …) was read again at each reconnection: the pipe, read once, was
+    # empty, so watch went on without a token and stopped on the exchange's 401
+    tokens: list[str | None] = []
+
+    class Stream(httpx.SyncByteStream):
+        def __init__(self, stop: bool) -> None:
+            self.stop = stop
+
+        def __iter__(self) -> Iterator[bytes]:
+            yield b": gsomia inbox stream\n\n"
+            if self.stop:
+                raise KeyboardInterrupt  # the user stops it
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        tokens.append(request.headers.get("authorization"))
+        if request.url.path == "/api/v1/inbox":
+            return httpx.Response(200, json={"items": [], "next_cursor": None, "cursor": "0", "head": "0"})
+        return httpx.Response(200, stream=Stream(stop=len(tokens) > 2))  # the first ends: a restart
+
+    def factory(url: str, *, token: str | None = None, **_: Any) -> ExchangeClient:
+        return ExchangeClient(url, token=token, transport=httpx.MockTransport(handler))
+
+    monkeypatch.setattr(client_commands, "ExchangeClient", factory)
+    monkeypatch.setattr(client_commands, "time", SimpleNamespace(sleep=lambda _s: None))
+    read, write = os.pipe()
+    os.write(write, b"gsm_piped\n")
+    os.close(write)
+    try:
+        run = gsomia("client", "--url", URL, "--token-file", f"/dev/fd/{read}", "watch")
+    finally:
+        os.close(read)
+    assert run.code == 0, run.err
+    assert tokens == ["Bearer gsm_piped"] * 3
+    empty = tmp_path / "empty.token"
+    empty.write_text("\n")
+    run = gsomia("client", "--url", URL, "--token-file", str(empty), "inbox")
+    assert run.code == 4 and f"the token file {empty} is empty" in run.err, run.err
+
+
+def test_a_fetched_payload_is_never_written_into_another_users_named_pipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a named pipe made under the name given, in a folder anyone may write (/tmp), was written
+    # into: its owner, reading the other end, got the plaintext that was to be only the user's
+    fifo = tmp_path / "payload.bin"
+    os.mkfifo(fifo)
+
+    def read_all() -> bytes:
+        got: list[bytes] = []
+        reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+        reader.start()
+        try:
+            common.write_private_file(fifo, b"classified", "payload")
+        finally:
+            reader.join(timeout=10)
+        return got[0]
+
+    assert read_all() == b"classified"  # the user's own pipe, as >(command) makes it
+    monkeypatch.setattr(os, "getuid", lambda: os.stat(fifo).st_uid + 1)  # another user's
+    with pytest.raises(InvalidInput, match="a named pipe of another user") as refused:
+        read_all()
+    assert str(fifo) in str(refused.value)

@@ -243,6 +243,14 @@ def test_an_address_with_a_password_is_refused_without_showing_it() -> None:
     assert "hunter2" not in str(raised.value)
 
 
+@pytest.mark.parametrize("url", ["HTTPS://desk:hunter2@exchange.test", "ftp://desk:hunter2@exchange.test"])
+def test_an_address_with_a_password_and_another_scheme_is_refused_without_showing_it(url: str) -> None:
+    # the scheme was checked first, and its error quoted the whole address, password and all
+    with pytest.raises(InvalidInput, match="give an http:// or https:// address") as raised:
+        ExchangeClient(url, token="gsm_x")
+    assert "hunter2" not in str(raised.value)
+
+
 # --- one call, one endpoint -------------------------------------------------------------------------
 
 CALLS: list[tuple[str, Callable[[ExchangeClient], Any], str, str, Any]] = [
