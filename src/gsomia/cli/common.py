@@ -325,7 +325,8 @@ def read_text(path: Path, what: str) -> str:
 def write_private_file(path: Path, data: bytes, what: str) -> None:
     """Write ``data`` (a decrypted payload: classified) to ``path`` as a file only its owner may
     read, mode 0600 from its first byte, whatever the umask: a new file written whole, then
-    renamed into place, so a file already there is replaced whole or not at all. A pipe or a
+    renamed into place, so a file already there is replaced whole or not at all. ``-`` is
+    standard output. A pipe or a
     device (``/dev/stdout`` on a terminal or a pipe) is written as it is. A symbolic link to a
     file, or to nothing, is refused: written through, it would put the plaintext where someone
     else chose; replaced, it would no longer be the link the user meant (``/dev/stdout`` on a
@@ -335,6 +336,11 @@ def write_private_file(path: Path, data: bytes, what: str) -> None:
         InvalidInput: ``path`` is a folder or such a link, or cannot be written (nothing is left
             of a new file).
     """
+    if str(path) == "-":  # standard output, as 'ledger export --out -'
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
     link, mode = False, None
     try:
         link = stat.S_ISLNK(path.lstat().st_mode)

@@ -130,10 +130,22 @@ def _export_streamed(ledger: LedgerService, out_file: Path) -> int | None:
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return None
     try:
-        with out_file.open("wb") as fh:
-            return ledger.export(fh)
+        # no O_CREAT: this opens what is there; for a pipe, it waits for its reader
+        fd = os.open(out_file, os.O_WRONLY | os.O_CLOEXEC)
     except OSError as e:
         raise InvalidInput(f"cannot write {out_file}: {e.strerror}") from e
+    with os.fdopen(fd, "wb") as fh:
+        st = os.fstat(fd)
+        if stat.S_ISFIFO(st.st_mode) and st.st_uid != os.getuid():
+            # made under the name given, in a folder anyone may write: its owner would read
+            # every party's metadata
+            raise InvalidInput(f"cannot write {out_file}: it is a named pipe of another user; give a file of your own")
+        if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+            raise InvalidInput(f"cannot write {out_file}: it changed while it was opened; run it again")
+        try:
+            return ledger.export(fh)
+        except OSError as e:
+            raise InvalidInput(f"cannot write {out_file}: {e.strerror}") from e
 
 
 def _export_to_new_file(ledger: LedgerService, out_file: Path) -> int:

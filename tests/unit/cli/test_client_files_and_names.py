@@ -283,3 +283,13 @@ def test_a_fetched_payload_is_never_written_into_another_users_named_pipe(
     with pytest.raises(InvalidInput, match="a named pipe of another user") as refused:
         read_all()
     assert str(fifo) in str(refused.value)
+
+
+def test_a_fetched_payload_to_dash_goes_to_standard_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    # as 'ledger export --out -': a file named "-" was made in the working folder
+    monkeypatch.chdir(tmp_path)
+    common.write_private_file(Path("-"), b"classified\x00\xff", "payload")
+    assert capsysbinary.readouterr().out == b"classified\x00\xff"
+    assert list(tmp_path.iterdir()) == []

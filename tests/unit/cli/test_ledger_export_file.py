@@ -8,6 +8,8 @@ import stat
 import threading
 from pathlib import Path
 
+import pytest
+
 from tests.unit.cli.cli_support import Gsomia
 
 
@@ -60,3 +62,21 @@ def test_the_export_to_dash_goes_to_standard_output(gsomia: Gsomia, tmp_path: Pa
     assert run.code == 0, run.err
     assert run.out.startswith('{"format":"gsomia-ledger-export/v1"'), run.out[:200]
     assert not Path("-").exists()
+
+
+def test_the_export_is_never_written_into_another_users_named_pipe(
+    gsomia: Gsomia, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # made under the name given in a folder anyone may write: its owner would read every
+    # party's metadata
+    db = _own_db(gsomia, tmp_path)
+    fifo = tmp_path / "export.pipe"
+    os.mkfifo(fifo)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    monkeypatch.setattr(os, "getuid", lambda: os.stat(fifo).st_uid + 1)
+    run = gsomia("--db", db, "ledger", "export", "--out", str(fifo))
+    reader.join(timeout=30)
+    assert run.code == 4 and "a named pipe of another user" in run.err, run.err
+    assert read == [b""]
